@@ -1,0 +1,37 @@
+# flowloom: `make run` starts it, `make test` checks everything. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+
+.PHONY: install run test lint typecheck pytest bench clean
+
+install: $(STAMP)
+
+# Re-installs only when the lockfile or the project metadata changed, so re-running is cheap.
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/flowloom demo
+
+lint: install
+	$(BIN)/ruff check flowloom tests benchmarks
+	$(BIN)/ruff format --check flowloom tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -n 2 --dist loadfile
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python -m benchmarks.storage
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

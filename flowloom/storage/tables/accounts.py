@@ -1,0 +1,79 @@
+"""People and their keys: users, external identities, per-user settings, API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from flowloom.storage.enums import UserRole
+from flowloom.storage.tables.base import ID_LENGTH, Base, CreatedAtMixin, TimestampMixin, check_in
+
+__all__ = ["ApiKey", "User", "UserIdentity", "UserSettings"]
+
+
+class User(TimestampMixin, Base):
+    """An account. Internal ``id`` is what every other table points at (seed 000's lesson)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        check_in("role", UserRole),
+        CheckConstraint("credits >= 0", name="credits_not_negative"),
+        CheckConstraint("email = lower(email)", name="email_lower_case"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    username: Mapped[str | None] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    """argon2id; empty for accounts that only sign in through an identity provider."""
+    role: Mapped[str] = mapped_column(String(16), default=UserRole.USER)
+    credits: Mapped[int] = mapped_column(default=0)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    last_login_at: Mapped[datetime | None]
+
+
+class UserIdentity(CreatedAtMixin, Base):
+    """An external identity (provider + subject, e.g. a Clerk user id) mapped to one user.
+
+    Its own table rather than columns on ``users`` so one account can be reached from several
+    providers; the (provider, subject) pair is unique, so a lookup finds at most one user.
+    """
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("provider", "subject"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+
+
+class UserSettings(TimestampMixin, Base):
+    __tablename__ = "user_settings"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiKey(TimestampMixin, Base):
+    """A key for programs. Only the SHA-256 of the secret is stored; the prefix is shown."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index(None, "user_id", "active"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    """The visible public part (seed 004's ``keyId``), used to find the key."""
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(default=True)
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
