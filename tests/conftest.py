@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -103,11 +103,11 @@ async def empty_db(
 async def db(empty_db: Database) -> AsyncIterator[Database]:
     """A fresh database of the parametrised kind, migrated to head."""
     await upgrade_database(empty_db)
-    yield empty_db
+    return empty_db
 
 
 @pytest.fixture
-def blob_dir(tmp_path: Path) -> Iterator[Path]:
+def blob_dir(tmp_path: Path) -> Path:
     path = tmp_path / "blobs"
     path.mkdir()
-    yield path
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +18,7 @@ from flowloom.storage.tables.base import (
     check_in,
 )
 
-__all__ = ["AiGeneration", "AiModel", "Agent", "Message", "Thread", "Usage"]
+__all__ = ["Agent", "AiGeneration", "AiModel", "Message", "Thread", "Usage"]
 
 
 class AiModel(TimestampMixin, Base):

@@ -24,9 +24,9 @@ from sqlalchemy.types import TypeEngine
 
 __all__ = [
     "ID_LENGTH",
-    "JSONType",
     "Base",
     "CreatedAtMixin",
+    "JSONType",
     "Money",
     "SoftDeleteMixin",
     "TimestampMixin",
