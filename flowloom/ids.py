@@ -41,6 +41,7 @@ AgentId = NewType("AgentId", str)
 #: Every kind of id flowloom makes, by table. A prefix is 1-8 lower-case letters.
 PREFIXES: Final = {
     "users": "usr",
+    "user_identities": "ident",
     "user_settings": "uset",
     "api_keys": "key",
     "workflows": "wf",

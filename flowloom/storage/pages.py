@@ -9,7 +9,10 @@ from typing import Generic, Protocol, TypeVar
 from flowloom.exceptions import InputError
 from flowloom.ids import parse_id
 
-__all__ = ["Page", "check_cursor", "page_of"]
+__all__ = ["MAX_PAGE_SIZE", "Page", "check_cursor", "check_limit", "page_of"]
+
+MAX_PAGE_SIZE = 100
+"""The most rows one page may ask for."""
 
 T = TypeVar("T")
 
@@ -20,6 +23,13 @@ class Page(Generic[T]):
 
     items: list[T]
     next_cursor: str | None
+
+
+def check_limit(limit: int) -> int:
+    """The page size if it is within 1..MAX_PAGE_SIZE, else InputError naming ``limit``."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InputError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+    return limit
 
 
 def check_cursor(cursor: str | None, *, prefix: str) -> str | None:

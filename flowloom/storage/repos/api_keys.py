@@ -1,0 +1,204 @@
+"""API keys: made once, shown once, stored as a SHA-256 digest, checked on every program request.
+
+A key reads ``flk_<prefix>_<secret>``. The prefix (8 characters, no underscore) is stored in the
+clear and finds the row; the digest of the whole key proves the caller holds the secret. A plain
+SHA-256 is enough (no slow hash): the secret is 256 random bits, not something a person chose,
+so there is nothing to guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from flowloom.exceptions import InputError, NotFound
+from flowloom.ids import PREFIXES, new_id
+from flowloom.storage.enums import ApiScope
+from flowloom.storage.errors import translate_integrity_error
+from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
+from flowloom.storage.tables import ApiKey, User
+from flowloom.storage.tables.base import utcnow
+
+__all__ = ["KEY_MARKER", "ApiKeyRepo", "authenticate_api_key"]
+
+KEY_MARKER = "flk"
+"""How every flowloom API key begins (``flk_``), so scanners and people can recognise one."""
+
+_ID_PREFIX = PREFIXES["api_keys"]
+_PREFIX_LENGTH = 8
+_PREFIX_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_PREFIX_ATTEMPTS = 5
+_NAME_MAX_LENGTH = 200
+# Writing last_used_at on every request would turn each authenticated read into a write; a
+# minute's precision is plenty for "when was this key last used".
+_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def _digest(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def _split(plaintext: str) -> str | None:
+    """The prefix of a well-formed key, else None."""
+    marker, sep, rest = plaintext.partition("_")
+    prefix, sep2, secret = rest.partition("_")
+    if marker != KEY_MARKER or not sep or not sep2 or not secret:
+        return None
+    if len(prefix) != _PREFIX_LENGTH or not set(prefix) <= set(_PREFIX_ALPHABET):
+        return None
+    return prefix
+
+
+def _check_scopes(scopes: Iterable[ApiScope | str]) -> list[str]:
+    checked: list[str] = []
+    for scope in scopes:
+        try:
+            value = ApiScope(scope).value
+        except ValueError:
+            allowed = ", ".join(s.value for s in ApiScope)
+            raise InputError(
+                f"unknown scope {scope!r}; scopes are: {allowed}", field="scopes"
+            ) from None
+        if value not in checked:
+            checked.append(value)
+    if not checked:
+        raise InputError("a key needs at least one scope", field="scopes")
+    return checked
+
+
+class ApiKeyRepo:
+    """One user's API keys. Another user's key id behaves exactly like a missing one."""
+
+    def __init__(self, session: AsyncSession, *, owner_id: str) -> None:
+        self._session = session
+        self._owner_id = owner_id
+
+    async def create(
+        self,
+        *,
+        name: str,
+        scopes: Iterable[ApiScope | str],
+        expires_at: datetime | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key and its plaintext. The plaintext is not stored and cannot be shown again.
+
+        InputError for an empty or overlong name, an unknown scope, no scopes, or an expiry that
+        is naive or already past; NotFound if the owner does not exist.
+        """
+        name = name.strip()
+        if not name or len(name) > _NAME_MAX_LENGTH:
+            raise InputError(f"name must be 1-{_NAME_MAX_LENGTH} characters", field="name")
+        checked_scopes = _check_scopes(scopes)
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise InputError("expires_at must carry a time zone", field="expires_at")
+            if expires_at <= utcnow():
+                raise InputError("expires_at is in the past", field="expires_at")
+        attempt = 0
+        while True:
+            attempt += 1
+            prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(_PREFIX_LENGTH))
+            plaintext = f"{KEY_MARKER}_{prefix}_{secrets.token_urlsafe(32)}"
+            key = ApiKey(
+                id=new_id(_ID_PREFIX),
+                user_id=self._owner_id,
+                name=name,
+                prefix=prefix,
+                secret_sha256=_digest(plaintext),
+                scopes=checked_scopes,
+                expires_at=expires_at,
+            )
+            try:
+                # A savepoint: a prefix collision (about one in a trillion per key) only undoes
+                # this insert, and the next attempt draws a fresh prefix.
+                async with self._session.begin_nested():
+                    self._session.add(key)
+            except IntegrityError as exc:
+                collided = "prefix" in str(exc.orig).lower()
+                if collided and attempt < _PREFIX_ATTEMPTS:
+                    continue
+                raise translate_integrity_error(exc, what="api key") from None
+            return key, plaintext
+
+    async def get(self, *, key_id: str) -> ApiKey:
+        """The owner's key with this id (revoked ones too), or NotFound."""
+        key = await self._session.scalar(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == self._owner_id)
+        )
+        if key is None:
+            raise NotFound("api key", key_id)
+        return key
+
+    async def list(self, *, cursor: str | None = None, limit: int = 10) -> Page[ApiKey]:
+        """The owner's keys, newest first, revoked ones included (their rows hold no secret)."""
+        check_limit(limit)
+        query = select(ApiKey).where(ApiKey.user_id == self._owner_id)
+        after = check_cursor(cursor, prefix=_ID_PREFIX)
+        if after is not None:
+            query = query.where(ApiKey.id < after)
+        rows = await self._session.scalars(query.order_by(ApiKey.id.desc()).limit(limit + 1))
+        return page_of(rows.all(), limit=limit)
+
+    async def revoke(self, *, key_id: str) -> ApiKey:
+        """Switch the key off for good. Revoking a revoked key changes nothing."""
+        key = await self.get(key_id=key_id)
+        if key.revoked_at is None:
+            key.active = False
+            key.revoked_at = utcnow()
+            await self._session.flush()
+        return key
+
+
+async def authenticate_api_key(
+    session: AsyncSession, *, plaintext: str, now: datetime | None = None
+) -> ApiKey | None:
+    """The key ``plaintext`` stands for, if it may be used now; None for anything else.
+
+    None for a malformed string, an unknown prefix, a wrong secret, and a key that is revoked,
+    inactive, expired, or whose owner's account is disabled; the caller cannot tell which, by
+    design. Not owner-scoped: this is how the owner is found.
+
+    When the key's ``last_used_at`` is more than a minute old, it is set to ``now`` in the
+    caller's transaction (so it sticks only if that transaction commits); otherwise nothing is
+    written, which keeps the common case a single indexed read.
+    """
+    prefix = _split(plaintext)
+    if prefix is None:
+        return None
+    now = now or utcnow()
+    key = await session.scalar(
+        select(ApiKey)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.prefix == prefix, User.is_active.is_(True))
+    )
+    if key is None:
+        return None
+    if not hmac.compare_digest(key.secret_sha256, _digest(plaintext)):
+        return None
+    if not key.active or key.revoked_at is not None:
+        return None
+    if key.expires_at is not None and key.expires_at <= now:
+        return None
+    if key.last_used_at is None or now - key.last_used_at >= _TOUCH_INTERVAL:
+        stale = now - _TOUCH_INTERVAL
+        # Conditional, so concurrent requests with the same key write the row once.
+        await session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key.id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stale),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        # Committed value, not a change: the UPDATE above already wrote it.
+        set_committed_value(key, "last_used_at", now)
+    return key

@@ -1,0 +1,104 @@
+"""The audit log: who did what to which object, from where.
+
+Entries are written, never changed. ``details`` never holds a secret: before an entry is stored,
+every key whose name contains ``password``, ``passwd``, ``secret``, ``token``, ``key``,
+``credential``, ``authorization`` or ``cookie`` (any case, at any depth, inside lists too) is
+dropped with its value. The match is broad on purpose (``key_id`` goes too): an entry missing a
+harmless field costs little, an entry holding a live secret is a leak in every backup.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowloom.exceptions import InputError
+from flowloom.ids import PREFIXES, new_id
+from flowloom.storage.errors import translate_integrity_error
+from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
+from flowloom.storage.tables import AuditEntry
+
+__all__ = ["AuditRepo", "scrub_details"]
+
+_ID_PREFIX = PREFIXES["audit_log"]
+_SECRET_KEY = re.compile(
+    r"password|passwd|secret|token|key|credential|authorization|cookie", re.IGNORECASE
+)
+_ACTION_MAX_LENGTH = 64
+
+
+def scrub_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``details`` without the keys that may name a secret (see the module docstring)."""
+    return {
+        key: _scrub(value) for key, value in details.items() if not _SECRET_KEY.search(str(key))
+    }
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return scrub_details(value)
+    if isinstance(value, list | tuple):
+        return [_scrub(item) for item in value]
+    return value
+
+
+class AuditRepo:
+    """Write audit entries and read them back per user.
+
+    Not owner-scoped at construction, because the system also writes entries with no actor;
+    ``list_for_user`` takes the owner explicitly and returns only that user's entries.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record(
+        self,
+        *,
+        user_id: str | None,
+        action: str,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry (``user_id`` None: done by the system). ``details`` is scrubbed.
+
+        InputError for an empty or overlong action; NotFound if ``user_id`` names no user.
+        """
+        if not action or len(action) > _ACTION_MAX_LENGTH:
+            raise InputError(f"action must be 1-{_ACTION_MAX_LENGTH} characters", field="action")
+        entry = AuditEntry(
+            id=new_id(_ID_PREFIX),
+            user_id=user_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            ip=ip,
+            user_agent=user_agent,
+            details=scrub_details(details or {}),
+        )
+        self._session.add(entry)
+        try:
+            await self._session.flush()
+        except IntegrityError as exc:
+            raise translate_integrity_error(exc, what="audit entry") from None
+        return entry
+
+    async def list_for_user(
+        self, *, owner_id: str, cursor: str | None = None, limit: int = 10
+    ) -> Page[AuditEntry]:
+        """The entries whose actor is ``owner_id``, newest first."""
+        check_limit(limit)
+        query = select(AuditEntry).where(AuditEntry.user_id == owner_id)
+        after = check_cursor(cursor, prefix=_ID_PREFIX)
+        if after is not None:
+            query = query.where(AuditEntry.id < after)
+        rows = await self._session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1))
+        return page_of(rows.all(), limit=limit)
