@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import (
 from flowloom.exceptions import StorageError
 from flowloom.settings import Settings, normalize_database_url
 
-__all__ = ["Database"]
+__all__ = ["WRITE_TRANSACTION", "Database"]
 
-_WRITE_OPTION = "flowloom_write"
+WRITE_TRANSACTION = "flowloom_write"
+"""Execution option: this connection's transactions write (``BEGIN IMMEDIATE`` on SQLite)."""
 
 
 class Database:
@@ -55,7 +56,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, busy_timeout_ms=sqlite_busy_timeout_ms)
-        write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        write_engine = self.engine.execution_options(**{WRITE_TRANSACTION: True})
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._writes = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
         self._write_lock: asyncio.Lock | None = None
@@ -132,5 +133,5 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        writing = conn.get_execution_options().get(_WRITE_OPTION, False)
+        writing = conn.get_execution_options().get(WRITE_TRANSACTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")

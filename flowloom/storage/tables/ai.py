@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowloom.storage.enums import MessageRole, UsageType
@@ -134,6 +134,13 @@ class Usage(CreatedAtMixin, Base):
         Index(None, "api_key_id", "created_at"),
         Index(None, "provider", "model"),
         Index(None, "run_id"),
+        # Deleting a node execution (pruning) sets its usage rows' reference to NULL.
+        Index(
+            None,
+            "node_execution_id",
+            sqlite_where=text("node_execution_id IS NOT NULL"),
+            postgresql_where=text("node_execution_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)

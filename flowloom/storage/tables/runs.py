@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
@@ -80,6 +80,13 @@ class NodeExecution(TimestampMixin, Base):
         UniqueConstraint("run_id", "node_id"),
         Index(None, "status", "lease_expires_at"),
         Index(None, "cache_signature"),
+        # Deleting a node execution (pruning) looks up rows cached from it; few rows have one.
+        Index(
+            None,
+            "cached_from_id",
+            sqlite_where=text("cached_from_id IS NOT NULL"),
+            postgresql_where=text("cached_from_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
