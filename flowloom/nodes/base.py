@@ -1,0 +1,272 @@
+"""The node contract: what a node type declares, what it receives, and what it returns.
+
+A node type is a class. It declares a ``type_name`` (a public contract: saved workflows name
+it), a :class:`Category`, a ``version`` (bumped when its outputs change for the same inputs,
+which invalidates cached results), whether it is ``deterministic`` (only deterministic nodes
+are cached), a pydantic ``Config`` model, and its ports, which may depend on the config. The
+engine calls :meth:`Node.run` with a :class:`RunContext`: everything a node needs from outside
+(blob store, workflow memory, HTTP, settings, the answer to a wait) reaches it there, never by
+importing the storage or API layers, so every node runs against the fakes in
+:mod:`flowloom.testing`.
+
+Two named exceptions steer the engine from inside ``run``:
+:class:`flowloom.exceptions.RetryNode` (run me again after ``after_s``) and
+:class:`WaitForInput` (park me as WAITING until answered or until a timer fires).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict
+
+from flowloom.exceptions import ExecutionError, NodeFailed
+from flowloom.graph.ports import NO_DEFAULT, Port, PortType
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "NO_DEFAULT",
+    "BlobStore",
+    "Category",
+    "HttpClientFactory",
+    "MemoryItem",
+    "MemoryStore",
+    "Node",
+    "NodeConfig",
+    "NodeResult",
+    "NodeSettings",
+    "Port",
+    "PortType",
+    "RunContext",
+    "WaitForInput",
+    "default_http_client",
+    "idempotency_key",
+]
+
+
+class Category(StrEnum):
+    """The eight kinds of node of the engine document (seed 003); the palette groups by them."""
+
+    TRIGGER = "TRIGGER"
+    """Starts a run and hands it its inputs."""
+    AI_AGENT = "AI_AGENT"
+    """Calls a language model or an agent."""
+    EXTERNAL_ACTION = "EXTERNAL_ACTION"
+    """Talks to a service outside flowloom (HTTP, third-party APIs)."""
+    ACTION = "ACTION"
+    """Transforms data in process: text, lists, JSON, images."""
+    FLOW = "FLOW"
+    """Steers the run: branches, merges, delays."""
+    HUMAN_IN_THE_LOOP = "HUMAN_IN_THE_LOOP"
+    """Waits for a person's answer."""
+    TOOL = "TOOL"
+    """A tool an agent may call (MCP and the like)."""
+    MEMORY = "MEMORY"
+    """Reads or writes the workflow's keyed memory."""
+
+
+class NodeConfig(BaseModel):
+    """Base of every node's config model.
+
+    Unknown keys are kept rather than refused because a config may also hold literal values
+    for input ports, under the port's name (a value typed into the node instead of wired in);
+    validation refuses extra keys that name no input port.
+    """
+
+    # Attribute docstrings become field descriptions in the JSON Schema the config form shows.
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    """What a run produced, by output port name.
+
+    Only the outputs present were produced: a condition that takes its ``true`` branch returns
+    ``{"true": value}`` and nothing for ``false``, and the engine skips the nodes fed only by
+    outputs that are absent.
+    """
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class WaitForInput(ExecutionError):
+    """Control flow, not failure: park this node as WAITING and free its slot.
+
+    The engine stores ``kind``, ``reason`` and ``payload`` (what a person or the API needs to
+    answer: a prompt, the value under review) and runs the node again when the wait is answered,
+    with the answer in ``RunContext.answer``. With ``resume_after_s`` the engine answers it
+    itself once that much time has passed (a long delay).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        kind: str = "input",
+        payload: Mapping[str, Any] | None = None,
+        resume_after_s: float | None = None,
+    ) -> None:
+        self.reason = reason
+        self.kind = kind
+        self.payload: dict[str, Any] = dict(payload or {})
+        self.resume_after_s = resume_after_s
+        super().__init__(f"waiting for {kind}: {reason}")
+
+
+class BlobStore(Protocol):
+    """Content-addressed bytes: binary data lives here, outputs hold its SHA-256."""
+
+    async def put(self, data: bytes) -> str:
+        """Store ``data`` (idempotently) and return its SHA-256 in lower-case hex."""
+        ...
+
+    async def read(self, sha256: str) -> bytes:
+        """The bytes stored under ``sha256``; raises NotFound when there are none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryItem:
+    """One value of a workflow's keyed memory."""
+
+    key: str
+    value: Any
+    value_type: str
+    """The JSON type: string, number, boolean, object, array or null."""
+    expires_at: datetime | None = None
+
+
+class MemoryStore(Protocol):
+    """The keyed memory of the running workflow (already scoped to it by the engine)."""
+
+    async def get(self, key: str) -> MemoryItem | None:
+        """The live value under ``key``, or None when absent or expired."""
+        ...
+
+    async def set(self, key: str, value: Any, *, ttl_s: float | None = None) -> MemoryItem:
+        """Store ``value`` (JSON) under ``key``, expiring after ``ttl_s`` seconds if given."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Forget ``key``; whether there was a live value."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """The instance settings nodes obey; the engine fills them from ``flowloom.Settings``."""
+
+    allow_private_http: bool = False
+    """Let http.request and image.load reach private, loopback and link-local addresses."""
+    http_max_response_bytes: int = 10 * 1024 * 1024
+    """Largest response body a node reads; bigger ones fail the node."""
+    image_max_bytes: int = 50 * 1024 * 1024
+    """Largest image image.load accepts."""
+    inline_delay_max_s: float = 60.0
+    """flow.delay sleeps in place up to this long; longer delays park the node as WAITING."""
+
+
+HttpClientFactory = Callable[[], "httpx.AsyncClient"]
+"""Makes the HTTP client a node uses (tests pass one with ``httpx.MockTransport``)."""
+
+
+def default_http_client() -> httpx.AsyncClient:
+    """A client that ignores proxy variables (a proxy would bypass the address checks)."""
+    import httpx  # httpx costs ~0.2 s to import and only HTTP nodes need it
+
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False)
+
+
+def idempotency_key(run_id: str, node_id: str, attempt: int) -> str:
+    """The key a node attempt passes to services it calls, so a retried effect happens once."""
+    return f"{run_id}:{node_id}:{attempt}"
+
+
+_log = logging.getLogger("flowloom.nodes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext:
+    """Everything a node may use from outside, for one attempt of one node in one run."""
+
+    run_id: str
+    node_id: str
+    attempt: int = 1
+    idempotency_key: str
+    """Pass it to services that deduplicate (an ``Idempotency-Key`` header)."""
+    blobs: BlobStore
+    memory: MemoryStore
+    workflow_id: str | None = None
+    run_inputs: Mapping[str, Any] = field(default_factory=dict)
+    """The inputs the run was started with (a trigger hands them to the graph)."""
+    answer: Mapping[str, Any] | None = None
+    """The answer to this node's earlier WaitForInput; None on a first run."""
+    settings: NodeSettings = field(default_factory=NodeSettings)
+    http_client: HttpClientFactory = default_http_client
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    """How a node waits in place; the engine may pass one that wakes on cancellation."""
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = _log
+
+    def fail(self, message: str, *, retryable: bool = False) -> NodeFailed:
+        """A NodeFailed for this node and attempt, to raise: ``raise ctx.fail("...")``."""
+        return NodeFailed(message, node_id=self.node_id, attempt=self.attempt, retryable=retryable)
+
+
+class Node(ABC, Generic[ConfigT]):
+    """Base of every node type. Subclasses set the class attributes and implement ``run``.
+
+    Instances hold no state: the registry keeps one per type and the engine calls it
+    concurrently for many runs.
+    """
+
+    type_name: ClassVar[str]
+    """The public name, ``family.name`` (``text.template``)."""
+    category: ClassVar[Category]
+    version: ClassVar[int] = 1
+    deterministic: ClassVar[bool] = True
+    """Same config and inputs give the same outputs, so results may be cached."""
+    dynamic_ports: ClassVar[bool] = False
+    """Ports depend on the config; the palette shows the ports of the default config."""
+    Config: ClassVar[type[BaseModel]] = NodeConfig
+
+    @classmethod
+    def description(cls) -> str:
+        """The first paragraph of the class docstring, for the palette."""
+        doc = (cls.__doc__ or "").strip()
+        return " ".join(doc.split("\n\n", 1)[0].split())
+
+    def parse_config(self, raw: Mapping[str, Any]) -> ConfigT:
+        """The validated config; raises pydantic's ValidationError naming each bad field."""
+        return cast(ConfigT, self.Config.model_validate(raw))
+
+    def is_deterministic(self, config: ConfigT) -> bool:
+        """Whether results for ``config`` may be cached (``deterministic`` unless overridden)."""
+        return self.deterministic
+
+    def inputs(self, config: ConfigT) -> list[Port]:
+        """The input ports for ``config`` (none by default)."""
+        return []
+
+    def outputs(self, config: ConfigT) -> list[Port]:
+        """The output ports for ``config`` (none by default)."""
+        return []
+
+    @abstractmethod
+    async def run(self, ctx: RunContext, config: ConfigT, inputs: dict[str, Any]) -> NodeResult:
+        """Do the work. ``inputs`` holds a value for every input port that has one.
+
+        Raise ``ctx.fail(...)`` for a failure worth a clear message, RetryNode to be run again
+        later, WaitForInput to park. Return the produced outputs only.
+        """
