@@ -1,0 +1,141 @@
+"""The ``flowloom`` command: Typer wiring only; the work is in the modules beside this one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flowloom.cli import db as db_commands
+from flowloom.cli.common import fail, load_settings, run_async
+from flowloom.exceptions import InputError
+from flowloom.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="flowloom",
+    help="flowloom: build AI workflows as graphs, run them, and read every run back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database: migrate, prune, back up, inspect.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+console = Console()
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for the SQLite file, blobs and the secret key.", show_default=False
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="sqlite:///PATH or postgresql://USER@HOST/DB.", show_default=False),
+    ] = None,
+) -> None:
+    """Options given here win over FLOWLOOM_* environment variables."""
+    ctx.obj = load_settings(data_dir=data_dir, database_url=database_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Migrate the database to the newest schema."""
+    revision = run_async(lambda: db_commands.upgrade(_settings(ctx)))
+    console.print(f"database is at revision [bold]{revision}[/bold]")
+
+
+@db_app.command("prune")
+def db_prune(
+    ctx: typer.Context,
+    older_than: Annotated[str, typer.Option(help="Age such as 30d, 12h, 2w.")],
+    archive: Annotated[
+        Path | None,
+        typer.Option(help="Write pruned runs to JSON Lines files in this folder first."),
+    ] = None,
+) -> None:
+    """Delete runs older than a given age, with their node executions and unshared blobs."""
+    from flowloom.storage.maintenance import parse_duration
+
+    try:
+        age = parse_duration(older_than)
+    except InputError as exc:
+        fail(str(exc))
+    report = run_async(lambda: db_commands.prune(_settings(ctx), older_than=age, archive=archive))
+    console.print(
+        f"pruned {report.runs} run(s), {report.node_executions} node execution(s), "
+        f"{report.artifacts} artifact(s), {report.blobs_deleted} blob(s)"
+    )
+    for path in report.archive_files:
+        console.print(f"archived to {path}")
+
+
+@db_app.command("backup")
+def db_backup(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Where to write the copy (must not exist).")],
+) -> None:
+    """Write a consistent copy of the database while flowloom keeps running."""
+    written = run_async(lambda: db_commands.backup(_settings(ctx), target=path))
+    console.print(f"backup written to {written}")
+
+
+@db_app.command("stats")
+def db_stats(ctx: typer.Context) -> None:
+    """Rows (and sizes, where the database tells) of every table."""
+    rows = run_async(lambda: db_commands.stats(_settings(ctx)))
+    table = Table("table", "rows", "size")
+    for row in rows:
+        size = "-" if row.bytes is None else f"{row.bytes / 1024:,.0f} KiB"
+        table.add_row(row.name, f"{row.rows:,}", size)
+    console.print(table)
+
+
+@users_app.command("create")
+def users_create(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Option(help="The account's email address.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    admin: Annotated[bool, typer.Option(help="Give the account the admin role.")] = False,
+) -> None:
+    """Create an account. The password is read from standard input, never from arguments."""
+    from flowloom.cli.users import create_user
+
+    if not password_stdin:
+        fail("give --password-stdin and pipe the password in (it never goes on a command line)")
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = run_async(
+        lambda: create_user(_settings(ctx), email=email, password=password, admin=admin)
+    )
+    console.print(f"created {user.role} {user.email} ({user.id})")
+
+
+@app.command("demo")
+def demo(ctx: typer.Context) -> None:
+    """Set up the local database, load the example workflows, and show what is stored."""
+    from flowloom.cli.demo import run_demo
+
+    run_async(lambda: run_demo(_settings(ctx), console=console))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,703 @@
+"""Keeping a database healthy: retention with a cold-storage archive, sizes, and backups.
+
+- ``prune_runs`` deletes old runs in short transactions, writing each one to a JSON Lines
+  archive first when asked (seed 000's cold storage), removes the blobs only they referenced,
+  and gives the space back to the file system on SQLite.
+- ``table_stats`` and ``database_bytes`` answer "what takes the space" (seed 003's storage query).
+- ``backup_database`` copies a live SQLite database consistently; PostgreSQL has pg_dump.
+- ``parse_duration`` and ``parse_date`` read the ``--older-than 30d`` and ``--before DATE``
+  arguments of those commands, refusing anything ambiguous with an InputError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shlex
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowloom.exceptions import ConfigurationError, InputError, StorageError
+from flowloom.storage.blobs import BlobStore
+from flowloom.storage.database import Database
+from flowloom.storage.tables import Artifact, NodeExecution, WorkflowRun
+
+__all__ = [
+    "ARCHIVE_FORMAT",
+    "DEFAULT_BLOB_GRACE",
+    "PruneReport",
+    "TableStat",
+    "backup_database",
+    "database_bytes",
+    "parse_date",
+    "parse_duration",
+    "prune_runs",
+    "table_stats",
+]
+
+ARCHIVE_FORMAT = "flowloom.run.v1"
+"""The ``format`` field of every archive line, bumped if the line's shape changes."""
+
+DEFAULT_BLOB_GRACE = timedelta(hours=1)
+"""A blob put this recently is never deleted by a prune, even if nothing refers to it yet.
+
+save_artifact writes the blob before its row commits; the grace covers that window, so a prune
+racing a new artifact with the same content cannot delete the blob under it.
+"""
+
+_RUNS = WorkflowRun.__table__
+_NODES = NodeExecution.__table__
+_ARTIFACTS = Artifact.__table__
+
+_MAX_BATCH = 5_000  # each id is bound twice in one statement; drivers cap binds at ~32k
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    """What ``prune_runs`` removed."""
+
+    cutoff: datetime
+    """Runs created before this moment were pruned."""
+    runs: int = 0
+    node_executions: int = 0
+    artifacts: int = 0
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+    """Bytes of the deleted blobs."""
+    archive_files: tuple[Path, ...] = ()
+    database_bytes_before: int | None = None
+    """SQLite only: the database file plus its WAL, before and after (shows the space returned)."""
+    database_bytes_after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TableStat:
+    """One table's size."""
+
+    name: str
+    rows: int
+    rows_exact: bool
+    """False when ``rows`` is PostgreSQL's planner estimate rather than a count."""
+    bytes: int | None
+    """The table with its indexes and TOAST data; None where the database cannot tell."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention
+
+
+async def prune_runs(
+    db: Database,
+    *,
+    older_than: timedelta | None = None,
+    before: datetime | None = None,
+    archive_dir: Path | None = None,
+    blob_store: BlobStore | None = None,
+    batch_size: int = 1000,
+    now: datetime | None = None,
+    blob_grace: timedelta = DEFAULT_BLOB_GRACE,
+) -> PruneReport:
+    """Delete the runs created before ``now - older_than`` (or before ``before``: give one).
+
+    Runs go oldest first, ``batch_size`` per transaction, so a prune of millions never holds the
+    write lock for long and an interrupted prune leaves every remaining run newer than every
+    pruned one. A run's node executions, artifacts, debug session and sub-runs go with it (the
+    sub-runs are counted and archived as runs too); its usage rows stay, with ``run_id`` NULL.
+
+    With ``archive_dir``, every run is first written as one line of
+    ``archive_dir/runs-YYYYMMDD-HHMMSS.jsonl`` (``{"format", "run", "node_executions",
+    "artifacts"}``; artifact rows, not blob bytes) and the file fsynced before its batch is
+    deleted: nothing is deleted that was not archived. An archive_dir that cannot be written
+    raises InputError before anything is deleted. If a deletion fails after its batch was
+    archived, a later prune archives those runs again: readers keep the last line per run id.
+
+    With ``blob_store``, blobs that no remaining artifact refers to are deleted, except those
+    put within ``blob_grace`` (see DEFAULT_BLOB_GRACE). On SQLite the freed pages are then
+    returned to the file system (incremental vacuum and a WAL checkpoint).
+    """
+    started = datetime.now(UTC)
+    now = _aware(now, "now") if now is not None else started
+    cutoff = _cutoff(older_than=older_than, before=before, now=now)
+    if not 1 <= batch_size <= _MAX_BATCH:
+        raise InputError(f"batch size must be 1 to {_MAX_BATCH}, not {batch_size}")
+    archive = _Archive.prepare(archive_dir, now) if archive_dir is not None else None
+    db_path = _sqlite_file(db)
+    size_before = _sqlite_bytes(db_path) if db_path else None
+    runs = node_executions = artifacts = blobs_deleted = bytes_freed = 0
+    try:
+        while True:
+            async with db.write() as session:
+                batch = await _prune_batch(session, cutoff, batch_size, db.is_sqlite, archive)
+            if batch is None:
+                break
+            runs += batch.runs
+            node_executions += batch.node_executions
+            artifacts += batch.artifacts
+            if blob_store is not None and batch.blobs:
+                deleted, freed = await _delete_unreferenced_blobs(
+                    db, blob_store, batch.blobs, grace=blob_grace
+                )
+                blobs_deleted += deleted
+                bytes_freed += freed
+    finally:
+        if archive is not None:
+            archive.close()
+    if db_path is not None and runs:
+        await _sqlite_reclaim(db_path)
+    return PruneReport(
+        cutoff=cutoff,
+        runs=runs,
+        node_executions=node_executions,
+        artifacts=artifacts,
+        blobs_deleted=blobs_deleted,
+        bytes_freed=bytes_freed,
+        archive_files=tuple(archive.paths) if archive is not None else (),
+        database_bytes_before=size_before,
+        database_bytes_after=_sqlite_bytes(db_path) if db_path else None,
+    )
+
+
+def _cutoff(*, older_than: timedelta | None, before: datetime | None, now: datetime) -> datetime:
+    if (older_than is None) == (before is None):
+        raise InputError("give exactly one of older_than and before")
+    if before is not None:
+        return _aware(before, "before")
+    assert older_than is not None
+    if older_than < timedelta(0):
+        raise InputError(f"older_than must not be negative, not {older_than}")
+    return now - older_than
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None:
+        raise InputError(f"{name} must be timezone-aware, not {moment.isoformat()}", field=name)
+    return moment.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class _Batch:
+    runs: int
+    node_executions: int
+    artifacts: int
+    blobs: dict[str, int]
+    """sha256 -> size of the blobs the deleted artifacts referred to."""
+
+
+async def _prune_batch(
+    session: AsyncSession,
+    cutoff: datetime,
+    batch_size: int,
+    is_sqlite: bool,
+    archive: _Archive | None,
+) -> _Batch | None:
+    """Archive and delete one batch inside ``session``'s transaction; None when none is left."""
+    oldest = (
+        select(WorkflowRun.id)
+        .where(WorkflowRun.created_at < cutoff)
+        .order_by(WorkflowRun.created_at)
+        .limit(batch_size)
+    )
+    if not is_sqlite:
+        # Two prunes at once must not archive the same runs twice.
+        oldest = oldest.with_for_update(skip_locked=True)
+    run_ids = list((await session.scalars(oldest)).all())
+    if not run_ids:
+        return None
+    run_ids = await _with_sub_runs(session, run_ids)
+
+    in_runs = NodeExecution.run_id.in_(run_ids)
+    # Plain rows rather than ORM objects: a batch is thousands of rows read once, and the
+    # identity map would cost more than the query.
+    artifact_rows = [
+        dict(row._mapping)
+        for row in await session.execute(
+            select(_ARTIFACTS)
+            .where(
+                or_(
+                    Artifact.run_id.in_(run_ids),
+                    Artifact.node_execution_id.in_(select(NodeExecution.id).where(in_runs)),
+                )
+            )
+            .order_by(Artifact.id)
+        )
+    ]
+    if archive is not None:
+        runs = [
+            dict(row._mapping)
+            for row in await session.execute(
+                select(_RUNS).where(WorkflowRun.id.in_(run_ids)).order_by(WorkflowRun.id)
+            )
+        ]
+        nodes = [
+            dict(row._mapping)
+            for row in await session.execute(
+                select(_NODES).where(in_runs).order_by(NodeExecution.run_id, NodeExecution.id)
+            )
+        ]
+        node_count = len(nodes)
+        lines = await asyncio.to_thread(_archive_lines, runs, nodes, artifact_rows)
+        # Written and fsynced before the DELETE below: if this raises, the transaction rolls
+        # back and the batch stays in the database.
+        await asyncio.to_thread(archive.append, lines)
+    else:
+        node_count = (
+            await session.scalar(select(func.count()).select_from(NodeExecution).where(in_runs))
+        ) or 0
+    await session.execute(
+        delete(WorkflowRun)
+        .where(WorkflowRun.id.in_(run_ids))
+        .execution_options(synchronize_session=False)
+    )
+    return _Batch(
+        runs=len(run_ids),
+        node_executions=node_count,
+        artifacts=len(artifact_rows),
+        blobs={a["sha256"]: a["size"] for a in artifact_rows},
+    )
+
+
+async def _with_sub_runs(session: AsyncSession, run_ids: list[str]) -> list[str]:
+    """``run_ids`` plus all their descendants, which the delete would cascade to anyway."""
+    seen = set(run_ids)
+    result = list(run_ids)
+    frontier = run_ids
+    while frontier:
+        children = (
+            await session.scalars(
+                select(WorkflowRun.id).where(WorkflowRun.parent_run_id.in_(frontier))
+            )
+        ).all()
+        frontier = [child for child in children if child not in seen]
+        seen.update(frontier)
+        result.extend(frontier)
+    return result
+
+
+async def _delete_unreferenced_blobs(
+    db: Database, store: BlobStore, candidates: dict[str, int], *, grace: timedelta
+) -> tuple[int, int]:
+    """Delete the blobs among ``candidates`` (sha256 -> size) no artifact refers to any more."""
+    checked_at = datetime.now(UTC)
+    async with db.read() as session:
+        referenced = set(
+            (
+                await session.scalars(
+                    select(Artifact.sha256).where(Artifact.sha256.in_(candidates)).distinct()
+                )
+            ).all()
+        )
+    deleted = freed = 0
+    for sha256 in sorted(candidates.keys() - referenced):
+        if await asyncio.to_thread(store.delete, sha256, only_if_put_before=checked_at - grace):
+            deleted += 1
+            freed += candidates[sha256]
+    return deleted, freed
+
+
+Row = dict[str, Any]
+
+
+def _archive_lines(runs: list[Row], nodes: list[Row], artifacts: list[Row]) -> list[str]:
+    nodes_by_run: dict[str, list[Row]] = {}
+    run_of_node: dict[str, str] = {}
+    for node in nodes:
+        nodes_by_run.setdefault(node["run_id"], []).append(node)
+        run_of_node[node["id"]] = node["run_id"]
+    artifacts_by_run: dict[str, list[Row]] = {}
+    for artifact in artifacts:
+        # An artifact may name only its node execution; it belongs to that node's run.
+        owner = run_of_node.get(artifact["node_execution_id"], artifact["run_id"])
+        if owner is not None:
+            artifacts_by_run.setdefault(owner, []).append(artifact)
+    return [
+        json.dumps(
+            {
+                "format": ARCHIVE_FORMAT,
+                "run": run,
+                "node_executions": nodes_by_run.get(run["id"], []),
+                "artifacts": artifacts_by_run.get(run["id"], []),
+            },
+            default=_json_default,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        for run in runs
+    ]
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot archive a {type(value).__name__}")
+
+
+class _Archive:
+    """One JSON Lines file of pruned runs, created on the first batch, fsynced per batch."""
+
+    def __init__(self, folder: Path, stem: str) -> None:
+        self.folder = folder
+        self.stem = stem
+        self.paths: list[Path] = []
+        self._file: IO[str] | None = None
+
+    @classmethod
+    def prepare(cls, folder: Path, now: datetime) -> _Archive:
+        """Make sure ``folder`` can take the archive before anything is deleted."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"archive dir {folder} cannot be created: {exc.strerror}", field="archive_dir"
+            ) from None
+        if not folder.is_dir():
+            raise InputError(f"archive dir {folder} is not a directory", field="archive_dir")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"archive dir {folder} is not writable", field="archive_dir")
+        return cls(folder, f"runs-{now:%Y%m%d-%H%M%S}")
+
+    def append(self, lines: list[str]) -> None:
+        file = self._file or self._create()
+        offset = file.tell()
+        try:
+            file.write("".join(line + "\n" for line in lines))
+            file.flush()
+            os.fsync(file.fileno())
+        except BaseException:
+            # Leave no lines for runs that this failure keeps in the database.
+            with contextlib.suppress(OSError):
+                file.truncate(offset)
+                file.seek(offset)
+            raise
+
+    def _create(self) -> IO[str]:
+        for attempt in range(1, 1000):
+            suffix = "" if attempt == 1 else f"-{attempt}"
+            path = self.folder / f"{self.stem}{suffix}.jsonl"
+            try:
+                self._file = path.open("x", encoding="utf-8")
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise InputError(
+                    f"archive file {path} cannot be created: {exc.strerror}", field="archive_dir"
+                ) from None
+            self.paths.append(path)
+            _fsync_directory(self.folder)
+            return self._file
+        raise InputError(f"too many archives named {self.stem}* in {self.folder}")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _fsync_directory(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# SQLite files
+
+
+def _sqlite_file(db: Database) -> Path | None:
+    """The SQLite database file, or None for PostgreSQL and in-memory SQLite."""
+    if not db.is_sqlite:
+        return None
+    name = make_url(db.url).database
+    if not name or name == ":memory:" or name.startswith("file::memory:"):
+        return None
+    return Path(name)
+
+
+def _sqlite_bytes(path: Path) -> int:
+    total = 0
+    for file in (path, Path(f"{path}-wal")):
+        with contextlib.suppress(FileNotFoundError):
+            total += file.stat().st_size
+    return total
+
+
+async def _sqlite_reclaim(path: Path) -> None:
+    await asyncio.to_thread(_reclaim, path)
+
+
+_VACUUM_CHUNK_PAGES = 10_000
+
+
+def _reclaim(path: Path) -> None:
+    """Give the pages freed by deletes back to the file system.
+
+    Files are created with auto_vacuum=INCREMENTAL, so the free pages can be dropped without a
+    full VACUUM (which rewrites the whole file and needs as much space again). In WAL mode the
+    shorter file reaches the disk only when the WAL is checkpointed.
+    """
+    # A connection of its own, because the pool's connections always open a transaction (the
+    # checkpoint needs none), and because the pragma frees one page per step: only
+    # executescript steps it to the end, while execute() stops after the first.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        incremental = conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+        free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        while incremental and free_pages > 0:
+            # In chunks, so that other writers get the lock in between.
+            conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_CHUNK_PAGES})")
+            left = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            if left >= free_pages:
+                break
+            free_pages = left
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizes
+
+
+async def table_stats(db: Database, *, exact: bool = False) -> list[TableStat]:
+    """Every table of the database's schema with its rows and bytes, largest first.
+
+    PostgreSQL: bytes from ``pg_total_relation_size`` (table, indexes, TOAST) in the current
+    schema; rows are the planner's estimate (``rows_exact`` False), counted instead when the
+    table was never analyzed or ``exact`` is set. SQLite: rows are always counted; bytes come
+    from the ``dbstat`` table when SQLite was built with it, else None. Counting reads whole
+    tables, so on big databases it takes seconds.
+    """
+    if db.is_sqlite:
+        return await _sqlite_table_stats(db)
+    return await _postgres_table_stats(db, exact=exact)
+
+
+async def _postgres_table_stats(db: Database, *, exact: bool) -> list[TableStat]:
+    quote = db.engine.dialect.identifier_preparer.quote
+    async with db.read() as session:
+        schema = await session.scalar(text("SELECT current_schema()"))
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT c.relname, c.reltuples, pg_total_relation_size(c.oid)"
+                    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+                )
+            )
+        ).all()
+        stats = []
+        for name, estimate, size in rows:
+            # reltuples is -1 until the table is first vacuumed or analyzed.
+            if exact or estimate < 0:
+                count = await session.scalar(
+                    text(f"SELECT count(*) FROM {quote(str(schema))}.{quote(name)}")
+                )
+                stats.append(TableStat(name, int(count or 0), True, int(size)))
+            else:
+                stats.append(TableStat(name, round(estimate), False, int(size)))
+    return sorted(stats, key=lambda s: (-(s.bytes or 0), s.name))
+
+
+async def _sqlite_table_stats(db: Database) -> list[TableStat]:
+    quote = db.engine.dialect.identifier_preparer.quote
+    async with db.read() as session:
+        names = (
+            await session.scalars(
+                text(
+                    "SELECT name FROM sqlite_master"
+                    " WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            )
+        ).all()
+        sizes: dict[str, int] | None
+        try:
+            result = await session.execute(
+                text(
+                    "SELECT m.tbl_name, SUM(d.pgsize) FROM dbstat AS d"
+                    " JOIN sqlite_master AS m ON m.name = d.name GROUP BY m.tbl_name"
+                )
+            )
+            sizes = {str(name): int(size) for name, size in result.all()}
+        except Exception as exc:  # SQLite built without SQLITE_ENABLE_DBSTAT_VTAB
+            if "dbstat" not in str(exc):
+                raise
+            sizes = None
+        stats = []
+        for name in names:
+            count = await session.scalar(text(f"SELECT count(*) FROM {quote(name)}"))
+            size = sizes.get(name, 0) if sizes is not None else None
+            stats.append(TableStat(name, int(count or 0), True, size))
+    return sorted(stats, key=lambda s: (-(s.bytes or 0), s.name))
+
+
+async def database_bytes(db: Database) -> dict[str, int]:
+    """The space the database takes on disk.
+
+    SQLite: each file that exists (the database, ``-wal``, ``-shm``) by path. PostgreSQL: the
+    whole database by name (``pg_database_size``), which includes every schema in it.
+    """
+    path = _sqlite_file(db)
+    if path is not None:
+        sizes = {}
+        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                sizes[str(file)] = file.stat().st_size
+        return sizes
+    if db.is_sqlite:
+        return {}
+    async with db.read() as session:
+        row = (
+            await session.execute(
+                text("SELECT current_database(), pg_database_size(current_database())")
+            )
+        ).one()
+    return {str(row[0]): int(row[1])}
+
+
+# ---------------------------------------------------------------------------------------------
+# Backups
+
+
+async def backup_database(db: Database, target: Path) -> Path:
+    """Copy a SQLite database to the new file ``target`` while others keep using it.
+
+    The copy is one consistent snapshot (SQLite's online backup API, in a single step on a
+    connection of its own: in WAL mode writers carry on meanwhile), written under a temporary
+    name, fsynced, and only then given the name ``target``, so a crash never leaves a partial
+    backup there. An existing ``target`` raises InputError; it is never overwritten. Returns
+    the absolute path of the backup.
+
+    PostgreSQL databases raise ConfigurationError whose message is the pg_dump command to use.
+    """
+    if not db.is_sqlite:
+        raise ConfigurationError(
+            "flowloom backs up SQLite databases only; back up this PostgreSQL database with: "
+            + pg_dump_command(db.url, target)
+        )
+    source = _sqlite_file(db)
+    if source is None:
+        raise InputError("an in-memory SQLite database has no file to back up")
+    return await asyncio.to_thread(_sqlite_backup, source, Path(target))
+
+
+def _sqlite_backup(source: Path, target: Path) -> Path:
+    target = target.absolute()
+    if target.exists() or target.is_symlink():
+        raise InputError(f"backup target {target} already exists; choose a new path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        src = sqlite3.connect(source, timeout=30)
+        dst = sqlite3.connect(temp)
+        try:
+            # pages=-1: one step, one read snapshot. Stepwise copies restart on every write.
+            src.backup(dst, pages=-1)
+            # The copy keeps the source's WAL mode; make it one self-contained file.
+            dst.execute("PRAGMA journal_mode = DELETE").fetchall()
+        finally:
+            dst.close()
+            src.close()
+        with temp.open("rb+") as file:
+            os.fsync(file.fileno())
+        try:
+            # link() fails if target exists, where rename() would silently replace it.
+            os.link(temp, target)
+        except FileExistsError:
+            raise InputError(f"backup target {target} already exists; choose a new path") from None
+        _fsync_directory(target.parent)
+        return target
+    except sqlite3.Error as exc:
+        raise StorageError(f"backup of {source} failed: {exc}") from None
+    finally:
+        for leftover in (temp, Path(f"{temp}-journal"), Path(f"{temp}-wal"), Path(f"{temp}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def pg_dump_command(url: str, target: Path) -> str:
+    """The pg_dump command line that backs up the PostgreSQL database at ``url`` into
+    ``target``, without the password (pg_dump reads it from PGPASSWORD or ~/.pgpass)."""
+    parsed = make_url(url)
+    parts = ["pg_dump", "--format=custom", f"--file={target}"]
+    if parsed.host:
+        parts.append(f"--host={parsed.host}")
+    if parsed.port:
+        parts.append(f"--port={parsed.port}")
+    if parsed.username:
+        parts.append(f"--username={parsed.username}")
+    parts.append(parsed.database or "postgres")
+    return shlex.join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+_DURATION = re.compile(r"(\d+)([a-z]+)")
+_UNITS = {
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
+_UNIT_HELP = "s (seconds), m (minutes), h (hours), d (days), w (weeks)"
+
+
+def parse_duration(text: str) -> timedelta:
+    """A positive whole number and one unit: ``45s``, ``90m``, ``12h``, ``30d``, ``2w``.
+
+    Anything else (no number, a fraction, a sign, an unknown unit, zero) raises InputError
+    naming the value and the allowed units.
+    """
+    value = text.strip().lower()
+    match = _DURATION.fullmatch(value)
+    if match is None or match.group(2) not in _UNITS:
+        raise InputError(
+            f"duration {text!r} is not a whole number followed by one unit of {_UNIT_HELP},"
+            " e.g. 30d",
+            field="duration",
+        )
+    amount = int(match.group(1))
+    if amount == 0:
+        raise InputError(f"duration {text!r} must be longer than zero", field="duration")
+    try:
+        return amount * _UNITS[match.group(2)]
+    except OverflowError:
+        raise InputError(f"duration {text!r} is too long", field="duration") from None
+
+
+def parse_date(text: str) -> datetime:
+    """An ISO date (``2025-01-31``, midnight UTC) or date-time (``2025-01-31T12:00``,
+    ``...+02:00``, ``...Z``) as an aware UTC datetime; a date-time without an offset is UTC.
+
+    Anything else raises InputError naming the value and the accepted forms.
+    """
+    value = text.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"date {text!r} is not an ISO date (YYYY-MM-DD) or date-time"
+            " (YYYY-MM-DDTHH:MM[:SS][+HH:MM or Z])",
+            field="date",
+        ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

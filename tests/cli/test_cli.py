@@ -1,0 +1,141 @@
+"""The command line as a user meets it: real SQLite files in a temp folder, real exit codes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flowloom.cli.main import app
+
+runner = CliRunner()
+
+
+def flowloom(data_dir: Path, *args: str, stdin: str | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, ["--data-dir", str(data_dir), *args], input=stdin)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    code, output = flowloom(path, "db", "upgrade")
+    assert code == 0, output
+    return path
+
+
+def test_upgrade_creates_the_database_and_reports_the_revision(tmp_path: Path) -> None:
+    code, output = flowloom(tmp_path / "fresh", "db", "upgrade")
+    assert code == 0, output
+    assert "database is at revision" in output
+    assert (tmp_path / "fresh" / "flowloom.db").exists()
+    code, output = flowloom(tmp_path / "fresh", "db", "upgrade")
+    assert code == 0, "upgrading twice is harmless"
+
+
+def test_users_create_reads_the_password_from_stdin(data_dir: Path) -> None:
+    code, output = flowloom(
+        data_dir,
+        "users",
+        "create",
+        "--email",
+        "Ada@Example.org",
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
+    assert code == 0, output
+    assert "ada@example.org" in output
+    with sqlite3.connect(data_dir / "flowloom.db") as conn:
+        (stored,) = conn.execute("SELECT password_hash FROM users").fetchone()
+    assert stored.startswith("$argon2id$")
+    assert "correct horse" not in stored
+
+
+def test_users_create_refuses_a_duplicate_with_one_line_and_exit_2(data_dir: Path) -> None:
+    args = ("users", "create", "--email", "dup@example.org", "--password-stdin")
+    assert flowloom(data_dir, *args, stdin="long enough 1\n")[0] == 0
+    code, output = flowloom(data_dir, *args, stdin="long enough 2\n")
+    assert code == 2
+    assert output.strip().count("\n") == 0
+    assert "already exists" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "expected"),
+    [
+        (("users", "create", "--email", "a@b.org", "--password-stdin"), "short\n", "at least 8"),
+        (
+            ("users", "create", "--email", "not-an-email", "--password-stdin"),
+            "long enough\n",
+            "email",
+        ),
+        (("users", "create", "--email", "a@b.org"), None, "--password-stdin"),
+        (("db", "prune", "--older-than", "30x"), None, "30x"),
+        (("db", "prune", "--older-than", "-3d"), None, "-3d"),
+    ],
+)
+def test_bad_arguments_get_one_clear_line_and_exit_2(
+    data_dir: Path, args: tuple[str, ...], stdin: str | None, expected: str
+) -> None:
+    code, output = flowloom(data_dir, *args, stdin=stdin)
+    assert code == 2, output
+    assert output.startswith("flowloom: error:")
+    assert expected in output
+    assert output.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://root@127.0.0.1/x", "not supported"),
+        ("::not a url::", "database"),
+        ("postgresql://postgres@127.0.0.1:1/nowhere", "database error"),
+    ],
+)
+def test_a_bad_or_unreachable_database_url_gets_exit_2(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    result = runner.invoke(app, ["--database-url", url, "db", "upgrade"])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert result.output.strip().count("\n") == 0
+
+
+def test_stats_lists_every_table(data_dir: Path) -> None:
+    code, output = flowloom(data_dir, "db", "stats")
+    assert code == 0, output
+    for table in ("users", "workflow_runs", "node_executions", "usage", "audit_log"):
+        assert table in output
+
+
+def test_backup_writes_a_copy_that_opens_and_refuses_to_overwrite(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    flowloom(
+        data_dir,
+        "users",
+        "create",
+        "--email",
+        "b@example.org",
+        "--password-stdin",
+        stdin="long enough\n",
+    )
+    target = tmp_path / "copy.db"
+    code, output = flowloom(data_dir, "db", "backup", str(target))
+    assert code == 0, output
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT email FROM users").fetchall() == [("b@example.org",)]
+    code, output = flowloom(data_dir, "db", "backup", str(target))
+    assert code == 2
+    assert "exists" in output
+
+
+def test_prune_with_nothing_old_prunes_nothing(data_dir: Path, tmp_path: Path) -> None:
+    code, output = flowloom(
+        data_dir, "db", "prune", "--older-than", "30d", "--archive", str(tmp_path / "cold")
+    )
+    assert code == 0, output
+    assert "pruned 0 run(s)" in output
