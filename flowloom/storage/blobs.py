@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.exceptions import InputError, NotFound
 from flowloom.ids import new_id
+from flowloom.storage.durable import fsync_directory
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.tables import Artifact
 
@@ -163,16 +164,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(folder: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(path.parent)
 
 
 def _epoch_s(moment: datetime) -> float:

@@ -1,12 +1,7 @@
-"""Keeping a database healthy: retention with a cold-storage archive, sizes, and backups.
+"""Retention: delete old runs in short transactions, archiving them first, and reclaim space.
 
-- ``prune_runs`` deletes old runs in short transactions, writing each one to a JSON Lines
-  archive first when asked (seed 000's cold storage), removes the blobs only they referenced,
-  and gives the space back to the file system on SQLite.
-- ``table_stats`` and ``database_bytes`` answer "what takes the space" (seed 003's storage query).
-- ``backup_database`` copies a live SQLite database consistently; PostgreSQL has pg_dump.
-- ``parse_duration`` and ``parse_date`` read the ``--older-than 30d`` and ``--before DATE``
-  arguments of those commands, refusing anything ambiguous with an InputError.
+Each pruned run can first be written as one JSON line to a cold-storage archive (seed 000);
+the blobs only pruned artifacts referenced are deleted; on SQLite the file really shrinks.
 """
 
 from __future__ import annotations
@@ -15,37 +10,22 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import shlex
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import delete, func, or_, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowloom.exceptions import ConfigurationError, InputError, StorageError
+from flowloom.exceptions import InputError
 from flowloom.storage.blobs import BlobStore
 from flowloom.storage.database import Database
+from flowloom.storage.durable import fsync_directory
+from flowloom.storage.maintenance.files import sqlite_bytes, sqlite_file
 from flowloom.storage.tables import Artifact, NodeExecution, WorkflowRun
-
-__all__ = [
-    "ARCHIVE_FORMAT",
-    "DEFAULT_BLOB_GRACE",
-    "PruneReport",
-    "TableStat",
-    "backup_database",
-    "database_bytes",
-    "parse_date",
-    "parse_duration",
-    "prune_runs",
-    "table_stats",
-]
 
 ARCHIVE_FORMAT = "flowloom.run.v1"
 """The ``format`` field of every archive line, bumped if the line's shape changes."""
@@ -80,22 +60,6 @@ class PruneReport:
     database_bytes_before: int | None = None
     """SQLite only: the database file plus its WAL, before and after (shows the space returned)."""
     database_bytes_after: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TableStat:
-    """One table's size."""
-
-    name: str
-    rows: int
-    rows_exact: bool
-    """False when ``rows`` is PostgreSQL's planner estimate rather than a count."""
-    bytes: int | None
-    """The table with its indexes and TOAST data; None where the database cannot tell."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Retention
 
 
 async def prune_runs(
@@ -133,8 +97,8 @@ async def prune_runs(
     if not 1 <= batch_size <= _MAX_BATCH:
         raise InputError(f"batch size must be 1 to {_MAX_BATCH}, not {batch_size}")
     archive = _Archive.prepare(archive_dir, now) if archive_dir is not None else None
-    db_path = _sqlite_file(db)
-    size_before = _sqlite_bytes(db_path) if db_path else None
+    db_path = sqlite_file(db)
+    size_before = sqlite_bytes(db_path) if db_path else None
     runs = node_executions = artifacts = blobs_deleted = bytes_freed = 0
     try:
         while True:
@@ -165,7 +129,7 @@ async def prune_runs(
         bytes_freed=bytes_freed,
         archive_files=tuple(archive.paths) if archive is not None else (),
         database_bytes_before=size_before,
-        database_bytes_after=_sqlite_bytes(db_path) if db_path else None,
+        database_bytes_after=sqlite_bytes(db_path) if db_path else None,
     )
 
 
@@ -396,7 +360,7 @@ class _Archive:
                     f"archive file {path} cannot be created: {exc.strerror}", field="archive_dir"
                 ) from None
             self.paths.append(path)
-            _fsync_directory(self.folder)
+            fsync_directory(self.folder)
             return self._file
         raise InputError(f"too many archives named {self.stem}* in {self.folder}")
 
@@ -404,36 +368,6 @@ class _Archive:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-
-def _fsync_directory(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# ---------------------------------------------------------------------------------------------
-# SQLite files
-
-
-def _sqlite_file(db: Database) -> Path | None:
-    """The SQLite database file, or None for PostgreSQL and in-memory SQLite."""
-    if not db.is_sqlite:
-        return None
-    name = make_url(db.url).database
-    if not name or name == ":memory:" or name.startswith("file::memory:"):
-        return None
-    return Path(name)
-
-
-def _sqlite_bytes(path: Path) -> int:
-    total = 0
-    for file in (path, Path(f"{path}-wal")):
-        with contextlib.suppress(FileNotFoundError):
-            total += file.stat().st_size
-    return total
 
 
 async def _sqlite_reclaim(path: Path) -> None:
@@ -467,237 +401,3 @@ def _reclaim(path: Path) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         conn.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Sizes
-
-
-async def table_stats(db: Database, *, exact: bool = False) -> list[TableStat]:
-    """Every table of the database's schema with its rows and bytes, largest first.
-
-    PostgreSQL: bytes from ``pg_total_relation_size`` (table, indexes, TOAST) in the current
-    schema; rows are the planner's estimate (``rows_exact`` False), counted instead when the
-    table was never analyzed or ``exact`` is set. SQLite: rows are always counted; bytes come
-    from the ``dbstat`` table when SQLite was built with it, else None. Counting reads whole
-    tables, so on big databases it takes seconds.
-    """
-    if db.is_sqlite:
-        return await _sqlite_table_stats(db)
-    return await _postgres_table_stats(db, exact=exact)
-
-
-async def _postgres_table_stats(db: Database, *, exact: bool) -> list[TableStat]:
-    quote = db.engine.dialect.identifier_preparer.quote
-    async with db.read() as session:
-        schema = await session.scalar(text("SELECT current_schema()"))
-        rows = (
-            await session.execute(
-                text(
-                    "SELECT c.relname, c.reltuples, pg_total_relation_size(c.oid)"
-                    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
-                )
-            )
-        ).all()
-        stats = []
-        for name, estimate, size in rows:
-            # reltuples is -1 until the table is first vacuumed or analyzed.
-            if exact or estimate < 0:
-                count = await session.scalar(
-                    text(f"SELECT count(*) FROM {quote(str(schema))}.{quote(name)}")
-                )
-                stats.append(TableStat(name, int(count or 0), True, int(size)))
-            else:
-                stats.append(TableStat(name, round(estimate), False, int(size)))
-    return sorted(stats, key=lambda s: (-(s.bytes or 0), s.name))
-
-
-async def _sqlite_table_stats(db: Database) -> list[TableStat]:
-    quote = db.engine.dialect.identifier_preparer.quote
-    async with db.read() as session:
-        names = (
-            await session.scalars(
-                text(
-                    "SELECT name FROM sqlite_master"
-                    " WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                )
-            )
-        ).all()
-        sizes: dict[str, int] | None
-        try:
-            result = await session.execute(
-                text(
-                    "SELECT m.tbl_name, SUM(d.pgsize) FROM dbstat AS d"
-                    " JOIN sqlite_master AS m ON m.name = d.name GROUP BY m.tbl_name"
-                )
-            )
-            sizes = {str(name): int(size) for name, size in result.all()}
-        except Exception as exc:  # SQLite built without SQLITE_ENABLE_DBSTAT_VTAB
-            if "dbstat" not in str(exc):
-                raise
-            sizes = None
-        stats = []
-        for name in names:
-            count = await session.scalar(text(f"SELECT count(*) FROM {quote(name)}"))
-            size = sizes.get(name, 0) if sizes is not None else None
-            stats.append(TableStat(name, int(count or 0), True, size))
-    return sorted(stats, key=lambda s: (-(s.bytes or 0), s.name))
-
-
-async def database_bytes(db: Database) -> dict[str, int]:
-    """The space the database takes on disk.
-
-    SQLite: each file that exists (the database, ``-wal``, ``-shm``) by path. PostgreSQL: the
-    whole database by name (``pg_database_size``), which includes every schema in it.
-    """
-    path = _sqlite_file(db)
-    if path is not None:
-        sizes = {}
-        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                sizes[str(file)] = file.stat().st_size
-        return sizes
-    if db.is_sqlite:
-        return {}
-    async with db.read() as session:
-        row = (
-            await session.execute(
-                text("SELECT current_database(), pg_database_size(current_database())")
-            )
-        ).one()
-    return {str(row[0]): int(row[1])}
-
-
-# ---------------------------------------------------------------------------------------------
-# Backups
-
-
-async def backup_database(db: Database, target: Path) -> Path:
-    """Copy a SQLite database to the new file ``target`` while others keep using it.
-
-    The copy is one consistent snapshot (SQLite's online backup API, in a single step on a
-    connection of its own: in WAL mode writers carry on meanwhile), written under a temporary
-    name, fsynced, and only then given the name ``target``, so a crash never leaves a partial
-    backup there. An existing ``target`` raises InputError; it is never overwritten. Returns
-    the absolute path of the backup.
-
-    PostgreSQL databases raise ConfigurationError whose message is the pg_dump command to use.
-    """
-    if not db.is_sqlite:
-        raise ConfigurationError(
-            "flowloom backs up SQLite databases only; back up this PostgreSQL database with: "
-            + pg_dump_command(db.url, target)
-        )
-    source = _sqlite_file(db)
-    if source is None:
-        raise InputError("an in-memory SQLite database has no file to back up")
-    return await asyncio.to_thread(_sqlite_backup, source, Path(target))
-
-
-def _sqlite_backup(source: Path, target: Path) -> Path:
-    target = target.absolute()
-    if target.exists() or target.is_symlink():
-        raise InputError(f"backup target {target} already exists; choose a new path")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    temp = Path(temp_name)
-    try:
-        src = sqlite3.connect(source, timeout=30)
-        dst = sqlite3.connect(temp)
-        try:
-            # pages=-1: one step, one read snapshot. Stepwise copies restart on every write.
-            src.backup(dst, pages=-1)
-            # The copy keeps the source's WAL mode; make it one self-contained file.
-            dst.execute("PRAGMA journal_mode = DELETE").fetchall()
-        finally:
-            dst.close()
-            src.close()
-        with temp.open("rb+") as file:
-            os.fsync(file.fileno())
-        try:
-            # link() fails if target exists, where rename() would silently replace it.
-            os.link(temp, target)
-        except FileExistsError:
-            raise InputError(f"backup target {target} already exists; choose a new path") from None
-        _fsync_directory(target.parent)
-        return target
-    except sqlite3.Error as exc:
-        raise StorageError(f"backup of {source} failed: {exc}") from None
-    finally:
-        for leftover in (temp, Path(f"{temp}-journal"), Path(f"{temp}-wal"), Path(f"{temp}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-
-
-def pg_dump_command(url: str, target: Path) -> str:
-    """The pg_dump command line that backs up the PostgreSQL database at ``url`` into
-    ``target``, without the password (pg_dump reads it from PGPASSWORD or ~/.pgpass)."""
-    parsed = make_url(url)
-    parts = ["pg_dump", "--format=custom", f"--file={target}"]
-    if parsed.host:
-        parts.append(f"--host={parsed.host}")
-    if parsed.port:
-        parts.append(f"--port={parsed.port}")
-    if parsed.username:
-        parts.append(f"--username={parsed.username}")
-    parts.append(parsed.database or "postgres")
-    return shlex.join(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Arguments
-
-_DURATION = re.compile(r"(\d+)([a-z]+)")
-_UNITS = {
-    "s": timedelta(seconds=1),
-    "m": timedelta(minutes=1),
-    "h": timedelta(hours=1),
-    "d": timedelta(days=1),
-    "w": timedelta(weeks=1),
-}
-_UNIT_HELP = "s (seconds), m (minutes), h (hours), d (days), w (weeks)"
-
-
-def parse_duration(text: str) -> timedelta:
-    """A positive whole number and one unit: ``45s``, ``90m``, ``12h``, ``30d``, ``2w``.
-
-    Anything else (no number, a fraction, a sign, an unknown unit, zero) raises InputError
-    naming the value and the allowed units.
-    """
-    value = text.strip().lower()
-    match = _DURATION.fullmatch(value)
-    if match is None or match.group(2) not in _UNITS:
-        raise InputError(
-            f"duration {text!r} is not a whole number followed by one unit of {_UNIT_HELP},"
-            " e.g. 30d",
-            field="duration",
-        )
-    amount = int(match.group(1))
-    if amount == 0:
-        raise InputError(f"duration {text!r} must be longer than zero", field="duration")
-    try:
-        return amount * _UNITS[match.group(2)]
-    except OverflowError:
-        raise InputError(f"duration {text!r} is too long", field="duration") from None
-
-
-def parse_date(text: str) -> datetime:
-    """An ISO date (``2025-01-31``, midnight UTC) or date-time (``2025-01-31T12:00``,
-    ``...+02:00``, ``...Z``) as an aware UTC datetime; a date-time without an offset is UTC.
-
-    Anything else raises InputError naming the value and the accepted forms.
-    """
-    value = text.strip()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"date {text!r} is not an ISO date (YYYY-MM-DD) or date-time"
-            " (YYYY-MM-DDTHH:MM[:SS][+HH:MM or Z])",
-            field="date",
-        ) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
