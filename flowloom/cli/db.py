@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flowloom.cli.common import open_database
@@ -27,12 +27,19 @@ async def upgrade(settings: Settings) -> str:
         return await current_revision(db) or "(none)"
 
 
-async def prune(settings: Settings, *, older_than: timedelta, archive: Path | None) -> PruneReport:
-    """Delete runs older than ``older_than`` (archived first when ``archive`` is given)."""
+async def prune(
+    settings: Settings,
+    *,
+    older_than: timedelta | None,
+    before: datetime | None,
+    archive: Path | None,
+) -> PruneReport:
+    """Delete runs older than ``older_than`` or created ``before`` (archived first if asked)."""
     async with open_database(settings) as db:
         return await prune_runs(
             db,
             older_than=older_than,
+            before=before,
             archive_dir=archive,
             blob_store=FileBlobStore(settings.blob_dir),
         )

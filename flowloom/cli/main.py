@@ -65,24 +65,41 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("prune")
 def db_prune(
     ctx: typer.Context,
-    older_than: Annotated[str, typer.Option(help="Age such as 30d, 12h, 2w.")],
+    older_than: Annotated[
+        str | None, typer.Option(help="Age such as 30d, 12h, 2w.", show_default=False)
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(help="ISO date or date-time (UTC): prune runs created before it."),
+    ] = None,
     archive: Annotated[
         Path | None,
         typer.Option(help="Write pruned runs to JSON Lines files in this folder first."),
     ] = None,
 ) -> None:
-    """Delete runs older than a given age, with their node executions and unshared blobs."""
-    from flowloom.storage.maintenance import parse_duration
+    """Delete old runs with their node executions and the blobs only they used."""
+    from flowloom.storage.maintenance import parse_date, parse_duration
 
+    if (older_than is None) == (before is None):
+        fail("give exactly one of --older-than AGE or --before DATE")
     try:
-        age = parse_duration(older_than)
+        age = parse_duration(older_than) if older_than is not None else None
+        cutoff = parse_date(before) if before is not None else None
     except InputError as exc:
         fail(str(exc))
-    report = run_async(lambda: db_commands.prune(_settings(ctx), older_than=age, archive=archive))
+    report = run_async(
+        lambda: db_commands.prune(_settings(ctx), older_than=age, before=cutoff, archive=archive)
+    )
     console.print(
         f"pruned {report.runs} run(s), {report.node_executions} node execution(s), "
-        f"{report.artifacts} artifact(s), {report.blobs_deleted} blob(s)"
+        f"{report.artifacts} artifact(s), {report.blobs_deleted} blob(s) "
+        f"(runs created before {report.cutoff:%Y-%m-%d %H:%M:%S} UTC)"
     )
+    if report.database_bytes_before is not None and report.database_bytes_after is not None:
+        console.print(
+            f"database file {report.database_bytes_before / 1e6:,.1f} MB"
+            f" -> {report.database_bytes_after / 1e6:,.1f} MB"
+        )
     for path in report.archive_files:
         console.print(f"archived to {path}")
 
@@ -101,10 +118,11 @@ def db_backup(
 def db_stats(ctx: typer.Context) -> None:
     """Rows (and sizes, where the database tells) of every table."""
     rows = run_async(lambda: db_commands.stats(_settings(ctx)))
-    table = Table("table", "rows", "size")
+    table = Table("table", "rows", "size", caption="~ marks an estimate")
     for row in rows:
         size = "-" if row.bytes is None else f"{row.bytes / 1024:,.0f} KiB"
-        table.add_row(row.name, f"{row.rows:,}", size)
+        count = f"{row.rows:,}" if row.rows_exact else f"~{row.rows:,}"
+        table.add_row(row.name, count, size)
     console.print(table)
 
 

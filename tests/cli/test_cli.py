@@ -139,3 +139,63 @@ def test_prune_with_nothing_old_prunes_nothing(data_dir: Path, tmp_path: Path) -
     )
     assert code == 0, output
     assert "pruned 0 run(s)" in output
+
+
+def _seed_runs(db_file: Path, *, days_old: list[int]) -> None:
+    """A user, a workflow and one finished run per entry, created that many days ago."""
+    from datetime import UTC, datetime, timedelta
+
+    from flowloom.ids import new_id
+
+    now = datetime.now(UTC)
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        user, workflow = new_id("usr"), new_id("wf")
+        stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        conn.execute(
+            "INSERT INTO users (id, email, role, credits, is_active, created_at, updated_at)"
+            " VALUES (?, 'old@example.org', 'user', 0, 1, ?, ?)",
+            (user, stamp, stamp),
+        )
+        conn.execute(
+            "INSERT INTO workflows (id, user_id, name, definition, version, is_valid, active,"
+            " created_at, updated_at) VALUES (?, ?, 'w', '{}', 1, 1, 1, ?, ?)",
+            (workflow, user, stamp, stamp),
+        )
+        for days in days_old:
+            created = (now - timedelta(days=days)).strftime("%Y-%m-%d %H:%M:%S.%f")
+            conn.execute(
+                "INSERT INTO workflow_runs (id, workflow_id, workflow_version, user_id, status,"
+                " scope, trigger_kind, inputs, cancel_requested, created_at, updated_at)"
+                " VALUES (?, ?, 1, ?, 'COMPLETED', 'FULL', 'manual', '{}', 0, ?, ?)",
+                (new_id("run"), workflow, user, created, created),
+            )
+
+
+def test_prune_archives_then_deletes_only_old_runs(data_dir: Path, tmp_path: Path) -> None:
+    db_file = data_dir / "flowloom.db"
+    _seed_runs(db_file, days_old=[90, 45, 31, 5, 0])
+    cold = tmp_path / "cold"
+    code, output = flowloom(data_dir, "db", "prune", "--older-than", "30d", "--archive", str(cold))
+    assert code == 0, output
+    assert "pruned 3 run(s)" in output
+    (archive,) = cold.glob("runs-*.jsonl")
+    assert len(archive.read_text().splitlines()) == 3
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM workflow_runs").fetchone() == (2,)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--before", "2026-13-45"), "2026-13-45"),
+        (("--older-than", "30d", "--before", "2026-01-01"), "exactly one"),
+        ((), "exactly one"),
+    ],
+)
+def test_prune_refuses_bad_or_conflicting_limits(
+    data_dir: Path, args: tuple[str, ...], expected: str
+) -> None:
+    code, output = flowloom(data_dir, "db", "prune", *args)
+    assert code == 2, output
+    assert expected in output
