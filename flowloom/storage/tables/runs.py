@@ -104,6 +104,9 @@ class NodeExecution(TimestampMixin, Base):
     lease_expires_at: Mapped[datetime | None]
     retry_at: Mapped[datetime | None]
     """When a node backing off may be claimed again."""
+    wait: Mapped[dict[str, Any] | None]
+    """Why a WAITING node is parked: ``kind``, ``reason``, ``payload``, ``resume_at`` (ISO time
+    for a timed wait) and, once answered, ``answer`` (handed to the node's next run)."""
     cache_signature: Mapped[str | None] = mapped_column(String(64))
     cached_from_id: Mapped[str | None] = mapped_column(
         ForeignKey("node_executions.id", ondelete="SET NULL")

@@ -757,6 +757,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(length=200), nullable=True),
         sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
         sa.Column("retry_at", UTCDateTime(), nullable=True),
+        sa.Column("wait", JSONType, nullable=True),
         sa.Column("cache_signature", sa.String(length=64), nullable=True),
         sa.Column("cached_from_id", sa.String(length=40), nullable=True),
         sa.Column("idempotency_key", sa.String(length=200), nullable=False),
