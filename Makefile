@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
+LINT_PATHS := flowloom tests $(wildcard benchmarks)
 
 .PHONY: install run test lint typecheck pytest bench clean
 
@@ -19,8 +20,8 @@ run: install
 	$(BIN)/flowloom demo
 
 lint: install
-	$(BIN)/ruff check flowloom tests benchmarks
-	$(BIN)/ruff format --check flowloom tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: install
 	$(BIN)/mypy
