@@ -32,7 +32,8 @@ pytest: install
 test: lint typecheck pytest
 
 bench: install
-	$(BIN)/python -m benchmarks.storage
+	$(BIN)/python -m benchmarks.storage --db sqlite
+	$(BIN)/python -m benchmarks.storage --db postgresql
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

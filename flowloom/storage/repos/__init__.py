@@ -13,20 +13,35 @@ Conflict, NotFound or InputError inside the call that caused them. Listings are 
 ``Page`` at a time, walked with the keyset cursor it returns.
 """
 
+from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.api_keys import ApiKeyRepo, authenticate_api_key
 from flowloom.storage.repos.audit import AuditRepo, scrub_details
 from flowloom.storage.repos.memory import MemoryRepo, purge_expired_memory
+from flowloom.storage.repos.node_executions import NodeExecutionRepo
+from flowloom.storage.repos.runs import (
+    RunRepo,
+    active_runs_by_status,
+    average_successful_duration,
+)
+from flowloom.storage.repos.usage import UsageRepo, instance_usage_by_model
 from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.repos.workflows import UNSET, WorkflowRepo
 
 __all__ = [
     "UNSET",
+    "AiModelRepo",
     "ApiKeyRepo",
     "AuditRepo",
     "MemoryRepo",
+    "NodeExecutionRepo",
+    "RunRepo",
+    "UsageRepo",
     "UserRepo",
     "WorkflowRepo",
+    "active_runs_by_status",
     "authenticate_api_key",
+    "average_successful_duration",
+    "instance_usage_by_model",
     "purge_expired_memory",
     "scrub_details",
 ]

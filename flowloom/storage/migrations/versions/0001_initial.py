@@ -589,9 +589,9 @@ def upgrade() -> None:
         op.f("ix_workflow_runs_parent_run_id"), "workflow_runs", ["parent_run_id"], unique=False
     )
     op.create_index(
-        op.f("ix_workflow_runs_status_workflow_id"),
+        op.f("ix_workflow_runs_status_workflow_id_duration_ms"),
         "workflow_runs",
-        ["status", "workflow_id"],
+        ["status", "workflow_id", "duration_ms"],
         unique=False,
     )
     op.create_index(

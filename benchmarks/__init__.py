@@ -1,0 +1,1 @@
+"""Benchmarks: each module fills what it needs, times it, and prints a results table."""

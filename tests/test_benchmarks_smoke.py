@@ -1,0 +1,56 @@
+"""The storage benchmark still runs end to end: a tiny fill on SQLite prints its table and plans.
+
+SQLite only, on purpose: the benchmark manages its own database (a temporary file here), and the
+point is that the script works, not what it measures.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_storage_benchmark_prints_its_table_on_sqlite(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.storage",
+            "--db",
+            "sqlite",
+            "--runs",
+            "2000",
+            "--repeat",
+            "2",
+            "--path",
+            str(tmp_path / "bench.db"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "| measurement" in out
+    for row in (
+        "bulk insert (runs + node executions + usage)",
+        "history page 1, heavy user",
+        "history page 4, heavy user",  # 2% of 2,000 runs is 40: four pages of ten
+        "usage by model, 30 days, whole instance",
+        "active runs by status",
+    ):
+        line = next((x for x in out.splitlines() if x.startswith(f"| {row}")), None)
+        assert line is not None, f"missing row {row!r} in:\n{out}"
+        median = float(line.split("|")[2])
+        assert median > 0
+    # The history page is read through the (user_id, id) index, in index order: no sort step.
+    plan = out.split("### plan: history page 1", 1)[1].split("###", 1)[0]
+    assert re.search(r"SEARCH workflow_runs USING (COVERING )?INDEX ix_workflow_runs_user_id", plan)
+    assert "TEMP B-TREE" not in plan
