@@ -1,0 +1,266 @@
+"""``flowloom run FILE.json [--input NAME=VALUE ...] [--json]``: run a definition file locally.
+
+The file is validated first (every problem printed, one a line, exit 2, nothing written). It is
+then stored as a workflow of the local account (``owner@flowloom.localhost``) in the database
+from the settings, reusing the workflow of the same name (a new version when the file changed),
+and run by an in-process engine. Without ``--json`` a live table shows each node's state as the
+events arrive, then the outputs; with ``--json`` exactly one JSON object goes to stdout.
+
+Exit codes: 0 the run COMPLETED; 1 it FAILED, was CANCELLED or waits for an answer that the
+command line cannot give; 2 the file or an input is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from sqlalchemy import select
+
+from flowloom.engine import RUN_FINISHED_EVENTS, Engine, Event
+from flowloom.exceptions import InputError, NotFound, Problem, ValidationFailed
+from flowloom.graph import WorkflowDefinition, parse_definition_json, validate
+from flowloom.graph.ports import PortType, json_type_name, value_matches
+from flowloom.nodes.registry import NodeRegistry, default_registry
+from flowloom.settings import Settings
+from flowloom.storage.blobs import FileBlobStore
+from flowloom.storage.database import Database
+from flowloom.storage.enums import RunStatus, TriggerKind, UserRole
+from flowloom.storage.migrate import upgrade_database
+from flowloom.storage.repos.runs import RunRepo
+from flowloom.storage.repos.users import UserRepo
+from flowloom.storage.repos.workflows import WorkflowRepo
+from flowloom.storage.tables import Workflow
+
+__all__ = ["LOCAL_OWNER_EMAIL", "coerce_inputs", "parse_inputs", "run_file"]
+
+LOCAL_OWNER_EMAIL = "owner@flowloom.localhost"
+EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+_STYLE = {
+    "PENDING": "dim",
+    "READY": "cyan",
+    "RUNNING": "yellow",
+    "SUCCEEDED": "green",
+    "CACHED": "green",
+    "SKIPPED": "dim",
+    "FAILED": "bold red",
+    "CANCELLED": "red",
+    "WAITING": "magenta",
+    "RETRYING": "yellow",
+}
+
+
+def parse_inputs(items: list[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` as a dict: values that parse as JSON are decoded (``k=3`` gives 3),
+    others stay text. InputError for an item without ``=`` or with an empty name."""
+    inputs: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--input {item!r} is not NAME=VALUE", field=item)
+        try:
+            inputs[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            inputs[name.strip()] = text
+    return inputs
+
+
+def coerce_inputs(
+    definition: WorkflowDefinition, inputs: dict[str, Any], registry: NodeRegistry
+) -> dict[str, Any]:
+    """Fit command-line inputs to the manual triggers' field types.
+
+    A text field keeps the text as typed (``--input zip=01234`` stays ``"01234"``); any other
+    field must receive a value of its type, else InputError naming the field.
+    """
+    fields: dict[str, str] = {}
+    for node in definition.nodes:
+        if node.type == "trigger.manual":
+            config = registry.get(node.type).parse_config(node.data.config)
+            for field in config.fields:
+                fields[field.name] = field.type
+    coerced = dict(inputs)
+    for name, value in inputs.items():
+        kind = fields.get(name)
+        if kind is None or kind == "any":
+            continue
+        if kind == "string":
+            coerced[name] = value if isinstance(value, str) else json.dumps(value)
+        elif not value_matches(PortType("list" if kind == "list" else kind), value):
+            raise InputError(
+                f"input {name!r} should be {kind}, got {json_type_name(value)} {value!r}",
+                field=name,
+            )
+    return coerced
+
+
+async def run_file(
+    settings: Settings, path: Path, inputs: dict[str, Any], as_json: bool, console: Console
+) -> int:
+    """Validate, store and run the definition at ``path``; the process exit code."""
+    registry = default_registry()
+    try:
+        text = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        console.print(f"flowloom: error: cannot read {path}: {exc.strerror}", style="red")
+        return EXIT_INVALID
+    try:
+        definition = parse_definition_json(text)
+        problems = validate(definition, registry)
+        if problems:
+            raise ValidationFailed(problems)
+        inputs = coerce_inputs(definition, inputs, registry)
+    except ValidationFailed as exc:
+        _print_problems(console, path, exc.problems)
+        return EXIT_INVALID
+    except InputError as exc:
+        console.print(f"flowloom: error: {exc}", style="red", markup=False)
+        return EXIT_INVALID
+
+    db = Database.from_settings(settings)
+    try:
+        await upgrade_database(db)
+        owner_id, workflow_id = await _store(db, path.stem, definition.to_json())
+        engine = Engine(db, registry, FileBlobStore(settings.blob_dir))
+        try:
+            return await _run(engine, db, owner_id, workflow_id, inputs, as_json, console)
+        finally:
+            await engine.close()
+    finally:
+        await db.dispose()
+
+
+def _print_problems(console: Console, path: Path, problems: list[Problem]) -> None:
+    for problem in problems:
+        console.print(f"{path}: {problem}", style="red", markup=False, highlight=False)
+
+
+async def _store(db: Database, name: str, definition: dict[str, Any]) -> tuple[str, str]:
+    async with db.write() as session:
+        users = UserRepo(session)
+        try:
+            owner = await users.get_by_email(email=LOCAL_OWNER_EMAIL)
+        except NotFound:
+            owner = await users.create(email=LOCAL_OWNER_EMAIL, role=UserRole.ADMIN)
+        workflows = WorkflowRepo(session, owner_id=owner.id)
+        existing = await session.scalar(
+            select(Workflow.id)
+            .where(
+                Workflow.user_id == owner.id, Workflow.name == name, Workflow.deleted_at.is_(None)
+            )
+            .order_by(Workflow.id.desc())
+            .limit(1)
+        )
+        if existing is None:
+            workflow = await workflows.create(name=name, definition=definition)
+        else:
+            workflow = await workflows.get(workflow_id=existing)
+            if workflow.definition != definition:
+                workflow = await workflows.update(workflow_id=existing, definition=definition)
+        return owner.id, workflow.id
+
+
+async def _run(
+    engine: Engine,
+    db: Database,
+    owner_id: str,
+    workflow_id: str,
+    inputs: dict[str, Any],
+    as_json: bool,
+    console: Console,
+) -> int:
+    states: dict[str, str] = {}
+    with engine.bus.subscribe() as events:
+        run_id = await engine.start_run(
+            owner_id=owner_id, workflow_id=workflow_id, inputs=inputs, trigger_kind=TriggerKind.CLI
+        )
+        if as_json:
+            result = await engine.wait(run_id)
+        else:
+            with Live(
+                _table(states), console=console, refresh_per_second=12, transient=False
+            ) as live:
+                follower = asyncio.create_task(_follow(events, run_id, states, live))
+                result = await engine.wait(run_id)
+                events.close()
+                await follower
+                live.update(_table(states))
+    async with db.read() as session:
+        _, rows = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=run_id)
+    nodes = {
+        row.node_id: {
+            "status": row.status,
+            "attempts": len(row.attempts),
+            "duration_ms": row.duration_ms,
+        }
+        for row in rows
+    }
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "status": result.status.value,
+                    "duration_ms": result.duration_ms,
+                    "outputs": result.outputs or {},
+                    "nodes": nodes,
+                    **({"error": result.error} if result.error else {}),
+                }
+            )
+        )
+    else:
+        _print_result(console, result.status, result.outputs, result.error, rows)
+    return EXIT_COMPLETED if result.status is RunStatus.COMPLETED else EXIT_FAILED
+
+
+async def _follow(events: Any, run_id: str, states: dict[str, str], live: Live) -> None:
+    async for event in events:
+        assert isinstance(event, Event)
+        if event.run_id != run_id:
+            continue
+        if event.node_id is not None and event.type.startswith("node."):
+            states[event.node_id] = event.type.removeprefix("node.").upper()
+            live.update(_table(states))
+        if event.type in RUN_FINISHED_EVENTS or event.type == "run.waiting":
+            return
+
+
+def _table(states: dict[str, str]) -> Table:
+    table = Table("node", "state", title="flowloom run", title_justify="left")
+    for node_id, state in states.items():
+        table.add_row(node_id, f"[{_STYLE.get(state, '')}]{state.lower()}[/]")
+    return table
+
+
+def _print_result(
+    console: Console,
+    status: RunStatus,
+    outputs: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    rows: list[Any],
+) -> None:
+    style = "green" if status is RunStatus.COMPLETED else "red"
+    console.print(f"run {status.value.lower()}", style=f"bold {style}")
+    if error:
+        console.print(f"error: {error.get('message')}", style="red", markup=False)
+    if status is RunStatus.WAITING:
+        for row in rows:
+            if row.status == "WAITING" and row.wait:
+                console.print(
+                    f"waiting: {row.node_id} ({row.wait.get('kind')}): {row.wait.get('reason')}",
+                    markup=False,
+                )
+        console.print("the command line cannot answer waits; answer the run through the API")
+    for node_id, ports in (outputs or {}).items():
+        for port, value in ports.items():
+            console.print(
+                f"{node_id}.{port} = {json.dumps(value, ensure_ascii=False)}",
+                markup=False,
+                highlight=False,
+            )

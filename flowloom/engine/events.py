@@ -1,0 +1,135 @@
+"""Events: every state change of a run, published in process after the commit that made it true.
+
+The bus never blocks the engine. Each subscriber has a bounded queue; when a slow subscriber
+lets it fill up, the oldest events are dropped and the subscriber is told how many with one
+``events.dropped`` event before the next one it reads. A subscriber that must not miss a state
+reads the run back from the database, which is the truth; events are a live view of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from flowloom.storage.tables.base import utcnow
+
+__all__ = ["DROPPED", "RUN_FINISHED_EVENTS", "Event", "EventBus", "Subscription"]
+
+DROPPED: Final = "events.dropped"
+"""The type of the event that tells a slow subscriber how many events it lost (``data.count``)."""
+
+RUN_FINISHED_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.cancelled"})
+"""Event types after which a run publishes nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One state change: ``run.started``, ``node.succeeded``, ... with what the reader needs."""
+
+    type: str
+    run_id: str
+    node_id: str | None = None
+    at: datetime = field(default_factory=utcnow)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "run_id": self.run_id,
+            "node_id": self.node_id,
+            "at": self.at.isoformat(),
+            "data": self.data,
+        }
+
+
+class Subscription:
+    """The events of one run (or of every run), read with ``async for``; ``close()`` to stop."""
+
+    def __init__(self, bus: EventBus, run_id: str | None, max_queued: int) -> None:
+        self.run_id = run_id
+        self.dropped = 0
+        """How many events this subscriber lost in total, because it read too slowly."""
+        self._bus = bus
+        self._queue: deque[Event] = deque()
+        self._max_queued = max_queued
+        self._unreported = 0
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def _offer(self, event: Event) -> None:
+        if len(self._queue) >= self._max_queued:
+            self._queue.popleft()
+            self.dropped += 1
+            self._unreported += 1
+        self._queue.append(event)
+        self._ready.set()
+
+    def close(self) -> None:
+        """Stop receiving; a reader blocked in ``async for`` ends."""
+        self._closed = True
+        self._bus._remove(self)
+        self._ready.set()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._queue:
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        event = self._queue[0]
+        if self._unreported:
+            count, self._unreported = self._unreported, 0
+            return Event(DROPPED, event.run_id, data={"count": count})
+        return self._queue.popleft()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    """In-process publish/subscribe of run events. ``publish`` never waits."""
+
+    def __init__(self, *, max_queued: int = 10_000) -> None:
+        self._max_queued = max_queued
+        self._by_run: dict[str, list[Subscription]] = {}
+        self._everything: list[Subscription] = []
+
+    def subscribe(self, run_id: str | None = None) -> Subscription:
+        """Events of ``run_id`` (or of every run when None) from now on."""
+        subscription = Subscription(self, run_id, self._max_queued)
+        if run_id is None:
+            self._everything.append(subscription)
+        else:
+            self._by_run.setdefault(run_id, []).append(subscription)
+        return subscription
+
+    def publish(self, events: list[Event]) -> None:
+        """Hand ``events`` to every interested subscriber, in order, without blocking."""
+        if not self._everything and not self._by_run:
+            return
+        for event in events:
+            for subscription in self._everything:
+                subscription._offer(event)
+            for subscription in self._by_run.get(event.run_id, ()):
+                subscription._offer(event)
+
+    def _remove(self, subscription: Subscription) -> None:
+        if subscription.run_id is None:
+            if subscription in self._everything:
+                self._everything.remove(subscription)
+            return
+        found = self._by_run.get(subscription.run_id, [])
+        if subscription in found:
+            found.remove(subscription)
+        if not found:
+            self._by_run.pop(subscription.run_id, None)

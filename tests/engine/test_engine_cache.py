@@ -1,0 +1,145 @@
+"""The persisted cache, run scopes and idempotency keys, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+
+import pytest
+from enginekit import (
+    chain,
+    definition,
+    edge,
+    make_owner,
+    node,
+    node_rows,
+    registry,
+    save_workflow,
+    update_workflow,
+)
+
+from flowloom.engine import Engine
+from flowloom.storage.database import Database
+from flowloom.storage.enums import NodeStatus, RunStatus
+
+
+@pytest.fixture
+async def engine(db: Database) -> AsyncIterator[Engine]:
+    engine = Engine(db, registry())
+    yield engine
+    await engine.close()
+
+
+async def test_a_second_identical_run_is_all_cached_and_an_edit_reruns_exactly_its_descendants(
+    engine: Engine, db: Database
+) -> None:
+    graph = definition(
+        [
+            *chain(5)["nodes"],
+            node("side", "test.add", {"amount": 50}),
+        ],
+        [*chain(5)["edges"], edge("n1", "side")],
+    )
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, graph)
+
+    first = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    second = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+
+    assert first.outputs == second.outputs == {"n5": {"value": 5}, "side": {"value": 51}}
+    first_rows = await node_rows(db, first.run_id)
+    second_rows = await node_rows(db, second.run_id)
+    assert {r.status for r in second_rows.values()} == {NodeStatus.CACHED}
+    assert second_rows["n3"].cached_from_id == first_rows["n3"].id
+
+    edited = copy.deepcopy(graph)
+    edited["nodes"][2]["data"]["config"]["amount"] = 10  # n3
+    await update_workflow(db, owner, workflow_id, edited)
+    engine_after_restart = Engine(db, registry())  # the cache lives in the database
+    try:
+        third = await engine_after_restart.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    finally:
+        await engine_after_restart.close()
+
+    assert third.outputs == {"n5": {"value": 14}, "side": {"value": 51}}
+    statuses = {n: r.status for n, r in (await node_rows(db, third.run_id)).items()}
+    assert statuses == {
+        "n1": NodeStatus.CACHED,
+        "n2": NodeStatus.CACHED,
+        "n3": NodeStatus.SUCCEEDED,
+        "n4": NodeStatus.SUCCEEDED,
+        "n5": NodeStatus.SUCCEEDED,
+        "side": NodeStatus.CACHED,
+    }
+
+
+async def test_use_cache_false_runs_everything(engine: Engine, db: Database) -> None:
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, chain(3))
+    await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    again = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+    statuses = {r.status for r in (await node_rows(db, again.run_id)).values()}
+    assert statuses == {NodeStatus.SUCCEEDED}
+
+
+async def test_upstream_runs_the_target_and_its_ancestors_only(
+    engine: Engine, db: Database
+) -> None:
+    graph = definition(
+        [*chain(4)["nodes"], node("other", "test.add")],
+        [*chain(4)["edges"], edge("n1", "other")],
+    )
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, graph)
+
+    result = await engine.run_to_end(
+        owner_id=owner, workflow_id=workflow_id, scope="UPSTREAM", target_node_id="n3"
+    )
+
+    assert result.status is RunStatus.COMPLETED
+    assert result.outputs == {"n3": {"value": 3}}
+    assert set(await node_rows(db, result.run_id)) == {"n1", "n2", "n3"}
+
+
+async def test_a_node_run_takes_its_inputs_from_the_parents_newest_success_or_the_request(
+    engine: Engine, db: Database
+) -> None:
+    graph = definition(
+        [*chain(2)["nodes"], node("n3", "test.sum")],
+        [*chain(2)["edges"], edge("n2", "n3", target_handle="values")],
+    )
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, graph)
+
+    missing = await engine.run_to_end(
+        owner_id=owner, workflow_id=workflow_id, scope="NODE", target_node_id="n3"
+    )
+    assert missing.status is RunStatus.FAILED
+    assert missing.error is not None
+    assert "'values'" in missing.error["message"]
+    assert "'n2' never succeeded" in missing.error["message"]
+
+    from_request = await engine.run_to_end(
+        owner_id=owner,
+        workflow_id=workflow_id,
+        scope="NODE",
+        target_node_id="n3",
+        inputs={"values": [40, 1]},
+    )
+    assert from_request.outputs == {"n3": {"value": 41, "count": 2}}
+
+    await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+    from_parent = await engine.run_to_end(
+        owner_id=owner, workflow_id=workflow_id, scope="NODE", target_node_id="n3", use_cache=False
+    )
+    assert from_parent.outputs == {"n3": {"value": 2, "count": 1}}
+    assert set(await node_rows(db, from_parent.run_id)) == {"n3"}
+
+
+async def test_an_idempotency_key_gives_back_the_same_run(engine: Engine, db: Database) -> None:
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, chain(2))
+    first = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, idempotency_key="k1")
+    again = await engine.start_run(owner_id=owner, workflow_id=workflow_id, idempotency_key="k1")
+    assert again == first.run_id
+    assert len(await node_rows(db, first.run_id)) == 2
