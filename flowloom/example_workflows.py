@@ -61,8 +61,7 @@ async def install_examples(session: AsyncSession, *, owner_id: str) -> list[Work
     repo = WorkflowRepo(session, owner_id=owner_id)
     installed = []
     for example in read_examples():
-        existing = await repo.list(search=example.name, limit=100)
-        if any(workflow.name == example.name for workflow in existing.items):
+        if await repo.find_by_name(name=example.name) is not None:
             continue
         workflow = await repo.create(
             name=example.name,

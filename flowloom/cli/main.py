@@ -147,9 +147,30 @@ def users_create(
     console.print(f"created {user.role} {user.email} ({user.id})")
 
 
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A workflow definition (JSON).")],
+    input_: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="NAME=VALUE for the manual trigger; repeatable."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Validate a definition file, store it, and run it here with live node states."""
+    from flowloom.cli.run import parse_inputs, run_file
+
+    try:
+        inputs = parse_inputs(input_ or [])
+    except InputError as exc:
+        fail(str(exc))
+    code = run_async(lambda: run_file(_settings(ctx), file, inputs, as_json, console))
+    raise typer.Exit(code)
+
+
 @app.command("demo")
 def demo(ctx: typer.Context) -> None:
-    """Set up the local database, load the example workflows, and show what is stored."""
+    """Set up the local database, load and run the example workflows, show the history."""
     from flowloom.cli.demo import run_demo
 
     run_async(lambda: run_demo(_settings(ctx), console=console))

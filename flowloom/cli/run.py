@@ -20,26 +20,22 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-from sqlalchemy import select
 
 from flowloom.engine import RUN_FINISHED_EVENTS, Engine, Event
-from flowloom.exceptions import InputError, NotFound, Problem, ValidationFailed
+from flowloom.exceptions import InputError, Problem, ValidationFailed
 from flowloom.graph import WorkflowDefinition, parse_definition_json, validate
 from flowloom.graph.ports import PortType, json_type_name, value_matches
+from flowloom.local_account import local_owner
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.settings import Settings
 from flowloom.storage.blobs import FileBlobStore
 from flowloom.storage.database import Database
-from flowloom.storage.enums import RunStatus, TriggerKind, UserRole
+from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.migrate import upgrade_database
 from flowloom.storage.repos.runs import RunRepo
-from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
-from flowloom.storage.tables import Workflow
 
-__all__ = ["LOCAL_OWNER_EMAIL", "coerce_inputs", "parse_inputs", "run_file"]
-
-LOCAL_OWNER_EMAIL = "owner@flowloom.localhost"
+__all__ = ["coerce_inputs", "parse_inputs", "run_file"]
 EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 _STYLE = {
@@ -143,26 +139,13 @@ def _print_problems(console: Console, path: Path, problems: list[Problem]) -> No
 
 async def _store(db: Database, name: str, definition: dict[str, Any]) -> tuple[str, str]:
     async with db.write() as session:
-        users = UserRepo(session)
-        try:
-            owner = await users.get_by_email(email=LOCAL_OWNER_EMAIL)
-        except NotFound:
-            owner = await users.create(email=LOCAL_OWNER_EMAIL, role=UserRole.ADMIN)
+        owner = await local_owner(session)
         workflows = WorkflowRepo(session, owner_id=owner.id)
-        existing = await session.scalar(
-            select(Workflow.id)
-            .where(
-                Workflow.user_id == owner.id, Workflow.name == name, Workflow.deleted_at.is_(None)
-            )
-            .order_by(Workflow.id.desc())
-            .limit(1)
-        )
-        if existing is None:
+        workflow = await workflows.find_by_name(name=name)
+        if workflow is None:
             workflow = await workflows.create(name=name, definition=definition)
-        else:
-            workflow = await workflows.get(workflow_id=existing)
-            if workflow.definition != definition:
-                workflow = await workflows.update(workflow_id=existing, definition=definition)
+        elif workflow.definition != definition:
+            workflow = await workflows.update(workflow_id=workflow.id, definition=definition)
         return owner.id, workflow.id
 
 

@@ -199,3 +199,36 @@ def test_prune_refuses_bad_or_conflicting_limits(
     code, output = flowloom(data_dir, "db", "prune", *args)
     assert code == 2, output
     assert expected in output
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_run_command_runs_a_file_and_prints_json(tmp_path: Path) -> None:
+    import json
+
+    code, output = flowloom(
+        tmp_path / "data", "run", str(EXAMPLES / "hello_template.json"), "-i", "name=Ada", "--json"
+    )
+    assert code == 0, output
+    result = json.loads(output)
+    assert result["status"] == "COMPLETED"
+    assert result["outputs"]["lines"]["text"].startswith("Hello, Ada!")
+
+
+def test_run_command_refuses_a_malformed_input_with_exit_2(tmp_path: Path) -> None:
+    code, output = flowloom(
+        tmp_path / "data", "run", str(EXAMPLES / "hello_template.json"), "-i", "x"
+    )
+    assert code == 2
+    assert "NAME=VALUE" in output
+
+
+def test_demo_loads_and_runs_every_example(tmp_path: Path) -> None:
+    code, output = flowloom(tmp_path / "data", "demo")
+    assert code == 0, output
+    assert "3 example workflow(s) added" in output
+    assert output.count("COMPLETED") == 3
+    code, output = flowloom(tmp_path / "data", "demo")
+    assert code == 0, output
+    assert "0 example workflow(s) added" in output

@@ -106,6 +106,19 @@ class WorkflowRepo:
             raise NotFound("workflow", workflow_id)
         return workflow
 
+    async def find_by_name(self, *, name: str) -> Workflow | None:
+        """The owner's newest live workflow named exactly ``name``, or None."""
+        return await self._session.scalar(
+            select(Workflow)
+            .where(
+                Workflow.user_id == self._owner_id,
+                Workflow.name == name,
+                Workflow.deleted_at.is_(None),
+            )
+            .order_by(Workflow.id.desc())
+            .limit(1)
+        )
+
     async def list(
         self, *, cursor: str | None = None, limit: int = 10, search: str | None = None
     ) -> Page[Workflow]:
