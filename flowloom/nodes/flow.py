@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowloom.graph.ports import json_type_name
+from flowloom.nodes._names import refuse_repeated
 from flowloom.nodes._paths import MISSING, check_path, lookup
 from flowloom.nodes.base import (
     Category,
@@ -238,10 +239,7 @@ class SwitchConfig(NodeConfig):
     @field_validator("cases")
     @classmethod
     def _unique_names(cls, cases: list[SwitchCase]) -> list[SwitchCase]:
-        names = [case.name for case in cases]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"case names must differ: {', '.join(duplicates)} repeated")
+        refuse_repeated((case.name for case in cases), what="case")
         return cases
 
 

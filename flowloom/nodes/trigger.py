@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowloom.graph.ports import PortType, json_type_name, value_matches
+from flowloom.nodes._names import refuse_repeated
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, RunContext
 
 __all__ = ["ManualTrigger", "ManualTriggerConfig", "TriggerField"]
@@ -43,10 +44,7 @@ class ManualTriggerConfig(NodeConfig):
     @field_validator("fields")
     @classmethod
     def _unique(cls, fields: list[TriggerField]) -> list[TriggerField]:
-        names = [item.name for item in fields]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"field names must differ: {', '.join(duplicates)} repeated")
+        refuse_repeated((item.name for item in fields), what="field")
         return fields
 
 
