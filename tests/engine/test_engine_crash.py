@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import POSTGRES_URL, drop_postgres_schema, make_postgres_database
 from enginekit import chain, make_owner, node_rows, registry, save_workflow
+from pgkit import POSTGRES_URL, drop_postgres_schema, make_postgres_database
 from sqlalchemy import select
 
 from flowloom.engine import FAILPOINT_EXIT_CODE, Engine

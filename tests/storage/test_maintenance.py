@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import drop_postgres_schema, make_postgres_database
+from pgkit import drop_postgres_schema, make_postgres_database
 from sqlalchemy import func, insert, select, text
 
 from flowloom.exceptions import ConfigurationError, InputError
