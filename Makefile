@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(BIN)/flowloom demo
+	$(BIN)/flowloom serve
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)

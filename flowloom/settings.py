@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -72,6 +72,112 @@ class Settings(BaseSettings):
 
     page_size: Annotated[int, Field(ge=1, le=200)] = 10
     """Default rows per page of history listings."""
+
+    # LLM providers: the instance-wide keys. A user's stored credential replaces the key (and
+    # keeps the base URL) for the calls that name it.
+    openai_api_key: SecretStr | None = None
+    """Key for OpenAI, or for the OpenAI-compatible server at ``openai_base_url``."""
+    openai_base_url: str | None = None
+    """Any server speaking OpenAI chat completions (Ollama, vLLM, LM Studio); default OpenAI."""
+    openai_requests_per_s: Annotated[float, Field(gt=0)] | None = None
+    """Most calls per second this process makes to OpenAI; None for no limit."""
+    gemini_api_key: SecretStr | None = None
+    """Key for the Gemini API."""
+    gemini_base_url: str | None = None
+    """Endpoint of the Gemini API; default Google's."""
+    gemini_requests_per_s: Annotated[float, Field(gt=0)] | None = None
+    """Most calls per second this process makes to Gemini; None for no limit."""
+    anthropic_api_key: SecretStr | None = None
+    """Key for Anthropic."""
+    anthropic_base_url: str | None = None
+    """Endpoint of the Anthropic API; default Anthropic's."""
+    anthropic_requests_per_s: Annotated[float, Field(gt=0)] | None = None
+    """Most calls per second this process makes to Anthropic; None for no limit."""
+    provider_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    """Longest wait for one attempt of a model call (for streams: for each next piece)."""
+    provider_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    """Tries per model call on 429, 5xx and timeouts, the first included."""
+
+    credentials_key: SecretStr | None = None
+    """Key (32+ characters) that encrypts stored credentials; default: derived from the
+    instance secret key. Changing it needs ``credentials_old_keys`` until rows are rotated."""
+    credentials_old_keys: tuple[SecretStr, ...] = ()
+    """Earlier credential keys, still accepted for reading (a JSON list in the environment)."""
+
+    # ---- the HTTP server (flowloom serve); see flowloom.api
+
+    session_ttl_s: Annotated[int, Field(ge=60)] = 14 * 24 * 3600
+    """How long a sign-in session lasts."""
+
+    cookie_secure: bool | None = None
+    """Send session cookies only over HTTPS; None: when the request itself came over HTTPS."""
+
+    allow_registration: bool = True
+    """Whether anybody may create an account with ``POST /api/v1/auth/register``."""
+
+    login_max_failures_per_account: Annotated[int, Field(ge=1)] = 5
+    """Failed sign-ins to one account within ``login_failure_window_s`` before it is refused."""
+
+    login_max_failures_per_address: Annotated[int, Field(ge=1)] = 20
+    """Failed sign-ins from one client address within the window before it is refused."""
+
+    login_failure_window_s: Annotated[float, Field(gt=0)] = 900.0
+    """The sliding window failed sign-ins are counted over (in process, per server)."""
+
+    external_auth_issuer: str | None = None
+    """Issuer (``iss``) of the identity provider's JWTs; external sign-in is off when unset."""
+
+    external_auth_audience: str | None = None
+    """The audience (``aud``) those tokens must name; required with an issuer."""
+
+    external_auth_shared_key: SecretStr | None = None
+    """HS256 shared key of the provider (give this or ``external_auth_jwks_url``)."""
+
+    external_auth_jwks_url: str | None = None
+    """The provider's JWKS URL, for RS256/ES256 tokens (give this or the shared key)."""
+
+    external_auth_provider: Annotated[str, Field(min_length=1, max_length=64)] = "external"
+    """The provider's name stored with each identity (``clerk``, ``auth0``, ...)."""
+
+    max_request_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+    """Largest request body the API reads; bigger ones get 413."""
+
+    max_nodes_per_workflow: Annotated[int, Field(ge=1)] = 500
+    """Most nodes one workflow definition may hold."""
+
+    max_run_inputs_bytes: Annotated[int, Field(ge=1)] = 256 * 1024
+    """Largest run inputs (as JSON) a run may be started with."""
+
+    run_wait_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    """How long ``?wait=true`` waits for a run before answering 202 with it unfinished."""
+
+    # ---- the engine (flowloom.engine.Engine.from_settings)
+
+    engine_concurrency: Annotated[int, Field(ge=1)] = 64
+    """Node attempts running at once in one engine, across every run."""
+    engine_lease_s: Annotated[float, Field(gt=0)] = 600.0
+    """How long a claim on a node lasts unless renewed (a running node renews it at half)."""
+    max_running_nodes_per_user: Annotated[int, Field(ge=1)] | None = None
+    """Node attempts of one user's runs running at once in one engine; None for no limit."""
+    node_concurrency_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    """Limits per node concurrency key (JSON in the environment): a whole key such as
+    ``http:api.example.com``, or a family such as ``http``, whose limit then applies to each
+    of its keys (each host) on its own."""
+    subworkflow_max_depth: Annotated[int, Field(ge=1, le=100)] = 10
+    """How deep ``workflow.call`` sub-runs may nest; a workflow calling itself stops there."""
+    allow_private_http: bool = False
+    """Let http.request and image.load reach private, loopback and link-local addresses."""
+
+    @model_validator(mode="after")
+    def _check_external_auth(self) -> Settings:
+        if self.external_auth_issuer:
+            if not self.external_auth_audience:
+                raise ValueError("external_auth_audience is required with external_auth_issuer")
+            if (self.external_auth_shared_key is None) == (self.external_auth_jwks_url is None):
+                raise ValueError(
+                    "give exactly one of external_auth_shared_key and external_auth_jwks_url"
+                )
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from flowloom.cli import db as db_commands
 from flowloom.cli.common import fail, load_settings, run_async
-from flowloom.exceptions import InputError
+from flowloom.exceptions import FlowloomError, InputError
 from flowloom.settings import Settings
 
 __all__ = ["app"]
@@ -145,6 +145,21 @@ def users_create(
         lambda: create_user(_settings(ctx), email=email, password=password, admin=admin)
     )
     console.print(f"created {user.role} {user.email} ({user.id})")
+
+
+@app.command("serve")
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the API and run the engine in this process (SIGTERM or Ctrl-C stops it)."""
+    from flowloom.cli.serve import serve as serve_app
+
+    try:
+        serve_app(_settings(ctx), host=host, port=port)
+    except FlowloomError as exc:
+        fail(str(exc))
 
 
 @app.command("run")

@@ -1,4 +1,4 @@
-"""People and their keys: users, external identities, per-user settings, API keys."""
+"""People and their keys: users, external identities, per-user settings, API keys, sessions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from flowloom.storage.enums import UserRole
 from flowloom.storage.tables.base import ID_LENGTH, Base, CreatedAtMixin, TimestampMixin, check_in
 
-__all__ = ["ApiKey", "User", "UserIdentity", "UserSettings"]
+__all__ = ["ApiKey", "User", "UserIdentity", "UserSession", "UserSettings"]
 
 
 class User(TimestampMixin, Base):
@@ -77,3 +77,25 @@ class ApiKey(TimestampMixin, Base):
     last_used_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class UserSession(CreatedAtMixin, Base):
+    """A signed-in browser or program session. Only the SHA-256 of its token is stored.
+
+    The token itself travels in the httpOnly session cookie or an ``Authorization: Bearer``
+    header; a row past ``expires_at`` or with ``revoked_at`` set lets nobody in.
+    """
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index(None, "user_id", "id"), Index(None, "expires_at"))
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(32), default="password")
+    """How the session was opened: ``password`` or ``external:<provider>``."""

@@ -1,0 +1,114 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+The lifespan migrates an embedded SQLite database (a PostgreSQL one must already be at the
+newest revision: ``flowloom db upgrade``), starts the engine in process and resumes every run
+left unfinished, and on shutdown closes the engine (running nodes are cancelled and left
+resumable: the next start runs them again as attempt + 1) and the database.
+
+A ``db`` or ``engine`` passed in belongs to the caller (tests share one database across apps):
+the app uses them and leaves them open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+
+import flowloom
+from flowloom.api.errors import install_error_handlers
+from flowloom.api.external_auth import ExternalVerifier
+from flowloom.api.limits import BodySizeLimit
+from flowloom.api.metrics import Metrics
+from flowloom.api.routes import api_keys, auth, health, node_types, runs, users, workflows
+from flowloom.api.security import LoginLimiter
+from flowloom.api.state import AppState
+from flowloom.engine import Engine
+from flowloom.exceptions import ConfigurationError
+from flowloom.nodes.registry import NodeRegistry, default_registry
+from flowloom.settings import Settings
+from flowloom.storage.blobs import FileBlobStore
+from flowloom.storage.database import Database
+from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    engine: Engine | None = None,
+    registry: NodeRegistry | None = None,
+) -> FastAPI:
+    """The flowloom HTTP API for ``settings``; nothing is opened until the lifespan starts."""
+    owns_db = db is None
+    database = db if db is not None else Database.from_settings(settings)
+    state = AppState(
+        settings=settings,
+        db=database,
+        registry=registry or (engine.registry if engine is not None else default_registry()),
+        secret_key=settings.load_secret_key(),
+        limiter=LoginLimiter(
+            max_per_account=settings.login_max_failures_per_account,
+            max_per_address=settings.login_max_failures_per_address,
+            window_s=settings.login_failure_window_s,
+        ),
+        verifier=ExternalVerifier(settings),
+        metrics=Metrics(),
+    )
+
+    state.node_types = {schema["type"]: schema for schema in state.registry.schemas()}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _prepare_database(database)
+        owns_engine = engine is None
+        running = engine or Engine(database, state.registry, FileBlobStore(settings.blob_dir))
+        state.engine = running
+        state.metrics.start(running.bus)
+        try:
+            await running.resume_unfinished()
+            yield
+        finally:
+            await state.metrics.stop()
+            if owns_engine:
+                await running.close()
+            state.engine = None
+            if owns_db:
+                await database.dispose()
+
+    app = FastAPI(
+        title="flowloom",
+        version=flowloom.__version__,
+        summary="Build AI workflows as graphs, run them, and read every run back.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.flowloom = state
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, api_keys, workflows, runs, node_types, users):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app
+
+
+async def _prepare_database(db: Database) -> None:
+    if db.is_sqlite:
+        await upgrade_database(db)
+        return
+    at = await current_revision(db)
+    if at != head_revision():
+        raise ConfigurationError(
+            f"the database is at revision {at or 'none'}, not {head_revision()}: "
+            "run `flowloom db upgrade` first"
+        )

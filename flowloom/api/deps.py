@@ -1,0 +1,184 @@
+"""The dependencies routes ask for, as ``Annotated`` aliases: who is calling, and what they hold.
+
+``CurrentUser`` is the caller: a browser session (cookie, CSRF-checked on unsafe methods), a
+program with a session token, or a program with an API key (``flk_...``), each as
+``Authorization: Bearer``. A session may do anything its account may; an API key only what
+its scopes allow, so routes ask for the scope they need with one of the scoped aliases::
+
+    async def read_run(run_id: str, caller: WorkflowReader, db: DatabaseDep) -> RunDetail:
+
+``admin`` scope includes every other scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+
+from flowloom.api.errors import Unauthenticated
+from flowloom.api.security import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, csrf_matches
+from flowloom.api.state import AppState
+from flowloom.engine import Engine
+from flowloom.exceptions import PermissionDenied
+from flowloom.nodes.registry import NodeRegistry
+from flowloom.settings import Settings
+from flowloom.storage.database import Database
+from flowloom.storage.enums import ApiScope
+from flowloom.storage.repos.api_keys import KEY_MARKER, authenticate_api_key
+from flowloom.storage.repos.sessions import TOUCH_INTERVAL, SessionRepo, authenticate_session
+from flowloom.storage.tables.base import utcnow
+
+__all__ = [
+    "AccountOwner",
+    "AppStateDep",
+    "Caller",
+    "CurrentUser",
+    "DatabaseDep",
+    "EngineDep",
+    "RegistryDep",
+    "RunExecutor",
+    "SettingsDep",
+    "WorkflowReader",
+    "WorkflowWriter",
+    "client_ip",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling and with what: the account, and the session or API key used."""
+
+    user_id: str
+    via: Literal["cookie", "session", "api_key"]
+    session_id: str | None = None
+    api_key_id: str | None = None
+    scopes: frozenset[str] | None = None
+    """An API key's scopes; None for sessions, which may do whatever the account may."""
+
+    def allows(self, scope: ApiScope) -> bool:
+        return self.scopes is None or scope.value in self.scopes or ApiScope.ADMIN in self.scopes
+
+
+def _state(request: Request) -> AppState:
+    state = request.app.state.flowloom
+    assert isinstance(state, AppState)
+    return state
+
+
+AppStateDep = Annotated[AppState, Depends(_state)]
+
+
+def _db(state: AppStateDep) -> Database:
+    return state.db
+
+
+def _settings(state: AppStateDep) -> Settings:
+    return state.settings
+
+
+def _engine(state: AppStateDep) -> Engine:
+    return state.require_engine()
+
+
+def _registry(state: AppStateDep) -> NodeRegistry:
+    return state.registry
+
+
+DatabaseDep = Annotated[Database, Depends(_db)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+EngineDep = Annotated[Engine, Depends(_engine)]
+RegistryDep = Annotated[NodeRegistry, Depends(_registry)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def _by_api_key(db: Database, plaintext: str) -> Caller:
+    now = utcnow()
+    async with db.read() as session:
+        key = await authenticate_api_key(session, plaintext=plaintext, now=now)
+    if key is None:
+        raise Unauthenticated("the API key is not valid (unknown, revoked or expired)")
+    if key.last_used_at == now:
+        # authenticate_api_key stamped last_used_at (at most once a minute), but in a read
+        # transaction that is not committed: do it again where it sticks.
+        async with db.write() as session:
+            await authenticate_api_key(session, plaintext=plaintext, now=now)
+    return Caller(
+        user_id=key.user_id,
+        via="api_key",
+        api_key_id=key.id,
+        scopes=frozenset(str(scope) for scope in key.scopes),
+    )
+
+
+async def _by_session(db: Database, token: str, via: Literal["cookie", "session"]) -> Caller:
+    now = utcnow()
+    async with db.read() as session:
+        found = await authenticate_session(session, token=token, now=now)
+    if found is None:
+        raise Unauthenticated("the session is not valid (signed out or expired)")
+    row, user = found
+    if row.last_seen_at <= now - TOUCH_INTERVAL:
+        async with db.write() as session:
+            await SessionRepo(session, owner_id=user.id).touch(session_id=row.id, now=now)
+    return Caller(user_id=user.id, via=via, session_id=row.id)
+
+
+async def current_caller(request: Request, state: AppStateDep) -> Caller:
+    """The caller, or Unauthenticated; PermissionDenied for a cookie request without CSRF."""
+    token = _bearer(request)
+    if token is not None:
+        if token.startswith(f"{KEY_MARKER}_"):
+            return await _by_api_key(state.db, token)
+        return await _by_session(state.db, token, "session")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthenticated("sign in, or send 'Authorization: Bearer <session token or key>'")
+    caller = await _by_session(state.db, cookie, "cookie")
+    if request.method in UNSAFE_METHODS and not csrf_matches(
+        state.secret_key, cookie, request.headers.get(CSRF_HEADER)
+    ):
+        raise PermissionDenied(
+            f"missing or wrong {CSRF_HEADER} header: send the value of the flowloom_csrf cookie"
+        )
+    return caller
+
+
+CurrentUser = Annotated[Caller, Depends(current_caller)]
+
+
+def require_scope(scope: ApiScope) -> Callable[[Caller], Awaitable[Caller]]:
+    """A dependency that lets the caller through only if it holds ``scope``."""
+
+    async def dependency(caller: CurrentUser) -> Caller:
+        if not caller.allows(scope):
+            raise PermissionDenied(f"this API key lacks the {scope.value!r} scope")
+        return caller
+
+    dependency.__name__ = f"require_{scope.name.lower()}"
+    return dependency
+
+
+WorkflowReader = Annotated[Caller, Depends(require_scope(ApiScope.WORKFLOWS_READ))]
+"""May read workflows, versions, runs and node types."""
+WorkflowWriter = Annotated[Caller, Depends(require_scope(ApiScope.WORKFLOWS_WRITE))]
+"""May create, change, import and delete workflows."""
+RunExecutor = Annotated[Caller, Depends(require_scope(ApiScope.RUNS_EXECUTE))]
+"""May start, cancel and answer runs."""
+AccountOwner = Annotated[Caller, Depends(require_scope(ApiScope.ADMIN))]
+"""May manage the account itself: API keys, settings, the audit log (sessions always may)."""

@@ -1,0 +1,76 @@
+"""API keys: create (the secret shown once), list, read, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+
+from flowloom.api.deps import AccountOwner, DatabaseDep, client_ip
+from flowloom.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Page, api_key_public
+from flowloom.storage.repos.api_keys import ApiKeyRepo
+from flowloom.storage.repos.audit import AuditRepo
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api-keys", tags=["api keys"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_api_key(
+    body: ApiKeyCreate, caller: AccountOwner, request: Request, db: DatabaseDep
+) -> ApiKeyCreated:
+    """A new key for programs. ``key`` is in this answer only: store it now."""
+    async with db.write() as session:
+        key, plaintext = await ApiKeyRepo(session, owner_id=caller.user_id).create(
+            name=body.name, scopes=body.scopes, expires_at=body.expires_at
+        )
+        await AuditRepo(session).record(
+            user_id=caller.user_id,
+            action="api_key.create",
+            object_type="api_key",
+            object_id=key.id,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            details={"name": key.name, "scopes": list(key.scopes), "prefix": key.prefix},
+        )
+    return ApiKeyCreated(**api_key_public(key).model_dump(), key=plaintext)
+
+
+@router.get("")
+async def list_api_keys(
+    caller: AccountOwner,
+    db: DatabaseDep,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[ApiKeyPublic]:
+    """The caller's keys, newest first, revoked ones included (none holds its secret)."""
+    async with db.read() as session:
+        page = await ApiKeyRepo(session, owner_id=caller.user_id).list(cursor=cursor, limit=limit)
+    return Page(items=[api_key_public(k) for k in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{key_id}")
+async def read_api_key(key_id: str, caller: AccountOwner, db: DatabaseDep) -> ApiKeyPublic:
+    async with db.read() as session:
+        key = await ApiKeyRepo(session, owner_id=caller.user_id).get(key_id=key_id)
+    return api_key_public(key)
+
+
+@router.delete("/{key_id}")
+async def revoke_api_key(
+    key_id: str, caller: AccountOwner, request: Request, db: DatabaseDep
+) -> ApiKeyPublic:
+    """Switch the key off for good; it stays listed, revoked. Revoking twice changes nothing."""
+    async with db.write() as session:
+        key = await ApiKeyRepo(session, owner_id=caller.user_id).revoke(key_id=key_id)
+        await AuditRepo(session).record(
+            user_id=caller.user_id,
+            action="api_key.revoke",
+            object_type="api_key",
+            object_id=key.id,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            details={"name": key.name, "prefix": key.prefix},
+        )
+    return api_key_public(key)

@@ -1,0 +1,198 @@
+"""Accounts: register, sign in (password or external identity), sign out, who am I."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response, status
+
+from flowloom.api.deps import AppStateDep, CurrentUser, DatabaseDep, client_ip
+from flowloom.api.errors import Unauthenticated
+from flowloom.api.schemas import (
+    ExternalLogin,
+    LoginRequest,
+    TokenPublic,
+    UserPublic,
+    UserRegister,
+    user_public,
+)
+from flowloom.api.security import (
+    clear_session_cookies,
+    csrf_token_for,
+    set_session_cookies,
+)
+from flowloom.api.state import AppState
+from flowloom.exceptions import NotFound, PermissionDenied
+from flowloom.passwords import hash_password, needs_rehash, verify_password
+from flowloom.storage.repos.audit import AuditRepo
+from flowloom.storage.repos.sessions import SessionRepo
+from flowloom.storage.repos.users import UserRepo, normalize_email
+from flowloom.storage.tables import User
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+# Verified against when the account does not exist, so a wrong email costs as long as a wrong
+# password and the timing does not tell which accounts exist.
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password("flowloom-no-such-account")
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register_user(body: UserRegister, request: Request, state: AppStateDep) -> UserPublic:
+    """Create an account with an email and a password (argon2id). 409 if the email is taken."""
+    if not state.settings.allow_registration:
+        raise PermissionDenied("registration is closed on this server; ask an administrator")
+    email = normalize_email(body.email)
+    password_hash = await asyncio.to_thread(hash_password, body.password)
+    async with state.db.write() as session:
+        user = await UserRepo(session).create(
+            email=email, password_hash=password_hash, username=body.username
+        )
+        await AuditRepo(session).record(
+            user_id=user.id,
+            action="user.register",
+            object_type="user",
+            object_id=user.id,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+        )
+    return user_public(user)
+
+
+@router.post("/login")
+async def log_in(
+    body: LoginRequest, request: Request, response: Response, state: AppStateDep
+) -> TokenPublic:
+    """Sign in with email and password: a session token, and the same session as a cookie.
+
+    Failed sign-ins are counted per account and per client address; past the limit, 429 with
+    Retry-After, whatever the password.
+    """
+    account = body.email.strip().lower()
+    address = client_ip(request)
+    state.limiter.check(account=account, address=address)
+    async with state.db.read() as session:
+        try:
+            user: User | None = await UserRepo(session).get_by_email(email=account)
+        except NotFound:
+            user = None
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+    ok = await asyncio.to_thread(verify_password, stored, body.password)
+    if user is None or not user.password_hash or not ok or not user.is_active:
+        state.limiter.failed(account=account, address=address)
+        if user is not None:
+            async with state.db.write() as session:
+                await AuditRepo(session).record(
+                    user_id=user.id,
+                    action="auth.login_failed",
+                    object_type="user",
+                    object_id=user.id,
+                    ip=address,
+                    user_agent=request.headers.get("user-agent"),
+                )
+        raise Unauthenticated("wrong email or password")
+    state.limiter.succeeded(account=account)
+    new_hash = None
+    if needs_rehash(user.password_hash):
+        new_hash = await asyncio.to_thread(hash_password, body.password)
+    return await _open_session(
+        state, request, response, user_id=user.id, method="password", new_hash=new_hash
+    )
+
+
+@router.post("/external")
+async def log_in_with_external_identity(
+    body: ExternalLogin, request: Request, response: Response, state: AppStateDep
+) -> TokenPublic:
+    """Sign in with a JWT from the configured identity provider.
+
+    The account is found by (provider, subject), or created with the token's email the first
+    time. 409 if that email already belongs to an account not linked to this identity.
+    """
+    identity = await state.verifier.verify(body.token)
+    async with state.db.write() as session:
+        user = await UserRepo(session).find_or_create_by_identity(
+            provider=identity.provider, subject=identity.subject, email=identity.email
+        )
+        if not user.is_active:
+            raise Unauthenticated("this account is disabled")
+        user_id = user.id
+    return await _open_session(
+        state, request, response, user_id=user_id, method=f"external:{identity.provider}"
+    )
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def log_out(
+    caller: CurrentUser, request: Request, response: Response, db: DatabaseDep
+) -> None:
+    """End the session this request was made with (API keys are revoked, not signed out)."""
+    if caller.session_id is not None:
+        async with db.write() as session:
+            await SessionRepo(session, owner_id=caller.user_id).revoke(session_id=caller.session_id)
+            await AuditRepo(session).record(
+                user_id=caller.user_id,
+                action="auth.logout",
+                object_type="session",
+                object_id=caller.session_id,
+                ip=client_ip(request),
+                user_agent=request.headers.get("user-agent"),
+            )
+    clear_session_cookies(response)
+
+
+@router.get("/me")
+async def read_signed_in_user(caller: CurrentUser, db: DatabaseDep) -> UserPublic:
+    """The account this request is made as."""
+    async with db.read() as session:
+        user = await UserRepo(session).get(user_id=caller.user_id)
+    return user_public(user)
+
+
+async def _open_session(
+    state: AppState,
+    request: Request,
+    response: Response,
+    *,
+    user_id: str,
+    method: str,
+    new_hash: str | None = None,
+) -> TokenPublic:
+    ttl = timedelta(seconds=state.settings.session_ttl_s)
+    address = client_ip(request)
+    agent = request.headers.get("user-agent")
+    async with state.db.write() as session:
+        users = UserRepo(session)
+        if new_hash is not None:
+            await users.set_password_hash(user_id=user_id, password_hash=new_hash)
+        user = await users.touch_login(user_id=user_id)
+        row, token = await SessionRepo(session, owner_id=user_id).open(
+            ttl=ttl, user_agent=agent, ip=address, method=method
+        )
+        await AuditRepo(session).record(
+            user_id=user_id,
+            action="auth.login",
+            object_type="session",
+            object_id=row.id,
+            ip=address,
+            user_agent=agent,
+            details={"method": method},
+        )
+    csrf = csrf_token_for(state.secret_key, token)
+    set_session_cookies(
+        response,
+        request,
+        token=token,
+        csrf_token=csrf,
+        max_age_s=state.settings.session_ttl_s,
+        secure=state.settings.cookie_secure,
+    )
+    return TokenPublic(
+        access_token=token, expires_at=row.expires_at, csrf_token=csrf, user=user_public(user)
+    )

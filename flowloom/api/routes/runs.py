@@ -1,0 +1,253 @@
+"""Runs: start one, read the history, read one node by node, cancel, answer, follow live (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
+
+from flowloom.api.deps import (
+    Caller,
+    DatabaseDep,
+    EngineDep,
+    RunExecutor,
+    SettingsDep,
+    WorkflowReader,
+)
+from flowloom.api.limits import check_inputs_size
+from flowloom.api.schemas import (
+    AnswerCreate,
+    Page,
+    RunCreate,
+    RunDetail,
+    RunPublic,
+    run_detail,
+    run_public,
+)
+from flowloom.engine import DROPPED, RUN_FINISHED_EVENTS, Engine, Event, Subscription
+from flowloom.storage.database import Database
+from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunStatus, TriggerKind
+from flowloom.storage.repos.runs import RunRepo
+from flowloom.storage.repos.workflows import WorkflowRepo
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["runs"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Wait = Annotated[
+    bool, Query(description="Answer once the run has finished or waits for an answer.")
+]
+
+_KEEPALIVE_S = 15.0
+
+
+async def _detail(db: Database, caller: Caller, run_id: str) -> RunDetail:
+    async with db.read() as session:
+        run, nodes = await RunRepo(session, owner_id=caller.user_id).get_with_nodes(run_id=run_id)
+    return run_detail(run, nodes)
+
+
+async def _wait(engine: Engine, run_id: str, timeout_s: float) -> bool:
+    """Whether the run finished (or parked) within ``timeout_s``."""
+    try:
+        await asyncio.wait_for(engine.wait(run_id), timeout_s)
+    except TimeoutError:
+        return False
+    return True
+
+
+@router.post(
+    "/workflows/{workflow_id}/runs",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"model": RunDetail, "description": "With wait: the finished run"}},
+)
+async def start_run(
+    workflow_id: str,
+    body: RunCreate,
+    caller: RunExecutor,
+    db: DatabaseDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    response: Response,
+    wait: Wait = False,
+) -> RunPublic | RunDetail:
+    """Start a run of the workflow (FULL, one NODE, or a node and its UPSTREAM).
+
+    Without wait: 202 with the run as it starts. With wait: 200 with the finished run and
+    every node execution (a run still going after ``run_wait_timeout_s`` answers 202). A
+    definition that cannot run answers 422 naming its problems, and nothing is written.
+    """
+    check_inputs_size(body.inputs, max_bytes=settings.max_run_inputs_bytes)
+    trigger_data: dict[str, Any] = {}
+    if caller.api_key_id is not None:
+        trigger_data["api_key_id"] = caller.api_key_id
+    run_id = await engine.start_run(
+        owner_id=caller.user_id,
+        workflow_id=workflow_id,
+        version=body.version,
+        scope=body.scope.value,
+        target_node_id=body.target_node_id,
+        inputs=body.inputs,
+        trigger_kind=TriggerKind.API if caller.api_key_id else TriggerKind.MANUAL,
+        trigger_data=trigger_data or None,
+        idempotency_key=body.idempotency_key,
+        timeout_s=body.timeout_s,
+    )
+    response.headers["Location"] = f"/api/v1/runs/{run_id}"
+    if (wait or body.wait) and await _wait(engine, run_id, settings.run_wait_timeout_s):
+        response.status_code = status.HTTP_200_OK
+        return await _detail(db, caller, run_id)
+    async with db.read() as session:
+        run = await RunRepo(session, owner_id=caller.user_id).get(run_id=run_id)
+    return run_public(run)
+
+
+@router.get("/runs")
+async def list_runs(
+    caller: WorkflowReader,
+    db: DatabaseDep,
+    cursor: str | None = None,
+    limit: Limit = 10,
+    status: RunStatus | None = None,
+    workflow_id: str | None = None,
+) -> Page[RunPublic]:
+    """The caller's run history across every workflow, newest first (seed 000's sidebar)."""
+    async with db.read() as session:
+        page = await RunRepo(session, owner_id=caller.user_id).history(
+            cursor=cursor, limit=limit, status=status, workflow_id=workflow_id
+        )
+    return Page(items=[run_public(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/workflows/{workflow_id}/runs")
+async def list_workflow_runs(
+    workflow_id: str,
+    caller: WorkflowReader,
+    db: DatabaseDep,
+    cursor: str | None = None,
+    limit: Limit = 10,
+    status: RunStatus | None = None,
+) -> Page[RunPublic]:
+    """The runs of one workflow, newest first."""
+    async with db.read() as session:
+        await WorkflowRepo(session, owner_id=caller.user_id).get(workflow_id=workflow_id)
+        page = await RunRepo(session, owner_id=caller.user_id).history(
+            cursor=cursor, limit=limit, status=status, workflow_id=workflow_id
+        )
+    return Page(items=[run_public(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/runs/{run_id}")
+async def read_run(run_id: str, caller: WorkflowReader, db: DatabaseDep) -> RunDetail:
+    """The run with every node execution: status, attempt, inputs, outputs, error, timings."""
+    return await _detail(db, caller, run_id)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(
+    run_id: str, caller: RunExecutor, db: DatabaseDep, engine: EngineDep
+) -> RunDetail:
+    """Cancel the run: nodes in flight stop, the rest are CANCELLED. 409 if it already ended
+    otherwise; cancelling a cancelled run changes nothing."""
+    async with db.read() as session:
+        await RunRepo(session, owner_id=caller.user_id).get(run_id=run_id)
+    await engine.cancel(run_id)
+    return await _detail(db, caller, run_id)
+
+
+@router.post("/runs/{run_id}/nodes/{node_id}/answer")
+async def answer_node(
+    run_id: str,
+    node_id: str,
+    body: AnswerCreate,
+    caller: RunExecutor,
+    db: DatabaseDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    wait: Wait = False,
+) -> RunDetail:
+    """Answer a WAITING node (an approval: ``{"approved": true}``); the run goes on.
+
+    409 if the node is not waiting. With wait: answers once the run has finished or waits
+    again.
+    """
+    answer = body.model_dump(exclude_none=True)
+    check_inputs_size(answer, max_bytes=settings.max_run_inputs_bytes)
+    async with db.read() as session:
+        await RunRepo(session, owner_id=caller.user_id).get(run_id=run_id)
+    await engine.answer(run_id, node_id, answer)
+    if wait:
+        await _wait(engine, run_id, settings.run_wait_timeout_s)
+    return await _detail(db, caller, run_id)
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def follow_run(
+    run_id: str, caller: WorkflowReader, db: DatabaseDep, engine: EngineDep
+) -> StreamingResponse:
+    """The run's state changes as Server-Sent Events, ending when the run ends.
+
+    The first event, ``snapshot``, is the whole run as it is now (``GET /runs/{id}``), so a
+    late subscriber misses nothing; then ``run.started``, ``node.started``,
+    ``node.succeeded``, ... as they are committed; the stream ends after ``run.completed``,
+    ``run.failed`` or ``run.cancelled``. A comment line every 15 s keeps proxies from closing
+    an idle stream.
+    """
+    # Subscribe before reading the snapshot, so nothing committed in between is lost.
+    subscription = engine.bus.subscribe(run_id)
+    try:
+        snapshot = await _detail(db, caller, run_id)
+    except BaseException:
+        subscription.close()
+        raise
+    return StreamingResponse(
+        _stream(subscription, snapshot, db, caller),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(seq: int, kind: str, data: dict[str, Any]) -> bytes:
+    payload = json.dumps(data, separators=(",", ":"), default=str)
+    return f"id: {seq}\nevent: {kind}\ndata: {payload}\n\n".encode()
+
+
+async def _stream(
+    subscription: Subscription, snapshot: RunDetail, db: Database, caller: Caller
+) -> AsyncIterator[bytes]:
+    seq = 0
+    try:
+        yield _sse(seq, "snapshot", snapshot.model_dump(mode="json"))
+        if RunStatus(snapshot.status) in FINISHED_RUN_STATUSES:
+            return
+        events = aiter(subscription)
+        while True:
+            try:
+                event: Event = await asyncio.wait_for(anext(events), _KEEPALIVE_S)
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            except StopAsyncIteration:
+                return
+            seq += 1
+            if event.type == DROPPED:
+                # This reader fell behind and lost events: the database has the truth.
+                fresh = await _detail(db, caller, snapshot.id)
+                yield _sse(seq, "snapshot", fresh.model_dump(mode="json"))
+                if RunStatus(fresh.status) in FINISHED_RUN_STATUSES:
+                    return
+                continue
+            yield _sse(seq, event.type, event.to_json())
+            if event.type in RUN_FINISHED_EVENTS:
+                return
+    finally:
+        subscription.close()

@@ -1,0 +1,37 @@
+"""What the app holds for its whole life, made once at start and reached by the dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowloom.api.external_auth import ExternalVerifier
+from flowloom.api.metrics import Metrics
+from flowloom.api.security import LoginLimiter
+from flowloom.engine import Engine
+from flowloom.nodes.registry import NodeRegistry
+from flowloom.settings import Settings
+from flowloom.storage.database import Database
+
+__all__ = ["AppState"]
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    db: Database
+    registry: NodeRegistry
+    secret_key: bytes
+    """Signs CSRF tokens (and, later, anything else the server must be able to check)."""
+    limiter: LoginLimiter
+    verifier: ExternalVerifier
+    metrics: Metrics
+    node_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The registry's schemas by type name, made once (building JSON Schemas is slow)."""
+    engine: Engine | None = None
+    """Set once the lifespan has started it; requests never see None."""
+
+    def require_engine(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("the engine is not running (the app's lifespan has not started)")
+        return self.engine

@@ -1,0 +1,106 @@
+"""``flowloom serve [--host 127.0.0.1] [--port 8000]``: the API and the engine in one process.
+
+Before serving: the embedded SQLite database is migrated (a PostgreSQL one must already be at
+the newest revision), and the local account (``owner@flowloom.localhost``, an admin) gets a
+random password the first time, printed once to the console and stored only as an argon2id
+hash; never a default password. The example workflows are loaded into it (those it has not got
+yet). Then uvicorn serves the app; SIGTERM or Ctrl-C shuts down cleanly: requests in flight
+finish, the engine closes (running nodes are cancelled and left resumable: the next start runs
+them again), the database is disposed of.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from flowloom.exceptions import ConfigurationError
+from flowloom.settings import Settings
+
+__all__ = ["FirstStart", "prepare", "serve"]
+
+_GRACEFUL_SHUTDOWN_S = 10
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStart:
+    """What ``prepare`` did: the local account, its new password (None if it had one), and how
+    many example workflows were loaded."""
+
+    email: str
+    password: str | None
+    examples_added: int
+
+
+async def prepare(settings: Settings) -> FirstStart:
+    """Migrate (SQLite) or check (PostgreSQL) the database; set up the local account."""
+    from flowloom.example_workflows import install_examples
+    from flowloom.local_account import local_owner
+    from flowloom.passwords import hash_password
+    from flowloom.storage.database import Database
+    from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
+    from flowloom.storage.repos.users import UserRepo
+
+    db = Database.from_settings(settings)
+    try:
+        await db.ping()
+        if db.is_sqlite:
+            await upgrade_database(db)
+        elif (at := await current_revision(db)) != head_revision():
+            raise ConfigurationError(
+                f"the database is at revision {at or 'none'}, not {head_revision()}: "
+                "run `flowloom db upgrade` first"
+            )
+        password = None
+        async with db.write() as session:
+            owner = await local_owner(session)
+            if owner.password_hash is None:
+                password = secrets.token_urlsafe(18)
+                await UserRepo(session).set_password_hash(
+                    user_id=owner.id, password_hash=await asyncio.to_thread(hash_password, password)
+                )
+            added = await install_examples(session, owner_id=owner.id)
+            return FirstStart(email=owner.email, password=password, examples_added=len(added))
+    finally:
+        await db.dispose()
+
+
+def announce(first: FirstStart, *, url: str, out: TextIO) -> None:
+    """Tell the person at the console where to go and, the first time, how to sign in."""
+    print(f"flowloom is starting at {url}", file=out)
+    if first.password is not None:
+        print(f"first start: sign in as {first.email} with password: {first.password}", file=out)
+        print("  (shown this once; only its argon2id hash is stored)", file=out)
+    if first.examples_added:
+        print(f"loaded {first.examples_added} example workflow(s) into {first.email}", file=out)
+    out.flush()
+
+
+def serve(
+    settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO | None = None
+) -> None:
+    """Prepare the database, then serve until SIGTERM or Ctrl-C (see the module docstring).
+
+    Raises ConfigurationError (or StorageError) before serving if the database cannot be used.
+    """
+    import uvicorn
+
+    from flowloom.api import create_app
+
+    stream = out or sys.stdout
+    first = asyncio.run(prepare(settings))
+    shown_host = f"[{host}]" if ":" in host else host
+    announce(first, url=f"http://{shown_host}:{port}/", out=stream)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+    )
+    uvicorn.Server(config).run()

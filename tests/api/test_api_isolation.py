@@ -1,0 +1,96 @@
+"""Owner scoping, generated from the app's route table: a second user gets 404 (or 403) on
+every route that names the first user's objects, and sees none of them in any listing.
+
+A new route with a path parameter not listed in ``objects`` fails the test until it is added,
+so every route is covered as the API grows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+from apikit import approval_definition, create_workflow, sign_up
+from fastapi import FastAPI
+
+ClientFactory = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+# Routes whose path parameters do not name an object somebody owns.
+PUBLIC_PARAMETERS = {"type_name"}
+
+# What a route might plausibly be sent, so that body validation passes and the ownership
+# check is what answers.
+BODIES: dict[str, Any] = {
+    "PATCH /api/v1/workflows/{workflow_id}": {"name": "stolen"},
+    "POST /api/v1/workflows/{workflow_id}/runs": {},
+    "POST /api/v1/runs/{run_id}/nodes/{node_id}/answer": {"approved": True},
+}
+
+
+async def test_another_users_objects_answer_404_on_every_route(
+    app: FastAPI, new_client: ClientFactory
+) -> None:
+    async with new_client() as alice_client:
+        alice = await sign_up(alice_client, "alice")
+        workflow = await create_workflow(alice_client, alice, approval_definition())
+        run = await alice_client.post(
+            f"/api/v1/workflows/{workflow['id']}/runs?wait=true", json={}, headers=alice.bearer
+        )
+        assert run.json()["status"] == "WAITING"
+        key = await alice_client.post(
+            "/api/v1/api-keys", json={"name": "k", "scopes": ["admin"]}, headers=alice.bearer
+        )
+    objects = {
+        "workflow_id": workflow["id"],
+        "run_id": run.json()["id"],
+        "key_id": key.json()["id"],
+        "version": "1",
+        "node_id": "ask",
+    }
+
+    checked = []
+    async with new_client() as bob_client:
+        bob = await sign_up(bob_client, "bob")
+        # The OpenAPI document lists every route the app serves, with its path parameters.
+        for template, operations in app.openapi()["paths"].items():
+            params = set(re.findall(r"{(\w+)}", template)) - PUBLIC_PARAMETERS
+            if not params:
+                continue
+            missing = params - set(objects)
+            assert not missing, f"{template}: add an object for {missing} to objects"
+            path = template.format(**objects)
+            for method in sorted(m.upper() for m in operations):
+                body = BODIES.get(f"{method} {template}")
+                response = await bob_client.request(method, path, json=body, headers=bob.bearer)
+                assert response.status_code in (403, 404), (
+                    f"{method} {template}: {response.status_code} {response.text}"
+                )
+                assert response.headers["content-type"] == "application/problem+json"
+                checked.append(f"{method} {template}")
+
+        listings = ["/api/v1/workflows", "/api/v1/runs", "/api/v1/api-keys", "/api/v1/audit-log"]
+        for listing in listings:
+            response = await bob_client.get(listing, headers=bob.bearer)
+            assert response.status_code == 200
+            for value in objects.values():
+                if value.startswith(("wf_", "run_", "key_")):
+                    assert value not in response.text, listing
+        by_filter = await bob_client.get(
+            "/api/v1/runs", params={"workflow_id": workflow["id"]}, headers=bob.bearer
+        )
+        assert by_filter.json()["items"] == []
+
+    assert len(checked) >= 15
+    # Nothing Bob tried changed Alice's objects.
+    async with new_client() as alice_client:
+        still = await alice_client.get(f"/api/v1/workflows/{workflow['id']}", headers=alice.bearer)
+        run_now = await alice_client.get(f"/api/v1/runs/{run.json()['id']}", headers=alice.bearer)
+        key_now = await alice_client.get(
+            f"/api/v1/api-keys/{key.json()['id']}", headers=alice.bearer
+        )
+    assert still.json()["name"] == "flow"
+    assert run_now.json()["status"] == "WAITING"
+    assert key_now.json()["revoked_at"] is None
