@@ -227,8 +227,9 @@ def test_run_command_refuses_a_malformed_input_with_exit_2(tmp_path: Path) -> No
 def test_demo_loads_and_runs_every_example(tmp_path: Path) -> None:
     code, output = flowloom(tmp_path / "data", "demo")
     assert code == 0, output
-    assert "3 example workflow(s) added" in output
-    assert output.count("COMPLETED") == 3
+    assert "6 example workflow(s) added" in output
+    assert output.count("COMPLETED") == 5
+    assert "WAITING" in output, "the approval example waits for a person"
     code, output = flowloom(tmp_path / "data", "demo")
     assert code == 0, output
     assert "0 example workflow(s) added" in output
