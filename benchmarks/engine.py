@@ -1,17 +1,28 @@
-"""The engine benchmark: scenarios S1 (chain) and S2 (fan-out) of BENCHMARKS.md, persistence on.
+"""The engine benchmark: S1 (chain) and S2 (fan-out) of BENCHMARKS.md and issue 3's re-run
+after one edit, persistence on.
 
-    python -m benchmarks.engine [--db sqlite,postgresql] [--repeat 7] [--chain 100] [--profile]
+    python -m benchmarks.engine [--db sqlite,postgresql,postgresql-nosync] [--repeat 7]
+        [--chain 100,1000] [--edit 100,1000] [--loop asyncio|uvloop] [--profile]
 
-S1: a chain of ``--chain`` nodes each adding 1 to a counter starting at 0 (a benchmark-only
-node type, ``bench.add_one``); one whole execution timed in a warm process (a warm-up run
-excluded), median of ``--repeat``; per node = median / length. The cache is off, so every node
-really runs and is checkpointed (claim, result, release: one group commit per tick).
+S1: a chain of N nodes (each length in ``--chain``) each adding 1 to a counter starting at 0
+(a benchmark-only node type, ``bench.add_one``); one whole execution (start, every node, the
+final read) timed in a warm process (a warm-up run excluded), median of ``--repeat``; per node
+= median / N. The cache is off, so every node really runs and is checkpointed (claim, result,
+release: one group commit per tick).
 
 S2: one node -> 20 branches that each ``flow.delay`` 0.2 s -> one ``flow.merge`` that sees all
 20; the wall time of one execution (ideal 0.2 s).
 
+Edit: a chain of N nodes (each length in ``--edit``) has run once with the cache on; then its
+last node's config is edited (a new version is saved, untimed) and the workflow is run again:
+N - 1 nodes are served from the cache, the edited one runs. Timed: start to finish.
+
 SQLite lives in a temporary file (WAL, synchronous=NORMAL); PostgreSQL in a fresh schema of
-``--postgres-url``, dropped afterwards. ``--profile`` prints a cProfile of the S1 runs.
+``--postgres-url``, dropped afterwards; ``postgresql-nosync`` is PostgreSQL with the engine's
+commits not waiting for the disk flush (``Database(postgres_synchronous_commit=False)``, the
+promise SQLite's ``synchronous=NORMAL`` makes). ``--loop uvloop`` runs on uvloop (what ``flowloom
+serve`` gets from uvicorn) instead of asyncio's own loop (what ``flowloom run`` uses).
+``--profile`` prints a cProfile of the S1 runs.
 """
 
 from __future__ import annotations
@@ -23,8 +34,11 @@ import pstats
 import secrets
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import func, select
 
 from benchmarks.report import Measurement, print_table, time_async
 from flowloom.engine import Engine
@@ -36,24 +50,32 @@ from flowloom.storage.enums import RunStatus
 from flowloom.storage.migrate import upgrade_database
 from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
+from flowloom.storage.tables import NodeExecution, WorkflowRun
+from flowloom.storage.tables.base import utcnow
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-class AddOne(Node[NodeConfig]):
-    """value + 1 (benchmark only)."""
+class AddConfig(NodeConfig):
+    amount: int = 1
+    """What the node adds (editing it is the "one edit" of the re-run scenario)."""
+
+
+class AddOne(Node[AddConfig]):
+    """value + amount, 1 unless configured (benchmark only)."""
 
     type_name = "bench.add_one"
     category = Category.ACTION
+    Config = AddConfig
 
-    def inputs(self, config: NodeConfig) -> list[Port]:
+    def inputs(self, config: AddConfig) -> list[Port]:
         return [Port("value", PortType.NUMBER, required=False, default=0)]
 
-    def outputs(self, config: NodeConfig) -> list[Port]:
+    def outputs(self, config: AddConfig) -> list[Port]:
         return [Port("value", PortType.NUMBER)]
 
-    async def run(self, ctx: RunContext, config: NodeConfig, inputs: dict[str, Any]) -> NodeResult:
-        return NodeResult({"value": inputs["value"] + 1})
+    async def run(self, ctx: RunContext, config: AddConfig, inputs: dict[str, Any]) -> NodeResult:
+        return NodeResult({"value": inputs["value"] + config.amount})
 
 
 def _node(node_id: str, type_: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -107,21 +129,18 @@ async def _prepare(db: Database, graphs: dict[str, dict[str, Any]]) -> tuple[str
         return owner.id, ids
 
 
-async def bench(
-    db: Database, label: str, *, length: int, repeat: int, profile: bool
-) -> list[Measurement]:
-    owner, ids = await _prepare(
-        db, {"chain": chain_definition(length), "fanout": fanout_definition(20, 0.2)}
-    )
+async def bench(db: Database, label: str, args: argparse.Namespace) -> list[Measurement]:
+    chains = _lengths(args.chain)
+    edits = _lengths(args.edit)
+    graphs = {f"chain{n}": chain_definition(n) for n in chains}
+    graphs |= {f"edit{n}": chain_definition(n) for n in edits}
+    graphs["fanout"] = fanout_definition(20, 0.2)
+    owner, ids = await _prepare(db, graphs)
     engine = Engine(db, registry())
+    rows: list[Measurement] = []
     try:
-
-        async def chain_run() -> None:
-            result = await engine.run_to_end(
-                owner_id=owner, workflow_id=ids["chain"], use_cache=False
-            )
-            assert result.status is RunStatus.COMPLETED, result
-            assert result.outputs == {f"n{length}": {"value": length}}, result.outputs
+        for length in chains:
+            rows += await _chain(engine, owner, ids[f"chain{length}"], length, label, args)
 
         async def fanout_run() -> None:
             result = await engine.run_to_end(
@@ -131,27 +150,98 @@ async def bench(
             assert result.outputs is not None
             assert len(result.outputs["join"]["values"]) == 20
 
-        profiler = cProfile.Profile() if profile else None
-        if profiler is not None:
-            profiler.enable()
-        s1 = await time_async(f"S1 chain {length}, whole run ({label})", chain_run, repeat=repeat)
-        if profiler is not None:
-            profiler.disable()
-            print(f"\n### profile: S1 on {label}")
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
-        per_node = Measurement(
-            f"S1 chain {length}, per node ({label})",
-            [sample * 1000 / length for sample in s1.samples],
-            unit="us",
-            note="aim <= 100 us SQLite, <= 300 us PostgreSQL",
+        s2 = await time_async(f"S2 fan-out 20 x 0.2 s ({label})", fanout_run, repeat=args.repeat)
+        rows.append(
+            Measurement(
+                s2.name, [x / 1000 for x in s2.samples], unit="s", note="ideal 0.2 s, aim 0.22 s"
+            )
         )
-        s2 = await time_async(f"S2 fan-out 20 x 0.2 s ({label})", fanout_run, repeat=repeat)
-        s2 = Measurement(
-            s2.name, [x / 1000 for x in s2.samples], unit="s", note="ideal 0.2 s, aim 0.22 s"
-        )
-        return [s1, per_node, s2]
+        for length in edits:
+            rows.append(await _edit(db, engine, owner, ids[f"edit{length}"], length, label, args))
+        return rows
     finally:
         await engine.close()
+
+
+async def _chain(
+    engine: Engine, owner: str, workflow_id: str, length: int, label: str, args: argparse.Namespace
+) -> list[Measurement]:
+    async def chain_run() -> None:
+        result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+        assert result.status is RunStatus.COMPLETED, result
+        assert result.outputs == {f"n{length}": {"value": length}}, result.outputs
+
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    repeat = args.repeat if length <= 100 else max(3, args.repeat // 2)
+    whole = await time_async(f"S1 chain {length}, whole run ({label})", chain_run, repeat=repeat)
+    if profiler is not None:
+        profiler.disable()
+        print(f"\n### profile: S1 chain {length} on {label}")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(30)
+    per_node = Measurement(
+        f"S1 chain {length}, per node ({label})",
+        [sample * 1000 / length for sample in whole.samples],
+        unit="us",
+        note="aim <= 100 us SQLite, <= 300 us PostgreSQL",
+    )
+    return [whole, per_node]
+
+
+async def _edit(
+    db: Database,
+    engine: Engine,
+    owner: str,
+    workflow_id: str,
+    length: int,
+    label: str,
+    args: argparse.Namespace,
+) -> Measurement:
+    """Run once with the cache on, then time re-runs each after a fresh edit of the last node."""
+    definition = chain_definition(length)
+    last = definition["nodes"][-1]
+    await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    samples: list[float] = []
+    for amount in range(2, 2 + args.repeat + 1):
+        last["data"]["config"] = {"amount": amount}
+        async with db.write() as session:
+            await WorkflowRepo(session, owner_id=owner).update(
+                workflow_id=workflow_id, definition=definition
+            )
+        began = time.perf_counter()
+        result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+        elapsed_ms = (time.perf_counter() - began) * 1000
+        assert result.status is RunStatus.COMPLETED, result
+        assert result.outputs == {f"n{length}": {"value": length - 1 + amount}}, result.outputs
+        if amount > 2:  # the first edit warms the new version's plan up
+            samples.append(elapsed_ms)
+    await _check_cached(db, engine, length)
+    return Measurement(
+        f"re-run after editing 1 of {length} nodes ({label})",
+        samples,
+        note=f"{length - 1} nodes from the cache, 1 runs",
+    )
+
+
+async def _check_cached(db: Database, engine: Engine, length: int) -> None:
+    """The newest run really served every node but the last from the cache."""
+    async with db.read() as session:
+        run_id = await session.scalar(select(func.max(WorkflowRun.id)))
+        counts = dict(
+            (
+                await session.execute(
+                    select(NodeExecution.status, func.count())
+                    .where(NodeExecution.run_id == run_id)
+                    .group_by(NodeExecution.status)
+                )
+            ).all()
+        )
+    assert counts == {"CACHED": length - 1, "SUCCEEDED": 1}, counts
+
+
+def _lengths(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -161,24 +251,24 @@ async def main_async(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory() as folder:
                 db = Database(f"sqlite:///{Path(folder) / 'bench.db'}")
                 try:
-                    rows += await bench(
-                        db, "SQLite", length=args.chain, repeat=args.repeat, profile=args.profile
-                    )
+                    rows += await bench(db, "SQLite", args)
                 finally:
                     await db.dispose()
-        elif kind == "postgresql":
+        elif kind in ("postgresql", "postgresql-nosync"):
+            synchronous = kind == "postgresql"
             schema = f"bench_{secrets.token_hex(4)}"
             admin = Database(args.postgres_url)
             async with admin.engine.connect() as conn:
                 await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
                 await conn.commit()
             db = Database(
-                args.postgres_url, connect_args={"server_settings": {"search_path": schema}}
+                args.postgres_url,
+                connect_args={"server_settings": {"search_path": schema}},
+                postgres_synchronous_commit=synchronous,
             )
+            label = "PostgreSQL" if synchronous else "PostgreSQL, synchronous_commit off"
             try:
-                rows += await bench(
-                    db, "PostgreSQL", length=args.chain, repeat=args.repeat, profile=args.profile
-                )
+                rows += await bench(db, label, args)
             finally:
                 await db.dispose()
                 async with admin.engine.connect() as conn:
@@ -189,9 +279,13 @@ async def main_async(args: argparse.Namespace) -> int:
             print(f"unknown database {kind!r}", file=sys.stderr)
             return 2
     print_table(
-        "engine: S1 chain and S2 fan-out, persistence on",
+        "engine: S1 chain, S2 fan-out, re-run after one edit; persistence on",
         rows,
-        context=[f"warm process, 1 warm-up run, {args.repeat} timed runs; cache off"],
+        context=[
+            f"warm process, 1 warm-up run, {args.repeat} timed runs (chains over 100 nodes:"
+            f" {max(3, args.repeat // 2)}); cache off for S1 and S2; event loop: {args.loop};"
+            f" started {utcnow():%Y-%m-%d %H:%M} UTC"
+        ],
     )
     return 0
 
@@ -200,10 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.engine", description=__doc__)
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--chain", type=int, default=100)
+    parser.add_argument("--chain", default="100,1000", help="chain lengths, comma-separated")
+    parser.add_argument("--edit", default="100,1000", help="re-run-after-edit chain lengths")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--profile", action="store_true")
-    return asyncio.run(main_async(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if args.loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main_async(args))
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

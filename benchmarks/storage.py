@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 
 from benchmarks.report import Measurement, print_table, time_async
 from benchmarks.storage_fill import NODES_PER_RUN, FillPlan, FillResult, fill
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
 from flowloom.storage.migrate import upgrade_database
+from flowloom.storage.pages import page_of
 from flowloom.storage.repos.runs import (
     RunRepo,
     active_runs_by_status,
@@ -176,9 +177,32 @@ async def _measure(
         async with db.read() as s:
             return await s.scalar(text("SELECT 1"))
 
+    def fast_page(owner: str, cursor: str | None = None) -> Any:
+        # The very statement RunRepo.history runs, through the fast path: one hop to a reader
+        # thread on SQLite, no BEGIN/ROLLBACK round trips on PostgreSQL.
+        statement = history_statement(owner_id=owner, cursor=cursor)
+
+        def read(conn: Connection) -> Any:
+            return page_of(conn.execute(statement).all(), limit=10)
+
+        return db.run_read(read)
+
+    def fast_select_one() -> Any:
+        return db.run_read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+
     # The floor: what any query costs through a read session (driver, pool, transaction), so
     # the rows below can be read as floor + query.
     rows.append(await time_async("floor: SELECT 1 in a read session", select_one, repeat=repeat))
+    rows.append(
+        await time_async("fast path floor: SELECT 1 via run_read", fast_select_one, repeat=repeat)
+    )
+    rows.append(
+        await time_async(
+            "fast path: history page 1, heavy user (run_read)",
+            lambda: fast_page(heavy),
+            repeat=repeat,
+        )
+    )
     rows.append(await time_async("history page 1, heavy user", lambda: page(heavy), repeat=repeat))
     rows.append(
         await time_async("history page 1, typical user", lambda: page(typical), repeat=repeat)
@@ -212,6 +236,13 @@ async def _measure(
     rows.append(
         await time_async(
             f"history page {number}, heavy user", lambda: page(heavy, deep), repeat=repeat
+        )
+    )
+    rows.append(
+        await time_async(
+            f"fast path: history page {number}, heavy user (run_read)",
+            lambda: fast_page(heavy, deep),
+            repeat=repeat,
         )
     )
 

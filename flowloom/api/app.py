@@ -28,7 +28,6 @@ from flowloom.engine import Engine
 from flowloom.exceptions import ConfigurationError
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.settings import Settings
-from flowloom.storage.blobs import FileBlobStore
 from flowloom.storage.database import Database
 from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
 
@@ -67,7 +66,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _prepare_database(database)
         owns_engine = engine is None
-        running = engine or Engine(database, state.registry, FileBlobStore(settings.blob_dir))
+        running = engine or Engine.from_settings(database, settings, state.registry)
         state.engine = running
         state.metrics.start(running.bus)
         try:

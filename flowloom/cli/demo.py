@@ -18,7 +18,6 @@ from flowloom.example_workflows import install_examples
 from flowloom.local_account import local_owner
 from flowloom.nodes.registry import default_registry
 from flowloom.settings import Settings
-from flowloom.storage.blobs import FileBlobStore
 from flowloom.storage.enums import TriggerKind
 from flowloom.storage.maintenance import table_stats
 from flowloom.storage.migrate import current_revision, upgrade_database
@@ -41,7 +40,7 @@ async def run_demo(settings: Settings, *, console: Console) -> None:
         async with db.read() as session:
             workflows = (await WorkflowRepo(session, owner_id=owner.id).list(limit=100)).items
 
-        engine = Engine(db, default_registry(), FileBlobStore(settings.blob_dir))
+        engine = Engine.from_settings(db, settings, default_registry())
         try:
             for workflow in workflows:
                 if workflow.is_valid:

@@ -183,6 +183,17 @@ def run(
     raise typer.Exit(code)
 
 
+@app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="A workflow definition (JSON).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check a definition file and name every problem (node, port, message)."""
+    from flowloom.cli.validate import validate_file
+
+    raise typer.Exit(validate_file(file, console, as_json))
+
+
 @app.command("demo")
 def demo(ctx: typer.Context) -> None:
     """Set up the local database, load and run the example workflows, show the history."""

@@ -28,7 +28,6 @@ from flowloom.graph.ports import PortType, json_type_name, value_matches
 from flowloom.local_account import local_owner
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.settings import Settings
-from flowloom.storage.blobs import FileBlobStore
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.migrate import upgrade_database
@@ -123,7 +122,7 @@ async def run_file(
     try:
         await upgrade_database(db)
         owner_id, workflow_id = await _store(db, path.stem, definition.to_json())
-        engine = Engine(db, registry, FileBlobStore(settings.blob_dir))
+        engine = Engine.from_settings(db, settings, registry)
         try:
             return await _run(engine, db, owner_id, workflow_id, inputs, as_json, console)
         finally:

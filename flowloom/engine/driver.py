@@ -16,22 +16,20 @@ which rebuilds the state from the rows.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from flowloom.engine.artifacts import record_artifacts
 from flowloom.engine.context import MemoryAdapter
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
-from flowloom.engine.store import (
-    find_cached,
-    held_leases,
-    write_debug,
-    write_run,
-    write_slots,
-)
+from flowloom.engine.store import Tick, TickStore
+from flowloom.engine.subruns import EngineSubRuns
+from flowloom.engine.templating import TemplateFailed, render_config
 from flowloom.exceptions import Conflict, NodeFailed, NotFound, RetryNode, StorageError
 from flowloom.nodes.base import RunContext, WaitForInput, idempotency_key
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
@@ -86,9 +84,17 @@ class Driver:
         self._wake = asyncio.Event()
         self._memory: MemoryAdapter | None = None
         self._use_cache = True
+        self._reclaim = False
+        """A place under a per-owner or per-key limit came free: claim again next tick."""
+        self._store = TickStore(engine.db)
 
     def post(self, message: Message) -> None:
         self._inbox.append(message)
+        self._wake.set()
+
+    def wake_to_claim(self) -> None:
+        """A limit that kept one of this run's READY nodes waiting has room now."""
+        self._reclaim = True
         self._wake.set()
 
     def _on_done(self, task: asyncio.Task[_Outcome]) -> None:
@@ -128,9 +134,10 @@ class Driver:
         first = True
         while True:
             now = utcnow()
-            if not (first or self._done or self._inbox or self._due(now)):
+            if not (first or self._done or self._inbox or self._reclaim or self._due(now)):
                 await self._sleep()
                 continue
+            self._reclaim = False
             finished, self._done = self._done, []
             messages, self._inbox = self._inbox, []
             claimed = await self._tick(first, finished, messages, now)
@@ -182,22 +189,21 @@ class Driver:
         run_values: dict[str, Any] = {}
         previous = state.status
         if first:
-            for slot in list(state.slots.values()):
-                if slot.status is NodeStatus.RUNNING:
-                    state.interrupt(slot, now)
+            for node_id in state.nodes_in(NodeStatus.RUNNING):
+                state.interrupt(state.slots[node_id], now)
             if state.status is RunStatus.PENDING:
                 state.status = RunStatus.RUNNING
                 state.started_at = now
                 run_values.update(status=RunStatus.RUNNING.value, started_at=now)
                 state.emit("run.started", None, now)
 
-        fenced: list[str] = []
+        fenced: set[str] = set()
         for task in finished:
             outcome = task.result()
             self._tasks.pop(outcome.node_id, None)
             slot = state.slots[outcome.node_id]
             if slot.status is NodeStatus.RUNNING and slot.attempt == outcome.attempt:
-                fenced.append(slot.row_id)
+                fenced.add(slot.row_id)
                 self._apply(outcome, slot, now)
         if finished:
             engine.failpoints.reach("after_effect_before_commit")
@@ -208,39 +214,44 @@ class Driver:
                 abort = "cancel"
             else:
                 self._answer(message, now)
-        for slot in state.slots.values():
-            if slot.status is NodeStatus.WAITING:
-                resume_at = resume_time(slot)
-                if resume_at is not None and resume_at <= now:
-                    state.answer(slot, {"resumed_at": now.isoformat()}, now)
+        for node_id in state.nodes_in(NodeStatus.WAITING):
+            slot = state.slots[node_id]
+            resume_at = resume_time(slot)
+            if resume_at is not None and resume_at <= now:
+                state.answer(slot, {"resumed_at": now.isoformat()}, now)
         deadline = state.deadline()
         if abort is None and deadline is not None and now >= deadline:
             abort = "timeout"
 
         claimed: list[str] = []
-        async with engine.db.write() as session:
-            if abort is not None or state.failure is not None:
-                fenced.extend(await self._stop_running(now))
-            held = await held_leases(
-                session, fenced, owner=engine.owner_token, for_update=not engine.db.is_sqlite
-            )
-            if len(held) != len(fenced):
-                raise LeaseLost(f"run {self.run_id}: a node was claimed by another worker")
-            if abort is None and state.failure is None:
-                claimed = await self._claim(session, now)
-                if state.failure is not None:
-                    await self._stop_running(now)
-                    claimed = []
-            run_values.update(self._settle(abort, previous, now))
-            await write_slots(session, self.run_id, state.dirty_slots(), now)
-            state.dirty.clear()
-            if run_values:
-                run_values["updated_at"] = now
-                await write_run(session, self.run_id, run_values)
-            debug = state.debug
-            if debug is not None and (debug.dirty or state.status in FINISHED_RUN_STATUSES):
-                status = "finished" if state.status in FINISHED_RUN_STATUSES else "active"
-                await write_debug(session, debug, status=status, now=now)
+        if abort is not None or state.failure is not None:
+            fenced.update(await self._stop_running(now))
+        if abort is None and state.failure is None:
+            claimed = await self._claim(now)
+            if state.failure is not None:
+                fenced.update(await self._stop_running(now))
+                claimed = []
+        run_values.update(self._settle(abort, previous, now))
+        # Everything decided above is committed at once (the fence is checked in the same
+        # transaction); nothing is published or dispatched before the commit returns.
+        debug = state.debug
+        finished_run = state.status in FINISHED_RUN_STATUSES
+        write_debug = debug is not None and (debug.dirty or finished_run)
+        tick = Tick(
+            run_id=self.run_id,
+            owner=engine.owner_token,
+            now=now,
+            slots=list(state.dirty_slots()),
+            fenced=fenced,
+            run_values=run_values,
+            debug=debug if write_debug else None,
+            debug_status="finished" if finished_run else "active",
+        )
+        state.dirty.clear()
+        if not await self._store.commit(tick):
+            raise LeaseLost(f"run {self.run_id}: a node was claimed by another worker")
+        if write_debug and debug is not None:
+            debug.dirty = False
         return claimed
 
     def _apply(self, outcome: _Outcome, slot: NodeSlot, now: datetime) -> None:
@@ -296,7 +307,7 @@ class Driver:
             debug.dirty = True
         state.answer(slot, dict(message.answer), now)
 
-    async def _claim(self, session: Any, now: datetime) -> list[str]:
+    async def _claim(self, now: datetime) -> list[str]:
         """Claim every ready node: park it at a breakpoint, fail it for a missing input,
         serve it from the cache, or mark it RUNNING under this engine's lease."""
         state = self.state
@@ -305,8 +316,12 @@ class Driver:
         lease_until = now + timedelta(seconds=engine.lease_s)
         debug = state.debug
         claimed: list[str] = []
+        # Nodes a per-owner or per-key limit refused this tick: they stay READY, unclaimed.
+        deferred: set[str] = set()
         while True:
             batch = state.claimable(now)
+            if deferred:
+                batch = [node_id for node_id in batch if node_id not in deferred]
             if not batch:
                 return claimed
             candidates: list[NodeSlot] = []
@@ -337,18 +352,28 @@ class Driver:
                     return []
                 slot.inputs = inputs
                 slot.cache_signature = None
+                raw_config = spec.definition.data.config
+                if spec.templated:
+                    try:
+                        raw_config, slot.config = render_config(
+                            spec.node, raw_config, spec.templated, inputs
+                        )
+                    except TemplateFailed as exc:
+                        error = {"message": str(exc), "type": "TemplateError"}
+                        state.finish(slot, NodeStatus.FAILED, now, error=error)
+                        return []
                 if self._use_cache and spec.deterministic:
                     slot.cache_signature = signature(
                         owner_id=state.owner_id,
                         node_type=spec.definition.type,
                         version=spec.node.version,
-                        config=spec.definition.data.config,
+                        config=raw_config,
                         inputs=inputs,
                     )
                     if slot.cache_signature is not None:
                         signatures.append(slot.cache_signature)
                 candidates.append(slot)
-            hits = await find_cached(session, signatures) if signatures else {}
+            hits = await self._store.find_cached(signatures) if signatures else {}
             for slot in candidates:
                 hit = hits.get(slot.cache_signature) if slot.cache_signature else None
                 if hit is not None:
@@ -356,9 +381,22 @@ class Driver:
                     state.finish(
                         slot, NodeStatus.CACHED, now, outputs=hit[1], cached_from_id=hit[0]
                     )
+                elif not self._take_place(slot):
+                    deferred.add(slot.node_id)
                 else:
                     state.claim(slot, owner=engine.owner_token, lease_until=lease_until, now=now)
                     claimed.append(slot.node_id)
+
+    def _take_place(self, slot: NodeSlot) -> bool:
+        """Whether the per-owner and per-key limits let ``slot`` run now (counting it if so)."""
+        engine = self.engine
+        if not engine.limits.active:
+            return True
+        state = self.state
+        assert state is not None
+        spec = state.specs[slot.node_id]
+        key = spec.node.concurrency_key(spec.config if slot.config is None else slot.config)
+        return engine._take_place(self, slot.node_id, owner=state.owner_id, key=key)
 
     async def _stop_running(self, now: datetime) -> list[str]:
         """Cancel the node tasks in flight; the row ids they held (to fence and overwrite)."""
@@ -417,9 +455,7 @@ class Driver:
         if "error" in values:
             event_data["error"] = values["error"]
         if status is RunStatus.WAITING:
-            event_data["waiting"] = [
-                node_id for node_id, s in state.slots.items() if s.status is NodeStatus.WAITING
-            ]
+            event_data["waiting"] = state.nodes_in(NodeStatus.WAITING)
         if status is RunStatus.RUNNING and previous is RunStatus.WAITING:
             state.emit("run.resumed", None, now)
         elif status is not RunStatus.RUNNING:
@@ -440,11 +476,26 @@ class Driver:
 
     # ---- running nodes
 
+    def running_nodes(self) -> list[str]:
+        """The nodes whose attempts this driver has in flight."""
+        return list(self._tasks)
+
+    def abandon(self, reason: str) -> None:
+        """Stop driving this run at once, writing nothing more: another holder took it over.
+
+        Cancelling the driver task cancels every node task without applying its outcome, so
+        no result of an attempt that lost its lease is ever written.
+        """
+        _log.warning("run %s: %s; this engine stops driving it", self.run_id, reason)
+        if self.task is not None:
+            self.task.cancel()
+
     def _dispatch(self, claimed: list[str]) -> None:
         state = self.state
         assert state is not None
         assert self._memory is not None
         engine = self.engine
+        engine._leases.ensure_running()
         for node_id in claimed:
             slot = state.slots[node_id]
             ctx = RunContext(
@@ -458,16 +509,53 @@ class Driver:
                 run_inputs=state.run_inputs,
                 answer=slot.answer,
                 settings=engine.node_settings,
+                subruns=EngineSubRuns(
+                    engine,
+                    run_id=self.run_id,
+                    node_id=node_id,
+                    attempt=slot.attempt,
+                    owner_id=state.owner_id,
+                ),
             )
+            spec = state.specs[node_id]
+            config = spec.config if slot.config is None else slot.config
             task = asyncio.create_task(
-                _execute(engine.concurrency, state.specs[node_id], ctx, dict(slot.inputs or {}))
+                self._attempt(spec, config, ctx, dict(slot.inputs or {}), slot.row_id)
             )
             self._tasks[node_id] = task
             task.add_done_callback(self._on_done)
+            if engine.limits.active:
+                task.add_done_callback(functools.partial(self._give_back_place, node_id))
+
+    def _give_back_place(self, node_id: str, task: asyncio.Task[_Outcome]) -> None:
+        self.engine._give_back_place(self.run_id, node_id)
+
+    async def _attempt(
+        self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], row_id: str
+    ) -> _Outcome:
+        """One attempt of one node, then the artifact rows of the blobs its outputs refer to
+        (before the tick commits the result, so a committed output never lacks its rows)."""
+        outcome = await _execute(self.engine.concurrency, spec, config, ctx, inputs)
+        if outcome.outputs:
+            assert self.state is not None
+            try:
+                await record_artifacts(
+                    self.engine.db,
+                    owner_id=self.state.owner_id,
+                    run_id=self.run_id,
+                    node_execution_id=row_id,
+                    outputs=outcome.outputs,
+                )
+            except Exception as exc:
+                _log.exception("run %s: recording the artifacts of %s failed", self.run_id, row_id)
+                message = f"could not record the artifacts of its outputs: {exc}"
+                error = {"message": message, "type": "StorageError"}
+                return _Outcome(ctx.node_id, ctx.attempt, error=error, retryable=True)
+        return outcome
 
 
 async def _execute(
-    limit: asyncio.Semaphore, spec: NodeSpec, ctx: RunContext, inputs: dict[str, Any]
+    limit: asyncio.Semaphore, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any]
 ) -> _Outcome:
     """Run one attempt of one node and say how it ended; never raises but CancelledError."""
     node_id, attempt = ctx.node_id, ctx.attempt
@@ -475,11 +563,11 @@ async def _execute(
     try:
         async with limit:
             if timeout_s is None:
-                result = await spec.node.run(ctx, spec.config, inputs)
+                result = await spec.node.run(ctx, config, inputs)
             else:
                 async with asyncio.timeout(timeout_s) as scope:
                     try:
-                        result = await spec.node.run(ctx, spec.config, inputs)
+                        result = await spec.node.run(ctx, config, inputs)
                     except TimeoutError:
                         if scope.expired():
                             raise

@@ -6,6 +6,10 @@ what follows (children released, branches skipped, the run's new status), then w
 ``dirty`` rows and publishes ``events`` after the commit. Because every decision is derived
 from the rows, a state rebuilt after a crash decides exactly as the lost one would have: an
 edge delivered iff its source SUCCEEDED or was CACHED and emitted its ``sourceHandle``.
+
+A tick costs what changed in it, not the size of the run: slots are indexed by status (every
+status change goes through ``RunState``), so finding the ready nodes, the timers and the run's
+status never walks every node.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class NodeSpec:
     retry: RetryPolicy
     timeout_s: float | None
     deterministic: bool
+    templated: frozenset[str] = frozenset()
+    """Config fields holding templates, rendered over the inputs at each claim."""
 
 
 @dataclass(slots=True)
@@ -83,6 +89,8 @@ class NodeSlot:
     cached_from_id: str | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    config: Any = None
+    """The parsed config rendered for this attempt (templated nodes only; never stored)."""
 
     @property
     def answer(self) -> dict[str, Any] | None:
@@ -145,6 +153,10 @@ class RunState:
         self.timeout_s = timeout_s
         self.dirty: set[str] = set()
         self.events: list[Event] = []
+        self._rank = {node_id: rank for rank, node_id in enumerate(slots)}
+        self._by_status: dict[NodeStatus, set[str]] = {status: set() for status in NodeStatus}
+        for node_id, slot in slots.items():
+            self._by_status[slot.status].add(node_id)
         self.failure: dict[str, Any] | None = None
         """Set when a node failed for good: the run fails with this error."""
 
@@ -208,24 +220,32 @@ class RunState:
             )
         return f"required input {port.name!r} has no value"
 
+    def nodes_in(self, status: NodeStatus) -> list[str]:
+        """The nodes now in ``status``, in plan order."""
+        return sorted(self._by_status[status], key=self._rank.__getitem__)
+
     def claimable(self, now: datetime) -> list[str]:
         """READY nodes not backing off, in plan order."""
-        return [
+        slots = self.slots
+        found = [
             node_id
-            for node_id, slot in self.slots.items()
-            if slot.status is NodeStatus.READY and (slot.retry_at is None or slot.retry_at <= now)
+            for node_id in self._by_status[NodeStatus.READY]
+            if (retry_at := slots[node_id].retry_at) is None or retry_at <= now
         ]
+        found.sort(key=self._rank.__getitem__)
+        return found
 
     def next_timer(self) -> datetime | None:
         """The earliest moment something becomes due: a retry, a timed wait, the run deadline."""
         moments: list[datetime] = []
-        for slot in self.slots.values():
-            if slot.status is NodeStatus.READY and slot.retry_at is not None:
-                moments.append(slot.retry_at)
-            elif slot.status is NodeStatus.WAITING:
-                resume_at = resume_time(slot)
-                if resume_at is not None:
-                    moments.append(resume_at)
+        for node_id in self._by_status[NodeStatus.READY]:
+            retry_at = self.slots[node_id].retry_at
+            if retry_at is not None:
+                moments.append(retry_at)
+        for node_id in self._by_status[NodeStatus.WAITING]:
+            resume_at = resume_time(self.slots[node_id])
+            if resume_at is not None:
+                moments.append(resume_at)
         deadline = self.deadline()
         if deadline is not None:
             moments.append(deadline)
@@ -237,10 +257,7 @@ class RunState:
         return self.started_at + timedelta(seconds=self.timeout_s)
 
     def counts(self) -> dict[NodeStatus, int]:
-        found: dict[NodeStatus, int] = {}
-        for slot in self.slots.values():
-            found[slot.status] = found.get(slot.status, 0) + 1
-        return found
+        return {status: len(nodes) for status, nodes in self._by_status.items() if nodes}
 
     def sink_outputs(self) -> dict[str, Any]:
         """The outputs of the nodes with no children in the run, by node id."""
@@ -254,6 +271,12 @@ class RunState:
 
     def touch(self, slot: NodeSlot) -> None:
         self.dirty.add(slot.node_id)
+
+    def _move(self, slot: NodeSlot, status: NodeStatus) -> None:
+        """Change the slot's status, keeping the index by status right."""
+        self._by_status[slot.status].discard(slot.node_id)
+        slot.status = status
+        self._by_status[status].add(slot.node_id)
 
     def emit(self, type_: str, node_id: str | None, at: datetime, **data: Any) -> None:
         self.events.append(Event(type_, self.run_id, node_id, at, data))
@@ -275,7 +298,7 @@ class RunState:
         ]
 
     def claim(self, slot: NodeSlot, *, owner: str, lease_until: datetime, now: datetime) -> None:
-        slot.status = NodeStatus.RUNNING
+        self._move(slot, NodeStatus.RUNNING)
         slot.lease_owner = owner
         slot.lease_expires_at = lease_until
         slot.started_at = now
@@ -298,7 +321,7 @@ class RunState:
         """End the node for good with ``status`` and release (or skip) its children."""
         if slot.status is NodeStatus.RUNNING:
             self.record_attempt(slot, status.value, now, error)
-        slot.status = status
+        self._move(slot, status)
         slot.outputs = outputs
         slot.error = error
         slot.cached_from_id = cached_from_id
@@ -335,12 +358,12 @@ class RunState:
                 if child.pending > 0:
                     continue
                 if self._fed_by_nothing(child_id):
-                    child.status = NodeStatus.SKIPPED
+                    self._move(child, NodeStatus.SKIPPED)
                     child.finished_at = now
                     self.emit("node.skipped", child_id, now)
                     stack.append(child_id)
                 else:
-                    child.status = NodeStatus.READY
+                    self._move(child, NodeStatus.READY)
 
     def _fed_by_nothing(self, node_id: str) -> bool:
         inside = [e for e in self.plan.incoming[node_id] if e.source in self.slots]
@@ -359,7 +382,7 @@ class RunState:
             retry_in_s=delay_s,
             error=error,
         )
-        slot.status = NodeStatus.READY
+        self._move(slot, NodeStatus.READY)
         slot.attempt += 1
         slot.retry_at = retry_at
         slot.error = error
@@ -372,7 +395,7 @@ class RunState:
         if slot.status is NodeStatus.RUNNING:
             self.record_attempt(slot, "WAITING", now)
         wait = {**wait, "breakpoint_passed": slot.breakpoint_passed}
-        slot.status = NodeStatus.WAITING
+        self._move(slot, NodeStatus.WAITING)
         slot.wait = wait
         slot.lease_owner = None
         slot.lease_expires_at = None
@@ -394,7 +417,7 @@ class RunState:
         if wait.get("kind") == "breakpoint":
             wait["breakpoint_passed"] = True
         slot.wait = wait
-        slot.status = NodeStatus.READY
+        self._move(slot, NodeStatus.READY)
         slot.retry_at = None
         self.touch(slot)
 
@@ -403,7 +426,7 @@ class RunState:
         self.record_attempt(
             slot, "INTERRUPTED", now, {"message": "the engine stopped while this attempt ran"}
         )
-        slot.status = NodeStatus.READY
+        self._move(slot, NodeStatus.READY)
         slot.attempt += 1
         slot.lease_owner = None
         slot.lease_expires_at = None
@@ -411,12 +434,18 @@ class RunState:
         self.touch(slot)
 
     def cancel_unfinished(self, now: datetime) -> None:
-        for slot in self.slots.values():
-            if slot.status in FINISHED:
-                continue
+        unfinished = [
+            node_id
+            for status, nodes in self._by_status.items()
+            if status not in FINISHED
+            for node_id in nodes
+        ]
+        unfinished.sort(key=self._rank.__getitem__)
+        for node_id in unfinished:
+            slot = self.slots[node_id]
             if slot.status is NodeStatus.RUNNING:
                 self.record_attempt(slot, "CANCELLED", now)
-            slot.status = NodeStatus.CANCELLED
+            self._move(slot, NodeStatus.CANCELLED)
             slot.finished_at = now
             slot.duration_ms = _ms(slot.started_at, now) if slot.started_at else None
             slot.lease_owner = None
@@ -426,17 +455,12 @@ class RunState:
 
     def settle_status(self) -> RunStatus:
         """What the run is once a tick's changes are applied (failure and cancellation apart)."""
-        busy = waiting = False
-        for slot in self.slots.values():
-            status = slot.status
-            if status is NodeStatus.RUNNING or status is NodeStatus.READY:
-                busy = True
-                break
-            if status is NodeStatus.WAITING or status is NodeStatus.PENDING:
-                waiting = True
-        if busy:
+        by_status = self._by_status
+        if by_status[NodeStatus.RUNNING] or by_status[NodeStatus.READY]:
             return RunStatus.RUNNING
-        return RunStatus.WAITING if waiting else RunStatus.COMPLETED
+        if by_status[NodeStatus.WAITING] or by_status[NodeStatus.PENDING]:
+            return RunStatus.WAITING
+        return RunStatus.COMPLETED
 
     def dirty_slots(self) -> Iterable[NodeSlot]:
         return (self.slots[node_id] for node_id in self.dirty)

@@ -8,9 +8,14 @@ it was: nodes that SUCCEEDED, were CACHED or SKIPPED never run again, a node tha
 runs again as attempt + 1 (at-least-once; exactly-once only holds for effects inside our own
 transaction, so nodes pass ``ctx.idempotency_key`` to the services they call).
 
-Not done here yet: per-key concurrency limits (per user, per provider), lease renewal for
-nodes that run longer than ``lease_s`` (in embedded mode a lease is also taken back when its
-process is gone), and cancellation requested from another process.
+Besides the global limit, claims obey per-owner and per-key limits (``limits.py``: a refused
+node stays READY until a place frees). Running nodes renew their leases (``leases.py``); one
+that lost its lease is abandoned unwritten. ``workflow.call`` nodes run child runs through
+``subruns.py``; string config fields are rendered as templates at claim (``templating.py``);
+blob outputs get artifact rows (``artifacts.py``). ``Engine.from_settings`` wires all of it
+from the settings, with blobs in ``settings.blob_dir``.
+
+Not done here yet: cancellation requested from another process.
 """
 
 from __future__ import annotations
@@ -33,16 +38,20 @@ from flowloom.engine.context import BlobAdapter
 from flowloom.engine.driver import Driver, Message
 from flowloom.engine.events import EventBus
 from flowloom.engine.failpoints import Failpoints
+from flowloom.engine.leases import LeaseKeeper
+from flowloom.engine.limits import ClaimLimits, Holding
 from flowloom.engine.retry import node_timeout_s, retry_policy
 from flowloom.engine.run_state import NodeSpec, RunState, resume_time
 from flowloom.engine.store import load_debug, load_slots
-from flowloom.exceptions import NotFound, Problem, ValidationFailed
+from flowloom.engine.templating import templated_fields
+from flowloom.exceptions import LimitExceeded, NotFound, Problem, ValidationFailed
 from flowloom.graph import Plan, Scope, build_plan, parse_definition, validate
 from flowloom.ids import PREFIXES, new_id
 from flowloom.nodes.base import NodeSettings
 from flowloom.nodes.registry import NodeRegistry, default_registry
+from flowloom.settings import Settings
 from flowloom.storage.blobs import BlobStore as StorageBlobStore
-from flowloom.storage.blobs import MemoryBlobStore
+from flowloom.storage.blobs import FileBlobStore, MemoryBlobStore
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
 from flowloom.storage.repos.node_executions import NodeExecutionRepo
@@ -94,6 +103,9 @@ class Engine:
         lease_s: float = 600.0,
         bus: EventBus | None = None,
         failpoints: Failpoints | None = None,
+        max_subrun_depth: int = 10,
+        max_running_per_owner: int | None = None,
+        key_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.db = db
         self.registry = registry or default_registry()
@@ -103,12 +115,36 @@ class Engine:
         self.lease_s = lease_s
         self.bus = bus or EventBus()
         self.failpoints = failpoints if failpoints is not None else Failpoints.from_env()
+        self.limits = ClaimLimits(per_owner=max_running_per_owner, per_key=key_limits)
+        """Per-owner and per-key limits on running attempts (see ``engine/limits.py``)."""
+        self._claim_waiters: dict[str, set[Driver]] = {}
+        self._leases = LeaseKeeper(self)
+        self.max_subrun_depth = max_subrun_depth
+        """How deep ``workflow.call`` sub-runs may nest (a workflow calling itself stops here)."""
         self.owner_token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         """This engine's lease owner name: host, process id, and a token of its own."""
         self._drivers: dict[str, Driver] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._prepared: OrderedDict[tuple[Any, ...], _Prepared] = OrderedDict()
         self._closed = False
+
+    @classmethod
+    def from_settings(
+        cls, db: Database, settings: Settings, registry: NodeRegistry | None = None, **given: Any
+    ) -> Engine:
+        """The engine production uses: blobs in ``settings.blob_dir`` (a FileBlobStore), the
+        settings' concurrency, lease and limits; ``given`` keyword arguments win."""
+        options: dict[str, Any] = {
+            "node_settings": NodeSettings(allow_private_http=settings.allow_private_http),
+            "concurrency": settings.engine_concurrency,
+            "lease_s": settings.engine_lease_s,
+            "max_subrun_depth": settings.subworkflow_max_depth,
+            "max_running_per_owner": settings.max_running_nodes_per_user,
+            "key_limits": settings.node_concurrency_limits,
+        }
+        options.update(given)
+        blobs = options.pop("blobs", None) or FileBlobStore(settings.blob_dir)
+        return cls(db, registry, blobs, **options)
 
     # ---- starting runs
 
@@ -127,6 +163,8 @@ class Engine:
         timeout_s: float | None = None,
         breakpoints: Sequence[str] | None = None,
         use_cache: bool = True,
+        parent_run_id: str | None = None,
+        parent_node_id: str | None = None,
     ) -> str:
         """Create a run and every planned node execution in one transaction, then drive it.
 
@@ -135,6 +173,9 @@ class Engine:
         written) if the definition cannot run as this scope; NotFound for a workflow or
         version that is not the owner's. With an ``idempotency_key`` used before by this owner,
         the run created then is returned and nothing new is written or started.
+
+        A sub-run names its ``parent_run_id`` and ``parent_node_id`` (a ``workflow.call``
+        node); LimitExceeded when that would nest sub-runs deeper than ``max_subrun_depth``.
         """
         scope = Scope(scope)
         self._check_open()
@@ -142,6 +183,8 @@ class Engine:
         if not use_cache:
             data["use_cache"] = False
         async with self.db.write() as session:
+            if parent_run_id is not None:
+                data["depth"] = await self._subrun_depth(session, parent_run_id, workflow_id)
             workflows = WorkflowRepo(session, owner_id=owner_id)
             if version is None:
                 workflow = await workflows.get(workflow_id=workflow_id)
@@ -167,6 +210,8 @@ class Engine:
                 inputs=dict(inputs or {}),
                 idempotency_key=idempotency_key,
                 timeout_s=timeout_s,
+                parent_run_id=parent_run_id,
+                parent_node_id=parent_node_id,
             )
             if idempotency_key is not None:
                 existing = await session.scalar(
@@ -195,6 +240,20 @@ class Engine:
             run_id = run.id
         self._ensure_driver(run_id)
         return run_id
+
+    async def _subrun_depth(self, session: Any, parent_run_id: str, workflow_id: str) -> int:
+        """The depth a child of ``parent_run_id`` has; LimitExceeded past the limit."""
+        parent_data = await session.scalar(
+            select(WorkflowRun.trigger_data).where(WorkflowRun.id == parent_run_id)
+        )
+        depth = int((parent_data or {}).get("depth", 0)) + 1
+        if depth > self.max_subrun_depth:
+            raise LimitExceeded(
+                f"sub-runs would nest {depth} deep, over the limit of {self.max_subrun_depth}"
+                f" (does workflow {workflow_id!r} call itself?)",
+                limit="max_subrun_depth",
+            )
+        return depth
 
     async def run_to_end(self, **start: Any) -> RunResult:
         """``start_run(**start)``, then ``wait`` for it to finish or wait for an answer."""
@@ -308,6 +367,7 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        await self._leases.stop()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -347,9 +407,31 @@ class Engine:
             driver.task = asyncio.create_task(driver.run(), name=f"flowloom run {run_id}")
         return driver
 
+    def _take_place(self, driver: Driver, node_id: str, *, owner: str, key: str | None) -> bool:
+        """Count the node against its limits, or note that ``driver`` waits for room."""
+        refused = self.limits.try_take(driver.run_id, node_id, owner=owner, key=key)
+        if refused is None:
+            return True
+        self._claim_waiters.setdefault(refused, set()).add(driver)
+        return False
+
+    def _give_back_place(self, run_id: str, node_id: str) -> Holding | None:
+        """Free the node's place under its limits and wake the runs that waited for it."""
+        holding, freed = self.limits.give_back(run_id, node_id)
+        self._wake_claim_waiters(freed)
+        return holding
+
+    def _wake_claim_waiters(self, freed: list[str]) -> None:
+        for name in freed:
+            for waiter in self._claim_waiters.pop(name, ()):
+                waiter.wake_to_claim()
+
     def _driver_ended(self, driver: Driver) -> None:
         if self._drivers.get(driver.run_id) is driver:
             del self._drivers[driver.run_id]
+        if self.limits.active:
+            # A driver that died between claiming and dispatching must not keep its places.
+            self._wake_claim_waiters(self.limits.give_back_run(driver.run_id))
         task = driver.task
         error = None
         if task is not None and task.done() and not task.cancelled():
@@ -435,6 +517,7 @@ class Engine:
                 retry=retry_policy(node),
                 timeout_s=node_timeout_s(node),
                 deterministic=impl.is_deterministic(config),
+                templated=templated_fields(impl, node.data.config),
             )
         prepared = _Prepared(plan, specs)
         self._prepared[key] = prepared

@@ -33,6 +33,9 @@ from flowloom.graph.ports import NO_DEFAULT, Port, PortType
 if TYPE_CHECKING:
     import httpx
 
+    from flowloom.providers.base import ProviderResolver
+    from flowloom.providers.usage import UsageSink
+
 __all__ = [
     "NO_DEFAULT",
     "BlobStore",
@@ -47,6 +50,7 @@ __all__ = [
     "Port",
     "PortType",
     "RunContext",
+    "SubRuns",
     "WaitForInput",
     "default_http_client",
     "idempotency_key",
@@ -164,6 +168,34 @@ class MemoryStore(Protocol):
         ...
 
 
+class SubRuns(Protocol):
+    """Runs other workflows of the same owner as sub-runs of the running node (``workflow.call``).
+
+    The engine implements it by starting a child run (trigger kind ``subworkflow``, linked to
+    the parent run and node) and awaiting its end; cancelling the node cancels the child.
+    """
+
+    async def start_and_wait(
+        self, workflow_id: str, version: int | None, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The child run's outputs (by sink node id) once it COMPLETED.
+
+        Raises NodeFailed carrying the child's error when it failed or was cancelled, when the
+        workflow is not the owner's or cannot run, and when sub-runs nest too deep (any other
+        ExecutionError means sub-runs are not available at all).
+        """
+        ...
+
+
+class NoSubRuns:
+    """The SubRuns of a context with no engine behind it: every call fails the node."""
+
+    async def start_and_wait(
+        self, workflow_id: str, version: int | None, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        raise ExecutionError(f"cannot run workflow {workflow_id!r}: this context has no engine")
+
+
 @dataclass(frozen=True, slots=True)
 class NodeSettings:
     """The instance settings nodes obey; the engine fills them from ``flowloom.Settings``."""
@@ -218,6 +250,16 @@ class RunContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     """How a node waits in place; the engine may pass one that wakes on cancellation."""
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = _log
+    subruns: SubRuns = field(default_factory=NoSubRuns)
+    """Starts other workflows as sub-runs of this node and waits for them."""
+    owner_id: str | None = None
+    """The user the run belongs to: stored credentials are read on their behalf."""
+    providers: ProviderResolver | None = None
+    """LLM providers (``flowloom.providers``); None where none are configured, and AI nodes
+    then fail with a clear message."""
+    usage: UsageSink | None = None
+    """Where AI nodes record each provider call (tokens, exact cost); bound by the engine to the
+    run's user, API key and run. None records nothing."""
 
     def fail(self, message: str, *, retryable: bool = False) -> NodeFailed:
         """A NodeFailed for this node and attempt, to raise: ``raise ctx.fail("...")``."""
@@ -240,6 +282,12 @@ class Node(ABC, Generic[ConfigT]):
     dynamic_ports: ClassVar[bool] = False
     """Ports depend on the config; the palette shows the ports of the default config."""
     Config: ClassVar[type[BaseModel]] = NodeConfig
+    raw_template_fields: ClassVar[frozenset[str]] = frozenset()
+    """Config fields the node renders itself as templates (``text.template``'s ``template``).
+
+    The engine renders ``{{ ... }}`` in every other string config field over the node's inputs
+    before ``run``; a field named here reaches ``run`` as written.
+    """
 
     @classmethod
     def description(cls) -> str:
@@ -254,6 +302,14 @@ class Node(ABC, Generic[ConfigT]):
     def is_deterministic(self, config: ConfigT) -> bool:
         """Whether results for ``config`` may be cached (``deterministic`` unless overridden)."""
         return self.deterministic
+
+    def concurrency_key(self, config: ConfigT) -> str | None:
+        """The key whose concurrency limit this execution counts against, or None for none.
+
+        ``family:detail``, e.g. ``http:api.example.com``: the engine's limits name either a
+        whole key or a family, whose limit then applies to each of its keys on its own.
+        """
+        return None
 
     def inputs(self, config: ConfigT) -> list[Port]:
         """The input ports for ``config`` (none by default)."""

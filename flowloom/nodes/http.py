@@ -60,6 +60,12 @@ class HttpRequest(Node[HttpRequestConfig]):
     def inputs(self, config: HttpRequestConfig) -> list[Port]:
         return [Port("body", PortType.ANY, required=False, default=None)]
 
+    def concurrency_key(self, config: HttpRequestConfig) -> str | None:
+        """``http:<host>``, so that a limit on ``http`` bounds the requests to each host."""
+        from urllib.parse import urlsplit
+
+        return f"http:{(urlsplit(config.url).hostname or '').lower()}"
+
     def outputs(self, config: HttpRequestConfig) -> list[Port]:
         return [
             Port("status", PortType.INTEGER),

@@ -10,6 +10,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ValidationError
 
 from flowloom.exceptions import DefinitionError
+from flowloom.nodes.ai import LlmCall
 from flowloom.nodes.base import Category, Node
 from flowloom.nodes.data import JsonExtract
 from flowloom.nodes.flow import Condition, Delay, Merge, Switch
@@ -20,6 +21,7 @@ from flowloom.nodes.lists import ListSort
 from flowloom.nodes.memory import MemoryRead, MemoryWrite
 from flowloom.nodes.text import TextJoin, TextSplit, TextTemplate, TextValue
 from flowloom.nodes.trigger import ManualTrigger
+from flowloom.nodes.workflows import WorkflowCall
 
 __all__ = ["BUILTIN_NODES", "NodeRegistry", "UnknownNodeType", "default_registry"]
 
@@ -140,8 +142,11 @@ BUILTIN_NODES: Final[tuple[type[Node[Any]], ...]] = (
     ImageResize,
     ImageConvert,
     HttpRequest,
+    WorkflowCall,
+    LlmCall,
 )
-"""Every built-in node class. ``workflow.call`` is not here yet: it needs the engine."""
+"""Every built-in node class. ``workflow.call`` runs sub-runs through ``RunContext.subruns``,
+which only an engine provides; elsewhere it fails the node saying so."""
 
 
 def default_registry() -> NodeRegistry:

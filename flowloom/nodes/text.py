@@ -115,6 +115,8 @@ class TextTemplate(Node[TextTemplateConfig]):
     category = Category.ACTION
     dynamic_ports = True
     Config = TextTemplateConfig
+    # The template is this node's own work; the engine must not render it beforehand.
+    raw_template_fields = frozenset({"template"})
 
     def inputs(self, config: TextTemplateConfig) -> list[Port]:
         return [Port(name, PortType.ANY) for name in config.variables]

@@ -233,3 +233,13 @@ def test_demo_loads_and_runs_every_example(tmp_path: Path) -> None:
     code, output = flowloom(tmp_path / "data", "demo")
     assert code == 0, output
     assert "0 example workflow(s) added" in output
+
+
+def test_validate_command_names_the_problem_and_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"nodes": [{"id": "a", "type": "text.nope"}], "edges": []}')
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert "a.type: unknown node type 'text.nope'" in result.output
+    result = runner.invoke(app, ["validate", str(EXAMPLES / "fan_out_merge.json")])
+    assert result.exit_code == 0, result.output

@@ -35,6 +35,8 @@ PUBLIC_NAMES = {
     "image.resize",
     "image.convert",
     "http.request",
+    "workflow.call",
+    "ai.llm",
 }
 
 # The ports of the table are a public contract too.

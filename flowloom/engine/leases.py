@@ -1,0 +1,111 @@
+"""Lease renewal: a node that runs longer than half its lease keeps its claim alive.
+
+A claim lasts ``lease_s``; past that, another engine may take the node back (after a crash that
+is the point). A node that simply runs long must not lose it, so one keeper task per engine
+looks at the running attempts every quarter lease and renews each whose lease is half gone,
+with one UPDATE fenced by the attempt and the owner. When that UPDATE finds no row, somebody
+else holds the node now: the attempt is abandoned (its result must never be written) and this
+engine stops driving the run, which the new holder drives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, cast
+
+from sqlalchemy import Table, update
+from sqlalchemy.engine import CursorResult
+
+from flowloom.storage.enums import NodeStatus
+from flowloom.storage.tables import NodeExecution
+from flowloom.storage.tables.base import utcnow
+
+if TYPE_CHECKING:
+    from flowloom.engine.scheduler import Engine
+    from flowloom.storage.database import Database
+
+__all__ = ["LeaseKeeper", "renew_lease"]
+
+_log = logging.getLogger("flowloom.engine")
+_NODES = cast(Table, NodeExecution.__table__)
+
+
+async def renew_lease(
+    db: Database, *, row_id: str, attempt: int, owner: str, lease_s: float
+) -> bool:
+    """Extend the lease of ``row_id`` by ``lease_s`` from now if ``owner``'s ``attempt`` still
+    holds it; whether it did."""
+    async with db.write() as session:
+        result = await session.execute(
+            update(_NODES)
+            .where(
+                _NODES.c.id == row_id,
+                _NODES.c.attempt == attempt,
+                _NODES.c.lease_owner == owner,
+                _NODES.c.status == NodeStatus.RUNNING.value,
+            )
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        )
+        return cast(CursorResult[object], result).rowcount == 1
+
+
+class LeaseKeeper:
+    """The engine's one renewal task, started when the first node is dispatched."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._keep(), name="flowloom lease keeper")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep(self) -> None:
+        engine = self._engine
+        while True:
+            await asyncio.sleep(engine.lease_s / 4)
+            try:
+                await self.renew_due()
+            except Exception:
+                # A database hiccup must not end renewal for good; the next round tries again
+                # while the leases still have a quarter of their time left.
+                _log.exception("renewing node leases failed")
+
+    async def renew_due(self) -> None:
+        """Renew every running attempt of this engine whose lease is half gone."""
+        engine = self._engine
+        half = timedelta(seconds=engine.lease_s / 2)
+        now = utcnow()
+        for driver in list(engine._drivers.values()):
+            state = driver.state
+            if state is None:
+                continue
+            for node_id in driver.running_nodes():
+                slot = state.slots[node_id]
+                expires_at = slot.lease_expires_at
+                if expires_at is None or expires_at - now > half:
+                    continue
+                attempt = slot.attempt
+                renewed = await renew_lease(
+                    engine.db,
+                    row_id=slot.row_id,
+                    attempt=attempt,
+                    owner=engine.owner_token,
+                    lease_s=engine.lease_s,
+                )
+                if renewed:
+                    if slot.attempt == attempt and slot.status is NodeStatus.RUNNING:
+                        slot.lease_expires_at = utcnow() + timedelta(seconds=engine.lease_s)
+                elif slot.status is NodeStatus.RUNNING and slot.attempt == attempt:
+                    driver.abandon(f"the lease of node {node_id!r} (attempt {attempt}) was lost")
+                    break

@@ -1,0 +1,194 @@
+"""Anthropic messages through the official ``anthropic`` SDK (``base_url`` configurable).
+
+Structured output uses ``output_config.format`` (JSON Schema). The SDK is imported when the first
+call is made, never when this module is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Final
+
+from flowloom.providers._common import b64, status_error
+from flowloom.providers.errors import (
+    MalformedResponse,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    redact,
+)
+from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+__all__ = ["DEFAULT_MAX_TOKENS", "AnthropicBackend"]
+
+DEFAULT_MAX_TOKENS: Final = 4096
+"""Anthropic requires ``max_tokens``; this is sent when the request leaves it unset."""
+
+
+class AnthropicBackend:
+    """One attempt per call, SDK retries off (``max_retries=0``)."""
+
+    def __init__(self, *, api_key: str, base_url: str | None = None) -> None:
+        self._api_key = api_key
+        self._base_url = base_url
+        self._client: AsyncAnthropic | None = None
+
+    def __repr__(self) -> str:
+        return f"AnthropicBackend(base_url={self._base_url!r})"
+
+    @property
+    def name(self) -> str:
+        return "anthropic"
+
+    def _sdk(self) -> AsyncAnthropic:
+        if self._client is None:
+            from anthropic import AsyncAnthropic
+
+            self._client = AsyncAnthropic(
+                api_key=self._api_key, base_url=self._base_url, max_retries=0
+            )
+        return self._client
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = []
+        for message in request.messages:
+            parts: list[dict[str, Any]] = [
+                {
+                    "type": "image",
+                    "source": {
+                        "type": "base64",
+                        "media_type": image.content_type,
+                        "data": b64(image.data),
+                    },
+                }
+                for image in message.images
+            ]
+            parts.append({"type": "text", "text": message.text})
+            messages.append({"role": message.role, "content": parts})
+        params: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "timeout": request.timeout_s,
+        }
+        if request.system_prompt:
+            params["system"] = request.system_prompt
+        if request.temperature is not None:
+            # The SDK no longer takes ``temperature`` as an argument; the API decides whether
+            # the model accepts it, and refuses with a message if not.
+            params["extra_body"] = {"temperature": request.temperature}
+        if request.response_schema is not None:
+            params["output_config"] = {
+                "format": {"type": "json_schema", "schema": dict(request.response_schema)}
+            }
+        if request.idempotency_key:
+            params["extra_headers"] = {"Idempotency-Key": request.idempotency_key}
+        return params
+
+    async def send(self, request: ChatRequest) -> ChatResponse:
+        client = self._sdk()
+        try:
+            message = await client.messages.create(**self._params(request))
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        try:
+            text = "".join(
+                block.text for block in message.content if getattr(block, "type", "") == "text"
+            )
+            return ChatResponse(
+                text=text,
+                usage=TokenUsage(int(message.usage.input_tokens), int(message.usage.output_tokens)),
+                model=str(message.model or request.model),
+                provider=self.name,
+                finish_reason=message.stop_reason,
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise MalformedResponse(
+                f"the answer is not a message ({type(exc).__name__})", provider=self.name
+            ) from None
+
+    async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        client = self._sdk()
+        params = self._params(request)
+        params["stream"] = True
+        try:
+            stream = await client.messages.create(**params)
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        tokens_in = tokens_out = 0
+        model: str | None = None
+        finish: str | None = None
+        try:
+            async for event in stream:
+                kind = event.type
+                if kind == "message_start":
+                    model = event.message.model
+                    tokens_in = int(event.message.usage.input_tokens)
+                    tokens_out = int(event.message.usage.output_tokens or 0)
+                elif kind == "content_block_delta":
+                    if event.delta.type == "text_delta" and event.delta.text:
+                        yield ChatChunk(text=event.delta.text, model=model)
+                elif kind == "message_delta":
+                    finish = event.delta.stop_reason or finish
+                    tokens_out = int(event.usage.output_tokens)
+                    if getattr(event.usage, "input_tokens", None):
+                        tokens_in = int(event.usage.input_tokens)
+                elif kind == "message_stop":
+                    yield ChatChunk(
+                        usage=TokenUsage(tokens_in, tokens_out), finish_reason=finish, model=model
+                    )
+        except ProviderError:
+            raise
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise MalformedResponse(
+                f"a streamed event could not be read ({type(exc).__name__})", provider=self.name
+            ) from None
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        finally:
+            await stream.close()
+
+    def _translate(self, exc: Exception, request: ChatRequest) -> ProviderError:
+        import anthropic
+
+        secrets = (self._api_key,)
+        if isinstance(exc, anthropic.APITimeoutError):
+            return ProviderTimeout(
+                f"no answer within {request.timeout_s or 0:g} s", provider=self.name
+            )
+        if isinstance(exc, anthropic.APIStatusError):
+            return status_error(
+                provider=self.name,
+                model=request.model,
+                status_code=exc.status_code,
+                message=_message(exc.body) or exc.message,
+                headers=dict(exc.response.headers),
+                secrets=secrets,
+            )
+        if isinstance(exc, anthropic.APIConnectionError):
+            return ProviderUnavailable(
+                f"cannot reach the server: {redact(str(exc), secrets)}", provider=self.name
+            )
+        if isinstance(exc, anthropic.APIResponseValidationError | ValueError):
+            return MalformedResponse(
+                f"the answer is not a valid response body: {redact(str(exc), secrets)}",
+                provider=self.name,
+            )
+        raise exc
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _message(body: object) -> str | None:
+    """The human part of an Anthropic error body: ``{"error": {"message": ...}}``."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return None

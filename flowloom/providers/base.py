@@ -1,0 +1,68 @@
+"""The protocols: what callers use (:class:`ChatProvider`, :class:`ProviderResolver`) and what
+each SDK adapter implements (:class:`ChatBackend`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse
+
+__all__ = ["PROVIDER_NAMES", "ChatBackend", "ChatProvider", "ProviderResolver"]
+
+PROVIDER_NAMES = ("openai", "gemini", "anthropic")
+"""The providers flowloom speaks to (a public contract: workflow configs name them)."""
+
+
+class ChatProvider(Protocol):
+    """A chat model service, with retries, rate limit and timeouts already applied."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """The whole answer. Raises a :class:`~flowloom.providers.errors.ProviderError`."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """The answer in pieces as they come; the last carries usage and finish reason.
+
+        Retried only until the first piece arrives: after that a failure is raised to the
+        caller, who has already seen part of the answer.
+        """
+        ...
+
+
+class ProviderResolver(Protocol):
+    """Finds the configured provider for a call: from the instance settings, or from a
+    credential the owner stored."""
+
+    async def resolve(
+        self, provider: str, *, credential: str | None = None, owner_id: str | None = None
+    ) -> ChatProvider:
+        """The provider called ``provider`` (one of :data:`PROVIDER_NAMES`).
+
+        With ``credential``, its key is the owner's stored credential of that name; without,
+        the instance's key. ConfigurationError names the setting when no key is configured;
+        NotFound when the owner has no such credential.
+        """
+        ...
+
+
+class ChatBackend(Protocol):
+    """One SDK, bare: a single attempt, SDK retries off, SDK errors turned into ours."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def send(self, request: ChatRequest) -> ChatResponse:
+        """One attempt; raises ProviderError (already redacted) on failure."""
+        ...
+
+    def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """One attempt at streaming; raises ProviderError (already redacted) on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the SDK client and its connections."""
+        ...

@@ -1,0 +1,185 @@
+"""OpenAI chat completions through the official ``openai`` SDK: api.openai.com or any server
+that speaks the same protocol (Ollama, vLLM, LM Studio) at ``base_url``.
+
+The SDK is imported when the first call is made, never when this module is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from flowloom.providers._common import b64, status_error
+from flowloom.providers.errors import (
+    MalformedResponse,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    redact,
+)
+from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+__all__ = ["OpenAIBackend"]
+
+
+class OpenAIBackend:
+    """One attempt per call, SDK retries off (``max_retries=0``)."""
+
+    def __init__(self, *, api_key: str, base_url: str | None = None, name: str = "openai") -> None:
+        self._api_key = api_key
+        self._base_url = base_url
+        self._name = name
+        self._client: AsyncOpenAI | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(base_url={self._base_url!r})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _sdk(self) -> AsyncOpenAI:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                api_key=self._api_key, base_url=self._base_url, max_retries=0
+            )
+        return self._client
+
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = []
+        if request.system_prompt:
+            messages.append({"role": "system", "content": request.system_prompt})
+        for message in request.messages:
+            if not message.images:
+                messages.append({"role": message.role, "content": message.text})
+                continue
+            parts: list[dict[str, Any]] = [{"type": "text", "text": message.text}]
+            for image in message.images:
+                url = f"data:{image.content_type};base64,{b64(image.data)}"
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+            messages.append({"role": message.role, "content": parts})
+        params: dict[str, Any] = {
+            "model": request.model,
+            "messages": messages,
+            "timeout": request.timeout_s,
+        }
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            params["max_tokens"] = request.max_tokens
+        if request.response_schema is not None:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": dict(request.response_schema)},
+            }
+        if request.idempotency_key:
+            params["extra_headers"] = {"Idempotency-Key": request.idempotency_key}
+        return params
+
+    async def send(self, request: ChatRequest) -> ChatResponse:
+        client = self._sdk()
+        try:
+            completion = await client.chat.completions.create(**self._params(request))
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        try:
+            choice = completion.choices[0]
+            usage = completion.usage
+            return ChatResponse(
+                text=choice.message.content or "",
+                usage=TokenUsage(
+                    int(usage.prompt_tokens) if usage else 0,
+                    int(usage.completion_tokens) if usage else 0,
+                ),
+                model=str(completion.model or request.model),
+                provider=self._name,
+                finish_reason=choice.finish_reason,
+            )
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            raise MalformedResponse(
+                f"the answer is not a chat completion ({type(exc).__name__})", provider=self._name
+            ) from None
+
+    async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        client = self._sdk()
+        params = self._params(request)
+        params["stream"] = True
+        params["stream_options"] = {"include_usage": True}
+        try:
+            stream = await client.chat.completions.create(**params)
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        finish: str | None = None
+        model: str | None = None
+        try:
+            async for event in stream:
+                model = event.model or model
+                if event.usage is not None:
+                    yield ChatChunk(
+                        usage=TokenUsage(
+                            int(event.usage.prompt_tokens), int(event.usage.completion_tokens)
+                        ),
+                        finish_reason=finish,
+                        model=model,
+                    )
+                for choice in event.choices:
+                    finish = choice.finish_reason or finish
+                    if choice.delta is not None and choice.delta.content:
+                        yield ChatChunk(text=choice.delta.content, model=model)
+        except ProviderError:
+            raise
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise MalformedResponse(
+                f"a streamed chunk could not be read ({type(exc).__name__})", provider=self._name
+            ) from None
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        finally:
+            await stream.close()
+
+    def _translate(self, exc: Exception, request: ChatRequest) -> ProviderError:
+        import openai
+
+        secrets = (self._api_key,)
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderTimeout(
+                f"no answer within {request.timeout_s or 0:g} s", provider=self._name
+            )
+        if isinstance(exc, openai.APIStatusError):
+            return status_error(
+                provider=self._name,
+                model=request.model,
+                status_code=exc.status_code,
+                message=_message(exc.body) or exc.message,
+                headers=dict(exc.response.headers),
+                secrets=secrets,
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderUnavailable(
+                f"cannot reach the server: {redact(str(exc), secrets)}", provider=self._name
+            )
+        if isinstance(exc, openai.APIResponseValidationError | ValueError):
+            return MalformedResponse(
+                f"the answer is not a valid response body: {redact(str(exc), secrets)}",
+                provider=self._name,
+            )
+        raise exc
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _message(body: object) -> str | None:
+    """The human part of an OpenAI-style error body: ``{"error": {"message": ...}}``."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return None

@@ -1,0 +1,87 @@
+"""What goes to a chat model and what comes back, the same for every provider."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["ChatChunk", "ChatMessage", "ChatRequest", "ChatResponse", "ImagePart", "TokenUsage"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image sent to a multimodal model, as bytes and their MIME type."""
+
+    data: bytes
+    content_type: str
+    """``image/png``, ``image/jpeg``, ``image/webp`` or ``image/gif``."""
+
+    def __repr__(self) -> str:
+        # Megabytes of image in a log line or a traceback help nobody.
+        return f"ImagePart(content_type={self.content_type!r}, size={len(self.data)})"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of the conversation: text, and for a user turn any images."""
+
+    role: Literal["user", "assistant"]
+    text: str = ""
+    images: tuple[ImagePart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRequest:
+    """One call to a chat model."""
+
+    model: str
+    messages: tuple[ChatMessage, ...]
+    system_prompt: str | None = None
+    temperature: float | None = None
+    """None leaves the provider's default."""
+    max_tokens: int | None = None
+    """Most tokens the answer may have; None leaves the provider's default (Anthropic needs
+    one, so it gets ``DEFAULT_MAX_TOKENS`` there)."""
+    response_schema: Mapping[str, Any] | None = None
+    """A JSON Schema: the model answers JSON of this shape, parsed into ``ChatResponse.json``."""
+    timeout_s: float | None = None
+    """Per attempt: the whole answer for ``chat``; the wait for each chunk for ``stream``.
+    None takes the provider's configured default (``FLOWLOOM_PROVIDER_TIMEOUT_S``)."""
+    idempotency_key: str | None = None
+    """Sent as an ``Idempotency-Key`` header, so a provider that deduplicates does so."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    @property
+    def tokens_total(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """A whole answer."""
+
+    text: str
+    usage: TokenUsage
+    model: str
+    """The model that answered, as the provider names it (may be more precise than asked)."""
+    provider: str
+    finish_reason: str | None = None
+    """Why the model stopped, in the provider's words (``stop``, ``end_turn``, ``STOP``, ...)."""
+    json: Any = None
+    """The parsed answer when the request had a ``response_schema``; None otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatChunk:
+    """A piece of a streamed answer. The last chunk carries the usage and the finish reason."""
+
+    text: str = ""
+    usage: TokenUsage | None = None
+    finish_reason: str | None = None
+    model: str | None = None

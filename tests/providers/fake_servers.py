@@ -1,0 +1,424 @@
+"""A local server that speaks the three providers' wire protocols, for the real SDKs to call.
+
+One FastAPI app answers OpenAI chat completions (``/v1/chat/completions``, plain and SSE),
+Gemini ``generateContent`` / ``streamGenerateContent`` and Anthropic ``/v1/messages`` (plain and
+SSE events). It runs on uvicorn in its own thread on a free 127.0.0.1 port. Tests script it:
+
+    server.fail_next("429:0.4", "ok")   # a 429 with Retry-After: 0.4, then a normal answer
+    server.fail_next("500", "500")      # two 500s
+    server.fail_next("malformed")       # 200 with a body that is not the protocol's JSON
+    server.fail_next("hang")            # never answer (until the server stops)
+
+and read back what the SDK sent in ``server.requests``. The model ``no-such-model`` answers
+404 in each provider's own error format; a wrong API key answers 401 with a message that echoes
+the key, as some providers do, so tests can check it is redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+API_KEY = "sk-test-0123456789abcdefSECRET"
+"""The key the server accepts (shaped like a real one, so redaction is really tested)."""
+UNKNOWN_MODEL = "no-such-model"
+
+
+@dataclass
+class Recorded:
+    """One request as the server saw it."""
+
+    provider: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    images: list[tuple[str, bytes]] = field(default_factory=list)
+    received_at: float = 0.0
+
+
+class FakeServer:
+    """The server and its script. Thread-safe enough for tests: deques and appends only."""
+
+    def __init__(self) -> None:
+        self.reply_text = "Hello from the fake model."
+        self.json_reply: Any = {"answer": 42}
+        self.tokens_in = 12
+        self.tokens_out = 5
+        self.api_key = API_KEY
+        self.requests: list[Recorded] = []
+        self._faults: deque[str] = deque()
+        self._release = threading.Event()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # ---- script
+
+    def fail_next(self, *faults: str) -> None:
+        """Queue behaviours for the next requests, one each: ``ok``, ``429[:retry_after]``,
+        ``500``, ``503[:retry_after]``, ``400``, ``malformed``, ``hang``."""
+        self._faults.extend(faults)
+
+    def reset(self) -> None:
+        self._faults.clear()
+        self.requests.clear()
+        self.reply_text = "Hello from the fake model."
+        self.json_reply = {"answer": 42}
+        self.tokens_in, self.tokens_out = 12, 5
+        self.api_key = API_KEY
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---- lifecycle
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            _app(self), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fake provider server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._release.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # ---- behaviour, used by the routes
+
+    def _next_fault(self) -> str:
+        try:
+            return self._faults.popleft()
+        except IndexError:
+            return "ok"
+
+    async def _hang(self) -> None:
+        # A threading.Event: stop() sets it from the test's thread.
+        await asyncio.to_thread(self._release.wait)
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[FakeServer]:
+    server = FakeServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ---- the app
+
+
+def _app(server: FakeServer) -> FastAPI:
+    app = FastAPI()
+
+    async def prologue(
+        request: Request, provider: str, key: str | None, model: str, body: dict[str, Any]
+    ) -> Response | None:
+        """Record the request, then answer any scripted fault, bad key or unknown model."""
+        images = _images(provider, body)
+        server.requests.append(
+            Recorded(
+                provider,
+                request.url.path,
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+                images,
+                time.monotonic(),
+            )
+        )
+        fault = server._next_fault()
+        kind, _, retry_after = fault.partition(":")
+        if kind == "hang":
+            await server._hang()
+            return _error(provider, 503, "shutting down")
+        if kind == "malformed":
+            return Response("<html>this is not JSON</html>", media_type="application/json")
+        if kind in ("429", "500", "503", "400"):
+            headers = {"retry-after": retry_after} if retry_after else {}
+            return _error(provider, int(kind), f"scripted {kind}", headers)
+        if key != server.api_key:
+            return _error(provider, 401, f"Incorrect API key provided: {key}")
+        if model == UNKNOWN_MODEL:
+            return _error(provider, 404, f"The model `{model}` does not exist")
+        return None
+
+    @app.post("/v1/chat/completions")
+    async def openai_chat(request: Request) -> Response:
+        body = await request.json()
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        model = body.get("model", "")
+        refused = await prologue(request, "openai", key, model, body)
+        if refused is not None:
+            return refused
+        text = _reply(
+            server, body.get("response_format") is not None, images=len(server.requests[-1].images)
+        )
+        usage = {
+            "prompt_tokens": server.tokens_in,
+            "completion_tokens": server.tokens_out,
+            "total_tokens": server.tokens_in + server.tokens_out,
+        }
+        if body.get("stream"):
+
+            async def events() -> AsyncIterator[bytes]:
+                for piece in _pieces(text):
+                    chunk = _openai_chunk(model, {"content": piece}, None)
+                    yield f"data: {json.dumps(chunk)}\n\n".encode()
+                yield f"data: {json.dumps(_openai_chunk(model, {}, 'stop'))}\n\n".encode()
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    final = {**_openai_chunk(model, {}, None), "choices": [], "usage": usage}
+                    yield f"data: {json.dumps(final)}\n\n".encode()
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            }
+        )
+
+    # The SDK's API version changes between releases (v1beta, v1); answer both.
+    @app.post("/v1beta/models/{target}")
+    @app.post("/v1/models/{target}")
+    async def gemini(target: str, request: Request) -> Response:
+        body = await request.json()
+        model, _, action = target.partition(":")
+        key = request.headers.get("x-goog-api-key")
+        refused = await prologue(request, "gemini", key, model, body)
+        if refused is not None:
+            return refused
+        config = body.get("generationConfig") or {}
+        structured = "responseJsonSchema" in config or "responseSchema" in config
+        text = _reply(server, structured, images=len(server.requests[-1].images))
+        usage = {
+            "promptTokenCount": server.tokens_in,
+            "candidatesTokenCount": server.tokens_out,
+            "totalTokenCount": server.tokens_in + server.tokens_out,
+        }
+
+        def answer(piece: str, finish: str | None, with_usage: bool) -> dict[str, Any]:
+            candidate: dict[str, Any] = {
+                "content": {"role": "model", "parts": [{"text": piece}]},
+                "index": 0,
+            }
+            if finish:
+                candidate["finishReason"] = finish
+            out: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
+            if with_usage:
+                out["usageMetadata"] = usage
+            return out
+
+        if action == "streamGenerateContent":
+            pieces = _pieces(text)
+
+            async def events() -> AsyncIterator[bytes]:
+                for i, piece in enumerate(pieces):
+                    last = i == len(pieces) - 1
+                    data = answer(piece, "STOP" if last else None, last)
+                    yield f"data: {json.dumps(data)}\r\n\r\n".encode()
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse(answer(text, "STOP", True))
+
+    @app.post("/v1/messages")
+    async def anthropic_messages(request: Request) -> Response:
+        body = await request.json()
+        # The SDK sends the key as x-api-key or, in newer releases, as a bearer token.
+        key = request.headers.get("x-api-key") or request.headers.get(
+            "authorization", ""
+        ).removeprefix("Bearer ")
+        model = body.get("model", "")
+        refused = await prologue(request, "anthropic", key, model, body)
+        if refused is not None:
+            return refused
+        structured = "format" in (body.get("output_config") or {})
+        text = _reply(server, structured, images=len(server.requests[-1].images))
+        if body.get("stream"):
+
+            async def events() -> AsyncIterator[bytes]:
+                start = {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": server.tokens_in, "output_tokens": 1},
+                    },
+                }
+                yield _sse("message_start", start)
+                block = {"type": "text", "text": ""}
+                yield _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": block},
+                )
+                for piece in _pieces(text):
+                    delta = {"type": "text_delta", "text": piece}
+                    yield _sse(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": 0, "delta": delta},
+                    )
+                yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+                yield _sse(
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                        "usage": {"output_tokens": server.tokens_out},
+                    },
+                )
+                yield _sse("message_stop", {"type": "message_stop"})
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse(
+            {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": server.tokens_in, "output_tokens": server.tokens_out},
+            }
+        )
+
+    return app
+
+
+def _reply(server: FakeServer, structured: bool, *, images: int) -> str:
+    if structured:
+        return json.dumps(server.json_reply)
+    if images:
+        return f"{server.reply_text} I see {images} image(s)."
+    return server.reply_text
+
+
+def _pieces(text: str) -> list[str]:
+    """The text in three pieces (or fewer), as a model would stream it."""
+    if len(text) < 3:
+        return [text]
+    third = len(text) // 3
+    return [text[:third], text[third : 2 * third], text[2 * third :]]
+
+
+def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+_ANTHROPIC_TYPE = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+}
+
+
+def _error(
+    provider: str, status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body: dict[str, Any]
+    if provider == "openai":
+        body = {"error": {"message": message, "type": "invalid_request_error", "code": None}}
+    elif provider == "gemini":
+        body = {"error": {"code": status, "message": message, "status": _GOOGLE_STATUS[status]}}
+    else:
+        body = {"type": "error", "error": {"type": _ANTHROPIC_TYPE[status], "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _images(provider: str, body: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """Every image in the request, decoded, whatever the provider's format."""
+    found: list[tuple[str, bytes]] = []
+    if provider == "openai":
+        for message in body.get("messages", []):
+            content = message.get("content")
+            for part in content if isinstance(content, list) else []:
+                if part.get("type") == "image_url":
+                    header, _, data = part["image_url"]["url"].partition(",")
+                    found.append((header[5:].split(";")[0], base64.b64decode(data)))
+    elif provider == "gemini":
+        for content in body.get("contents", []):
+            for part in content.get("parts", []):
+                inline = part.get("inlineData") or part.get("inline_data")
+                if inline:
+                    mime = inline.get("mimeType") or inline.get("mime_type")
+                    # The SDK sends URL-safe base64, unpadded.
+                    data = inline["data"]
+                    found.append((mime, base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))))
+    else:
+        for message in body.get("messages", []):
+            content = message.get("content")
+            for part in content if isinstance(content, list) else []:
+                if part.get("type") == "image":
+                    source = part["source"]
+                    found.append((source["media_type"], base64.b64decode(source["data"])))
+    return found
