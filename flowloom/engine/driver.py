@@ -31,6 +31,7 @@ from flowloom.engine.store import Tick, TickStore
 from flowloom.engine.subruns import EngineSubRuns
 from flowloom.engine.templating import TemplateFailed, render_config
 from flowloom.exceptions import Conflict, NodeFailed, NotFound, RetryNode, StorageError
+from flowloom.integrations.usage import DatabaseUsageSink
 from flowloom.nodes.base import RunContext, WaitForInput, idempotency_key
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.storage.tables.base import utcnow
@@ -83,6 +84,7 @@ class Driver:
         self._tasks: dict[str, asyncio.Task[_Outcome]] = {}
         self._wake = asyncio.Event()
         self._memory: MemoryAdapter | None = None
+        self._usage: DatabaseUsageSink | None = None
         self._use_cache = True
         self._reclaim = False
         """A place under a per-owner or per-key limit came free: claim again next tick."""
@@ -130,6 +132,12 @@ class Driver:
             return
         self._memory = MemoryAdapter(
             self.engine.db, owner_id=state.owner_id, workflow_id=state.workflow_id
+        )
+        self._usage = DatabaseUsageSink(
+            self.engine.db,
+            owner_id=state.owner_id,
+            api_key_id=state.api_key_id,
+            run_id=self.run_id,
         )
         first = True
         while True:
@@ -509,6 +517,9 @@ class Driver:
                 run_inputs=state.run_inputs,
                 answer=slot.answer,
                 settings=engine.node_settings,
+                owner_id=state.owner_id,
+                providers=engine.providers,
+                usage=self._usage,
                 subruns=EngineSubRuns(
                     engine,
                     run_id=self.run_id,

@@ -138,8 +138,11 @@ class RunState:
         debug: DebugState | None = None,
         started_at: datetime | None = None,
         timeout_s: float | None = None,
+        api_key_id: str | None = None,
     ) -> None:
         self.run_id = run_id
+        self.api_key_id = api_key_id
+        """The API key that started the run, to attribute its usage to."""
         self.workflow_id = workflow_id
         self.owner_id = owner_id
         self.status = status

@@ -49,6 +49,7 @@ from flowloom.graph import Plan, Scope, build_plan, parse_definition, validate
 from flowloom.ids import PREFIXES, new_id
 from flowloom.nodes.base import NodeSettings
 from flowloom.nodes.registry import NodeRegistry, default_registry
+from flowloom.providers.base import ProviderResolver
 from flowloom.settings import Settings
 from flowloom.storage.blobs import BlobStore as StorageBlobStore
 from flowloom.storage.blobs import FileBlobStore, MemoryBlobStore
@@ -106,8 +107,12 @@ class Engine:
         max_subrun_depth: int = 10,
         max_running_per_owner: int | None = None,
         key_limits: Mapping[str, int] | None = None,
+        providers: ProviderResolver | None = None,
     ) -> None:
         self.db = db
+        self.providers = providers
+        """LLM providers handed to AI nodes; None where none are configured (they then fail
+        saying so). The engine closes it."""
         self.registry = registry or default_registry()
         self.blobs = BlobAdapter(blobs if blobs is not None else MemoryBlobStore())
         self.node_settings = node_settings or NodeSettings()
@@ -143,6 +148,15 @@ class Engine:
             "key_limits": settings.node_concurrency_limits,
         }
         options.update(given)
+        if "providers" not in options:
+            from flowloom.integrations.credentials import DatabaseCredentials
+            from flowloom.integrations.vault import Vault
+            from flowloom.providers.resolver import SettingsProviderResolver
+
+            credentials = DatabaseCredentials(db, Vault.from_settings(settings))
+            options["providers"] = SettingsProviderResolver.from_settings(
+                settings, credentials=credentials
+            )
         blobs = options.pop("blobs", None) or FileBlobStore(settings.blob_dir)
         return cls(db, registry, blobs, **options)
 
@@ -165,6 +179,7 @@ class Engine:
         use_cache: bool = True,
         parent_run_id: str | None = None,
         parent_node_id: str | None = None,
+        api_key_id: str | None = None,
     ) -> str:
         """Create a run and every planned node execution in one transaction, then drive it.
 
@@ -212,6 +227,7 @@ class Engine:
                 timeout_s=timeout_s,
                 parent_run_id=parent_run_id,
                 parent_node_id=parent_node_id,
+                api_key_id=api_key_id,
             )
             if idempotency_key is not None:
                 existing = await session.scalar(
@@ -368,6 +384,8 @@ class Engine:
             return
         self._closed = True
         await self._leases.stop()
+        if self.providers is not None:
+            await self.providers.aclose()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -569,6 +587,7 @@ class Engine:
             debug=debug,
             started_at=run.started_at,
             timeout_s=run.timeout_s,
+            api_key_id=run.api_key_id,
         )
         use_cache = (run.trigger_data or {}).get("use_cache", True) is not False
         return state, use_cache

@@ -48,6 +48,10 @@ class ProviderResolver(Protocol):
         """
         ...
 
+    async def aclose(self) -> None:
+        """Release what the providers hold open (SDK clients); called once at shutdown."""
+        ...
+
 
 class ChatBackend(Protocol):
     """One SDK, bare: a single attempt, SDK retries off, SDK errors turned into ours."""

@@ -83,9 +83,6 @@ async def start_run(
     definition that cannot run answers 422 naming its problems, and nothing is written.
     """
     check_inputs_size(body.inputs, max_bytes=settings.max_run_inputs_bytes)
-    trigger_data: dict[str, Any] = {}
-    if caller.api_key_id is not None:
-        trigger_data["api_key_id"] = caller.api_key_id
     run_id = await engine.start_run(
         owner_id=caller.user_id,
         workflow_id=workflow_id,
@@ -94,9 +91,9 @@ async def start_run(
         target_node_id=body.target_node_id,
         inputs=body.inputs,
         trigger_kind=TriggerKind.API if caller.api_key_id else TriggerKind.MANUAL,
-        trigger_data=trigger_data or None,
         idempotency_key=body.idempotency_key,
         timeout_s=body.timeout_s,
+        api_key_id=caller.api_key_id,
     )
     response.headers["Location"] = f"/api/v1/runs/{run_id}"
     if (wait or body.wait) and await _wait(engine, run_id, settings.run_wait_timeout_s):
