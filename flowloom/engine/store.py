@@ -3,12 +3,13 @@
 The scheduler's tick is the hot path (one transaction per tick for every node of a run: group
 commit), so it has a path of its own, ``TickStore``:
 
-- SQLite: one ``Database.run_write(..., inline=True)`` per tick, whose statements run straight
-  on the ``sqlite3`` connection: one executemany writing every changed node row, and the run
-  row only when it changed. The lease fence is in the UPDATE's WHERE: a finished node's row is
-  written only while its attempt still holds the lease, and a row count short of the rows
-  given rolls the whole tick back. The SQL is compiled by SQLAlchemy once, and values are bound
-  by the columns' own type processors, so rows read back exactly as if SQLAlchemy wrote them.
+- SQLite: one ``Database.run_write`` per tick (inline on the event loop's thread unless the
+  tick is big), whose statements run straight on the ``sqlite3`` connection: an executemany
+  writing every changed node row, and the run row only when it changed. The lease fence is in
+  the UPDATE's WHERE: a finished node's row is written only while its attempt still holds the
+  lease, and a row count short of the rows given rolls the whole tick back. The SQL is
+  compiled by SQLAlchemy once, and values are bound by the columns' own type processors, so
+  rows read back exactly as if SQLAlchemy wrote them.
 - PostgreSQL: ONE statement per tick, in autocommit, on asyncpg (prepared once per
   connection): a CTE locks the fenced rows (``FOR UPDATE``) and counts them, and the
   ``UPDATE ... FROM unnest(...)`` writes every changed row only if all of them are still held.
@@ -102,6 +103,9 @@ and the order ``_slot_values`` gives them."""
 
 _Processor = Callable[[Any], Any] | None
 
+_INLINE_MAX_ROWS = 64
+"""The most node rows a SQLite tick writes inline, on the event loop's thread (~2 ms)."""
+
 
 @dataclass(slots=True)
 class Tick:
@@ -189,8 +193,12 @@ class TickStore:
                 raw.execute(statement, args)
             return True
 
+        # A tick of a few rows commits on the event loop's thread (cheaper than any hop); a big
+        # one (a wide fan-out finishing at once) goes to the writer thread rather than stall
+        # the loop for milliseconds.
+        inline = len(tick.slots) <= _INLINE_MAX_ROWS
         try:
-            return await self.db.run_write(write, inline=True)
+            return await self.db.run_write(write, inline=inline)
         except _Fenced:
             return False
 

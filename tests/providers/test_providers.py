@@ -200,14 +200,21 @@ async def test_a_hanging_server_times_out_and_the_retry_succeeds(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_timeout_on_every_attempt_raises_provider_timeout(
-    server: FakeServer, provider: str
+    server: FakeServer, provider: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.fail_next("hang", "hang")
 
-    with pytest.raises(ProviderTimeout, match=r"no answer within 0.2 s"):
+    with (
+        caplog.at_level(logging.INFO, logger="flowloom.providers"),
+        pytest.raises(ProviderTimeout, match=r"no answer within 0.2 s"),
+    ):
         await client(server, provider, attempts=2, timeout_s=0.2).chat(ask())
 
-    assert len(server.requests) == 2
+    # Counted on the client's side: the server may not finish reading a request before the
+    # client gives up on it, so its own record can miss the second attempt.
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 1, "one retry after the first timeout, none after the last"
+    assert server.requests, "the first attempt reached the server"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
