@@ -13,6 +13,7 @@ import sqlite3
 import sys
 import textwrap
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from flowloom.engine.store import Tick, TickStore, load_slots
 from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import NodeStatus
+from flowloom.storage.migrate import upgrade_database
 from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
@@ -30,6 +32,15 @@ from flowloom.storage.tables.base import utcnow
 
 USERS: Table = User.__table__  # type: ignore[assignment]
 AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="module")
+async def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+    """A migrated SQLite file, for the tests of what only SQLite has (file locks, threads)."""
+    database = Database(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'flowloom.db'}")
+    await upgrade_database(database)
+    yield database
+    await database.dispose()
 
 
 def _new_counter(conn: Connection) -> str:
@@ -180,10 +191,10 @@ async def test_reads_see_what_was_committed_and_nothing_else(db: Database) -> No
 
 
 async def test_a_cancelled_writer_holds_the_lock_until_its_transaction_ends(
-    db: Database, db_kind: str
+    sqlite_db: Database,
 ) -> None:
-    if db_kind != "sqlite":
-        pytest.skip("on PostgreSQL the function runs on the event loop, not in a thread")
+    # SQLite only: on PostgreSQL the function runs on the event loop, not in a thread.
+    db = sqlite_db
     counter = await db.run_write(_new_counter)
     entered, release = asyncio.Event(), threading.Event()
     loop = asyncio.get_running_loop()
@@ -242,11 +253,9 @@ WRITER_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-async def test_processes_write_at_once_without_database_is_locked(
-    db: Database, db_kind: str
-) -> None:
-    if db_kind != "sqlite":
-        pytest.skip("several processes on one file is SQLite's own problem")
+async def test_processes_write_at_once_without_database_is_locked(sqlite_db: Database) -> None:
+    # SQLite only: several processes on one file is SQLite's own problem.
+    db = sqlite_db
     counter = await db.run_write(_new_counter)
     processes, writes_each = 3, 60
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
@@ -286,10 +295,9 @@ async def test_processes_write_at_once_without_database_is_locked(
 
 
 async def test_an_inline_write_waits_off_the_loop_while_another_process_holds_the_lock(
-    db: Database, db_kind: str
+    sqlite_db: Database,
 ) -> None:
-    if db_kind != "sqlite":
-        pytest.skip("SQLite's file lock")
+    db = sqlite_db
     counter = await db.run_write(_new_counter)
     path = db.engine.url.database
     assert path is not None
@@ -314,9 +322,8 @@ async def test_an_inline_write_waits_off_the_loop_while_another_process_holds_th
     assert ticks >= 10  # the event loop ran on while the write waited for the lock
 
 
-async def test_the_raw_connection_is_sqlite3_in_a_transaction(db: Database, db_kind: str) -> None:
-    if db_kind != "sqlite":
-        pytest.skip("sqlite_connection() is SQLite's")
+async def test_the_raw_connection_is_sqlite3_in_a_transaction(sqlite_db: Database) -> None:
+    db = sqlite_db
 
     def inspect(conn: Connection) -> tuple[bool, int]:
         raw = sqlite_connection(conn)
