@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Mapping
+from types import ModuleType
+from typing import Any
 
 from flowloom.providers.errors import (
+    MalformedResponse,
     ProviderError,
     ProviderRefused,
+    ProviderTimeout,
     ProviderUnavailable,
     UnknownModel,
     redact,
 )
 from flowloom.providers.retry import parse_retry_after
 
-__all__ = ["b64", "status_error"]
+__all__ = ["b64", "sdk_error", "status_error"]
 
 # 408 (request timeout) and 409 (lock conflict) are transient at every provider we speak to.
 _TRANSIENT_4XX = frozenset({408, 409, 429})
@@ -49,3 +53,51 @@ def status_error(
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def sdk_error(
+    exc: Exception,
+    sdk: ModuleType,
+    *,
+    provider: str,
+    model: str,
+    timeout_s: float | None,
+    secrets: Iterable[str],
+) -> ProviderError:
+    """Our error for an exception of the ``openai`` or ``anthropic`` SDK.
+
+    Both SDKs raise the same family (``APITimeoutError``, ``APIStatusError``,
+    ``APIConnectionError``, ``APIResponseValidationError``); ``sdk`` is the module. Anything else
+    is re-raised unchanged.
+    """
+    kept = tuple(secrets)
+    if isinstance(exc, sdk.APITimeoutError):
+        return ProviderTimeout(f"no answer within {timeout_s or 0:g} s", provider=provider)
+    if isinstance(exc, sdk.APIStatusError):
+        return status_error(
+            provider=provider,
+            model=model,
+            status_code=exc.status_code,
+            message=error_body_message(exc.body) or exc.message,
+            headers=dict(exc.response.headers),
+            secrets=kept,
+        )
+    if isinstance(exc, sdk.APIConnectionError):
+        return ProviderUnavailable(
+            f"cannot reach the server: {redact(str(exc), kept)}", provider=provider
+        )
+    if isinstance(exc, sdk.APIResponseValidationError | ValueError):
+        return MalformedResponse(
+            f"the answer is not a valid response body: {redact(str(exc), kept)}",
+            provider=provider,
+        )
+    raise exc
+
+
+def error_body_message(body: Any) -> str | None:
+    """The human part of an error body shaped ``{"error": {"message": ...}}``."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return None

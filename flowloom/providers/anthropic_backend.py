@@ -9,13 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
-from flowloom.providers._common import b64, status_error
+from flowloom.providers._common import b64, sdk_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-    redact,
 )
 from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage
 
@@ -154,41 +151,16 @@ class AnthropicBackend:
     def _translate(self, exc: Exception, request: ChatRequest) -> ProviderError:
         import anthropic
 
-        secrets = (self._api_key,)
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ProviderTimeout(
-                f"no answer within {request.timeout_s or 0:g} s", provider=self.name
-            )
-        if isinstance(exc, anthropic.APIStatusError):
-            return status_error(
-                provider=self.name,
-                model=request.model,
-                status_code=exc.status_code,
-                message=_message(exc.body) or exc.message,
-                headers=dict(exc.response.headers),
-                secrets=secrets,
-            )
-        if isinstance(exc, anthropic.APIConnectionError):
-            return ProviderUnavailable(
-                f"cannot reach the server: {redact(str(exc), secrets)}", provider=self.name
-            )
-        if isinstance(exc, anthropic.APIResponseValidationError | ValueError):
-            return MalformedResponse(
-                f"the answer is not a valid response body: {redact(str(exc), secrets)}",
-                provider=self.name,
-            )
-        raise exc
+        return sdk_error(
+            exc,
+            anthropic,
+            provider=self.name,
+            model=request.model,
+            timeout_s=request.timeout_s,
+            secrets=(self._api_key,),
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
-
-
-def _message(body: object) -> str | None:
-    """The human part of an Anthropic error body: ``{"error": {"message": ...}}``."""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return None

@@ -9,13 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from flowloom.providers._common import b64, status_error
+from flowloom.providers._common import b64, sdk_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-    redact,
 )
 from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage
 
@@ -145,41 +142,16 @@ class OpenAIBackend:
     def _translate(self, exc: Exception, request: ChatRequest) -> ProviderError:
         import openai
 
-        secrets = (self._api_key,)
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeout(
-                f"no answer within {request.timeout_s or 0:g} s", provider=self._name
-            )
-        if isinstance(exc, openai.APIStatusError):
-            return status_error(
-                provider=self._name,
-                model=request.model,
-                status_code=exc.status_code,
-                message=_message(exc.body) or exc.message,
-                headers=dict(exc.response.headers),
-                secrets=secrets,
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            return ProviderUnavailable(
-                f"cannot reach the server: {redact(str(exc), secrets)}", provider=self._name
-            )
-        if isinstance(exc, openai.APIResponseValidationError | ValueError):
-            return MalformedResponse(
-                f"the answer is not a valid response body: {redact(str(exc), secrets)}",
-                provider=self._name,
-            )
-        raise exc
+        return sdk_error(
+            exc,
+            openai,
+            provider=self._name,
+            model=request.model,
+            timeout_s=request.timeout_s,
+            secrets=(self._api_key,),
+        )
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
-
-
-def _message(body: object) -> str | None:
-    """The human part of an OpenAI-style error body: ``{"error": {"message": ...}}``."""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return None
