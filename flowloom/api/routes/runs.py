@@ -31,7 +31,7 @@ from flowloom.api.schemas import (
 from flowloom.engine import DROPPED, RUN_FINISHED_EVENTS, Engine, Event, Subscription
 from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunStatus, TriggerKind
-from flowloom.storage.repos.runs import RunRepo
+from flowloom.storage.repos.runs import RunRepo, read_history
 from flowloom.storage.repos.workflows import WorkflowRepo
 
 __all__ = ["router"]
@@ -114,10 +114,14 @@ async def list_runs(
     workflow_id: str | None = None,
 ) -> Page[RunPublic]:
     """The caller's run history across every workflow, newest first (seed 000's sidebar)."""
-    async with db.read() as session:
-        page = await RunRepo(session, owner_id=caller.user_id).history(
-            cursor=cursor, limit=limit, status=status, workflow_id=workflow_id
-        )
+    page = await read_history(
+        db,
+        owner_id=caller.user_id,
+        cursor=cursor,
+        limit=limit,
+        status=status,
+        workflow_id=workflow_id,
+    )
     return Page(items=[run_public(r) for r in page.items], next_cursor=page.next_cursor)
 
 
