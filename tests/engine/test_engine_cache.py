@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 
-import pytest
 from enginekit import (
     chain,
     definition,
@@ -21,13 +19,6 @@ from enginekit import (
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
-
-
-@pytest.fixture
-async def engine(db: Database) -> AsyncIterator[Engine]:
-    engine = Engine(db, registry())
-    yield engine
-    await engine.close()
 
 
 async def test_a_second_identical_run_is_all_cached_and_an_edit_reruns_exactly_its_descendants(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from enginekit import (
@@ -26,13 +25,6 @@ from flowloom.exceptions import Conflict
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
 from flowloom.storage.tables import DebugSession
-
-
-@pytest.fixture
-async def engine(db: Database) -> AsyncIterator[Engine]:
-    engine = Engine(db, registry())
-    yield engine
-    await engine.close()
 
 
 def flaky(node_id: str, *, attempts: int, **config: object) -> dict[str, object]:

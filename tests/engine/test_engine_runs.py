@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from enginekit import (
     chain,
     definition,
@@ -13,7 +11,6 @@ from enginekit import (
     make_owner,
     node,
     node_rows,
-    registry,
     run_graph,
     save_workflow,
 )
@@ -21,13 +18,6 @@ from enginekit import (
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
-
-
-@pytest.fixture
-async def engine(db: Database) -> AsyncIterator[Engine]:
-    engine = Engine(db, registry())
-    yield engine
-    await engine.close()
 
 
 async def test_a_chain_adds_up_and_every_row_is_checkpointed(engine: Engine, db: Database) -> None:
