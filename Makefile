@@ -12,6 +12,8 @@ install: $(STAMP)
 # Re-installs only when the lockfile or the project metadata changed, so re-running is cheap.
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# The pip that ships with some Pythons (23.x) mis-resolves extras under --require-hashes.
+	$(BIN)/python -m pip install --quiet 'pip==25.3'
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
