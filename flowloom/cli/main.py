@@ -183,6 +183,17 @@ def run(
     raise typer.Exit(code)
 
 
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
+) -> None:
+    """Finish the runs a killed `flowloom run` left behind, from where their records stand."""
+    from flowloom.cli.run import resume_runs
+
+    raise typer.Exit(run_async(lambda: resume_runs(_settings(ctx), as_json, console)))
+
+
 @app.command("validate")
 def validate(
     file: Annotated[Path, typer.Argument(help="A workflow definition (JSON).")],

@@ -6,6 +6,8 @@ from the settings, reusing the workflow of the same name (a new version when the
 and run by an in-process engine. Without ``--json`` a live table shows each node's state as the
 events arrive, then the outputs; with ``--json`` exactly one JSON object goes to stdout.
 
+``flowloom resume`` drives again the runs a killed ``flowloom run`` left unfinished.
+
 Exit codes: 0 the run COMPLETED; 1 it FAILED, was CANCELLED or waits for an answer that the
 command line cannot give; 2 the file or an input is invalid.
 """
@@ -21,7 +23,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from flowloom.engine import RUN_FINISHED_EVENTS, Engine, Event
+from flowloom.engine import RUN_FINISHED_EVENTS, Engine, Event, RunResult
 from flowloom.exceptions import InputError, Problem, ValidationFailed
 from flowloom.graph import WorkflowDefinition, parse_definition_json, validate
 from flowloom.graph.ports import PortType, json_type_name, value_matches
@@ -33,8 +35,9 @@ from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.migrate import upgrade_database
 from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
+from flowloom.storage.tables import WorkflowRun
 
-__all__ = ["coerce_inputs", "parse_inputs", "run_file"]
+__all__ = ["coerce_inputs", "parse_inputs", "resume_runs", "run_file"]
 EXIT_COMPLETED, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 _STYLE = {
@@ -173,8 +176,15 @@ async def _run(
                 events.close()
                 await follower
                 live.update(_table(states))
+    return await _report(db, owner_id, result, as_json, console)
+
+
+async def _report(
+    db: Database, owner_id: str, result: RunResult, as_json: bool, console: Console
+) -> int:
+    """Print a finished (or parked) run, as one JSON object or as text; its exit code."""
     async with db.read() as session:
-        _, rows = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=run_id)
+        _, rows = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=result.run_id)
     nodes = {
         row.node_id: {
             "status": row.status,
@@ -187,7 +197,7 @@ async def _run(
         print(
             json.dumps(
                 {
-                    "run_id": run_id,
+                    "run_id": result.run_id,
                     "status": result.status.value,
                     "duration_ms": result.duration_ms,
                     "outputs": result.outputs or {},
@@ -197,8 +207,36 @@ async def _run(
             )
         )
     else:
+        console.print(f"run {result.run_id}", style="bold", markup=False)
         _print_result(console, result.status, result.outputs, result.error, rows)
     return EXIT_COMPLETED if result.status is RunStatus.COMPLETED else EXIT_FAILED
+
+
+async def resume_runs(settings: Settings, as_json: bool, console: Console) -> int:
+    """Drive again every unfinished run of the local database that nobody alive is driving
+    (after a crash, say) and report each as ``run`` does: with ``--json`` one object per line.
+    Exit 0 when every resumed run COMPLETED (or there was none), else 1."""
+    db = Database.from_settings(settings)
+    try:
+        await upgrade_database(db)
+        engine = Engine.from_settings(db, settings, default_registry())
+        try:
+            run_ids = await engine.resume_unfinished()
+            if not run_ids and not as_json:
+                console.print("no unfinished runs to resume")
+            code = EXIT_COMPLETED
+            for run_id in run_ids:
+                result = await engine.wait(run_id)
+                async with db.read() as session:
+                    run = await session.get(WorkflowRun, run_id)
+                    assert run is not None
+                    owner_id = run.user_id
+                code = max(code, await _report(db, owner_id, result, as_json, console))
+            return code
+        finally:
+            await engine.close()
+    finally:
+        await db.dispose()
 
 
 async def _follow(events: Any, run_id: str, states: dict[str, str], live: Live) -> None:

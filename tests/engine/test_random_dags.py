@@ -1,10 +1,12 @@
-"""Random DAGs against a reference evaluator (hypothesis), and one 10,000-node DAG.
+"""Random DAGs against a reference evaluator (hypothesis), their concurrency, and one
+10,000-node DAG.
 
 The reference evaluator walks the nodes in index order (every edge goes from a lower index to a
 higher one) and applies the engine's rules in the plainest way: an edge delivers iff its source
 produced the output it leaves from; a node whose edges all deliver nothing is SKIPPED; a list
 port joins what was delivered, in edge order. The engine must agree node by node, run every
-node once, and start none before all its parents finished.
+node once, and start none before all its parents finished. Random forests of sleeping nodes
+show that nodes with no path between them really run at the same time.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def out_port(specs: list[Spec], parent: int, draw_true: bool) -> str:
 
 
 @st.composite
-def dags(draw: st.DrawFn, max_nodes: int = 30) -> list[Spec]:
+def dags(draw: st.DrawFn, max_nodes: int = 200) -> list[Spec]:
     count = draw(st.integers(min_value=1, max_value=max_nodes))
     specs: list[Spec] = []
     for index in range(count):
@@ -138,10 +140,73 @@ def test_random_dags_agree_with_the_reference_evaluator(
     engine = loop.run_until_complete(_make_engine(db))
     owner = loop.run_until_complete(make_owner(db))
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(dags())
     def check(specs: list[Spec]) -> None:
         loop.run_until_complete(check_run(engine, db, owner, specs))
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(engine.close())
+        loop.run_until_complete(db.dispose())
+        loop.close()
+
+
+@st.composite
+def forests(draw: st.DrawFn) -> list[int | None]:
+    """Each node's parent (an earlier index) or None for a root; at least two nodes."""
+    count = draw(st.integers(min_value=2, max_value=24))
+    return [None] + [
+        draw(st.one_of(st.none(), st.integers(0, index - 1))) for index in range(1, count)
+    ]
+
+
+def test_independent_nodes_overlap_in_time(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Siblings (and roots) are ready together: each pair's run intervals must intersect, and
+    the run takes about its depth in sleeps, not the sum of them."""
+    path: Path = tmp_path_factory.mktemp("forests") / "flowloom.db"
+    loop = asyncio.new_event_loop()
+    db = Database(f"sqlite:///{path}")
+    loop.run_until_complete(upgrade_database(db))
+    engine = loop.run_until_complete(_make_engine(db))
+    owner = loop.run_until_complete(make_owner(db))
+    nap_s = 0.08
+
+    async def check_forest(parents: list[int | None]) -> None:
+        nodes = [node(node_id(i), "test.sleep", {"seconds": nap_s}) for i in range(len(parents))]
+        edges = [
+            edge(node_id(parent), node_id(i), "value", "value")
+            for i, parent in enumerate(parents)
+            if parent is not None
+        ]
+        workflow_id = await save_workflow(db, owner, definition(nodes, edges))
+        began = time.perf_counter()
+        result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+        elapsed_s = time.perf_counter() - began
+        assert result.status is RunStatus.COMPLETED, result.error
+        rows = await node_rows(db, result.run_id)
+        depth = [0] * len(parents)
+        for i, parent in enumerate(parents):
+            depth[i] = 1 if parent is None else depth[parent] + 1
+        for i, parent_i in enumerate(parents):
+            for j in range(i + 1, len(parents)):
+                if parents[j] != parent_i:
+                    continue
+                a, b = rows[node_id(i)], rows[node_id(j)]
+                overlap = min(a.finished_at, b.finished_at) - max(a.started_at, b.started_at)
+                assert overlap.total_seconds() > 0, f"siblings {i} and {j} ran one after another"
+        # Sequential would be len(parents) naps; concurrent is max(depth) naps plus overhead.
+        assert elapsed_s < max(depth) * nap_s + 0.5 + 0.01 * len(parents), elapsed_s
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(forests())
+    def check(parents: list[int | None]) -> None:
+        loop.run_until_complete(check_forest(parents))
 
     try:
         check()
