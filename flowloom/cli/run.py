@@ -15,6 +15,7 @@ command line cannot give; 2 the file or an input is invalid.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from flowloom.graph import WorkflowDefinition, parse_definition_json, validate
 from flowloom.graph.ports import PortType, json_type_name, value_matches
 from flowloom.local_account import local_owner
 from flowloom.nodes.registry import NodeRegistry, default_registry
+from flowloom.nodes.workflows import WorkflowCallConfig
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus, TriggerKind
@@ -121,9 +123,17 @@ async def run_file(
         console.print(f"flowloom: error: {exc}", style="red", markup=False)
         return EXIT_INVALID
 
+    try:
+        called = _called_files(path, definition, registry)
+    except ValidationFailed as exc:
+        _print_problems(console, path, exc.problems)
+        return EXIT_INVALID
+
     db = Database.from_settings(settings)
     try:
         await upgrade_database(db)
+        for name, called_definition in called.items():
+            await _store(db, name, called_definition.to_json())
         owner_id, workflow_id = await _store(db, path.stem, definition.to_json())
         engine = Engine.from_settings(db, settings, registry)
         try:
@@ -132,6 +142,34 @@ async def run_file(
             await engine.close()
     finally:
         await db.dispose()
+
+
+def _called_files(
+    path: Path, definition: WorkflowDefinition, registry: NodeRegistry, depth: int = 0
+) -> dict[str, WorkflowDefinition]:
+    """The workflows that ``workflow.call`` nodes name and that lie beside ``path`` as
+    ``NAME.json``, validated, by name, those they call in turn included. A name with no file
+    is left to the database: the run fails on it if the local account has no such workflow."""
+    found: dict[str, WorkflowDefinition] = {}
+    for node in definition.nodes:
+        if node.type != "workflow.call" or depth > 8:
+            continue
+        config = registry.get(node.type).parse_config(node.data.config)
+        name = config.workflow_name if isinstance(config, WorkflowCallConfig) else None
+        if name is None or name in found:
+            continue
+        sibling = path.parent / f"{name}.json"
+        if sibling == path or not sibling.is_file():
+            continue
+        called = parse_definition_json(sibling.read_bytes())
+        problems = validate(called, registry)
+        if problems:
+            raise ValidationFailed(
+                [dataclasses.replace(p, message=f"{sibling.name}: {p.message}") for p in problems]
+            )
+        found[name] = called
+        found.update(_called_files(sibling, called, registry, depth + 1))
+    return found
 
 
 def _print_problems(console: Console, path: Path, problems: list[Problem]) -> None:

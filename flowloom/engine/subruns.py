@@ -20,7 +20,9 @@ from sqlalchemy import select
 from flowloom.engine.events import DROPPED, RUN_FINISHED_EVENTS
 from flowloom.engine.limits import Holding
 from flowloom.exceptions import Conflict, FlowloomError, NodeFailed
+from flowloom.nodes.base import WorkflowRef
 from flowloom.storage.enums import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, RunStatus
+from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import WorkflowRun
 
 if TYPE_CHECKING:
@@ -79,16 +81,18 @@ class EngineSubRuns:
         self._loan: _SlotLoan | None = None
         self._orphans_checked: asyncio.Lock | None = None
         self._checked = False
+        self._names: dict[str, str] = {}
 
     def _fail(self, message: str) -> NodeFailed:
         return NodeFailed(message, node_id=self._node_id, attempt=self._attempt)
 
     async def start_and_wait(
-        self, workflow_id: str, version: int | None, inputs: Mapping[str, Any]
+        self, workflow: WorkflowRef, version: int | None, inputs: Mapping[str, Any]
     ) -> dict[str, Any]:
         from flowloom.storage.enums import TriggerKind
 
         await self._cancel_orphans()
+        workflow_id = await self._resolve(workflow)
         try:
             child_id = await self._engine.start_run(
                 owner_id=self._owner_id,
@@ -121,6 +125,23 @@ class EngineSubRuns:
         error = result.error or {}
         reason = error.get("message") or f"it ended {result.status.value}"
         raise self._fail(f"sub-run {child_id} of workflow {workflow_id!r} failed: {reason}")
+
+    async def _resolve(self, workflow: WorkflowRef) -> str:
+        """The id of the workflow meant; a name is looked up among the owner's workflows (once
+        per attempt: a for_each node calls with the same name for every item)."""
+        if workflow.id is not None:
+            return workflow.id
+        assert workflow.name is not None
+        found = self._names.get(workflow.name)
+        if found is None:
+            async with self._engine.db.read() as session:
+                match = await WorkflowRepo(session, owner_id=self._owner_id).find_by_reference(
+                    name=workflow.name
+                )
+            if match is None:
+                raise self._fail(f"no workflow named {workflow.name!r}")
+            found = self._names[workflow.name] = match.id
+        return found
 
     async def _wait(self, child_id: str, events: Any) -> RunResult:
         while True:

@@ -51,6 +51,7 @@ __all__ = [
     "PortType",
     "RunContext",
     "SubRuns",
+    "WorkflowRef",
     "WaitForInput",
     "default_http_client",
     "idempotency_key",
@@ -168,6 +169,17 @@ class MemoryStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowRef:
+    """A workflow of the same owner, by id or by name (exactly one of the two)."""
+
+    id: str | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        return repr(self.id) if self.id is not None else f"named {self.name!r}"
+
+
 class SubRuns(Protocol):
     """Runs other workflows of the same owner as sub-runs of the running node (``workflow.call``).
 
@@ -176,7 +188,7 @@ class SubRuns(Protocol):
     """
 
     async def start_and_wait(
-        self, workflow_id: str, version: int | None, inputs: Mapping[str, Any]
+        self, workflow: WorkflowRef, version: int | None, inputs: Mapping[str, Any]
     ) -> dict[str, Any]:
         """The child run's outputs (by sink node id) once it COMPLETED.
 
@@ -191,9 +203,9 @@ class NoSubRuns:
     """The SubRuns of a context with no engine behind it: every call fails the node."""
 
     async def start_and_wait(
-        self, workflow_id: str, version: int | None, inputs: Mapping[str, Any]
+        self, workflow: WorkflowRef, version: int | None, inputs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        raise ExecutionError(f"cannot run workflow {workflow_id!r}: this context has no engine")
+        raise ExecutionError(f"cannot run workflow {workflow}: this context has no engine")
 
 
 @dataclass(frozen=True, slots=True)

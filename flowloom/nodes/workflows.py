@@ -11,18 +11,30 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from flowloom.exceptions import ExecutionError, NodeFailed
 from flowloom.nodes._paths import MISSING, check_path, lookup
-from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
+from flowloom.nodes.base import (
+    Category,
+    Node,
+    NodeConfig,
+    NodeResult,
+    Port,
+    PortType,
+    RunContext,
+    WorkflowRef,
+)
 
 __all__ = ["WorkflowCall", "WorkflowCallConfig"]
 
 
 class WorkflowCallConfig(NodeConfig):
-    workflow_id: str = Field(min_length=1)
-    """The workflow to run (one of the same owner)."""
+    workflow_id: str | None = Field(default=None, min_length=1)
+    """The workflow to run (one of the same owner), by id; or give ``workflow_name``."""
+    workflow_name: str | None = Field(default=None, min_length=1, max_length=200)
+    """The workflow to run by name, so that a definition can travel between accounts; case,
+    ``_`` and spaces are ignored when no workflow has exactly this name."""
     version: int | None = Field(default=None, ge=1)
     """Its saved version to run; the current one when empty."""
     for_each: bool = False
@@ -44,6 +56,16 @@ class WorkflowCallConfig(NodeConfig):
                     f"input {name!r}: the path {path!r} must start with inputs, item or index"
                 )
         return mapping
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> WorkflowCallConfig:
+        if (self.workflow_id is None) == (self.workflow_name is None):
+            raise ValueError("give exactly one of workflow_id and workflow_name")
+        return self
+
+    @property
+    def workflow(self) -> WorkflowRef:
+        return WorkflowRef(id=self.workflow_id, name=self.workflow_name)
 
 
 class WorkflowCall(Node[WorkflowCallConfig]):
@@ -116,7 +138,7 @@ async def _call(
     ctx: RunContext, config: WorkflowCallConfig, child_inputs: Mapping[str, Any]
 ) -> dict[str, Any]:
     try:
-        return await ctx.subruns.start_and_wait(config.workflow_id, config.version, child_inputs)
+        return await ctx.subruns.start_and_wait(config.workflow, config.version, child_inputs)
     except NodeFailed:
         raise
     except ExecutionError as exc:

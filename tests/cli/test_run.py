@@ -121,3 +121,23 @@ def test_text_fields_keep_what_was_typed() -> None:
         }
     )
     assert coerce_inputs(definition, {"zip": 1234}, default_registry()) == {"zip": "1234"}
+
+
+async def test_a_called_workflow_beside_the_file_is_stored_and_its_problems_refused(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for name in ("shout_each_word", "shout_item"):
+        (folder / f"{name}.json").write_text((example_dir() / f"{name}.json").read_text())
+    settings = Settings(data_dir=tmp_path / "data")
+    shown, out = console()
+    assert await run_file(settings, folder / "shout_each_word.json", {}, False, shown) == 0
+    assert 'join.text = "GRAPHS! NODES! EDGES!"' in out.getvalue()
+
+    broken = json.loads((folder / "shout_item.json").read_text())
+    broken["nodes"][1]["type"] = "text.nope"
+    (folder / "shout_item.json").write_text(json.dumps(broken))
+    shown, out = console()
+    assert await run_file(settings, folder / "shout_each_word.json", {}, False, shown) == 2
+    assert "shout_item.json: unknown node type 'text.nope'" in out.getvalue()

@@ -183,10 +183,12 @@ async def make_owner(db: Database) -> str:
         return user.id
 
 
-async def save_workflow(db: Database, owner_id: str, graph: dict[str, Any]) -> str:
+async def save_workflow(
+    db: Database, owner_id: str, graph: dict[str, Any], name: str = "test"
+) -> str:
     async with db.write() as session:
         workflow = await WorkflowRepo(session, owner_id=owner_id).create(
-            name="test", definition=graph
+            name=name, definition=graph
         )
         return workflow.id
 

@@ -74,6 +74,40 @@ async def test_a_call_runs_the_child_as_a_linked_sub_run(engine: Engine, db: Dat
     assert sub.inputs == {"n": 41}
 
 
+@pytest.mark.parametrize("reference", ["Add One", "add_one", "ADD one"])
+async def test_a_child_named_by_reference_is_found_among_the_owners_workflows(
+    engine: Engine, db: Database, reference: str
+) -> None:
+    owner = await make_owner(db)
+    stranger = await make_owner(db)
+    await save_workflow(db, stranger, child_graph(), name="Add one")
+    child = await save_workflow(db, owner, child_graph(), name="Add one")
+    called = node("call", "workflow.call", {"workflow_name": reference, "inputs": {"n": 1}})
+    parent = await save_workflow(db, owner, definition([called], []))
+
+    result = await engine.run_to_end(owner_id=owner, workflow_id=parent)
+
+    assert result.status is RunStatus.COMPLETED, result.error
+    (sub,) = await children_of(db, result.run_id)
+    assert sub.workflow_id == child, "the owner's own workflow, never another user's"
+
+
+async def test_a_name_that_matches_no_workflow_fails_the_node_naming_it(
+    engine: Engine, db: Database
+) -> None:
+    owner = await make_owner(db)
+    stranger = await make_owner(db)
+    await save_workflow(db, stranger, child_graph(), name="theirs")
+    called = node("call", "workflow.call", {"workflow_name": "theirs"})
+    parent = await save_workflow(db, owner, definition([called], []))
+
+    result = await engine.run_to_end(owner_id=owner, workflow_id=parent)
+
+    assert result.status is RunStatus.FAILED
+    rows = await node_rows(db, result.run_id)
+    assert "no workflow named 'theirs'" in rows["call"].error["message"]
+
+
 async def test_for_each_runs_one_child_per_item_in_item_order(engine: Engine, db: Database) -> None:
     owner = await make_owner(db)
     child = await save_workflow(db, owner, child_graph(sleep_s=0.05))

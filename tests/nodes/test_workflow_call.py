@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from flowloom.exceptions import NodeFailed, ValidationFailed
-from flowloom.nodes.base import RunContext
+from flowloom.nodes.base import RunContext, WorkflowRef
 from flowloom.nodes.registry import default_registry
 from flowloom.testing import make_context, run_node
 
@@ -26,9 +27,9 @@ class FakeSubRuns:
         self.pause_s = pause_s
 
     async def start_and_wait(
-        self, workflow_id: str, version: int | None, inputs: Mapping[str, Any]
+        self, workflow: WorkflowRef, version: int | None, inputs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        self.calls.append((workflow_id, version, dict(inputs)))
+        self.calls.append((workflow.id or f"name:{workflow.name}", version, dict(inputs)))
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:
@@ -127,3 +128,17 @@ def test_config_refuses_a_mapping_from_elsewhere_and_for_each_needs_items() -> N
         ("items", True),
     ]
     assert node.outputs(config)[0].type.value == "list"
+
+
+async def test_a_workflow_may_be_named_instead_of_given_by_id() -> None:
+    fake = FakeSubRuns()
+    await run_node("workflow.call", {"workflow_name": "shout_item"}, {}, ctx=context(fake))
+    assert fake.calls == [("name:shout_item", None, {})]
+
+
+@pytest.mark.parametrize(
+    "config", [{}, {"workflow_id": "w", "workflow_name": "n"}], ids=["neither", "both"]
+)
+def test_config_takes_exactly_one_of_id_and_name(config: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="exactly one of workflow_id and workflow_name"):
+        default_registry().get("workflow.call").parse_config(config)

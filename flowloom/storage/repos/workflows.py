@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any, Final, Literal
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,6 +113,25 @@ class WorkflowRepo:
             .where(
                 Workflow.user_id == self._owner_id,
                 Workflow.name == name,
+                Workflow.deleted_at.is_(None),
+            )
+            .order_by(Workflow.id.desc())
+            .limit(1)
+        )
+
+    async def find_by_reference(self, *, name: str) -> Workflow | None:
+        """The workflow a definition means by ``name``: the one named exactly so, else the one
+        whose name matches with case, ``_`` and spaces ignored (``shout_item`` finds "Shout
+        item", the name the example file ``shout_item.json`` is installed under)."""
+        exact = await self.find_by_name(name=name)
+        if exact is not None:
+            return exact
+        loose = name.replace("_", " ").strip().lower()
+        return await self._session.scalar(
+            select(Workflow)
+            .where(
+                Workflow.user_id == self._owner_id,
+                func.lower(func.replace(Workflow.name, "_", " ")) == loose,
                 Workflow.deleted_at.is_(None),
             )
             .order_by(Workflow.id.desc())
