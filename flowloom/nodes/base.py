@@ -51,8 +51,8 @@ __all__ = [
     "PortType",
     "RunContext",
     "SubRuns",
-    "WorkflowRef",
     "WaitForInput",
+    "WorkflowRef",
     "default_http_client",
     "idempotency_key",
 ]
