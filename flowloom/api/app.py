@@ -21,7 +21,17 @@ from flowloom.api.errors import install_error_handlers
 from flowloom.api.external_auth import ExternalVerifier
 from flowloom.api.limits import BodySizeLimit
 from flowloom.api.metrics import Metrics
-from flowloom.api.routes import api_keys, auth, health, node_types, runs, users, workflows
+from flowloom.api.routes import (
+    api_keys,
+    auth,
+    debug,
+    health,
+    node_templates,
+    node_types,
+    runs,
+    users,
+    workflows,
+)
 from flowloom.api.security import LoginLimiter
 from flowloom.api.state import AppState
 from flowloom.engine import Engine
@@ -94,7 +104,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, api_keys, workflows, runs, node_types, users):
+    for module in (auth, api_keys, workflows, runs, debug, node_types, node_templates, users):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

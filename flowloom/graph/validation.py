@@ -20,7 +20,7 @@ from flowloom.graph.definition import EdgeDefinition, NodeDefinition, WorkflowDe
 from flowloom.graph.plan import find_cycles, topological_order
 from flowloom.graph.ports import Port, compatible, json_type_name, value_matches
 
-__all__ = ["NodeType", "NodeTypes", "config_problems", "ensure_valid", "validate"]
+__all__ = ["NodeType", "NodeTypes", "config_problems", "ensure_valid", "node_problems", "validate"]
 
 
 class NodeType(Protocol):
@@ -145,6 +145,11 @@ def config_problems(node_id: str | None, error: ValidationError) -> list[Problem
             message = message.removeprefix(prefix)
         problems.append(Problem(message, node_id=node_id, field=path))
     return problems
+
+
+def node_problems(node: NodeDefinition, types: NodeTypes) -> list[Problem]:
+    """What is wrong with one node on its own (type, config, literal inputs); edges aside."""
+    return _check_node(node, types)[0]
 
 
 def _check_node(node: NodeDefinition, types: NodeTypes) -> tuple[list[Problem], _Ports | None]:

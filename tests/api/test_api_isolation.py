@@ -27,6 +27,8 @@ BODIES: dict[str, Any] = {
     "PATCH /api/v1/workflows/{workflow_id}": {"name": "stolen"},
     "POST /api/v1/workflows/{workflow_id}/runs": {},
     "POST /api/v1/runs/{run_id}/nodes/{node_id}/answer": {"approved": True},
+    "POST /api/v1/workflows/{workflow_id}/debug-sessions": {},
+    "PATCH /api/v1/node-templates/{template_id}": {"name": "stolen"},
 }
 
 
@@ -43,12 +45,24 @@ async def test_another_users_objects_answer_404_on_every_route(
         key = await alice_client.post(
             "/api/v1/api-keys", json={"name": "k", "scopes": ["admin"]}, headers=alice.bearer
         )
+        debug = await alice_client.post(
+            f"/api/v1/workflows/{workflow['id']}/debug-sessions",
+            json={"breakpoints": ["ask"]},
+            headers=alice.bearer,
+        )
+        template = await alice_client.post(
+            "/api/v1/node-templates",
+            json={"name": "t", "node_type": "text.value", "config": {"text": "x"}},
+            headers=alice.bearer,
+        )
     objects = {
         "workflow_id": workflow["id"],
         "run_id": run.json()["id"],
         "key_id": key.json()["id"],
         "version": "1",
         "node_id": "ask",
+        "session_id": debug.json()["id"],
+        "template_id": template.json()["id"],
     }
 
     checked = []
@@ -71,12 +85,19 @@ async def test_another_users_objects_answer_404_on_every_route(
                 assert response.headers["content-type"] == "application/problem+json"
                 checked.append(f"{method} {template}")
 
-        listings = ["/api/v1/workflows", "/api/v1/runs", "/api/v1/api-keys", "/api/v1/audit-log"]
+        listings = [
+            "/api/v1/workflows",
+            "/api/v1/runs",
+            "/api/v1/api-keys",
+            "/api/v1/audit-log",
+            "/api/v1/debug-sessions",
+            "/api/v1/node-templates",
+        ]
         for listing in listings:
             response = await bob_client.get(listing, headers=bob.bearer)
             assert response.status_code == 200
             for value in objects.values():
-                if value.startswith(("wf_", "run_", "key_")):
+                if value.startswith(("wf_", "run_", "key_", "dbg_", "ntpl_")):
                     assert value not in response.text, listing
         by_filter = await bob_client.get(
             "/api/v1/runs", params={"workflow_id": workflow["id"]}, headers=bob.bearer
