@@ -105,7 +105,5 @@ async def test_bad_presets_are_refused_naming_the_problem(client: httpx.AsyncCli
         headers=account.bearer,
     )
     assert bad_update.status_code == 422
-    still = await client.get(
-        f"/api/v1/node-templates/{first.json()['id']}", headers=account.bearer
-    )
+    still = await client.get(f"/api/v1/node-templates/{first.json()['id']}", headers=account.bearer)
     assert still.json()["config"] == {"text": "a"}, "a refused update changes nothing"
