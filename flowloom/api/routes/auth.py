@@ -1,18 +1,22 @@
-"""Accounts: register, sign in (password or external identity), sign out, who am I."""
+"""Accounts: register, sign in (password or external identity), sign out, who am I, change the
+password, list and end sessions."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
-from flowloom.api.deps import AppStateDep, CurrentUser, DatabaseDep, client_ip
+from flowloom.api.deps import AccountOwner, AppStateDep, CurrentUser, DatabaseDep, client_ip
 from flowloom.api.errors import Unauthenticated
 from flowloom.api.schemas import (
     ExternalLogin,
     LoginRequest,
+    Page,
     TokenPublic,
     UserPublic,
     UserRegister,
@@ -24,7 +28,7 @@ from flowloom.api.security import (
     set_session_cookies,
 )
 from flowloom.api.state import AppState
-from flowloom.exceptions import NotFound, PermissionDenied
+from flowloom.exceptions import InputError, NotFound, PermissionDenied
 from flowloom.passwords import hash_password, needs_rehash, verify_password
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.sessions import SessionRepo
@@ -145,6 +149,107 @@ async def log_out(
                 user_agent=request.headers.get("user-agent"),
             )
     clear_session_cookies(response)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=8, max_length=256)
+
+
+class SessionPublic(BaseModel):
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    method: str
+    """How it was opened: ``password`` or ``external:<provider>``."""
+    current: bool
+    """Whether this request was made with it."""
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_password(
+    body: PasswordChange, caller: CurrentUser, request: Request, state: AppStateDep
+) -> None:
+    """Change the password, proving the current one; every other session is signed out.
+
+    A wrong current password counts as a failed sign-in (and is rate-limited like one). An
+    account that signs in only through an identity provider has no password to change (403).
+    """
+    if caller.api_key_id is not None:
+        raise PermissionDenied("change the password from a signed-in session, not an API key")
+    address = client_ip(request)
+    async with state.db.read() as session:
+        user = await UserRepo(session).get(user_id=caller.user_id)
+    account = user.email
+    state.limiter.check(account=account, address=address)
+    if not user.password_hash:
+        raise PermissionDenied("this account signs in through an identity provider only")
+    if not await asyncio.to_thread(verify_password, user.password_hash, body.current_password):
+        state.limiter.failed(account=account, address=address)
+        raise Unauthenticated("the current password is wrong")
+    if body.new_password == body.current_password:
+        raise InputError("the new password is the current one", field="new_password")
+    new_hash = await asyncio.to_thread(hash_password, body.new_password)
+    async with state.db.write() as session:
+        await UserRepo(session).set_password_hash(user_id=caller.user_id, password_hash=new_hash)
+        ended = await SessionRepo(session, owner_id=caller.user_id).revoke_all(
+            except_id=caller.session_id
+        )
+        await AuditRepo(session).record(
+            user_id=caller.user_id,
+            action="auth.password_changed",
+            object_type="user",
+            object_id=caller.user_id,
+            ip=address,
+            user_agent=request.headers.get("user-agent"),
+            details={"sessions_ended": ended},
+        )
+
+
+@router.get("/sessions")
+async def list_sessions(
+    caller: AccountOwner,
+    db: DatabaseDep,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Page[SessionPublic]:
+    """The caller's live sessions (browsers and programs signed in), newest first."""
+    async with db.read() as session:
+        page = await SessionRepo(session, owner_id=caller.user_id).list(cursor=cursor, limit=limit)
+        items = [
+            SessionPublic(
+                id=row.id,
+                created_at=row.created_at,
+                last_seen_at=row.last_seen_at,
+                expires_at=row.expires_at,
+                ip=row.ip,
+                user_agent=row.user_agent,
+                method=row.method,
+                current=row.id == caller.session_id,
+            )
+            for row in page.items
+        ]
+    return Page(items=items, next_cursor=page.next_cursor)
+
+
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def end_session(
+    session_id: str, caller: AccountOwner, request: Request, db: DatabaseDep
+) -> None:
+    """Sign one of the caller's sessions out (a lost laptop, say)."""
+    async with db.write() as session:
+        await SessionRepo(session, owner_id=caller.user_id).revoke(session_id=session_id)
+        await AuditRepo(session).record(
+            user_id=caller.user_id,
+            action="auth.session_ended",
+            object_type="session",
+            object_id=session_id,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+        )
 
 
 @router.get("/me")

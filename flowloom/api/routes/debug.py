@@ -77,9 +77,9 @@ def _public(row: DebugSession) -> DebugSessionPublic:
     )
 
 
-async def _detail(db: Database, owner_id: str, session_id: str) -> DebugSessionDetail:
+async def _detail(db: Database, owner_id: str, debug_session_id: str) -> DebugSessionDetail:
     async with db.read() as session:
-        row = await DebugSessionRepo(session, owner_id=owner_id).get(session_id=session_id)
+        row = await DebugSessionRepo(session, owner_id=owner_id).get(session_id=debug_session_id)
         run, nodes = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=row.run_id)
         public = _public(row)
     return DebugSessionDetail(**public.model_dump(), run=run_detail(run, nodes))
@@ -119,8 +119,8 @@ async def start_debug_session(
     async with db.read() as session:
         row = await session.scalar(DebugSessionRepo.by_run(run_id=run_id, owner_id=caller.user_id))
         assert row is not None, "start_run makes the session with the run"
-        session_id = row.id
-    return await _detail(db, caller.user_id, session_id)
+        debug_session_id = row.id
+    return await _detail(db, caller.user_id, debug_session_id)
 
 
 @router.get("/debug-sessions")
@@ -140,17 +140,17 @@ async def list_debug_sessions(
     return Page(items=items, next_cursor=page.next_cursor)
 
 
-@router.get("/debug-sessions/{session_id}")
+@router.get("/debug-sessions/{debug_session_id}")
 async def read_debug_session(
-    session_id: str, caller: WorkflowReader, db: DatabaseDep
+    debug_session_id: str, caller: WorkflowReader, db: DatabaseDep
 ) -> DebugSessionDetail:
     """The session and its run, node by node."""
-    return await _detail(db, caller.user_id, session_id)
+    return await _detail(db, caller.user_id, debug_session_id)
 
 
 async def _release(
     action: Literal["step", "continue"],
-    session_id: str,
+    debug_session_id: str,
     caller: RunExecutor,
     db: Database,
     engine: Engine,
@@ -158,19 +158,21 @@ async def _release(
     wait: bool,
 ) -> DebugSessionDetail:
     async with db.read() as session:
-        row = await DebugSessionRepo(session, owner_id=caller.user_id).get(session_id=session_id)
+        row = await DebugSessionRepo(session, owner_id=caller.user_id).get(
+            session_id=debug_session_id
+        )
         run_id, paused = row.run_id, row.paused_node_id
     if paused is None:
-        raise Conflict(f"debug session {session_id!r} is not paused at a node")
+        raise Conflict(f"debug session {debug_session_id!r} is not paused at a node")
     await engine.answer(run_id, paused, {"action": action})
     if wait:
         await _settle(engine, run_id, timeout_s)
-    return await _detail(db, caller.user_id, session_id)
+    return await _detail(db, caller.user_id, debug_session_id)
 
 
-@router.post("/debug-sessions/{session_id}/step")
+@router.post("/debug-sessions/{debug_session_id}/step")
 async def step_debug_session(
-    session_id: str,
+    debug_session_id: str,
     caller: RunExecutor,
     db: DatabaseDep,
     engine: EngineDep,
@@ -178,12 +180,14 @@ async def step_debug_session(
     wait: Wait = True,
 ) -> DebugSessionDetail:
     """Run the paused node and pause again before the next one; 409 when not paused."""
-    return await _release("step", session_id, caller, db, engine, settings.run_wait_timeout_s, wait)
+    return await _release(
+        "step", debug_session_id, caller, db, engine, settings.run_wait_timeout_s, wait
+    )
 
 
-@router.post("/debug-sessions/{session_id}/continue")
+@router.post("/debug-sessions/{debug_session_id}/continue")
 async def continue_debug_session(
-    session_id: str,
+    debug_session_id: str,
     caller: RunExecutor,
     db: DatabaseDep,
     engine: EngineDep,
@@ -192,21 +196,25 @@ async def continue_debug_session(
 ) -> DebugSessionDetail:
     """Run on to the next breakpoint (or the end); 409 when not paused."""
     return await _release(
-        "continue", session_id, caller, db, engine, settings.run_wait_timeout_s, wait
+        "continue", debug_session_id, caller, db, engine, settings.run_wait_timeout_s, wait
     )
 
 
-@router.post("/debug-sessions/{session_id}/stop")
+@router.post("/debug-sessions/{debug_session_id}/stop")
 async def stop_debug_session(
-    session_id: str, caller: RunExecutor, db: DatabaseDep, engine: EngineDep
+    debug_session_id: str, caller: RunExecutor, db: DatabaseDep, engine: EngineDep
 ) -> DebugSessionDetail:
     """Cancel the session's run and mark the session stopped; stopping an ended session only
     marks it."""
     async with db.read() as session:
-        row = await DebugSessionRepo(session, owner_id=caller.user_id).get(session_id=session_id)
+        row = await DebugSessionRepo(session, owner_id=caller.user_id).get(
+            session_id=debug_session_id
+        )
         run_id = row.run_id
     with contextlib.suppress(Conflict):
         await engine.cancel(run_id)
     async with db.write() as session:
-        await DebugSessionRepo(session, owner_id=caller.user_id).mark_stopped(session_id=session_id)
-    return await _detail(db, caller.user_id, session_id)
+        await DebugSessionRepo(session, owner_id=caller.user_id).mark_stopped(
+            session_id=debug_session_id
+        )
+    return await _detail(db, caller.user_id, debug_session_id)
