@@ -4,72 +4,19 @@ and a second start neither prints a password nor loads the examples twice."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-
-SERVE_COMMAND = [sys.executable, "-m", "flowloom.cli.main", "serve"]
-START_TIMEOUT_S = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def _server(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
-    env = {**os.environ, "FLOWLOOM_DATA_DIR": str(data_dir)}
-    env.pop("FLOWLOOM_DATABASE_URL", None)
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [*SERVE_COMMAND, "--host", "127.0.0.1", "--port", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def _password(output: str) -> str | None:
-    for line in output.splitlines():
-        if "with password: " in line:
-            return line.rsplit("with password: ", 1)[1].strip()
-    return None
+from servekit import first_password, serve
 
 
 @pytest.mark.slow
 def test_serve_end_to_end(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    with _server(tmp_path / "data", log) as (process, base):
-        password = _password(log.read_text())
+    with serve(tmp_path / "data", log) as (process, base):
+        password = first_password(log.read_text())
         assert password is not None, log.read_text()
         assert len(password) >= 20
         with httpx.Client(base_url=base, timeout=30) as client:
@@ -120,9 +67,9 @@ def test_serve_end_to_end(tmp_path: Path) -> None:
         assert "Application shutdown complete" in log.read_text()
 
     second_log = tmp_path / "serve-again.log"
-    with _server(tmp_path / "data", second_log) as (process, base):
+    with serve(tmp_path / "data", second_log) as (process, base):
         output = second_log.read_text()
-        assert _password(output) is None
+        assert first_password(output) is None
         assert "example workflow" not in output
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) in (0, -signal.SIGTERM)
