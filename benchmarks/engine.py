@@ -179,7 +179,9 @@ async def _chain(
     if profiler is not None:
         profiler.disable()
         print(f"\n### profile: S1 chain {length} on {label}")
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(30)
+        stats = pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime")
+        stats.print_stats(30)
+        stats.print_callers(8)
     per_node = Measurement(
         f"S1 chain {length}, per node ({label})",
         [sample * 1000 / length for sample in whole.samples],
