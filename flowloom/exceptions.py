@@ -12,6 +12,7 @@ while running) are different branches, so callers can tell "fix your input" from
     ├── Conflict                    the change collides with what is stored (duplicate, stale)
     ├── PermissionDenied            the caller may not do this
     ├── LimitExceeded               a plan limit or a rate limit refuses the work before it starts
+    │   └── QuotaExceeded           a monthly plan limit is used up: which, how much used, allowed
     ├── StorageError                the database refused or could not be reached
     └── ExecutionError              something went wrong while a run was running
         ├── NodeFailed              a node raised; carries node id and attempt
@@ -26,6 +27,7 @@ code. Nothing else needs to know about the leaves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 __all__ = [
     "ConfigurationError",
@@ -40,6 +42,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "Problem",
+    "QuotaExceeded",
     "RetryNode",
     "RunCancelled",
     "StorageError",
@@ -115,6 +118,37 @@ class LimitExceeded(FlowloomError):
         self.limit = limit
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+
+class QuotaExceeded(LimitExceeded):
+    """A monthly limit of the user's plan is used up; the work was refused before it started.
+
+    ``limit`` names the package field (``max_runs_per_month``, ``max_tokens_per_month``);
+    ``used`` is what the month has used so far, ``allowed`` the plan's number, ``resets_at`` the
+    start of the next calendar month (UTC), when the count starts again.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: str,
+        used: int,
+        allowed: int,
+        package: str,
+        resets_at: datetime,
+    ) -> None:
+        self.used = used
+        self.allowed = allowed
+        self.package = package
+        self.resets_at = resets_at
+        what = limit.removeprefix("max_").replace("_", " ")
+        super().__init__(
+            f"the {package!r} plan allows {allowed} {what}; {used} used this month. "
+            f"It resets at {resets_at.isoformat()}; until then a bigger plan "
+            + ("or a credit " if limit == "max_runs_per_month" else "")
+            + "lifts the limit",
+            limit=limit,
+        )
 
 
 class StorageError(FlowloomError):

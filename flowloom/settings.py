@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     """Longest wait for one attempt of a model call (for streams: for each next piece)."""
     provider_max_attempts: Annotated[int, Field(ge=1, le=10)] = 4
     """Tries per model call on 429, 5xx and timeouts, the first included."""
+    thread_history_messages: Annotated[int, Field(ge=1, le=1000)] = 50
+    """How many of a thread's latest messages go to the model with each new one."""
 
     credentials_key: SecretStr | None = None
     """Key (32+ characters) that encrypts stored credentials; default: derived from the
@@ -150,6 +152,15 @@ class Settings(BaseSettings):
 
     run_wait_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     """How long ``?wait=true`` waits for a run before answering 202 with it unfinished."""
+
+    # ---- triggers (flowloom.triggers)
+
+    schedule_interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    """How often the server looks for schedules whose fire time has come."""
+
+    schedule_grace_s: Annotated[float, Field(ge=0)] = 60.0
+    """How late a schedule may still fire; a fire time missed by more (the server was down)
+    is reported in the log and the audit log, and not run."""
 
     # ---- the engine (flowloom.engine.Engine.from_settings)
 

@@ -22,13 +22,21 @@ from flowloom.api.external_auth import ExternalVerifier
 from flowloom.api.limits import BodySizeLimit
 from flowloom.api.metrics import Metrics
 from flowloom.api.routes import (
+    admin,
+    agents,
     api_keys,
     auth,
+    billing,
     debug,
+    generation,
     health,
+    hooks,
+    integrations,
     node_templates,
     node_types,
     runs,
+    triggers,
+    usage,
     users,
     workflows,
 )
@@ -40,6 +48,8 @@ from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
+from flowloom.triggers import ScheduleLoop
+from flowloom.webui import mount_web_ui
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -79,10 +89,18 @@ def create_app(
         running = engine or Engine.from_settings(database, settings, state.registry)
         state.engine = running
         state.metrics.start(running.bus)
+        schedules = ScheduleLoop(
+            database,
+            running,
+            interval_s=settings.schedule_interval_s,
+            grace_s=settings.schedule_grace_s,
+        )
         try:
             await running.resume_unfinished()
+            schedules.start()
             yield
         finally:
+            await schedules.stop()
             await state.metrics.stop()
             if owns_engine:
                 await running.close()
@@ -104,10 +122,29 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, api_keys, workflows, runs, debug, node_types, node_templates, users):
+    for module in (
+        auth,
+        api_keys,
+        workflows,
+        runs,
+        debug,
+        generation,
+        node_types,
+        node_templates,
+        users,
+        triggers,
+        hooks,
+        integrations,
+        admin,
+        usage,
+        billing,
+        agents,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    # The web UI answers only what no route above answers.
+    mount_web_ui(app)
     return app
 
 

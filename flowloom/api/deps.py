@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
+from sqlalchemy import select
 
 from flowloom.api.errors import Unauthenticated
 from flowloom.api.security import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, csrf_matches
@@ -26,9 +27,10 @@ from flowloom.exceptions import PermissionDenied
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import ApiScope
+from flowloom.storage.enums import ApiScope, UserRole
 from flowloom.storage.repos.api_keys import KEY_MARKER, authenticate_api_key
 from flowloom.storage.repos.sessions import TOUCH_INTERVAL, SessionRepo, authenticate_session
+from flowloom.storage.tables import User
 from flowloom.storage.tables.base import utcnow
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "CurrentUser",
     "DatabaseDep",
     "EngineDep",
+    "InstanceAdmin",
     "RegistryDep",
     "RunExecutor",
     "SettingsDep",
@@ -182,3 +185,18 @@ RunExecutor = Annotated[Caller, Depends(require_scope(ApiScope.RUNS_EXECUTE))]
 """May start, cancel and answer runs."""
 AccountOwner = Annotated[Caller, Depends(require_scope(ApiScope.ADMIN))]
 """May manage the account itself: API keys, settings, the audit log (sessions always may)."""
+
+
+async def require_instance_admin(caller: AccountOwner, db: DatabaseDep) -> Caller:
+    """The caller if its account has the admin role (an API key also needs the admin scope)."""
+    async with db.read() as session:
+        role = await session.scalar(
+            select(User.role).where(User.id == caller.user_id, User.is_active.is_(True))
+        )
+    if role != UserRole.ADMIN:
+        raise PermissionDenied("only an administrator of this instance may do this")
+    return caller
+
+
+InstanceAdmin = Annotated[Caller, Depends(require_instance_admin)]
+"""An administrator of the instance (``users.role`` admin), not merely of their own account."""

@@ -12,7 +12,10 @@
     DefinitionError               422  ``problems: [{node_id, port, field, message}]``
     LimitExceeded                 429  with ``Retry-After`` when it passes with time,
                                   402  when a plan limit needs a bigger plan
+    QuotaExceeded                 402  ``limit``, ``used``, ``allowed``, ``package``, ``resets_at``
     StorageError                  503  the database refused or could not be reached
+    ProviderError                 502  a model provider failed or refused (``provider``,
+                                       ``retryable``); its message is already redacted
     anything else                 500  logged here; the body says nothing about internals
 
 Every body has ``type``, ``title``, ``status`` and ``detail``; the media type is
@@ -40,9 +43,11 @@ from flowloom.exceptions import (
     NotFound,
     PermissionDenied,
     Problem,
+    QuotaExceeded,
     StorageError,
     ValidationFailed,
 )
+from flowloom.providers.errors import ProviderError
 
 __all__ = [
     "PROBLEM_JSON",
@@ -146,19 +151,31 @@ def flowloom_problem(exc: FlowloomError) -> tuple[int, dict[str, Any], dict[str,
         return 422, {"problems": _problem_items([Problem(str(exc))])}, {}
     if isinstance(exc, LimitExceeded):
         detail_extra["limit"] = exc.limit
+        if isinstance(exc, QuotaExceeded):
+            detail_extra.update(
+                used=exc.used,
+                allowed=exc.allowed,
+                package=exc.package,
+                resets_at=exc.resets_at.isoformat(),
+            )
         if exc.retry_after_s is None:
             return 402, detail_extra, {}
         headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         return 429, detail_extra, headers
     if isinstance(exc, StorageError):
         return 503, {}, {}
+    if isinstance(exc, ProviderError):
+        return 502, {"provider": exc.provider, "retryable": exc.retryable}, {}
     return 500, {}, {}
 
 
 async def _on_flowloom_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FlowloomError)
     status, extra, headers = flowloom_problem(exc)
-    if status >= 500:
+    if status == 502:
+        # Somebody else's failure (a model provider's): worth a line, not a traceback.
+        _log.warning("%s %s: %s", request.method, request.url.path, exc)
+    elif status >= 500:
         _log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     detail = str(exc) if status != 500 else "the server failed to answer; it has been logged"
     if status == 503:

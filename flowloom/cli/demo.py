@@ -53,7 +53,7 @@ async def run_demo(settings: Settings, *, console: Console) -> None:
         names = {workflow.id: workflow.name for workflow in workflows}
         async with db.read() as session:
             runs = RunRepo(session, owner_id=owner.id)
-            page = await runs.history(limit=10)
+            page = await runs.history(limit=20)
             history = Table("run", "workflow", "status", "ms", "nodes", title="newest runs")
             for run in page.items:
                 _, nodes = await runs.get_with_nodes(run_id=run.id)

@@ -194,6 +194,46 @@ def resume(
     raise typer.Exit(run_async(lambda: resume_runs(_settings(ctx), as_json, console)))
 
 
+@app.command("generate")
+def generate(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help="What the workflow should do.")],
+    provider: Annotated[str, typer.Option(help="openai, gemini or anthropic.")] = "openai",
+    model: Annotated[str, typer.Option(help="The model that drafts it.")] = "gpt-4o-mini",
+    credential: Annotated[
+        str | None, typer.Option(help="A stored credential instead of the instance key.")
+    ] = None,
+    repairs: Annotated[int, typer.Option(min=0, max=5, help="Repairs at most.")] = 2,
+    name: Annotated[str | None, typer.Option(help="The saved workflow's name.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the definition here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Draft a workflow from plain language with a model; save it once it validates."""
+    from flowloom.cli.generate import generate_command
+    from flowloom.generation.service import GenerationRequest
+
+    if provider not in ("openai", "gemini", "anthropic"):
+        fail(f"--provider: {provider!r} is not one of openai, gemini, anthropic")
+    if not prompt.strip():
+        fail("the prompt is empty")
+    request = GenerationRequest(
+        prompt=prompt,
+        provider=provider,
+        model=model,
+        credential=credential,
+        max_repairs=repairs,
+        name=name,
+    )
+    code = run_async(
+        lambda: generate_command(
+            _settings(ctx), request, output=output, as_json=as_json, console=console
+        )
+    )
+    raise typer.Exit(code)
+
+
 @app.command("validate")
 def validate(
     file: Annotated[Path, typer.Argument(help="A workflow definition (JSON).")],

@@ -520,6 +520,7 @@ class Driver:
                 owner_id=state.owner_id,
                 providers=engine.providers,
                 usage=self._usage,
+                integrations=engine.integrations,
                 subruns=EngineSubRuns(
                     engine,
                     run_id=self.run_id,

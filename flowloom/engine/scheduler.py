@@ -30,9 +30,10 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.engine.context import BlobAdapter
 from flowloom.engine.driver import Driver, Message
@@ -47,6 +48,7 @@ from flowloom.engine.templating import templated_fields
 from flowloom.exceptions import LimitExceeded, NotFound, Problem, ValidationFailed
 from flowloom.graph import Plan, Scope, build_plan, parse_definition, validate
 from flowloom.ids import PREFIXES, new_id
+from flowloom.integrations.mcp import McpServers
 from flowloom.nodes.base import NodeSettings
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.providers.base import ProviderResolver
@@ -61,7 +63,7 @@ from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["Engine", "RunResult"]
+__all__ = ["Engine", "RunQuota", "RunResult"]
 
 _log = logging.getLogger("flowloom.engine")
 _PREPARED_CACHE_SIZE = 256
@@ -82,6 +84,25 @@ class RunResult:
 class _Prepared:
     plan: Plan
     specs: dict[str, NodeSpec]
+
+
+class RunQuota(Protocol):
+    """Plan limits (``flowloom.billing.PlanQuota``): asked before a run is written, and
+    wrapped around the providers so that every provider call is asked too."""
+
+    async def before_run(
+        self,
+        session: AsyncSession,
+        *,
+        owner_id: str,
+        idempotency_key: str | None,
+        **future_kwargs: Any,
+    ) -> Mapping[str, Any] | None:
+        """Raise LimitExceeded to refuse the run (inside its transaction, before anything is
+        written); may return entries for the run's trigger data."""
+        ...
+
+    def guard_providers(self, providers: ProviderResolver) -> ProviderResolver: ...
 
 
 class Engine:
@@ -108,11 +129,19 @@ class Engine:
         max_running_per_owner: int | None = None,
         key_limits: Mapping[str, int] | None = None,
         providers: ProviderResolver | None = None,
+        integrations: McpServers | None = None,
+        quota: RunQuota | None = None,
     ) -> None:
         self.db = db
+        self.quota = quota
+        """Plan limits checked before every run starts and every provider call; None: none."""
+        if quota is not None and providers is not None:
+            providers = quota.guard_providers(providers)
         self.providers = providers
         """LLM providers handed to AI nodes; None where none are configured (they then fail
         saying so). The engine closes it."""
+        self.integrations = integrations
+        """The owners' registered MCP servers, handed to ``mcp.tool`` and ``ai.agent``."""
         self.registry = registry or default_registry()
         self.blobs = BlobAdapter(blobs if blobs is not None else MemoryBlobStore())
         self.node_settings = node_settings or NodeSettings()
@@ -157,6 +186,15 @@ class Engine:
             options["providers"] = SettingsProviderResolver.from_settings(
                 settings, credentials=credentials
             )
+        if "integrations" not in options:
+            from flowloom.integrations.mcp_store import DatabaseMcpServers
+            from flowloom.integrations.vault import Vault
+
+            options["integrations"] = DatabaseMcpServers(db, Vault.from_settings(settings))
+        if "quota" not in options:
+            from flowloom.billing import PlanQuota
+
+            options["quota"] = PlanQuota(db)
         blobs = options.pop("blobs", None) or FileBlobStore(settings.blob_dir)
         return cls(db, registry, blobs, **options)
 
@@ -214,6 +252,18 @@ class Engine:
                     raise ValidationFailed(
                         [Problem("breakpoint on a node not in the run", node_id=n) for n in unknown]
                     )
+            if self.quota is not None:
+                data.update(
+                    await self.quota.before_run(
+                        session,
+                        owner_id=owner_id,
+                        idempotency_key=idempotency_key,
+                        workflow_id=workflow_id,
+                        parent_run_id=parent_run_id,
+                        trigger_kind=trigger_kind,
+                    )
+                    or {}
+                )
             runs = RunRepo(session, owner_id=owner_id)
             run = await runs.create(
                 workflow_id=workflow_id,

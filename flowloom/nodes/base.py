@@ -33,6 +33,7 @@ from flowloom.graph.ports import NO_DEFAULT, Port, PortType
 if TYPE_CHECKING:
     import httpx
 
+    from flowloom.integrations.mcp import McpServers
     from flowloom.providers.base import ProviderResolver
     from flowloom.providers.usage import UsageSink
 
@@ -272,6 +273,10 @@ class RunContext:
     usage: UsageSink | None = None
     """Where AI nodes record each provider call (tokens, exact cost); bound by the engine to the
     run's user, API key and run. None records nothing."""
+    integrations: McpServers | None = None
+    """The owner's registered MCP servers, and whether the owner may start stdio servers (used
+    by ``mcp.tool`` and ``ai.agent``). None where there are none: registered servers then fail
+    the node, and stdio servers are refused."""
 
     def fail(self, message: str, *, retryable: bool = False) -> NodeFailed:
         """A NodeFailed for this node and attempt, to raise: ``raise ctx.fail("...")``."""

@@ -10,6 +10,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ValidationError
 
 from flowloom.exceptions import DefinitionError
+from flowloom.nodes.agent import Agent
 from flowloom.nodes.ai import LlmCall
 from flowloom.nodes.base import Category, Node
 from flowloom.nodes.data import JsonExtract
@@ -18,6 +19,7 @@ from flowloom.nodes.http import HttpRequest
 from flowloom.nodes.human import Approval
 from flowloom.nodes.images import ImageConvert, ImageCrop, ImageLoad, ImageResize
 from flowloom.nodes.lists import ListSort
+from flowloom.nodes.mcp import McpToolCall
 from flowloom.nodes.memory import MemoryRead, MemoryWrite
 from flowloom.nodes.text import TextJoin, TextSplit, TextTemplate, TextValue
 from flowloom.nodes.trigger import ManualTrigger
@@ -144,6 +146,8 @@ BUILTIN_NODES: Final[tuple[type[Node[Any]], ...]] = (
     HttpRequest,
     WorkflowCall,
     LlmCall,
+    Agent,
+    McpToolCall,
 )
 """Every built-in node class. ``workflow.call`` runs sub-runs through ``RunContext.subruns``,
 which only an engine provides; elsewhere it fails the node saying so."""

@@ -33,6 +33,8 @@ from flowloom.providers.types import (
     ChatResponse,
     ImagePart,
     TokenUsage,
+    ToolCall,
+    ToolSpec,
 )
 from flowloom.providers.usage import UsageEvent, UsageSink
 
@@ -59,6 +61,8 @@ __all__ = [
     "RetryPolicy",
     "SettingsProviderResolver",
     "TokenUsage",
+    "ToolCall",
+    "ToolSpec",
     "UnknownModel",
     "UsageEvent",
     "UsageSink",

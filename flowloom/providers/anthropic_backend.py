@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
-from flowloom.providers._common import b64, sdk_error
+from flowloom.providers._common import b64, refuse_tools, sdk_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
@@ -50,6 +50,7 @@ class AnthropicBackend:
         return self._client
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
+        refuse_tools(request, provider=self.name)
         messages: list[dict[str, Any]] = []
         for message in request.messages:
             parts: list[dict[str, Any]] = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from flowloom.providers._common import status_error
+from flowloom.providers._common import refuse_tools, status_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
@@ -54,6 +54,7 @@ class GeminiBackend:
         return self._client
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
+        refuse_tools(request, provider=self.name)
         from google.genai import types
 
         contents = []

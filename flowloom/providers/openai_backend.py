@@ -6,6 +6,7 @@ The SDK is imported when the first call is made, never when this module is.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
 )
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage
+from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage, ToolCall
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -52,6 +53,30 @@ class OpenAIBackend:
         if request.system_prompt:
             messages.append({"role": "system", "content": request.system_prompt})
         for message in request.messages:
+            if message.role == "tool":
+                messages.append(
+                    {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text}
+                )
+                continue
+            if message.tool_calls:
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": message.text or None,
+                        "tool_calls": [
+                            {
+                                "id": call.id,
+                                "type": "function",
+                                "function": {
+                                    "name": call.name,
+                                    "arguments": _arguments_text(call.arguments),
+                                },
+                            }
+                            for call in message.tool_calls
+                        ],
+                    }
+                )
+                continue
             if not message.images:
                 messages.append({"role": message.role, "content": message.text})
                 continue
@@ -74,6 +99,18 @@ class OpenAIBackend:
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": dict(request.response_schema)},
             }
+        if request.tools:
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": dict(tool.parameters),
+                    },
+                }
+                for tool in request.tools
+            ]
         if request.idempotency_key:
             params["extra_headers"] = {"Idempotency-Key": request.idempotency_key}
         return params
@@ -96,6 +133,10 @@ class OpenAIBackend:
                 model=str(completion.model or request.model),
                 provider=self._name,
                 finish_reason=choice.finish_reason,
+                tool_calls=tuple(
+                    ToolCall(call.id, call.function.name, _parse_arguments(call.function.arguments))
+                    for call in (choice.message.tool_calls or ())
+                ),
             )
         except (AttributeError, IndexError, TypeError, ValueError) as exc:
             raise MalformedResponse(
@@ -155,3 +196,17 @@ class OpenAIBackend:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def _arguments_text(arguments: Any) -> str:
+    """Arguments as the protocol carries them: a JSON string (raw text stays as it came)."""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _parse_arguments(text: str | None) -> Any:
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -6,7 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ChatChunk", "ChatMessage", "ChatRequest", "ChatResponse", "ImagePart", "TokenUsage"]
+__all__ = [
+    "ChatChunk",
+    "ChatMessage",
+    "ChatRequest",
+    "ChatResponse",
+    "ImagePart",
+    "TokenUsage",
+    "ToolCall",
+    "ToolSpec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +32,40 @@ class ImagePart:
 
 
 @dataclass(frozen=True, slots=True)
-class ChatMessage:
-    """One turn of the conversation: text, and for a user turn any images."""
+class ToolSpec:
+    """A tool the model may ask to call (a function, in the providers' words)."""
 
-    role: Literal["user", "assistant"]
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    """A JSON Schema of the arguments object."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for tool ``name`` with ``arguments``; ``id`` pairs it with its answer."""
+
+    id: str
+    name: str
+    arguments: Any
+    """The parsed JSON arguments (an object when the model behaves), or the raw text when the
+    model sent something that is not JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One turn of the conversation: text, and for a user turn any images.
+
+    An assistant turn that asked for tools carries ``tool_calls``; the answer to one call is a
+    ``tool`` turn with its ``tool_call_id`` (and ``tool_name``) and the result as ``text``.
+    """
+
+    role: Literal["user", "assistant", "tool"]
     text: str = ""
     images: tuple[ImagePart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    tool_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +87,8 @@ class ChatRequest:
     None takes the provider's configured default (``FLOWLOOM_PROVIDER_TIMEOUT_S``)."""
     idempotency_key: str | None = None
     """Sent as an ``Idempotency-Key`` header, so a provider that deduplicates does so."""
+    tools: tuple[ToolSpec, ...] = ()
+    """Tools the model may call; its answer then may hold ``tool_calls`` instead of text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +114,8 @@ class ChatResponse:
     """Why the model stopped, in the provider's words (``stop``, ``end_turn``, ``STOP``, ...)."""
     json: Any = None
     """The parsed answer when the request had a ``response_schema``; None otherwise."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tools the model asks to call (only when the request offered ``tools``)."""
 
 
 @dataclass(frozen=True, slots=True)

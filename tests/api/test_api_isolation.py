@@ -27,8 +27,14 @@ BODIES: dict[str, Any] = {
     "PATCH /api/v1/workflows/{workflow_id}": {"name": "stolen"},
     "POST /api/v1/workflows/{workflow_id}/runs": {},
     "POST /api/v1/runs/{run_id}/nodes/{node_id}/answer": {"approved": True},
+    "POST /api/v1/workflows/{workflow_id}/triggers": {"kind": "webhook"},
+    "PATCH /api/v1/triggers/{trigger_id}": {"enabled": False},
     "POST /api/v1/workflows/{workflow_id}/debug-sessions": {},
     "PATCH /api/v1/node-templates/{template_id}": {"name": "stolen"},
+    "PATCH /api/v1/integrations/{integration_id}": {"name": "stolen"},
+    "PATCH /api/v1/agents/{agent_id}": {"name": "stolen"},
+    "PATCH /api/v1/threads/{thread_id}": {"name": "stolen"},
+    "POST /api/v1/threads/{thread_id}/messages": {"content": "hello"},
 }
 
 
@@ -45,15 +51,32 @@ async def test_another_users_objects_answer_404_on_every_route(
         key = await alice_client.post(
             "/api/v1/api-keys", json={"name": "k", "scopes": ["admin"]}, headers=alice.bearer
         )
+        hook = await alice_client.post(
+            f"/api/v1/workflows/{workflow['id']}/triggers",
+            json={"kind": "webhook"},
+            headers=alice.bearer,
+        )
         debug = await alice_client.post(
             f"/api/v1/workflows/{workflow['id']}/debug-sessions",
             json={"breakpoints": ["ask"]},
             headers=alice.bearer,
         )
+        alice_sessions = await alice_client.get("/api/v1/auth/sessions", headers=alice.bearer)
         template = await alice_client.post(
             "/api/v1/node-templates",
             json={"name": "t", "node_type": "text.value", "config": {"text": "x"}},
             headers=alice.bearer,
+        )
+        integration = await alice_client.post(
+            "/api/v1/integrations",
+            json={"name": "i", "transport": "http", "url": "https://mcp.example.com/mcp"},
+            headers=alice.bearer,
+        )
+        agent = await alice_client.post(
+            "/api/v1/agents", json={"name": "a", "model": "gpt-x"}, headers=alice.bearer
+        )
+        thread = await alice_client.post(
+            "/api/v1/threads", json={"agent_id": agent.json()["id"]}, headers=alice.bearer
         )
     objects = {
         "workflow_id": workflow["id"],
@@ -61,8 +84,19 @@ async def test_another_users_objects_answer_404_on_every_route(
         "key_id": key.json()["id"],
         "version": "1",
         "node_id": "ask",
-        "session_id": debug.json()["id"],
+        "trigger_id": hook.json()["id"],
+        # A webhook answers to its token, not to who is signed in: Bob holds none.
+        "hook_path": hook.json()["url"].rsplit("/", 1)[1],
+        "debug_session_id": debug.json()["id"],
+        "session_id": alice_sessions.json()["items"][0]["id"],
         "template_id": template.json()["id"],
+        "integration_id": integration.json()["id"],
+        "agent_id": agent.json()["id"],
+        "thread_id": thread.json()["id"],
+        # Admin routes: the instance's objects, refused with 403 to anyone but an admin.
+        "user_id": alice.user_id,
+        "model_id": "aim_00000000000000000000000000",
+        "package_id": "pkg_00000000000000000000000000",
     }
 
     checked = []
@@ -92,12 +126,17 @@ async def test_another_users_objects_answer_404_on_every_route(
             "/api/v1/audit-log",
             "/api/v1/debug-sessions",
             "/api/v1/node-templates",
+            "/api/v1/integrations",
+            "/api/v1/agents",
+            "/api/v1/threads",
         ]
         for listing in listings:
             response = await bob_client.get(listing, headers=bob.bearer)
             assert response.status_code == 200
             for value in objects.values():
-                if value.startswith(("wf_", "run_", "key_", "dbg_", "ntpl_")):
+                if value.startswith(
+                    ("wf_", "run_", "key_", "dbg_", "ntpl_", "intg_", "trg_", "agnt_", "thrd_")
+                ):
                     assert value not in response.text, listing
         by_filter = await bob_client.get(
             "/api/v1/runs", params={"workflow_id": workflow["id"]}, headers=bob.bearer
@@ -115,3 +154,8 @@ async def test_another_users_objects_answer_404_on_every_route(
     assert still.json()["name"] == "flow"
     assert run_now.json()["status"] == "WAITING"
     assert key_now.json()["revoked_at"] is None
+    async with new_client() as alice_client:
+        hook_now = await alice_client.get(
+            f"/api/v1/triggers/{hook.json()['id']}", headers=alice.bearer
+        )
+    assert hook_now.json()["enabled"] is True

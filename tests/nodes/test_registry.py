@@ -37,6 +37,8 @@ PUBLIC_NAMES = {
     "http.request",
     "workflow.call",
     "ai.llm",
+    "ai.agent",
+    "mcp.tool",
 }
 
 # The ports of the table are a public contract too.

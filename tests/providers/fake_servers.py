@@ -9,7 +9,14 @@ SSE events). It runs on uvicorn in its own thread on a free 127.0.0.1 port. Test
     server.fail_next("malformed")       # 200 with a body that is not the protocol's JSON
     server.fail_next("hang")            # never answer (until the server stops)
 
-and read back what the SDK sent in ``server.requests``. The model ``no-such-model`` answers
+and read back what the SDK sent in ``server.requests``. OpenAI chat completions can also be
+scripted whole, one reply per request, for tool calling:
+
+    server.script_replies(
+        {"tool_calls": [{"name": "add", "arguments": {"a": 1}}], "tokens_in": 30},
+        {"text": "The answer is 3."},
+    )
+ The model ``no-such-model`` answers
 404 in each provider's own error format; a wrong API key answers 401 with a message that echoes
 the key, as some providers do, so tests can check it is redacted.
 """
@@ -60,6 +67,7 @@ class FakeServer:
         self.api_key = API_KEY
         self.requests: list[Recorded] = []
         self._faults: deque[str] = deque()
+        self._replies: deque[dict[str, Any]] = deque()
         self._release = threading.Event()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -72,8 +80,14 @@ class FakeServer:
         ``500``, ``503[:retry_after]``, ``400``, ``malformed``, ``hang``."""
         self._faults.extend(faults)
 
+    def script_replies(self, *replies: dict[str, Any]) -> None:
+        """Queue whole OpenAI replies, one per request: ``text``, or ``tool_calls`` (each
+        ``{"name", "arguments"}``, ids made up), and optionally ``tokens_in`` / ``tokens_out``."""
+        self._replies.extend(replies)
+
     def reset(self) -> None:
         self._faults.clear()
+        self._replies.clear()
         self.requests.clear()
         self.reply_text = "Hello from the fake model."
         self.json_reply = {"answer": 42}
@@ -192,6 +206,8 @@ def _app(server: FakeServer) -> FastAPI:
             "completion_tokens": server.tokens_out,
             "total_tokens": server.tokens_in + server.tokens_out,
         }
+        if server._replies and not body.get("stream"):
+            return JSONResponse(_openai_scripted(model, server._replies.popleft(), usage))
         if body.get("stream"):
 
             async def events() -> AsyncIterator[bytes]:
@@ -422,3 +438,37 @@ def _images(provider: str, body: dict[str, Any]) -> list[tuple[str, bytes]]:
                     source = part["source"]
                     found.append((source["media_type"], base64.b64decode(source["data"])))
     return found
+
+
+def _openai_scripted(model: str, reply: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
+    tokens_in = int(reply.get("tokens_in", usage["prompt_tokens"]))
+    tokens_out = int(reply.get("tokens_out", usage["completion_tokens"]))
+    message: dict[str, Any] = {"role": "assistant", "content": reply.get("text")}
+    finish = "stop"
+    if reply.get("tool_calls"):
+        finish = "tool_calls"
+        message["tool_calls"] = [
+            {
+                "id": f"call_{index}",
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": call["arguments"]
+                    if isinstance(call["arguments"], str)
+                    else json.dumps(call["arguments"]),
+                },
+            }
+            for index, call in enumerate(reply["tool_calls"])
+        ]
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {
+            "prompt_tokens": tokens_in,
+            "completion_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out,
+        },
+    }

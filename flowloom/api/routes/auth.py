@@ -32,6 +32,7 @@ from flowloom.exceptions import InputError, NotFound, PermissionDenied
 from flowloom.passwords import hash_password, needs_rehash, verify_password
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.sessions import SessionRepo
+from flowloom.storage.repos.system_settings import SystemSettingsRepo
 from flowloom.storage.repos.users import UserRepo, normalize_email
 from flowloom.storage.tables import User
 
@@ -55,6 +56,8 @@ async def register_user(body: UserRegister, request: Request, state: AppStateDep
     email = normalize_email(body.email)
     password_hash = await asyncio.to_thread(hash_password, body.password)
     async with state.db.write() as session:
+        if not (await SystemSettingsRepo(session).read()).registration_open:
+            raise PermissionDenied("registration is closed on this server; ask an administrator")
         user = await UserRepo(session).create(
             email=email, password_hash=password_hash, username=body.username
         )

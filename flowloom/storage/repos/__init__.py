@@ -23,6 +23,7 @@ from flowloom.storage.repos.runs import (
     active_runs_by_status,
     average_successful_duration,
 )
+from flowloom.storage.repos.triggers import TriggerRepo
 from flowloom.storage.repos.usage import UsageRepo, instance_usage_by_model
 from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.repos.workflows import UNSET, WorkflowRepo
@@ -35,6 +36,7 @@ __all__ = [
     "MemoryRepo",
     "NodeExecutionRepo",
     "RunRepo",
+    "TriggerRepo",
     "UsageRepo",
     "UserRepo",
     "WorkflowRepo",

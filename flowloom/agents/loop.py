@@ -1,0 +1,243 @@
+"""The agent loop: model -> tool calls -> model, until the model answers or the steps run out.
+
+Shared by the ``ai.agent`` node and by threads. Each step is one call to the model with the
+conversation so far and the tools on offer; when the model asks for tools, each runs (through a
+:class:`~flowloom.agents.tools.Toolbox`), its result joins the conversation, and the next step
+begins. A tool that fails does not stop the loop: the model is told, and may try something else.
+
+The caller decides what a model call costs and where that goes (``record``), and may follow the
+loop as it goes (``on_step`` for each tool call, ``on_delta`` for text as it arrives). Text is
+streamed only when no tools are on offer: a streamed answer carries no tool calls, so with tools
+every step is a whole answer, and the final one reaches ``on_delta`` in one piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+
+from flowloom.agents.tools import Toolbox
+from flowloom.exceptions import ExecutionError
+
+if TYPE_CHECKING:
+    from flowloom.providers import ChatMessage, ChatProvider, ChatRequest, ChatResponse
+    from flowloom.providers.errors import ProviderError
+
+__all__ = [
+    "LoopOptions",
+    "LoopOutcome",
+    "Recorder",
+    "StepFailed",
+    "Totals",
+    "run_agent_loop",
+]
+
+Recorder = Callable[["ChatResponse", int], Awaitable[Decimal | None]]
+"""Records one model call (the answer and its step number); returns its exact cost, or None
+when it could not be recorded."""
+
+StepListener = Callable[[dict[str, Any]], Awaitable[None]]
+DeltaListener = Callable[[str], Awaitable[None]]
+
+
+class StepFailed(ExecutionError):
+    """A model call of the loop failed: ``step`` says which, ``error`` is the provider's."""
+
+    def __init__(self, step: int, error: ProviderError) -> None:
+        self.step = step
+        self.error = error
+        super().__init__(f"step {step}: {error}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopOptions:
+    """How the model is asked, the same on every step."""
+
+    model: str
+    instructions: str | None = None
+    """The system prompt."""
+    max_steps: int = 10
+    temperature: float | None = None
+    max_tokens: int | None = None
+    tool_result_max_chars: int = 20_000
+    """A tool's result is cut to this many characters before the model reads it."""
+    idempotency_key: str | None = None
+    """Each step sends ``<key>:<step>`` as its ``Idempotency-Key``."""
+
+
+@dataclass(slots=True)
+class Totals:
+    """Usage summed over every model call of a loop."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: Decimal | None = Decimal(0)
+    """None once any call's cost is unknown."""
+    calls: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "tokens_total": self.tokens_in + self.tokens_out,
+            "cost": None if self.cost is None else str(self.cost),
+            "calls": self.calls,
+        }
+
+
+@dataclass(slots=True)
+class LoopOutcome:
+    text: str
+    """The final answer (the last assistant text when the steps ran out)."""
+    steps: list[dict[str, Any]]
+    """Each tool call in order, then the final answer (``tool`` null): ``step``, ``tool``,
+    ``arguments``, ``result``, ``is_error`` and ``usage`` (of the model call that asked for it,
+    on its first tool call only, so the steps sum to the totals)."""
+    totals: Totals = field(default_factory=Totals)
+    stop_reason: Literal["answer", "max_steps"] = "answer"
+    model: str | None = None
+    """The model that gave the last answer, as the provider names it."""
+
+
+async def run_agent_loop(
+    provider: ChatProvider,
+    messages: list[ChatMessage],
+    toolbox: Toolbox,
+    options: LoopOptions,
+    *,
+    record: Recorder,
+    on_step: StepListener | None = None,
+    on_delta: DeltaListener | None = None,
+) -> LoopOutcome:
+    """Run the loop over ``messages`` (the conversation so far, ending with the task), which
+    gains the assistant and tool turns as they happen.
+
+    Raises StepFailed when a model call fails; what ``record``, ``on_step`` and ``on_delta``
+    raise propagates.
+    """
+    from flowloom.providers import ChatMessage
+
+    outcome = LoopOutcome(text="", steps=[])
+    for step in range(1, options.max_steps + 1):
+        response = await _ask(provider, messages, toolbox, options, step, on_delta)
+        outcome.model = response.model
+        usage = await _count(response, await record(response, step), outcome.totals)
+        if not response.tool_calls:
+            outcome.steps.append(_step(step, None, None, response.text, False, usage))
+            outcome.text = response.text
+            return outcome
+        messages.append(ChatMessage("assistant", response.text, tool_calls=response.tool_calls))
+        for index, call in enumerate(response.tool_calls):
+            result = await toolbox.call(call)
+            entry = _step(
+                step,
+                call.name,
+                call.arguments,
+                result.value,
+                result.is_error,
+                usage if index == 0 else None,
+            )
+            outcome.steps.append(entry)
+            if on_step is not None:
+                await on_step(entry)
+            text = result.for_model
+            if len(text) > options.tool_result_max_chars:
+                text = text[: options.tool_result_max_chars] + " [cut]"
+            messages.append(ChatMessage("tool", text, tool_call_id=call.id, tool_name=call.name))
+    outcome.text = next((m.text for m in reversed(messages) if m.role == "assistant"), "")
+    outcome.stop_reason = "max_steps"
+    return outcome
+
+
+def _step(
+    step: int,
+    tool: str | None,
+    arguments: Any,
+    result: Any,
+    is_error: bool,
+    usage: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "step": step,
+        "tool": tool,
+        "arguments": arguments,
+        "result": result,
+        "is_error": is_error,
+        "usage": usage,
+    }
+
+
+async def _ask(
+    provider: ChatProvider,
+    messages: list[ChatMessage],
+    toolbox: Toolbox,
+    options: LoopOptions,
+    step: int,
+    on_delta: DeltaListener | None,
+) -> ChatResponse:
+    from flowloom.providers import ChatRequest, ProviderError
+
+    request = ChatRequest(
+        model=options.model,
+        messages=tuple(messages),
+        system_prompt=options.instructions or None,
+        temperature=options.temperature,
+        max_tokens=options.max_tokens,
+        idempotency_key=(
+            None if options.idempotency_key is None else f"{options.idempotency_key}:{step}"
+        ),
+        tools=tuple(toolbox.specs),
+    )
+    try:
+        if on_delta is not None and not toolbox:
+            return await _streamed(provider, request, on_delta)
+        response = await provider.chat(request)
+    except ProviderError as exc:
+        raise StepFailed(step, exc) from None
+    if on_delta is not None and not response.tool_calls and response.text:
+        # With tools on offer the answer came whole: the final one is handed on in one piece.
+        await on_delta(response.text)
+    return response
+
+
+async def _streamed(
+    provider: ChatProvider, request: ChatRequest, on_delta: DeltaListener
+) -> ChatResponse:
+    """The answer streamed, each piece of text handed to ``on_delta`` as it arrives."""
+    from flowloom.providers import ChatResponse, TokenUsage
+
+    parts: list[str] = []
+    usage: TokenUsage | None = None
+    finish: str | None = None
+    model: str | None = None
+    async for chunk in provider.stream(request):
+        if chunk.text:
+            parts.append(chunk.text)
+            await on_delta(chunk.text)
+        usage = chunk.usage or usage
+        finish = chunk.finish_reason or finish
+        model = chunk.model or model
+    return ChatResponse(
+        text="".join(parts),
+        usage=usage or TokenUsage(),
+        model=model or request.model,
+        provider=provider.name,
+        finish_reason=finish,
+    )
+
+
+async def _count(response: ChatResponse, cost: Decimal | None, totals: Totals) -> dict[str, Any]:
+    """Add one call to ``totals``; its usage for the step."""
+    tokens_in, tokens_out = response.usage.tokens_in, response.usage.tokens_out
+    totals.calls += 1
+    totals.tokens_in += tokens_in
+    totals.tokens_out += tokens_out
+    totals.cost = None if cost is None or totals.cost is None else totals.cost + cost
+    return {
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "tokens_total": tokens_in + tokens_out,
+        "cost": None if cost is None else str(cost),
+    }

@@ -1,0 +1,308 @@
+"""Triggers of a workflow: webhooks and schedules. Create, list, read, change, delete.
+
+A webhook is made with a random address and a secret token; the token is in the answer to
+``POST`` (and to ``POST /triggers/{id}/token``, which replaces it) and never again: only its
+SHA-256 is stored. A schedule takes a five-field cron expression and an IANA time zone; a bad
+one answers 422 naming ``cron`` or ``timezone``. ``PATCH`` with ``enabled`` switches a trigger
+off and on; a schedule switched on again starts from its next fire time after now, so the time
+it was off is not reported as missed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowloom.api.deps import (
+    Caller,
+    DatabaseDep,
+    SettingsDep,
+    WorkflowReader,
+    WorkflowWriter,
+    client_ip,
+)
+from flowloom.api.limits import check_inputs_size
+from flowloom.api.schemas import Page
+from flowloom.exceptions import InputError
+from flowloom.storage.enums import TriggerType
+from flowloom.storage.repos.audit import AuditRepo
+from flowloom.storage.repos.triggers import KEEP, TriggerRepo
+from flowloom.storage.tables import WorkflowTrigger
+from flowloom.storage.tables.base import utcnow
+from flowloom.triggers.schedule import Schedule
+from flowloom.triggers.tokens import new_webhook_path, new_webhook_token
+from flowloom.triggers.webhooks import MAX_OUTPUT_TIMEOUT_S, WebhookOptions
+
+__all__ = ["HOOKS_PATH", "router"]
+
+router = APIRouter(tags=["triggers"])
+
+HOOKS_PATH: Final = "/api/v1/hooks"
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Respond = Literal["run", "output"]
+
+
+class TriggerCreate(BaseModel):
+    """A webhook (``kind: "webhook"``, optionally ``respond``, ``timeout_s``) or a schedule
+    (``kind: "schedule"``, ``cron``, optionally ``timezone`` and ``inputs``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: TriggerType
+    enabled: bool = True
+    cron: str | None = Field(default=None, min_length=1, max_length=120)
+    """Schedules: minute hour day-of-month month day-of-week, or @hourly, @daily, ..."""
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    """Schedules: the IANA time zone the cron expression is read in; default UTC."""
+    inputs: dict[str, Any] | None = None
+    """Schedules: the inputs every scheduled run starts with."""
+    respond: Respond | None = None
+    """Webhooks: ``run`` answers 202 with the run's id at once (default); ``output`` waits
+    for the run and answers with its outputs."""
+    timeout_s: float | None = Field(default=None, gt=0, le=MAX_OUTPUT_TIMEOUT_S)
+    """Webhooks with ``respond: output``: the longest wait for the run (default 30 s)."""
+
+
+class TriggerUpdate(BaseModel):
+    """Only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    cron: str | None = Field(default=None, min_length=1, max_length=120)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    inputs: dict[str, Any] | None = None
+    respond: Respond | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=MAX_OUTPUT_TIMEOUT_S)
+
+
+class TriggerPublic(BaseModel):
+    id: str
+    workflow_id: str
+    kind: TriggerType
+    enabled: bool
+    url: str | None
+    """Webhooks: where to ``POST`` (with the token in the ``X-Flowloom-Token`` header)."""
+    cron: str | None
+    timezone: str | None
+    next_fire_at: datetime | None
+    """Schedules: the next fire time (null while switched off)."""
+    last_fired_at: datetime | None
+    inputs: dict[str, Any] | None
+    respond: Respond | None
+    timeout_s: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TriggerCreated(TriggerPublic):
+    token: str | None
+    """Webhooks: the secret token, shown this once (send it as ``X-Flowloom-Token``)."""
+
+
+def trigger_public(trigger: WorkflowTrigger) -> TriggerPublic:
+    webhook = trigger.kind == TriggerType.WEBHOOK
+    options = WebhookOptions.from_config(trigger.config) if webhook else None
+    inputs = trigger.config.get("inputs") if not webhook else None
+    return TriggerPublic(
+        id=trigger.id,
+        workflow_id=trigger.workflow_id,
+        kind=TriggerType(trigger.kind),
+        enabled=trigger.enabled,
+        url=f"{HOOKS_PATH}/{trigger.webhook_path}" if webhook else None,
+        cron=trigger.cron,
+        timezone=None if webhook else trigger.timezone,
+        next_fire_at=trigger.next_fire_at,
+        last_fired_at=trigger.last_fired_at,
+        inputs=inputs if isinstance(inputs, dict) else ({} if not webhook else None),
+        respond=options.respond if options else None,
+        timeout_s=options.timeout_s if options else None,
+        created_at=trigger.created_at,
+        updated_at=trigger.updated_at,
+    )
+
+
+def _created(trigger: WorkflowTrigger, token: str | None) -> TriggerCreated:
+    return TriggerCreated(**trigger_public(trigger).model_dump(), token=token)
+
+
+def _refuse_for(kind: TriggerType, fields: dict[str, Any]) -> None:
+    """InputError naming the first field sent that the other kind of trigger takes."""
+    only = (
+        ("cron", "timezone", "inputs") if kind is TriggerType.WEBHOOK else ("respond", "timeout_s")
+    )
+    for name in only:
+        if fields.get(name) is not None:
+            raise InputError(f"a {kind.value} takes no {name}", field=name)
+
+
+async def _audit(
+    session: Any, caller: Caller, request: Request, action: str, trigger: WorkflowTrigger
+) -> None:
+    await AuditRepo(session).record(
+        user_id=caller.user_id,
+        action=action,
+        object_type="workflow_trigger",
+        object_id=trigger.id,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        details={"workflow_id": trigger.workflow_id, "kind": trigger.kind},
+    )
+
+
+@router.post("/workflows/{workflow_id}/triggers", status_code=status.HTTP_201_CREATED)
+async def create_trigger(
+    workflow_id: str,
+    body: TriggerCreate,
+    caller: WorkflowWriter,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> TriggerCreated:
+    """A new webhook or schedule on the workflow. A webhook's ``token`` is in this answer
+    only: store it now."""
+    fields = body.model_dump()
+    _refuse_for(body.kind, fields)
+    token: str | None = None
+    async with db.write() as session:
+        repo = TriggerRepo(session, owner_id=caller.user_id)
+        if body.kind is TriggerType.WEBHOOK:
+            token, digest = new_webhook_token()
+            options = WebhookOptions(
+                respond=body.respond or "run",
+                timeout_s=body.timeout_s or WebhookOptions().timeout_s,
+            )
+            trigger = await repo.create(
+                workflow_id=workflow_id,
+                kind=TriggerType.WEBHOOK,
+                enabled=body.enabled,
+                webhook_path=new_webhook_path(),
+                webhook_secret_sha256=digest,
+                config=options.to_config(),
+            )
+        else:
+            if body.cron is None:
+                raise InputError("a schedule needs a cron expression", field="cron")
+            schedule = Schedule(body.cron, body.timezone or "UTC")
+            inputs = body.inputs or {}
+            check_inputs_size(inputs, max_bytes=settings.max_run_inputs_bytes)
+            trigger = await repo.create(
+                workflow_id=workflow_id,
+                kind=TriggerType.SCHEDULE,
+                enabled=body.enabled,
+                cron=schedule.cron,
+                timezone=schedule.timezone,
+                next_fire_at=schedule.next_after(utcnow()) if body.enabled else None,
+                config={"inputs": inputs},
+            )
+        await _audit(session, caller, request, "trigger.create", trigger)
+    response.headers["Location"] = f"/api/v1/triggers/{trigger.id}"
+    return _created(trigger, token)
+
+
+@router.get("/workflows/{workflow_id}/triggers")
+async def list_triggers(
+    workflow_id: str,
+    caller: WorkflowReader,
+    db: DatabaseDep,
+    cursor: str | None = None,
+    limit: Limit = 20,
+) -> Page[TriggerPublic]:
+    """The workflow's triggers, newest first (no tokens: they are never shown again)."""
+    async with db.read() as session:
+        page = await TriggerRepo(session, owner_id=caller.user_id).list(
+            workflow_id=workflow_id, cursor=cursor, limit=limit
+        )
+    return Page(items=[trigger_public(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/triggers/{trigger_id}")
+async def read_trigger(trigger_id: str, caller: WorkflowReader, db: DatabaseDep) -> TriggerPublic:
+    async with db.read() as session:
+        trigger = await TriggerRepo(session, owner_id=caller.user_id).get(trigger_id=trigger_id)
+    return trigger_public(trigger)
+
+
+@router.patch("/triggers/{trigger_id}")
+async def update_trigger(
+    trigger_id: str,
+    body: TriggerUpdate,
+    caller: WorkflowWriter,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> TriggerPublic:
+    """Change a trigger: switch it on or off, change a schedule's time or inputs, or how a
+    webhook answers. A schedule's next fire time is worked out again from now when it is
+    switched on or its cron or time zone changes."""
+    fields = body.model_dump(exclude_unset=True)
+    if body.inputs is not None:
+        check_inputs_size(body.inputs, max_bytes=settings.max_run_inputs_bytes)
+    async with db.write() as session:
+        repo = TriggerRepo(session, owner_id=caller.user_id)
+        trigger = await repo.get(trigger_id=trigger_id)
+        kind = TriggerType(trigger.kind)
+        _refuse_for(kind, fields)
+        enabled = trigger.enabled if body.enabled is None else body.enabled
+        if kind is TriggerType.WEBHOOK:
+            options = WebhookOptions.from_config(trigger.config)
+            options = WebhookOptions(
+                respond=body.respond or options.respond,
+                timeout_s=body.timeout_s or options.timeout_s,
+            )
+            trigger = await repo.update(
+                trigger_id=trigger_id, enabled=body.enabled, config=options.to_config()
+            )
+            return trigger_public(trigger)
+        schedule = Schedule(body.cron or trigger.cron or "", body.timezone or trigger.timezone)
+        moved = body.cron is not None or body.timezone is not None
+        restarted = enabled and (not trigger.enabled or trigger.next_fire_at is None)
+        next_fire_at: datetime | None = trigger.next_fire_at
+        if not enabled:
+            next_fire_at = None
+        elif moved or restarted:
+            next_fire_at = schedule.next_after(utcnow())
+        config = dict(trigger.config)
+        if body.inputs is not None:
+            config["inputs"] = body.inputs
+        trigger = await repo.update(
+            trigger_id=trigger_id,
+            enabled=body.enabled,
+            cron=schedule.cron if body.cron is not None else None,
+            timezone=schedule.timezone if body.timezone is not None else None,
+            next_fire_at=next_fire_at if next_fire_at != trigger.next_fire_at else KEEP,
+            config=config,
+        )
+    return trigger_public(trigger)
+
+
+@router.post("/triggers/{trigger_id}/token")
+async def replace_token(
+    trigger_id: str, caller: WorkflowWriter, db: DatabaseDep, request: Request
+) -> TriggerCreated:
+    """A new secret token for a webhook; the old one stops working at once. The new ``token``
+    is in this answer only."""
+    async with db.write() as session:
+        repo = TriggerRepo(session, owner_id=caller.user_id)
+        trigger = await repo.get(trigger_id=trigger_id)
+        if trigger.kind != TriggerType.WEBHOOK:
+            raise InputError("only a webhook has a token", field="trigger_id")
+        token, digest = new_webhook_token()
+        trigger = await repo.update(trigger_id=trigger_id, webhook_secret_sha256=digest)
+        await _audit(session, caller, request, "trigger.token_replace", trigger)
+    return _created(trigger, token)
+
+
+@router.delete("/triggers/{trigger_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_trigger(
+    trigger_id: str, caller: WorkflowWriter, db: DatabaseDep, request: Request
+) -> Response:
+    """Delete the trigger for good; the runs it started stay."""
+    async with db.write() as session:
+        trigger = await TriggerRepo(session, owner_id=caller.user_id).delete(trigger_id=trigger_id)
+        await _audit(session, caller, request, "trigger.delete", trigger)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,113 @@
+"""Which plan a user is on, and what the current calendar month (UTC) has used of it.
+
+A user's plan is their subscription in force; without one, the package the instance setting
+``default_package`` names; without that, no plan at all, which means no limits. Months are
+calendar months in UTC: every count starts again at 00:00 UTC on the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowloom.storage.repos.billing import SubscriptionRepo, runs_started, tokens_used
+from flowloom.storage.repos.system_settings import SystemSettingsRepo
+from flowloom.storage.tables import Package, User
+
+__all__ = ["MonthStatus", "Plan", "month_status", "month_window", "plan_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The package whose limits apply to a user, and why it applies."""
+
+    package_id: str
+    name: str
+    max_runs_per_month: int | None
+    """None: unlimited."""
+    max_tokens_per_month: int | None
+    """None: unlimited."""
+    source: Literal["subscription", "default"]
+    """``subscription``: the user's own; ``default``: the instance's ``default_package``."""
+    subscription_id: str | None = None
+    ends_at: datetime | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.max_runs_per_month is not None or self.max_tokens_per_month is not None
+
+
+@dataclass(frozen=True, slots=True)
+class MonthStatus:
+    """A user's current month against their plan."""
+
+    plan: Plan | None
+    month_start: datetime
+    resets_at: datetime
+    """The start of the next month, when the counts start again."""
+    runs_used: int
+    tokens_used: int
+    credits: int
+
+
+def month_window(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) holding ``now``: its first instant and the next month's."""
+    at = now.astimezone(UTC)
+    start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else (start.replace(month=start.month + 1))
+    )
+    return start, end
+
+
+def _plan(package: Package, source: Literal["subscription", "default"]) -> Plan:
+    return Plan(
+        package_id=package.id,
+        name=package.name,
+        max_runs_per_month=package.max_runs_per_month,
+        max_tokens_per_month=package.max_tokens_per_month,
+        source=source,
+    )
+
+
+async def plan_of(session: AsyncSession, *, user_id: str, now: datetime) -> Plan | None:
+    """The plan in force for the user at ``now``, or None (no limits).
+
+    A subscription counts even if its package was deactivated later (deactivation stops new
+    subscriptions, not current ones); the default package counts only while it is active.
+    """
+    current = await SubscriptionRepo(session).current(user_id=user_id, now=now)
+    if current is not None:
+        subscription, package = current
+        return replace(
+            _plan(package, "subscription"),
+            subscription_id=subscription.id,
+            ends_at=subscription.end_date,
+        )
+    default_name = (await SystemSettingsRepo(session).read()).default_package
+    if default_name is None:
+        return None
+    default = await session.scalar(
+        select(Package).where(Package.name == default_name, Package.active.is_(True))
+    )
+    return None if default is None else _plan(default, "default")
+
+
+async def month_status(session: AsyncSession, *, user_id: str, now: datetime) -> MonthStatus:
+    """The plan, the month's runs and tokens, and the credits of the user at ``now``."""
+    start, end = month_window(now)
+    credits = await session.scalar(select(User.credits).where(User.id == user_id))
+    return MonthStatus(
+        plan=await plan_of(session, user_id=user_id, now=now),
+        month_start=start,
+        resets_at=end,
+        runs_used=await runs_started(session, user_id=user_id, start=start, end=end),
+        tokens_used=await tokens_used(session, user_id=user_id, start=start, end=end),
+        credits=int(credits or 0),
+    )

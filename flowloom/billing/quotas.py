@@ -1,0 +1,141 @@
+"""Plan limits, enforced before the work starts: :class:`PlanQuota`.
+
+The engine asks :meth:`PlanQuota.before_run` inside the transaction that would create a run,
+before it writes anything, so every run start passes here: the API, webhooks, schedules,
+sub-runs and the command line. It also hands its provider resolver to
+:meth:`PlanQuota.guard_providers`, so every provider call asks :meth:`PlanQuota.check_call`
+before the request is sent. A refusal is :class:`~flowloom.exceptions.QuotaExceeded` (HTTP 402
+naming the limit, what was used and what is allowed); nothing of the refused work is written or
+sent. A call to a model the admin disabled in the AI model table is refused the same way, with
+PermissionDenied.
+
+The rules, per calendar month in UTC:
+
+- No plan (no subscription and no ``default_package``): no limits.
+- Tokens: once the tokens recorded this month reach ``max_tokens_per_month``, runs and provider
+  calls are refused until the month ends. The check reads what is recorded, so calls already in
+  flight when the limit is reached finish and count: a month can end over its allowance by at
+  most the calls that were running at that moment.
+- Runs: every run counts, sub-runs included. Once the month's runs reach
+  ``max_runs_per_month``, a run starts only by spending one credit (``users.credits``); the run
+  then carries ``credit_spent: true`` in its trigger data. Credits buy runs, not tokens.
+- Exactness under concurrency: with a run limit, run starts of one user are serialised on the
+  user's row (SQLite serialises writers anyway), so the count cannot be overtaken; the credit
+  goes with one conditional ``UPDATE ... WHERE credits > 0`` in the same transaction as the
+  run, so a credit buys exactly one run, and a run that fails to be written gives it back.
+- A repeated request with an idempotency key used before returns the earlier run; it is neither
+  counted again nor charged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowloom.billing.guard import QuotaGuardedResolver
+from flowloom.billing.plans import Plan, month_window, plan_of
+from flowloom.exceptions import PermissionDenied, QuotaExceeded
+from flowloom.providers.base import ProviderResolver
+from flowloom.storage.database import Database
+from flowloom.storage.repos.billing import runs_started, spend_credit, tokens_used
+from flowloom.storage.tables import AiModel, User, WorkflowRun
+from flowloom.storage.tables.base import utcnow
+
+__all__ = ["CREDIT_SPENT", "PlanQuota"]
+
+CREDIT_SPENT = "credit_spent"
+"""The trigger-data key that marks a run paid for with a credit."""
+
+
+class PlanQuota:
+    """The plan limits of every user, for one database. ``clock`` says what time it is (tests
+    move it across a month boundary)."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def before_run(
+        self,
+        session: AsyncSession,
+        *,
+        owner_id: str,
+        idempotency_key: str | None = None,
+        **future_kwargs: Any,
+    ) -> dict[str, Any] | None:
+        """Allow the run, or raise QuotaExceeded; called in the run's own write transaction.
+
+        Returns what to add to the run's trigger data (``{"credit_spent": True}`` when a credit
+        paid for it), or None.
+        """
+        now = self._clock()
+        plan = await plan_of(session, user_id=owner_id, now=now)
+        if plan is None or not plan.limited:
+            return None
+        if idempotency_key is not None and await _is_replay(session, owner_id, idempotency_key):
+            return None
+        start, end = month_window(now)
+        if plan.max_tokens_per_month is not None:
+            used = await tokens_used(session, user_id=owner_id, start=start, end=end)
+            if used >= plan.max_tokens_per_month:
+                raise _refusal(plan, "max_tokens_per_month", used, end)
+        if plan.max_runs_per_month is None:
+            return None
+        # FOR NO KEY UPDATE on PostgreSQL: run starts of this user queue here until the one
+        # ahead commits, so each counts the runs before it. Inserts that merely reference the
+        # user (usage rows) are not blocked. SQLite has one writer at a time already.
+        await session.execute(
+            select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
+        )
+        used = await runs_started(session, user_id=owner_id, start=start, end=end)
+        if used < plan.max_runs_per_month:
+            return None
+        if await spend_credit(session, user_id=owner_id) is None:
+            raise _refusal(plan, "max_runs_per_month", used, end)
+        return {CREDIT_SPENT: True}
+
+    async def check_call(self, *, owner_id: str, provider: str, model: str) -> None:
+        """Raise PermissionDenied if the admin disabled the model, QuotaExceeded if the owner's
+        plan has no tokens left this month."""
+        now = self._clock()
+        async with self._db.read() as session:
+            enabled = await session.scalar(
+                select(AiModel.enabled).where(AiModel.provider == provider, AiModel.model == model)
+            )
+            if enabled is False:
+                raise PermissionDenied(
+                    f"the model {provider}/{model} is disabled on this instance; "
+                    "ask an administrator, or choose another model"
+                )
+            plan = await plan_of(session, user_id=owner_id, now=now)
+            if plan is None or plan.max_tokens_per_month is None:
+                return
+            start, end = month_window(now)
+            used = await tokens_used(session, user_id=owner_id, start=start, end=end)
+        if used >= plan.max_tokens_per_month:
+            raise _refusal(plan, "max_tokens_per_month", used, end)
+
+    def guard_providers(self, providers: ProviderResolver) -> ProviderResolver:
+        """``providers`` with :meth:`check_call` asked before every call made for an owner."""
+        return QuotaGuardedResolver(providers, self.check_call)
+
+
+async def _is_replay(session: AsyncSession, owner_id: str, idempotency_key: str) -> bool:
+    found = await session.scalar(
+        select(WorkflowRun.id).where(
+            WorkflowRun.user_id == owner_id, WorkflowRun.idempotency_key == idempotency_key
+        )
+    )
+    return found is not None
+
+
+def _refusal(plan: Plan, limit: str, used: int, resets_at: datetime) -> QuotaExceeded:
+    allowed = getattr(plan, limit)
+    assert isinstance(allowed, int)
+    return QuotaExceeded(
+        limit=limit, used=used, allowed=allowed, package=plan.name, resets_at=resets_at
+    )

@@ -1,0 +1,114 @@
+"""Instance-wide settings: a few known, typed keys, one ``system_settings`` row each.
+
+A key without a row has its default; writing ``None`` deletes the row, which restores the
+default. Unknown keys and wrongly typed values are refused with InputError naming the key, so
+the table never holds a value the code would not understand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowloom.exceptions import InputError
+from flowloom.storage.errors import translate_integrity_error
+from flowloom.storage.tables import Package, SystemSetting
+from flowloom.storage.tables.base import utcnow
+
+__all__ = ["KNOWN_SETTINGS", "InstanceSettings", "SystemSettingsRepo"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSettings:
+    """Every instance setting, each at its stored value or its default."""
+
+    registration_open: bool = True
+    """Whether people may sign up with an email and a password. ``FLOWLOOM_ALLOW_REGISTRATION``
+    set to false closes sign-up whatever this says."""
+    default_package: str | None = None
+    """The name of the package every user without a subscription of their own is on; None: such
+    users have no limits."""
+
+
+KNOWN_SETTINGS: Final = tuple(f.name for f in fields(InstanceSettings))
+
+
+class SystemSettingsRepo:
+    """Read and change the instance settings. Methods flush, never commit."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def read(self) -> InstanceSettings:
+        """The settings: stored values over the defaults (a stored value of an unknown key is
+        ignored; one of the wrong type falls back to the default)."""
+        rows = await self._session.execute(
+            select(SystemSetting.key, SystemSetting.value).where(
+                SystemSetting.key.in_(KNOWN_SETTINGS)
+            )
+        )
+        settings = InstanceSettings()
+        for key, value in rows:
+            try:
+                settings = replace(settings, **{key: _checked(key, value)})
+            except InputError:
+                continue
+        return settings
+
+    async def update(
+        self, *, changes: Mapping[str, Any], updated_by: str | None = None
+    ) -> InstanceSettings:
+        """Store ``changes`` (``None`` restores a key's default) and return the new settings.
+
+        InputError naming the key for an unknown key, a value of the wrong type, or a
+        ``default_package`` that names no active package.
+        """
+        for key, value in changes.items():
+            if key not in KNOWN_SETTINGS:
+                raise InputError(
+                    f"unknown setting {key!r}; known: {', '.join(KNOWN_SETTINGS)}", field=key
+                )
+            if value is not None:
+                _checked(key, value)
+        if changes.get("default_package") is not None:
+            active = await self._session.scalar(
+                select(Package.active).where(Package.name == changes["default_package"])
+            )
+            if not active:
+                raise InputError(
+                    f"default_package {changes['default_package']!r} names no active package",
+                    field="default_package",
+                )
+        for key, value in changes.items():
+            row = await self._session.get(SystemSetting, key)
+            if value is None:
+                if row is not None:
+                    await self._session.delete(row)
+            elif row is None:
+                self._session.add(SystemSetting(key=key, value=value, updated_by=updated_by))
+            else:
+                row.value = value
+                row.updated_by = updated_by
+                row.updated_at = utcnow()
+        try:
+            await self._session.flush()
+        except IntegrityError as exc:
+            raise translate_integrity_error(exc, what="setting") from None
+        return await self.read()
+
+
+def _checked(key: str, value: Any) -> Any:
+    if key == "registration_open":
+        if not isinstance(value, bool):
+            raise InputError(f"registration_open must be true or false, not {value!r}", field=key)
+        return value
+    if key == "default_package":
+        if not isinstance(value, str) or not 1 <= len(value) <= 100:
+            raise InputError("default_package must be a package name (1-100 characters)", field=key)
+        return value
+    raise InputError(f"unknown setting {key!r}", field=key)

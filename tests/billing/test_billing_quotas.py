@@ -1,0 +1,291 @@
+"""Plan limits in a real engine: a run over the monthly limit is refused before anything is
+written, a credit buys exactly one run even when many starts race for it, and a provider call
+over the token limit is refused before it is sent (the fake OpenAI server counts what arrives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from billingkit import (
+    count_node_executions,
+    count_runs,
+    make_package,
+    make_user,
+    save_workflow,
+    subscribe,
+    two_llm_calls_graph,
+)
+from providers.fake_servers import API_KEY, FakeServer, running_server
+from sqlalchemy import select
+
+from flowloom.billing import CREDIT_SPENT, PlanQuota, QuotaGuardedResolver
+from flowloom.engine import Engine
+from flowloom.exceptions import QuotaExceeded
+from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
+from flowloom.settings import Settings
+from flowloom.storage.database import Database
+from flowloom.storage.enums import RunStatus
+from flowloom.storage.repos.ai_models import AiModelRepo
+from flowloom.storage.repos.system_settings import SystemSettingsRepo
+from flowloom.storage.repos.usage import UsageRepo
+from flowloom.storage.tables import User, WorkflowRun
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeServer]:
+    with running_server() as running:
+        yield running
+
+
+@pytest.fixture
+async def engine(db: Database, server: FakeServer) -> AsyncIterator[Engine]:
+    providers = SettingsProviderResolver(
+        {"openai": ProviderConfig(API_KEY, server.openai_base_url)},
+        retry=RetryPolicy(attempts=1),
+    )
+    running = Engine(db, providers=providers, quota=PlanQuota(db))
+    yield running
+    await running.close()
+
+
+async def credits_of(db: Database, user_id: str) -> int:
+    async with db.read() as session:
+        return int(await session.scalar(select(User.credits).where(User.id == user_id)) or 0)
+
+
+async def test_without_a_plan_there_is_no_limit(db: Database, engine: Engine) -> None:
+    owner = await make_user(db)
+    workflow = await save_workflow(db, owner)
+    for _ in range(5):
+        result = await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+        assert result.status is RunStatus.COMPLETED
+    assert await count_runs(db, owner) == 5
+
+
+async def test_a_run_over_the_monthly_limit_is_refused_and_nothing_is_written(
+    db: Database, engine: Engine
+) -> None:
+    owner = await make_user(db)
+    workflow = await save_workflow(db, owner)
+    await subscribe(db, owner, await make_package(db, max_runs_per_month=2))
+    for _ in range(2):
+        await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+    executions = await count_node_executions(db, owner)
+
+    with pytest.raises(QuotaExceeded) as refused:
+        await engine.start_run(owner_id=owner, workflow_id=workflow)
+
+    assert (refused.value.limit, refused.value.used, refused.value.allowed) == (
+        "max_runs_per_month",
+        2,
+        2,
+    )
+    assert await count_runs(db, owner) == 2
+    assert await count_node_executions(db, owner) == executions
+
+
+async def test_the_count_starts_again_with_the_next_calendar_month(db: Database) -> None:
+    clock = Clock(datetime(2031, 1, 31, 23, 59, 59, tzinfo=UTC))
+    engine = Engine(db, quota=PlanQuota(db, clock=clock))
+    try:
+        owner = await make_user(db)
+        workflow = await save_workflow(db, owner)
+        await subscribe(db, owner, await make_package(db, max_runs_per_month=1))
+        # The runs are really made now; the clock puts "this month" around them.
+        clock.now = datetime.now(UTC)
+        await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+        with pytest.raises(QuotaExceeded) as refused:
+            await engine.start_run(owner_id=owner, workflow_id=workflow)
+        month_start = clock.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        assert refused.value.resets_at > clock.now > month_start
+        clock.now = refused.value.resets_at
+        result = await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+        assert result.status is RunStatus.COMPLETED
+    finally:
+        await engine.close()
+
+
+async def test_the_default_package_holds_users_without_a_subscription(
+    db: Database, engine: Engine
+) -> None:
+    strict = await make_package(db, max_runs_per_month=0)
+    generous = await make_package(db, max_runs_per_month=100)
+    async with db.write() as session:
+        from flowloom.storage.repos.billing import PackageRepo
+
+        name = (await PackageRepo(session).get(package_id=strict)).name
+        await SystemSettingsRepo(session).update(changes={"default_package": name})
+    try:
+        plain = await make_user(db)
+        subscribed = await make_user(db)
+        await subscribe(db, subscribed, generous)
+        with pytest.raises(QuotaExceeded):
+            await engine.start_run(owner_id=plain, workflow_id=await save_workflow(db, plain))
+        result = await engine.run_to_end(
+            owner_id=subscribed, workflow_id=await save_workflow(db, subscribed)
+        )
+        assert result.status is RunStatus.COMPLETED
+    finally:
+        async with db.write() as session:
+            await SystemSettingsRepo(session).update(changes={"default_package": None})
+
+
+async def test_a_credit_buys_one_run_past_the_limit(db: Database, engine: Engine) -> None:
+    owner = await make_user(db, credits=1)
+    workflow = await save_workflow(db, owner)
+    await subscribe(db, owner, await make_package(db, max_runs_per_month=1))
+    first = await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+    assert await credits_of(db, owner) == 1  # within the plan: no credit spent
+
+    paid = await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+    assert paid.status is RunStatus.COMPLETED
+    assert await credits_of(db, owner) == 0
+    async with db.read() as session:
+        data = {
+            run.id: run.trigger_data
+            for run in await session.scalars(
+                select(WorkflowRun).where(WorkflowRun.user_id == owner)
+            )
+        }
+    assert (data[paid.run_id] or {}).get(CREDIT_SPENT) is True
+    assert CREDIT_SPENT not in (data[first.run_id] or {})
+
+    with pytest.raises(QuotaExceeded):
+        await engine.start_run(owner_id=owner, workflow_id=workflow)
+    assert await count_runs(db, owner) == 2
+
+
+async def test_racing_starts_spend_each_credit_exactly_once(db: Database, engine: Engine) -> None:
+    owner = await make_user(db, credits=3)
+    workflow = await save_workflow(db, owner)
+    await subscribe(db, owner, await make_package(db, max_runs_per_month=2))
+
+    outcomes = await asyncio.gather(
+        *(engine.start_run(owner_id=owner, workflow_id=workflow) for _ in range(10)),
+        return_exceptions=True,
+    )
+
+    started = [o for o in outcomes if isinstance(o, str)]
+    refused = [o for o in outcomes if isinstance(o, QuotaExceeded)]
+    assert (len(started), len(refused)) == (5, 5), outcomes
+    assert await credits_of(db, owner) == 0
+    assert await count_runs(db, owner) == 5
+    for run_id in started:
+        await engine.wait(run_id)
+
+
+async def test_an_idempotent_replay_at_the_limit_returns_the_same_run_free(
+    db: Database, engine: Engine
+) -> None:
+    owner = await make_user(db, credits=1)
+    workflow = await save_workflow(db, owner)
+    await subscribe(db, owner, await make_package(db, max_runs_per_month=1))
+    first = await engine.start_run(owner_id=owner, workflow_id=workflow, idempotency_key="k1")
+    again = await engine.start_run(owner_id=owner, workflow_id=workflow, idempotency_key="k1")
+    assert again == first
+    assert await credits_of(db, owner) == 1
+    await engine.wait(first)
+
+
+async def test_used_up_tokens_refuse_a_run_before_it_starts(db: Database, engine: Engine) -> None:
+    owner = await make_user(db)
+    workflow = await save_workflow(db, owner)
+    await subscribe(db, owner, await make_package(db, max_tokens_per_month=100))
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=owner).record(
+            provider="openai", model="gpt-test", tokens_in=60, tokens_out=40
+        )
+    with pytest.raises(QuotaExceeded) as refused:
+        await engine.start_run(owner_id=owner, workflow_id=workflow)
+    assert (refused.value.limit, refused.value.used, refused.value.allowed) == (
+        "max_tokens_per_month",
+        100,
+        100,
+    )
+    assert await count_runs(db, owner) == 0
+
+
+async def test_a_call_over_the_token_limit_is_never_sent(
+    db: Database, engine: Engine, server: FakeServer
+) -> None:
+    server.reset()
+    owner = await make_user(db)
+    workflow = await save_workflow(db, owner, two_llm_calls_graph())
+    # The first call (12 + 5 tokens) passes with 0 used and uses the allowance up.
+    await subscribe(db, owner, await make_package(db, max_tokens_per_month=10))
+
+    result = await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+
+    assert result.status is RunStatus.FAILED
+    assert len(server.requests) == 1
+    assert result.error is not None
+    assert "max_tokens_per_month" in str(result.error) or "tokens per month" in str(result.error)
+
+
+async def test_a_disabled_model_is_refused_before_the_call(
+    db: Database, engine: Engine, server: FakeServer
+) -> None:
+    server.reset()
+    owner = await make_user(db)
+    graph = two_llm_calls_graph()
+    for node in graph["nodes"]:
+        node["data"]["config"]["model"] = "gpt-disabled"
+    workflow = await save_workflow(db, owner, graph)
+    async with db.write() as session:
+        await AiModelRepo(session).upsert(
+            provider="openai",
+            model="gpt-disabled",
+            input_price_per_mtok="1",
+            output_price_per_mtok="2",
+            enabled=False,
+        )
+    result = await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+    assert result.status is RunStatus.FAILED
+    assert "disabled" in str(result.error)
+    assert server.requests == []
+
+
+async def test_the_production_engine_enforces_plans(db: Database, tmp_path: object) -> None:
+    settings = Settings(data_dir=str(tmp_path), secret_key="k" * 43)
+    engine = Engine.from_settings(db, settings)
+    try:
+        assert isinstance(engine.quota, PlanQuota)
+        assert isinstance(engine.providers, QuotaGuardedResolver)
+    finally:
+        await engine.close()
+
+
+async def test_a_sub_run_counts_and_is_refused_like_any_run(db: Database, engine: Engine) -> None:
+    owner = await make_user(db)
+    child = await save_workflow(db, owner)
+    parent = await save_workflow(
+        db,
+        owner,
+        {
+            "schema_version": 1,
+            "nodes": [
+                {"id": "call", "type": "workflow.call", "data": {"config": {"workflow_id": child}}}
+            ],
+            "edges": [],
+        },
+    )
+    # Room for the parent only: its child is the second run of the month.
+    await subscribe(db, owner, await make_package(db, max_runs_per_month=1))
+
+    result = await engine.run_to_end(owner_id=owner, workflow_id=parent)
+
+    assert result.status is RunStatus.FAILED
+    assert "runs per month" in str(result.error)
+    assert await count_runs(db, owner) == 1

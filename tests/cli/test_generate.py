@@ -1,0 +1,90 @@
+"""``flowloom generate`` as a process, against a local server speaking OpenAI's protocol:
+a draft repaired once is saved to the local account and written with --output; bad
+arguments exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from providers.fake_servers import API_KEY, FakeServer, running_server
+
+GOOD = {
+    "name": "Shout",
+    "nodes": [
+        {"id": "say", "type": "text.value", "data": {"config": {"text": "hi"}}},
+        {
+            "id": "loud",
+            "type": "text.template",
+            "data": {"config": {"template": "{{ t | upper }}", "variables": ["t"]}},
+        },
+    ],
+    "edges": [
+        {"id": "e1", "source": "say", "sourceHandle": "text", "target": "loud", "targetHandle": "t"}
+    ],
+}
+BROKEN = {**GOOD, "nodes": [GOOD["nodes"][0], {**GOOD["nodes"][1], "type": "text.tempalte"}]}
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeServer]:
+    with running_server() as server:
+        yield server
+
+
+def flowloom(data_dir: Path, fake: FakeServer, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "FLOWLOOM_DATA_DIR": str(data_dir),
+        "FLOWLOOM_OPENAI_API_KEY": API_KEY,
+        "FLOWLOOM_OPENAI_BASE_URL": fake.openai_base_url,
+    }
+    env.pop("FLOWLOOM_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "flowloom.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_generate_repairs_saves_and_writes_a_runnable_file(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    fake.reset()
+    fake.script_replies({"text": json.dumps(BROKEN)}, {"text": json.dumps(GOOD)})
+    out = tmp_path / "shout.json"
+
+    done = flowloom(tmp_path / "data", fake, "generate", "Say hi loudly", "--output", str(out))
+
+    assert done.returncode == 0, done.stderr
+    assert "attempt 1: invalid" in done.stdout
+    assert "did you mean 'text.template'" in done.stdout
+    assert "attempt 2: valid" in done.stdout
+    assert "saved workflow 'Shout'" in done.stdout
+    ran = flowloom(tmp_path / "data", fake, "run", str(out), "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["outputs"] == {"loud": {"text": "HI"}}
+
+
+def test_generate_still_invalid_exits_1_and_bad_arguments_exit_2(
+    tmp_path: Path, fake: FakeServer
+) -> None:
+    fake.reset()
+    fake.script_replies({"text": json.dumps(BROKEN)})
+    done = flowloom(tmp_path / "data", fake, "generate", "x", "--repairs", "0", "--json")
+    assert done.returncode == 1, done.stderr
+    record = json.loads(done.stdout)
+    assert (record["valid"], record["workflow_id"]) == (False, None)
+    assert record["attempts"][0]["outcome"] == "invalid"
+
+    wrong = flowloom(tmp_path / "data", fake, "generate", "x", "--provider", "skynet")
+    assert wrong.returncode == 2
+    assert "--provider" in wrong.stderr
