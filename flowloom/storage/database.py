@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import (
 
 from flowloom.exceptions import StorageError
 from flowloom.settings import Settings, normalize_database_url
+from flowloom.storage.sqlite_inline import InlineConnection, inline_connect
 
 __all__ = ["WRITE_TRANSACTION", "Database", "sqlite_connection"]
 
@@ -78,6 +79,10 @@ class Database:
         self.url = normalize_database_url(url)
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
         engine_args: dict[str, Any] = {"echo": echo, "connect_args": dict(connect_args or {})}
+        if self.dialect == "sqlite":
+            engine_args["connect_args"].setdefault(
+                "async_creator_fn", inline_connect(sqlite_busy_timeout_ms)
+            )
         if self.dialect == "postgresql":
             engine_args.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
@@ -289,7 +294,9 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        _set_pragmas(dbapi_connection, busy_timeout_ms=busy_timeout_ms)
+        # Inline connections wait for locks on a worker thread instead (sqlite_inline.py).
+        inline = isinstance(dbapi_connection.driver_connection, InlineConnection)
+        _set_pragmas(dbapi_connection, busy_timeout_ms=0 if inline else busy_timeout_ms)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from sqlalchemy import func, select
 from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.database import Database
 from flowloom.storage.migrate import upgrade_database
+from flowloom.storage.sqlite_inline import InlineConnection
 from flowloom.storage.tables import AuditEntry, User
 
 BUSY_TIMEOUT_MS = 20_000
@@ -59,12 +62,48 @@ async def test_connections_carry_the_pragmas(sqlite_db: Database) -> None:
             name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
             for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
         }
+        driver = (await conn.get_raw_connection()).driver_connection
     assert pragmas == {
         "journal_mode": "wal",
         "synchronous": 1,  # NORMAL
         "foreign_keys": 1,
-        "busy_timeout": BUSY_TIMEOUT_MS,
+        # Statements run on the event loop never wait for a lock there...
+        "busy_timeout": 0,
     }
+    # ...one that meets a lock waits this long on a worker thread instead.
+    assert isinstance(driver, InlineConnection)
+    assert driver._patient_ms == BUSY_TIMEOUT_MS
+
+
+async def test_a_write_waiting_for_another_process_lock_leaves_the_loop_free(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    holder = sqlite3.connect(tmp_path / "flowloom.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.3)
+        holder.execute("COMMIT")
+
+    running = asyncio.create_task(ticker())
+    releasing = asyncio.create_task(release_later())
+    began = time.perf_counter()
+    user_id = await _counter(sqlite_db)
+    waited_s = time.perf_counter() - began
+    running.cancel()
+    await releasing
+    holder.close()
+
+    assert waited_s >= 0.25, "the write waited for the other connection's lock"
+    assert ticks >= 15, "the event loop kept running while it waited"
+    assert await _credits(sqlite_db, user_id) == 0
 
 
 async def test_200_concurrent_writers_in_one_process(db: Database) -> None:
