@@ -5,9 +5,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 LINT_PATHS := flowloom tests $(wildcard benchmarks)
 
-.PHONY: install run test lint typecheck pytest bench clean
+# The web UI (web/, built into flowloom/webui/static): `npm ci` again only when the lockfile
+# changed, a build again only when a source did.
+WEB_DEPS := web/node_modules/.ci-stamp
+WEB_STAMP := flowloom/webui/static/.build-stamp
+WEB_SOURCES := web/package.json web/index.html web/vite.config.ts web/tsconfig.json \
+	$(shell find web/src -type f 2>/dev/null)
 
-install: $(STAMP)
+.PHONY: install run test lint typecheck pytest vitest chromium bench clean
+
+install: $(STAMP) $(WEB_STAMP)
+
+$(WEB_DEPS): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $(WEB_DEPS)
+
+$(WEB_STAMP): $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && npm run build
+	@touch $(WEB_STAMP)
 
 # Re-installs only when the lockfile or the project metadata changed, so re-running is cheap.
 $(STAMP): requirements.lock pyproject.toml
@@ -28,10 +43,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install chromium
 	$(BIN)/pytest -n 2 --dist loadfile
 
-test: lint typecheck pytest
+test: lint typecheck vitest pytest
+
+vitest: install
+	cd web && npm test -- --run
+
+# The browser tests drive Debian's Chromium; never a downloaded one.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update && $$sudo apt-get install -y chromium; }
 
 bench: install
 	$(BIN)/python -m benchmarks.storage --db sqlite

@@ -30,13 +30,9 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +43,7 @@ from typing import Any
 import httpx
 
 from benchmarks.report import Measurement, print_table
+from benchmarks.server import start_server
 
 WORKFLOW: dict[str, Any] = {
     "schema_version": 1,
@@ -94,38 +91,6 @@ class Target:
     workflow_id: str
     hook_path: str
     hook_token: str
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start_server(data_dir: Path, port: int, log: Path) -> tuple[subprocess.Popen[bytes], float]:
-    env = {**os.environ, "FLOWLOOM_DATA_DIR": str(data_dir)}
-    env.pop("FLOWLOOM_DATABASE_URL", None)
-    began = time.perf_counter()
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flowloom.cli.main", "serve", "--port", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"the server stopped:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process, time.perf_counter() - began
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"the server did not start:\n{log.read_text()}")
-        time.sleep(0.02)
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -330,9 +295,8 @@ async def _main(args: argparse.Namespace) -> None:
     hooks: list[tuple[int, tuple[list[float], int, float]]] = []
     with tempfile.TemporaryDirectory(prefix="flowloom-bench-api-") as folder:
         data_dir = Path(folder) / "data"
-        port = _free_port()
-        process, startup_s = _start_server(data_dir, port, Path(folder) / "serve.log")
-        base = f"http://127.0.0.1:{port}"
+        server = start_server(data_dir, Path(folder) / "serve.log")
+        process, startup_s, base, port = server.process, server.startup_s, server.base, server.port
         try:
             target = await _setup(base)
             # Warm-up: imports, prepared plans, the SQLite page cache.

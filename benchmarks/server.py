@@ -1,0 +1,61 @@
+"""A ``flowloom serve`` process for the benchmarks that measure through HTTP (api, ui)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["Server", "start_server"]
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    process: subprocess.Popen[bytes]
+    base: str
+    """``http://127.0.0.1:PORT``"""
+    port: int
+    startup_s: float
+    """From process start to the first answered ``/healthz``."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(data_dir: Path, log: Path) -> Server:
+    """Start the server on SQLite in ``data_dir`` on a free port; exit if it does not come up
+    within a minute. The caller stops it (``process.terminate()``)."""
+    port = _free_port()
+    env = {**os.environ, "FLOWLOOM_DATA_DIR": str(data_dir)}
+    env.pop("FLOWLOOM_DATABASE_URL", None)
+    began = time.perf_counter()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flowloom.cli.main", "serve", "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"the server stopped:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return Server(process, base, port, time.perf_counter() - began)
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit(f"the server did not start:\n{log.read_text()}")
+        time.sleep(0.02)

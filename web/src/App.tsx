@@ -1,0 +1,79 @@
+import { useEffect, type ReactNode } from "react";
+import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router-dom";
+
+import { setUnauthenticatedHandler } from "./api/client";
+import { useAuth } from "./auth";
+import { ApiKeysPage } from "./pages/ApiKeys";
+import { AuthPage } from "./pages/Auth";
+import { EditorPage } from "./pages/Editor";
+import { UsagePage } from "./pages/Usage";
+import { WorkflowsPage } from "./pages/Workflows";
+
+function RequireUser({ children }: { children: ReactNode }) {
+  const { user, known } = useAuth();
+  const location = useLocation();
+  if (!known) return <p className="loading" role="status">Loading…</p>;
+  if (!user) return <Navigate to="/signin" replace state={{ from: location.pathname }} />;
+  return <>{children}</>;
+}
+
+function Header() {
+  const user = useAuth((s) => s.user);
+  const signOut = useAuth((s) => s.signOut);
+  const navigate = useNavigate();
+  return (
+    <header className="app-header">
+      <Link to="/" className="brand">flowloom</Link>
+      {user && (
+        <nav aria-label="Main">
+          <NavLink to="/" end>Workflows</NavLink>
+          <NavLink to="/usage">Usage</NavLink>
+          <NavLink to="/api-keys">API keys</NavLink>
+        </nav>
+      )}
+      <span className="spacer" />
+      {user && (
+        <>
+          <span className="who" title={user.email}>{user.username ?? user.email}</span>
+          <button
+            type="button"
+            onClick={async () => {
+              await signOut().catch(() => undefined);
+              navigate("/signin");
+            }}
+          >
+            Sign out
+          </button>
+        </>
+      )}
+    </header>
+  );
+}
+
+export function App() {
+  const refresh = useAuth((s) => s.refresh);
+  const forget = useAuth((s) => s.forget);
+  useEffect(() => {
+    void refresh();
+    setUnauthenticatedHandler(forget);
+    return () => setUnauthenticatedHandler(null);
+  }, [refresh, forget]);
+
+  return (
+    <div className="app">
+      <a className="skip-link" href="#main">Skip to content</a>
+      <Header />
+      <main id="main">
+        <Routes>
+          <Route path="/signin" element={<AuthPage mode="signin" />} />
+          <Route path="/signup" element={<AuthPage mode="signup" />} />
+          <Route path="/" element={<RequireUser><WorkflowsPage /></RequireUser>} />
+          <Route path="/api-keys" element={<RequireUser><ApiKeysPage /></RequireUser>} />
+          <Route path="/usage" element={<RequireUser><UsagePage /></RequireUser>} />
+          <Route path="/workflows/:workflowId" element={<RequireUser><EditorPage /></RequireUser>} />
+          <Route path="*" element={<p className="page">Nothing here. <Link to="/">Back to your workflows</Link></p>} />
+        </Routes>
+      </main>
+    </div>
+  );
+}

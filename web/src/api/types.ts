@@ -1,0 +1,66 @@
+/** Names for the server's schemas (generated), and the node-type document the API types loosely. */
+import type { components } from "./schema.gen";
+
+type Schemas = components["schemas"];
+export type UserPublic = Schemas["UserPublic"];
+export type WorkflowSummary = Schemas["WorkflowSummary"];
+export type WorkflowPublic = Schemas["WorkflowPublic"];
+export type VersionSummary = Schemas["VersionSummary"];
+export type ProblemPublic = Schemas["ProblemPublic"];
+export type RunPublic = Schemas["RunPublic"];
+export type RunDetail = Schemas["RunDetail"];
+export type NodeExecutionPublic = Schemas["NodeExecutionPublic"];
+export type ApiKeyPublic = Schemas["ApiKeyPublic"];
+export type ApiKeyCreated = Schemas["ApiKeyCreated"];
+export type ApiScope = Schemas["ApiKeyCreate"]["scopes"][number];
+export type RunScope = NonNullable<Schemas["RunCreate"]["scope"]>;
+
+/** A JSON Schema, as far as the config forms read one. */
+export interface JsonSchema {
+  type?: string | string[];
+  title?: string;
+  description?: string;
+  default?: unknown;
+  enum?: unknown[];
+  const?: unknown;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
+  $ref?: string;
+  $defs?: Record<string, JsonSchema>;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  additionalProperties?: boolean | JsonSchema;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+}
+
+export type PortType = "any" | "string" | "number" | "integer" | "boolean" | "object" | "list" | "image";
+
+export interface PortSpec {
+  name: string;
+  type: PortType;
+  required: boolean;
+  is_list: boolean;
+  description: string;
+  default?: unknown;
+}
+
+/** One entry of GET /api/v1/node-types (flowloom/nodes/registry.py `_schema`). */
+export interface NodeTypeSpec {
+  type: string;
+  category: string;
+  version: number;
+  deterministic: boolean;
+  description: string;
+  dynamic_ports: boolean;
+  config_schema: JsonSchema;
+  inputs: PortSpec[];
+  outputs: PortSpec[];
+}

@@ -1,0 +1,153 @@
+/** The React Flow canvas, wired to the store. */
+import {
+  Background,
+  ControlButton,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  useReactFlow,
+  useStore as useFlowStore,
+  type Connection,
+  type Edge,
+  type FinalConnectionState,
+  type IsValidConnection,
+  type NodeTypes,
+} from "@xyflow/react";
+import { useCallback, useMemo, useRef, type DragEvent } from "react";
+
+import FlowNodeView, { zoomedFar } from "./FlowNodeView";
+import { READABLE_ZOOM, viewportToFit } from "./layout";
+import { DRAG_MIME, PRESET_MIME, type Preset } from "./Palette";
+import { editorStore, useEditor, type FlowNode } from "./store";
+
+const MINIMAP_COLORS: Record<string, string> = {
+  RUNNING: "#2563eb",
+  SUCCEEDED: "#16a34a",
+  CACHED: "#16a34a",
+  FAILED: "#dc2626",
+  WAITING: "#d97706",
+};
+
+function minimapColor(node: FlowNode): string {
+  const state = editorStore.getState();
+  if (state.problems[node.id]) return "#dc2626";
+  return MINIMAP_COLORS[state.runStates[node.id]?.status ?? ""] ?? "#94a3b8";
+}
+
+/** Show the whole graph of the store in the canvas. */
+export function useFitAll(): () => void {
+  const { setViewport } = useReactFlow();
+  return useCallback(() => {
+    const box = document.querySelector(".canvas")?.getBoundingClientRect();
+    const viewport = box && viewportToFit(editorStore.getState().nodes, box.width, box.height);
+    if (viewport) void setViewport(viewport, { duration: 200 });
+  }, [setViewport]);
+}
+
+export function Canvas() {
+  const nodes = useEditor((s) => s.nodes);
+  const edges = useEditor((s) => s.edges);
+  const typeNames = useEditor((s) => Object.keys(s.nodeTypes).join(","));
+  const onNodesChange = useEditor((s) => s.onNodesChange);
+  const onEdgesChange = useEditor((s) => s.onEdgesChange);
+  const connect = useEditor((s) => s.connect);
+  const checkpoint = useEditor((s) => s.checkpoint);
+  const addNode = useEditor((s) => s.addNode);
+  const { screenToFlowPosition } = useReactFlow();
+  // Culling pays when zoomed in; zoomed far out most nodes are on screen anyway, drawn as plain
+  // boxes, and computing visibility on every frame of a pan would cost more than it saves.
+  const far = useFlowStore(zoomedFar);
+  const { setViewport } = useReactFlow();
+  const wrapper = useRef<HTMLDivElement>(null);
+  const fitAll = useFitAll();
+  // Fit the loaded graph once, from the positions alone: with onlyRenderVisibleElements, React
+  // Flow's own fitView measures only the nodes it happened to render. A big graph opens at a
+  // readable zoom on its top-left corner (the minimap and "fit" show the rest), so opening it
+  // renders only what is on screen. An empty canvas stays put.
+  const onInit = useCallback(() => {
+    const box = wrapper.current?.getBoundingClientRect();
+    const viewport =
+      box && viewportToFit(editorStore.getState().nodes, box.width, box.height, 40, READABLE_ZOOM);
+    if (viewport) void setViewport(viewport);
+  }, [setViewport]);
+
+  // Every flowloom node type renders with the one memoized component.
+  const nodeTypes = useMemo<NodeTypes>(
+    () => Object.fromEntries(typeNames.split(",").filter(Boolean).map((t) => [t, FlowNodeView])),
+    [typeNames],
+  );
+
+  const isValidConnection = useCallback<IsValidConnection>(
+    (connection) => editorStore.getState().refusal(connection as Connection | Edge) === null,
+    [],
+  );
+
+  const onConnectEnd = useCallback((_event: MouseEvent | TouchEvent, state: FinalConnectionState) => {
+    // React Flow drops a refused wire silently: say why it was refused.
+    if (state.isValid !== false || !state.fromHandle || !state.toHandle) return;
+    const [from, to] = state.fromHandle.type === "source" ? [state.fromHandle, state.toHandle] : [state.toHandle, state.fromHandle];
+    const reason = editorStore.getState().refusal({
+      source: from.nodeId,
+      sourceHandle: from.id ?? null,
+      target: to.nodeId,
+      targetHandle: to.id ?? null,
+    });
+    if (reason) editorStore.getState().notify("error", `Connection refused: ${reason}.`);
+  }, []);
+
+  const onDrop = useCallback(
+    (event: DragEvent) => {
+      const at = screenToFlowPosition({ x: event.clientX, y: event.clientY });
+      const preset = event.dataTransfer.getData(PRESET_MIME);
+      if (preset) {
+        event.preventDefault();
+        const { node_type, config, name } = JSON.parse(preset) as Preset;
+        addNode(node_type, at, { config, label: name });
+        return;
+      }
+      const type = event.dataTransfer.getData(DRAG_MIME);
+      if (!type) return;
+      event.preventDefault();
+      addNode(type, at);
+    },
+    [addNode, screenToFlowPosition],
+  );
+
+  const onDragOver = useCallback((event: DragEvent) => {
+    if (event.dataTransfer.types.includes(DRAG_MIME) || event.dataTransfer.types.includes(PRESET_MIME)) {
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "move";
+    }
+  }, []);
+
+  return (
+    <div className="canvas" ref={wrapper} onDrop={onDrop} onDragOver={onDragOver} data-testid="canvas">
+      <ReactFlow<FlowNode>
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        onNodesChange={onNodesChange}
+        onEdgesChange={onEdgesChange}
+        onConnect={connect}
+        onConnectEnd={onConnectEnd}
+        isValidConnection={isValidConnection}
+        onNodeDragStart={checkpoint}
+        onlyRenderVisibleElements={!far}
+        deleteKeyCode={null}
+        minZoom={0.05}
+        maxZoom={2}
+        onInit={onInit}
+        proOptions={{ hideAttribution: false }}
+        aria-label="Workflow canvas"
+      >
+        <Background gap={16} />
+        <Controls showFitView={false}>
+          <ControlButton onClick={fitAll} title="Fit the whole graph" aria-label="Fit the whole graph" className="fit-all">
+            <svg viewBox="0 0 32 32" aria-hidden="true"><path d="M3 11V3h8v3H6v5zm26 0h-3V6h-5V3h8zM11 29H3v-8h3v5h5zm18 0h-8v-3h5v-5h3z" /></svg>
+          </ControlButton>
+        </Controls>
+        <MiniMap<FlowNode> pannable zoomable nodeColor={minimapColor} ariaLabel="Minimap" />
+      </ReactFlow>
+    </div>
+  );
+}

@@ -1,0 +1,162 @@
+/**
+ * One node on the canvas. Memoized, and subscribed only to its own slice of the store (its
+ * type, its problems, its run state), so a change elsewhere in a 500-node graph does not
+ * re-render it.
+ */
+import { Handle, Position, useStore as useFlowStore, useUpdateNodeInternals, type NodeProps } from "@xyflow/react";
+import { memo, useEffect, useMemo, useRef } from "react";
+
+import type { PortSpec } from "../api/types";
+import { answerApproval } from "./runs";
+import { portsFor } from "./ports";
+import { useEditor, type FlowNode, type NodeRunView } from "./store";
+
+const STATUS_LABEL: Record<string, string> = {
+  PENDING: "pending",
+  READY: "ready",
+  RUNNING: "running",
+  SUCCEEDED: "done",
+  CACHED: "cached",
+  FAILED: "failed",
+  SKIPPED: "skipped",
+  CANCELLED: "cancelled",
+  WAITING: "waiting",
+};
+
+function PortRow({ port, side }: { port: PortSpec; side: "in" | "out" }) {
+  return (
+    <div className={`port port-${side}`} title={port.description || undefined}>
+      <Handle
+        type={side === "in" ? "target" : "source"}
+        position={side === "in" ? Position.Left : Position.Right}
+        id={port.name}
+        className={`handle-${port.type}`}
+        data-port={port.name}
+        data-port-type={port.type}
+      />
+      <span className="port-name">{port.name}</span>
+      <span className="port-type">{port.is_list ? `${port.type}[]` : port.type}</span>
+    </div>
+  );
+}
+
+function isImageRef(value: unknown): value is { sha256: string; content_type?: string; width?: number; height?: number } {
+  return typeof value === "object" && value !== null && typeof (value as { sha256?: unknown }).sha256 === "string";
+}
+
+function preview(value: unknown): string {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
+}
+
+function Outputs({ outputs }: { outputs: Record<string, unknown> }) {
+  const usage = outputs.usage as { tokens_total?: number; tokens_in?: number; tokens_out?: number; cost?: string } | undefined;
+  return (
+    <div className="outputs" data-testid="node-outputs">
+      {Object.entries(outputs).map(([name, value]) => {
+        if (name === "usage" && usage && typeof usage === "object") {
+          return (
+            <div key={name} className="usage">
+              {usage.tokens_total ?? (usage.tokens_in ?? 0) + (usage.tokens_out ?? 0)} tokens
+              {usage.cost != null && <> · ${usage.cost}</>}
+            </div>
+          );
+        }
+        if (isImageRef(value)) {
+          // The API has no route that serves blobs yet, so the canvas shows what the reference says.
+          return (
+            <div key={name} className="image-ref" title={value.sha256}>
+              <span className="thumb" aria-hidden="true">🖼</span>
+              {name}: {value.content_type ?? "image"} {value.width && value.height ? `${value.width}×${value.height}` : ""}
+            </div>
+          );
+        }
+        return (
+          <div key={name} className="output">
+            <span className="output-name">{name}</span>
+            <span className="output-value">{preview(value)}</span>
+          </div>
+        );
+      })}
+    </div>
+  );
+}
+
+function RunState({ nodeId, view }: { nodeId: string; view: NodeRunView }) {
+  const runId = useEditor((s) => s.run?.id);
+  return (
+    <div className="run-state">
+      <div className={`status status-${view.status.toLowerCase()}`} data-testid="node-status" data-status={view.status}>
+        {view.status === "RUNNING" && <span className="spinner" aria-hidden="true" />}
+        {STATUS_LABEL[view.status] ?? view.status.toLowerCase()}
+        {view.durationMs != null && <span className="duration"> · {view.durationMs} ms</span>}
+        {view.attempt > 1 && <span> · attempt {view.attempt}</span>}
+      </div>
+      {view.error && <div className="node-error">{String(view.error.message ?? JSON.stringify(view.error))}</div>}
+      {view.status === "WAITING" && view.wait?.kind === "breakpoint" && (
+        <div className="paused">paused before this node: step or continue</div>
+      )}
+      {view.status === "WAITING" && view.wait?.kind === "approval" && runId && (
+        <div className="approval nodrag">
+          <div>{String(view.wait.reason ?? "Approve?")}</div>
+          <button type="button" className="primary" onClick={() => void answerApproval(runId, nodeId, true)}>Approve</button>
+          <button type="button" onClick={() => void answerApproval(runId, nodeId, false)}>Reject</button>
+        </div>
+      )}
+      {view.outputs && <Outputs outputs={view.outputs} />}
+    </div>
+  );
+}
+
+// Below this zoom a node's text is a few pixels high: draw it as a box (one boolean per node,
+// so zooming re-renders nodes only when it crosses the line).
+export const FAR_ZOOM = 0.35;
+export const zoomedFar = (s: { transform: [number, number, number] }) => s.transform[2] < FAR_ZOOM;
+
+function FlowNodeView({ id, type, data, selected }: NodeProps<FlowNode>) {
+  const spec = useEditor((s) => s.nodeTypes[type]);
+  const problems = useEditor((s) => s.problems[id]);
+  const view = useEditor((s) => s.runStates[id]);
+  const breakpoint = useEditor((s) => s.breakpoints[id] === true);
+  const ports = useMemo(() => portsFor(spec, data.config), [spec, data.config]);
+  const updateNodeInternals = useUpdateNodeInternals();
+  const signature = ports.inputs.map((p) => p.name).join() + "|" + ports.outputs.map((p) => p.name).join();
+  // React Flow measures handles when a node mounts; only a change of ports later needs telling.
+  const mountedSignature = useRef(signature);
+  useEffect(() => {
+    if (mountedSignature.current === signature) return;
+    mountedSignature.current = signature;
+    updateNodeInternals(id);
+  }, [id, signature, updateNodeInternals]);
+
+  const far = useFlowStore(zoomedFar);
+  const classes = ["flow-node"];
+  if (far) classes.push("far");
+  if (selected) classes.push("selected");
+  if (problems?.length) classes.push("has-problems");
+  if (view) classes.push(`run-${view.status.toLowerCase()}`);
+  return (
+    <div className={classes.join(" ")} data-testid={`node-${id}`} data-node-type={type}>
+      <div className={`node-head category-${(spec?.category ?? "unknown").toLowerCase()}`}>
+        <span className="node-label">
+          {breakpoint && <span className="breakpoint" role="img" aria-label="breakpoint" title="A debug run pauses before this node" />}
+          {data.label || id}
+        </span>
+        <span className="node-type">{type}</span>
+      </div>
+      {!spec && <div className="node-problem">unknown node type</div>}
+      <div className="ports">
+        <div className="inputs">{ports.inputs.map((p) => <PortRow key={p.name} port={p} side="in" />)}</div>
+        <div className="outputs-ports">{ports.outputs.map((p) => <PortRow key={p.name} port={p} side="out" />)}</div>
+      </div>
+      {problems?.length ? (
+        <ul className="node-problems" data-testid="node-problems" aria-label={`Problems of ${id}`}>
+          {problems.map((text) => <li key={text}>{text}</li>)}
+        </ul>
+      ) : null}
+      {view && <RunState nodeId={id} view={view} />}
+    </div>
+  );
+}
+
+export default memo(FlowNodeView);

@@ -1,0 +1,229 @@
+/**
+ * From a node type's config JSON Schema (pydantic's output) to the fields of its form, and from
+ * what a person typed back to config values, with readable messages for what does not fit.
+ */
+import type { JsonSchema } from "../api/types";
+
+export type FieldKind =
+  | "string"
+  | "text"
+  | "number"
+  | "integer"
+  | "boolean"
+  | "enum"
+  | "string-list"
+  | "object-list"
+  | "json";
+
+export interface FieldSpec {
+  key: string;
+  label: string;
+  kind: FieldKind;
+  description: string;
+  required: boolean;
+  /** The schema allows null: an empty input means null. */
+  nullable: boolean;
+  default: unknown;
+  options: unknown[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  /** For object-list: the fields of one item. */
+  itemFields?: FieldSpec[];
+}
+
+// Long texts get a text area: templates, prompts and messages are rarely one line.
+const MULTILINE = /template|message|prompt|^text$|body|schema/i;
+
+function resolve(schema: JsonSchema, root: JsonSchema): JsonSchema {
+  let current = schema;
+  for (let depth = 0; current.$ref && depth < 10; depth++) {
+    const name = current.$ref.replace(/^#\/\$defs\//, "");
+    const target = root.$defs?.[name];
+    if (!target) break;
+    const { $ref: _ignored, ...rest } = current;
+    current = { ...target, ...rest };
+  }
+  if (current.allOf && current.allOf.length === 1) {
+    const { allOf, ...rest } = current;
+    current = { ...resolve(allOf[0], root), ...rest };
+  }
+  return current;
+}
+
+function typesOf(schema: JsonSchema): string[] {
+  if (Array.isArray(schema.type)) return schema.type;
+  return schema.type ? [schema.type] : [];
+}
+
+function humanize(key: string): string {
+  const words = key.replace(/_/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** The one field that stands for `key` of an object schema. */
+export function fieldFor(key: string, raw: JsonSchema, root: JsonSchema, required: boolean): FieldSpec {
+  let schema = resolve(raw, root);
+  let nullable = false;
+  const variants = schema.anyOf ?? schema.oneOf;
+  if (variants) {
+    const resolved = variants.map((v) => resolve(v, root));
+    const nonNull = resolved.filter((v) => !typesOf(v).includes("null"));
+    nullable = nonNull.length < resolved.length;
+    if (nonNull.length === 1) {
+      const { anyOf: _a, oneOf: _o, ...outer } = schema;
+      schema = { ...nonNull[0], ...outer };
+    } else {
+      schema = { ...schema, anyOf: undefined, oneOf: undefined, type: undefined };
+    }
+  }
+  const types = typesOf(schema).filter((t) => t !== "null");
+  if (typesOf(schema).includes("null")) nullable = true;
+  const base: FieldSpec = {
+    key,
+    label: humanize(key),
+    kind: "json",
+    description: (schema.description ?? "").replace(/``/g, "`"),
+    required,
+    nullable,
+    default: schema.default,
+    options: [],
+    minimum: schema.minimum,
+    maximum: schema.maximum,
+    exclusiveMinimum: schema.exclusiveMinimum,
+    exclusiveMaximum: schema.exclusiveMaximum,
+    minLength: schema.minLength,
+    maxLength: schema.maxLength,
+    pattern: schema.pattern,
+  };
+  if (schema.enum) return { ...base, kind: "enum", options: schema.enum };
+  const type = types.length === 1 ? types[0] : undefined;
+  switch (type) {
+    case "string":
+      return { ...base, kind: MULTILINE.test(key) ? "text" : "string" };
+    case "number":
+      return { ...base, kind: "number" };
+    case "integer":
+      return { ...base, kind: "integer" };
+    case "boolean":
+      return { ...base, kind: "boolean" };
+    case "array": {
+      const items = schema.items ? resolve(schema.items, root) : {};
+      if (typesOf(items).includes("string") && !items.enum) return { ...base, kind: "string-list" };
+      if (items.properties) {
+        const itemRequired = new Set(items.required ?? []);
+        const itemFields = Object.entries(items.properties).map(([k, s]) =>
+          fieldFor(k, s, root, itemRequired.has(k)),
+        );
+        return { ...base, kind: "object-list", itemFields };
+      }
+      return base;
+    }
+    default:
+      return base;
+  }
+}
+
+/** Every field of an object schema, in the schema's order. */
+export function fieldsFor(schema: JsonSchema | undefined): FieldSpec[] {
+  if (!schema?.properties) return [];
+  const required = new Set(schema.required ?? []);
+  return Object.entries(schema.properties).map(([key, s]) => fieldFor(key, s, schema, required.has(key)));
+}
+
+/** A config holding every field's default (what a new node starts with). */
+export function defaultsFor(fields: FieldSpec[]): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  for (const field of fields) {
+    if (field.default !== undefined) config[field.key] = structuredClone(field.default);
+  }
+  return config;
+}
+
+/** How a value shows in its input box. */
+export function toInput(field: FieldSpec, value: unknown): string {
+  if (value === undefined || value === null) return "";
+  switch (field.kind) {
+    case "string-list":
+      return Array.isArray(value) ? value.join(", ") : String(value);
+    case "json":
+    case "object-list":
+      return JSON.stringify(value, null, 2);
+    case "enum":
+      return JSON.stringify(value);
+    default:
+      return String(value);
+  }
+}
+
+export type Parsed = { ok: true; value: unknown } | { ok: false; error: string };
+
+function fail(error: string): Parsed {
+  return { ok: false, error };
+}
+
+function checkNumber(field: FieldSpec, n: number): Parsed {
+  if (field.minimum !== undefined && n < field.minimum) return fail(`must be at least ${field.minimum}`);
+  if (field.maximum !== undefined && n > field.maximum) return fail(`must be at most ${field.maximum}`);
+  if (field.exclusiveMinimum !== undefined && n <= field.exclusiveMinimum)
+    return fail(`must be more than ${field.exclusiveMinimum}`);
+  if (field.exclusiveMaximum !== undefined && n >= field.exclusiveMaximum)
+    return fail(`must be less than ${field.exclusiveMaximum}`);
+  return { ok: true, value: n };
+}
+
+/**
+ * The config value for what was typed into `field`'s input, or why it does not fit.
+ * Empty input: null when the field is nullable, "unset" (undefined) when it is optional.
+ */
+export function fromInput(field: FieldSpec, input: string | boolean): Parsed {
+  if (field.kind === "boolean") return { ok: true, value: Boolean(input) };
+  const text = String(input);
+  if (text.trim() === "" && field.kind !== "string" && field.kind !== "text") {
+    if (field.nullable) return { ok: true, value: null };
+    if (field.required) return fail("is required");
+    return { ok: true, value: undefined };
+  }
+  switch (field.kind) {
+    case "string":
+    case "text": {
+      if (text === "" && field.nullable && field.minLength) return { ok: true, value: null };
+      if (field.minLength !== undefined && text.length < field.minLength)
+        return fail(field.minLength === 1 ? "must not be empty" : `needs at least ${field.minLength} characters`);
+      if (field.maxLength !== undefined && text.length > field.maxLength)
+        return fail(`must be at most ${field.maxLength} characters`);
+      if (field.pattern && !new RegExp(field.pattern).test(text)) return fail(`must match ${field.pattern}`);
+      return { ok: true, value: text };
+    }
+    case "number":
+    case "integer": {
+      const n = Number(text.trim());
+      if (!Number.isFinite(n)) return fail("must be a number");
+      if (field.kind === "integer" && !Number.isInteger(n)) return fail("must be a whole number");
+      return checkNumber(field, n);
+    }
+    case "enum": {
+      const found = field.options.find((o) => JSON.stringify(o) === text || String(o) === text);
+      return found === undefined ? fail(`must be one of ${field.options.join(", ")}`) : { ok: true, value: found };
+    }
+    case "string-list":
+      return {
+        ok: true,
+        value: text.split(",").map((s) => s.trim()).filter((s) => s !== ""),
+      };
+    case "object-list":
+    case "json": {
+      try {
+        const value: unknown = JSON.parse(text);
+        if (field.kind === "object-list" && !Array.isArray(value)) return fail("must be a JSON list");
+        return { ok: true, value };
+      } catch (error) {
+        return fail(`is not valid JSON (${(error as Error).message})`);
+      }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import { useEffect, useState, type FormEvent } from "react";
+
+import { api, errorMessage } from "../api/client";
+import type { ApiKeyCreated, ApiKeyPublic, ApiScope } from "../api/types";
+
+const SCOPES: { scope: ApiScope; label: string }[] = [
+  { scope: "workflows:read", label: "Read workflows and runs" },
+  { scope: "workflows:write", label: "Change workflows" },
+  { scope: "runs:execute", label: "Start, cancel and answer runs" },
+  { scope: "admin", label: "Everything, including keys" },
+];
+
+export function ApiKeysPage() {
+  const [keys, setKeys] = useState<ApiKeyPublic[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [name, setName] = useState("");
+  const [scopes, setScopes] = useState<ApiScope[]>(["workflows:read", "runs:execute"]);
+  const [created, setCreated] = useState<ApiKeyCreated | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  async function load(after: string | null) {
+    try {
+      const page = await api.get("/api/v1/api-keys", { query: { cursor: after ?? undefined, limit: 20 } });
+      setKeys((old) => (after ? [...old, ...page.items] : page.items));
+      setCursor(page.next_cursor ?? null);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  useEffect(() => {
+    void load(null);
+  }, []);
+
+  async function create(event: FormEvent) {
+    event.preventDefault();
+    setError(null);
+    try {
+      const key = await api.post("/api/v1/api-keys", { body: { name, scopes } });
+      setCreated(key);
+      setName("");
+      await load(null);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  async function revoke(key: ApiKeyPublic) {
+    if (!window.confirm(`Revoke "${key.name}"? Programs using it stop working at once.`)) return;
+    try {
+      const revoked = await api.delete("/api/v1/api-keys/{key_id}", { path: { key_id: key.id } });
+      setKeys((old) => old.map((k) => (k.id === key.id ? revoked : k)));
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  return (
+    <section className="page" aria-labelledby="keys-title">
+      <h1 id="keys-title">API keys</h1>
+      <p className="muted">Programs send a key as <code>Authorization: Bearer flk_…</code>.</p>
+      <form onSubmit={create} className="card">
+        <label>
+          Name
+          <input required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />
+        </label>
+        <fieldset>
+          <legend>Scopes</legend>
+          {SCOPES.map(({ scope, label }) => (
+            <label key={scope} className="check">
+              <input
+                type="checkbox"
+                checked={scopes.includes(scope)}
+                onChange={(e) => setScopes((old) => (e.target.checked ? [...old, scope] : old.filter((s) => s !== scope)))}
+              />
+              <code>{scope}</code> {label}
+            </label>
+          ))}
+        </fieldset>
+        <button type="submit" className="primary">Create key</button>
+      </form>
+      {error && <p className="error" role="alert">{error}</p>}
+      {created && (
+        <div className="card secret" role="status">
+          <p><strong>Copy this key now: it is shown only once.</strong></p>
+          <code data-testid="new-key">{created.key}</code>
+          <div>
+            <button type="button" onClick={() => void navigator.clipboard?.writeText(created.key)}>Copy</button>
+            <button type="button" onClick={() => setCreated(null)}>Done</button>
+          </div>
+        </div>
+      )}
+      <table className="list">
+        <thead>
+          <tr><th>Name</th><th>Prefix</th><th>Scopes</th><th>Last used</th><th>State</th><th><span className="sr-only">Actions</span></th></tr>
+        </thead>
+        <tbody>
+          {keys.map((key) => (
+            <tr key={key.id}>
+              <td>{key.name}</td>
+              <td><code>{key.prefix}</code></td>
+              <td>{key.scopes.join(", ")}</td>
+              <td>{key.last_used_at ? new Date(key.last_used_at).toLocaleString() : "never"}</td>
+              <td>{key.revoked_at ? "revoked" : key.active ? "active" : "inactive"}</td>
+              <td>
+                {!key.revoked_at && (
+                  <button type="button" className="danger" onClick={() => void revoke(key)} aria-label={`Revoke ${key.name}`}>Revoke</button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {cursor && <button type="button" onClick={() => void load(cursor)}>Load more</button>}
+    </section>
+  );
+}

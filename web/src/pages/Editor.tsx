@@ -1,0 +1,385 @@
+import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import { useCallback, useEffect, useRef, useState } from "react";
+import { Link, useParams } from "react-router-dom";
+
+import { api, errorMessage } from "../api/client";
+import type { NodeTypeSpec, RunScope, WorkflowPublic } from "../api/types";
+import { Canvas, useFitAll } from "../editor/Canvas";
+import { ConfigPanel } from "../editor/ConfigPanel";
+import Palette, { type Preset } from "../editor/Palette";
+import { RunHistory } from "../editor/RunHistory";
+import { RunInputsDialog, type TriggerFieldDef } from "../editor/RunInputsDialog";
+import { cancelRun, releaseDebug, startDebugRun, startRun, stopFollowing } from "../editor/runs";
+import { editorStore, useEditor } from "../editor/store";
+import { Versions } from "../editor/Versions";
+
+const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+const SHORTCUTS: [string, string][] = [
+  ["Ctrl/⌘ S", "Save (a new version)"],
+  ["Ctrl/⌘ Enter", "Run the workflow"],
+  ["Ctrl/⌘ Z", "Undo"],
+  ["Ctrl/⌘ Shift Z, Ctrl/⌘ Y", "Redo"],
+  ["Ctrl/⌘ C / V", "Copy / paste the selected nodes"],
+  ["Delete, Backspace", "Delete the selection"],
+  ["Ctrl/⌘ A", "Select every node"],
+  ["Shift L", "Auto-layout"],
+  ["B", "Toggle a breakpoint on the selected node (Run then debugs)"],
+  ["F10 / F8", "Step / continue a paused debug run"],
+  ["?", "Show these shortcuts"],
+];
+
+function typingIn(target: EventTarget | null): boolean {
+  const element = target as HTMLElement | null;
+  return !!element && (element.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(element.tagName));
+}
+
+function triggerFields(): TriggerFieldDef[] {
+  const fields: TriggerFieldDef[] = [];
+  for (const node of editorStore.getState().nodes) {
+    if (node.type !== "trigger.manual") continue;
+    const list = node.data.config.fields;
+    if (Array.isArray(list)) {
+      for (const f of list) if (f && typeof f === "object" && typeof f.name === "string") fields.push(f as TriggerFieldDef);
+    }
+  }
+  return fields;
+}
+
+type Tab = "node" | "runs" | "versions";
+
+function EditorBody({ workflowId }: { workflowId: string }) {
+  const [workflow, setWorkflow] = useState<WorkflowPublic | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [saving, setSaving] = useState(false);
+  const [tab, setTab] = useState<Tab>("node");
+  const [asking, setAsking] = useState<{ scope: RunScope; nodeId?: string } | null>(null);
+  const [help, setHelp] = useState(false);
+  const versionRef = useRef(0);
+  const flow = useReactFlow();
+  const fitAll = useFitAll();
+
+  const revision = useEditor((s) => s.revision);
+  const dirty = useEditor((s) => s.revision !== s.savedRevision);
+  const canUndo = useEditor((s) => s.past.length > 0);
+  const canRedo = useEditor((s) => s.future.length > 0);
+  const run = useEditor((s) => s.run);
+  const notice = useEditor((s) => s.notice);
+  const graphProblems = useEditor((s) => s.graphProblems);
+  const debugging = useEditor((s) => s.debugSessionId !== null);
+  const breakpointCount = useEditor((s) => Object.keys(s.breakpoints).length);
+  const problemCount = useEditor((s) => Object.values(s.problems).reduce((n, list) => n + list.length, 0) + s.graphProblems.length);
+
+  const show = useCallback((loaded: WorkflowPublic) => {
+    setWorkflow(loaded);
+    versionRef.current = loaded.version;
+    const store = editorStore.getState();
+    store.load(loaded.definition);
+    store.setProblems(loaded.problems ?? []);
+  }, []);
+
+  useEffect(() => {
+    let live = true;
+    const store = editorStore.getState();
+    store.clearRun();
+    store.dismissNotice();
+    Promise.all([
+      api.get("/api/v1/node-types"),
+      api.get("/api/v1/workflows/{workflow_id}", { path: { workflow_id: workflowId } }),
+    ])
+      .then(([types, loaded]) => {
+        if (!live) return;
+        editorStore.getState().setNodeTypes(types.items as unknown as NodeTypeSpec[]);
+        show(loaded);
+        window.performance?.mark?.("flowloom:editor-loaded");
+      })
+      .catch((error) => live && setLoadError(errorMessage(error)));
+    return () => {
+      live = false;
+      stopFollowing();
+    };
+  }, [workflowId, show]);
+
+  // Live validation by the server's own validator, a moment after the last change.
+  useEffect(() => {
+    if (!workflow) return;
+    const timer = window.setTimeout(async () => {
+      try {
+        const result = await api.post("/api/v1/workflows/validate", {
+          body: { definition: editorStore.getState().toDefinition() },
+        });
+        editorStore.getState().setProblems(result.problems);
+      } catch (error) {
+        editorStore.getState().notify("error", `Validation failed: ${errorMessage(error)}`);
+      }
+    }, 400);
+    return () => window.clearTimeout(timer);
+  }, [revision, workflow]);
+
+  const save = useCallback(async (): Promise<boolean> => {
+    const store = editorStore.getState();
+    const at = store.revision;
+    setSaving(true);
+    try {
+      const saved = await api.patch("/api/v1/workflows/{workflow_id}", {
+        path: { workflow_id: workflowId },
+        body: { definition: store.toDefinition(), expected_version: versionRef.current },
+      });
+      versionRef.current = saved.version;
+      setWorkflow(saved);
+      editorStore.getState().markSaved(at);
+      editorStore.getState().setProblems(saved.problems ?? []);
+      editorStore
+        .getState()
+        .notify("info", saved.valid ? `Saved as version ${saved.version}.` : `Saved version ${saved.version} as a draft: it has problems to fix before it can run.`);
+      return true;
+    } catch (error) {
+      editorStore.getState().notify("error", `Not saved: ${errorMessage(error)}`);
+      return false;
+    } finally {
+      setSaving(false);
+    }
+  }, [workflowId]);
+
+  const rename = useCallback(
+    async (name: string) => {
+      if (!workflow || !name.trim() || name === workflow.name) return;
+      try {
+        const saved = await api.patch("/api/v1/workflows/{workflow_id}", { path: { workflow_id: workflowId }, body: { name } });
+        setWorkflow(saved);
+      } catch (error) {
+        editorStore.getState().notify("error", `Not renamed: ${errorMessage(error)}`);
+      }
+    },
+    [workflow, workflowId],
+  );
+
+  const run_ = useCallback(
+    async (scope: RunScope, nodeId?: string, inputs?: Record<string, unknown>) => {
+      const store = editorStore.getState();
+      if (store.revision !== store.savedRevision && !(await save())) return;
+      if (inputs === undefined && triggerFields().length > 0) {
+        setAsking({ scope, nodeId });
+        return;
+      }
+      setAsking(null);
+      setTab("runs");
+      const breakpoints = Object.keys(editorStore.getState().breakpoints);
+      if (scope === "FULL" && breakpoints.length > 0) {
+        await startDebugRun(workflowId, { breakpoints, inputs });
+      } else {
+        await startRun(workflowId, { scope, targetNodeId: nodeId, inputs });
+      }
+    },
+    [save, workflowId],
+  );
+
+  const addAtCenter = useCallback(
+    (type: string, preset?: { config: Record<string, unknown>; label: string }) => {
+      const canvas = document.querySelector(".canvas")?.getBoundingClientRect();
+      const center = canvas ? { x: canvas.left + canvas.width / 2, y: canvas.top + canvas.height / 2 } : { x: 400, y: 300 };
+      editorStore.getState().addNode(type, flow.screenToFlowPosition(center), preset);
+      setTab("node");
+    },
+    [flow],
+  );
+  const addPreset = useCallback(
+    (preset: Preset) => addAtCenter(preset.node_type, { config: preset.config, label: preset.name }),
+    [addAtCenter],
+  );
+
+  useEffect(() => {
+    function onKey(event: KeyboardEvent) {
+      const mod = event.ctrlKey || event.metaKey;
+      const key = event.key.toLowerCase();
+      const store = editorStore.getState();
+      if (mod && key === "s") {
+        event.preventDefault();
+        void save();
+        return;
+      }
+      if (mod && key === "enter") {
+        event.preventDefault();
+        void run_("FULL");
+        return;
+      }
+      if (typingIn(event.target)) return;
+      if (mod && key === "z") {
+        event.preventDefault();
+        if (event.shiftKey) store.redo();
+        else store.undo();
+      } else if (mod && key === "y") {
+        event.preventDefault();
+        store.redo();
+      } else if (mod && key === "c") {
+        const count = store.copy();
+        if (count) store.notify("info", `Copied ${count} node${count > 1 ? "s" : ""}.`);
+      } else if (mod && key === "v") {
+        store.paste();
+      } else if (mod && key === "a") {
+        event.preventDefault();
+        editorStore.setState({ nodes: store.nodes.map((n) => (n.selected ? n : { ...n, selected: true })) });
+      } else if (key === "delete" || key === "backspace") {
+        store.removeSelected();
+      } else if (event.shiftKey && key === "l" && !mod) {
+        store.autoLayout();
+        window.requestAnimationFrame(fitAll);
+      } else if (key === "b" && !mod && !event.shiftKey) {
+        const selected = store.nodes.filter((n) => n.selected);
+        if (selected.length === 1) store.toggleBreakpoint(selected[0].id);
+      } else if (event.key === "F10" && store.debugSessionId) {
+        event.preventDefault();
+        void releaseDebug("step");
+      } else if (event.key === "F8" && store.debugSessionId) {
+        event.preventDefault();
+        void releaseDebug("continue");
+      } else if (event.key === "?") {
+        setHelp((h) => !h);
+      } else if (key === "escape") {
+        setHelp(false);
+      }
+    }
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [save, run_, fitAll]);
+
+  // Leaving with unsaved changes asks first.
+  useEffect(() => {
+    const warn = (event: BeforeUnloadEvent) => {
+      const s = editorStore.getState();
+      if (s.revision !== s.savedRevision) event.preventDefault();
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, []);
+
+  useEffect(() => {
+    if (notice?.kind !== "info") return;
+    const timer = window.setTimeout(() => editorStore.getState().dismissNotice(), 4000);
+    return () => window.clearTimeout(timer);
+  }, [notice]);
+
+  if (loadError) {
+    return (
+      <p className="page error" role="alert">
+        {loadError} <Link to="/">Back to your workflows</Link>
+      </p>
+    );
+  }
+  if (!workflow) return <p className="loading" role="status">Loading the workflow…</p>;
+
+  const active = run && !FINISHED.has(run.status);
+  return (
+    <div className="editor">
+      <div className="editor-toolbar" role="toolbar" aria-label="Workflow">
+        <label className="name">
+          <span className="sr-only">Workflow name</span>
+          <input defaultValue={workflow.name} key={workflow.name} onBlur={(e) => void rename(e.target.value)} />
+        </label>
+        <span className="muted" data-testid="version">v{workflow.version}</span>
+        <span className={dirty ? "unsaved" : "muted"} role="status">{dirty ? "unsaved changes" : "saved"}</span>
+        <button type="button" onClick={() => void save()} disabled={saving || !dirty} title="Ctrl+S">Save</button>
+        <button type="button" onClick={() => editorStore.getState().undo()} disabled={!canUndo} title="Ctrl+Z">Undo</button>
+        <button type="button" onClick={() => editorStore.getState().redo()} disabled={!canRedo} title="Ctrl+Shift+Z">Redo</button>
+        <button
+          type="button"
+          onClick={() => {
+            editorStore.getState().autoLayout();
+            window.requestAnimationFrame(fitAll);
+          }}
+          title="Shift+L"
+        >
+          Auto-layout
+        </button>
+        <span className="spacer" />
+        {problemCount > 0 && <span className="warn" data-testid="problem-count">{problemCount} problem{problemCount > 1 ? "s" : ""}</span>}
+        {run && (
+          <span className={`status status-${run.status.toLowerCase()}`} data-testid="run-status" data-status={run.status}>
+            {run.past ? "past run" : "run"} {run.status.toLowerCase()}
+          </span>
+        )}
+        {active && debugging && (
+          <>
+            <button type="button" disabled={run.status !== "WAITING"} onClick={() => void releaseDebug("step")} title="F10">Step</button>
+            <button type="button" disabled={run.status !== "WAITING"} onClick={() => void releaseDebug("continue")} title="F8">Continue</button>
+          </>
+        )}
+        {active ? (
+          <button type="button" className="danger" onClick={() => void cancelRun(run.id)}>Cancel run</button>
+        ) : (
+          <button
+            type="button"
+            className="primary"
+            onClick={() => void run_("FULL")}
+            title={breakpointCount ? `Ctrl+Enter: a debug run, pausing before ${breakpointCount} breakpoint(s)` : "Ctrl+Enter"}
+          >
+            {breakpointCount ? "Debug run" : "Run"}
+          </button>
+        )}
+        {run && !active && <button type="button" onClick={() => editorStore.getState().clearRun()}>Clear results</button>}
+        <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts">?</button>
+      </div>
+      {notice && (
+        <div className={`notice notice-${notice.kind}`} role={notice.kind === "error" ? "alert" : "status"}>
+          <span>{notice.text}</span>
+          <button type="button" onClick={() => editorStore.getState().dismissNotice()} aria-label="Dismiss">×</button>
+        </div>
+      )}
+      {graphProblems.length > 0 && (
+        <div className="notice notice-error" role="status">Workflow problems: {graphProblems.join("; ")}</div>
+      )}
+      {run?.past && (
+        <div className="notice notice-info" role="status" data-testid="past-run-banner">
+          Showing run <code>{run.id}</code> ({run.status.toLowerCase()}) on the canvas.
+        </div>
+      )}
+      <div className="editor-body">
+        <Palette onAdd={addAtCenter} onAddPreset={addPreset} />
+        <Canvas />
+        <aside className="side-panel" aria-label="Details">
+          <div role="tablist" aria-label="Side panel" className="tabs">
+            {(["node", "runs", "versions"] as Tab[]).map((t) => (
+              <button key={t} type="button" role="tab" aria-selected={tab === t} aria-controls={`panel-${t}`} id={`tab-${t}`} onClick={() => setTab(t)}>
+                {t === "node" ? "Node" : t === "runs" ? "Runs" : "Versions"}
+              </button>
+            ))}
+          </div>
+          <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tab-panel">
+            {tab === "node" && <ConfigPanel canRun={!active} onRun={(scope, nodeId) => void run_(scope, nodeId)} />}
+            {tab === "runs" && <RunHistory workflowId={workflowId} />}
+            {tab === "versions" && <Versions workflowId={workflowId} current={workflow.version} onRestored={show} />}
+          </div>
+        </aside>
+      </div>
+      {asking && (
+        <RunInputsDialog
+          fields={triggerFields()}
+          onClose={() => setAsking(null)}
+          onRun={(inputs) => void run_(asking.scope, asking.nodeId, inputs)}
+        />
+      )}
+      {help && (
+        <div className="dialog-backdrop" onClick={() => setHelp(false)}>
+          <div role="dialog" aria-modal="true" aria-labelledby="help-title" className="dialog" onClick={(e) => e.stopPropagation()}>
+            <h2 id="help-title">Keyboard shortcuts</h2>
+            <dl className="shortcuts">
+              {SHORTCUTS.map(([keys, what]) => (
+                <div key={keys}><dt><kbd>{keys}</kbd></dt><dd>{what}</dd></div>
+              ))}
+            </dl>
+            <p className="muted">Palette: Tab to a node type and press Enter to add it in the middle of the canvas.</p>
+            <button type="button" autoFocus onClick={() => setHelp(false)}>Close</button>
+          </div>
+        </div>
+      )}
+    </div>
+  );
+}
+
+export function EditorPage() {
+  const { workflowId } = useParams();
+  return (
+    <ReactFlowProvider>
+      <EditorBody key={workflowId} workflowId={workflowId!} />
+    </ReactFlowProvider>
+  );
+}

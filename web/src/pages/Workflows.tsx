@@ -1,0 +1,117 @@
+import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { Link, useNavigate } from "react-router-dom";
+
+import { api, errorMessage } from "../api/client";
+import type { WorkflowSummary } from "../api/types";
+
+const EMPTY_DEFINITION = { schema_version: 1, nodes: [], edges: [] };
+
+export function WorkflowsPage() {
+  const navigate = useNavigate();
+  const [search, setSearch] = useState("");
+  const [items, setItems] = useState<WorkflowSummary[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<string | null>(null);
+  const [name, setName] = useState("");
+
+  const load = useCallback(async (term: string, after: string | null) => {
+    setLoading(true);
+    try {
+      const page = await api.get("/api/v1/workflows", {
+        query: { search: term || undefined, cursor: after ?? undefined, limit: 20 },
+      });
+      setItems((old) => (after ? [...old, ...page.items] : page.items));
+      setCursor(page.next_cursor ?? null);
+      setError(null);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    } finally {
+      setLoading(false);
+    }
+  }, []);
+
+  useEffect(() => {
+    const timer = window.setTimeout(() => void load(search, null), 200);
+    return () => window.clearTimeout(timer);
+  }, [search, load]);
+
+  async function create(event: FormEvent) {
+    event.preventDefault();
+    try {
+      const made = await api.post("/api/v1/workflows", {
+        body: { name: name.trim() || "Untitled workflow", definition: EMPTY_DEFINITION },
+      });
+      navigate(`/workflows/${made.id}`);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  async function duplicate(item: WorkflowSummary) {
+    try {
+      const full = await api.get("/api/v1/workflows/{workflow_id}", { path: { workflow_id: item.id } });
+      await api.post("/api/v1/workflows", {
+        body: { name: `${full.name} (copy)`, definition: full.definition, description: full.description },
+      });
+      await load(search, null);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  async function remove(item: WorkflowSummary) {
+    if (!window.confirm(`Delete "${item.name}"? Its runs stay in the history.`)) return;
+    try {
+      await api.delete("/api/v1/workflows/{workflow_id}", { path: { workflow_id: item.id } });
+      setItems((old) => old.filter((w) => w.id !== item.id));
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  return (
+    <section className="page" aria-labelledby="workflows-title">
+      <h1 id="workflows-title">Workflows</h1>
+      <div className="toolbar-row">
+        <form onSubmit={create} className="inline-form">
+          <label>
+            New workflow
+            <input placeholder="Name" value={name} onChange={(e) => setName(e.target.value)} />
+          </label>
+          <button type="submit" className="primary">Create</button>
+        </form>
+        <label className="search">
+          Search
+          <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="Name or description" />
+        </label>
+      </div>
+      {error && <p className="error" role="alert">{error}</p>}
+      <table className="list">
+        <thead>
+          <tr><th>Name</th><th>Version</th><th>Valid</th><th>Updated</th><th><span className="sr-only">Actions</span></th></tr>
+        </thead>
+        <tbody>
+          {items.map((item) => (
+            <tr key={item.id}>
+              <td>
+                <Link to={`/workflows/${item.id}`}>{item.name}</Link>
+                {item.description && <div className="muted">{item.description}</div>}
+              </td>
+              <td>v{item.version}</td>
+              <td>{item.valid ? "yes" : <span className="warn">draft with problems</span>}</td>
+              <td>{new Date(item.updated_at).toLocaleString()}</td>
+              <td className="actions">
+                <button type="button" onClick={() => void duplicate(item)} aria-label={`Duplicate ${item.name}`}>Duplicate</button>
+                <button type="button" className="danger" onClick={() => void remove(item)} aria-label={`Delete ${item.name}`}>Delete</button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {!loading && items.length === 0 && <p className="muted">{search ? "No workflow matches." : "No workflows yet: create one above."}</p>}
+      {loading && <p role="status">Loading…</p>}
+      {cursor && !loading && <button type="button" onClick={() => void load(search, cursor)}>Load more</button>}
+    </section>
+  );
+}
