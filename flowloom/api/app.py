@@ -27,6 +27,8 @@ from flowloom.api.routes import (
     api_keys,
     auth,
     billing,
+    blobs,
+    credentials,
     debug,
     generation,
     health,
@@ -138,6 +140,8 @@ def create_app(
         admin,
         usage,
         billing,
+        credentials,
+        blobs,
         agents,
     ):
         api.include_router(module.router)

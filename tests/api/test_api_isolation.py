@@ -31,6 +31,8 @@ BODIES: dict[str, Any] = {
     "PATCH /api/v1/triggers/{trigger_id}": {"enabled": False},
     "POST /api/v1/workflows/{workflow_id}/debug-sessions": {},
     "PATCH /api/v1/node-templates/{template_id}": {"name": "stolen"},
+    "PUT /api/v1/credentials/{credential_name}/value": {"value": "stolen"},
+    "PATCH /api/v1/workflows/{workflow_id}/positions": {"positions": {"ask": {"x": 1, "y": 2}}},
     "PATCH /api/v1/integrations/{integration_id}": {"name": "stolen"},
     "PATCH /api/v1/agents/{agent_id}": {"name": "stolen"},
     "PATCH /api/v1/threads/{thread_id}": {"name": "stolen"},
@@ -62,6 +64,10 @@ async def test_another_users_objects_answer_404_on_every_route(
             headers=alice.bearer,
         )
         alice_sessions = await alice_client.get("/api/v1/auth/sessions", headers=alice.bearer)
+        secret = await alice_client.post(
+            "/api/v1/credentials", json={"name": "alice-key", "value": "s3"}, headers=alice.bearer
+        )
+        assert secret.status_code == 201
         template = await alice_client.post(
             "/api/v1/node-templates",
             json={"name": "t", "node_type": "text.value", "config": {"text": "x"}},
@@ -90,6 +96,10 @@ async def test_another_users_objects_answer_404_on_every_route(
         "debug_session_id": debug.json()["id"],
         "session_id": alice_sessions.json()["items"][0]["id"],
         "template_id": template.json()["id"],
+        "credential_name": "alice-key",
+        # Blobs are checked against their artifact rows (tests/api/test_api_blobs_positions.py
+        # serves a real one to its owner and refuses it to another user).
+        "sha256": "0" * 64,
         "integration_id": integration.json()["id"],
         "agent_id": agent.json()["id"],
         "thread_id": thread.json()["id"],
@@ -129,6 +139,7 @@ async def test_another_users_objects_answer_404_on_every_route(
             "/api/v1/integrations",
             "/api/v1/agents",
             "/api/v1/threads",
+            "/api/v1/credentials",
         ]
         for listing in listings:
             response = await bob_client.get(listing, headers=bob.bearer)
@@ -138,6 +149,8 @@ async def test_another_users_objects_answer_404_on_every_route(
                     ("wf_", "run_", "key_", "dbg_", "ntpl_", "intg_", "trg_", "agnt_", "thrd_")
                 ):
                     assert value not in response.text, listing
+        theirs = await bob_client.get("/api/v1/credentials", headers=bob.bearer)
+        assert "alice-key" not in theirs.text
         by_filter = await bob_client.get(
             "/api/v1/runs", params={"workflow_id": workflow["id"]}, headers=bob.bearer
         )

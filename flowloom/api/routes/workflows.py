@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
 from flowloom.api.deps import DatabaseDep, RegistryDep, SettingsDep, WorkflowReader, WorkflowWriter
 from flowloom.api.deps import client_ip as _client_ip
@@ -209,6 +210,32 @@ async def update_workflow(
     if problems is None or workflow.version == before:
         return await read_workflow(workflow_id, caller, db)
     return workflow_public(workflow, problems_public(problems))
+
+
+class Position(BaseModel):
+    x: float = Field(allow_inf_nan=False)
+    y: float = Field(allow_inf_nan=False)
+
+
+class NodesMoved(BaseModel):
+    positions: dict[Annotated[str, Field(min_length=1, max_length=100)], Position] = Field(
+        min_length=1, max_length=5000
+    )
+    """Node id -> its new position on the canvas."""
+
+
+@router.patch("/{workflow_id}/positions")
+async def move_nodes(
+    workflow_id: str, body: NodesMoved, caller: WorkflowWriter, db: DatabaseDep
+) -> dict[str, int]:
+    """Save where nodes sit as they are dragged, without sending the graph and without a new
+    version (layout changes no run); answers the version it changed in place."""
+    async with db.write() as session:
+        workflow = await WorkflowRepo(session, owner_id=caller.user_id).move_nodes(
+            workflow_id=workflow_id,
+            positions={node: (at.x, at.y) for node, at in body.positions.items()},
+        )
+        return {"version": workflow.version}
 
 
 @router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT)

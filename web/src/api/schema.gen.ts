@@ -555,6 +555,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/blobs/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Blob
+         * @description The blob's bytes with its content type; immutable, so cached for good.
+         */
+        get: operations["read_blob_api_v1_blobs__sha256__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Credentials
+         * @description The caller's credentials, newest first, without values.
+         */
+        get: operations["list_credentials_api_v1_credentials_get"];
+        put?: never;
+        /**
+         * Create Credential
+         * @description Seal a new secret under ``name`` (409 if the name is taken); the value is never shown
+         *     again.
+         */
+        post: operations["create_credential_api_v1_credentials_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/credentials/{credential_name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read Credential */
+        get: operations["read_credential_api_v1_credentials__credential_name__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Credential
+         * @description Forget the secret for good; nodes naming it then fail saying it is missing.
+         */
+        delete: operations["delete_credential_api_v1_credentials__credential_name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/credentials/{credential_name}/value": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace Credential Value
+         * @description Replace the secret (a rotated provider key, say); the name and its users stay.
+         */
+        put: operations["replace_credential_value_api_v1_credentials__credential_name__value_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/debug-sessions": {
         parameters: {
             query?: never;
@@ -1344,6 +1430,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workflows/{workflow_id}/positions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Move Nodes
+         * @description Save where nodes sit as they are dragged, without sending the graph and without a new
+         *     version (layout changes no run); answers the version it changed in place.
+         */
+        patch: operations["move_nodes_api_v1_workflows__workflow_id__positions_patch"];
+        trace?: never;
+    };
     "/api/v1/workflows/{workflow_id}/runs": {
         parameters: {
             query?: never;
@@ -1889,6 +1996,56 @@ export interface components {
             ok: boolean;
             /** Tools */
             tools?: number | null;
+        };
+        /** CredentialCreate */
+        CredentialCreate: {
+            /** @default api_key */
+            kind: components["schemas"]["CredentialKind"];
+            /** Name */
+            name: string;
+            /** Provider */
+            provider?: string | null;
+            /**
+             * Value
+             * Format: password
+             */
+            value: string;
+        };
+        /**
+         * CredentialKind
+         * @enum {string}
+         */
+        CredentialKind: "api_key" | "bearer_token" | "basic_auth" | "header" | "secret";
+        /** CredentialPublic */
+        CredentialPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Name */
+            name: string;
+            /** Provider */
+            provider: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** CredentialValue */
+        CredentialValue: {
+            /**
+             * Value
+             * Format: password
+             */
+            value: string;
         };
         /** CreditGrant */
         CreditGrant: {
@@ -2452,6 +2609,13 @@ export interface components {
             /** Name */
             name?: string | null;
         };
+        /** NodesMoved */
+        NodesMoved: {
+            /** Positions */
+            positions: {
+                [key: string]: components["schemas"]["Position"];
+            };
+        };
         /** PackageCreate */
         PackageCreate: {
             /**
@@ -2611,6 +2775,13 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /** Page[CredentialPublic] */
+        Page_CredentialPublic_: {
+            /** Items */
+            items: components["schemas"]["CredentialPublic"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
         /** Page[DebugSessionPublic] */
         Page_DebugSessionPublic_: {
             /** Items */
@@ -2754,6 +2925,13 @@ export interface components {
             /** Source */
             source: ("subscription" | "default") | null;
             subscription: components["schemas"]["SubscriptionView"] | null;
+        };
+        /** Position */
+        Position: {
+            /** X */
+            x: number;
+            /** Y */
+            y: number;
         };
         /** ProblemPublic */
         ProblemPublic: {
@@ -4646,6 +4824,197 @@ export interface operations {
             };
         };
     };
+    read_blob_api_v1_blobs__sha256__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_credentials_api_v1_credentials_get: {
+        parameters: {
+            query?: {
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CredentialPublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_credential_api_v1_credentials_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CredentialCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_credential_api_v1_credentials__credential_name__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                credential_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_credential_api_v1_credentials__credential_name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                credential_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    replace_credential_value_api_v1_credentials__credential_name__value_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                credential_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CredentialValue"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_debug_sessions_api_v1_debug_sessions_get: {
         parameters: {
             query?: {
@@ -6361,6 +6730,43 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkflowExport"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    move_nodes_api_v1_workflows__workflow_id__positions_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                workflow_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NodesMoved"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: number;
+                    };
                 };
             };
             /** @description Validation Error */
