@@ -65,7 +65,7 @@ class Caller:
         return self.scopes is None or scope.value in self.scopes or ApiScope.ADMIN in self.scopes
 
 
-def _state(request: Request) -> AppState:
+async def _state(request: Request) -> AppState:
     state = request.app.state.flowloom
     assert isinstance(state, AppState)
     return state
@@ -74,19 +74,19 @@ def _state(request: Request) -> AppState:
 AppStateDep = Annotated[AppState, Depends(_state)]
 
 
-def _db(state: AppStateDep) -> Database:
+async def _db(state: AppStateDep) -> Database:
     return state.db
 
 
-def _settings(state: AppStateDep) -> Settings:
+async def _settings(state: AppStateDep) -> Settings:
     return state.settings
 
 
-def _engine(state: AppStateDep) -> Engine:
+async def _engine(state: AppStateDep) -> Engine:
     return state.require_engine()
 
 
-def _registry(state: AppStateDep) -> NodeRegistry:
+async def _registry(state: AppStateDep) -> NodeRegistry:
     return state.registry
 
 
@@ -111,35 +111,23 @@ def _bearer(request: Request) -> str | None:
 
 
 async def _by_api_key(db: Database, plaintext: str) -> Caller:
-    now = utcnow()
-    async with db.read() as session:
-        key = await authenticate_api_key(session, plaintext=plaintext, now=now)
+    key = await authenticate_api_key(db, plaintext=plaintext)
     if key is None:
         raise Unauthenticated("the API key is not valid (unknown, revoked or expired)")
-    if key.last_used_at == now:
-        # authenticate_api_key stamped last_used_at (at most once a minute), but in a read
-        # transaction that is not committed: do it again where it sticks.
-        async with db.write() as session:
-            await authenticate_api_key(session, plaintext=plaintext, now=now)
     return Caller(
-        user_id=key.user_id,
-        via="api_key",
-        api_key_id=key.id,
-        scopes=frozenset(str(scope) for scope in key.scopes),
+        user_id=key.user_id, via="api_key", api_key_id=key.id, scopes=frozenset(key.scopes)
     )
 
 
 async def _by_session(db: Database, token: str, via: Literal["cookie", "session"]) -> Caller:
     now = utcnow()
-    async with db.read() as session:
-        found = await authenticate_session(session, token=token, now=now)
+    found = await authenticate_session(db, token=token, now=now)
     if found is None:
         raise Unauthenticated("the session is not valid (signed out or expired)")
-    row, user = found
-    if row.last_seen_at <= now - TOUCH_INTERVAL:
+    if found.last_seen_at <= now - TOUCH_INTERVAL:
         async with db.write() as session:
-            await SessionRepo(session, owner_id=user.id).touch(session_id=row.id, now=now)
-    return Caller(user_id=user.id, via=via, session_id=row.id)
+            await SessionRepo(session, owner_id=found.user_id).touch(session_id=found.id, now=now)
+    return Caller(user_id=found.user_id, via=via, session_id=found.id)
 
 
 async def current_caller(request: Request, state: AppStateDep) -> Caller:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from flowloom.exceptions import InputError, NotFound
 from flowloom.storage.database import Database
 from flowloom.storage.repos import ApiKeyRepo, UserRepo, authenticate_api_key
+from flowloom.storage.repos.api_keys import KeyMatch
 from flowloom.storage.tables import ApiKey, User
 
 
@@ -21,9 +22,10 @@ async def new_user(db: Database) -> str:
     return user.id
 
 
-async def authenticate(db: Database, plaintext: str, now: datetime | None = None) -> ApiKey | None:
-    async with db.write() as s:
-        return await authenticate_api_key(s, plaintext=plaintext, now=now)
+async def authenticate(
+    db: Database, plaintext: str, now: datetime | None = None
+) -> KeyMatch | None:
+    return await authenticate_api_key(db, plaintext=plaintext, now=now)
 
 
 async def test_key_is_shown_once_and_only_its_digest_is_stored(db: Database) -> None:

@@ -12,22 +12,23 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from flowloom.exceptions import InputError, NotFound
 from flowloom.ids import PREFIXES, new_id
+from flowloom.storage.database import Database
 from flowloom.storage.enums import ApiScope
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
 from flowloom.storage.tables import ApiKey, User
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["KEY_MARKER", "ApiKeyRepo", "authenticate_api_key"]
+__all__ = ["KEY_MARKER", "ApiKeyRepo", "KeyMatch", "authenticate_api_key"]
 
 KEY_MARKER = "flk"
 """How every flowloom API key begins (``flk_``), so scanners and people can recognise one."""
@@ -157,48 +158,63 @@ class ApiKeyRepo:
         return key
 
 
+@dataclass(frozen=True, slots=True)
+class KeyMatch:
+    """The key a request was made with: enough to authorize it, nothing secret."""
+
+    id: str
+    user_id: str
+    scopes: tuple[str, ...]
+
+
 async def authenticate_api_key(
-    session: AsyncSession, *, plaintext: str, now: datetime | None = None
-) -> ApiKey | None:
+    db: Database, *, plaintext: str, now: datetime | None = None
+) -> KeyMatch | None:
     """The key ``plaintext`` stands for, if it may be used now; None for anything else.
 
     None for a malformed string, an unknown prefix, a wrong secret, and a key that is revoked,
     inactive, expired, or whose owner's account is disabled; the caller cannot tell which, by
     design. Not owner-scoped: this is how the owner is found.
 
-    When the key's ``last_used_at`` is more than a minute old, it is set to ``now`` in the
-    caller's transaction (so it sticks only if that transaction commits); otherwise nothing is
-    written, which keeps the common case a single indexed read.
+    Every authenticated request passes here, so the look-up is one indexed read on the fast
+    path (no ORM session). When the key's ``last_used_at`` is more than a minute old it is set
+    to ``now`` in a short write of its own; otherwise nothing is written.
     """
     prefix = _split(plaintext)
     if prefix is None:
         return None
     now = now or utcnow()
-    key = await session.scalar(
-        select(ApiKey)
+    statement = (
+        select(
+            ApiKey.id,
+            ApiKey.user_id,
+            ApiKey.secret_sha256,
+            ApiKey.active,
+            ApiKey.revoked_at,
+            ApiKey.expires_at,
+            ApiKey.last_used_at,
+            ApiKey.scopes,
+        )
         .join(User, User.id == ApiKey.user_id)
         .where(ApiKey.prefix == prefix, User.is_active.is_(True))
     )
-    if key is None:
+    row = await db.run_read(lambda conn: conn.execute(statement).first(), inline=True)
+    if row is None or not hmac.compare_digest(row.secret_sha256, _digest(plaintext)):
         return None
-    if not hmac.compare_digest(key.secret_sha256, _digest(plaintext)):
+    if not row.active or row.revoked_at is not None:
         return None
-    if not key.active or key.revoked_at is not None:
+    if row.expires_at is not None and row.expires_at <= now:
         return None
-    if key.expires_at is not None and key.expires_at <= now:
-        return None
-    if key.last_used_at is None or now - key.last_used_at >= _TOUCH_INTERVAL:
+    if row.last_used_at is None or now - row.last_used_at >= _TOUCH_INTERVAL:
         stale = now - _TOUCH_INTERVAL
         # Conditional, so concurrent requests with the same key write the row once.
-        await session.execute(
+        touch = (
             update(ApiKey)
             .where(
-                ApiKey.id == key.id,
+                ApiKey.id == row.id,
                 or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= stale),
             )
             .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
         )
-        # Committed value, not a change: the UPDATE above already wrote it.
-        set_committed_value(key, "last_used_at", now)
-    return key
+        await db.run_write(lambda conn: conn.execute(touch))
+    return KeyMatch(row.id, row.user_id, tuple(str(scope) for scope in row.scopes or ()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.exceptions import InputError, NotFound
 from flowloom.ids import PREFIXES, new_id
+from flowloom.storage.database import Database
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
 from flowloom.storage.tables.accounts import User, UserSession
 from flowloom.storage.tables.base import utcnow
@@ -25,6 +27,7 @@ from flowloom.storage.tables.base import utcnow
 __all__ = [
     "SESSION_MARKER",
     "TOUCH_INTERVAL",
+    "SessionMatch",
     "SessionRepo",
     "authenticate_session",
     "purge_expired_sessions",
@@ -151,30 +154,43 @@ class SessionRepo:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SessionMatch:
+    """The live session a request was made with."""
+
+    id: str
+    user_id: str
+    last_seen_at: datetime
+
+
 async def authenticate_session(
-    session: AsyncSession, *, token: str, now: datetime | None = None
-) -> tuple[UserSession, User] | None:
-    """The live session ``token`` stands for and its user; None for anything else.
+    db: Database, *, token: str, now: datetime | None = None
+) -> SessionMatch | None:
+    """The live session ``token`` stands for; None for anything else.
 
     None for a malformed token, an unknown one, and a session that is revoked or expired or
-    whose account is disabled; the caller cannot tell which, by design. Writes nothing.
+    whose account is disabled; the caller cannot tell which, by design. Writes nothing. One
+    indexed read on the fast path: every signed-in request passes here.
     """
     if not _looks_like_token(token):
         return None
     now = now or utcnow()
-    found = (
-        await session.execute(
-            select(UserSession, User)
-            .join(User, User.id == UserSession.user_id)
-            .where(UserSession.token_sha256 == token_digest(token))
+    statement = (
+        select(
+            UserSession.id,
+            UserSession.user_id,
+            UserSession.revoked_at,
+            UserSession.expires_at,
+            UserSession.last_seen_at,
+            User.is_active,
         )
-    ).first()
-    if found is None:
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_sha256 == token_digest(token))
+    )
+    row = await db.run_read(lambda conn: conn.execute(statement).first(), inline=True)
+    if row is None or row.revoked_at is not None or row.expires_at <= now or not row.is_active:
         return None
-    row, user = found
-    if row.revoked_at is not None or row.expires_at <= now or not user.is_active:
-        return None
-    return row, user
+    return SessionMatch(row.id, row.user_id, row.last_seen_at)
 
 
 async def purge_expired_sessions(session: AsyncSession, *, before: datetime | None = None) -> int:
