@@ -11,35 +11,11 @@ from typing import Any
 import httpx
 from apikit import Account, create_workflow, sign_up
 from fastapi import FastAPI
+from greeting import GREETING
 from sqlalchemy import update
 
 from flowloom.api.state import AppState
 from flowloom.storage.tables import WorkflowTrigger
-
-GREETING: dict[str, Any] = {
-    "schema_version": 1,
-    "nodes": [
-        {
-            "id": "in",
-            "type": "trigger.manual",
-            "data": {"config": {"fields": [{"name": "name", "type": "string"}]}},
-        },
-        {
-            "id": "greet",
-            "type": "text.template",
-            "data": {"config": {"template": "hello {{ name }}", "variables": ["name"]}},
-        },
-    ],
-    "edges": [
-        {
-            "id": "e1",
-            "source": "in",
-            "sourceHandle": "name",
-            "target": "greet",
-            "targetHandle": "name",
-        }
-    ],
-}
 
 
 async def setup(client: httpx.AsyncClient, name: str = "user") -> tuple[Account, str]:

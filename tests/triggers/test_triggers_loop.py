@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from greeting import GREETING
 from pgkit import POSTGRES_URL
 from sqlalchemy import delete, func, select
 
@@ -22,31 +23,6 @@ from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import AuditEntry, WorkflowRun, WorkflowTrigger
 from flowloom.storage.tables.base import utcnow
 from flowloom.triggers import Schedule, ScheduleLoop
-
-GREETING: dict[str, Any] = {
-    "schema_version": 1,
-    "nodes": [
-        {
-            "id": "in",
-            "type": "trigger.manual",
-            "data": {"config": {"fields": [{"name": "name", "type": "string"}]}},
-        },
-        {
-            "id": "greet",
-            "type": "text.template",
-            "data": {"config": {"template": "hello {{ name }}", "variables": ["name"]}},
-        },
-    ],
-    "edges": [
-        {
-            "id": "e1",
-            "source": "in",
-            "sourceHandle": "name",
-            "target": "greet",
-            "targetHandle": "name",
-        }
-    ],
-}
 
 # A fixed Monday morning, far from any other test's clock.
 T0 = datetime(2030, 6, 3, 9, 0, tzinfo=UTC)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.api.deps import Caller, DatabaseDep, InstanceAdmin, client_ip
+from flowloom.api.routes.billing import PackageOffer
 from flowloom.api.routes.usage import usage_window
 from flowloom.api.schemas import Page
 from flowloom.billing import month_status
@@ -273,21 +274,7 @@ def _model_details(row: AiModel) -> dict[str, Any]:
 # ---- packages
 
 
-class PackagePublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    name: str
-    description: str | None
-    price: Decimal
-    """A decimal string."""
-    currency: str
-    interval: str
-    features: list[Any]
-    max_runs_per_month: int | None
-    """Null: unlimited."""
-    max_tokens_per_month: int | None
-    """Null: unlimited."""
+class PackagePublic(PackageOffer):
     active: bool
     """Inactive: nobody new can subscribe; current subscribers keep it."""
     created_at: datetime
