@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import random
+from typing import Any
 
 from enginekit import (
     chain,
@@ -62,6 +64,59 @@ async def test_a_second_identical_run_is_all_cached_and_an_edit_reruns_exactly_i
         "n5": NodeStatus.SUCCEEDED,
         "side": NodeStatus.CACHED,
     }
+
+
+def hundred_node_graph(seed: int) -> tuple[dict[str, Any], dict[int, list[int]]]:
+    """n0..n99: each later node adds to one parent or sums two; and each node's children."""
+    rng = random.Random(seed)
+    nodes, edges = [node("n0", "test.add", {"amount": 1})], []
+    children: dict[int, list[int]] = {i: [] for i in range(100)}
+    for i in range(1, 100):
+        parents = rng.sample(range(i), min(i, rng.choice((1, 2))))
+        if len(parents) == 1:
+            nodes.append(node(f"n{i}", "test.add", {"amount": rng.randint(1, 9)}))
+            edges.append(edge(f"n{parents[0]}", f"n{i}"))
+        else:
+            nodes.append(node(f"n{i}", "test.sum"))
+            edges += [edge(f"n{p}", f"n{i}", target_handle="values") for p in parents]
+        for parent in parents:
+            children[parent].append(i)
+    return definition(nodes, edges), children
+
+
+async def test_editing_one_node_of_100_reruns_exactly_it_and_its_descendants(
+    engine: Engine, db: Database
+) -> None:
+    graph, children = hundred_node_graph(seed=11)
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, graph)
+    await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    edited_index = next(i for i in range(30, 100) if graph["nodes"][i]["type"] == "test.add")
+    edited = copy.deepcopy(graph)
+    edited["nodes"][edited_index]["data"]["config"]["amount"] += 100
+    await update_workflow(db, owner, workflow_id, edited)
+    affected, frontier = {edited_index}, [edited_index]
+    while frontier:
+        for child in children[frontier.pop()]:
+            if child not in affected:
+                affected.add(child)
+                frontier.append(child)
+
+    restarted = Engine(db, registry())  # a new process, as far as the cache can tell
+    try:
+        result = await restarted.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    finally:
+        await restarted.close()
+
+    assert result.status is RunStatus.COMPLETED
+    statuses = {n: r.status for n, r in (await node_rows(db, result.run_id)).items()}
+    assert {n for n, s in statuses.items() if s == NodeStatus.SUCCEEDED} == {
+        f"n{i}" for i in affected
+    }
+    assert {n for n, s in statuses.items() if s == NodeStatus.CACHED} == {
+        f"n{i}" for i in range(100) if i not in affected
+    }
+    assert 1 < len(affected) < 100, "the edit reaches some nodes, not all"
 
 
 async def test_use_cache_false_runs_everything(engine: Engine, db: Database) -> None:
