@@ -36,6 +36,7 @@ from flowloom.api.routes import (
     integrations,
     node_templates,
     node_types,
+    oauth,
     runs,
     triggers,
     usage,
@@ -143,6 +144,7 @@ def create_app(
         credentials,
         blobs,
         agents,
+        oauth,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -521,6 +521,7 @@ class Driver:
                 providers=engine.providers,
                 usage=self._usage,
                 integrations=engine.integrations,
+                secrets=engine.http_secrets,
                 subruns=EngineSubRuns(
                     engine,
                     run_id=self.run_id,

@@ -49,6 +49,7 @@ from flowloom.exceptions import LimitExceeded, NotFound, Problem, ValidationFail
 from flowloom.graph import Plan, Scope, build_plan, parse_definition, validate
 from flowloom.ids import PREFIXES, new_id
 from flowloom.integrations.mcp import McpServers
+from flowloom.integrations.oauth_http import HttpSecrets
 from flowloom.nodes.base import NodeSettings
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.providers.base import ProviderResolver
@@ -131,6 +132,7 @@ class Engine:
         providers: ProviderResolver | None = None,
         integrations: McpServers | None = None,
         quota: RunQuota | None = None,
+        http_secrets: HttpSecrets | None = None,
     ) -> None:
         self.db = db
         self.quota = quota
@@ -142,6 +144,8 @@ class Engine:
         saying so). The engine closes it."""
         self.integrations = integrations
         """The owners' registered MCP servers, handed to ``mcp.tool`` and ``ai.agent``."""
+        self.http_secrets = http_secrets
+        """The owners' credentials and OAuth connections as HTTP auth, for ``http.request``."""
         self.registry = registry or default_registry()
         self.blobs = BlobAdapter(blobs if blobs is not None else MemoryBlobStore())
         self.node_settings = node_settings or NodeSettings()
@@ -191,6 +195,13 @@ class Engine:
             from flowloom.integrations.vault import Vault
 
             options["integrations"] = DatabaseMcpServers(db, Vault.from_settings(settings))
+        if "http_secrets" not in options:
+            from flowloom.integrations.oauth_store import DatabaseHttpSecrets
+            from flowloom.integrations.vault import Vault
+
+            options["http_secrets"] = DatabaseHttpSecrets(
+                db, Vault.from_settings(settings), allow_private_http=settings.allow_private_http
+            )
         if "quota" not in options:
             from flowloom.billing import PlanQuota
 

@@ -14,7 +14,7 @@ import email.utils
 import ipaddress
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -132,10 +132,13 @@ async def fetch(
     body: Any = None,
     timeout_s: float = 30.0,
     follow_redirects: bool = True,
+    private_headers: Collection[str] = (),
 ) -> Fetched:
     """Send one request (following redirects) within the context's address policy.
 
     ``body`` is sent as is when it is text or bytes, as JSON otherwise (None sends none).
+    ``private_headers`` (credentials) are dropped when a redirect leaves the first URL's origin
+    (scheme, host and port), as browsers drop ``Authorization``.
     Raises ``ctx.fail`` for refused targets, malformed URLs and oversized responses, and
     RetryNode for timeouts, connection errors, 429 and 5xx. Other statuses are returned.
     """
@@ -162,7 +165,13 @@ async def fetch(
             try:
                 location = response.headers.get("location")
                 if follow_redirects and response.status_code in _REDIRECTS and location:
-                    current = current.join(location)
+                    following = current.join(location)
+                    if private_headers and _origin(following) != _origin(current):
+                        dropped = {name.lower() for name in private_headers}
+                        headers = {
+                            k: v for k, v in (headers or {}).items() if k.lower() not in dropped
+                        }
+                    current = following
                     if response.status_code == 303 or (
                         response.status_code in (301, 302) and method == "POST"
                     ):
@@ -180,6 +189,11 @@ async def fetch(
                 await response.aclose()
             return Fetched(response.status_code, fetched_headers, content, str(current))
     raise ctx.fail(f"more than {MAX_REDIRECTS} redirects, last to {current}")
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 async def _build_request(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from flowloom.integrations.mcp import McpServers
+    from flowloom.integrations.oauth_http import HttpSecrets
     from flowloom.providers.base import ProviderResolver
     from flowloom.providers.usage import UsageSink
 
@@ -277,6 +278,9 @@ class RunContext:
     """The owner's registered MCP servers, and whether the owner may start stdio servers (used
     by ``mcp.tool`` and ``ai.agent``). None where there are none: registered servers then fail
     the node, and stdio servers are refused."""
+    secrets: HttpSecrets | None = None
+    """The owner's stored credentials and OAuth connections as HTTP authentication (used by
+    ``http.request``'s ``auth``). None where there are none: such requests then fail."""
 
     def fail(self, message: str, *, retryable: bool = False) -> NodeFailed:
         """A NodeFailed for this node and attempt, to raise: ``raise ctx.fail("...")``."""

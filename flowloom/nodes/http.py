@@ -5,17 +5,55 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flowloom.nodes._net import Fetched, fetch
+from flowloom.exceptions import RetryNode
+from flowloom.integrations.oauth_http import (
+    HttpAuthError,
+    HttpAuthHeader,
+    HttpAuthRef,
+    check_header_name,
+    redact,
+)
+from flowloom.nodes._net import Fetched, fetch, retry_delay_s
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
 
-__all__ = ["HttpRequest", "HttpRequestConfig"]
+__all__ = ["HttpAuthConfig", "HttpRequest", "HttpRequestConfig"]
 
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TEXT_TYPES = frozenset(
     {"application/xml", "application/javascript", "application/x-www-form-urlencoded"}
 )
+
+
+class HttpAuthConfig(BaseModel):
+    """A stored secret to authenticate with, by reference: exactly one of ``credential`` and
+    ``oauth``. The secret never appears in the node's outputs or errors."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    credential: str | None = Field(default=None, min_length=1, max_length=200)
+    """A stored credential's name: a bearer_token is sent as ``Authorization: Bearer``, a
+    basic_auth (``user:password``) as ``Authorization: Basic``, a header or api_key credential
+    in the header named by ``header``."""
+    oauth: str | None = Field(default=None, min_length=1, max_length=64)
+    """An OAuth connection's id: its access token is sent as ``Authorization: Bearer``,
+    refreshed when it expires within a minute and once more on a 401 answer."""
+    header: str | None = Field(default=None, min_length=1, max_length=100)
+    """The header a header or api_key credential goes in (``X-Api-Key``)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> HttpAuthConfig:
+        if (self.credential is None) == (self.oauth is None):
+            raise ValueError("give exactly one of credential and oauth")
+        if self.header is not None:
+            if self.oauth is not None:
+                raise ValueError("header applies to credentials, not to OAuth connections")
+            check_header_name(self.header)
+        return self
+
+    def ref(self) -> HttpAuthRef:
+        return HttpAuthRef(credential=self.credential, oauth=self.oauth, header=self.header)
 
 
 class HttpRequestConfig(NodeConfig):
@@ -32,6 +70,9 @@ class HttpRequestConfig(NodeConfig):
     """Fail the node on a 4xx answer (429 and 5xx are always retried)."""
     send_idempotency_key: bool = True
     """Send the attempt's ``Idempotency-Key`` with POST, PUT, PATCH and DELETE."""
+    auth: HttpAuthConfig | None = None
+    """Authenticate with a stored credential or OAuth connection (by name or id, never the
+    secret itself); its header replaces a header of the same name in ``headers``."""
 
     @field_validator("url")
     @classmethod
@@ -50,6 +91,10 @@ class HttpRequest(Node[HttpRequestConfig]):
     link-local and unspecified addresses are refused before connecting, unless the instance
     settings allow private targets. Timeouts, connection errors, 429 and 5xx ask the engine to
     retry, honouring Retry-After.
+
+    ``auth`` names a stored credential or OAuth connection to authenticate with; the secret is
+    fetched when the request is sent, is not sent on to another origin by a redirect, and is
+    replaced by ``********`` wherever the answer (headers, body) or an error would show it.
     """
 
     type_name = "http.request"
@@ -87,25 +132,64 @@ class HttpRequest(Node[HttpRequestConfig]):
         body = inputs.get("body")
         if body is None:
             body = config.body
-        fetched = await fetch(
-            ctx,
-            config.method,
-            config.url,
-            headers=headers,
-            body=body,
-            timeout_s=config.timeout_s,
-            follow_redirects=config.follow_redirects,
-        )
+        auth: HttpAuthHeader | None = None
+        hidden: tuple[str, ...] = ()
+        if config.auth is not None:
+            auth = await _auth_header(ctx, config.auth, rejected=None)
+            hidden = auth.redacted
+        fetched = await self._send(ctx, config, headers, body, auth)
+        if fetched.status == 401 and auth is not None and config.auth and config.auth.oauth:
+            # The token may have been revoked or expired early: refresh it once and retry.
+            auth = await _auth_header(ctx, config.auth, rejected=auth)
+            hidden = tuple(sorted({*hidden, *auth.redacted}, key=len, reverse=True))
+            fetched = await self._send(ctx, config, headers, body, auth)
         if config.fail_on_status and 400 <= fetched.status < 500:
             excerpt = fetched.content[:200].decode("utf-8", "replace")
-            raise ctx.fail(f"{fetched.url} answered {fetched.status}: {excerpt}")
+            raise ctx.fail(redact(f"{fetched.url} answered {fetched.status}: {excerpt}", hidden))
         return NodeResult(
             {
                 "status": fetched.status,
-                "headers": fetched.headers,
-                "body": await _body_value(ctx, fetched, config.method),
+                "headers": redact(fetched.headers, hidden),
+                "body": redact(await _body_value(ctx, fetched, config.method), hidden),
             }
         )
+
+    async def _send(
+        self,
+        ctx: RunContext,
+        config: HttpRequestConfig,
+        headers: dict[str, str],
+        body: Any,
+        auth: HttpAuthHeader | None,
+    ) -> Fetched:
+        sent = dict(headers)
+        if auth is not None:
+            sent = {k: v for k, v in sent.items() if k.lower() != auth.name.lower()}
+            sent[auth.name] = auth.value
+        return await fetch(
+            ctx,
+            config.method,
+            config.url,
+            headers=sent,
+            body=body,
+            timeout_s=config.timeout_s,
+            follow_redirects=config.follow_redirects,
+            private_headers=(auth.name,) if auth is not None else (),
+        )
+
+
+async def _auth_header(
+    ctx: RunContext, auth: HttpAuthConfig, *, rejected: HttpAuthHeader | None
+) -> HttpAuthHeader:
+    ref = auth.ref()
+    if ctx.secrets is None:
+        raise ctx.fail(f"{ref.describe()}: stored credentials are not available here")
+    try:
+        return await ctx.secrets.http_auth(ref, owner_id=ctx.owner_id, rejected=rejected)
+    except HttpAuthError as exc:
+        if exc.retryable:
+            raise RetryNode(after_s=retry_delay_s({}, ctx.attempt), reason=str(exc)) from None
+        raise ctx.fail(str(exc)) from None
 
 
 async def _body_value(ctx: RunContext, fetched: Fetched, method: str) -> Any:

@@ -84,6 +84,16 @@ async def test_another_users_objects_answer_404_on_every_route(
         thread = await alice_client.post(
             "/api/v1/threads", json={"agent_id": agent.json()["id"]}, headers=alice.bearer
         )
+        oauth = await alice_client.post(
+            "/api/v1/oauth/connections",
+            json={
+                "name": "o",
+                "client_id": "c",
+                "authorization_url": "https://auth.example.com/authorize",
+                "token_url": "https://auth.example.com/token",
+            },
+            headers=alice.bearer,
+        )
     objects = {
         "workflow_id": workflow["id"],
         "run_id": run.json()["id"],
@@ -103,6 +113,7 @@ async def test_another_users_objects_answer_404_on_every_route(
         "integration_id": integration.json()["id"],
         "agent_id": agent.json()["id"],
         "thread_id": thread.json()["id"],
+        "connection_id": oauth.json()["id"],
         # Admin routes: the instance's objects, refused with 403 to anyone but an admin.
         "user_id": alice.user_id,
         "model_id": "aim_00000000000000000000000000",
@@ -140,6 +151,7 @@ async def test_another_users_objects_answer_404_on_every_route(
             "/api/v1/agents",
             "/api/v1/threads",
             "/api/v1/credentials",
+            "/api/v1/oauth/connections",
         ]
         for listing in listings:
             response = await bob_client.get(listing, headers=bob.bearer)

@@ -233,8 +233,11 @@ class IntegrationRepo:
     # ---- inside
 
     def _owned(self) -> Select[Integration]:
+        # OAuth connections are integrations too, with their own repository and routes.
         return select(Integration).where(
-            Integration.user_id == self._owner_id, Integration.deleted_at.is_(None)
+            Integration.user_id == self._owner_id,
+            Integration.kind.in_(MCP_KINDS),
+            Integration.deleted_at.is_(None),
         )
 
     async def _row(self, integration_id: str) -> Integration:

@@ -975,6 +975,100 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/oauth/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Oauth Callback
+         * @description Where the provider sends the user back: exchange ``code`` for tokens and keep them.
+         *
+         *     422 for an unknown, used or expired ``state`` (it is single use) or a missing ``code``;
+         *     400 when the provider reports an error (the user declined); 502 when the token endpoint
+         *     refuses the code or cannot be reached. A browser (``Accept: text/html``) is redirected to
+         *     the UI; other callers get the connection.
+         */
+        get: operations["oauth_callback_api_v1_oauth_callback_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/oauth/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Oauth Connections
+         * @description The caller's OAuth connections, newest first (secrets and tokens never included).
+         */
+        get: operations["list_oauth_connections_api_v1_oauth_connections_get"];
+        put?: never;
+        /**
+         * Create Oauth Connection
+         * @description Register an OAuth 2 client (422 for plain-http endpoints unless private targets are
+         *     allowed; 409 when the name is taken by another integration).
+         */
+        post: operations["create_oauth_connection_api_v1_oauth_connections_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/oauth/connections/{connection_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read Oauth Connection */
+        get: operations["read_oauth_connection_api_v1_oauth_connections__connection_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Oauth Connection
+         * @description Delete the connection and forget its client secret and tokens (nodes naming it then
+         *     fail saying so). The tokens are not revoked at the provider.
+         */
+        delete: operations["delete_oauth_connection_api_v1_oauth_connections__connection_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/oauth/connections/{connection_id}/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Authorize Oauth Connection
+         * @description Start the authorization: the provider's URL, with a fresh ``state`` and PKCE challenge.
+         *
+         *     The state and verifier are kept here for ten minutes and one use.
+         */
+        post: operations["authorize_oauth_connection_api_v1_oauth_connections__connection_id__authorize_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/runs": {
         parameters: {
             query?: never;
@@ -1986,6 +2080,16 @@ export interface components {
             /** User Agent */
             user_agent: string | null;
         };
+        /** AuthorizationStart */
+        AuthorizationStart: {
+            /** Authorization Url */
+            authorization_url: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+        };
         /** ConnectionTest */
         ConnectionTest: {
             /** Duration Ms */
@@ -2616,6 +2720,92 @@ export interface components {
                 [key: string]: components["schemas"]["Position"];
             };
         };
+        /**
+         * OAuthConnectionCreate
+         * @description An OAuth 2 client as registered with the provider. ``client_secret`` is sealed and never
+         *     shown again; leave it out for a public client (PKCE alone).
+         */
+        OAuthConnectionCreate: {
+            /** Authorization Url */
+            authorization_url: string;
+            /** Client Id */
+            client_id: string;
+            /** Client Secret */
+            client_secret?: string | null;
+            /** Extra Params */
+            extra_params?: {
+                [key: string]: string;
+            };
+            /** Name */
+            name: string;
+            /** Provider */
+            provider?: string | null;
+            /** Redirect Uri */
+            redirect_uri?: string | null;
+            /** Scopes */
+            scopes?: string[];
+            /** Token Auth Method */
+            token_auth_method?: ("client_secret_basic" | "client_secret_post" | "none") | null;
+            /** Token Url */
+            token_url: string;
+        };
+        /** OAuthConnectionPublic */
+        OAuthConnectionPublic: {
+            /** Authorization Url */
+            authorization_url: string;
+            /** Client Id */
+            client_id: string;
+            /** Connected */
+            connected: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Extra Params */
+            extra_params: {
+                [key: string]: string;
+            };
+            /** Has Client Secret */
+            has_client_secret: boolean;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Provider */
+            provider: string;
+            /** Redirect Uri */
+            redirect_uri: string | null;
+            /** Scopes */
+            scopes: string[];
+            token: components["schemas"]["OAuthTokenPublic"] | null;
+            /** Token Auth Method */
+            token_auth_method: string;
+            /** Token Url */
+            token_url: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * OAuthTokenPublic
+         * @description The tokens' metadata (never the tokens).
+         */
+        OAuthTokenPublic: {
+            /**
+             * Connected At
+             * Format: date-time
+             */
+            connected_at: string;
+            /** Expires At */
+            expires_at: string | null;
+            /** Scopes */
+            scopes: string[];
+            /** Token Type */
+            token_type: string;
+        };
         /** PackageCreate */
         PackageCreate: {
             /**
@@ -2821,6 +3011,13 @@ export interface components {
         Page_NodeTemplatePublic_: {
             /** Items */
             items: components["schemas"]["NodeTemplatePublic"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /** Page[OAuthConnectionPublic] */
+        Page_OAuthConnectionPublic_: {
+            /** Items */
+            items: components["schemas"]["OAuthConnectionPublic"][];
             /** Next Cursor */
             next_cursor?: string | null;
         };
@@ -5749,6 +5946,203 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    oauth_callback_api_v1_oauth_callback_get: {
+        parameters: {
+            query: {
+                state: string;
+                code?: string | null;
+                error?: string | null;
+                error_description?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthConnectionPublic"];
+                };
+            };
+            /** @description a browser is sent on to the UI's integrations page */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_oauth_connections_api_v1_oauth_connections_get: {
+        parameters: {
+            query?: {
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_OAuthConnectionPublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_oauth_connection_api_v1_oauth_connections_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OAuthConnectionCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthConnectionPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_oauth_connection_api_v1_oauth_connections__connection_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                connection_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthConnectionPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_oauth_connection_api_v1_oauth_connections__connection_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                connection_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    authorize_oauth_connection_api_v1_oauth_connections__connection_id__authorize_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                connection_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizationStart"];
                 };
             };
             /** @description Validation Error */
