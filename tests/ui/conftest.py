@@ -7,18 +7,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servekit import serve
+from servekit import first_password, serve
 from uikit import VIEWPORT, Shots, artifacts_dir, require_browser
 
 Shot = Callable[[str], None]
 
 
 @pytest.fixture(scope="session")
-def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ui_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The session's server: its base URL and its log."""
     require_browser()
     root = tmp_path_factory.mktemp("ui-server")
     with serve(root / "data", root / "serve.log") as (_process, base):
-        yield base
+        yield base, root / "serve.log"
+
+
+@pytest.fixture(scope="session")
+def ui_server(ui_served: tuple[str, Path]) -> str:
+    return ui_served[0]
+
+
+@pytest.fixture(scope="session")
+def owner_password(ui_served: tuple[str, Path]) -> str:
+    """The local owner's one-time password (an admin, holding the example workflows)."""
+    password = first_password(ui_served[1].read_text())
+    assert password, ui_served[1].read_text()
+    return password
 
 
 # Per module, not per session: Playwright's sync API keeps an event loop running in this thread

@@ -3,9 +3,14 @@ import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from
 
 import { setUnauthenticatedHandler } from "./api/client";
 import { useAuth } from "./auth";
+import { AgentsPage } from "./pages/Agents";
 import { ApiKeysPage } from "./pages/ApiKeys";
 import { AuthPage } from "./pages/Auth";
+import { CredentialsPage } from "./pages/Credentials";
 import { EditorPage } from "./pages/Editor";
+import { GeneratePage } from "./pages/Generate";
+import { IntegrationsPage } from "./pages/Integrations";
+import { ThreadsPage } from "./pages/Threads";
 import { UsagePage } from "./pages/Usage";
 import { WorkflowsPage } from "./pages/Workflows";
 
@@ -27,6 +32,11 @@ function Header() {
       {user && (
         <nav aria-label="Main">
           <NavLink to="/" end>Workflows</NavLink>
+          <NavLink to="/generate">Describe</NavLink>
+          <NavLink to="/agents">Agents</NavLink>
+          <NavLink to="/threads">Threads</NavLink>
+          <NavLink to="/integrations">Integrations</NavLink>
+          <NavLink to="/credentials">Credentials</NavLink>
           <NavLink to="/usage">Usage</NavLink>
           <NavLink to="/api-keys">API keys</NavLink>
         </nav>
@@ -70,6 +80,12 @@ export function App() {
           <Route path="/" element={<RequireUser><WorkflowsPage /></RequireUser>} />
           <Route path="/api-keys" element={<RequireUser><ApiKeysPage /></RequireUser>} />
           <Route path="/usage" element={<RequireUser><UsagePage /></RequireUser>} />
+          <Route path="/credentials" element={<RequireUser><CredentialsPage /></RequireUser>} />
+          <Route path="/integrations" element={<RequireUser><IntegrationsPage /></RequireUser>} />
+          <Route path="/agents" element={<RequireUser><AgentsPage /></RequireUser>} />
+          <Route path="/threads" element={<RequireUser><ThreadsPage /></RequireUser>} />
+          <Route path="/threads/:threadId" element={<RequireUser><ThreadsPage /></RequireUser>} />
+          <Route path="/generate" element={<RequireUser><GeneratePage /></RequireUser>} />
           <Route path="/workflows/:workflowId" element={<RequireUser><EditorPage /></RequireUser>} />
           <Route path="*" element={<p className="page">Nothing here. <Link to="/">Back to your workflows</Link></p>} />
         </Routes>

@@ -8,7 +8,7 @@
  */
 import type { paths } from "./schema.gen";
 
-type Method = "get" | "post" | "patch" | "delete";
+type Method = "get" | "post" | "put" | "patch" | "delete";
 
 type OpOf<P extends keyof paths, M extends Method> = paths[P][M] extends infer O
   ? O extends { responses: unknown }
@@ -43,6 +43,8 @@ export interface RequestOptions<O> {
   query?: QueryParams<O>;
   body?: BodyOf<O>;
   signal?: AbortSignal;
+  /** Let the request outlive the page (a last save as it closes). */
+  keepalive?: boolean;
 }
 
 /** One problem of an invalid definition, or one bad field of a request. */
@@ -59,6 +61,8 @@ export class ApiError extends Error {
   readonly detail: string;
   readonly errors: ProblemItem[];
   readonly problems: ProblemItem[];
+  /** The whole problem document (extension members such as a generation's `attempts`). */
+  readonly body: Record<string, unknown>;
 
   constructor(status: number, body: unknown) {
     const doc = (body && typeof body === "object" ? body : {}) as Record<string, unknown>;
@@ -76,6 +80,7 @@ export class ApiError extends Error {
     this.detail = detail;
     this.errors = errors;
     this.problems = problems;
+    this.body = doc;
   }
 }
 
@@ -130,27 +135,19 @@ export function setUnauthenticatedHandler(handler: (() => void) | null): void {
   onUnauthenticated = handler;
 }
 
-async function request(
-  method: Method,
-  template: string,
-  options: { path?: unknown; query?: unknown; body?: unknown; signal?: AbortSignal } = {},
-): Promise<unknown> {
-  const url =
-    fillPath(template, options.path as Record<string, unknown> | undefined) +
-    queryString(options.query as Record<string, unknown> | undefined);
+/** The headers every request sends: JSON, and the CSRF token for unsafe methods. */
+export function requestHeaders(method: string, json: boolean): Record<string, string> {
   const headers: Record<string, string> = { Accept: "application/json" };
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "get") {
+  if (json) headers["Content-Type"] = "application/json";
+  if (method.toLowerCase() !== "get") {
     const csrf = readCookie("flowloom_csrf");
     if (csrf) headers["X-CSRF-Token"] = csrf;
   }
-  const response = await fetch(url, {
-    method: method.toUpperCase(),
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    credentials: "same-origin",
-    signal: options.signal,
-  });
+  return headers;
+}
+
+/** Read a problem+json (or any) error answer and raise it as an ApiError (401 tells the app). */
+export async function failure(response: Response, template: string): Promise<ApiError> {
   const text = await response.text();
   let parsed: unknown = undefined;
   if (text) {
@@ -160,13 +157,32 @@ async function request(
       parsed = { detail: text.slice(0, 300) };
     }
   }
-  if (!response.ok) {
-    if (response.status === 401 && onUnauthenticated && !template.startsWith("/api/v1/auth/")) {
-      onUnauthenticated();
-    }
-    throw new ApiError(response.status, parsed);
+  if (response.status === 401 && onUnauthenticated && !template.startsWith("/api/v1/auth/")) {
+    onUnauthenticated();
   }
-  return parsed;
+  return new ApiError(response.status, parsed);
+}
+
+async function request(
+  method: Method,
+  template: string,
+  options: { path?: unknown; query?: unknown; body?: unknown; signal?: AbortSignal; keepalive?: boolean } = {},
+): Promise<unknown> {
+  const url =
+    fillPath(template, options.path as Record<string, unknown> | undefined) +
+    queryString(options.query as Record<string, unknown> | undefined);
+  const headers = requestHeaders(method, options.body !== undefined);
+  const response = await fetch(url, {
+    method: method.toUpperCase(),
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    credentials: "same-origin",
+    signal: options.signal,
+    keepalive: options.keepalive,
+  });
+  if (!response.ok) throw await failure(response, template);
+  const text = await response.text();
+  return text ? (JSON.parse(text) as unknown) : undefined;
 }
 
 export const api = {
@@ -176,6 +192,9 @@ export const api = {
   post<P extends PathsWith<"post">>(path: P, options?: RequestOptions<OpOf<P, "post">>) {
     return request("post", path, options) as Promise<OkOf<OpOf<P, "post">>>;
   },
+  put<P extends PathsWith<"put">>(path: P, options?: RequestOptions<OpOf<P, "put">>) {
+    return request("put", path, options) as Promise<OkOf<OpOf<P, "put">>>;
+  },
   patch<P extends PathsWith<"patch">>(path: P, options?: RequestOptions<OpOf<P, "patch">>) {
     return request("patch", path, options) as Promise<OkOf<OpOf<P, "patch">>>;
   },
@@ -183,3 +202,8 @@ export const api = {
     return request("delete", path, options) as Promise<OkOf<OpOf<P, "delete">>>;
   },
 };
+
+/** Where the bytes of a blob (an image output's ``sha256``) are served to their owner. */
+export function blobUrl(sha256: string): string {
+  return `/api/v1/blobs/${encodeURIComponent(sha256)}`;
+}

@@ -64,3 +64,25 @@ export interface NodeTypeSpec {
   inputs: PortSpec[];
   outputs: PortSpec[];
 }
+
+export type CredentialPublic = Schemas["CredentialPublic"];
+export type CredentialKind = NonNullable<Schemas["CredentialCreate"]["kind"]>;
+export type IntegrationPublic = Schemas["IntegrationPublic"];
+export type ToolPublic = Schemas["ToolPublic"];
+export type ConnectionTest = Schemas["ConnectionTest"];
+export type AgentPublic = Schemas["AgentPublic"];
+export type ThreadPublic = Schemas["ThreadPublic"];
+export type MessagePublic = Schemas["MessagePublic"];
+export type ReplyPublic = Schemas["ReplyPublic"];
+export type AttemptPublic = Schemas["AttemptPublic"];
+export type GenerationEntry = Schemas["GenerationEntry"];
+export type Provider = Schemas["AgentCreate"]["provider"];
+
+/** An image output: the blob's reference (the bytes are at /api/v1/blobs/{sha256}). */
+export interface ImageRef {
+  sha256: string;
+  content_type?: string;
+  width?: number;
+  height?: number;
+  size?: number;
+}

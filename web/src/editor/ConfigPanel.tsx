@@ -1,22 +1,35 @@
 /** The form of the selected node, generated from its type's config JSON Schema. */
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useState, type ReactNode } from "react";
+import { Link } from "react-router-dom";
 
+import { imagesIn } from "../api/images";
 import type { RunScope } from "../api/types";
-import { fieldsFor, fromInput, toInput, type FieldSpec } from "./schemaForm";
+import { ImageThumb } from "../components/ImageThumb";
+import { useCredentials, useIntegrations, useMcpTools } from "./lookups";
+import { fieldsFor, fromInput, integrationIdOf, lookupFor, toInput, type FieldSpec } from "./schemaForm";
 import { portsFor } from "./ports";
 import { api, errorMessage } from "../api/client";
 import { presetsChanged } from "./Palette";
 import { editorStore, useEditor } from "./store";
+
+/** Values a text field offers (a datalist: the person may still type another). */
+export interface Suggestion {
+  value: string;
+  label?: string;
+}
 
 interface FieldProps {
   field: FieldSpec;
   value: unknown;
   idPrefix: string;
   onChange: (value: unknown) => void;
+  suggestions?: Suggestion[];
+  /** Shown under the field, after its description. */
+  note?: ReactNode;
 }
 
 /** One input; it keeps what was typed until it parses, and says what is wrong meanwhile. */
-export function Field({ field, value, idPrefix, onChange }: FieldProps) {
+export function Field({ field, value, idPrefix, onChange, suggestions, note }: FieldProps) {
   const shown = toInput(field, value);
   const [text, setText] = useState(shown);
   const [error, setError] = useState<string | null>(null);
@@ -26,7 +39,7 @@ export function Field({ field, value, idPrefix, onChange }: FieldProps) {
     setError(null);
   }, [shown]);
   const id = `${idPrefix}-${field.key}`;
-  const described = field.description || error ? `${id}-help` : undefined;
+  const described = field.description || error || note ? `${id}-help` : undefined;
 
   const commit = (raw: string | boolean) => {
     const parsed = fromInput(field, raw);
@@ -80,6 +93,8 @@ export function Field({ field, value, idPrefix, onChange }: FieldProps) {
           id={id}
           type="text"
           inputMode={field.kind === "number" || field.kind === "integer" ? "decimal" : undefined}
+          list={suggestions ? `${id}-options` : undefined}
+          autoComplete={suggestions ? "off" : undefined}
           value={text}
           aria-invalid={error ? true : undefined}
           aria-describedby={described}
@@ -97,10 +112,18 @@ export function Field({ field, value, idPrefix, onChange }: FieldProps) {
         {field.required && <span aria-label="required"> *</span>}
       </label>
       {control}
-      {(field.description || error) && (
+      {suggestions && (
+        <datalist id={`${id}-options`}>
+          {suggestions.map((s) => (
+            <option key={s.value} value={s.value}>{s.label}</option>
+          ))}
+        </datalist>
+      )}
+      {(field.description || error || note) && (
         <div id={`${id}-help`} className="help">
           {error && <span className="error" role="alert">{error}</span>}
           {field.description && !error && field.description}
+          {note && <div>{note}</div>}
         </div>
       )}
       {field.kind === "object-list" && field.itemFields && (
@@ -108,6 +131,108 @@ export function Field({ field, value, idPrefix, onChange }: FieldProps) {
       )}
     </div>
   );
+}
+
+interface ConfigFieldProps {
+  nodeType: string;
+  field: FieldSpec;
+  config: Record<string, unknown>;
+  idPrefix: string;
+  onChange: (value: unknown) => void;
+}
+
+/** A field of a node's form, with what it may name offered (credentials, integrations, tools). */
+function ConfigField(props: ConfigFieldProps) {
+  switch (lookupFor(props.nodeType, props.field)) {
+    case "credentials":
+      return <CredentialField {...props} />;
+    case "integrations":
+      return <ServerField {...props} />;
+    case "mcp-tools":
+      return <ToolField {...props} />;
+    default:
+      return <Field field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} />;
+  }
+}
+
+function CredentialField({ field, config, idPrefix, onChange }: ConfigFieldProps) {
+  const { items, error } = useCredentials();
+  const suggestions = items.map((c) => ({ value: c.name, label: c.provider ? `${c.kind} · ${c.provider}` : c.kind }));
+  const value = config[field.key];
+  const unknown = typeof value === "string" && value !== "" && items.length > 0 && !items.some((c) => c.name === value);
+  const note = error ? (
+    <span className="error">Could not list your credentials: {error}</span>
+  ) : items.length === 0 ? (
+    <>You have no credentials yet: add one on the <Link to="/credentials">Credentials</Link> page.</>
+  ) : unknown ? (
+    <span className="warn">You have no credential named “{value}”.</span>
+  ) : (
+    <>One of your {items.length} credential{items.length > 1 ? "s" : ""} (type to filter).</>
+  );
+  return <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} suggestions={suggestions} note={note} />;
+}
+
+const INLINE = "";
+
+/** mcp.tool's server: one of the user's integrations, or a server written inline as JSON. */
+function ServerField({ field, config, idPrefix, onChange }: ConfigFieldProps) {
+  const { items, error, loading } = useIntegrations();
+  const value = config[field.key];
+  const chosen = integrationIdOf(value);
+  const id = `${idPrefix}-${field.key}-integration`;
+  return (
+    <div className="field-group">
+      <div className="field">
+        <label htmlFor={id}>Server (integration)</label>
+        <select
+          id={id}
+          value={chosen ?? INLINE}
+          onChange={(e) => onChange(e.target.value === INLINE ? undefined : e.target.value)}
+          aria-describedby={`${id}-help`}
+        >
+          <option value={INLINE}>Written inline (JSON below)</option>
+          {items.map((integration) => (
+            <option key={integration.id} value={integration.id}>
+              {integration.name} ({integration.transport}{integration.enabled ? "" : ", disabled"})
+            </option>
+          ))}
+          {chosen && !items.some((i) => i.id === chosen) && <option value={chosen}>{loading ? chosen : `${chosen} (not one of yours)`}</option>}
+        </select>
+        <div id={`${id}-help`} className="help">
+          {error ? (
+            <span className="error">Could not list your integrations: {error}</span>
+          ) : items.length === 0 && !loading ? (
+            <>Register MCP servers on the <Link to="/integrations">Integrations</Link> page, or write one inline.</>
+          ) : (
+            "One of your MCP servers (Integrations page), or a server written inline."
+          )}
+        </div>
+      </div>
+      {!chosen && <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} />}
+    </div>
+  );
+}
+
+/** mcp.tool's tool: offers the chosen integration's tools, and says what the chosen one takes. */
+function ToolField({ field, config, idPrefix, onChange }: ConfigFieldProps) {
+  const integrationId = integrationIdOf(config.server);
+  const { items, error, loading } = useMcpTools(integrationId);
+  const value = config[field.key];
+  const tool = items.find((t) => t.name === value);
+  const note = !integrationId ? null : error ? (
+    <span className="error">Could not list the server's tools: {error}</span>
+  ) : loading ? (
+    "Asking the server for its tools…"
+  ) : tool ? (
+    <details className="tool-info">
+      <summary>{tool.description || "No description."}</summary>
+      <pre className="json">{JSON.stringify(tool.input_schema, null, 2)}</pre>
+    </details>
+  ) : (
+    `The server has ${items.length} tool${items.length === 1 ? "" : "s"}: ${items.map((t) => t.name).join(", ")}`
+  );
+  const suggestions = integrationId ? items.map((t) => ({ value: t.name, label: t.description.slice(0, 80) })) : undefined;
+  return <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} suggestions={suggestions} note={note} />;
 }
 
 async function saveAsPreset(nodeType: string, config: Record<string, unknown>, label: string): Promise<void> {
@@ -120,6 +245,25 @@ async function saveAsPreset(nodeType: string, config: Record<string, unknown>, l
   } catch (error) {
     editorStore.getState().notify("error", `Preset not saved: ${errorMessage(error)}`);
   }
+}
+
+/** The image outputs of the shown run, as thumbnails that open full size. */
+function OutputImages({ outputs }: { outputs: Record<string, unknown> }) {
+  const shown = Object.entries(outputs).flatMap(([name, value]) => {
+    const images = imagesIn(value);
+    return images.map((image, i) => ({ image, name: images.length > 1 ? `${name}[${i}]` : name }));
+  });
+  if (shown.length === 0) return null;
+  return (
+    <div className="thumbs run-images" data-testid="run-images">
+      {shown.map(({ image, name }) => (
+        <figure key={name}>
+          <ImageThumb image={image} name={name} size={120} />
+          <figcaption>{name}</figcaption>
+        </figure>
+      ))}
+    </div>
+  );
 }
 
 interface ConfigPanelProps {
@@ -153,11 +297,12 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
         <input id="node-label" value={node.data.label ?? ""} onChange={(e) => updateLabel(node.id, e.target.value)} />
       </div>
       {fields.map((field) => (
-        <Field
+        <ConfigField
           key={`${node.id}/${field.key}`}
+          nodeType={node.type!}
           field={field}
+          config={node.data.config}
           idPrefix={`cfg-${node.id}`}
-          value={node.data.config[field.key]}
           onChange={(value) => updateConfig(node.id, field.key, value)}
         />
       ))}
@@ -182,6 +327,7 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
       {view?.outputs && (
         <details open>
           <summary>Outputs of the shown run</summary>
+          <OutputImages outputs={view.outputs} />
           <pre className="json">{JSON.stringify(view.outputs, null, 2)}</pre>
         </details>
       )}

@@ -6,7 +6,9 @@
 import { Handle, Position, useStore as useFlowStore, useUpdateNodeInternals, type NodeProps } from "@xyflow/react";
 import { memo, useEffect, useMemo, useRef } from "react";
 
+import { imagesIn } from "../api/images";
 import type { PortSpec } from "../api/types";
+import { ImageThumb } from "../components/ImageThumb";
 import { answerApproval } from "./runs";
 import { portsFor } from "./ports";
 import { useEditor, type FlowNode, type NodeRunView } from "./store";
@@ -40,10 +42,6 @@ function PortRow({ port, side }: { port: PortSpec; side: "in" | "out" }) {
   );
 }
 
-function isImageRef(value: unknown): value is { sha256: string; content_type?: string; width?: number; height?: number } {
-  return typeof value === "object" && value !== null && typeof (value as { sha256?: unknown }).sha256 === "string";
-}
-
 function preview(value: unknown): string {
   const text = typeof value === "string" ? value : JSON.stringify(value);
   return text.length > 160 ? `${text.slice(0, 160)}…` : text;
@@ -62,12 +60,16 @@ function Outputs({ outputs }: { outputs: Record<string, unknown> }) {
             </div>
           );
         }
-        if (isImageRef(value)) {
-          // The API has no route that serves blobs yet, so the canvas shows what the reference says.
+        const images = imagesIn(value);
+        if (images.length > 0) {
           return (
-            <div key={name} className="image-ref" title={value.sha256}>
-              <span className="thumb" aria-hidden="true">🖼</span>
-              {name}: {value.content_type ?? "image"} {value.width && value.height ? `${value.width}×${value.height}` : ""}
+            <div key={name} className="image-output">
+              <span className="output-name">{name}</span>
+              <span className="thumbs">
+                {images.map((image, i) => (
+                  <ImageThumb key={`${image.sha256}-${i}`} image={image} name={images.length > 1 ? `${name}[${i}]` : name} size={72} />
+                ))}
+              </span>
             </div>
           );
         }

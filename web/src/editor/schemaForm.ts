@@ -227,3 +227,26 @@ export function fromInput(field: FieldSpec, input: string | boolean): Parsed {
     }
   }
 }
+
+/** Where a field's suggestions come from: the user's credentials, integrations, or the tools of
+ * the MCP server a node names. */
+export type Lookup = "credentials" | "integrations" | "mcp-tools";
+
+/**
+ * The suggestions a field of `nodeType`'s form offers, if any: a field named `credential` (or
+ * `..._credential`) holding text names one of the user's credentials; `mcp.tool`'s `server`
+ * names an integration and its `tool` one of that server's tools.
+ */
+export function lookupFor(nodeType: string, field: FieldSpec): Lookup | null {
+  if ((field.key === "credential" || field.key.endsWith("_credential")) && (field.kind === "string" || field.kind === "enum")) {
+    return field.kind === "string" ? "credentials" : null;
+  }
+  if (nodeType === "mcp.tool" && field.key === "server") return "integrations";
+  if (nodeType === "mcp.tool" && field.key === "tool" && field.kind === "string") return "mcp-tools";
+  return null;
+}
+
+/** An integration id (`intg_...`) when `server` names one rather than a server written inline. */
+export function integrationIdOf(server: unknown): string | null {
+  return typeof server === "string" && server.trim() !== "" ? server.trim() : null;
+}

@@ -56,7 +56,7 @@ export interface RunView {
   error: Record<string, unknown> | null;
 }
 
-interface Snapshot {
+export interface Snapshot {
   nodes: FlowNode[];
   edges: Edge[];
 }
@@ -81,6 +81,12 @@ export interface EditorState {
   breakpoints: Record<string, true>;
   /** The debug session of the run on the canvas, when it is one. */
   debugSessionId: string | null;
+  /**
+   * Nodes moved while the graph had no other unsaved change: their positions are saved in
+   * place (PATCH .../positions, see positions.ts), not by a new version. Moves of a graph with
+   * unsaved changes go with the next save instead.
+   */
+  moved: Record<string, true>;
 
   setNodeTypes(specs: NodeTypeSpec[]): void;
   load(definition: unknown): void;
@@ -102,6 +108,10 @@ export interface EditorState {
   copy(): number;
   paste(): number;
   autoLayout(): void;
+  /** The current positions of the moved nodes still on the canvas; forgets them. */
+  takeMoved(): Record<string, { x: number; y: number }>;
+  /** Positions that could not be saved in place: they go with the next save. */
+  movesNotSaved(): void;
   selectOnly(nodeId: string | null): void;
   toDefinition(): Definition;
   setProblems(problems: ProblemPublic[]): void;
@@ -180,6 +190,30 @@ function viewOf(execution: NodeExecutionPublic): NodeRunView {
   };
 }
 
+function edgeKey(e: Edge): string {
+  return `${e.id}|${e.source}|${e.sourceHandle ?? ""}|${e.target}|${e.targetHandle ?? ""}`;
+}
+
+/**
+ * The ids of the nodes whose position differs between two graphs when that is all that
+ * differs (same nodes, same settings, same wires), else null. Settings compare by reference:
+ * the store replaces a node's data only when it changes.
+ */
+export function movedBetween(before: Snapshot, after: Snapshot): string[] | null {
+  if (before.nodes.length !== after.nodes.length || before.edges.length !== after.edges.length) return null;
+  const moved: string[] = [];
+  for (let i = 0; i < before.nodes.length; i++) {
+    const a = before.nodes[i];
+    const b = after.nodes[i];
+    if (a.id !== b.id || a.type !== b.type || a.data !== b.data) return null;
+    if (a.position.x !== b.position.x || a.position.y !== b.position.y) moved.push(a.id);
+  }
+  for (let i = 0; i < before.edges.length; i++) {
+    if (before.edges[i] !== after.edges[i] && edgeKey(before.edges[i]) !== edgeKey(after.edges[i])) return null;
+  }
+  return moved;
+}
+
 const EVENT_STATUS: Record<string, string> = {
   "node.started": "RUNNING",
   "node.succeeded": "SUCCEEDED",
@@ -209,6 +243,21 @@ export function createEditorStore(): StoreApi<EditorState> {
       set({ ...update(state), past, future: [], revision: state.revision + 1 });
     };
     let lastConfigEdit: { key: string; at: number } | null = null;
+    /**
+     * Apply `update`, which changes only where the nodes in `ids` sit. With no other unsaved
+     * change, that is saved in place (the graph stays "saved"); otherwise it is one more
+     * unsaved change.
+     */
+    const move = (ids: string[], update: Partial<EditorState>) => {
+      const state = get();
+      if (ids.length > 0 && state.revision === state.savedRevision) {
+        const moved = { ...state.moved };
+        for (const id of ids) moved[id] = true;
+        set({ ...update, moved });
+      } else {
+        set({ ...update, revision: state.revision + 1 });
+      }
+    };
 
     return {
       nodeTypes: {},
@@ -226,6 +275,7 @@ export function createEditorStore(): StoreApi<EditorState> {
       notice: null,
       breakpoints: {},
       debugSessionId: null,
+      moved: {},
 
       setNodeTypes(specs) {
         set({ nodeTypes: Object.fromEntries(specs.map((s) => [s.type, s])) });
@@ -246,6 +296,7 @@ export function createEditorStore(): StoreApi<EditorState> {
           savedRevision: revision,
           problems: {},
           graphProblems: [],
+          moved: {},
         });
       },
 
@@ -260,11 +311,13 @@ export function createEditorStore(): StoreApi<EditorState> {
           change((s) => ({ nodes: applyNodeChanges(changes, s.nodes) }));
           return;
         }
-        const state = get();
-        set({
-          nodes: applyNodeChanges(changes, state.nodes),
-          revision: moved ? state.revision + 1 : state.revision,
-        });
+        const nodes = applyNodeChanges(changes, get().nodes);
+        if (!moved) {
+          set({ nodes });
+          return;
+        }
+        const ids = changes.flatMap((c) => (c.type === "position" && !c.dragging && c.position ? [c.id] : []));
+        move(ids, { nodes });
       },
 
       onEdgesChange(changes) {
@@ -368,13 +421,15 @@ export function createEditorStore(): StoreApi<EditorState> {
         const previous = state.past[state.past.length - 1];
         if (!previous) return;
         lastConfigEdit = null;
-        set({
+        const update = {
           nodes: previous.nodes,
           edges: previous.edges,
           past: state.past.slice(0, -1),
           future: [{ nodes: state.nodes, edges: state.edges }, ...state.future],
-          revision: state.revision + 1,
-        });
+        };
+        const moved = movedBetween(state, previous);
+        if (moved) move(moved, update);
+        else set({ ...update, revision: state.revision + 1 });
       },
 
       redo() {
@@ -382,13 +437,15 @@ export function createEditorStore(): StoreApi<EditorState> {
         const next = state.future[0];
         if (!next) return;
         lastConfigEdit = null;
-        set({
+        const update = {
           nodes: next.nodes,
           edges: next.edges,
           past: [...state.past, { nodes: state.nodes, edges: state.edges }],
           future: state.future.slice(1),
-          revision: state.revision + 1,
-        });
+        };
+        const moved = movedBetween(state, next);
+        if (moved) move(moved, update);
+        else set({ ...update, revision: state.revision + 1 });
       },
 
       copy() {
@@ -441,12 +498,35 @@ export function createEditorStore(): StoreApi<EditorState> {
           get().nodes.map((n) => ({ id: n.id, width: n.measured?.width, height: n.measured?.height })),
           get().edges,
         );
-        change((s) => ({
-          nodes: s.nodes.map((n) => {
-            const at = positions.get(n.id);
-            return at ? { ...n, position: at } : n;
-          }),
-        }));
+        const state = get();
+        const ids: string[] = [];
+        const nodes = state.nodes.map((n) => {
+          const at = positions.get(n.id);
+          if (!at || (at.x === n.position.x && at.y === n.position.y)) return n;
+          ids.push(n.id);
+          return { ...n, position: at };
+        });
+        if (ids.length === 0) return;
+        const past = [...state.past, { nodes: state.nodes, edges: state.edges }].slice(-HISTORY_LIMIT);
+        move(ids, { nodes, past, future: [] });
+      },
+
+      takeMoved() {
+        const { moved, nodes } = get();
+        const ids = Object.keys(moved);
+        if (ids.length === 0) return {};
+        const positions: Record<string, { x: number; y: number }> = {};
+        for (const node of nodes) {
+          if (moved[node.id]) positions[node.id] = { x: node.position.x, y: node.position.y };
+        }
+        set({ moved: {} });
+        return positions;
+      },
+
+      movesNotSaved() {
+        const state = get();
+        // The graph becomes "unsaved", so the positions (in the definition) go with the save.
+        if (state.revision === state.savedRevision) set({ revision: state.revision + 1 });
       },
 
       selectOnly(nodeId) {

@@ -1,17 +1,20 @@
 import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { useCallback, useEffect, useRef, useState } from "react";
-import { Link, useParams } from "react-router-dom";
+import { Link, useLocation, useParams } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
-import type { NodeTypeSpec, RunScope, WorkflowPublic } from "../api/types";
+import type { AttemptPublic, NodeTypeSpec, RunScope, WorkflowPublic } from "../api/types";
 import { Canvas, useFitAll } from "../editor/Canvas";
 import { ConfigPanel } from "../editor/ConfigPanel";
 import Palette, { type Preset } from "../editor/Palette";
 import { RunHistory } from "../editor/RunHistory";
 import { RunInputsDialog, type TriggerFieldDef } from "../editor/RunInputsDialog";
+import { forgetLookups } from "../editor/lookups";
+import { PositionSaver } from "../editor/positions";
 import { cancelRun, releaseDebug, startDebugRun, startRun, stopFollowing } from "../editor/runs";
 import { editorStore, useEditor } from "../editor/store";
 import { Versions } from "../editor/Versions";
+import { Attempts } from "./Generate";
 
 const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const SHORTCUTS: [string, string][] = [
@@ -54,7 +57,13 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   const [tab, setTab] = useState<Tab>("node");
   const [asking, setAsking] = useState<{ scope: RunScope; nodeId?: string } | null>(null);
   const [help, setHelp] = useState(false);
+  const location = useLocation();
+  // Opened right after "Describe a workflow": how many attempts it took.
+  const [generated, setGenerated] = useState<AttemptPublic[] | null>(
+    () => ((location.state as { generated?: AttemptPublic[] } | null)?.generated ?? null),
+  );
   const versionRef = useRef(0);
+  const saverRef = useRef<PositionSaver | null>(null);
   const flow = useReactFlow();
   const fitAll = useFitAll();
 
@@ -82,6 +91,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     const store = editorStore.getState();
     store.clearRun();
     store.dismissNotice();
+    forgetLookups();
     Promise.all([
       api.get("/api/v1/node-types"),
       api.get("/api/v1/workflows/{workflow_id}", { path: { workflow_id: workflowId } }),
@@ -98,6 +108,33 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       stopFollowing();
     };
   }, [workflowId, show]);
+
+  // Moves of a saved graph are saved in place, a moment after the drag ends.
+  useEffect(() => {
+    const saver = new PositionSaver({
+      store: editorStore,
+      send: async (positions, { keepalive }) => {
+        await api.patch("/api/v1/workflows/{workflow_id}/positions", {
+          path: { workflow_id: workflowId },
+          body: { positions },
+          keepalive,
+        });
+      },
+      onError: (error) =>
+        editorStore.getState().notify("error", `Node positions not saved (${errorMessage(error)}): they go with the next save.`),
+    });
+    saverRef.current = saver;
+    const onLeave = () => {
+      if (saver.busy) void saver.flush(true);
+    };
+    window.addEventListener("pagehide", onLeave);
+    return () => {
+      window.removeEventListener("pagehide", onLeave);
+      saver.dispose();
+      void saver.flush(true);
+      saverRef.current = null;
+    };
+  }, [workflowId]);
 
   // Live validation by the server's own validator, a moment after the last change.
   useEffect(() => {
@@ -116,9 +153,12 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   }, [revision, workflow]);
 
   const save = useCallback(async (): Promise<boolean> => {
-    const store = editorStore.getState();
-    const at = store.revision;
     setSaving(true);
+    // Positions on their way land first; those still waiting go with this save.
+    await saverRef.current?.settle();
+    const store = editorStore.getState();
+    const taken = store.takeMoved();
+    const at = store.revision;
     try {
       const saved = await api.patch("/api/v1/workflows/{workflow_id}", {
         path: { workflow_id: workflowId },
@@ -133,6 +173,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         .notify("info", saved.valid ? `Saved as version ${saved.version}.` : `Saved version ${saved.version} as a draft: it has problems to fix before it can run.`);
       return true;
     } catch (error) {
+      if (Object.keys(taken).length > 0) editorStore.getState().movesNotSaved();
       editorStore.getState().notify("error", `Not saved: ${errorMessage(error)}`);
       return false;
     } finally {
@@ -326,6 +367,18 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       )}
       {graphProblems.length > 0 && (
         <div className="notice notice-error" role="status">Workflow problems: {graphProblems.join("; ")}</div>
+      )}
+      {generated && (
+        <div className="notice notice-info generated" role="status" data-testid="generated-banner">
+          <details>
+            <summary>
+              Generated from your description in {generated.length} attempt{generated.length > 1 ? "s" : ""}
+              {generated.length > 1 ? ` (${generated.length - 1} repair${generated.length > 2 ? "s" : ""})` : ""}: review it, then save or run it.
+            </summary>
+            <Attempts attempts={generated} caption="Generation attempts" />
+          </details>
+          <button type="button" onClick={() => setGenerated(null)} aria-label="Dismiss">×</button>
+        </div>
       )}
       {run?.past && (
         <div className="notice notice-info" role="status" data-testid="past-run-banner">

@@ -81,6 +81,7 @@ export function WorkflowsPage() {
           </label>
           <button type="submit" className="primary">Create</button>
         </form>
+        <Link to="/generate" className="button-link">Describe a workflow…</Link>
         <label className="search">
           Search
           <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="Name or description" />
