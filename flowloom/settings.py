@@ -10,7 +10,7 @@ import base64
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -179,6 +179,24 @@ class Settings(BaseSettings):
     allow_private_http: bool = False
     """Let http.request and image.load reach private, loopback and link-local addresses."""
 
+    # ---- distributed mode (flowloom.worker): PostgreSQL plus ``flowloom worker`` processes
+
+    executor: Literal["local", "celery"] = "local"
+    """``local``: this process drives its runs. ``celery``: ``flowloom serve`` writes runs and
+    queues them; ``flowloom worker`` processes drive them (PostgreSQL and Redis needed)."""
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    """The Celery broker that carries runs to the workers."""
+    events_url: str | None = None
+    """Redis for run events (pub/sub) and run claims; None: the broker's Redis."""
+    worker_queue: Annotated[str, Field(min_length=1, max_length=100)] = "flowloom"
+    """The Celery queue of runs; also names the Redis keys and channel, so instances sharing
+    one Redis keep apart by using different queues."""
+    worker_claim_ttl_s: Annotated[float, Field(gt=0)] = 15.0
+    """How long a worker's claim on a run lasts unless renewed (every third of it): how soon
+    another worker takes over the runs of a worker that died."""
+    worker_sweep_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    """How often workers look for unfinished runs that nobody drives, to queue them again."""
+
     @model_validator(mode="after")
     def _check_external_auth(self) -> Settings:
         if self.external_auth_issuer:
@@ -206,6 +224,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'flowloom.db').resolve()}"
+
+    @property
+    def resolved_events_url(self) -> str:
+        """The Redis that carries run events and claims in distributed mode."""
+        return self.events_url or self.broker_url
 
     @property
     def is_sqlite(self) -> bool:

@@ -59,6 +59,16 @@ __all__ = ["API_PREFIX", "create_app"]
 API_PREFIX = "/api/v1"
 
 
+def _engine_class(settings: Settings) -> type[Engine]:
+    """The embedded engine, or with ``executor = "celery"`` the one that queues runs for
+    ``flowloom worker`` processes (imported only then: it needs Redis)."""
+    if settings.executor == "celery":
+        from flowloom.worker.remote import RemoteEngine
+
+        return RemoteEngine
+    return Engine
+
+
 def create_app(
     settings: Settings,
     *,
@@ -89,7 +99,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _prepare_database(database)
         owns_engine = engine is None
-        running = engine or Engine.from_settings(database, settings, state.registry)
+        running = engine or _engine_class(settings).from_settings(
+            database, settings, state.registry
+        )
         state.engine = running
         state.metrics.start(running.bus)
         schedules = ScheduleLoop(

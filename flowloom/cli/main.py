@@ -162,6 +162,25 @@ def serve(
         fail(str(exc))
 
 
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Worker processes; each drives one run at a time.")
+    ] = 2,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork or solo.")] = "prefork",
+) -> None:
+    """Drive queued runs (distributed mode: FLOWLOOM_BROKER_URL, a shared PostgreSQL)."""
+    from flowloom.worker.celery_app import run_worker
+
+    if pool not in ("prefork", "solo"):
+        fail(f"--pool must be prefork or solo, not {pool!r}")
+    try:
+        run_worker(_settings(ctx), concurrency=concurrency, pool=pool)
+    except FlowloomError as exc:
+        fail(str(exc))
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,

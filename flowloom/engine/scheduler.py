@@ -15,7 +15,9 @@ that lost its lease is abandoned unwritten. ``workflow.call`` nodes run child ru
 blob outputs get artifact rows (``artifacts.py``). ``Engine.from_settings`` wires all of it
 from the settings, with blobs in ``settings.blob_dir``.
 
-Not done here yet: cancellation requested from another process.
+Distributed mode (``flowloom.worker``) reuses this class unchanged but for one hook,
+``_drive_new_run``: the API process queues new runs for ``flowloom worker`` processes, each of
+which drives its runs with the same drivers as here.
 """
 
 from __future__ import annotations
@@ -315,8 +317,17 @@ class Engine:
                     )
                 )
             run_id = run.id
-        self._ensure_driver(run_id)
+        await self._drive_new_run(run_id)
         return run_id
+
+    async def _drive_new_run(self, run_id: str) -> None:
+        """Hand a freshly written run to whoever drives it: here, a driver in this process.
+
+        Distributed mode overrides this (``flowloom.worker``): the API queues the run for a
+        worker, a worker claims it first. An override must not await after creating a
+        driver, so that a caller may still subscribe to the run's events before it starts.
+        """
+        self._ensure_driver(run_id)
 
     async def _subrun_depth(self, session: Any, parent_run_id: str, workflow_id: str) -> int:
         """The depth a child of ``parent_run_id`` has; LimitExceeded past the limit."""

@@ -71,6 +71,12 @@ async def test_positions_are_saved_in_place_without_a_new_version(
     after = (await client.get(f"/api/v1/workflows/{workflow['id']}", headers=account.bearer)).json()
     greet = next(n for n in after["definition"]["nodes"] if n["id"] == "greet")
     assert greet["position"] == {"x": 512.5, "y": -40}, "a refused move changes nothing"
+    stale = await client.patch(
+        f"/api/v1/workflows/{workflow['id']}/positions",
+        json={"positions": {"greet": {"x": 0, "y": 0}}, "expected_version": 2},
+        headers=account.bearer,
+    )
+    assert stale.status_code == 409, "the canvas shows a version that is not the current one"
     not_finite = await client.patch(
         f"/api/v1/workflows/{workflow['id']}/positions",
         content=b'{"positions": {"greet": {"x": 1e999, "y": 0}}}',

@@ -222,6 +222,8 @@ class NodesMoved(BaseModel):
         min_length=1, max_length=5000
     )
     """Node id -> its new position on the canvas."""
+    expected_version: int | None = Field(default=None, ge=1)
+    """The version the canvas shows: 409 if another save made a newer one meanwhile."""
 
 
 @router.patch("/{workflow_id}/positions")
@@ -234,6 +236,7 @@ async def move_nodes(
         workflow = await WorkflowRepo(session, owner_id=caller.user_id).move_nodes(
             workflow_id=workflow_id,
             positions={node: (at.x, at.y) for node, at in body.positions.items()},
+            expected_version=body.expected_version,
         )
         return {"version": workflow.version}
 

@@ -307,12 +307,17 @@ class WorkflowRepo:
         )
 
     async def move_nodes(
-        self, *, workflow_id: str, positions: Mapping[str, tuple[float, float]]
+        self,
+        *,
+        workflow_id: str,
+        positions: Mapping[str, tuple[float, float]],
+        expected_version: int | None = None,
     ) -> Workflow:
         """Move nodes of the current version in place, without a new version: where a node
         sits changes nothing a run does, and a canvas saving each drag would otherwise fill the
-        history with layout. InputError naming a node that is not in the workflow."""
-        workflow = await self._get_for_update(workflow_id, expected_version=None)
+        history with layout. InputError naming a node that is not in the workflow; Conflict
+        when ``expected_version`` is given and a newer version was saved meanwhile."""
+        workflow = await self._get_for_update(workflow_id, expected_version=expected_version)
         definition = copy.deepcopy(workflow.definition)
         nodes = {
             node.get("id"): node for node in definition.get("nodes", []) if isinstance(node, dict)

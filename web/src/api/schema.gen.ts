@@ -2715,6 +2715,8 @@ export interface components {
         };
         /** NodesMoved */
         NodesMoved: {
+            /** Expected Version */
+            expected_version?: number | null;
             /** Positions */
             positions: {
                 [key: string]: components["schemas"]["Position"];

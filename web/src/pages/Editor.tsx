@@ -116,7 +116,9 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       send: async (positions, { keepalive }) => {
         await api.patch("/api/v1/workflows/{workflow_id}/positions", {
           path: { workflow_id: workflowId },
-          body: { positions },
+          // The version on screen: a newer save elsewhere answers 409 and the moves wait for
+          // the next save instead of landing on a graph this canvas has not seen.
+          body: { positions, expected_version: versionRef.current || undefined },
           keepalive,
         });
       },

@@ -1,0 +1,33 @@
+"""Distributed mode: ``flowloom serve`` on PostgreSQL queues runs; ``flowloom worker`` drives them.
+
+The unit of work is a RUN, not a node: a Celery task ``flowloom.drive_run(run_id)`` drives one
+run with the engine's own ``Driver`` until the run finishes or waits. DESIGN §6 sketches a
+task per READY node; a task per run was chosen because the driver's strengths all live in one
+process's view of one run: the group commit of every node finished in a tick, the in-memory
+run state that makes claiming, branch skipping and fan-in cheap, per-key limits, sub-runs and
+debug sessions. A task per node would rebuild that state from the database for every node and
+commit once per node. Runs still spread over any number of workers, and a run's independent
+branches still run at once (as asyncio tasks inside the worker driving it). The price: one
+run's nodes never spread over several machines, and a long run keeps one worker slot busy.
+
+Who drives a run is decided in Redis, not in the database (no schema change): the key
+``flowloom:{queue}:run:{run_id}`` holds the driving worker's lease owner token (or ``queued``),
+with a TTL that the worker renews every third of ``worker_claim_ttl_s``. A delivery that
+finds the key held by another worker does nothing; a worker that died stops renewing, its key
+expires, and the sweep (every ``worker_sweep_interval_s``, in whichever worker takes the sweep
+lock) queues the run again. The node leases of the database stay the fence: a driver whose
+node rows were taken over cannot commit (``LeaseLost``), so a node result is never written
+twice, whatever Redis says.
+
+Modules: ``claims`` (the Redis keys), ``relay`` (run events over Redis pub/sub), ``runs`` (the
+database questions: does this run need a driver), ``remote`` (the API's engine),
+``host`` (the worker's engine on its own event loop), ``celery_app`` (the Celery app, the
+task, and ``run_worker``). Celery is imported only by ``celery_app``, and only when used.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DRIVE_TASK"]
+
+DRIVE_TASK = "flowloom.drive_run"
+"""The Celery task name that carries one run id to a worker."""

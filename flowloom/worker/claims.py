@@ -1,0 +1,86 @@
+"""Run claims in Redis: which worker drives which run, with a TTL its driver keeps renewing.
+
+A key per run, ``flowloom:{namespace}:run:{run_id}``, holds either ``queued`` (a task for the
+run is in the queue; keeps the sweep from queueing it again and again) or the lease owner
+token of the engine driving it. Taking and renewing are one Lua script each, so two workers
+can never both believe they hold a run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["QUEUED", "RunClaims"]
+
+QUEUED: Final = "queued"
+
+# Take the run if nobody holds it, it is only queued, or we hold it already (renewal).
+_TAKE = """
+local held = redis.call('GET', KEYS[1])
+if (not held) or held == ARGV[1] or held == 'queued' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Renew only what we hold (a key that expired meanwhile is taken again if nobody took it).
+_RENEW = """
+local held = redis.call('GET', KEYS[1])
+if (not held) or held == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RunClaims:
+    """The claims of one flowloom instance (``namespace``: its worker queue) in one Redis."""
+
+    def __init__(self, redis: Redis, *, namespace: str, ttl_s: float) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.ttl_ms = max(1, round(ttl_s * 1000))
+
+    def key(self, run_id: str) -> str:
+        return f"flowloom:{self.namespace}:run:{run_id}"
+
+    async def mark_queued(self, run_id: str, *, for_s: float) -> bool:
+        """Note that a task for the run is queued, unless the key is set; whether it was not."""
+        done = await self.redis.set(self.key(run_id), QUEUED, nx=True, px=round(for_s * 1000))
+        return bool(done)
+
+    async def take(self, run_id: str, owner: str) -> bool:
+        """Claim the run for ``owner``; False when another worker drives it."""
+        return await self._script(_TAKE, run_id, owner, self.ttl_ms) == 1
+
+    async def renew(self, run_id: str, owner: str) -> bool:
+        """Keep ``owner``'s claim alive; False when another worker holds the run now."""
+        return await self._script(_RENEW, run_id, owner, self.ttl_ms) == 1
+
+    async def release(self, run_id: str, owner: str) -> None:
+        await self._script(_RELEASE, run_id, owner)
+
+    async def holder(self, run_id: str) -> str | None:
+        raw = await self.redis.get(self.key(run_id))
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def try_lock(self, name: str, owner: str, *, for_s: float) -> bool:
+        """A short lock of its own (the sweep's), expiring after ``for_s``."""
+        key = f"flowloom:{self.namespace}:lock:{name}"
+        return bool(await self.redis.set(key, owner, nx=True, px=max(1, round(for_s * 1000))))
+
+    async def _script(self, script: str, run_id: str, *args: str | int) -> int:
+        result = await self.redis.eval(script, 1, self.key(run_id), *args)
+        return int(result)

@@ -1,0 +1,286 @@
+"""The engine of one worker process, on an event loop of its own in a background thread.
+
+Celery runs tasks on ordinary threads (prefork: one per child process; solo: the main
+thread), so each worker process hosts ONE ``WorkerEngine`` on one asyncio loop, started once,
+and the ``drive_run`` task submits a coroutine to it and blocks until the run finishes or
+waits. Beside the drivers, the loop runs three small loops:
+
+- the heartbeat renews this process's run claims every third of their TTL, and makes a
+  driver whose claim went to another worker stop (``Driver.abandon``);
+- the watch looks, every ``_WATCH_S``, at the runs driven here: a cancellation asked for in
+  the database (``cancel_requested``, set by the API) and answers applied by the API to a node
+  this driver still holds as WAITING are posted to the driver as messages, exactly as
+  embedded mode's ``Engine.cancel`` and ``Engine.answer`` post them;
+- the sweep (one process at a time, under a Redis lock) queues every unfinished run that needs
+  a driver and that no worker holds or has queued: runs of a worker that died, due timers of
+  WAITING runs whose worker is gone, runs queued while no worker ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+
+from flowloom.engine.driver import Driver, Message
+from flowloom.engine.scheduler import Engine
+from flowloom.nodes.registry import NodeRegistry
+from flowloom.settings import Settings
+from flowloom.storage.database import Database
+from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
+from flowloom.storage.tables import NodeExecution, WorkflowRun
+from flowloom.storage.tables.base import utcnow
+from flowloom.worker.claims import RunClaims
+from flowloom.worker.relay import RedisEventBus
+from flowloom.worker.runs import RunQueue, runs_needing_a_driver
+
+__all__ = ["WorkerEngine", "WorkerHost"]
+
+_log = logging.getLogger("flowloom.worker")
+_WATCH_S = 0.25
+"""How often a worker looks for cancellations and answers of the runs it drives."""
+_CREATION_GRACE_S = 2.0
+"""The sweep leaves runs younger than this alone: their creator is about to queue or claim."""
+_MAX_ROUNDS = 1000
+_T = TypeVar("_T")
+
+
+class WorkerEngine(Engine):
+    """The Engine, driving only the runs this worker claimed. Two things differ from embedded
+    mode: a run this engine starts itself (a ``workflow.call`` sub-run) is claimed before its
+    driver starts, and a timed wait that comes due is queued (any worker may take it)."""
+
+    claims: RunClaims
+    queue: RunQueue
+
+    async def _drive_new_run(self, run_id: str) -> None:
+        if not await self.claims.take(run_id, self.owner_token):
+            _log.warning("run %s: claimed elsewhere before its creator could drive it", run_id)
+        self._ensure_driver(run_id)
+
+    def _timer_fired(self, run_id: str) -> None:
+        self._timers.pop(run_id, None)
+        if not self._closed:
+            task = asyncio.create_task(self.queue.put(run_id))
+            task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("a worker task failed", exc_info=task.exception())
+
+
+def _post(driver: Driver, kind: str, **fields: Any) -> None:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    # Nobody awaits it: retrieve its outcome so that a refusal (a run that ended) is not logged.
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    driver.post(Message(kind, future, **fields))
+
+
+class WorkerHost:
+    """One worker process's engine and its loop; ``start`` once, ``drive`` from any thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        send: Callable[[str], None],
+        registry: NodeRegistry | None = None,
+        open_database: Callable[[Settings], Database] = Database.from_settings,
+    ) -> None:
+        self.settings = settings
+        self._open_database = open_database
+        self._send = send
+        self._registry = registry
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="flowloom engine")
+        self._thread.daemon = True
+        self._tasks: list[asyncio.Task[None]] = []
+        self._cancelling: set[str] = set()
+        self.engine: WorkerEngine | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._call(self._open())
+
+    def drive(self, run_id: str) -> str:
+        """Drive the run until it finishes or waits (blocking); what happened, in words."""
+        return self._call(self._drive(run_id))
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        with contextlib.suppress(Exception):
+            self._call(self._close(), timeout_s=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def _call(self, coro: Coroutine[Any, Any, _T], timeout_s: float | None = None) -> _T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    # ---- on the loop
+
+    async def _open(self) -> None:
+        from redis.asyncio import Redis
+
+        settings = self.settings
+        redis = Redis.from_url(settings.resolved_events_url)
+        bus = RedisEventBus(redis, settings.worker_queue)
+        bus.start()
+        db = self._open_database(settings)
+        engine = WorkerEngine.from_settings(db, settings, self._registry, bus=bus)
+        assert isinstance(engine, WorkerEngine)
+        engine.claims = RunClaims(
+            redis, namespace=settings.worker_queue, ttl_s=settings.worker_claim_ttl_s
+        )
+        engine.queue = RunQueue(
+            engine.claims,
+            self._send,
+            queued_for_s=max(60.0, 4 * settings.worker_sweep_interval_s),
+        )
+        self.engine = engine
+        self._redis = redis
+        self._bus = bus
+        self._db = db
+        for name, loop in (
+            ("heartbeat", self._heartbeat),
+            ("watch", self._watch),
+            ("sweep", self._sweep),
+        ):
+            self._tasks.append(asyncio.create_task(self._forever(name, loop)))
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        engine = self.engine
+        if engine is not None:
+            driven = list(engine._drivers)
+            await engine.close()
+            for run_id in driven:
+                with contextlib.suppress(Exception):
+                    await engine.claims.release(run_id, engine.owner_token)
+        await self._bus.stop()
+        await self._redis.aclose()
+        await self._db.dispose()
+
+    async def _drive(self, run_id: str) -> str:
+        engine = self.engine
+        assert engine is not None
+        owner = engine.owner_token
+        for _ in range(_MAX_ROUNDS):
+            if run_id in engine._drivers:
+                return "driven here already"
+            if not await engine.claims.take(run_id, owner):
+                return "driven by another worker"
+            try:
+                if not await runs_needing_a_driver(engine.db, now=utcnow(), run_ids=[run_id]):
+                    return "nothing to do"
+                driver = engine._ensure_driver(run_id)
+                if await self._cancel_requested(run_id):
+                    self._cancelling.add(run_id)
+                    _post(driver, "cancel")
+                await engine.wait(run_id)
+            except Exception:
+                _log.exception("driving run %s failed; a sweep will queue it again", run_id)
+                return "failed"
+            finally:
+                if run_id not in engine._drivers:
+                    self._cancelling.discard(run_id)
+                    await engine.claims.release(run_id, owner)
+            # Driven until it finished or waited; an answer that came meanwhile (applied to the
+            # rows while this driver still held the node WAITING) needs one more round.
+        return "driven"
+
+    async def _cancel_requested(self, run_id: str) -> bool:
+        assert self.engine is not None
+        async with self.engine.db.read() as session:
+            return bool(
+                await session.scalar(
+                    select(WorkflowRun.cancel_requested).where(WorkflowRun.id == run_id)
+                )
+            )
+
+    async def _forever(self, name: str, step: Callable[[], Coroutine[Any, Any, float]]) -> None:
+        while True:
+            try:
+                pause_s = await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("the worker's %s failed; trying again", name)
+                pause_s = 1.0
+            await asyncio.sleep(pause_s)
+
+    async def _heartbeat(self) -> float:
+        engine = self.engine
+        assert engine is not None
+        for run_id, driver in list(engine._drivers.items()):
+            if not await engine.claims.renew(run_id, engine.owner_token):
+                driver.abandon("its claim went to another worker")
+        return self.settings.worker_claim_ttl_s / 3
+
+    async def _watch(self) -> float:
+        engine = self.engine
+        assert engine is not None
+        driven = list(engine._drivers)
+        if not driven:
+            return _WATCH_S
+        async with engine.db.read() as session:
+            cancelled = (
+                await session.scalars(
+                    select(WorkflowRun.id).where(
+                        WorkflowRun.id.in_(driven),
+                        WorkflowRun.cancel_requested.is_(True),
+                        WorkflowRun.status.not_in(list(FINISHED_RUN_STATUSES)),
+                    )
+                )
+            ).all()
+            ready = (
+                await session.execute(
+                    select(NodeExecution.run_id, NodeExecution.node_id, NodeExecution.wait).where(
+                        NodeExecution.run_id.in_(driven),
+                        NodeExecution.status == NodeStatus.READY,
+                    )
+                )
+            ).all()
+        for run_id in cancelled:
+            driver = engine._drivers.get(run_id)
+            if driver is not None and run_id not in self._cancelling:
+                self._cancelling.add(run_id)
+                _post(driver, "cancel")
+        for run_id, node_id, wait in ready:
+            driver = engine._drivers.get(run_id)
+            state = driver.state if driver is not None else None
+            slot = state.slots.get(node_id) if state is not None else None
+            if (
+                driver is None
+                or slot is None
+                or slot.status is not NodeStatus.WAITING
+                or "answer" in (slot.wait or {})
+                or not isinstance(wait, dict)
+                or not isinstance(wait.get("answer"), dict)
+            ):
+                continue
+            # The API answered a node this driver still holds as WAITING: apply it here too,
+            # so that the driver's own tick writes it, as in embedded mode.
+            _post(driver, "answer", node_id=node_id, answer=wait["answer"])
+        return _WATCH_S
+
+    async def _sweep(self) -> float:
+        engine = self.engine
+        assert engine is not None
+        interval_s = self.settings.worker_sweep_interval_s
+        if await engine.claims.try_lock("sweep", engine.owner_token, for_s=interval_s * 0.9):
+            for run_id in await runs_needing_a_driver(
+                engine.db, now=utcnow(), older_than_s=_CREATION_GRACE_S
+            ):
+                if await engine.queue.put(run_id):
+                    _log.info("run %s had no driver: queued it again", run_id)
+        return interval_s

@@ -1,0 +1,155 @@
+"""Run events across processes: workers publish them to Redis, the API republishes them.
+
+One pub/sub channel per flowloom instance, ``flowloom:{namespace}:events``, carries every
+event as JSON. A worker's ``RedisEventBus`` delivers to its own subscribers first (sub-runs
+wait on them) and queues the event for one publisher task, so publishing never blocks a
+driver; a run is driven by one worker at a time, so its events arrive in order. The API's
+``EventFeed`` reads the channel and hands each event to the API's ordinary ``EventBus``, so
+SSE, metrics and ``Engine.wait`` work unchanged. Pub/sub is at-most-once: a subscriber that
+must not miss a state reads the run back from the database, as it already does for dropped
+events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from flowloom.engine.events import Event, EventBus
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["EventFeed", "RedisEventBus", "channel"]
+
+_log = logging.getLogger("flowloom.worker")
+_MAX_UNSENT = 100_000
+_RETRY_S = 1.0
+
+
+def channel(namespace: str) -> str:
+    return f"flowloom:{namespace}:events"
+
+
+def _encode(event: Event) -> str:
+    return json.dumps(event.to_json(), separators=(",", ":"), default=str)
+
+
+def _decode(raw: bytes | str) -> Event:
+    data: dict[str, Any] = json.loads(raw)
+    return Event(
+        type=data["type"],
+        run_id=data["run_id"],
+        node_id=data.get("node_id"),
+        at=datetime.fromisoformat(data["at"]),
+        data=data.get("data") or {},
+    )
+
+
+class RedisEventBus(EventBus):
+    """An EventBus that also publishes every event to Redis (call ``start`` in the loop)."""
+
+    def __init__(self, redis: Redis, namespace: str) -> None:
+        super().__init__()
+        self._redis = redis
+        self._channel = channel(namespace)
+        self._unsent: asyncio.Queue[str] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._lost = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._send(), name="flowloom event relay")
+
+    def publish(self, events: list[Event]) -> None:
+        super().publish(events)
+        for event in events:
+            if self._unsent.qsize() >= _MAX_UNSENT:
+                self._lost += 1
+                continue
+            self._unsent.put_nowait(_encode(event))
+
+    async def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until every event published so far has gone to Redis (or ``timeout_s``)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._unsent.join()
+
+    async def stop(self) -> None:
+        await self.flush()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _send(self) -> None:
+        while True:
+            payload = await self._unsent.get()
+            batch = [payload]
+            while not self._unsent.empty() and len(batch) < 500:
+                batch.append(self._unsent.get_nowait())
+            while True:
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for item in batch:
+                            pipe.publish(self._channel, item)
+                        await pipe.execute()
+                    break
+                except Exception:
+                    _log.exception("publishing run events to Redis failed; retrying")
+                    await asyncio.sleep(_RETRY_S)
+            for _ in batch:
+                self._unsent.task_done()
+            if self._lost:
+                _log.warning("%d run events were not published (Redis too slow)", self._lost)
+                self._lost = 0
+
+
+class EventFeed:
+    """Reads the instance's event channel and republishes each event on ``bus``."""
+
+    def __init__(self, redis: Redis, namespace: str, bus: EventBus) -> None:
+        self._redis = redis
+        self._channel = channel(namespace)
+        self._bus = bus
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self, timeout_s: float = 10.0) -> None:
+        """Subscribe, returning once the subscription is in place (so nothing is missed)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._read(), name="flowloom event feed")
+        async with asyncio.timeout(timeout_s):
+            await self._subscribed.wait()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self._subscribed.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        try:
+                            event = _decode(message["data"])
+                        except (ValueError, KeyError, TypeError):
+                            _log.warning("ignored a malformed run event on %s", self._channel)
+                            continue
+                        self._bus.publish([event])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("the run event feed from Redis failed; reconnecting")
+                await asyncio.sleep(_RETRY_S)

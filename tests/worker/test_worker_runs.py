@@ -1,0 +1,259 @@
+"""Distributed mode end to end: an executor=celery engine (the API's) on PostgreSQL, real Redis,
+and real ``celery worker`` processes driving the runs."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from enginekit import definition, edge, make_owner, node, node_rows, save_workflow
+from pgkit import drop_postgres_schema, make_postgres_database, require_postgres
+from workerkit import Cluster, require_redis, worker_registry
+
+from flowloom.engine import Engine
+from flowloom.storage.database import Database
+from flowloom.storage.enums import NodeStatus, RunStatus
+from flowloom.storage.migrate import upgrade_database
+from flowloom.worker.remote import RemoteEngine
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def services() -> None:
+    # Synchronous: the PostgreSQL probe runs an event loop of its own.
+    require_postgres()
+    require_redis()
+
+
+@pytest.fixture(scope="module")
+async def pg(services: None) -> AsyncIterator[tuple[Database, str]]:
+    schema = f"t_{secrets.token_hex(6)}"
+    db = await make_postgres_database(schema)
+    await upgrade_database(db)
+    yield db, schema
+    await db.dispose()
+    await drop_postgres_schema(schema)
+
+
+@pytest.fixture
+async def cluster(pg: tuple[Database, str], tmp_path: Path) -> AsyncIterator[Cluster]:
+    found = Cluster(pg[1], tmp_path)
+    yield found
+    found.stop_all()
+
+
+@pytest.fixture
+async def api(pg: tuple[Database, str], cluster: Cluster) -> AsyncIterator[Engine]:
+    engine = RemoteEngine.from_settings(pg[0], cluster.settings(), worker_registry())
+    await engine.resume_unfinished()
+    yield engine
+    await engine.close()
+
+
+def fan_out() -> dict[str, Any]:
+    """a -> (b, c, d) -> total: a fan-out and a join."""
+    return definition(
+        [
+            node("a", "test.add", {"amount": 1}),
+            node("b", "test.add", {"amount": 10}),
+            node("c", "test.add", {"amount": 100}),
+            node("d", "test.sleep", {"seconds": 0.2}),
+            node("total", "test.sum"),
+        ],
+        [
+            edge("a", "b"),
+            edge("a", "c"),
+            edge("a", "d"),
+            edge("b", "total", target_handle="values"),
+            edge("c", "total", target_handle="values"),
+            edge("d", "total", target_handle="values"),
+        ],
+    )
+
+
+async def wait_for_node(db: Database, run_id: str, node_id: str, status: NodeStatus) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = await node_rows(db, run_id)
+        if rows[node_id].status == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{node_id} never became {status}")
+
+
+async def test_fan_out_and_join_gives_the_embedded_results(
+    pg: tuple[Database, str], cluster: Cluster, api: Engine
+) -> None:
+    db = pg[0]
+    cluster.start_worker()
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, fan_out())
+
+    embedded = Engine(db, worker_registry())
+    try:
+        local = await embedded.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+    finally:
+        await embedded.close()
+
+    events = api.bus.subscribe()
+    started = time.monotonic()
+    remote = await asyncio.wait_for(
+        api.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False), 60
+    )
+    print(f"distributed fan-out run: {time.monotonic() - started:.2f} s")
+    assert local.status is RunStatus.COMPLETED
+    assert remote.status is RunStatus.COMPLETED, cluster.logs()
+    assert remote.outputs == local.outputs
+    assert remote.outputs == {"total": {"value": 11 + 101 + 1, "count": 3}}
+    rows = await node_rows(db, remote.run_id)
+    assert {n: r.status for n, r in rows.items()} == dict.fromkeys(rows, NodeStatus.SUCCEEDED)
+    # The workers' events reached this process's bus, in order, ending with run.completed.
+    seen: list[str] = []
+    while True:
+        event = await asyncio.wait_for(anext(aiter(events)), 10)
+        if event.run_id == remote.run_id:
+            seen.append(event.type if event.node_id is None else f"{event.type}:{event.node_id}")
+        if event.type == "run.completed" and event.run_id == remote.run_id:
+            break
+    events.close()
+    assert seen[0] == "run.started"
+    assert seen.index("node.succeeded:a") < seen.index("node.started:b")
+    assert seen.count("node.succeeded:total") == 1
+
+
+async def test_two_workers_share_many_runs(
+    pg: tuple[Database, str], cluster: Cluster, api: Engine
+) -> None:
+    db = pg[0]
+    cluster.start_worker()
+    cluster.start_worker()
+    owner = await make_owner(db)
+    graph = definition(
+        [
+            node("a", "test.add"),
+            node("w1", "test.whoami", {"seconds": 0.3}),
+            node("w2", "test.whoami", {"seconds": 0.3}),
+        ],
+        [edge("a", "w1"), edge("a", "w2")],
+    )
+    workflow_id = await save_workflow(db, owner, graph)
+    started = time.monotonic()
+    run_ids = [
+        await api.start_run(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+        for _ in range(12)
+    ]
+    results = await asyncio.wait_for(asyncio.gather(*(api.wait(r) for r in run_ids)), 90)
+    print(f"12 runs on two workers: {time.monotonic() - started:.2f} s")
+    assert [r.status for r in results] == [RunStatus.COMPLETED] * 12, cluster.logs()
+    pids: set[int] = set()
+    for result in results:
+        rows = await node_rows(db, result.run_id)
+        for row in rows.values():
+            assert row.status == NodeStatus.SUCCEEDED
+            assert row.attempt == 1
+            assert [a["status"] for a in row.attempts] == ["SUCCEEDED"]
+        outputs = result.outputs or {}
+        assert outputs["w1"]["pid"] == outputs["w2"]["pid"]  # one run, one worker
+        pids.add(outputs["w1"]["pid"])
+    assert pids == {w.pid for w in cluster.workers}
+
+
+async def test_an_approval_answered_from_the_api_resumes_on_a_worker(
+    pg: tuple[Database, str], cluster: Cluster, api: Engine
+) -> None:
+    db = pg[0]
+    cluster.start_worker()
+    owner = await make_owner(db)
+    graph = definition(
+        [
+            node("ask", "human.approval", {"prompt": "ship it?"}),
+            node("yes", "test.whoami", {"seconds": 0.01}),
+        ],
+        [edge("ask", "yes", source_handle="approved")],
+    )
+    workflow_id = await save_workflow(db, owner, graph)
+    parked = await asyncio.wait_for(api.run_to_end(owner_id=owner, workflow_id=workflow_id), 60)
+    assert parked.status is RunStatus.WAITING, cluster.logs()
+
+    await api.answer(parked.run_id, "ask", {"approved": True, "comment": "go"})
+    done = await asyncio.wait_for(api.wait(parked.run_id), 60)
+    assert done.status is RunStatus.COMPLETED, cluster.logs()
+    assert (done.outputs or {})["yes"]["pid"] == cluster.workers[0].pid
+    rows = await node_rows(db, parked.run_id)
+    assert rows["ask"].status == NodeStatus.SUCCEEDED
+    assert rows["ask"].outputs["approved"]["comment"] == "go"
+
+
+async def test_cancel_from_the_api_stops_a_running_run(
+    pg: tuple[Database, str], cluster: Cluster, api: Engine
+) -> None:
+    db = pg[0]
+    cluster.start_worker()
+    owner = await make_owner(db)
+    graph = definition(
+        [node("slow", "test.sleep", {"seconds": 60}), node("after", "test.add")],
+        [edge("slow", "after")],
+    )
+    workflow_id = await save_workflow(db, owner, graph)
+    run_id = await api.start_run(owner_id=owner, workflow_id=workflow_id)
+    await wait_for_node(db, run_id, "slow", NodeStatus.RUNNING)
+
+    started = time.monotonic()
+    await api.cancel(run_id)
+    took_s = time.monotonic() - started
+    result = await api.wait(run_id)
+    assert result.status is RunStatus.CANCELLED, cluster.logs()
+    assert took_s < 5
+    rows = await node_rows(db, run_id)
+    assert rows["slow"].status == NodeStatus.CANCELLED
+    assert rows["after"].status == NodeStatus.CANCELLED
+    # Cancelling again changes nothing.
+    await api.cancel(run_id)
+
+
+async def test_a_killed_worker_s_run_is_finished_by_another(
+    pg: tuple[Database, str], cluster: Cluster, api: Engine, tmp_path: Path
+) -> None:
+    db = pg[0]
+    first = cluster.start_worker()
+    owner = await make_owner(db)
+    graph = definition(
+        [
+            node("a", "test.add"),
+            node("slow", "test.sleep", {"seconds": 3}),
+            node("b", "test.add", {"amount": 5}),
+        ],
+        [edge("a", "slow"), edge("slow", "b")],
+    )
+    workflow_id = await save_workflow(db, owner, graph)
+    count_file = tmp_path / "calls.txt"
+    run_id = await api.start_run(
+        owner_id=owner,
+        workflow_id=workflow_id,
+        inputs={"count_file": str(count_file)},
+        use_cache=False,
+    )
+    await wait_for_node(db, run_id, "slow", NodeStatus.RUNNING)
+    cluster.kill(first)
+    killed_at = time.monotonic()
+    second = cluster.start_worker()
+
+    result = await asyncio.wait_for(api.wait(run_id), 60)
+    print(f"resumed and finished {time.monotonic() - killed_at:.2f} s after the kill")
+    assert result.status is RunStatus.COMPLETED, cluster.logs()
+    assert second.poll() is None
+    assert result.outputs == {"b": {"value": 6}}
+    rows = await node_rows(db, run_id)
+    assert {n: r.status for n, r in rows.items()} == dict.fromkeys(rows, NodeStatus.SUCCEEDED)
+    # a succeeded before the kill and never ran again; slow ran again as attempt 2; b once.
+    calls = count_file.read_text().split("\n")
+    assert sorted(line for line in calls if line) == ["a 1", "b 1", "slow 1", "slow 2"]
+    assert [a["status"] for a in rows["slow"].attempts] == ["INTERRUPTED", "SUCCEEDED"]
+    for node_id in ("a", "b"):
+        assert [a["status"] for a in rows[node_id].attempts] == ["SUCCEEDED"]

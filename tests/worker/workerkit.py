@@ -1,0 +1,149 @@
+"""What the worker tests share: Redis and PostgreSQL (skip, or fail under CI), a node type
+that says which process ran it, and real ``celery worker`` processes started per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "engine"))
+
+from enginekit import registry as engine_registry  # noqa: E402
+
+from flowloom.graph.ports import Port, PortType  # noqa: E402
+from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, RunContext  # noqa: E402
+from flowloom.nodes.registry import NodeRegistry  # noqa: E402
+
+REDIS_URL = os.environ.get("FLOWLOOM_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def require_redis() -> None:
+    """Skip (or, under CI, fail) when Redis cannot be reached."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        message = f"Redis unreachable at {REDIS_URL}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is an error)")
+        pytest.skip(message)
+
+
+class WhoamiConfig(NodeConfig):
+    seconds: float = 0.05
+
+
+class Whoami(Node[WhoamiConfig]):
+    """Sleeps a little, then outputs the process id that ran it (never cached)."""
+
+    type_name = "test.whoami"
+    category = Category.ACTION
+    deterministic = False
+    Config = WhoamiConfig
+
+    def inputs(self, config: WhoamiConfig) -> list[Port]:
+        return [Port("value", PortType.ANY, required=False, default=None)]
+
+    def outputs(self, config: WhoamiConfig) -> list[Port]:
+        return [Port("pid", PortType.INTEGER)]
+
+    async def run(
+        self, ctx: RunContext, config: WhoamiConfig, inputs: dict[str, Any]
+    ) -> NodeResult:
+        await asyncio.sleep(config.seconds)
+        return NodeResult({"pid": os.getpid()})
+
+
+def worker_registry() -> NodeRegistry:
+    found = engine_registry()
+    found.register(Whoami)
+    return found
+
+
+class Cluster:
+    """One test's Redis namespace (its own DB number and queue) and its worker processes."""
+
+    def __init__(self, schema: str, tmp: Path) -> None:
+        self.schema = schema
+        self.queue = f"fl_test_{secrets.token_hex(5)}"
+        self.broker_url = f"{REDIS_URL}/{secrets.randbelow(15) + 1}"
+        self.tmp = tmp
+        self.secret_key = secrets.token_urlsafe(32)
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FLOWLOOM_BROKER_URL": self.broker_url,
+            "FLOWLOOM_WORKER_QUEUE": self.queue,
+            "FLOWLOOM_WORKER_CLAIM_TTL_S": "2",
+            "FLOWLOOM_WORKER_SWEEP_INTERVAL_S": "0.5",
+            "FLOWLOOM_DATA_DIR": str(self.tmp),
+            "FLOWLOOM_SECRET_KEY": self.secret_key,
+            "FLOWLOOM_EXECUTOR": "celery",
+        }
+
+    def settings(self) -> Any:
+        from flowloom.settings import Settings
+
+        return Settings(
+            executor="celery",
+            broker_url=self.broker_url,
+            worker_queue=self.queue,
+            worker_claim_ttl_s=2,
+            worker_sweep_interval_s=0.5,
+            data_dir=self.tmp,
+            secret_key=self.secret_key,
+        )
+
+    def start_worker(self, *, concurrency: int = 1, pool: str = "solo") -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"worker{len(self.workers)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, str(HERE / "worker_child.py"), self.schema, str(concurrency), pool],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and every process of its group (prefork children too)."""
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for process in self.workers:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        import redis
+
+        client = redis.Redis.from_url(self.broker_url)
+        keys = list(client.scan_iter(f"*{self.queue}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.tmp.glob("worker*.log"))
+        )
