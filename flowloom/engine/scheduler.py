@@ -253,12 +253,15 @@ class Engine:
                 data["depth"] = await self._subrun_depth(session, parent_run_id, workflow_id)
             workflows = WorkflowRepo(session, owner_id=owner_id)
             if version is None:
-                workflow = await workflows.get(workflow_id=workflow_id)
-                version, definition = workflow.version, workflow.definition
-            else:
+                version = await workflows.current_version(workflow_id=workflow_id)
+            # A version prepared before needs no definition read (nor its JSON parsed); the
+            # run's insert below checks that the workflow and version are the owner's.
+            prepared = self._cached_plan(workflow_id, version, scope, target_node_id)
+            if prepared is None:
                 saved = await workflows.get_version(workflow_id=workflow_id, version=version)
-                definition = saved.definition
-            prepared = self._prepare(workflow_id, version, definition, scope, target_node_id)
+                prepared = self._prepare(
+                    workflow_id, version, saved.definition, scope, target_node_id
+                )
             if breakpoints is not None:
                 unknown = [node for node in breakpoints if node not in prepared.specs]
                 if unknown:
@@ -571,6 +574,14 @@ class Engine:
         except PermissionError:
             return True
         return True
+
+    def _cached_plan(
+        self, workflow_id: str, version: int, scope: Scope, target: str | None
+    ) -> _Prepared | None:
+        found = self._prepared.get((workflow_id, version, scope, target))
+        if found is not None:
+            self._prepared.move_to_end((workflow_id, version, scope, target))
+        return found
 
     def _prepare(
         self,

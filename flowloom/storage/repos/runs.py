@@ -175,16 +175,17 @@ class RunRepo:
             if existing is not None:
                 return _same_workflow(existing, workflow_id)
 
-        workflow = await self.session.scalar(
-            select(Workflow).where(
+        # The version number only: a definition can be large, and is not needed here.
+        current = await self.session.scalar(
+            select(Workflow.version).where(
                 Workflow.id == workflow_id,
                 Workflow.user_id == self.owner_id,
                 Workflow.deleted_at.is_(None),
             )
         )
-        if workflow is None:
+        if current is None:
             raise NotFound("workflow", workflow_id)
-        if not 1 <= workflow_version <= workflow.version:
+        if not 1 <= workflow_version <= current:
             raise NotFound("workflow version", f"{workflow_id}@{workflow_version}")
         if parent_run_id is not None:
             await self.get(run_id=parent_run_id)

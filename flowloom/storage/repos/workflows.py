@@ -107,6 +107,20 @@ class WorkflowRepo:
             raise NotFound("workflow", workflow_id)
         return workflow
 
+    async def current_version(self, *, workflow_id: str) -> int:
+        """The owner's workflow's current version number (its definition not read); NotFound
+        also when it was deleted."""
+        version = await self._session.scalar(
+            select(Workflow.version).where(
+                Workflow.id == workflow_id,
+                Workflow.user_id == self._owner_id,
+                Workflow.deleted_at.is_(None),
+            )
+        )
+        if version is None:
+            raise NotFound("workflow", workflow_id)
+        return int(version)
+
     async def find_by_name(self, *, name: str) -> Workflow | None:
         """The owner's newest live workflow named exactly ``name``, or None."""
         return await self._session.scalar(
