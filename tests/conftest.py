@@ -1,4 +1,5 @@
-"""Shared fixtures: a real database per test module, on SQLite and on PostgreSQL.
+"""Shared fixtures: a real database per test module, on SQLite and on PostgreSQL; and ``fake``,
+a local server speaking the LLM providers' protocols (``providers/fake_servers.py``).
 
 The ``db`` fixture is parametrised over both databases; every storage test runs twice. Each
 module gets a fresh SQLite file or a fresh PostgreSQL schema, migrated to head. PostgreSQL is
@@ -9,11 +10,12 @@ when it is unreachable its tests skip, except under ``CI``, where they fail.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from pgkit import drop_postgres_schema, make_postgres_database, require_postgres
+from providers.fake_servers import FakeServer, running_server
 
 from flowloom.storage.database import Database
 from flowloom.storage.migrate import upgrade_database
@@ -56,3 +58,10 @@ def blob_dir(tmp_path: Path) -> Path:
     path = tmp_path / "blobs"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeServer]:
+    """One fake provider server per test module; call ``fake.reset()`` between tests."""
+    with running_server() as server:
+        yield server

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from apikit import Account, make_settings, sign_up
-from providers.fake_servers import API_KEY, FakeServer, running_server
+from providers.fake_servers import API_KEY, FakeServer
 from sqlalchemy import select, update
 
 from flowloom.settings import Settings
@@ -31,12 +30,6 @@ SECRETS = (ENV_SECRET, HEADER_SECRET, "header-value-agent-test-9902", API_KEY)
 PRICE_IN, PRICE_OUT = Decimal("0.15"), Decimal("0.60")
 HISTORY = 4
 """The module's ``thread_history_messages``: the model sees the last four messages."""
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeServer]:
-    with running_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -4,22 +4,14 @@ stay out of reach."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from apikit import create_workflow, make_settings, sign_up
-from providers.fake_servers import API_KEY, FakeServer, running_server
+from providers.fake_servers import API_KEY, FakeServer
 
 from flowloom.settings import Settings
 
 SECRET = API_KEY  # the fake provider accepts this key and nothing else
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeServer]:
-    with running_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

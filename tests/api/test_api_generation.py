@@ -5,24 +5,17 @@ invalid saves nothing; every attempt is in the history; usage is recorded per ca
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from apikit import make_settings, sign_up
-from providers.fake_servers import API_KEY, FakeServer, running_server
+from providers.fake_servers import API_KEY, FakeServer
 from sqlalchemy import select
 
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.tables import Usage
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeServer]:
-    with running_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

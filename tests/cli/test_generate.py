@@ -8,33 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from providers.fake_servers import API_KEY, FakeServer, running_server
-
-GOOD = {
-    "name": "Shout",
-    "nodes": [
-        {"id": "say", "type": "text.value", "data": {"config": {"text": "hi"}}},
-        {
-            "id": "loud",
-            "type": "text.template",
-            "data": {"config": {"template": "{{ t | upper }}", "variables": ["t"]}},
-        },
-    ],
-    "edges": [
-        {"id": "e1", "source": "say", "sourceHandle": "text", "target": "loud", "targetHandle": "t"}
-    ],
-}
-BROKEN = {**GOOD, "nodes": [GOOD["nodes"][0], {**GOOD["nodes"][1], "type": "text.tempalte"}]}
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeServer]:
-    with running_server() as server:
-        yield server
+from drafts import BROKEN, GOOD
+from providers.fake_servers import API_KEY, FakeServer
 
 
 def flowloom(data_dir: Path, fake: FakeServer, *args: str) -> subprocess.CompletedProcess[str]:

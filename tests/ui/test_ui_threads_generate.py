@@ -11,34 +11,13 @@ from typing import Any
 
 import pytest
 from conftest import Shot
-from providers.fake_servers import API_KEY, FakeServer, running_server
+from drafts import BROKEN, GOOD
+from providers.fake_servers import API_KEY, FakeServer
 from servekit import serve
 from uiflows import call, create_workflow, sign_up
 from uikit import require_browser
 
 pytestmark = pytest.mark.slow
-
-GOOD = {
-    "name": "Shout",
-    "nodes": [
-        {"id": "say", "type": "text.value", "data": {"config": {"text": "hi"}}},
-        {
-            "id": "loud",
-            "type": "text.template",
-            "data": {"config": {"template": "{{ t | upper }}", "variables": ["t"]}},
-        },
-    ],
-    "edges": [
-        {"id": "e1", "source": "say", "sourceHandle": "text", "target": "loud", "targetHandle": "t"}
-    ],
-}
-BROKEN = {**GOOD, "nodes": [GOOD["nodes"][0], {**GOOD["nodes"][1], "type": "text.tempalte"}]}
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeServer]:
-    with running_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
