@@ -18,12 +18,12 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from flowloom.api.deps import DatabaseDep, EngineDep, RunExecutor, SettingsDep, WorkflowReader
-from flowloom.api.limits import check_inputs_size
+from flowloom.api.routes.runs import start_as
 from flowloom.api.schemas import Page, RunDetail, run_detail
 from flowloom.engine import Engine
 from flowloom.exceptions import Conflict
 from flowloom.storage.database import Database
-from flowloom.storage.enums import RunScope, TriggerKind
+from flowloom.storage.enums import RunScope
 from flowloom.storage.repos.debug_sessions import DebugSessionRepo
 from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.tables import DebugSession
@@ -102,17 +102,8 @@ async def start_debug_session(
     wait: Wait = True,
 ) -> DebugSessionDetail:
     """Start a debug run of the workflow; 422 names a breakpoint on a node not in the run."""
-    check_inputs_size(body.inputs, max_bytes=settings.max_run_inputs_bytes)
-    run_id = await engine.start_run(
-        owner_id=caller.user_id,
-        workflow_id=workflow_id,
-        version=body.version,
-        scope=body.scope.value,
-        target_node_id=body.target_node_id,
-        inputs=body.inputs,
-        trigger_kind=TriggerKind.API if caller.api_key_id else TriggerKind.MANUAL,
-        breakpoints=body.breakpoints,
-        api_key_id=caller.api_key_id,
+    run_id = await start_as(
+        caller, engine, settings, workflow_id, body, breakpoints=body.breakpoints
     )
     if wait:
         await _settle(engine, run_id, settings.run_wait_timeout_s)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
@@ -29,12 +29,13 @@ from flowloom.api.schemas import (
     run_public,
 )
 from flowloom.engine import DROPPED, RUN_FINISHED_EVENTS, Engine, Event, Subscription
+from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunStatus, TriggerKind
+from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunScope, RunStatus, TriggerKind
 from flowloom.storage.repos.runs import RunRepo, read_history
 from flowloom.storage.repos.workflows import WorkflowRepo
 
-__all__ = ["router"]
+__all__ = ["RunRequest", "router", "start_as"]
 
 router = APIRouter(tags=["runs"])
 
@@ -61,6 +62,43 @@ async def _wait(engine: Engine, run_id: str, timeout_s: float) -> bool:
     return True
 
 
+class RunRequest(Protocol):
+    """What a request to start a run says (``RunCreate``, a debug session's start)."""
+
+    @property
+    def inputs(self) -> dict[str, Any]: ...
+    @property
+    def version(self) -> int | None: ...
+    @property
+    def scope(self) -> RunScope: ...
+    @property
+    def target_node_id(self) -> str | None: ...
+
+
+async def start_as(
+    caller: Caller,
+    engine: Engine,
+    settings: Settings,
+    workflow_id: str,
+    body: RunRequest,
+    **more: Any,
+) -> str:
+    """Start a run of ``workflow_id`` for the caller (its API key recorded, if any); ``more``
+    goes to ``Engine.start_run`` as it is. 413 for inputs over the limit."""
+    check_inputs_size(body.inputs, max_bytes=settings.max_run_inputs_bytes)
+    return await engine.start_run(
+        owner_id=caller.user_id,
+        workflow_id=workflow_id,
+        version=body.version,
+        scope=body.scope.value,
+        target_node_id=body.target_node_id,
+        inputs=body.inputs,
+        trigger_kind=TriggerKind.API if caller.api_key_id else TriggerKind.MANUAL,
+        api_key_id=caller.api_key_id,
+        **more,
+    )
+
+
 @router.post(
     "/workflows/{workflow_id}/runs",
     status_code=status.HTTP_202_ACCEPTED,
@@ -82,18 +120,14 @@ async def start_run(
     every node execution (a run still going after ``run_wait_timeout_s`` answers 202). A
     definition that cannot run answers 422 naming its problems, and nothing is written.
     """
-    check_inputs_size(body.inputs, max_bytes=settings.max_run_inputs_bytes)
-    run_id = await engine.start_run(
-        owner_id=caller.user_id,
-        workflow_id=workflow_id,
-        version=body.version,
-        scope=body.scope.value,
-        target_node_id=body.target_node_id,
-        inputs=body.inputs,
-        trigger_kind=TriggerKind.API if caller.api_key_id else TriggerKind.MANUAL,
+    run_id = await start_as(
+        caller,
+        engine,
+        settings,
+        workflow_id,
+        body,
         idempotency_key=body.idempotency_key,
         timeout_s=body.timeout_s,
-        api_key_id=caller.api_key_id,
     )
     response.headers["Location"] = f"/api/v1/runs/{run_id}"
     if (wait or body.wait) and await _wait(engine, run_id, settings.run_wait_timeout_s):
