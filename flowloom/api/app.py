@@ -76,8 +76,14 @@ def create_app(
     db: Database | None = None,
     engine: Engine | None = None,
     registry: NodeRegistry | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
-    """The flowloom HTTP API for ``settings``; nothing is opened until the lifespan starts."""
+    """The flowloom HTTP API for ``settings``; nothing is opened until the lifespan starts.
+
+    ``freeze_gc`` (what ``flowloom serve`` asks for): once started, move every object made so
+    far (modules, routes, schemas, the registry: they live as long as the server) out of the
+    garbage collector's reach, so its full passes stay short and do not show in the slowest
+    answers. Not for processes that make many apps (tests)."""
     owns_db = db is None
     database = db if db is not None else Database.from_settings(settings)
     state = AppState(
@@ -114,10 +120,8 @@ def create_app(
         try:
             await running.resume_unfinished()
             schedules.start()
-            # Everything made so far (modules, routes, schemas, the registry) lives as long as
-            # the server: keep it out of the garbage collector's full passes, whose pauses
-            # otherwise grow with it and show in the slowest answers.
-            gc.freeze()
+            if freeze_gc:
+                gc.freeze()
             yield
         finally:
             await schedules.stop()

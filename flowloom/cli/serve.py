@@ -95,7 +95,7 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     announce(first, url=f"http://{shown_host}:{port}/", out=stream)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, freeze_gc=True),
         host=host,
         port=port,
         lifespan="on",
