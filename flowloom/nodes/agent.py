@@ -97,7 +97,8 @@ AgentTool = Annotated[McpTools | HttpTool | WorkflowTool, Field(discriminator="k
 
 class AgentConfig(NodeConfig):
     provider: Literal["openai", "gemini", "anthropic"] = "openai"
-    """Who runs the model (tool calling needs ``openai`` or an OpenAI-compatible server)."""
+    """Who runs the model: ``openai`` (or any OpenAI-compatible server), ``gemini``,
+    ``anthropic``; all three call tools."""
     model: str = Field(default="", min_length=1, max_length=200)
     """The model's name at the provider, e.g. ``gpt-4o-mini``."""
     instructions: str = ""

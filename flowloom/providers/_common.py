@@ -17,9 +17,8 @@ from flowloom.providers.errors import (
     redact,
 )
 from flowloom.providers.retry import parse_retry_after
-from flowloom.providers.types import ChatRequest
 
-__all__ = ["b64", "refuse_tools", "sdk_error", "status_error"]
+__all__ = ["b64", "sdk_error", "status_error"]
 
 # 408 (request timeout) and 409 (lock conflict) are transient at every provider we speak to.
 _TRANSIENT_4XX = frozenset({408, 409, 429})
@@ -102,17 +101,3 @@ def error_body_message(body: Any) -> str | None:
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return str(inner["message"])
     return None
-
-
-def refuse_tools(request: ChatRequest, *, provider: str) -> None:
-    """ProviderRefused when ``request`` uses tool calling, which this backend does not speak yet
-    (better a clear refusal than tools silently dropped)."""
-    uses_tools = bool(request.tools) or any(
-        message.role == "tool" or message.tool_calls for message in request.messages
-    )
-    if uses_tools:
-        raise ProviderRefused(
-            "tool calling is not supported for this provider in flowloom yet; use openai "
-            "(or an OpenAI-compatible server) for agents",
-            provider=provider,
-        )

@@ -1,20 +1,30 @@
 """Anthropic messages through the official ``anthropic`` SDK (``base_url`` configurable).
 
-Structured output uses ``output_config.format`` (JSON Schema). The SDK is imported when the first
-call is made, never when this module is.
+Structured output uses ``output_config.format`` (JSON Schema). Tools go as ``tools`` (each
+``{name, description, input_schema}``); the answer's ``tool_use`` blocks become ``ToolCall``, an
+assistant turn with calls goes back as ``tool_use`` blocks, and ``tool`` turns go back as
+``tool_result`` blocks in one user turn. The SDK is imported when the first call is made, never
+when this module is.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from flowloom.providers._common import b64, refuse_tools, sdk_error
+from flowloom.providers._common import b64, sdk_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
 )
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage
+from flowloom.providers.types import (
+    ChatChunk,
+    ChatMessage,
+    ChatRequest,
+    ChatResponse,
+    TokenUsage,
+    ToolCall,
+)
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -50,25 +60,9 @@ class AnthropicBackend:
         return self._client
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
-        refuse_tools(request, provider=self.name)
-        messages: list[dict[str, Any]] = []
-        for message in request.messages:
-            parts: list[dict[str, Any]] = [
-                {
-                    "type": "image",
-                    "source": {
-                        "type": "base64",
-                        "media_type": image.content_type,
-                        "data": b64(image.data),
-                    },
-                }
-                for image in message.images
-            ]
-            parts.append({"type": "text", "text": message.text})
-            messages.append({"role": message.role, "content": parts})
         params: dict[str, Any] = {
             "model": request.model,
-            "messages": messages,
+            "messages": _messages(request.messages),
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
             "timeout": request.timeout_s,
         }
@@ -82,6 +76,10 @@ class AnthropicBackend:
             params["output_config"] = {
                 "format": {"type": "json_schema", "schema": dict(request.response_schema)}
             }
+        if request.tools:
+            params["tools"] = [
+                _tool(tool.name, tool.description, tool.parameters) for tool in request.tools
+            ]
         if request.idempotency_key:
             params["extra_headers"] = {"Idempotency-Key": request.idempotency_key}
         return params
@@ -102,6 +100,11 @@ class AnthropicBackend:
                 model=str(message.model or request.model),
                 provider=self.name,
                 finish_reason=message.stop_reason,
+                tool_calls=tuple(
+                    ToolCall(str(block.id), str(block.name), block.input)
+                    for block in message.content
+                    if getattr(block, "type", "") == "tool_use"
+                ),
             )
         except (AttributeError, TypeError, ValueError) as exc:
             raise MalformedResponse(
@@ -165,3 +168,60 @@ class AnthropicBackend:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def _messages(turns: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
+    """The conversation as Messages API turns. Tool results answer in a user turn, and the
+    results of one assistant turn's calls share that user turn, as the API expects."""
+    messages: list[dict[str, Any]] = []
+    # The tool_result blocks of the user turn being filled, while tool turns follow.
+    results: list[dict[str, Any]] | None = None
+    for message in turns:
+        if message.role == "tool":
+            if results is None:
+                results = []
+                messages.append({"role": "user", "content": results})
+            results.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": message.tool_call_id,
+                    "content": message.text,
+                }
+            )
+            continue
+        results = None
+        parts: list[dict[str, Any]] = [
+            {
+                "type": "image",
+                "source": {
+                    "type": "base64",
+                    "media_type": image.content_type,
+                    "data": b64(image.data),
+                },
+            }
+            for image in message.images
+        ]
+        if message.tool_calls:
+            # The API refuses an empty text block, and a turn of calls often has no text.
+            if message.text:
+                parts.append({"type": "text", "text": message.text})
+            parts += [
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call)}
+                for call in message.tool_calls
+            ]
+        else:
+            parts.append({"type": "text", "text": message.text})
+        messages.append({"role": message.role, "content": parts})
+    return messages
+
+
+def _input(call: ToolCall) -> Any:
+    # ``input`` must be an object; arguments that were not JSON go back wrapped, not dropped.
+    return call.arguments if isinstance(call.arguments, dict) else {"arguments": call.arguments}
+
+
+def _tool(name: str, description: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    tool: dict[str, Any] = {"name": name, "input_schema": dict(schema)}
+    if description:
+        tool["description"] = description
+    return tool

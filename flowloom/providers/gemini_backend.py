@@ -1,16 +1,21 @@
 """Gemini through the official ``google-genai`` SDK (the Gemini API, not Vertex AI).
 
 ``base_url`` overrides the endpoint through ``HttpOptions`` (tests point it at a local server).
-Structured output uses ``response_json_schema``. The SDK is imported when the first call is
-made, never when this module is.
+Structured output uses ``response_json_schema``. Tools go as function declarations with
+``parameters_json_schema``; the answer's ``function_call`` parts become ``ToolCall`` (ids made up
+as ``call_<index>`` when the API gives none), an assistant turn with calls goes back as
+``function_call`` parts, and ``tool`` turns go back as ``function_response`` parts
+(``{"result": text}``) in one user turn. The SDK is imported when the first call is made, never
+when this module is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from flowloom.providers._common import refuse_tools, status_error
+from flowloom.providers._common import status_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
@@ -18,11 +23,18 @@ from flowloom.providers.errors import (
     ProviderUnavailable,
     redact,
 )
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage
+from flowloom.providers.types import (
+    ChatChunk,
+    ChatMessage,
+    ChatRequest,
+    ChatResponse,
+    TokenUsage,
+    ToolCall,
+)
 
 if TYPE_CHECKING:
     from google.genai import Client
-    from google.genai.types import GenerateContentResponse
+    from google.genai.types import Content, GenerateContentResponse
 
 __all__ = ["GeminiBackend"]
 
@@ -54,19 +66,9 @@ class GeminiBackend:
         return self._client
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
-        refuse_tools(request, provider=self.name)
         from google.genai import types
 
-        contents = []
-        for message in request.messages:
-            parts = [types.Part.from_text(text=message.text)]
-            parts += [
-                types.Part.from_bytes(data=image.data, mime_type=image.content_type)
-                for image in message.images
-            ]
-            contents.append(
-                types.Content(role="model" if message.role == "assistant" else "user", parts=parts)
-            )
+        contents = _contents(request.messages)
         headers = {"Idempotency-Key": request.idempotency_key} if request.idempotency_key else {}
         config = types.GenerateContentConfig(
             system_instruction=request.system_prompt or None,
@@ -81,6 +83,16 @@ class GeminiBackend:
         if request.response_schema is not None:
             config.response_mime_type = "application/json"
             config.response_json_schema = dict(request.response_schema)
+        if request.tools:
+            declarations = [
+                types.FunctionDeclaration(
+                    name=tool.name,
+                    description=tool.description or None,
+                    parameters_json_schema=dict(tool.parameters),
+                )
+                for tool in request.tools
+            ]
+            config.tools = [types.Tool(function_declarations=declarations)]
         return {"model": request.model, "contents": contents, "config": config}
 
     async def send(self, request: ChatRequest) -> ChatResponse:
@@ -97,6 +109,7 @@ class GeminiBackend:
                 model=response.model_version or request.model,
                 provider=self.name,
                 finish_reason=finish,
+                tool_calls=_tool_calls(response),
             )
         except (AttributeError, IndexError, TypeError, ValueError) as exc:
             raise MalformedResponse(
@@ -180,6 +193,83 @@ def _text(response: GenerateContentResponse) -> str:
     return "".join(
         part.text for part in candidates[0].content.parts or [] if part.text and not part.thought
     )
+
+
+_MADE_UP_ID = re.compile(r"call_\d+")
+"""The ids ``_tool_calls`` makes up; the API never issued them, so they are not sent back."""
+
+
+def _tool_calls(response: GenerateContentResponse) -> tuple[ToolCall, ...]:
+    candidates = response.candidates or []
+    if not candidates or candidates[0].content is None:
+        return ()
+    parts = candidates[0].content.parts or []
+    calls = [part for part in parts if part.function_call is not None]
+    return tuple(
+        ToolCall(
+            id=part.function_call.id or f"call_{index}",
+            name=str(part.function_call.name or ""),
+            arguments=dict(part.function_call.args or {}),
+            signature=part.thought_signature,
+        )
+        for index, part in enumerate(calls)
+        if part.function_call is not None
+    )
+
+
+def _contents(turns: tuple[ChatMessage, ...]) -> list[Content]:
+    """The conversation as Gemini contents. The answers to one model turn's calls share one user
+    turn, in the order of the calls, as the API expects."""
+    from google.genai import types
+
+    # (role, parts) per turn; Content copies its parts, so it is built once a turn is whole.
+    turns_out: list[tuple[str, list[types.Part]]] = []
+    # Tool name by call id, for a tool turn that does not carry its tool's name.
+    names: dict[str, str] = {}
+    previous_was_tool = False
+    for message in turns:
+        if message.role == "tool":
+            if not previous_was_tool:
+                turns_out.append(("user", []))
+            previous_was_tool = True
+            call_id = message.tool_call_id or ""
+            turns_out[-1][1].append(
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        id=None if _MADE_UP_ID.fullmatch(call_id) else call_id or None,
+                        name=message.tool_name or names.get(call_id, ""),
+                        response={"result": message.text},
+                    )
+                )
+            )
+            continue
+        previous_was_tool = False
+        parts: list[types.Part] = []
+        if message.text or not message.tool_calls:
+            parts.append(types.Part.from_text(text=message.text))
+        parts += [
+            types.Part.from_bytes(data=image.data, mime_type=image.content_type)
+            for image in message.images
+        ]
+        for call in message.tool_calls:
+            names[call.id] = call.name
+            parts.append(
+                types.Part(
+                    function_call=types.FunctionCall(
+                        id=None if _MADE_UP_ID.fullmatch(call.id) else call.id,
+                        name=call.name,
+                        args=_args(call.arguments),
+                    ),
+                    thought_signature=call.signature,
+                )
+            )
+        turns_out.append(("model" if message.role == "assistant" else "user", parts))
+    return [types.Content(role=role, parts=parts) for role, parts in turns_out]
+
+
+def _args(arguments: Any) -> dict[str, Any]:
+    # ``args`` must be an object; arguments that were not JSON go back wrapped, not dropped.
+    return arguments if isinstance(arguments, dict) else {"arguments": arguments}
 
 
 def _usage(response: GenerateContentResponse) -> TokenUsage:

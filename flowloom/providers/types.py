@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
@@ -50,6 +50,9 @@ class ToolCall:
     arguments: Any
     """The parsed JSON arguments (an object when the model behaves), or the raw text when the
     model sent something that is not JSON."""
+    signature: bytes | None = field(default=None, repr=False)
+    """Opaque bytes the provider wants back with this call when the conversation goes on
+    (Gemini's thought signature); None for most providers."""
 
 
 @dataclass(frozen=True, slots=True)

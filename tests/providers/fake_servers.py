@@ -9,14 +9,16 @@ SSE events). It runs on uvicorn in its own thread on a free 127.0.0.1 port. Test
     server.fail_next("malformed")       # 200 with a body that is not the protocol's JSON
     server.fail_next("hang")            # never answer (until the server stops)
 
-and read back what the SDK sent in ``server.requests``. OpenAI chat completions can also be
-scripted whole, one reply per request, for tool calling:
+and read back what the SDK sent in ``server.requests``. Replies can also be scripted whole, one
+per (non-streamed) request, for tool calling; each provider's endpoint answers them in its own
+shape (OpenAI ``tool_calls``, Anthropic ``tool_use`` blocks, Gemini ``functionCall`` parts):
 
     server.script_replies(
         {"tool_calls": [{"name": "add", "arguments": {"a": 1}}], "tokens_in": 30},
         {"text": "The answer is 3."},
     )
- The model ``no-such-model`` answers
+
+The model ``no-such-model`` answers
 404 in each provider's own error format; a wrong API key answers 401 with a message that echoes
 the key, as some providers do, so tests can check it is redacted.
 """
@@ -81,8 +83,11 @@ class FakeServer:
         self._faults.extend(faults)
 
     def script_replies(self, *replies: dict[str, Any]) -> None:
-        """Queue whole OpenAI replies, one per request: ``text``, or ``tool_calls`` (each
-        ``{"name", "arguments"}``, ids made up), and optionally ``tokens_in`` / ``tokens_out``."""
+        """Queue whole replies, one per request, for whichever provider is asked: ``text``, or
+        ``tool_calls`` (each ``{"name", "arguments"}``, optionally ``"id"``; OpenAI and
+        Anthropic make ids up, Gemini sends none unless given, as its API may; Gemini also
+        sends ``"signature"``, base64, as the part's thought signature), and optionally
+        ``tokens_in`` / ``tokens_out``."""
         self._replies.extend(replies)
 
     def reset(self) -> None:
@@ -269,6 +274,8 @@ def _app(server: FakeServer) -> FastAPI:
                 out["usageMetadata"] = usage
             return out
 
+        if server._replies and action != "streamGenerateContent":
+            return JSONResponse(_gemini_scripted(model, server._replies.popleft(), usage))
         if action == "streamGenerateContent":
             pieces = _pieces(text)
 
@@ -294,6 +301,9 @@ def _app(server: FakeServer) -> FastAPI:
             return refused
         structured = "format" in (body.get("output_config") or {})
         text = _reply(server, structured, images=len(server.requests[-1].images))
+        if server._replies and not body.get("stream"):
+            usage = {"input_tokens": server.tokens_in, "output_tokens": server.tokens_out}
+            return JSONResponse(_anthropic_scripted(model, server._replies.popleft(), usage))
         if body.get("stream"):
 
             async def events() -> AsyncIterator[bytes]:
@@ -470,5 +480,60 @@ def _openai_scripted(model: str, reply: dict[str, Any], usage: dict[str, int]) -
             "prompt_tokens": tokens_in,
             "completion_tokens": tokens_out,
             "total_tokens": tokens_in + tokens_out,
+        },
+    }
+
+
+def _anthropic_scripted(model: str, reply: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if reply.get("text"):
+        content.append({"type": "text", "text": reply["text"]})
+    content += [
+        {
+            "type": "tool_use",
+            "id": call.get("id", f"toolu_{index}"),
+            "name": call["name"],
+            "input": call["arguments"],
+        }
+        for index, call in enumerate(reply.get("tool_calls") or ())
+    ]
+    return {
+        "id": "msg_scripted",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": "tool_use" if reply.get("tool_calls") else "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": int(reply.get("tokens_in", usage["input_tokens"])),
+            "output_tokens": int(reply.get("tokens_out", usage["output_tokens"])),
+        },
+    }
+
+
+def _gemini_scripted(model: str, reply: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    if reply.get("text"):
+        parts.append({"text": reply["text"]})
+    for call in reply.get("tool_calls") or ():
+        function_call: dict[str, Any] = {"name": call["name"], "args": call["arguments"]}
+        if "id" in call:
+            function_call["id"] = call["id"]
+        part: dict[str, Any] = {"functionCall": function_call}
+        if "signature" in call:
+            part["thoughtSignature"] = call["signature"]
+        parts.append(part)
+    tokens_in = int(reply.get("tokens_in", usage["promptTokenCount"]))
+    tokens_out = int(reply.get("tokens_out", usage["candidatesTokenCount"]))
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": parts}, "index": 0, "finishReason": "STOP"}
+        ],
+        "modelVersion": model,
+        "usageMetadata": {
+            "promptTokenCount": tokens_in,
+            "candidatesTokenCount": tokens_out,
+            "totalTokenCount": tokens_in + tokens_out,
         },
     }
