@@ -7,13 +7,16 @@ first; pass ``next_cursor`` back as ``cursor`` for the next page.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final, Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from flowloom.exceptions import Problem
 from flowloom.storage.enums import ApiScope, RunScope
+from flowloom.storage.repos.usage import UsageTotals
 from flowloom.storage.tables import (
     ApiKey,
     AuditEntry,
@@ -41,6 +44,7 @@ __all__ = [
     "RunDetail",
     "RunPublic",
     "TokenPublic",
+    "UsageSums",
     "UserPublic",
     "UserRegister",
     "ValidationLogPublic",
@@ -287,6 +291,18 @@ class AnswerCreate(BaseModel):
     """For a breakpoint of a debug run."""
 
 
+class UsageSums(BaseModel):
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    tokens_total: int
+    cost: Decimal
+    """A decimal string, exact to the nano-unit."""
+
+
+NO_USAGE: Final = UsageSums(calls=0, tokens_in=0, tokens_out=0, tokens_total=0, cost=Decimal(0))
+
+
 class NodeExecutionPublic(_Public):
     node_id: str
     type: str = Field(validation_alias=AliasChoices("type", "node_type"))
@@ -303,6 +319,8 @@ class NodeExecutionPublic(_Public):
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
+    usage: UsageSums = NO_USAGE
+    """The model calls this node made (every attempt), summed."""
 
 
 class RunPublic(_Public):
@@ -325,16 +343,48 @@ class RunPublic(_Public):
 
 class RunDetail(RunPublic):
     nodes: list[NodeExecutionPublic]
+    usage: UsageSums = NO_USAGE
+    """The model calls the whole run made, summed."""
 
 
 def run_public(run: WorkflowRun) -> RunPublic:
     return RunPublic.model_validate(run)
 
 
-def run_detail(run: WorkflowRun, nodes: list[NodeExecution]) -> RunDetail:
+def run_detail(
+    run: WorkflowRun,
+    nodes: list[NodeExecution],
+    usage: Mapping[str | None, UsageTotals] | None = None,
+) -> RunDetail:
+    """The run and its nodes; ``usage`` is the run's usage by node execution id (None for
+    calls not tied to a node)."""
     public = RunPublic.model_validate(run)
-    return RunDetail(
-        **public.model_dump(), nodes=[NodeExecutionPublic.model_validate(n) for n in nodes]
+    by_node = usage or {}
+    items = []
+    for node in nodes:
+        item = NodeExecutionPublic.model_validate(node)
+        if (totals := by_node.get(node.id)) is not None:
+            item.usage = _sums(totals)
+        items.append(item)
+    total = NO_USAGE
+    if by_node:
+        total = UsageSums(
+            calls=sum(t.calls for t in by_node.values()),
+            tokens_in=sum(t.tokens_in for t in by_node.values()),
+            tokens_out=sum(t.tokens_out for t in by_node.values()),
+            tokens_total=sum(t.tokens_total for t in by_node.values()),
+            cost=sum((t.cost for t in by_node.values()), Decimal(0)),
+        )
+    return RunDetail(**public.model_dump(), nodes=items, usage=total)
+
+
+def _sums(totals: UsageTotals) -> UsageSums:
+    return UsageSums(
+        calls=totals.calls,
+        tokens_in=totals.tokens_in,
+        tokens_out=totals.tokens_out,
+        tokens_total=totals.tokens_total,
+        cost=totals.cost,
     )
 
 

@@ -61,6 +61,13 @@ async def test_a_secret_goes_in_once_is_used_by_name_and_never_comes_out(
     )
     assert run.json()["status"] == "COMPLETED", run.text
     assert fake.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
+    # The run record carries the usage of its model calls, per node and in total.
+    (ask,) = run.json()["nodes"]
+    expected = {"calls": 1, "tokens_in": 12, "tokens_out": 5, "tokens_total": 17}
+    assert {k: ask["usage"][k] for k in expected} == expected
+    assert {k: run.json()["usage"][k] for k in expected} == expected
+    again = await client.get(f"/api/v1/runs/{run.json()['id']}", headers=account.bearer)
+    assert again.json()["usage"]["tokens_total"] == 17
 
     listed = await client.get("/api/v1/credentials", headers=account.bearer)
     (item,) = listed.json()["items"]

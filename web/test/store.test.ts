@@ -8,6 +8,8 @@ import { SPECS } from "./fixtures";
 let store: StoreApi<EditorState>;
 const s = () => store.getState();
 
+const NO_USAGE = { calls: 0, tokens_in: 0, tokens_out: 0, tokens_total: 0, cost: "0" };
+
 function detail(status: string, nodes: Array<[string, string, Record<string, unknown> | null]>): RunDetail {
   return {
     id: "run_1",
@@ -39,7 +41,9 @@ function detail(status: string, nodes: Array<[string, string, Record<string, unk
       started_at: null,
       finished_at: null,
       duration_ms: st === "SUCCEEDED" ? 5 : null,
+      usage: NO_USAGE,
     })),
+    usage: NO_USAGE,
   };
 }
 

@@ -18,14 +18,13 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from flowloom.api.deps import DatabaseDep, EngineDep, RunExecutor, SettingsDep, WorkflowReader
-from flowloom.api.routes.runs import start_as
-from flowloom.api.schemas import Page, RunDetail, run_detail
+from flowloom.api.routes.runs import read_detail, start_as
+from flowloom.api.schemas import Page, RunDetail
 from flowloom.engine import Engine
 from flowloom.exceptions import Conflict
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunScope
 from flowloom.storage.repos.debug_sessions import DebugSessionRepo
-from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.tables import DebugSession
 
 __all__ = ["router"]
@@ -80,9 +79,9 @@ def _public(row: DebugSession) -> DebugSessionPublic:
 async def _detail(db: Database, owner_id: str, debug_session_id: str) -> DebugSessionDetail:
     async with db.read() as session:
         row = await DebugSessionRepo(session, owner_id=owner_id).get(session_id=debug_session_id)
-        run, nodes = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=row.run_id)
+        run = await read_detail(session, owner_id, row.run_id)
         public = _public(row)
-    return DebugSessionDetail(**public.model_dump(), run=run_detail(run, nodes))
+    return DebugSessionDetail(**public.model_dump(), run=run)
 
 
 async def _settle(engine: Engine, run_id: str, timeout_s: float) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.api.deps import (
     Caller,
@@ -33,9 +34,10 @@ from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunScope, RunStatus, TriggerKind
 from flowloom.storage.repos.runs import RunRepo, read_history
+from flowloom.storage.repos.usage import UsageRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
 
-__all__ = ["RunRequest", "router", "start_as"]
+__all__ = ["RunRequest", "read_detail", "router", "start_as"]
 
 router = APIRouter(tags=["runs"])
 
@@ -47,10 +49,16 @@ Wait = Annotated[
 _KEEPALIVE_S = 15.0
 
 
+async def read_detail(session: AsyncSession, owner_id: str, run_id: str) -> RunDetail:
+    """The owner's run with every node execution and the usage of its model calls."""
+    run, nodes = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=run_id)
+    usage = await UsageRepo(session, owner_id=owner_id).by_node_for_run(run_id=run_id)
+    return run_detail(run, nodes, usage)
+
+
 async def _detail(db: Database, caller: Caller, run_id: str) -> RunDetail:
     async with db.read() as session:
-        run, nodes = await RunRepo(session, owner_id=caller.user_id).get_with_nodes(run_id=run_id)
-    return run_detail(run, nodes)
+        return await read_detail(session, caller.user_id, run_id)
 
 
 async def _wait(engine: Engine, run_id: str, timeout_s: float) -> bool:

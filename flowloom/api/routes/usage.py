@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowloom.api.deps import CurrentUser, DatabaseDep
+from flowloom.api.schemas import UsageSums
 from flowloom.billing import month_status
 from flowloom.exceptions import InputError
 from flowloom.storage.repos.billing import usage_by_provider
@@ -29,15 +30,6 @@ MAX_RANGE_DAYS: Final = 366
 """The longest range one request may sum, in days (both ends included)."""
 
 GroupBy = Literal["day", "model", "provider", "api_key"]
-
-
-class UsageSums(BaseModel):
-    calls: int
-    tokens_in: int
-    tokens_out: int
-    tokens_total: int
-    cost: Decimal
-    """A decimal string, exact to the nano-unit."""
 
 
 class UsageGroup(UsageSums):

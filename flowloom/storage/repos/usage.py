@@ -218,6 +218,16 @@ class UsageRepo:
         )
         return [UsageByApiKey(r[0], *_sum_values(r, 1)) for r in rows]
 
+    async def by_node_for_run(self, *, run_id: str) -> dict[str | None, UsageTotals]:
+        """The owner's calls made by one run, summed per node execution (None: calls of the
+        run tied to no node)."""
+        rows = await self.session.execute(
+            select(Usage.node_execution_id, *_sums())
+            .where(Usage.user_id == self.owner_id, Usage.run_id == run_id)
+            .group_by(Usage.node_execution_id)
+        )
+        return {r[0]: UsageTotals(*_sum_values(r, 1)) for r in rows}
+
     async def totals_for_run(self, *, run_id: str) -> UsageTotals:
         """The owner's calls made by one run, summed (all zero for a run with none)."""
         row = (

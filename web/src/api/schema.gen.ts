@@ -2659,6 +2659,16 @@ export interface components {
             status: string;
             /** Type */
             type: string;
+            /**
+             * @default {
+             *       "calls": 0,
+             *       "cost": "0",
+             *       "tokens_in": 0,
+             *       "tokens_out": 0,
+             *       "tokens_total": 0
+             *     }
+             */
+            usage: components["schemas"]["UsageSums"];
             /** Wait */
             wait: {
                 [key: string]: unknown;
@@ -3220,6 +3230,16 @@ export interface components {
             target_node_id: string | null;
             /** Trigger Kind */
             trigger_kind: string;
+            /**
+             * @default {
+             *       "calls": 0,
+             *       "cost": "0",
+             *       "tokens_in": 0,
+             *       "tokens_out": 0,
+             *       "tokens_total": 0
+             *     }
+             */
+            usage: components["schemas"]["UsageSums"];
             /** Workflow Id */
             workflow_id: string;
             /** Workflow Version */
