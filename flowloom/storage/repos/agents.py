@@ -125,18 +125,15 @@ class AgentRepo:
         context: str | _Unset | None = UNSET,
     ) -> Agent:
         row = await self.get(agent_id=agent_id)
-        if not isinstance(name, _Unset):
-            row.name = name
-        if not isinstance(instructions, _Unset):
-            row.instructions = instructions
-        if not isinstance(provider, _Unset):
-            row.provider = provider
-        if not isinstance(model, _Unset):
-            row.model = model
-        if not isinstance(tools, _Unset):
-            row.tools = tools
-        if not isinstance(context, _Unset):
-            row.context = context
+        _apply(
+            row,
+            name=name,
+            instructions=instructions,
+            provider=provider,
+            model=model,
+            tools=tools,
+            context=context,
+        )
         await self.session.flush()
         return row
 
@@ -233,12 +230,7 @@ class ThreadRepo:
         model: str | _Unset | None = UNSET,
     ) -> Thread:
         row = await self.get(thread_id=thread_id)
-        if not isinstance(name, _Unset):
-            row.name = name
-        if not isinstance(instructions, _Unset):
-            row.instructions = instructions
-        if not isinstance(model, _Unset):
-            row.model = model
+        _apply(row, name=name, instructions=instructions, model=model)
         await self.session.flush()
         return row
 
@@ -305,3 +297,10 @@ class ThreadRepo:
         thread.updated_at = utcnow()
         await self.session.flush()
         return rows
+
+
+def _apply(row: object, **changes: object) -> None:
+    """Set the attributes given, leaving those passed as ``UNSET`` as they are."""
+    for name, value in changes.items():
+        if not isinstance(value, _Unset):
+            setattr(row, name, value)
