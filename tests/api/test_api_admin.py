@@ -4,12 +4,14 @@ every admin route, generated from the route table), and every change leaves an a
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from apikit import PASSWORD, Account, sign_up, unique_email
 from fastapi import FastAPI
@@ -77,7 +79,7 @@ async def test_an_admins_api_key_needs_the_admin_scope(
 
 
 async def test_settings_are_typed_and_close_registration(
-    db: Database, client: httpx.AsyncClient, new_client: ClientFactory
+    db: Database, client: httpx.AsyncClient, new_client: ClientFactory, app: FastAPI
 ) -> None:
     admin = await make_admin(db, client)
     assert (await client.get("/api/v1/admin/settings", headers=admin.bearer)).json() == {
@@ -93,6 +95,9 @@ async def test_settings_are_typed_and_close_registration(
         assert refused.status_code == 422, refused.text
         assert refused.json()["errors"][0]["field"] == field
 
+    known = identity_token(app, sub=f"known-{unique_email()}", email=unique_email())
+    async with new_client() as linked:
+        assert (await linked.post("/api/v1/auth/external", json={"token": known})).is_success
     closed = await client.patch(
         "/api/v1/admin/settings", json={"registration_open": False}, headers=admin.bearer
     )
@@ -102,7 +107,14 @@ async def test_settings_are_typed_and_close_registration(
             response = await stranger.post(
                 "/api/v1/auth/register", json={"email": unique_email(), "password": PASSWORD}
             )
-        assert response.status_code == 403
+            assert response.status_code == 403
+            # Nor does a new identity from the identity provider make an account...
+            newcomer = identity_token(app, sub=f"new-{unique_email()}", email=unique_email())
+            external = await stranger.post("/api/v1/auth/external", json={"token": newcomer})
+            assert external.status_code == 403
+            # ...while an identity already linked to an account still signs in.
+            again = await stranger.post("/api/v1/auth/external", json={"token": known})
+            assert again.status_code == 200
     finally:
         await client.patch(
             "/api/v1/admin/settings", json={"registration_open": None}, headers=admin.bearer
@@ -286,3 +298,17 @@ async def test_users_roles_and_credits(
 async def test_signed_out_callers_get_401(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 401
+
+
+def identity_token(app: FastAPI, **claims: object) -> str:
+    """A token of the identity provider the test settings trust (HS256 shared key)."""
+    settings = app.state.flowloom.settings
+    now = int(time.time())
+    payload = {
+        "iss": settings.external_auth_issuer,
+        "aud": settings.external_auth_audience,
+        "iat": now,
+        "exp": now + 300,
+        **claims,
+    }
+    return jwt.encode(payload, settings.external_auth_shared_key.get_secret_value(), "HS256")

@@ -120,11 +120,19 @@ async def log_in_with_external_identity(
     """Sign in with a JWT from the configured identity provider.
 
     The account is found by (provider, subject), or created with the token's email the first
-    time. 409 if that email already belongs to an account not linked to this identity.
+    time, unless registration is closed (403; accounts already linked still sign in). 409 if
+    that email already belongs to an account not linked to this identity.
     """
     identity = await state.verifier.verify(body.token)
     async with state.db.write() as session:
-        user = await UserRepo(session).find_or_create_by_identity(
+        users = UserRepo(session)
+        known = await users.find_by_identity(provider=identity.provider, subject=identity.subject)
+        if known is None and not (
+            state.settings.allow_registration
+            and (await SystemSettingsRepo(session).read()).registration_open
+        ):
+            raise PermissionDenied("registration is closed on this server; ask an administrator")
+        user = await users.find_or_create_by_identity(
             provider=identity.provider, subject=identity.subject, email=identity.email
         )
         if not user.is_active:
