@@ -214,6 +214,10 @@ async def _run(
                 events.close()
                 await follower
                 live.update(_table(states))
+            if not console.is_terminal:
+                # Live leaves its last frame without a line end when the output is not a
+                # terminal (a pipe, a file): the report must start on a line of its own.
+                console.line()
     return await _report(db, owner_id, result, as_json, console)
 
 
