@@ -26,14 +26,12 @@ import base64
 import contextlib
 import hashlib
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-import uvicorn
+from appthread import AppThread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
@@ -68,8 +66,7 @@ class FakeOAuthProvider:
     _codes: dict[str, _Code] = field(default_factory=dict)
     _access: dict[str, float] = field(default_factory=dict)
     _refresh: set[str] = field(default_factory=set)
-    _server: uvicorn.Server | None = None
-    _thread: threading.Thread | None = None
+    _serving: AppThread | None = None
 
     @property
     def base_url(self) -> str:
@@ -89,29 +86,12 @@ class FakeOAuthProvider:
     # ---- lifecycle
 
     def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            _app(self), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fake OAuth provider did not start")
-            time.sleep(0.01)
+        self._serving = AppThread(_app(self), what="the fake OAuth provider")
+        self.port = self._serving.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._serving is not None:
+            self._serving.stop()
 
     # ---- behaviour
 

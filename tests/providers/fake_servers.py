@@ -29,7 +29,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -37,7 +36,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+from appthread import AppThread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -71,8 +70,7 @@ class FakeServer:
         self._faults: deque[str] = deque()
         self._replies: deque[dict[str, Any]] = deque()
         self._release = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = AppThread(_app(self), what="the fake provider server")
         self.port = 0
 
     # ---- script
@@ -110,30 +108,11 @@ class FakeServer:
     # ---- lifecycle
 
     def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            _app(self), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fake provider server did not start")
-            time.sleep(0.01)
+        self.port = self._serving.start()
 
     def stop(self) -> None:
         self._release.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._serving.stop()
 
     # ---- behaviour, used by the routes
 
