@@ -146,18 +146,20 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
+    # Routes are matched in this order, one after another: the hottest paths first (webhooks,
+    # runs and their history), so their requests do not try a hundred patterns before theirs.
     for module in (
+        hooks,
+        runs,
         auth,
         api_keys,
         workflows,
-        runs,
         debug,
         generation,
         node_types,
         node_templates,
         users,
         triggers,
-        hooks,
         integrations,
         admin,
         usage,

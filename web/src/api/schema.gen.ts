@@ -360,7 +360,8 @@ export interface paths {
          * @description Sign in with a JWT from the configured identity provider.
          *
          *     The account is found by (provider, subject), or created with the token's email the first
-         *     time. 409 if that email already belongs to an account not linked to this identity.
+         *     time, unless registration is closed (403; accounts already linked still sign in). 409 if
+         *     that email already belongs to an account not linked to this identity.
          */
         post: operations["log_in_with_external_identity_api_v1_auth_external_post"];
         delete?: never;
