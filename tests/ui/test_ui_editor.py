@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Shot
+from uiflows import select_node
 
 PASSWORD = "correct horse battery staple"
 
@@ -53,12 +54,6 @@ def wire(page: Any, source: str, out_port: str, target: str, in_port: str) -> No
     page.mouse.down()
     page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=12)
     page.mouse.up()
-
-
-def select_node(page: Any, node_id: str) -> None:
-    page.locator(f'[data-testid="node-{node_id}"] .node-head').click()
-    page.get_by_role("tab", name="Node").click()
-    page.get_by_role("heading", name=node_id).wait_for()
 
 
 def test_build_run_and_read_back(page: Any, shot: Shot) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import Shot
+from uiflows import select_node
 
 PASSWORD = "correct horse battery staple"
 
@@ -90,7 +91,7 @@ def test_editor_by_keyboard_versions_and_an_approval(page: Any, shot: Shot) -> N
     page.get_by_role("status").filter(has_text="Saved as version 2").wait_for()
 
     # Copy and paste the selected node, undo the paste, redo it.
-    page.locator('[data-testid="node-approval_1"] .node-head').click()
+    select_node(page, "approval_1")
     page.keyboard.press("Control+c")
     page.keyboard.press("Control+v")
     page.get_by_test_id("node-approval_2").wait_for()
@@ -139,7 +140,7 @@ def test_run_asks_for_the_manual_trigger_inputs(page: Any, shot: Shot) -> None:
     fields.blur()
     trigger_out = page.locator('[data-testid="node-manual_1"] .react-flow__handle[data-port="who"]')
     trigger_out.wait_for()
-    page.locator('[data-testid="node-manual_1"] .node-head').click()
+    select_node(page, "manual_1")
     page.keyboard.press("Shift+L")
     page.locator('.palette-item[data-node-type="text.template"]').focus()
     page.keyboard.press("Enter")
@@ -191,7 +192,7 @@ def test_breakpoints_pause_a_debug_run_and_presets_reach_the_palette(page: Any, 
     page.keyboard.press("Shift+L")
 
     # A breakpoint on value_2: the run becomes a debug run that pauses before it.
-    page.locator('[data-testid="node-value_2"] .node-head').click()
+    select_node(page, "value_2")
     page.get_by_role("button", name="Add breakpoint").click()
     page.locator('[data-testid="node-value_2"]').get_by_role("img", name="breakpoint").wait_for()
     page.get_by_role("button", name="Debug run").click()
@@ -205,8 +206,7 @@ def test_breakpoints_pause_a_debug_run_and_presets_reach_the_palette(page: Any, 
 
     # Save value_1 as a preset; it shows in the palette and adds a configured node.
     page.get_by_role("button", name="Clear results").click()
-    page.locator('[data-testid="node-value_1"] .node-head').click()
-    page.get_by_role("tab", name="Node").click()
+    select_node(page, "value_1")
     page.once("dialog", lambda dialog: dialog.accept("Opening line"))
     page.get_by_role("button", name="Save as preset").click()
     preset = page.get_by_role("region", name="Presets").get_by_role("button", name="Opening line")

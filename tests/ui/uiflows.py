@@ -47,3 +47,19 @@ def create_workflow(page: Any, name: str, definition: dict[str, Any]) -> dict[st
 def open_editor(page: Any, workflow_id: str) -> None:
     page.goto(f"/workflows/{workflow_id}")
     page.get_by_role("toolbar", name="Workflow").wait_for()
+
+
+def select_node(page: Any, node_id: str) -> None:
+    """Select a node on the canvas and show its settings. The click is tried again if the
+    settings panel does not name the node: a click that lands while an auto-layout or a fit
+    is still moving the node can miss it."""
+    panel = page.get_by_label(f"Settings of {node_id}", exact=True)
+    for _ in range(3):
+        page.locator(f'[data-testid="node-{node_id}"] .node-head').click()
+        page.get_by_role("tab", name="Node").click()
+        try:
+            panel.wait_for(timeout=3_000)
+            return
+        except Exception:  # playwright's TimeoutError; try the click again
+            continue
+    panel.wait_for()
