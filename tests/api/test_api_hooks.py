@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 from apikit import Account, create_workflow, sign_up
-from test_api_triggers import GREETING
+from greeting import GREETING
 
 APPROVAL: dict[str, Any] = {
     "schema_version": 1,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from servekit import first_password, serve
-from uikit import VIEWPORT, Shots, artifacts_dir, require_browser
-
-Shot = Callable[[str], None]
+from uikit import VIEWPORT, Shot, Shots, artifacts_dir, require_browser
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Shot
 from uiflows import OWNER_EMAIL, call, create_workflow, open_editor, sign_in, sign_up
+from uikit import Shot
 
 pytestmark = pytest.mark.slow
 

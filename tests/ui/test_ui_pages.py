@@ -8,8 +8,8 @@ import secrets
 from typing import Any
 
 import pytest
-from conftest import Shot
 from uiflows import select_node
+from uikit import Shot
 
 PASSWORD = "correct horse battery staple"
 

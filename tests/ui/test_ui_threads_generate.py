@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Shot
 from drafts import BROKEN, GOOD
 from providers.fake_servers import API_KEY, FakeServer
 from servekit import serve
 from uiflows import call, create_workflow, sign_up
-from uikit import require_browser
+from uikit import Shot, require_browser
 
 pytestmark = pytest.mark.slow
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 BUILT_INDEX = ROOT / "flowloom" / "webui" / "static" / "index.html"
 VIEWPORT = {"width": 1280, "height": 800}
+
+Shot = Callable[[str], None]
+"""``shot("step")``: save a screenshot of the page as the test's next numbered step."""
 
 
 def artifacts_dir() -> Path:
