@@ -2,7 +2,7 @@
 after one edit, persistence on.
 
     python -m benchmarks.engine [--db sqlite,postgresql,postgresql-nosync] [--repeat 7]
-        [--chain 100,1000] [--edit 100,1000] [--loop asyncio|uvloop] [--profile]
+        [--chain 100,1000] [--edit 100,1000] [--dag 10000] [--loop asyncio|uvloop] [--profile]
 
 S1: a chain of N nodes (each length in ``--chain``) each adding 1 to a counter starting at 0
 (a benchmark-only node type, ``bench.add_one``); one whole execution (start, every node, the
@@ -12,6 +12,9 @@ release: one group commit per tick).
 
 S2: one node -> 20 branches that each ``flow.delay`` 0.2 s -> one ``flow.merge`` that sees all
 20; the wall time of one execution (ideal 0.2 s).
+
+DAG: ``--dag`` nodes in layers of 100, each after the first summing 1-3 parents of the layer
+above; one run with the cache off: wall time and the process's peak resident memory.
 
 Edit: a chain of N nodes (each length in ``--edit``) has run once with the cache on; then its
 last node's config is edited (a new version is saved, untimed) and the workflow is run again:
@@ -31,6 +34,8 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import random
+import resource
 import secrets
 import sys
 import tempfile
@@ -78,6 +83,23 @@ class AddOne(Node[AddConfig]):
         return NodeResult({"value": inputs["value"] + config.amount})
 
 
+class SumAll(Node[NodeConfig]):
+    """The sum of every value its edges bring (benchmark only: the joins of the random DAG)."""
+
+    type_name = "bench.sum"
+    category = Category.ACTION
+    Config = NodeConfig
+
+    def inputs(self, config: NodeConfig) -> list[Port]:
+        return [Port("values", PortType.NUMBER, is_list=True)]
+
+    def outputs(self, config: NodeConfig) -> list[Port]:
+        return [Port("value", PortType.NUMBER)]
+
+    async def run(self, ctx: RunContext, config: NodeConfig, inputs: dict[str, Any]) -> NodeResult:
+        return NodeResult({"value": sum(inputs["values"])})
+
+
 def _node(node_id: str, type_: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "id": node_id,
@@ -112,9 +134,25 @@ def fanout_definition(branches: int, delay_s: float) -> dict[str, Any]:
     return {"schema_version": 1, "nodes": nodes, "edges": edges}
 
 
+def dag_definition(size: int, seed: int = 7) -> dict[str, Any]:
+    """``size`` nodes in layers of 100: the first layer adds, every later node sums 1-3
+    parents from the layer above (so joins, fan-outs and long paths, as a real graph has)."""
+    rng = random.Random(seed)
+    width = min(100, size)
+    nodes = [_node(f"d{i}", "bench.add_one") for i in range(width)]
+    edges: list[dict[str, Any]] = []
+    for i in range(width, size):
+        layer_start = (i // width - 1) * width
+        nodes.append(_node(f"d{i}", "bench.sum"))
+        for parent in rng.sample(range(layer_start, layer_start + width), rng.randint(1, 3)):
+            edges.append(_edge(f"d{parent}", f"d{i}", "values"))
+    return {"schema_version": 1, "nodes": nodes, "edges": edges}
+
+
 def registry() -> NodeRegistry:
     found = default_registry()
     found.register(AddOne)
+    found.register(SumAll)
     return found
 
 
@@ -135,6 +173,8 @@ async def bench(db: Database, label: str, args: argparse.Namespace) -> list[Meas
     graphs = {f"chain{n}": chain_definition(n) for n in chains}
     graphs |= {f"edit{n}": chain_definition(n) for n in edits}
     graphs["fanout"] = fanout_definition(20, 0.2)
+    if args.dag:
+        graphs["dag"] = dag_definition(args.dag)
     owner, ids = await _prepare(db, graphs)
     engine = Engine(db, registry())
     rows: list[Measurement] = []
@@ -158,9 +198,39 @@ async def bench(db: Database, label: str, args: argparse.Namespace) -> list[Meas
         )
         for length in edits:
             rows.append(await _edit(db, engine, owner, ids[f"edit{length}"], length, label, args))
+        if args.dag:
+            rows += await _dag(engine, owner, ids["dag"], args.dag, label)
         return rows
     finally:
         await engine.close()
+
+
+async def _dag(
+    engine: Engine, owner: str, workflow_id: str, size: int, label: str
+) -> list[Measurement]:
+    """One run of the random DAG (cache off): wall time, and how much the process's peak
+    resident memory grew during it (ru_maxrss never goes down, so this is the run's peak)."""
+    peak_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    began = time.perf_counter()
+    result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+    elapsed_s = time.perf_counter() - began
+    peak_after_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert result.status is RunStatus.COMPLETED, result
+    return [
+        Measurement(
+            f"random DAG of {size:,} nodes, whole run ({label})",
+            [elapsed_s],
+            unit="s",
+            note="aim < 3 s",
+        ),
+        Measurement(
+            f"random DAG of {size:,} nodes, peak memory ({label})",
+            [peak_after_kb / 1024],
+            unit="MB",
+            note=f"resident; +{(peak_after_kb - peak_before_kb) / 1024:.0f} MB during the run;"
+            " aim < 300 MB",
+        ),
+    ]
 
 
 async def _chain(
@@ -298,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--chain", default="100,1000", help="chain lengths, comma-separated")
     parser.add_argument("--edit", default="100,1000", help="re-run-after-edit chain lengths")
+    parser.add_argument("--dag", type=int, default=10_000, help="random DAG size (0: skip)")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--profile", action="store_true")
