@@ -1,5 +1,6 @@
-"""A real ``flowloom serve`` process for the tests that need one (end to end, the browser,
-Schemathesis): its own data dir, a free port on 127.0.0.1, ready when /healthz answers."""
+"""Real flowloom processes for the tests that need them: ``flowloom serve`` (end to end, the
+browser, Schemathesis) on its own data dir and a free port of 127.0.0.1, ready when /healthz
+answers; and one-off commands (``cli``) run as the user would run them."""
 
 from __future__ import annotations
 
@@ -62,6 +63,23 @@ def serve(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def cli(
+    data_dir: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``flowloom ARGS`` as its own process on SQLite in ``data_dir`` (``env`` added to the
+    environment); its exit code and output, whatever they are."""
+    environment = {**os.environ, "FLOWLOOM_DATA_DIR": str(data_dir), **(env or {})}
+    environment.pop("FLOWLOOM_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "flowloom.cli.main", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def first_password(output: str) -> str | None:

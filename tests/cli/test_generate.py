@@ -5,31 +5,20 @@ arguments exit 2."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from drafts import BROKEN, GOOD
 from providers.fake_servers import API_KEY, FakeServer
+from servekit import cli
 
 
 def flowloom(data_dir: Path, fake: FakeServer, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "FLOWLOOM_DATA_DIR": str(data_dir),
+    provider = {
         "FLOWLOOM_OPENAI_API_KEY": API_KEY,
         "FLOWLOOM_OPENAI_BASE_URL": fake.openai_base_url,
     }
-    env.pop("FLOWLOOM_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "flowloom.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return cli(data_dir, *args, env=provider)
 
 
 def test_generate_repairs_saves_and_writes_a_runnable_file(

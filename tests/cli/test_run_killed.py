@@ -10,10 +10,8 @@ On SQLite: the engine's own crash tests (tests/engine) cover PostgreSQL.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servekit import cli
 
 from flowloom.engine.failpoints import POINTS
 
@@ -101,21 +100,8 @@ def chain_file(path: Path, port: int) -> Path:
 
 
 def flowloom(data_dir: Path, *args: str, failpoint: str = "") -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "FLOWLOOM_DATA_DIR": str(data_dir),
-        "FLOWLOOM_ALLOW_PRIVATE_HTTP": "true",
-        "FLOWLOOM_FAILPOINTS": failpoint,
-    }
-    env.pop("FLOWLOOM_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "flowloom.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {"FLOWLOOM_ALLOW_PRIVATE_HTTP": "true", "FLOWLOOM_FAILPOINTS": failpoint}
+    return cli(data_dir, *args, env=env)
 
 
 KILLS = [f"{point}@{hit}:kill" for point in sorted(POINTS) for hit in (1, 3)]

@@ -4,26 +4,15 @@ palette, copy, paste, undo, redo), restoring a version, and answering an approva
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import pytest
-from uiflows import select_node
+from uiflows import select_node, sign_up
 from uikit import Shot
 
 PASSWORD = "correct horse battery staple"
 
 pytestmark = pytest.mark.slow
-
-
-def sign_up(page: Any) -> str:
-    email = f"ui-{secrets.token_hex(4)}@example.com"
-    page.goto("/signup")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Create an account").click()
-    page.get_by_role("heading", name="Workflows").wait_for()
-    return email
 
 
 def create_workflow(page: Any, name: str) -> None:
