@@ -26,6 +26,7 @@ __all__ = [
     "WorkflowId",
     "id_floor",
     "id_timestamp_ms",
+    "idempotency_key",
     "new_id",
     "parse_id",
 ]
@@ -145,3 +146,15 @@ def id_timestamp_ms(value: str) -> int:
 def id_floor(prefix: str, timestamp_ms: int) -> str:
     """The smallest id of a kind made at ``timestamp_ms``: a keyset bound for time ranges."""
     return f"{prefix}_{_encode(timestamp_ms << 80)}"
+
+
+def idempotency_key(run_id: str, node_id: str) -> str:
+    """The key a node passes to services it calls, so that an effect happens once.
+
+    One key per node execution of one run, the same for every attempt: a retry after an error,
+    a resume after a crash and a move to another worker all send the key the first attempt
+    sent, so a service that deduplicates on it applies the effect once. A node that
+    legitimately runs several times (once per item of a ``workflow.call`` over a list) does so
+    in sub-runs, each with its own run id and so its own keys.
+    """
+    return f"{run_id}:{node_id}"

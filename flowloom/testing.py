@@ -122,7 +122,7 @@ def make_context(
         run_id=run_id,
         node_id=node_id,
         attempt=attempt,
-        idempotency_key=idempotency_key(run_id, node_id, attempt),
+        idempotency_key=idempotency_key(run_id, node_id),
         workflow_id=workflow_id,
         run_inputs=dict(run_inputs or {}),
         answer=answer,

@@ -510,7 +510,7 @@ class Driver:
                 run_id=self.run_id,
                 node_id=node_id,
                 attempt=slot.attempt,
-                idempotency_key=idempotency_key(self.run_id, node_id, slot.attempt),
+                idempotency_key=idempotency_key(self.run_id, node_id),
                 blobs=engine.blobs,
                 memory=self._memory,
                 workflow_id=state.workflow_id,

@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.engine.run_state import DebugState, NodeSlot
+from flowloom.ids import idempotency_key
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
@@ -281,7 +282,7 @@ def _slot_values(slot: NodeSlot, run_id: str, now: datetime) -> list[Any]:
         slot.wait,
         slot.cache_signature,
         slot.cached_from_id,
-        f"{run_id}:{slot.node_id}:{slot.attempt}",
+        idempotency_key(run_id, slot.node_id),
         slot.started_at,
         slot.finished_at,
         slot.duration_ms,

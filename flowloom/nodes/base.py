@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flowloom.exceptions import ExecutionError, NodeFailed
 from flowloom.graph.ports import NO_DEFAULT, Port, PortType
+from flowloom.ids import idempotency_key
 
 if TYPE_CHECKING:
     import httpx
@@ -235,11 +236,6 @@ def default_http_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(trust_env=False, follow_redirects=False)
 
 
-def idempotency_key(run_id: str, node_id: str, attempt: int) -> str:
-    """The key a node attempt passes to services it calls, so a retried effect happens once."""
-    return f"{run_id}:{node_id}:{attempt}"
-
-
 _log = logging.getLogger("flowloom.nodes")
 
 
@@ -251,7 +247,8 @@ class RunContext:
     node_id: str
     attempt: int = 1
     idempotency_key: str
-    """Pass it to services that deduplicate (an ``Idempotency-Key`` header)."""
+    """Pass it to services that deduplicate (an ``Idempotency-Key`` header); the same for
+    every attempt of this node in this run (see :func:`idempotency_key`)."""
     blobs: BlobStore
     memory: MemoryStore
     workflow_id: str | None = None

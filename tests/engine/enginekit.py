@@ -130,7 +130,7 @@ def _record(ctx: RunContext) -> None:
     path = ctx.run_inputs.get("count_file")
     if isinstance(path, str):
         with Path(path).open("a") as handle:
-            handle.write(f"{ctx.node_id} {ctx.attempt}\n")
+            handle.write(f"{ctx.node_id} {ctx.attempt} {ctx.idempotency_key}\n")
 
 
 TEST_NODES: tuple[type[Node[Any]], ...] = (Add, Sum, Sleep, Flaky)

@@ -292,7 +292,7 @@ async def test_get_with_nodes_returns_checkpoints_in_order(db: Database) -> None
         ("crop", NodeStatus.PENDING, 1, 1),
         ("join", NodeStatus.PENDING, 2, 1),
     ]
-    assert nodes[1].idempotency_key == f"{run_id}:crop:1"
+    assert nodes[1].idempotency_key == f"{run_id}:crop"
     with pytest.raises(Conflict):
         async with db.write() as s:
             await RunRepo(s, owner_id=user).add_node_executions(

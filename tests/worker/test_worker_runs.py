@@ -252,8 +252,15 @@ async def test_a_killed_worker_s_run_is_finished_by_another(
     rows = await node_rows(db, run_id)
     assert {n: r.status for n, r in rows.items()} == dict.fromkeys(rows, NodeStatus.SUCCEEDED)
     # a succeeded before the kill and never ran again; slow ran again as attempt 2; b once.
-    calls = count_file.read_text().split("\n")
-    assert sorted(line for line in calls if line) == ["a 1", "b 1", "slow 1", "slow 2"]
+    calls = sorted(line.split() for line in count_file.read_text().splitlines())
+    assert [(node, attempt) for node, attempt, _ in calls] == [
+        ("a", "1"),
+        ("b", "1"),
+        ("slow", "1"),
+        ("slow", "2"),
+    ]
+    # The attempt on the second worker sent the key the first one sent.
+    assert {key for node, _, key in calls if node == "slow"} == {f"{run_id}:slow"}
     assert [a["status"] for a in rows["slow"].attempts] == ["INTERRUPTED", "SUCCEEDED"]
     for node_id in ("a", "b"):
         assert [a["status"] for a in rows[node_id].attempts] == ["SUCCEEDED"]

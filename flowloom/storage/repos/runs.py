@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from flowloom.exceptions import Conflict, InputError, NotFound
-from flowloom.ids import PREFIXES, new_id
+from flowloom.ids import PREFIXES, idempotency_key, new_id
 from flowloom.storage.database import Database
 from flowloom.storage.enums import (
     ACTIVE_RUN_STATUSES,
@@ -252,7 +252,7 @@ class RunRepo:
                 "attempt": 1,
                 "pending_parents": node.pending_parents,
                 "attempts": [],
-                "idempotency_key": f"{run_id}:{node.node_id}:1",
+                "idempotency_key": idempotency_key(run_id, node.node_id),
                 "created_at": now,
                 "updated_at": now,
             }
