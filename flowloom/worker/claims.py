@@ -37,6 +37,15 @@ end
 return 0
 """
 
+# Forget a "queued" mark whose task was never sent (the broker refused it), so the sweep sees
+# the run as needing a driver at once instead of when the mark expires.
+_UNMARK = """
+if redis.call('GET', KEYS[1]) == 'queued' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -60,6 +69,10 @@ class RunClaims:
         """Note that a task for the run is queued, unless the key is set; whether it was not."""
         done = await self.redis.set(self.key(run_id), QUEUED, nx=True, px=round(for_s * 1000))
         return bool(done)
+
+    async def unmark_queued(self, run_id: str) -> None:
+        """Undo :meth:`mark_queued` (only a ``queued`` mark: never a worker's claim)."""
+        await self._script(_UNMARK, run_id)
 
     async def take(self, run_id: str, owner: str) -> bool:
         """Claim the run for ``owner``; False when another worker drives it."""

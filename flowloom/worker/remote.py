@@ -14,13 +14,21 @@ public face works across processes:
   worker takes it).
 - ``wait`` and the event bus: events come from the workers over Redis (``relay.py``) onto
   this engine's ordinary bus; ``wait`` wakes on them and reads the run from the database.
-- ``resume_unfinished`` only connects to Redis: the workers' sweep resumes runs.
+- ``resume_unfinished`` only connects (Redis, and the Celery app, built once here at start-up,
+  never lazily from several threads at once): the workers' sweep resumes runs.
+
+A run is committed before it is queued, so queueing can fail after the run exists (Redis or
+the broker down). Such a run is never an error for the caller, who gets the run as usual: it
+goes to this engine's outbox, which re-sends it with backoff until the broker takes it, and no
+"queued" mark is left behind, so a worker's sweep also finds it (a PENDING run with no driver)
+within its next interval. Either way the run starts as soon as the broker answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +51,14 @@ if TYPE_CHECKING:
 
 __all__ = ["RemoteEngine"]
 
+_log = logging.getLogger("flowloom.worker")
+
 _POLL_S = 0.5
 """How often ``wait`` reads the run again when no event woke it."""
 _CANCEL_WAIT_S = 30.0
+_OUTBOX_FIRST_S = 0.2
+_OUTBOX_MAX_S = 5.0
+"""The outbox re-sends after 0.2 s, doubling up to 5 s while the broker stays away."""
 
 
 class RemoteEngine(Engine):
@@ -58,6 +71,9 @@ class RemoteEngine(Engine):
         self._feed: EventFeed | None = None
         self._queue: RunQueue | None = None
         self._connecting = asyncio.Lock()
+        self._outbox: dict[str, None] = {}
+        """Runs committed but not yet queued, in the order they were made."""
+        self._outbox_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(
@@ -67,7 +83,8 @@ class RemoteEngine(Engine):
         return super().from_settings(db, settings, registry, **given)
 
     async def _connect(self) -> RunQueue:
-        """Redis, the event feed (subscribed before anything is queued) and the queue."""
+        """Redis, the event feed (subscribed before anything is queued), the Celery app and
+        the queue; connected once, again only after a failure."""
         async with self._connecting:
             if self._queue is not None:
                 return self._queue
@@ -76,38 +93,69 @@ class RemoteEngine(Engine):
             from flowloom.worker.celery_app import make_celery, task_sender
 
             settings = self._settings
-            self._redis = Redis.from_url(settings.resolved_events_url)
-            self._feed = EventFeed(self._redis, settings.worker_queue, self.bus)
-            await self._feed.start()
+            # Built here, once, under the lock: importing Celery from several threads at once
+            # fails ("cannot import name 'Celery'") while the first import is half done.
+            app = await asyncio.to_thread(make_celery, settings)
+            redis = Redis.from_url(settings.resolved_events_url)
+            feed = EventFeed(redis, settings.worker_queue, self.bus)
+            try:
+                await feed.start()
+            except BaseException:
+                await redis.aclose()
+                raise
+            self._redis, self._feed = redis, feed
             claims = RunClaims(
-                self._redis, namespace=settings.worker_queue, ttl_s=settings.worker_claim_ttl_s
+                redis, namespace=settings.worker_queue, ttl_s=settings.worker_claim_ttl_s
             )
-            # Celery (slow to import) is only loaded when the first run is queued.
-            app: Any = None
-
-            def send(run_id: str) -> None:
-                nonlocal app
-                if app is None:
-                    app = make_celery(settings)
-                task_sender(app, settings)(run_id)
-
             self._queue = RunQueue(
-                claims, send, queued_for_s=max(60.0, 4 * settings.worker_sweep_interval_s)
+                claims,
+                task_sender(app, settings),
+                queued_for_s=max(60.0, 4 * settings.worker_sweep_interval_s),
             )
             return self._queue
 
+    async def _dispatch(self, run_id: str) -> None:
+        """Queue a task for the run, which is committed already; never raises: a run the
+        broker cannot take now goes to the outbox (see the module)."""
+        if not self._outbox:
+            try:
+                await (await self._connect()).put(run_id, always=True)
+                return
+            except Exception as exc:  # Redis or the broker: the failure is theirs, not the run's
+                _log.warning("run %s is saved but not queued yet (%s); retrying", run_id, exc)
+        self._outbox[run_id] = None
+        if self._outbox_task is None or self._outbox_task.done():
+            self._outbox_task = asyncio.create_task(self._drain_outbox())
+
+    async def _drain_outbox(self) -> None:
+        delay_s = _OUTBOX_FIRST_S
+        while self._outbox:
+            await asyncio.sleep(delay_s)
+            try:
+                queue = await self._connect()
+                for run_id in list(self._outbox):
+                    await queue.put(run_id, always=True)
+                    del self._outbox[run_id]
+                    _log.info("run %s queued from the outbox", run_id)
+            except Exception as exc:
+                delay_s = min(_OUTBOX_MAX_S, delay_s * 2)
+                _log.warning("%d run(s) still wait for the broker: %s", len(self._outbox), exc)
+
     async def _drive_new_run(self, run_id: str) -> None:
-        await (await self._connect()).put(run_id, always=True)
+        await self._dispatch(run_id)
 
     async def resume_unfinished(self) -> list[str]:
-        """Connect to Redis; the workers' sweep takes up unfinished runs, not the API."""
+        """Connect to Redis and build the Celery app; the workers' sweep takes up unfinished
+        runs, not the API. A broker that is down now is not fatal: runs wait in the outbox."""
         self._check_open()
-        await self._connect()
+        try:
+            await self._connect()
+        except Exception as exc:
+            _log.warning("Redis or the broker is unreachable at start (%s); runs will wait", exc)
         return []
 
     async def answer(self, run_id: str, node_id: str, answer: Mapping[str, Any]) -> None:
         self._check_open()
-        queue = await self._connect()
         now = utcnow()
         async with self.db.write() as session:
             run = await session.get(WorkflowRun, run_id, with_for_update=True)
@@ -141,11 +189,10 @@ class RemoteEngine(Engine):
             row.wait = wait
             row.status = NodeStatus.READY
             row.retry_at = None
-        await queue.put(run_id, always=True)
+        await self._dispatch(run_id)
 
     async def cancel(self, run_id: str) -> None:
         self._check_open()
-        queue = await self._connect()
         async with self.db.write() as session:
             run = await session.get(WorkflowRun, run_id, with_for_update=True)
             if run is None:
@@ -155,13 +202,16 @@ class RemoteEngine(Engine):
             if run.status in FINISHED_RUN_STATUSES:
                 raise Conflict(f"run {run_id!r} already finished as {run.status}")
             run.cancel_requested = True
-        await queue.put(run_id, always=True)
+        await self._dispatch(run_id)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._settle(run_id, finished_only=True), _CANCEL_WAIT_S)
 
     async def wait(self, run_id: str) -> RunResult:
-        """Return once the run is finished, or WAITING with nothing for a worker to do."""
-        await self._connect()
+        """Return once the run is finished, or WAITING with nothing for a worker to do.
+
+        Without Redis no event wakes it, but it still reads the run every ``_POLL_S``."""
+        with contextlib.suppress(Exception):
+            await self._connect()
         return await self._settle(run_id, finished_only=False)
 
     async def _settle(self, run_id: str, *, finished_only: bool) -> RunResult:
@@ -198,6 +248,12 @@ class RemoteEngine(Engine):
             return result, ready is None
 
     async def close(self) -> None:
+        if self._outbox_task is not None:
+            self._outbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outbox_task
+        if self._outbox:
+            _log.warning("%d run(s) were never queued; a worker's sweep will", len(self._outbox))
         if self._feed is not None:
             await self._feed.stop()
         if self._redis is not None:

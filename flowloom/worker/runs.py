@@ -9,6 +9,7 @@ cancellation asked for). Whether somebody already drives it is the claims' quest
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,5 +99,12 @@ class RunQueue:
         if not (marked or always):
             return False
         # Sending is blocking network I/O (kombu), so it runs beside the event loop.
-        await asyncio.to_thread(self._send, run_id)
+        try:
+            await asyncio.to_thread(self._send, run_id)
+        except BaseException:
+            # No task is queued after all: a mark left behind would hide the run from the
+            # sweep for ``queued_for_s``.
+            with contextlib.suppress(Exception):
+                await self.claims.unmark_queued(run_id)
+            raise
         return True
