@@ -7,6 +7,7 @@ Nothing else in flowloom reads environment variables: ``create_app(settings)``,
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -20,6 +21,11 @@ from sqlalchemy.exc import ArgumentError
 from flowloom.exceptions import ConfigurationError
 
 __all__ = ["Settings", "normalize_database_url"]
+
+_PRIVATE_DIR = 0o700
+_PRIVATE_FILE = 0o600
+_SIDE = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database file."""
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -118,13 +124,17 @@ class Settings(BaseSettings):
     """Whether anybody may create an account with ``POST /api/v1/auth/register``."""
 
     login_max_failures_per_account: Annotated[int, Field(ge=1)] = 5
-    """Failed sign-ins to one account within ``login_failure_window_s`` before it is refused."""
+    """Failed sign-ins to one account from one client address that cost nothing; after them,
+    each further attempt from that address waits 1 s, 2 s, 4 s, ... (the owner, from their own
+    address, is not slowed; see ``flowloom.api.security.LoginLimiter``)."""
 
     login_max_failures_per_address: Annotated[int, Field(ge=1)] = 20
-    """Failed sign-ins from one client address within the window before it is refused."""
+    """Failed sign-ins (and registrations of a taken email) from one client address within the
+    window before the address is refused for a while, whatever the accounts."""
 
     login_failure_window_s: Annotated[float, Field(gt=0)] = 900.0
-    """The sliding window failed sign-ins are counted over (in process, per server)."""
+    """The sliding window failed sign-ins are counted over, and how long after its last
+    failure a streak is forgotten (in process, per server)."""
 
     external_auth_issuer: str | None = None
     """Issuer (``iss``) of the identity provider's JWTs; external sign-in is off when unset."""
@@ -239,11 +249,39 @@ class Settings(BaseSettings):
         return self.data_dir / "blobs"
 
     def ensure_data_dir(self) -> Path:
-        """Create the data dir (and its blob folder) if missing; refuse one that is a file."""
+        """Create the data dir (and its blob folder) if missing; refuse one that is a file.
+
+        Both are owner-only (0700), and so is a SQLite database file of the configured URL
+        (0600; created empty here if missing, because SQLite gives its ``-wal`` and ``-shm``
+        files the mode of the database file). Modes are set with chmod, whatever the umask,
+        and existing ones are tightened too.
+        """
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigurationError(f"data dir {self.data_dir} exists and is not a directory")
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.data_dir, self.blob_dir):
+            folder.mkdir(mode=_PRIVATE_DIR, parents=True, exist_ok=True)
+            os.chmod(folder, _PRIVATE_DIR)
+        sqlite_file = self.sqlite_path
+        if sqlite_file is not None and sqlite_file.parent.is_dir():
+            fd = os.open(sqlite_file, os.O_WRONLY | os.O_CREAT, _PRIVATE_FILE)
+            os.close(fd)
+            for path in (
+                sqlite_file,
+                *(sqlite_file.with_name(sqlite_file.name + s) for s in _SIDE),
+            ):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(path, _PRIVATE_FILE)
         return self.data_dir
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file in force, or None (PostgreSQL, or SQLite in memory)."""
+        url = make_url(self.resolved_database_url)
+        if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+            return None
+        if url.database.startswith("file:") or url.query.get("mode") == "memory":
+            return None
+        return Path(url.database)
 
     def load_secret_key(self) -> bytes:
         """The instance's 32-byte secret key, created with mode 0600 on first use.
@@ -264,9 +302,10 @@ class Settings(BaseSettings):
         self.ensure_data_dir()
         path = self.data_dir / "secret.key"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE_FILE)
         except FileExistsError:
             return _read_key_file(path)
+        os.fchmod(fd, _PRIVATE_FILE)  # whatever the umask
         with os.fdopen(fd, "wb") as handle:
             handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)) + b"\n")
         return _read_key_file(path)

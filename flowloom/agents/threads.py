@@ -50,12 +50,19 @@ from flowloom.nodes.base import (
 from flowloom.providers import ChatMessage, ChatResponse, UsageEvent
 from flowloom.storage.database import Database
 from flowloom.storage.enums import MessageRole, RunStatus, TriggerKind
-from flowloom.storage.repos.agents import AgentRepo, NewMessage, ThreadRepo, split_model
+from flowloom.storage.repos.agents import (
+    AgentRepo,
+    NewMessage,
+    ThreadRepo,
+    has_hidden_secrets,
+    split_model,
+)
 from flowloom.storage.tables import Agent, Message, Thread
 
 if TYPE_CHECKING:
     from flowloom.engine import Engine
     from flowloom.integrations.mcp import McpServers
+    from flowloom.integrations.vault import Vault
     from flowloom.nodes.base import HttpClientFactory
     from flowloom.providers import ChatProvider, ProviderResolver
 
@@ -97,7 +104,9 @@ class ThreadService:
     """Runs conversation turns for the threads in ``db``.
 
     ``providers`` and ``integrations`` are the engine's (so plan limits guard every call);
-    ``engine`` runs workflow tools; ``history_messages`` bounds the context sent to the model.
+    ``engine`` runs workflow tools; ``history_messages`` bounds the context sent to the model;
+    ``vault`` opens the sealed secrets of agents' tools (without one, an agent whose tools hold
+    secrets cannot be talked to).
     """
 
     def __init__(
@@ -111,8 +120,10 @@ class ThreadService:
         history_messages: int = 50,
         max_steps: int = DEFAULT_MAX_STEPS,
         http_client: HttpClientFactory = default_http_client,
+        vault: Vault | None = None,
     ) -> None:
         self._db = db
+        self._vault = vault
         self._providers = providers
         self._integrations = integrations
         self._engine = engine
@@ -203,6 +214,17 @@ class ThreadService:
         if agent is not None:
             assert agent.provider is not None
             assert agent.model is not None
+            tools = list(agent.tools)
+            if has_hidden_secrets(tools):
+                if self._vault is None:
+                    raise InputError(
+                        "this agent's tool secrets cannot be opened here", field="tools"
+                    )
+                # A write transaction: opening the sealed values marks their credential used.
+                async with self._db.write() as session:
+                    tools = await AgentRepo(
+                        session, owner_id=owner_id, vault=self._vault
+                    ).tools_with_secrets(agent_id=agent.id)
             parts = [agent.instructions]
             if agent.context:
                 parts.append(f"Context:\n{agent.context}")
@@ -215,7 +237,7 @@ class ThreadService:
                 agent.provider,
                 agent.model,
                 instructions,
-                list(agent.tools),
+                tools,
                 history,
             )
         provider, model = split_model(thread.model)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -98,14 +99,36 @@ class _Window:
     failures: deque[float] = field(default_factory=deque)
 
 
-class LoginLimiter:
-    """Failed sign-ins counted per account and per client address over a sliding window.
+@dataclass
+class _Streak:
+    """Consecutive failures and when the last one was (forgotten a window after it)."""
 
-    In process: each server process counts its own (with several processes behind a balancer
-    the effective limit is the per-process limit times the number of processes). ``check``
-    before verifying a password; ``failed`` after a wrong one; ``succeeded`` clears the
-    account's count. Refusals are LimitExceeded with the seconds until the oldest counted
-    failure leaves the window.
+    count: int = 0
+    last: float = 0.0
+
+
+class LoginLimiter:
+    """Failed sign-ins slowed down per (account, client address), with a ceiling per address.
+
+    Why not per account alone: anyone could then lock the real owner out by failing on
+    purpose. Instead each (account, address) pair has its own streak: the first
+    ``max_per_account`` failures cost nothing, then each further attempt from that pair waits
+    ``1 s, 2 s, 4 s, ...`` (doubling, at most ``max_delay_s``) after the last failure. The
+    owner, signing in from their own address, is not slowed by failures from others.
+
+    Two limits keep guessing slow all the same:
+
+    - per address: ``max_per_address`` failures within ``window_s`` (over any accounts) and
+      that address is refused until the oldest leaves the window (stops spraying);
+    - per account, across addresses the caller does not vouch for (``trusted=False``):
+      past ``max_per_account_untrusted`` failures, attempts from such addresses wait growing
+      delays too (at most ``max_untrusted_delay_s``), so many addresses cannot guess one
+      password fast. The route passes ``trusted=True`` for an address the account has signed
+      in from before, so its owner is not slowed by this either.
+
+    A streak is forgotten ``window_s`` after its last failure, and a success clears the pair's.
+    In process: each server process counts its own. Refusals are LimitExceeded (429) with the
+    seconds to wait.
     """
 
     def __init__(
@@ -114,58 +137,128 @@ class LoginLimiter:
         max_per_account: int,
         max_per_address: int,
         window_s: float,
+        max_delay_s: float = 300.0,
+        max_per_account_untrusted: int | None = None,
+        max_untrusted_delay_s: float = 30.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.max_per_account = max_per_account
         self.max_per_address = max_per_address
         self.window_s = window_s
+        self.max_delay_s = max_delay_s
+        self.max_per_account_untrusted = (
+            max_per_account_untrusted
+            if max_per_account_untrusted is not None
+            else 4 * max_per_account
+        )
+        self.max_untrusted_delay_s = max_untrusted_delay_s
         self._clock = clock or time.monotonic
-        self._accounts: dict[str, _Window] = {}
+        self._pairs: dict[tuple[str, str], _Streak] = {}
+        self._untrusted: dict[str, _Streak] = {}
         self._addresses: dict[str, _Window] = {}
 
-    def check(self, *, account: str, address: str | None) -> None:
-        """LimitExceeded if either the account or the address used up its failures."""
+    def check(self, *, account: str | None, address: str | None, trusted: bool = False) -> None:
+        """LimitExceeded if the address used up its failures, or if this attempt comes before
+        the pair's (or, untrusted, the account's) delay has passed. ``account`` None checks
+        only the address (registration)."""
         now = self._clock()
-        for table, key, limit, what in (
-            (self._accounts, account, self.max_per_account, "this account"),
-            (self._addresses, address, self.max_per_address, "this address"),
-        ):
-            if key is None:
-                continue
-            window = self._prune(table, key, now)
-            if window is not None and len(window.failures) >= limit:
-                retry_after_s = window.failures[0] + self.window_s - now
-                raise LimitExceeded(
-                    f"too many failed sign-ins for {what}; try again in "
-                    f"{max(1, round(retry_after_s))} s",
-                    limit="login_failures",
-                    retry_after_s=max(1.0, retry_after_s),
+        if address is not None:
+            window = self._prune_window(address, now)
+            if window is not None and len(window.failures) >= self.max_per_address:
+                self._refuse("this address", window.failures[0] + self.window_s - now)
+        if account is None:
+            return
+        pair = self._live(self._pairs, (account, address or ""), now)
+        if pair is not None:
+            wait = _delay(pair.count, self.max_per_account, self.max_delay_s)
+            self._refuse_before(pair.last + wait, now, "this account from this address")
+        if not trusted:
+            streak = self._live(self._untrusted, account, now)
+            if streak is not None:
+                wait = _delay(
+                    streak.count, self.max_per_account_untrusted, self.max_untrusted_delay_s
                 )
+                self._refuse_before(streak.last + wait, now, "this account")
 
-    def failed(self, *, account: str, address: str | None) -> None:
+    def account_slowed(self, *, account: str) -> bool:
+        """Whether attempts on ``account`` from untrusted addresses are being slowed (the route
+        then finds out whether the address is trusted, which costs a query)."""
+        streak = self._live(self._untrusted, account, self._clock())
+        return streak is not None and streak.count >= self.max_per_account_untrusted
+
+    def failed(self, *, account: str | None, address: str | None, trusted: bool = False) -> None:
+        """Count a failure: for the address, the pair and (untrusted) the account."""
         now = self._clock()
-        self._accounts.setdefault(account, _Window()).failures.append(now)
         if address is not None:
             self._addresses.setdefault(address, _Window()).failures.append(now)
-        if len(self._accounts) + len(self._addresses) > 10_000:
+        if account is not None:
+            self._bump(self._pairs, (account, address or ""), now)
+            if not trusted:
+                self._bump(self._untrusted, account, now)
+        if len(self._pairs) + len(self._untrusted) + len(self._addresses) > 10_000:
             self._sweep(now)
 
-    def succeeded(self, *, account: str) -> None:
-        self._accounts.pop(account, None)
+    def succeeded(self, *, account: str, address: str | None = None) -> None:
+        """A right password: the pair's streak ends (every pair of the account's when
+        ``address`` is None, as an administrator's reset)."""
+        if address is not None:
+            self._pairs.pop((account, address), None)
+            return
+        for key in [key for key in self._pairs if key[0] == account]:
+            del self._pairs[key]
+        self._untrusted.pop(account, None)
 
-    def _prune(self, table: dict[str, _Window], key: str, now: float) -> _Window | None:
-        window = table.get(key)
+    def _refuse_before(self, until: float, now: float, what: str) -> None:
+        if until > now:
+            self._refuse(what, until - now)
+
+    @staticmethod
+    def _refuse(what: str, retry_after_s: float) -> None:
+        seconds = max(1, math.ceil(retry_after_s))
+        raise LimitExceeded(
+            f"too many failed sign-ins for {what}; try again in {seconds} s",
+            limit="login_failures",
+            retry_after_s=max(1.0, retry_after_s),
+        )
+
+    def _bump(self, table: dict[Any, _Streak], key: Any, now: float) -> None:
+        streak = self._live(table, key, now)
+        if streak is None:
+            streak = table[key] = _Streak()
+        streak.count += 1
+        streak.last = now
+
+    def _live(self, table: dict[Any, _Streak], key: Any, now: float) -> _Streak | None:
+        streak = table.get(key)
+        if streak is not None and streak.last <= now - self.window_s:
+            del table[key]
+            return None
+        return streak
+
+    def _prune_window(self, address: str, now: float) -> _Window | None:
+        window = self._addresses.get(address)
         if window is None:
             return None
         while window.failures and window.failures[0] <= now - self.window_s:
             window.failures.popleft()
         if not window.failures:
-            del table[key]
+            del self._addresses[address]
             return None
         return window
 
     def _sweep(self, now: float) -> None:
-        # Bounded memory under a spray of made-up accounts: drop every window that has emptied.
-        for table in (self._accounts, self._addresses):
+        # Bounded memory under a spray of made-up accounts: drop everything that has expired.
+        tables: tuple[dict[Any, _Streak], ...] = (self._pairs, self._untrusted)
+        for table in tables:
             for key in list(table):
-                self._prune(table, key, now)
+                self._live(table, key, now)
+        for address in list(self._addresses):
+            self._prune_window(address, now)
+
+
+def _delay(failures: int, free: int, cap_s: float) -> float:
+    """Seconds to wait after the last of ``failures``: none while within ``free``, then 1 s,
+    doubling with each further failure, at most ``cap_s``."""
+    if failures < free:
+        return 0.0
+    return float(min(cap_s, 2.0 ** min(failures - free, 30)))

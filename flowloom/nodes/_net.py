@@ -5,6 +5,15 @@ made; the request is then sent to the checked address itself (the Host header an
 still name the host), so a DNS answer that changes between the check and the connection
 cannot send it elsewhere. Redirects are followed here, hop by hop, each hop checked the same
 way. Transient failures (timeouts, connection errors, 429, 5xx) raise RetryNode.
+
+IPv6 addresses that carry an IPv4 address inside (IPv4-mapped, -translated and -compatible,
+NAT64, 6to4, Teredo, ISATAP interface ids) are judged by that IPv4 address too: a translator or
+tunnel on the path delivers them to it, so ``::7f00:1`` is as much loopback as ``127.0.0.1``.
+
+Credentials never follow a redirect to another origin: the headers the caller names as private
+and every header whose name looks like one (``Authorization``, ``Cookie``, ``X-Api-Key``,
+anything naming a key, token, secret, auth, session, cookie, password or credential) are
+dropped once a redirect leaves the first URL's origin, as browsers drop ``Authorization``.
 """
 
 from __future__ import annotations
@@ -24,13 +33,50 @@ from flowloom.nodes.base import RunContext
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Fetched", "blocked_reason", "fetch", "resolve_checked", "retry_delay_s"]
+__all__ = [
+    "Fetched",
+    "blocked_reason",
+    "embedded_ipv4",
+    "fetch",
+    "is_credential_header",
+    "resolve_checked",
+    "retry_delay_s",
+]
 
 MAX_REDIRECTS: Final = 5
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_RETRY_AFTER_S: Final = 3600.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_IPV4_COMPATIBLE: Final = ipaddress.IPv6Network("::/96")
+"""``::a.b.c.d``, deprecated (RFC 4291) but still tunnelled to the IPv4 address by some stacks."""
+_IPV4_TRANSLATED: Final = ipaddress.IPv6Network("::ffff:0:0:0/96")
+"""``::ffff:0:a.b.c.d`` (RFC 2765, SIIT)."""
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+"""The well-known NAT64 prefix (RFC 6052): the gateway connects to the last 32 bits."""
+_NAT64_LOCAL: Final = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""NAT64 local-use prefixes (RFC 8215): the IPv4 address may sit at any RFC 6052 offset, so
+no one place can be checked; refused whole (they are not global addresses anyway)."""
+_ISATAP_IDS: Final = frozenset({0x0000_5EFE, 0x0200_5EFE, 0x0100_5EFE, 0x0300_5EFE})
+"""ISATAP interface ids (RFC 5214, with the u and g bits either way): ``...:0:5efe:a.b.c.d``."""
+
+_CREDENTIAL_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
+)
+_CREDENTIAL_WORDS: Final = (
+    "key",
+    "token",
+    "secret",
+    "auth",
+    "session",
+    "cookie",
+    "password",
+    "passwd",
+    "credential",
+)
+_NOT_CREDENTIALS: Final = frozenset({"idempotency-key"})
+"""Named like a credential but not one: the redirected request should still carry it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +101,71 @@ class Fetched:
         return None
 
 
+def is_credential_header(name: str) -> bool:
+    """Whether a request header named ``name`` may carry a credential (so it must not follow a
+    redirect to another origin): the well-known ones, and any whose name contains a key,
+    token, secret, auth, session, cookie, password or credential."""
+    lowered = name.strip().lower()
+    if lowered in _NOT_CREDENTIALS:
+        return False
+    return lowered in _CREDENTIAL_HEADERS or any(word in lowered for word in _CREDENTIAL_WORDS)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, which a translator or tunnel delivers to.
+
+    IPv4-mapped (``::ffff:a.b.c.d``), IPv4-translated (``::ffff:0:a.b.c.d``), IPv4-compatible
+    (``::a.b.c.d``), NAT64 (``64:ff9b::a.b.c.d``), 6to4 (``2002:AABB:CCDD::``), Teredo
+    (``2001::/32``: the server, and the client, whose address is stored XOR-ed) and ISATAP
+    interface ids (``...:0:5efe:a.b.c.d``). Empty for an address that embeds none.
+    """
+    found: list[ipaddress.IPv4Address] = []
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address in _IPV4_TRANSLATED or address in _NAT64:
+        found.append(low32)
+    if address in _IPV4_COMPATIBLE and int(address) > 1:
+        # :: and ::1 are the unspecified and loopback addresses, judged as themselves.
+        found.append(low32)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        server, client = address.teredo
+        found.extend((server, client))
+    if (int(address) >> 32) & 0xFFFF_FFFF in _ISATAP_IDS:
+        found.append(low32)
+    return found
+
+
 def blocked_reason(address: IPAddress) -> str | None:
-    """Why a node may not connect to ``address`` (None when it is a public address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        # ::ffff:127.0.0.1 reaches 127.0.0.1; judge the address it maps to.
-        address = address.ipv4_mapped
+    """Why a node may not connect to ``address`` (None when it is a public address).
+
+    An IPv6 address that embeds an IPv4 address (see :func:`embedded_ipv4`) is refused when
+    either it or the IPv4 address inside it is not public: ``"loopback (it carries
+    127.0.0.1)"``.
+    """
+    refusal = _refusal(address)
+    if refusal is None:
+        return None
+    reason, inner = refusal
+    return reason if inner is None else f"{reason} (it carries {inner})"
+
+
+def _refusal(address: IPAddress) -> tuple[str, ipaddress.IPv4Address | None] | None:
+    """The kind of address that is refused, and the embedded IPv4 address that made it so."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return "NAT64 local-use", None
+        for inner in embedded_ipv4(address):
+            reason = _own_reason(inner)
+            if reason is not None:
+                return reason, inner
+    reason = _own_reason(address)
+    return None if reason is None else (reason, None)
+
+
+def _own_reason(address: IPAddress) -> str | None:
     if address.is_unspecified:
         return "unspecified"
     if address.is_loopback:
@@ -98,11 +204,13 @@ async def resolve_checked(host: str, port: int) -> str:
             if address not in addresses:
                 addresses.append(address)
     for address in addresses:
-        reason = blocked_reason(address)
-        if reason is not None:
+        refusal = _refusal(address)
+        if refusal is not None:
+            reason, inner = refusal
             shown = host if literal else f"{host} ({address})"
+            carried = "" if inner is None else f" (it carries {inner})"
             raise ValueError(
-                f"refusing to connect to {shown}: {reason} addresses are not allowed "
+                f"refusing to connect to {shown}{carried}: {reason} addresses are not allowed "
                 "(an administrator can allow private targets)"
             )
     return str(addresses[0])
@@ -137,8 +245,9 @@ async def fetch(
     """Send one request (following redirects) within the context's address policy.
 
     ``body`` is sent as is when it is text or bytes, as JSON otherwise (None sends none).
-    ``private_headers`` (credentials) are dropped when a redirect leaves the first URL's origin
-    (scheme, host and port), as browsers drop ``Authorization``.
+    When a redirect leaves the first URL's origin (scheme, host and port), ``private_headers``
+    (credentials the caller added) and every header that looks like a credential (see
+    :func:`is_credential_header`) are dropped, for that hop and every later one.
     Raises ``ctx.fail`` for refused targets, malformed URLs and oversized responses, and
     RetryNode for timeouts, connection errors, 429 and 5xx. Other statuses are returned.
     """
@@ -166,11 +275,8 @@ async def fetch(
                 location = response.headers.get("location")
                 if follow_redirects and response.status_code in _REDIRECTS and location:
                     following = current.join(location)
-                    if private_headers and _origin(following) != _origin(current):
-                        dropped = {name.lower() for name in private_headers}
-                        headers = {
-                            k: v for k, v in (headers or {}).items() if k.lower() not in dropped
-                        }
+                    if _origin(following) != _origin(current):
+                        headers = _without_credentials(headers, private_headers)
                     current = following
                     if response.status_code == 303 or (
                         response.status_code in (301, 302) and method == "POST"
@@ -189,6 +295,17 @@ async def fetch(
                 await response.aclose()
             return Fetched(response.status_code, fetched_headers, content, str(current))
     raise ctx.fail(f"more than {MAX_REDIRECTS} redirects, last to {current}")
+
+
+def _without_credentials(
+    headers: Mapping[str, str] | None, private_headers: Collection[str]
+) -> dict[str, str]:
+    private = {name.lower() for name in private_headers}
+    return {
+        name: value
+        for name, value in (headers or {}).items()
+        if name.lower() not in private and not is_credential_header(name)
+    }
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

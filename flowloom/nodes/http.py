@@ -61,6 +61,9 @@ class HttpRequestConfig(NodeConfig):
     url: str = Field(min_length=1)
     """An http or https URL."""
     headers: dict[str, str] = Field(default_factory=dict)
+    """Sent with the request. Those that look like credentials (``Authorization``, ``Cookie``,
+    ``X-Api-Key``, any name with key, token, secret, auth, session, cookie, password or
+    credential in it) are not sent on when a redirect leads to another origin."""
     body: Any = None
     """Sent as is when text, as JSON otherwise; the ``body`` input, when wired, replaces it."""
     timeout_s: float = Field(default=30.0, gt=0, le=300)
@@ -95,6 +98,7 @@ class HttpRequest(Node[HttpRequestConfig]):
     ``auth`` names a stored credential or OAuth connection to authenticate with; the secret is
     fetched when the request is sent, is not sent on to another origin by a redirect, and is
     replaced by ``********`` wherever the answer (headers, body) or an error would show it.
+    Credential-like headers typed into ``headers`` are not sent on to another origin either.
     """
 
     type_name = "http.request"

@@ -5,6 +5,13 @@ Images travel between nodes as references, never as bytes in JSON: an image valu
 when it records the output), and the bytes live in the context's blob store. Pillow is
 imported inside the work functions, which run in a worker thread so a large image does not
 stall other nodes; start-up never pays for it.
+
+Decompression bombs are refused before a pixel is decoded: only the formats below are opened
+(never EPS, which runs Ghostscript, or the exotic ones), the pixel count is checked from the
+header, and Pillow's own bomb check is set to the same bound with its warning made an error.
+Everything that decodes (base64 included) runs off the event loop. A node reads only blobs its
+run's owner may read (the engine scopes ``ctx.blobs``); an unknown hash and another owner's
+hash fail alike.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import base64
 import binascii
 import io
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -40,6 +48,8 @@ __all__ = [
 MAX_PIXELS: Final = 50_000_000
 """Refuse images with more pixels than this (about 7000 x 7000): decoding them costs too much."""
 MAX_SIDE: Final = 10_000
+_CHECK_BASE64_MAX: Final = 256 * 1024
+"""Base64 config text up to this long is decoded when the config is validated (on the loop)."""
 
 _CONTENT_TYPES: Final = {
     "PNG": "image/png",
@@ -56,19 +66,44 @@ class ImageError(ValueError):
     """The bytes are not an image Pillow can use, or the image is too large."""
 
 
+def _pillow() -> None:
+    """Pillow's decompression-bomb bound set to ours, and its DecompressionBombWarning made an
+    error, for the whole process (no image anywhere should be decoded past the bound).
+
+    Warning filters are global, so this cannot be scoped to one call; it is (re)installed on
+    every call because code that restores the filters (``warnings.catch_warnings``) may have
+    dropped it since. Cheap: a look through a short list.
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    if ("error", None, Image.DecompressionBombWarning, None, 0) not in warnings.filters:
+        warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
 def _open(data: bytes) -> Image:
+    """The image in ``data``, decoded; ImageError when it is not one, is damaged, or has more
+    than MAX_PIXELS pixels (refused from the header, before decoding). Blocks: call it in a
+    worker thread."""
     from PIL import Image, UnidentifiedImageError
 
+    _pillow()
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=sorted(_CONTENT_TYPES))
     except UnidentifiedImageError:
         raise ImageError("the data is not an image in a known format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"the image is over {MAX_PIXELS} pixels: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"the image is damaged: {exc}") from None
     # Opening reads only the header; refuse huge images before decoding a single pixel.
     if image.width * image.height > MAX_PIXELS:
         raise ImageError(f"the image is {image.width}x{image.height}, over {MAX_PIXELS} pixels")
     try:
         image.load()
-    except (OSError, SyntaxError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"the image is over {MAX_PIXELS} pixels: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"the image is damaged: {exc}") from None
     return image
 
@@ -157,7 +192,9 @@ class ImageLoadConfig(NodeConfig):
     @field_validator("base64")
     @classmethod
     def _check_base64(cls, text: str | None) -> str | None:
-        if text is not None:
+        # Configs are validated on the event loop: only short data is decoded here to catch
+        # typos early; longer data is decoded (and checked) when the node runs, in a thread.
+        if text is not None and len(text) <= _CHECK_BASE64_MAX:
             decode_base64(text)
         return text
 
@@ -206,7 +243,14 @@ class ImageLoad(Node[ImageLoadConfig]):
     ) -> NodeResult:
         limit = ctx.settings.image_max_bytes
         if config.base64 is not None:
-            data = decode_base64(config.base64)
+            # Surely too big (with room for a data: prefix and line breaks): refuse undecoded.
+            if len(config.base64) * 3 // 4 > limit * 1.1 + 1024:
+                raise ctx.fail(f"the base64 image is over the limit of {limit} bytes")
+            # Megabytes of base64 take a while to decode: not on the event loop.
+            try:
+                data = await asyncio.to_thread(decode_base64, config.base64)
+            except ValueError as exc:
+                raise ctx.fail(f"base64: {exc}") from None
         elif config.sha256 is not None:
             data = await _read_image(ctx, {"sha256": config.sha256})
         else:
@@ -329,6 +373,11 @@ class ImageResize(Node[ImageResizeConfig]):
             from PIL.Image import Resampling
 
             size = resized_size(image.width, image.height, config)
+            if size[0] * size[1] > MAX_PIXELS:
+                # The result is decoded pixels too: bound it like any input.
+                raise ImageError(
+                    f"the resized image would be {size[0]}x{size[1]}, over {MAX_PIXELS} pixels"
+                )
             return image.resize(size, Resampling.LANCZOS), image.format or "PNG"
 
         return await _transform(ctx, inputs["image"], resize)

@@ -44,6 +44,8 @@ __all__ = [
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TEMP_PREFIX = ".tmp-"
+_PRIVATE_DIR = 0o700
+_PRIVATE_FILE = 0o600
 
 
 def check_sha256(sha256: str) -> str:
@@ -97,6 +99,9 @@ class FileBlobStore:
     Writes are atomic: the bytes go to a temporary file in the blob's own folder, are fsynced,
     and only then renamed to the final name, so a crash never leaves a partial blob under a
     blob's name (at worst a ``.tmp-*`` file, which no lookup ever returns).
+
+    Owner-only on disk: every folder it creates (the root included) is 0700 and every blob
+    file 0600, set with chmod whatever the process umask.
     """
 
     def __init__(self, root: Path) -> None:
@@ -120,7 +125,7 @@ class FileBlobStore:
                 return sha256
         except FileNotFoundError:
             pass
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private_dirs(path.parent)
         _write_atomically(path, data)
         return sha256
 
@@ -152,9 +157,23 @@ class FileBlobStore:
         return True
 
 
+def _make_private_dirs(folder: Path) -> None:
+    """``folder`` and any missing parents, each created 0700 (``mkdir(parents=True)`` would
+    give the parents the umask's default mode)."""
+    missing: list[Path] = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent put made it first
+            path.mkdir(mode=_PRIVATE_DIR)
+        os.chmod(path, _PRIVATE_DIR)
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
     try:
+        os.fchmod(fd, _PRIVATE_FILE)
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()

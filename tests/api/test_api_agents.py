@@ -17,9 +17,11 @@ from apikit import Account, make_settings, sign_up
 from providers.fake_servers import API_KEY, FakeServer
 from sqlalchemy import select, update
 
+from flowloom.integrations.vault import Vault
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import UserRole
+from flowloom.storage.repos.agents import AgentRepo
 from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.tables import Agent, Message, Usage, User
 
@@ -203,7 +205,7 @@ async def test_a_conversation_carries_its_history_to_the_model_within_the_window
 
 
 async def test_an_agent_thread_calls_an_mcp_tool_and_then_answers(
-    client: httpx.AsyncClient, fake: FakeServer, db: Database
+    client: httpx.AsyncClient, fake: FakeServer, db: Database, settings: Settings
 ) -> None:
     fake.reset()
     account = await sign_up(client, "admin")
@@ -307,7 +309,13 @@ async def test_an_agent_thread_calls_an_mcp_tool_and_then_answers(
     async with db.read() as session:
         stored = await session.get(Agent, agent_id)
     assert stored is not None
-    assert stored.tools[1]["headers"] == {"Authorization": HEADER_SECRET}
+    # At rest the row holds the placeholder; the value is sealed in the vault, and kept.
+    assert stored.tools[1]["headers"] == {"Authorization": "********"}
+    async with db.write() as session:
+        opened = await AgentRepo(
+            session, owner_id=account.user_id, vault=Vault.from_settings(settings)
+        ).tools_with_secrets(agent_id=agent_id)
+    assert opened[1]["headers"] == {"Authorization": HEADER_SECRET}
     renamed = dict(agent.json()["tools"][1], name="other")
     refused = await client.patch(
         f"/api/v1/agents/{agent_id}", json={"tools": [renamed]}, headers=account.bearer

@@ -244,5 +244,5 @@ async def test_oversized_images_are_refused_before_decoding() -> None:
     header = struct.pack(">IIBBBBB", 9000, 9000, 8, 0, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
 
-    with pytest.raises(NodeFailed, match="9000x9000, over 50000000 pixels"):
+    with pytest.raises(NodeFailed, match="over 50000000 pixels"):
         await run_node("image.load", {"base64": base64.b64encode(data).decode()})

@@ -6,8 +6,11 @@ answers the reply, whole or as Server-Sent Events. Agents and threads soft-delet
 agent deletes its threads.
 
 Secrets in tools (HTTP tool headers, the env and headers of an MCP server written inline) are
-write-only: answers show each value as ``********``, and sending ``********`` back in a PATCH
-keeps the stored value. Servers that need secrets are better registered as integrations.
+write-only and sealed in the credential vault (``agents.tools`` holds ``********`` in their
+place; see :mod:`flowloom.storage.repos.agents`): answers show each value as ``********``, and
+sending ``********`` back in a PATCH keeps the stored value. Servers that need secrets are
+better registered as integrations. As the API starts, agents written before secrets were sealed
+have their plain values moved into the vault (:func:`_seal_stored_secrets`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
@@ -42,9 +46,12 @@ from flowloom.providers import PROVIDER_NAMES
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.repos.agents import (
+    HIDDEN,
     AgentRepo,
     ThreadRepo,
     join_model,
+    seal_plain_agent_secrets,
+    secret_maps,
     split_model,
 )
 from flowloom.storage.repos.ai_models import AiModelRepo
@@ -54,11 +61,23 @@ from flowloom.storage.tables import Agent, Message, Thread
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["agents"])
 _log = logging.getLogger("flowloom.api")
 
-HIDDEN: Final = "********"
-"""Stands for a stored secret in answers; sent back, it keeps the stored value."""
+
+@asynccontextmanager
+async def _seal_stored_secrets(app: FastAPI) -> AsyncIterator[None]:
+    """The data migration of sealed agent secrets, run as the API starts (after the app's own
+    start-up has migrated the schema): plain values left in ``agents.tools`` by earlier
+    versions go into the vault. Idempotent; finds nothing to do once done."""
+    state = app.state.flowloom
+    async with state.db.write() as session:
+        sealed = await seal_plain_agent_secrets(session, vault=Vault.from_settings(state.settings))
+    if sealed:
+        _log.info("sealed the plain tool secrets of %d agents in the vault", sealed)
+    yield
+
+
+router = APIRouter(tags=["agents"], lifespan=_seal_stored_secrets)
 
 Provider = Literal["openai", "gemini", "anthropic"]
 _TEXT_MAX: Final = 100_000
@@ -236,22 +255,9 @@ def _reply_public(reply: Reply) -> ReplyPublic:
     )
 
 
-def _secret_maps(tool: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
-    """Where a stored tool keeps secret values: ``(label, mapping)`` pairs, mutable in place."""
-    found: list[tuple[str, dict[str, str]]] = []
-    if tool.get("kind") == "http" and isinstance(tool.get("headers"), dict):
-        found.append(("headers", tool["headers"]))
-    server = tool.get("server")
-    if tool.get("kind") == "mcp" and isinstance(server, dict):
-        for part in ("env", "headers"):
-            if isinstance(server.get(part), dict):
-                found.append((f"server.{part}", server[part]))
-    return found
-
-
 def _hide_secrets(tool: Any) -> dict[str, Any]:
     shown: dict[str, Any] = json.loads(json.dumps(tool))
-    for _label, values in _secret_maps(shown):
+    for _label, values in secret_maps(shown):
         for name in values:
             values[name] = HIDDEN
     return shown
@@ -270,16 +276,17 @@ def _tool_key(tool: dict[str, Any], index: int) -> str:
 def _dump_tools(
     tools: list[McpTools | HttpTool | WorkflowTool], stored: list[Any] | None = None
 ) -> list[dict[str, Any]]:
-    """The tools as stored, each ``********`` replaced by the stored value it stands for."""
+    """The tools with their secret values, each ``********`` replaced by the value it stands
+    for in ``stored`` (the current tools, secrets opened)."""
     dumped = [tool.model_dump(mode="json", exclude_defaults=False) for tool in tools]
     previous = {
-        _tool_key(tool, i): dict(_secret_maps(tool))
+        _tool_key(tool, i): dict(secret_maps(tool))
         for i, tool in enumerate(stored or [])
         if isinstance(tool, dict)
     }
     for index, tool in enumerate(dumped):
         old = previous.get(_tool_key(tool, index), {})
-        for label, values in _secret_maps(tool):
+        for label, values in secret_maps(tool):
             for name, value in values.items():
                 if value != HIDDEN:
                     continue
@@ -353,7 +360,9 @@ async def create_agent(
         db, settings, caller.user_id, provider=body.provider, model=body.model, tools=tools
     )
     async with db.write() as session:
-        row = await AgentRepo(session, owner_id=caller.user_id).create(
+        row = await AgentRepo(
+            session, owner_id=caller.user_id, vault=Vault.from_settings(settings)
+        ).create(
             name=body.name,
             instructions=body.instructions,
             context=body.context,
@@ -395,11 +404,16 @@ async def update_agent(
 ) -> AgentPublic:
     """Change the fields sent; tools are replaced whole (``********`` keeps a stored secret)."""
     sent = body.model_fields_set
-    async with db.read() as session:
-        current = await AgentRepo(session, owner_id=caller.user_id).get(agent_id=agent_id)
-        stored_tools = list(current.tools)
+    vault = Vault.from_settings(settings)
+    # A write transaction: opening the sealed values marks their credential used.
+    async with db.write() as session:
+        agents = AgentRepo(session, owner_id=caller.user_id, vault=vault)
+        current = await agents.get(agent_id=agent_id)
         provider = body.provider or current.provider or "openai"
         model = body.model or current.model or ""
+        stored_tools = list(current.tools)
+        if body.tools is not None:
+            stored_tools = await agents.tools_with_secrets(agent_id=agent_id)
     tools = _dump_tools(body.tools, stored_tools) if body.tools is not None else stored_tools
     await _check_agent(db, settings, caller.user_id, provider=provider, model=model, tools=tools)
     changes: dict[str, Any] = {}
@@ -412,15 +426,22 @@ async def update_agent(
     if body.tools is not None:
         changes["tools"] = tools
     async with db.write() as session:
-        row = await AgentRepo(session, owner_id=caller.user_id).update(agent_id=agent_id, **changes)
+        row = await AgentRepo(session, owner_id=caller.user_id, vault=vault).update(
+            agent_id=agent_id, **changes
+        )
         return _agent_public(row)
 
 
 @router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_agent(agent_id: str, caller: WorkflowWriter, db: DatabaseDep) -> Response:
-    """Soft-delete the agent and its threads: they answer 404 from now on."""
+async def delete_agent(
+    agent_id: str, caller: WorkflowWriter, db: DatabaseDep, settings: SettingsDep
+) -> Response:
+    """Soft-delete the agent and its threads: they answer 404 from now on. Its sealed tool
+    secrets are forgotten."""
     async with db.write() as session:
-        await AgentRepo(session, owner_id=caller.user_id).delete(agent_id=agent_id)
+        await AgentRepo(
+            session, owner_id=caller.user_id, vault=Vault.from_settings(settings)
+        ).delete(agent_id=agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -564,6 +585,7 @@ async def post_message(
         engine=engine,
         node_settings=engine.node_settings,
         history_messages=settings.thread_history_messages,
+        vault=Vault.from_settings(settings),
     )
     wants_stream = stream or "text/event-stream" in request.headers.get("accept", "")
     if not wants_stream:

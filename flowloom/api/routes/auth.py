@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -28,7 +28,7 @@ from flowloom.api.security import (
     set_session_cookies,
 )
 from flowloom.api.state import AppState
-from flowloom.exceptions import InputError, NotFound, PermissionDenied
+from flowloom.exceptions import Conflict, InputError, NotFound, PermissionDenied
 from flowloom.passwords import hash_password, needs_rehash, verify_password
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.sessions import SessionRepo
@@ -48,27 +48,50 @@ def _dummy_hash() -> str:
     return hash_password("flowloom-no-such-account")
 
 
+_NOT_REGISTERED: Final = (
+    "this email or username cannot be registered; choose others, or sign in if you already "
+    "have an account"
+)
+
+
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 async def register_user(body: UserRegister, request: Request, state: AppStateDep) -> UserPublic:
-    """Create an account with an email and a password (argon2id). 409 if the email is taken."""
+    """Create an account with an email and a password (argon2id).
+
+    An email or username already in use answers 409 with one generic message, the same for
+    either, and never the database's words. Why not the answer of a fresh registration: this
+    flow has no mailbox proof, it creates the account and answers it at once, so an answer
+    that looked the same would have to be a made-up account. The 409 does say "taken" (it
+    cannot not); so each one counts as a failure against the client address in the sign-in
+    limiter, which bounds how fast one address can probe emails this way, and the password is
+    hashed before the database is asked, so the timing does not differ either.
+    """
     if not state.settings.allow_registration:
         raise PermissionDenied("registration is closed on this server; ask an administrator")
+    address = client_ip(request)
+    state.limiter.check(account=None, address=address)
     email = normalize_email(body.email)
     password_hash = await asyncio.to_thread(hash_password, body.password)
-    async with state.db.write() as session:
-        if not (await SystemSettingsRepo(session).read()).registration_open:
-            raise PermissionDenied("registration is closed on this server; ask an administrator")
-        user = await UserRepo(session).create(
-            email=email, password_hash=password_hash, username=body.username
-        )
-        await AuditRepo(session).record(
-            user_id=user.id,
-            action="user.register",
-            object_type="user",
-            object_id=user.id,
-            ip=client_ip(request),
-            user_agent=request.headers.get("user-agent"),
-        )
+    try:
+        async with state.db.write() as session:
+            if not (await SystemSettingsRepo(session).read()).registration_open:
+                raise PermissionDenied(
+                    "registration is closed on this server; ask an administrator"
+                )
+            user = await UserRepo(session).create(
+                email=email, password_hash=password_hash, username=body.username
+            )
+            await AuditRepo(session).record(
+                user_id=user.id,
+                action="user.register",
+                object_type="user",
+                object_id=user.id,
+                ip=address,
+                user_agent=request.headers.get("user-agent"),
+            )
+    except Conflict:
+        state.limiter.failed(account=None, address=address)
+        raise Conflict(_NOT_REGISTERED) from None
     return user_public(user)
 
 
@@ -78,12 +101,20 @@ async def log_in(
 ) -> TokenPublic:
     """Sign in with email and password: a session token, and the same session as a cookie.
 
-    Failed sign-ins are counted per account and per client address; past the limit, 429 with
-    Retry-After, whatever the password.
+    Failed sign-ins slow down further attempts on the same account from the same client
+    address (the first few are free, then the waits double), and too many from one address
+    refuse it for a while; either way 429 with Retry-After, whatever the password. Failures
+    from other addresses do not slow the owner down from an address the account signed in
+    from before (see ``LoginLimiter``), so nobody can lock an account's owner out.
     """
     account = body.email.strip().lower()
     address = client_ip(request)
-    state.limiter.check(account=account, address=address)
+    trusted = False
+    if state.limiter.account_slowed(account=account):
+        # Only while many addresses fail on this account is the owner's usual address looked up.
+        async with state.db.read() as session:
+            trusted = await UserRepo(session).has_signed_in_from(email=account, ip=address)
+    state.limiter.check(account=account, address=address, trusted=trusted)
     async with state.db.read() as session:
         try:
             user: User | None = await UserRepo(session).get_by_email(email=account)
@@ -92,7 +123,7 @@ async def log_in(
     stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     ok = await asyncio.to_thread(verify_password, stored, body.password)
     if user is None or not user.password_hash or not ok or not user.is_active:
-        state.limiter.failed(account=account, address=address)
+        state.limiter.failed(account=account, address=address, trusted=trusted)
         if user is not None:
             async with state.db.write() as session:
                 await AuditRepo(session).record(
@@ -104,7 +135,7 @@ async def log_in(
                     user_agent=request.headers.get("user-agent"),
                 )
         raise Unauthenticated("wrong email or password")
-    state.limiter.succeeded(account=account)
+    state.limiter.succeeded(account=account, address=address)
     new_hash = None
     if needs_rehash(user.password_hash):
         new_hash = await asyncio.to_thread(hash_password, body.password)
@@ -195,11 +226,12 @@ async def change_password(
     async with state.db.read() as session:
         user = await UserRepo(session).get(user_id=caller.user_id)
     account = user.email
-    state.limiter.check(account=account, address=address)
+    # The caller holds a session of the account: the owner, as far as the limiter is concerned.
+    state.limiter.check(account=account, address=address, trusted=True)
     if not user.password_hash:
         raise PermissionDenied("this account signs in through an identity provider only")
     if not await asyncio.to_thread(verify_password, user.password_hash, body.current_password):
-        state.limiter.failed(account=account, address=address)
+        state.limiter.failed(account=account, address=address, trusted=True)
         raise Unauthenticated("the current password is wrong")
     if body.new_password == body.current_password:
         raise InputError("the new password is the current one", field="new_password")

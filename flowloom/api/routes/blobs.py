@@ -1,6 +1,10 @@
 """Blobs: the bytes behind an image (or any blob) output, for the UI's thumbnails and for
 downloads. Owner-scoped through the artifact rows: a blob answers only to a user one of whose
-runs produced (or uploaded) it, else 404, even when the bytes exist for someone else."""
+runs produced (or uploaded) it. Any other hash, whether the bytes exist for someone else or
+nowhere, gets the same 404 (same message, same path through the code: one indexed query that
+finds no row), so the answer tells nobody whether some content is stored. The engine gives a
+user artifact rows only for blobs that user's own nodes stored (see
+``flowloom.engine.context``), so naming someone else's hash in a workflow does not open it."""
 
 from __future__ import annotations
 

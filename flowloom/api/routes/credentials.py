@@ -3,8 +3,8 @@ sealed in the vault, used by nodes by name (``"credential": "openai-work"``), ne
 
 Create takes the value; every answer after that shows the name, kind, provider and timestamps,
 never the value. ``PUT /credentials/{name}/value`` replaces the secret. The secrets that
-integrations keep for themselves (``integration:<id>``) are theirs: not listed here, and not
-reachable by name.
+integrations and agents keep for themselves (``integration:<id>``, ``agent:<id>``) are theirs:
+not listed here, and not reachable by name.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/credentials", tags=["credentials"])
 
-_RESERVED = "integration:"
-"""Names integrations keep their own secrets under."""
+_RESERVED = ("integration:", "agent:")
+"""Name prefixes integrations and agents keep their own secrets under."""
 
 
 class CredentialCreate(BaseModel):
@@ -66,7 +66,8 @@ def _public(info: CredentialInfo) -> CredentialPublic:
 
 def _check_name(name: str) -> str:
     if name.strip().startswith(_RESERVED):
-        raise InputError(f"names starting with {_RESERVED!r} are reserved", field="name")
+        reserved = " or ".join(repr(prefix) for prefix in _RESERVED)
+        raise InputError(f"names starting with {reserved} are reserved", field="name")
     return name
 
 

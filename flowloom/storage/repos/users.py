@@ -20,6 +20,7 @@ from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.enums import UserRole
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.tables import User, UserIdentity, UserSettings
+from flowloom.storage.tables.accounts import UserSession
 from flowloom.storage.tables.base import utcnow
 
 __all__ = ["UserRepo", "normalize_email"]
@@ -93,6 +94,20 @@ class UserRepo:
         if user is None:
             raise NotFound("user", normalized)
         return user
+
+    async def has_signed_in_from(self, *, email: str, ip: str | None) -> bool:
+        """Whether the account with ``email`` ever opened a session from the address ``ip``
+        (any session, ended or not): the sign-in limiter's "usual address" of its owner.
+        False for an unknown account or address."""
+        if not ip:
+            return False
+        found = await self._session.scalar(
+            select(UserSession.id)
+            .join(User, User.id == UserSession.user_id)
+            .where(User.email == email.strip().lower(), UserSession.ip == ip)
+            .limit(1)
+        )
+        return found is not None
 
     async def find_by_identity(self, *, provider: str, subject: str) -> User | None:
         """The account an external identity is linked to, or None if it is linked to none."""
