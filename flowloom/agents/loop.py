@@ -130,7 +130,7 @@ async def run_agent_loop(
             return outcome
         messages.append(ChatMessage("assistant", response.text, tool_calls=response.tool_calls))
         for index, call in enumerate(response.tool_calls):
-            result = await toolbox.call(call)
+            result = await toolbox.call(call, f"{step}.{index}")
             entry = _step(
                 step,
                 call.name,

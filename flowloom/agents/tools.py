@@ -52,7 +52,9 @@ class ToolOutcome:
     is_error: bool = False
 
 
-Handler = Callable[[dict[str, Any]], Awaitable[ToolOutcome]]
+Handler = Callable[[dict[str, Any], str], Awaitable[ToolOutcome]]
+"""Runs one call: its arguments, and the call's place in the loop (``"3.1"``: step 3, second
+call), which keeps the idempotency keys of two calls of one tool apart."""
 
 
 @dataclass(slots=True)
@@ -65,8 +67,11 @@ class Toolbox:
     def __bool__(self) -> bool:
         return bool(self.specs)
 
-    async def call(self, call: ToolCall) -> ToolOutcome:
-        """Run one call; a failing or unknown tool is an error outcome, never an exception."""
+    async def call(self, call: ToolCall, place: str = "1.0") -> ToolOutcome:
+        """Run one call; a failing or unknown tool is an error outcome, never an exception.
+
+        ``place`` is where the call stands in the loop (step and index), so that each call of
+        a node's agent has an idempotency key of its own that a retry of the node repeats."""
         handler = self.handlers.get(call.name)
         if handler is None:
             known = ", ".join(sorted(self.handlers)) or "none"
@@ -74,7 +79,7 @@ class Toolbox:
         if not isinstance(call.arguments, dict):
             return _error("the arguments must be a JSON object")
         try:
-            return await handler(call.arguments)
+            return await handler(call.arguments, place)
         except (ExecutionError, ValueError) as exc:
             # NodeFailed, RetryNode and MCP errors alike: the tool failed, the agent goes on.
             return _error(_reason(exc))
@@ -153,7 +158,7 @@ async def _add_mcp(
 
 
 def _mcp_handler(connection: McpConnection, tool: str, timeout_s: float) -> Handler:
-    async def handle(arguments: dict[str, Any]) -> ToolOutcome:
+    async def handle(arguments: dict[str, Any], place: str) -> ToolOutcome:
         result = await connection.call_tool(tool, arguments, timeout_s=timeout_s)
         text = result.text or as_text(result.value)
         if result.is_error:
@@ -166,12 +171,12 @@ def _mcp_handler(connection: McpConnection, tool: str, timeout_s: float) -> Hand
 def _http_handler(ctx: RunContext, tool: HttpTool) -> Handler:
     from flowloom.nodes._net import fetch
 
-    async def handle(arguments: dict[str, Any]) -> ToolOutcome:
+    async def handle(arguments: dict[str, Any], place: str) -> ToolOutcome:
         url = str(render_value(ctx, tool.url, arguments, f"tool {tool.name} url"))
         body = arguments if tool.method in ("POST", "PUT", "PATCH") else None
         headers = dict(tool.headers)
         if tool.method != "GET":
-            headers.setdefault("Idempotency-Key", f"{ctx.idempotency_key}:{tool.name}")
+            headers.setdefault("Idempotency-Key", f"{ctx.idempotency_key}:{place}:{tool.name}")
         fetched = await fetch(
             ctx, tool.method, url, headers=headers, body=body, timeout_s=tool.timeout_s
         )
@@ -189,7 +194,7 @@ def _http_handler(ctx: RunContext, tool: HttpTool) -> Handler:
 
 
 def _workflow_handler(ctx: RunContext, tool: WorkflowTool) -> Handler:
-    async def handle(arguments: dict[str, Any]) -> ToolOutcome:
+    async def handle(arguments: dict[str, Any], place: str) -> ToolOutcome:
         outputs = await ctx.subruns.start_and_wait(
             WorkflowRef(id=tool.workflow_id), tool.version, arguments
         )

@@ -289,6 +289,51 @@ async def test_http_tools_template_their_url_and_failures_go_back_to_the_model(
     assert second[-2]["content"].startswith("error: ")
 
 
+async def test_each_tool_call_has_its_own_idempotency_key_and_a_retry_repeats_them(
+    server: FakeServer,
+) -> None:
+    keys: list[str] = []
+
+    def ticket_api(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers["idempotency-key"])
+        return httpx.Response(201, json={"ok": True})
+
+    config = {
+        "model": "gpt-agent",
+        "user_message": "Open two tickets",
+        "tools": [
+            {
+                "kind": "http",
+                "name": "ticket",
+                "description": "Open a ticket",
+                "method": "POST",
+                "url": "https://tickets.example.test/new",
+                "parameters": {"type": "object", "properties": {"title": {"type": "string"}}},
+            }
+        ],
+    }
+    calls = {
+        "tool_calls": [
+            {"name": "ticket", "arguments": {"title": "one"}},
+            {"name": "ticket", "arguments": {"title": "two"}},
+        ]
+    }
+    ctx = agent_context(server, ticket_api)
+    for attempt in (1, 2):
+        server.reset()
+        server.script_replies(calls, {"tool_calls": [calls["tool_calls"][0]]}, {"text": "Done."})
+        await run_node("ai.agent", config, ctx=dataclasses.replace(ctx, attempt=attempt))
+
+    first, retried = keys[:3], keys[3:]
+    assert len(set(first)) == 3, "two calls of one tool in one step, and a third later"
+    assert first == [
+        f"{ctx.idempotency_key}:1.0:ticket",
+        f"{ctx.idempotency_key}:1.1:ticket",
+        f"{ctx.idempotency_key}:2.0:ticket",
+    ]
+    assert retried == first, "the node's second attempt sends the keys the first one sent"
+
+
 async def test_the_step_limit_stops_the_loop(server: FakeServer) -> None:
     server.reset()
     call = {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 1}}]}
