@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 import flowloom
 from flowloom.api.errors import install_error_handlers
 from flowloom.api.external_auth import ExternalVerifier
+from flowloom.api.input_guard import InputGuard
 from flowloom.api.limits import BodySizeLimit
 from flowloom.api.metrics import Metrics
 from flowloom.api.routes import (
@@ -143,6 +144,9 @@ def create_app(
     )
     app.state.flowloom = state
     install_error_handlers(app)
+    # The last added runs first: the size limit, then what the body, query, path and headers
+    # hold (unstorable text, JSON nested too deep), before any route.
+    app.add_middleware(InputGuard)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)

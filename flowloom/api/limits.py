@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flowloom.api.errors import problem_json
 from flowloom.exceptions import InputError
 
-__all__ = ["BodySizeLimit", "check_definition_size", "check_inputs_size"]
+__all__ = ["BodySizeLimit", "check_definition_size", "check_inputs_size", "replay"]
 
 
 class BodySizeLimit:
@@ -43,7 +43,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] != "http.request":
                 # The client went away; let the app see that as it would have.
-                await self.app(scope, _replay([message], receive), send)
+                await self.app(scope, replay([message], receive), send)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -54,7 +54,7 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([whole], receive), send)
+        await self.app(scope, replay([whole], receive), send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body = problem_json(
@@ -78,8 +78,9 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    """A ``receive`` that gives ``messages`` first, then whatever the client sends next."""
+def replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that gives ``messages`` first, then whatever the client sends next (for a
+    middleware that read the body before the app)."""
     pending = list(messages)
 
     async def replayed() -> Message:

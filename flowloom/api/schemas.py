@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -30,6 +30,7 @@ from flowloom.storage.tables import (
 
 __all__ = [
     "EXPORT_FORMAT",
+    "INT32_MAX",
     "AnswerCreate",
     "ApiKeyCreate",
     "ApiKeyCreated",
@@ -49,6 +50,7 @@ __all__ = [
     "UserRegister",
     "ValidationLogPublic",
     "ValidationPublic",
+    "VersionNumber",
     "VersionPublic",
     "VersionSummary",
     "WorkflowCreate",
@@ -62,6 +64,19 @@ __all__ = [
 T = TypeVar("T")
 
 EXPORT_FORMAT: Final = "flowloom.workflow"
+
+INT32_MAX: Final = 2**31 - 1
+"""The largest value of an INTEGER column on PostgreSQL (SQLite's are wider): no integer the API
+reads for such a column may be larger, or the database, not the caller, would refuse it."""
+
+VersionNumber = Annotated[int, Field(ge=1, le=INT32_MAX)]
+"""A workflow version number in a body or query (422 naming the field outside 1..2**31-1).
+In a path, a number out of range is a version that cannot exist: 404 (``version_in_range``)."""
+
+
+def version_in_range(version: int) -> bool:
+    """Whether ``version`` could number a stored version at all."""
+    return 1 <= version <= INT32_MAX
 
 
 class _Public(BaseModel):
@@ -182,7 +197,7 @@ class WorkflowUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=10_000)
     nl_description: str | None = Field(default=None, max_length=10_000)
     active: bool | None = None
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: VersionNumber | None = None
     """Refuse (409) unless the workflow is still at this version: no lost updates."""
     note: str | None = Field(default=None, max_length=500)
     """Saved with the new version, when the definition changes."""
@@ -272,7 +287,7 @@ class RunCreate(BaseModel):
         validation_alias=AliasChoices("target_node_id", "node_id"),
     )
     """The node a NODE or UPSTREAM run is about (also accepted as ``node_id``)."""
-    version: int | None = Field(default=None, ge=1)
+    version: VersionNumber | None = None
     """Run this saved version instead of the current one."""
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     """Sending the same key again answers with the run made the first time."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from flowloom.exceptions import FlowloomError
 from flowloom.settings import Settings
+from flowloom.storable import unstorable_reason
 from flowloom.storage.database import Database
 
-__all__ = ["EXIT_USAGE", "fail", "load_settings", "open_database", "run_async"]
+__all__ = ["EXIT_USAGE", "fail", "load_settings", "open_database", "require_storable", "run_async"]
 
 EXIT_USAGE = 2
 """Exit code for anything the user can fix: a bad argument, bad settings, a database not there."""
@@ -27,6 +28,14 @@ def fail(message: str) -> NoReturn:
     """Print one clear line to stderr and exit with code 2."""
     typer.echo(f"flowloom: error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+def require_storable(values: Mapping[str, str | None]) -> None:
+    """Exit 2 naming the first option (key) whose text cannot be stored: a NUL, or a lone
+    surrogate, which is how Python hands over argument or input bytes that are not UTF-8."""
+    for option, value in values.items():
+        if value is not None and (reason := unstorable_reason(value)) is not None:
+            fail(f"{option}: {reason}")
 
 
 def load_settings(**overrides: Any) -> Settings:

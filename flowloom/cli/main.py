@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flowloom.cli import db as db_commands
-from flowloom.cli.common import fail, load_settings, run_async
+from flowloom.cli.common import fail, load_settings, require_storable, run_async
 from flowloom.exceptions import FlowloomError, InputError
 from flowloom.settings import Settings
 
@@ -141,6 +141,7 @@ def users_create(
     if not password_stdin:
         fail("give --password-stdin and pipe the password in (it never goes on a command line)")
     password = sys.stdin.readline().rstrip("\r\n")
+    require_storable({"--email": email, "the password": password})
     user = run_async(
         lambda: create_user(_settings(ctx), email=email, password=password, admin=admin)
     )
@@ -237,6 +238,9 @@ def generate(
         fail(f"--provider: {provider!r} is not one of openai, gemini, anthropic")
     if not prompt.strip():
         fail("the prompt is empty")
+    require_storable(
+        {"the prompt": prompt, "--model": model, "--credential": credential, "--name": name}
+    )
     request = GenerationRequest(
         prompt=prompt,
         provider=provider,

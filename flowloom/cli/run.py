@@ -32,6 +32,7 @@ from flowloom.local_account import local_owner
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.nodes.workflows import WorkflowCallConfig
 from flowloom.settings import Settings
+from flowloom.storable import find_unstorable, unstorable_reason
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.migrate import upgrade_database
@@ -58,17 +59,34 @@ _STYLE = {
 
 def parse_inputs(items: list[str]) -> dict[str, Any]:
     """``["k=v", ...]`` as a dict: values that parse as JSON are decoded (``k=3`` gives 3),
-    others stay text. InputError for an item without ``=`` or with an empty name."""
+    others stay text (``NaN`` and ``Infinity`` too: they are not JSON). InputError naming the
+    input for an item without ``=``, with an empty name, or with a name or value that cannot
+    be stored (a NUL, a lone surrogate: the shell passes bytes that are not UTF-8 as those;
+    a number too large for a float)."""
     inputs: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
             raise InputError(f"--input {item!r} is not NAME=VALUE", field=item)
+        name = name.strip()
+        if (reason := unstorable_reason(name)) is not None:
+            raise InputError(f"--input {name!r}: its name {reason}", field=repr(name)[1:-1])
         try:
-            inputs[name.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            inputs[name.strip()] = text
+            value = json.loads(text, parse_constant=_not_json)
+        except ValueError:
+            value = text
+        if (found := find_unstorable(value)) is not None:
+            raise InputError(f"--input {found.message(name)}", field=_join(name, found.field))
+        inputs[name] = value
     return inputs
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _join(name: str, field: str) -> str:
+    return f"{name}.{field}" if field else name
 
 
 def coerce_inputs(
@@ -128,6 +146,15 @@ async def run_file(
     except ValidationFailed as exc:
         _print_problems(console, path, exc.problems)
         return EXIT_INVALID
+    if (problem := _unstorable(path, {path.stem: definition, **called})) is not None:
+        console.print(
+            f"flowloom: error: {problem}",
+            style="red",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_INVALID
 
     db = Database.from_settings(settings)
     try:
@@ -170,6 +197,19 @@ def _called_files(
         found[name] = called
         found.update(_called_files(sibling, called, registry, depth + 1))
     return found
+
+
+def _unstorable(path: Path, definitions: dict[str, WorkflowDefinition]) -> str | None:
+    """What in the workflows to store (by name: the file's stem) the database cannot hold,
+    as one line naming the file and the field; None when all of it can be stored."""
+    for name, definition in definitions.items():
+        file = path.with_name(f"{name}.json") if name != path.stem else path
+        where = repr(str(file))[1:-1]
+        if (reason := unstorable_reason(name)) is not None:
+            return f"{where}: the file's name, the workflow's, {reason}"
+        if (found := find_unstorable(definition.to_json())) is not None:
+            return f"{where}: {found.message()}"
+    return None
 
 
 def _print_problems(console: Console, path: Path, problems: list[Problem]) -> None:

@@ -59,8 +59,11 @@ class WebhookOptions:
 def inputs_from_body(body: bytes, *, max_bytes: int) -> dict[str, Any]:
     """The run inputs a request body stands for: a JSON object, or nothing for an empty body.
 
-    InputError naming ``body`` for anything else (malformed JSON, a list, a number), and
-    ``inputs`` for a body over ``max_bytes``.
+    InputError naming ``body`` for anything else (malformed JSON, JSON nested deeper than the
+    parser goes, a list, a number), and ``inputs`` for a body over ``max_bytes``. Over the API
+    the body has already passed ``flowloom.api.input_guard`` (no unstorable text, no nesting
+    past its depth limit), so it is parsed here once, with nothing checked twice on this hot
+    path.
     """
     if len(body) > max_bytes:
         raise InputError(
@@ -71,7 +74,7 @@ def inputs_from_body(body: bytes, *, max_bytes: int) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise InputError("the body is not valid JSON", field="body") from None
     if not isinstance(value, dict):
         raise InputError(

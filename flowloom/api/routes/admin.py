@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flowloom.api.deps import Caller, DatabaseDep, InstanceAdmin, client_ip
 from flowloom.api.routes.billing import PackageOffer
 from flowloom.api.routes.usage import usage_window
-from flowloom.api.schemas import Page
+from flowloom.api.schemas import INT32_MAX, Page
 from flowloom.billing import month_status
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.storage.enums import SubscriptionStatus
@@ -41,7 +41,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
-_INT32_MAX: Final = 2**31 - 1
 _INT64_MAX: Final = 2**63 - 1
 
 Price = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=9)]
@@ -134,7 +133,7 @@ class AiModelCreate(_Strict):
     output_price_per_mtok: Price = Decimal(0)
     display_name: str | None = Field(default=None, max_length=200)
     currency: Currency = "usd"
-    context_window: int | None = Field(default=None, ge=1, le=_INT32_MAX)
+    context_window: int | None = Field(default=None, ge=1, le=INT32_MAX)
     supports_images: bool = False
     supports_json: bool = True
     enabled: bool = True
@@ -147,7 +146,7 @@ class AiModelUpdate(_Strict):
     output_price_per_mtok: Price | None = None
     display_name: str | None = Field(default=None, max_length=200)
     currency: Currency | None = None
-    context_window: int | None = Field(default=None, ge=1, le=_INT32_MAX)
+    context_window: int | None = Field(default=None, ge=1, le=INT32_MAX)
     supports_images: bool | None = None
     supports_json: bool | None = None
     enabled: bool | None = None
@@ -290,7 +289,7 @@ class PackageCreate(_Strict):
     currency: Currency = "usd"
     interval: Literal["month", "year"] = "month"
     features: list[Any] = Field(default_factory=list, max_length=100)
-    max_runs_per_month: int | None = Field(default=None, ge=0, le=_INT32_MAX)
+    max_runs_per_month: int | None = Field(default=None, ge=0, le=INT32_MAX)
     max_tokens_per_month: int | None = Field(default=None, ge=0, le=_INT64_MAX)
     active: bool = True
 
@@ -304,7 +303,7 @@ class PackageUpdate(_Strict):
     currency: Currency | None = None
     interval: Literal["month", "year"] | None = None
     features: list[Any] | None = Field(default=None, max_length=100)
-    max_runs_per_month: int | None = Field(default=None, ge=0, le=_INT32_MAX)
+    max_runs_per_month: int | None = Field(default=None, ge=0, le=INT32_MAX)
     max_tokens_per_month: int | None = Field(default=None, ge=0, le=_INT64_MAX)
     active: bool | None = None
 

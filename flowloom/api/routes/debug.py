@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from flowloom.api.deps import DatabaseDep, EngineDep, RunExecutor, SettingsDep, WorkflowReader
 from flowloom.api.routes.runs import read_detail, start_as
-from flowloom.api.schemas import Page, RunDetail
+from flowloom.api.schemas import Page, RunDetail, VersionNumber
 from flowloom.engine import Engine
 from flowloom.exceptions import Conflict
 from flowloom.storage.database import Database
@@ -44,7 +44,7 @@ class DebugStart(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     scope: RunScope = RunScope.FULL
     target_node_id: str | None = Field(default=None, max_length=100)
-    version: int | None = Field(default=None, ge=1)
+    version: VersionNumber | None = None
 
 
 class DebugSessionPublic(BaseModel):

@@ -28,6 +28,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/node-templates", tags=["node templates"])
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+Coordinate = Annotated[float, Query(allow_inf_nan=False)]
+"""Where on the canvas: a finite number (``inf`` or ``nan`` could not be answered as JSON)."""
 
 
 class NodeTemplateCreate(BaseModel):
@@ -123,8 +125,8 @@ async def use_node_template(
     template_id: str,
     caller: WorkflowReader,
     db: DatabaseDep,
-    x: float = 0.0,
-    y: float = 0.0,
+    x: Coordinate = 0.0,
+    y: Coordinate = 0.0,
 ) -> dict[str, Any]:
     """A node for a definition, made from the preset: a fresh id, the type and config, the
     template's name as its label, at (x, y)."""

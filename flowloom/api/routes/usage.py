@@ -87,11 +87,13 @@ class UsageSummary(BaseModel):
 def usage_window(first: date | None, last: date | None) -> tuple[date, date, datetime, datetime]:
     """The days asked for (default: this month so far) and the half-open times they cover.
 
-    InputError naming the field when ``from`` is after ``to`` or the range is longer than
-    ``MAX_RANGE_DAYS``.
+    InputError naming the field when ``from`` is after ``to``, the range is longer than
+    ``MAX_RANGE_DAYS``, or ``to`` is the last day a date can name (its end cannot be named).
     """
     today = utcnow().date()
     last = last or today
+    if last >= date.max:
+        raise InputError(f"to must be before {date.max.isoformat()}", field="to")
     first = first or last.replace(day=1)
     if first > last:
         raise InputError("from must be on or before to", field="from")

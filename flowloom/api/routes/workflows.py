@@ -21,6 +21,7 @@ from flowloom.api.schemas import (
     ProblemPublic,
     ValidationLogPublic,
     ValidationPublic,
+    VersionNumber,
     VersionPublic,
     VersionSummary,
     WorkflowCreate,
@@ -31,10 +32,11 @@ from flowloom.api.schemas import (
     WorkflowValidate,
     problems_public,
     validation_log_public,
+    version_in_range,
     version_public,
     workflow_public,
 )
-from flowloom.exceptions import Problem, ValidationFailed
+from flowloom.exceptions import NotFound, Problem, ValidationFailed
 from flowloom.graph import parse_definition, validate
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
@@ -222,7 +224,7 @@ class NodesMoved(BaseModel):
         min_length=1, max_length=5000
     )
     """Node id -> its new position on the canvas."""
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: VersionNumber | None = None
     """The version the canvas shows: 409 if another save made a newer one meanwhile."""
 
 
@@ -316,10 +318,18 @@ async def list_versions(
     )
 
 
+def _check_version(workflow_id: str, version: int) -> None:
+    """NotFound, as for any missing version, for a number no version can have: the database
+    would refuse it instead of finding nothing."""
+    if not version_in_range(version):
+        raise NotFound("workflow version", f"{workflow_id}@{version}")
+
+
 @router.get("/{workflow_id}/versions/{version}")
 async def read_version(
     workflow_id: str, version: int, caller: WorkflowReader, db: DatabaseDep
 ) -> VersionPublic:
+    _check_version(workflow_id, version)
     async with db.read() as session:
         row = await WorkflowRepo(session, owner_id=caller.user_id).get_version(
             workflow_id=workflow_id, version=version
@@ -335,9 +345,10 @@ async def restore_version(
     db: DatabaseDep,
     registry: RegistryDep,
     settings: SettingsDep,
-    expected_version: Annotated[int | None, Query(ge=1)] = None,
+    expected_version: VersionNumber | None = None,
 ) -> WorkflowPublic:
     """Make an old version current again, as a new version (the history keeps both)."""
+    _check_version(workflow_id, version)
     async with db.write() as session:
         repo = WorkflowRepo(session, owner_id=caller.user_id)
         workflow = await repo.restore_version(
@@ -355,7 +366,7 @@ async def list_validation_logs(
     workflow_id: str,
     caller: WorkflowReader,
     db: DatabaseDep,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: VersionNumber | None = None,
     cursor: str | None = None,
     limit: Limit = 20,
 ) -> Page[ValidationLogPublic]:
