@@ -129,7 +129,7 @@ async def test_get_parses_a_json_body(server: Server) -> None:
     assert outputs["headers"]["content-type"] == "application/json"
 
 
-async def test_post_sends_json_and_the_nodes_idempotency_key_whatever_the_attempt(server: Server) -> None:
+async def test_post_sends_json_and_one_idempotency_key_for_every_attempt(server: Server) -> None:
     ctx = make_context(allow_private_http=True, run_id="run_1", node_id="notify", attempt=2)
 
     outputs = await request(server, "/echo", method="POST", body={"a": 1}, ctx=ctx)
