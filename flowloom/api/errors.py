@@ -13,7 +13,9 @@
     LimitExceeded                 429  with ``Retry-After`` when it passes with time,
                                   402  when a plan limit needs a bigger plan
     QuotaExceeded                 402  ``limit``, ``used``, ``allowed``, ``package``, ``resets_at``
-    StorageError                  503  the database refused or could not be reached
+    StorageError                  503  the database refused or could not be reached (and any
+                                       error a driver raised saying it is unreachable or
+                                       locked, however it got here: ``is_unavailable``)
     ProviderError                 502  a model provider failed or refused (``provider``,
                                        ``retryable``); its message is already redacted
     anything else                 500  logged here; the body says nothing about internals
@@ -48,6 +50,7 @@ from flowloom.exceptions import (
     ValidationFailed,
 )
 from flowloom.providers.errors import ProviderError
+from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
 
 __all__ = [
     "PROBLEM_JSON",
@@ -61,6 +64,9 @@ __all__ = [
 PROBLEM_JSON: Final = "application/problem+json"
 
 _log = logging.getLogger("flowloom.api")
+
+_UNAVAILABLE_RETRY_AFTER_S: Final = 1
+"""What a 503 for an unreachable database tells clients to wait: outages we see are seconds."""
 
 _TITLES: Final = {
     400: "Bad request",
@@ -162,6 +168,8 @@ def flowloom_problem(exc: FlowloomError) -> tuple[int, dict[str, Any], dict[str,
             return 402, detail_extra, {}
         headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         return 429, detail_extra, headers
+    if isinstance(exc, DatabaseUnavailable):
+        return 503, {}, {"Retry-After": str(_UNAVAILABLE_RETRY_AFTER_S)}
     if isinstance(exc, StorageError):
         return 503, {}, {}
     if isinstance(exc, ProviderError):
@@ -172,8 +180,9 @@ def flowloom_problem(exc: FlowloomError) -> tuple[int, dict[str, Any], dict[str,
 async def _on_flowloom_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FlowloomError)
     status, extra, headers = flowloom_problem(exc)
-    if status == 502:
-        # Somebody else's failure (a model provider's): worth a line, not a traceback.
+    if status == 502 or isinstance(exc, DatabaseUnavailable):
+        # Somebody else's failure (a model provider's, the database server's): worth a line,
+        # not a traceback.
         _log.warning("%s %s: %s", request.method, request.url.path, exc)
     elif status >= 500:
         _log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
@@ -217,6 +226,12 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # A driver's connection error that escaped the Database's own translation (raised
+    # through a session the route kept, a middleware, a stream): the database is out of reach,
+    # which is a 503 however it arrives. A bare OSError is not taken for one: it may be
+    # anything's.
+    if is_unavailable(exc, network_errors=False):
+        return await _on_flowloom_error(request, DatabaseUnavailable.from_error(exc))
     _log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return problem_response(
         500, "the server failed to answer; it has been logged", instance=request.url.path

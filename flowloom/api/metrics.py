@@ -1,9 +1,10 @@
-"""Prometheus metrics: runs by status, node durations, queue depth.
+"""Prometheus metrics: runs by status, node durations, queue depth, event-loop lag.
 
 Counters and the duration histogram are fed from the engine's event bus (this process's
 runs); the gauges of unfinished runs and of the node queue are read from the database when
-scraped, so they are right for the whole instance, workers included. Each app has its own
-``CollectorRegistry``, so several apps in one process (tests) do not collide.
+scraped, so they are right for the whole instance, workers included. The loop-lag histogram
+is fed by the watchdog (``flowloom.engine.looplag``) that ``start`` runs beside. Each app has
+its own ``CollectorRegistry``, so several apps in one process (tests) do not collide.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from flowloom.engine import RUN_FINISHED_EVENTS, EventBus
+from flowloom.engine.looplag import watch_loop_lag
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
 from flowloom.storage.repos.runs import active_runs_by_status
@@ -28,6 +30,7 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _NODE_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _QUEUED = (NodeStatus.READY, NodeStatus.RUNNING)
 
 
@@ -76,19 +79,32 @@ class Metrics:
             buckets=_NODE_BUCKETS_S,
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "flowloom_event_loop_lag_seconds",
+            "How late the event loop woke the lag watchdog (time it could not serve)",
+            buckets=_LAG_BUCKETS_S,
+            registry=self.registry,
+        )
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self, bus: EventBus) -> None:
-        self._task = asyncio.create_task(self._follow(bus), name="flowloom metrics")
+        """Follow ``bus`` and watch the event loop's lag, until ``stop``."""
+        self._tasks = [
+            asyncio.create_task(self._follow(bus), name="flowloom metrics"),
+            asyncio.create_task(
+                watch_loop_lag(on_lag=self.loop_lag.observe), name="flowloom loop lag"
+            ),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     async def _follow(self, bus: EventBus) -> None:
         with bus.subscribe() as events:

@@ -7,6 +7,11 @@ and the node execution, in one short transaction of the node's own task (not the
 tick), before the result is committed. A re-run of the same node execution (a retry, a resume
 after a crash) does not add a second row for a blob it already recorded.
 
+Only the owner's own blobs get rows: those the attempt stored itself (``stored``, from the
+attempt's scoped blob store) and those the owner already has rows for. An output that merely
+names another hash (a JSON value typed into a node, say) records nothing, so it cannot make
+someone else's blob readable through the owner's artifacts.
+
 The outputs themselves are left as the node made them: adding the artifact id to the value
 would make every downstream input differ run after run, and so defeat the signature cache.
 """
@@ -14,7 +19,7 @@ would make every downstream input differ run after run, and so defeat the signat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -56,14 +61,26 @@ async def record_artifacts(
     run_id: str,
     node_execution_id: str,
     outputs: dict[str, Any],
+    stored: Collection[str] = (),
 ) -> int:
-    """Add the artifact rows for the blobs ``outputs`` refer to; how many rows were added."""
+    """Add the artifact rows for the owner's blobs ``outputs`` refer to (those in ``stored``,
+    which the attempt put, and those the owner has rows for already); how many were added."""
     found: dict[str, dict[str, Any]] = {}
     for reference in blob_references(outputs):
         found.setdefault(reference["sha256"], reference)
     if not found:
         return 0
     async with db.write() as session:
+        owned = set(stored) | set(
+            await session.scalars(
+                select(Artifact.sha256)
+                .where(Artifact.user_id == owner_id, Artifact.sha256.in_(sorted(found)))
+                .distinct()
+            )
+        )
+        found = {sha256: ref for sha256, ref in found.items() if sha256 in owned}
+        if not found:
+            return 0
         known = set(
             await session.scalars(
                 select(Artifact.sha256).where(

@@ -11,6 +11,17 @@ be rolled back.
 When nothing runs and nothing is ready but something waits, the run is WAITING and the driver
 ends: waits are rows, not tasks. An answer, a due timer or a cancellation starts a new driver,
 which rebuilds the state from the rows.
+
+The database may go away under a driver. A load or a tick that fails with the database
+unavailable is tried again with backoff (``backoff.py``); a failed commit may or may not have
+happened, so the driver then rebuilds its state from the rows, as after a crash, keeping the
+attempts still in flight and the outcomes not yet applied: a node whose success was committed
+is never run again, and one whose success was lost is applied again from its outcome. Messages
+of the lost tick are answered with the error (the API's 503) for their callers to repeat. A
+failure that is not an outage (the database refuses what the tick wrote, the run cannot be
+loaded) fails the run in a fresh transaction (``run_failure.py``) instead of leaving it RUNNING.
+Node outputs holding text no database can store fail their node before any commit
+(``unstorable.py``).
 """
 
 from __future__ import annotations
@@ -19,21 +30,28 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flowloom.engine.artifacts import record_artifacts
+from flowloom.engine.backoff import Backoff, patiently
 from flowloom.engine.context import MemoryAdapter
+from flowloom.engine.events import Event
+from flowloom.engine.run_failure import fail_run
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
 from flowloom.engine.store import Tick, TickStore
 from flowloom.engine.subruns import EngineSubRuns
 from flowloom.engine.templating import TemplateFailed, render_config
+from flowloom.engine.unstorable import UNSTORABLE_OUTPUT, outputs_problem, storable_text
 from flowloom.exceptions import Conflict, NodeFailed, NotFound, RetryNode, StorageError
 from flowloom.integrations.usage import DatabaseUsageSink
 from flowloom.nodes.base import RunContext, WaitForInput, idempotency_key
+from flowloom.storable import find_unstorable
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
+from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
 from flowloom.storage.tables.base import utcnow
 
 if TYPE_CHECKING:
@@ -89,6 +107,15 @@ class Driver:
         self._reclaim = False
         """A place under a per-owner or per-key limit came free: claim again next tick."""
         self._store = TickStore(engine.db)
+        self._attempts: dict[str, int] = {}
+        """The attempt each task in ``_tasks`` runs."""
+        self._culprits: list[str] = []
+        """Row ids whose outcomes the tick being committed writes (blamed if it is refused)."""
+        self._backoff = Backoff()
+        """Shared by every retry of this driver, reset by a committed tick: a database that
+        answers reads but refuses writes (a lock held elsewhere) is not hammered."""
+        self._phase = "load"
+        """Where the driver is: ``load``, ``tick`` or ``commit`` (to say what failed)."""
 
     def post(self, message: Message) -> None:
         self._inbox.append(message)
@@ -109,7 +136,15 @@ class Driver:
 
     async def run(self) -> None:
         try:
-            await self._drive()
+            try:
+                await self._drive()
+            except (LeaseLost, NotFound):
+                raise
+            except Exception as exc:
+                # Not an outage (those are waited out where they happen): this run cannot go
+                # on as it is. It fails in a transaction of its own, never left RUNNING.
+                _log.exception("driver of run %s failed; failing the run", self.run_id)
+                await self._give_up(exc)
         except BaseException as exc:
             await self._cancel_tasks()
             for message in self._inbox:
@@ -123,10 +158,26 @@ class Driver:
         finally:
             self.engine._driver_ended(self)
 
+    async def _load(self) -> RunState:
+        """The run's state from its rows, waiting out an outage (messages posted meanwhile
+        are answered with the error at once: their callers are not kept waiting)."""
+        state, self._use_cache = await patiently(
+            lambda: self.engine._load_state(self.run_id),
+            what=f"run {self.run_id}: loading",
+            backoff=self._backoff,
+            on_unavailable=self._fail_inbox,
+            reset=False,
+        )
+        self.state = state
+        return state
+
+    def _fail_inbox(self, exc: BaseException) -> None:
+        messages, self._inbox = self._inbox, []
+        _fail_messages(messages, exc)
+
     async def _drive(self) -> None:
-        loaded = await self.engine._load_state(self.run_id)
-        self.state, self._use_cache = loaded
-        state = self.state
+        self._phase = "load"
+        state = await self._load()
         if state.status in FINISHED_RUN_STATUSES:
             self._refuse_messages(state.status)
             return
@@ -148,8 +199,29 @@ class Driver:
             self._reclaim = False
             finished, self._done = self._done, []
             messages, self._inbox = self._inbox, []
-            claimed = await self._tick(first, finished, messages, now)
+            self._phase = "tick"
+            try:
+                claimed = await self._tick(first, finished, messages, now)
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                _fail_messages(messages, exc)
+                if not is_unavailable(exc):
+                    raise
+                # The commit may or may not have happened: the rows say which. The outcomes
+                # of the lost tick are applied again where the rows still await them.
+                self._done = finished + self._done
+                state = await self._recover(exc)
+                if state.status in FINISHED_RUN_STATUSES:
+                    self._refuse_messages(state.status)
+                    self._publish_final(state)
+                    return
+                first = True
+                continue
             first = False
+            if self._backoff.failures:
+                _log.info("run %s: committing again after the outage", self.run_id)
+                self._backoff.reset()
             self.engine.bus.publish(state.events)
             state.events = []
             for message in messages:
@@ -160,6 +232,80 @@ class Driver:
                 self._dispatch(claimed)
             if state.status is not RunStatus.RUNNING and not self._inbox and not self._done:
                 return
+
+    async def _recover(self, exc: BaseException) -> RunState:
+        """Wait for the database and rebuild the state from the rows (see the module
+        docstring); LeaseLost if another engine took over a node meanwhile."""
+        _log.warning(
+            "run %s: a tick failed (%s); reloading when the database is back", self.run_id, exc
+        )
+        await self._backoff.wait()
+        self._phase = "load"
+        state = await self._load()
+        in_flight = self._in_flight(self._done)
+        owner = self.engine.owner_token
+        for node_id in state.nodes_in(NodeStatus.RUNNING):
+            slot = state.slots[node_id]
+            if slot.lease_owner not in (None, owner) and (
+                slot.lease_expires_at is None or slot.lease_expires_at > utcnow()
+            ):
+                holder = slot.lease_owner
+                raise LeaseLost(f"run {self.run_id}: node {node_id!r} is held by {holder}")
+            if node_id in in_flight and in_flight[node_id] != slot.attempt:
+                raise LeaseLost(f"run {self.run_id}: node {node_id!r} moved on to another attempt")
+        _log.info("run %s: reloaded after the database came back", self.run_id)
+        return state
+
+    def _in_flight(self, finished: list[asyncio.Task[_Outcome]]) -> dict[str, int]:
+        """Attempts running, or ``finished`` but not yet applied: node id -> attempt."""
+        found = dict(self._attempts)
+        for task in finished:
+            outcome = task.result()
+            found[outcome.node_id] = outcome.attempt
+        return found
+
+    def _publish_final(self, state: RunState) -> None:
+        # The tick that finished the run was committed but its events were lost with the
+        # connection: followers still learn how the run ended.
+        self.engine.bus.publish(
+            [Event(f"run.{state.status.value.lower()}", self.run_id, None, utcnow(), {})]
+        )
+
+    async def _give_up(self, exc: Exception) -> None:
+        """Fail the run in a fresh transaction (waiting out an outage); see run_failure.py."""
+        await self._cancel_tasks()
+        messages, self._inbox = self._inbox, []
+        _fail_messages(messages, exc)
+        reason = storable_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        reason = (reason or type(exc).__name__)[:500]
+        phase = self._phase
+        if phase == "load":
+            message = f"the run could not be loaded: {reason}"
+        elif phase == "commit":
+            message = f"the run's state could not be stored: {reason}"
+        else:
+            message = f"the engine failed while driving the run: {reason}"
+        kind = "StorageError" if phase != "tick" else type(exc).__name__
+        error = {"message": message, "type": kind}
+        now = utcnow()
+        state = self.state
+        started_at = state.started_at if state is not None else None
+        culprits = self._culprits if phase == "commit" else []
+        changed = await patiently(
+            lambda: fail_run(
+                self.engine.db,
+                run_id=self.run_id,
+                error=error,
+                now=now,
+                started_at=started_at,
+                culprits=culprits,
+            ),
+            what=f"run {self.run_id}: failing it",
+        )
+        if state is not None:
+            state.status = RunStatus.FAILED
+        if changed:
+            self.engine.bus.publish([Event("run.failed", self.run_id, None, now, {"error": error})])
 
     def _due(self, now: datetime) -> bool:
         assert self.state is not None
@@ -197,8 +343,13 @@ class Driver:
         run_values: dict[str, Any] = {}
         previous = state.status
         if first:
+            # Attempts this driver still has (after a reload) are not interrupted: their
+            # outcomes are applied as they come. Any other RUNNING node lost its worker.
+            in_flight = self._in_flight(finished)
             for node_id in state.nodes_in(NodeStatus.RUNNING):
-                state.interrupt(state.slots[node_id], now)
+                slot = state.slots[node_id]
+                if in_flight.get(node_id) != slot.attempt:
+                    state.interrupt(slot, now)
             if state.status is RunStatus.PENDING:
                 state.status = RunStatus.RUNNING
                 state.started_at = now
@@ -208,11 +359,14 @@ class Driver:
         fenced: set[str] = set()
         for task in finished:
             outcome = task.result()
-            self._tasks.pop(outcome.node_id, None)
+            if self._attempts.get(outcome.node_id) == outcome.attempt:
+                self._tasks.pop(outcome.node_id, None)
+                del self._attempts[outcome.node_id]
             slot = state.slots[outcome.node_id]
             if slot.status is NodeStatus.RUNNING and slot.attempt == outcome.attempt:
                 fenced.add(slot.row_id)
                 self._apply(outcome, slot, now)
+        self._culprits = list(fenced)
         if finished:
             engine.failpoints.reach("after_effect_before_commit")
 
@@ -256,7 +410,17 @@ class Driver:
             debug_status="finished" if finished_run else "active",
         )
         state.dirty.clear()
-        if not await self._store.commit(tick):
+        self._phase = "commit"
+        try:
+            committed = await self._store.commit(tick)
+        except Exception:
+            # Claimed but never dispatched: their places under the limits are free again.
+            if engine.limits.active:
+                for node_id in claimed:
+                    engine._give_back_place(self.run_id, node_id)
+            raise
+        self._phase = "tick"
+        if not committed:
             raise LeaseLost(f"run {self.run_id}: a node was claimed by another worker")
         if write_debug and debug is not None:
             debug.dirty = False
@@ -363,7 +527,7 @@ class Driver:
                 raw_config = spec.definition.data.config
                 if spec.templated:
                     try:
-                        raw_config, slot.config = render_config(
+                        raw_config, slot.config = await render_config(
                             spec.node, raw_config, spec.templated, inputs
                         )
                     except TemplateFailed as exc:
@@ -418,6 +582,7 @@ class Driver:
     async def _cancel_tasks(self) -> None:
         tasks = list(self._tasks.values())
         self._tasks.clear()
+        self._attempts.clear()
         for task in tasks:
             task.cancel()
         if tasks:
@@ -511,7 +676,7 @@ class Driver:
                 node_id=node_id,
                 attempt=slot.attempt,
                 idempotency_key=idempotency_key(self.run_id, node_id),
-                blobs=engine.blobs,
+                blobs=engine.blobs.for_owner(engine.db, state.owner_id),
                 memory=self._memory,
                 workflow_id=state.workflow_id,
                 run_inputs=state.run_inputs,
@@ -536,6 +701,7 @@ class Driver:
                 self._attempt(spec, config, ctx, dict(slot.inputs or {}), slot.row_id)
             )
             self._tasks[node_id] = task
+            self._attempts[node_id] = slot.attempt
             task.add_done_callback(self._on_done)
             if engine.limits.active:
                 task.add_done_callback(functools.partial(self._give_back_place, node_id))
@@ -551,17 +717,28 @@ class Driver:
         outcome = await _execute(self.engine.concurrency, spec, config, ctx, inputs)
         if outcome.outputs:
             assert self.state is not None
-            try:
-                await record_artifacts(
+            owner_id = self.state.owner_id
+            outputs = outcome.outputs
+
+            def record() -> Awaitable[int]:
+                return record_artifacts(
                     self.engine.db,
-                    owner_id=self.state.owner_id,
+                    owner_id=owner_id,
                     run_id=self.run_id,
                     node_execution_id=row_id,
-                    outputs=outcome.outputs,
+                    outputs=outputs,
+                    stored=getattr(ctx.blobs, "stored", ()),
                 )
+
+            try:
+                try:
+                    await record()
+                except DatabaseUnavailable:
+                    # Recording is idempotent: after an outage it is simply done again.
+                    await patiently(record, what=f"run {self.run_id}: recording artifacts")
             except Exception as exc:
                 _log.exception("run %s: recording the artifacts of %s failed", self.run_id, row_id)
-                message = f"could not record the artifacts of its outputs: {exc}"
+                message = storable_text(f"could not record the artifacts of its outputs: {exc}")
                 error = {"message": message, "type": "StorageError"}
                 return _Outcome(ctx.node_id, ctx.attempt, error=error, retryable=True)
         return outcome
@@ -586,6 +763,10 @@ async def _execute(
                             raise
                         raise _OwnTimeout() from None
     except WaitForInput as wait:
+        found = find_unstorable({"reason": wait.reason, "payload": wait.payload}, "wait")
+        if found is not None:
+            message = f"{found.message()}; it cannot be stored"
+            return _Outcome(node_id, attempt, error={"message": message, "type": UNSTORABLE_OUTPUT})
         return _Outcome(node_id, attempt, wait=wait)
     except RetryNode as retry:
         return _Outcome(
@@ -608,10 +789,14 @@ async def _execute(
         message = f"emitted outputs it does not declare: {', '.join(sorted(undeclared))}"
         return _Outcome(node_id, attempt, error={"message": message, "type": "NodeFailed"})
     try:
-        json.dumps(outputs, allow_nan=False)
+        encoded = json.dumps(outputs, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         message = f"outputs are not JSON (binary data belongs in the blob store): {exc}"
         return _Outcome(node_id, attempt, error={"message": message, "type": "NodeFailed"})
+    problem = outputs_problem(outputs, encoded)
+    if problem is not None:
+        # Refused here, before any commit: the node fails, its run stays writable.
+        return _Outcome(node_id, attempt, error={"message": problem, "type": UNSTORABLE_OUTPUT})
     return _Outcome(node_id, attempt, outputs=outputs)
 
 
@@ -624,4 +809,12 @@ def _error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, NodeFailed):
         # NodeFailed's text repeats the node and attempt, which the row already records.
         message = message.split("): ", 1)[-1]
-    return {"message": message or type(exc).__name__, "type": type(exc).__name__}
+    return {"message": storable_text(message) or type(exc).__name__, "type": type(exc).__name__}
+
+
+def _fail_messages(messages: list[Message], exc: BaseException) -> None:
+    """Answer messages whose tick was lost: their callers see the error and may repeat."""
+    error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
+    for message in messages:
+        if not message.future.done():
+            message.future.set_exception(error)

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, cast
 from sqlalchemy import Table, update
 from sqlalchemy.engine import CursorResult
 
+from flowloom.engine.backoff import DEFAULT_CAP_S, Backoff
 from flowloom.storage.enums import NodeStatus
+from flowloom.storage.errors import is_unavailable
 from flowloom.storage.tables import NodeExecution
 from flowloom.storage.tables.base import utcnow
 
@@ -72,14 +74,27 @@ class LeaseKeeper:
 
     async def _keep(self) -> None:
         engine = self._engine
+        every_s = engine.lease_s / 4
+        # An outage must not end renewal, nor wait a whole round once the database is back:
+        # the leases have a quarter of their time left by then. Retries back off (capped
+        # well inside the lease) until renewal succeeds.
+        backoff = Backoff(cap_s=min(DEFAULT_CAP_S, every_s))
+        delay_s = every_s
         while True:
-            await asyncio.sleep(engine.lease_s / 4)
+            await asyncio.sleep(delay_s)
             try:
                 await self.renew_due()
-            except Exception:
-                # A database hiccup must not end renewal for good; the next round tries again
-                # while the leases still have a quarter of their time left.
-                _log.exception("renewing node leases failed")
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    _log.exception("renewing node leases failed")
+                    delay_s = every_s
+                    continue
+                if backoff.failures == 0:
+                    _log.warning("renewing node leases: the database is unavailable (%s)", exc)
+                delay_s = min(every_s, backoff.next_delay())
+                continue
+            backoff.reset()
+            delay_s = every_s
 
     async def renew_due(self) -> None:
         """Renew every running attempt of this engine whose lease is half gone."""

@@ -47,6 +47,7 @@ from flowloom.engine.retry import node_timeout_s, retry_policy
 from flowloom.engine.run_state import NodeSpec, RunState, resume_time
 from flowloom.engine.store import load_debug, load_slots
 from flowloom.engine.templating import templated_fields
+from flowloom.engine.unstorable import check_storable
 from flowloom.exceptions import LimitExceeded, NotFound, Problem, ValidationFailed
 from flowloom.graph import Plan, Scope, build_plan, parse_definition, validate
 from flowloom.ids import PREFIXES, new_id
@@ -60,6 +61,7 @@ from flowloom.storage.blobs import BlobStore as StorageBlobStore
 from flowloom.storage.blobs import FileBlobStore, MemoryBlobStore
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
+from flowloom.storage.errors import DatabaseUnavailable
 from flowloom.storage.repos.node_executions import NodeExecutionRepo
 from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
@@ -238,13 +240,17 @@ class Engine:
         run (``breakpoints`` given, even empty) gets a debug session. ValidationFailed (nothing
         written) if the definition cannot run as this scope; NotFound for a workflow or
         version that is not the owner's. With an ``idempotency_key`` used before by this owner,
-        the run created then is returned and nothing new is written or started.
+        the run created then is returned and nothing new is written or started. InputError,
+        naming the field, for inputs or trigger data holding text no database can store (a
+        lone surrogate, NUL): refused before anything is written.
 
         A sub-run names its ``parent_run_id`` and ``parent_node_id`` (a ``workflow.call``
         node); LimitExceeded when that would nest sub-runs deeper than ``max_subrun_depth``.
         """
         scope = Scope(scope)
         self._check_open()
+        check_storable(dict(inputs or {}), "inputs")
+        check_storable(dict(trigger_data or {}), "trigger_data")
         data = dict(trigger_data or {})
         if not use_cache:
             data["use_cache"] = False
@@ -375,7 +381,9 @@ class Engine:
         is finished; NotFound for an unknown run or node. A breakpoint takes
         ``{"action": "step"}`` (pause before every next node) or ``{"action": "continue"}``
         (run on to the next breakpoint). The caller checks that the run is the user's.
+        InputError, naming the field, for an answer holding text no database can store.
         """
+        check_storable(dict(answer), "answer")
         await self._post(run_id, "answer", node_id=node_id, answer=dict(answer))
 
     async def cancel(self, run_id: str) -> None:
@@ -472,16 +480,21 @@ class Engine:
             if driver.task is not None:
                 with contextlib.suppress(BaseException):
                     await driver.task
-        async with self.db.write() as session:
-            await session.execute(
-                update(NodeExecution)
-                .where(
-                    NodeExecution.status == NodeStatus.RUNNING,
-                    NodeExecution.lease_owner == self.owner_token,
+        try:
+            async with self.db.write() as session:
+                await session.execute(
+                    update(NodeExecution)
+                    .where(
+                        NodeExecution.status == NodeStatus.RUNNING,
+                        NodeExecution.lease_owner == self.owner_token,
+                    )
+                    .values(lease_expires_at=utcnow())
+                    .execution_options(synchronize_session=False)
                 )
-                .values(lease_expires_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+        except DatabaseUnavailable as exc:
+            # Closing must not hang on an outage: the leases then run out on their own, and
+            # the next engine resumes those runs once they have.
+            _log.warning("closing: the leases could not be released (%s)", exc)
 
     # ---- internals shared with the drivers
 

@@ -8,7 +8,9 @@ written. The rendered config is validated again by the node's config model, and 
 signature is computed over it, so two runs that render to the same config share a result.
 
 Which fields hold templates is decided once per workflow version (``templated_fields``), so
-nodes without templates cost nothing per execution.
+nodes without templates cost nothing per execution. The sandbox bounds every render in time,
+size and memory (``flowloom.nodes._sandbox``); a template that can run long renders off the
+event loop, and one that passes a limit fails the node with TemplateFailed naming the field.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from flowloom.nodes.base import Node
-from flowloom.nodes.text import sandbox
 
 __all__ = ["TemplateFailed", "render_config", "templated_fields"]
 
@@ -55,7 +56,7 @@ def _has_template(value: Any) -> bool:
     return False
 
 
-def render_config(
+async def render_config(
     node: Node[Any], raw: Mapping[str, Any], fields: frozenset[str], inputs: Mapping[str, Any]
 ) -> tuple[dict[str, Any], Any]:
     """The config with ``fields`` rendered over ``inputs``: as JSON, and parsed by the node.
@@ -64,7 +65,7 @@ def render_config(
     """
     rendered = dict(raw)
     for name in fields:
-        rendered[name] = _render(rendered[name], name, inputs)
+        rendered[name] = await _render(rendered[name], name, inputs)
     try:
         parsed = node.parse_config(rendered)
     except ValidationError as exc:
@@ -74,22 +75,26 @@ def render_config(
     return rendered, parsed
 
 
-def _render(value: Any, path: str, inputs: Mapping[str, Any]) -> Any:
+async def _render(value: Any, path: str, inputs: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
-        return _render_text(value, path, inputs) if _MARK in value else value
+        return await _render_text(value, path, inputs) if _MARK in value else value
     if isinstance(value, dict):
-        return {key: _render(item, f"{path}.{key}", inputs) for key, item in value.items()}
+        return {key: await _render(item, f"{path}.{key}", inputs) for key, item in value.items()}
     if isinstance(value, list):
-        return [_render(item, f"{path}.{index}", inputs) for index, item in enumerate(value)]
+        return [await _render(item, f"{path}.{index}", inputs) for index, item in enumerate(value)]
     return value
 
 
-def _render_text(source: str, path: str, inputs: Mapping[str, Any]) -> str:
+async def _render_text(source: str, path: str, inputs: Mapping[str, Any]) -> str:
     from jinja2 import TemplateError
     from jinja2.exceptions import SecurityError
 
+    from flowloom.nodes._sandbox import TemplateLimitExceeded, render
+
     try:
-        return str(_compile(source).render(dict(inputs)))
+        return await render(_compile(source), inputs)
+    except TemplateLimitExceeded as exc:
+        raise TemplateFailed(path, str(exc)) from None
     except SecurityError as exc:
         raise TemplateFailed(path, f"the sandbox forbids what the template did: {exc}") from None
     except TemplateError as exc:
@@ -99,4 +104,6 @@ def _render_text(source: str, path: str, inputs: Mapping[str, Any]) -> str:
 @functools.lru_cache(maxsize=512)
 def _compile(source: str) -> Any:
     # Compiling costs far more than rendering, and a graph renders the same field many times.
+    from flowloom.nodes._sandbox import sandbox
+
     return sandbox().from_string(source)

@@ -1,15 +1,23 @@
-"""Data nodes: reading parts of JSON values with JMESPath."""
+"""Data nodes: reading parts of JSON values with JMESPath.
+
+A JMESPath expression can cost far more than the size of its data (each ``[@, @][]`` doubles a
+list), so searching runs in the compute pool under ``SEARCH_TIME_LIMIT_S``, off the event loop.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Final
 
 from pydantic import field_validator
 
+from flowloom.nodes._compute import ComputeTimedOut, run_bounded
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
 
-__all__ = ["JsonExtract", "JsonExtractConfig"]
+__all__ = ["SEARCH_TIME_LIMIT_S", "JsonExtract", "JsonExtractConfig"]
+
+SEARCH_TIME_LIMIT_S: Final = 2.0
+"""Seconds one JMESPath search may take; it stops itself then and the node fails."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -57,8 +65,11 @@ class JsonExtract(Node[JsonExtractConfig]):
     ) -> NodeResult:
         from jmespath.exceptions import JMESPathError
 
+        search = _compile(config.expression).search
         try:
-            result = _compile(config.expression).search(inputs["data"])
+            result = await run_bounded(search, inputs["data"], limit_s=SEARCH_TIME_LIMIT_S)
+        except ComputeTimedOut as exc:
+            raise ctx.fail(f"JMESPath: the search {exc}") from None
         except JMESPathError as exc:
             # A function applied to the wrong type fails only now, against real data.
             raise ctx.fail(f"JMESPath: {exc}") from None

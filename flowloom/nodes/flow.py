@@ -6,15 +6,14 @@ that were not emitted, and skipping propagates.
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from flowloom.graph.ports import json_type_name
 from flowloom.nodes._names import refuse_repeated
 from flowloom.nodes._paths import MISSING, check_path, lookup
+from flowloom.nodes._regex import PatternError, compile_pattern, search
 from flowloom.nodes.base import (
     Category,
     Node,
@@ -63,25 +62,34 @@ class IncomparableError(ValueError):
     """The value and the operand cannot be compared with the operator (a message says why)."""
 
 
+def _check_operand(operand: Any, info: ValidationInfo) -> Any:
+    """Refuse, at config time, an operand the operator can never use (the error names the
+    ``operand`` field; an operator that failed its own check is reported by that check)."""
+    operator = info.data.get("operator")
+    if isinstance(operator, str):
+        _check_test(operator, operand)
+    return operand
+
+
 def _check_test(operator: str, operand: Any) -> None:
-    """Refuse, at config time, an operand the operator can never use."""
     if operator in _ORDERING and not (_is_number(operand) or isinstance(operand, str)):
         raise ValueError(f"{operator} needs a number or a text operand, got {operand!r}")
     if operator == "matches":
         if not isinstance(operand, str):
             raise ValueError("matches needs a regular expression (text) as operand")
         try:
-            _regex(operand)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
+            compile_pattern(operand)
+        except PatternError as exc:
+            raise ValueError(f"not a regular expression RE2 accepts: {exc}") from None
 
 
-def evaluate(operator: str, value: Any, operand: Any = None) -> bool:
+async def evaluate(operator: str, value: Any, operand: Any = None) -> bool:
     """Whether ``value <operator> operand`` holds; IncomparableError when it cannot be judged.
 
     Equality is strict about kinds (``true`` is not ``1``), ordering compares numbers with
     numbers and text with text, ``contains`` looks for text in text, an item in a list or a key
-    in an object, and ``empty`` holds for null, ``""``, ``[]`` and ``{}``.
+    in an object, and ``empty`` holds for null, ``""``, ``[]`` and ``{}``. ``matches`` searches
+    the text with an RE2 pattern: linear time, and a long text is searched off the event loop.
     """
     match operator:
         case "eq":
@@ -105,13 +113,8 @@ def evaluate(operator: str, value: Any, operand: Any = None) -> bool:
         case "matches":
             if not isinstance(value, str):
                 raise IncomparableError(f"matches needs text, got {json_type_name(value)}")
-            return _regex(str(operand)).search(value) is not None
+            return await search(str(operand), value)
     raise IncomparableError(f"unknown operator {operator!r}")
-
-
-@functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 def _is_number(value: Any) -> bool:
@@ -168,17 +171,14 @@ def _subject(value: Any, key: str | None) -> Any:
 
 class ConditionConfig(NodeConfig):
     operator: Operator = "truthy"
-    operand: Any = None
+    operand: Any = Field(default=None, validate_default=True)
     """What the value is compared with (unused by truthy, falsy, empty, not_empty)."""
     key: str | None = None
     """Test the value at this dotted path inside the input instead of the input itself."""
 
     _key = field_validator("key")(_check_key)
 
-    @model_validator(mode="after")
-    def _check(self) -> ConditionConfig:
-        _check_test(self.operator, self.operand)
-        return self
+    _operand = field_validator("operand")(_check_operand)
 
 
 class Condition(Node[ConditionConfig]):
@@ -199,7 +199,7 @@ class Condition(Node[ConditionConfig]):
     ) -> NodeResult:
         value = inputs.get("value")
         try:
-            taken = evaluate(config.operator, _subject(value, config.key), config.operand)
+            taken = await evaluate(config.operator, _subject(value, config.key), config.operand)
         except IncomparableError as exc:
             raise ctx.fail(str(exc)) from None
         return NodeResult({"true" if taken else "false": value})
@@ -213,7 +213,7 @@ class SwitchCase(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     """The output port of this case."""
     operator: Operator = "eq"
-    operand: Any = None
+    operand: Any = Field(default=None, validate_default=True)
 
     @field_validator("name")
     @classmethod
@@ -222,10 +222,7 @@ class SwitchCase(BaseModel):
             raise ValueError("'default' is the output taken when no case matches")
         return name
 
-    @model_validator(mode="after")
-    def _check(self) -> SwitchCase:
-        _check_test(self.operator, self.operand)
-        return self
+    _operand = field_validator("operand")(_check_operand)
 
 
 class SwitchConfig(NodeConfig):
@@ -264,7 +261,7 @@ class Switch(Node[SwitchConfig]):
         subject = _subject(value, config.key)
         for case in config.cases:
             try:
-                if evaluate(case.operator, subject, case.operand):
+                if await evaluate(case.operator, subject, case.operand):
                     return NodeResult({case.name: value})
             except IncomparableError as exc:
                 raise ctx.fail(f"case {case.name!r}: {exc}") from None

@@ -1,18 +1,32 @@
-"""List nodes: sorting (the sorting step of seed 000)."""
+"""List nodes: sorting (the sorting step of seed 000).
+
+A short list is sorted in place; a long one (past ``OFF_LOOP_ITEMS``) in the compute pool, so
+reading its keys and sorting them never holds the event loop. The work is bounded by the list
+itself (n log n), so it needs no deadline of its own. Sorting runs in C and holds the GIL (and
+so the event loop) until it returns, so a long list is sorted in runs of ``_RUN_ITEMS`` that
+are then merged in Python, which lets the loop in between.
+"""
 
 from __future__ import annotations
 
+import heapq
 import math
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import field_validator
 
 from flowloom.exceptions import NodeFailed
 from flowloom.graph.ports import json_type_name
+from flowloom.nodes._compute import run_off_loop
 from flowloom.nodes._paths import MISSING, check_path, lookup
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
 
-__all__ = ["ListSort", "ListSortConfig"]
+__all__ = ["OFF_LOOP_ITEMS", "ListSort", "ListSortConfig"]
+
+OFF_LOOP_ITEMS: Final = 5_000
+"""Lists longer than this are sorted in the compute pool (a few milliseconds of work here)."""
+_RUN_ITEMS: Final = 20_000
+"""Items sorted in one C call (a few milliseconds holding the GIL)."""
 
 
 class ListSortConfig(NodeConfig):
@@ -53,11 +67,25 @@ class ListSort(Node[ListSortConfig]):
         items = inputs["items"]
         if not isinstance(items, list):
             raise ctx.fail(f"items must be a list, got {json_type_name(items)}")
-        keys = [_key_of(ctx, config, index, item) for index, item in enumerate(items)]
-        if not config.numeric:
-            _refuse_mixed(ctx, keys)
-        order = sorted(range(len(items)), key=keys.__getitem__, reverse=config.order == "desc")
-        return NodeResult({"items": [items[index] for index in order]})
+        if len(items) <= OFF_LOOP_ITEMS:
+            return NodeResult({"items": _sorted(ctx, config, items)})
+        return NodeResult({"items": await run_off_loop(_sorted, ctx, config, items)})
+
+
+def _sorted(ctx: RunContext, config: ListSortConfig, items: list[Any]) -> list[Any]:
+    keys = [_key_of(ctx, config, index, item) for index, item in enumerate(items)]
+    if not config.numeric:
+        _refuse_mixed(ctx, keys)
+    reverse = config.order == "desc"
+    runs = [
+        sorted(
+            range(start, min(start + _RUN_ITEMS, len(items))), key=keys.__getitem__, reverse=reverse
+        )
+        for start in range(0, len(items), _RUN_ITEMS)
+    ]
+    # Stable: heapq.merge takes equal keys from earlier runs first, in either direction.
+    order = runs[0] if len(runs) == 1 else heapq.merge(*runs, key=keys.__getitem__, reverse=reverse)
+    return [items[index] for index in order]
 
 
 def _key_of(ctx: RunContext, config: ListSortConfig, index: int, item: Any) -> Any:

@@ -19,7 +19,7 @@ from flowloom.nodes.base import (
 )
 
 if TYPE_CHECKING:
-    from jinja2.sandbox import SandboxedEnvironment
+    from flowloom.nodes._sandbox import BoundedSandbox
 
 __all__ = [
     "TextJoin",
@@ -34,20 +34,16 @@ __all__ = [
 ]
 
 
-@functools.cache
-def sandbox() -> SandboxedEnvironment:
-    """The one Jinja2 environment every template renders in.
+def sandbox() -> BoundedSandbox:
+    """The one Jinja2 environment every template renders in (``flowloom.nodes._sandbox``).
 
-    Sandboxed (no access to private or dunder attributes, no unsafe calls), StrictUndefined
-    (a missing variable is an error naming it, never an empty string), and no autoescaping
-    (the output is text, not HTML). Built on first use: importing Jinja2 costs start-up time.
+    Sandboxed, bounded in time and memory, StrictUndefined (a missing variable is an error
+    naming it, never an empty string), and no autoescaping (the output is text, not HTML).
+    Built on first use: importing Jinja2 costs start-up time.
     """
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from flowloom.nodes._sandbox import sandbox as bounded
 
-    return SandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    return bounded()
 
 
 class TextValueConfig(NodeConfig):
@@ -130,10 +126,15 @@ class TextTemplate(Node[TextTemplateConfig]):
         from jinja2 import TemplateError
         from jinja2.exceptions import SecurityError
 
+        from flowloom.nodes._sandbox import TemplateLimitExceeded, render
+
         try:
             template = _compile(config.template)
             # Only the inputs that arrived: StrictUndefined then names a missing one.
-            text = template.render({k: v for k, v in inputs.items() if k in config.variables})
+            variables = {k: v for k, v in inputs.items() if k in config.variables}
+            text = await render(template, variables)
+        except TemplateLimitExceeded as exc:
+            raise ctx.fail(f"template: {exc}") from None
         except SecurityError as exc:
             raise ctx.fail(f"the template did something the sandbox forbids: {exc}") from None
         except TemplateError as exc:

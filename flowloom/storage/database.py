@@ -15,6 +15,10 @@ Two ways in, side by side:
   COMMIT; with ``inline=True`` it even runs on the event loop's own thread when that is cheaper
   than any hop (see ``run_write``). On PostgreSQL the function runs on an asyncpg connection
   through ``AsyncConnection.run_sync``; reads there skip BEGIN/ROLLBACK (autocommit).
+
+Every way in raises ``DatabaseUnavailable`` (a StorageError: the API's 503) when the database
+cannot be reached, drops the connection or stays locked past the busy timeout, whatever the
+driver called it (``flowloom.storage.errors.is_unavailable``); other errors pass unchanged.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -40,6 +44,7 @@ from sqlalchemy.ext.asyncio import (
 
 from flowloom.exceptions import StorageError
 from flowloom.settings import Settings, normalize_database_url
+from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
 from flowloom.storage.sqlite_inline import InlineConnection, inline_connect
 
 __all__ = ["WRITE_TRANSACTION", "Database", "sqlite_connection"]
@@ -120,21 +125,25 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; nothing it does is committed."""
-        async with self._reads() as session:
-            try:
-                yield session
-            except (OperationalError, DBAPIError) as exc:
-                raise _storage_error(exc) from exc
+        with unavailable_as_storage_error():
+            async with self._reads() as session:
+                try:
+                    yield session
+                except (OperationalError, DBAPIError) as exc:
+                    if is_unavailable(exc):
+                        raise
+                    raise _storage_error(exc) from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
-        if not self.is_sqlite:
-            async with self._writes() as session, session.begin():
+        with unavailable_as_storage_error():
+            if not self.is_sqlite:
+                async with self._writes() as session, session.begin():
+                    yield session
+                return
+            async with self._lock(), self._writes() as session, session.begin():
                 yield session
-            return
-        async with self._lock(), self._writes() as session, session.begin():
-            yield session
 
     async def run_write(self, fn: Callable[[Connection], T], *, inline: bool = False) -> T:
         """``fn(connection)`` in one write transaction; its result. Committed when ``fn`` returns,
@@ -151,6 +160,14 @@ class Database:
         process holds the lock it waits in the writer thread as usual. On PostgreSQL ``fn``
         runs through ``AsyncConnection.run_sync`` in a transaction.
         """
+        # try/except rather than a context manager: this is the engine's hot path, and a
+        # try costs nothing until something is raised.
+        try:
+            return await self._run_write(fn, inline=inline)
+        except Exception as exc:
+            _raise_translated(exc)
+
+    async def _run_write(self, fn: Callable[[Connection], T], *, inline: bool) -> T:
         if not self.is_sqlite:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
@@ -195,11 +212,19 @@ class Database:
         cost more than the query: never for a query that may scan. On PostgreSQL ``fn`` runs
         through ``AsyncConnection.run_sync`` on an autocommit connection.
         """
+        try:
+            return await self._run_read(fn, inline=inline)
+        except Exception as exc:
+            _raise_translated(exc)
+
+    async def _run_read(self, fn: Callable[[Connection], T], *, inline: bool) -> T:
         if not self.is_sqlite:
             async with self._autocommit.connect() as conn:
                 try:
                     return await conn.run_sync(fn)
                 except (OperationalError, DBAPIError) as exc:
+                    if is_unavailable(exc):
+                        raise
                     raise _storage_error(exc) from exc
         fast = self._sqlite_fast()
         if inline:
@@ -221,37 +246,61 @@ class Database:
         if self._pg_slots is None:
             self._pg_slots = asyncio.Semaphore(self._pg_reserved)
         async with self._pg_slots:
-            # Kept out of the pool between uses: a checkout through SQLAlchemy costs ~180 us
-            # (events, isolation level, reset on return), five times the statement itself.
-            raw: Any
-            if self._pg_idle:
-                held, raw = self._pg_idle.pop()
-            else:
-                held = await self.engine.connect()
-                raw = (await held.get_raw_connection()).driver_connection
-                # The hot statements are key lookups whose plan never depends on the values;
-                # planning the engine's tick takes as long as running it (0.3 ms), and left
-                # to itself PostgreSQL plans a prepared statement afresh at least five times
-                # per connection and then only maybe settles on a generic plan. A plan made
-                # while the tables are small (a fresh database) would scan them whole, and
-                # stay until the next ANALYZE: the tick grew 0.7 ms per 1,000 rows. Without
-                # sequential scans the only plans left walk the indexes.
-                await raw.execute("SET plan_cache_mode = force_generic_plan")
-                await raw.execute("SET enable_seqscan = off")
-                if not self._pg_synchronous_commit:
-                    await raw.execute("SET synchronous_commit = off")
+            try:
+                held, raw = await self._asyncpg_take()
+            except Exception as exc:
+                _raise_translated(exc)
             try:
                 yield raw
-            except BaseException:
+            except BaseException as exc:
                 # A statement cut short (cancelled) may leave the connection mid-protocol.
-                await held.invalidate()
-                await held.close()
+                await self._drop(held)
+                if isinstance(exc, Exception):
+                    _raise_translated(exc)
                 raise
             if raw.is_closed() or raw.is_in_transaction():
-                await held.invalidate()
-                await held.close()
+                await self._drop(held)
             else:
                 self._pg_idle.append((held, raw))
+
+    async def _asyncpg_take(self) -> tuple[AsyncConnection, Any]:
+        # Kept out of the pool between uses: a checkout through SQLAlchemy costs ~180 us
+        # (events, isolation level, reset on return), five times the statement itself.
+        raw: Any
+        while self._pg_idle:
+            held, raw = self._pg_idle.pop()
+            if not raw.is_closed():
+                return held, raw
+            # Its server went away while it sat idle (a restart, an outage): drop it rather
+            # than fail the caller with it.
+            await self._drop(held)
+        held = await self.engine.connect()
+        try:
+            raw = (await held.get_raw_connection()).driver_connection
+            # The hot statements are key lookups whose plan never depends on the values;
+            # planning the engine's tick takes as long as running it (0.3 ms), and left
+            # to itself PostgreSQL plans a prepared statement afresh at least five times
+            # per connection and then only maybe settles on a generic plan. A plan made
+            # while the tables are small (a fresh database) would scan them whole, and
+            # stay until the next ANALYZE: the tick grew 0.7 ms per 1,000 rows. Without
+            # sequential scans the only plans left walk the indexes.
+            await raw.execute("SET plan_cache_mode = force_generic_plan")
+            await raw.execute("SET enable_seqscan = off")
+            if not self._pg_synchronous_commit:
+                await raw.execute("SET synchronous_commit = off")
+        except BaseException:
+            await self._drop(held)
+            raise
+        return held, raw
+
+    @staticmethod
+    async def _drop(held: AsyncConnection) -> None:
+        """Invalidate and close a connection; one whose server is gone is closed all the same."""
+        try:
+            await held.invalidate()
+            await held.close()
+        except Exception:
+            _log.debug("closing a broken connection failed", exc_info=True)
 
     def _lock(self) -> asyncio.Lock:
         if self._write_lock is None:
@@ -270,7 +319,11 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
+        except DatabaseUnavailable:
+            raise
         except (OSError, OperationalError, DBAPIError) as exc:
+            if is_unavailable(exc):
+                raise DatabaseUnavailable.from_error(exc) from None
             raise _storage_error(exc) from None
 
     async def dispose(self) -> None:
@@ -282,6 +335,23 @@ class Database:
         for held, _raw in idle:
             await held.close()
         await self.engine.dispose()
+
+
+@contextmanager
+def unavailable_as_storage_error() -> Iterator[None]:
+    """Raise ``DatabaseUnavailable`` for any error that says the database is out of reach."""
+    try:
+        yield
+    except Exception as exc:
+        _raise_translated(exc)
+
+
+def _raise_translated(exc: Exception) -> NoReturn:
+    """Raise ``DatabaseUnavailable`` (caused by ``exc``) when ``exc`` says the database is out
+    of reach; ``exc`` itself, untouched, otherwise. Call it in an ``except`` block."""
+    if isinstance(exc, StorageError) or not is_unavailable(exc):
+        raise exc
+    raise DatabaseUnavailable.from_error(exc) from exc
 
 
 def _storage_error(exc: Exception) -> StorageError:

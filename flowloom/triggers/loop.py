@@ -14,7 +14,9 @@ per fire time it slept through.
 
 What "once" means: the claim commits before the run starts, so a process that dies between the
 two loses that firing (at most once); the run's idempotency key names the trigger and the fire
-time, so nothing can start it twice.
+time, so nothing can start it twice. A database outage is not a death: the loop backs off while
+the database is away, and a claimed firing whose run cannot start for the outage is started once
+the database is back (within the grace period).
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from sqlalchemy import Connection
 
 from flowloom.engine import Engine
+from flowloom.engine.backoff import Backoff, patiently
 from flowloom.exceptions import FlowloomError, InputError
 from flowloom.storage.database import Database
 from flowloom.storage.enums import TriggerKind
+from flowloom.storage.errors import is_unavailable
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.triggers import (
     DueSchedule,
@@ -45,6 +49,9 @@ from flowloom.triggers.schedule import Schedule
 __all__ = ["Firing", "ScheduleLoop", "TickReport"]
 
 _log = logging.getLogger("flowloom.triggers")
+
+_OUTAGE_CAP_S: Final = 5.0
+"""The longest pause between passes while the database is unavailable."""
 
 Outcome = Literal["fired", "missed", "lost", "failed"]
 
@@ -139,8 +146,9 @@ class ScheduleLoop:
         if not await self.db.run_write(claim, inline=True):
             return Firing(due.trigger_id, due.due, "lost")
         inputs = due.config.get("inputs")
-        try:
-            run_id = await self.engine.start_run(
+
+        async def start() -> str:
+            return await self.engine.start_run(
                 owner_id=due.user_id,
                 workflow_id=due.workflow_id,
                 inputs=inputs if isinstance(inputs, dict) else {},
@@ -148,6 +156,13 @@ class ScheduleLoop:
                 trigger_data={"trigger_id": due.trigger_id, "scheduled_for": due.due.isoformat()},
                 idempotency_key=f"schedule:{due.trigger_id}:{due.due.isoformat()}",
             )
+
+        try:
+            # Claimed, so this process alone starts it: an outage between the claim and the
+            # run is waited out (within the grace period) rather than losing the firing. The
+            # idempotency key makes a start that did commit before the error count once.
+            async with asyncio.timeout(max(self.interval_s, self.grace.total_seconds())):
+                run_id = await patiently(start, what=f"schedule {due.trigger_id}: starting its run")
         except Exception as exc:
             if not isinstance(exc, FlowloomError):
                 _log.exception("schedule %s: starting its run failed", due.trigger_id)
@@ -244,10 +259,27 @@ class ScheduleLoop:
                 await task
 
     async def _run(self) -> None:
+        # A pass that fails never ends the loop. While the database is away, passes back off
+        # (from the interval up to a few times it, with jitter, so that many servers do not
+        # retry in step) and say so in one line; the first pass after it returns fires what
+        # came due meanwhile (within the grace period).
+        backoff = Backoff(base_s=self.interval_s, cap_s=max(self.interval_s, _OUTAGE_CAP_S))
         while not self._stopping.is_set():
+            pause_s = self.interval_s
             try:
                 await self.tick()
-            except Exception:
-                _log.exception("the schedule pass failed; trying again in %.1f s", self.interval_s)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    _log.exception(
+                        "the schedule pass failed; trying again in %.1f s", self.interval_s
+                    )
+                else:
+                    if backoff.failures == 0:
+                        _log.warning("the schedule pass: the database is unavailable (%s)", exc)
+                    pause_s = backoff.next_delay()
+            else:
+                if backoff.failures:
+                    _log.info("the schedule pass: the database is back")
+                    backoff.reset()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+                await asyncio.wait_for(self._stopping.wait(), pause_s)

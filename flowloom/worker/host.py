@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 
 from flowloom.engine.driver import Driver, Message
+from flowloom.engine.looplag import watch_loop_lag
 from flowloom.engine.scheduler import Engine
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
@@ -152,6 +153,7 @@ class WorkerHost:
             ("sweep", self._sweep),
         ):
             self._tasks.append(asyncio.create_task(self._forever(name, loop)))
+        self._tasks.append(asyncio.create_task(watch_loop_lag(), name="flowloom loop lag"))
 
     async def _close(self) -> None:
         for task in self._tasks:

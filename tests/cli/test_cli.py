@@ -91,7 +91,7 @@ def test_bad_arguments_get_one_clear_line_and_exit_2(
     [
         ("mysql://root@127.0.0.1/x", "not supported"),
         ("::not a url::", "database"),
-        ("postgresql://postgres@127.0.0.1:1/nowhere", "database error"),
+        ("postgresql://postgres@127.0.0.1:1/nowhere", "the database is unavailable"),
     ],
 )
 def test_a_bad_or_unreachable_database_url_gets_exit_2(

@@ -105,7 +105,7 @@ async def test_switch_takes_the_first_case_that_holds(value: int, output: str) -
     [
         ([{"name": "a"}, {"name": "a"}], "cases", "a repeated"),
         ([{"name": "default"}], "cases.0.name", "'default' is the output"),
-        ([{"name": "x", "operator": "gt"}], "cases.0", "gt needs"),
+        ([{"name": "x", "operator": "gt"}], "cases.0.operand", "gt needs"),
         ([{"name": "x", "extra": 1}], "cases.0.extra", "Extra inputs"),
     ],
 )

@@ -1,0 +1,54 @@
+"""The loop-lag watchdog: a blocked event loop is logged on ``flowloom.looplag`` with the lag,
+and the API's metrics count it in ``flowloom_event_loop_lag_seconds``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+from prometheus_client import generate_latest
+
+from flowloom.api.metrics import Metrics
+from flowloom.engine import EventBus
+from flowloom.engine.looplag import watch_loop_lag
+
+
+async def block_the_loop(seconds: float) -> None:
+    await asyncio.sleep(0.12)  # let the watchdog take a few quiet measurements first
+    time.sleep(seconds)  # noqa: ASYNC251 - on purpose: what CPU work on the loop would do
+    await asyncio.sleep(0.12)
+
+
+async def test_a_blocked_loop_is_logged_with_its_lag(caplog: pytest.LogCaptureFixture) -> None:
+    lags: list[float] = []
+    watchdog = asyncio.create_task(watch_loop_lag(on_lag=lags.append))
+    with caplog.at_level(logging.WARNING, logger="flowloom.looplag"):
+        await block_the_loop(0.3)
+    watchdog.cancel()
+
+    assert max(lags) >= 0.25
+    assert sorted(lags)[len(lags) // 2] < 0.05  # quiet wakes are on time
+    [warning] = [r for r in caplog.records if r.name == "flowloom.looplag"]
+    assert warning.levelno == logging.WARNING
+    lag_s = getattr(warning, "lag_s", 0)
+    assert lag_s >= 0.25
+    assert f"the event loop was blocked for {lag_s:.3f} s" in warning.getMessage()
+
+
+async def test_the_metrics_count_loop_lag() -> None:
+    metrics = Metrics()
+    metrics.start(EventBus())
+    try:
+        await block_the_loop(0.3)
+    finally:
+        await metrics.stop()
+
+    scraped = generate_latest(metrics.registry).decode()
+    bucket = 'flowloom_event_loop_lag_seconds_bucket{le="0.25"}'
+    count = "flowloom_event_loop_lag_seconds_count"
+    below = float(next(line for line in scraped.splitlines() if line.startswith(bucket)).split()[1])
+    total = float(next(line for line in scraped.splitlines() if line.startswith(count)).split()[1])
+    assert total >= 3
+    assert below == total - 1  # the one blocked wake is past 0.25 s
