@@ -172,7 +172,7 @@ def _http_handler(ctx: RunContext, tool: HttpTool) -> Handler:
     from flowloom.nodes._net import fetch
 
     async def handle(arguments: dict[str, Any], place: str) -> ToolOutcome:
-        url = str(render_value(ctx, tool.url, arguments, f"tool {tool.name} url"))
+        url = str(await render_value(ctx, tool.url, arguments, f"tool {tool.name} url"))
         body = arguments if tool.method in ("POST", "PUT", "PATCH") else None
         headers = dict(tool.headers)
         if tool.method != "GET":

@@ -179,7 +179,7 @@ class Agent(Node[AgentConfig]):
         if ctx.providers is None:
             raise ctx.fail("no LLM providers are configured on this instance")
         scope = {name: inputs[name] for name in config.variables if name in inputs}
-        task = render_value(ctx, config.user_message, scope, "user_message")
+        task = await render_value(ctx, config.user_message, scope, "user_message")
         try:
             provider = await ctx.providers.resolve(
                 config.provider, credential=config.credential, owner_id=ctx.owner_id

@@ -160,7 +160,7 @@ class LlmCall(Node[LlmCallConfig]):
 
         if ctx.providers is None:
             raise ctx.fail("no LLM providers are configured on this instance")
-        message = _render(ctx, config, inputs)
+        message = await _render(ctx, config, inputs)
         images = [
             ImagePart(data, content_type)
             for data, content_type in await _read_images(ctx, inputs.get(_IMAGES_PORT))
@@ -239,13 +239,15 @@ class LlmCall(Node[LlmCallConfig]):
         return NodeResult(outputs)
 
 
-def _render(ctx: RunContext, config: LlmCallConfig, inputs: dict[str, Any]) -> str:
+async def _render(ctx: RunContext, config: LlmCallConfig, inputs: dict[str, Any]) -> str:
     from jinja2 import TemplateError
     from jinja2.exceptions import SecurityError
 
+    from flowloom.nodes._sandbox import render
+
     try:
         template = _compile(config.user_message)
-        return str(template.render({k: v for k, v in inputs.items() if k in config.variables}))
+        return await render(template, {k: v for k, v in inputs.items() if k in config.variables})
     except SecurityError as exc:
         raise ctx.fail(f"user_message did something the sandbox forbids: {exc}") from None
     except TemplateError as exc:

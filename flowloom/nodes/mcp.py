@@ -163,7 +163,7 @@ class McpToolCall(Node[McpToolCallConfig]):
         from flowloom.integrations.mcp import McpConnection, McpError, tool_failed
 
         scope = {name: inputs[name] for name in config.variables if name in inputs}
-        arguments = render_value(ctx, config.arguments, scope, "arguments")
+        arguments = await render_value(ctx, config.arguments, scope, "arguments")
         spec = await resolve_server(ctx, config.server)
         try:
             async with McpConnection(spec) as connection:
@@ -229,26 +229,30 @@ async def _check_public_url(ctx: RunContext, spec: McpServerSpec) -> None:
         raise ctx.fail(f"{spec.describe()}: {exc}") from None
 
 
-def render_value(ctx: RunContext, value: Any, scope: dict[str, Any], path: str) -> Any:
+async def render_value(ctx: RunContext, value: Any, scope: dict[str, Any], path: str) -> Any:
     """``value`` with every string template rendered over ``scope``, in the sandbox.
 
     A string that is one template and nothing else (``"{{ n }}"``) yields the value itself, so
-    numbers and objects keep their type; any other template renders to text.
+    numbers and objects keep their type; any other template renders to text (off the event
+    loop, under the sandbox's time limit, when it can loop).
     """
     if isinstance(value, dict):
-        return {k: render_value(ctx, v, scope, f"{path}.{k}") for k, v in value.items()}
+        return {k: await render_value(ctx, v, scope, f"{path}.{k}") for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(ctx, v, scope, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [await render_value(ctx, v, scope, f"{path}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str) or "{{" not in value:
         return value
     from jinja2 import TemplateError
     from jinja2.exceptions import SecurityError
 
+    from flowloom.nodes._sandbox import render
+
     try:
         single = _single_expression(value)
         if single is not None:
+            # One expression cannot loop; the sandbox bounds what it can build.
             return single(**scope)
-        return str(_compile(value).render(scope))
+        return await render(_compile(value), scope)
     except SecurityError as exc:
         raise ctx.fail(f"{path}: the template did something the sandbox forbids: {exc}") from None
     except TemplateError as exc:

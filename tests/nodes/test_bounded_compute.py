@@ -5,6 +5,7 @@ run off the loop under a deadline; each failure names the limit (and the field) 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -15,9 +16,13 @@ import pytest
 from flowloom.engine.templating import TemplateFailed, render_config, templated_fields
 from flowloom.exceptions import NodeFailed, ValidationFailed
 from flowloom.nodes import _sandbox, data, default_registry
-from flowloom.testing import run_node
+from flowloom.providers import SettingsProviderResolver
+from flowloom.testing import make_context, run_node
 
 T = TypeVar("T")
+
+LOOP_BOMB = "{% for a in s %}{% for b in s %}{{ '' }}{% endfor %}{% endfor %}"
+"""Iterating over text escapes the range() budget: only the time limit stops it."""
 
 CATASTROPHIC = r"^(a+)+$"
 """Backtracking engines take time 2^n on ``a``*n + ``!``: 15 s at n = 29."""
@@ -39,6 +44,8 @@ async def loop_watch() -> AsyncIterator[list[float]]:
     try:
         yield worst
     finally:
+        # Let the ticker run once more: a block at the very end shows only in its next tick.
+        await asyncio.sleep(0.03)
         ticker.cancel()
 
 
@@ -149,12 +156,33 @@ async def test_a_template_loop_bomb_stops_at_the_time_limit_off_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(_sandbox, "TIME_LIMIT_S", 0.5)
-    # Iterating over text escapes the range() budget: only the time limit stops it.
-    bomb = "{% for a in s %}{% for b in s %}{{ '' }}{% endfor %}{% endfor %}"
+    bomb = LOOP_BOMB
 
     async with loop_watch() as worst:
         with pytest.raises(NodeFailed, match=r"ran past its time limit of 0\.5 s"):
             await template(bomb, s="x" * 20000)
+
+    assert worst[0] < 0.2
+
+
+@pytest.mark.parametrize(
+    ("node_type", "config"),
+    [
+        ("ai.llm", {"model": "any", "user_message": LOOP_BOMB, "variables": ["s"]}),
+        ("mcp.tool", {"server": "intg_x", "tool": "t", "arguments": {"q": LOOP_BOMB}}),
+    ],
+)
+async def test_the_templates_of_model_and_tool_nodes_stop_at_the_time_limit_off_the_loop(
+    monkeypatch: pytest.MonkeyPatch, node_type: str, config: dict[str, Any]
+) -> None:
+    monkeypatch.setattr(_sandbox, "TIME_LIMIT_S", 0.5)
+    ctx = dataclasses.replace(make_context(), providers=SettingsProviderResolver({}))
+    if node_type == "mcp.tool":
+        config = {**config, "variables": ["s"]}
+
+    async with loop_watch() as worst:
+        with pytest.raises(NodeFailed, match=r"time limit of 0\.5 s"):
+            await run_node(node_type, config, {"s": "x" * 20000}, ctx=ctx)
 
     assert worst[0] < 0.2
 
