@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -196,6 +196,19 @@ async def _auth_header(
         raise ctx.fail(str(exc)) from None
 
 
+_JSON_INLINE_MAX_BYTES: Final = 64 * 1024
+"""Bodies up to this size are parsed on the event loop (well under a millisecond); bigger ones
+(up to ``http_max_response_bytes``, tens of milliseconds) in the compute pool."""
+
+
+async def _parse_json(content: bytes) -> Any:
+    if len(content) <= _JSON_INLINE_MAX_BYTES:
+        return json.loads(content)
+    from flowloom.nodes._compute import run_off_loop
+
+    return await run_off_loop(json.loads, content)
+
+
 async def _body_value(ctx: RunContext, fetched: Fetched, method: str) -> Any:
     if method == "HEAD" or not fetched.content:
         return None
@@ -203,9 +216,9 @@ async def _body_value(ctx: RunContext, fetched: Fetched, method: str) -> Any:
     is_json = kind == "application/json" or kind.endswith("+json")
     if is_json:
         try:
-            return json.loads(fetched.content)
-        except ValueError:
-            pass  # mislabelled: read it as text
+            return await _parse_json(fetched.content)
+        except (ValueError, RecursionError):
+            pass  # mislabelled, or nested past what the parser allows: read it as text
     textual = kind.startswith("text/") or kind in _TEXT_TYPES or is_json or not kind
     if textual or fetched.charset is not None:
         try:

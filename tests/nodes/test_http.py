@@ -75,6 +75,10 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, "café".encode("latin-1"), "text/plain; charset=latin-1")
         elif path == "/big":
             self.reply(200, b"x" * 5000, "text/plain")
+        elif path == "/big-json":
+            self.reply(200, json.dumps({"items": list(range(50_000))}).encode(), "application/json")
+        elif path == "/deep-json":
+            self.reply(200, b"[" * 200_000 + b"]" * 200_000, "application/json")
         else:
             self.reply(404, b"no such page", "text/plain")
 
@@ -119,6 +123,17 @@ async def request(server: Server, path: str, **config: Any) -> dict[str, Any]:
     inputs = config.pop("inputs", None)
     result = await run_node("http.request", {"url": base(server) + path, **config}, inputs, ctx=ctx)
     return dict(result.outputs)
+
+
+async def test_a_large_json_body_is_parsed_and_one_nested_too_deep_is_kept_as_text(
+    server: Server,
+) -> None:
+    big = await request(server, "/big-json")
+    deep = await request(server, "/deep-json")
+
+    assert big["body"] == {"items": list(range(50_000))}
+    assert isinstance(deep["body"], str)
+    assert deep["body"].startswith("[[[")
 
 
 async def test_get_parses_a_json_body(server: Server) -> None:
