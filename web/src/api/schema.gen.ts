@@ -269,7 +269,8 @@ export interface paths {
         post?: never;
         /**
          * Delete Agent
-         * @description Soft-delete the agent and its threads: they answer 404 from now on.
+         * @description Soft-delete the agent and its threads: they answer 404 from now on. Its sealed tool
+         *     secrets are forgotten.
          */
         delete: operations["delete_agent_api_v1_agents__agent_id__delete"];
         options?: never;
@@ -383,8 +384,11 @@ export interface paths {
          * Log In
          * @description Sign in with email and password: a session token, and the same session as a cookie.
          *
-         *     Failed sign-ins are counted per account and per client address; past the limit, 429 with
-         *     Retry-After, whatever the password.
+         *     Failed sign-ins slow down further attempts on the same account from the same client
+         *     address (the first few are free, then the waits double), and too many from one address
+         *     refuse it for a while; either way 429 with Retry-After, whatever the password. Failures
+         *     from other addresses do not slow the owner down from an address the account signed in
+         *     from before (see ``LoginLimiter``), so nobody can lock an account's owner out.
          */
         post: operations["log_in_api_v1_auth_login_post"];
         delete?: never;
@@ -467,7 +471,15 @@ export interface paths {
         put?: never;
         /**
          * Register User
-         * @description Create an account with an email and a password (argon2id). 409 if the email is taken.
+         * @description Create an account with an email and a password (argon2id).
+         *
+         *     An email or username already in use answers 409 with one generic message, the same for
+         *     either, and never the database's words. Why not the answer of a fresh registration: this
+         *     flow has no mailbox proof, it creates the account and answers it at once, so an answer
+         *     that looked the same would have to be a made-up account. The 409 does say "taken" (it
+         *     cannot not); so each one counts as a failure against the client address in the sign-in
+         *     limiter, which bounds how fast one address can probe emails this way, and the password is
+         *     hashed before the database is asked, so the timing does not differ either.
          */
         post: operations["register_user_api_v1_auth_register_post"];
         delete?: never;
@@ -1706,6 +1718,9 @@ export interface paths {
         /**
          * Check Health
          * @description 200 when the database answers and the engine runs; 503 (problem+json) otherwise.
+         *
+         *     A database that does not answer within ``_PING_TIMEOUT_S`` (a network path that drops
+         *     packets rather than refusing) is as good as down: liveness probes must get an answer.
          */
         get: operations["check_health_healthz_get"];
         put?: never;
