@@ -34,6 +34,7 @@ from flowloom.nodes.base import (
     RunContext,
 )
 from flowloom.nodes.mcp import McpInlineServer, check_variables, render_value
+from flowloom.providers.model_names import ModelName
 
 if TYPE_CHECKING:
     from flowloom.agents.loop import StepFailed
@@ -99,7 +100,7 @@ class AgentConfig(NodeConfig):
     provider: Literal["openai", "gemini", "anthropic"] = "openai"
     """Who runs the model: ``openai`` (or any OpenAI-compatible server), ``gemini``,
     ``anthropic``; all three call tools."""
-    model: str = Field(default="", min_length=1, max_length=200)
+    model: ModelName = ""
     """The model's name at the provider, e.g. ``gpt-4o-mini``."""
     instructions: str = ""
     """What the agent is for and how it should behave (the system prompt)."""

@@ -23,6 +23,7 @@ from flowloom.nodes.base import (
     RunContext,
 )
 from flowloom.nodes.text import sandbox
+from flowloom.providers.model_names import ModelName
 
 __all__ = ["LlmCall", "LlmCallConfig"]
 
@@ -34,7 +35,7 @@ class LlmCallConfig(NodeConfig):
     provider: Literal["openai", "gemini", "anthropic"] = "openai"
     """Who runs the model: ``openai`` (or the OpenAI-compatible server the instance is set up
     for), ``gemini`` or ``anthropic``."""
-    model: str = Field(default="", min_length=1, max_length=200)
+    model: ModelName = ""
     """The model's name at the provider, e.g. ``gpt-4o-mini``, ``gemini-2.0-flash``."""
     system_prompt: str = ""
     """Instructions given to the model before the conversation (sent as written)."""

@@ -69,6 +69,9 @@ _PG_TRANSIENT_STATES: Final = frozenset(
         "40P01",  # deadlock_detected
     }
 )
+_PG_CLOSED_DOORS: Final = ("not currently accepting connections",)
+"""What PostgreSQL says (SQLSTATE 55000, object not in prerequisite state, which also covers
+mistakes) when a database is closed to new connections for a while: an outage, by its text."""
 _SQLITE_TRANSIENT_CODES: Final = frozenset(
     {
         sqlite3.SQLITE_BUSY,  # "database is locked" past the busy timeout
@@ -122,7 +125,11 @@ def _says_unavailable(exc: BaseException, *, network_errors: bool) -> bool:
     if isinstance(exc, asyncpg_errors.PostgresConnectionError):
         return True
     if isinstance(exc, asyncpg_errors.PostgresError):
-        return getattr(exc, "sqlstate", None) in _PG_TRANSIENT_STATES
+        if getattr(exc, "sqlstate", None) in _PG_TRANSIENT_STATES:
+            return True
+        return isinstance(exc, asyncpg_errors.ObjectNotInPrerequisiteStateError) and any(
+            text in str(exc) for text in _PG_CLOSED_DOORS
+        )
     if type(exc) is asyncpg_errors.InterfaceError:
         # asyncpg says "connection is closed" (or "... was closed in the middle of operation")
         # with its base InterfaceError; its other interface errors are the caller's mistakes.

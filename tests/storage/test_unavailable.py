@@ -43,6 +43,9 @@ def _wrapped(orig: BaseException, *, invalidated: bool = False) -> OperationalEr
         asyncpg_errors.AdminShutdownError("terminating connection due to administrator command"),
         asyncpg_errors.TooManyConnectionsError("sorry, too many clients already"),
         asyncpg_errors.InterfaceError("connection is closed"),
+        asyncpg_errors.ObjectNotInPrerequisiteStateError(
+            'database "flowloom" is not currently accepting connections'
+        ),
         DatabaseUnavailable("already said"),
     ],
     ids=lambda error: type(error).__name__,
@@ -70,6 +73,7 @@ def test_a_connection_error_under_another_error_counts() -> None:
         sqlite3.InterfaceError("Error binding parameter 1: type 'dict' is not supported"),
         asyncpg_errors.UntranslatableCharacterError("unsupported Unicode escape sequence"),
         asyncpg_errors.InterfaceError("cannot perform operation: another operation is in progress"),
+        asyncpg_errors.ObjectNotInPrerequisiteStateError("cursor is not a SELECT query"),
         UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
         FileNotFoundError(2, "No such file"),
         ValueError("anything else"),

@@ -43,6 +43,7 @@ from flowloom.exceptions import FlowloomError, InputError, NotFound
 from flowloom.integrations.vault import Vault
 from flowloom.nodes.agent import AgentTool, HttpTool, McpTools, WorkflowTool
 from flowloom.providers import PROVIDER_NAMES
+from flowloom.providers.model_names import ModelName
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.repos.agents import (
@@ -97,7 +98,7 @@ class AgentCreate(BaseModel):
     context: str | None = Field(default=None, max_length=_TEXT_MAX)
     """Knowledge the agent always has, sent after the instructions."""
     provider: Provider = "openai"
-    model: str = Field(min_length=1, max_length=200)
+    model: ModelName
     tools: list[AgentTool] = Field(default_factory=list)
     """As in ``ai.agent``: ``{"kind": "mcp", "server": ...}``, ``{"kind": "http", ...}``,
     ``{"kind": "workflow", "workflow_id": ...}``."""
@@ -110,7 +111,7 @@ class AgentUpdate(BaseModel):
     instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
     context: str | None = Field(default=None, max_length=_TEXT_MAX)
     provider: Provider | None = None
-    model: str | None = Field(default=None, min_length=1, max_length=200)
+    model: ModelName | None = None
     tools: list[AgentTool] | None = None
 
 
@@ -133,7 +134,7 @@ class ThreadCreate(BaseModel):
     """Talk to this agent (its model, instructions and tools)."""
     provider: Provider | None = None
     """Without an agent: who runs the model (``openai`` when only ``model`` is given)."""
-    model: str | None = Field(default=None, min_length=1, max_length=150)
+    model: ModelName | None = Field(default=None, max_length=150)
     """Without an agent: the model to talk to (required then)."""
     instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
     """The thread's own instructions (after the agent's, with an agent)."""
@@ -153,7 +154,7 @@ class ThreadUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
     provider: Provider | None = None
-    model: str | None = Field(default=None, min_length=1, max_length=150)
+    model: ModelName | None = Field(default=None, max_length=150)
 
 
 class ThreadPublic(BaseModel):

@@ -19,6 +19,7 @@ from flowloom.api.errors import problem_response
 from flowloom.api.schemas import Page
 from flowloom.exceptions import InputError
 from flowloom.generation.service import GenerationRequest, generate_for_owner, problem_json
+from flowloom.providers.model_names import ModelName
 from flowloom.storage.repos.generations import GenerationRepo
 from flowloom.storage.tables import AiGeneration
 
@@ -31,7 +32,7 @@ class GenerateCreate(BaseModel):
     prompt: str = Field(min_length=1, max_length=8000)
     """What the workflow should do, in plain language."""
     provider: Literal["openai", "gemini", "anthropic"]
-    model: str = Field(min_length=1, max_length=200)
+    model: ModelName
     credential: str | None = Field(default=None, min_length=1, max_length=200)
     """A stored credential to call the provider with, instead of the instance's key."""
     max_repairs: int = Field(default=2, ge=0, le=5)
