@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["Measurement", "machine", "print_table", "time_async"]
+__all__ = ["Measurement", "count", "machine", "print_table", "time_async"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,11 @@ class Measurement:
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
+
+
+def count(name: str, value: float, note: str = "") -> Measurement:
+    """A row that is one number (runs, kills, ...), not a timing: median = min = max."""
+    return Measurement(name, [float(value)], unit="count", note=note)
 
 
 async def time_async(
