@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from outagekit import Outage, outage_database
 from pgkit import drop_postgres_schema, make_postgres_database, require_postgres
 from providers.fake_servers import FakeServer, running_server
 
@@ -65,3 +66,17 @@ def fake() -> Iterator[FakeServer]:
     """One fake provider server per test module; call ``fake.reset()`` between tests."""
     with running_server() as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outage_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        require_postgres()  # outside the event loop: it runs one of its own
+    return str(request.param)
+
+
+@pytest.fixture
+async def outage(outage_kind: str, tmp_path: Path) -> AsyncIterator[Outage]:
+    """A database of either kind that the test can take away and give back (outagekit.py)."""
+    async with outage_database(outage_kind, tmp_path) as found:
+        yield found

@@ -29,7 +29,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowloom.api.errors import problem_json
-from flowloom.api.limits import replay
+from flowloom.api.limits import replay, send_problem
 from flowloom.storable import Unstorable, find_unstorable_json, unstorable_reason
 
 __all__ = ["MAX_JSON_DEPTH", "InputGuard", "json_too_deep", "unstorable_in_request"]
@@ -227,15 +227,4 @@ async def _refuse(scope: Scope, send: Send, field: str, reason: str) -> None:
     body = problem_json(
         422, detail, errors=[{"field": field, "message": reason}], instance=scope.get("path", "")
     )
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 422,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_problem(send, body)

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flowloom.api.errors import problem_json
 from flowloom.exceptions import InputError
 
-__all__ = ["BodySizeLimit", "check_definition_size", "check_inputs_size", "replay"]
+__all__ = ["BodySizeLimit", "check_definition_size", "check_inputs_size", "replay", "send_problem"]
 
 
 class BodySizeLimit:
@@ -63,19 +63,21 @@ class BodySizeLimit:
             limit_bytes=self.max_bytes,
             instance=scope.get("path", ""),
         )
-        payload = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        # The rest of the body is never read: the connection cannot serve another request.
+        await send_problem(send, body, close=True)
+
+
+async def send_problem(send: Send, body: dict[str, Any], *, close: bool = False) -> None:
+    """Answer with the problem document ``body`` from ASGI middleware (before any route)."""
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": body["status"], "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def replay(messages: list[Message], receive: Receive) -> Receive:

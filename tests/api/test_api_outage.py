@@ -20,26 +20,12 @@ import httpx
 import pytest
 from apikit import PASSWORD, client_for, create_workflow, delay_definition, make_settings, sign_up
 from fastapi import FastAPI
-from outagekit import Outage, outage_database
-from pgkit import require_postgres
+from outagekit import Outage
 
 from flowloom.api import create_app
 
 _SKIPPED = re.compile(r"/events$")
 """Streams: they answer 200 at once and report through the stream."""
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def outage_kind(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql":
-        require_postgres()  # outside the event loop: it runs one of its own
-    return str(request.param)
-
-
-@pytest.fixture
-async def outage(outage_kind: str, tmp_path: Path) -> AsyncIterator[Outage]:
-    async with outage_database(outage_kind, tmp_path) as found:
-        yield found
 
 
 @pytest.fixture

@@ -14,12 +14,10 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from enginekit import CALLS, definition, edge, make_owner, node, node_rows, registry, save_workflow
-from outagekit import Outage, outage_database
-from pgkit import require_postgres
+from outagekit import Outage
 
 from flowloom.engine import Engine
 from flowloom.exceptions import StorageError
@@ -27,19 +25,6 @@ from flowloom.storage.enums import NodeStatus, RunStatus
 
 RECOVERY_LIMIT_S = 8.0
 """A run in flight finishes within this of the database's return (backoff caps at 2 s)."""
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def outage_kind(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql":
-        require_postgres()  # outside the event loop: it runs one of its own
-    return str(request.param)
-
-
-@pytest.fixture
-async def outage(outage_kind: str, tmp_path: Path) -> AsyncIterator[Outage]:
-    async with outage_database(outage_kind, tmp_path) as found:
-        yield found
 
 
 @pytest.fixture

@@ -5,58 +5,23 @@ for a run that exists."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from enginekit import definition, make_owner, node, save_workflow
-from pgkit import drop_postgres_schema, make_postgres_database, require_postgres
-from workerkit import Cluster, require_redis, worker_registry
+from workerkit import Cluster
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
-from flowloom.storage.migrate import upgrade_database
 from flowloom.worker.remote import RemoteEngine
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def services() -> None:
-    require_postgres()
-    require_redis()
-
-
-@pytest.fixture(scope="module")
-async def pg(services: None) -> AsyncIterator[tuple[Database, str]]:
-    schema = f"t_{secrets.token_hex(6)}"
-    db = await make_postgres_database(schema)
-    await upgrade_database(db)
-    yield db, schema
-    await db.dispose()
-    await drop_postgres_schema(schema)
-
-
-@pytest.fixture
-async def cluster(pg: tuple[Database, str], tmp_path: Path) -> AsyncIterator[Cluster]:
-    found = Cluster(pg[1], tmp_path)
-    yield found
-    found.stop_all()
-
-
-@pytest.fixture
-async def api(pg: tuple[Database, str], cluster: Cluster) -> AsyncIterator[Engine]:
-    engine = RemoteEngine.from_settings(pg[0], cluster.settings(), worker_registry())
-    await engine.resume_unfinished()
-    yield engine
-    await engine.close()
 
 
 def one_node() -> dict[str, object]:
