@@ -255,6 +255,10 @@ class Settings(BaseSettings):
         (0600; created empty here if missing, because SQLite gives its ``-wal`` and ``-shm``
         files the mode of the database file). Modes are set with chmod, whatever the umask,
         and existing ones are tightened too.
+
+        Safe to call while this process has the database open (``Engine.from_settings`` does,
+        through ``load_secret_key``): an existing database file is never opened here, only
+        chmod-ed by path.
         """
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigurationError(f"data dir {self.data_dir} exists and is not a directory")
@@ -263,8 +267,16 @@ class Settings(BaseSettings):
             os.chmod(folder, _PRIVATE_DIR)
         sqlite_file = self.sqlite_path
         if sqlite_file is not None and sqlite_file.parent.is_dir():
-            fd = os.open(sqlite_file, os.O_WRONLY | os.O_CREAT, _PRIVATE_FILE)
-            os.close(fd)
+            # O_EXCL: an existing file is left unopened. Closing any descriptor of a file drops
+            # every POSIX lock this process holds on it, SQLite's included, and SQLite does not
+            # notice: its connections go on without their shared lock on the database file, so
+            # another process that closes its connection (the sqlite3 shell, a backup, a lock
+            # held for maintenance) takes the exclusive lock, believes it was the last one,
+            # checkpoints and deletes the -wal and -shm files. This process then commits into
+            # the deleted ones: its own connections see those commits, no other process does,
+            # and a crash loses all of them.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(sqlite_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE_FILE))
             for path in (
                 sqlite_file,
                 *(sqlite_file.with_name(sqlite_file.name + s) for s in _SIDE),

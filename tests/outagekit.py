@@ -5,16 +5,21 @@
   again.
 - SQLite: another connection takes the write lock (``BEGIN EXCLUSIVE``) and holds it, and the
   Database's busy timeout is short, so every write fails with "database is locked" past it
-  (reads go on: WAL lets them); ``restore()`` ends that transaction.
+  (reads go on: WAL lets them); ``restore()`` ends that transaction. That connection is in
+  this process; ``sqlite_in_another_process`` is for what only another process shows.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pgkit import POSTGRES_URL, drop_postgres_schema, make_postgres_database
@@ -23,7 +28,7 @@ from tcpproxy import TcpProxy
 from flowloom.storage.database import Database
 from flowloom.storage.migrate import upgrade_database
 
-__all__ = ["Outage", "outage_database"]
+__all__ = ["Outage", "outage_database", "sqlite_in_another_process"]
 
 SQLITE_BUSY_TIMEOUT_MS = 200
 
@@ -97,3 +102,31 @@ async def outage_database(kind: str, folder: Path) -> AsyncIterator[Outage]:
         await db.dispose()
         proxy.close()
         await drop_postgres_schema(schema)
+
+
+_OTHER_PROCESS = """
+import json, sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
+rows = [connection.execute(sql).fetchall() for sql in json.loads(sys.argv[2])]
+connection.close()
+print(json.dumps(rows))
+"""
+
+
+def sqlite_in_another_process(path: Path, statements: list[str]) -> list[list[list[Any]]]:
+    """Run ``statements`` on the SQLite file ``path`` in a new Python process, one connection
+    closed at the end; each statement's rows.
+
+    Another process, not another connection: SQLite shares one process's file locks between
+    its connections, so only another process sees what this one really holds on the file, and
+    reads only what was committed to it.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _OTHER_PROCESS, str(path), json.dumps(statements)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    rows: list[list[list[Any]]] = json.loads(done.stdout)
+    return rows

@@ -479,9 +479,10 @@ class _SqliteFastPath:
             result = fn(conn)
             raw.commit()
         except BaseException:
-            raw.rollback()
-            if conn.in_transaction():
-                conn.rollback()
+            # A failed COMMIT (SQLITE_BUSY, a deferred constraint) leaves SQLite's transaction
+            # open: it must end here, or the next transaction on this connection would fail
+            # to begin, and reads on it would see writes that no other connection can.
+            self._roll_back_or_drop(conn, raw)
             raise
         if conn.in_transaction():
             # fn used SQLAlchemy, which began its own bookkeeping transaction: end it too (the
@@ -494,6 +495,27 @@ class _SqliteFastPath:
             self._commits = 0
             self._checkpoint = self._checkpoint_thread.submit(self._checkpoint_wal)
         return result
+
+    def _roll_back_or_drop(self, conn: Connection, raw: sqlite3.Connection) -> None:
+        """Roll back the writer's failed transaction; if the rollback fails too (or leaves it
+        open), drop the writer connection, whose close rolls it back: no transaction outlives
+        its failure. The next write opens a new connection."""
+        try:
+            raw.rollback()
+            if conn.in_transaction():
+                conn.rollback()
+            if not raw.in_transaction:
+                return
+        except Exception:
+            _log.warning(
+                "rolling back a failed write failed; dropping the connection", exc_info=True
+            )
+        self._writer = None
+        try:
+            conn.invalidate()  # closes the sqlite3 connection instead of pooling it
+            conn.close()
+        except Exception:
+            _log.debug("closing the dropped writer connection failed", exc_info=True)
 
     def read(self, fn: Callable[[Connection], T], *, inline: bool = False) -> T:
         if inline:

@@ -8,11 +8,18 @@ What could block the loop is waiting for another process's write lock: inline st
 with no busy timeout at all, and one that meets a lock (SQLITE_BUSY) is run again on a worker
 thread with the patient timeout, so the loop waits without stalling. In one process writers
 never meet each other there: ``Database.write()`` queues them on an asyncio lock first.
+
+A caller cancelled while its statement waits on the worker thread is cancelled only once the
+thread is done with the connection (at most the patient timeout later): until then nothing
+else may touch the connection, because a ``sqlite3`` connection used from two threads at once
+crashes the process, and a rollback run beside a BEGIN that is still waiting would leave that
+BEGIN's transaction open on a connection its pool believes idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -63,7 +70,20 @@ class InlineConnection(aiosqlite.Connection):
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                 raise
-        return await asyncio.to_thread(self._patiently, fn, args, kwargs)
+        work = asyncio.ensure_future(asyncio.to_thread(self._patiently, fn, args, kwargs))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The thread goes on with the connection whatever happens to this caller: the
+            # cancellation waits for it (see the module docstring). SQLAlchemy then discards
+            # the connection (a cancelled statement invalidates it), and closing it rolls back
+            # whatever the statement began meanwhile.
+            while not work.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([work])
+            if not work.cancelled():
+                work.exception()  # retrieved: the caller hears of the cancellation only
+            raise
 
     def _patiently(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         conn = self._conn
