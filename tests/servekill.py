@@ -87,6 +87,10 @@ class Listener(ThreadingHTTPServer):
     """Counts side effects: one ``(run id, node id, unix time)`` per POST it receives."""
 
     daemon_threads = True
+    request_queue_size = 1024
+    """socketserver's default backlog is 5: a burst of resumed runs after a restart overflowed
+    it, and the kernel reset some of their connections (a node failing for the listener's
+    sake)."""
 
     def __init__(self, delay_s: float = 0.005) -> None:
         super().__init__(("127.0.0.1", 0), _Effect)
@@ -557,6 +561,8 @@ class Audit:
     """Effects that must not have happened: after a committed success, more than attempts,
     or for a run or node nobody knows."""
     refused: list[str]
+    failed: list[str] = field(default_factory=list)
+    """Runs that did not complete: id, status, and the error of each node that failed."""
 
     @property
     def ok(self) -> bool:
@@ -588,6 +594,7 @@ class Audit:
             ("orphans", self.orphans),
             ("violations", self.violations),
             ("refused", self.refused),
+            ("not completed", self.failed),
         ):
             lines += [f"{title}: {item}" for item in items[:limit]]
         return "\n".join(lines)
@@ -652,7 +659,18 @@ def audit(
         for node in run["nodes"]:
             if node["status"] == "SUCCEEDED" and not hits.get((run_id, node["node_id"])):
                 violations.append(f"{run_id}:{node['node_id']}: SUCCEEDED without its effect")
+    failed = [
+        f"{run_id} {d['status']}: {d.get('error')!r}; "
+        + "; ".join(
+            f"{n['node_id']} {n['status']} {n.get('error')!r}"
+            for n in d.get("nodes", ())
+            if n["status"] not in ("SUCCEEDED", "SKIPPED")
+        )
+        for run_id, d in details.items()
+        if d["status"] not in ("COMPLETED", MISSING)
+    ]
     return Audit(
+        failed=failed,
         submitted=len(ledger.answered),
         runs=len(run_ids),
         statuses=Counter(d["status"] for d in details.values()),

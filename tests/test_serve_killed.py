@@ -97,7 +97,7 @@ def test_runs_survive_kill_9_of_the_server_under_load(database: str, tmp_path: P
     assert scene.server.kills == KILLS
     assert audit.ok, audit.problems()
     assert audit.submitted == audit.runs >= SUBMISSIONS, audit.summary()
-    assert audit.statuses == {"COMPLETED": audit.submitted}, audit.summary()
+    assert audit.statuses == {"COMPLETED": audit.submitted}, audit.problems()
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
@@ -119,4 +119,4 @@ def test_what_was_answered_during_a_database_outage_survives_a_kill_after_it(
         until(lambda: len(ledger.answered) >= answered + 20, 60, "20 runs after the restart")
     (audit,) = audited
     assert audit.ok, audit.problems()
-    assert audit.statuses == {"COMPLETED": audit.submitted}, audit.summary()
+    assert audit.statuses == {"COMPLETED": audit.submitted}, audit.problems()
