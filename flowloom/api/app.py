@@ -50,6 +50,7 @@ from flowloom.api.state import AppState
 from flowloom.engine import Engine
 from flowloom.exceptions import ConfigurationError
 from flowloom.nodes.registry import NodeRegistry, default_registry
+from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
@@ -112,6 +113,7 @@ def create_app(
         )
         state.engine = running
         state.metrics.start(running.bus)
+        warming = start_warm_up()
         schedules = ScheduleLoop(
             database,
             running,
@@ -125,6 +127,7 @@ def create_app(
                 gc.freeze()
             yield
         finally:
+            warming.cancel()
             await schedules.stop()
             await state.metrics.stop()
             if owns_engine:

@@ -7,12 +7,21 @@ time the loop could not serve. Past ``threshold_s`` it logs a warning on the
 ``flowloom.looplag`` logger, and it hands every measurement to ``on_lag`` (the API feeds the
 ``flowloom_event_loop_lag_seconds`` histogram), so a regression shows in the logs and in the
 metrics rather than as a mysteriously slow server.
+
+The warning also says *what* held the loop: a sampler thread (which the blocked loop cannot
+stop) checks the watchdog's heartbeat and, once it is ``threshold_s`` late, takes the loop
+thread's stack with ``sys._current_frames``. The innermost frames of that sample go into the
+warning (``blocked_in``), so an import, a regex or a synchronous call is named in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
+import time
+import traceback
 from collections.abc import Callable
 from typing import Final
 
@@ -23,7 +32,54 @@ WAKE_INTERVAL_S: Final = 0.05
 LAG_WARNING_S: Final = 0.1
 """Lateness past which the loop counts as blocked and a warning is logged."""
 
+STACK_FRAMES: Final = 6
+"""How many of the blocked loop's innermost frames the warning shows."""
+
 logger = logging.getLogger("flowloom.looplag")
+
+
+class _Sampler:
+    """A daemon thread that takes the loop thread's stack when the loop's heartbeat is late.
+
+    ``beat()`` is called by the watchdog on the loop; ``take()`` hands over (and clears) the
+    sample of the episode that just ended, if one was taken."""
+
+    def __init__(self, loop_thread: int, late_s: float) -> None:
+        self._loop_thread = loop_thread
+        self._late_s = late_s
+        self._last = time.monotonic()
+        self._sample: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="flowloom loop sampler")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    def take(self) -> str | None:
+        sample, self._sample = self._sample, None
+        return sample
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._late_s / 2):
+            if self._sample is None and time.monotonic() - self._last > self._late_s:
+                frame = sys._current_frames().get(self._loop_thread)
+                if frame is not None:
+                    # The import machinery's own frames say nothing: skip them, so an
+                    # import on the loop shows the line that imported.
+                    stack = [
+                        entry
+                        for entry in traceback.extract_stack(frame)
+                        if not entry.filename.startswith("<frozen ")
+                    ][-STACK_FRAMES:]
+                    self._sample = " <- ".join(
+                        f"{entry.name} ({entry.filename}:{entry.lineno})"
+                        for entry in reversed(stack)
+                    )
 
 
 async def watch_loop_lag(
@@ -34,16 +90,23 @@ async def watch_loop_lag(
 ) -> None:
     """Measure the loop's lateness forever (until cancelled); see the module docstring."""
     loop = asyncio.get_running_loop()
-    while True:
-        asked = loop.time() + interval_s
-        await asyncio.sleep(interval_s)
-        lag_s = max(0.0, loop.time() - asked)
-        if on_lag is not None:
-            on_lag(lag_s)
-        if lag_s > threshold_s:
-            logger.warning(
-                "the event loop was blocked for %.3f s (threshold %.3f s)",
-                lag_s,
-                threshold_s,
-                extra={"lag_s": lag_s},
-            )
+    sampler = _Sampler(threading.get_ident(), interval_s + threshold_s)
+    try:
+        while True:
+            asked = loop.time() + interval_s
+            await asyncio.sleep(interval_s)
+            sampler.beat()
+            lag_s = max(0.0, loop.time() - asked)
+            blocked_in = sampler.take()
+            if on_lag is not None:
+                on_lag(lag_s)
+            if lag_s > threshold_s:
+                logger.warning(
+                    "the event loop was blocked for %.3f s (threshold %.3f s)%s",
+                    lag_s,
+                    threshold_s,
+                    f", in {blocked_in}" if blocked_in else "",
+                    extra={"lag_s": lag_s, "blocked_in": blocked_in},
+                )
+    finally:
+        sampler.stop()

@@ -233,7 +233,9 @@ def default_http_client() -> httpx.AsyncClient:
     """A client that ignores proxy variables (a proxy would bypass the address checks)."""
     import httpx  # httpx costs ~0.2 s to import and only HTTP nodes need it
 
-    return httpx.AsyncClient(trust_env=False, follow_redirects=False)
+    from flowloom.nodes._tls import shared_ssl_context
+
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False, verify=shared_ssl_context())
 
 
 _log = logging.getLogger("flowloom.nodes")

@@ -31,6 +31,7 @@ from flowloom.engine.driver import Driver, Message
 from flowloom.engine.looplag import watch_loop_lag
 from flowloom.engine.scheduler import Engine
 from flowloom.nodes.registry import NodeRegistry
+from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
@@ -154,6 +155,7 @@ class WorkerHost:
         ):
             self._tasks.append(asyncio.create_task(self._forever(name, loop)))
         self._tasks.append(asyncio.create_task(watch_loop_lag(), name="flowloom loop lag"))
+        self._warming = start_warm_up()
 
     async def _close(self) -> None:
         for task in self._tasks:

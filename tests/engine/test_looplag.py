@@ -35,6 +35,11 @@ async def test_a_blocked_loop_is_logged_with_its_lag(caplog: pytest.LogCaptureFi
     lag_s = getattr(warning, "lag_s", 0)
     assert lag_s >= 0.25
     assert f"the event loop was blocked for {lag_s:.3f} s" in warning.getMessage()
+    # ... and says where: the sampler thread caught the loop inside time.sleep, in this file.
+    blocked_in = getattr(warning, "blocked_in", "")
+    assert "block_the_loop (" in blocked_in
+    assert "test_looplag.py" in blocked_in
+    assert blocked_in in warning.getMessage()
 
 
 async def test_the_metrics_count_loop_lag() -> None:

@@ -1,0 +1,39 @@
+"""What the first node of a kind would pay on the event loop, paid on a thread at start-up.
+
+Heavy libraries that only some nodes need are imported lazily, so a server that never fetches
+a URL never loads httpx. But a lazy import runs where the node runs, on the event loop, and the
+loop-lag watchdog saw first imports hold it for 0.7-1.5 s after a restart under load. The
+server and the worker start ``warm_up`` on a thread instead: the imports happen off the loop
+while the first requests are served (a node that needs a module still being imported waits for
+it, as it would have anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+
+from flowloom.nodes._tls import shared_ssl_context
+
+__all__ = ["HEAVY_MODULES", "start_warm_up", "warm_up"]
+
+HEAVY_MODULES = ("httpx", "jinja2.sandbox", "jmespath", "PIL.Image", "re2")
+"""Imported by nodes on first use; each costs tens to hundreds of milliseconds."""
+
+_log = logging.getLogger("flowloom.nodes")
+
+
+def warm_up() -> None:
+    """Import the heavy modules and build the shared TLS context (blocking: call on a thread)."""
+    for name in HEAVY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            _log.debug("warm-up: %s is not installed", name)
+    shared_ssl_context()
+
+
+def start_warm_up() -> asyncio.Future[None]:
+    """``warm_up`` on the running loop's default executor; the caller may await it or not."""
+    return asyncio.get_running_loop().run_in_executor(None, warm_up)
