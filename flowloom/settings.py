@@ -201,11 +201,17 @@ class Settings(BaseSettings):
     worker_queue: Annotated[str, Field(min_length=1, max_length=100)] = "flowloom"
     """The Celery queue of runs; also names the Redis keys and channel, so instances sharing
     one Redis keep apart by using different queues."""
-    worker_claim_ttl_s: Annotated[float, Field(gt=0)] = 15.0
-    """How long a worker's claim on a run lasts unless renewed (every third of it): how soon
-    another worker takes over the runs of a worker that died."""
-    worker_sweep_interval_s: Annotated[float, Field(gt=0)] = 5.0
-    """How often workers look for unfinished runs that nobody drives, to queue them again."""
+    worker_claim_ttl_s: Annotated[float, Field(ge=0.5, le=3600)] = 2.5
+    """How long a worker's claim on a run lasts unless renewed (every third of it, from a
+    thread that a busy event loop cannot delay): how soon another worker takes over the runs
+    of a worker that died."""
+    worker_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
+    """How often workers look for unfinished runs that nobody drives, to queue them again
+    (one worker at a time, one indexed query)."""
+    worker_visibility_timeout_s: Annotated[int, Field(ge=10, le=86400)] = 300
+    """How long the broker keeps a delivered but unacknowledged task before handing it out
+    again (a task whose worker was killed). Such a late copy is harmless: its worker finds the
+    run driven or finished and acknowledges it (the sweep has long since resumed the run)."""
 
     @model_validator(mode="after")
     def _check_external_auth(self) -> Settings:

@@ -12,7 +12,8 @@ run's nodes never spread over several machines, and a long run keeps one worker 
 
 Who drives a run is decided in Redis, not in the database (no schema change): the key
 ``flowloom:{queue}:run:{run_id}`` holds the driving worker's lease owner token (or ``queued``),
-with a TTL that the worker renews every third of ``worker_claim_ttl_s``. A delivery that
+with a TTL that the worker renews every third of ``worker_claim_ttl_s`` from a thread of its
+own (``heartbeat``), so that a busy event loop cannot make it miss a renewal. A delivery that
 finds the key held by another worker does nothing; a worker that died stops renewing, its key
 expires, and the sweep (every ``worker_sweep_interval_s``, in whichever worker takes the sweep
 lock) queues the run again. The node leases of the database stay the fence: a driver whose

@@ -42,6 +42,9 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        # Redis redelivers an unacknowledged task (its worker was killed) after this; the
+        # sweep has resumed the run long before, so the late copy only finds it driven.
+        broker_transport_options={"visibility_timeout": settings.worker_visibility_timeout_s},
     )
     return app
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["QUEUED", "RunClaims"]
+__all__ = ["QUEUED", "RENEW_SCRIPT", "RunClaims"]
 
 QUEUED: Final = "queued"
 
@@ -28,7 +28,7 @@ return 0
 """
 
 # Renew only what we hold (a key that expired meanwhile is taken again if nobody took it).
-_RENEW = """
+RENEW_SCRIPT = """
 local held = redis.call('GET', KEYS[1])
 if (not held) or held == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -80,7 +80,7 @@ class RunClaims:
 
     async def renew(self, run_id: str, owner: str) -> bool:
         """Keep ``owner``'s claim alive; False when another worker holds the run now."""
-        return await self._script(_RENEW, run_id, owner, self.ttl_ms) == 1
+        return await self._script(RENEW_SCRIPT, run_id, owner, self.ttl_ms) == 1
 
     async def release(self, run_id: str, owner: str) -> None:
         await self._script(_RELEASE, run_id, owner)

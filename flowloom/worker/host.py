@@ -5,8 +5,9 @@ thread), so each worker process hosts ONE ``WorkerEngine`` on one asyncio loop, 
 and the ``drive_run`` task submits a coroutine to it and blocks until the run finishes or
 waits. Beside the drivers, the loop runs three small loops:
 
-- the heartbeat renews this process's run claims every third of their TTL, and makes a
-  driver whose claim went to another worker stop (``Driver.abandon``);
+- the heartbeat (a thread of its own: ``heartbeat.py``) renews this process's run claims
+  every third of their TTL, and makes a driver whose claim went to another worker stop
+  (``Driver.abandon``);
 - the watch looks, every ``_WATCH_S``, at the runs driven here: a cancellation asked for in
   the database (``cancel_requested``, set by the API) and answers applied by the API to a node
   this driver still holds as WAITING are posted to the driver as messages, exactly as
@@ -38,6 +39,7 @@ from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.storage.tables import NodeExecution, WorkflowRun
 from flowloom.storage.tables.base import utcnow
 from flowloom.worker.claims import RunClaims
+from flowloom.worker.heartbeat import ClaimHeartbeat
 from flowloom.worker.relay import RedisEventBus
 from flowloom.worker.runs import RunQueue, runs_needing_a_driver
 
@@ -148,8 +150,16 @@ class WorkerHost:
         self._redis = redis
         self._bus = bus
         self._db = db
+        self._heartbeat = ClaimHeartbeat(
+            settings.resolved_events_url,
+            engine.claims,
+            engine.owner_token,
+            held=engine._drivers.keys,
+            on_lost=self._claim_lost,
+            loop=asyncio.get_running_loop(),
+        )
+        self._heartbeat.start()
         for name, loop in (
-            ("heartbeat", self._heartbeat),
             ("watch", self._watch),
             ("sweep", self._sweep),
         ):
@@ -158,6 +168,7 @@ class WorkerHost:
         self._warming = start_warm_up()
 
     async def _close(self) -> None:
+        await asyncio.to_thread(self._heartbeat.stop)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -222,13 +233,11 @@ class WorkerHost:
                 pause_s = 1.0
             await asyncio.sleep(pause_s)
 
-    async def _heartbeat(self) -> float:
+    def _claim_lost(self, run_id: str) -> None:
         engine = self.engine
-        assert engine is not None
-        for run_id, driver in list(engine._drivers.items()):
-            if not await engine.claims.renew(run_id, engine.owner_token):
-                driver.abandon("its claim went to another worker")
-        return self.settings.worker_claim_ttl_s / 3
+        driver = engine._drivers.get(run_id) if engine is not None else None
+        if driver is not None:
+            driver.abandon("its claim went to another worker")
 
     async def _watch(self) -> float:
         engine = self.engine

@@ -65,9 +65,33 @@ class Whoami(Node[WhoamiConfig]):
         return NodeResult({"pid": os.getpid()})
 
 
+class HogConfig(NodeConfig):
+    seconds: float = 1.0
+
+
+class Hog(Node[HogConfig]):
+    """Holds its worker's event loop (a synchronous sleep, as CPU work on the loop would)."""
+
+    type_name = "test.hog"
+    category = Category.ACTION
+    deterministic = False
+    Config = HogConfig
+
+    def inputs(self, config: HogConfig) -> list[Port]:
+        return [Port("value", PortType.ANY, required=False, default=None)]
+
+    def outputs(self, config: HogConfig) -> list[Port]:
+        return [Port("pid", PortType.INTEGER)]
+
+    async def run(self, ctx: RunContext, config: HogConfig, inputs: dict[str, Any]) -> NodeResult:
+        time.sleep(config.seconds)  # noqa: ASYNC251 - on purpose: the loop is held
+        return NodeResult({"pid": os.getpid()})
+
+
 def worker_registry() -> NodeRegistry:
     found = engine_registry()
     found.register(Whoami)
+    found.register(Hog)
     return found
 
 
@@ -87,8 +111,6 @@ class Cluster:
             **os.environ,
             "FLOWLOOM_BROKER_URL": self.broker_url,
             "FLOWLOOM_WORKER_QUEUE": self.queue,
-            "FLOWLOOM_WORKER_CLAIM_TTL_S": "2",
-            "FLOWLOOM_WORKER_SWEEP_INTERVAL_S": "0.5",
             "FLOWLOOM_DATA_DIR": str(self.tmp),
             "FLOWLOOM_SECRET_KEY": self.secret_key,
             "FLOWLOOM_EXECUTOR": "celery",
@@ -101,8 +123,6 @@ class Cluster:
             executor="celery",
             broker_url=self.broker_url,
             worker_queue=self.queue,
-            worker_claim_ttl_s=2,
-            worker_sweep_interval_s=0.5,
             data_dir=self.tmp,
             secret_key=self.secret_key,
         )
@@ -142,6 +162,18 @@ class Cluster:
         if keys:
             client.delete(*keys)
         client.close()
+
+    def wait_ready(self, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+        """Until the worker's Celery consumer says it is ready for tasks."""
+        log = self.tmp / f"worker{self.workers.index(process)}.log"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if " ready." in log.read_text(errors="replace"):
+                return
+            if process.poll() is not None:
+                raise AssertionError(f"the worker exited:\n{self.logs()}")
+            time.sleep(0.05)
+        raise AssertionError(f"the worker never became ready:\n{self.logs()}")
 
     def logs(self) -> str:
         return "\n".join(
