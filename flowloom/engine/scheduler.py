@@ -210,7 +210,9 @@ class Engine:
             from flowloom.billing import PlanQuota
 
             options["quota"] = PlanQuota(db)
-        blobs = options.pop("blobs", None) or FileBlobStore(settings.blob_dir)
+        blobs = options.pop("blobs", None)
+        if blobs is None:  # not `or`: an empty MemoryBlobStore is falsy (it has a length)
+            blobs = FileBlobStore(settings.blob_dir)
         return cls(db, registry, blobs, **options)
 
     # ---- starting runs

@@ -16,6 +16,12 @@ Two ways in, side by side:
   than any hop (see ``run_write``). On PostgreSQL the function runs on an asyncpg connection
   through ``AsyncConnection.run_sync``; reads there skip BEGIN/ROLLBACK (autocommit).
 
+In-memory SQLite (``sqlite://``, ``sqlite:///:memory:``) is a private database in SQLite's
+``memdb`` VFS, shared by every connection of this ``Database`` (a plain ``:memory:`` database
+would be a different, empty one per connection) and freed by ``dispose()``. Without a file there
+is no WAL: a commit waits for readers to finish, so nothing on the event loop's thread may wait
+for a lock there (see ``run_write``).
+
 Every way in raises ``DatabaseUnavailable`` (a StorageError: the API's 503) when the database
 cannot be reached, drops the connection or stays locked past the busy timeout, whatever the
 driver called it (``flowloom.storage.errors.is_unavailable``); other errors pass unchanged.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -83,6 +90,9 @@ class Database:
     ) -> None:
         self.url = normalize_database_url(url)
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        self._memory_keeper: sqlite3.Connection | None = None
+        if self.dialect == "sqlite" and make_url(self.url).database in (None, "", ":memory:"):
+            self.url, self._memory_keeper = _private_memory_database(self.url)
         engine_args: dict[str, Any] = {"echo": echo, "connect_args": dict(connect_args or {})}
         if self.dialect == "sqlite":
             engine_args["connect_args"].setdefault(
@@ -121,6 +131,11 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    @property
+    def in_memory(self) -> bool:
+        """SQLite in memory: everything is gone after ``dispose()``."""
+        return self._memory_keeper is not None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -174,7 +189,9 @@ class Database:
         fast = self._sqlite_fast()
         lock = self._lock()
         await lock.acquire()
-        if inline:
+        # In memory there is no WAL: the commit waits for readers, and a reader may be a
+        # session of this very event loop, which could not end while the loop waited here.
+        if inline and not self.in_memory:
             try:
                 began = fast.begin_now()
             except BaseException:
@@ -227,7 +244,7 @@ class Database:
                         raise
                     raise _storage_error(exc) from exc
         fast = self._sqlite_fast()
-        if inline:
+        if inline and not self.in_memory:
             return fast.read(fn, inline=True)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(fast.reader_threads, fast.read, fn)
@@ -335,6 +352,19 @@ class Database:
         for held, _raw in idle:
             await held.close()
         await self.engine.dispose()
+        if self._memory_keeper is not None:
+            # The last connection to close frees the database; keep the flag for callers.
+            self._memory_keeper.close()
+
+
+def _private_memory_database(url: str) -> tuple[str, sqlite3.Connection]:
+    """A URL of a new, private in-memory database that all connections opening it share
+    (SQLite's ``memdb`` VFS: a name that starts with ``/`` is shared within the process),
+    and a connection that keeps it alive until closed (the last one to close frees it)."""
+    name = f"/flowloom-{secrets.token_hex(12)}"
+    keeper = sqlite3.connect(f"file:{name}?vfs=memdb", uri=True, check_same_thread=False)
+    shared = make_url(url).set(database=f"file:{name}", query={"vfs": "memdb", "uri": "true"})
+    return shared.render_as_string(hide_password=False), keeper
 
 
 @contextmanager
