@@ -201,7 +201,9 @@ class WorkerHost:
                 if await self._cancel_requested(run_id):
                     self._cancelling.add(run_id)
                     _post(driver, "cancel")
-                await engine.wait(run_id)
+                while (current := engine._drivers.get(run_id)) is not None:
+                    driver = current
+                    await asyncio.shield(driver.finished)
             except Exception:
                 _log.exception("driving run %s failed; a sweep will queue it again", run_id)
                 return "failed"
@@ -209,8 +211,12 @@ class WorkerHost:
                 if run_id not in engine._drivers:
                     self._cancelling.discard(run_id)
                     await engine.claims.release(run_id, owner)
-            # Driven until it finished or waited; an answer that came meanwhile (applied to the
-            # rows while this driver still held the node WAITING) needs one more round.
+            # Driven until it finished or waited. A finished run needs nothing more (the
+            # common case: no second claim and query); a waiting one gets one more round, for
+            # an answer that came meanwhile (applied to the rows while this driver still held
+            # the node WAITING).
+            if driver.state is not None and driver.state.status in FINISHED_RUN_STATUSES:
+                return "driven to the end"
         return "driven"
 
     async def _cancel_requested(self, run_id: str) -> bool:

@@ -88,6 +88,12 @@ async def test_fan_out_and_join_gives_the_embedded_results(
     assert seen[0] == "run.started"
     assert seen.index("node.succeeded:a") < seen.index("node.started:b")
     assert seen.count("node.succeeded:total") == 1
+    # One round per delivery: a run driven to its end is not claimed and looked up again.
+    deadline = time.monotonic() + 10
+    while f"run {remote.run_id}: driven to the end" not in cluster.logs():
+        assert time.monotonic() < deadline, cluster.logs()
+        await asyncio.sleep(0.05)
+    assert f"run {remote.run_id}: nothing to do" not in cluster.logs()
 
 
 async def test_two_workers_share_many_runs(
