@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,15 +51,18 @@ def start(
     env: Mapping[str, str] | None = None,
     *,
     unset: Collection[str] = (),
+    command: Sequence[str] = SERVE_COMMAND,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``flowloom serve`` on ``port`` of 127.0.0.1 (its output appended to ``log``);
-    returns at once: ``wait_ready`` waits for it."""
+    """Start ``flowloom serve`` (or ``command``) on ``port`` of 127.0.0.1 (its output
+    appended to ``log``); returns at once: ``wait_ready`` waits for it."""
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [*SERVE_COMMAND, "--host", "127.0.0.1", "--port", str(port)],
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=_environment(data_dir, env, unset),
+            cwd=cwd,
         )
 
 
@@ -98,13 +101,16 @@ def serve(
     env: Mapping[str, str] | None = None,
     *,
     unset: Collection[str] = (),
+    command: Sequence[str] = SERVE_COMMAND,
+    cwd: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Start the server in ``data_dir`` (SQLite unless ``env`` names FLOWLOOM_DATABASE_URL;
-    its output to ``log``; the variables in ``unset`` removed from its environment); yields
-    the process and the base URL; on leaving, ``stop``."""
+    its output to ``log``; the variables in ``unset`` removed from its environment; another
+    installation's ``command`` if given, run in ``cwd``); yields the process and the base
+    URL; on leaving, ``stop``."""
     port = free_port()
     log.write_bytes(b"")
-    process = start(data_dir, log, port, env, unset=unset)
+    process = start(data_dir, log, port, env, unset=unset, command=command, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(process, base, log)
