@@ -45,7 +45,7 @@ from flowloom.engine.leases import LeaseKeeper
 from flowloom.engine.limits import ClaimLimits, Holding
 from flowloom.engine.retry import node_timeout_s, retry_policy
 from flowloom.engine.run_state import NodeSpec, RunState, resume_time
-from flowloom.engine.store import load_debug, load_slots
+from flowloom.engine.store import latest_success_outputs, load_debug, load_slots
 from flowloom.engine.templating import templated_fields
 from flowloom.engine.unstorable import check_storable
 from flowloom.exceptions import LimitExceeded, NotFound, Problem, ValidationFailed
@@ -62,7 +62,6 @@ from flowloom.storage.blobs import FileBlobStore, MemoryBlobStore
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
 from flowloom.storage.errors import DatabaseUnavailable
-from flowloom.storage.repos.node_executions import NodeExecutionRepo
 from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
@@ -666,11 +665,10 @@ class Engine:
             debug = await load_debug(session, run_id)
             outside: dict[str, dict[str, Any] | None] = {}
             if prepared.plan.outside_parents:
-                executions = NodeExecutionRepo(session)
                 for parents in prepared.plan.outside_parents.values():
                     for parent in parents:
-                        outside[parent] = await executions.latest_success_outputs(
-                            workflow_id=run.workflow_id, node_id=parent
+                        outside[parent] = await latest_success_outputs(
+                            session, workflow_id=run.workflow_id, node_id=parent
                         )
         state = RunState(
             run_id=run.id,

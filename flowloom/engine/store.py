@@ -52,7 +52,7 @@ from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 from flowloom.storage.tables.base import UTCDateTime
 
-__all__ = ["Tick", "TickStore", "load_debug", "load_slots"]
+__all__ = ["Tick", "TickStore", "latest_success_outputs", "load_debug", "load_slots"]
 
 # Typed as Table (``__table__`` is only known as a FromClause) so Core update() accepts them.
 _NODES = cast(Table, NodeExecution.__table__)
@@ -558,3 +558,22 @@ async def load_debug(session: AsyncSession, run_id: str) -> DebugState | None:
         mode=row.mode,
         paused_node_id=row.paused_node_id,
     )
+
+
+async def latest_success_outputs(
+    session: AsyncSession, *, workflow_id: str, node_id: str
+) -> dict[str, Any] | None:
+    """The outputs of ``node_id``'s newest SUCCEEDED or CACHED execution in ``workflow_id``:
+    what a NODE-scope run feeds a node from parents outside it. None if it never succeeded."""
+    outputs: dict[str, Any] | None = await session.scalar(
+        select(_NODES.c.outputs)
+        .join(_RUNS, _RUNS.c.id == _NODES.c.run_id)
+        .where(
+            _RUNS.c.workflow_id == workflow_id,
+            _NODES.c.node_id == node_id,
+            _NODES.c.status.in_((NodeStatus.SUCCEEDED, NodeStatus.CACHED)),
+        )
+        .order_by(_RUNS.c.id.desc())
+        .limit(1)
+    )
+    return outputs

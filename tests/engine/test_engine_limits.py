@@ -60,8 +60,12 @@ def engine_with(db: Database, **limits: Any) -> Engine:
     return Engine(db, types, **limits)
 
 
-def keyed(count: int, key: str | None, prefix: str = "k") -> list[dict[str, Any]]:
-    return [node(f"{prefix}{i}", "test.keyed", {"key": key}) for i in range(count)]
+def keyed(
+    count: int, key: str | None, prefix: str = "k", seconds: float = 0.05
+) -> list[dict[str, Any]]:
+    return [
+        node(f"{prefix}{i}", "test.keyed", {"key": key, "seconds": seconds}) for i in range(count)
+    ]
 
 
 async def test_ten_ready_nodes_under_a_key_limit_of_two_never_run_three_at_once(
@@ -114,8 +118,9 @@ async def test_an_owner_limit_spans_that_owners_runs_only(db: Database) -> None:
 
         MOST.clear()
         other = await make_owner(db)
-        theirs = await save_workflow(db, other, definition(keyed(3, None, "z"), []))
-        mine = await save_workflow(db, owner, definition(keyed(3, None, "w"), []))
+        # Long enough that both runs' nodes overlap however slowly the second run starts.
+        theirs = await save_workflow(db, other, definition(keyed(3, None, "z", 0.5), []))
+        mine = await save_workflow(db, owner, definition(keyed(3, None, "w", 0.5), []))
         await asyncio.gather(
             engine.run_to_end(owner_id=other, workflow_id=theirs),
             engine.run_to_end(owner_id=owner, workflow_id=mine),

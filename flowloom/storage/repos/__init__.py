@@ -17,7 +17,6 @@ from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.api_keys import ApiKeyRepo, authenticate_api_key
 from flowloom.storage.repos.audit import AuditRepo, scrub_details
 from flowloom.storage.repos.memory import MemoryRepo, purge_expired_memory
-from flowloom.storage.repos.node_executions import NodeExecutionRepo
 from flowloom.storage.repos.runs import (
     RunRepo,
     active_runs_by_status,
@@ -34,7 +33,6 @@ __all__ = [
     "ApiKeyRepo",
     "AuditRepo",
     "MemoryRepo",
-    "NodeExecutionRepo",
     "RunRepo",
     "TriggerRepo",
     "UsageRepo",
