@@ -22,10 +22,12 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from flowloom.embedding import Flowloom, RunOutcome, check_inputs, load_workflow
 from flowloom.engine import RUN_FINISHED_EVENTS, Event
+from flowloom.engine.events import DELTA
 from flowloom.exceptions import DefinitionError, InputError, NotFound, Problem, ValidationFailed
 from flowloom.nodes.registry import default_registry
 from flowloom.settings import Settings
@@ -109,17 +111,18 @@ async def run_file(
 
     async with Flowloom(settings=settings, registry=registry) as instance:
         states: dict[str, str] = {}
+        texts: dict[str, str] = {}
         with instance.events() as events:
             run_id = await instance.start(workflow, inputs, trigger_kind=TriggerKind.CLI)
             if not as_json:
                 with Live(
-                    _table(states), console=console, refresh_per_second=12, transient=False
+                    _table(states, texts), console=console, refresh_per_second=12, transient=False
                 ) as live:
-                    follower = asyncio.create_task(_follow(events, run_id, states, live))
+                    follower = asyncio.create_task(_follow(events, run_id, states, texts, live))
                     await instance.engine.wait(run_id)
                     events.close()
                     await follower
-                    live.update(_table(states))
+                    live.update(_table(states, texts))
                 if not console.is_terminal:
                     # Live leaves its last frame without a line end when the output is not a
                     # terminal (a pipe, a file): the report must start on a line of its own.
@@ -176,22 +179,42 @@ async def resume_runs(settings: Settings, as_json: bool, console: Console) -> in
         return code
 
 
-async def _follow(events: Any, run_id: str, states: dict[str, str], live: Live) -> None:
+async def _follow(
+    events: Any, run_id: str, states: dict[str, str], texts: dict[str, str], live: Live
+) -> None:
     async for event in events:
         assert isinstance(event, Event)
         if event.run_id != run_id:
             continue
-        if event.node_id is not None and event.type.startswith("node."):
-            states[event.node_id] = event.type.removeprefix("node.").upper()
-            live.update(_table(states))
+        if event.type == DELTA and event.node_id is not None:
+            # Streamed text as it comes (the table shows its end); a new attempt starts over.
+            so_far = texts.get(event.node_id, "")[: int(event.data.get("offset", 0))]
+            texts[event.node_id] = so_far + str(event.data.get("text", ""))
+            live.update(_table(states, texts))
+        elif event.node_id is not None and event.type.startswith("node."):
+            state = event.type.removeprefix("node.").upper()
+            states[event.node_id] = "RUNNING" if state == "STARTED" else state
+            live.update(_table(states, texts))
         if event.type in RUN_FINISHED_EVENTS or event.type == "run.waiting":
             return
 
 
-def _table(states: dict[str, str]) -> Table:
+_LIVE_TEXT_CHARS = 60
+"""How much of a node's streamed text the live table shows: its end."""
+
+
+def _table(states: dict[str, str], texts: dict[str, str]) -> Table:
     table = Table("node", "state", title="flowloom run", title_justify="left")
+    if texts:
+        table.add_column("text", overflow="ellipsis", no_wrap=True)
     for node_id, state in states.items():
-        table.add_row(node_id, f"[{_STYLE.get(state, '')}]{state.lower()}[/]")
+        style = _STYLE.get(state)
+        label = escape(state.lower())
+        cells = [node_id, f"[{style}]{label}[/]" if style else label]
+        if texts:
+            tail = " ".join(texts.get(node_id, "").split())[-_LIVE_TEXT_CHARS:]
+            cells.append(escape(tail))
+        table.add_row(*cells)
     return table
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from flowloom.engine.artifacts import record_artifacts
 from flowloom.engine.backoff import Backoff, patiently
 from flowloom.engine.context import MemoryAdapter
-from flowloom.engine.events import Event
+from flowloom.engine.events import Event, progress_publisher
 from flowloom.engine.run_failure import fail_run
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
@@ -694,6 +694,7 @@ class Driver:
                     attempt=slot.attempt,
                     owner_id=state.owner_id,
                 ),
+                progress=progress_publisher(engine.bus, self.run_id, node_id, slot.attempt),
             )
             spec = state.specs[node_id]
             config = spec.config if slot.config is None else slot.config

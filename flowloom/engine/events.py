@@ -4,23 +4,42 @@ The bus never blocks the engine. Each subscriber has a bounded queue; when a slo
 lets it fill up, the oldest events are dropped and the subscriber is told how many with one
 ``events.dropped`` event before the next one it reads. A subscriber that must not miss a state
 reads the run back from the database, which is the truth; events are a live view of it.
+
+Progress events (``node.delta``: a piece of a node's streamed text, never stored) come many
+per second. A subscriber that is behind does not get them one by one: a delta that continues a
+delta of the same node still waiting in its queue is appended to it, so a slow reader receives
+fewer, longer pieces, loses no text, and its queue does not fill with them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["DROPPED", "RUN_FINISHED_EVENTS", "Event", "EventBus", "Subscription"]
+__all__ = [
+    "DELTA",
+    "DROPPED",
+    "RUN_FINISHED_EVENTS",
+    "Event",
+    "EventBus",
+    "Subscription",
+    "progress_publisher",
+]
 
 DROPPED: Final = "events.dropped"
 """The type of the event that tells a slow subscriber how many events it lost (``data.count``)."""
+
+DELTA: Final = "node.delta"
+"""A piece of a node's streamed text: ``data.text``, at ``data.offset`` in the whole text,
+of ``data.attempt``."""
+_MERGE_LOOKBACK: Final = 16
+"""How far back in a queue a delta looks for the earlier delta it continues."""
 
 RUN_FINISHED_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.cancelled"})
 """Event types after which a run publishes nothing more."""
@@ -61,12 +80,34 @@ class Subscription:
         self._closed = False
 
     def _offer(self, event: Event) -> None:
+        if event.type == DELTA and self._queue and self._merge(event):
+            return
         if len(self._queue) >= self._max_queued:
             self._queue.popleft()
             self.dropped += 1
             self._unreported += 1
         self._queue.append(event)
         self._ready.set()
+
+    def _merge(self, delta: Event) -> bool:
+        """Append ``delta`` to the queued delta it continues, if the last queued event of its
+        node is one; whether it was."""
+        queue = self._queue
+        for index in range(len(queue) - 1, max(-1, len(queue) - 1 - _MERGE_LOOKBACK), -1):
+            queued = queue[index]
+            if queued.run_id != delta.run_id or queued.node_id != delta.node_id:
+                continue
+            before, after = queued.data, delta.data
+            if (
+                queued.type != DELTA
+                or before.get("attempt") != after.get("attempt")
+                or before["offset"] + len(before["text"]) != after["offset"]
+            ):
+                return False
+            merged = {**before, "text": before["text"] + after["text"]}
+            queue[index] = Event(DELTA, delta.run_id, delta.node_id, delta.at, merged)
+            return True
+        return False
 
     def close(self) -> None:
         """Stop receiving; a reader blocked in ``async for`` ends."""
@@ -133,3 +174,14 @@ class EventBus:
             found.remove(subscription)
         if not found:
             self._by_run.pop(subscription.run_id, None)
+
+
+def progress_publisher(
+    bus: EventBus, run_id: str, node_id: str, attempt: int
+) -> Callable[[str, Mapping[str, Any]], None]:
+    """A node's ``ctx.progress``: each call publishes a ``node.<kind>`` event of the attempt."""
+
+    def progress(kind: str, data: Mapping[str, Any]) -> None:
+        bus.publish([Event(f"node.{kind}", run_id, node_id, data={**data, "attempt": attempt})])
+
+    return progress

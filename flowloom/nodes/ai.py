@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -24,6 +24,9 @@ from flowloom.nodes.base import (
 )
 from flowloom.nodes.text import sandbox
 from flowloom.providers.model_names import ModelName
+
+if TYPE_CHECKING:
+    from flowloom.providers import ChatProvider, ChatRequest, ChatResponse
 
 __all__ = ["LlmCall", "LlmCallConfig"]
 
@@ -115,6 +118,8 @@ class LlmCall(Node[LlmCallConfig]):
     """
 
     type_name = "ai.llm"
+    display_name = "Ask a model"
+    icon = "sparkles"
     category = Category.AI_AGENT
     deterministic = False
     dynamic_ports = True
@@ -179,7 +184,10 @@ class LlmCall(Node[LlmCallConfig]):
             provider = await ctx.providers.resolve(
                 config.provider, credential=config.credential, owner_id=ctx.owner_id
             )
-            response = await provider.chat(request)
+            if request.response_schema is None:
+                response = await _streamed(ctx, provider, request)
+            else:  # the parsed JSON is the point: nothing to show until it is whole
+                response = await provider.chat(request)
         except ConfigurationError as exc:
             raise ctx.fail(str(exc)) from None
         except NotFound:
@@ -285,3 +293,34 @@ async def _read_images(ctx: RunContext, value: Any) -> list[tuple[bytes, str]]:
             raise ctx.fail(f"image {item['sha256']} is not in the blob store") from None
         images.append((data, content_type))
     return images
+
+
+async def _streamed(ctx: RunContext, provider: ChatProvider, request: ChatRequest) -> ChatResponse:
+    """The answer to ``request``, streamed: each piece of text goes out as it comes
+    (``ctx.progress("delta", ...)``, for the canvas and ``flowloom run``), and the whole is
+    returned as ``chat`` would. Usage comes from the stream's last chunk, so it is counted once,
+    and only for a stream that ended; a stream cut mid-way raises (the engine retries the node
+    as it would a failed call)."""
+    from flowloom.providers import ChatResponse, MalformedResponse
+
+    pieces: list[str] = []
+    offset = 0
+    last = None
+    async for chunk in provider.stream(request):
+        if chunk.text:
+            ctx.progress("delta", {"text": chunk.text, "offset": offset})
+            pieces.append(chunk.text)
+            offset += len(chunk.text)
+        last = chunk
+    if last is None or last.usage is None:
+        raise MalformedResponse(
+            f"the stream of model {request.model!r} ended without its usage",
+            provider=provider.name,
+        )
+    return ChatResponse(
+        text="".join(pieces),
+        usage=last.usage,
+        model=last.model or request.model,
+        provider=provider.name,
+        finish_reason=last.finish_reason,
+    )

@@ -241,6 +241,10 @@ def default_http_client() -> httpx.AsyncClient:
 _log = logging.getLogger("flowloom.nodes")
 
 
+def no_progress(kind: str, data: Mapping[str, Any]) -> None:
+    """Where a node's progress goes when nobody follows the run (tests, ``run_node``)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunContext:
     """Everything a node may use from outside, for one attempt of one node in one run."""
@@ -280,6 +284,11 @@ class RunContext:
     secrets: HttpSecrets | None = None
     """The owner's stored credentials and OAuth connections as HTTP authentication (used by
     ``http.request``'s ``auth``). None where there are none: such requests then fail."""
+    progress: Callable[[str, Mapping[str, Any]], None] = no_progress
+    """Live progress for whoever follows the run, never stored: ``progress("delta", {"text":
+    ..., "offset": n})`` for streamed text (``offset``: its position in the node's whole text),
+    ``progress("step", {...})`` for a step of a longer job. Published as a ``node.<kind>``
+    event; the node's outputs stay the only record."""
 
     def fail(self, message: str, *, retryable: bool = False) -> NodeFailed:
         """A NodeFailed for this node and attempt, to raise: ``raise ctx.fail("...")``."""
@@ -302,6 +311,14 @@ class Node(ABC, Generic[ConfigT]):
     dynamic_ports: ClassVar[bool] = False
     """Ports depend on the config; the palette shows the ports of the default config."""
     Config: ClassVar[type[BaseModel]] = NodeConfig
+    display_name: ClassVar[str] = ""
+    """The name people read in the palette and on the canvas ("Text template"); empty: made
+    from ``type_name``."""
+    icon: ClassVar[str] = ""
+    """A name from the UI's icon set (``sparkles``, ``scissors``, ``globe``...) or the path data
+    of a 24x24 SVG icon (``M4 4h16v16H4z``); empty: the category's icon."""
+    color: ClassVar[str] = ""
+    """The accent colour of the node's header as ``#rrggbb``; empty: the category's colour."""
     raw_template_fields: ClassVar[frozenset[str]] = frozenset()
     """Config fields the node renders itself as templates (``text.template``'s ``template``).
 

@@ -69,6 +69,9 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self._faults: deque[str] = deque()
         self._replies: deque[dict[str, Any]] = deque()
+        self.cut_streams = 0
+        """How many of the next OpenAI streams stop after their first piece (no usage, no
+        [DONE]), as a connection lost mid-answer does."""
         self._release = threading.Event()
         self._serving = AppThread(_app(self), what="the fake provider server")
         self.port = 0
@@ -96,6 +99,7 @@ class FakeServer:
         self.json_reply = {"answer": 42}
         self.tokens_in, self.tokens_out = 12, 5
         self.api_key = API_KEY
+        self.cut_streams = 0
 
     @property
     def openai_base_url(self) -> str:
@@ -193,11 +197,15 @@ def _app(server: FakeServer) -> FastAPI:
         if server._replies and not body.get("stream"):
             return JSONResponse(_openai_scripted(model, server._replies.popleft(), usage))
         if body.get("stream"):
+            cut = server.cut_streams > 0
+            server.cut_streams -= cut
 
             async def events() -> AsyncIterator[bytes]:
                 for piece in _pieces(text):
                     chunk = _openai_chunk(model, {"content": piece}, None)
                     yield f"data: {json.dumps(chunk)}\n\n".encode()
+                    if cut:
+                        return
                 yield f"data: {json.dumps(_openai_chunk(model, {}, 'stop'))}\n\n".encode()
                 if (body.get("stream_options") or {}).get("include_usage"):
                     final = {**_openai_chunk(model, {}, None), "choices": [], "usage": usage}
