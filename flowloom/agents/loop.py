@@ -22,7 +22,7 @@ from flowloom.agents.tools import Toolbox
 from flowloom.exceptions import ExecutionError
 
 if TYPE_CHECKING:
-    from flowloom.providers import ChatMessage, ChatProvider, ChatRequest, ChatResponse
+    from flowloom.providers import ChatMessage, ChatProvider, ChatResponse
     from flowloom.providers.errors import ProviderError
 
 __all__ = [
@@ -178,6 +178,7 @@ async def _ask(
     on_delta: DeltaListener | None,
 ) -> ChatResponse:
     from flowloom.providers import ChatRequest, ProviderError
+    from flowloom.providers.streaming import stream_answer
 
     request = ChatRequest(
         model=options.model,
@@ -192,7 +193,7 @@ async def _ask(
     )
     try:
         if on_delta is not None and not toolbox:
-            return await _streamed(provider, request, on_delta)
+            return await stream_answer(provider, request, on_delta)
         response = await provider.chat(request)
     except ProviderError as exc:
         raise StepFailed(step, exc) from None
@@ -200,32 +201,6 @@ async def _ask(
         # With tools on offer the answer came whole: the final one is handed on in one piece.
         await on_delta(response.text)
     return response
-
-
-async def _streamed(
-    provider: ChatProvider, request: ChatRequest, on_delta: DeltaListener
-) -> ChatResponse:
-    """The answer streamed, each piece of text handed to ``on_delta`` as it arrives."""
-    from flowloom.providers import ChatResponse, TokenUsage
-
-    parts: list[str] = []
-    usage: TokenUsage | None = None
-    finish: str | None = None
-    model: str | None = None
-    async for chunk in provider.stream(request):
-        if chunk.text:
-            parts.append(chunk.text)
-            await on_delta(chunk.text)
-        usage = chunk.usage or usage
-        finish = chunk.finish_reason or finish
-        model = chunk.model or model
-    return ChatResponse(
-        text="".join(parts),
-        usage=usage or TokenUsage(),
-        model=model or request.model,
-        provider=provider.name,
-        finish_reason=finish,
-    )
 
 
 async def _count(response: ChatResponse, cost: Decimal | None, totals: Totals) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowloom.exceptions import ConfigurationError, ExecutionError, NotFound, RetryNode
+from flowloom.nodes.ai import text_progress
 from flowloom.nodes.base import (
     Category,
     Node,
@@ -147,6 +149,8 @@ class Agent(Node[AgentConfig]):
     """
 
     type_name = "ai.agent"
+    display_name = "Agent"
+    icon = "agent"
     category = Category.AI_AGENT
     deterministic = False
     dynamic_ports = True
@@ -208,6 +212,8 @@ class Agent(Node[AgentConfig]):
                     toolbox,
                     options,
                     record=functools.partial(_record, ctx, config),
+                    on_step=functools.partial(_step_progress, ctx),
+                    on_delta=_as_listener(text_progress(ctx)),
                 )
             except StepFailed as failed:
                 raise _step_failure(ctx, failed) from None
@@ -219,6 +225,26 @@ class Agent(Node[AgentConfig]):
                 "stop_reason": outcome.stop_reason,
             }
         )
+
+
+async def _step_progress(ctx: RunContext, entry: dict[str, Any]) -> None:
+    """A tool call of the agent, as it finishes, for whoever follows the run (the step's
+    result is in the node's ``steps`` output when the node ends)."""
+    ctx.progress(
+        "step",
+        {
+            "step": entry["step"],
+            "tool": entry["tool"],
+            "is_error": entry["is_error"],
+        },
+    )
+
+
+def _as_listener(publish: Callable[[str], None]) -> Callable[[str], Awaitable[None]]:
+    async def listener(text: str) -> None:
+        publish(text)
+
+    return listener
 
 
 def _step_failure(ctx: RunContext, failed: StepFailed) -> ExecutionError:

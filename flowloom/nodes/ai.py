@@ -7,6 +7,7 @@ through ``ctx.usage``; it never imports an SDK or storage, so it runs against fa
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -298,29 +299,20 @@ async def _read_images(ctx: RunContext, value: Any) -> list[tuple[bytes, str]]:
 async def _streamed(ctx: RunContext, provider: ChatProvider, request: ChatRequest) -> ChatResponse:
     """The answer to ``request``, streamed: each piece of text goes out as it comes
     (``ctx.progress("delta", ...)``, for the canvas and ``flowloom run``), and the whole is
-    returned as ``chat`` would. Usage comes from the stream's last chunk, so it is counted once,
-    and only for a stream that ended; a stream cut mid-way raises (the engine retries the node
-    as it would a failed call)."""
-    from flowloom.providers import ChatResponse, MalformedResponse
+    returned as ``chat`` would (see ``stream_answer``: usage counted once, a cut stream
+    refused, and the engine retries the node as it would a failed call)."""
+    from flowloom.providers.streaming import stream_answer
 
-    pieces: list[str] = []
-    offset = 0
-    last = None
-    async for chunk in provider.stream(request):
-        if chunk.text:
-            ctx.progress("delta", {"text": chunk.text, "offset": offset})
-            pieces.append(chunk.text)
-            offset += len(chunk.text)
-        last = chunk
-    if last is None or last.usage is None:
-        raise MalformedResponse(
-            f"the stream of model {request.model!r} ended without its usage",
-            provider=provider.name,
-        )
-    return ChatResponse(
-        text="".join(pieces),
-        usage=last.usage,
-        model=last.model or request.model,
-        provider=provider.name,
-        finish_reason=last.finish_reason,
-    )
+    return await stream_answer(provider, request, text_progress(ctx))
+
+
+def text_progress(ctx: RunContext) -> Callable[[str], None]:
+    """Publishes each piece of a node's text as ``node.delta`` with its offset in the whole."""
+    sent = 0
+
+    def publish(text: str) -> None:
+        nonlocal sent
+        ctx.progress("delta", {"text": text, "offset": sent})
+        sent += len(text)
+
+    return publish

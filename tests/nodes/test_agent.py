@@ -379,3 +379,52 @@ async def test_a_missing_tool_on_the_server_fails_before_any_model_call(
     with pytest.raises(NodeFailed, match="has no tool 'divide'"):
         await run_node("ai.agent", config, ctx=agent_context(server))
     assert server.requests == []
+
+
+async def test_an_agent_reports_each_tool_call_and_its_answer_as_progress(
+    server: FakeServer,
+) -> None:
+    server.reset()
+    server.script_replies(
+        {"tool_calls": [{"name": "weather", "arguments": {"city": "Bergen"}}]},
+        {"text": "Bergen: 7 C."},
+    )
+    config = {
+        "model": "gpt-agent",
+        "user_message": "Weather?",
+        "tools": [
+            {
+                "kind": "http",
+                "name": "weather",
+                "url": "https://weather.example.test/now?city={{ city }}",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }
+        ],
+    }
+    progress: list[tuple[str, dict[str, Any]]] = []
+    ctx = dataclasses.replace(
+        agent_context(server, lambda request: httpx.Response(200, json={"temp_c": 7})),
+        progress=lambda kind, data: progress.append((kind, dict(data))),
+    )
+    result = await run_node("ai.agent", config, ctx=ctx)
+
+    assert result.outputs["text"] == "Bergen: 7 C."
+    assert progress == [
+        ("step", {"step": 1, "tool": "weather", "is_error": False}),
+        ("delta", {"text": "Bergen: 7 C.", "offset": 0}),
+    ]
+
+
+async def test_an_agent_without_tools_streams_its_answer(server: FakeServer) -> None:
+    server.reset()
+    pieces: list[dict[str, Any]] = []
+    ctx = dataclasses.replace(
+        agent_context(server),
+        progress=lambda kind, data: pieces.append(dict(data)) if kind == "delta" else None,
+    )
+    result = await run_node("ai.agent", {"model": "gpt-agent", "user_message": "Hi"}, ctx=ctx)
+
+    assert result.outputs["text"] == server.reply_text
+    assert len(pieces) >= 2
+    assert "".join(p["text"] for p in pieces) == server.reply_text
+    assert result.outputs["usage"]["tokens_in"] == server.tokens_in  # from the stream's end

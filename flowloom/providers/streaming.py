@@ -1,0 +1,56 @@
+"""A streamed answer, put together: what ``ai.llm``, the agent loop and threads share.
+
+``stream_answer`` reads a provider's stream, hands each piece of text to ``on_text`` as it
+arrives, and returns the whole as ``chat`` would. Usage comes from the stream's last chunk; a
+stream that ends without it was cut (a dropped connection, a proxy timing out) and is refused
+with MalformedResponse rather than taken for a whole answer: the partial text is not returned
+as a result and no usage is recorded for it, so a retry does not count anything twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from flowloom.providers.errors import MalformedResponse
+from flowloom.providers.types import ChatResponse
+
+if TYPE_CHECKING:
+    from flowloom.providers.base import ChatProvider
+    from flowloom.providers.types import ChatRequest, TokenUsage
+
+__all__ = ["TextListener", "stream_answer"]
+
+TextListener = Callable[[str], Awaitable[None] | None]
+"""Called with each piece of text; may be a coroutine function."""
+
+
+async def stream_answer(
+    provider: ChatProvider, request: ChatRequest, on_text: TextListener
+) -> ChatResponse:
+    """The answer to ``request`` through ``provider.stream`` (see the module docstring)."""
+    pieces: list[str] = []
+    usage: TokenUsage | None = None
+    finish: str | None = None
+    model: str | None = None
+    async for chunk in provider.stream(request):
+        if chunk.text:
+            pieces.append(chunk.text)
+            waiting = on_text(chunk.text)
+            if waiting is not None:
+                await waiting
+        usage = chunk.usage or usage
+        finish = chunk.finish_reason or finish
+        model = chunk.model or model
+    if usage is None:
+        raise MalformedResponse(
+            f"the stream of model {request.model!r} ended without its usage (cut short)",
+            provider=provider.name,
+        )
+    return ChatResponse(
+        text="".join(pieces),
+        usage=usage,
+        model=model or request.model,
+        provider=provider.name,
+        finish_reason=finish,
+    )
