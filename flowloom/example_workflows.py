@@ -13,13 +13,31 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowloom.exceptions import Problem, ValidationFailed
+from flowloom.exceptions import NotFound, Problem, ValidationFailed
 from flowloom.graph import parse_definition, validate
 from flowloom.nodes.registry import default_registry
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import Workflow
 
-__all__ = ["Example", "example_dir", "install_examples", "read_examples"]
+__all__ = [
+    "Example",
+    "example_dir",
+    "install_example",
+    "install_examples",
+    "read_examples",
+]
+
+_SUMMARIES: dict[str, str] = {
+    "approval_gate": "A draft waits for a person to approve it, then is published or sent back.",
+    "branch_on_score": "A score decides which of two messages runs; the branch not taken is "
+    "skipped.",
+    "fan_out_merge": "Four branches run side by side and are merged into one text.",
+    "hello_template": "A name typed at the start fills a greeting template, one line per topic.",
+    "image_crop": "A bundled picture is cropped to its centre and doubled in size.",
+    "shout_each_word": "Each word goes through another workflow (Shout item), three at a time.",
+    "shout_item": "One text in, the same text shouted out: called by Shout each word.",
+    "sort_numbers": "A list of numbers typed as text is split and sorted.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +45,20 @@ class Example:
     name: str
     definition: dict[str, Any]
     problems: list[Problem]
+    slug: str = ""
+    """The file's stem (``sort_numbers``): the example's id as a template."""
+    summary: str = ""
+    """What it shows, in one sentence."""
+
+    def called_names(self) -> list[str]:
+        """The workflows its ``workflow.call`` nodes run by name."""
+        names = []
+        for node in self.definition.get("nodes", []):
+            config = node.get("data", {}).get("config", {}) if isinstance(node, dict) else {}
+            name = config.get("workflow_name") if isinstance(config, dict) else None
+            if node.get("type") == "workflow.call" and isinstance(name, str):
+                names.append(name)
+        return names
 
 
 def example_dir() -> Path:
@@ -49,7 +81,15 @@ def read_examples(folder: Path | None = None) -> list[Example]:
         except ValidationFailed as exc:
             problems = exc.problems
         name = path.stem.replace("_", " ").capitalize()
-        examples.append(Example(name=name, definition=raw, problems=problems))
+        examples.append(
+            Example(
+                name=name,
+                definition=raw,
+                problems=problems,
+                slug=path.stem,
+                summary=_SUMMARIES.get(path.stem, ""),
+            )
+        )
     return examples
 
 
@@ -63,20 +103,46 @@ async def install_examples(session: AsyncSession, *, owner_id: str) -> list[Work
     for example in read_examples():
         if await repo.find_by_name(name=example.name) is not None:
             continue
-        workflow = await repo.create(
-            name=example.name,
-            definition=example.definition,
-            description="An example that ships with flowloom.",
-            is_valid=not example.problems,
-        )
-        await repo.log_validation(
-            workflow_id=workflow.id,
-            version=workflow.version,
-            valid=not example.problems,
-            problems=[_problem_json(p) for p in example.problems],
-        )
-        installed.append(workflow)
+        installed.append(await _save(repo, example))
     return installed
+
+
+async def install_example(
+    session: AsyncSession, *, owner_id: str, slug: str
+) -> tuple[Workflow, list[Workflow]]:
+    """Save the example ``slug`` as a new workflow of the owner (a copy each time), and any
+    example it calls by name that the owner lacks, so that it runs at once.
+
+    Returns the new workflow and the called ones saved with it; NotFound for an unknown slug.
+    """
+    examples = {example.slug: example for example in read_examples()}
+    example = examples.get(slug)
+    if example is None:
+        raise NotFound("template", slug)
+    repo = WorkflowRepo(session, owner_id=owner_id)
+    called: list[Workflow] = []
+    for name in example.called_names():
+        needed = examples.get(name)
+        if needed is None or await repo.find_by_reference(name=name) is not None:
+            continue
+        called.append(await _save(repo, needed))
+    return await _save(repo, example), called
+
+
+async def _save(repo: WorkflowRepo, example: Example) -> Workflow:
+    workflow = await repo.create(
+        name=example.name,
+        definition=example.definition,
+        description=example.summary or "An example that ships with flowloom.",
+        is_valid=not example.problems,
+    )
+    await repo.log_validation(
+        workflow_id=workflow.id,
+        version=workflow.version,
+        valid=not example.problems,
+        problems=[_problem_json(p) for p in example.problems],
+    )
+    return workflow
 
 
 def _problem_json(problem: Problem) -> dict[str, Any]:

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 from pgkit import drop_postgres_schema, make_postgres_database
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 
 from flowloom.exceptions import ConfigurationError, InputError
 from flowloom.ids import new_id
 from flowloom.storage.blobs import FileBlobStore
 from flowloom.storage.database import Database
+from flowloom.storage.enums import RunStatus
 from flowloom.storage.maintenance import (
     ARCHIVE_FORMAT,
     backup_database,
@@ -550,3 +551,24 @@ async def test_backup_while_a_writer_keeps_inserting_is_consistent(
 
     with pytest.raises(InputError, match="already exists"):
         await backup_database(big_sqlite, target)
+
+
+async def test_prune_never_deletes_unfinished_runs_whatever_their_age(
+    fresh_db: Database, blob_dir: Path
+) -> None:
+    world = await World(fresh_db, FileBlobStore(blob_dir)).setup()
+    ancient = OLD - timedelta(days=365)
+    by_status = {status: (await world.run(ancient))[0] for status in RunStatus}
+    waiting_parent = by_status[RunStatus.WAITING]
+    finished_child, _ = await world.run(ancient, parent=waiting_parent)
+    async with fresh_db.write() as s:
+        for status, run_id in by_status.items():
+            await s.execute(
+                update(WorkflowRun).where(WorkflowRun.id == run_id).values(status=status)
+            )
+
+    report = await prune_runs(fresh_db, older_than=timedelta(days=30), batch_size=1, now=NOW)
+
+    unfinished = {by_status[s] for s in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)}
+    assert report.runs == 3  # COMPLETED, FAILED, CANCELLED
+    assert await ids(fresh_db, WorkflowRun.id) == unfinished | {finished_child}

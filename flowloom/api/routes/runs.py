@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query, Response, status
@@ -30,6 +31,8 @@ from flowloom.api.schemas import (
     run_public,
 )
 from flowloom.engine import DROPPED, RUN_FINISHED_EVENTS, Engine, Event, Subscription
+from flowloom.exceptions import InputError
+from flowloom.ids import PREFIXES, parse_id
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunScope, RunStatus, TriggerKind
@@ -150,12 +153,29 @@ async def start_run(
 async def list_runs(
     caller: WorkflowReader,
     db: DatabaseDep,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(description="The `next_cursor` of the page before.")
+    ] = None,
     limit: Limit = 10,
     status: RunStatus | None = None,
-    workflow_id: str | None = None,
+    workflow_id: Annotated[str | None, Query(description="Only this workflow's runs.")] = None,
+    trigger: Annotated[TriggerKind | None, Query(description="Only runs started so.")] = None,
+    since: Annotated[
+        datetime | None, Query(description="Only runs created at or after this time (ISO 8601).")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Only runs created before this time (ISO 8601).")
+    ] = None,
 ) -> Page[RunPublic]:
-    """The caller's run history across every workflow, newest first (seed 000's sidebar)."""
+    """The caller's run history across every workflow, newest first (seed 000's sidebar).
+
+    Every filter is optional and they combine. A time without a zone is UTC. A bad status,
+    trigger kind, time, cursor or an ``until`` not after ``since`` answers 422 naming the
+    parameter; another user's ``workflow_id`` finds no runs (an empty page, as for a deleted
+    workflow), never theirs.
+    """
+    if workflow_id is not None:
+        _check_workflow_id(workflow_id)
     page = await read_history(
         db,
         owner_id=caller.user_id,
@@ -163,8 +183,18 @@ async def list_runs(
         limit=limit,
         status=status,
         workflow_id=workflow_id,
+        trigger=trigger,
+        since=since,
+        until=until,
     )
     return Page(items=[run_public(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+def _check_workflow_id(workflow_id: str) -> None:
+    try:
+        parse_id(workflow_id, prefix=PREFIXES["workflows"])
+    except ValueError as exc:
+        raise InputError(str(exc), field="workflow_id") from None
 
 
 @router.get("/workflows/{workflow_id}/runs")

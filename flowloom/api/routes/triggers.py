@@ -6,12 +6,20 @@ SHA-256 is stored. A schedule takes a five-field cron expression and an IANA tim
 one answers 422 naming ``cron`` or ``timezone``. ``PATCH`` with ``enabled`` switches a trigger
 off and on; a schedule switched on again starts from its next fire time after now, so the time
 it was off is not reported as missed.
+
+For the triggers panel: a schedule answers with its cron expression in words and its next five
+fire times, and ``GET /schedule-preview`` says the same of an expression not saved yet;
+``GET /timezones`` lists the IANA names to pick from; ``GET /triggers/{id}/calls`` lists the
+runs a trigger started, ``GET /triggers/{id}/events`` its missed fire times and refused calls;
+``POST /triggers/{id}/test`` starts the run a webhook call would start, without the token.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Final, Literal
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,19 +27,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from flowloom.api.deps import (
     Caller,
     DatabaseDep,
+    EngineDep,
+    RunExecutor,
     SettingsDep,
     WorkflowReader,
     WorkflowWriter,
     client_ip,
 )
 from flowloom.api.limits import check_inputs_size
-from flowloom.api.schemas import Page
-from flowloom.exceptions import InputError
-from flowloom.storage.enums import TriggerType
+from flowloom.api.schemas import Page, RunPublic, run_public
+from flowloom.exceptions import Conflict, InputError
+from flowloom.storage.enums import TriggerKind, TriggerType
 from flowloom.storage.repos.audit import AuditRepo
+from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.repos.triggers import KEEP, TriggerRepo
-from flowloom.storage.tables import WorkflowTrigger
+from flowloom.storage.tables import AuditEntry, WorkflowTrigger
 from flowloom.storage.tables.base import utcnow
+from flowloom.triggers.describe import describe_cron
 from flowloom.triggers.schedule import Schedule
 from flowloom.triggers.tokens import new_webhook_path, new_webhook_token
 from flowloom.triggers.webhooks import MAX_OUTPUT_TIMEOUT_S, WebhookOptions
@@ -44,6 +56,9 @@ HOOKS_PATH: Final = "/api/v1/hooks"
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Respond = Literal["run", "output"]
+
+UPCOMING_FIRES: Final = 5
+"""How many of a schedule's next fire times an answer lists."""
 
 
 class TriggerCreate(BaseModel):
@@ -91,6 +106,11 @@ class TriggerPublic(BaseModel):
     timezone: str | None
     next_fire_at: datetime | None
     """Schedules: the next fire time (null while switched off)."""
+    description: str | None = None
+    """Schedules: when the cron expression fires, in words ("At 09:00, on Monday through
+    Friday"), in the schedule's time zone."""
+    upcoming: list[datetime] = []
+    """Schedules that are on: the next five fire times from now, in UTC."""
     last_fired_at: datetime | None
     inputs: dict[str, Any] | None
     respond: Respond | None
@@ -104,10 +124,41 @@ class TriggerCreated(TriggerPublic):
     """Webhooks: the secret token, shown this once (send it as ``X-Flowloom-Token``)."""
 
 
+class SchedulePreview(BaseModel):
+    """When a cron expression read in a time zone fires: in words, and its next five times."""
+
+    cron: str
+    timezone: str
+    description: str
+    upcoming: list[datetime]
+    """The next five fire times from now, in UTC."""
+
+
+class TimezoneList(BaseModel):
+    items: list[str]
+    """Every IANA time zone name the server knows, sorted."""
+
+
+def upcoming_fires(schedule: Schedule, count: int = UPCOMING_FIRES) -> list[datetime]:
+    """The schedule's next ``count`` fire times after now, in UTC."""
+    times: list[datetime] = []
+    moment = utcnow()
+    for _ in range(count):
+        moment = schedule.next_after(moment)
+        times.append(moment)
+    return times
+
+
 def trigger_public(trigger: WorkflowTrigger) -> TriggerPublic:
     webhook = trigger.kind == TriggerType.WEBHOOK
     options = WebhookOptions.from_config(trigger.config) if webhook else None
     inputs = trigger.config.get("inputs") if not webhook else None
+    description: str | None = None
+    upcoming: list[datetime] = []
+    if not webhook and trigger.cron:
+        description = describe_cron(trigger.cron)
+        if trigger.enabled:
+            upcoming = upcoming_fires(Schedule(trigger.cron, trigger.timezone or "UTC"))
     return TriggerPublic(
         id=trigger.id,
         workflow_id=trigger.workflow_id,
@@ -117,6 +168,8 @@ def trigger_public(trigger: WorkflowTrigger) -> TriggerPublic:
         cron=trigger.cron,
         timezone=None if webhook else trigger.timezone,
         next_fire_at=trigger.next_fire_at,
+        description=description,
+        upcoming=upcoming,
         last_fired_at=trigger.last_fired_at,
         inputs=inputs if isinstance(inputs, dict) else ({} if not webhook else None),
         respond=options.respond if options else None,
@@ -306,3 +359,161 @@ async def delete_trigger(
         trigger = await TriggerRepo(session, owner_id=caller.user_id).delete(trigger_id=trigger_id)
         await _audit(session, caller, request, "trigger.delete", trigger)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/triggers/{trigger_id}/calls")
+async def list_trigger_calls(
+    trigger_id: str,
+    caller: WorkflowReader,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Page[RunPublic]:
+    """The runs the trigger started, newest first: a webhook's last calls, a schedule's last
+    firings (a refused webhook call starts nothing; it is in the audit log)."""
+    async with db.read() as session:
+        trigger = await TriggerRepo(session, owner_id=caller.user_id).get(trigger_id=trigger_id)
+        runs = await RunRepo(session, owner_id=caller.user_id).started_by_trigger(
+            workflow_id=trigger.workflow_id, trigger_id=trigger.id, limit=limit
+        )
+    return Page(items=[run_public(r) for r in runs], next_cursor=None)
+
+
+class TriggerEvent(BaseModel):
+    """Something that happened to a trigger without starting a run."""
+
+    id: str
+    at: datetime
+    kind: Literal["missed", "refused"]
+    """``missed``: a schedule's fire times passed while the server could not fire them;
+    ``refused``: a call to a webhook without the right token, or while it was off."""
+    missed: int | None = None
+    """Missed: how many fire times passed unseen."""
+    count_is_lower_bound: bool | None = None
+    first_missed_at: datetime | None = None
+    last_missed_at: datetime | None = None
+    reason: str | None = None
+    """Refused: why."""
+    ip: str | None = None
+    """Refused: where the call came from."""
+
+
+_EVENT_ACTIONS: Final = ("schedule.missed", "webhook.refused")
+
+
+def _event(entry: AuditEntry) -> TriggerEvent:
+    details = entry.details or {}
+
+    def moment(name: str) -> datetime | None:
+        value = details.get(name)
+        try:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+    missed = details.get("missed")
+    reason = details.get("reason")
+    return TriggerEvent(
+        id=entry.id,
+        at=entry.created_at,
+        kind="missed" if entry.action == "schedule.missed" else "refused",
+        missed=missed if isinstance(missed, int) else None,
+        count_is_lower_bound=bool(details.get("count_is_lower_bound"))
+        if entry.action == "schedule.missed"
+        else None,
+        first_missed_at=moment("first_missed_at"),
+        last_missed_at=moment("last_missed_at"),
+        reason=reason if isinstance(reason, str) else None,
+        ip=entry.ip,
+    )
+
+
+@router.get("/triggers/{trigger_id}/events")
+async def list_trigger_events(
+    trigger_id: str,
+    caller: WorkflowReader,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Page[TriggerEvent]:
+    """What happened to the trigger that started no run, newest first: a schedule's missed
+    fire times (the server was down past the grace period), a webhook's refused calls."""
+    async with db.read() as session:
+        trigger = await TriggerRepo(session, owner_id=caller.user_id).get(trigger_id=trigger_id)
+        entries = await AuditRepo(session).list_for_object(
+            owner_id=caller.user_id,
+            object_type="workflow_trigger",
+            object_id=trigger.id,
+            actions=_EVENT_ACTIONS,
+            limit=limit,
+        )
+    return Page(items=[_event(e) for e in entries], next_cursor=None)
+
+
+class WebhookTestCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = {}
+    """The run's inputs, as a caller of the webhook would post them."""
+
+
+class WebhookTestStarted(BaseModel):
+    run_id: str
+
+
+@router.post("/triggers/{trigger_id}/test", status_code=status.HTTP_202_ACCEPTED)
+async def send_test_call(
+    trigger_id: str,
+    caller: RunExecutor,
+    db: DatabaseDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    response: Response,
+    body: WebhookTestCall | None = None,
+) -> WebhookTestStarted:
+    """Start the run a call to the webhook would start, as its owner and without the token;
+    it is listed among the webhook's calls (``trigger_data.test`` is true). 409 while the
+    webhook is switched off; 422 for a schedule."""
+    inputs = body.inputs if body is not None else {}
+    check_inputs_size(inputs, max_bytes=settings.max_run_inputs_bytes)
+    async with db.read() as session:
+        trigger = await TriggerRepo(session, owner_id=caller.user_id).get(trigger_id=trigger_id)
+    if trigger.kind != TriggerType.WEBHOOK:
+        raise InputError("only a webhook takes a test call", field="trigger_id")
+    if not trigger.enabled:
+        raise Conflict("this webhook is switched off: switch it on to test it")
+    run_id = await engine.start_run(
+        owner_id=caller.user_id,
+        workflow_id=trigger.workflow_id,
+        inputs=inputs,
+        trigger_kind=TriggerKind.WEBHOOK,
+        trigger_data={"trigger_id": trigger.id, "test": True},
+    )
+    response.headers["Location"] = f"/api/v1/runs/{run_id}"
+    return WebhookTestStarted(run_id=run_id)
+
+
+@router.get("/schedule-preview")
+async def preview_schedule(
+    caller: WorkflowReader,
+    cron: Annotated[str, Query(min_length=1, max_length=120)],
+    timezone: Annotated[str, Query(min_length=1, max_length=64)] = "UTC",
+) -> SchedulePreview:
+    """When a schedule would fire, before it is saved: ``cron`` in words and its next five
+    fire times. A bad expression or time zone answers 422 naming ``cron`` or ``timezone``."""
+    schedule = Schedule(cron, timezone)
+    return SchedulePreview(
+        cron=schedule.cron,
+        timezone=schedule.timezone,
+        description=describe_cron(schedule.cron),
+        upcoming=upcoming_fires(schedule),
+    )
+
+
+@router.get("/timezones")
+async def list_timezones(caller: WorkflowReader) -> TimezoneList:
+    """The IANA time zones a schedule may be read in."""
+    return TimezoneList(items=_timezone_names())
+
+
+@cache
+def _timezone_names() -> list[str]:
+    return sorted(available_timezones() | {"UTC"})

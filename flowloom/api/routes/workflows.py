@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from flowloom.api.deps import DatabaseDep, RegistryDep, SettingsDep, WorkflowReader, WorkflowWriter
 from flowloom.api.deps import client_ip as _client_ip
@@ -36,7 +37,8 @@ from flowloom.api.schemas import (
     version_public,
     workflow_public,
 )
-from flowloom.exceptions import NotFound, Problem, ValidationFailed
+from flowloom.example_workflows import Example, install_example, read_examples
+from flowloom.exceptions import InputError, NotFound, Problem, ValidationFailed
 from flowloom.graph import parse_definition, validate
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
@@ -149,6 +151,73 @@ async def import_workflow(
     return await create_workflow(create, caller, db, registry, settings, response, strict)
 
 
+class ImportCheck(BaseModel):
+    """A file to import, as read: an export (``format: "flowloom.workflow"``) or a bare
+    definition (``{"schema_version": 1, "nodes": [...], "edges": [...]}``)."""
+
+    document: dict[str, Any]
+    name: str | None = Field(default=None, max_length=200)
+    """The new workflow's name, instead of the file's (a bare definition has none)."""
+
+
+class ImportPreview(BaseModel):
+    """What importing the file would save, and every problem that stops it."""
+
+    valid: bool
+    problems: list[ProblemPublic]
+    """The file's own problems (``field`` names the key) and its definition's (``node_id``,
+    ``port``), all at once."""
+    export: WorkflowExport | None
+    """The file as ``POST /workflows/import`` takes it (the name applied); null when the file
+    is not one."""
+    nodes: int
+    edges: int
+
+
+def _bare_definition(document: dict[str, Any]) -> bool:
+    return "definition" not in document and "nodes" in document
+
+
+@router.post("/import/check")
+async def check_import(
+    body: ImportCheck, caller: WorkflowReader, registry: RegistryDep, settings: SettingsDep
+) -> ImportPreview:
+    """Read a workflow file without saving anything: the file's shape and its definition are
+    both checked, and every problem is listed (200 either way)."""
+    document = dict(body.document)
+    if _bare_definition(document):
+        document = {"definition": document}
+    if body.name is not None and body.name.strip():
+        document["name"] = body.name.strip()
+    elif "name" not in document:
+        document["name"] = None
+    problems: list[ProblemPublic] = []
+    export: WorkflowExport | None = None
+    try:
+        export = WorkflowExport.model_validate(document)
+    except PydanticValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or None
+            message = error["msg"]
+            if where == "name" and document.get("name") is None:
+                message = "the file has no name: give the workflow one"
+            problems.append(ProblemPublic(message=message, field=where))
+    definition = document.get("definition")
+    nodes = edges = 0
+    if isinstance(definition, dict):
+        if isinstance(definition.get("nodes"), list):
+            nodes = len(definition["nodes"])
+        if isinstance(definition.get("edges"), list):
+            edges = len(definition["edges"])
+        try:
+            problems += problems_public(check_definition(definition, registry, settings))
+        except InputError as exc:
+            problems.append(ProblemPublic(message=str(exc), field="definition"))
+    return ImportPreview(
+        valid=not problems, problems=problems, export=export, nodes=nodes, edges=edges
+    )
+
+
 @router.post("/validate")
 async def validate_definition(
     body: WorkflowValidate, caller: WorkflowReader, registry: RegistryDep, settings: SettingsDep
@@ -156,6 +225,68 @@ async def validate_definition(
     """Check a definition without saving it: every problem at once."""
     problems = check_definition(body.definition, registry, settings)
     return ValidationPublic(valid=not problems, problems=problems_public(problems))
+
+
+class TemplatePublic(BaseModel):
+    """An example workflow every account may start from."""
+
+    id: str
+    """The template's id (``sort_numbers``): ``POST /workflows/templates/{id}`` uses it."""
+    name: str
+    summary: str
+    node_types: list[str]
+    """The kinds of node it shows, in the order they first appear."""
+    nodes: int
+    calls: list[str]
+    """The other workflows it runs by name (saved with it when missing)."""
+
+
+class TemplateUsed(BaseModel):
+    workflow: WorkflowPublic
+    """The new workflow, a copy of the template."""
+    also_saved: list[WorkflowSummary]
+    """Workflows it calls that were saved with it, because the account lacked them."""
+
+
+class TemplateList(BaseModel):
+    items: list[TemplatePublic]
+
+
+def _template_public(example: Example) -> TemplatePublic:
+    nodes = [n for n in example.definition.get("nodes", []) if isinstance(n, dict)]
+    types = list(dict.fromkeys(str(n.get("type")) for n in nodes))
+    return TemplatePublic(
+        id=example.slug,
+        name=example.name,
+        summary=example.summary,
+        node_types=types,
+        nodes=len(nodes),
+        calls=example.called_names(),
+    )
+
+
+@router.get("/templates")
+async def list_templates(caller: WorkflowReader) -> TemplateList:
+    """The example workflows, offered to every account as starting points."""
+    return TemplateList(items=[_template_public(e) for e in read_examples() if not e.problems])
+
+
+@router.post("/templates/{template_id}", status_code=status.HTTP_201_CREATED)
+async def use_template(
+    template_id: str,
+    caller: WorkflowWriter,
+    db: DatabaseDep,
+    response: Response,
+) -> TemplateUsed:
+    """A new workflow of the caller, copied from the template (again on every call), with the
+    workflows it calls by name when the caller has none of that name. 404 for an unknown id."""
+    async with db.write() as session:
+        workflow, called = await install_example(session, owner_id=caller.user_id, slug=template_id)
+    response.headers["Location"] = f"/api/v1/workflows/{workflow.id}"
+    return TemplateUsed(
+        workflow=workflow_public(workflow, []),
+        also_saved=[WorkflowSummary.model_validate(w) for w in called],
+    )
 
 
 @router.get("/{workflow_id}")

@@ -19,11 +19,13 @@ from typing import IO, Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from flowloom.exceptions import InputError
 from flowloom.storage.blobs import BlobStore
 from flowloom.storage.database import Database
 from flowloom.storage.durable import fsync_directory
+from flowloom.storage.enums import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES
 from flowloom.storage.maintenance.files import sqlite_bytes, sqlite_file
 from flowloom.storage.tables import Artifact, NodeExecution, WorkflowRun
 
@@ -73,7 +75,9 @@ async def prune_runs(
     now: datetime | None = None,
     blob_grace: timedelta = DEFAULT_BLOB_GRACE,
 ) -> PruneReport:
-    """Delete the runs created before ``now - older_than`` (or before ``before``: give one).
+    """Delete the finished runs created before ``now - older_than`` (or before ``before``:
+    give one). Runs that are PENDING, RUNNING or WAITING are never pruned, whatever their age,
+    nor the sub-runs of such a run.
 
     Runs go oldest first, ``batch_size`` per transaction, so a prune of millions never holds the
     write lock for long and an interrupted prune leaves every remaining run newer than every
@@ -167,9 +171,21 @@ async def _prune_batch(
     archive: _Archive | None,
 ) -> _Batch | None:
     """Archive and delete one batch inside ``session``'s transaction; None when none is left."""
+    parent = aliased(WorkflowRun)
+    parent_unfinished = (
+        select(parent.id)
+        .where(parent.id == WorkflowRun.parent_run_id, parent.status.in_(ACTIVE_RUN_STATUSES))
+        .exists()
+    )
     oldest = (
         select(WorkflowRun.id)
-        .where(WorkflowRun.created_at < cutoff)
+        .where(
+            WorkflowRun.created_at < cutoff,
+            # Unfinished runs stay whatever their age (a run may wait weeks for an approval),
+            # and so do the finished sub-runs of an unfinished parent, which it may still read.
+            WorkflowRun.status.in_(FINISHED_RUN_STATUSES),
+            ~parent_unfinished,
+        )
         .order_by(WorkflowRun.created_at)
         .limit(batch_size)
     )

@@ -10,7 +10,7 @@ harmless field costs little, an entry holding a live secret is a leak in every b
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -102,3 +102,27 @@ class AuditRepo:
             query = query.where(AuditEntry.id < after)
         rows = await self._session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1))
         return page_of(rows.all(), limit=limit)
+
+    async def list_for_object(
+        self,
+        *,
+        owner_id: str,
+        object_type: str,
+        object_id: str,
+        actions: Sequence[str],
+        limit: int = 10,
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` entries of ``owner_id`` about one object, of the given actions."""
+        check_limit(limit)
+        rows = await self._session.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.object_type == object_type,
+                AuditEntry.object_id == object_id,
+                AuditEntry.user_id == owner_id,
+                AuditEntry.action.in_(actions),
+            )
+            .order_by(AuditEntry.id.desc())
+            .limit(limit)
+        )
+        return list(rows.all())

@@ -52,6 +52,7 @@ class AiGeneration(CreatedAtMixin, Base):
     __table_args__ = (
         CheckConstraint("outcome IN ('valid', 'invalid', 'error')", name="outcome_valid"),
         Index(None, "user_id", "id"),
+        Index(None, "workflow_id"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)

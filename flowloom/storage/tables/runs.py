@@ -38,6 +38,7 @@ class WorkflowRun(TimestampMixin, Base):
         Index(None, "status", "workflow_id", "duration_ms"),
         Index(None, "created_at"),
         Index(None, "parent_run_id"),
+        Index(None, "api_key_id"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)

@@ -16,6 +16,8 @@ class SystemSetting(TimestampMixin, Base):
     """One instance-wide setting, by key."""
 
     __tablename__ = "system_settings"
+    # Every foreign key is indexed: deleting a user must not scan the table for its rows.
+    __table_args__ = (Index(None, "updated_by"),)
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONType)

@@ -62,6 +62,7 @@ class WorkflowVersion(CreatedAtMixin, Base):
     __table_args__ = (
         UniqueConstraint("workflow_id", "version"),
         CheckConstraint("version >= 1", name="version_positive"),
+        Index(None, "created_by"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
