@@ -51,6 +51,8 @@ class JsonExtract(Node[JsonExtractConfig]):
     """The part of a JSON value a JMESPath expression selects (null when nothing matches)."""
 
     type_name = "json.extract"
+    display_name = "Extract from JSON"
+    icon = "braces"
     category = Category.ACTION
     Config = JsonExtractConfig
 

@@ -185,6 +185,8 @@ class Condition(Node[ConditionConfig]):
     """Route the input to ``true`` or ``false``: only the taken output is emitted."""
 
     type_name = "flow.condition"
+    display_name = "Condition"
+    icon = "branch"
     category = Category.FLOW
     Config = ConditionConfig
 
@@ -244,6 +246,8 @@ class Switch(Node[SwitchConfig]):
     """Route the input to the first case that holds, else to ``default``: one output per case."""
 
     type_name = "flow.switch"
+    display_name = "Switch"
+    icon = "switch"
     category = Category.FLOW
     dynamic_ports = True
     Config = SwitchConfig
@@ -282,6 +286,8 @@ class Merge(Node[MergeConfig]):
     """
 
     type_name = "flow.merge"
+    display_name = "Merge"
+    icon = "merge"
     category = Category.FLOW
     dynamic_ports = True
     Config = MergeConfig
@@ -316,6 +322,8 @@ class Delay(Node[DelayConfig]):
     """
 
     type_name = "flow.delay"
+    display_name = "Delay"
+    icon = "clock"
     category = Category.FLOW
     deterministic = False
     Config = DelayConfig

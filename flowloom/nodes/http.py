@@ -102,6 +102,8 @@ class HttpRequest(Node[HttpRequestConfig]):
     """
 
     type_name = "http.request"
+    display_name = "HTTP request"
+    icon = "globe"
     category = Category.EXTERNAL_ACTION
     deterministic = False
     Config = HttpRequestConfig

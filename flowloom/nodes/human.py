@@ -34,6 +34,8 @@ class Approval(Node[ApprovalConfig]):
     """
 
     type_name = "human.approval"
+    display_name = "Approval"
+    icon = "hand"
     category = Category.HUMAN_IN_THE_LOOP
     deterministic = False
     Config = ApprovalConfig

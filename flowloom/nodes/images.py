@@ -227,6 +227,8 @@ class ImageLoad(Node[ImageLoadConfig]):
     """An image from a URL, from base64 data, or from the blob store, checked with Pillow."""
 
     type_name = "image.load"
+    display_name = "Load image"
+    icon = "image"
     category = Category.ACTION
     deterministic = False
     Config = ImageLoadConfig
@@ -292,6 +294,8 @@ class ImageCrop(Node[ImageCropConfig]):
     """The part of the image inside a box given in percent (x, y, width, height)."""
 
     type_name = "image.crop"
+    display_name = "Crop image"
+    icon = "crop"
     category = Category.ACTION
     Config = ImageCropConfig
 
@@ -357,6 +361,8 @@ class ImageResize(Node[ImageResizeConfig]):
     """The image scaled to a width and/or height in pixels (Lanczos resampling)."""
 
     type_name = "image.resize"
+    display_name = "Resize image"
+    icon = "resize"
     category = Category.ACTION
     Config = ImageResizeConfig
 
@@ -393,6 +399,8 @@ class ImageConvert(Node[ImageConvertConfig]):
     """The image re-encoded as PNG, JPEG or WebP (JPEG drops transparency)."""
 
     type_name = "image.convert"
+    display_name = "Convert image"
+    icon = "convert"
     category = Category.ACTION
     Config = ImageConvertConfig
 

@@ -31,7 +31,8 @@ _RUN_ITEMS: Final = 20_000
 
 class ListSortConfig(NodeConfig):
     key: str | None = None
-    """Sort by the value at this dotted path in each item (``user.age``); None sorts by items."""
+    """Sort by the value at this dotted path in each item (``user.age``); empty sorts the items
+    themselves."""
     order: Literal["asc", "desc"] = "asc"
     numeric: bool = False
     """Compare keys as numbers, reading numeric text such as ``"10"`` as a number."""
@@ -52,6 +53,8 @@ class ListSort(Node[ListSortConfig]):
     """
 
     type_name = "list.sort"
+    display_name = "Sort list"
+    icon = "sort"
     category = Category.ACTION
     Config = ListSortConfig
 

@@ -136,6 +136,8 @@ class McpToolCall(Node[McpToolCallConfig]):
     """
 
     type_name = "mcp.tool"
+    display_name = "MCP tool"
+    icon = "plug"
     category = Category.TOOL
     deterministic = False
     dynamic_ports = True

@@ -47,6 +47,8 @@ class MemoryRead(Node[MemoryReadConfig]):
     """The value stored under a key of the workflow's memory, and whether there was one."""
 
     type_name = "memory.read"
+    display_name = "Read memory"
+    icon = "memory-read"
     category = Category.MEMORY
     deterministic = False
     Config = MemoryReadConfig
@@ -67,15 +69,17 @@ class MemoryWriteConfig(NodeConfig):
     key: str = Field(min_length=1, max_length=200)
     """The memory key."""
     value_type: MemoryValueType | None = None
-    """Refuse values of any other JSON type; None accepts any."""
+    """Refuse values of any other JSON type; empty accepts any."""
     ttl_s: float | None = Field(default=None, gt=0)
-    """Forget the value after this many seconds; None keeps it."""
+    """Forget the value after this many seconds; empty keeps it."""
 
 
 class MemoryWrite(Node[MemoryWriteConfig]):
     """Store the input under a key of the workflow's memory, and pass it on."""
 
     type_name = "memory.write"
+    display_name = "Write memory"
+    icon = "memory-write"
     category = Category.MEMORY
     deterministic = False
     Config = MemoryWriteConfig

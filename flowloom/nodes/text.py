@@ -55,6 +55,8 @@ class TextValue(Node[TextValueConfig]):
     """A fixed piece of text."""
 
     type_name = "text.value"
+    display_name = "Text"
+    icon = "text"
     category = Category.ACTION
     Config = TextValueConfig
 
@@ -108,6 +110,8 @@ class TextTemplate(Node[TextTemplateConfig]):
     """Text from a Jinja2 template over the node's inputs, rendered in a sandbox."""
 
     type_name = "text.template"
+    display_name = "Text template"
+    icon = "template"
     category = Category.ACTION
     dynamic_ports = True
     Config = TextTemplateConfig
@@ -162,6 +166,8 @@ class TextJoin(Node[TextJoinConfig]):
     """
 
     type_name = "text.join"
+    display_name = "Join texts"
+    icon = "join"
     category = Category.ACTION
     Config = TextJoinConfig
 
@@ -199,7 +205,8 @@ def _as_text(item: Any) -> str:
 
 class TextSplitConfig(NodeConfig):
     separator: str = "\n"
-    """Split at each occurrence; empty splits at any run of whitespace."""
+    """Split at each occurrence (``\\n``, the default: at each line break); empty splits at any
+    run of whitespace."""
     strip: bool = True
     """Trim whitespace around each item."""
     drop_empty: bool = True
@@ -212,6 +219,8 @@ class TextSplit(Node[TextSplitConfig]):
     """A list of texts from one text, split at a separator."""
 
     type_name = "text.split"
+    display_name = "Split text"
+    icon = "scissors"
     category = Category.ACTION
     Config = TextSplitConfig
 

@@ -52,6 +52,8 @@ class ManualTrigger(Node[ManualTriggerConfig]):
     """Start a run by hand (canvas, CLI or API) with typed inputs, one output per field."""
 
     type_name = "trigger.manual"
+    display_name = "Manual trigger"
+    icon = "play"
     category = Category.TRIGGER
     # Outputs come from the run's inputs, which a cache signature over the config cannot see.
     deterministic = False

@@ -77,6 +77,8 @@ class WorkflowCall(Node[WorkflowCallConfig]):
     """
 
     type_name = "workflow.call"
+    display_name = "Call a workflow"
+    icon = "workflow"
     category = Category.FLOW
     # A sub-workflow may do anything (HTTP calls, approvals): never served from the cache.
     deterministic = False

@@ -3,6 +3,7 @@ import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from
 
 import { setUnauthenticatedHandler } from "./api/client";
 import { useAuth } from "./auth";
+import { ThemeToggle } from "./components/ThemeToggle";
 import { AgentsPage } from "./pages/Agents";
 import { ApiKeysPage } from "./pages/ApiKeys";
 import { AuthPage } from "./pages/Auth";
@@ -10,6 +11,9 @@ import { CredentialsPage } from "./pages/Credentials";
 import { EditorPage } from "./pages/Editor";
 import { GeneratePage } from "./pages/Generate";
 import { IntegrationsPage } from "./pages/Integrations";
+import { RunPage } from "./pages/RunPage";
+import { RunsPage } from "./pages/Runs";
+import { TriggersPage } from "./pages/Triggers";
 import { ThreadsPage } from "./pages/Threads";
 import { UsagePage } from "./pages/Usage";
 import { WorkflowsPage } from "./pages/Workflows";
@@ -32,6 +36,7 @@ function Header() {
       {user && (
         <nav aria-label="Main">
           <NavLink to="/" end>Workflows</NavLink>
+          <NavLink to="/runs">Runs</NavLink>
           <NavLink to="/generate">Describe</NavLink>
           <NavLink to="/agents">Agents</NavLink>
           <NavLink to="/threads">Threads</NavLink>
@@ -42,6 +47,7 @@ function Header() {
         </nav>
       )}
       <span className="spacer" />
+      <ThemeToggle />
       {user && (
         <>
           <span className="who" title={user.email}>{user.username ?? user.email}</span>
@@ -86,6 +92,9 @@ export function App() {
           <Route path="/threads" element={<RequireUser><ThreadsPage /></RequireUser>} />
           <Route path="/threads/:threadId" element={<RequireUser><ThreadsPage /></RequireUser>} />
           <Route path="/generate" element={<RequireUser><GeneratePage /></RequireUser>} />
+          <Route path="/runs" element={<RequireUser><RunsPage /></RequireUser>} />
+          <Route path="/runs/:runId" element={<RequireUser><RunPage /></RequireUser>} />
+          <Route path="/workflows/:workflowId/triggers" element={<RequireUser><TriggersPage /></RequireUser>} />
           <Route path="/workflows/:workflowId" element={<RequireUser><EditorPage /></RequireUser>} />
           <Route path="*" element={<p className="page">Nothing here. <Link to="/">Back to your workflows</Link></p>} />
         </Routes>

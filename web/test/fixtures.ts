@@ -1,10 +1,13 @@
-import type { NodeTypeSpec } from "../src/api/types";
+import type { NodeTypePublic } from "../src/api/types";
 
 const str = { type: "string" } as const;
 
-export const SPECS: NodeTypeSpec[] = [
+export const SPECS: NodeTypePublic[] = [
   {
     type: "text.value",
+    display_name: "Text",
+    icon: "",
+    color: "#475569",
     category: "ACTION",
     version: 1,
     deterministic: true,
@@ -16,6 +19,9 @@ export const SPECS: NodeTypeSpec[] = [
   },
   {
     type: "text.template",
+    display_name: "Text template",
+    icon: "",
+    color: "#475569",
     category: "ACTION",
     version: 1,
     deterministic: true,
@@ -33,6 +39,9 @@ export const SPECS: NodeTypeSpec[] = [
   },
   {
     type: "image.resize",
+    display_name: "Resize image",
+    icon: "",
+    color: "#475569",
     category: "ACTION",
     version: 1,
     deterministic: true,
@@ -44,6 +53,9 @@ export const SPECS: NodeTypeSpec[] = [
   },
   {
     type: "text.join",
+    display_name: "Join texts",
+    icon: "",
+    color: "#475569",
     category: "ACTION",
     version: 1,
     deterministic: true,

@@ -54,7 +54,11 @@ describe("moves in the store", () => {
     s().redo();
     expect(s().takeMoved()).toEqual({ a: { x: 10, y: 20 } });
     s().updateLabel("a", "x");
+    expect(dirty()).toBe(true);
+    // Undone back to the saved graph (with the positions saved in place): nothing to save.
     s().undo();
+    expect(dirty()).toBe(false);
+    s().redo();
     expect(dirty()).toBe(true);
   });
 

@@ -86,8 +86,10 @@ export class ApiError extends Error {
 
 /** "detail: field: message; node n: message" — what a person reads in an error banner. */
 export function describeProblem(detail: string, items: ProblemItem[]): string {
-  if (items.length === 0) return detail;
-  const parts = items.map((item) => {
+  // An item that only repeats the detail ("X" and "provider: X") says nothing more.
+  const news = items.filter((item) => !detail.includes(item.message));
+  if (news.length === 0) return detail;
+  const parts = news.map((item) => {
     const where = item.field ?? (item.node_id ? `node ${item.node_id}` : null);
     return where ? `${where}: ${item.message}` : item.message;
   });

@@ -960,7 +960,7 @@ export interface paths {
         };
         /**
          * List Node Types
-         * @description Every node type with its category, ports and the JSON Schema of its config.
+         * @description Every node type with its name, icon, category, ports and the JSON Schema of its config.
          */
         get: operations["list_node_types_api_v1_node_types_get"];
         put?: never;
@@ -1092,6 +1092,11 @@ export interface paths {
         /**
          * List Runs
          * @description The caller's run history across every workflow, newest first (seed 000's sidebar).
+         *
+         *     Every filter is optional and they combine. A time without a zone is UTC. A bad status,
+         *     trigger kind, time, cursor or an ``until`` not after ``since`` answers 422 naming the
+         *     parameter; another user's ``workflow_id`` finds no runs (an empty page, as for a deleted
+         *     workflow), never theirs.
          */
         get: operations["list_runs_api_v1_runs_get"];
         put?: never;
@@ -1192,6 +1197,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/schedule-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Preview Schedule
+         * @description When a schedule would fire, before it is saved: ``cron`` in words and its next five
+         *     fire times. A bad expression or time zone answers 422 naming ``cron`` or ``timezone``.
+         */
+        get: operations["preview_schedule_api_v1_schedule_preview_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/threads": {
         parameters: {
             query?: never;
@@ -1272,6 +1298,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/timezones": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Timezones
+         * @description The IANA time zones a schedule may be read in.
+         */
+        get: operations["list_timezones_api_v1_timezones_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/triggers/{trigger_id}": {
         parameters: {
             query?: never;
@@ -1297,6 +1343,70 @@ export interface paths {
          *     switched on or its cron or time zone changes.
          */
         patch: operations["update_trigger_api_v1_triggers__trigger_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/triggers/{trigger_id}/calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Trigger Calls
+         * @description The runs the trigger started, newest first: a webhook's last calls, a schedule's last
+         *     firings (a refused webhook call starts nothing; it is in the audit log).
+         */
+        get: operations["list_trigger_calls_api_v1_triggers__trigger_id__calls_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/triggers/{trigger_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Trigger Events
+         * @description What happened to the trigger that started no run, newest first: a schedule's missed
+         *     fire times (the server was down past the grace period), a webhook's refused calls.
+         */
+        get: operations["list_trigger_events_api_v1_triggers__trigger_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/triggers/{trigger_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send Test Call
+         * @description Start the run a call to the webhook would start, as its owner and without the token;
+         *     it is listed among the webhook's calls (``trigger_data.test`` is true). 409 while the
+         *     webhook is switched off; 422 for a schedule.
+         */
+        post: operations["send_test_call_api_v1_triggers__trigger_id__test_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/triggers/{trigger_id}/token": {
@@ -1443,6 +1553,68 @@ export interface paths {
          * @description Save an exported workflow file as a new workflow of the caller.
          */
         post: operations["import_workflow_api_v1_workflows_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workflows/import/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check Import
+         * @description Read a workflow file without saving anything: the file's shape and its definition are
+         *     both checked, and every problem is listed (200 either way).
+         */
+        post: operations["check_import_api_v1_workflows_import_check_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workflows/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Templates
+         * @description The example workflows, offered to every account as starting points.
+         */
+        get: operations["list_templates_api_v1_workflows_templates_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workflows/templates/{template_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Use Template
+         * @description A new workflow of the caller, copied from the template (again on every call), with the
+         *     workflows it calls by name when the caller has none of that name. 404 for an unknown id.
+         */
+        post: operations["use_template_api_v1_workflows_templates__template_id__post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2106,6 +2278,12 @@ export interface components {
              */
             expires_at: string;
         };
+        /**
+         * Category
+         * @description The eight kinds of node of the engine document (seed 003); the palette groups by them.
+         * @enum {string}
+         */
+        Category: "TRIGGER" | "AI_AGENT" | "EXTERNAL_ACTION" | "ACTION" | "FLOW" | "HUMAN_IN_THE_LOOP" | "TOOL" | "MEMORY";
         /** ConnectionTest */
         ConnectionTest: {
             /** Duration Ms */
@@ -2387,6 +2565,34 @@ export interface components {
              * @description ``https://api.example.com/weather?city={{ city }}``: each argument is a variable.
              */
             url: string;
+        };
+        /**
+         * ImportCheck
+         * @description A file to import, as read: an export (``format: "flowloom.workflow"``) or a bare
+         *     definition (``{"schema_version": 1, "nodes": [...], "edges": [...]}``).
+         */
+        ImportCheck: {
+            /** Document */
+            document: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name?: string | null;
+        };
+        /**
+         * ImportPreview
+         * @description What importing the file would save, and every problem that stops it.
+         */
+        ImportPreview: {
+            /** Edges */
+            edges: number;
+            export: components["schemas"]["WorkflowExport"] | null;
+            /** Nodes */
+            nodes: number;
+            /** Problems */
+            problems: components["schemas"]["ProblemPublic"][];
+            /** Valid */
+            valid: boolean;
         };
         /** InstanceSettingsPublic */
         InstanceSettingsPublic: {
@@ -2739,6 +2945,58 @@ export interface components {
             /** Name */
             name?: string | null;
         };
+        /**
+         * NodeTypePublic
+         * @description One node type, as the palette, the canvas and the config form show it.
+         */
+        NodeTypePublic: {
+            category: components["schemas"]["Category"];
+            /**
+             * Color
+             * @description The accent colour, ``#rrggbb``.
+             */
+            color: string;
+            /**
+             * Config Schema
+             * @description The JSON Schema of the config.
+             */
+            config_schema?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Description
+             * @description One or two sentences on what the node does.
+             */
+            description: string;
+            /** Deterministic */
+            deterministic: boolean;
+            /**
+             * Display Name
+             * @description The name people read (``Text template``).
+             */
+            display_name: string;
+            /**
+             * Dynamic Ports
+             * @description The ports change with the config (the UI derives them again after an edit).
+             */
+            dynamic_ports: boolean;
+            /**
+             * Icon
+             * @description A name of the UI's icon set or the path data of a 24x24 SVG icon; empty: the category's.
+             */
+            icon: string;
+            /** Inputs */
+            inputs: components["schemas"]["PortPublic"][];
+            /** Outputs */
+            outputs: components["schemas"]["PortPublic"][];
+            /**
+             * Type
+             * @description The type id saved in workflows (``text.template``).
+             */
+            type: string;
+            /** Version */
+            version: number;
+        };
         /** NodesMoved */
         NodesMoved: {
             /** Expected Version */
@@ -3042,6 +3300,13 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /** Page[NodeTypePublic] */
+        Page_NodeTypePublic_: {
+            /** Items */
+            items: components["schemas"]["NodeTypePublic"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
         /** Page[OAuthConnectionPublic] */
         Page_OAuthConnectionPublic_: {
             /** Items */
@@ -3084,6 +3349,13 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /** Page[TriggerEvent] */
+        Page_TriggerEvent_: {
+            /** Items */
+            items: components["schemas"]["TriggerEvent"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
         /** Page[TriggerPublic] */
         Page_TriggerPublic_: {
             /** Items */
@@ -3109,15 +3381,6 @@ export interface components {
         Page_WorkflowSummary_: {
             /** Items */
             items: components["schemas"]["WorkflowSummary"][];
-            /** Next Cursor */
-            next_cursor?: string | null;
-        };
-        /** Page[dict[str, Any]] */
-        Page_dict_str__Any__: {
-            /** Items */
-            items: {
-                [key: string]: unknown;
-            }[];
             /** Next Cursor */
             next_cursor?: string | null;
         };
@@ -3151,6 +3414,35 @@ export interface components {
             source: ("subscription" | "default") | null;
             subscription: components["schemas"]["SubscriptionView"] | null;
         };
+        /**
+         * PortPublic
+         * @description One input or output port of a node type.
+         */
+        PortPublic: {
+            /**
+             * Default
+             * @description The value an unwired, unset input takes (absent when it has none).
+             */
+            default?: unknown;
+            /** Description */
+            description: string;
+            /**
+             * Is List
+             * @description A list port joins the values of several edges, in edge order.
+             */
+            is_list: boolean;
+            /** Name */
+            name: string;
+            /** Required */
+            required: boolean;
+            type: components["schemas"]["PortType"];
+        };
+        /**
+         * PortType
+         * @description The type of the values a port carries.
+         * @enum {string}
+         */
+        PortType: "any" | "string" | "number" | "integer" | "boolean" | "object" | "list" | "image";
         /** Position */
         Position: {
             /** X */
@@ -3313,6 +3605,20 @@ export interface components {
          * @enum {string}
          */
         RunStatus: "PENDING" | "RUNNING" | "WAITING" | "COMPLETED" | "FAILED" | "CANCELLED";
+        /**
+         * SchedulePreview
+         * @description When a cron expression read in a time zone fires: in words, and its next five times.
+         */
+        SchedulePreview: {
+            /** Cron */
+            cron: string;
+            /** Description */
+            description: string;
+            /** Timezone */
+            timezone: string;
+            /** Upcoming */
+            upcoming: string[];
+        };
         /** SessionPublic */
         SessionPublic: {
             /**
@@ -3379,6 +3685,35 @@ export interface components {
             /** Status */
             status: string;
         };
+        /** TemplateList */
+        TemplateList: {
+            /** Items */
+            items: components["schemas"]["TemplatePublic"][];
+        };
+        /**
+         * TemplatePublic
+         * @description An example workflow every account may start from.
+         */
+        TemplatePublic: {
+            /** Calls */
+            calls: string[];
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Node Types */
+            node_types: string[];
+            /** Nodes */
+            nodes: number;
+            /** Summary */
+            summary: string;
+        };
+        /** TemplateUsed */
+        TemplateUsed: {
+            /** Also Saved */
+            also_saved: components["schemas"]["WorkflowSummary"][];
+            workflow: components["schemas"]["WorkflowPublic"];
+        };
         /** ThreadCreate */
         ThreadCreate: {
             /** Agent Id */
@@ -3433,6 +3768,11 @@ export interface components {
             name?: string | null;
             /** Provider */
             provider?: ("openai" | "gemini" | "anthropic") | null;
+        };
+        /** TimezoneList */
+        TimezoneList: {
+            /** Items */
+            items: string[];
         };
         /** TokenPublic */
         TokenPublic: {
@@ -3503,6 +3843,8 @@ export interface components {
             created_at: string;
             /** Cron */
             cron: string | null;
+            /** Description */
+            description?: string | null;
             /** Enabled */
             enabled: boolean;
             /** Id */
@@ -3525,6 +3867,11 @@ export interface components {
             /** Token */
             token: string | null;
             /**
+             * Upcoming
+             * @default []
+             */
+            upcoming: string[];
+            /**
              * Updated At
              * Format: date-time
              */
@@ -3534,6 +3881,42 @@ export interface components {
             /** Workflow Id */
             workflow_id: string;
         };
+        /**
+         * TriggerEvent
+         * @description Something that happened to a trigger without starting a run.
+         */
+        TriggerEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Count Is Lower Bound */
+            count_is_lower_bound?: boolean | null;
+            /** First Missed At */
+            first_missed_at?: string | null;
+            /** Id */
+            id: string;
+            /** Ip */
+            ip?: string | null;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "missed" | "refused";
+            /** Last Missed At */
+            last_missed_at?: string | null;
+            /** Missed */
+            missed?: number | null;
+            /** Reason */
+            reason?: string | null;
+        };
+        /**
+         * TriggerKind
+         * @description What started a run.
+         * @enum {string}
+         */
+        TriggerKind: "manual" | "api" | "webhook" | "schedule" | "subworkflow" | "cli" | "debug";
         /** TriggerPublic */
         TriggerPublic: {
             /**
@@ -3543,6 +3926,8 @@ export interface components {
             created_at: string;
             /** Cron */
             cron: string | null;
+            /** Description */
+            description?: string | null;
             /** Enabled */
             enabled: boolean;
             /** Id */
@@ -3562,6 +3947,11 @@ export interface components {
             timeout_s: number | null;
             /** Timezone */
             timezone: string | null;
+            /**
+             * Upcoming
+             * @default []
+             */
+            upcoming: string[];
             /**
              * Updated At
              * Format: date-time
@@ -3784,6 +4174,21 @@ export interface components {
             note: string | null;
             /** Version */
             version: number;
+        };
+        /** WebhookTestCall */
+        WebhookTestCall: {
+            /**
+             * Inputs
+             * @default {}
+             */
+            inputs: {
+                [key: string]: unknown;
+            };
+        };
+        /** WebhookTestStarted */
+        WebhookTestStarted: {
+            /** Run Id */
+            run_id: string;
         };
         /** WorkflowCreate */
         WorkflowCreate: {
@@ -5959,7 +6364,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_dict_str__Any__"];
+                    "application/json": components["schemas"]["Page_NodeTypePublic_"];
                 };
             };
         };
@@ -5981,9 +6386,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["NodeTypePublic"];
                 };
             };
             /** @description Validation Error */
@@ -6197,10 +6600,18 @@ export interface operations {
     list_runs_api_v1_runs_get: {
         parameters: {
             query?: {
+                /** @description The `next_cursor` of the page before. */
                 cursor?: string | null;
                 limit?: number;
                 status?: components["schemas"]["RunStatus"] | null;
+                /** @description Only this workflow's runs. */
                 workflow_id?: string | null;
+                /** @description Only runs started so. */
+                trigger?: components["schemas"]["TriggerKind"] | null;
+                /** @description Only runs created at or after this time (ISO 8601). */
+                since?: string | null;
+                /** @description Only runs created before this time (ISO 8601). */
+                until?: string | null;
             };
             header?: never;
             path?: never;
@@ -6347,6 +6758,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RunDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    preview_schedule_api_v1_schedule_preview_get: {
+        parameters: {
+            query: {
+                cron: string;
+                timezone?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePreview"];
                 };
             };
             /** @description Validation Error */
@@ -6601,6 +7044,26 @@ export interface operations {
             };
         };
     };
+    list_timezones_api_v1_timezones_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TimezoneList"];
+                };
+            };
+        };
+    };
     read_trigger_api_v1_triggers__trigger_id__get: {
         parameters: {
             query?: never;
@@ -6683,6 +7146,107 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TriggerPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_trigger_calls_api_v1_triggers__trigger_id__calls_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                trigger_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RunPublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_trigger_events_api_v1_triggers__trigger_id__events_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                trigger_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_TriggerEvent_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    send_test_call_api_v1_triggers__trigger_id__test_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                trigger_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["WebhookTestCall"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookTestStarted"];
                 };
             };
             /** @description Validation Error */
@@ -6962,6 +7526,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkflowPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    check_import_api_v1_workflows_import_check_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportCheck"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportPreview"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_templates_api_v1_workflows_templates_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateList"];
+                };
+            };
+        };
+    };
+    use_template_api_v1_workflows_templates__template_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateUsed"];
                 };
             };
             /** @description Validation Error */

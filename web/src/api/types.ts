@@ -1,4 +1,4 @@
-/** Names for the server's schemas (generated), and the node-type document the API types loosely. */
+/** Names for the server's schemas (generated), and the JSON Schema as the config forms read it. */
 import type { components } from "./schema.gen";
 
 type Schemas = components["schemas"];
@@ -41,29 +41,10 @@ export interface JsonSchema {
   pattern?: string;
 }
 
-export type PortType = "any" | "string" | "number" | "integer" | "boolean" | "object" | "list" | "image";
-
-export interface PortSpec {
-  name: string;
-  type: PortType;
-  required: boolean;
-  is_list: boolean;
-  description: string;
-  default?: unknown;
-}
-
-/** One entry of GET /api/v1/node-types (flowloom/nodes/registry.py `_schema`). */
-export interface NodeTypeSpec {
-  type: string;
-  category: string;
-  version: number;
-  deterministic: boolean;
-  description: string;
-  dynamic_ports: boolean;
-  config_schema: JsonSchema;
-  inputs: PortSpec[];
-  outputs: PortSpec[];
-}
+export type PortType = Schemas["PortType"];
+export type PortPublic = Schemas["PortPublic"];
+/** One entry of GET /api/v1/node-types: its `config_schema` is read with `JsonSchema`. */
+export type NodeTypePublic = Schemas["NodeTypePublic"];
 
 export type CredentialPublic = Schemas["CredentialPublic"];
 export type CredentialKind = NonNullable<Schemas["CredentialCreate"]["kind"]>;

@@ -13,8 +13,9 @@ import {
   type IsValidConnection,
   type NodeTypes,
 } from "@xyflow/react";
-import { useCallback, useMemo, useRef, type DragEvent } from "react";
+import { useCallback, useMemo, useRef, useState, type DragEvent } from "react";
 
+import { useTheme } from "../components/theme";
 import FlowNodeView, { zoomedFar } from "./FlowNodeView";
 import { READABLE_ZOOM, viewportToFit } from "./layout";
 import { DRAG_MIME, PRESET_MIME, type Preset } from "./Palette";
@@ -27,6 +28,10 @@ const MINIMAP_COLORS: Record<string, string> = {
   FAILED: "#dc2626",
   WAITING: "#d97706",
 };
+
+const MINIMAP_FROM = 15;
+/** Graphs up to this many nodes open whole; bigger ones at a readable zoom on their top-left. */
+const WHOLE_UP_TO = 40;
 
 function minimapColor(node: FlowNode): string {
   const state = editorStore.getState();
@@ -48,6 +53,12 @@ export function Canvas() {
   const nodes = useEditor((s) => s.nodes);
   const edges = useEditor((s) => s.edges);
   const typeNames = useEditor((s) => Object.keys(s.nodeTypes).join(","));
+  // A small graph fits on screen, where a minimap would only cover nodes: it is offered from
+  // MINIMAP_FROM nodes on, and may be toggled either way.
+  const big = useEditor((s) => s.nodes.length >= MINIMAP_FROM);
+  const [minimapChoice, setMinimapChoice] = useState<boolean | null>(null);
+  const minimap = minimapChoice ?? big;
+  const theme = useTheme();
   const onNodesChange = useEditor((s) => s.onNodesChange);
   const onEdgesChange = useEditor((s) => s.onEdgesChange);
   const connect = useEditor((s) => s.connect);
@@ -66,8 +77,9 @@ export function Canvas() {
   // renders only what is on screen. An empty canvas stays put.
   const onInit = useCallback(() => {
     const box = wrapper.current?.getBoundingClientRect();
-    const viewport =
-      box && viewportToFit(editorStore.getState().nodes, box.width, box.height, 40, READABLE_ZOOM);
+    const nodes = editorStore.getState().nodes;
+    // Only a big graph needs the readable zoom: a small one is shown whole, whatever its shape.
+    const viewport = box && viewportToFit(nodes, box.width, box.height, 40, nodes.length > WHOLE_UP_TO ? READABLE_ZOOM : 0.2);
     if (viewport) void setViewport(viewport);
   }, [setViewport]);
 
@@ -92,7 +104,7 @@ export function Canvas() {
       target: to.nodeId,
       targetHandle: to.id ?? null,
     });
-    if (reason) editorStore.getState().notify("error", `Connection refused: ${reason}.`);
+    if (reason) editorStore.getState().notify("error", `Connection refused: ${reason}.`, "connect");
   }, []);
 
   const onDrop = useCallback(
@@ -139,14 +151,23 @@ export function Canvas() {
         onInit={onInit}
         proOptions={{ hideAttribution: false }}
         aria-label="Workflow canvas"
+        colorMode={theme}
       >
         <Background gap={16} />
         <Controls showFitView={false}>
           <ControlButton onClick={fitAll} title="Fit the whole graph" aria-label="Fit the whole graph" className="fit-all">
             <svg viewBox="0 0 32 32" aria-hidden="true"><path d="M3 11V3h8v3H6v5zm26 0h-3V6h-5V3h8zM11 29H3v-8h3v5h5zm18 0h-8v-3h5v-5h3z" /></svg>
           </ControlButton>
+          <ControlButton
+            onClick={() => setMinimapChoice(!minimap)}
+            title={minimap ? "Hide the minimap" : "Show the minimap"}
+            aria-label={minimap ? "Hide the minimap" : "Show the minimap"}
+            aria-pressed={minimap}
+          >
+            <svg viewBox="0 0 32 32" aria-hidden="true"><path d="M4 6h24v20H4zm3 3v14h18V9zm9 7h7v5h-7z" /></svg>
+          </ControlButton>
         </Controls>
-        <MiniMap<FlowNode> pannable zoomable nodeColor={minimapColor} ariaLabel="Minimap" />
+        {minimap && <MiniMap<FlowNode> pannable zoomable nodeColor={minimapColor} ariaLabel="Minimap" style={{ width: 160, height: 110 }} />}
       </ReactFlow>
     </div>
   );

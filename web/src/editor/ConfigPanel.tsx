@@ -3,10 +3,13 @@ import { useEffect, useMemo, useState, type ReactNode } from "react";
 import { Link } from "react-router-dom";
 
 import { imagesIn } from "../api/images";
-import type { RunScope } from "../api/types";
+import type { JsonSchema, RunScope } from "../api/types";
 import { ImageThumb } from "../components/ImageThumb";
+import NodeIcon from "../components/NodeIcon";
+import { RichText } from "../components/RichText";
 import { useCredentials, useIntegrations, useMcpTools } from "./lookups";
 import { fieldsFor, fromInput, integrationIdOf, lookupFor, toInput, type FieldSpec } from "./schemaForm";
+import { AnyField, ObjectField } from "./StructuredFields";
 import { portsFor } from "./ports";
 import { api, errorMessage } from "../api/client";
 import { presetsChanged } from "./Palette";
@@ -26,20 +29,29 @@ interface FieldProps {
   suggestions?: Suggestion[];
   /** Shown under the field, after its description. */
   note?: ReactNode;
+  /** What the server's validation says of this field. */
+  problems?: string[];
 }
 
 /** One input; it keeps what was typed until it parses, and says what is wrong meanwhile. */
-export function Field({ field, value, idPrefix, onChange, suggestions, note }: FieldProps) {
+export function Field({ field, value, idPrefix, onChange, suggestions, note, problems }: FieldProps) {
   const shown = toInput(field, value);
   const [text, setText] = useState(shown);
   const [error, setError] = useState<string | null>(null);
-  // A change from outside (undo, another node) replaces what is in the box.
+  // A change from outside (undo, another node) replaces what is in the box; what was typed and
+  // still means the same value stays as typed.
   useEffect(() => {
-    setText(shown);
+    setText((typed) => {
+      const parsed = fromInput(field, typed);
+      return parsed.ok && JSON.stringify(parsed.value) === JSON.stringify(value) ? typed : shown;
+    });
     setError(null);
+    // Only a new value from outside resets the box; `field` and `value` come with it.
   }, [shown]);
   const id = `${idPrefix}-${field.key}`;
-  const described = field.description || error || note ? `${id}-help` : undefined;
+  const problem = !error && problems?.length ? problems.join("; ") : null;
+  const invalid = Boolean(error || problem);
+  const described = field.description || error || note || problem || field.escapes ? `${id}-help` : undefined;
 
   const commit = (raw: string | boolean) => {
     const parsed = fromInput(field, raw);
@@ -60,11 +72,15 @@ export function Field({ field, value, idPrefix, onChange, suggestions, note }: F
       break;
     case "enum":
       control = (
-        <select id={id} value={value === undefined || value === null ? "" : JSON.stringify(value)} onChange={(e) => commit(e.target.value)} aria-describedby={described}>
-          {(field.nullable || value === undefined) && <option value="">—</option>}
+        <select id={id} value={(value ?? field.default) == null ? "" : JSON.stringify(value ?? field.default)} onChange={(e) => commit(e.target.value)} aria-describedby={described}>
+          {(field.nullable || (value ?? field.default) === undefined) && <option value="">—</option>}
           {field.options.map((option) => (
             <option key={JSON.stringify(option)} value={JSON.stringify(option)}>{String(option)}</option>
           ))}
+          {/* A saved value that is not one of the choices shows as itself, not as the first choice. */}
+          {value != null && !field.options.some((o) => JSON.stringify(o) === JSON.stringify(value)) && (
+            <option value={JSON.stringify(value)}>{String(value)} (not allowed)</option>
+          )}
         </select>
       );
       break;
@@ -74,10 +90,10 @@ export function Field({ field, value, idPrefix, onChange, suggestions, note }: F
       control = (
         <textarea
           id={id}
-          rows={field.kind === "text" ? 4 : 5}
+          rows={field.kind === "text" ? 4 : 3}
           value={text}
           spellCheck={field.kind === "text"}
-          aria-invalid={error ? true : undefined}
+          aria-invalid={invalid ? true : undefined}
           aria-describedby={described}
           onChange={(e) => {
             setText(e.target.value);
@@ -96,7 +112,8 @@ export function Field({ field, value, idPrefix, onChange, suggestions, note }: F
           list={suggestions ? `${id}-options` : undefined}
           autoComplete={suggestions ? "off" : undefined}
           value={text}
-          aria-invalid={error ? true : undefined}
+          aria-invalid={invalid ? true : undefined}
+          aria-required={field.required || undefined}
           aria-describedby={described}
           onChange={(e) => {
             setText(e.target.value);
@@ -109,7 +126,7 @@ export function Field({ field, value, idPrefix, onChange, suggestions, note }: F
     <div className={`field field-${field.kind}`}>
       <label htmlFor={id}>
         {field.label}
-        {field.required && <span aria-label="required"> *</span>}
+        {field.required && <span className="required-mark" aria-hidden="true" title="required"> *</span>}
       </label>
       {control}
       {suggestions && (
@@ -119,10 +136,12 @@ export function Field({ field, value, idPrefix, onChange, suggestions, note }: F
           ))}
         </datalist>
       )}
-      {(field.description || error || note) && (
+      {(field.description || error || note || problem || field.escapes) && (
         <div id={`${id}-help`} className="help">
           {error && <span className="error" role="alert">{error}</span>}
-          {field.description && !error && field.description}
+          {problem && <span className="error field-problem" data-testid="field-problem">{problem}</span>}
+          {field.description && !error && !problem && <RichText text={field.description} />}
+          {field.escapes && !error && <div>Write <code>\n</code> for a line break, <code>\t</code> for a tab.</div>}
           {note && <div>{note}</div>}
         </div>
       )}
@@ -135,6 +154,7 @@ export function Field({ field, value, idPrefix, onChange, suggestions, note }: F
 
 interface ConfigFieldProps {
   nodeType: string;
+  problems?: string[];
   field: FieldSpec;
   config: Record<string, unknown>;
   idPrefix: string;
@@ -151,7 +171,7 @@ function ConfigField(props: ConfigFieldProps) {
     case "mcp-tools":
       return <ToolField {...props} />;
     default:
-      return <Field field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} />;
+      return <AnyField field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} problems={props.problems} />;
   }
 }
 
@@ -190,7 +210,7 @@ function ServerField({ field, config, idPrefix, onChange }: ConfigFieldProps) {
           onChange={(e) => onChange(e.target.value === INLINE ? undefined : e.target.value)}
           aria-describedby={`${id}-help`}
         >
-          <option value={INLINE}>Written inline (JSON below)</option>
+          <option value={INLINE}>Written inline (below)</option>
           {items.map((integration) => (
             <option key={integration.id} value={integration.id}>
               {integration.name} ({integration.transport}{integration.enabled ? "" : ", disabled"})
@@ -208,7 +228,12 @@ function ServerField({ field, config, idPrefix, onChange }: ConfigFieldProps) {
           )}
         </div>
       </div>
-      {!chosen && <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} />}
+      {!chosen &&
+        (field.objectVariant ? (
+          <ObjectField field={{ ...field.objectVariant, label: "Server written inline", nullable: false, required: true }} value={value} idPrefix={idPrefix} onChange={onChange} />
+        ) : (
+          <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} />
+        ))}
     </div>
   );
 }
@@ -276,22 +301,29 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
   const node = useEditor((s) => (selectedIds && !selectedIds.includes(",") ? s.nodes.find((n) => n.id === selectedIds) : undefined));
   const spec = useEditor((s) => (node ? s.nodeTypes[node.type!] : undefined));
   const problems = useEditor((s) => (node ? s.problems[node.id] : undefined));
+  const fieldProblems = useEditor((s) => (node ? s.fieldProblems[node.id] : undefined));
   const view = useEditor((s) => (node ? s.runStates[node.id] : undefined));
   const updateConfig = useEditor((s) => s.updateConfig);
   const updateLabel = useEditor((s) => s.updateLabel);
   const breakpoint = useEditor((s) => (node ? s.breakpoints[node.id] === true : false));
-  const fields = useMemo(() => fieldsFor(spec?.config_schema), [spec]);
+  const fields = useMemo(() => fieldsFor(spec?.config_schema as JsonSchema | undefined), [spec]);
 
   if (!selectedIds) return <p className="muted panel-hint">Select a node to edit its settings.</p>;
   if (!node) return <p className="muted panel-hint">{selectedIds.split(",").length} nodes selected.</p>;
   const ports = portsFor(spec, node.data.config);
+  const shownAtField = new Set(fields.flatMap((f) => fieldProblems?.[f.key] ?? []));
   return (
     <div className="config-panel" aria-label={`Settings of ${node.id}`}>
-      <h2>{node.data.label || node.id}</h2>
-      <p className="muted">
-        <code>{node.type}</code> · id <code>{node.id}</code>
-      </p>
-      {spec && <p className="muted">{spec.description.replace(/``/g, "`")}</p>}
+      <div className="panel-head">
+        <NodeIcon icon={spec?.icon} category={spec?.category} color={spec?.color ?? "#64748b"} size={18} />
+        <div>
+          <h2>{node.data.label || node.id}</h2>
+          <div className="muted small">
+            {spec?.display_name ?? "Unknown node type"} · <code>{node.type}</code> · id <code>{node.id}</code>
+          </div>
+        </div>
+      </div>
+      {spec && <p className="muted node-description"><RichText text={spec.description} /></p>}
       <div className="field">
         <label htmlFor="node-label">Label</label>
         <input id="node-label" value={node.data.label ?? ""} onChange={(e) => updateLabel(node.id, e.target.value)} />
@@ -303,15 +335,17 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
           field={field}
           config={node.data.config}
           idPrefix={`cfg-${node.id}`}
+          problems={fieldProblems?.[field.key]}
           onChange={(value) => updateConfig(node.id, field.key, value)}
         />
       ))}
       {ports.inputs.length > 0 && (
         <p className="muted">Inputs: {ports.inputs.map((p) => `${p.name} (${p.type}${p.is_list ? "[]" : ""}${p.required ? "" : ", optional"})`).join(", ")}</p>
       )}
-      {problems?.length ? (
+      {/* Problems shown at their field are not repeated here. */}
+      {problems?.some((p) => !shownAtField.has(p)) ? (
         <ul className="problems" aria-label="Problems">
-          {problems.map((p) => <li key={p}>{p}</li>)}
+          {problems.filter((p) => !shownAtField.has(p)).map((p) => <li key={p}>{p}</li>)}
         </ul>
       ) : null}
       <div className="button-row">

@@ -7,8 +7,10 @@ import { Handle, Position, useStore as useFlowStore, useUpdateNodeInternals, typ
 import { memo, useEffect, useMemo, useRef } from "react";
 
 import { imagesIn } from "../api/images";
-import type { PortSpec } from "../api/types";
+import type { PortPublic } from "../api/types";
+import { formatCost } from "../components/format";
 import { ImageThumb } from "../components/ImageThumb";
+import NodeIcon from "../components/NodeIcon";
 import { answerApproval } from "./runs";
 import { portsFor } from "./ports";
 import { useEditor, type FlowNode, type NodeRunView } from "./store";
@@ -25,7 +27,7 @@ const STATUS_LABEL: Record<string, string> = {
   WAITING: "waiting",
 };
 
-function PortRow({ port, side }: { port: PortSpec; side: "in" | "out" }) {
+function PortRow({ port, side }: { port: PortPublic; side: "in" | "out" }) {
   return (
     <div className={`port port-${side}`} title={port.description || undefined}>
       <Handle
@@ -42,9 +44,12 @@ function PortRow({ port, side }: { port: PortSpec; side: "in" | "out" }) {
   );
 }
 
+// A preview is a glance: the whole value is in the settings panel.
+const PREVIEW_CHARS = 120;
+
 function preview(value: unknown): string {
   const text = typeof value === "string" ? value : JSON.stringify(value);
-  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
+  return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text;
 }
 
 function Outputs({ outputs }: { outputs: Record<string, unknown> }) {
@@ -56,7 +61,7 @@ function Outputs({ outputs }: { outputs: Record<string, unknown> }) {
           return (
             <div key={name} className="usage">
               {usage.tokens_total ?? (usage.tokens_in ?? 0) + (usage.tokens_out ?? 0)} tokens
-              {usage.cost != null && <> · ${usage.cost}</>}
+              {usage.cost != null && <> · {formatCost(usage.cost)}</>}
             </div>
           );
         }
@@ -76,7 +81,9 @@ function Outputs({ outputs }: { outputs: Record<string, unknown> }) {
         return (
           <div key={name} className="output">
             <span className="output-name">{name}</span>
-            <span className="output-value">{preview(value)}</span>
+            <span className="output-value" title={preview(value).endsWith("…") ? "The whole value is in the settings panel" : undefined}>
+              {preview(value)}
+            </span>
           </div>
         );
       })}
@@ -139,12 +146,18 @@ function FlowNodeView({ id, type, data, selected }: NodeProps<FlowNode>) {
   if (view) classes.push(`run-${view.status.toLowerCase()}`);
   return (
     <div className={classes.join(" ")} data-testid={`node-${id}`} data-node-type={type}>
-      <div className={`node-head category-${(spec?.category ?? "unknown").toLowerCase()}`}>
-        <span className="node-label">
-          {breakpoint && <span className="breakpoint" role="img" aria-label="breakpoint" title="A debug run pauses before this node" />}
-          {data.label || id}
+      <div className={`node-head category-${(spec?.category ?? "unknown").toLowerCase()}`} style={spec ? { borderTopColor: spec.color } : undefined}>
+        <NodeIcon icon={spec?.icon} category={spec?.category} color={spec?.color ?? "#64748b"} size={14} />
+        <span className="node-titles">
+          <span className="node-label">
+            {breakpoint && <span className="breakpoint" role="img" aria-label="breakpoint" title="A debug run pauses before this node" />}
+            {data.label || id}
+          </span>
+          <span className="node-type" title={type}>
+            {spec && spec.display_name !== data.label ? `${spec.display_name} · ` : ""}
+            <code>{type}</code>
+          </span>
         </span>
-        <span className="node-type">{type}</span>
       </div>
       {!spec && <div className="node-problem">unknown node type</div>}
       <div className="ports">

@@ -3,7 +3,9 @@ import { memo, useEffect, useMemo, useState } from "react";
 
 import { api, errorMessage } from "../api/client";
 import type { components } from "../api/schema.gen";
-import type { NodeTypeSpec } from "../api/types";
+import type { NodeTypePublic } from "../api/types";
+import NodeIcon from "../components/NodeIcon";
+import { richPieces } from "../components/RichText";
 import { editorStore, useEditor } from "./store";
 
 export const DRAG_MIME = "application/x-flowloom-node-type";
@@ -48,6 +50,11 @@ const CATEGORY_LABEL: Record<string, string> = {
   MEMORY: "Memory",
 };
 
+/** A description without its code marks, for a tooltip. */
+function plain(text: string): string {
+  return richPieces(text).map((p) => p.text).join("");
+}
+
 function Palette({ onAdd, onAddPreset }: { onAdd: (type: string) => void; onAddPreset: (preset: Preset) => void }) {
   const nodeTypes = useEditor((s) => s.nodeTypes);
   const presets = usePresets();
@@ -59,14 +66,16 @@ function Palette({ onAdd, onAddPreset }: { onAdd: (type: string) => void; onAddP
   const groups = useMemo(() => {
     const term = query.trim().toLowerCase();
     const found = Object.values(nodeTypes).filter(
-      (t) => !term || t.type.includes(term) || t.description.toLowerCase().includes(term),
+      (t) =>
+        !term || t.type.includes(term) || t.display_name.toLowerCase().includes(term) || t.description.toLowerCase().includes(term),
     );
-    const byCategory = new Map<string, NodeTypeSpec[]>();
+    const byCategory = new Map<string, NodeTypePublic[]>();
     for (const spec of found) {
       const list = byCategory.get(spec.category) ?? [];
       list.push(spec);
       byCategory.set(spec.category, list);
     }
+    for (const list of byCategory.values()) list.sort((a, b) => a.display_name.localeCompare(b.display_name));
     return [...byCategory.entries()].sort(
       ([a], [b]) => (CATEGORY_ORDER.indexOf(a) + 99) % 99 - (CATEGORY_ORDER.indexOf(b) + 99) % 99 || a.localeCompare(b),
     );
@@ -115,14 +124,18 @@ function Palette({ onAdd, onAddPreset }: { onAdd: (type: string) => void; onAddP
                   className="palette-item"
                   draggable
                   data-node-type={spec.type}
-                  title={`${spec.description}\nDrag onto the canvas, or press Enter to add.`}
+                  title={`${plain(spec.description)}\nDrag onto the canvas, or press Enter to add.`}
                   onDragStart={(event) => {
                     event.dataTransfer.setData(DRAG_MIME, spec.type);
                     event.dataTransfer.effectAllowed = "move";
                   }}
                   onClick={() => onAdd(spec.type)}
                 >
-                  {spec.type}
+                  <NodeIcon icon={spec.icon} category={spec.category} color={spec.color} size={14} />
+                  <span className="palette-text">
+                    <span className="palette-name">{spec.display_name}</span>
+                    <span className="palette-type">{spec.type}</span>
+                  </span>
                 </button>
               </li>
             ))}

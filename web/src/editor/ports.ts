@@ -7,11 +7,11 @@
  * flowloom/nodes, so the canvas shows the ports the server's validator will check. A type the
  * rules do not know gets one input per name in its `variables`, plus the ports of its document.
  */
-import type { NodeTypeSpec, PortSpec, PortType } from "../api/types";
+import type { NodeTypePublic, PortPublic, PortType } from "../api/types";
 
 type Config = Record<string, unknown>;
 
-function port(name: string, type: PortType, extra: Partial<PortSpec> = {}): PortSpec {
+function port(name: string, type: PortType, extra: Partial<PortPublic> = {}): PortPublic {
   return { name, type, required: true, is_list: false, description: "", ...extra };
 }
 
@@ -29,7 +29,7 @@ const PORT_TYPES: ReadonlySet<string> = new Set([
   "any", "string", "number", "integer", "boolean", "object", "list", "image",
 ]);
 
-type Rule = (spec: NodeTypeSpec, config: Config) => { inputs: PortSpec[]; outputs: PortSpec[] };
+type Rule = (spec: NodeTypePublic, config: Config) => { inputs: PortPublic[]; outputs: PortPublic[] };
 
 const RULES: Record<string, Rule> = {
   "text.template": (spec, config) => ({
@@ -95,12 +95,12 @@ const variablesRule: Rule = (spec, config) => {
 };
 
 export interface NodePorts {
-  inputs: PortSpec[];
-  outputs: PortSpec[];
+  inputs: PortPublic[];
+  outputs: PortPublic[];
 }
 
 /** The ports of a node of type `spec` with `config`. */
-export function portsFor(spec: NodeTypeSpec | undefined, config: Config | undefined): NodePorts {
+export function portsFor(spec: NodeTypePublic | undefined, config: Config | undefined): NodePorts {
   if (!spec) return { inputs: [], outputs: [] };
   const rule = spec.dynamic_ports ? (RULES[spec.type] ?? variablesRule) : undefined;
   return rule ? rule(spec, config ?? {}) : { inputs: spec.inputs, outputs: spec.outputs };

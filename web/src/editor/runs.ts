@@ -94,12 +94,13 @@ export async function startRun(
       body: { scope: options.scope, target_node_id: options.targetNodeId ?? null, inputs: options.inputs ?? {} },
     });
     store.startRun(run.id);
+    store.resolve("run");
     editorStore.getState().applyRunDetail({ ...run, nodes: [] });
     follow(run.id);
     announce();
     return run.id;
   } catch (error) {
-    store.notify("error", `Could not start the run: ${errorMessage(error)}`);
+    store.notify("error", `Could not start the run: ${errorMessage(error)}`, "run");
     return null;
   }
 }
@@ -117,13 +118,14 @@ export async function startDebugRun(
       body: { breakpoints: options.breakpoints, inputs: options.inputs ?? {}, scope: "FULL" },
     });
     store.startRun(session.run.id);
+    store.resolve("run");
     editorStore.getState().setDebugSession(session.id);
     editorStore.getState().applyRunDetail(session.run);
     follow(session.run.id);
     announce();
     return session.run.id;
   } catch (error) {
-    store.notify("error", `Could not start the debug run: ${errorMessage(error)}`);
+    store.notify("error", `Could not start the debug run: ${errorMessage(error)}`, "run");
     return null;
   }
 }

@@ -13,6 +13,8 @@ export type FieldKind =
   | "enum"
   | "string-list"
   | "object-list"
+  | "key-value"
+  | "object"
   | "json";
 
 export interface FieldSpec {
@@ -32,8 +34,31 @@ export interface FieldSpec {
   minLength?: number;
   maxLength?: number;
   pattern?: string;
-  /** For object-list: the fields of one item. */
+  /** For object-list: the fields of one item; for object: its own fields. */
   itemFields?: FieldSpec[];
+  /**
+   * For a value that is one of several shapes (an id or an object written inline): the object
+   * shape as a field of kind "object", for a form in place of JSON.
+   */
+  objectVariant?: FieldSpec;
+  /**
+   * The value is shown with escapes (`\n`, `\t`, `\\`): a separator that is a line break must
+   * not look like an empty box.
+   */
+  escapes?: boolean;
+}
+
+// Fields whose value is often a line break or a tab.
+const ESCAPED = /separator|delimiter/i;
+
+/** `text` with line breaks, tabs and backslashes written as escapes. */
+export function escapeText(text: string): string {
+  return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/\r/g, "\\r").replace(/\t/g, "\\t");
+}
+
+/** The inverse of `escapeText`; a backslash before any other character stays as written. */
+export function unescapeText(text: string): string {
+  return text.replace(/\\([\\nrt])/g, (_all, c: string) => (c === "n" ? "\n" : c === "r" ? "\r" : c === "t" ? "\t" : "\\"));
 }
 
 // Long texts get a text area: templates, prompts and messages are rarely one line.
@@ -61,8 +86,22 @@ function typesOf(schema: JsonSchema): string[] {
 }
 
 function humanize(key: string): string {
-  const words = key.replace(/_/g, " ").trim();
+  // Units in names (timeout_s, duration_ms) read as units.
+  const words = key.replace(/_(s|ms|px)$/, " ($1)").replace(/_/g, " ").replace(/\burl\b/gi, "URL").trim();
   return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+function jsonField(key: string, schema: JsonSchema, required: boolean, nullable: boolean): FieldSpec {
+  return {
+    key,
+    label: humanize(key),
+    kind: "json",
+    description: schema.description ?? "",
+    required,
+    nullable,
+    default: schema.default,
+    options: [],
+  };
 }
 
 /** The one field that stands for `key` of an object schema. */
@@ -78,7 +117,13 @@ export function fieldFor(key: string, raw: JsonSchema, root: JsonSchema, require
       const { anyOf: _a, oneOf: _o, ...outer } = schema;
       schema = { ...nonNull[0], ...outer };
     } else {
+      const objects = nonNull.filter((v) => v.properties);
+      const { anyOf: _a, oneOf: _o, ...outer } = schema;
+      const variant = objects.length === 1 ? fieldFor(key, { ...objects[0], ...outer }, root, required) : undefined;
       schema = { ...schema, anyOf: undefined, oneOf: undefined, type: undefined };
+      if (variant?.kind === "object") {
+        return { ...jsonField(key, schema, required, nullable), objectVariant: variant };
+      }
     }
   }
   const types = typesOf(schema).filter((t) => t !== "null");
@@ -87,7 +132,7 @@ export function fieldFor(key: string, raw: JsonSchema, root: JsonSchema, require
     key,
     label: humanize(key),
     kind: "json",
-    description: (schema.description ?? "").replace(/``/g, "`"),
+    description: schema.description ?? "",
     required,
     nullable,
     default: schema.default,
@@ -104,6 +149,7 @@ export function fieldFor(key: string, raw: JsonSchema, root: JsonSchema, require
   const type = types.length === 1 ? types[0] : undefined;
   switch (type) {
     case "string":
+      if (ESCAPED.test(key)) return { ...base, kind: "string", escapes: true };
       return { ...base, kind: MULTILINE.test(key) ? "text" : "string" };
     case "number":
       return { ...base, kind: "number" };
@@ -120,6 +166,20 @@ export function fieldFor(key: string, raw: JsonSchema, root: JsonSchema, require
           fieldFor(k, s, root, itemRequired.has(k)),
         );
         return { ...base, kind: "object-list", itemFields };
+      }
+      return base;
+    }
+    case "object": {
+      // An object of known fields: a small form of its own.
+      if (schema.properties) {
+        const inner = new Set(schema.required ?? []);
+        const itemFields = Object.entries(schema.properties).map(([k, s]) => fieldFor(k, s, root, inner.has(k)));
+        return { ...base, kind: "object", itemFields };
+      }
+      // A map of text to text (headers, a mapping): a table of names and values.
+      const values = schema.additionalProperties;
+      if (!schema.properties && typeof values === "object" && typesOf(resolve(values, root)).includes("string")) {
+        return { ...base, kind: "key-value" };
       }
       return base;
     }
@@ -146,12 +206,17 @@ export function defaultsFor(fields: FieldSpec[]): Record<string, unknown> {
 
 /** How a value shows in its input box. */
 export function toInput(field: FieldSpec, value: unknown): string {
+  // An unset field holds its default: show it, rather than an empty box that means something.
+  if (value === undefined && field.default !== undefined && field.default !== null) return toInput(field, field.default);
   if (value === undefined || value === null) return "";
+  if (field.escapes && typeof value === "string") return escapeText(value);
   switch (field.kind) {
     case "string-list":
       return Array.isArray(value) ? value.join(", ") : String(value);
     case "json":
     case "object-list":
+    case "key-value":
+    case "object":
       return JSON.stringify(value, null, 2);
     case "enum":
       return JSON.stringify(value);
@@ -182,7 +247,7 @@ function checkNumber(field: FieldSpec, n: number): Parsed {
  */
 export function fromInput(field: FieldSpec, input: string | boolean): Parsed {
   if (field.kind === "boolean") return { ok: true, value: Boolean(input) };
-  const text = String(input);
+  const text = field.escapes ? unescapeText(String(input)) : String(input);
   if (text.trim() === "" && field.kind !== "string" && field.kind !== "text") {
     if (field.nullable) return { ok: true, value: null };
     if (field.required) return fail("is required");
@@ -216,6 +281,8 @@ export function fromInput(field: FieldSpec, input: string | boolean): Parsed {
         value: text.split(",").map((s) => s.trim()).filter((s) => s !== ""),
       };
     case "object-list":
+    case "key-value":
+    case "object":
     case "json": {
       try {
         const value: unknown = JSON.parse(text);
@@ -249,4 +316,35 @@ export function lookupFor(nodeType: string, field: FieldSpec): Lookup | null {
 /** An integration id (`intg_...`) when `server` names one rather than a server written inline. */
 export function integrationIdOf(server: unknown): string | null {
   return typeof server === "string" && server.trim() !== "" ? server.trim() : null;
+}
+
+/** Whether an object-list gets a form per item: every item field is one a row can edit. */
+export function rowsEditable(field: FieldSpec): boolean {
+  return field.kind === "object-list" && !!field.itemFields?.length;
+}
+
+/** "fields" -> "field": what one item of a list is called. */
+export function singular(label: string): string {
+  const lower = label.toLowerCase();
+  if (lower.endsWith("ies")) return lower.slice(0, -3) + "y";
+  if (lower.endsWith("ses") && !lower.endsWith("cases")) return lower.slice(0, -2);
+  return lower.endsWith("s") ? lower.slice(0, -1) : lower;
+}
+
+export interface Pair {
+  key: string;
+  value: string;
+}
+
+/** The rows of a key/value table for `value` (an object of text). */
+export function pairsOf(value: unknown): Pair[] {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return [];
+  return Object.entries(value).map(([key, v]) => ({ key, value: typeof v === "string" ? v : JSON.stringify(v) }));
+}
+
+/** The object a key/value table stands for: rows without a name are left out, a later row wins. */
+export function objectOf(pairs: Pair[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { key, value } of pairs) if (key.trim() !== "") out[key.trim()] = value;
+  return out;
 }

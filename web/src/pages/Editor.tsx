@@ -1,17 +1,19 @@
 import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { useCallback, useEffect, useRef, useState } from "react";
-import { Link, useLocation, useParams } from "react-router-dom";
+import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
-import type { AttemptPublic, NodeTypeSpec, RunScope, WorkflowPublic } from "../api/types";
+import type { AttemptPublic, RunScope, WorkflowPublic } from "../api/types";
 import { Canvas, useFitAll } from "../editor/Canvas";
 import { ConfigPanel } from "../editor/ConfigPanel";
 import Palette, { type Preset } from "../editor/Palette";
 import { RunHistory } from "../editor/RunHistory";
 import { RunInputsDialog, type TriggerFieldDef } from "../editor/RunInputsDialog";
 import { forgetLookups } from "../editor/lookups";
+import { freeSpot, piledUp } from "../editor/placement";
+import { ProblemsButton } from "../editor/ProblemsList";
 import { PositionSaver } from "../editor/positions";
-import { cancelRun, releaseDebug, startDebugRun, startRun, stopFollowing } from "../editor/runs";
+import { cancelRun, openRun, releaseDebug, startDebugRun, startRun, stopFollowing } from "../editor/runs";
 import { editorStore, useEditor } from "../editor/store";
 import { Versions } from "../editor/Versions";
 import { Attempts } from "./Generate";
@@ -21,7 +23,7 @@ const SHORTCUTS: [string, string][] = [
   ["Ctrl/⌘ S", "Save (a new version)"],
   ["Ctrl/⌘ Enter", "Run the workflow"],
   ["Ctrl/⌘ Z", "Undo"],
-  ["Ctrl/⌘ Shift Z, Ctrl/⌘ Y", "Redo"],
+  ["Ctrl/⌘ Shift Z", "Redo (also Ctrl/⌘ Y)"],
   ["Ctrl/⌘ C / V", "Copy / paste the selected nodes"],
   ["Delete, Backspace", "Delete the selection"],
   ["Ctrl/⌘ A", "Select every node"],
@@ -57,11 +59,14 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   const [tab, setTab] = useState<Tab>("node");
   const [asking, setAsking] = useState<{ scope: RunScope; nodeId?: string } | null>(null);
   const [help, setHelp] = useState(false);
+  const [problemsOpen, setProblemsOpen] = useState(false);
   const location = useLocation();
   // Opened right after "Describe a workflow": how many attempts it took.
   const [generated, setGenerated] = useState<AttemptPublic[] | null>(
     () => ((location.state as { generated?: AttemptPublic[] } | null)?.generated ?? null),
   );
+  // Opened from a run's page (/workflows/:id?run=...): that run is shown on the canvas.
+  const [runToOpen] = useState(() => new URLSearchParams(location.search).get("run"));
   const versionRef = useRef(0);
   const saverRef = useRef<PositionSaver | null>(null);
   const flow = useReactFlow();
@@ -84,6 +89,12 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     const store = editorStore.getState();
     store.load(loaded.definition);
     store.setProblems(loaded.problems ?? []);
+    // Made by the API or an import with nodes piled on one spot: lay it out (undoable; the
+    // positions are saved in place like a drag).
+    if (piledUp(editorStore.getState().nodes)) {
+      editorStore.getState().autoLayout();
+      editorStore.getState().notify("info", "The nodes overlapped, so they were laid out (Undo puts them back).");
+    }
   }, []);
 
   useEffect(() => {
@@ -98,8 +109,12 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     ])
       .then(([types, loaded]) => {
         if (!live) return;
-        editorStore.getState().setNodeTypes(types.items as unknown as NodeTypeSpec[]);
+        editorStore.getState().setNodeTypes(types.items);
         show(loaded);
+        if (runToOpen) {
+          setTab("runs");
+          void openRun(runToOpen);
+        }
         window.performance?.mark?.("flowloom:editor-loaded");
       })
       .catch((error) => live && setLoadError(errorMessage(error)));
@@ -107,7 +122,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       live = false;
       stopFollowing();
     };
-  }, [workflowId, show]);
+  }, [workflowId, show, runToOpen]);
 
   // Moves of a saved graph are saved in place, a moment after the drag ends.
   useEffect(() => {
@@ -123,7 +138,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         });
       },
       onError: (error) =>
-        editorStore.getState().notify("error", `Node positions not saved (${errorMessage(error)}): they go with the next save.`),
+        editorStore.getState().notify("error", `Node positions not saved (${errorMessage(error)}): they go with the next save.`, "positions"),
     });
     saverRef.current = saver;
     const onLeave = () => {
@@ -147,8 +162,9 @@ function EditorBody({ workflowId }: { workflowId: string }) {
           body: { definition: editorStore.getState().toDefinition() },
         });
         editorStore.getState().setProblems(result.problems);
+        editorStore.getState().resolve("validate");
       } catch (error) {
-        editorStore.getState().notify("error", `Validation failed: ${errorMessage(error)}`);
+        editorStore.getState().notify("error", `Validation failed: ${errorMessage(error)}`, "validate");
       }
     }, 400);
     return () => window.clearTimeout(timer);
@@ -161,6 +177,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     const store = editorStore.getState();
     const taken = store.takeMoved();
     const at = store.revision;
+    const graph = { nodes: store.nodes, edges: store.edges };
     try {
       const saved = await api.patch("/api/v1/workflows/{workflow_id}", {
         path: { workflow_id: workflowId },
@@ -168,7 +185,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       });
       versionRef.current = saved.version;
       setWorkflow(saved);
-      editorStore.getState().markSaved(at);
+      editorStore.getState().markSaved(at, graph);
       editorStore.getState().setProblems(saved.problems ?? []);
       editorStore
         .getState()
@@ -176,7 +193,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       return true;
     } catch (error) {
       if (Object.keys(taken).length > 0) editorStore.getState().movesNotSaved();
-      editorStore.getState().notify("error", `Not saved: ${errorMessage(error)}`);
+      editorStore.getState().notify("error", `Not saved: ${errorMessage(error)}`, "save");
       return false;
     } finally {
       setSaving(false);
@@ -199,6 +216,21 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   const run_ = useCallback(
     async (scope: RunScope, nodeId?: string, inputs?: Record<string, unknown>) => {
       const store = editorStore.getState();
+      // A graph with problems cannot run: say so, and list them, rather than ask for inputs.
+      // Validated now, not by the last check: a wire may have been drawn a moment ago.
+      try {
+        const result = await api.post("/api/v1/workflows/validate", { body: { definition: store.toDefinition() } });
+        store.setProblems(result.problems);
+      } catch {
+        // Unreachable or refused: the run itself will say why.
+      }
+      const checked = editorStore.getState();
+      const problems = Object.values(checked.problems).reduce((n, list) => n + list.length, 0) + checked.graphProblems.length;
+      if (problems > 0) {
+        store.notify("error", `Fix the ${problems} problem${problems > 1 ? "s" : ""} of this workflow before running it.`, "run");
+        setProblemsOpen(true);
+        return;
+      }
       if (store.revision !== store.savedRevision && !(await save())) return;
       if (inputs === undefined && triggerFields().length > 0) {
         setAsking({ scope, nodeId });
@@ -220,7 +252,10 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     (type: string, preset?: { config: Record<string, unknown>; label: string }) => {
       const canvas = document.querySelector(".canvas")?.getBoundingClientRect();
       const center = canvas ? { x: canvas.left + canvas.width / 2, y: canvas.top + canvas.height / 2 } : { x: 400, y: 300 };
-      editorStore.getState().addNode(type, flow.screenToFlowPosition(center), preset);
+      const at = flow.screenToFlowPosition(center);
+      // Centred on the middle of the canvas, moved aside from the nodes already there.
+      const wanted = { x: Math.round(at.x - 110), y: Math.round(at.y - 45) };
+      editorStore.getState().addNode(type, freeSpot(editorStore.getState().nodes, wanted), preset);
       setTab("node");
     },
     [flow],
@@ -257,7 +292,8 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         const count = store.copy();
         if (count) store.notify("info", `Copied ${count} node${count > 1 ? "s" : ""}.`);
       } else if (mod && key === "v") {
-        store.paste();
+        const count = store.paste();
+        if (count) store.notify("info", `Pasted ${count} node${count > 1 ? "s" : ""}.`, "clipboard");
       } else if (mod && key === "a") {
         event.preventDefault();
         editorStore.setState({ nodes: store.nodes.map((n) => (n.selected ? n : { ...n, selected: true })) });
@@ -285,7 +321,28 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     return () => window.removeEventListener("keydown", onKey);
   }, [save, run_, fitAll]);
 
-  // Leaving with unsaved changes asks first.
+  // Leaving with unsaved changes asks first: a reload or a closed tab through the browser, a
+  // link of the app through the dialog below.
+  const [leaving, setLeaving] = useState<string | null>(null);
+  const navigate = useNavigate();
+  useEffect(() => {
+    const onClick = (event: MouseEvent) => {
+      if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      const link = (event.target as Element | null)?.closest?.("a[href]") as HTMLAnchorElement | null;
+      if (!link || link.target === "_blank" || link.origin !== window.location.origin) return;
+      const to = link.pathname + link.search + link.hash;
+      if (to === window.location.pathname + window.location.search + window.location.hash) return;
+      const s = editorStore.getState();
+      if (s.revision === s.savedRevision) return;
+      // Before the router sees the click: the capture phase on window runs first.
+      event.preventDefault();
+      event.stopPropagation();
+      setLeaving(to);
+    };
+    window.addEventListener("click", onClick, true);
+    return () => window.removeEventListener("click", onClick, true);
+  }, []);
+
   useEffect(() => {
     const warn = (event: BeforeUnloadEvent) => {
       const s = editorStore.getState();
@@ -334,7 +391,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
           Auto-layout
         </button>
         <span className="spacer" />
-        {problemCount > 0 && <span className="warn" data-testid="problem-count">{problemCount} problem{problemCount > 1 ? "s" : ""}</span>}
+        {problemCount > 0 && <ProblemsButton count={problemCount} open={problemsOpen} onOpenChange={setProblemsOpen} />}
         {run && (
           <span className={`status status-${run.status.toLowerCase()}`} data-testid="run-status" data-status={run.status}>
             {run.past ? "past run" : "run"} {run.status.toLowerCase()}
@@ -412,6 +469,27 @@ function EditorBody({ workflowId }: { workflowId: string }) {
           onRun={(inputs) => void run_(asking.scope, asking.nodeId, inputs)}
         />
       )}
+      {leaving !== null && (
+        <LeaveDialog
+          saving={saving}
+          onStay={() => setLeaving(null)}
+          onDiscard={() => {
+            const to = leaving;
+            setLeaving(null);
+            editorStore.getState().markSaved(editorStore.getState().revision);
+            navigate(to);
+          }}
+          onSave={async () => {
+            const to = leaving;
+            if (await save()) {
+              setLeaving(null);
+              navigate(to);
+            } else {
+              setLeaving(null);
+            }
+          }}
+        />
+      )}
       {help && (
         <div className="dialog-backdrop" onClick={() => setHelp(false)}>
           <div role="dialog" aria-modal="true" aria-labelledby="help-title" className="dialog" onClick={(e) => e.stopPropagation()}>
@@ -426,6 +504,27 @@ function EditorBody({ workflowId }: { workflowId: string }) {
           </div>
         </div>
       )}
+    </div>
+  );
+}
+
+function LeaveDialog({ saving, onStay, onDiscard, onSave }: { saving: boolean; onStay: () => void; onDiscard: () => void; onSave: () => void }) {
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => event.key === "Escape" && onStay();
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [onStay]);
+  return (
+    <div className="dialog-backdrop" onClick={onStay}>
+      <div role="alertdialog" aria-modal="true" aria-labelledby="leave-title" aria-describedby="leave-text" className="dialog" onClick={(e) => e.stopPropagation()}>
+        <h2 id="leave-title">Leave with unsaved changes?</h2>
+        <p id="leave-text">This workflow has changes that are not saved yet. Save them as a new version before you go?</p>
+        <div className="button-row dialog-actions">
+          <button type="button" className="primary" disabled={saving} onClick={onSave} autoFocus>Save and leave</button>
+          <button type="button" className="danger" onClick={onDiscard}>Leave without saving</button>
+          <button type="button" onClick={onStay}>Stay</button>
+        </div>
+      </div>
     </div>
   );
 }

@@ -2,6 +2,7 @@ import { useEffect, useState, type FormEvent } from "react";
 
 import { api, errorMessage } from "../api/client";
 import type { components } from "../api/schema.gen";
+import { formatCost } from "../components/format";
 
 type Summary = components["schemas"]["UsageSummary"];
 type Report = components["schemas"]["UsageReport"];
@@ -32,7 +33,7 @@ function DayChart({ groups }: { groups: Group[] }) {
           return (
             <g key={g.day}>
               <rect x={x} y={height - h} width={bar} height={h} fill="#1d4ed8">
-                <title>{`${g.day}: ${g.tokens_total.toLocaleString()} tokens, ${g.calls} calls, cost ${g.cost}`}</title>
+                <title>{`${g.day}: ${g.tokens_total.toLocaleString()} tokens, ${g.calls} calls, cost ${formatCost(g.cost)}`}</title>
               </rect>
               {days.length <= 31 && (
                 <text x={x + bar / 2} y={height + 14} fontSize="10" textAnchor="middle">{String(g.day).slice(8)}</text>
@@ -90,7 +91,7 @@ export function UsagePage() {
           <div><dt>Plan</dt><dd>{summary.package ? summary.package.name : "none (no limits)"}</dd></div>
           <div><dt>Runs this month</dt><dd data-testid="runs-used">{limit(summary.runs)}</dd></div>
           <div><dt>Tokens this month</dt><dd>{limit(summary.tokens)}</dd></div>
-          <div><dt>Cost this month</dt><dd>{summary.cost}</dd></div>
+          <div><dt>Cost this month</dt><dd>{formatCost(summary.cost)}</dd></div>
           <div><dt>Credits</dt><dd>{summary.credits}</dd></div>
           <div><dt>Resets</dt><dd>{new Date(summary.resets_at).toLocaleDateString()}</dd></div>
         </dl>
@@ -104,7 +105,7 @@ export function UsagePage() {
         <>
           <p>
             {byDay.totals.calls.toLocaleString()} model calls, {byDay.totals.tokens_total.toLocaleString()} tokens,
-            cost {byDay.totals.cost} from {byDay.from} to {byDay.to}.
+            cost {formatCost(byDay.totals.cost)} from {byDay.from} to {byDay.to}.
           </p>
           {byDay.groups.length === 0 ? <p className="muted">No model calls in this range.</p> : <DayChart groups={byDay.groups} />}
         </>
@@ -117,7 +118,7 @@ export function UsagePage() {
             {byModel.groups.map((g) => (
               <tr key={`${g.provider}/${g.model}`}>
                 <td>{g.provider}</td><td>{g.model}</td><td>{g.calls}</td>
-                <td>{g.tokens_in.toLocaleString()}</td><td>{g.tokens_out.toLocaleString()}</td><td>{g.cost}</td>
+                <td>{g.tokens_in.toLocaleString()}</td><td>{g.tokens_out.toLocaleString()}</td><td>{formatCost(g.cost)}</td>
               </tr>
             ))}
           </tbody>

@@ -3,6 +3,8 @@ import { Link, useNavigate } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
 import type { WorkflowSummary } from "../api/types";
+import { ImportWorkflow } from "./ImportWorkflow";
+import { TemplateGallery } from "./Templates";
 
 const EMPTY_DEFINITION = { schema_version: 1, nodes: [], edges: [] };
 
@@ -14,6 +16,7 @@ export function WorkflowsPage() {
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const [name, setName] = useState("");
+  const [panel, setPanel] = useState<"import" | "templates" | null>(null);
 
   const load = useCallback(async (term: string, after: string | null) => {
     setLoading(true);
@@ -60,6 +63,20 @@ export function WorkflowsPage() {
     }
   }
 
+  async function exportFile(item: WorkflowSummary) {
+    try {
+      const document = await api.get("/api/v1/workflows/{workflow_id}/export", { path: { workflow_id: item.id } });
+      const blob = new Blob([JSON.stringify(document, null, 2)], { type: "application/json" });
+      const link = window.document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = `${item.name.replace(/[\\/:*?"<>|]+/g, "_")}.json`;
+      link.click();
+      window.setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
   async function remove(item: WorkflowSummary) {
     if (!window.confirm(`Delete "${item.name}"? Its runs stay in the history.`)) return;
     try {
@@ -82,12 +99,16 @@ export function WorkflowsPage() {
           <button type="submit" className="primary">Create</button>
         </form>
         <Link to="/generate" className="button-link">Describe a workflow…</Link>
+        <button type="button" aria-expanded={panel === "import"} onClick={() => setPanel(panel === "import" ? null : "import")}>Import…</button>
+        <button type="button" aria-expanded={panel === "templates"} onClick={() => setPanel(panel === "templates" ? null : "templates")}>Templates…</button>
         <label className="search">
           Search
           <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="Name or description" />
         </label>
       </div>
       {error && <p className="error" role="alert">{error}</p>}
+      {panel === "import" && <ImportWorkflow onClose={() => setPanel(null)} />}
+      {panel === "templates" && <TemplateGallery heading="Start from a template" />}
       <table className="list">
         <thead>
           <tr><th>Name</th><th>Version</th><th>Valid</th><th>Updated</th><th><span className="sr-only">Actions</span></th></tr>
@@ -103,6 +124,8 @@ export function WorkflowsPage() {
               <td>{item.valid ? "yes" : <span className="warn">draft with problems</span>}</td>
               <td>{new Date(item.updated_at).toLocaleString()}</td>
               <td className="actions">
+                <button type="button" onClick={() => navigate(`/workflows/${item.id}/triggers`)} aria-label={`Triggers of ${item.name}`}>Triggers</button>
+                <button type="button" onClick={() => void exportFile(item)} aria-label={`Export ${item.name}`}>Export</button>
                 <button type="button" onClick={() => void duplicate(item)} aria-label={`Duplicate ${item.name}`}>Duplicate</button>
                 <button type="button" className="danger" onClick={() => void remove(item)} aria-label={`Delete ${item.name}`}>Delete</button>
               </td>
@@ -110,7 +133,8 @@ export function WorkflowsPage() {
           ))}
         </tbody>
       </table>
-      {!loading && items.length === 0 && <p className="muted">{search ? "No workflow matches." : "No workflows yet: create one above."}</p>}
+      {!loading && items.length === 0 && <p className="muted">{search ? "No workflow matches." : "No workflows yet: create one above, or start from a template."}</p>}
+      {!loading && items.length === 0 && !search && panel !== "templates" && <TemplateGallery heading="Templates" />}
       {loading && <p role="status">Loading…</p>}
       {cursor && !loading && <button type="button" onClick={() => void load(search, cursor)}>Load more</button>}
     </section>

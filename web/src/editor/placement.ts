@@ -1,0 +1,71 @@
+/**
+ * Where nodes may go without covering one another: whether a graph opened with nodes piled up
+ * (or without positions), and the free spot nearest to where a new node is wanted.
+ */
+
+export interface Placed {
+  position?: { x: number; y: number } | null;
+  measured?: { width?: number; height?: number };
+}
+
+export const NODE_SIZE = { width: 220, height: 90 };
+const GAP = 24;
+
+function box(n: Placed): { x: number; y: number; w: number; h: number } {
+  return {
+    x: n.position?.x ?? 0,
+    y: n.position?.y ?? 0,
+    w: n.measured?.width ?? NODE_SIZE.width,
+    h: n.measured?.height ?? NODE_SIZE.height,
+  };
+}
+
+function intersects(a: ReturnType<typeof box>, b: ReturnType<typeof box>): boolean {
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+/**
+ * Whether some node has no position or lies mostly on top of another: such a graph (made by the
+ * API or an import) is laid out when it opens. A slight overlap a person made stays.
+ */
+export function piledUp(nodes: Placed[]): boolean {
+  if (nodes.some((n) => !n.position || !Number.isFinite(n.position.x) || !Number.isFinite(n.position.y))) return true;
+  // Sorted by x, each node is compared only with those starting within one node width.
+  const boxes = nodes.map(box).sort((a, b) => a.x - b.x);
+  for (let i = 0; i < boxes.length; i++) {
+    const a = boxes[i];
+    for (let j = i + 1; j < boxes.length && boxes[j].x < a.x + a.w; j++) {
+      const b = boxes[j];
+      const dx = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+      const dy = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+      if (dx > 0 && dy > 0 && dx * dy > 0.5 * Math.min(a.w * a.h, b.w * b.h)) return true;
+    }
+  }
+  return false;
+}
+
+/** The spot nearest to `wanted` (tried in rings around it) where a new node covers no other. */
+export function freeSpot(nodes: Placed[], wanted: { x: number; y: number }): { x: number; y: number } {
+  const boxes = nodes.map(box);
+  const fits = (x: number, y: number) => {
+    const candidate = { x: x - GAP / 2, y: y - GAP / 2, w: NODE_SIZE.width + GAP, h: NODE_SIZE.height + GAP };
+    return !boxes.some((b) => intersects(candidate, b));
+  };
+  if (fits(wanted.x, wanted.y)) return wanted;
+  const stepX = NODE_SIZE.width + GAP;
+  const stepY = NODE_SIZE.height + GAP;
+  for (let ring = 1; ring <= 12; ring++) {
+    // Below first, then right, then the rest of the ring: a column of added nodes reads well.
+    const spots: [number, number][] = [];
+    for (let i = -ring; i <= ring; i++) {
+      spots.push([i, ring], [ring, i], [i, -ring], [-ring, i]);
+    }
+    spots.sort((a, b) => Math.hypot(a[0] * stepX, a[1] * stepY) - Math.hypot(b[0] * stepX, b[1] * stepY));
+    for (const [i, j] of spots) {
+      const x = wanted.x + i * stepX;
+      const y = wanted.y + j * stepY;
+      if (fits(x, y)) return { x, y };
+    }
+  }
+  return { x: wanted.x, y: wanted.y + stepY * 13 };
+}

@@ -1,0 +1,270 @@
+/**
+ * The graph: nodes and wires in React Flow's shape, edits through the shared helpers, where nodes
+ * sit, and the problems validation found.
+ */
+import { addEdge, applyEdgeChanges, applyNodeChanges } from "@xyflow/react";
+
+import type { JsonSchema } from "../../api/types";
+import { layeredLayout } from "../layout";
+import { compatible, portsFor } from "../ports";
+import { problemField, problemText } from "../problems";
+import { defaultsFor, fieldsFor } from "../schemaForm";
+import type { EditorState, FlowNode } from "../store";
+import {
+  asEdges,
+  asNodes,
+  EPHEMERAL_EDGE_KEYS,
+  EPHEMERAL_NODE_KEYS,
+  edgeId,
+  freshId,
+  HISTORY_LIMIT,
+  staleRun,
+  strip,
+  type SliceContext,
+} from "./context";
+
+export type GraphSlice = Pick<
+  EditorState,
+  "nodeTypes" | "nodes" | "edges" | "revision" | "savedRevision" | "problems" | "fieldProblems"
+  | "graphProblems" | "savedGraph" | "moved" | "setNodeTypes" | "load" | "markSaved" |
+  "onNodesChange" | "onEdgesChange" | "refusal" | "connect" | "addNode" | "updateConfig" |
+  "updateLabel" | "removeSelected" | "autoLayout" | "takeMoved" | "movesNotSaved" | "selectOnly"
+  | "toDefinition" | "setProblems"
+>;
+
+export function graphSlice({ set, get, change, move, edits }: SliceContext): GraphSlice {
+  return {
+    nodeTypes: {},
+    nodes: [],
+    edges: [],
+    revision: 0,
+    savedRevision: 0,
+    problems: {},
+    fieldProblems: {},
+    graphProblems: [],
+    savedGraph: null,
+    moved: {},
+
+    setNodeTypes(specs) {
+      set({ nodeTypes: Object.fromEntries(specs.map((s) => [s.type, s])) });
+    },
+
+    load(definition) {
+      const doc = (definition ?? {}) as Record<string, unknown>;
+      const revision = get().revision + 1;
+      const nodes = asNodes(doc.nodes);
+      const edges = asEdges(doc.edges);
+      const ids = new Set(nodes.map((n) => n.id));
+      const state = get();
+      set({
+        ...staleRun(state),
+        // An error about the graph that was on the canvas (a cycle, a refused wire) is stale.
+        notice: state.notice?.kind === "error" ? null : state.notice,
+        savedGraph: { nodes, edges },
+        breakpoints: Object.fromEntries(Object.keys(get().breakpoints).filter((id) => ids.has(id)).map((id) => [id, true])),
+        nodes,
+        edges,
+        past: [],
+        future: [],
+        revision,
+        savedRevision: revision,
+        problems: {},
+        fieldProblems: {},
+        graphProblems: [],
+        moved: {},
+      });
+    },
+
+    markSaved(revision, graph) {
+      const state = get();
+      const savedGraph = graph ?? (revision === state.revision ? { nodes: state.nodes, edges: state.edges } : null);
+      set({ savedRevision: revision, savedGraph });
+    },
+
+    onNodesChange(changes) {
+      const structural = changes.some((c) => c.type === "remove" || c.type === "add");
+      const moved = changes.some((c) => c.type === "position" && !c.dragging && c.position);
+      if (structural) {
+        change((s) => ({ nodes: applyNodeChanges(changes, s.nodes) }));
+        return;
+      }
+      const nodes = applyNodeChanges(changes, get().nodes);
+      if (!moved) {
+        set({ nodes });
+        return;
+      }
+      const ids = changes.flatMap((c) => (c.type === "position" && !c.dragging && c.position ? [c.id] : []));
+      move(ids, { nodes });
+    },
+
+    onEdgesChange(changes) {
+      if (changes.some((c) => c.type === "remove" || c.type === "add")) {
+        change((s) => ({ edges: applyEdgeChanges(changes, s.edges) }));
+      } else {
+        set({ edges: applyEdgeChanges(changes, get().edges) });
+      }
+    },
+
+    refusal(connection) {
+      const { nodes, edges, nodeTypes } = get();
+      if (connection.source === connection.target) return "a node cannot feed itself";
+      const source = nodes.find((n) => n.id === connection.source);
+      const target = nodes.find((n) => n.id === connection.target);
+      if (!source || !target) return "both ends must be nodes on the canvas";
+      const out = portsFor(nodeTypes[source.type!], source.data.config).outputs.find(
+        (p) => p.name === connection.sourceHandle,
+      );
+      const inp = portsFor(nodeTypes[target.type!], target.data.config).inputs.find(
+        (p) => p.name === connection.targetHandle,
+      );
+      if (!out || !inp) return "that port does not exist";
+      if (!compatible(out.type, inp.type)) {
+        return `${source.id}.${out.name} gives ${out.type}, but ${target.id}.${inp.name} takes ${inp.type}`;
+      }
+      const taken = edges.some(
+        (e) => e.target === connection.target && e.targetHandle === connection.targetHandle,
+      );
+      if (taken && !inp.is_list) return `${target.id}.${inp.name} already has an input`;
+      return null;
+    },
+
+    connect(connection) {
+      const reason = get().refusal(connection);
+      if (reason) {
+        set({ notice: { kind: "error", text: `Connection refused: ${reason}.`, topic: "connect" } });
+        return false;
+      }
+      change((s) => ({ edges: addEdge({ ...connection, id: edgeId(connection) }, s.edges) }));
+      get().resolve("connect");
+      return true;
+    },
+
+    addNode(type, position, preset) {
+      const spec = get().nodeTypes[type];
+      const taken = new Set(get().nodes.map((n) => n.id));
+      const id = freshId(type, taken);
+      const defaults = spec ? defaultsFor(fieldsFor(spec.config_schema as JsonSchema)) : {};
+      const config = { ...defaults, ...structuredClone(preset?.config ?? {}) };
+      const node: FlowNode = { id, type, position, data: { label: preset?.label ?? id, config }, selected: true };
+      change((s) => ({ nodes: [...s.nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), node] }));
+      return id;
+    },
+
+    updateConfig(nodeId, key, value) {
+      // Keystrokes in one field within a second are one undo step, not one per letter.
+      const now = Date.now();
+      const editKey = `${nodeId}/${key}`;
+      const coalesce = edits.lastConfigEdit?.key === editKey && now - edits.lastConfigEdit.at < 1000;
+      edits.lastConfigEdit = { key: editKey, at: now };
+      const apply = (s: EditorState) => ({
+        nodes: s.nodes.map((n) => {
+          if (n.id !== nodeId) return n;
+          const config = { ...n.data.config };
+          if (value === undefined) delete config[key];
+          else config[key] = value;
+          return { ...n, data: { ...n.data, config } };
+        }),
+      });
+      if (coalesce) {
+        const state = get();
+        set({ ...staleRun(state), ...apply(state), revision: state.revision + 1 });
+      } else {
+        change(apply);
+      }
+    },
+
+    updateLabel(nodeId, label) {
+      change((s) => ({
+        nodes: s.nodes.map((n) => (n.id === nodeId ? { ...n, data: { ...n.data, label } } : n)),
+      }));
+    },
+
+    removeSelected() {
+      const { nodes, edges } = get();
+      const gone = new Set(nodes.filter((n) => n.selected).map((n) => n.id));
+      if (gone.size === 0 && !edges.some((e) => e.selected)) return;
+      change((s) => ({
+        nodes: s.nodes.filter((n) => !gone.has(n.id)),
+        edges: s.edges.filter((e) => !e.selected && !gone.has(e.source) && !gone.has(e.target)),
+      }));
+    },
+
+    autoLayout() {
+      const positions = layeredLayout(
+        get().nodes.map((n) => ({ id: n.id, width: n.measured?.width, height: n.measured?.height })),
+        get().edges,
+      );
+      const state = get();
+      const ids: string[] = [];
+      const nodes = state.nodes.map((n) => {
+        const at = positions.get(n.id);
+        if (!at || (at.x === n.position.x && at.y === n.position.y)) return n;
+        ids.push(n.id);
+        return { ...n, position: at };
+      });
+      if (ids.length === 0) return;
+      const past = [...state.past, { nodes: state.nodes, edges: state.edges }].slice(-HISTORY_LIMIT);
+      move(ids, { nodes, past, future: [] });
+    },
+
+    takeMoved() {
+      const { moved, nodes } = get();
+      const ids = Object.keys(moved);
+      if (ids.length === 0) return {};
+      const positions: Record<string, { x: number; y: number }> = {};
+      for (const node of nodes) {
+        if (moved[node.id]) positions[node.id] = { x: node.position.x, y: node.position.y };
+      }
+      set({ moved: {} });
+      return positions;
+    },
+
+    movesNotSaved() {
+      const state = get();
+      // The graph becomes "unsaved", so the positions (in the definition) go with the save.
+      if (state.revision === state.savedRevision) set({ revision: state.revision + 1 });
+    },
+
+    selectOnly(nodeId) {
+      set({
+        nodes: get().nodes.map((n) => {
+          const selected = n.id === nodeId;
+          return n.selected === selected ? n : { ...n, selected };
+        }),
+      });
+    },
+
+    toDefinition() {
+      const { nodes, edges } = get();
+      return {
+        schema_version: 1,
+        nodes: nodes.map((n) => strip(n, EPHEMERAL_NODE_KEYS)),
+        edges: edges.map((e) => strip(e, EPHEMERAL_EDGE_KEYS)),
+      };
+    },
+
+    setProblems(list) {
+      const problems: Record<string, string[]> = {};
+      const fieldProblems: Record<string, Record<string, string[]>> = {};
+      const graphProblems: string[] = [];
+      for (const p of list) {
+        const text = problemText(p);
+        const field = problemField(p);
+        if (p.node_id) {
+          (problems[p.node_id] ??= []).push(text);
+          if (field) ((fieldProblems[p.node_id] ??= {})[field] ??= []).push(text);
+        } else graphProblems.push(text);
+      }
+      // Keep the old lists where nothing changed, so those nodes do not re-render.
+      const before = get().problems;
+      for (const [id, messages] of Object.entries(problems)) {
+        if (before[id] && before[id].join("\n") === messages.join("\n")) problems[id] = before[id];
+      }
+      const beforeFields = get().fieldProblems;
+      for (const [id, byField] of Object.entries(fieldProblems)) {
+        if (beforeFields[id] && JSON.stringify(beforeFields[id]) === JSON.stringify(byField)) fieldProblems[id] = beforeFields[id];
+      }
+      set({ problems, fieldProblems, graphProblems });
+    },
+  };
+}
