@@ -153,6 +153,9 @@ class Settings(BaseSettings):
 
     max_request_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
     """Largest request body the API reads; bigger ones get 413."""
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
+    """Largest file ``POST /api/v1/blobs`` takes (its body may be this plus the form's few
+    hundred bytes); bigger ones get 413."""
 
     max_nodes_per_workflow: Annotated[int, Field(ge=1)] = 500
     """Most nodes one workflow definition may hold."""

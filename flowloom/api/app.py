@@ -45,6 +45,7 @@ from flowloom.api.routes import (
     users,
     workflows,
 )
+from flowloom.api.routes.blobs import UPLOAD_FORM_BYTES
 from flowloom.api.security import LoginLimiter
 from flowloom.api.state import AppState
 from flowloom.engine import Engine
@@ -150,7 +151,11 @@ def create_app(
     # The last added runs first: the size limit, then what the body, query, path and headers
     # hold (unstorable text, JSON nested too deep), before any route.
     app.add_middleware(InputGuard)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_body_bytes,
+        larger={f"{API_PREFIX}/blobs": settings.max_upload_bytes + UPLOAD_FORM_BYTES},
+    )
 
     api = APIRouter(prefix=API_PREFIX)
     # Routes are matched in this order, one after another: the hottest paths first (webhooks,

@@ -6,7 +6,9 @@
     PermissionDenied              403  known caller, not allowed (a missing API key scope, CSRF)
     NotFound                      404  missing, or somebody else's (the two look the same)
     Conflict                      409  duplicate, stale version, finished run
-    RequestTooLarge               413  the body is bigger than max_request_body_bytes
+    RequestTooLarge               413  the body is bigger than max_request_body_bytes (or
+                                       an upload's file or image is bigger than allowed)
+    UnsupportedMediaType          415  an upload that is not of a kind the route takes
     InputError                    422  ``errors: [{field, message}]`` names the field
     RequestValidationError        422  the same shape, the field path from pydantic
     DefinitionError               422  ``problems: [{node_id, port, field, message}]``
@@ -56,6 +58,7 @@ __all__ = [
     "PROBLEM_JSON",
     "RequestTooLarge",
     "Unauthenticated",
+    "UnsupportedMediaType",
     "install_error_handlers",
     "problem_json",
     "problem_response",
@@ -92,9 +95,13 @@ class Unauthenticated(FlowloomError):
 class RequestTooLarge(FlowloomError):
     """The request body is larger than the server accepts (413)."""
 
-    def __init__(self, limit_bytes: int) -> None:
+    def __init__(self, limit_bytes: int | None, message: str | None = None) -> None:
         self.limit_bytes = limit_bytes
-        super().__init__(f"the request body is larger than {limit_bytes} bytes")
+        super().__init__(message or f"the request body is larger than {limit_bytes} bytes")
+
+
+class UnsupportedMediaType(FlowloomError):
+    """An upload of a kind the route does not take (415)."""
 
 
 def _type_uri(status: int) -> str:
@@ -148,6 +155,8 @@ def flowloom_problem(exc: FlowloomError) -> tuple[int, dict[str, Any], dict[str,
         return 409, {}, {}
     if isinstance(exc, RequestTooLarge):
         return 413, {"limit_bytes": exc.limit_bytes}, {}
+    if isinstance(exc, UnsupportedMediaType):
+        return 415, {}, {}
     if isinstance(exc, InputError):
         field = exc.field
         return 422, {"errors": [{"field": field, "message": str(exc)}]}, {}

@@ -43,6 +43,7 @@ _NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
 _NOT_STRUCTURE: Final = bytes(b for b in range(256) if b not in b'"[]{}')
 _SQUARE: Final = bytes.maketrans(b"{}", b"[]")
 _FORM: Final = b"application/x-www-form-urlencoded"
+_MULTIPART: Final = b"multipart/form-data"
 _NUL_REASON: Final = unstorable_reason("\x00") or "holds a NUL character"
 
 
@@ -164,7 +165,9 @@ class InputGuard:
             await _refuse(scope, send, found.field, found.reason)
             return
         content_type, has_body = _body_headers(scope)
-        if not has_body:
+        if not has_body or (content_type or b"").startswith(_MULTIPART):
+            # Multipart bodies are files (uploads): bytes, not text; their route checks the
+            # few text fields it reads.
             await self.app(scope, receive, send)
             return
         first = await receive()

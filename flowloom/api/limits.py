@@ -4,6 +4,7 @@ body holds that routes share (nodes per workflow, run inputs size: 422 naming th
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,18 +23,23 @@ class BodySizeLimit:
     the route never starts on a body that turns out too large. Either way nothing is written.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
+        """Paths (exact) that take bodies up to their own limit: uploads."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.max_bytes)
         declared = _content_length(scope)
         if declared is not None:
-            if declared > self.max_bytes:
-                await self._refuse(scope, send)
+            if declared > limit:
+                await self._refuse(scope, send, limit)
                 return
             await self.app(scope, receive, send)
             return
@@ -47,8 +53,8 @@ class BodySizeLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, send)
+            if size > limit:
+                await self._refuse(scope, send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -56,11 +62,11 @@ class BodySizeLimit:
         whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, replay([whole], receive), send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         body = problem_json(
             413,
-            f"the request body is larger than {self.max_bytes} bytes",
-            limit_bytes=self.max_bytes,
+            f"the request body is larger than {limit} bytes",
+            limit_bytes=limit,
             instance=scope.get("path", ""),
         )
         # The rest of the body is never read: the connection cannot serve another request.

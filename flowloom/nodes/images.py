@@ -42,6 +42,9 @@ __all__ = [
     "ImageLoadConfig",
     "ImageResize",
     "ImageResizeConfig",
+    "ImageTooLarge",
+    "NotAnImage",
+    "describe_image",
     "store_image",
 ]
 
@@ -64,6 +67,14 @@ _SAVE_FORMATS: Final = frozenset(_CONTENT_TYPES)
 
 class ImageError(ValueError):
     """The bytes are not an image Pillow can use, or the image is too large."""
+
+
+class NotAnImage(ImageError):
+    """The bytes are in no image format Pillow is allowed to read."""
+
+
+class ImageTooLarge(ImageError):
+    """The image has more than MAX_PIXELS pixels (a decompression bomb, or just too big)."""
 
 
 def _pillow() -> None:
@@ -91,18 +102,18 @@ def _open(data: bytes) -> Image:
     try:
         image = Image.open(io.BytesIO(data), formats=sorted(_CONTENT_TYPES))
     except UnidentifiedImageError:
-        raise ImageError("the data is not an image in a known format") from None
+        raise NotAnImage("the data is not an image in a known format") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"the image is over {MAX_PIXELS} pixels: {exc}") from None
+        raise ImageTooLarge(f"the image is over {MAX_PIXELS} pixels: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"the image is damaged: {exc}") from None
     # Opening reads only the header; refuse huge images before decoding a single pixel.
     if image.width * image.height > MAX_PIXELS:
-        raise ImageError(f"the image is {image.width}x{image.height}, over {MAX_PIXELS} pixels")
+        raise ImageTooLarge(f"the image is {image.width}x{image.height}, over {MAX_PIXELS} pixels")
     try:
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"the image is over {MAX_PIXELS} pixels: {exc}") from None
+        raise ImageTooLarge(f"the image is over {MAX_PIXELS} pixels: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"the image is damaged: {exc}") from None
     return image
@@ -111,6 +122,13 @@ def _open(data: bytes) -> Image:
 def _describe(data: bytes) -> tuple[str, int, int]:
     image = _open(data)
     return image.format or "", image.width, image.height
+
+
+def describe_image(data: bytes) -> tuple[str, int, int]:
+    """The content type, width and height of the image in ``data``, decoded to be sure;
+    NotAnImage, ImageTooLarge or ImageError (damaged) otherwise. Blocks: call it in a thread."""
+    image_format, width, height = _describe(data)
+    return _CONTENT_TYPES.get(image_format, "application/octet-stream"), width, height
 
 
 def _encode(image: Image, image_format: str, quality: int = 95) -> bytes:
