@@ -146,7 +146,9 @@ async def test_429_is_retried_after_the_servers_retry_after(
     assert response.text == "Hello from the fake model."
     first, second = server.requests
     waited_s = second.received_at - first.received_at
-    assert 0.4 <= waited_s < 0.7, waited_s
+    # The client's own backoff is at most 0.2 s: waiting 0.4 s or more is Retry-After's doing.
+    # The upper bound only catches a much longer wait (generous for a busy machine).
+    assert 0.4 <= waited_s < 2.0, waited_s
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
