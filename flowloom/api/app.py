@@ -36,6 +36,7 @@ from flowloom.api.routes import (
     health,
     hooks,
     integrations,
+    models,
     node_templates,
     node_types,
     oauth,
@@ -108,6 +109,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _prepare_database(database)
+        await models.seed_model_table(database)
         owns_engine = engine is None
         running = engine or _engine_class(settings).from_settings(
             database, settings, state.registry
@@ -170,6 +172,7 @@ def create_app(
         generation,
         node_types,
         node_templates,
+        models,
         users,
         triggers,
         integrations,
