@@ -61,10 +61,10 @@ from flowloom.storage.tables import Agent, Message, Thread
 
 if TYPE_CHECKING:
     from flowloom.engine import Engine
+    from flowloom.integrations.http_client import HttpClientFactory
     from flowloom.integrations.mcp import McpServers
-    from flowloom.integrations.vault import Vault
-    from flowloom.nodes.base import HttpClientFactory
     from flowloom.providers import ChatProvider, ProviderResolver
+    from flowloom.storage.vault import Vault
 
 __all__ = ["DEFAULT_MAX_STEPS", "TOOLS_ADAPTER", "Reply", "ThreadService"]
 

@@ -1,8 +1,9 @@
 """What an agent may call: the toolbox built from its tools.
 
 The tool shapes (:class:`McpTools`, :class:`HttpTool`, :class:`WorkflowTool`) are ``ai.agent``'s
-config models, a public contract that stored agents hold too; they stay in
-:mod:`flowloom.nodes.agent` (the node registry imports that module first). :func:`open_toolbox`
+config models, a public contract that stored agents hold too; they live in
+:mod:`flowloom.nodes.agent_tools`, which does not import the node, so the loop and the node do
+not import each other. :func:`open_toolbox`
 turns them into the tools a model sees and a handler per tool, within a :class:`RunContext`'s
 rules: MCP servers resolved as ``mcp.tool`` does, HTTP requests within the address policy,
 workflows as sub-runs. This module imports neither storage nor the API, so nodes may use it.
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowloom.exceptions import ExecutionError
-from flowloom.nodes.agent import AgentTool, HttpTool, McpTools, WorkflowTool
+from flowloom.nodes.agent_tools import AgentTool, HttpTool, McpTools, WorkflowTool
 from flowloom.nodes.base import RunContext, WorkflowRef
 from flowloom.nodes.mcp import render_value, resolve_server
 

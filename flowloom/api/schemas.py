@@ -15,7 +15,14 @@ from typing import Annotated, Any, Final, Generic, Literal, TypeVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from flowloom.exceptions import Problem
-from flowloom.storage.enums import ApiScope, RunScope
+from flowloom.storage.enums import (
+    ApiScope,
+    NodeStatus,
+    RunScope,
+    RunStatus,
+    TriggerKind,
+    UserRole,
+)
 from flowloom.storage.repos.usage import UsageTotals
 from flowloom.storage.tables import (
     ApiKey,
@@ -114,7 +121,7 @@ class UserPublic(_Public):
     id: str
     email: str
     username: str | None
-    role: str
+    role: UserRole
     created_at: datetime
     last_login_at: datetime | None
 
@@ -147,7 +154,7 @@ class ApiKeyPublic(_Public):
     id: str
     name: str
     prefix: str
-    scopes: list[str]
+    scopes: list[ApiScope]
     active: bool
     created_at: datetime
     last_used_at: datetime | None
@@ -321,7 +328,7 @@ NO_USAGE: Final = UsageSums(calls=0, tokens_in=0, tokens_out=0, tokens_total=0, 
 class NodeExecutionPublic(_Public):
     node_id: str
     type: str = Field(validation_alias=AliasChoices("type", "node_type"))
-    status: str
+    status: NodeStatus
     attempt: int
     inputs: dict[str, Any] | None
     outputs: dict[str, Any] | None
@@ -342,10 +349,10 @@ class RunPublic(_Public):
     id: str
     workflow_id: str
     workflow_version: int
-    status: str
-    scope: str
+    status: RunStatus
+    scope: RunScope
     target_node_id: str | None
-    trigger_kind: str
+    trigger_kind: TriggerKind
     inputs: dict[str, Any]
     outputs: dict[str, Any] | None
     error: dict[str, Any] | None

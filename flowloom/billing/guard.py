@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from flowloom.providers.base import ChatProvider, ProviderResolver
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse
+from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, Embeddings, EmbedRequest
 
 __all__ = ["GuardedProvider", "QuotaGuardedResolver"]
 
@@ -41,6 +41,10 @@ class GuardedProvider:
         await self._check(owner_id=self._owner_id, provider=self._provider, model=request.model)
         async for chunk in self._inner.stream(request):
             yield chunk
+
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        await self._check(owner_id=self._owner_id, provider=self._provider, model=request.model)
+        return await self._inner.embed(request)
 
 
 class QuotaGuardedResolver:

@@ -186,8 +186,8 @@ class Engine:
         options.update(given)
         if "providers" not in options:
             from flowloom.integrations.credentials import DatabaseCredentials
-            from flowloom.integrations.vault import Vault
             from flowloom.providers.resolver import SettingsProviderResolver
+            from flowloom.storage.vault import Vault
 
             credentials = DatabaseCredentials(db, Vault.from_settings(settings))
             options["providers"] = SettingsProviderResolver.from_settings(
@@ -195,12 +195,12 @@ class Engine:
             )
         if "integrations" not in options:
             from flowloom.integrations.mcp_store import DatabaseMcpServers
-            from flowloom.integrations.vault import Vault
+            from flowloom.storage.vault import Vault
 
             options["integrations"] = DatabaseMcpServers(db, Vault.from_settings(settings))
         if "http_secrets" not in options:
             from flowloom.integrations.oauth_store import DatabaseHttpSecrets
-            from flowloom.integrations.vault import Vault
+            from flowloom.storage.vault import Vault
 
             options["http_secrets"] = DatabaseHttpSecrets(
                 db, Vault.from_settings(settings), allow_private_http=settings.allow_private_http

@@ -4,9 +4,9 @@ the database and the vault. Each lookup is its own short transaction."""
 from __future__ import annotations
 
 from flowloom.exceptions import ConfigurationError
-from flowloom.integrations.vault import Vault
 from flowloom.storage.database import Database
 from flowloom.storage.repos.credentials import CredentialKind, CredentialRepo
+from flowloom.storage.vault import Vault
 
 __all__ = ["DatabaseCredentials"]
 

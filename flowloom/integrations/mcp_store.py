@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowloom.exceptions import NotFound
+from flowloom.exceptions import InputError, NotFound
 from flowloom.integrations.mcp import McpServerSpec
-from flowloom.integrations.vault import Vault
 from flowloom.storage.database import Database
 from flowloom.storage.enums import UserRole
 from flowloom.storage.repos.integrations import IntegrationRepo
 from flowloom.storage.repos.users import UserRepo
+from flowloom.storage.vault import Vault
 
-__all__ = ["DatabaseMcpServers", "may_run_commands"]
+__all__ = ["DatabaseMcpServers", "may_run_commands", "mcp_server"]
 
 
 class DatabaseMcpServers:
@@ -38,13 +38,34 @@ class DatabaseMcpServers:
         # A write transaction: opening the secrets marks their credential used.
         async with self._db.write() as session:
             repo = IntegrationRepo(session, owner_id=owner_id, vault=self._vault)
-            return await repo.mcp_server(integration_id=integration_id)
+            return await mcp_server(repo, integration_id=integration_id)
 
     async def may_run_commands(self, *, owner_id: str | None) -> bool:
         if owner_id is None:
             return False
         async with self._db.read() as session:
             return await may_run_commands(session, owner_id)
+
+
+async def mcp_server(repo: IntegrationRepo, *, integration_id: str) -> McpServerSpec:
+    """How to connect to the repository owner's MCP integration, secrets included (never put
+    this in an answer). InputError when it is disabled, not an MCP server, or misconfigured."""
+    stored = await repo.mcp_server_config(integration_id=integration_id)
+    config = stored.config
+    try:
+        return McpServerSpec(
+            transport=stored.transport,
+            command=config.get("command"),
+            args=tuple(config.get("args") or ()),
+            cwd=config.get("cwd"),
+            env=stored.secrets.env,
+            url=config.get("url"),
+            headers=stored.secrets.headers,
+            connect_timeout_s=float(config.get("timeout_s", 30.0)),
+            label=stored.name,
+        )
+    except ValueError as exc:
+        raise InputError(f"integration {stored.name!r} is misconfigured: {exc}") from None
 
 
 async def may_run_commands(session: AsyncSession, owner_id: str) -> bool:

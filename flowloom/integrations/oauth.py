@@ -5,7 +5,7 @@ client secret, endpoints, scopes): :func:`new_pkce` and :func:`new_state` make t
 values, :func:`authorization_url` the address the user's browser goes to,
 :func:`exchange_code` turns the code the provider sends back into a :class:`TokenSet`, and
 :func:`refresh_tokens` renews it. Storing any of it is the repository's business
-(:mod:`flowloom.storage.repos.oauth`); the engine side is
+(:mod:`flowloom.integrations.oauth_repo`); the engine side is
 :mod:`flowloom.integrations.oauth_store`.
 
 The token endpoint is called by this server, so it obeys the same address policy as
@@ -33,7 +33,7 @@ from flowloom.exceptions import ExecutionError, InputError
 from flowloom.integrations.oauth_http import redact
 
 if TYPE_CHECKING:
-    from flowloom.nodes.base import HttpClientFactory
+    from flowloom.integrations.http_client import HttpClientFactory
 
 __all__ = [
     "RESERVED_PARAMS",
@@ -241,8 +241,8 @@ async def _token_request(
 ) -> dict[str, Any]:
     import httpx
 
-    from flowloom.nodes._net import resolve_checked
-    from flowloom.nodes.base import default_http_client
+    from flowloom.integrations.addresses import resolve_checked
+    from flowloom.integrations.http_client import default_http_client
 
     label = client.label or repr(client.client_id)
     hidden = [s for s in (*hide, client.client_secret or "") if s]

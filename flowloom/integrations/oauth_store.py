@@ -19,6 +19,7 @@ import weakref
 from typing import Final
 
 from flowloom.exceptions import ConfigurationError, InputError, NotFound
+from flowloom.integrations.http_client import HttpClientFactory
 from flowloom.integrations.oauth import OAuthError, OAuthRefused, TokenSet, refresh_tokens
 from flowloom.integrations.oauth_http import (
     HttpAuthError,
@@ -26,12 +27,11 @@ from flowloom.integrations.oauth_http import (
     HttpAuthRef,
     credential_header,
 )
-from flowloom.integrations.vault import Vault
-from flowloom.nodes.base import HttpClientFactory
+from flowloom.integrations.oauth_repo import OAuthRepo
 from flowloom.storage.database import Database
 from flowloom.storage.repos.credentials import CredentialRepo
-from flowloom.storage.repos.oauth import OAuthRepo
 from flowloom.storage.tables.base import utcnow
+from flowloom.storage.vault import Vault
 
 __all__ = ["EXPIRY_MARGIN_S", "DatabaseHttpSecrets"]
 

@@ -5,8 +5,8 @@ model asks for tools, each is run (MCP tools over one connection per server, HTT
 the instance's address policy, other workflows as sub-runs like ``workflow.call``), its result
 goes back into the conversation, and the next step begins. A tool that fails does not fail the
 node: the model is told, and may try something else. The loop itself is
-:func:`flowloom.agents.loop.run_agent_loop`, which threads use too; the tool shapes below are
-shared with stored agents.
+:func:`flowloom.agents.loop.run_agent_loop`, which threads use too; the tool shapes
+(:mod:`flowloom.nodes.agent_tools`) are shared with stored agents.
 
 Every provider call writes a usage row (type ``agent``) as ``ai.llm`` does. A retried attempt
 runs the whole loop again (at-least-once, like every node): tools with effects should be
@@ -16,15 +16,15 @@ idempotent, and HTTP tools send the step's ``Idempotency-Key``.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from flowloom.exceptions import ConfigurationError, ExecutionError, NotFound, RetryNode
+from flowloom.nodes.agent_tools import AgentTool, HttpTool, McpTools, WorkflowTool
 from flowloom.nodes.ai import text_progress
 from flowloom.nodes.base import (
     Category,
@@ -35,7 +35,7 @@ from flowloom.nodes.base import (
     PortType,
     RunContext,
 )
-from flowloom.nodes.mcp import McpInlineServer, check_variables, render_value
+from flowloom.nodes.mcp import check_variables, render_value
 from flowloom.providers.model_names import ModelName
 
 if TYPE_CHECKING:
@@ -43,59 +43,6 @@ if TYPE_CHECKING:
     from flowloom.providers import ChatResponse
 
 __all__ = ["Agent", "AgentConfig", "AgentTool", "HttpTool", "McpTools", "WorkflowTool"]
-
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_EMPTY_OBJECT: dict[str, Any] = {"type": "object", "properties": {}}
-
-
-class _ToolBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-
-class McpTools(_ToolBase):
-    """The tools of one MCP server."""
-
-    kind: Literal["mcp"]
-    server: McpInlineServer | str
-    """The id of one of your MCP integrations, or a server written inline (as in mcp.tool)."""
-    tools: list[str] = Field(default_factory=list)
-    """Only these of the server's tools; all of them when empty."""
-    prefix: str = Field(default="", max_length=20, pattern=r"^[A-Za-z0-9_-]*$")
-    """Put before each tool's name as the model sees it (to tell two servers apart)."""
-    timeout_s: float = Field(default=60.0, gt=0, le=3600)
-    """How long one tool call may take."""
-
-
-class HttpTool(_ToolBase):
-    """One HTTP request the model may make: the URL is a template over the arguments; POST,
-    PUT and PATCH send the arguments as the JSON body."""
-
-    kind: Literal["http"]
-    name: str = Field(pattern=_TOOL_NAME.pattern)
-    description: str = ""
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
-    url: str = Field(min_length=1)
-    """``https://api.example.com/weather?city={{ city }}``: each argument is a variable."""
-    headers: dict[str, str] = Field(default_factory=dict)
-    parameters: dict[str, Any] = Field(default_factory=lambda: dict(_EMPTY_OBJECT))
-    """A JSON Schema of the arguments object the model fills in."""
-    timeout_s: float = Field(default=30.0, gt=0, le=300)
-
-
-class WorkflowTool(_ToolBase):
-    """Another of your workflows, run as a sub-run with the arguments as its inputs; the tool's
-    result is the sub-run's outputs."""
-
-    kind: Literal["workflow"]
-    name: str = Field(pattern=_TOOL_NAME.pattern)
-    description: str = ""
-    workflow_id: str = Field(min_length=1)
-    version: int | None = Field(default=None, ge=1)
-    parameters: dict[str, Any] = Field(default_factory=lambda: dict(_EMPTY_OBJECT))
-    """A JSON Schema of the inputs the model fills in."""
-
-
-AgentTool = Annotated[McpTools | HttpTool | WorkflowTool, Field(discriminator="kind")]
 
 
 class AgentConfig(NodeConfig):

@@ -30,10 +30,9 @@ from pydantic import BaseModel, ConfigDict
 from flowloom.exceptions import ExecutionError, NodeFailed
 from flowloom.graph.ports import NO_DEFAULT, Port, PortType
 from flowloom.ids import idempotency_key
+from flowloom.integrations.http_client import HttpClientFactory, default_http_client
 
 if TYPE_CHECKING:
-    import httpx
-
     from flowloom.integrations.mcp import McpServers
     from flowloom.integrations.oauth_http import HttpSecrets
     from flowloom.providers.base import ProviderResolver
@@ -223,19 +222,6 @@ class NodeSettings:
     """Largest image image.load accepts."""
     inline_delay_max_s: float = 60.0
     """flow.delay sleeps in place up to this long; longer delays park the node as WAITING."""
-
-
-HttpClientFactory = Callable[[], "httpx.AsyncClient"]
-"""Makes the HTTP client a node uses (tests pass one with ``httpx.MockTransport``)."""
-
-
-def default_http_client() -> httpx.AsyncClient:
-    """A client that ignores proxy variables (a proxy would bypass the address checks)."""
-    import httpx  # httpx costs ~0.2 s to import and only HTTP nodes need it
-
-    from flowloom.nodes._tls import shared_ssl_context
-
-    return httpx.AsyncClient(trust_env=False, follow_redirects=False, verify=shared_ssl_context())
 
 
 _log = logging.getLogger("flowloom.nodes")

@@ -31,6 +31,7 @@ from flowloom.nodes.agent import Agent
 from flowloom.nodes.ai import LlmCall
 from flowloom.nodes.base import Category, Node
 from flowloom.nodes.data import JsonExtract
+from flowloom.nodes.embed import Embed
 from flowloom.nodes.flow import Condition, Delay, Merge, Switch
 from flowloom.nodes.http import HttpRequest
 from flowloom.nodes.human import Approval
@@ -178,6 +179,7 @@ BUILTIN_NODES: Final[tuple[type[Node[Any]], ...]] = (
     HttpRequest,
     WorkflowCall,
     LlmCall,
+    Embed,
     Agent,
     McpToolCall,
 )

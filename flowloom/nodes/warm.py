@@ -14,7 +14,7 @@ import asyncio
 import importlib
 import logging
 
-from flowloom.nodes._tls import shared_ssl_context
+from flowloom.integrations.tls import shared_ssl_context
 
 __all__ = ["HEAVY_MODULES", "start_warm_up", "warm_up"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse
+from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, Embeddings, EmbedRequest
 
 __all__ = ["PROVIDER_NAMES", "ChatBackend", "ChatProvider", "ProviderResolver"]
 
@@ -22,6 +22,10 @@ class ChatProvider(Protocol):
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """The whole answer. Raises a :class:`~flowloom.providers.errors.ProviderError`."""
+        ...
+
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        """One vector per text. ConfigurationError when the provider has no embeddings."""
         ...
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:

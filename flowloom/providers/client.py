@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from flowloom.exceptions import ConfigurationError
 from flowloom.providers.base import ChatBackend
 from flowloom.providers.errors import (
     MalformedResponse,
@@ -22,7 +23,13 @@ from flowloom.providers.errors import (
 )
 from flowloom.providers.ratelimit import RateLimiter
 from flowloom.providers.retry import RetryPolicy
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse
+from flowloom.providers.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Embeddings,
+    EmbedRequest,
+)
 
 __all__ = ["ProviderClient", "check_structured", "schema_problem"]
 
@@ -70,6 +77,38 @@ class ProviderClient:
                 error = exc
             else:
                 return check_structured(response, request)
+            await self._before_retry(error, attempt)
+
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        """Vectors for ``request.texts``, with the rate limit, timeout and retries of ``chat``.
+        ConfigurationError when the provider offers no embeddings."""
+        embed = getattr(self.backend, "embed", None)
+        if embed is None:
+            raise ConfigurationError(f"{self.name} offers no embedding models")
+        if request.timeout_s is None:
+            request = replace(request, timeout_s=self.timeout_s)
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.limiter is not None:
+                await self.limiter.acquire()
+            try:
+                async with asyncio.timeout(request.timeout_s):
+                    embeddings: Embeddings = await embed(request)
+            except TimeoutError:
+                error: ProviderError = ProviderTimeout(
+                    f"no answer within {request.timeout_s or 0:g} s", provider=self.name
+                )
+            except ProviderError as exc:
+                error = exc
+            else:
+                if len(embeddings.vectors) != len(request.texts):
+                    raise MalformedResponse(
+                        f"{len(request.texts)} texts were sent and "
+                        f"{len(embeddings.vectors)} vectors came back",
+                        provider=self.name,
+                    )
+                return embeddings
             await self._before_retry(error, attempt)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:

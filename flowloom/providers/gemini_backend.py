@@ -28,6 +28,8 @@ from flowloom.providers.types import (
     ChatMessage,
     ChatRequest,
     ChatResponse,
+    Embeddings,
+    EmbedRequest,
     TokenUsage,
     ToolCall,
 )
@@ -146,7 +148,32 @@ class GeminiBackend:
             await _aclose(stream)
         yield ChatChunk(usage=usage, finish_reason=finish, model=model)
 
-    def _translate(self, exc: Exception, request: ChatRequest) -> ProviderError:
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        """One ``embed_content`` call for every text of ``request``. The Gemini API reports no
+        token count for embeddings: ``tokens_in`` is estimated (four characters a token)."""
+        from google.genai import types
+
+        client = self._sdk()
+        # One Content per text: a list of plain strings would be one text in several parts.
+        contents = [types.Content(parts=[types.Part(text=text)]) for text in request.texts]
+        try:
+            response = await client.aio.models.embed_content(
+                model=request.model, contents=list[Any](contents)
+            )
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        vectors = tuple(
+            tuple(float(x) for x in (item.values or ())) for item in response.embeddings or ()
+        )
+        characters = sum(len(text) for text in request.texts)
+        return Embeddings(
+            vectors=vectors,
+            model=request.model,
+            tokens_in=-(-characters // 4),
+            tokens_estimated=True,
+        )
+
+    def _translate(self, exc: Exception, request: ChatRequest | EmbedRequest) -> ProviderError:
         import httpx
         import httpx2
         from google.genai import errors

@@ -15,7 +15,15 @@ from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
 )
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, TokenUsage, ToolCall
+from flowloom.providers.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Embeddings,
+    EmbedRequest,
+    TokenUsage,
+    ToolCall,
+)
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -180,7 +188,23 @@ class OpenAIBackend:
         finally:
             await stream.close()
 
-    def _translate(self, exc: Exception, request: ChatRequest) -> ProviderError:
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        """One call to the embeddings endpoint for every text of ``request``."""
+        client = self._sdk()
+        try:
+            response = await client.embeddings.create(
+                model=request.model, input=list(request.texts), encoding_format="float"
+            )
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        ordered = sorted(response.data, key=lambda item: item.index)
+        return Embeddings(
+            vectors=tuple(tuple(float(x) for x in item.embedding) for item in ordered),
+            model=response.model or request.model,
+            tokens_in=int(response.usage.prompt_tokens) if response.usage else 0,
+        )
+
+    def _translate(self, exc: Exception, request: ChatRequest | EmbedRequest) -> ProviderError:
         import openai
 
         return sdk_error(

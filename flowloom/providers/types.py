@@ -129,3 +129,25 @@ class ChatChunk:
     usage: TokenUsage | None = None
     finish_reason: str | None = None
     model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedRequest:
+    """Texts to embed with one model, in one call (the caller keeps within the provider's
+    batch size)."""
+
+    model: str
+    texts: tuple[str, ...]
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """One vector per text, in the order of the texts."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    model: str
+    tokens_in: int
+    tokens_estimated: bool = False
+    """True when the provider reports no token count and ``tokens_in`` was estimated from the
+    text (about four characters per token)."""

@@ -26,12 +26,12 @@ from starlette.routing import Route
 
 from flowloom.api import create_app
 from flowloom.ids import new_id
-from flowloom.integrations.vault import Vault
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.repos.agents import AgentRepo, agent_secret_name
 from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.tables import Agent, Credential
+from flowloom.storage.vault import Vault
 
 HTTP_SECRET = "http-tool-key-SEALED-5501"
 MCP_HEADER_SECRET = "Bearer mcp-header-SEALED-7702"

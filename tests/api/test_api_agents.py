@@ -17,13 +17,13 @@ from apikit import Account, make_settings, sign_up
 from providers.fake_servers import API_KEY, FakeServer
 from sqlalchemy import select, update
 
-from flowloom.integrations.vault import Vault
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import UserRole
 from flowloom.storage.repos.agents import AgentRepo
 from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.tables import Agent, Message, Usage, User
+from flowloom.storage.vault import Vault
 
 SERVER = str(Path(__file__).parents[1] / "integrations" / "mcp_test_server.py")
 ENV_SECRET = "env-value-agent-test-4411"

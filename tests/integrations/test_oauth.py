@@ -36,13 +36,13 @@ from flowloom.integrations.oauth import (
     refresh_tokens,
 )
 from flowloom.integrations.oauth_http import HttpAuthError, HttpAuthHeader, HttpAuthRef
+from flowloom.integrations.oauth_repo import OAuthRepo
 from flowloom.integrations.oauth_store import DatabaseHttpSecrets
-from flowloom.integrations.vault import Vault
 from flowloom.storage.database import Database
 from flowloom.storage.repos.credentials import CredentialRepo, rotate_credentials
-from flowloom.storage.repos.oauth import OAuthRepo
 from flowloom.storage.tables import Credential, User
 from flowloom.storage.tables.base import utcnow
+from flowloom.storage.vault import Vault
 
 KEY = b"k" * 32
 NEW_KEY = b"n" * 32

@@ -10,11 +10,11 @@ from sqlalchemy import select, update
 
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import new_id
-from flowloom.integrations.vault import Sealed, Vault, VaultError
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.repos.credentials import CredentialRepo, rotate_credentials
 from flowloom.storage.tables import Credential, User
+from flowloom.storage.vault import Sealed, Vault, VaultError
 
 OLD_KEY = b"o" * 32
 NEW_KEY = b"n" * 32

@@ -20,7 +20,6 @@ from flowloom.engine import Engine
 from flowloom.ids import new_id
 from flowloom.integrations.mcp import StaticMcpServers
 from flowloom.integrations.mcp_store import DatabaseMcpServers
-from flowloom.integrations.vault import Vault
 from flowloom.nodes.base import NodeSettings, RunContext
 from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
 from flowloom.storage.database import Database
@@ -30,6 +29,7 @@ from flowloom.storage.repos.integrations import IntegrationRepo, IntegrationSecr
 from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import NodeExecution, Usage
+from flowloom.storage.vault import Vault
 from flowloom.testing import make_context, run_node
 
 SERVER = str(Path(__file__).parents[1] / "integrations" / "mcp_test_server.py")

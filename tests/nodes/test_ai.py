@@ -17,7 +17,6 @@ from flowloom.exceptions import NodeFailed, RetryNode, ValidationFailed
 from flowloom.ids import new_id
 from flowloom.integrations.credentials import DatabaseCredentials
 from flowloom.integrations.usage import DatabaseUsageSink
-from flowloom.integrations.vault import Vault
 from flowloom.nodes.base import RunContext
 from flowloom.providers import (
     ProviderConfig,
@@ -30,6 +29,7 @@ from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.credentials import CredentialRepo
 from flowloom.storage.repos.usage import cost_of
 from flowloom.storage.tables import Usage, User
+from flowloom.storage.vault import Vault
 from flowloom.testing import InMemoryBlobStore, make_context, run_node
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

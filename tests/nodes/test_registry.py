@@ -37,6 +37,7 @@ PUBLIC_NAMES = {
     "http.request",
     "workflow.call",
     "ai.llm",
+    "ai.embed",
     "ai.agent",
     "mcp.tool",
 }

@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from flowloom.nodes._tls import shared_ssl_context
+from flowloom.integrations.tls import shared_ssl_context
 from flowloom.nodes.base import default_http_client
 from flowloom.nodes.warm import warm_up
 

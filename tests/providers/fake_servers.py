@@ -18,6 +18,12 @@ shape (OpenAI ``tool_calls``, Anthropic ``tool_use`` blocks, Gemini ``functionCa
         {"text": "The answer is 3."},
     )
 
+Streamed answers come in three pieces without pause; a test that watches text grow asks for
+smaller, slower ones:
+
+    server.stream_piece_chars = 4       # pieces of 4 characters
+    server.stream_delay_s = 0.05        # 50 ms before each piece
+
 The model ``no-such-model`` answers
 404 in each provider's own error format; a wrong API key answers 401 with a message that echoes
 the key, as some providers do, so tests can check it is redacted.
@@ -28,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import threading
 import time
@@ -72,6 +79,10 @@ class FakeServer:
         self.cut_streams = 0
         """How many of the next OpenAI streams stop after their first piece (no usage, no
         [DONE]), as a connection lost mid-answer does."""
+        self.stream_piece_chars = 0
+        """Streamed text in pieces of this many characters; 0: in three pieces."""
+        self.stream_delay_s = 0.0
+        """A pause before each streamed piece of text."""
         self._release = threading.Event()
         self._serving = AppThread(_app(self), what="the fake provider server")
         self.port = 0
@@ -100,6 +111,8 @@ class FakeServer:
         self.tokens_in, self.tokens_out = 12, 5
         self.api_key = API_KEY
         self.cut_streams = 0
+        self.stream_piece_chars = 0
+        self.stream_delay_s = 0.0
 
     @property
     def openai_base_url(self) -> str:
@@ -201,7 +214,8 @@ def _app(server: FakeServer) -> FastAPI:
             server.cut_streams -= cut
 
             async def events() -> AsyncIterator[bytes]:
-                for piece in _pieces(text):
+                for piece in _pieces(text, server.stream_piece_chars):
+                    await _pause(server.stream_delay_s)
                     chunk = _openai_chunk(model, {"content": piece}, None)
                     yield f"data: {json.dumps(chunk)}\n\n".encode()
                     if cut:
@@ -231,6 +245,28 @@ def _app(server: FakeServer) -> FastAPI:
         )
 
     # The SDK's API version changes between releases (v1beta, v1); answer both.
+    @app.post("/v1/embeddings")
+    async def openai_embeddings(request: Request) -> Response:
+        body = await request.json()
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        model = body.get("model", "")
+        refused = await prologue(request, "openai", key, model, body)
+        if refused is not None:
+            return refused
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        tokens = sum(len(text.split()) for text in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "model": model,
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": fake_vector(text)}
+                    for i, text in enumerate(texts)
+                ],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     @app.post("/v1beta/models/{target}")
     @app.post("/v1/models/{target}")
     async def gemini(target: str, request: Request) -> Response:
@@ -240,6 +276,13 @@ def _app(server: FakeServer) -> FastAPI:
         refused = await prologue(request, "gemini", key, model, body)
         if refused is not None:
             return refused
+        if action in ("batchEmbedContents", "embedContent"):
+            requests = body.get("requests") or [body]
+            texts = ["".join(p.get("text", "") for p in r["content"]["parts"]) for r in requests]
+            vectors = [{"values": fake_vector(text)} for text in texts]
+            if action == "embedContent":
+                return JSONResponse({"embedding": vectors[0]})
+            return JSONResponse({"embeddings": vectors})
         config = body.get("generationConfig") or {}
         structured = "responseJsonSchema" in config or "responseSchema" in config
         text = _reply(server, structured, images=len(server.requests[-1].images))
@@ -264,10 +307,11 @@ def _app(server: FakeServer) -> FastAPI:
         if server._replies and action != "streamGenerateContent":
             return JSONResponse(_gemini_scripted(model, server._replies.popleft(), usage))
         if action == "streamGenerateContent":
-            pieces = _pieces(text)
+            pieces = _pieces(text, server.stream_piece_chars)
 
             async def events() -> AsyncIterator[bytes]:
                 for i, piece in enumerate(pieces):
+                    await _pause(server.stream_delay_s)
                     last = i == len(pieces) - 1
                     data = answer(piece, "STOP" if last else None, last)
                     yield f"data: {json.dumps(data)}\r\n\r\n".encode()
@@ -313,7 +357,8 @@ def _app(server: FakeServer) -> FastAPI:
                     "content_block_start",
                     {"type": "content_block_start", "index": 0, "content_block": block},
                 )
-                for piece in _pieces(text):
+                for piece in _pieces(text, server.stream_piece_chars):
+                    await _pause(server.stream_delay_s)
                     delta = {"type": "text_delta", "text": piece}
                     yield _sse(
                         "content_block_delta",
@@ -355,12 +400,20 @@ def _reply(server: FakeServer, structured: bool, *, images: int) -> str:
     return server.reply_text
 
 
-def _pieces(text: str) -> list[str]:
-    """The text in three pieces (or fewer), as a model would stream it."""
+def _pieces(text: str, size: int = 0) -> list[str]:
+    """The text in pieces of ``size`` characters, or by default in three pieces (or fewer), as
+    a model would stream it."""
+    if size > 0:
+        return [text[i : i + size] for i in range(0, len(text), size)] or [text]
     if len(text) < 3:
         return [text]
     third = len(text) // 3
     return [text[:third], text[third : 2 * third], text[2 * third :]]
+
+
+async def _pause(delay_s: float) -> None:
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
 
 
 def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
@@ -524,3 +577,12 @@ def _gemini_scripted(model: str, reply: dict[str, Any], usage: dict[str, int]) -
             "totalTokenCount": tokens_in + tokens_out,
         },
     }
+
+
+EMBEDDING_DIMENSIONS = 8
+
+
+def fake_vector(text: str) -> list[float]:
+    """A vector that depends on the text only, the same every time."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round(byte / 255, 6) for byte in digest[:EMBEDDING_DIMENSIONS]]

@@ -20,10 +20,10 @@ from outagekit import sqlite_in_another_process
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from flowloom.integrations.vault import Vault
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.migrate import upgrade_database
+from flowloom.storage.vault import Vault
 
 
 def _insert(value: str) -> Callable[[Connection], None]:

@@ -40,12 +40,12 @@ from flowloom.api.deps import (
 from flowloom.api.errors import flowloom_problem, problem_json
 from flowloom.api.schemas import Page
 from flowloom.exceptions import FlowloomError, InputError, NotFound
-from flowloom.integrations.vault import Vault
 from flowloom.nodes.agent import AgentTool, HttpTool, McpTools, WorkflowTool
 from flowloom.providers import PROVIDER_NAMES
 from flowloom.providers.model_names import ModelName
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
+from flowloom.storage.enums import MessageRole
 from flowloom.storage.repos.agents import (
     HIDDEN,
     AgentRepo,
@@ -59,6 +59,7 @@ from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.integrations import IntegrationRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import Agent, Message, Thread
+from flowloom.storage.vault import Vault
 
 __all__ = ["router"]
 
@@ -176,7 +177,7 @@ class MessageCreate(BaseModel):
 class MessagePublic(BaseModel):
     id: str
     thread_id: str
-    role: str
+    role: MessageRole
     content: str
     tool_calls: list[dict[str, Any]] | None
     """For a reply: each tool call the agent made (``step``, ``tool``, ``arguments``,

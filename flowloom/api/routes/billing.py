@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from flowloom.api.deps import CurrentUser, DatabaseDep
 from flowloom.api.schemas import Page
 from flowloom.billing import CREDIT_SPENT, plan_of
+from flowloom.storage.enums import SubscriptionStatus
 from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
 from flowloom.storage.tables import User
 from flowloom.storage.tables.base import utcnow
@@ -41,7 +42,7 @@ class PackageOffer(BaseModel):
 
 class SubscriptionView(BaseModel):
     id: str
-    status: str
+    status: SubscriptionStatus
     start_date: datetime
     end_date: datetime | None
 

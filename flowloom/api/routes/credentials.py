@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field, SecretStr
 from flowloom.api.deps import DatabaseDep, SettingsDep, WorkflowReader, WorkflowWriter, client_ip
 from flowloom.api.schemas import Page
 from flowloom.exceptions import InputError, NotFound
-from flowloom.integrations.vault import Vault
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.credentials import CredentialInfo, CredentialKind, CredentialRepo
+from flowloom.storage.vault import Vault
 
 __all__ = ["router"]
 
@@ -45,7 +45,7 @@ class CredentialValue(BaseModel):
 class CredentialPublic(BaseModel):
     id: str
     name: str
-    kind: str
+    kind: CredentialKind
     provider: str | None
     created_at: datetime
     updated_at: datetime

@@ -25,13 +25,13 @@ from flowloom.api.deps import (
 from flowloom.api.schemas import Page
 from flowloom.exceptions import InputError, PermissionDenied
 from flowloom.integrations.mcp import McpError, McpServerSpec, list_tools
-from flowloom.integrations.mcp_store import may_run_commands
-from flowloom.integrations.vault import Vault
+from flowloom.integrations.mcp_store import may_run_commands, mcp_server
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import IntegrationKind
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.integrations import IntegrationInfo, IntegrationRepo
+from flowloom.storage.vault import Vault
 
 __all__ = ["router"]
 
@@ -78,7 +78,7 @@ class IntegrationUpdate(BaseModel):
 class IntegrationPublic(BaseModel):
     id: str
     name: str
-    kind: str
+    kind: IntegrationKind
     transport: Transport
     command: str | None = None
     args: list[str] = Field(default_factory=list)
@@ -317,9 +317,8 @@ async def _connectable(
     """The integration's server, after the host's rules (who may start commands, which
     addresses may be reached)."""
     async with db.write() as session:
-        spec = await IntegrationRepo(session, owner_id=user_id, vault=_vault(settings)).mcp_server(
-            integration_id=integration_id
-        )
+        repo = IntegrationRepo(session, owner_id=user_id, vault=_vault(settings))
+        spec = await mcp_server(repo, integration_id=integration_id)
     if spec.transport == "stdio":
         await _require_commands(db, user_id)
     elif not settings.allow_private_http:

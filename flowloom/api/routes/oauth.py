@@ -44,12 +44,12 @@ from flowloom.integrations.oauth import (
     new_pkce,
     new_state,
 )
-from flowloom.integrations.vault import Vault
+from flowloom.integrations.oauth_repo import OAuthConnectionInfo, OAuthRepo
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.repos.audit import AuditRepo
-from flowloom.storage.repos.oauth import OAuthConnectionInfo, OAuthRepo
 from flowloom.storage.tables.base import utcnow
+from flowloom.storage.vault import Vault
 
 __all__ = ["router"]
 

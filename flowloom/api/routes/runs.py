@@ -20,6 +20,7 @@ from flowloom.api.deps import (
     SettingsDep,
     WorkflowReader,
 )
+from flowloom.api.events_schema import RunStreamMessage
 from flowloom.api.limits import check_inputs_size
 from flowloom.api.schemas import (
     AnswerCreate,
@@ -259,21 +260,32 @@ async def answer_node(
     return await _detail(db, caller, run_id)
 
 
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
 @router.get(
     "/runs/{run_id}/events",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    response_class=EventStreamResponse,
+    responses={
+        200: {
+            "model": RunStreamMessage,
+            "description": "Server-Sent Events, each one `RunStreamMessage`",
+        }
+    },
 )
 async def follow_run(
     run_id: str, caller: WorkflowReader, db: DatabaseDep, engine: EngineDep
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """The run's state changes as Server-Sent Events, ending when the run ends.
 
     The first event, ``snapshot``, is the whole run as it is now (``GET /runs/{id}``), so a
     late subscriber misses nothing; then ``run.started``, ``node.started``,
-    ``node.succeeded``, ... as they are committed; the stream ends after ``run.completed``,
-    ``run.failed`` or ``run.cancelled``. A comment line every 15 s keeps proxies from closing
-    an idle stream.
+    ``node.succeeded``, ``node.delta``, ... as they are committed; the stream ends after
+    ``run.completed``, ``run.failed`` or ``run.cancelled``. Each event's ``data`` is JSON:
+    ``RunDetail`` for ``snapshot``, a ``RunEvent`` of that ``type`` otherwise (an unknown
+    type is to be ignored). A reader that fell behind gets a fresh ``snapshot``. A comment
+    line every 15 s keeps proxies from closing an idle stream.
     """
     # Subscribe before reading the snapshot, so nothing committed in between is lost.
     subscription = engine.bus.subscribe(run_id)
@@ -282,7 +294,7 @@ async def follow_run(
     except BaseException:
         subscription.close()
         raise
-    return StreamingResponse(
+    return EventStreamResponse(
         _stream(subscription, snapshot, db, caller),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

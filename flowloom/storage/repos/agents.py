@@ -32,12 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.exceptions import ConfigurationError, NotFound
 from flowloom.ids import PREFIXES, new_id
-from flowloom.integrations.vault import Vault
 from flowloom.storage.enums import MessageRole
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
 from flowloom.storage.repos.credentials import CredentialKind, CredentialRepo
 from flowloom.storage.tables import Agent, Message, Thread
 from flowloom.storage.tables.base import utcnow
+from flowloom.storage.vault import Vault
 
 __all__ = [
     "HIDDEN",

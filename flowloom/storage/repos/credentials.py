@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.exceptions import InputError, NotFound
 from flowloom.ids import PREFIXES, new_id
-from flowloom.integrations.vault import Sealed, Vault
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, check_limit
 from flowloom.storage.tables import Credential, OAuthToken
 from flowloom.storage.tables.base import utcnow
+from flowloom.storage.vault import Sealed, Vault
 
 __all__ = ["CredentialInfo", "CredentialKind", "CredentialRepo", "rotate_credentials"]
 

@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -26,20 +26,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.exceptions import InputError, NotFound
 from flowloom.ids import PREFIXES, new_id
-from flowloom.integrations.mcp import McpServerSpec
-from flowloom.integrations.vault import Vault
 from flowloom.storage.enums import IntegrationKind
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
 from flowloom.storage.repos.credentials import CredentialKind, CredentialRepo
 from flowloom.storage.tables import Integration
 from flowloom.storage.tables.base import utcnow
+from flowloom.storage.vault import Vault
 
 __all__ = [
     "MCP_KINDS",
     "IntegrationInfo",
     "IntegrationRepo",
     "IntegrationSecrets",
+    "McpServerConfig",
     "secret_credential_name",
 ]
 
@@ -60,6 +60,18 @@ class IntegrationSecrets:
 
     def __repr__(self) -> str:
         return f"IntegrationSecrets(env={sorted(self.env)!r}, headers={sorted(self.headers)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class McpServerConfig:
+    """An MCP server as stored, its secrets opened (never put this in an answer);
+    :func:`flowloom.integrations.mcp_store.mcp_server` makes the client's spec of it."""
+
+    name: str
+    transport: Literal["stdio", "http"]
+    config: dict[str, Any]
+    """Transport settings: ``command``, ``args``, ``cwd``, ``url``, ``timeout_s``."""
+    secrets: IntegrationSecrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +215,7 @@ class IntegrationRepo:
         with contextlib.suppress(NotFound):
             await self._credentials.delete(name=secret_credential_name(row.id))
 
-    async def mcp_server(self, *, integration_id: str) -> McpServerSpec:
+    async def mcp_server_config(self, *, integration_id: str) -> McpServerConfig:
         """How to connect to the integration, secrets included (never put this in an answer).
 
         InputError when it is disabled or not an MCP server.
@@ -213,22 +225,12 @@ class IntegrationRepo:
             raise InputError(f"integration {row.name!r} is not an MCP server", field="server")
         if not row.enabled:
             raise InputError(f"integration {row.name!r} is disabled", field="server")
-        secrets = await self._secrets(row)
-        config = row.config
-        try:
-            return McpServerSpec(
-                transport="stdio" if row.kind == IntegrationKind.MCP_STDIO else "http",
-                command=config.get("command"),
-                args=tuple(config.get("args") or ()),
-                cwd=config.get("cwd"),
-                env=secrets.env,
-                url=config.get("url"),
-                headers=secrets.headers,
-                connect_timeout_s=float(config.get("timeout_s", 30.0)),
-                label=row.name,
-            )
-        except ValueError as exc:
-            raise InputError(f"integration {row.name!r} is misconfigured: {exc}") from None
+        return McpServerConfig(
+            name=row.name,
+            transport="stdio" if row.kind == IntegrationKind.MCP_STDIO else "http",
+            config=dict(row.config),
+            secrets=await self._secrets(row),
+        )
 
     # ---- inside
 

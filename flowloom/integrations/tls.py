@@ -1,4 +1,4 @@
-"""One TLS context per process for the HTTP clients nodes make.
+"""One TLS context per process for the HTTP clients flowloom makes (nodes, OAuth).
 
 Building a verifying context loads the whole CA bundle: 20 ms on a quiet machine, 0.1-0.4 s on
 a busy one, and every ``http.request`` node made a new client, so it paid that on the event

@@ -41,7 +41,6 @@ from flowloom.integrations.oauth import (
     TokenSet,
     check_endpoint,
 )
-from flowloom.integrations.vault import Sealed, Vault
 from flowloom.storage.enums import IntegrationKind
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
@@ -49,6 +48,7 @@ from flowloom.storage.repos.credentials import CredentialKind, CredentialRepo
 from flowloom.storage.repos.integrations import secret_credential_name
 from flowloom.storage.tables import Credential, Integration, OAuthToken
 from flowloom.storage.tables.base import utcnow
+from flowloom.storage.vault import Sealed, Vault
 
 __all__ = [
     "PENDING_TTL",

@@ -1,0 +1,159 @@
+"""``ai.embed``: embedding vectors of a text, or of a list of texts, through OpenAI or Gemini.
+
+The texts go to the provider in batches within its limit per call (OpenAI 2,048 inputs,
+Gemini 100); the vectors come out in the order of the texts, one list of numbers each. Every
+call is a usage row of type ``embedding``, costed from the model table's input price. Gemini
+reports no token count for embeddings: its usage is estimated from the text (four characters a
+token) and the row says so (``tokens_estimated``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from pydantic import Field
+
+from flowloom.exceptions import ConfigurationError, NotFound, RetryNode
+from flowloom.graph.ports import Port, PortType
+from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, RunContext
+from flowloom.providers.model_names import ModelName
+
+__all__ = ["MAX_TEXTS", "Embed", "EmbedConfig"]
+
+BATCH: Final = {"openai": 2048, "gemini": 100}
+"""Most texts one embeddings call of the provider takes."""
+MAX_TEXTS: Final = 10_000
+"""Most texts one node embeds (one run should not hold a million vectors in a row)."""
+MAX_TEXT_CHARS: Final = 100_000
+"""Longest single text, in characters (the providers' limits are about 8,000 tokens)."""
+
+
+class EmbedConfig(NodeConfig):
+    provider: Literal["openai", "gemini"] = "openai"
+    """Who computes the vectors: ``openai`` (or the OpenAI-compatible server the instance is
+    set up for) or ``gemini``."""
+    model: ModelName = "text-embedding-3-small"
+    """The embedding model, e.g. ``text-embedding-3-small`` or ``gemini-embedding-001``."""
+    credential: str | None = Field(default=None, min_length=1, max_length=200)
+    """The name of one of your stored credentials holding the API key; empty uses the
+    instance's key."""
+
+
+class Embed(Node[EmbedConfig]):
+    """Embedding vectors of a text or a list of texts, for search, clustering or similarity."""
+
+    type_name = "ai.embed"
+    display_name = "Embed text"
+    icon = "sparkles"
+    category = Category.AI_AGENT
+    deterministic = True
+    Config = EmbedConfig
+
+    def inputs(self, config: EmbedConfig) -> list[Port]:
+        return [
+            Port("text", PortType.ANY, description="a string, or a list of strings"),
+        ]
+
+    def outputs(self, config: EmbedConfig) -> list[Port]:
+        return [
+            Port("vectors", PortType.LIST, description="one list of numbers per text"),
+            Port("dimensions", PortType.INTEGER),
+            Port("usage", PortType.OBJECT, description="tokens_in, and cost as a decimal string"),
+        ]
+
+    async def run(self, ctx: RunContext, config: EmbedConfig, inputs: dict[str, Any]) -> NodeResult:
+        from flowloom.providers import EmbedRequest, ProviderError, ProviderUnavailable
+
+        texts = _texts(ctx, inputs.get("text"))
+        if ctx.providers is None:
+            raise ctx.fail("no AI providers are configured on this instance")
+        try:
+            provider = await ctx.providers.resolve(
+                config.provider, credential=config.credential, owner_id=ctx.owner_id
+            )
+            vectors: list[list[float]] = []
+            tokens_in, cost = 0, Decimal(0)
+            size = BATCH[config.provider]
+            for start in range(0, len(texts), size):
+                batch = tuple(texts[start : start + size])
+                answer = await provider.embed(EmbedRequest(model=config.model, texts=batch))
+                vectors.extend(list(vector) for vector in answer.vectors)
+                tokens_in += answer.tokens_in
+                cost += await _record(ctx, config, answer, len(batch), start // size)
+        except ConfigurationError as exc:
+            raise ctx.fail(str(exc)) from None
+        except NotFound:
+            raise ctx.fail(f"you have no stored credential named {config.credential!r}") from None
+        except ProviderUnavailable as exc:
+            if exc.retry_after_s is not None:
+                raise RetryNode(after_s=exc.retry_after_s, reason=str(exc)) from None
+            raise ctx.fail(str(exc), retryable=True) from None
+        except ProviderError as exc:
+            raise ctx.fail(str(exc), retryable=exc.retryable) from None
+        dimensions = len(vectors[0]) if vectors else 0
+        if any(len(vector) != dimensions for vector in vectors):
+            raise ctx.fail("the provider answered vectors of different lengths")
+        return NodeResult(
+            {
+                "vectors": vectors,
+                "dimensions": dimensions,
+                "usage": {"tokens_in": tokens_in, "cost": str(cost)},
+            }
+        )
+
+
+def _texts(ctx: RunContext, value: Any) -> list[str]:
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+        raise ctx.fail("text: give a string or a list of strings")
+    if not texts:
+        raise ctx.fail("text: the list is empty")
+    if len(texts) > MAX_TEXTS:
+        raise ctx.fail(f"text: {len(texts)} texts, more than {MAX_TEXTS:,} in one node")
+    for index, text in enumerate(texts):
+        if not text.strip():
+            raise ctx.fail(f"text[{index}]: empty text has no embedding")
+        if len(text) > MAX_TEXT_CHARS:
+            raise ctx.fail(f"text[{index}]: {len(text):,} characters, over {MAX_TEXT_CHARS:,}")
+    return texts
+
+
+async def _record(
+    ctx: RunContext, config: EmbedConfig, answer: Any, count: int, batch: int
+) -> Decimal:
+    """The usage row of one embeddings call; its cost (0 where nothing records usage)."""
+    from flowloom.providers import UsageEvent
+
+    if ctx.usage is None:
+        return Decimal(0)
+    event = UsageEvent(
+        provider=config.provider,
+        model=config.model,
+        tokens_in=answer.tokens_in,
+        tokens_out=0,
+        type="embedding",
+        run_id=ctx.run_id,
+        node_id=ctx.node_id,
+        attempt=ctx.attempt,
+        metadata={
+            "node_type": "ai.embed",
+            "texts": count,
+            "batch": batch,
+            "tokens_estimated": answer.tokens_estimated,
+            "credential": config.credential,
+        },
+    )
+    try:
+        return await ctx.usage.record(event)
+    except Exception:
+        # The call succeeded and was paid for: keep its answer, and log enough to reconcile.
+        ctx.logger.exception(
+            "usage of %s/%s (%d tokens) by node %s of run %s was not recorded",
+            config.provider,
+            config.model,
+            answer.tokens_in,
+            ctx.node_id,
+            ctx.run_id,
+        )
+        return Decimal(0)

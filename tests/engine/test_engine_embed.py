@@ -1,0 +1,128 @@
+"""ai.embed inside a real engine run, through the OpenAI and Gemini SDKs against the local
+server that speaks their protocols: one vector per text in order, batched within the
+provider's limit, one usage row of type ``embedding`` per call, costed from the model table;
+bad texts fail the node naming them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from enginekit import definition, edge, make_owner, node, save_workflow
+from providers.fake_servers import API_KEY, EMBEDDING_DIMENSIONS, FakeServer, fake_vector
+from providers.fake_servers import running_server as fake_provider
+from sqlalchemy import select
+
+from flowloom.engine import Engine
+from flowloom.nodes import embed
+from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
+from flowloom.storage.database import Database
+from flowloom.storage.enums import RunStatus
+from flowloom.storage.repos.ai_models import AiModelRepo
+from flowloom.storage.tables import NodeExecution, Usage
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeServer]:
+    with fake_provider() as running:
+        yield running
+
+
+def _engine(db: Database, server: FakeServer) -> Engine:
+    providers = SettingsProviderResolver(
+        {
+            "openai": ProviderConfig(API_KEY, server.openai_base_url),
+            "gemini": ProviderConfig(API_KEY, server.base_url),
+        },
+        retry=RetryPolicy(attempts=1),
+    )
+    return Engine(db, providers=providers)
+
+
+def _graph(provider: str, model: str, texts: Any) -> dict[str, Any]:
+    """A manual trigger whose ``texts`` field (by default ``texts``) feeds ai.embed."""
+    field = {"name": "texts", "type": "string" if isinstance(texts, str) else "list"}
+    return definition(
+        [
+            node("start", "trigger.manual", {"fields": [{**field, "default": texts}]}),
+            node("embed", "ai.embed", {"provider": provider, "model": model}),
+        ],
+        [edge("start", "embed", "texts", "text")],
+    )
+
+
+async def _run(db: Database, server: FakeServer, graph: dict[str, Any]) -> Any:
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, graph)
+    engine = _engine(db, server)
+    try:
+        return await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+    finally:
+        await engine.close()
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [("openai", "text-embedding-3-small"), ("gemini", "gemini-embed-t")]
+)
+async def test_texts_become_vectors_in_batches_with_usage(
+    db: Database, server: FakeServer, provider: str, model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.reset()
+    monkeypatch.setitem(embed.BATCH, provider, 2)  # five texts: three calls
+    async with db.write() as session:
+        await AiModelRepo(session).upsert(
+            provider=provider, model=model, input_price_per_mtok="0.02", output_price_per_mtok="0"
+        )
+    texts = ["alpha beta", "gamma", "delta epsilon zeta", "eta", "theta iota"]
+    result = await _run(db, server, _graph(provider, model, texts))
+
+    assert result.status is RunStatus.COMPLETED, result.error
+    out = result.outputs["embed"]
+    assert out["vectors"] == [fake_vector(text) for text in texts]
+    assert out["dimensions"] == EMBEDDING_DIMENSIONS
+    assert len([r for r in server.requests if r.provider == provider]) == 3
+    async with db.read() as session:
+        rows = list(await session.scalars(select(Usage).where(Usage.run_id == result.run_id)))
+    assert [row.type for row in rows] == ["embedding"] * 3
+    tokens = sum(row.tokens_in for row in rows)
+    assert out["usage"]["tokens_in"] == tokens > 0
+    assert Decimal(out["usage"]["cost"]) == sum((row.cost for row in rows), Decimal(0)) > 0
+    if provider == "openai":
+        assert tokens == sum(len(text.split()) for text in texts)  # the provider's count
+    else:
+        assert all((row.meta or {})["tokens_estimated"] for row in rows)
+
+
+async def test_one_string_gives_one_vector(db: Database, server: FakeServer) -> None:
+    server.reset()
+    result = await _run(db, server, _graph("openai", "text-embedding-3-small", "just one"))
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.outputs["embed"]["vectors"] == [fake_vector("just one")]
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        ([], "text: the list is empty"),
+        (["fine", "  "], "text[1]: empty text has no embedding"),
+        (["fine", 3], "text: give a string or a list of strings"),
+    ],
+)
+async def test_bad_texts_fail_the_node_naming_them(
+    db: Database, server: FakeServer, texts: Any, message: str
+) -> None:
+    server.reset()
+    result = await _run(db, server, _graph("openai", "text-embedding-3-small", texts))
+    assert result.status is RunStatus.FAILED
+    async with db.read() as session:
+        row = await session.scalar(
+            select(NodeExecution).where(
+                NodeExecution.run_id == result.run_id, NodeExecution.node_id == "embed"
+            )
+        )
+    assert row is not None
+    assert row.error is not None
+    assert message in row.error["message"]
+    assert server.requests == []  # nothing was sent
