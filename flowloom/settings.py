@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from flowloom.exceptions import ConfigurationError
+from flowloom.rates import parse_rate
 
 __all__ = ["Settings", "normalize_database_url"]
 
@@ -215,6 +216,26 @@ class Settings(BaseSettings):
     """How long the broker keeps a delivered but unacknowledged task before handing it out
     again (a task whose worker was killed). Such a late copy is harmless: its worker finds the
     run driven or finished and acknowledges it (the sweep has long since resumed the run)."""
+
+    # ---- API keys
+    api_key_rotation_grace_s: Annotated[int, Field(ge=0, le=30 * 86400)] = 24 * 3600
+    """After ``POST /api-keys/{id}/rotate``, how long the replaced secret still works (default
+    one day), so programs can switch to the new one without downtime; 0: refused at once."""
+    api_key_rate_limit: str | None = None
+    """Requests each API key may make: ``"<count>/<s|m|h>"`` (``"20/s"``); a burst of up to
+    ``count`` requests is allowed at once, then they are spread evenly. None: no limit. An admin
+    may set another limit for one key. Over it: 429 with ``Retry-After``."""
+    api_key_rate_limit_redis_url: str | None = None
+    """Count API key requests in this Redis instead of the database (several servers then
+    share the counts without a write to the database per request)."""
+
+    @field_validator("api_key_rate_limit")
+    @classmethod
+    def _check_api_key_rate_limit(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        parse_rate(value)  # ValueError naming what is wrong
+        return value.strip()
 
     @model_validator(mode="after")
     def _check_external_auth(self) -> Settings:

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 
 from flowloom.api.errors import Unauthenticated
+from flowloom.api.rate_limits import check_api_key_rate, meter_for
 from flowloom.api.security import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, csrf_matches
 from flowloom.api.state import AppState
 from flowloom.engine import Engine
@@ -110,10 +111,16 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-async def _by_api_key(db: Database, plaintext: str) -> Caller:
-    key = await authenticate_api_key(db, plaintext=plaintext)
+async def _by_api_key(state: AppState, plaintext: str) -> Caller:
+    key = await authenticate_api_key(state.db, plaintext=plaintext)
     if key is None:
         raise Unauthenticated("the API key is not valid (unknown, revoked or expired)")
+    await check_api_key_rate(
+        meter_for(state.db, state.settings),
+        key_id=key.id,
+        key_rate=key.rate_limit,
+        default_rate=state.settings.api_key_rate_limit,
+    )
     return Caller(
         user_id=key.user_id, via="api_key", api_key_id=key.id, scopes=frozenset(key.scopes)
     )
@@ -135,7 +142,7 @@ async def current_caller(request: Request, state: AppStateDep) -> Caller:
     token = _bearer(request)
     if token is not None:
         if token.startswith(f"{KEY_MARKER}_"):
-            return await _by_api_key(state.db, token)
+            return await _by_api_key(state, token)
         return await _by_session(state.db, token, "session")
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:

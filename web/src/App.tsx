@@ -4,6 +4,8 @@ import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from
 import { setUnauthenticatedHandler } from "./api/client";
 import { useAuth } from "./auth";
 import { ThemeToggle } from "./components/ThemeToggle";
+import { AccountPage } from "./pages/Account";
+import { AdminUsersPage } from "./pages/AdminUsers";
 import { AgentsPage } from "./pages/Agents";
 import { ApiKeysPage } from "./pages/ApiKeys";
 import { AuthPage } from "./pages/Auth";
@@ -44,13 +46,16 @@ function Header() {
           <NavLink to="/credentials">Credentials</NavLink>
           <NavLink to="/usage">Usage</NavLink>
           <NavLink to="/api-keys">API keys</NavLink>
+          {user.role === "admin" && <NavLink to="/admin/users">Admin</NavLink>}
         </nav>
       )}
       <span className="spacer" />
       <ThemeToggle />
       {user && (
         <>
-          <span className="who" title={user.email}>{user.username ?? user.email}</span>
+          <NavLink to="/account" className="who" title={`Account: password, sessions and API keys of ${user.email}`}>
+            Account · {user.username ?? user.email}
+          </NavLink>
           <button
             type="button"
             onClick={async () => {
@@ -85,6 +90,8 @@ export function App() {
           <Route path="/signup" element={<AuthPage mode="signup" />} />
           <Route path="/" element={<RequireUser><WorkflowsPage /></RequireUser>} />
           <Route path="/api-keys" element={<RequireUser><ApiKeysPage /></RequireUser>} />
+          <Route path="/account" element={<RequireUser><AccountPage /></RequireUser>} />
+          <Route path="/admin/users" element={<RequireUser><AdminUsersPage /></RequireUser>} />
           <Route path="/usage" element={<RequireUser><UsagePage /></RequireUser>} />
           <Route path="/credentials" element={<RequireUser><CredentialsPage /></RequireUser>} />
           <Route path="/integrations" element={<RequireUser><IntegrationsPage /></RequireUser>} />

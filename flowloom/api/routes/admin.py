@@ -1,8 +1,9 @@
 """Administration of the instance, for accounts with the admin role only (``InstanceAdmin``).
 
-Instance settings, the AI model table with its prices, packages (plans), and users: their role,
-their package, their credits. Every change writes an audit entry (``admin.*`` actions) in the
-same transaction as the change. Everybody else gets 403 on every route here.
+Instance settings, the AI model table with its prices, packages (plans), users (their role,
+their package, their credits; disabling and enabling them) and API keys' own rate limits.
+Every change writes an audit entry (``admin.*`` actions) in the same transaction as the change.
+Everybody else gets 403 on every route here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from flowloom.billing import month_status
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.storage.enums import SubscriptionStatus
 from flowloom.storage.repos.ai_models import AiModelRepo
+from flowloom.storage.repos.api_keys import ApiKeyRepo
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.billing import (
     PackageRepo,
@@ -34,7 +36,8 @@ from flowloom.storage.repos.billing import (
 )
 from flowloom.storage.repos.system_settings import SystemSettingsRepo
 from flowloom.storage.repos.usage import instance_usage_by_model
-from flowloom.storage.tables import AiModel, Package, User, UserSubscription
+from flowloom.storage.repos.users import UserRepo
+from flowloom.storage.tables import AiModel, ApiKey, Package, User, UserSubscription
 from flowloom.storage.tables.base import utcnow
 
 __all__ = ["router"]
@@ -626,6 +629,103 @@ async def grant_user_credits(
             {"amount": body.amount, "balance": balance, "reason": body.reason},
         )
     return CreditsPublic(user_id=user_id, credits=balance)
+
+
+class UserDisabled(AdminUserPublic):
+    sessions_ended: int
+    api_keys_revoked: int
+
+
+def _problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem+json answers a route gives, with what each means."""
+    return {
+        code: {"description": text, "content": {"application/problem+json": {}}}
+        for code, text in described.items()
+    }
+
+
+@router.post(
+    "/users/{user_id}/disable",
+    responses=_problems({404: "No such user", 409: "Your own account, or the last active admin"}),
+)
+async def disable_user(
+    user_id: str, admin: InstanceAdmin, request: Request, db: DatabaseDep
+) -> UserDisabled:
+    """Switch the account off: it cannot sign in, and its sessions and API keys end now (401 on
+    their next request; enabling the account again does not revive them). 409 for your own
+    account or the last active admin."""
+    async with db.write() as session:
+        user, sessions, keys = await UserRepo(session).disable(user_id=user_id, by=admin.user_id)
+        await _audit(
+            session,
+            admin,
+            request,
+            "admin.user.disable",
+            "user",
+            user_id,
+            {"sessions_ended": sessions, "api_keys_revoked": keys},
+        )
+        current = await SubscriptionRepo(session).current(user_id=user_id)
+        public = _user_public(user, None if current is None else current[1])
+    return UserDisabled(**public.model_dump(), sessions_ended=sessions, api_keys_revoked=keys)
+
+
+@router.post("/users/{user_id}/enable", responses=_problems({404: "No such user"}))
+async def enable_user(
+    user_id: str, admin: InstanceAdmin, request: Request, db: DatabaseDep
+) -> AdminUserPublic:
+    """Let a disabled account sign in again (with new sessions and new keys)."""
+    async with db.write() as session:
+        user = await UserRepo(session).enable(user_id=user_id)
+        await _audit(session, admin, request, "admin.user.enable", "user", user_id, {})
+        current = await SubscriptionRepo(session).current(user_id=user_id)
+        return _user_public(user, None if current is None else current[1])
+
+
+class ApiKeyRateLimitSet(_Strict):
+    rate_limit: str | None = Field(max_length=32, examples=["100/s"])
+    """``<count>/<s|m|h>``: this key's own rate limit; null: the instance default applies."""
+
+
+class AdminApiKeyPublic(BaseModel):
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    rate_limit: str | None
+
+
+@router.put(
+    "/api-keys/{key_id}/rate-limit",
+    responses=_problems({404: "No such API key", 422: "A rate not shaped <count>/<s|m|h>"}),
+)
+async def set_api_key_rate_limit(
+    key_id: str, body: ApiKeyRateLimitSet, admin: InstanceAdmin, request: Request, db: DatabaseDep
+) -> AdminApiKeyPublic:
+    """Give one API key its own rate limit, above or below ``FLOWLOOM_API_KEY_RATE_LIMIT``."""
+    async with db.write() as session:
+        owner_id = await session.scalar(select(ApiKey.user_id).where(ApiKey.id == key_id))
+        if owner_id is None:
+            raise NotFound("api key", key_id)
+        key = await ApiKeyRepo(session, owner_id=owner_id).set_rate_limit(
+            key_id=key_id, rate_limit=body.rate_limit
+        )
+        await _audit(
+            session,
+            admin,
+            request,
+            "admin.api_key.rate_limit",
+            "api_key",
+            key_id,
+            {"rate_limit": key.rate_limit},
+        )
+        return AdminApiKeyPublic(
+            id=key.id,
+            user_id=key.user_id,
+            name=key.name,
+            prefix=key.prefix,
+            rate_limit=key.rate_limit,
+        )
 
 
 async def _user(session: AsyncSession, user_id: str) -> User:

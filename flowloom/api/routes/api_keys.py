@@ -1,12 +1,14 @@
-"""API keys: create (the secret shown once), list, read, revoke."""
+"""API keys: create (the secret shown once), list, read, rotate (a new secret, the old one kept
+for a grace period), revoke."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
-from flowloom.api.deps import AccountOwner, DatabaseDep, client_ip
+from flowloom.api.deps import AccountOwner, DatabaseDep, SettingsDep, client_ip
 from flowloom.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Page, api_key_public
 from flowloom.storage.repos.api_keys import ApiKeyRepo
 from flowloom.storage.repos.audit import AuditRepo
@@ -14,6 +16,12 @@ from flowloom.storage.repos.audit import AuditRepo
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
+
+
+class ApiKeyRotated(ApiKeyCreated):
+    previous_valid_until: datetime | None
+    """Until when the replaced secret still works (``FLOWLOOM_API_KEY_ROTATION_GRACE_S`` from
+    now); null: it stopped at once."""
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -74,3 +82,43 @@ async def revoke_api_key(
             details={"name": key.name, "prefix": key.prefix},
         )
     return api_key_public(key)
+
+
+@router.post(
+    "/{key_id}/rotate",
+    responses={
+        404: {"description": "No such key of yours", "content": {"application/problem+json": {}}},
+        409: {
+            "description": "The key is revoked or expired",
+            "content": {"application/problem+json": {}},
+        },
+    },
+)
+async def rotate_api_key(
+    key_id: str, caller: AccountOwner, request: Request, db: DatabaseDep, settings: SettingsDep
+) -> ApiKeyRotated:
+    """A new secret for the key: same id, prefix and scopes. ``key`` is in this answer only.
+
+    The replaced secret keeps working until ``previous_valid_until``, so programs can switch
+    without downtime; a secret replaced by an earlier rotation stops now. 409 for a revoked or
+    expired key.
+    """
+    grace = timedelta(seconds=settings.api_key_rotation_grace_s)
+    async with db.write() as session:
+        key, plaintext = await ApiKeyRepo(session, owner_id=caller.user_id).rotate(
+            key_id=key_id, grace=grace
+        )
+        await AuditRepo(session).record(
+            user_id=caller.user_id,
+            action="api_key.rotate",
+            object_type="api_key",
+            object_id=key.id,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            details={"name": key.name, "prefix": key.prefix, "grace_s": int(grace.total_seconds())},
+        )
+    return ApiKeyRotated(
+        **api_key_public(key).model_dump(),
+        key=plaintext,
+        previous_valid_until=key.previous_valid_until,
+    )

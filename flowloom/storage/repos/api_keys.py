@@ -4,6 +4,9 @@ A key reads ``flk_<prefix>_<secret>``. The prefix (8 characters, no underscore) 
 clear and finds the row; the digest of the whole key proves the caller holds the secret. A plain
 SHA-256 is enough (no slow hash): the secret is 256 random bits, not something a person chose,
 so there is nothing to guess.
+
+Rotating gives the key a new secret under the same prefix; the digest of the one it replaced is
+kept beside it until ``previous_valid_until`` (the grace period), then no longer accepted.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowloom.exceptions import InputError, NotFound
+from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import PREFIXES, new_id
+from flowloom.rates import parse_rate
 from flowloom.storage.database import Database
 from flowloom.storage.enums import ApiScope
 from flowloom.storage.errors import translate_integrity_error
@@ -148,13 +152,79 @@ class ApiKeyRepo:
         rows = await self._session.scalars(query.order_by(ApiKey.id.desc()).limit(limit + 1))
         return page_of(rows.all(), limit=limit)
 
+    async def rotate(
+        self, *, key_id: str, grace: timedelta, now: datetime | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new secret for the key (same id, prefix and scopes) and its plaintext, shown once.
+
+        The secret it replaces still works for ``grace`` (not at all for zero); a secret
+        replaced earlier stops at once, so at most two are ever valid. Conflict for a key that
+        is revoked or expired: make a new one instead.
+        """
+        # Locked (on PostgreSQL): two rotations at once must not both hand out a secret when
+        # only the later one would work.
+        key = await self._session.scalar(
+            select(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.user_id == self._owner_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if key is None:
+            raise NotFound("api key", key_id)
+        now = now or utcnow()
+        if key.revoked_at is not None or not key.active:
+            raise Conflict(f"api key {key_id} is revoked; create a new key instead")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise Conflict(f"api key {key_id} has expired; create a new key instead")
+        plaintext = f"{KEY_MARKER}_{key.prefix}_{secrets.token_urlsafe(32)}"
+        if grace > timedelta(0):
+            key.previous_secret_sha256 = key.secret_sha256
+            key.previous_valid_until = now + grace
+        else:
+            key.previous_secret_sha256 = None
+            key.previous_valid_until = None
+        key.secret_sha256 = _digest(plaintext)
+        key.updated_at = now
+        await self._session.flush()
+        return key, plaintext
+
     async def revoke(self, *, key_id: str) -> ApiKey:
         """Switch the key off for good. Revoking a revoked key changes nothing."""
         key = await self.get(key_id=key_id)
         if key.revoked_at is None:
             key.active = False
             key.revoked_at = utcnow()
+            key.previous_secret_sha256 = None
+            key.previous_valid_until = None
             await self._session.flush()
+        return key
+
+    async def revoke_all(self) -> int:
+        """Revoke every key of the owner still in force (an account being disabled); how many."""
+        result = await self._session.execute(
+            update(ApiKey)
+            .where(ApiKey.user_id == self._owner_id, ApiKey.revoked_at.is_(None))
+            .values(
+                active=False,
+                revoked_at=utcnow(),
+                previous_secret_sha256=None,
+                previous_valid_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def set_rate_limit(self, *, key_id: str, rate_limit: str | None) -> ApiKey:
+        """This key's own request rate (``"100/s"``); None: the instance default applies.
+        InputError naming ``rate_limit`` for a malformed rate."""
+        key = await self.get(key_id=key_id)
+        if rate_limit is not None:
+            try:
+                rate_limit = str(parse_rate(rate_limit))
+            except ValueError as exc:
+                raise InputError(str(exc), field="rate_limit") from None
+        key.rate_limit = rate_limit
+        await self._session.flush()
         return key
 
 
@@ -165,6 +235,8 @@ class KeyMatch:
     id: str
     user_id: str
     scopes: tuple[str, ...]
+    rate_limit: str | None = None
+    """The key's own rate (``"100/s"``), or None for the instance default."""
 
 
 async def authenticate_api_key(
@@ -174,7 +246,8 @@ async def authenticate_api_key(
 
     None for a malformed string, an unknown prefix, a wrong secret, and a key that is revoked,
     inactive, expired, or whose owner's account is disabled; the caller cannot tell which, by
-    design. Not owner-scoped: this is how the owner is found.
+    design. The secret a rotation replaced is accepted until ``previous_valid_until``.
+    Not owner-scoped: this is how the owner is found.
 
     Every authenticated request passes here, so the look-up is one indexed read on the fast
     path (no ORM session). When the key's ``last_used_at`` is more than a minute old it is set
@@ -194,12 +267,25 @@ async def authenticate_api_key(
             ApiKey.expires_at,
             ApiKey.last_used_at,
             ApiKey.scopes,
+            ApiKey.previous_secret_sha256,
+            ApiKey.previous_valid_until,
+            ApiKey.rate_limit,
         )
         .join(User, User.id == ApiKey.user_id)
         .where(ApiKey.prefix == prefix, User.is_active.is_(True))
     )
     row = await db.run_read(lambda conn: conn.execute(statement).first(), inline=True)
-    if row is None or not hmac.compare_digest(row.secret_sha256, _digest(plaintext)):
+    if row is None:
+        return None
+    digest = _digest(plaintext)
+    current = hmac.compare_digest(row.secret_sha256, digest)
+    previous = (
+        row.previous_secret_sha256 is not None
+        and row.previous_valid_until is not None
+        and row.previous_valid_until > now
+        and hmac.compare_digest(row.previous_secret_sha256, digest)
+    )
+    if not (current or previous):
         return None
     if not row.active or row.revoked_at is not None:
         return None
@@ -217,4 +303,5 @@ async def authenticate_api_key(
             .values(last_used_at=now)
         )
         await db.run_write(lambda conn: conn.execute(touch))
-    return KeyMatch(row.id, row.user_id, tuple(str(scope) for scope in row.scopes or ()))
+    scopes = tuple(str(scope) for scope in row.scopes or ())
+    return KeyMatch(row.id, row.user_id, scopes, row.rate_limit)

@@ -19,6 +19,8 @@ from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.enums import UserRole
 from flowloom.storage.errors import translate_integrity_error
+from flowloom.storage.repos.api_keys import ApiKeyRepo
+from flowloom.storage.repos.sessions import SessionRepo
 from flowloom.storage.tables import User, UserIdentity, UserSettings
 from flowloom.storage.tables.accounts import UserSession
 from flowloom.storage.tables.base import utcnow
@@ -189,6 +191,45 @@ class UserRepo:
         user = await self.get(user_id=user_id)
         user.password_hash = password_hash
         await self._flush(what="user")
+        return user
+
+    async def disable(self, *, user_id: str, by: str) -> tuple[User, int, int]:
+        """Switch the account off, by the admin ``by``: it cannot sign in, and its sessions and
+        API keys end now (revoked for good: enabling it again does not bring them back).
+
+        Returns the account and how many sessions and keys were ended. Conflict when ``by``
+        disables themselves, or the account is the last active admin; NotFound for no account.
+        Disabling a disabled account ends nothing more.
+        """
+        if user_id == by:
+            raise Conflict("you cannot disable your own account; ask another admin")
+        user = await self.get(user_id=user_id)
+        if user.is_active and user.role == UserRole.ADMIN:
+            # Locked (on PostgreSQL), so two admins disabling each other cannot both succeed.
+            admins = (
+                await self._session.scalars(
+                    select(User.id)
+                    .where(User.role == UserRole.ADMIN, User.is_active.is_(True))
+                    .with_for_update()
+                )
+            ).all()
+            if set(admins) <= {user_id}:
+                raise Conflict("this is the last active admin; make another account admin first")
+        user.is_active = False
+        user.updated_at = utcnow()
+        await self._flush(what="user")
+        sessions = await SessionRepo(self._session, owner_id=user_id).revoke_all()
+        keys = await ApiKeyRepo(self._session, owner_id=user_id).revoke_all()
+        return user, sessions, keys
+
+    async def enable(self, *, user_id: str) -> User:
+        """Let the account sign in again (its old sessions and keys stay ended). NotFound for
+        no account; enabling an active account changes nothing."""
+        user = await self.get(user_id=user_id)
+        if not user.is_active:
+            user.is_active = True
+            user.updated_at = utcnow()
+            await self._flush(what="user")
         return user
 
     async def touch_login(self, *, user_id: str, now: datetime | None = None) -> User:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from flowloom.storage.enums import UserRole
 from flowloom.storage.tables.base import ID_LENGTH, Base, CreatedAtMixin, TimestampMixin, check_in
 
-__all__ = ["ApiKey", "User", "UserIdentity", "UserSession", "UserSettings"]
+__all__ = ["ApiKey", "ApiKeyRateCounter", "User", "UserIdentity", "UserSession", "UserSettings"]
 
 
 class User(TimestampMixin, Base):
@@ -77,6 +77,26 @@ class ApiKey(TimestampMixin, Base):
     last_used_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    previous_secret_sha256: Mapped[str | None] = mapped_column(String(64))
+    """After a rotation: the digest of the secret it replaced, accepted until
+    ``previous_valid_until`` so programs can switch over without downtime."""
+    previous_valid_until: Mapped[datetime | None]
+    rate_limit: Mapped[str | None] = mapped_column(String(32))
+    """This key's request rate (``"100/s"``), set by an admin; null: the instance default."""
+
+
+class ApiKeyRateCounter(Base):
+    """Where the requests of a rate-limited key are counted, so every server process sharing
+    the database counts them together (GCRA: one theoretical arrival time per key)."""
+
+    __tablename__ = "api_key_rate_counters"
+
+    api_key_id: Mapped[str] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    tat_s: Mapped[float]
+    """The GCRA's theoretical arrival time (Unix seconds): from then on the key may make its
+    whole burst again."""
 
 
 class UserSession(CreatedAtMixin, Base):

@@ -1,7 +1,11 @@
 import { useEffect, useState, type FormEvent } from "react";
 
 import { api, errorMessage } from "../api/client";
+import type { components } from "../api/schema.gen";
 import type { ApiKeyCreated, ApiKeyPublic, ApiScope } from "../api/types";
+import "./account.css";
+
+type ApiKeyRotated = components["schemas"]["ApiKeyRotated"];
 
 const SCOPES: { scope: ApiScope; label: string }[] = [
   { scope: "workflows:read", label: "Read workflows and runs" },
@@ -11,11 +15,22 @@ const SCOPES: { scope: ApiScope; label: string }[] = [
 ];
 
 export function ApiKeysPage() {
+  return (
+    <section className="page" aria-labelledby="keys-title">
+      <h1 id="keys-title">API keys</h1>
+      <ApiKeysPanel />
+    </section>
+  );
+}
+
+/** Create, rotate and revoke the signed-in account's API keys (the Account page shows it too). */
+export function ApiKeysPanel() {
   const [keys, setKeys] = useState<ApiKeyPublic[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [name, setName] = useState("");
   const [scopes, setScopes] = useState<ApiScope[]>(["workflows:read", "runs:execute"]);
   const [created, setCreated] = useState<ApiKeyCreated | null>(null);
+  const [rotated, setRotated] = useState<ApiKeyRotated | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   async function load(after: string | null) {
@@ -37,8 +52,22 @@ export function ApiKeysPage() {
     setError(null);
     try {
       const key = await api.post("/api/v1/api-keys", { body: { name, scopes } });
+      setRotated(null);
       setCreated(key);
       setName("");
+      await load(null);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  async function rotate(key: ApiKeyPublic) {
+    if (!window.confirm(`Rotate "${key.name}"? It gets a new secret; the old one keeps working for a while.`)) return;
+    setError(null);
+    try {
+      const answer = await api.post("/api/v1/api-keys/{key_id}/rotate", { path: { key_id: key.id } });
+      setCreated(null);
+      setRotated(answer);
       await load(null);
     } catch (caught) {
       setError(errorMessage(caught));
@@ -56,8 +85,7 @@ export function ApiKeysPage() {
   }
 
   return (
-    <section className="page" aria-labelledby="keys-title">
-      <h1 id="keys-title">API keys</h1>
+    <div className="api-keys">
       <p className="muted">Programs send a key as <code>Authorization: Bearer flk_…</code>.</p>
       <form onSubmit={create} className="card">
         <label>
@@ -90,6 +118,21 @@ export function ApiKeysPage() {
           </div>
         </div>
       )}
+      {rotated && (
+        <div className="secret-box" role="status" aria-label="Rotated key">
+          <p><strong>New secret for “{rotated.name}”: copy it now, it is shown only once.</strong></p>
+          <code data-testid="rotated-key">{rotated.key}</code>
+          <p>
+            {rotated.previous_valid_until
+              ? `The old secret keeps working until ${new Date(rotated.previous_valid_until).toLocaleString()}; switch your programs before then.`
+              : "The old secret stopped working now."}
+          </p>
+          <div>
+            <button type="button" onClick={() => void navigator.clipboard?.writeText(rotated.key)}>Copy</button>
+            <button type="button" onClick={() => setRotated(null)}>Done</button>
+          </div>
+        </div>
+      )}
       <table className="list">
         <thead>
           <tr><th>Name</th><th>Prefix</th><th>Scopes</th><th>Last used</th><th>State</th><th><span className="sr-only">Actions</span></th></tr>
@@ -104,7 +147,10 @@ export function ApiKeysPage() {
               <td>{key.revoked_at ? "revoked" : key.active ? "active" : "inactive"}</td>
               <td>
                 {!key.revoked_at && (
-                  <button type="button" className="danger" onClick={() => void revoke(key)} aria-label={`Revoke ${key.name}`}>Revoke</button>
+                  <div className="row-actions">
+                    <button type="button" onClick={() => void rotate(key)} aria-label={`Rotate ${key.name}`}>Rotate</button>
+                    <button type="button" className="danger" onClick={() => void revoke(key)} aria-label={`Revoke ${key.name}`}>Revoke</button>
+                  </div>
                 )}
               </td>
             </tr>
@@ -112,6 +158,6 @@ export function ApiKeysPage() {
         </tbody>
       </table>
       {cursor && <button type="button" onClick={() => void load(cursor)}>Load more</button>}
-    </section>
+    </div>
   );
 }
