@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from flowloom.providers.base import ChatProvider, ProviderResolver
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, Embeddings, EmbedRequest
+from flowloom.providers.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Embeddings,
+    EmbedRequest,
+    GeneratedImages,
+    ImageRequest,
+)
 
 __all__ = ["GuardedProvider", "QuotaGuardedResolver"]
 
@@ -45,6 +53,10 @@ class GuardedProvider:
     async def embed(self, request: EmbedRequest) -> Embeddings:
         await self._check(owner_id=self._owner_id, provider=self._provider, model=request.model)
         return await self._inner.embed(request)
+
+    async def generate_images(self, request: ImageRequest) -> GeneratedImages:
+        await self._check(owner_id=self._owner_id, provider=self._provider, model=request.model)
+        return await self._inner.generate_images(request)
 
 
 class QuotaGuardedResolver:

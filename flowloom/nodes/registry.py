@@ -35,6 +35,7 @@ from flowloom.nodes.embed import Embed
 from flowloom.nodes.flow import Condition, Delay, Merge, Switch
 from flowloom.nodes.http import HttpRequest
 from flowloom.nodes.human import Approval
+from flowloom.nodes.image_gen import ImageGenerate
 from flowloom.nodes.images import ImageConvert, ImageCrop, ImageLoad, ImageResize
 from flowloom.nodes.lists import ListSort
 from flowloom.nodes.mcp import McpToolCall
@@ -180,6 +181,7 @@ BUILTIN_NODES: Final[tuple[type[Node[Any]], ...]] = (
     WorkflowCall,
     LlmCall,
     Embed,
+    ImageGenerate,
     Agent,
     McpToolCall,
 )

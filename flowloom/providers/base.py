@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from flowloom.providers.types import ChatChunk, ChatRequest, ChatResponse, Embeddings, EmbedRequest
+from flowloom.providers.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Embeddings,
+    EmbedRequest,
+    GeneratedImages,
+    ImageRequest,
+)
 
 __all__ = ["PROVIDER_NAMES", "ChatBackend", "ChatProvider", "ProviderResolver"]
 
@@ -26,6 +34,10 @@ class ChatProvider(Protocol):
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One vector per text. ConfigurationError when the provider has no embeddings."""
+        ...
+
+    async def generate_images(self, request: ImageRequest) -> GeneratedImages:
+        """The images asked for. ConfigurationError when the provider makes no images."""
         ...
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from flowloom.exceptions import ConfigurationError
 from flowloom.providers.base import ChatBackend
@@ -29,11 +29,14 @@ from flowloom.providers.types import (
     ChatResponse,
     Embeddings,
     EmbedRequest,
+    GeneratedImages,
+    ImageRequest,
 )
 
 __all__ = ["ProviderClient", "check_structured", "schema_problem"]
 
 _log = logging.getLogger("flowloom.providers")
+_T = TypeVar("_T")
 
 
 class ProviderClient:
@@ -82,33 +85,49 @@ class ProviderClient:
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """Vectors for ``request.texts``, with the rate limit, timeout and retries of ``chat``.
         ConfigurationError when the provider offers no embeddings."""
-        embed = getattr(self.backend, "embed", None)
-        if embed is None:
-            raise ConfigurationError(f"{self.name} offers no embedding models")
-        if request.timeout_s is None:
-            request = replace(request, timeout_s=self.timeout_s)
+        embed = self._capability("embed", "embedding models")
+        request = replace(request, timeout_s=request.timeout_s or self.timeout_s)
+        embeddings: Embeddings = await self._retrying(lambda: embed(request), request.timeout_s)
+        if len(embeddings.vectors) != len(request.texts):
+            raise MalformedResponse(
+                f"{len(request.texts)} texts were sent and "
+                f"{len(embeddings.vectors)} vectors came back",
+                provider=self.name,
+            )
+        return embeddings
+
+    async def generate_images(self, request: ImageRequest) -> GeneratedImages:
+        """Images for ``request``, with the rate limit, timeout and retries of ``chat``.
+        ConfigurationError when the provider makes no images."""
+        generate = self._capability("generate_images", "image generation")
+        request = replace(request, timeout_s=request.timeout_s or self.timeout_s)
+        made: GeneratedImages = await self._retrying(lambda: generate(request), request.timeout_s)
+        if not made.images:
+            raise MalformedResponse(f"model {request.model!r} made no image", provider=self.name)
+        return made
+
+    def _capability(self, method: str, what: str) -> Callable[..., Awaitable[Any]]:
+        found = getattr(self.backend, method, None)
+        if found is None:
+            raise ConfigurationError(f"{self.name} offers no {what}")
+        return cast(Callable[..., Awaitable[Any]], found)
+
+    async def _retrying(self, call: Callable[[], Awaitable[_T]], timeout_s: float | None) -> _T:
+        """``call()`` under the rate limit and ``timeout_s``, retried as ``chat`` is."""
         attempt = 0
         while True:
             attempt += 1
             if self.limiter is not None:
                 await self.limiter.acquire()
             try:
-                async with asyncio.timeout(request.timeout_s):
-                    embeddings: Embeddings = await embed(request)
+                async with asyncio.timeout(timeout_s):
+                    return await call()
             except TimeoutError:
                 error: ProviderError = ProviderTimeout(
-                    f"no answer within {request.timeout_s or 0:g} s", provider=self.name
+                    f"no answer within {timeout_s or 0:g} s", provider=self.name
                 )
             except ProviderError as exc:
                 error = exc
-            else:
-                if len(embeddings.vectors) != len(request.texts):
-                    raise MalformedResponse(
-                        f"{len(request.texts)} texts were sent and "
-                        f"{len(embeddings.vectors)} vectors came back",
-                        provider=self.name,
-                    )
-                return embeddings
             await self._before_retry(error, attempt)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:

@@ -30,6 +30,9 @@ from flowloom.providers.types import (
     ChatResponse,
     Embeddings,
     EmbedRequest,
+    GeneratedImages,
+    ImagePart,
+    ImageRequest,
     TokenUsage,
     ToolCall,
 )
@@ -173,7 +176,52 @@ class GeminiBackend:
             tokens_estimated=True,
         )
 
-    def _translate(self, exc: Exception, request: ChatRequest | EmbedRequest) -> ProviderError:
+    async def generate_images(self, request: ImageRequest) -> GeneratedImages:
+        """Gemini's image models through ``generate_content`` with image output, one call per
+        image asked for (the API makes one per call); an input image goes with the prompt."""
+        from google.genai import types
+
+        client = self._sdk()
+        parts = [types.Part(text=request.prompt)]
+        if request.input_image is not None:
+            parts.append(
+                types.Part.from_bytes(
+                    data=request.input_image.data, mime_type=request.input_image.content_type
+                )
+            )
+        config = types.GenerateContentConfig(response_modalities=["IMAGE", "TEXT"])
+        images: list[ImagePart] = []
+        tokens_in = tokens_out = 0
+        for _ in range(request.count):
+            try:
+                response = await client.aio.models.generate_content(
+                    model=request.model,
+                    contents=[types.Content(role="user", parts=parts)],
+                    config=config,
+                )
+            except Exception as exc:
+                raise self._translate(exc, request) from None
+            made = [
+                ImagePart(part.inline_data.data, part.inline_data.mime_type or "image/png")
+                for candidate in response.candidates or ()
+                for part in (candidate.content.parts if candidate.content else None) or ()
+                if part.inline_data is not None and part.inline_data.data
+            ]
+            if not made:
+                raise MalformedResponse(
+                    f"model {request.model!r} answered without an image", provider=self.name
+                )
+            images.extend(made)
+            usage = _usage(response)
+            tokens_in += usage.tokens_in
+            tokens_out += usage.tokens_out
+        return GeneratedImages(
+            images=tuple(images), model=request.model, usage=TokenUsage(tokens_in, tokens_out)
+        )
+
+    def _translate(
+        self, exc: Exception, request: ChatRequest | EmbedRequest | ImageRequest
+    ) -> ProviderError:
         import httpx
         import httpx2
         from google.genai import errors

@@ -21,6 +21,9 @@ from flowloom.providers.types import (
     ChatResponse,
     Embeddings,
     EmbedRequest,
+    GeneratedImages,
+    ImagePart,
+    ImageRequest,
     TokenUsage,
     ToolCall,
 )
@@ -204,7 +207,52 @@ class OpenAIBackend:
             tokens_in=int(response.usage.prompt_tokens) if response.usage else 0,
         )
 
-    def _translate(self, exc: Exception, request: ChatRequest | EmbedRequest) -> ProviderError:
+    async def generate_images(self, request: ImageRequest) -> GeneratedImages:
+        """``images.generate``, or ``images.edit`` when the request has an input image. The
+        images come back as base64 (asked for explicitly from the DALL-E models, which
+        otherwise answer with URLs)."""
+        import base64
+
+        client = self._sdk()
+        params: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+        if request.count != 1:
+            params["n"] = request.count
+        if request.size:
+            params["size"] = request.size
+        if request.quality:
+            params["quality"] = request.quality
+        if request.model.startswith("dall-e"):
+            params["response_format"] = "b64_json"
+        try:
+            if request.input_image is None:
+                response = await client.images.generate(**params)
+            else:
+                image = request.input_image
+                extension = image.content_type.rsplit("/", 1)[-1]
+                upload = (f"input.{extension}", image.data, image.content_type)
+                response = await client.images.edit(image=upload, **params)
+        except Exception as exc:
+            raise self._translate(exc, request) from None
+        images = []
+        for item in response.data or ():
+            if not item.b64_json:
+                raise MalformedResponse(
+                    "an image came back without its data (b64_json)", provider=self._name
+                )
+            images.append(ImagePart(base64.b64decode(item.b64_json), "image/png"))
+        usage = getattr(response, "usage", None)
+        return GeneratedImages(
+            images=tuple(images),
+            model=request.model,
+            usage=TokenUsage(
+                int(getattr(usage, "input_tokens", 0) or 0),
+                int(getattr(usage, "output_tokens", 0) or 0),
+            ),
+        )
+
+    def _translate(
+        self, exc: Exception, request: ChatRequest | EmbedRequest | ImageRequest
+    ) -> ProviderError:
         import openai
 
         return sdk_error(

@@ -151,3 +151,26 @@ class Embeddings:
     tokens_estimated: bool = False
     """True when the provider reports no token count and ``tokens_in`` was estimated from the
     text (about four characters per token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """Images to generate from a prompt, or to make from ``input_image`` (an edit)."""
+
+    model: str
+    prompt: str
+    count: int = 1
+    size: str | None = None
+    """``WIDTHxHEIGHT`` as the provider names its sizes, or None for its default."""
+    quality: str | None = None
+    input_image: ImagePart | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImages:
+    """The images made, in order, as encoded bytes with their content type."""
+
+    images: tuple[ImagePart, ...]
+    model: str
+    usage: TokenUsage

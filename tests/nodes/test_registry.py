@@ -38,6 +38,7 @@ PUBLIC_NAMES = {
     "workflow.call",
     "ai.llm",
     "ai.embed",
+    "ai.image",
     "ai.agent",
     "mcp.tool",
 }

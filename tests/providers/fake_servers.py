@@ -35,6 +35,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import io
 import json
 import threading
 import time
@@ -245,6 +246,35 @@ def _app(server: FakeServer) -> FastAPI:
         )
 
     # The SDK's API version changes between releases (v1beta, v1); answer both.
+    @app.post("/v1/images/generations")
+    @app.post("/v1/images/edits")
+    async def openai_images(request: Request) -> Response:
+        edit = request.url.path.endswith("/edits")
+        if edit:
+            form = await request.form()
+            body: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+            upload = form.get("image")
+            body["image_bytes"] = len(await upload.read()) if hasattr(upload, "read") else 0
+        else:
+            body = await request.json()
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        refused = await prologue(request, "openai", key, str(body.get("model", "")), body)
+        if refused is not None:
+            return refused
+        count = int(body.get("n") or 1)
+        picture = base64.b64encode(fake_png(str(body.get("size") or "64x64"))).decode()
+        return JSONResponse(
+            {
+                "created": 0,
+                "data": [{"b64_json": picture} for _ in range(count)],
+                "usage": {
+                    "input_tokens": server.tokens_in,
+                    "output_tokens": server.tokens_out * count,
+                    "total_tokens": server.tokens_in + server.tokens_out * count,
+                },
+            }
+        )
+
     @app.post("/v1/embeddings")
     async def openai_embeddings(request: Request) -> Response:
         body = await request.json()
@@ -276,6 +306,27 @@ def _app(server: FakeServer) -> FastAPI:
         refused = await prologue(request, "gemini", key, model, body)
         if refused is not None:
             return refused
+        if "IMAGE" in ((body.get("generationConfig") or {}).get("responseModalities") or ()):
+            picture = base64.b64encode(fake_png("64x64")).decode()
+            inline = {"inlineData": {"mimeType": "image/png", "data": picture}}
+            return JSONResponse(
+                {
+                    "candidates": [
+                        {
+                            "content": {
+                                "role": "model",
+                                "parts": [inline],
+                            },
+                            "finishReason": "STOP",
+                        }
+                    ],
+                    "usageMetadata": {
+                        "promptTokenCount": server.tokens_in,
+                        "candidatesTokenCount": server.tokens_out,
+                        "totalTokenCount": server.tokens_in + server.tokens_out,
+                    },
+                }
+            )
         if action in ("batchEmbedContents", "embedContent"):
             requests = body.get("requests") or [body]
             texts = ["".join(p.get("text", "") for p in r["content"]["parts"]) for r in requests]
@@ -586,3 +637,14 @@ def fake_vector(text: str) -> list[float]:
     """A vector that depends on the text only, the same every time."""
     digest = hashlib.sha256(text.encode()).digest()
     return [round(byte / 255, 6) for byte in digest[:EMBEDDING_DIMENSIONS]]
+
+
+def fake_png(size: str) -> bytes:
+    """A small PNG of ``WIDTHxHEIGHT`` (64x64 for ``auto``), as a model's image would come."""
+    from PIL import Image
+
+    width, _, height = size.partition("x")
+    dims = (int(width), int(height)) if width.isdigit() and height.isdigit() else (64, 64)
+    out = io.BytesIO()
+    Image.new("RGB", (dims[0] // 16, dims[1] // 16), "teal").save(out, format="PNG")
+    return out.getvalue()

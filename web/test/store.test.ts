@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { StoreApi } from "zustand/vanilla";
 
+import type { NodeStatus, RunStatus } from "../src/api/events";
 import type { RunDetail } from "../src/api/types";
 import { createEditorStore, type EditorState } from "../src/editor/store";
 import { SPECS } from "./fixtures";
@@ -10,7 +11,7 @@ const s = () => store.getState();
 
 const NO_USAGE = { calls: 0, tokens_in: 0, tokens_out: 0, tokens_total: 0, cost: "0" };
 
-function detail(status: string, nodes: Array<[string, string, Record<string, unknown> | null]>): RunDetail {
+function detail(status: RunStatus, nodes: Array<[string, NodeStatus, Record<string, unknown> | null]>): RunDetail {
   return {
     id: "run_1",
     workflow_id: "wf_1",
@@ -18,7 +19,7 @@ function detail(status: string, nodes: Array<[string, string, Record<string, unk
     status,
     scope: "FULL",
     target_node_id: null,
-    trigger_kind: "MANUAL",
+    trigger_kind: "manual",
     inputs: {},
     outputs: null,
     error: null,
@@ -78,7 +79,7 @@ describe("building a graph", () => {
     expect(s().notice?.text).toContain("gives string, but resize_1.image takes image");
   });
 
-  it("refuses a second wire into a single input but not into a list input", () => {
+  it("replaces the wire into a single input (undoably), and adds to a list input", () => {
     s().addNode("text.value", { x: 0, y: 0 });
     s().addNode("text.value", { x: 0, y: 100 });
     s().addNode("text.template", { x: 300, y: 0 });
@@ -87,9 +88,21 @@ describe("building a graph", () => {
     const wire = (source: string, target: string, handle: string) =>
       s().connect({ source, sourceHandle: "text", target, targetHandle: handle });
     expect(wire("value_1", "template_1", "a")).toBe(true);
-    expect(wire("value_2", "template_1", "a")).toBe(false);
+    expect(wire("value_2", "template_1", "a")).toBe(true);
+    const into = (target: string) => s().edges.filter((e) => e.target === target).map((e) => e.source);
+    expect(into("template_1")).toEqual(["value_2"]);
+    expect(s().notice?.text).toContain("Replaced the wire from value_1.text");
+    s().undo();
+    expect(into("template_1")).toEqual(["value_1"]);
+    s().redo();
+    expect(into("template_1")).toEqual(["value_2"]);
+    // The same wire again changes nothing.
+    const revision = s().revision;
+    expect(wire("value_2", "template_1", "a")).toBe(true);
+    expect(s().revision).toBe(revision);
     expect(wire("value_1", "join_1", "items")).toBe(true);
     expect(wire("value_2", "join_1", "items")).toBe(true);
+    expect(into("join_1")).toEqual(["value_1", "value_2"]);
   });
 
   it("gives a template node one input port per declared variable", () => {

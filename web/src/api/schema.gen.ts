@@ -53,6 +53,26 @@ export interface paths {
         patch: operations["update_ai_model_api_v1_admin_ai_models__model_id__patch"];
         trace?: never;
     };
+    "/api/v1/admin/api-keys/{key_id}/rate-limit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Api Key Rate Limit
+         * @description Give one API key its own rate limit, above or below ``FLOWLOOM_API_KEY_RATE_LIMIT``.
+         */
+        put: operations["set_api_key_rate_limit_api_v1_admin_api_keys__key_id__rate_limit_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/packages": {
         parameters: {
             query?: never;
@@ -207,6 +227,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/users/{user_id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable User
+         * @description Switch the account off: it cannot sign in, and its sessions and API keys end now (401 on
+         *     their next request; enabling the account again does not revive them). 409 for your own
+         *     account or the last active admin.
+         */
+        post: operations["disable_user_api_v1_admin_users__user_id__disable_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{user_id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Enable User
+         * @description Let a disabled account sign in again (with new sessions and new keys).
+         */
+        post: operations["enable_user_api_v1_admin_users__user_id__enable_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/users/{user_id}/subscription": {
         parameters: {
             query?: never;
@@ -322,6 +384,30 @@ export interface paths {
          * @description Switch the key off for good; it stays listed, revoked. Revoking twice changes nothing.
          */
         delete: operations["revoke_api_key_api_v1_api_keys__key_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{key_id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate Api Key
+         * @description A new secret for the key: same id, prefix and scopes. ``key`` is in this answer only.
+         *
+         *     The replaced secret keeps working until ``previous_valid_until``, so programs can switch
+         *     without downtime; a secret replaced by an earlier rotation stops now. 409 for a revoked or
+         *     expired key.
+         */
+        post: operations["rotate_api_key_api_v1_api_keys__key_id__rotate_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -562,6 +648,31 @@ export interface paths {
         get: operations["read_plan_api_v1_billing_plan_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/blobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Blob
+         * @description Store an image for the caller: 201 with its hash, type, size and dimensions.
+         *
+         *     Only images are taken (415 otherwise), decoded far enough to be sure (a damaged one: 422),
+         *     within ``max_upload_bytes`` and the pixel bound of every image node (413: decompression
+         *     bombs are refused from their header, before a pixel is decoded). Uploading the same bytes
+         *     again answers the same blob. Like every blob, it answers only to its owner.
+         */
+        post: operations["upload_blob_api_v1_blobs_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -886,6 +997,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Models
+         * @description Every enabled model with its kind and prices, and which providers the caller can use.
+         */
+        get: operations["list_models_api_v1_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/node-templates": {
         parameters: {
             query?: never;
@@ -1161,9 +1292,11 @@ export interface paths {
          *
          *     The first event, ``snapshot``, is the whole run as it is now (``GET /runs/{id}``), so a
          *     late subscriber misses nothing; then ``run.started``, ``node.started``,
-         *     ``node.succeeded``, ... as they are committed; the stream ends after ``run.completed``,
-         *     ``run.failed`` or ``run.cancelled``. A comment line every 15 s keeps proxies from closing
-         *     an idle stream.
+         *     ``node.succeeded``, ``node.delta``, ... as they are committed; the stream ends after
+         *     ``run.completed``, ``run.failed`` or ``run.cancelled``. Each event's ``data`` is JSON:
+         *     ``RunDetail`` for ``snapshot``, a ``RunEvent`` of that ``type`` otherwise (an unknown
+         *     type is to be ignored). A reader that fell behind gets a fresh ``snapshot``. A comment
+         *     line every 15 s keeps proxies from closing an idle stream.
          */
         get: operations["follow_run_api_v1_runs__run_id__events_get"];
         put?: never;
@@ -1927,6 +2060,19 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AdminApiKeyPublic */
+        AdminApiKeyPublic: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
+            /** Rate Limit */
+            rate_limit: string | null;
+            /** User Id */
+            user_id: string;
+        };
         /** AdminUserDetail */
         AdminUserDetail: {
             /**
@@ -2193,7 +2339,7 @@ export interface components {
             /** Revoked At */
             revoked_at: string | null;
             /** Scopes */
-            scopes: string[];
+            scopes: components["schemas"]["ApiScope"][];
         };
         /** ApiKeyPublic */
         ApiKeyPublic: {
@@ -2217,13 +2363,56 @@ export interface components {
             /** Revoked At */
             revoked_at: string | null;
             /** Scopes */
-            scopes: string[];
+            scopes: components["schemas"]["ApiScope"][];
+        };
+        /** ApiKeyRateLimitSet */
+        ApiKeyRateLimitSet: {
+            /**
+             * Rate Limit
+             * @example 100/s
+             */
+            rate_limit: string | null;
+        };
+        /** ApiKeyRotated */
+        ApiKeyRotated: {
+            /** Active */
+            active: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: string;
+            /** Key */
+            key: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
+            /** Previous Valid Until */
+            previous_valid_until: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /** Scopes */
+            scopes: components["schemas"]["ApiScope"][];
         };
         /**
          * ApiScope
          * @enum {string}
          */
         ApiScope: "workflows:read" | "workflows:write" | "runs:execute" | "admin";
+        /** AttemptData */
+        AttemptData: {
+            /** Attempt */
+            attempt: number;
+        } & {
+            [key: string]: unknown;
+        };
         /** AttemptPublic */
         AttemptPublic: {
             /** Attempt */
@@ -2279,6 +2468,32 @@ export interface components {
             expires_at: string;
         };
         /**
+         * BlobPublic
+         * @description An uploaded image: refer to it by ``sha256`` (``image.load``'s config, a run input).
+         */
+        BlobPublic: {
+            /** Content Type */
+            content_type: string;
+            /** Filename */
+            filename: string | null;
+            /** Height */
+            height: number;
+            /** Sha256 */
+            sha256: string;
+            /** Size */
+            size: number;
+            /** Width */
+            width: number;
+        };
+        /** Body_upload_blob_api_v1_blobs_post */
+        Body_upload_blob_api_v1_blobs_post: {
+            /**
+             * File
+             * @description an image: PNG, JPEG, GIF, WebP, BMP or TIFF
+             */
+            file: string;
+        };
+        /**
          * Category
          * @description The eight kinds of node of the engine document (seed 003); the palette groups by them.
          * @enum {string}
@@ -2323,8 +2538,7 @@ export interface components {
             created_at: string;
             /** Id */
             id: string;
-            /** Kind */
-            kind: string;
+            kind: components["schemas"]["CredentialKind"];
             /** Last Used At */
             last_used_at: string | null;
             /** Name */
@@ -2651,6 +2865,11 @@ export interface components {
             /** Url */
             url?: string | null;
         };
+        /**
+         * IntegrationKind
+         * @enum {string}
+         */
+        IntegrationKind: "mcp_stdio" | "mcp_http" | "oauth2" | "http";
         /** IntegrationPublic */
         IntegrationPublic: {
             /** Args */
@@ -2672,8 +2891,7 @@ export interface components {
             header_names?: string[];
             /** Id */
             id: string;
-            /** Kind */
-            kind: string;
+            kind: components["schemas"]["IntegrationKind"];
             /** Name */
             name: string;
             /** Timeout S */
@@ -2819,8 +3037,7 @@ export interface components {
             created_at: string;
             /** Id */
             id: string;
-            /** Role */
-            role: string;
+            role: components["schemas"]["MessageRole"];
             /** Thread Id */
             thread_id: string;
             /** Tokens In */
@@ -2831,6 +3048,42 @@ export interface components {
             tool_calls: {
                 [key: string]: unknown;
             }[] | null;
+        };
+        /**
+         * MessageRole
+         * @enum {string}
+         */
+        MessageRole: "system" | "user" | "assistant" | "tool";
+        /** ModelList */
+        ModelList: {
+            /** Items */
+            items: components["schemas"]["ModelPublic"][];
+            /** Providers */
+            providers: components["schemas"]["ProviderAvailability"][];
+        };
+        /** ModelPublic */
+        ModelPublic: {
+            /** Context Window */
+            context_window: number | null;
+            /** Currency */
+            currency: string;
+            /** Display Name */
+            display_name: string;
+            /** Input Price Per Mtok */
+            input_price_per_mtok: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "chat" | "embedding";
+            /** Model */
+            model: string;
+            /** Output Price Per Mtok */
+            output_price_per_mtok: string;
+            /** Provider */
+            provider: string;
+            /** Supports Images */
+            supports_images: boolean;
         };
         /** ModelUsage */
         ModelUsage: {
@@ -2848,6 +3101,130 @@ export interface components {
             tokens_out: number;
             /** Tokens Total */
             tokens_total: number;
+        };
+        /**
+         * NoData
+         * @description This event carries nothing but its type, run, node and time.
+         */
+        NoData: {
+            [key: string]: unknown;
+        };
+        /** NodeCached */
+        NodeCached: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NodeCachedData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.cached";
+        };
+        /** NodeCachedData */
+        NodeCachedData: {
+            /** Cached From Id */
+            cached_from_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * NodeCachedMessage
+         * @description A ``node.cached`` event.
+         */
+        NodeCachedMessage: {
+            data: components["schemas"]["NodeCached"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.cached";
+            /** Id */
+            id: number;
+        };
+        /** NodeCancelled */
+        NodeCancelled: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NoData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.cancelled";
+        };
+        /**
+         * NodeCancelledMessage
+         * @description A ``node.cancelled`` event.
+         */
+        NodeCancelledMessage: {
+            data: components["schemas"]["NodeCancelled"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.cancelled";
+            /** Id */
+            id: number;
+        };
+        /**
+         * NodeDelta
+         * @description Progress of ``ai.llm`` and ``ai.agent``, while the node runs.
+         */
+        NodeDelta: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NodeDeltaData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.delta";
+        };
+        /** NodeDeltaData */
+        NodeDeltaData: {
+            /** Attempt */
+            attempt: number;
+            /** Offset */
+            offset: number;
+            /** Text */
+            text: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * NodeDeltaMessage
+         * @description A ``node.delta`` event.
+         */
+        NodeDeltaMessage: {
+            data: components["schemas"]["NodeDelta"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.delta";
+            /** Id */
+            id: number;
         };
         /** NodeExecutionPublic */
         NodeExecutionPublic: {
@@ -2877,8 +3254,7 @@ export interface components {
             } | null;
             /** Started At */
             started_at: string | null;
-            /** Status */
-            status: string;
+            status: components["schemas"]["NodeStatus"];
             /** Type */
             type: string;
             /**
@@ -2895,6 +3271,252 @@ export interface components {
             wait: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** NodeFailed */
+        NodeFailed: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NodeFailedData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.failed";
+        };
+        /** NodeFailedData */
+        NodeFailedData: {
+            /** Attempt */
+            attempt: number;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * NodeFailedMessage
+         * @description A ``node.failed`` event.
+         */
+        NodeFailedMessage: {
+            data: components["schemas"]["NodeFailed"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.failed";
+            /** Id */
+            id: number;
+        };
+        /** NodeRetrying */
+        NodeRetrying: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NodeRetryingData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.retrying";
+        };
+        /** NodeRetryingData */
+        NodeRetryingData: {
+            /** Attempt */
+            attempt: number;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            };
+            /** Retry In S */
+            retry_in_s: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * NodeRetryingMessage
+         * @description A ``node.retrying`` event.
+         */
+        NodeRetryingMessage: {
+            data: components["schemas"]["NodeRetrying"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.retrying";
+            /** Id */
+            id: number;
+        };
+        /** NodeSkipped */
+        NodeSkipped: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NoData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.skipped";
+        };
+        /**
+         * NodeSkippedMessage
+         * @description A ``node.skipped`` event.
+         */
+        NodeSkippedMessage: {
+            data: components["schemas"]["NodeSkipped"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.skipped";
+            /** Id */
+            id: number;
+        };
+        /** NodeStarted */
+        NodeStarted: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["AttemptData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.started";
+        };
+        /**
+         * NodeStartedMessage
+         * @description A ``node.started`` event.
+         */
+        NodeStartedMessage: {
+            data: components["schemas"]["NodeStarted"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.started";
+            /** Id */
+            id: number;
+        };
+        /**
+         * NodeStatus
+         * @enum {string}
+         */
+        NodeStatus: "PENDING" | "READY" | "RUNNING" | "SUCCEEDED" | "FAILED" | "SKIPPED" | "CANCELLED" | "WAITING" | "CACHED";
+        /**
+         * NodeStep
+         * @description A tool call of ``ai.agent``, as it finishes.
+         */
+        NodeStep: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NodeStepData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.step";
+        };
+        /** NodeStepData */
+        NodeStepData: {
+            /** Attempt */
+            attempt: number;
+            /** Is Error */
+            is_error: boolean;
+            /** Step */
+            step: number;
+            /** Tool */
+            tool: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * NodeStepMessage
+         * @description A ``node.step`` event.
+         */
+        NodeStepMessage: {
+            data: components["schemas"]["NodeStep"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.step";
+            /** Id */
+            id: number;
+        };
+        /** NodeSucceeded */
+        NodeSucceeded: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NodeSucceededData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.succeeded";
+        };
+        /** NodeSucceededData */
+        NodeSucceededData: {
+            /** Attempt */
+            attempt: number;
+            /** Duration Ms */
+            duration_ms: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * NodeSucceededMessage
+         * @description A ``node.succeeded`` event.
+         */
+        NodeSucceededMessage: {
+            data: components["schemas"]["NodeSucceeded"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.succeeded";
+            /** Id */
+            id: number;
         };
         /** NodeTemplateCreate */
         NodeTemplateCreate: {
@@ -2996,6 +3618,49 @@ export interface components {
             type: string;
             /** Version */
             version: number;
+        };
+        /** NodeWaiting */
+        NodeWaiting: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NodeWaitingData"];
+            /** Node Id */
+            node_id: string;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "node.waiting";
+        };
+        /** NodeWaitingData */
+        NodeWaitingData: {
+            /** Kind */
+            kind: string | null;
+            /** Payload */
+            payload?: unknown;
+            /** Reason */
+            reason: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * NodeWaitingMessage
+         * @description A ``node.waiting`` event.
+         */
+        NodeWaitingMessage: {
+            data: components["schemas"]["NodeWaiting"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "node.waiting";
+            /** Id */
+            id: number;
         };
         /** NodesMoved */
         NodesMoved: {
@@ -3461,6 +4126,15 @@ export interface components {
             /** Port */
             port?: string | null;
         };
+        /** ProviderAvailability */
+        ProviderAvailability: {
+            /** Configured */
+            configured: boolean;
+            /** Name */
+            name: string;
+            /** Via */
+            via: ("instance" | "credential") | null;
+        };
         /** ReplyPublic */
         ReplyPublic: {
             message: components["schemas"]["MessagePublic"];
@@ -3479,6 +4153,76 @@ export interface components {
              * @enum {string}
              */
             role: "user" | "admin";
+        };
+        /**
+         * RunCancelled
+         * @description The last event of the stream.
+         */
+        RunCancelled: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NoData"];
+            /** Node Id */
+            node_id?: null;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "run.cancelled";
+        };
+        /**
+         * RunCancelledMessage
+         * @description A ``run.cancelled`` event.
+         */
+        RunCancelledMessage: {
+            data: components["schemas"]["RunCancelled"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "run.cancelled";
+            /** Id */
+            id: number;
+        };
+        /**
+         * RunCompleted
+         * @description The last event of the stream.
+         */
+        RunCompleted: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NoData"];
+            /** Node Id */
+            node_id?: null;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "run.completed";
+        };
+        /**
+         * RunCompletedMessage
+         * @description A ``run.completed`` event.
+         */
+        RunCompletedMessage: {
+            data: components["schemas"]["RunCompleted"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "run.completed";
+            /** Id */
+            id: number;
         };
         /** RunCreate */
         RunCreate: {
@@ -3528,16 +4272,13 @@ export interface components {
             outputs: {
                 [key: string]: unknown;
             } | null;
-            /** Scope */
-            scope: string;
+            scope: components["schemas"]["RunScope"];
             /** Started At */
             started_at: string | null;
-            /** Status */
-            status: string;
+            status: components["schemas"]["RunStatus"];
             /** Target Node Id */
             target_node_id: string | null;
-            /** Trigger Kind */
-            trigger_kind: string;
+            trigger_kind: components["schemas"]["TriggerKind"];
             /**
              * @default {
              *       "calls": 0,
@@ -3552,6 +4293,50 @@ export interface components {
             workflow_id: string;
             /** Workflow Version */
             workflow_version: number;
+        };
+        /**
+         * RunFailed
+         * @description The last event of the stream.
+         */
+        RunFailed: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["RunFailedData"];
+            /** Node Id */
+            node_id?: null;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "run.failed";
+        };
+        /** RunFailedData */
+        RunFailedData: {
+            /** Error */
+            error?: {
+                [key: string]: unknown;
+            } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunFailedMessage
+         * @description A ``run.failed`` event.
+         */
+        RunFailedMessage: {
+            data: components["schemas"]["RunFailed"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "run.failed";
+            /** Id */
+            id: number;
         };
         /** RunPublic */
         RunPublic: {
@@ -3580,31 +4365,140 @@ export interface components {
             outputs: {
                 [key: string]: unknown;
             } | null;
-            /** Scope */
-            scope: string;
+            scope: components["schemas"]["RunScope"];
             /** Started At */
             started_at: string | null;
-            /** Status */
-            status: string;
+            status: components["schemas"]["RunStatus"];
             /** Target Node Id */
             target_node_id: string | null;
-            /** Trigger Kind */
-            trigger_kind: string;
+            trigger_kind: components["schemas"]["TriggerKind"];
             /** Workflow Id */
             workflow_id: string;
             /** Workflow Version */
             workflow_version: number;
         };
         /**
+         * RunResumed
+         * @description An answer or a timer woke a WAITING run.
+         */
+        RunResumed: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NoData"];
+            /** Node Id */
+            node_id?: null;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "run.resumed";
+        };
+        /**
+         * RunResumedMessage
+         * @description A ``run.resumed`` event.
+         */
+        RunResumedMessage: {
+            data: components["schemas"]["RunResumed"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "run.resumed";
+            /** Id */
+            id: number;
+        };
+        /**
          * RunScope
          * @enum {string}
          */
         RunScope: "FULL" | "NODE" | "UPSTREAM";
+        /** RunStarted */
+        RunStarted: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["NoData"];
+            /** Node Id */
+            node_id?: null;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "run.started";
+        };
+        /**
+         * RunStartedMessage
+         * @description A ``run.started`` event.
+         */
+        RunStartedMessage: {
+            data: components["schemas"]["RunStarted"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "run.started";
+            /** Id */
+            id: number;
+        };
         /**
          * RunStatus
          * @enum {string}
          */
         RunStatus: "PENDING" | "RUNNING" | "WAITING" | "COMPLETED" | "FAILED" | "CANCELLED";
+        /**
+         * RunStreamMessage
+         * @description One Server-Sent Event of ``GET /runs/{id}/events``: ``id``, ``event`` and JSON ``data``,
+         *     discriminated by ``event``.
+         */
+        RunStreamMessage: components["schemas"]["SnapshotMessage"] | components["schemas"]["RunStartedMessage"] | components["schemas"]["RunResumedMessage"] | components["schemas"]["RunWaitingMessage"] | components["schemas"]["RunCompletedMessage"] | components["schemas"]["RunFailedMessage"] | components["schemas"]["RunCancelledMessage"] | components["schemas"]["NodeStartedMessage"] | components["schemas"]["NodeSucceededMessage"] | components["schemas"]["NodeCachedMessage"] | components["schemas"]["NodeFailedMessage"] | components["schemas"]["NodeRetryingMessage"] | components["schemas"]["NodeWaitingMessage"] | components["schemas"]["NodeSkippedMessage"] | components["schemas"]["NodeCancelledMessage"] | components["schemas"]["NodeDeltaMessage"] | components["schemas"]["NodeStepMessage"];
+        /** RunWaiting */
+        RunWaiting: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            data: components["schemas"]["RunWaitingData"];
+            /** Node Id */
+            node_id?: null;
+            /** Run Id */
+            run_id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "run.waiting";
+        };
+        /** RunWaitingData */
+        RunWaitingData: {
+            /** Waiting */
+            waiting?: string[];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RunWaitingMessage
+         * @description A ``run.waiting`` event.
+         */
+        RunWaitingMessage: {
+            data: components["schemas"]["RunWaiting"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "run.waiting";
+            /** Id */
+            id: number;
+        };
         /**
          * SchedulePreview
          * @description When a cron expression read in a time zone fires: in words, and its next five times.
@@ -3647,6 +4541,20 @@ export interface components {
             /** User Agent */
             user_agent: string | null;
         };
+        /**
+         * SnapshotMessage
+         * @description The first message, and the message after a reader fell behind: the run as it is now.
+         */
+        SnapshotMessage: {
+            data: components["schemas"]["RunDetail"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "snapshot";
+            /** Id */
+            id: number;
+        };
         /** SubscriptionPublic */
         SubscriptionPublic: {
             /** End Date */
@@ -3671,6 +4579,11 @@ export interface components {
             /** Package Id */
             package_id: string;
         };
+        /**
+         * SubscriptionStatus
+         * @enum {string}
+         */
+        SubscriptionStatus: "active" | "cancelled" | "expired";
         /** SubscriptionView */
         SubscriptionView: {
             /** End Date */
@@ -3682,8 +4595,7 @@ export interface components {
              * Format: date-time
              */
             start_date: string;
-            /** Status */
-            status: string;
+            status: components["schemas"]["SubscriptionStatus"];
         };
         /** TemplateList */
         TemplateList: {
@@ -4076,6 +4988,33 @@ export interface components {
             /** Tokens Total */
             tokens_total: number;
         };
+        /** UserDisabled */
+        UserDisabled: {
+            /** Api Keys Revoked */
+            api_keys_revoked: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Credits */
+            credits: number;
+            /** Email */
+            email: string;
+            /** Id */
+            id: string;
+            /** Is Active */
+            is_active: boolean;
+            /** Last Login At */
+            last_login_at: string | null;
+            package: components["schemas"]["PackageRef"] | null;
+            /** Role */
+            role: string;
+            /** Sessions Ended */
+            sessions_ended: number;
+            /** Username */
+            username: string | null;
+        };
         /** UserPublic */
         UserPublic: {
             /**
@@ -4089,8 +5028,7 @@ export interface components {
             id: string;
             /** Last Login At */
             last_login_at: string | null;
-            /** Role */
-            role: string;
+            role: components["schemas"]["UserRole"];
             /** Username */
             username: string | null;
         };
@@ -4103,6 +5041,11 @@ export interface components {
             /** Username */
             username?: string | null;
         };
+        /**
+         * UserRole
+         * @enum {string}
+         */
+        UserRole: "user" | "admin";
         /** ValidationError */
         ValidationError: {
             /** Context */
@@ -4476,6 +5419,50 @@ export interface operations {
             };
         };
     };
+    set_api_key_rate_limit_api_v1_admin_api_keys__key_id__rate_limit_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyRateLimitSet"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminApiKeyPublic"];
+                };
+            };
+            /** @description No such API key */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description A rate not shaped <count>/<s|m|h> */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+        };
+    };
     list_packages_api_v1_admin_packages_get: {
         parameters: {
             query?: never;
@@ -4799,6 +5786,95 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CreditsPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    disable_user_api_v1_admin_users__user_id__disable_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDisabled"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description Your own account, or the last active admin */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    enable_user_api_v1_admin_users__user_id__enable_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserPublic"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
                 };
             };
             /** @description Validation Error */
@@ -5163,6 +6239,55 @@ export interface operations {
             };
         };
     };
+    rotate_api_key_api_v1_api_keys__key_id__rotate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyRotated"];
+                };
+            };
+            /** @description No such key of yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description The key is revoked or expired */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_audit_log_api_v1_audit_log_get: {
         parameters: {
             query?: {
@@ -5460,6 +6585,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlanView"];
+                };
+            };
+        };
+    };
+    upload_blob_api_v1_blobs_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_blob_api_v1_blobs_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlobPublic"];
+                };
+            };
+            /** @description over max_upload_bytes, or too many pixels */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -6151,6 +7323,26 @@ export interface operations {
             };
         };
     };
+    list_models_api_v1_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+        };
+    };
     list_node_templates_api_v1_node_templates_get: {
         parameters: {
             query?: {
@@ -6712,13 +7904,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description Server-Sent Events, each one `RunStreamMessage` */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["RunStreamMessage"];
                 };
             };
             /** @description Validation Error */

@@ -4,6 +4,7 @@ import {
   ControlButton,
   Controls,
   MiniMap,
+  Panel,
   ReactFlow,
   useReactFlow,
   useStore as useFlowStore,
@@ -13,12 +14,14 @@ import {
   type IsValidConnection,
   type NodeTypes,
 } from "@xyflow/react";
-import { useCallback, useMemo, useRef, useState, type DragEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
 
 import { useTheme } from "../components/theme";
+import { CanvasSearch, QuickAdd, type QuickAddRequest } from "./CanvasTools";
 import FlowNodeView, { zoomedFar } from "./FlowNodeView";
 import { READABLE_ZOOM, viewportToFit } from "./layout";
 import { DRAG_MIME, PRESET_MIME, type Preset } from "./Palette";
+import { portsFor } from "./ports";
 import { editorStore, useEditor, type FlowNode } from "./store";
 
 const MINIMAP_COLORS: Record<string, string> = {
@@ -94,7 +97,42 @@ export function Canvas() {
     [],
   );
 
-  const onConnectEnd = useCallback((_event: MouseEvent | TouchEvent, state: FinalConnectionState) => {
+  const [quickAdd, setQuickAdd] = useState<QuickAddRequest | null>(null);
+  const closeQuickAdd = useCallback(() => setQuickAdd(null), []);
+  const search = useRef<HTMLInputElement>(null);
+
+  // Ctrl/⌘ F finds a node on the canvas (the browser's own find sees only the nodes drawn).
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if ((event.ctrlKey || event.metaKey) && !event.shiftKey && event.key.toLowerCase() === "f") {
+        event.preventDefault();
+        search.current?.focus();
+        search.current?.select();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
+
+  const onConnectEnd = useCallback((event: MouseEvent | TouchEvent, state: FinalConnectionState) => {
+    // A wire dropped on empty space: offer the node types that may take it, right there.
+    if (!state.toNode && !state.toHandle && state.fromHandle?.id && state.fromNode) {
+      const point = "changedTouches" in event ? event.changedTouches[0] : event;
+      const box = wrapper.current?.getBoundingClientRect();
+      const store = editorStore.getState();
+      const node = store.nodes.find((n) => n.id === state.fromNode!.id);
+      const side = state.fromHandle.type;
+      const ports = node ? portsFor(store.nodeTypes[node.type!], node.data.config) : null;
+      const port = (side === "source" ? ports?.outputs : ports?.inputs)?.find((p) => p.name === state.fromHandle!.id);
+      if (!point || !box || !port) return;
+      setQuickAdd({
+        at: { x: Math.min(point.clientX - box.left, box.width - 300), y: Math.min(point.clientY - box.top, box.height - 320) },
+        position: screenToFlowPosition({ x: point.clientX, y: point.clientY }),
+        from: { nodeId: state.fromNode.id, handle: state.fromHandle.id, side },
+        portType: port.type,
+      });
+      return;
+    }
     // React Flow drops a refused wire silently: say why it was refused.
     if (state.isValid !== false || !state.fromHandle || !state.toHandle) return;
     const [from, to] = state.fromHandle.type === "source" ? [state.fromHandle, state.toHandle] : [state.toHandle, state.fromHandle];
@@ -105,7 +143,7 @@ export function Canvas() {
       targetHandle: to.id ?? null,
     });
     if (reason) editorStore.getState().notify("error", `Connection refused: ${reason}.`, "connect");
-  }, []);
+  }, [screenToFlowPosition]);
 
   const onDrop = useCallback(
     (event: DragEvent) => {
@@ -154,6 +192,9 @@ export function Canvas() {
         colorMode={theme}
       >
         <Background gap={16} />
+        <Panel position="top-center">
+          <CanvasSearch ref={search} />
+        </Panel>
         <Controls showFitView={false}>
           <ControlButton onClick={fitAll} title="Fit the whole graph" aria-label="Fit the whole graph" className="fit-all">
             <svg viewBox="0 0 32 32" aria-hidden="true"><path d="M3 11V3h8v3H6v5zm26 0h-3V6h-5V3h8zM11 29H3v-8h3v5h5zm18 0h-8v-3h5v-5h3z" /></svg>
@@ -169,6 +210,7 @@ export function Canvas() {
         </Controls>
         {minimap && <MiniMap<FlowNode> pannable zoomable nodeColor={minimapColor} ariaLabel="Minimap" style={{ width: 160, height: 110 }} />}
       </ReactFlow>
+      {quickAdd && <QuickAdd request={quickAdd} onClose={closeQuickAdd} />}
     </div>
   );
 }

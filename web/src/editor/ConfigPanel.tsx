@@ -273,14 +273,14 @@ async function saveAsPreset(nodeType: string, config: Record<string, unknown>, l
 }
 
 /** The image outputs of the shown run, as thumbnails that open full size. */
-function OutputImages({ outputs }: { outputs: Record<string, unknown> }) {
+function OutputImages({ outputs, testId = "run-images" }: { outputs: Record<string, unknown>; testId?: string }) {
   const shown = Object.entries(outputs).flatMap(([name, value]) => {
     const images = imagesIn(value);
     return images.map((image, i) => ({ image, name: images.length > 1 ? `${name}[${i}]` : name }));
   });
   if (shown.length === 0) return null;
   return (
-    <div className="thumbs run-images" data-testid="run-images">
+    <div className="thumbs run-images" data-testid={testId}>
       {shown.map(({ image, name }) => (
         <figure key={name}>
           <ImageThumb image={image} name={name} size={120} />
@@ -358,9 +358,17 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
           {breakpoint ? "Remove breakpoint" : "Add breakpoint"}
         </button>
       </div>
+      {view?.inputs && Object.keys(view.inputs).length > 0 && (
+        <details open data-testid="inputs-received">
+          <summary>Inputs it received</summary>
+          <OutputImages outputs={view.inputs} testId="input-images" />
+          <pre className="json">{JSON.stringify(view.inputs, null, 2)}</pre>
+        </details>
+      )}
       {view?.outputs && (
         <details open>
           <summary>Outputs of the shown run</summary>
+          <button type="button" className="small-button" onClick={() => editorStore.getState().openViewer(node.id)}>Open in the viewer</button>
           <OutputImages outputs={view.outputs} />
           <pre className="json">{JSON.stringify(view.outputs, null, 2)}</pre>
         </details>

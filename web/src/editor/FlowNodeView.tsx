@@ -13,7 +13,7 @@ import { ImageThumb } from "../components/ImageThumb";
 import NodeIcon from "../components/NodeIcon";
 import { answerApproval } from "./runs";
 import { portsFor } from "./ports";
-import { useEditor, type FlowNode, type NodeRunView } from "./store";
+import { editorStore, useEditor, type FlowNode, type NodeLive, type NodeRunView } from "./store";
 
 const STATUS_LABEL: Record<string, string> = {
   PENDING: "pending",
@@ -52,7 +52,60 @@ function preview(value: unknown): string {
   return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text;
 }
 
-function Outputs({ outputs }: { outputs: Record<string, unknown> }) {
+// The streamed answer shows its end, the part that is growing; the viewer has the whole.
+const LIVE_TAIL_CHARS = 280;
+const SHOWN_STEPS = 4;
+
+function OpenButton({ nodeId, output, label }: { nodeId: string; output?: string; label: string }) {
+  return (
+    <button
+      type="button"
+      className="open-output nodrag"
+      aria-label={label}
+      title={label}
+      onClick={(event) => {
+        event.stopPropagation();
+        editorStore.getState().openViewer(nodeId, output);
+      }}
+    >
+      ⤢
+    </button>
+  );
+}
+
+/** A running node's answer as it streams, and an agent's tool steps. */
+function LiveOutput({ nodeId, live, running }: { nodeId: string; live: NodeLive; running: boolean }) {
+  const tail = live.text.length > LIVE_TAIL_CHARS ? `…${live.text.slice(-LIVE_TAIL_CHARS)}` : live.text;
+  const hidden = live.steps.length - SHOWN_STEPS;
+  return (
+    <div className="live-output" data-testid="live-output">
+      {live.steps.length > 0 && (
+        <ol className="live-steps" aria-label="Tool steps" data-testid="live-steps">
+          {hidden > 0 && <li className="muted">{hidden} earlier step{hidden > 1 ? "s" : ""}</li>}
+          {live.steps.slice(-SHOWN_STEPS).map((s) => (
+            <li key={`${s.step}-${s.tool}`} className={s.isError ? "step-error" : undefined}>
+              <span className="step-number">{s.step}</span> {s.tool}
+              <span className="step-result">{s.isError ? " failed" : " ✓"}</span>
+            </li>
+          ))}
+        </ol>
+      )}
+      {live.text && (
+        <div className="live-text-row">
+          <div className="live-text" data-testid="live-text" aria-live="off" data-chars={live.text.length}>
+            <div>
+              {tail}
+              {running && <span className="caret" aria-hidden="true" />}
+            </div>
+          </div>
+          <OpenButton nodeId={nodeId} label={`Open the whole answer of ${nodeId}`} />
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Outputs({ nodeId, outputs }: { nodeId: string; outputs: Record<string, unknown> }) {
   const usage = outputs.usage as { tokens_total?: number; tokens_in?: number; tokens_out?: number; cost?: string } | undefined;
   return (
     <div className="outputs" data-testid="node-outputs">
@@ -78,12 +131,12 @@ function Outputs({ outputs }: { outputs: Record<string, unknown> }) {
             </div>
           );
         }
+        const long = preview(value).endsWith("…") || (typeof value === "object" && value !== null);
         return (
           <div key={name} className="output">
             <span className="output-name">{name}</span>
-            <span className="output-value" title={preview(value).endsWith("…") ? "The whole value is in the settings panel" : undefined}>
-              {preview(value)}
-            </span>
+            <span className="output-value">{preview(value)}</span>
+            {long && <OpenButton nodeId={nodeId} output={name} label={`Open ${name} of ${nodeId}`} />}
           </div>
         );
       })}
@@ -91,7 +144,7 @@ function Outputs({ outputs }: { outputs: Record<string, unknown> }) {
   );
 }
 
-function RunState({ nodeId, view }: { nodeId: string; view: NodeRunView }) {
+function RunState({ nodeId, view, live }: { nodeId: string; view: NodeRunView; live: NodeLive | undefined }) {
   const runId = useEditor((s) => s.run?.id);
   return (
     <div className="run-state">
@@ -112,7 +165,8 @@ function RunState({ nodeId, view }: { nodeId: string; view: NodeRunView }) {
           <button type="button" onClick={() => void answerApproval(runId, nodeId, false)}>Reject</button>
         </div>
       )}
-      {view.outputs && <Outputs outputs={view.outputs} />}
+      {live && !view.outputs && <LiveOutput nodeId={nodeId} live={live} running={view.status === "RUNNING"} />}
+      {view.outputs && <Outputs nodeId={nodeId} outputs={view.outputs} />}
     </div>
   );
 }
@@ -126,6 +180,7 @@ function FlowNodeView({ id, type, data, selected }: NodeProps<FlowNode>) {
   const spec = useEditor((s) => s.nodeTypes[type]);
   const problems = useEditor((s) => s.problems[id]);
   const view = useEditor((s) => s.runStates[id]);
+  const live = useEditor((s) => s.live[id]);
   const breakpoint = useEditor((s) => s.breakpoints[id] === true);
   const ports = useMemo(() => portsFor(spec, data.config), [spec, data.config]);
   const updateNodeInternals = useUpdateNodeInternals();
@@ -169,7 +224,7 @@ function FlowNodeView({ id, type, data, selected }: NodeProps<FlowNode>) {
           {problems.map((text) => <li key={text}>{text}</li>)}
         </ul>
       ) : null}
-      {view && <RunState nodeId={id} view={view} />}
+      {view && <RunState nodeId={id} view={view} live={live} />}
     </div>
   );
 }

@@ -1,17 +1,65 @@
-/** The workflow's runs, newest first, a page at a time; opening one shows it on the canvas. */
+/**
+ * The workflow's runs, newest first, a page at a time, optionally of one status: each with the
+ * inputs it was given, opened on the canvas by a click, with a link to its own page.
+ */
 import { useCallback, useEffect, useState } from "react";
+import { Link } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
+import type { components } from "../api/schema.gen";
 import type { RunPublic } from "../api/types";
 import { onRunsChanged, openRun } from "./runs";
 import { useEditor } from "./store";
 
 const PAGE = 10;
 
-export function RunHistory({ workflowId }: { workflowId: string }) {
+type RunStatus = components["schemas"]["RunStatus"];
+const STATUSES: [RunStatus, string][] = [
+  ["RUNNING", "Running"],
+  ["WAITING", "Waiting"],
+  ["COMPLETED", "Completed"],
+  ["FAILED", "Failed"],
+  ["CANCELLED", "Cancelled"],
+  ["PENDING", "Pending"],
+];
+
+/** A value of an input, short: text in quotes, anything else as JSON. */
+function short(value: unknown, chars: number): string {
+  const text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  return text.length > chars ? `${text.slice(0, chars - 1)}…` : text;
+}
+
+/** A run's inputs in one line of at most about `chars` characters: `topic: "rivers", count: 3`. */
+export function inputsSummary(inputs: Record<string, unknown> | null | undefined, chars = 90): string {
+  const entries = Object.entries(inputs ?? {});
+  if (entries.length === 0) return "no inputs";
+  const parts: string[] = [];
+  let used = 0;
+  for (const [index, [name, value]] of entries.entries()) {
+    const room = Math.max(12, chars - used - name.length - 2);
+    const part = `${name}: ${short(value, room)}`;
+    if (parts.length > 0 && used + part.length > chars) {
+      parts.push(`+${entries.length - index} more`);
+      break;
+    }
+    parts.push(part);
+    used += part.length + 2;
+  }
+  return parts.join(", ");
+}
+
+interface RunHistoryProps {
+  workflowId: string;
+  /** Start a new run with the scope and inputs of `run` (absent while a run is going). */
+  onRerun?: (run: RunPublic) => void;
+}
+
+export function RunHistory({ workflowId, onRerun }: RunHistoryProps) {
   const [runs, setRuns] = useState<RunPublic[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [loaded, setLoaded] = useState(false);
+  const [status, setStatus] = useState<RunStatus | "">("");
   const shownId = useEditor((s) => s.run?.id);
   const shownStatus = useEditor((s) => s.run?.status);
 
@@ -20,16 +68,18 @@ export function RunHistory({ workflowId }: { workflowId: string }) {
       try {
         const page = await api.get("/api/v1/workflows/{workflow_id}/runs", {
           path: { workflow_id: workflowId },
-          query: { cursor: after ?? undefined, limit: PAGE },
+          query: { cursor: after ?? undefined, limit: PAGE, status: status || undefined },
         });
         setRuns((old) => (after ? [...old, ...page.items] : page.items));
         setCursor(page.next_cursor ?? null);
         setError(null);
       } catch (caught) {
         setError(errorMessage(caught));
+      } finally {
+        setLoaded(true);
       }
     },
-    [workflowId],
+    [workflowId, status],
   );
 
   useEffect(() => {
@@ -39,34 +89,65 @@ export function RunHistory({ workflowId }: { workflowId: string }) {
 
   // The open run's status in the list follows the live one.
   const shown = (run: RunPublic) => (run.id === shownId && shownStatus ? shownStatus : run.status);
+  const statusName = STATUSES.find(([value]) => value === status)?.[1].toLowerCase();
   return (
     <div className="run-history">
       <div className="panel-title">
         <h2>Runs</h2>
         <button type="button" onClick={() => void load(null)}>Refresh</button>
       </div>
+      <div className="field run-filter">
+        <label htmlFor="run-status-filter">Status</label>
+        <select id="run-status-filter" value={status} onChange={(e) => setStatus(e.target.value as RunStatus | "")}>
+          <option value="">All runs</option>
+          {STATUSES.map(([value, label]) => (
+            <option key={value} value={value}>{label}</option>
+          ))}
+        </select>
+      </div>
       {error && <p className="error" role="alert">{error}</p>}
-      {runs.length === 0 && !error && <p className="muted">No runs yet.</p>}
+      {loaded && runs.length === 0 && !error && (
+        <p className="muted">{status ? `No ${statusName} runs.` : "No runs yet."}</p>
+      )}
       <ol className="runs" aria-label="Run history, newest first">
-        {runs.map((run) => (
-          <li key={run.id}>
-            <button
-              type="button"
-              className={run.id === shownId ? "run-item current" : "run-item"}
-              aria-current={run.id === shownId ? "true" : undefined}
-              data-run-id={run.id}
-              onClick={() => void openRun(run.id)}
-            >
-              <span className={`status status-${shown(run).toLowerCase()}`}>{shown(run).toLowerCase()}</span>
-              <span className="run-when">{new Date(run.created_at).toLocaleString()}</span>
-              <span className="muted">
-                v{run.workflow_version} · {run.scope.toLowerCase()}
-                {run.target_node_id ? ` ${run.target_node_id}` : ""}
-                {run.duration_ms != null ? ` · ${run.duration_ms} ms` : ""}
-              </span>
-            </button>
-          </li>
-        ))}
+        {runs.map((run) => {
+          const inputs = inputsSummary(run.inputs);
+          return (
+            <li key={run.id} className={run.id === shownId ? "run-entry current" : "run-entry"}>
+              <button
+                type="button"
+                className="run-item"
+                aria-current={run.id === shownId ? "true" : undefined}
+                data-run-id={run.id}
+                title="Show this run on the canvas"
+                onClick={() => void openRun(run.id)}
+              >
+                <span className="run-line">
+                  <span className={`status status-${shown(run).toLowerCase()}`}>{shown(run).toLowerCase()}</span>
+                  <span className="run-when">{new Date(run.created_at).toLocaleString()}</span>
+                </span>
+                <span className="muted">
+                  v{run.workflow_version} · {run.scope.toLowerCase()}
+                  {run.target_node_id ? ` ${run.target_node_id}` : ""} · {run.trigger_kind}
+                  {run.duration_ms != null ? ` · ${run.duration_ms} ms` : ""}
+                </span>
+                <span className={inputs === "no inputs" ? "run-inputs muted" : "run-inputs"} data-testid="run-inputs" title={JSON.stringify(run.inputs, null, 2)}>
+                  {inputs}
+                </span>
+              </button>
+              <div className="run-actions">
+                {onRerun && (
+                  <button type="button" className="small-button" onClick={() => onRerun(run)} title="A new run of the saved workflow, with these inputs">
+                    Run again
+                  </button>
+                )}
+                <Link className="run-page-link" to={`/runs/${encodeURIComponent(run.id)}`} aria-label={`Page of the run of ${new Date(run.created_at).toLocaleString()}`}>
+                  Run page →
+                </Link>
+              </div>
+            </li>
+          );
+        })}
       </ol>
       {cursor && <button type="button" onClick={() => void load(cursor)}>Older runs</button>}
     </div>

@@ -113,3 +113,16 @@ export function compatible(source: PortType, target: PortType): boolean {
   if (source === "any" || target === "any" || source === target) return true;
   return WIDENS.has(`${source}>${target}`);
 }
+
+export type PortSide = "source" | "target";
+
+/**
+ * The port of a node (`ports`) that a wire from a port of type `type` may join: an input when
+ * the wire comes from an output (`from` "source"), an output when it comes from an input. The
+ * same type first, then a required port, then any that takes it; null when none does.
+ */
+export function matchingPort(ports: NodePorts, type: PortType, from: PortSide): PortPublic | null {
+  const candidates = from === "source" ? ports.inputs.filter((p) => compatible(type, p.type)) : ports.outputs.filter((p) => compatible(p.type, type));
+  const rank = (p: PortPublic) => (p.type === type ? 0 : 2) + (p.required ? 0 : 1);
+  return [...candidates].sort((a, b) => rank(a) - rank(b))[0] ?? null;
+}

@@ -1,14 +1,10 @@
 /** Starting runs and following them live (Server-Sent Events) into the canvas store. */
 import { api, errorMessage } from "../api/client";
+import { FINISHED_RUN_STATUSES as FINISHED, NODE_PROGRESS_EVENTS as LIVE_EVENT_NAMES, STATE_EVENT_TYPES as EVENT_NAMES } from "../api/events";
 import type { RunDetail, RunScope } from "../api/types";
-import { editorStore } from "./store";
+import { editorStore, type LiveEvent } from "./store";
 
-const EVENT_NAMES = [
-  "run.started", "run.resumed", "run.waiting", "run.completed", "run.failed", "run.cancelled",
-  "node.started", "node.succeeded", "node.failed", "node.cached", "node.skipped", "node.cancelled",
-  "node.waiting", "node.retrying",
-];
-const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+// Progress of a running node (LIVE_EVENT_NAMES), many a second: applied together once per frame.
 // Events carry states, not outputs: after these, read the run again (at most every 250 ms).
 const REREAD_AFTER = new Set(["node.succeeded", "node.failed", "node.cached", "node.waiting", "run.completed", "run.failed", "run.cancelled", "run.waiting"]);
 
@@ -46,6 +42,14 @@ export function follow(runId: string): void {
   const source = new EventSource(`/api/v1/runs/${encodeURIComponent(runId)}/events`);
   following = { runId, source };
   let timer: number | null = null;
+  let pending: LiveEvent[] = [];
+  let cancelFlush: (() => void) | null = null;
+  const flushLive = () => {
+    cancelFlush = null;
+    const events = pending;
+    pending = [];
+    if (events.length > 0 && editorStore.getState().run?.id === runId) editorStore.getState().applyLive(events);
+  };
   const scheduleReread = () => {
     if (timer !== null) return;
     timer = window.setTimeout(() => {
@@ -55,6 +59,8 @@ export function follow(runId: string): void {
   };
   const finish = () => {
     source.close();
+    cancelFlush?.();
+    flushLive();
     if (following?.source === source) following = null;
     void reread(runId).then(announce);
   };
@@ -74,6 +80,22 @@ export function follow(runId: string): void {
       editorStore.getState().applyEvent(name, event.node_id, event.data ?? {});
       if (name === "run.completed" || name === "run.failed" || name === "run.cancelled") finish();
       else if (REREAD_AFTER.has(name)) scheduleReread();
+    });
+  }
+  for (const name of LIVE_EVENT_NAMES) {
+    source.addEventListener(name, (message) => {
+      const event = JSON.parse((message as MessageEvent<string>).data) as { node_id: string | null; data?: Record<string, unknown> };
+      if (!event.node_id) return;
+      pending.push({ type: name, nodeId: event.node_id, data: event.data ?? {} });
+      // A hidden tab gets no frames: a timer stands in, so the text is there when it comes back.
+      if (cancelFlush !== null) return;
+      if (document.hidden) {
+        const timer = window.setTimeout(flushLive, 100);
+        cancelFlush = () => window.clearTimeout(timer);
+      } else {
+        const frame = window.requestAnimationFrame(flushLive);
+        cancelFlush = () => window.cancelAnimationFrame(frame);
+      }
     });
   }
   source.onerror = () => {

@@ -21,10 +21,12 @@ import { sliceContext } from "./slices/context";
 import { debugSlice } from "./slices/debug";
 import { graphSlice } from "./slices/graph";
 import { historySlice } from "./slices/history";
+import { liveSlice, type NodeLive } from "./slices/live";
 import { noticesSlice } from "./slices/notices";
 import { runSlice } from "./slices/run";
 
 export { edgeId, movedBetween, sameGraph } from "./slices/context";
+export type { LiveStep, NodeLive } from "./slices/live";
 
 export interface NodeData extends Record<string, unknown> {
   label?: string;
@@ -45,6 +47,8 @@ export interface NodeRunView {
   status: string;
   attempt: number;
   durationMs: number | null;
+  /** The values the node received (from a fresh read of the run; events do not carry them). */
+  inputs: Record<string, unknown> | null;
   outputs: Record<string, unknown> | null;
   error: Record<string, unknown> | null;
   wait: Record<string, unknown> | null;
@@ -67,6 +71,19 @@ export interface Notice {
   topic?: NoticeTopic;
 }
 
+/** A progress event of a running node: a piece of its answer, or a tool step of an agent. */
+export interface LiveEvent {
+  type: "node.delta" | "node.step";
+  nodeId: string;
+  data: Record<string, unknown>;
+}
+
+/** The node (and, when one was picked, the output) the side viewer shows. */
+export interface ViewerTarget {
+  nodeId: string;
+  output: string | null;
+}
+
 export interface Snapshot {
   nodes: FlowNode[];
   edges: Edge[];
@@ -86,6 +103,9 @@ export interface EditorState {
   graphProblems: string[];
   runStates: Record<string, NodeRunView>;
   run: RunView | null;
+  /** Running nodes' answers as they stream, and agents' tool steps (slices/live.ts). */
+  live: Record<string, NodeLive>;
+  viewer: ViewerTarget | null;
   past: Snapshot[];
   future: Snapshot[];
   clipboard: Snapshot | null;
@@ -114,6 +134,12 @@ export interface EditorState {
   connect(connection: Connection): boolean;
   /** Add a node of `type` (from a preset: its config and label) at `position`; its id. */
   addNode(type: string, position: { x: number; y: number }, preset?: { config: Record<string, unknown>; label: string }): string;
+  /**
+   * Add a node of `type` at `position`, wired to the port a wire was dragged from (`side`
+   * "source": an output of `nodeId`; "target": an input), in one undo step; its id, or null
+   * when no port of the type fits.
+   */
+  addConnectedNode(type: string, position: { x: number; y: number }, from: { nodeId: string; handle: string; side: "source" | "target" }): string | null;
   updateConfig(nodeId: string, key: string, value: unknown): void;
   updateLabel(nodeId: string, label: string): void;
   removeSelected(): void;
@@ -135,6 +161,10 @@ export interface EditorState {
   applyRunDetail(detail: RunDetail, past?: boolean): void;
   applyEvent(type: string, nodeId: string | null, data: Record<string, unknown>): void;
   clearRun(): void;
+  /** Progress events of the run on the canvas, in the order they came. */
+  applyLive(events: LiveEvent[]): void;
+  openViewer(nodeId: string, output?: string): void;
+  closeViewer(): void;
   toggleBreakpoint(nodeId: string): void;
   setDebugSession(id: string | null): void;
   /** Show `text`; a notice with a `topic` goes away once that topic goes well (see `resolve`). */
@@ -153,6 +183,7 @@ export function createEditorStore(): StoreApi<EditorState> {
       ...historySlice(ctx),
       ...clipboardSlice(ctx),
       ...runSlice(ctx),
+      ...liveSlice(ctx),
       ...debugSlice(ctx),
       ...noticesSlice(ctx),
     };

@@ -3,6 +3,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
+import { FINISHED_RUN_STATUSES as FINISHED } from "../api/events";
 import type { AttemptPublic, RunScope, WorkflowPublic } from "../api/types";
 import { Canvas, useFitAll } from "../editor/Canvas";
 import { ConfigPanel } from "../editor/ConfigPanel";
@@ -10,6 +11,7 @@ import Palette, { type Preset } from "../editor/Palette";
 import { RunHistory } from "../editor/RunHistory";
 import { RunInputsDialog, type TriggerFieldDef } from "../editor/RunInputsDialog";
 import { forgetLookups } from "../editor/lookups";
+import { OutputViewer } from "../editor/OutputViewer";
 import { freeSpot, piledUp } from "../editor/placement";
 import { ProblemsButton } from "../editor/ProblemsList";
 import { PositionSaver } from "../editor/positions";
@@ -18,7 +20,6 @@ import { editorStore, useEditor } from "../editor/store";
 import { Versions } from "../editor/Versions";
 import { Attempts } from "./Generate";
 
-const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const SHORTCUTS: [string, string][] = [
   ["Ctrl/⌘ S", "Save (a new version)"],
   ["Ctrl/⌘ Enter", "Run the workflow"],
@@ -28,6 +29,7 @@ const SHORTCUTS: [string, string][] = [
   ["Delete, Backspace", "Delete the selection"],
   ["Ctrl/⌘ A", "Select every node"],
   ["Shift L", "Auto-layout"],
+  ["Ctrl/⌘ F", "Find a node on the canvas (Enter: the next match)"],
   ["B", "Toggle a breakpoint on the selected node (Run then debugs)"],
   ["F10 / F8", "Step / continue a paused debug run"],
   ["?", "Show these shortcuts"],
@@ -447,6 +449,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       <div className="editor-body">
         <Palette onAdd={addAtCenter} onAddPreset={addPreset} />
         <Canvas />
+        <OutputViewer />
         <aside className="side-panel" aria-label="Details">
           <div role="tablist" aria-label="Side panel" className="tabs">
             {(["node", "runs", "versions"] as Tab[]).map((t) => (
@@ -457,7 +460,12 @@ function EditorBody({ workflowId }: { workflowId: string }) {
           </div>
           <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tab-panel">
             {tab === "node" && <ConfigPanel canRun={!active} onRun={(scope, nodeId) => void run_(scope, nodeId)} />}
-            {tab === "runs" && <RunHistory workflowId={workflowId} />}
+            {tab === "runs" && (
+              <RunHistory
+                workflowId={workflowId}
+                onRerun={active ? undefined : (past) => void run_(past.scope, past.target_node_id ?? undefined, past.inputs)}
+              />
+            )}
             {tab === "versions" && <Versions workflowId={workflowId} current={workflow.version} onRestored={show} />}
           </div>
         </aside>
@@ -499,7 +507,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
                 <div key={keys}><dt><kbd>{keys}</kbd></dt><dd>{what}</dd></div>
               ))}
             </dl>
-            <p className="muted">Palette: Tab to a node type and press Enter to add it in the middle of the canvas.</p>
+            <p className="muted">Palette: Tab to a node type and press Enter to add it in the middle of the canvas. Drop a wire on empty space to add a node wired to it.</p>
             <button type="button" autoFocus onClick={() => setHelp(false)}>Close</button>
           </div>
         </div>

@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
+import { FINISHED_RUN_STATUSES as FINISHED } from "../api/events";
 import type { components } from "../api/schema.gen";
 import type { RunDetail } from "../api/types";
 import { formatDuration, StatusBadge, TRIGGER_NAMES } from "./Runs";
@@ -10,7 +11,6 @@ import "./ops.css";
 
 type TriggerKind = components["schemas"]["TriggerKind"];
 
-const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const POLL_MS = 2000;
 
 /** A value as a short, readable text: strings as they are, the rest as indented JSON. */

@@ -5,6 +5,7 @@
  */
 import type { Edge } from "@xyflow/react";
 
+import { FINISHED_RUN_STATUSES as FINISHED_RUN } from "../../api/events";
 import type { EditorState, FlowNode, Snapshot } from "../store";
 
 export const HISTORY_LIMIT = 100;
@@ -135,9 +136,7 @@ export function sameGraph(a: Snapshot, b: Snapshot): boolean {
   return savedForm(a) === savedForm(b);
 }
 
-const FINISHED_RUN = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
-
 /** A finished run's results describe a graph that has just changed: take them off the canvas. */
 export function staleRun(state: EditorState): Partial<EditorState> {
-  return state.run && FINISHED_RUN.has(state.run.status) ? { run: null, runStates: {}, debugSessionId: null } : {};
+  return state.run && FINISHED_RUN.has(state.run.status) ? { run: null, runStates: {}, live: {}, debugSessionId: null } : {};
 }

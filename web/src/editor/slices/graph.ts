@@ -6,7 +6,7 @@ import { addEdge, applyEdgeChanges, applyNodeChanges } from "@xyflow/react";
 
 import type { JsonSchema } from "../../api/types";
 import { layeredLayout } from "../layout";
-import { compatible, portsFor } from "../ports";
+import { compatible, matchingPort, portsFor } from "../ports";
 import { problemField, problemText } from "../problems";
 import { defaultsFor, fieldsFor } from "../schemaForm";
 import type { EditorState, FlowNode } from "../store";
@@ -27,10 +27,24 @@ export type GraphSlice = Pick<
   EditorState,
   "nodeTypes" | "nodes" | "edges" | "revision" | "savedRevision" | "problems" | "fieldProblems"
   | "graphProblems" | "savedGraph" | "moved" | "setNodeTypes" | "load" | "markSaved" |
-  "onNodesChange" | "onEdgesChange" | "refusal" | "connect" | "addNode" | "updateConfig" |
+  "onNodesChange" | "onEdgesChange" | "refusal" | "connect" | "addNode" | "addConnectedNode" | "updateConfig" |
   "updateLabel" | "removeSelected" | "autoLayout" | "takeMoved" | "movesNotSaved" | "selectOnly"
   | "toDefinition" | "setProblems"
 >;
+
+/** The wires a new wire `connection` takes the place of: the one already in its target, when
+ * that input takes a single value and the wire is not the same one. */
+function replacedBy(
+  state: EditorState,
+  connection: { source: string; sourceHandle?: string | null; target: string; targetHandle?: string | null },
+): EditorState["edges"] {
+  const target = state.nodes.find((n) => n.id === connection.target);
+  const input = target ? portsFor(state.nodeTypes[target.type!], target.data.config).inputs.find((p) => p.name === connection.targetHandle) : undefined;
+  if (!input || input.is_list) return [];
+  return state.edges.filter(
+    (e) => e.target === connection.target && e.targetHandle === connection.targetHandle && e.id !== edgeId(connection),
+  );
+}
 
 export function graphSlice({ set, get, change, move, edits }: SliceContext): GraphSlice {
   return {
@@ -106,7 +120,7 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
     },
 
     refusal(connection) {
-      const { nodes, edges, nodeTypes } = get();
+      const { nodes, nodeTypes } = get();
       if (connection.source === connection.target) return "a node cannot feed itself";
       const source = nodes.find((n) => n.id === connection.source);
       const target = nodes.find((n) => n.id === connection.target);
@@ -121,10 +135,7 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
       if (!compatible(out.type, inp.type)) {
         return `${source.id}.${out.name} gives ${out.type}, but ${target.id}.${inp.name} takes ${inp.type}`;
       }
-      const taken = edges.some(
-        (e) => e.target === connection.target && e.targetHandle === connection.targetHandle,
-      );
-      if (taken && !inp.is_list) return `${target.id}.${inp.name} already has an input`;
+      // An occupied single input is not a refusal: the new wire replaces the old (see connect).
       return null;
     },
 
@@ -134,9 +145,41 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
         set({ notice: { kind: "error", text: `Connection refused: ${reason}.`, topic: "connect" } });
         return false;
       }
-      change((s) => ({ edges: addEdge({ ...connection, id: edgeId(connection) }, s.edges) }));
+      const replaced = replacedBy(get(), connection);
+      if (replaced.length === 0 && get().edges.some((e) => e.id === edgeId(connection))) return true;
+      const gone = new Set(replaced.map((e) => e.id));
+      change((s) => ({ edges: addEdge({ ...connection, id: edgeId(connection) }, s.edges.filter((e) => !gone.has(e.id))) }));
       get().resolve("connect");
+      if (replaced.length > 0) {
+        const old = replaced[0];
+        get().notify("info", `Replaced the wire from ${old.source}.${old.sourceHandle ?? ""} into ${connection.target}.${connection.targetHandle ?? ""} (Undo puts it back).`);
+      }
       return true;
+    },
+
+    addConnectedNode(type, position, from) {
+      const state = get();
+      const spec = state.nodeTypes[type];
+      const fromNode = state.nodes.find((n) => n.id === from.nodeId);
+      const fromPorts = fromNode ? portsFor(state.nodeTypes[fromNode.type!], fromNode.data.config) : null;
+      const fromPort = (from.side === "source" ? fromPorts?.outputs : fromPorts?.inputs)?.find((p) => p.name === from.handle);
+      if (!spec || !fromPort) return null;
+      const taken = new Set(state.nodes.map((n) => n.id));
+      const id = freshId(type, taken);
+      const config = defaultsFor(fieldsFor(spec.config_schema as JsonSchema));
+      const port = matchingPort(portsFor(spec, config), fromPort.type, from.side);
+      if (!port) return null;
+      const node: FlowNode = { id, type, position, data: { label: id, config }, selected: true };
+      const connection =
+        from.side === "source"
+          ? { source: from.nodeId, sourceHandle: from.handle, target: id, targetHandle: port.name }
+          : { source: id, sourceHandle: port.name, target: from.nodeId, targetHandle: from.handle };
+      const gone = new Set(replacedBy(state, connection).map((e) => e.id));
+      change((s) => ({
+        nodes: [...s.nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), node],
+        edges: [...s.edges.filter((e) => !gone.has(e.id)), { ...connection, id: edgeId(connection) }],
+      }));
+      return id;
     },
 
     addNode(type, position, preset) {

@@ -2,6 +2,7 @@
  * The run on the canvas: its status and each node's state, from a fresh read or one event at a
  * time.
  */
+import { NODE_STATUS_AFTER as EVENT_STATUS, RUN_STATUS_AFTER as RUN_EVENT_STATUS } from "../../api/events";
 import type { NodeExecutionPublic } from "../../api/types";
 import type { EditorState, NodeRunView } from "../store";
 import type { SliceContext } from "./context";
@@ -12,6 +13,7 @@ function sameView(a: NodeRunView | undefined, b: NodeRunView): boolean {
     a.status === b.status &&
     a.attempt === b.attempt &&
     a.durationMs === b.durationMs &&
+    JSON.stringify(a.inputs) === JSON.stringify(b.inputs) &&
     JSON.stringify(a.outputs) === JSON.stringify(b.outputs) &&
     JSON.stringify(a.error) === JSON.stringify(b.error) &&
     JSON.stringify(a.wait) === JSON.stringify(b.wait)
@@ -23,31 +25,12 @@ function viewOf(execution: NodeExecutionPublic): NodeRunView {
     status: execution.status,
     attempt: execution.attempt,
     durationMs: execution.duration_ms ?? null,
+    inputs: (execution.inputs as Record<string, unknown> | null) ?? null,
     outputs: (execution.outputs as Record<string, unknown> | null) ?? null,
     error: (execution.error as Record<string, unknown> | null) ?? null,
     wait: (execution.wait as Record<string, unknown> | null) ?? null,
   };
 }
-
-const EVENT_STATUS: Record<string, string> = {
-  "node.started": "RUNNING",
-  "node.succeeded": "SUCCEEDED",
-  "node.failed": "FAILED",
-  "node.cached": "CACHED",
-  "node.skipped": "SKIPPED",
-  "node.cancelled": "CANCELLED",
-  "node.waiting": "WAITING",
-  "node.retrying": "READY",
-};
-
-const RUN_EVENT_STATUS: Record<string, string> = {
-  "run.started": "RUNNING",
-  "run.resumed": "RUNNING",
-  "run.waiting": "WAITING",
-  "run.completed": "COMPLETED",
-  "run.failed": "FAILED",
-  "run.cancelled": "CANCELLED",
-};
 
 export type RunSlice = Pick<
   EditorState,
@@ -63,6 +46,7 @@ export function runSlice({ set, get }: SliceContext): RunSlice {
       set({
         run: { id: runId, status: "PENDING", past: false, error: null },
         runStates: {},
+        live: {},
         debugSessionId: null,
       });
     },
@@ -88,6 +72,7 @@ export function runSlice({ set, get }: SliceContext): RunSlice {
           error: (detail.error as Record<string, unknown> | null) ?? null,
         },
         ...(changed ? { runStates } : {}),
+        ...(fresh ? { live: {} } : {}),
       });
     },
 
@@ -106,6 +91,7 @@ export function runSlice({ set, get }: SliceContext): RunSlice {
         status,
         attempt: typeof data.attempt === "number" ? data.attempt : (old?.attempt ?? 1),
         durationMs: typeof data.duration_ms === "number" ? data.duration_ms : status === "RUNNING" ? null : (old?.durationMs ?? null),
+        inputs: status === "RUNNING" ? null : (old?.inputs ?? null),
         outputs: status === "RUNNING" ? null : (old?.outputs ?? null),
         error: (data.error as Record<string, unknown> | undefined) ?? (status === "FAILED" ? old?.error ?? null : null),
         wait: status === "WAITING" ? { kind: data.kind, reason: data.reason, payload: data.payload } : null,
@@ -114,7 +100,7 @@ export function runSlice({ set, get }: SliceContext): RunSlice {
     },
 
     clearRun() {
-      set({ run: null, runStates: {}, debugSessionId: null });
+      set({ run: null, runStates: {}, live: {}, debugSessionId: null });
     },
   };
 }

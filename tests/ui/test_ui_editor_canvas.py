@@ -1,0 +1,168 @@
+"""Canvas conveniences in a real Chromium against a real ``flowloom serve``: finding a node that
+is off screen by a few letters, dropping a wire on empty space to add a node wired to it from a
+palette of the types that fit, and a new wire into an occupied input replacing the old one,
+undoably."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from uiflows import create_workflow, open_editor, sign_up
+from uikit import Shot
+
+pytestmark = pytest.mark.slow
+
+
+def text_node(node_id: str, label: str, x: int, y: int, text: str = "a b c") -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": "text.value",
+        "position": {"x": x, "y": y},
+        "data": {"label": label, "config": {"text": text}},
+    }
+
+
+def split_node(node_id: str, x: int, y: int) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": "text.split",
+        "position": {"x": x, "y": y},
+        "data": {"label": "Split", "config": {"separator": ""}},
+    }
+
+
+def wire(source: str, target: str) -> dict[str, Any]:
+    return {
+        "id": f"e_{source}.text_{target}.text",
+        "source": source,
+        "sourceHandle": "text",
+        "target": target,
+        "targetHandle": "text",
+    }
+
+
+def center(locator: Any) -> tuple[float, float]:
+    box = locator.bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=8)
+    page.mouse.move(*end, steps=8)
+    page.mouse.up()
+
+
+def in_canvas(page: Any, node: Any) -> bool:
+    box = node.bounding_box()
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    return (
+        box is not None
+        and box["x"] >= canvas["x"]
+        and box["x"] + box["width"] <= canvas["x"] + canvas["width"]
+        and box["y"] >= canvas["y"]
+        and box["y"] + box["height"] <= canvas["y"] + canvas["height"]
+    )
+
+
+def test_find_a_node_on_the_canvas(page: Any, shot: Shot) -> None:
+    # Far apart, so that a readable zoom shows only some of them.
+    nodes = [text_node(f"t{i}", f"Step {i}", (i % 6) * 700, (i // 6) * 600) for i in range(48)]
+    nodes.append(text_node("needle", "Summarize the week", 4200, 3000))
+    sign_up(page)
+    made = create_workflow(page, "Big", {"schema_version": 1, "nodes": nodes, "edges": []})
+    open_editor(page, made["id"])
+    target = page.get_by_test_id("node-needle")
+    assert target.count() == 0 or not in_canvas(page, target)
+
+    page.get_by_test_id("canvas").click(position={"x": 20, "y": 400})
+    page.keyboard.press("Control+f")
+    search = page.get_by_role("combobox", name="Find a node on the canvas")
+    assert search.evaluate("e => e === document.activeElement")
+    search.fill("summ")
+    page.get_by_role("listbox", name="Nodes found").get_by_text("Summarize the week").wait_for()
+    shot("a match offered")
+    search.press("Enter")
+    page.locator('[data-testid="node-needle"].selected').wait_for()
+    page.wait_for_timeout(400)  # the pan to it
+    assert in_canvas(page, target)
+    assert "1 of 1" in page.locator(".search-count").inner_text()
+    shot("gone to the node")
+
+    # Several matches: Enter goes through them.
+    search.fill("step 1")
+    search.press("Enter")
+    page.locator('[data-testid="node-t1"].selected').wait_for()
+    search.press("Enter")
+    page.locator('[data-testid="node-t10"].selected').wait_for()
+    assert page.locator(".flow-node.selected").count() == 1
+
+
+def test_drop_a_wire_on_empty_space_to_add_a_wired_node(page: Any, shot: Shot) -> None:
+    sign_up(page)
+    definition = {"schema_version": 1, "nodes": [text_node("words", "Words", 0, 0)], "edges": []}
+    made = create_workflow(page, "Grow", definition)
+    open_editor(page, made["id"])
+    handle = page.locator('[data-testid="node-words"] .react-flow__handle[data-port="text"]')
+    x, y = center(handle)
+    drag(page, (x, y), (x + 260, y + 60))
+
+    palette = page.get_by_role("dialog", name="Add a node taking string")
+    palette.wait_for()
+    options = palette.get_by_role("option")
+    offered = [options.nth(i).get_attribute("data-node-type") for i in range(options.count())]
+    assert "text.split" in offered
+    assert "image.resize" not in offered  # takes an image, not text
+    assert "trigger.manual" not in offered  # takes nothing
+    shot("the types that fit")
+
+    palette.get_by_role("combobox", name="Search node types").fill("split")
+    palette.get_by_role("combobox", name="Search node types").press("Enter")
+    palette.wait_for(state="detached")
+    page.get_by_test_id("node-split_1").wait_for()
+    page.get_by_test_id("rf__edge-e_words.text_split_1.text").wait_for()
+    new = page.get_by_test_id("node-split_1").bounding_box()
+    assert abs(new["x"] - (x + 260)) < 40, new
+    shot("the node added and wired")
+
+    page.get_by_role("button", name="Undo", exact=True).click()
+    page.get_by_test_id("node-split_1").wait_for(state="detached")
+    assert page.get_by_test_id("rf__edge-e_words.text_split_1.text").count() == 0
+
+
+def test_a_new_wire_replaces_the_one_in_a_single_input_and_undo_restores_it(
+    page: Any, shot: Shot
+) -> None:
+    sign_up(page)
+    definition = {
+        "schema_version": 1,
+        "nodes": [
+            text_node("first", "First", 0, 0),
+            text_node("second", "Second", 0, 260),
+            split_node("split", 420, 120),
+        ],
+        "edges": [wire("first", "split")],
+    }
+    made = create_workflow(page, "Rewire", definition)
+    open_editor(page, made["id"])
+    old = page.get_by_test_id("rf__edge-e_first.text_split.text")
+    new = page.get_by_test_id("rf__edge-e_second.text_split.text")
+    old.wait_for()
+
+    source = page.locator('[data-testid="node-second"] .react-flow__handle[data-port="text"]')
+    target = page.locator('[data-testid="node-split"] .react-flow__handle[data-port="text"]')
+    drag(page, center(source), center(target))
+    new.wait_for()
+    old.wait_for(state="detached")
+    page.get_by_role("status").filter(has_text="Replaced the wire from first.text").wait_for()
+    shot("the wire replaced")
+
+    page.get_by_role("button", name="Undo", exact=True).click()
+    old.wait_for()
+    new.wait_for(state="detached")
+    shot("undone")
+    page.get_by_role("button", name="Redo", exact=True).click()
+    new.wait_for()
+    old.wait_for(state="detached")
