@@ -61,5 +61,6 @@ class DatabaseUsageSink:
                 run_id=self.run_id,
                 node_execution_id=node_execution_id,
                 metadata=metadata or None,
+                images=event.images,
             )
             return row.cost

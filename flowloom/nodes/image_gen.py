@@ -188,6 +188,7 @@ async def _record(
         tokens_in=made.usage.tokens_in,
         tokens_out=made.usage.tokens_out,
         type="image",
+        images=len(made.images),
         run_id=ctx.run_id,
         node_id=ctx.node_id,
         attempt=ctx.attempt,

@@ -2,12 +2,13 @@
 
 Usage is costed from the ``ai_models`` table; an instance that starts with it empty records
 every call at cost 0 until an admin types the prices in. So a new instance is given this
-catalog (``seed_model_table``, at start-up, only while the table is empty): the common chat and
-embedding models of OpenAI, Anthropic and Gemini, at the list prices each provider published
-(USD per million tokens, standard tier, as of ``PRICES_AS_OF``). Admins edit the table from
-then on (``/api/v1/admin/ai-models``); the catalog never overwrites it.
+catalog (``seed_model_table``, at start-up, only while the table is empty): the common chat,
+image and embedding models of OpenAI, Anthropic and Gemini, at the list prices each provider
+published (USD per million tokens, standard tier, or per image, as of ``PRICES_AS_OF``).
+Admins edit the table from then on (``/api/v1/admin/ai-models``); the catalog never overwrites
+it.
 
-``kind`` (chat or embedding) lives here, not in the table: it is a fact about the model, and
+``kind`` (chat, embedding or image) lives here, not in the table: it is a fact about the model, and
 ``GET /api/v1/models`` reads it from here (a model the catalog does not know is a chat model).
 """
 
@@ -22,7 +23,7 @@ __all__ = ["CATALOG", "PRICES_AS_OF", "CatalogModel", "ModelKind", "kind_of"]
 PRICES_AS_OF: Final = "2025-10"
 """When the catalog's prices were taken from the providers' price lists."""
 
-ModelKind = Literal["chat", "embedding"]
+ModelKind = Literal["chat", "embedding", "image"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,10 @@ class CatalogModel:
     kind: ModelKind
     input_price_per_mtok: Decimal
     output_price_per_mtok: Decimal
-    context_window: int
+    context_window: int | None
     supports_images: bool = False
+    price_per_image: Decimal | None = None
+    """For image models priced per image (DALL-E 3: standard quality, 1024x1024)."""
 
 
 def _chat(
@@ -42,6 +45,22 @@ def _chat(
 ) -> CatalogModel:
     return CatalogModel(
         provider, model, name, "chat", Decimal(prices[0]), Decimal(prices[1]), context, images
+    )
+
+
+def _image(
+    provider: str, model: str, name: str, prices: tuple[str, str], per_image: str | None
+) -> CatalogModel:
+    return CatalogModel(
+        provider,
+        model,
+        name,
+        "image",
+        Decimal(prices[0]),
+        Decimal(prices[1]),
+        None,
+        True,
+        None if per_image is None else Decimal(per_image),
     )
 
 
@@ -77,6 +96,9 @@ CATALOG: Final[tuple[CatalogModel, ...]] = (
     ),
     _chat("gemini", "gemini-2.0-flash", "Gemini 2.0 Flash", ("0.10", "0.40"), 1_048_576, True),
     _embedding("gemini", "gemini-embedding-001", "Gemini Embedding", "0.15", 2_048),
+    _image("openai", "gpt-image-1", "GPT Image 1", ("5.00", "40.00"), None),
+    _image("openai", "dall-e-3", "DALL-E 3", ("0", "0"), "0.04"),
+    _image("gemini", "gemini-2.5-flash-image", "Gemini 2.5 Flash Image", ("0.30", "30.00"), None),
 )
 
 _KINDS: Final = {(m.provider, m.model): m.kind for m in CATALOG}

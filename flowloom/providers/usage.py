@@ -27,6 +27,8 @@ class UsageEvent:
     run_id: str | None = None
     node_id: str | None = None
     attempt: int | None = None
+    images: int = 0
+    """Images made by the call (priced per image where the model table says so)."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """Details worth keeping (finish reason, whether a stored credential was used); no secrets."""
 

@@ -40,6 +40,9 @@ async def test_a_new_instance_knows_the_common_models_and_their_prices(
     )
     assert found[("openai", "text-embedding-3-small")]["kind"] == "embedding"
     assert found[("gemini", "gemini-embedding-001")]["kind"] == "embedding"
+    dalle = found[("openai", "dall-e-3")]
+    assert (dalle["kind"], Decimal(dalle["price_per_image"])) == ("image", Decimal("0.04"))
+    assert found[("openai", "gpt-4o")]["price_per_image"] is None
     assert all(Decimal(m["input_price_per_mtok"]) > 0 for m in body["items"] if m["kind"] == "chat")
     assert body["providers"] == [
         {"name": "anthropic", "configured": False, "via": None},

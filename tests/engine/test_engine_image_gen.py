@@ -125,3 +125,25 @@ async def test_an_input_image_makes_it_an_edit(db: Database, server: FakeServer)
 def test_options_a_model_does_not_take_are_refused(config: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         ImageGenerateConfig.model_validate(config)
+
+
+async def test_a_model_priced_per_image_costs_its_images(db: Database, server: FakeServer) -> None:
+    server.reset()
+    async with db.write() as session:
+        await AiModelRepo(session).upsert(
+            provider="openai",
+            model="dall-e-3",
+            input_price_per_mtok="0",
+            output_price_per_mtok="0",
+            price_per_image="0.04",
+        )
+    graph = definition(
+        [node("draw", "ai.image", {"model": "dall-e-3", "prompt": "a lighthouse"})], []
+    )
+    result = await _run(db, server, graph)
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert server.requests[-1].body["response_format"] == "b64_json"
+    async with db.read() as session:
+        (row,) = await session.scalars(select(Usage).where(Usage.run_id == result.run_id))
+    assert row.type == "image"
+    assert row.cost == Decimal("0.04")

@@ -119,6 +119,8 @@ class AiModelPublic(BaseModel):
     """Per million input tokens, a decimal string."""
     output_price_per_mtok: Decimal
     """Per million output tokens, a decimal string."""
+    price_per_image: Decimal | None
+    """Per image made, for image models priced so (added to any token price)."""
     currency: str
     context_window: int | None
     supports_images: bool
@@ -134,6 +136,7 @@ class AiModelCreate(_Strict):
     model: str = Field(min_length=1, max_length=200)
     input_price_per_mtok: Price = Decimal(0)
     output_price_per_mtok: Price = Decimal(0)
+    price_per_image: Price | None = None
     display_name: str | None = Field(default=None, max_length=200)
     currency: Currency = "usd"
     context_window: int | None = Field(default=None, ge=1, le=INT32_MAX)
@@ -147,6 +150,7 @@ class AiModelUpdate(_Strict):
 
     input_price_per_mtok: Price | None = None
     output_price_per_mtok: Price | None = None
+    price_per_image: Price | None = None
     display_name: str | None = Field(default=None, max_length=200)
     currency: Currency | None = None
     context_window: int | None = Field(default=None, ge=1, le=INT32_MAX)
@@ -156,7 +160,7 @@ class AiModelUpdate(_Strict):
 
 
 _NOT_NULL_MODEL_FIELDS: Final = frozenset(
-    AiModelUpdate.model_fields.keys() - {"display_name", "context_window"}
+    AiModelUpdate.model_fields.keys() - {"display_name", "context_window", "price_per_image"}
 )
 
 
@@ -211,6 +215,7 @@ async def update_ai_model(
             "model": row.model,
             "input_price_per_mtok": row.input_price_per_mtok,
             "output_price_per_mtok": row.output_price_per_mtok,
+            "price_per_image": row.price_per_image,
             "display_name": row.display_name,
             "context_window": row.context_window,
             "supports_images": row.supports_images,

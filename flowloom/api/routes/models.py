@@ -44,6 +44,8 @@ class ModelPublic(BaseModel):
     input_price_per_mtok: Decimal
     """USD (``currency``) per million input tokens, a decimal string."""
     output_price_per_mtok: Decimal
+    price_per_image: Decimal | None
+    """For image models priced per image made."""
     currency: str
     context_window: int | None
     supports_images: bool
@@ -84,6 +86,7 @@ async def list_models(caller: CurrentUser, db: DatabaseDep, settings: SettingsDe
             kind=kind_of(row.provider, row.model),
             input_price_per_mtok=row.input_price_per_mtok,
             output_price_per_mtok=row.output_price_per_mtok,
+            price_per_image=row.price_per_image,
             currency=row.currency,
             context_window=row.context_window,
             supports_images=row.supports_images,
@@ -119,5 +122,6 @@ async def seed_model_table(db: Database) -> int:
                 context_window=entry.context_window,
                 supports_images=entry.supports_images,
                 supports_json=entry.kind == "chat",
+                price_per_image=entry.price_per_image,
             )
     return len(CATALOG)

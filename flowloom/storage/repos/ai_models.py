@@ -56,6 +56,7 @@ class AiModelRepo:
         supports_json: bool = True,
         enabled: bool = True,
         currency: str = "usd",
+        price_per_image: Decimal | int | str | None = None,
     ) -> AiModel:
         """Create the (provider, model) entry, or replace every given field of the existing one.
 
@@ -80,6 +81,11 @@ class AiModelRepo:
         row.supports_json = supports_json
         row.enabled = enabled
         row.currency = currency
+        row.price_per_image = (
+            None
+            if price_per_image is None
+            else exact_price(price_per_image, field="price_per_image")
+        )
         try:
             await self.session.flush()
         except IntegrityError as exc:

@@ -128,6 +128,7 @@ class UsageRepo:
         metadata: dict[str, Any] | None = None,
         cost: Decimal | None = None,
         at: datetime | None = None,
+        images: int = 0,
     ) -> Usage:
         """Record one call made for the owner at ``at`` (default now) and return the row.
 
@@ -147,9 +148,11 @@ class UsageRepo:
         if cost is None:
             prices = (
                 await self.session.execute(
-                    select(AiModel.input_price_per_mtok, AiModel.output_price_per_mtok).where(
-                        AiModel.provider == provider, AiModel.model == model
-                    )
+                    select(
+                        AiModel.input_price_per_mtok,
+                        AiModel.output_price_per_mtok,
+                        AiModel.price_per_image,
+                    ).where(AiModel.provider == provider, AiModel.model == model)
                 )
             ).first()
             if prices is None:
@@ -162,6 +165,8 @@ class UsageRepo:
                     input_price_per_mtok=prices[0],
                     output_price_per_mtok=prices[1],
                 )
+                if images and prices[2] is not None:
+                    cost += images * prices[2]  # exact: the price has nine places at most
         else:
             cost = exact_price(cost, field="cost").quantize(COST_PLACES, rounding=ROUND_HALF_EVEN)
         # run_id and api_key_id are not checked against the owner: every sum below filters by

@@ -38,6 +38,8 @@ class AiModel(TimestampMixin, Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     input_price_per_mtok: Mapped[Decimal] = mapped_column(default=Decimal(0))
     output_price_per_mtok: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    price_per_image: Mapped[Decimal | None]
+    """For image models priced per image made (added to any token price); None: none."""
     currency: Mapped[str] = mapped_column(String(3), default="usd")
     context_window: Mapped[int | None]
     supports_images: Mapped[bool] = mapped_column(default=False)

@@ -2221,6 +2221,8 @@ export interface components {
              * @default 0
              */
             output_price_per_mtok: number | string;
+            /** Price Per Image */
+            price_per_image?: number | string | null;
             /**
              * Provider
              * @enum {string}
@@ -2260,6 +2262,8 @@ export interface components {
             model: string;
             /** Output Price Per Mtok */
             output_price_per_mtok: string;
+            /** Price Per Image */
+            price_per_image: string | null;
             /** Provider */
             provider: string;
             /** Supports Images */
@@ -2289,6 +2293,8 @@ export interface components {
             input_price_per_mtok?: number | string | null;
             /** Output Price Per Mtok */
             output_price_per_mtok?: number | string | null;
+            /** Price Per Image */
+            price_per_image?: number | string | null;
             /** Supports Images */
             supports_images?: boolean | null;
             /** Supports Json */
@@ -3075,11 +3081,13 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "chat" | "embedding";
+            kind: "chat" | "embedding" | "image";
             /** Model */
             model: string;
             /** Output Price Per Mtok */
             output_price_per_mtok: string;
+            /** Price Per Image */
+            price_per_image: string | null;
             /** Provider */
             provider: string;
             /** Supports Images */
