@@ -3,9 +3,9 @@
 Heavy libraries that only some nodes need are imported lazily, so a server that never fetches
 a URL never loads httpx. But a lazy import runs where the node runs, on the event loop, and the
 loop-lag watchdog saw first imports hold it for 0.7-1.5 s after a restart under load. The
-server and the worker start ``warm_up`` on a thread instead: the imports happen off the loop
-while the first requests are served (a node that needs a module still being imported waits for
-it, as it would have anyway).
+server and the worker start ``warm_up`` on a thread instead, a second after start-up: the
+imports happen off the loop while the first requests are served (a node that needs a module
+still being imported waits for it, as it would have anyway).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from typing import Final
 
 from flowloom.integrations.tls import shared_ssl_context
 
-__all__ = ["HEAVY_MODULES", "start_warm_up", "warm_up"]
+__all__ = ["AFTER_START_S", "HEAVY_MODULES", "start_warm_up", "warm_up"]
 
 HEAVY_MODULES = ("httpx", "jinja2.sandbox", "jmespath", "PIL.Image", "re2")
 """Imported by nodes on first use; each costs tens to hundreds of milliseconds."""
@@ -34,6 +35,17 @@ def warm_up() -> None:
     shared_ssl_context()
 
 
-def start_warm_up() -> asyncio.Future[None]:
-    """``warm_up`` on the running loop's default executor; the caller may await it or not."""
-    return asyncio.get_running_loop().run_in_executor(None, warm_up)
+AFTER_START_S: Final = 1.0
+"""How long after start-up the warm-up begins: imports on a thread still hold the GIL part of
+the time, and done during start-up they delayed the first answer by about 0.2 s."""
+
+
+def start_warm_up(delay_s: float = AFTER_START_S) -> asyncio.Task[None]:
+    """``warm_up`` on the loop's default executor after ``delay_s``; cancel the task to drop
+    it if it has not begun."""
+
+    async def later() -> None:
+        await asyncio.sleep(delay_s)
+        await asyncio.get_running_loop().run_in_executor(None, warm_up)
+
+    return asyncio.get_running_loop().create_task(later(), name="flowloom warm-up")
