@@ -132,12 +132,13 @@ def _says_unavailable(exc: BaseException, *, network_errors: bool) -> bool:
         )
     if type(exc) is asyncpg_errors.InterfaceError:
         # asyncpg says "connection is closed" (or "... was closed in the middle of operation")
-        # with its base InterfaceError, and "cannot switch to state N; another operation is in
-        # progress" for a connection that an operation cut short by an outage left in the
-        # middle of the protocol: both are connections to drop and retry. Its other interface
-        # errors (two operations at once on one connection) are the caller's mistakes.
-        text = str(exc)
-        return "closed" in text or text.startswith("cannot switch to state")
+        # with its base InterfaceError; its other interface errors are the caller's mistakes.
+        return "closed" in str(exc)
+    if isinstance(exc, asyncpg_errors.InternalClientError):
+        # "cannot switch to state N; another operation is in progress" (or "protocol is in the
+        # failed state"): a connection that an operation cut short by an outage left in the
+        # middle of the protocol. Drop it and try again on another.
+        return str(exc).startswith("cannot switch to state")
     if isinstance(exc, OSError):
         return network_errors and (
             isinstance(exc, ConnectionError | TimeoutError | socket.gaierror)

@@ -44,7 +44,7 @@ def _wrapped(orig: BaseException, *, invalidated: bool = False) -> OperationalEr
         asyncpg_errors.TooManyConnectionsError("sorry, too many clients already"),
         asyncpg_errors.InterfaceError("connection is closed"),
         # A connection an outage left mid-protocol (seen in the crash suite's outage).
-        asyncpg_errors.InterfaceError(
+        asyncpg_errors.InternalClientError(
             "cannot switch to state 15; another operation (2) is in progress"
         ),
         asyncpg_errors.ObjectNotInPrerequisiteStateError(
