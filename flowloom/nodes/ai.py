@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from flowloom.exceptions import ConfigurationError, NotFound, RetryNode
+from flowloom.exceptions import NotFound
+from flowloom.nodes._provider_call import provider_call, record_usage
 from flowloom.nodes.base import (
     Category,
     Node,
@@ -160,8 +160,6 @@ class LlmCall(Node[LlmCallConfig]):
             ChatMessage,
             ChatRequest,
             ImagePart,
-            ProviderError,
-            ProviderUnavailable,
             UsageEvent,
         )
 
@@ -181,7 +179,7 @@ class LlmCall(Node[LlmCallConfig]):
             response_schema=config.response_schema,
             idempotency_key=ctx.idempotency_key,
         )
-        try:
+        with provider_call(ctx, config.credential):
             provider = await ctx.providers.resolve(
                 config.provider, credential=config.credential, owner_id=ctx.owner_id
             )
@@ -189,21 +187,9 @@ class LlmCall(Node[LlmCallConfig]):
                 response = await _streamed(ctx, provider, request)
             else:  # the parsed JSON is the point: nothing to show until it is whole
                 response = await provider.chat(request)
-        except ConfigurationError as exc:
-            raise ctx.fail(str(exc)) from None
-        except NotFound:
-            raise ctx.fail(f"you have no stored credential named {config.credential!r}") from None
-        except ProviderUnavailable as exc:
-            if exc.retry_after_s is not None:
-                # The provider asked for a long pause: park the attempt instead of holding a slot.
-                raise RetryNode(after_s=exc.retry_after_s, reason=str(exc)) from None
-            raise ctx.fail(str(exc), retryable=True) from None
-        except ProviderError as exc:
-            raise ctx.fail(str(exc), retryable=exc.retryable) from None
-
-        cost: Decimal | None = Decimal(0)
-        if ctx.usage is not None:
-            event = UsageEvent(
+        cost = await record_usage(
+            ctx,
+            UsageEvent(
                 provider=config.provider,
                 model=config.model,
                 tokens_in=response.usage.tokens_in,
@@ -218,22 +204,8 @@ class LlmCall(Node[LlmCallConfig]):
                     "credential": config.credential,
                     "images": len(images),
                 },
-            )
-            try:
-                cost = await ctx.usage.record(event)
-            except Exception:
-                # The call succeeded and was paid for; losing its answer over bookkeeping would
-                # make the user pay twice on a retry. Log enough to reconcile by hand.
-                ctx.logger.exception(
-                    "usage of %s/%s (%d in, %d out) by node %s of run %s was not recorded",
-                    config.provider,
-                    config.model,
-                    response.usage.tokens_in,
-                    response.usage.tokens_out,
-                    ctx.node_id,
-                    ctx.run_id,
-                )
-                cost = None
+            ),
+        )
         outputs: dict[str, Any] = {
             "text": response.text,
             "usage": {

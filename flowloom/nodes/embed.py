@@ -14,8 +14,8 @@ from typing import Any, Final, Literal
 
 from pydantic import Field
 
-from flowloom.exceptions import ConfigurationError, NotFound, RetryNode
 from flowloom.graph.ports import Port, PortType
+from flowloom.nodes._provider_call import provider_call, record_usage
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, RunContext
 from flowloom.providers.model_names import ModelName
 
@@ -63,12 +63,12 @@ class Embed(Node[EmbedConfig]):
         ]
 
     async def run(self, ctx: RunContext, config: EmbedConfig, inputs: dict[str, Any]) -> NodeResult:
-        from flowloom.providers import EmbedRequest, ProviderError, ProviderUnavailable
+        from flowloom.providers import EmbedRequest
 
         texts = _texts(ctx, inputs.get("text"))
         if ctx.providers is None:
             raise ctx.fail("no AI providers are configured on this instance")
-        try:
+        with provider_call(ctx, config.credential):
             provider = await ctx.providers.resolve(
                 config.provider, credential=config.credential, owner_id=ctx.owner_id
             )
@@ -81,16 +81,6 @@ class Embed(Node[EmbedConfig]):
                 vectors.extend(list(vector) for vector in answer.vectors)
                 tokens_in += answer.tokens_in
                 cost += await _record(ctx, config, answer, len(batch), start // size)
-        except ConfigurationError as exc:
-            raise ctx.fail(str(exc)) from None
-        except NotFound:
-            raise ctx.fail(f"you have no stored credential named {config.credential!r}") from None
-        except ProviderUnavailable as exc:
-            if exc.retry_after_s is not None:
-                raise RetryNode(after_s=exc.retry_after_s, reason=str(exc)) from None
-            raise ctx.fail(str(exc), retryable=True) from None
-        except ProviderError as exc:
-            raise ctx.fail(str(exc), retryable=exc.retryable) from None
         dimensions = len(vectors[0]) if vectors else 0
         if any(len(vector) != dimensions for vector in vectors):
             raise ctx.fail("the provider answered vectors of different lengths")
@@ -122,11 +112,9 @@ def _texts(ctx: RunContext, value: Any) -> list[str]:
 async def _record(
     ctx: RunContext, config: EmbedConfig, answer: Any, count: int, batch: int
 ) -> Decimal:
-    """The usage row of one embeddings call; its cost (0 where nothing records usage)."""
+    """The usage row of one embeddings call; its cost (0 when it could not be recorded)."""
     from flowloom.providers import UsageEvent
 
-    if ctx.usage is None:
-        return Decimal(0)
     event = UsageEvent(
         provider=config.provider,
         model=config.model,
@@ -144,16 +132,4 @@ async def _record(
             "credential": config.credential,
         },
     )
-    try:
-        return await ctx.usage.record(event)
-    except Exception:
-        # The call succeeded and was paid for: keep its answer, and log enough to reconcile.
-        ctx.logger.exception(
-            "usage of %s/%s (%d tokens) by node %s of run %s was not recorded",
-            config.provider,
-            config.model,
-            answer.tokens_in,
-            ctx.node_id,
-            ctx.run_id,
-        )
-        return Decimal(0)
+    return await record_usage(ctx, event) or Decimal(0)

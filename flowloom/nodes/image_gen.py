@@ -16,8 +16,8 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from flowloom.exceptions import ConfigurationError, NotFound, RetryNode
 from flowloom.graph.ports import Port, PortType
+from flowloom.nodes._provider_call import provider_call, record_usage
 from flowloom.nodes.ai import _read_images
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, RunContext
 from flowloom.nodes.images import store_image
@@ -126,7 +126,7 @@ class ImageGenerate(Node[ImageGenerateConfig]):
     async def run(
         self, ctx: RunContext, config: ImageGenerateConfig, inputs: dict[str, Any]
     ) -> NodeResult:
-        from flowloom.providers import ImagePart, ImageRequest, ProviderError, ProviderUnavailable
+        from flowloom.providers import ImagePart, ImageRequest
 
         if ctx.providers is None:
             raise ctx.fail("no AI providers are configured on this instance")
@@ -144,21 +144,11 @@ class ImageGenerate(Node[ImageGenerateConfig]):
             quality=config.quality,
             input_image=source,
         )
-        try:
+        with provider_call(ctx, config.credential):
             provider = await ctx.providers.resolve(
                 config.provider, credential=config.credential, owner_id=ctx.owner_id
             )
             made = await provider.generate_images(request)
-        except ConfigurationError as exc:
-            raise ctx.fail(str(exc)) from None
-        except NotFound:
-            raise ctx.fail(f"you have no stored credential named {config.credential!r}") from None
-        except ProviderUnavailable as exc:
-            if exc.retry_after_s is not None:
-                raise RetryNode(after_s=exc.retry_after_s, reason=str(exc)) from None
-            raise ctx.fail(str(exc), retryable=True) from None
-        except ProviderError as exc:
-            raise ctx.fail(str(exc), retryable=exc.retryable) from None
         cost = await _record(ctx, config, made, edited=source is not None)
         images = [await store_image(ctx, image.data) for image in made.images]
         return NodeResult(
@@ -180,8 +170,6 @@ async def _record(
 ) -> Decimal | None:
     from flowloom.providers import UsageEvent
 
-    if ctx.usage is None:
-        return Decimal(0)
     event = UsageEvent(
         provider=config.provider,
         model=config.model,
@@ -201,16 +189,4 @@ async def _record(
             "credential": config.credential,
         },
     )
-    try:
-        return await ctx.usage.record(event)
-    except Exception:
-        # Made and paid for: keep the images, and log enough to reconcile by hand.
-        ctx.logger.exception(
-            "usage of %s/%s (%d images) by node %s of run %s was not recorded",
-            config.provider,
-            config.model,
-            len(made.images),
-            ctx.node_id,
-            ctx.run_id,
-        )
-        return None
+    return await record_usage(ctx, event)

@@ -6,6 +6,7 @@ sharing a database, never let more through than the rate allows."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -162,7 +163,7 @@ async def test_the_redis_meter_counts_concurrent_requests_once() -> None:
         try:
             waits = await asyncio.gather(*(meter.take(key_id=key_id, rate=rate) for _ in range(30)))
         except OSError as exc:
-            pytest.skip(f"no Redis at 127.0.0.1:6379: {exc}")
+            _no_redis(exc)
         assert sum(1 for w in waits if w == 0) == 7
         assert all(0 < w <= 60 for w in waits if w)
     finally:
@@ -182,7 +183,7 @@ async def test_an_app_counting_in_redis_refuses_past_the_rate(db: Database, tmp_
         try:
             answers = await burst(client, key, 9)
         except OSError as exc:
-            pytest.skip(f"no Redis at 127.0.0.1:6379: {exc}")
+            _no_redis(exc)
         assert sorted(a.status_code for a in answers) == [200] * 3 + [429] * 6
         assert all("retry-after" in a.headers for a in answers if a.status_code == 429)
 
@@ -226,3 +227,11 @@ def _database_env(kind: str, data_dir: Path) -> Iterator[dict[str, str]]:
         return
     with postgres_database(data_dir) as url:
         yield {"FLOWLOOM_DATABASE_URL": url}
+
+
+def _no_redis(exc: OSError) -> None:
+    """Skip without Redis, except under CI, where a missing service is a failure."""
+    message = f"no Redis at 127.0.0.1:6379: {exc}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set, so this is an error)")
+    pytest.skip(message)
