@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from flowloom.exceptions import ConfigurationError, ExecutionError, NotFound, RetryNode
+from flowloom.nodes._provider_call import record_usage
 from flowloom.nodes.agent_tools import AgentTool, HttpTool, McpTools, WorkflowTool
 from flowloom.nodes.ai import text_progress
 from flowloom.nodes.base import (
@@ -211,14 +212,11 @@ async def _record(
     """Write the usage row of one model call; its exact cost, or None when it was not written."""
     from flowloom.providers import UsageEvent
 
-    if ctx.usage is None:
-        return Decimal(0)
-    tokens_in, tokens_out = response.usage.tokens_in, response.usage.tokens_out
     event = UsageEvent(
         provider=config.provider,
         model=config.model,
-        tokens_in=tokens_in,
-        tokens_out=tokens_out,
+        tokens_in=response.usage.tokens_in,
+        tokens_out=response.usage.tokens_out,
         type="agent",
         run_id=ctx.run_id,
         node_id=ctx.node_id,
@@ -232,18 +230,4 @@ async def _record(
             "credential": config.credential,
         },
     )
-    try:
-        return await ctx.usage.record(event)
-    except Exception:
-        # Paid for already: keep the answer, and log enough to reconcile by hand.
-        ctx.logger.exception(
-            "usage of %s/%s (%d in, %d out) by step %d of node %s of run %s was not recorded",
-            config.provider,
-            config.model,
-            tokens_in,
-            tokens_out,
-            step,
-            ctx.node_id,
-            ctx.run_id,
-        )
-        return None
+    return await record_usage(ctx, event)
