@@ -287,3 +287,27 @@ def test_the_cycles_through_deferred_imports_are_the_known_ones() -> None:
     gone = [sorted(cycle) for cycle in set(KNOWN_CYCLES) - cycles]
     assert not new, f"new import cycles: {new}"
     assert not gone, f"broken, so remove from KNOWN_CYCLES: {gone}"
+
+
+ENGINE_MAY_USE_OF_STORAGE = {
+    "flowloom.storage.enums",  # the status vocabulary the tables' CHECKs share
+    "flowloom.storage.errors",  # "the database is unavailable", which drivers wait out
+    "flowloom.storage.blobs",  # the blob files (bytes, not the database)
+}
+ENGINE_WIRING = {"flowloom.engine.scheduler"}
+"""Builds the default ``SqlRunStore`` from a ``Database`` (and the settings' stores)."""
+
+
+def test_the_engine_reaches_the_database_only_through_the_run_store() -> None:
+    """Outside ``flowloom.engine.sql`` (the SQL ``RunStore``) and the wiring, no engine module
+    names a table, a repository or the database: the persistence boundary is ``ports.RunStore``."""
+    offending = [
+        str(found)
+        for found in IMPORTS
+        if found.importer.startswith("flowloom.engine")
+        and not found.importer.startswith("flowloom.engine.sql")
+        and found.importer not in ENGINE_WIRING
+        and found.imported.startswith("flowloom.storage")
+        and found.imported not in ENGINE_MAY_USE_OF_STORAGE
+    ]
+    assert not offending, "engine modules past the RunStore seam:\n" + "\n".join(offending)

@@ -19,16 +19,10 @@ would make every downstream input differ run after run, and so defeat the signat
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import insert, select
-
-from flowloom.ids import new_id
-from flowloom.storage.database import Database
-from flowloom.storage.tables import Artifact
-
-__all__ = ["blob_references", "record_artifacts"]
+__all__ = ["blob_references", "distinct_references"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -54,60 +48,9 @@ def blob_references(value: Any) -> Iterator[dict[str, Any]]:
             stack.extend(item)
 
 
-async def record_artifacts(
-    db: Database,
-    *,
-    owner_id: str,
-    run_id: str,
-    node_execution_id: str,
-    outputs: dict[str, Any],
-    stored: Collection[str] = (),
-) -> int:
-    """Add the artifact rows for the owner's blobs ``outputs`` refer to (those in ``stored``,
-    which the attempt put, and those the owner has rows for already); how many were added."""
+def distinct_references(outputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The blob references in ``outputs``, one per hash (the first found)."""
     found: dict[str, dict[str, Any]] = {}
     for reference in blob_references(outputs):
         found.setdefault(reference["sha256"], reference)
-    if not found:
-        return 0
-    async with db.write() as session:
-        owned = set(stored) | set(
-            await session.scalars(
-                select(Artifact.sha256)
-                .where(Artifact.user_id == owner_id, Artifact.sha256.in_(sorted(found)))
-                .distinct()
-            )
-        )
-        found = {sha256: ref for sha256, ref in found.items() if sha256 in owned}
-        if not found:
-            return 0
-        known = set(
-            await session.scalars(
-                select(Artifact.sha256).where(
-                    Artifact.node_execution_id == node_execution_id,
-                    Artifact.sha256.in_(sorted(found)),
-                )
-            )
-        )
-        rows = [
-            {
-                "id": new_id("art"),
-                "user_id": owner_id,
-                "run_id": run_id,
-                "node_execution_id": node_execution_id,
-                "sha256": sha256,
-                "content_type": reference["content_type"][:100],
-                "size": _count(reference.get("size")) or 0,
-                "width": _count(reference.get("width")),
-                "height": _count(reference.get("height")),
-            }
-            for sha256, reference in found.items()
-            if sha256 not in known
-        ]
-        if rows:
-            await session.execute(insert(Artifact), rows)
-        return len(rows)
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return found

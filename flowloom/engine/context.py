@@ -1,8 +1,8 @@
-"""What the engine hands to nodes: async adapters over the blob store and the workflow memory.
+"""What the engine hands to nodes for blobs: an async adapter over the blob store, per owner.
 
 Nodes see the small async protocols of :mod:`flowloom.nodes.base`; storage offers a synchronous
-blob store (plain file I/O) and a session-bound memory repository. These adapters bridge the two
-without nodes ever importing storage.
+blob store (plain file I/O). These adapters bridge the two without nodes ever importing storage.
+(The workflow memory nodes get comes from the run store: ``RunStore.memory``.)
 
 Blobs are stored once per content for everybody, but each owner sees only their own: a node
 reads a blob only if its run's owner has an ``artifacts`` row for it (one of their runs
@@ -14,19 +14,16 @@ read someone else's bytes nor learn whether some content exists.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from sqlalchemy import select
+from collections.abc import Awaitable, Callable
 
 from flowloom.exceptions import NotFound
-from flowloom.nodes.base import MemoryItem
 from flowloom.storage.blobs import BlobStore as StorageBlobStore
 from flowloom.storage.blobs import check_sha256
-from flowloom.storage.database import Database
-from flowloom.storage.repos.memory import MemoryRepo
-from flowloom.storage.tables import Artifact
 
-__all__ = ["BlobAdapter", "MemoryAdapter", "OwnerBlobs"]
+__all__ = ["BlobAdapter", "OwnerBlobs", "Ownership"]
+
+Ownership = Callable[[str], Awaitable[bool]]
+"""Whether the owner has an artifact for a hash (``RunStore.owns_blob``, bound to the owner)."""
 
 
 class BlobAdapter:
@@ -45,9 +42,9 @@ class BlobAdapter:
     async def read(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self._store.read, sha256)
 
-    def for_owner(self, db: Database, owner_id: str) -> OwnerBlobs:
+    def for_owner(self, owner_id: str, owns: Ownership) -> OwnerBlobs:
         """The blob store as one owner's node attempt sees it (a new view per attempt)."""
-        return OwnerBlobs(self, db, owner_id)
+        return OwnerBlobs(self, owner_id, owns)
 
 
 class OwnerBlobs:
@@ -60,9 +57,9 @@ class OwnerBlobs:
     hash that exists nowhere raises.
     """
 
-    def __init__(self, blobs: BlobAdapter, db: Database, owner_id: str) -> None:
+    def __init__(self, blobs: BlobAdapter, owner_id: str, owns: Ownership) -> None:
         self._blobs = blobs
-        self._db = db
+        self._owns = owns
         self.owner_id = owner_id
         self.stored: set[str] = set()
         """The hashes this attempt put (the owner's even before their artifact rows exist)."""
@@ -83,47 +80,4 @@ class OwnerBlobs:
 
     async def owns(self, sha256: str) -> bool:
         """Whether one of the owner's artifact rows refers to ``sha256``."""
-        async with self._db.read() as session:
-            found = await session.scalar(
-                select(Artifact.id)
-                .where(Artifact.user_id == self.owner_id, Artifact.sha256 == sha256)
-                .limit(1)
-            )
-        return found is not None
-
-
-class MemoryAdapter:
-    """One workflow's memory for nodes: each call is its own short transaction.
-
-    Short transactions on purpose: a node may read and write memory while the scheduler commits
-    other nodes' results, and a long-held write transaction would stall those commits.
-    """
-
-    def __init__(self, db: Database, *, owner_id: str, workflow_id: str) -> None:
-        self._db = db
-        self._owner_id = owner_id
-        self._workflow_id = workflow_id
-
-    def _repo(self, session: Any) -> MemoryRepo:
-        return MemoryRepo(session, owner_id=self._owner_id, workflow_id=self._workflow_id)
-
-    async def get(self, key: str) -> MemoryItem | None:
-        async with self._db.read() as session:
-            try:
-                entry = await self._repo(session).get_entry(key=key)
-            except NotFound:
-                return None
-            return MemoryItem(entry.key, entry.value, entry.value_type, entry.expires_at)
-
-    async def set(self, key: str, value: Any, *, ttl_s: float | None = None) -> MemoryItem:
-        async with self._db.write() as session:
-            entry = await self._repo(session).set(key=key, value=value, ttl_s=ttl_s)
-            return MemoryItem(entry.key, entry.value, entry.value_type, entry.expires_at)
-
-    async def delete(self, key: str) -> bool:
-        async with self._db.write() as session:
-            try:
-                await self._repo(session).delete(key=key)
-            except NotFound:
-                return False
-            return True
+        return await self._owns(sha256)

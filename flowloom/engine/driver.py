@@ -35,24 +35,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flowloom.engine.artifacts import record_artifacts
+from flowloom.engine.artifacts import distinct_references
 from flowloom.engine.backoff import Backoff, patiently
-from flowloom.engine.context import MemoryAdapter
 from flowloom.engine.events import Event, progress_publisher
-from flowloom.engine.run_failure import fail_run
+from flowloom.engine.ports import Tick
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
-from flowloom.engine.store import Tick, TickStore
 from flowloom.engine.subruns import EngineSubRuns
 from flowloom.engine.templating import TemplateFailed, render_config
 from flowloom.engine.unstorable import UNSTORABLE_OUTPUT, outputs_problem, storable_text
 from flowloom.exceptions import Conflict, NodeFailed, NotFound, RetryNode, StorageError
-from flowloom.integrations.usage import DatabaseUsageSink
-from flowloom.nodes.base import RunContext, WaitForInput, idempotency_key
+from flowloom.nodes.base import MemoryStore, RunContext, WaitForInput, idempotency_key
+from flowloom.providers.usage import UsageSink
 from flowloom.storable import find_unstorable
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
-from flowloom.storage.tables.base import utcnow
 
 if TYPE_CHECKING:
     from flowloom.engine.scheduler import Engine
@@ -101,12 +98,13 @@ class Driver:
         self._done: list[asyncio.Task[_Outcome]] = []
         self._tasks: dict[str, asyncio.Task[_Outcome]] = {}
         self._wake = asyncio.Event()
-        self._memory: MemoryAdapter | None = None
-        self._usage: DatabaseUsageSink | None = None
+        self._memory: MemoryStore | None = None
+        self._usage: UsageSink | None = None
         self._use_cache = True
         self._reclaim = False
         """A place under a per-owner or per-key limit came free: claim again next tick."""
-        self._store = TickStore(engine.db)
+        self._store = engine.store
+        self._clock = engine.clock
         self._attempts: dict[str, int] = {}
         """The attempt each task in ``_tasks`` runs."""
         self._culprits: list[str] = []
@@ -156,13 +154,13 @@ class Driver:
                 _log.exception("driver of run %s stopped", self.run_id)
             raise
         finally:
-            self.engine._driver_ended(self)
+            self.engine.driver_ended(self)
 
     async def _load(self) -> RunState:
         """The run's state from its rows, waiting out an outage (messages posted meanwhile
         are answered with the error at once: their callers are not kept waiting)."""
         state, self._use_cache = await patiently(
-            lambda: self.engine._load_state(self.run_id),
+            lambda: self.engine.load_state(self.run_id),
             what=f"run {self.run_id}: loading",
             backoff=self._backoff,
             on_unavailable=self._fail_inbox,
@@ -181,18 +179,14 @@ class Driver:
         if state.status in FINISHED_RUN_STATUSES:
             self._refuse_messages(state.status)
             return
-        self._memory = MemoryAdapter(
-            self.engine.db, owner_id=state.owner_id, workflow_id=state.workflow_id
-        )
-        self._usage = DatabaseUsageSink(
-            self.engine.db,
-            owner_id=state.owner_id,
-            api_key_id=state.api_key_id,
-            run_id=self.run_id,
+        store = self._store
+        self._memory = store.memory(owner_id=state.owner_id, workflow_id=state.workflow_id)
+        self._usage = store.usage(
+            owner_id=state.owner_id, api_key_id=state.api_key_id, run_id=self.run_id
         )
         first = True
         while True:
-            now = utcnow()
+            now = self._clock.now()
             if not (first or self._done or self._inbox or self._reclaim or self._due(now)):
                 await self._sleep()
                 continue
@@ -247,7 +241,7 @@ class Driver:
         for node_id in state.nodes_in(NodeStatus.RUNNING):
             slot = state.slots[node_id]
             if slot.lease_owner not in (None, owner) and (
-                slot.lease_expires_at is None or slot.lease_expires_at > utcnow()
+                slot.lease_expires_at is None or slot.lease_expires_at > self._clock.now()
             ):
                 holder = slot.lease_owner
                 raise LeaseLost(f"run {self.run_id}: node {node_id!r} is held by {holder}")
@@ -268,7 +262,7 @@ class Driver:
         # The tick that finished the run was committed but its events were lost with the
         # connection: followers still learn how the run ended.
         self.engine.bus.publish(
-            [Event(f"run.{state.status.value.lower()}", self.run_id, None, utcnow(), {})]
+            [Event(f"run.{state.status.value.lower()}", self.run_id, None, self._clock.now(), {})]
         )
 
     async def _give_up(self, exc: Exception) -> None:
@@ -287,13 +281,12 @@ class Driver:
             message = f"the engine failed while driving the run: {reason}"
         kind = "StorageError" if phase != "tick" else type(exc).__name__
         error = {"message": message, "type": kind}
-        now = utcnow()
+        now = self._clock.now()
         state = self.state
         started_at = state.started_at if state is not None else None
         culprits = self._culprits if phase == "commit" else []
         changed = await patiently(
-            lambda: fail_run(
-                self.engine.db,
+            lambda: self._store.fail_run(
                 run_id=self.run_id,
                 error=error,
                 now=now,
@@ -319,7 +312,7 @@ class Driver:
         if timer is None:
             await self._wake.wait()
             return
-        delay_s = (timer - utcnow()).total_seconds()
+        delay_s = (timer - self._clock.now()).total_seconds()
         if delay_s <= 0:
             return
         try:
@@ -417,7 +410,7 @@ class Driver:
             # Claimed but never dispatched: their places under the limits are free again.
             if engine.limits.active:
                 for node_id in claimed:
-                    engine._give_back_place(self.run_id, node_id)
+                    engine.give_back_place(self.run_id, node_id)
             raise
         self._phase = "tick"
         if not committed:
@@ -568,7 +561,7 @@ class Driver:
         assert state is not None
         spec = state.specs[slot.node_id]
         key = spec.node.concurrency_key(spec.config if slot.config is None else slot.config)
-        return engine._take_place(self, slot.node_id, owner=state.owner_id, key=key)
+        return engine.take_place(self, slot.node_id, owner=state.owner_id, key=key)
 
     async def _stop_running(self, now: datetime) -> list[str]:
         """Cancel the node tasks in flight; the row ids they held (to fence and overwrite)."""
@@ -668,7 +661,7 @@ class Driver:
         assert state is not None
         assert self._memory is not None
         engine = self.engine
-        engine._leases.ensure_running()
+        engine.lease_keeper()
         for node_id in claimed:
             slot = state.slots[node_id]
             ctx = RunContext(
@@ -676,7 +669,7 @@ class Driver:
                 node_id=node_id,
                 attempt=slot.attempt,
                 idempotency_key=idempotency_key(self.run_id, node_id),
-                blobs=engine.blobs.for_owner(engine.db, state.owner_id),
+                blobs=engine.blobs.for_owner(state.owner_id, self._owns),
                 memory=self._memory,
                 workflow_id=state.workflow_id,
                 run_inputs=state.run_inputs,
@@ -707,8 +700,12 @@ class Driver:
             if engine.limits.active:
                 task.add_done_callback(functools.partial(self._give_back_place, node_id))
 
+    async def _owns(self, sha256: str) -> bool:
+        assert self.state is not None
+        return await self._store.owns_blob(owner_id=self.state.owner_id, sha256=sha256)
+
     def _give_back_place(self, node_id: str, task: asyncio.Task[_Outcome]) -> None:
-        self.engine._give_back_place(self.run_id, node_id)
+        self.engine.give_back_place(self.run_id, node_id)
 
     async def _attempt(
         self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], row_id: str
@@ -716,18 +713,17 @@ class Driver:
         """One attempt of one node, then the artifact rows of the blobs its outputs refer to
         (before the tick commits the result, so a committed output never lacks its rows)."""
         outcome = await _execute(self.engine.concurrency, spec, config, ctx, inputs)
-        if outcome.outputs:
+        references = distinct_references(outcome.outputs) if outcome.outputs else {}
+        if references:
             assert self.state is not None
             owner_id = self.state.owner_id
-            outputs = outcome.outputs
 
             def record() -> Awaitable[int]:
-                return record_artifacts(
-                    self.engine.db,
+                return self._store.record_artifacts(
                     owner_id=owner_id,
                     run_id=self.run_id,
                     node_execution_id=row_id,
-                    outputs=outputs,
+                    references=references,
                     stored=getattr(ctx.blobs, "stored", ()),
                 )
 

@@ -17,10 +17,8 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
-
-from flowloom.storage.tables.base import utcnow
 
 __all__ = [
     "DELTA",
@@ -52,7 +50,7 @@ class Event:
     type: str
     run_id: str
     node_id: str | None = None
-    at: datetime = field(default_factory=utcnow)
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

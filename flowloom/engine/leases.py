@@ -14,44 +14,18 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING, cast
-
-from sqlalchemy import Table, update
-from sqlalchemy.engine import CursorResult
+from typing import TYPE_CHECKING
 
 from flowloom.engine.backoff import DEFAULT_CAP_S, Backoff
 from flowloom.storage.enums import NodeStatus
 from flowloom.storage.errors import is_unavailable
-from flowloom.storage.tables import NodeExecution
-from flowloom.storage.tables.base import utcnow
 
 if TYPE_CHECKING:
     from flowloom.engine.scheduler import Engine
-    from flowloom.storage.database import Database
 
-__all__ = ["LeaseKeeper", "renew_lease"]
+__all__ = ["LeaseKeeper"]
 
 _log = logging.getLogger("flowloom.engine")
-_NODES = cast(Table, NodeExecution.__table__)
-
-
-async def renew_lease(
-    db: Database, *, row_id: str, attempt: int, owner: str, lease_s: float
-) -> bool:
-    """Extend the lease of ``row_id`` by ``lease_s`` from now if ``owner``'s ``attempt`` still
-    holds it; whether it did."""
-    async with db.write() as session:
-        result = await session.execute(
-            update(_NODES)
-            .where(
-                _NODES.c.id == row_id,
-                _NODES.c.attempt == attempt,
-                _NODES.c.lease_owner == owner,
-                _NODES.c.status == NodeStatus.RUNNING.value,
-            )
-            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
-        )
-        return cast(CursorResult[object], result).rowcount == 1
 
 
 class LeaseKeeper:
@@ -100,8 +74,8 @@ class LeaseKeeper:
         """Renew every running attempt of this engine whose lease is half gone."""
         engine = self._engine
         half = timedelta(seconds=engine.lease_s / 2)
-        now = utcnow()
-        for driver in list(engine._drivers.values()):
+        now = engine.clock.now()
+        for driver in engine.drivers():
             state = driver.state
             if state is None:
                 continue
@@ -111,16 +85,13 @@ class LeaseKeeper:
                 if expires_at is None or expires_at - now > half:
                     continue
                 attempt = slot.attempt
-                renewed = await renew_lease(
-                    engine.db,
-                    row_id=slot.row_id,
-                    attempt=attempt,
-                    owner=engine.owner_token,
-                    lease_s=engine.lease_s,
+                until = engine.clock.now() + timedelta(seconds=engine.lease_s)
+                renewed = await engine.store.renew_lease(
+                    row_id=slot.row_id, attempt=attempt, owner=engine.owner_token, until=until
                 )
                 if renewed:
                     if slot.attempt == attempt and slot.status is NodeStatus.RUNNING:
-                        slot.lease_expires_at = utcnow() + timedelta(seconds=engine.lease_s)
+                        slot.lease_expires_at = until
                 elif slot.status is NodeStatus.RUNNING and slot.attempt == attempt:
                     driver.abandon(f"the lease of node {node_id!r} (attempt {attempt}) was lost")
                     break

@@ -2,7 +2,8 @@
 
 Embedded mode: one process, asyncio. Each active run has one driver task (``driver.py``) that
 dispatches every ready node at once, bounded by the engine's global concurrency limit, and
-group-commits each scheduler tick. The database is the truth; the drivers' state is a cache of
+group-commits each scheduler tick. The run store (``ports.RunStore``: ``engine/sql/`` on SQLite
+and PostgreSQL, ``memory_store.py`` in memory) is the truth; the drivers' state is a cache of
 it, so ``resume_unfinished()`` after a crash picks every unfinished run up where its rows say
 it was: nodes that SUCCEEDED, were CACHED or SKIPPED never run again, a node that was RUNNING
 runs again as attempt + 1 (at-least-once; exactly-once only holds for effects inside our own
@@ -13,11 +14,13 @@ node stays READY until a place frees). Running nodes renew their leases (``lease
 that lost its lease is abandoned unwritten. ``workflow.call`` nodes run child runs through
 ``subruns.py``; string config fields are rendered as templates at claim (``templating.py``);
 blob outputs get artifact rows (``artifacts.py``). ``Engine.from_settings`` wires all of it
-from the settings, with blobs in ``settings.blob_dir``.
+from the settings, with blobs in ``settings.blob_dir``. The time comes from an injectable
+``Clock``.
 
-Distributed mode (``flowloom.worker``) reuses this class unchanged but for one hook,
-``_drive_new_run``: the API process queues new runs for ``flowloom worker`` processes, each of
-which drives its runs with the same drivers as here.
+Distributed mode (``flowloom.worker``) reuses this class unchanged but for two public hooks,
+``dispatch_new_run`` and ``timer_due``: the API process queues new runs for ``flowloom worker``
+processes, each of which drives its runs with the same drivers as here, through the executor
+seam (``drive``, ``driver_of``, ``driven``, ``take_place``, ``give_back_place``, ...).
 """
 
 from __future__ import annotations
@@ -28,29 +31,24 @@ import logging
 import os
 import secrets
 import socket
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from flowloom.engine.clock import SystemClock
 from flowloom.engine.context import BlobAdapter
 from flowloom.engine.driver import Driver, Message
 from flowloom.engine.events import EventBus
 from flowloom.engine.failpoints import Failpoints
 from flowloom.engine.leases import LeaseKeeper
 from flowloom.engine.limits import ClaimLimits, Holding
-from flowloom.engine.retry import node_timeout_s, retry_policy
-from flowloom.engine.run_state import NodeSpec, RunState, resume_time
-from flowloom.engine.store import latest_success_outputs, load_debug, load_slots
-from flowloom.engine.templating import templated_fields
+from flowloom.engine.plans import PlanCache
+from flowloom.engine.ports import Clock, NewRun, RunResult, RunStore, UnfinishedRun
+from flowloom.engine.run_state import RunState, resume_time
+from flowloom.engine.sql import RunQuota as StoreQuota
+from flowloom.engine.sql import SqlRunStore
 from flowloom.engine.unstorable import check_storable
-from flowloom.exceptions import LimitExceeded, NotFound, Problem, ValidationFailed
-from flowloom.graph import Plan, Scope, build_plan, parse_definition, validate
-from flowloom.ids import PREFIXES, new_id
+from flowloom.graph import Scope
 from flowloom.integrations.mcp import McpServers
 from flowloom.integrations.oauth_http import HttpSecrets
 from flowloom.nodes.base import NodeSettings
@@ -60,51 +58,18 @@ from flowloom.settings import Settings
 from flowloom.storage.blobs import BlobStore as StorageBlobStore
 from flowloom.storage.blobs import FileBlobStore, MemoryBlobStore
 from flowloom.storage.database import Database
-from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
+from flowloom.storage.enums import NodeStatus, RunStatus, TriggerKind
 from flowloom.storage.errors import DatabaseUnavailable
-from flowloom.storage.repos.runs import RunRepo
-from flowloom.storage.repos.workflows import WorkflowRepo
-from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
-from flowloom.storage.tables.base import utcnow
 
 __all__ = ["Engine", "RunQuota", "RunResult"]
 
 _log = logging.getLogger("flowloom.engine")
-_PREPARED_CACHE_SIZE = 256
 
 
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """Where a run stands: finished (COMPLETED, FAILED, CANCELLED) or WAITING for an answer."""
-
-    run_id: str
-    status: RunStatus
-    outputs: dict[str, Any] | None
-    error: dict[str, Any] | None
-    duration_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    plan: Plan
-    specs: dict[str, NodeSpec]
-
-
-class RunQuota(Protocol):
-    """Plan limits (``flowloom.billing.PlanQuota``): asked before a run is written, and
-    wrapped around the providers so that every provider call is asked too."""
-
-    async def before_run(
-        self,
-        session: AsyncSession,
-        *,
-        owner_id: str,
-        idempotency_key: str | None,
-        **future_kwargs: Any,
-    ) -> Mapping[str, Any] | None:
-        """Raise LimitExceeded to refuse the run (inside its transaction, before anything is
-        written); may return entries for the run's trigger data."""
-        ...
+class RunQuota(StoreQuota, Protocol):
+    """Plan limits (``flowloom.billing.PlanQuota``): asked before a run is written (by the run
+    store, inside its transaction), and wrapped around the providers so that every provider
+    call is asked too."""
 
     def guard_providers(self, providers: ProviderResolver) -> ProviderResolver: ...
 
@@ -120,7 +85,7 @@ class Engine:
 
     def __init__(
         self,
-        db: Database,
+        store: RunStore | Database,
         registry: NodeRegistry | None = None,
         blobs: StorageBlobStore | None = None,
         *,
@@ -136,8 +101,17 @@ class Engine:
         integrations: McpServers | None = None,
         quota: RunQuota | None = None,
         http_secrets: HttpSecrets | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self.db = db
+        if isinstance(store, Database):
+            self.db: Database | None = store
+            store = SqlRunStore(store, quota=quota)
+        else:
+            self.db = getattr(store, "db", None)
+        self.store: RunStore = store
+        """Where runs are kept: the engine reads and writes them only through it."""
+        self.clock: Clock = clock or SystemClock()
+        """Where the engine reads the time (a test may hand it one it moves itself)."""
         self.quota = quota
         """Plan limits checked before every run starts and every provider call; None: none."""
         if quota is not None and providers is not None:
@@ -150,6 +124,8 @@ class Engine:
         self.http_secrets = http_secrets
         """The owners' credentials and OAuth connections as HTTP auth, for ``http.request``."""
         self.registry = registry or default_registry()
+        self.plans = PlanCache(self.registry)
+        """Validated plans of the workflow versions run lately (a saved version never changes)."""
         self.blobs = BlobAdapter(blobs if blobs is not None else MemoryBlobStore())
         self.node_settings = node_settings or NodeSettings()
         self.concurrency = asyncio.Semaphore(concurrency)
@@ -166,7 +142,6 @@ class Engine:
         """This engine's lease owner name: host, process id, and a token of its own."""
         self._drivers: dict[str, Driver] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._prepared: OrderedDict[tuple[Any, ...], _Prepared] = OrderedDict()
         self._closed = False
 
     @classmethod
@@ -252,106 +227,36 @@ class Engine:
         self._check_open()
         check_storable(dict(inputs or {}), "inputs")
         check_storable(dict(trigger_data or {}), "trigger_data")
-        data = dict(trigger_data or {})
-        if not use_cache:
-            data["use_cache"] = False
-        async with self.db.write() as session:
-            if parent_run_id is not None:
-                data["depth"] = await self._subrun_depth(session, parent_run_id, workflow_id)
-            workflows = WorkflowRepo(session, owner_id=owner_id)
-            if version is None:
-                version = await workflows.current_version(workflow_id=workflow_id)
-            # A version prepared before needs no definition read (nor its JSON parsed); the
-            # run's insert below checks that the workflow and version are the owner's.
-            prepared = self._cached_plan(workflow_id, version, scope, target_node_id)
-            if prepared is None:
-                saved = await workflows.get_version(workflow_id=workflow_id, version=version)
-                prepared = self._prepare(
-                    workflow_id, version, saved.definition, scope, target_node_id
-                )
-            if breakpoints is not None:
-                unknown = [node for node in breakpoints if node not in prepared.specs]
-                if unknown:
-                    raise ValidationFailed(
-                        [Problem("breakpoint on a node not in the run", node_id=n) for n in unknown]
-                    )
-            if self.quota is not None:
-                data.update(
-                    await self.quota.before_run(
-                        session,
-                        owner_id=owner_id,
-                        idempotency_key=idempotency_key,
-                        workflow_id=workflow_id,
-                        parent_run_id=parent_run_id,
-                        trigger_kind=trigger_kind,
-                    )
-                    or {}
-                )
-            runs = RunRepo(session, owner_id=owner_id)
-            run = await runs.create(
-                workflow_id=workflow_id,
-                workflow_version=version,
-                scope=RunScope(scope.value),
-                target_node_id=target_node_id if scope is not Scope.FULL else None,
-                trigger_kind=trigger_kind,
-                trigger_data=data or None,
-                inputs=dict(inputs or {}),
-                idempotency_key=idempotency_key,
-                timeout_s=timeout_s,
-                parent_run_id=parent_run_id,
-                parent_node_id=parent_node_id,
-                api_key_id=api_key_id,
-            )
-            if idempotency_key is not None:
-                existing = await session.scalar(
-                    select(func.count()).where(NodeExecution.run_id == run.id)
-                )
-                if existing:
-                    return run.id
-            counts = prepared.plan.unfinished_parents()
-            await runs.add_node_executions(
-                run_id=run.id,
-                nodes=[
-                    (node, prepared.specs[node].definition.type, counts[node])
-                    for node in prepared.plan.order
-                ],
-            )
-            if breakpoints is not None:
-                session.add(
-                    DebugSession(
-                        id=new_id(PREFIXES["debug_sessions"]),
-                        run_id=run.id,
-                        user_id=owner_id,
-                        breakpoints=list(breakpoints),
-                        mode="continue",
-                    )
-                )
-            run_id = run.id
-        await self._drive_new_run(run_id)
+        new = NewRun(
+            owner_id=owner_id,
+            workflow_id=workflow_id,
+            version=version,
+            scope=scope,
+            target_node_id=target_node_id,
+            inputs=dict(inputs or {}),
+            trigger_kind=trigger_kind,
+            trigger_data=dict(trigger_data or {}),
+            idempotency_key=idempotency_key,
+            timeout_s=timeout_s,
+            breakpoints=breakpoints,
+            use_cache=use_cache,
+            parent_run_id=parent_run_id,
+            parent_node_id=parent_node_id,
+            api_key_id=api_key_id,
+            max_depth=self.max_subrun_depth,
+        )
+        run_id = await self.store.create_run(new, self.plans)
+        await self.dispatch_new_run(run_id)
         return run_id
 
-    async def _drive_new_run(self, run_id: str) -> None:
+    async def dispatch_new_run(self, run_id: str) -> None:
         """Hand a freshly written run to whoever drives it: here, a driver in this process.
 
-        Distributed mode overrides this (``flowloom.worker``): the API queues the run for a
-        worker, a worker claims it first. An override must not await after creating a
+        The hook distributed mode overrides (``flowloom.worker``): the API queues the run for
+        a worker, a worker claims it first. An override must not await after creating a
         driver, so that a caller may still subscribe to the run's events before it starts.
         """
-        self._ensure_driver(run_id)
-
-    async def _subrun_depth(self, session: Any, parent_run_id: str, workflow_id: str) -> int:
-        """The depth a child of ``parent_run_id`` has; LimitExceeded past the limit."""
-        parent_data = await session.scalar(
-            select(WorkflowRun.trigger_data).where(WorkflowRun.id == parent_run_id)
-        )
-        depth = int((parent_data or {}).get("depth", 0)) + 1
-        if depth > self.max_subrun_depth:
-            raise LimitExceeded(
-                f"sub-runs would nest {depth} deep, over the limit of {self.max_subrun_depth}"
-                f" (does workflow {workflow_id!r} call itself?)",
-                limit="max_subrun_depth",
-            )
-        return depth
+        self.drive(run_id)
 
     async def run_to_end(self, **start: Any) -> RunResult:
         """``start_run(**start)``, then ``wait`` for it to finish or wait for an answer."""
@@ -363,17 +268,7 @@ class Engine:
         """Return once the run is finished or WAITING with no work in flight in this engine."""
         while (driver := self._drivers.get(run_id)) is not None:
             await asyncio.shield(driver.finished)
-        async with self.db.read() as session:
-            run = await session.get(WorkflowRun, run_id)
-            if run is None:
-                raise NotFound("run", run_id)
-            return RunResult(
-                run_id=run.id,
-                status=RunStatus(run.status),
-                outputs=run.outputs,
-                error=run.error,
-                duration_ms=run.duration_ms,
-            )
+        return await self.store.outcome(run_id)
 
     async def answer(self, run_id: str, node_id: str, answer: Mapping[str, Any]) -> None:
         """Answer a WAITING node (an approval, a breakpoint): it is READY again, the run resumes.
@@ -396,7 +291,7 @@ class Engine:
     async def _post(self, run_id: str, kind: str, **fields: Any) -> None:
         self._check_open()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ensure_driver(run_id).post(Message(kind, future, **fields))
+        self.drive(run_id).post(Message(kind, future, **fields))
         await future
 
     # ---- resuming, closing
@@ -409,57 +304,26 @@ class Engine:
         runs with a timed wait get their timer back.
         """
         self._check_open()
-        now = utcnow()
-        async with self.db.read() as session:
-            runs = (
-                await session.execute(
-                    select(WorkflowRun.id, WorkflowRun.status).where(
-                        WorkflowRun.status.in_(
-                            [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING]
-                        )
-                    )
-                )
-            ).all()
-            active = [run_id for run_id, _ in runs]
-            nodes = (
-                (
-                    await session.execute(
-                        select(
-                            NodeExecution.run_id,
-                            NodeExecution.status,
-                            NodeExecution.lease_owner,
-                            NodeExecution.lease_expires_at,
-                            NodeExecution.wait,
-                        ).where(
-                            NodeExecution.run_id.in_(active),
-                            NodeExecution.status.in_([NodeStatus.RUNNING, NodeStatus.WAITING]),
-                        )
-                    )
-                ).all()
-                if active
-                else []
-            )
-        held: set[str] = set()
-        wake_at: dict[str, datetime] = {}
-        for run_id, status, owner, expires_at, wait in nodes:
-            if status == NodeStatus.RUNNING and self._lease_is_live(owner, expires_at, now):
-                held.add(run_id)
-            elif status == NodeStatus.WAITING and wait:
-                raw = wait.get("resume_at") if "answer" not in wait else None
-                if isinstance(raw, str):
-                    at = datetime.fromisoformat(raw)
-                    wake_at[run_id] = min(at, wake_at.get(run_id, at))
+        now = self.clock.now()
         resumed = []
-        for run_id, status in runs:
-            if run_id in self._drivers or run_id in held:
+        for run in await self.store.unfinished_runs():
+            if run.run_id in self._drivers or self._held_elsewhere(run, now):
                 continue
-            if status == RunStatus.WAITING:
-                if run_id in wake_at:
-                    self._wake_at(run_id, wake_at[run_id])
+            if run.status is RunStatus.WAITING:
+                wake_at = _wake_time(run)
+                if wake_at is not None:
+                    self._wake_at(run.run_id, wake_at)
                 continue
-            self._ensure_driver(run_id)
-            resumed.append(run_id)
+            self.drive(run.run_id)
+            resumed.append(run.run_id)
         return resumed
+
+    def _held_elsewhere(self, run: UnfinishedRun, now: datetime) -> bool:
+        return any(
+            node.status == NodeStatus.RUNNING
+            and self._lease_is_live(node.lease_owner, node.lease_expires_at, now)
+            for node in run.nodes
+        )
 
     async def close(self) -> None:
         """Stop driving: timers off, node tasks cancelled, this engine's leases expired so that
@@ -482,28 +346,36 @@ class Engine:
                 with contextlib.suppress(BaseException):
                     await driver.task
         try:
-            async with self.db.write() as session:
-                await session.execute(
-                    update(NodeExecution)
-                    .where(
-                        NodeExecution.status == NodeStatus.RUNNING,
-                        NodeExecution.lease_owner == self.owner_token,
-                    )
-                    .values(lease_expires_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+            await self.store.expire_leases(owner=self.owner_token, now=self.clock.now())
         except DatabaseUnavailable as exc:
             # Closing must not hang on an outage: the leases then run out on their own, and
             # the next engine resumes those runs once they have.
             _log.warning("closing: the leases could not be released (%s)", exc)
 
-    # ---- internals shared with the drivers
+    # ---- the executor seam: what drivers, sub-runs and a worker host use
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("the engine is closed")
 
-    def _ensure_driver(self, run_id: str) -> Driver:
+    def driver_of(self, run_id: str) -> Driver | None:
+        """The driver of ``run_id`` in this engine, if it is being driven here."""
+        return self._drivers.get(run_id)
+
+    def driven(self) -> list[str]:
+        """The runs this engine drives now."""
+        return list(self._drivers)
+
+    def drivers(self) -> Iterator[Driver]:
+        """The drivers of this engine (a snapshot)."""
+        return iter(list(self._drivers.values()))
+
+    def drive(self, run_id: str) -> Driver:
+        """The run's driver here, started if there was none."""
         driver = self._drivers.get(run_id)
         if driver is None:
             handle = self._timers.pop(run_id, None)
@@ -514,7 +386,7 @@ class Engine:
             driver.task = asyncio.create_task(driver.run(), name=f"flowloom run {run_id}")
         return driver
 
-    def _take_place(self, driver: Driver, node_id: str, *, owner: str, key: str | None) -> bool:
+    def take_place(self, driver: Driver, node_id: str, *, owner: str, key: str | None) -> bool:
         """Count the node against its limits, or note that ``driver`` waits for room."""
         refused = self.limits.try_take(driver.run_id, node_id, owner=owner, key=key)
         if refused is None:
@@ -522,7 +394,7 @@ class Engine:
         self._claim_waiters.setdefault(refused, set()).add(driver)
         return False
 
-    def _give_back_place(self, run_id: str, node_id: str) -> Holding | None:
+    def give_back_place(self, run_id: str, node_id: str) -> Holding | None:
         """Free the node's place under its limits and wake the runs that waited for it."""
         holding, freed = self.limits.give_back(run_id, node_id)
         self._wake_claim_waiters(freed)
@@ -533,7 +405,12 @@ class Engine:
             for waiter in self._claim_waiters.pop(name, ()):
                 waiter.wake_to_claim()
 
-    def _driver_ended(self, driver: Driver) -> None:
+    def lease_keeper(self) -> LeaseKeeper:
+        """The task renewing the leases of this engine's running nodes (started on demand)."""
+        self._leases.ensure_running()
+        return self._leases
+
+    def driver_ended(self, driver: Driver) -> None:
         if self._drivers.get(driver.run_id) is driver:
             del self._drivers[driver.run_id]
         if self.limits.active:
@@ -560,14 +437,18 @@ class Engine:
         previous = self._timers.pop(run_id, None)
         if previous is not None:
             previous.cancel()
-        delay_s = max(0.0, (at - utcnow()).total_seconds())
+        delay_s = max(0.0, (at - self.clock.now()).total_seconds())
         loop = asyncio.get_running_loop()
         self._timers[run_id] = loop.call_later(delay_s, self._timer_fired, run_id)
 
     def _timer_fired(self, run_id: str) -> None:
         self._timers.pop(run_id, None)
         if not self._closed:
-            self._ensure_driver(run_id)
+            self.timer_due(run_id)
+
+    def timer_due(self, run_id: str) -> None:
+        """A WAITING run's timed wait came due: drive it here (the hook a worker overrides)."""
+        self.drive(run_id)
 
     def _lease_is_live(self, owner: str | None, expires_at: datetime | None, now: datetime) -> bool:
         if owner is None or owner == self.owner_token:
@@ -589,101 +470,36 @@ class Engine:
             return True
         return True
 
-    def _cached_plan(
-        self, workflow_id: str, version: int, scope: Scope, target: str | None
-    ) -> _Prepared | None:
-        found = self._prepared.get((workflow_id, version, scope, target))
-        if found is not None:
-            self._prepared.move_to_end((workflow_id, version, scope, target))
-        return found
-
-    def _prepare(
-        self,
-        workflow_id: str,
-        version: int,
-        raw: dict[str, Any],
-        scope: Scope,
-        target: str | None,
-    ) -> _Prepared:
-        """The validated plan and node specs of one workflow version in one scope (cached:
-        a saved version never changes)."""
-        key = (workflow_id, version, scope, target)
-        found = self._prepared.get(key)
-        if found is not None:
-            self._prepared.move_to_end(key)
-            return found
-        definition = parse_definition(raw)
-        problems = validate(definition, self.registry)
-        if problems:
-            raise ValidationFailed(problems)
-        plan = build_plan(definition, scope, target)
-        specs: dict[str, NodeSpec] = {}
-        nodes = definition.node_map()
-        for node_id in plan.order:
-            node = nodes[node_id]
-            impl = self.registry.get(node.type)
-            config = impl.parse_config(node.data.config)
-            specs[node_id] = NodeSpec(
-                definition=node,
-                node=impl,
-                config=config,
-                inputs=tuple(impl.inputs(config)),
-                outputs=frozenset(port.name for port in impl.outputs(config)),
-                retry=retry_policy(node),
-                timeout_s=node_timeout_s(node),
-                deterministic=impl.is_deterministic(config),
-                templated=templated_fields(impl, node.data.config),
-            )
-        prepared = _Prepared(plan, specs)
-        self._prepared[key] = prepared
-        if len(self._prepared) > _PREPARED_CACHE_SIZE:
-            self._prepared.popitem(last=False)
-        return prepared
-
-    async def _load_state(self, run_id: str) -> tuple[RunState, bool]:
-        """The run's state rebuilt from its rows, and whether it may use the cache."""
-        async with self.db.read() as session:
-            run = await session.get(WorkflowRun, run_id)
-            if run is None:
-                raise NotFound("run", run_id)
-            scope = Scope(run.scope)
-            key = (run.workflow_id, run.workflow_version, scope, run.target_node_id)
-            prepared = self._prepared.get(key)
-            if prepared is None:
-                definition = await session.scalar(
-                    select(WorkflowVersion.definition).where(
-                        WorkflowVersion.workflow_id == run.workflow_id,
-                        WorkflowVersion.version == run.workflow_version,
-                    )
-                )
-                if definition is None:
-                    raise NotFound("workflow version", f"{run.workflow_id}@{run.workflow_version}")
-                prepared = self._prepare(
-                    run.workflow_id, run.workflow_version, definition, scope, run.target_node_id
-                )
-            slots = await load_slots(session, run_id)
-            debug = await load_debug(session, run_id)
-            outside: dict[str, dict[str, Any] | None] = {}
-            if prepared.plan.outside_parents:
-                for parents in prepared.plan.outside_parents.values():
-                    for parent in parents:
-                        outside[parent] = await latest_success_outputs(
-                            session, workflow_id=run.workflow_id, node_id=parent
-                        )
+    async def load_state(self, run_id: str) -> tuple[RunState, bool]:
+        """The run's state rebuilt from the store, and whether it may use the cache."""
+        run = await self.store.load_run(run_id, self.plans)
         state = RunState(
-            run_id=run.id,
+            run_id=run.run_id,
             workflow_id=run.workflow_id,
-            owner_id=run.user_id,
-            status=RunStatus(run.status),
-            plan=prepared.plan,
-            specs=prepared.specs,
-            slots=slots,
-            run_inputs=dict(run.inputs or {}),
-            outside_outputs=outside,
-            debug=debug,
+            owner_id=run.owner_id,
+            status=run.status,
+            plan=run.prepared.plan,
+            specs=run.prepared.specs,
+            slots=run.slots,
+            run_inputs=run.run_inputs,
+            outside_outputs=run.outside_outputs,
+            debug=run.debug,
             started_at=run.started_at,
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
         )
-        use_cache = (run.trigger_data or {}).get("use_cache", True) is not False
-        return state, use_cache
+        return state, run.use_cache
+
+
+def _wake_time(run: UnfinishedRun) -> datetime | None:
+    """When the earliest timed wait of a WAITING run comes due (an answer wakes the rest)."""
+    found: datetime | None = None
+    for node in run.nodes:
+        wait = node.wait
+        if node.status != NodeStatus.WAITING or not wait or "answer" in wait:
+            continue
+        raw = wait.get("resume_at")
+        if isinstance(raw, str):
+            at = datetime.fromisoformat(raw)
+            found = at if found is None else min(found, at)
+    return found

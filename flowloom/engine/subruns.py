@@ -15,15 +15,11 @@ import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from flowloom.engine.events import DROPPED, RUN_FINISHED_EVENTS
 from flowloom.engine.limits import Holding
 from flowloom.exceptions import Conflict, FlowloomError, NodeFailed
 from flowloom.nodes.base import WorkflowRef
-from flowloom.storage.enums import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, RunStatus
-from flowloom.storage.repos.workflows import WorkflowRepo
-from flowloom.storage.tables import WorkflowRun
+from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunStatus, TriggerKind
 
 if TYPE_CHECKING:
     from flowloom.engine.scheduler import Engine, RunResult
@@ -54,7 +50,7 @@ class _SlotLoan:
             self._waiting += 1
             if self._waiting == 1:
                 self._engine.concurrency.release()
-                self._holding = self._engine._give_back_place(self._run_id, self._node_id)
+                self._holding = self._engine.give_back_place(self._run_id, self._node_id)
 
     async def take_back(self) -> None:
         async with self._lock:
@@ -89,8 +85,6 @@ class EngineSubRuns:
     async def start_and_wait(
         self, workflow: WorkflowRef, version: int | None, inputs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        from flowloom.storage.enums import TriggerKind
-
         await self._cancel_orphans()
         workflow_id = await self._resolve(workflow)
         try:
@@ -134,13 +128,12 @@ class EngineSubRuns:
         assert workflow.name is not None
         found = self._names.get(workflow.name)
         if found is None:
-            async with self._engine.db.read() as session:
-                match = await WorkflowRepo(session, owner_id=self._owner_id).find_by_reference(
-                    name=workflow.name
-                )
+            match = await self._engine.store.workflow_named(
+                owner_id=self._owner_id, name=workflow.name
+            )
             if match is None:
                 raise self._fail(f"no workflow named {workflow.name!r}")
-            found = self._names[workflow.name] = match.id
+            found = self._names[workflow.name] = match
         return found
 
     async def _wait(self, child_id: str, events: Any) -> RunResult:
@@ -155,7 +148,7 @@ class EngineSubRuns:
                     break
 
     async def _cancel_child(self, child_id: str) -> None:
-        if self._engine._closed:
+        if self._engine.closed:
             # The engine is stopping, not the parent: the child resumes with the next engine.
             return
         with contextlib.suppress(Conflict):
@@ -171,16 +164,9 @@ class EngineSubRuns:
             if self._checked:
                 return
             self._checked = True
-            async with self._engine.db.read() as session:
-                rows = (
-                    await session.execute(
-                        select(WorkflowRun.id, WorkflowRun.trigger_data).where(
-                            WorkflowRun.parent_run_id == self._run_id,
-                            WorkflowRun.parent_node_id == self._node_id,
-                            WorkflowRun.status.in_(ACTIVE_RUN_STATUSES),
-                        )
-                    )
-                ).all()
-            for child_id, data in rows:
-                if (data or {}).get("parent_attempt") != self._attempt:
+            children = await self._engine.store.active_children(
+                run_id=self._run_id, node_id=self._node_id
+            )
+            for child_id, parent_attempt in children:
+                if parent_attempt != self._attempt:
                     await self._cancel_child(child_id)

@@ -59,17 +59,18 @@ class WorkerEngine(Engine):
     mode: a run this engine starts itself (a ``workflow.call`` sub-run) is claimed before its
     driver starts, and a timed wait that comes due is queued (any worker may take it)."""
 
+    db: Database
+    """A worker's runs are always on a database (it shares them with the API)."""
     claims: RunClaims
     queue: RunQueue
 
-    async def _drive_new_run(self, run_id: str) -> None:
+    async def dispatch_new_run(self, run_id: str) -> None:
         if not await self.claims.take(run_id, self.owner_token):
             _log.warning("run %s: claimed elsewhere before its creator could drive it", run_id)
-        self._ensure_driver(run_id)
+        self.drive(run_id)
 
-    def _timer_fired(self, run_id: str) -> None:
-        self._timers.pop(run_id, None)
-        if not self._closed:
+    def timer_due(self, run_id: str) -> None:
+        if not self.closed:
             task = asyncio.create_task(self.queue.put(run_id))
             task.add_done_callback(_log_failure)
 
@@ -154,7 +155,7 @@ class WorkerHost:
             settings.resolved_events_url,
             engine.claims,
             engine.owner_token,
-            held=engine._drivers.keys,
+            held=engine.driven,
             on_lost=self._claim_lost,
             loop=asyncio.get_running_loop(),
         )
@@ -176,7 +177,7 @@ class WorkerHost:
                 await task
         engine = self.engine
         if engine is not None:
-            driven = list(engine._drivers)
+            driven = engine.driven()
             await engine.close()
             for run_id in driven:
                 with contextlib.suppress(Exception):
@@ -190,25 +191,25 @@ class WorkerHost:
         assert engine is not None
         owner = engine.owner_token
         for _ in range(_MAX_ROUNDS):
-            if run_id in engine._drivers:
+            if engine.driver_of(run_id) is not None:
                 return "driven here already"
             if not await engine.claims.take(run_id, owner):
                 return "driven by another worker"
             try:
                 if not await runs_needing_a_driver(engine.db, now=utcnow(), run_ids=[run_id]):
                     return "nothing to do"
-                driver = engine._ensure_driver(run_id)
+                driver = engine.drive(run_id)
                 if await self._cancel_requested(run_id):
                     self._cancelling.add(run_id)
                     _post(driver, "cancel")
-                while (current := engine._drivers.get(run_id)) is not None:
+                while (current := engine.driver_of(run_id)) is not None:
                     driver = current
                     await asyncio.shield(driver.finished)
             except Exception:
                 _log.exception("driving run %s failed; a sweep will queue it again", run_id)
                 return "failed"
             finally:
-                if run_id not in engine._drivers:
+                if engine.driver_of(run_id) is None:
                     self._cancelling.discard(run_id)
                     await engine.claims.release(run_id, owner)
             # Driven until it finished or waited. A finished run needs nothing more (the
@@ -241,14 +242,14 @@ class WorkerHost:
 
     def _claim_lost(self, run_id: str) -> None:
         engine = self.engine
-        driver = engine._drivers.get(run_id) if engine is not None else None
+        driver = engine.driver_of(run_id) if engine is not None else None
         if driver is not None:
             driver.abandon("its claim went to another worker")
 
     async def _watch(self) -> float:
         engine = self.engine
         assert engine is not None
-        driven = list(engine._drivers)
+        driven = engine.driven()
         if not driven:
             return _WATCH_S
         async with engine.db.read() as session:
@@ -270,12 +271,12 @@ class WorkerHost:
                 )
             ).all()
         for run_id in cancelled:
-            driver = engine._drivers.get(run_id)
+            driver = engine.driver_of(run_id)
             if driver is not None and run_id not in self._cancelling:
                 self._cancelling.add(run_id)
                 _post(driver, "cancel")
         for run_id, node_id, wait in ready:
-            driver = engine._drivers.get(run_id)
+            driver = engine.driver_of(run_id)
             state = driver.state if driver is not None else None
             slot = state.slots.get(node_id) if state is not None else None
             if (

@@ -64,6 +64,9 @@ _OUTBOX_MAX_S = 5.0
 class RemoteEngine(Engine):
     """An Engine that queues its runs for ``flowloom worker`` processes (see the module)."""
 
+    db: Database
+    """The database the API and the workers share."""
+
     def __init__(self, *args: Any, remote_settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._settings = remote_settings
@@ -141,7 +144,7 @@ class RemoteEngine(Engine):
                 delay_s = min(_OUTBOX_MAX_S, delay_s * 2)
                 _log.warning("%d run(s) still wait for the broker: %s", len(self._outbox), exc)
 
-    async def _drive_new_run(self, run_id: str) -> None:
+    async def dispatch_new_run(self, run_id: str) -> None:
         await self._dispatch(run_id)
 
     async def resume_unfinished(self) -> list[str]:

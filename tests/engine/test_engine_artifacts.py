@@ -9,7 +9,8 @@ from enginekit import make_owner, node_rows, save_workflow
 from sqlalchemy import select
 
 from flowloom.engine import Engine
-from flowloom.engine.artifacts import blob_references, record_artifacts
+from flowloom.engine.artifacts import blob_references, distinct_references
+from flowloom.engine.sql import SqlRunStore
 from flowloom.example_workflows import example_dir
 from flowloom.settings import Settings
 from flowloom.storage.blobs import FileBlobStore
@@ -69,12 +70,12 @@ async def test_recording_the_same_outputs_again_adds_no_row(db: Database, tmp_pa
         await engine.close()
     crop = (await node_rows(db, result.run_id))["crop"]
 
-    added = await record_artifacts(
-        db,
+    added = await SqlRunStore(db).record_artifacts(
         owner_id=owner,
         run_id=result.run_id,
         node_execution_id=crop.id,
-        outputs=crop.outputs,
+        references=distinct_references(crop.outputs),
+        stored=(),
     )
 
     assert added == 0, "a re-run of the node execution does not duplicate its rows"

@@ -166,7 +166,7 @@ async def test_approval_parks_the_run_with_no_driver_then_the_answer_completes_i
     result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
 
     assert result.status is RunStatus.WAITING
-    assert not engine._drivers, "a waiting run holds no driver task"
+    assert not engine.driven(), "a waiting run holds no driver task"
     row = (await node_rows(db, result.run_id))["ask"]
     assert row.status == NodeStatus.WAITING
     assert row.wait["kind"] == "approval"
@@ -237,7 +237,7 @@ async def test_a_long_delay_parks_as_a_timed_wait_and_resumes_by_itself(db: Data
         workflow_id = await save_workflow(db, owner, graph)
         run_id = await engine.start_run(owner_id=owner, workflow_id=workflow_id)
         assert (await engine.wait(run_id)).status is RunStatus.WAITING
-        assert not engine._drivers
+        assert not engine.driven()
         await asyncio.sleep(0.6)
         done = await engine.wait(run_id)
         assert done.status is RunStatus.COMPLETED

@@ -72,7 +72,7 @@ async def test_a_node_whose_lease_was_taken_is_abandoned_and_its_result_never_wr
         result = await asyncio.wait_for(engine.wait(run_id), timeout=4 * LEASE_S)
         assert time.perf_counter() - began < 3 * LEASE_S, "abandoned before the node finished"
         assert result.status is RunStatus.RUNNING, "this engine stopped driving the run"
-        assert run_id not in engine._drivers
+        assert run_id not in engine.driven()
 
         await asyncio.sleep(4 * LEASE_S)
         row = (await node_rows(db, run_id))["slow"]

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Table, func, insert, select, update
 
-from flowloom.engine.store import Tick, TickStore, load_slots
+from flowloom.engine.ports import Tick
+from flowloom.engine.sql.ticks import TickStore, load_slots
 from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import NodeStatus

@@ -23,7 +23,6 @@ from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id
 from flowloom.storage.database import Database
 from flowloom.storage.enums import (
     ACTIVE_RUN_STATUSES,
-    FINISHED_RUN_STATUSES,
     NodeStatus,
     RunScope,
     RunStatus,
@@ -35,7 +34,6 @@ from flowloom.storage.tables import ApiKey, NodeExecution, Workflow, WorkflowRun
 from flowloom.storage.tables.base import utcnow
 
 __all__ = [
-    "ALLOWED_RUN_TRANSITIONS",
     "MAX_PAGE_SIZE",
     "DurationStats",
     "NodeSpec",
@@ -53,28 +51,6 @@ _E = TypeVar("_E", bound=StrEnum)
 _RUN = PREFIXES["workflow_runs"]
 _NODE_EXECUTION = PREFIXES["node_executions"]
 _NODE_EXECUTIONS = cast(Table, NodeExecution.__table__)
-
-ALLOWED_RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    # A run that never started may still fail (it could not be planned) or be cancelled.
-    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
-    # RUNNING -> RUNNING is allowed: an engine resuming after a crash re-announces the run.
-    RunStatus.RUNNING: frozenset(
-        {
-            RunStatus.RUNNING,
-            RunStatus.WAITING,
-            RunStatus.COMPLETED,
-            RunStatus.FAILED,
-            RunStatus.CANCELLED,
-        }
-    ),
-    RunStatus.WAITING: frozenset(
-        {RunStatus.WAITING, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}
-    ),
-    RunStatus.COMPLETED: frozenset(),
-    RunStatus.FAILED: frozenset(),
-    RunStatus.CANCELLED: frozenset(),
-}
-"""Every status a run may move to from each status; finished runs never move again."""
 
 
 class NodeSpec(NamedTuple):
@@ -343,69 +319,6 @@ class RunRepo:
             .limit(limit)
         )
         return list(rows)
-
-    async def set_status(
-        self,
-        *,
-        run_id: str,
-        status: RunStatus,
-        error: dict[str, Any] | None = None,
-        outputs: dict[str, Any] | None = None,
-        at: datetime | None = None,
-    ) -> WorkflowRun:
-        """Move the owner's run to ``status`` at time ``at`` (default now) and return it.
-
-        Entering RUNNING the first time sets ``started_at``; entering a finished status sets
-        ``finished_at`` and, for a run that had started, ``duration_ms``. ``error`` and
-        ``outputs`` are stored when given. A move not in ``ALLOWED_RUN_TRANSITIONS`` (e.g.
-        COMPLETED -> RUNNING) is a Conflict and changes nothing. The row is locked while it is
-        checked (PostgreSQL ``FOR UPDATE``; SQLite writers are serialised anyway), so two
-        concurrent moves cannot both pass the check.
-        """
-        status = _enum(RunStatus, status, "status")
-        run = await self.session.scalar(self._one(run_id).with_for_update())
-        if run is None:
-            raise NotFound("run", run_id)
-        current = RunStatus(run.status)
-        if status not in ALLOWED_RUN_TRANSITIONS[current]:
-            raise Conflict(f"run {run_id!r} cannot move from {current} to {status}")
-        when = at or utcnow()
-        run.status = status
-        if status is RunStatus.RUNNING and run.started_at is None:
-            run.started_at = when
-        if status in FINISHED_RUN_STATUSES:
-            run.finished_at = when
-            if run.started_at is not None:
-                run.duration_ms = max(0, round((when - run.started_at).total_seconds() * 1000))
-        if error is not None:
-            run.error = error
-        if outputs is not None:
-            run.outputs = outputs
-        await self.session.flush()
-        return run
-
-    async def request_cancel(self, *, run_id: str) -> WorkflowRun:
-        """Ask for the owner's run to stop, and return it.
-
-        A PENDING run has no engine work in flight, so it is CANCELLED at once. A RUNNING or
-        WAITING run gets ``cancel_requested`` set; the engine sees it and finishes the run as
-        CANCELLED. Cancelling an already cancelled run changes nothing; cancelling a completed or
-        failed run is a Conflict.
-        """
-        run = await self.session.scalar(self._one(run_id).with_for_update())
-        if run is None:
-            raise NotFound("run", run_id)
-        current = RunStatus(run.status)
-        if current is RunStatus.CANCELLED:
-            return run
-        if current in FINISHED_RUN_STATUSES:
-            raise Conflict(f"run {run_id!r} already finished as {current}")
-        run.cancel_requested = True
-        if current is RunStatus.PENDING:
-            run.status = RunStatus.CANCELLED
-            run.finished_at = utcnow()
-        await self.session.flush()
-        return run
 
     def _one(self, run_id: str) -> Select[WorkflowRun]:
         return select(WorkflowRun).where(

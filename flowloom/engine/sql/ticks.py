@@ -19,13 +19,12 @@ commit), so it has a path of its own, ``TickStore``:
 Cache lookups run outside the tick's transaction (inline on SQLite, where an indexed point
 lookup costs less than a hop to a thread): a success, once committed, stays a success.
 
-Creating runs and their checkpoints goes through ``RunRepo`` like everything else.
+Part of ``SqlRunStore`` (``run_store.py``); creating runs goes through ``RunRepo``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -45,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowloom.engine.ports import Tick
 from flowloom.engine.run_state import DebugState, NodeSlot
 from flowloom.ids import idempotency_key
 from flowloom.storage.database import Database, sqlite_connection
@@ -52,7 +52,7 @@ from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 from flowloom.storage.tables.base import UTCDateTime
 
-__all__ = ["Tick", "TickStore", "latest_success_outputs", "load_debug", "load_slots"]
+__all__ = ["TickStore", "latest_success_outputs", "load_debug", "load_slots"]
 
 # Typed as Table (``__table__`` is only known as a FromClause) so Core update() accepts them.
 _NODES = cast(Table, NodeExecution.__table__)
@@ -106,25 +106,6 @@ _Processor = Callable[[Any], Any] | None
 
 _INLINE_MAX_ROWS = 64
 """The most node rows a SQLite tick writes inline, on the event loop's thread (~2 ms)."""
-
-
-@dataclass(slots=True)
-class Tick:
-    """What one scheduler tick commits."""
-
-    run_id: str
-    owner: str
-    """This engine's lease owner: the fence for ``fenced``."""
-    now: datetime
-    slots: list[NodeSlot]
-    """Every changed node row, written whole."""
-    fenced: set[str]
-    """Row ids (all among ``slots``) written only while RUNNING under ``owner``'s lease."""
-    run_values: dict[str, Any]
-    """Columns of the run row to change (empty: unchanged); a finished run never changes."""
-    debug: DebugState | None = None
-    """A debug session to write back, with ``debug_status``."""
-    debug_status: str = "active"
 
 
 class TickStore:

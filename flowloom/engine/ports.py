@@ -1,0 +1,272 @@
+"""The engine's seams: what it needs from the outside world, as narrow protocols.
+
+- :class:`RunStore` is the one persistence boundary. The scheduler, the drivers, the lease
+  keeper and sub-runs reach runs and node executions only through it. ``engine/sql/`` holds
+  the implementation for SQLite and PostgreSQL; ``engine/memory_store.py`` one in memory
+  (unit tests, and the engine end to end without any database).
+- :class:`Clock` is where the engine reads the time, so that tests can move it.
+- :class:`PlanSource` is how a store turns a saved definition into a plan while it creates or
+  loads a run (the engine's plan cache), so that a store never parses workflows itself.
+
+The records passed across (``NewRun``, ``StoredRun``, ``Tick``, ...) are plain dataclasses of
+the engine's own types; nothing here names a table or a session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from flowloom.engine.run_state import DebugState, NodeSlot, NodeSpec
+from flowloom.graph import Plan, Scope
+from flowloom.nodes.base import MemoryStore
+from flowloom.providers.usage import UsageSink
+from flowloom.storage.enums import RunStatus, TriggerKind
+
+__all__ = [
+    "Clock",
+    "NewRun",
+    "PlanSource",
+    "Prepared",
+    "RunResult",
+    "RunStore",
+    "StoredRun",
+    "Tick",
+    "UnfinishedNode",
+    "UnfinishedRun",
+]
+
+
+class Clock(Protocol):
+    """The time, timezone-aware UTC."""
+
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One workflow version's validated plan in one scope, and its nodes' specs."""
+
+    plan: Plan
+    specs: dict[str, NodeSpec]
+
+
+class PlanSource(Protocol):
+    """The engine's plan cache, as a store sees it while creating or loading a run."""
+
+    def cached(
+        self, workflow_id: str, version: int, scope: Scope, target: str | None
+    ) -> Prepared | None:
+        """The plan prepared before, if any (then no definition needs reading)."""
+        ...
+
+    def prepare(
+        self,
+        workflow_id: str,
+        version: int,
+        definition: dict[str, Any],
+        scope: Scope,
+        target: str | None,
+    ) -> Prepared:
+        """Validate ``definition`` and plan it; ValidationFailed if it cannot run so."""
+        ...
+
+
+@dataclass(slots=True)
+class NewRun:
+    """Everything a run is created with (see ``Engine.start_run``)."""
+
+    owner_id: str
+    workflow_id: str
+    version: int | None
+    """None: the workflow's current version."""
+    scope: Scope
+    target_node_id: str | None
+    inputs: dict[str, Any]
+    trigger_kind: TriggerKind
+    trigger_data: dict[str, Any]
+    idempotency_key: str | None
+    timeout_s: float | None
+    breakpoints: Sequence[str] | None
+    use_cache: bool
+    parent_run_id: str | None
+    parent_node_id: str | None
+    api_key_id: str | None
+    max_depth: int
+    """How deep sub-runs may nest; LimitExceeded past it."""
+
+
+@dataclass(slots=True)
+class StoredRun:
+    """A run as its rows have it: what a driver rebuilds its state from."""
+
+    run_id: str
+    workflow_id: str
+    owner_id: str
+    status: RunStatus
+    prepared: Prepared
+    slots: dict[str, NodeSlot]
+    run_inputs: dict[str, Any]
+    outside_outputs: dict[str, dict[str, Any] | None]
+    """For a NODE or UPSTREAM run: the newest outputs of each parent outside the plan."""
+    debug: DebugState | None
+    started_at: datetime | None
+    timeout_s: float | None
+    api_key_id: str | None
+    use_cache: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Where a run stands, as stored."""
+
+    run_id: str
+    status: RunStatus
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnfinishedNode:
+    """A RUNNING or WAITING node of an unfinished run (what resuming needs to know)."""
+
+    status: str
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    wait: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class UnfinishedRun:
+    run_id: str
+    status: RunStatus
+    nodes: list[UnfinishedNode] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Tick:
+    """What one scheduler tick commits."""
+
+    run_id: str
+    owner: str
+    """This engine's lease owner: the fence for ``fenced``."""
+    now: datetime
+    slots: list[NodeSlot]
+    """Every changed node row, written whole."""
+    fenced: set[str]
+    """Row ids (all among ``slots``) written only while RUNNING under ``owner``'s lease."""
+    run_values: dict[str, Any]
+    """Columns of the run row to change (empty: unchanged); a finished run never changes."""
+    debug: DebugState | None = None
+    """A debug session to write back, with ``debug_status``."""
+    debug_status: str = "active"
+
+
+class RunStore(Protocol):
+    """Runs and their node executions, wherever they are kept.
+
+    Every method is one short transaction (or none). Outages surface as
+    ``flowloom.storage.errors.DatabaseUnavailable`` (the engine waits them out); every write
+    may be retried after one.
+    """
+
+    # ---- starting and reading runs
+
+    async def create_run(self, new: NewRun, plans: PlanSource) -> str:
+        """Create the run and one row per planned node (roots READY, the rest PENDING), and a
+        debug session when ``new.breakpoints`` is not None, in one transaction; the run's id.
+
+        With an idempotency key this owner used before, the run made then (nothing written).
+        NotFound for a workflow or version that is not the owner's; ValidationFailed (from
+        ``plans``) for a definition that cannot run; LimitExceeded past ``max_depth`` or the
+        owner's plan.
+        """
+        ...
+
+    async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
+        """The run's rows, for a driver; NotFound if there is no such run."""
+        ...
+
+    async def outcome(self, run_id: str) -> RunResult:
+        """The run's status and result; NotFound if there is no such run."""
+        ...
+
+    async def unfinished_runs(self) -> list[UnfinishedRun]:
+        """Every PENDING, RUNNING or WAITING run, with its RUNNING and WAITING nodes."""
+        ...
+
+    # ---- the scheduler's tick
+
+    async def commit(self, tick: Tick) -> bool:
+        """Write the tick in one transaction; False (nothing written) if a fenced row is no
+        longer RUNNING under ``tick.owner``'s lease."""
+        ...
+
+    async def find_cached(self, signatures: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """For each signature with an earlier success: the newest such row's id and outputs."""
+        ...
+
+    async def fail_run(
+        self,
+        *,
+        run_id: str,
+        error: dict[str, Any],
+        now: datetime,
+        started_at: datetime | None = None,
+        culprits: Collection[str] = (),
+    ) -> bool:
+        """Fail the run with ``error``: ``culprits`` (row ids) FAILED, its other unfinished
+        nodes CANCELLED, its debug session finished; whether the run row changed."""
+        ...
+
+    # ---- leases
+
+    async def renew_lease(self, *, row_id: str, attempt: int, owner: str, until: datetime) -> bool:
+        """Extend the lease of ``row_id`` to ``until`` if ``owner``'s ``attempt`` still holds
+        it (RUNNING); whether it did."""
+        ...
+
+    async def expire_leases(self, *, owner: str, now: datetime) -> None:
+        """End every lease ``owner`` holds now, so that another engine resumes at once."""
+        ...
+
+    # ---- sub-runs
+
+    async def workflow_named(self, *, owner_id: str, name: str) -> str | None:
+        """The id of the owner's workflow called ``name``, if there is one."""
+        ...
+
+    async def active_children(self, *, run_id: str, node_id: str) -> list[tuple[str, Any]]:
+        """Unfinished sub-runs started by ``node_id`` of ``run_id``: (child id, the parent
+        attempt that started it)."""
+        ...
+
+    # ---- what nodes reach
+
+    async def record_artifacts(
+        self,
+        *,
+        owner_id: str,
+        run_id: str,
+        node_execution_id: str,
+        references: Mapping[str, Mapping[str, Any]],
+        stored: Collection[str],
+    ) -> int:
+        """Add artifact rows for the blobs ``references`` names (sha256 -> reference) that the
+        owner has already or ``stored`` holds; how many were added. Idempotent."""
+        ...
+
+    async def owns_blob(self, *, owner_id: str, sha256: str) -> bool:
+        """Whether one of the owner's artifacts refers to ``sha256``."""
+        ...
+
+    def memory(self, *, owner_id: str, workflow_id: str) -> MemoryStore:
+        """One workflow's memory, as its nodes see it."""
+        ...
+
+    def usage(self, *, owner_id: str, api_key_id: str | None, run_id: str) -> UsageSink | None:
+        """Where a run's AI nodes record what they used (None: not recorded)."""
+        ...

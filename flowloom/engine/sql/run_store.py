@@ -1,0 +1,342 @@
+"""``SqlRunStore``: the engine's ``RunStore`` on SQLite and PostgreSQL.
+
+The tick's hot path is ``TickStore`` (``ticks.py``: raw statements compiled by SQLAlchemy, one
+round trip per tick); everything else here is ordinary SQLAlchemy on the ``Database``'s one
+async engine, each method its own short transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowloom.engine.plans import check_breakpoints
+from flowloom.engine.ports import (
+    NewRun,
+    PlanSource,
+    RunResult,
+    StoredRun,
+    Tick,
+    UnfinishedNode,
+    UnfinishedRun,
+)
+from flowloom.engine.sql import artifacts, failure
+from flowloom.engine.sql.memory import MemoryAdapter
+from flowloom.engine.sql.ticks import TickStore, latest_success_outputs, load_debug, load_slots
+from flowloom.exceptions import LimitExceeded, NotFound
+from flowloom.graph import Scope
+from flowloom.ids import PREFIXES, new_id
+from flowloom.integrations.usage import DatabaseUsageSink
+from flowloom.nodes.base import MemoryStore
+from flowloom.providers.usage import UsageSink
+from flowloom.storage.database import Database
+from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunScope, RunStatus
+from flowloom.storage.repos.runs import RunRepo
+from flowloom.storage.repos.workflows import WorkflowRepo
+from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
+
+__all__ = ["RunQuota", "SqlRunStore"]
+
+_NODES = cast(Table, NodeExecution.__table__)
+
+
+class RunQuota(Protocol):
+    """Plan limits (``flowloom.billing.PlanQuota``), asked inside the run's transaction before
+    anything is written."""
+
+    async def before_run(
+        self,
+        session: AsyncSession,
+        *,
+        owner_id: str,
+        idempotency_key: str | None,
+        **future_kwargs: Any,
+    ) -> Mapping[str, Any] | None:
+        """Raise LimitExceeded to refuse the run; may return entries for its trigger data."""
+        ...
+
+
+class SqlRunStore:
+    """Runs on one ``Database``; ``quota`` (optional) is asked before every run is created."""
+
+    def __init__(self, db: Database, *, quota: RunQuota | None = None) -> None:
+        self.db = db
+        self.quota = quota
+        self._ticks = TickStore(db)
+
+    # ---- starting and reading runs
+
+    async def create_run(self, new: NewRun, plans: PlanSource) -> str:
+        owner_id = new.owner_id
+        data = dict(new.trigger_data)
+        if not new.use_cache:
+            data["use_cache"] = False
+        async with self.db.write() as session:
+            if new.parent_run_id is not None:
+                data["depth"] = await _subrun_depth(session, new)
+            workflows = WorkflowRepo(session, owner_id=owner_id)
+            version = new.version
+            if version is None:
+                version = await workflows.current_version(workflow_id=new.workflow_id)
+            # A version prepared before needs no definition read (nor its JSON parsed); the
+            # run's insert below checks that the workflow and version are the owner's.
+            prepared = plans.cached(new.workflow_id, version, new.scope, new.target_node_id)
+            if prepared is None:
+                saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
+                prepared = plans.prepare(
+                    new.workflow_id, version, saved.definition, new.scope, new.target_node_id
+                )
+            check_breakpoints(new.breakpoints, prepared)
+            if self.quota is not None:
+                data.update(
+                    await self.quota.before_run(
+                        session,
+                        owner_id=owner_id,
+                        idempotency_key=new.idempotency_key,
+                        workflow_id=new.workflow_id,
+                        parent_run_id=new.parent_run_id,
+                        trigger_kind=new.trigger_kind,
+                    )
+                    or {}
+                )
+            runs = RunRepo(session, owner_id=owner_id)
+            run = await runs.create(
+                workflow_id=new.workflow_id,
+                workflow_version=version,
+                scope=RunScope(new.scope.value),
+                target_node_id=new.target_node_id if new.scope is not Scope.FULL else None,
+                trigger_kind=new.trigger_kind,
+                trigger_data=data or None,
+                inputs=new.inputs,
+                idempotency_key=new.idempotency_key,
+                timeout_s=new.timeout_s,
+                parent_run_id=new.parent_run_id,
+                parent_node_id=new.parent_node_id,
+                api_key_id=new.api_key_id,
+            )
+            if new.idempotency_key is not None:
+                existing = await session.scalar(
+                    select(func.count()).where(NodeExecution.run_id == run.id)
+                )
+                if existing:
+                    return run.id
+            counts = prepared.plan.unfinished_parents()
+            await runs.add_node_executions(
+                run_id=run.id,
+                nodes=[
+                    (node, prepared.specs[node].definition.type, counts[node])
+                    for node in prepared.plan.order
+                ],
+            )
+            if new.breakpoints is not None:
+                session.add(
+                    DebugSession(
+                        id=new_id(PREFIXES["debug_sessions"]),
+                        run_id=run.id,
+                        user_id=owner_id,
+                        breakpoints=list(new.breakpoints),
+                        mode="continue",
+                    )
+                )
+            return run.id
+
+    async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
+        async with self.db.read() as session:
+            run = await session.get(WorkflowRun, run_id)
+            if run is None:
+                raise NotFound("run", run_id)
+            scope = Scope(run.scope)
+            prepared = plans.cached(
+                run.workflow_id, run.workflow_version, scope, run.target_node_id
+            )
+            if prepared is None:
+                definition = await session.scalar(
+                    select(WorkflowVersion.definition).where(
+                        WorkflowVersion.workflow_id == run.workflow_id,
+                        WorkflowVersion.version == run.workflow_version,
+                    )
+                )
+                if definition is None:
+                    raise NotFound("workflow version", f"{run.workflow_id}@{run.workflow_version}")
+                prepared = plans.prepare(
+                    run.workflow_id, run.workflow_version, definition, scope, run.target_node_id
+                )
+            slots = await load_slots(session, run_id)
+            debug = await load_debug(session, run_id)
+            outside: dict[str, dict[str, Any] | None] = {}
+            for parents in prepared.plan.outside_parents.values():
+                for parent in parents:
+                    outside[parent] = await latest_success_outputs(
+                        session, workflow_id=run.workflow_id, node_id=parent
+                    )
+        return StoredRun(
+            run_id=run.id,
+            workflow_id=run.workflow_id,
+            owner_id=run.user_id,
+            status=RunStatus(run.status),
+            prepared=prepared,
+            slots=slots,
+            run_inputs=dict(run.inputs or {}),
+            outside_outputs=outside,
+            debug=debug,
+            started_at=run.started_at,
+            timeout_s=run.timeout_s,
+            api_key_id=run.api_key_id,
+            use_cache=(run.trigger_data or {}).get("use_cache", True) is not False,
+        )
+
+    async def outcome(self, run_id: str) -> RunResult:
+        async with self.db.read() as session:
+            run = await session.get(WorkflowRun, run_id)
+            if run is None:
+                raise NotFound("run", run_id)
+            return RunResult(
+                run_id=run.id,
+                status=RunStatus(run.status),
+                outputs=run.outputs,
+                error=run.error,
+                duration_ms=run.duration_ms,
+            )
+
+    async def unfinished_runs(self) -> list[UnfinishedRun]:
+        async with self.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(WorkflowRun.id, WorkflowRun.status).where(
+                        WorkflowRun.status.in_(ACTIVE_RUN_STATUSES)
+                    )
+                )
+            ).all()
+            runs = {run_id: UnfinishedRun(run_id, RunStatus(status)) for run_id, status in rows}
+            if not runs:
+                return []
+            nodes = await session.execute(
+                select(
+                    NodeExecution.run_id,
+                    NodeExecution.status,
+                    NodeExecution.lease_owner,
+                    NodeExecution.lease_expires_at,
+                    NodeExecution.wait,
+                ).where(
+                    NodeExecution.run_id.in_(list(runs)),
+                    NodeExecution.status.in_([NodeStatus.RUNNING, NodeStatus.WAITING]),
+                )
+            )
+            for run_id, status, owner, expires_at, wait in nodes:
+                runs[run_id].nodes.append(UnfinishedNode(status, owner, expires_at, wait))
+        return list(runs.values())
+
+    # ---- the scheduler's tick
+
+    async def commit(self, tick: Tick) -> bool:
+        return await self._ticks.commit(tick)
+
+    async def find_cached(self, signatures: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        return await self._ticks.find_cached(signatures)
+
+    async def fail_run(
+        self,
+        *,
+        run_id: str,
+        error: dict[str, Any],
+        now: datetime,
+        started_at: datetime | None = None,
+        culprits: Collection[str] = (),
+    ) -> bool:
+        return await failure.fail_run(
+            self.db, run_id=run_id, error=error, now=now, started_at=started_at, culprits=culprits
+        )
+
+    # ---- leases
+
+    async def renew_lease(self, *, row_id: str, attempt: int, owner: str, until: datetime) -> bool:
+        async with self.db.write() as session:
+            result = await session.execute(
+                update(_NODES)
+                .where(
+                    _NODES.c.id == row_id,
+                    _NODES.c.attempt == attempt,
+                    _NODES.c.lease_owner == owner,
+                    _NODES.c.status == NodeStatus.RUNNING.value,
+                )
+                .values(lease_expires_at=until)
+            )
+            return cast(CursorResult[object], result).rowcount == 1
+
+    async def expire_leases(self, *, owner: str, now: datetime) -> None:
+        async with self.db.write() as session:
+            await session.execute(
+                update(_NODES)
+                .where(
+                    _NODES.c.status == NodeStatus.RUNNING.value,
+                    _NODES.c.lease_owner == owner,
+                )
+                .values(lease_expires_at=now)
+            )
+
+    # ---- sub-runs
+
+    async def workflow_named(self, *, owner_id: str, name: str) -> str | None:
+        async with self.db.read() as session:
+            match = await WorkflowRepo(session, owner_id=owner_id).find_by_reference(name=name)
+        return None if match is None else match.id
+
+    async def active_children(self, *, run_id: str, node_id: str) -> list[tuple[str, Any]]:
+        async with self.db.read() as session:
+            rows = await session.execute(
+                select(WorkflowRun.id, WorkflowRun.trigger_data).where(
+                    WorkflowRun.parent_run_id == run_id,
+                    WorkflowRun.parent_node_id == node_id,
+                    WorkflowRun.status.in_(ACTIVE_RUN_STATUSES),
+                )
+            )
+            return [(child_id, (data or {}).get("parent_attempt")) for child_id, data in rows]
+
+    # ---- what nodes reach
+
+    async def record_artifacts(
+        self,
+        *,
+        owner_id: str,
+        run_id: str,
+        node_execution_id: str,
+        references: Mapping[str, Mapping[str, Any]],
+        stored: Collection[str],
+    ) -> int:
+        return await artifacts.record_artifacts(
+            self.db,
+            owner_id=owner_id,
+            run_id=run_id,
+            node_execution_id=node_execution_id,
+            references=references,
+            stored=stored,
+        )
+
+    async def owns_blob(self, *, owner_id: str, sha256: str) -> bool:
+        return await artifacts.owns_blob(self.db, owner_id=owner_id, sha256=sha256)
+
+    def memory(self, *, owner_id: str, workflow_id: str) -> MemoryStore:
+        return MemoryAdapter(self.db, owner_id=owner_id, workflow_id=workflow_id)
+
+    def usage(self, *, owner_id: str, api_key_id: str | None, run_id: str) -> UsageSink | None:
+        return DatabaseUsageSink(self.db, owner_id=owner_id, api_key_id=api_key_id, run_id=run_id)
+
+
+async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:
+    """The depth a child of ``new.parent_run_id`` has; LimitExceeded past the limit."""
+    parent_data = await session.scalar(
+        select(WorkflowRun.trigger_data).where(WorkflowRun.id == new.parent_run_id)
+    )
+    depth = int((parent_data or {}).get("depth", 0)) + 1
+    if depth > new.max_depth:
+        raise LimitExceeded(
+            f"sub-runs would nest {depth} deep, over the limit of {new.max_depth}"
+            f" (does workflow {new.workflow_id!r} call itself?)",
+            limit="max_subrun_depth",
+        )
+    return depth
