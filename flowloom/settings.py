@@ -38,6 +38,14 @@ _ASYNC_DRIVERS = {
 }
 
 
+_REDIS_SCHEMES = frozenset({"redis", "rediss"})
+_AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def _scheme(url: str) -> str:
+    return url.partition("://")[0].lower() if "://" in url else ""
+
+
 def normalize_database_url(url: str) -> str:
     """The async form of a database URL, or ConfigurationError naming what is wrong with it.
 
@@ -199,9 +207,11 @@ class Settings(BaseSettings):
     """``local``: this process drives its runs. ``celery``: ``flowloom serve`` writes runs and
     queues them; ``flowloom worker`` processes drive them (PostgreSQL and Redis needed)."""
     broker_url: str = "redis://127.0.0.1:6379/0"
-    """The Celery broker that carries runs to the workers."""
+    """The Celery broker that carries runs to the workers: Redis (``redis://``, ``rediss://``)
+    or RabbitMQ (``amqp://``, ``amqps://``)."""
     events_url: str | None = None
-    """Redis for run events (pub/sub) and run claims; None: the broker's Redis."""
+    """Redis for run events (pub/sub) and run claims; None: the broker's Redis (required when
+    the broker is RabbitMQ)."""
     worker_queue: Annotated[str, Field(min_length=1, max_length=100)] = "flowloom"
     """The Celery queue of runs; also names the Redis keys and channel, so instances sharing
     one Redis keep apart by using different queues."""
@@ -246,6 +256,23 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "give exactly one of external_auth_shared_key and external_auth_jwks_url"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_broker(self) -> Settings:
+        broker = _scheme(self.broker_url)
+        if broker not in _REDIS_SCHEMES | _AMQP_SCHEMES:
+            raise ValueError(
+                f"broker_url must start with redis://, rediss://, amqp:// or amqps://, "
+                f"not {broker or 'nothing'}://"
+            )
+        if self.events_url is not None and _scheme(self.events_url) not in _REDIS_SCHEMES:
+            raise ValueError("events_url must be a Redis URL (redis:// or rediss://)")
+        if self.events_url is None and broker in _AMQP_SCHEMES:
+            raise ValueError(
+                "events_url (FLOWLOOM_EVENTS_URL) must name a Redis server when the broker is "
+                "RabbitMQ: run events and claims travel through Redis"
+            )
         return self
 
     @field_validator("database_url")

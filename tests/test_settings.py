@@ -120,3 +120,31 @@ def test_a_secret_key_from_the_environment_wins(
     monkeypatch.setenv("FLOWLOOM_SECRET_KEY", "short")
     with pytest.raises(ConfigurationError, match="at least 32 characters"):
         Settings(data_dir=tmp_path).load_secret_key()
+
+
+def test_rabbitmq_is_a_broker_with_redis_for_events() -> None:
+    settings = Settings(
+        broker_url="amqp://guest:guest@127.0.0.1:5672//", events_url="redis://127.0.0.1:6379/2"
+    )
+
+    assert settings.resolved_events_url == "redis://127.0.0.1:6379/2"
+    assert Settings(broker_url="rediss://cache:6380/1").resolved_events_url == (
+        "rediss://cache:6380/1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"broker_url": "amqp://127.0.0.1//"}, "events_url .* must name a Redis server"),
+        ({"broker_url": "kafka://127.0.0.1"}, "broker_url must start with redis://"),
+        ({"broker_url": "127.0.0.1:6379"}, "not nothing://"),
+        (
+            {"broker_url": "amqp://127.0.0.1//", "events_url": "amqp://127.0.0.1//"},
+            "events_url must be a Redis URL",
+        ),
+    ],
+)
+def test_a_broker_that_cannot_work_is_refused_by_name(given: dict[str, str], named: str) -> None:
+    with pytest.raises(ValidationError, match=named):
+        Settings(**given)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
 from pgkit import drop_postgres_schema, make_postgres_database, require_postgres
-from workerkit import Cluster, require_redis, worker_registry
+from workerkit import Cluster, require_rabbitmq, require_redis, worker_registry
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
@@ -40,8 +40,17 @@ async def pg(services: None) -> AsyncIterator[tuple[Database, str]]:
 
 
 @pytest.fixture
-async def cluster(pg: tuple[Database, str], tmp_path: Path) -> AsyncIterator[Cluster]:
-    found = Cluster(pg[1], tmp_path)
+def broker(request: pytest.FixtureRequest) -> str:
+    """Redis unless a test asks for brokers by ``parametrize("broker", BROKERS, indirect=True)``."""
+    name = str(getattr(request, "param", "redis"))
+    if name == "rabbitmq":
+        require_rabbitmq()
+    return name
+
+
+@pytest.fixture
+async def cluster(pg: tuple[Database, str], tmp_path: Path, broker: str) -> AsyncIterator[Cluster]:
+    found = Cluster(pg[1], tmp_path, broker)
     yield found
     found.stop_all()
 

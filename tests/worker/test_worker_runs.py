@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from enginekit import definition, edge, make_owner, node, node_rows, save_workflow
-from workerkit import Cluster, worker_registry
+from workerkit import BROKERS, Cluster, worker_registry
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
@@ -50,6 +50,7 @@ async def wait_for_node(db: Database, run_id: str, node_id: str, status: NodeSta
     raise AssertionError(f"{node_id} never became {status}")
 
 
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
 async def test_fan_out_and_join_gives_the_embedded_results(
     pg: tuple[Database, str], cluster: Cluster, api: Engine
 ) -> None:
@@ -133,6 +134,7 @@ async def test_two_workers_share_many_runs(
     assert pids == {w.pid for w in cluster.workers}
 
 
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
 async def test_an_approval_answered_from_the_api_resumes_on_a_worker(
     pg: tuple[Database, str], cluster: Cluster, api: Engine
 ) -> None:
@@ -186,6 +188,7 @@ async def test_cancel_from_the_api_stops_a_running_run(
     await api.cancel(run_id)
 
 
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
 async def test_a_killed_worker_s_run_is_finished_by_another(
     pg: tuple[Database, str], cluster: Cluster, api: Engine, tmp_path: Path
 ) -> None:

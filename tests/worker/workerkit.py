@@ -25,6 +25,8 @@ from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, RunConte
 from flowloom.nodes.registry import NodeRegistry  # noqa: E402
 
 REDIS_URL = os.environ.get("FLOWLOOM_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+RABBITMQ_URL = os.environ.get("FLOWLOOM_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+BROKERS = ("redis", "rabbitmq")
 
 
 def require_redis() -> None:
@@ -35,6 +37,20 @@ def require_redis() -> None:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except Exception as exc:
         message = f"Redis unreachable at {REDIS_URL}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set, so this is an error)")
+        pytest.skip(message)
+
+
+def require_rabbitmq() -> None:
+    """Skip (or, under CI, fail) when RabbitMQ cannot be reached."""
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=2) as connection:
+            connection.connect()
+    except Exception as exc:
+        message = f"RabbitMQ unreachable at {RABBITMQ_URL}: {exc}"
         if os.environ.get("CI"):
             pytest.fail(message + " (CI is set, so this is an error)")
         pytest.skip(message)
@@ -96,12 +112,15 @@ def worker_registry() -> NodeRegistry:
 
 
 class Cluster:
-    """One test's Redis namespace (its own DB number and queue) and its worker processes."""
+    """One test's Redis namespace (its own DB number and queue) and its worker processes;
+    the broker is that Redis, or RabbitMQ (``broker="rabbitmq"``, a queue of the test's own)."""
 
-    def __init__(self, schema: str, tmp: Path) -> None:
+    def __init__(self, schema: str, tmp: Path, broker: str = "redis") -> None:
         self.schema = schema
         self.queue = f"fl_test_{secrets.token_hex(5)}"
-        self.broker_url = f"{REDIS_URL}/{secrets.randbelow(15) + 1}"
+        self.events_url = f"{REDIS_URL}/{secrets.randbelow(15) + 1}"
+        self.broker = broker
+        self.broker_url = RABBITMQ_URL if broker == "rabbitmq" else self.events_url
         self.tmp = tmp
         self.secret_key = secrets.token_urlsafe(32)
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -110,6 +129,7 @@ class Cluster:
         return {
             **os.environ,
             "FLOWLOOM_BROKER_URL": self.broker_url,
+            "FLOWLOOM_EVENTS_URL": self.events_url,
             "FLOWLOOM_WORKER_QUEUE": self.queue,
             "FLOWLOOM_DATA_DIR": str(self.tmp),
             "FLOWLOOM_SECRET_KEY": self.secret_key,
@@ -122,6 +142,7 @@ class Cluster:
         return Settings(
             executor="celery",
             broker_url=self.broker_url,
+            events_url=self.events_url,
             worker_queue=self.queue,
             data_dir=self.tmp,
             secret_key=self.secret_key,
@@ -157,11 +178,16 @@ class Cluster:
                 process.wait(timeout=5)
         import redis
 
-        client = redis.Redis.from_url(self.broker_url)
+        client = redis.Redis.from_url(self.events_url)
         keys = list(client.scan_iter(f"*{self.queue}*"))
         if keys:
             client.delete(*keys)
         client.close()
+        if self.broker == "rabbitmq":
+            from kombu import Connection
+
+            with Connection(self.broker_url) as connection:
+                connection.default_channel.queue_delete(self.queue)
 
     def wait_ready(self, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
         """Until the worker's Celery consumer says it is ready for tasks."""
