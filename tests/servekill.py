@@ -563,6 +563,8 @@ class Audit:
     refused: list[str]
     failed: list[str] = field(default_factory=list)
     """Runs that did not complete: id, status, and the error of each node that failed."""
+    details: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    """Every run read back, by id (the API's run detail)."""
 
     @property
     def ok(self) -> bool:
@@ -670,6 +672,7 @@ def audit(
         if d["status"] not in ("COMPLETED", MISSING)
     ]
     return Audit(
+        details=dict(details),
         failed=failed,
         submitted=len(ledger.answered),
         runs=len(run_ids),

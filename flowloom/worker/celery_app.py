@@ -9,6 +9,7 @@ no result backend: the database holds every outcome.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        # No remote control: flowloom never uses it, and on RabbitMQ each worker's control
+        # queue is exclusive to its node name (two workers on one host would clash).
+        worker_enable_remote_control=False,
         # Redis redelivers an unacknowledged task (its worker was killed) after this; the
         # sweep has resumed the run long before, so the late copy only finds it driven.
         broker_transport_options={"visibility_timeout": settings.worker_visibility_timeout_s},
@@ -110,6 +114,8 @@ def run_worker(
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",
+        # A node name of its own, so several `flowloom worker`s on one host stay apart.
+        f"--hostname=flowloom-{os.getpid()}@%h",
         *(extra_args or []),
     ]
     try:
