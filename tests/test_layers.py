@@ -311,3 +311,30 @@ def test_the_engine_reaches_the_database_only_through_the_run_store() -> None:
         and found.imported not in ENGINE_MAY_USE_OF_STORAGE
     ]
     assert not offending, "engine modules past the RunStore seam:\n" + "\n".join(offending)
+
+
+WORKER_MAY_USE_OF_STORAGE = ENGINE_MAY_USE_OF_STORAGE | {
+    "flowloom.storage.database",  # a worker process opens its Database (and disposes of it)
+}
+
+
+def test_the_worker_reaches_runs_only_through_the_shared_run_store() -> None:
+    """The distributed worker and the API's remote engine read and write runs through
+    ``ports.SharedRunStore``: no worker module names a table, a repository or a session."""
+    offending = [
+        str(found)
+        for found in IMPORTS
+        if found.importer.startswith("flowloom.worker")
+        and found.imported.startswith("flowloom.storage")
+        and found.imported not in WORKER_MAY_USE_OF_STORAGE
+    ]
+    offending += [
+        f"{module} imports sqlalchemy"
+        for module, path in MODULES.items()
+        if module.startswith("flowloom.worker")
+        and any(
+            line.lstrip().startswith(("import sqlalchemy", "from sqlalchemy"))
+            for line in path.read_text(encoding="utf-8").splitlines()
+        )
+    ]
+    assert not offending, "worker modules past the RunStore seam:\n" + "\n".join(offending)

@@ -4,6 +4,8 @@
   keeper and sub-runs reach runs and node executions only through it. ``engine/sql/`` holds
   the implementation for SQLite and PostgreSQL; ``engine/memory_store.py`` one in memory
   (unit tests, and the engine end to end without any database).
+- :class:`SharedRunStore` adds what processes sharing one database tell each other through it
+  (distributed mode: runs needing a driver, answers and cancellations).
 - :class:`Clock` is where the engine reads the time, so that tests can move it.
 - :class:`PlanSource` is how a store turns a saved definition into a plan while it creates or
   loads a run (the engine's plan cache), so that a store never parses workflows itself.
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from flowloom.engine.run_state import DebugState, NodeSlot, NodeSpec
 from flowloom.graph import Plan, Scope
@@ -32,6 +34,8 @@ __all__ = [
     "Prepared",
     "RunResult",
     "RunStore",
+    "SharedRunStore",
+    "Signals",
     "StoredRun",
     "Tick",
     "UnfinishedNode",
@@ -165,6 +169,16 @@ class Tick:
     debug_status: str = "active"
 
 
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """What the API asked of runs a worker drives, read from the shared store."""
+
+    cancelled: Sequence[str]
+    """Unfinished runs whose cancellation was asked for."""
+    answers: Sequence[tuple[str, str, dict[str, Any]]]
+    """(run id, node id, answer) of nodes answered and READY again."""
+
+
 class RunStore(Protocol):
     """Runs and their node executions, wherever they are kept.
 
@@ -269,4 +283,39 @@ class RunStore(Protocol):
 
     def usage(self, *, owner_id: str, api_key_id: str | None, run_id: str) -> UsageSink | None:
         """Where a run's AI nodes record what they used (None: not recorded)."""
+        ...
+
+
+@runtime_checkable
+class SharedRunStore(RunStore, Protocol):
+    """A ``RunStore`` that several processes share (one database): the API writes answers and
+    cancellations to it, workers read them back and find the runs that need a driver."""
+
+    async def runs_needing_a_driver(
+        self, *, now: datetime, run_ids: Collection[str] | None = None, older_than_s: float = 0.0
+    ) -> list[str]:
+        """Unfinished runs (of ``run_ids``, or all created over ``older_than_s`` ago) that a
+        driver has work in: PENDING or RUNNING, or WAITING with a READY node, a due timer, or a
+        cancellation asked for."""
+        ...
+
+    async def signals(self, run_ids: Collection[str]) -> Signals:
+        """Cancellations asked for and answers given to the runs ``run_ids``."""
+        ...
+
+    async def answer_waiting(
+        self, run_id: str, node_id: str, answer: Mapping[str, Any], *, now: datetime
+    ) -> None:
+        """Answer a WAITING node in the store (READY again, the answer in its wait). NotFound
+        for an unknown run or node, Conflict for a finished run or a node not WAITING."""
+        ...
+
+    async def request_cancel(self, run_id: str) -> bool:
+        """Ask for the run's cancellation; False if it is CANCELLED already. NotFound, or
+        Conflict for a run that completed or failed."""
+        ...
+
+    async def settled(self, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
+        """The run's outcome, and whether it finished (or, unless ``finished_only``, waits
+        with nothing for a driver to do)."""
         ...

@@ -26,22 +26,19 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from sqlalchemy import select
-
 from flowloom.engine.driver import Driver, Message
 from flowloom.engine.looplag import watch_loop_lag
+from flowloom.engine.ports import SharedRunStore
 from flowloom.engine.scheduler import Engine
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
-from flowloom.storage.tables import NodeExecution, WorkflowRun
-from flowloom.storage.tables.base import utcnow
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.heartbeat import ClaimHeartbeat
 from flowloom.worker.relay import RedisEventBus
-from flowloom.worker.runs import RunQueue, runs_needing_a_driver
+from flowloom.worker.runs import RunQueue, shared_store
 
 __all__ = ["WorkerEngine", "WorkerHost"]
 
@@ -59,10 +56,13 @@ class WorkerEngine(Engine):
     mode: a run this engine starts itself (a ``workflow.call`` sub-run) is claimed before its
     driver starts, and a timed wait that comes due is queued (any worker may take it)."""
 
-    db: Database
-    """A worker's runs are always on a database (it shares them with the API)."""
     claims: RunClaims
     queue: RunQueue
+
+    @property
+    def shared(self) -> SharedRunStore:
+        """The run store this worker shares with the API and the other workers."""
+        return shared_store(self.store)
 
     async def dispatch_new_run(self, run_id: str) -> None:
         if not await self.claims.take(run_id, self.owner_token):
@@ -196,10 +196,11 @@ class WorkerHost:
             if not await engine.claims.take(run_id, owner):
                 return "driven by another worker"
             try:
-                if not await runs_needing_a_driver(engine.db, now=utcnow(), run_ids=[run_id]):
+                now = engine.clock.now()
+                if not await engine.shared.runs_needing_a_driver(now=now, run_ids=[run_id]):
                     return "nothing to do"
                 driver = engine.drive(run_id)
-                if await self._cancel_requested(run_id):
+                if (await engine.shared.signals([run_id])).cancelled:
                     self._cancelling.add(run_id)
                     _post(driver, "cancel")
                 while (current := engine.driver_of(run_id)) is not None:
@@ -219,15 +220,6 @@ class WorkerHost:
             if driver.state is not None and driver.state.status in FINISHED_RUN_STATUSES:
                 return "driven to the end"
         return "driven"
-
-    async def _cancel_requested(self, run_id: str) -> bool:
-        assert self.engine is not None
-        async with self.engine.db.read() as session:
-            return bool(
-                await session.scalar(
-                    select(WorkflowRun.cancel_requested).where(WorkflowRun.id == run_id)
-                )
-            )
 
     async def _forever(self, name: str, step: Callable[[], Coroutine[Any, Any, float]]) -> None:
         while True:
@@ -252,30 +244,13 @@ class WorkerHost:
         driven = engine.driven()
         if not driven:
             return _WATCH_S
-        async with engine.db.read() as session:
-            cancelled = (
-                await session.scalars(
-                    select(WorkflowRun.id).where(
-                        WorkflowRun.id.in_(driven),
-                        WorkflowRun.cancel_requested.is_(True),
-                        WorkflowRun.status.not_in(list(FINISHED_RUN_STATUSES)),
-                    )
-                )
-            ).all()
-            ready = (
-                await session.execute(
-                    select(NodeExecution.run_id, NodeExecution.node_id, NodeExecution.wait).where(
-                        NodeExecution.run_id.in_(driven),
-                        NodeExecution.status == NodeStatus.READY,
-                    )
-                )
-            ).all()
-        for run_id in cancelled:
+        found = await engine.shared.signals(driven)
+        for run_id in found.cancelled:
             driver = engine.driver_of(run_id)
             if driver is not None and run_id not in self._cancelling:
                 self._cancelling.add(run_id)
                 _post(driver, "cancel")
-        for run_id, node_id, wait in ready:
+        for run_id, node_id, answer in found.answers:
             driver = engine.driver_of(run_id)
             state = driver.state if driver is not None else None
             slot = state.slots.get(node_id) if state is not None else None
@@ -284,13 +259,11 @@ class WorkerHost:
                 or slot is None
                 or slot.status is not NodeStatus.WAITING
                 or "answer" in (slot.wait or {})
-                or not isinstance(wait, dict)
-                or not isinstance(wait.get("answer"), dict)
             ):
                 continue
             # The API answered a node this driver still holds as WAITING: apply it here too,
             # so that the driver's own tick writes it, as in embedded mode.
-            _post(driver, "answer", node_id=node_id, answer=wait["answer"])
+            _post(driver, "answer", node_id=node_id, answer=answer)
         return _WATCH_S
 
     async def _sweep(self) -> float:
@@ -298,8 +271,8 @@ class WorkerHost:
         assert engine is not None
         interval_s = self.settings.worker_sweep_interval_s
         if await engine.claims.try_lock("sweep", engine.owner_token, for_s=interval_s * 0.9):
-            for run_id in await runs_needing_a_driver(
-                engine.db, now=utcnow(), older_than_s=_CREATION_GRACE_S
+            for run_id in await engine.shared.runs_needing_a_driver(
+                now=engine.clock.now(), older_than_s=_CREATION_GRACE_S
             ):
                 if await engine.queue.put(run_id):
                     _log.info("run %s had no driver: queued it again", run_id)

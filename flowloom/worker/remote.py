@@ -32,19 +32,15 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
+from flowloom.engine.ports import SharedRunStore
 from flowloom.engine.scheduler import Engine, RunResult
-from flowloom.exceptions import Conflict, NotFound
+from flowloom.engine.unstorable import check_storable
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
-from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
-from flowloom.storage.tables.base import utcnow
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.relay import EventFeed
-from flowloom.worker.runs import RunQueue
+from flowloom.worker.runs import RunQueue, shared_store
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -64,8 +60,10 @@ _OUTBOX_MAX_S = 5.0
 class RemoteEngine(Engine):
     """An Engine that queues its runs for ``flowloom worker`` processes (see the module)."""
 
-    db: Database
-    """The database the API and the workers share."""
+    @property
+    def shared(self) -> SharedRunStore:
+        """The run store the API shares with the workers."""
+        return shared_store(self.store)
 
     def __init__(self, *args: Any, remote_settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -159,52 +157,14 @@ class RemoteEngine(Engine):
 
     async def answer(self, run_id: str, node_id: str, answer: Mapping[str, Any]) -> None:
         self._check_open()
-        now = utcnow()
-        async with self.db.write() as session:
-            run = await session.get(WorkflowRun, run_id, with_for_update=True)
-            if run is None:
-                raise NotFound("run", run_id)
-            if run.status in FINISHED_RUN_STATUSES:
-                raise Conflict(f"run {run_id!r} already finished as {run.status}")
-            row = await session.scalar(
-                select(NodeExecution)
-                .where(NodeExecution.run_id == run_id, NodeExecution.node_id == node_id)
-                .with_for_update()
-            )
-            if row is None:
-                raise NotFound("node execution", f"{run_id}/{node_id}")
-            if row.status != NodeStatus.WAITING:
-                raise Conflict(f"node {node_id!r} is {row.status}, not WAITING")
-            wait = dict(row.wait or {})
-            if wait.get("kind") == "breakpoint":
-                action = answer.get("action", "continue")
-                debug = await session.scalar(
-                    select(DebugSession).where(DebugSession.run_id == run_id)
-                )
-                if action not in ("step", "continue") or debug is None:
-                    raise Conflict("a breakpoint is answered with action 'step' or 'continue'")
-                debug.mode = action
-                debug.paused_node_id = None
-                wait["breakpoint_passed"] = True
-            # What RunState.answer does to the slot, written to the row.
-            wait["answer"] = dict(answer)
-            wait["answered_at"] = now.isoformat()
-            row.wait = wait
-            row.status = NodeStatus.READY
-            row.retry_at = None
+        check_storable(dict(answer), "answer")
+        await self.shared.answer_waiting(run_id, node_id, answer, now=self.clock.now())
         await self._dispatch(run_id)
 
     async def cancel(self, run_id: str) -> None:
         self._check_open()
-        async with self.db.write() as session:
-            run = await session.get(WorkflowRun, run_id, with_for_update=True)
-            if run is None:
-                raise NotFound("run", run_id)
-            if run.status == RunStatus.CANCELLED:
-                return
-            if run.status in FINISHED_RUN_STATUSES:
-                raise Conflict(f"run {run_id!r} already finished as {run.status}")
-            run.cancel_requested = True
+        if not await self.shared.request_cancel(run_id):
+            return
         await self._dispatch(run_id)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._settle(run_id, finished_only=True), _CANCEL_WAIT_S)
@@ -221,34 +181,11 @@ class RemoteEngine(Engine):
         with self.bus.subscribe(run_id) as events:
             stream = aiter(events)
             while True:
-                result, settled = await self._read(run_id, finished_only=finished_only)
+                result, settled = await self.shared.settled(run_id, finished_only=finished_only)
                 if settled:
                     return result
                 with contextlib.suppress(TimeoutError, StopAsyncIteration):
                     await asyncio.wait_for(anext(stream), _POLL_S)
-
-    async def _read(self, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
-        async with self.db.read() as session:
-            run = await session.get(WorkflowRun, run_id)
-            if run is None:
-                raise NotFound("run", run_id)
-            result = RunResult(
-                run_id=run.id,
-                status=RunStatus(run.status),
-                outputs=run.outputs,
-                error=run.error,
-                duration_ms=run.duration_ms,
-            )
-            if result.status in FINISHED_RUN_STATUSES:
-                return result, True
-            if finished_only or result.status is not RunStatus.WAITING or run.cancel_requested:
-                return result, False
-            ready = await session.scalar(
-                select(NodeExecution.id)
-                .where(NodeExecution.run_id == run_id, NodeExecution.status == NodeStatus.READY)
-                .limit(1)
-            )
-            return result, ready is None
 
     async def close(self) -> None:
         if self._outbox_task is not None:

@@ -1,84 +1,31 @@
-"""The database's side of distributed mode: which runs need a driver, and queueing them.
+"""Queueing runs for the workers, and the shared store both sides of distributed mode use.
 
-The database stays the truth: a run needs a driver when it is PENDING or RUNNING, or WAITING
-with something to do (a node answered and READY again, a timed wait that came due, or a
-cancellation asked for). Whether somebody already drives it is the claims' question
-(``claims.py``), never this module's.
+Which runs need a driver is the shared run store's question (``SharedRunStore``); whether
+somebody already drives one is the claims' (``claims.py``); this module puts tasks on the
+Celery queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Callable
 
-from sqlalchemy import select
-
-from flowloom.storage.database import Database
-from flowloom.storage.enums import NodeStatus, RunStatus
-from flowloom.storage.tables import NodeExecution, WorkflowRun
+from flowloom.engine.ports import RunStore, SharedRunStore
+from flowloom.exceptions import ConfigurationError
 from flowloom.worker.claims import RunClaims
 
-__all__ = ["RunQueue", "runs_needing_a_driver"]
+__all__ = ["RunQueue", "shared_store"]
 
 
-def _due(wait: dict[str, Any] | None, now: datetime) -> bool:
-    if not wait or "answer" in wait:
-        return False
-    raw = wait.get("resume_at")
-    return isinstance(raw, str) and datetime.fromisoformat(raw) <= now
-
-
-async def runs_needing_a_driver(
-    db: Database,
-    *,
-    now: datetime,
-    run_ids: Sequence[str] | None = None,
-    older_than_s: float = 0.0,
-) -> list[str]:
-    """The unfinished runs (of ``run_ids``, or all created over ``older_than_s`` ago) that a
-    driver has work in: PENDING or RUNNING, or WAITING with a READY node, a due timer, or a
-    cancellation requested."""
-    query = select(WorkflowRun.id, WorkflowRun.status, WorkflowRun.cancel_requested).where(
-        WorkflowRun.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING])
-    )
-    if run_ids is not None:
-        if not run_ids:
-            return []
-        query = query.where(WorkflowRun.id.in_(list(run_ids)))
-    if older_than_s > 0:
-        query = query.where(WorkflowRun.created_at < now - timedelta(seconds=older_than_s))
-    async with db.read() as session:
-        runs = (await session.execute(query)).all()
-        needed = [
-            run_id
-            for run_id, status, cancelling in runs
-            if status != RunStatus.WAITING or cancelling
-        ]
-        waiting = [
-            run_id
-            for run_id, status, cancelling in runs
-            if status == RunStatus.WAITING and not cancelling
-        ]
-        if waiting:
-            nodes = (
-                await session.execute(
-                    select(NodeExecution.run_id, NodeExecution.status, NodeExecution.wait).where(
-                        NodeExecution.run_id.in_(waiting),
-                        NodeExecution.status.in_([NodeStatus.READY, NodeStatus.WAITING]),
-                    )
-                )
-            ).all()
-            chosen: set[str] = set()
-            for run_id, status, wait in nodes:
-                if run_id in chosen:
-                    continue
-                if status == NodeStatus.READY or _due(wait, now):
-                    chosen.add(run_id)
-                    needed.append(run_id)
-    return needed
+def shared_store(store: RunStore) -> SharedRunStore:
+    """``store`` as one that several processes share; ConfigurationError if it is not (an
+    in-memory store cannot carry runs between processes)."""
+    if not isinstance(store, SharedRunStore):
+        raise ConfigurationError(
+            f"distributed mode needs a run store the processes share, not {type(store).__name__}"
+        )
+    return store
 
 
 class RunQueue:

@@ -20,12 +20,13 @@ from flowloom.engine.ports import (
     NewRun,
     PlanSource,
     RunResult,
+    Signals,
     StoredRun,
     Tick,
     UnfinishedNode,
     UnfinishedRun,
 )
-from flowloom.engine.sql import artifacts, failure
+from flowloom.engine.sql import artifacts, failure, signals
 from flowloom.engine.sql.memory import MemoryAdapter
 from flowloom.engine.sql.ticks import TickStore, latest_success_outputs, load_debug, load_slots
 from flowloom.exceptions import LimitExceeded, NotFound
@@ -325,6 +326,29 @@ class SqlRunStore:
 
     def usage(self, *, owner_id: str, api_key_id: str | None, run_id: str) -> UsageSink | None:
         return DatabaseUsageSink(self.db, owner_id=owner_id, api_key_id=api_key_id, run_id=run_id)
+
+    # ---- shared by the processes of distributed mode (``SharedRunStore``)
+
+    async def runs_needing_a_driver(
+        self, *, now: datetime, run_ids: Collection[str] | None = None, older_than_s: float = 0.0
+    ) -> list[str]:
+        return await signals.runs_needing_a_driver(
+            self.db, now=now, run_ids=run_ids, older_than_s=older_than_s
+        )
+
+    async def signals(self, run_ids: Collection[str]) -> Signals:
+        return await signals.signals(self.db, run_ids)
+
+    async def answer_waiting(
+        self, run_id: str, node_id: str, answer: Mapping[str, Any], *, now: datetime
+    ) -> None:
+        await signals.answer_waiting(self.db, run_id, node_id, answer, now=now)
+
+    async def request_cancel(self, run_id: str) -> bool:
+        return await signals.request_cancel(self.db, run_id)
+
+    async def settled(self, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
+        return await signals.settled(self.db, run_id, finished_only=finished_only)
 
 
 async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:

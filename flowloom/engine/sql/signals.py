@@ -1,0 +1,197 @@
+"""What processes sharing one database tell each other through it (distributed mode).
+
+The database stays the truth: a run needs a driver when it is PENDING or RUNNING, or WAITING
+with something to do (a node answered and READY again, a timed wait that came due, or a
+cancellation asked for). The API writes answers and cancellations here (``answer_waiting``,
+``request_cancel``); the worker driving the run reads them back (``signals``) and posts them to
+its driver, as embedded mode's ``Engine.answer`` and ``Engine.cancel`` post them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from flowloom.engine.ports import RunResult, Signals
+from flowloom.exceptions import Conflict, NotFound
+from flowloom.storage.database import Database
+from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
+from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
+
+__all__ = [
+    "answer_waiting",
+    "request_cancel",
+    "runs_needing_a_driver",
+    "settled",
+    "signals",
+]
+
+_UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
+
+
+def _due(wait: Mapping[str, Any] | None, now: datetime) -> bool:
+    if not wait or "answer" in wait:
+        return False
+    raw = wait.get("resume_at")
+    return isinstance(raw, str) and datetime.fromisoformat(raw) <= now
+
+
+async def runs_needing_a_driver(
+    db: Database,
+    *,
+    now: datetime,
+    run_ids: Collection[str] | None = None,
+    older_than_s: float = 0.0,
+) -> list[str]:
+    """The unfinished runs (of ``run_ids``, or all created over ``older_than_s`` ago) that a
+    driver has work in: PENDING or RUNNING, or WAITING with a READY node, a due timer, or a
+    cancellation requested."""
+    query = select(WorkflowRun.id, WorkflowRun.status, WorkflowRun.cancel_requested).where(
+        WorkflowRun.status.in_(_UNFINISHED)
+    )
+    if run_ids is not None:
+        if not run_ids:
+            return []
+        query = query.where(WorkflowRun.id.in_(list(run_ids)))
+    if older_than_s > 0:
+        query = query.where(WorkflowRun.created_at < now - timedelta(seconds=older_than_s))
+    async with db.read() as session:
+        runs = (await session.execute(query)).all()
+        needed = [
+            run_id
+            for run_id, status, cancelling in runs
+            if status != RunStatus.WAITING or cancelling
+        ]
+        waiting = [
+            run_id
+            for run_id, status, cancelling in runs
+            if status == RunStatus.WAITING and not cancelling
+        ]
+        if not waiting:
+            return needed
+        nodes = (
+            await session.execute(
+                select(NodeExecution.run_id, NodeExecution.status, NodeExecution.wait).where(
+                    NodeExecution.run_id.in_(waiting),
+                    NodeExecution.status.in_([NodeStatus.READY, NodeStatus.WAITING]),
+                )
+            )
+        ).all()
+    chosen: set[str] = set()
+    for run_id, status, wait in nodes:
+        if run_id not in chosen and (status == NodeStatus.READY or _due(wait, now)):
+            chosen.add(run_id)
+            needed.append(run_id)
+    return needed
+
+
+async def signals(db: Database, run_ids: Collection[str]) -> Signals:
+    """Of ``run_ids``: the unfinished runs whose cancellation was asked for, and the nodes
+    answered (READY with an answer in their wait) since their driver loaded them."""
+    if not run_ids:
+        return Signals((), ())
+    async with db.read() as session:
+        cancelled = (
+            await session.scalars(
+                select(WorkflowRun.id).where(
+                    WorkflowRun.id.in_(list(run_ids)),
+                    WorkflowRun.cancel_requested.is_(True),
+                    WorkflowRun.status.in_(_UNFINISHED),
+                )
+            )
+        ).all()
+        ready = (
+            await session.execute(
+                select(NodeExecution.run_id, NodeExecution.node_id, NodeExecution.wait).where(
+                    NodeExecution.run_id.in_(list(run_ids)),
+                    NodeExecution.status == NodeStatus.READY,
+                )
+            )
+        ).all()
+    answers = tuple(
+        (run_id, node_id, dict(wait["answer"]))
+        for run_id, node_id, wait in ready
+        if isinstance(wait, dict) and isinstance(wait.get("answer"), dict)
+    )
+    return Signals(tuple(cancelled), answers)
+
+
+async def answer_waiting(
+    db: Database, run_id: str, node_id: str, answer: Mapping[str, Any], *, now: datetime
+) -> None:
+    """Apply an answer to a WAITING node's row, as ``RunState.answer`` applies it to the slot:
+    the node READY again, the answer in its wait. One transaction, the run row locked.
+    NotFound for an unknown run or node, Conflict for a finished run or a node not WAITING."""
+    async with db.write() as session:
+        run = await session.get(WorkflowRun, run_id, with_for_update=True)
+        if run is None:
+            raise NotFound("run", run_id)
+        if run.status in FINISHED_RUN_STATUSES:
+            raise Conflict(f"run {run_id!r} already finished as {run.status}")
+        row = await session.scalar(
+            select(NodeExecution)
+            .where(NodeExecution.run_id == run_id, NodeExecution.node_id == node_id)
+            .with_for_update()
+        )
+        if row is None:
+            raise NotFound("node execution", f"{run_id}/{node_id}")
+        if row.status != NodeStatus.WAITING:
+            raise Conflict(f"node {node_id!r} is {row.status}, not WAITING")
+        wait = dict(row.wait or {})
+        if wait.get("kind") == "breakpoint":
+            action = answer.get("action", "continue")
+            debug = await session.scalar(select(DebugSession).where(DebugSession.run_id == run_id))
+            if action not in ("step", "continue") or debug is None:
+                raise Conflict("a breakpoint is answered with action 'step' or 'continue'")
+            debug.mode = action
+            debug.paused_node_id = None
+            wait["breakpoint_passed"] = True
+        wait["answer"] = dict(answer)
+        wait["answered_at"] = now.isoformat()
+        row.wait = wait
+        row.status = NodeStatus.READY
+        row.retry_at = None
+
+
+async def request_cancel(db: Database, run_id: str) -> bool:
+    """Mark the run's cancellation as asked for; False when it is CANCELLED already (nothing
+    to do). NotFound for an unknown run, Conflict for one that completed or failed."""
+    async with db.write() as session:
+        run = await session.get(WorkflowRun, run_id, with_for_update=True)
+        if run is None:
+            raise NotFound("run", run_id)
+        if run.status == RunStatus.CANCELLED:
+            return False
+        if run.status in FINISHED_RUN_STATUSES:
+            raise Conflict(f"run {run_id!r} already finished as {run.status}")
+        run.cancel_requested = True
+        return True
+
+
+async def settled(db: Database, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
+    """The run's outcome now, and whether a waiter may stop: it finished, or (unless
+    ``finished_only``) it is WAITING with nothing for a worker to do."""
+    async with db.read() as session:
+        run = await session.get(WorkflowRun, run_id)
+        if run is None:
+            raise NotFound("run", run_id)
+        result = RunResult(
+            run_id=run.id,
+            status=RunStatus(run.status),
+            outputs=run.outputs,
+            error=run.error,
+            duration_ms=run.duration_ms,
+        )
+        if result.status in FINISHED_RUN_STATUSES:
+            return result, True
+        if finished_only or result.status is not RunStatus.WAITING or run.cancel_requested:
+            return result, False
+        ready = await session.scalar(
+            select(NodeExecution.id)
+            .where(NodeExecution.run_id == run_id, NodeExecution.status == NodeStatus.READY)
+            .limit(1)
+        )
+        return result, ready is None
