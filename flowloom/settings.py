@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -63,6 +64,9 @@ def normalize_database_url(url: str) -> str:
             f"database URL scheme {parsed.drivername!r} is not supported; use {known}"
         )
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,50}")
 
 
 class Settings(BaseSettings):
@@ -222,6 +226,13 @@ class Settings(BaseSettings):
     worker_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
     """How often workers look for unfinished runs that nobody drives, to queue them again
     (one worker at a time, one indexed query)."""
+    worker_node_queues: dict[str, str] = Field(default_factory=lambda: {"image.*": "heavy"})
+    """Node types that run on a Celery queue of their own (distributed mode): a node type, or
+    a pattern such as ``image.*``, -> a queue name. The run's driver sends such a node to the
+    queue ``<worker_queue>.<name>`` and goes on when its outcome comes back, so that other
+    machines (``flowloom worker --queue heavy``) do the heavy work. An exact type wins over a
+    pattern, a longer pattern over a shorter one; ``""`` keeps a type on the driver. As JSON in
+    the environment: ``FLOWLOOM_WORKER_NODE_QUEUES='{"image.*": "heavy"}'``."""
     worker_visibility_timeout_s: Annotated[int, Field(ge=10, le=86400)] = 300
     """How long the broker keeps a delivered but unacknowledged task before handing it out
     again (a task whose worker was killed). Such a late copy is harmless: its worker finds the
@@ -274,6 +285,19 @@ class Settings(BaseSettings):
                 "RabbitMQ: run events and claims travel through Redis"
             )
         return self
+
+    @field_validator("worker_node_queues")
+    @classmethod
+    def _check_node_queues(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern, queue in value.items():
+            if not pattern or len(pattern) > 100:
+                raise ValueError(f"node type pattern {pattern!r} must have 1 to 100 characters")
+            if queue and not _QUEUE_NAME.fullmatch(queue):
+                raise ValueError(
+                    f"queue {queue!r} for {pattern!r} must be 1 to 50 letters, digits, '_' "
+                    "or '-' (or empty: run on the driver)"
+                )
+        return value
 
     @field_validator("database_url")
     @classmethod

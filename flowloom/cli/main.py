@@ -170,6 +170,13 @@ def worker(
         int, typer.Option(min=1, help="Worker processes; each drives one run at a time.")
     ] = 2,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork or solo.")] = "prefork",
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A queue to consume, repeatable: 'runs', or a routed node queue such as "
+            "'heavy' (FLOWLOOM_WORKER_NODE_QUEUES). Default: all of them."
+        ),
+    ] = None,
 ) -> None:
     """Drive queued runs (distributed mode: FLOWLOOM_BROKER_URL, a shared PostgreSQL)."""
     from flowloom.worker.celery_app import run_worker
@@ -177,7 +184,7 @@ def worker(
     if pool not in ("prefork", "solo"):
         fail(f"--pool must be prefork or solo, not {pool!r}")
     try:
-        run_worker(_settings(ctx), concurrency=concurrency, pool=pool)
+        run_worker(_settings(ctx), concurrency=concurrency, pool=pool, queues=queue)
     except FlowloomError as exc:
         fail(str(exc))
 

@@ -319,3 +319,8 @@ class SharedRunStore(RunStore, Protocol):
         """The run's outcome, and whether it finished (or, unless ``finished_only``, waits
         with nothing for a driver to do)."""
         ...
+
+    async def attempt_wanted(self, row_id: str, attempt: int) -> bool:
+        """Whether node execution ``row_id`` is still RUNNING as ``attempt``: a driver still
+        waits for that attempt's outcome."""
+        ...

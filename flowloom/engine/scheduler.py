@@ -39,19 +39,20 @@ from flowloom.engine.clock import SystemClock
 from flowloom.engine.context import BlobAdapter
 from flowloom.engine.driver import Driver, Message
 from flowloom.engine.events import EventBus
+from flowloom.engine.execution import Outcome, execute_attempt
 from flowloom.engine.failpoints import Failpoints
 from flowloom.engine.leases import LeaseKeeper
 from flowloom.engine.limits import ClaimLimits, Holding
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import Clock, NewRun, RunResult, RunStore, UnfinishedRun
-from flowloom.engine.run_state import RunState, resume_time
+from flowloom.engine.run_state import NodeSpec, RunState, resume_time
 from flowloom.engine.sql import RunQuota as StoreQuota
 from flowloom.engine.sql import SqlRunStore
 from flowloom.engine.unstorable import check_storable
 from flowloom.graph import Scope
 from flowloom.integrations.mcp import McpServers
 from flowloom.integrations.oauth_http import HttpSecrets
-from flowloom.nodes.base import NodeSettings
+from flowloom.nodes.base import NodeSettings, RunContext
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.providers.base import ProviderResolver
 from flowloom.settings import Settings
@@ -257,6 +258,24 @@ class Engine:
         driver, so that a caller may still subscribe to the run's events before it starts.
         """
         self.drive(run_id)
+
+    async def execute_node(
+        self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], run: RunState
+    ) -> Outcome:
+        """One attempt of one node of ``run``: here, in this process.
+
+        The hook distributed mode overrides to run some node types on a queue of their own
+        (``flowloom.worker.node_queues``); never raises but ``CancelledError``.
+        """
+        return await execute_attempt(
+            self.concurrency,
+            spec.node,
+            config,
+            ctx,
+            inputs,
+            timeout_s=spec.timeout_s,
+            outputs=spec.outputs,
+        )
 
     async def run_to_end(self, **start: Any) -> RunResult:
         """``start_run(**start)``, then ``wait`` for it to finish or wait for an answer."""

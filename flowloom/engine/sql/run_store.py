@@ -350,6 +350,9 @@ class SqlRunStore:
     async def settled(self, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
         return await signals.settled(self.db, run_id, finished_only=finished_only)
 
+    async def attempt_wanted(self, row_id: str, attempt: int) -> bool:
+        return await signals.attempt_wanted(self.db, row_id, attempt)
+
 
 async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:
     """The depth a child of ``new.parent_run_id`` has; LimitExceeded past the limit."""
