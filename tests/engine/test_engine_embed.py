@@ -85,7 +85,7 @@ async def test_texts_become_vectors_in_batches_with_usage(
     assert len([r for r in server.requests if r.provider == provider]) == 3
     async with db.read() as session:
         rows = list(await session.scalars(select(Usage).where(Usage.run_id == result.run_id)))
-    assert [row.type for row in rows] == ["embedding"] * 3
+    assert [row.type for row in rows] == ["embeddings"] * 3
     tokens = sum(row.tokens_in for row in rows)
     assert out["usage"]["tokens_in"] == tokens > 0
     assert Decimal(out["usage"]["cost"]) == sum((row.cost for row in rows), Decimal(0)) > 0
