@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from flowloom.heavy_imports import imported
 from flowloom.providers._common import b64, sdk_error
 from flowloom.providers.errors import (
     MalformedResponse,
@@ -50,8 +51,9 @@ class AnthropicBackend:
     def name(self) -> str:
         return "anthropic"
 
-    def _sdk(self) -> AsyncAnthropic:
+    async def _sdk(self) -> AsyncAnthropic:
         if self._client is None:
+            await imported("anthropic")
             from anthropic import AsyncAnthropic
 
             self._client = AsyncAnthropic(
@@ -85,7 +87,7 @@ class AnthropicBackend:
         return params
 
     async def send(self, request: ChatRequest) -> ChatResponse:
-        client = self._sdk()
+        client = await self._sdk()
         try:
             message = await client.messages.create(**self._params(request))
         except Exception as exc:
@@ -112,7 +114,7 @@ class AnthropicBackend:
             ) from None
 
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        client = self._sdk()
+        client = await self._sdk()
         params = self._params(request)
         params["stream"] = True
         try:

@@ -15,6 +15,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from flowloom.heavy_imports import imported
 from flowloom.providers._common import status_error
 from flowloom.providers.errors import (
     MalformedResponse,
@@ -59,8 +60,9 @@ class GeminiBackend:
     def name(self) -> str:
         return "gemini"
 
-    def _sdk(self) -> Client:
+    async def _sdk(self) -> Client:
         if self._client is None:
+            await imported("google.genai", "google.genai.types")
             from google import genai
             from google.genai import types
 
@@ -101,7 +103,7 @@ class GeminiBackend:
         return {"model": request.model, "contents": contents, "config": config}
 
     async def send(self, request: ChatRequest) -> ChatResponse:
-        client = self._sdk()
+        client = await self._sdk()
         try:
             response = await client.aio.models.generate_content(**self._params(request))
         except Exception as exc:
@@ -122,7 +124,7 @@ class GeminiBackend:
             ) from None
 
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        client = self._sdk()
+        client = await self._sdk()
         try:
             stream = await client.aio.models.generate_content_stream(**self._params(request))
         except Exception as exc:
@@ -154,9 +156,9 @@ class GeminiBackend:
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One ``embed_content`` call for every text of ``request``. The Gemini API reports no
         token count for embeddings: ``tokens_in`` is estimated (four characters a token)."""
+        client = await self._sdk()
         from google.genai import types
 
-        client = self._sdk()
         # One Content per text: a list of plain strings would be one text in several parts.
         contents = [types.Content(parts=[types.Part(text=text)]) for text in request.texts]
         try:
@@ -179,9 +181,9 @@ class GeminiBackend:
     async def generate_images(self, request: ImageRequest) -> GeneratedImages:
         """Gemini's image models through ``generate_content`` with image output, one call per
         image asked for (the API makes one per call); an input image goes with the prompt."""
+        client = await self._sdk()
         from google.genai import types
 
-        client = self._sdk()
         parts = [types.Part(text=request.prompt)]
         if request.input_image is not None:
             parts.append(

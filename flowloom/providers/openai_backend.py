@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from flowloom.heavy_imports import imported
 from flowloom.providers._common import b64, sdk_error
 from flowloom.providers.errors import (
     MalformedResponse,
@@ -50,8 +51,9 @@ class OpenAIBackend:
     def name(self) -> str:
         return self._name
 
-    def _sdk(self) -> AsyncOpenAI:
+    async def _sdk(self) -> AsyncOpenAI:
         if self._client is None:
+            await imported("openai")
             from openai import AsyncOpenAI
 
             self._client = AsyncOpenAI(
@@ -127,7 +129,7 @@ class OpenAIBackend:
         return params
 
     async def send(self, request: ChatRequest) -> ChatResponse:
-        client = self._sdk()
+        client = await self._sdk()
         try:
             completion = await client.chat.completions.create(**self._params(request))
         except Exception as exc:
@@ -155,7 +157,7 @@ class OpenAIBackend:
             ) from None
 
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        client = self._sdk()
+        client = await self._sdk()
         params = self._params(request)
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
@@ -193,7 +195,7 @@ class OpenAIBackend:
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One call to the embeddings endpoint for every text of ``request``."""
-        client = self._sdk()
+        client = await self._sdk()
         try:
             response = await client.embeddings.create(
                 model=request.model, input=list(request.texts), encoding_format="float"
@@ -213,7 +215,7 @@ class OpenAIBackend:
         otherwise answer with URLs)."""
         import base64
 
-        client = self._sdk()
+        client = await self._sdk()
         params: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
         if request.count != 1:
             params["n"] = request.count
