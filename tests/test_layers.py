@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module may import its own layer and the layers its row names:
 
-    core        exceptions, ids, settings, storable, rates, passwords
+    core        exceptions, ids, settings, storable, rates, passwords, heavy_imports
     graph       the workflow definition and its validation
     providers   LLM provider clients
     clients     pure clients: the vault, MCP, OAuth (no database, no nodes)
@@ -53,6 +53,7 @@ LAYER_OF = {
     "flowloom.storable": "core",
     "flowloom.rates": "core",
     "flowloom.passwords": "core",
+    "flowloom.heavy_imports": "core",
     "flowloom.graph": "graph",
     "flowloom.providers": "providers",
     "flowloom.integrations": "clients",

@@ -6,8 +6,10 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Column, Float, MetaData, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
 from flowloom.storage.database import Database
@@ -18,6 +20,7 @@ from flowloom.storage.migrate import (
     pending_differences,
     upgrade_database,
 )
+from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.tables import metadata
 
 
@@ -36,7 +39,7 @@ async def test_models_and_migrations_agree(db: Database) -> None:
 
 
 async def test_current_revision_is_the_head(db: Database) -> None:
-    assert head_revision() == "0005"
+    assert head_revision() == "0006"
     assert await current_revision(db) == head_revision()
 
 
@@ -164,3 +167,39 @@ async def test_a_new_sqlite_file_gives_space_back_after_deletes(tmp_path: Path) 
     # The deleted rows filled about a thousand pages; all of them left the file.
     assert _sqlite_pragma(path, "page_count") < full - 900
     assert _sqlite_pragma(path, "freelist_count") == 0
+
+
+async def test_embeddings_usage_rows_are_renamed_both_ways(db: Database) -> None:
+    """0006: usage rows of type ``embedding`` become ``embeddings`` (seed 004's word), and the
+    check refuses the old word afterwards; the downgrade turns them back."""
+    await downgrade_database(db, "0005")
+    async with db.write() as session:
+        user = await UserRepo(session).create(email="usage-0006@example.com", username="u0006")
+        owner = user.id
+    insert = (
+        "INSERT INTO usage (id, user_id, provider, model, type, tokens_in, tokens_out,"
+        " tokens_total, cost, currency, created_at) VALUES ('{id}', '{owner}', 'openai',"
+        " 'text-embedding-3-small', '{type}', 3, 0, 3, 0, 'USD', CURRENT_TIMESTAMP)"
+    )
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql(insert.format(id="use_old", owner=owner, type="embedding"))
+        await conn.exec_driver_sql(insert.format(id="use_chat", owner=owner, type="chat"))
+
+    await upgrade_database(db)
+
+    async with db.engine.connect() as conn:
+        types = dict((await conn.exec_driver_sql("SELECT id, type FROM usage")).all())
+    assert types == {"use_old": "embeddings", "use_chat": "chat"}
+    with pytest.raises(IntegrityError, match="ck_usage_type_valid"):
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql(insert.format(id="use_bad", owner=owner, type="embedding"))
+    assert await pending_differences(db) == []
+
+    await downgrade_database(db, "0005")
+    async with db.engine.connect() as conn:
+        types = dict((await conn.exec_driver_sql("SELECT id, type FROM usage")).all())
+    assert types == {"use_old": "embedding", "use_chat": "chat"}
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("DELETE FROM usage")
+        await conn.exec_driver_sql(f"DELETE FROM users WHERE id = '{owner}'")
+    await upgrade_database(db)
