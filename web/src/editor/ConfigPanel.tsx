@@ -7,9 +7,10 @@ import type { JsonSchema, RunScope } from "../api/types";
 import { ImageThumb } from "../components/ImageThumb";
 import NodeIcon from "../components/NodeIcon";
 import { RichText } from "../components/RichText";
-import { useCredentials, useIntegrations, useMcpTools } from "./lookups";
+import { useCredentials, useMcpTools } from "./lookups";
 import { fieldsFor, fromInput, integrationIdOf, lookupFor, toInput, type FieldSpec } from "./schemaForm";
-import { AnyField, ObjectField } from "./StructuredFields";
+import { ServerField } from "./PickFields";
+import { AnyField } from "./StructuredFields";
 import { portsFor } from "./ports";
 import { api, errorMessage } from "../api/client";
 import { presetsChanged } from "./Palette";
@@ -167,11 +168,13 @@ function ConfigField(props: ConfigFieldProps) {
     case "credentials":
       return <CredentialField {...props} />;
     case "integrations":
-      return <ServerField {...props} />;
+      return <ServerField field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} />;
     case "mcp-tools":
       return <ToolField {...props} />;
     default:
-      return <AnyField field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} problems={props.problems} />;
+      return (
+        <AnyField field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} problems={props.problems} siblings={props.config} />
+      );
   }
 }
 
@@ -190,52 +193,6 @@ function CredentialField({ field, config, idPrefix, onChange }: ConfigFieldProps
     <>One of your {items.length} credential{items.length > 1 ? "s" : ""} (type to filter).</>
   );
   return <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} suggestions={suggestions} note={note} />;
-}
-
-const INLINE = "";
-
-/** mcp.tool's server: one of the user's integrations, or a server written inline as JSON. */
-function ServerField({ field, config, idPrefix, onChange }: ConfigFieldProps) {
-  const { items, error, loading } = useIntegrations();
-  const value = config[field.key];
-  const chosen = integrationIdOf(value);
-  const id = `${idPrefix}-${field.key}-integration`;
-  return (
-    <div className="field-group">
-      <div className="field">
-        <label htmlFor={id}>Server (integration)</label>
-        <select
-          id={id}
-          value={chosen ?? INLINE}
-          onChange={(e) => onChange(e.target.value === INLINE ? undefined : e.target.value)}
-          aria-describedby={`${id}-help`}
-        >
-          <option value={INLINE}>Written inline (below)</option>
-          {items.map((integration) => (
-            <option key={integration.id} value={integration.id}>
-              {integration.name} ({integration.transport}{integration.enabled ? "" : ", disabled"})
-            </option>
-          ))}
-          {chosen && !items.some((i) => i.id === chosen) && <option value={chosen}>{loading ? chosen : `${chosen} (not one of yours)`}</option>}
-        </select>
-        <div id={`${id}-help`} className="help">
-          {error ? (
-            <span className="error">Could not list your integrations: {error}</span>
-          ) : items.length === 0 && !loading ? (
-            <>Register MCP servers on the <Link to="/integrations">Integrations</Link> page, or write one inline.</>
-          ) : (
-            "One of your MCP servers (Integrations page), or a server written inline."
-          )}
-        </div>
-      </div>
-      {!chosen &&
-        (field.objectVariant ? (
-          <ObjectField field={{ ...field.objectVariant, label: "Server written inline", nullable: false, required: true }} value={value} idPrefix={idPrefix} onChange={onChange} />
-        ) : (
-          <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} />
-        ))}
-    </div>
-  );
 }
 
 /** mcp.tool's tool: offers the chosen integration's tools, and says what the chosen one takes. */
