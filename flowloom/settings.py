@@ -250,6 +250,18 @@ class Settings(BaseSettings):
     """Count API key requests in this Redis instead of the database (several servers then
     share the counts without a write to the database per request)."""
 
+    # ---- maintenance and identity provider webhooks
+    maintenance_interval_s: Annotated[float, Field(ge=0, le=30 * 86400)] = 86400.0
+    """How often the server runs its maintenance pass (retention, expiry, purges): daily by
+    default, the first a minute after start; 0: never (run ``flowloom db maintain`` instead)."""
+    retention_archive_dir: Path | None = None
+    """Runs the daily pass prunes are first written here as JSON Lines; None: not archived."""
+    backup_before_migrate: bool = True
+    """Before migrating an existing SQLite database, copy it to ``data_dir/backups``."""
+    clerk_webhook_secret: SecretStr | None = None
+    """The signing secret (``whsec_...``) of the identity provider's user webhooks at
+    ``POST /api/v1/auth/webhooks/clerk``; None: that route answers 404."""
+
     @field_validator("api_key_rate_limit")
     @classmethod
     def _check_api_key_rate_limit(cls, value: str | None) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
@@ -54,7 +55,10 @@ from flowloom.exceptions import ConfigurationError
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
+from flowloom.storage.blobs import FileBlobStore
 from flowloom.storage.database import Database
+from flowloom.storage.maintenance.backup import backup_before_migrate
+from flowloom.storage.maintenance.daily import MaintenanceLoop
 from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
 from flowloom.triggers import ScheduleLoop
 from flowloom.webui import mount_web_ui
@@ -62,6 +66,8 @@ from flowloom.webui import mount_web_ui
 __all__ = ["API_PREFIX", "create_app"]
 
 API_PREFIX = "/api/v1"
+
+_log = logging.getLogger(__name__)
 
 
 def _engine_class(settings: Settings) -> type[Engine]:
@@ -108,7 +114,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await _prepare_database(database)
+        await _prepare_database(database, settings)
         await models.seed_model_table(database)
         owns_engine = engine is None
         running = engine or _engine_class(settings).from_settings(
@@ -123,14 +129,25 @@ def create_app(
             interval_s=settings.schedule_interval_s,
             grace_s=settings.schedule_grace_s,
         )
+        if settings.maintenance_interval_s > 0:
+            state.maintenance = MaintenanceLoop(
+                database,
+                interval_s=settings.maintenance_interval_s,
+                blob_store=FileBlobStore(settings.blob_dir),
+                archive_dir=settings.retention_archive_dir,
+            )
         try:
             await running.resume_unfinished()
             schedules.start()
+            if state.maintenance is not None:
+                state.maintenance.start()
             if freeze_gc:
                 gc.freeze()
             yield
         finally:
             warming.cancel()
+            if state.maintenance is not None:
+                await state.maintenance.stop()
             await schedules.stop()
             await state.metrics.stop()
             if owns_engine:
@@ -192,8 +209,17 @@ def create_app(
     return app
 
 
-async def _prepare_database(db: Database) -> None:
+async def _prepare_database(db: Database, settings: Settings) -> None:
     if db.is_sqlite:
+        if settings.backup_before_migrate:
+            copy = await backup_before_migrate(
+                db,
+                settings.data_dir / "backups",
+                at=await current_revision(db),
+                head=head_revision(),
+            )
+            if copy is not None:
+                _log.warning("before migrating, the database was copied to %s", copy)
         await upgrade_database(db)
         return
     at = await current_revision(db)

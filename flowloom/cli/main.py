@@ -57,8 +57,11 @@ def main(
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
-    """Migrate the database to the newest schema."""
-    revision = run_async(lambda: db_commands.upgrade(_settings(ctx)))
+    """Migrate the database to the newest schema (backed up first into DATA_DIR/backups when
+    it has tables to migrate; FLOWLOOM_BACKUP_BEFORE_MIGRATE=false skips that)."""
+    revision, copy = run_async(lambda: db_commands.upgrade(_settings(ctx)))
+    if copy is not None:
+        console.print(f"before migrating, the database was copied to {copy}")
     console.print(f"database is at revision [bold]{revision}[/bold]")
 
 
@@ -108,10 +111,37 @@ def db_prune(
 def db_backup(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Where to write the copy (must not exist).")],
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Then open the copy and check it is whole.")
+    ] = False,
 ) -> None:
-    """Write a consistent copy of the database while flowloom keeps running."""
-    written = run_async(lambda: db_commands.backup(_settings(ctx), target=path))
+    """Write a consistent copy of the database while flowloom keeps running (SQLite's online
+    backup; pg_dump for PostgreSQL, when it is installed)."""
+    written, check = run_async(
+        lambda: db_commands.backup(_settings(ctx), target=path, verify=verify)
+    )
     console.print(f"backup written to {written}")
+    if check is not None:
+        at = f", schema revision {check.revision}" if check.revision else ""
+        console.print(
+            f"verified: the copy opens and passes its integrity check ({check.tables} tables{at})"
+        )
+
+
+@db_app.command("maintain")
+def db_maintain(ctx: typer.Context) -> None:
+    """Run the maintenance pass now: the retention the instance settings ask for, expired
+    sessions, memory and subscriptions (what the server does daily)."""
+    report = run_async(lambda: db_commands.maintain(_settings(ctx)))
+    deleted = ", ".join(f"{n} {table}" for table, n in report.rows_deleted.items()) or "none"
+    console.print(
+        f"runs deleted {report.runs_deleted}; node outputs cleared "
+        f"{report.node_outputs_cleared}; rows deleted: {deleted}; sessions purged "
+        f"{report.sessions_purged}; memory entries purged {report.memory_purged}; "
+        f"subscriptions expired {report.subscriptions_expired}"
+    )
+    if report.error is not None:
+        fail(f"the pass stopped early: {report.error}")
 
 
 @db_app.command("stats")
