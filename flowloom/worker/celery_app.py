@@ -149,6 +149,10 @@ def run_worker(
         outcome = hosts[0].run_node(job)
         _log.info("run %s, node %s: %s", job.get("run_id"), job.get("node_id"), outcome)
 
+    # Celery's two INFO lines per task ("received", "succeeded in") cost more than the work of
+    # a short run; flowloom logs one line per task of its own (what happened to the run).
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if pool == "prefork":
         worker_process_init.connect(start_host, weak=False)
         worker_process_shutdown.connect(stop_host, weak=False)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any, TypeVar
 
@@ -148,6 +149,8 @@ class WorkerHost:
         self._thread.daemon = True
         self._tasks: list[asyncio.Task[None]] = []
         self._cancelling: set[str] = set()
+        self._since: dict[str, float] = {}
+        """When this process began driving each run (``_watch`` skips the youngest)."""
         self._jobs: set[str] = set()
         """Claim ids of the routed node attempts this process runs (its heartbeat renews them)."""
         self.engine: WorkerEngine | None = None
@@ -253,6 +256,7 @@ class WorkerHost:
                 if not await engine.shared.runs_needing_a_driver(now=now, run_ids=[run_id]):
                     return "nothing to do"
                 driver = engine.drive(run_id)
+                self._since[run_id] = time.monotonic()
                 if (await engine.shared.signals([run_id])).cancelled:
                     self._cancelling.add(run_id)
                     _post(driver, "cancel")
@@ -265,6 +269,7 @@ class WorkerHost:
             finally:
                 if engine.driver_of(run_id) is None:
                     self._cancelling.discard(run_id)
+                    self._since.pop(run_id, None)
                     await engine.claims.release(run_id, owner)
             # Driven until it finished or waited. A finished run needs nothing more (the
             # common case: no second claim and query); a waiting one gets one more round, for
@@ -278,6 +283,7 @@ class WorkerHost:
         engine = self.engine
         assert engine is not None
         self._jobs.add(job.claim_id)
+        _log.info("run %s, node %s: attempt %d taken here", job.run_id, job.node_id, job.attempt)
         try:
             return await run_job(engine, engine.claims, engine.owner_token, job)
         finally:
@@ -308,7 +314,10 @@ class WorkerHost:
     async def _watch(self) -> float:
         engine = self.engine
         assert engine is not None
-        driven = engine.driven()
+        # A run driven for less than a watch period had its signals read when it started:
+        # most runs end before they are looked at again.
+        young = time.monotonic() - _WATCH_S
+        driven = [run_id for run_id in engine.driven() if self._since.get(run_id, 0.0) < young]
         if not driven:
             return _WATCH_S
         found = await engine.shared.signals(driven)

@@ -96,7 +96,9 @@ async def test_a_killed_queue_worker_s_node_is_sent_again_and_finishes_elsewhere
     run_id = await api.start_run(owner_id=owner, workflow_id=workflow_id, use_cache=False)
     deadline = time.monotonic() + 30
     # Until the doomed worker has the job (its log says it received the task).
-    while "flowloom.run_node" not in (tmp_path / "worker1.log").read_text(errors="replace"):
+    while "node heavy: attempt 1 taken here" not in (tmp_path / "worker1.log").read_text(
+        errors="replace"
+    ):
         assert time.monotonic() < deadline, cluster.logs()
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
