@@ -100,6 +100,8 @@ class NewRun:
     api_key_id: str | None
     max_depth: int
     """How deep sub-runs may nest; LimitExceeded past it."""
+    parent_attempt: int | None = None
+    """For a sub-run: the attempt of its parent node that starts it."""
 
 
 @dataclass(slots=True)

@@ -210,6 +210,7 @@ class Engine:
         parent_run_id: str | None = None,
         parent_node_id: str | None = None,
         api_key_id: str | None = None,
+        parent_attempt: int | None = None,
     ) -> str:
         """Create a run and every planned node execution in one transaction, then drive it.
 
@@ -245,6 +246,7 @@ class Engine:
             parent_node_id=parent_node_id,
             api_key_id=api_key_id,
             max_depth=self.max_subrun_depth,
+            parent_attempt=parent_attempt,
         )
         run_id = await self.store.create_run(new, self.plans)
         await self.dispatch_new_run(run_id)

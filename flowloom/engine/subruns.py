@@ -94,7 +94,7 @@ class EngineSubRuns:
                 version=version,
                 inputs=inputs,
                 trigger_kind=TriggerKind.SUBWORKFLOW,
-                trigger_data={"parent_attempt": self._attempt},
+                parent_attempt=self._attempt,
                 parent_run_id=self._run_id,
                 parent_node_id=self._node_id,
             )
