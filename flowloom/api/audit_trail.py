@@ -118,7 +118,7 @@ class AuditTrail:
                     user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:400] or None,
                     details={
                         "method": scope["method"],
-                        "route": getattr(route, "path", None),
+                        "route": getattr(route, "path", None),  # under /api/v1
                         "status": status,
                         "outcome": _outcome(status),
                         "via": caller.via,

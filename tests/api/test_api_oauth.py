@@ -522,7 +522,7 @@ async def test_disconnecting_revokes_the_tokens_at_the_provider(
     hints = [form["token_type_hint"] for form in provider.revocations[revocations_before:]]
     assert hints == ["refresh_token", "access_token"]
     assert provider.live_access_tokens() == []
-    assert all("SECRET" not in line for line in answers.texts + [deleted.text])
+    assert all("SECRET" not in line for line in [*answers.texts, deleted.text])
 
 
 async def test_a_provider_refusing_revocation_still_disconnects_and_says_so(
