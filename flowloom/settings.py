@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     external_auth_jwks_url: str | None = None
     """The provider's JWKS URL, for RS256/ES256 tokens (give this or the shared key)."""
 
+    external_auth_sign_in_url: str | None = None
+    """The identity provider's sign-in page for the "Sign in with ..." button; it must send the
+    browser back to ``/signin#token=<JWT>``. None: no button."""
     external_auth_provider: Annotated[str, Field(min_length=1, max_length=64)] = "external"
     """The provider's name stored with each identity (``clerk``, ``auth0``, ...)."""
 

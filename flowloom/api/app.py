@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, FastAPI
 
 import flowloom
+from flowloom.api.audit_trail import AuditTrail
 from flowloom.api.errors import install_error_handlers
 from flowloom.api.external_auth import ExternalVerifier
 from flowloom.api.input_guard import InputGuard
@@ -26,6 +27,9 @@ from flowloom.api.limits import BodySizeLimit
 from flowloom.api.metrics import Metrics
 from flowloom.api.routes import (
     admin,
+    admin_accounts,
+    admin_audit,
+    admin_health,
     agents,
     api_keys,
     auth,
@@ -36,7 +40,9 @@ from flowloom.api.routes import (
     generation,
     health,
     hooks,
+    identity_webhooks,
     integrations,
+    memory,
     models,
     node_templates,
     node_types,
@@ -169,6 +175,7 @@ def create_app(
     install_error_handlers(app)
     # The last added runs first: the size limit, then what the body, query, path and headers
     # hold (unstorable text, JSON nested too deep), before any route.
+    app.add_middleware(AuditTrail)
     app.add_middleware(InputGuard)
     app.add_middleware(
         BodySizeLimit,
@@ -183,6 +190,7 @@ def create_app(
         hooks,
         runs,
         auth,
+        identity_webhooks,
         api_keys,
         workflows,
         debug,
@@ -194,6 +202,10 @@ def create_app(
         triggers,
         integrations,
         admin,
+        admin_accounts,
+        admin_audit,
+        admin_health,
+        memory,
         usage,
         billing,
         credentials,

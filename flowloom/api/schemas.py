@@ -115,6 +115,9 @@ class LoginRequest(BaseModel):
 class ExternalLogin(BaseModel):
     token: str = Field(min_length=1, max_length=16_384)
     """A JWT signed by the configured identity provider."""
+    password: str | None = Field(default=None, min_length=1, max_length=256)
+    """To link the identity to an existing password account with the same email: that
+    account's password (the token proves the identity, the password the account)."""
 
 
 class UserPublic(_Public):

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -80,9 +81,9 @@ async def prune_runs(
     give one). Runs that are PENDING, RUNNING or WAITING are never pruned, whatever their age,
     nor the sub-runs of such a run.
 
-    Runs go oldest first, chosen (and archived) in a read transaction and deleted in a short
-    write transaction of their own, at most ``batch_size`` at a time and fewer when a batch takes
-    long (see BatchPacer), so a prune of millions never keeps a run start or a node commit
+    Runs go oldest first, ``batch_size`` at a time chosen (and archived) in a read transaction,
+    then deleted in short write transactions of a few runs each, sized and spaced by a
+    BatchPacer, so a prune of millions never keeps a run start or a node commit
     waiting behind it for long, and an interrupted prune leaves every remaining finished run
     newer than every pruned one. A run's node executions, artifacts, debug session and
     sub-runs go with it (the sub-runs are counted and archived as runs too); its usage rows
@@ -112,18 +113,20 @@ async def prune_runs(
     cursor: datetime | None = None
     try:
         while True:
-            # Chosen and archived in a read transaction (no write lock while rows are scanned),
-            # then deleted in a short write transaction of its own.
+            # Chosen (and archived) in a read transaction, ``batch_size`` at a time: no write
+            # lock while rows are scanned. Then deleted in short paced write transactions.
             async with db.read() as session:
-                batch = await _read_batch(session, cutoff, cursor, pacer.size, archive)
+                batch = await _read_batch(session, cutoff, cursor, batch_size, archive)
             if batch is None:
                 break
             cursor = batch.last_created_at
-            async with pacer.timed(), db.write() as session:
-                deleted = await _delete_runs(session, batch.run_ids)
-            await pacer.pause()
-            if not deleted:
-                continue
+            deleted = 0
+            left = batch.run_ids
+            while left:
+                chunk, left = left[: pacer.size], left[pacer.size :]
+                async with pacer.timed(), db.write() as session:
+                    deleted += await _delete_runs(session, chunk)
+                await pacer.pause()
             runs += deleted
             node_executions += batch.node_executions
             artifacts += batch.artifacts
@@ -417,7 +420,8 @@ async def _sqlite_reclaim(path: Path) -> None:
     await asyncio.to_thread(_reclaim, path)
 
 
-_VACUUM_CHUNK_PAGES = 10_000
+_VACUUM_CHUNK_PAGES = 500
+"""Pages freed per step (2 MB at 4 KiB): each step holds the write lock for a few ms."""
 
 
 def _reclaim(path: Path) -> None:
@@ -436,7 +440,9 @@ def _reclaim(path: Path) -> None:
         free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
         while incremental and free_pages > 0:
             # In chunks, so that other writers get the lock in between.
+            began = time.perf_counter()
             conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_CHUNK_PAGES})")
+            time.sleep(max(time.perf_counter() - began, 0.002))
             left = conn.execute("PRAGMA freelist_count").fetchone()[0]
             if left >= free_pages:
                 break

@@ -29,7 +29,13 @@ from flowloom.storage.tables import (
     WorkflowRun,
 )
 
-__all__ = ["RETAINED_TABLES", "RetainedTable", "clear_node_outputs", "prune_table"]
+__all__ = [
+    "RETAINED_TABLES",
+    "RetainedTable",
+    "clear_node_outputs",
+    "in_batches",
+    "prune_table",
+]
 
 _LARGEST_BATCH: Final = 2_000
 
@@ -72,7 +78,7 @@ async def prune_table(db: Database, retained: RetainedTable, *, cutoff: datetime
     def deleting(ids: list[str]) -> Any:
         return delete(table).where(id_column.in_(ids))
 
-    return await _in_batches(db, id_column, older, deleting)
+    return await in_batches(db, id_column, older, deleting)
 
 
 async def clear_node_outputs(db: Database, *, cutoff: datetime) -> int:
@@ -100,15 +106,17 @@ async def clear_node_outputs(db: Database, *, cutoff: datetime) -> int:
             .values(inputs=null(), outputs=null(), cache_signature=None)
         )
 
-    return await _in_batches(db, NodeExecution.id, older, clearing)  # type: ignore[arg-type]
+    return await in_batches(db, NodeExecution.id, older, clearing)  # type: ignore[arg-type]
 
 
-async def _in_batches(
+async def in_batches(
     db: Database,
     id_column: ColumnElement[str],
     condition: ColumnElement[bool],
     statement: Callable[[list[str]], Any],
 ) -> int:
+    """Apply ``statement(ids)`` to the rows matching ``condition``, ids ascending, a paced
+    batch per write transaction; how many rows it touched."""
     pacer = BatchPacer(largest=_LARGEST_BATCH, first=200)
     after: str | None = None
     done = 0
