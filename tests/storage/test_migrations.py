@@ -41,7 +41,7 @@ async def test_models_and_migrations_agree(db: Database) -> None:
 
 
 async def test_current_revision_is_the_head(db: Database) -> None:
-    assert head_revision() == "0007"
+    assert head_revision() == "0008"
     assert await current_revision(db) == head_revision()
 
 
@@ -208,7 +208,7 @@ async def test_embeddings_usage_rows_are_renamed_both_ways(db: Database) -> None
 
 
 async def test_run_control_fields_move_out_of_trigger_data_and_back(db: Database) -> None:
-    """0007: ``use_cache``, ``depth`` and ``parent_attempt`` leave ``trigger_data`` for columns
+    """0008: ``use_cache``, ``depth`` and ``parent_attempt`` leave ``trigger_data`` for columns
     of their own (what the trigger said stays); the downgrade puts them back."""
     async with db.write() as session:
         user = await UserRepo(session).create(email="runs-0007@example.com", username="u0007")
@@ -216,7 +216,7 @@ async def test_run_control_fields_move_out_of_trigger_data_and_back(db: Database
         workflow = await WorkflowRepo(session, owner_id=owner).create(
             name="w0007", definition={"schema_version": 1, "nodes": [], "edges": []}
         )
-    await downgrade_database(db, "0006")
+    await downgrade_database(db, "0007")
     insert = (
         "INSERT INTO workflow_runs (id, workflow_id, workflow_version, user_id, status, scope,"
         " trigger_kind, trigger_data, inputs, cancel_requested, created_at, updated_at)"
@@ -252,7 +252,7 @@ async def test_run_control_fields_move_out_of_trigger_data_and_back(db: Database
     }
     assert await pending_differences(db) == []
 
-    await downgrade_database(db, "0006")
+    await downgrade_database(db, "0007")
     async with db.engine.connect() as conn:
         back = {
             row[0]: _json(row[1])

@@ -6,8 +6,8 @@ keys inside ``trigger_data``, which also holds what the trigger said. They becom
 rows already written are moved over in batches and the keys taken out of ``trigger_data``. The
 downgrade puts them back.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 """
 
@@ -21,8 +21,8 @@ from alembic import op
 
 from flowloom.storage.tables.base import JSONType
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
