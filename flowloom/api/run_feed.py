@@ -297,16 +297,34 @@ class RunFeeds:
     """The feeds of the runs followed now in this process, made on a run's first reader and
     dropped after its last."""
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        max_queued: int = MAX_QUEUED,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+    ) -> None:
         self.bus = bus
         self._feeds: dict[str, RunFeed] = {}
+        self._max_queued = max_queued
+        self._max_queued_bytes = max_queued_bytes
 
     def reader(self, run_id: str) -> FeedReader:
         """A reader of ``run_id``'s events from now on (its feed made if need be)."""
         feed = self._feeds.get(run_id)
         if feed is None or feed.ended:
-            feed = self._feeds[run_id] = RunFeed(self.bus, run_id, on_idle=self._forget)
+            feed = self._feeds[run_id] = RunFeed(
+                self.bus,
+                run_id,
+                on_idle=self._forget,
+                max_queued=self._max_queued,
+                max_queued_bytes=self._max_queued_bytes,
+            )
         return feed.reader()
+
+    def feed(self, run_id: str) -> RunFeed | None:
+        """The feed of ``run_id`` if someone follows it now."""
+        return self._feeds.get(run_id)
 
     def _forget(self, feed: RunFeed) -> None:
         if self._feeds.get(feed.run_id) is feed:
