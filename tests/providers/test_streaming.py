@@ -8,12 +8,14 @@ stream must end in a retryable ProviderError and never in a partial text taken f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from providers.fake_servers import API_KEY, FakeServer, running_server
 
 from flowloom.providers import (
+    ChatChunk,
     ChatMessage,
     ChatRequest,
     MalformedResponse,
@@ -21,6 +23,7 @@ from flowloom.providers import (
     ProviderError,
     ProviderUnavailable,
     RetryPolicy,
+    TokenUsage,
     make_backend,
 )
 from flowloom.providers.streaming import stream_answer
@@ -112,3 +115,37 @@ async def test_a_stream_cut_mid_answer_is_refused_and_not_taken_for_the_answer(
     # The cut is over: the next stream is whole again.
     response = await stream_answer(client(server, provider), ASK, lambda _: None)
     assert response.text == server.reply_text
+
+
+class _Burst:
+    """A provider whose stream hands over every chunk without awaiting, as an SDK does with
+    chunks that came in one network read."""
+
+    name = "burst"
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        for piece in ("One", " two", " three"):
+            yield ChatChunk(text=piece)
+        yield ChatChunk(usage=TokenUsage(3, 3), finish_reason="stop")
+
+
+async def test_the_first_piece_reaches_a_watcher_before_the_rest_of_its_burst() -> None:
+    pieces: list[str] = []
+    first = asyncio.Event()
+    seen_at_first: list[int] = []
+
+    def on_text(text: str) -> None:
+        pieces.append(text)
+        first.set()
+
+    async def watch() -> None:
+        await first.wait()
+        seen_at_first.append(len(pieces))
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    response = await stream_answer(_Burst(), ASK, on_text)  # type: ignore[arg-type]
+    await watcher
+
+    assert response.text == "One two three"
+    assert seen_at_first == [1], "the watcher ran between the first piece and the second"
