@@ -55,7 +55,7 @@ class _Ports:
 def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
     """Every problem of ``definition``; an empty list means it can run.
 
-    Checks: duplicate node and edge ids, unknown node types, bad configs (with the path of the
+    Checks: duplicate node and edge ids (and annotation ids taken), unknown node types, bad configs (with the path of the
     bad field), edges whose nodes or ports do not exist, incompatible port types, several edges
     into a port that is not a list port, required inputs with no edge, no literal and no
     default, and cycles (naming the nodes on them). Ports of a node whose type or config is bad
@@ -68,6 +68,8 @@ def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
             problems.append(Problem("duplicate node id", node_id=node.id))
         else:
             nodes[node.id] = node
+
+    problems.extend(_annotation_problems(definition, nodes))
 
     ports: dict[str, _Ports] = {}
     for node in nodes.values():
@@ -124,6 +126,24 @@ def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
     if leftover:
         for cycle in find_cycles(node_ids, pairs):
             problems.append(Problem(f"cycle: {' -> '.join(cycle)}", node_id=cycle[0]))
+    return problems
+
+
+def _annotation_problems(
+    definition: WorkflowDefinition, nodes: Mapping[str, NodeDefinition]
+) -> list[Problem]:
+    """A note or group must have an id of its own: the canvas holds them beside the nodes."""
+    problems = []
+    seen: set[str] = set()
+    for index, annotation in enumerate(definition.annotations):
+        if annotation.id in nodes or annotation.id in seen:
+            problems.append(
+                Problem(
+                    f"annotation id {annotation.id!r} is taken (by a node or another annotation)",
+                    field=f"annotations.{index}.id",
+                )
+            )
+        seen.add(annotation.id)
     return problems
 
 

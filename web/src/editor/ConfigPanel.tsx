@@ -11,6 +11,8 @@ import { useCredentials, useMcpTools } from "./lookups";
 import { fieldsFor, fromInput, integrationIdOf, lookupFor, toInput, type FieldSpec } from "./schemaForm";
 import { ServerField } from "./PickFields";
 import { AnyField } from "./StructuredFields";
+import { isAnnotation } from "./annotations";
+import { AnnotationPanel } from "./AnnotationViews";
 import { portsFor } from "./ports";
 import { api, errorMessage } from "../api/client";
 import { presetsChanged } from "./Palette";
@@ -267,6 +269,7 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
 
   if (!selectedIds) return <p className="muted panel-hint">Select a node to edit its settings.</p>;
   if (!node) return <p className="muted panel-hint">{selectedIds.split(",").length} nodes selected.</p>;
+  if (isAnnotation(node)) return <AnnotationPanel nodeId={node.id} />;
   const ports = portsFor(spec, node.data.config);
   const shownAtField = new Set(fields.flatMap((f) => fieldProblems?.[f.key] ?? []));
   return (

@@ -5,6 +5,7 @@
 import { addEdge, applyEdgeChanges, applyNodeChanges } from "@xyflow/react";
 
 import type { JsonSchema } from "../../api/types";
+import { annotationNodes, isAnnotation, toAnnotation } from "../annotations";
 import { layeredLayout } from "../layout";
 import { compatible, matchingPort, portsFor } from "../ports";
 import { problemField, problemText } from "../problems";
@@ -66,7 +67,9 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
     load(definition) {
       const doc = (definition ?? {}) as Record<string, unknown>;
       const revision = get().revision + 1;
-      const nodes = asNodes(doc.nodes);
+      // Groups first (drawn behind), then the nodes, then notes on top.
+      const notes = annotationNodes(doc.annotations);
+      const nodes = [...notes.filter((n) => n.type === "group"), ...asNodes(doc.nodes), ...notes.filter((n) => n.type === "note")];
       const edges = asEdges(doc.edges);
       const ids = new Set(nodes.map((n) => n.id));
       const state = get();
@@ -233,8 +236,9 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
     },
 
     autoLayout() {
+      // Notes and groups stay where they were put.
       const positions = layeredLayout(
-        get().nodes.map((n) => ({ id: n.id, width: n.measured?.width, height: n.measured?.height })),
+        get().nodes.filter((n) => !isAnnotation(n)).map((n) => ({ id: n.id, width: n.measured?.width, height: n.measured?.height })),
         get().edges,
       );
       const state = get();
@@ -279,10 +283,12 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
 
     toDefinition() {
       const { nodes, edges } = get();
+      const annotations = nodes.filter(isAnnotation);
       return {
         schema_version: 1,
-        nodes: nodes.map((n) => strip(n, EPHEMERAL_NODE_KEYS)),
+        nodes: (annotations.length ? nodes.filter((n) => !isAnnotation(n)) : nodes).map((n) => strip(n, EPHEMERAL_NODE_KEYS)),
         edges: edges.map((e) => strip(e, EPHEMERAL_EDGE_KEYS)),
+        ...(annotations.length ? { annotations: annotations.map(toAnnotation) } : {}),
       };
     },
 
