@@ -55,11 +55,12 @@ class _Ports:
 def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
     """Every problem of ``definition``; an empty list means it can run.
 
-    Checks: duplicate node and edge ids (and annotation ids taken), unknown node types, bad configs (with the path of the
-    bad field), edges whose nodes or ports do not exist, incompatible port types, several edges
-    into a port that is not a list port, required inputs with no edge, no literal and no
-    default, and cycles (naming the nodes on them). Ports of a node whose type or config is bad
-    are unknown, so edges touching it are not checked further (one problem, not a cascade).
+    Checks: duplicate node and edge ids (and annotation ids taken), unknown node types, bad
+    configs (with the path of the bad field), edges whose nodes or ports do not exist,
+    incompatible port types, several edges into a port that is not a list port, required
+    inputs with no edge, no literal and no default, and cycles (naming the nodes on them).
+    Ports of a node whose type or config is bad are unknown, so edges touching it are not
+    checked further (one problem, not a cascade).
     """
     problems: list[Problem] = []
     nodes: dict[str, NodeDefinition] = {}
