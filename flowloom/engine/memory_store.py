@@ -128,6 +128,8 @@ class MemoryRunStore:
         data = dict(new.trigger_data)
         if not new.use_cache:
             data["use_cache"] = False
+        if new.use_pinned:
+            data["use_pinned"] = True
         if new.parent_run_id is not None:
             parent = self._owned_run(new.parent_run_id, new.owner_id)
             depth = int(parent.trigger_data.get("depth", 0)) + 1
@@ -137,10 +139,18 @@ class MemoryRunStore:
                     limit="max_subrun_depth",
                 )
             data["depth"] = depth
-        prepared = plans.cached(new.workflow_id, version, new.scope, new.target_node_id)
+        pinned = new.use_pinned
+        prepared = plans.cached(
+            new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+        )
         if prepared is None:
             prepared = plans.prepare(
-                new.workflow_id, version, workflow.versions[version], new.scope, new.target_node_id
+                new.workflow_id,
+                version,
+                workflow.versions[version],
+                new.scope,
+                new.target_node_id,
+                use_pinned=pinned,
             )
         check_breakpoints(new.breakpoints, prepared)
         run = _Run(
@@ -182,13 +192,23 @@ class MemoryRunStore:
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
         run = self._run(run_id)
         definition = self._workflows[run.workflow_id].versions[run.version]
-        prepared = plans.cached(run.workflow_id, run.version, run.scope, run.target_node_id)
+        pinned = run.trigger_data.get("use_pinned") is True
+        prepared = plans.cached(
+            run.workflow_id, run.version, run.scope, run.target_node_id, use_pinned=pinned
+        )
         if prepared is None:
             prepared = plans.prepare(
-                run.workflow_id, run.version, definition, run.scope, run.target_node_id
+                run.workflow_id,
+                run.version,
+                definition,
+                run.scope,
+                run.target_node_id,
+                use_pinned=pinned,
             )
         outside = {
-            parent: self._latest_success(run.workflow_id, parent)
+            parent: prepared.pins[parent]
+            if parent in prepared.pins
+            else self._latest_success(run.workflow_id, parent)
             for parents in prepared.plan.outside_parents.values()
             for parent in parents
         }
@@ -206,6 +226,7 @@ class MemoryRunStore:
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
             use_cache=run.trigger_data.get("use_cache", True) is not False,
+            use_pinned=pinned,
         )
 
     async def outcome(self, run_id: str) -> RunResult:

@@ -61,6 +61,9 @@ class NodeData(_Keeps):
     label: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     """The node's configuration; validated by its type's config model."""
+    pinned: dict[str, Any] | None = None
+    """Outputs pinned as test data, by output port: a run asked to use pinned data takes
+    them instead of running the node."""
 
 
 class NodeDefinition(_Keeps):
@@ -129,6 +132,10 @@ class WorkflowDefinition(_Keeps):
         for node in self.nodes:
             found.setdefault(node.id, node)
         return found
+
+    def pinned_outputs(self) -> dict[str, dict[str, Any]]:
+        """The pinned outputs of every node that has them, by node id."""
+        return {node.id: node.data.pinned for node in self.nodes if node.data.pinned is not None}
 
     def to_json(self) -> dict[str, Any]:
         """The document as the canvas stores it: React Flow's key names, unknown keys kept."""

@@ -78,6 +78,7 @@ def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
         problems.extend(node_problems)
         if node_ports is not None:
             ports[node.id] = node_ports
+            problems.extend(_pin_problems(node, node_ports))
 
     edge_ids: set[str] = set()
     feeding: dict[tuple[str, str], list[EdgeDefinition]] = defaultdict(list)
@@ -128,6 +129,18 @@ def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
         for cycle in find_cycles(node_ids, pairs):
             problems.append(Problem(f"cycle: {' -> '.join(cycle)}", node_id=cycle[0]))
     return problems
+
+
+def _pin_problems(node: NodeDefinition, node_ports: _Ports) -> list[Problem]:
+    """Pinned outputs must be outputs the node has."""
+    pinned = node.data.pinned
+    if pinned is None:
+        return []
+    return [
+        Problem(f"pinned output {name!r} is not an output of this node", node_id=node.id)
+        for name in pinned
+        if name not in node_ports.outputs
+    ]
 
 
 def _annotation_problems(

@@ -77,6 +77,8 @@ class SqlRunStore:
         data = dict(new.trigger_data)
         if not new.use_cache:
             data["use_cache"] = False
+        if new.use_pinned:
+            data["use_pinned"] = True
         async with self.db.write() as session:
             if new.parent_run_id is not None:
                 data["depth"] = await _subrun_depth(session, new)
@@ -86,11 +88,19 @@ class SqlRunStore:
                 version = await workflows.current_version(workflow_id=new.workflow_id)
             # A version prepared before needs no definition read (nor its JSON parsed); the
             # run's insert below checks that the workflow and version are the owner's.
-            prepared = plans.cached(new.workflow_id, version, new.scope, new.target_node_id)
+            pinned = new.use_pinned
+            prepared = plans.cached(
+                new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+            )
             if prepared is None:
                 saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
                 prepared = plans.prepare(
-                    new.workflow_id, version, saved.definition, new.scope, new.target_node_id
+                    new.workflow_id,
+                    version,
+                    saved.definition,
+                    new.scope,
+                    new.target_node_id,
+                    use_pinned=pinned,
                 )
             check_breakpoints(new.breakpoints, prepared)
             if self.quota is not None:
@@ -152,8 +162,9 @@ class SqlRunStore:
             if run is None:
                 raise NotFound("run", run_id)
             scope = Scope(run.scope)
+            pinned = (run.trigger_data or {}).get("use_pinned") is True
             prepared = plans.cached(
-                run.workflow_id, run.workflow_version, scope, run.target_node_id
+                run.workflow_id, run.workflow_version, scope, run.target_node_id, use_pinned=pinned
             )
             if prepared is None:
                 definition = await session.scalar(
@@ -165,13 +176,21 @@ class SqlRunStore:
                 if definition is None:
                     raise NotFound("workflow version", f"{run.workflow_id}@{run.workflow_version}")
                 prepared = plans.prepare(
-                    run.workflow_id, run.workflow_version, definition, scope, run.target_node_id
+                    run.workflow_id,
+                    run.workflow_version,
+                    definition,
+                    scope,
+                    run.target_node_id,
+                    use_pinned=pinned,
                 )
             slots = await load_slots(session, run_id)
             debug = await load_debug(session, run_id)
             outside: dict[str, dict[str, Any] | None] = {}
             for parents in prepared.plan.outside_parents.values():
                 for parent in parents:
+                    if parent in prepared.pins:
+                        outside[parent] = prepared.pins[parent]
+                        continue
                     outside[parent] = await latest_success_outputs(
                         session, workflow_id=run.workflow_id, node_id=parent
                     )
@@ -189,6 +208,7 @@ class SqlRunStore:
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
             use_cache=(run.trigger_data or {}).get("use_cache", True) is not False,
+            use_pinned=pinned,
         )
 
     async def outcome(self, run_id: str) -> RunResult:
