@@ -33,6 +33,8 @@ export type { LiveStep, NodeLive } from "./slices/live";
 export interface NodeData extends Record<string, unknown> {
   label?: string;
   config: Record<string, unknown>;
+  /** Outputs pinned as test data: runs that use pinned data take them instead of running it. */
+  pinned?: Record<string, unknown>;
 }
 
 export type FlowNode = Node<NodeData>;
@@ -145,6 +147,8 @@ export interface EditorState {
   addConnectedNode(type: string, position: { x: number; y: number }, from: { nodeId: string; handle: string; side: "source" | "target" }): string | null;
   updateConfig(nodeId: string, key: string, value: unknown): void;
   updateLabel(nodeId: string, label: string): void;
+  /** Pin `outputs` as the node's test data (`data.pinned`), or unpin it (null); undoable. */
+  pin(nodeId: string, outputs: Record<string, unknown> | null): void;
   /** Add a sticky note, or a group (framing the selected nodes, if any); its id. */
   addAnnotation(type: AnnotationType, position: { x: number; y: number }): string;
   /** Change a note's text, a group's label, or either's colour (typing coalesces as in forms). */

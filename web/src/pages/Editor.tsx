@@ -219,7 +219,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   );
 
   const run_ = useCallback(
-    async (scope: RunScope, nodeId?: string, inputs?: Record<string, unknown>) => {
+    async (scope: RunScope, nodeId?: string, inputs?: Record<string, unknown>, usePinned = false) => {
       const store = editorStore.getState();
       // A graph with problems cannot run: say so, and list them, rather than ask for inputs.
       // Validated now, not by the last check: a wire may have been drawn a moment ago.
@@ -237,17 +237,18 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         return;
       }
       if (store.revision !== store.savedRevision && !(await save())) return;
-      if (inputs === undefined && triggerFields().length > 0) {
+      // With pinned data a trigger is usually pinned too: its inputs are not asked for.
+      if (inputs === undefined && !usePinned && triggerFields().length > 0) {
         setAsking({ scope, nodeId });
         return;
       }
       setAsking(null);
       setTab("runs");
       const breakpoints = Object.keys(editorStore.getState().breakpoints);
-      if (scope === "FULL" && breakpoints.length > 0) {
+      if (scope === "FULL" && breakpoints.length > 0 && !usePinned) {
         await startDebugRun(workflowId, { breakpoints, inputs });
       } else {
-        await startRun(workflowId, { scope, targetNodeId: nodeId, inputs });
+        await startRun(workflowId, { scope, targetNodeId: scope === "FULL" ? undefined : nodeId, inputs, usePinned });
       }
     },
     [save, workflowId],
@@ -479,11 +480,11 @@ function EditorBody({ workflowId }: { workflowId: string }) {
             ))}
           </div>
           <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tab-panel">
-            {tab === "node" && <ConfigPanel canRun={!active} onRun={(scope, nodeId) => void run_(scope, nodeId)} />}
+            {tab === "node" && <ConfigPanel canRun={!active} onRun={(scope, nodeId, usePinned) => void run_(scope, nodeId, undefined, usePinned)} />}
             {tab === "runs" && (
               <RunHistory
                 workflowId={workflowId}
-                onRerun={active ? undefined : (past) => void run_(past.scope, past.target_node_id ?? undefined, past.inputs)}
+                onRerun={active ? undefined : (past) => void run_(past.scope, past.target_node_id ?? undefined, past.inputs, past.used_pinned)}
               />
             )}
             {tab === "versions" && <Versions workflowId={workflowId} current={workflow.version} onRestored={show} />}

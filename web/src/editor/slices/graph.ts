@@ -29,7 +29,7 @@ export type GraphSlice = Pick<
   "nodeTypes" | "nodes" | "edges" | "revision" | "savedRevision" | "problems" | "fieldProblems"
   | "graphProblems" | "savedGraph" | "moved" | "setNodeTypes" | "load" | "markSaved" |
   "onNodesChange" | "onEdgesChange" | "refusal" | "connect" | "addNode" | "addConnectedNode" | "updateConfig" |
-  "updateLabel" | "removeSelected" | "autoLayout" | "takeMoved" | "movesNotSaved" | "selectOnly"
+  "updateLabel" | "pin" | "removeSelected" | "autoLayout" | "takeMoved" | "movesNotSaved" | "selectOnly"
   | "toDefinition" | "setProblems"
 >;
 
@@ -222,6 +222,18 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
     updateLabel(nodeId, label) {
       change((s) => ({
         nodes: s.nodes.map((n) => (n.id === nodeId ? { ...n, data: { ...n.data, label } } : n)),
+      }));
+    },
+
+    pin(nodeId, outputs) {
+      change((s) => ({
+        nodes: s.nodes.map((n) => {
+          if (n.id !== nodeId) return n;
+          const data = { ...n.data };
+          if (outputs === null) delete data.pinned;
+          else data.pinned = structuredClone(outputs);
+          return { ...n, data };
+        }),
       }));
     },
 
