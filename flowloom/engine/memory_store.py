@@ -67,6 +67,7 @@ class _Run:
     parent_run_id: str | None
     parent_node_id: str | None
     use_cache: bool = True
+    use_pinned: bool = False
     depth: int = 0
     parent_attempt: int | None = None
     status: RunStatus = RunStatus.PENDING
@@ -138,10 +139,18 @@ class MemoryRunStore:
                     f"sub-runs would nest {depth} deep, over the limit of {new.max_depth}",
                     limit="max_subrun_depth",
                 )
-        prepared = plans.cached(new.workflow_id, version, new.scope, new.target_node_id)
+        pinned = new.use_pinned
+        prepared = plans.cached(
+            new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+        )
         if prepared is None:
             prepared = plans.prepare(
-                new.workflow_id, version, workflow.versions[version], new.scope, new.target_node_id
+                new.workflow_id,
+                version,
+                workflow.versions[version],
+                new.scope,
+                new.target_node_id,
+                use_pinned=pinned,
             )
         check_breakpoints(new.breakpoints, prepared)
         run = _Run(
@@ -160,6 +169,7 @@ class MemoryRunStore:
             use_cache=new.use_cache,
             depth=depth,
             parent_attempt=new.parent_attempt,
+            use_pinned=new.use_pinned,
         )
         counts = prepared.plan.unfinished_parents()
         for node_id in prepared.plan.order:
@@ -186,13 +196,23 @@ class MemoryRunStore:
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
         run = self._run(run_id)
         definition = self._workflows[run.workflow_id].versions[run.version]
-        prepared = plans.cached(run.workflow_id, run.version, run.scope, run.target_node_id)
+        pinned = run.use_pinned
+        prepared = plans.cached(
+            run.workflow_id, run.version, run.scope, run.target_node_id, use_pinned=pinned
+        )
         if prepared is None:
             prepared = plans.prepare(
-                run.workflow_id, run.version, definition, run.scope, run.target_node_id
+                run.workflow_id,
+                run.version,
+                definition,
+                run.scope,
+                run.target_node_id,
+                use_pinned=pinned,
             )
         outside = {
-            parent: self._latest_success(run.workflow_id, parent)
+            parent: prepared.pins[parent]
+            if parent in prepared.pins
+            else self._latest_success(run.workflow_id, parent)
             for parents in prepared.plan.outside_parents.values()
             for parent in parents
         }
@@ -210,6 +230,7 @@ class MemoryRunStore:
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
             use_cache=run.use_cache,
+            use_pinned=pinned,
         )
 
     async def outcome(self, run_id: str) -> RunResult:

@@ -55,13 +55,21 @@ class Prepared:
 
     plan: Plan
     specs: dict[str, NodeSpec]
+    pins: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """With pinned data: the pinned outputs of the nodes outside the plan that feed it."""
 
 
 class PlanSource(Protocol):
     """The engine's plan cache, as a store sees it while creating or loading a run."""
 
     def cached(
-        self, workflow_id: str, version: int, scope: Scope, target: str | None
+        self,
+        workflow_id: str,
+        version: int,
+        scope: Scope,
+        target: str | None,
+        *,
+        use_pinned: bool = False,
     ) -> Prepared | None:
         """The plan prepared before, if any (then no definition needs reading)."""
         ...
@@ -73,8 +81,11 @@ class PlanSource(Protocol):
         definition: dict[str, Any],
         scope: Scope,
         target: str | None,
+        *,
+        use_pinned: bool = False,
     ) -> Prepared:
-        """Validate ``definition`` and plan it; ValidationFailed if it cannot run so."""
+        """Validate ``definition`` and plan it (with its pinned outputs standing in for the
+        pinned nodes, when ``use_pinned``); ValidationFailed if it cannot run so."""
         ...
 
 
@@ -102,6 +113,8 @@ class NewRun:
     """How deep sub-runs may nest; LimitExceeded past it."""
     parent_attempt: int | None = None
     """For a sub-run: the attempt of its parent node that starts it."""
+    use_pinned: bool = False
+    """Pinned outputs stand in for running their nodes (see ``build_plan``)."""
 
 
 @dataclass(slots=True)
@@ -122,6 +135,7 @@ class StoredRun:
     timeout_s: float | None
     api_key_id: str | None
     use_cache: bool
+    use_pinned: bool = False
 
 
 @dataclass(frozen=True, slots=True)

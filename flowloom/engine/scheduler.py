@@ -211,6 +211,7 @@ class Engine:
         parent_node_id: str | None = None,
         api_key_id: str | None = None,
         parent_attempt: int | None = None,
+        use_pinned: bool = False,
     ) -> str:
         """Create a run and every planned node execution in one transaction, then drive it.
 
@@ -224,6 +225,9 @@ class Engine:
 
         A sub-run names its ``parent_run_id`` and ``parent_node_id`` (a ``workflow.call``
         node); LimitExceeded when that would nest sub-runs deeper than ``max_subrun_depth``.
+
+        With ``use_pinned``, nodes' pinned outputs (``data.pinned``) stand in for running them:
+        a FULL run covers what follows the pinned nodes (see ``flowloom.graph.build_plan``).
         """
         scope = Scope(scope)
         self._check_open()
@@ -247,6 +251,7 @@ class Engine:
             api_key_id=api_key_id,
             max_depth=self.max_subrun_depth,
             parent_attempt=parent_attempt,
+            use_pinned=use_pinned,
         )
         run_id = await self.store.create_run(new, self.plans)
         await self.dispatch_new_run(run_id)

@@ -227,6 +227,7 @@ async def test_run_control_fields_move_out_of_trigger_data_and_back(db: Database
         "run_plain": "NULL",
         "run_hook": '\'{"trigger_id": "trg_1"}\'',
         "run_child": '\'{"depth": 2, "parent_attempt": 3, "use_cache": false, "x": 1}\'',
+        "run_pins": "'{\"use_pinned\": true}'",
     }
     async with db.engine.begin() as conn:
         for run_id, data in rows.items():
@@ -237,18 +238,25 @@ async def test_run_control_fields_move_out_of_trigger_data_and_back(db: Database
     await upgrade_database(db)
 
     query = (
-        "SELECT id, trigger_data, use_cache, depth, parent_attempt FROM workflow_runs"
+        "SELECT id, trigger_data, use_cache, use_pinned, depth, parent_attempt FROM workflow_runs"
         " WHERE id LIKE 'run_%' ORDER BY id"
     )
     async with db.read() as session:
         found = {
-            row.id: (_json(row.trigger_data), bool(row.use_cache), row.depth, row.parent_attempt)
+            row.id: (
+                _json(row.trigger_data),
+                bool(row.use_cache),
+                bool(row.use_pinned),
+                row.depth,
+                row.parent_attempt,
+            )
             for row in (await session.execute(text(query))).all()
         }
     assert found == {
-        "run_child": ({"x": 1}, False, 2, 3),
-        "run_hook": ({"trigger_id": "trg_1"}, True, 0, None),
-        "run_plain": (None, True, 0, None),
+        "run_child": ({"x": 1}, False, False, 2, 3),
+        "run_hook": ({"trigger_id": "trg_1"}, True, False, 0, None),
+        "run_pins": (None, True, True, 0, None),
+        "run_plain": (None, True, False, 0, None),
     }
     assert await pending_differences(db) == []
 
@@ -265,6 +273,7 @@ async def test_run_control_fields_move_out_of_trigger_data_and_back(db: Database
     assert back == {
         "run_child": {"x": 1, "depth": 2, "parent_attempt": 3, "use_cache": False},
         "run_hook": {"trigger_id": "trg_1"},
+        "run_pins": {"use_pinned": True},
         "run_plain": None,
     }
     async with db.engine.begin() as conn:

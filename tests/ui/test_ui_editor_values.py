@@ -47,7 +47,7 @@ def test_any_values_are_edited_by_their_type(page: Any, shot: Shot) -> None:
                 _node("check", "flow.condition", 0, {"operator": "eq"}),
                 _node(
                     "post", "http.request", 240, {"url": "http://127.0.0.1:9/", "method": "POST"}
-                ),  # noqa: E501
+                ),
             ],
             "edges": [],
         },

@@ -125,6 +125,7 @@ def test_an_agent_calls_a_tool_in_a_thread(page: Any, shot: Shot, fake: FakeServ
     edit.wait_for(state="detached")
     agent = call(page, "GET", "/api/v1/agents")["items"][0]
     assert agent["context"] == "The user likes loud answers."
+    assert agent["tools"][0]["workflow_id"] == tool_workflow["id"]
 
     fake.script_replies(
         {"tool_calls": [{"name": "shout", "arguments": {}}]},

@@ -85,11 +85,19 @@ class SqlRunStore:
                 version = await workflows.current_version(workflow_id=new.workflow_id)
             # A version prepared before needs no definition read (nor its JSON parsed); the
             # run's insert below checks that the workflow and version are the owner's.
-            prepared = plans.cached(new.workflow_id, version, new.scope, new.target_node_id)
+            pinned = new.use_pinned
+            prepared = plans.cached(
+                new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+            )
             if prepared is None:
                 saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
                 prepared = plans.prepare(
-                    new.workflow_id, version, saved.definition, new.scope, new.target_node_id
+                    new.workflow_id,
+                    version,
+                    saved.definition,
+                    new.scope,
+                    new.target_node_id,
+                    use_pinned=pinned,
                 )
             check_breakpoints(new.breakpoints, prepared)
             if self.quota is not None:
@@ -121,6 +129,7 @@ class SqlRunStore:
                 use_cache=new.use_cache,
                 depth=depth,
                 parent_attempt=new.parent_attempt,
+                use_pinned=new.use_pinned,
             )
             if new.idempotency_key is not None:
                 existing = await session.scalar(
@@ -154,8 +163,9 @@ class SqlRunStore:
             if run is None:
                 raise NotFound("run", run_id)
             scope = Scope(run.scope)
+            pinned = run.use_pinned
             prepared = plans.cached(
-                run.workflow_id, run.workflow_version, scope, run.target_node_id
+                run.workflow_id, run.workflow_version, scope, run.target_node_id, use_pinned=pinned
             )
             if prepared is None:
                 definition = await session.scalar(
@@ -167,13 +177,21 @@ class SqlRunStore:
                 if definition is None:
                     raise NotFound("workflow version", f"{run.workflow_id}@{run.workflow_version}")
                 prepared = plans.prepare(
-                    run.workflow_id, run.workflow_version, definition, scope, run.target_node_id
+                    run.workflow_id,
+                    run.workflow_version,
+                    definition,
+                    scope,
+                    run.target_node_id,
+                    use_pinned=pinned,
                 )
             slots = await load_slots(session, run_id)
             debug = await load_debug(session, run_id)
             outside: dict[str, dict[str, Any] | None] = {}
             for parents in prepared.plan.outside_parents.values():
                 for parent in parents:
+                    if parent in prepared.pins:
+                        outside[parent] = prepared.pins[parent]
+                        continue
                     outside[parent] = await latest_success_outputs(
                         session, workflow_id=run.workflow_id, node_id=parent
                     )
@@ -191,6 +209,7 @@ class SqlRunStore:
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
             use_cache=run.use_cache,
+            use_pinned=pinned,
         )
 
     async def outcome(self, run_id: str) -> RunResult:

@@ -135,6 +135,7 @@ class RunRepo:
         parent_node_id: str | None = None,
         timeout_s: float | None = None,
         use_cache: bool = True,
+        use_pinned: bool = False,
         depth: int = 0,
         parent_attempt: int | None = None,
     ) -> WorkflowRun:
@@ -203,6 +204,7 @@ class RunRepo:
             idempotency_key=idempotency_key,
             timeout_s=timeout_s,
             use_cache=use_cache,
+            use_pinned=use_pinned,
             depth=depth,
             parent_attempt=parent_attempt,
         )

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,6 +66,8 @@ class WorkflowRun(TimestampMixin, Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     use_cache: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
     """Whether deterministic nodes may take results of earlier runs (the engine's to read)."""
+    use_pinned: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    """Pinned outputs (a node's ``data.pinned``) stood in for running their nodes."""
     depth: Mapped[int] = mapped_column(default=0, server_default="0")
     """How deep this run is nested as a sub-run (0: started from outside)."""
     parent_attempt: Mapped[int | None]

@@ -4723,6 +4723,11 @@ export interface components {
             target_node_id?: string | null;
             /** Timeout S */
             timeout_s?: number | null;
+            /**
+             * Use Pinned
+             * @default false
+             */
+            use_pinned: boolean;
             /** Version */
             version?: number | null;
             /** Wait */
@@ -4774,6 +4779,11 @@ export interface components {
              *     }
              */
             usage: components["schemas"]["UsageSums"];
+            /**
+             * Used Pinned
+             * @default false
+             */
+            used_pinned: boolean;
             /** Workflow Id */
             workflow_id: string;
             /** Workflow Version */
@@ -4857,6 +4867,11 @@ export interface components {
             /** Target Node Id */
             target_node_id: string | null;
             trigger_kind: components["schemas"]["TriggerKind"];
+            /**
+             * Used Pinned
+             * @default false
+             */
+            used_pinned: boolean;
             /** Workflow Id */
             workflow_id: string;
             /** Workflow Version */

@@ -130,6 +130,7 @@ export function RunHistory({ workflowId, onRerun }: RunHistoryProps) {
                   v{run.workflow_version} · {run.scope.toLowerCase()}
                   {run.target_node_id ? ` ${run.target_node_id}` : ""} · {run.trigger_kind}
                   {run.duration_ms != null ? ` · ${run.duration_ms} ms` : ""}
+                  {run.used_pinned ? " · with pinned data" : ""}
                 </span>
                 <span className={inputs === "no inputs" ? "run-inputs muted" : "run-inputs"} data-testid="run-inputs" title={JSON.stringify(run.inputs, null, 2)}>
                   {inputs}

@@ -12,6 +12,7 @@ import { RunHistory } from "../editor/RunHistory";
 import { RunInputsDialog, type TriggerFieldDef } from "../editor/RunInputsDialog";
 import { forgetLookups } from "../editor/lookups";
 import { OutputViewer } from "../editor/OutputViewer";
+import { workflowNodes } from "../editor/annotations";
 import { freeSpot, piledUp } from "../editor/placement";
 import { ProblemsButton } from "../editor/ProblemsList";
 import { PositionSaver } from "../editor/positions";
@@ -29,6 +30,8 @@ const SHORTCUTS: [string, string][] = [
   ["Delete, Backspace", "Delete the selection"],
   ["Ctrl/⌘ A", "Select every node"],
   ["Shift L", "Auto-layout"],
+  ["Shift N", "Add a sticky note"],
+  ["Ctrl/⌘ G", "Group the selected nodes (drag the group's title to move them together)"],
   ["Ctrl/⌘ F", "Find a node on the canvas (Enter: the next match)"],
   ["B", "Toggle a breakpoint on the selected node (Run then debugs)"],
   ["F10 / F8", "Step / continue a paused debug run"],
@@ -93,7 +96,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     store.setProblems(loaded.problems ?? []);
     // Made by the API or an import with nodes piled on one spot: lay it out (undoable; the
     // positions are saved in place like a drag).
-    if (piledUp(editorStore.getState().nodes)) {
+    if (piledUp(workflowNodes(editorStore.getState().nodes))) {
       editorStore.getState().autoLayout();
       editorStore.getState().notify("info", "The nodes overlapped, so they were laid out (Undo puts them back).");
     }
@@ -216,7 +219,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   );
 
   const run_ = useCallback(
-    async (scope: RunScope, nodeId?: string, inputs?: Record<string, unknown>) => {
+    async (scope: RunScope, nodeId?: string, inputs?: Record<string, unknown>, usePinned = false) => {
       const store = editorStore.getState();
       // A graph with problems cannot run: say so, and list them, rather than ask for inputs.
       // Validated now, not by the last check: a wire may have been drawn a moment ago.
@@ -234,17 +237,18 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         return;
       }
       if (store.revision !== store.savedRevision && !(await save())) return;
-      if (inputs === undefined && triggerFields().length > 0) {
+      // With pinned data a trigger is usually pinned too: its inputs are not asked for.
+      if (inputs === undefined && !usePinned && triggerFields().length > 0) {
         setAsking({ scope, nodeId });
         return;
       }
       setAsking(null);
       setTab("runs");
       const breakpoints = Object.keys(editorStore.getState().breakpoints);
-      if (scope === "FULL" && breakpoints.length > 0) {
+      if (scope === "FULL" && breakpoints.length > 0 && !usePinned) {
         await startDebugRun(workflowId, { breakpoints, inputs });
       } else {
-        await startRun(workflowId, { scope, targetNodeId: nodeId, inputs });
+        await startRun(workflowId, { scope, targetNodeId: scope === "FULL" ? undefined : nodeId, inputs, usePinned });
       }
     },
     [save, workflowId],
@@ -258,6 +262,16 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       // Centred on the middle of the canvas, moved aside from the nodes already there.
       const wanted = { x: Math.round(at.x - 110), y: Math.round(at.y - 45) };
       editorStore.getState().addNode(type, freeSpot(editorStore.getState().nodes, wanted), preset);
+      setTab("node");
+    },
+    [flow],
+  );
+  const addAnnotation = useCallback(
+    (type: "note" | "group") => {
+      const canvas = document.querySelector(".canvas")?.getBoundingClientRect();
+      const center = canvas ? { x: canvas.left + canvas.width / 2, y: canvas.top + canvas.height / 2 } : { x: 400, y: 300 };
+      const at = flow.screenToFlowPosition(center);
+      editorStore.getState().addAnnotation(type, freeSpot(editorStore.getState().nodes, { x: Math.round(at.x - 120), y: Math.round(at.y - 70) }));
       setTab("node");
     },
     [flow],
@@ -301,6 +315,11 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         editorStore.setState({ nodes: store.nodes.map((n) => (n.selected ? n : { ...n, selected: true })) });
       } else if (key === "delete" || key === "backspace") {
         store.removeSelected();
+      } else if (event.shiftKey && key === "n" && !mod) {
+        addAnnotation("note");
+      } else if (mod && key === "g") {
+        event.preventDefault();
+        addAnnotation("group");
       } else if (event.shiftKey && key === "l" && !mod) {
         store.autoLayout();
         window.requestAnimationFrame(fitAll);
@@ -321,7 +340,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     }
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [save, run_, fitAll]);
+  }, [save, run_, fitAll, addAnnotation]);
 
   // Leaving with unsaved changes asks first: a reload or a closed tab through the browser, a
   // link of the app through the dialog below.
@@ -392,6 +411,8 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         >
           Auto-layout
         </button>
+        <button type="button" onClick={() => addAnnotation("note")} title="Shift+N: a sticky note on the canvas">+ Note</button>
+        <button type="button" onClick={() => addAnnotation("group")} title="Ctrl+G: a frame around the selected nodes">+ Group</button>
         <span className="spacer" />
         {problemCount > 0 && <ProblemsButton count={problemCount} open={problemsOpen} onOpenChange={setProblemsOpen} />}
         {run && (
@@ -459,11 +480,11 @@ function EditorBody({ workflowId }: { workflowId: string }) {
             ))}
           </div>
           <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tab-panel">
-            {tab === "node" && <ConfigPanel canRun={!active} onRun={(scope, nodeId) => void run_(scope, nodeId)} />}
+            {tab === "node" && <ConfigPanel canRun={!active} onRun={(scope, nodeId, usePinned) => void run_(scope, nodeId, undefined, usePinned)} />}
             {tab === "runs" && (
               <RunHistory
                 workflowId={workflowId}
-                onRerun={active ? undefined : (past) => void run_(past.scope, past.target_node_id ?? undefined, past.inputs)}
+                onRerun={active ? undefined : (past) => void run_(past.scope, past.target_node_id ?? undefined, past.inputs, past.used_pinned)}
               />
             )}
             {tab === "versions" && <Versions workflowId={workflowId} current={workflow.version} onRestored={show} />}
