@@ -2,7 +2,8 @@
 ten workers on machines of their own with PostgreSQL as the shared bottleneck.
 
     python -m benchmarks.distributed [--runs 400] [--clients 16] [--workers 2]
-                                     [--concurrency 2] [--width 10]
+                                     [--concurrency 2] [--pool prefork|threads|solo]
+                                     [--width 10]
 
 The workload: a trivial fan-out of ``width + 1`` nodes (``text.value`` -> width x
 ``text.template``), sent through the runs API with ``wait=true`` by ``clients`` threads. Each
@@ -182,7 +183,7 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
         with (
             servekill.Server(data, folder / "remote.log", env) as server,
             workerchaos.Workers(
-                folder, env, count=args.workers, concurrency=args.concurrency
+                folder, env, count=args.workers, concurrency=args.concurrency, pool=args.pool
             ) as workers,
         ):
             workers.wait_ready()
@@ -196,7 +197,11 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
                 "redis": lambda: _all_named("redis-server"),
             }
             return measure(
-                f"distributed ({args.workers} x {args.concurrency})", server, target, parts, args
+                f"distributed ({args.workers} x {args.concurrency} {args.pool})",
+                server,
+                target,
+                parts,
+                args,
             )
 
 
@@ -244,6 +249,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork")
     parser.add_argument("--width", type=int, default=10)
     parser.add_argument("--skip-local", action="store_true")
     args = parser.parse_args()

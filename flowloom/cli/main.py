@@ -199,7 +199,13 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Worker processes; each drives one run at a time.")
     ] = 2,
-    pool: Annotated[str, typer.Option(help="Celery pool: prefork or solo.")] = "prefork",
+    pool: Annotated[
+        str,
+        typer.Option(
+            help="Celery pool: prefork (a process per run slot), threads (one process, one "
+            "engine, --concurrency runs at once) or solo (one run at a time)."
+        ),
+    ] = "prefork",
     queue: Annotated[
         list[str] | None,
         typer.Option(
@@ -211,8 +217,8 @@ def worker(
     """Drive queued runs (distributed mode: FLOWLOOM_BROKER_URL, a shared PostgreSQL)."""
     from flowloom.worker.celery_app import run_worker
 
-    if pool not in ("prefork", "solo"):
-        fail(f"--pool must be prefork or solo, not {pool!r}")
+    if pool not in ("prefork", "threads", "solo"):
+        fail(f"--pool must be prefork, threads or solo, not {pool!r}")
     try:
         run_worker(_settings(ctx), concurrency=concurrency, pool=pool, queues=queue)
     except FlowloomError as exc:
