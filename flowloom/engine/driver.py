@@ -100,6 +100,8 @@ class Driver:
         self._backoff = Backoff()
         """Shared by every retry of this driver, reset by a committed tick: a database that
         answers reads but refuses writes (a lock held elsewhere) is not hammered."""
+        self.found_finished = False
+        """The run had finished before this driver loaded it (a late or repeated request)."""
         self._phase = "load"
         """Where the driver is: ``load``, ``tick`` or ``commit`` (to say what failed)."""
 
@@ -165,8 +167,14 @@ class Driver:
         self._phase = "load"
         state = await self._load()
         if state.status in FINISHED_RUN_STATUSES:
+            self.found_finished = True
             self._refuse_messages(state.status)
             return
+        if state.cancel_requested and not any(m.kind == "cancel" for m in self._inbox):
+            # Asked for through the store (another process's API): applied like a message.
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._inbox.append(Message("cancel", future))
         store = self._store
         self._memory = store.memory(owner_id=state.owner_id, workflow_id=state.workflow_id)
         self._usage = store.usage(

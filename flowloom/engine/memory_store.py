@@ -231,6 +231,7 @@ class MemoryRunStore:
             api_key_id=run.api_key_id,
             use_cache=run.use_cache,
             use_pinned=pinned,
+            cancel_requested=run.cancel_requested,
         )
 
     async def outcome(self, run_id: str) -> RunResult:

@@ -136,6 +136,8 @@ class StoredRun:
     api_key_id: str | None
     use_cache: bool
     use_pinned: bool = False
+    cancel_requested: bool = False
+    """Someone asked (through the store) for the run's cancellation: its driver applies it."""
 
 
 @dataclass(frozen=True, slots=True)

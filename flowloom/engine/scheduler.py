@@ -514,6 +514,7 @@ class Engine:
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
         )
+        state.cancel_requested = run.cancel_requested
         return state, run.use_cache
 
 

@@ -252,14 +252,11 @@ class WorkerHost:
             if not await engine.claims.take(run_id, owner):
                 return "driven by another worker"
             try:
-                now = engine.clock.now()
-                if not await engine.shared.runs_needing_a_driver(now=now, run_ids=[run_id]):
-                    return "nothing to do"
+                # No look at the run first: the driver's load is that look (a finished run
+                # ends it at once, a waiting one with nothing to do writes nothing), and a
+                # cancellation asked for in the store comes with the load.
                 driver = engine.drive(run_id)
                 self._since[run_id] = time.monotonic()
-                if (await engine.shared.signals([run_id])).cancelled:
-                    self._cancelling.add(run_id)
-                    _post(driver, "cancel")
                 while (current := engine.driver_of(run_id)) is not None:
                     driver = current
                     await asyncio.shield(driver.finished)
@@ -275,6 +272,8 @@ class WorkerHost:
             # common case: no second claim and query); a waiting one gets one more round, for
             # an answer that came meanwhile (applied to the rows while this driver still held
             # the node WAITING).
+            if driver.found_finished:
+                return "nothing to do"
             if driver.state is not None and driver.state.status in FINISHED_RUN_STATUSES:
                 return "driven to the end"
         return "driven"
@@ -323,6 +322,9 @@ class WorkerHost:
         found = await engine.shared.signals(driven)
         for run_id in found.cancelled:
             driver = engine.driver_of(run_id)
+            loaded = driver.state if driver is not None else None
+            if loaded is not None and loaded.cancel_requested:
+                continue  # the driver found it asked for when it loaded the run
             if driver is not None and run_id not in self._cancelling:
                 self._cancelling.add(run_id)
                 _post(driver, "cancel")

@@ -210,6 +210,7 @@ class SqlRunStore:
             api_key_id=run.api_key_id,
             use_cache=run.use_cache,
             use_pinned=pinned,
+            cancel_requested=run.cancel_requested,
         )
 
     async def outcome(self, run_id: str) -> RunResult:
