@@ -15,8 +15,11 @@ loses what it cannot hold, and gets something better in its place:
   reader is owed a fresh ``snapshot`` of the run (read from the database, the truth), followed
   by the text of every node streaming now.
 
-Readers write at most once per ``WRITE_EVERY_S``: what came in between goes out in one write,
-so a run streaming thousands of pieces a second costs each client tens of writes a second.
+The feed takes events from the bus at most once per ``WRITE_EVERY_S`` (the first after a quiet
+spell at once): the deltas of a node that came in between have merged into one by then, so a
+run streaming thousands of pieces a second costs tens of serializations a second, not
+thousands. Readers write at most once per ``WRITE_EVERY_S`` too: what came in between goes
+out in one write.
 """
 
 from __future__ import annotations
@@ -172,8 +175,10 @@ class RunFeed:
         on_idle: Callable[[RunFeed], None],
         max_queued: int = MAX_QUEUED,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
+        gather_s: float = WRITE_EVERY_S,
     ) -> None:
         self.run_id = run_id
+        self._gather_s = gather_s
         self.readers: list[FeedReader] = []
         self._seq = 0
         self._texts: dict[str, _Text] = {}
@@ -244,10 +249,14 @@ class RunFeed:
 
     async def _run(self) -> None:
         try:
-            async for event in self._subscription:
-                self._publish(event)
-                if event.type in RUN_FINISHED_EVENTS:
-                    break
+            async for first in self._subscription:
+                # The first event after a quiet spell goes out at once; what comes in the next
+                # WRITE_EVERY_S waits in the bus, where a node's deltas merge into one.
+                for event in [first, *self._subscription.drain()]:
+                    self._publish(event)
+                    if event.type in RUN_FINISHED_EVENTS:
+                        return
+                await asyncio.sleep(self._gather_s)
         finally:
             self._subscription.close()
             for reader in self.readers:
@@ -303,11 +312,15 @@ class RunFeeds:
         *,
         max_queued: int = MAX_QUEUED,
         max_queued_bytes: int = MAX_QUEUED_BYTES,
+        gather_s: float = WRITE_EVERY_S,
     ) -> None:
+        """``gather_s``: how long a feed lets events gather in the bus after taking some (0
+        takes each as soon as the loop turns)."""
         self.bus = bus
         self._feeds: dict[str, RunFeed] = {}
         self._max_queued = max_queued
         self._max_queued_bytes = max_queued_bytes
+        self._gather_s = gather_s
 
     def reader(self, run_id: str) -> FeedReader:
         """A reader of ``run_id``'s events from now on (its feed made if need be)."""
@@ -319,6 +332,7 @@ class RunFeeds:
                 on_idle=self._forget,
                 max_queued=self._max_queued,
                 max_queued_bytes=self._max_queued_bytes,
+                gather_s=self._gather_s,
             )
         return feed.reader()
 

@@ -26,7 +26,7 @@ from flowloom.api.state import AppState
 from flowloom.engine.events import DELTA
 from flowloom.settings import Settings
 
-MAX_QUEUED = 50
+MAX_QUEUED = 10
 REPLY = "".join(f"word{i:03d} " for i in range(90))  # 720 characters: 240 pieces of 3
 
 

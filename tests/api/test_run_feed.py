@@ -69,7 +69,7 @@ async def test_each_event_is_serialized_once_for_every_reader(
 
     monkeypatch.setattr(run_feed, "sse_message", counting)
     bus = EventBus()
-    feeds = RunFeeds(bus)
+    feeds = RunFeeds(bus, gather_s=0)
     readers = [feeds.reader("r") for _ in range(10)]
     assert len(feeds) == 1
 
@@ -87,7 +87,7 @@ async def test_each_event_is_serialized_once_for_every_reader(
 
 async def test_a_reader_that_never_reads_stays_bounded_and_gets_the_text_whole() -> None:
     bus = EventBus()
-    feeds = RunFeeds(bus)
+    feeds = RunFeeds(bus, gather_s=0)
     stuck = feeds.reader("r")
     keeping_up = feeds.reader("r")
     bus.publish([Event("run.started", "r"), Event("node.started", "r", "a")])
@@ -114,7 +114,7 @@ async def test_a_reader_that_never_reads_stays_bounded_and_gets_the_text_whole()
 
 async def test_a_state_change_that_does_not_fit_owes_a_snapshot_then_the_texts() -> None:
     bus = EventBus()
-    feeds = RunFeeds(bus)
+    feeds = RunFeeds(bus, gather_s=0)
     reader = feeds.reader("r")
     bus.publish([Event("node.started", "r", f"n{i}") for i in range(run_feed.MAX_QUEUED)])
     await _settle()
@@ -129,7 +129,7 @@ async def test_a_state_change_that_does_not_fit_owes_a_snapshot_then_the_texts()
 
 async def test_a_late_reader_gets_the_text_streamed_before_it_came() -> None:
     bus = EventBus()
-    feeds = RunFeeds(bus)
+    feeds = RunFeeds(bus, gather_s=0)
     first = feeds.reader("r")
     before = await _stream(bus, "a", 20)
     await _settle()
@@ -144,7 +144,7 @@ async def test_a_late_reader_gets_the_text_streamed_before_it_came() -> None:
 
 async def test_a_finished_nodes_text_is_not_handed_on_and_a_new_attempt_starts_over() -> None:
     bus = EventBus()
-    feeds = RunFeeds(bus)
+    feeds = RunFeeds(bus, gather_s=0)
     reader = feeds.reader("r")
     await _stream(bus, "a", 3)
     bus.publish([Event("node.retrying", "r", "a", data={"attempt": 1})])
@@ -162,7 +162,7 @@ async def test_a_finished_nodes_text_is_not_handed_on_and_a_new_attempt_starts_o
 
 async def test_the_run_ending_ends_the_readers_and_a_new_reader_gets_a_new_feed() -> None:
     bus = EventBus()
-    feeds = RunFeeds(bus)
+    feeds = RunFeeds(bus, gather_s=0)
     reader = feeds.reader("r")
     bus.publish([Event("run.completed", "r")])
     await _settle()
@@ -178,9 +178,25 @@ async def test_the_run_ending_ends_the_readers_and_a_new_reader_gets_a_new_feed(
     assert len(feeds) == 0
 
 
+async def test_pieces_that_come_close_together_go_out_as_one() -> None:
+    bus = EventBus()
+    reader = RunFeeds(bus).reader("r")  # the default: events gather for WRITE_EVERY_S
+    bus.publish([Event("node.started", "r", "a")])
+    await _settle()
+    assert [kind for kind, _ in _messages(reader.take())] == ["node.started"], "at once"
+
+    whole = await _stream(bus, "a", 100)  # the loop turns between pieces, well within 20 ms
+    await asyncio.sleep(run_feed.WRITE_EVERY_S * 3)
+
+    got = _messages(reader.take())
+    assert len(got) < 10, len(got)
+    assert _text(got, "a") == whole
+    reader.close()
+
+
 async def test_wait_returns_when_something_comes() -> None:
     bus = EventBus()
-    reader: FeedReader = RunFeeds(bus).reader("r")
+    reader: FeedReader = RunFeeds(bus, gather_s=0).reader("r")
     waiting = asyncio.create_task(reader.wait())
     await _settle()
     assert not waiting.done()
