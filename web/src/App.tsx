@@ -3,6 +3,7 @@ import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from
 
 import { setUnauthenticatedHandler } from "./api/client";
 import { useAuth } from "./auth";
+import { mayLeave } from "./editor/backGuard";
 import { ThemeToggle } from "./components/ThemeToggle";
 import { AccountPage } from "./pages/Account";
 import { AdminUsersPage } from "./pages/AdminUsers";
@@ -59,6 +60,8 @@ function Header() {
           <button
             type="button"
             onClick={async () => {
+              // An editor with unsaved changes asks first.
+              if (!(await mayLeave())) return;
               await signOut().catch(() => undefined);
               navigate("/signin");
             }}

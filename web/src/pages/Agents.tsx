@@ -4,10 +4,11 @@
  * picked from the model table; secrets inside tools come back as ******** and are kept when
  * sent back unchanged.
  */
-import { useCallback, useEffect, useMemo, useState, type FormEvent } from "react";
+import { useEffect, useMemo, useState, type FormEvent } from "react";
 import { useNavigate } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { AgentPublic, JsonSchema, NodeTypePublic, Provider } from "../api/types";
 import { useIntegrations } from "../editor/lookups";
 import { ModelField } from "../editor/PickFields";
@@ -152,25 +153,13 @@ function AgentForm({ initial, editing, onSaved, onCancel }: { initial: Draft; ed
 
 export function AgentsPage() {
   const navigate = useNavigate();
-  const [agents, setAgents] = useState<AgentPublic[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const list = usePaged<AgentPublic>((cursor) => api.get("/api/v1/agents", { query: { cursor, limit: 20 } }), "");
+  const { items: agents, setItems: setAgents } = list;
+  const [actionError, setError] = useState<string | null>(null);
+  const error = actionError ?? list.error;
   const [editing, setEditing] = useState<string | null>(null);
   const [adding, setAdding] = useState(false);
 
-  const load = useCallback(async (after: string | null) => {
-    try {
-      const page = await api.get("/api/v1/agents", { query: { cursor: after ?? undefined, limit: 20 } });
-      setAgents((old) => (after ? [...old, ...page.items] : page.items));
-      setCursor(page.next_cursor ?? null);
-    } catch (caught) {
-      setError(errorMessage(caught));
-    }
-  }, []);
-
-  useEffect(() => {
-    void load(null);
-  }, [load]);
 
   async function remove(agent: AgentPublic) {
     if (!window.confirm(`Delete the agent "${agent.name}"? Its threads are deleted with it.`)) return;
@@ -237,7 +226,7 @@ export function AgentsPage() {
         ))}
       </ul>
       {agents.length === 0 && !error && <p className="muted">No agents yet.</p>}
-      {cursor && <button type="button" onClick={() => void load(cursor)}>Load more</button>}
+      {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Load more</button>}
     </section>
   );
 }

@@ -14,6 +14,7 @@ import { forgetLookups } from "../editor/lookups";
 import { OutputViewer } from "../editor/OutputViewer";
 import { workflowNodes } from "../editor/annotations";
 import { freeSpot, piledUp } from "../editor/placement";
+import { guardBackButton, setLeaveQuestion, type BackGuard } from "../editor/backGuard";
 import { ProblemsButton } from "../editor/ProblemsList";
 import { PositionSaver } from "../editor/positions";
 import { cancelRun, openRun, releaseDebug, startDebugRun, startRun, stopFollowing } from "../editor/runs";
@@ -56,6 +57,9 @@ function triggerFields(): TriggerFieldDef[] {
 }
 
 type Tab = "node" | "runs" | "versions";
+
+/** Where the person was going when asked about unsaved changes. */
+type Leaving = { kind: "link"; to: string } | { kind: "back" } | { kind: "ask"; resolve: (leave: boolean) => void };
 
 function EditorBody({ workflowId }: { workflowId: string }) {
   const [workflow, setWorkflow] = useState<WorkflowPublic | null>(null);
@@ -342,10 +346,29 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     return () => window.removeEventListener("keydown", onKey);
   }, [save, run_, fitAll, addAnnotation]);
 
-  // Leaving with unsaved changes asks first: a reload or a closed tab through the browser, a
-  // link of the app through the dialog below.
-  const [leaving, setLeaving] = useState<string | null>(null);
+  // Leaving with unsaved changes asks first: a reload or a closed tab through the browser; a
+  // link of the app, the Back button and signing out through the dialog below.
+  const [leaving, setLeaving] = useState<Leaving | null>(null);
   const navigate = useNavigate();
+  const guard = useRef<BackGuard | null>(null);
+  useEffect(() => {
+    const isDirty = () => {
+      const s = editorStore.getState();
+      return s.revision !== s.savedRevision;
+    };
+    guard.current = guardBackButton(isDirty, () => setLeaving({ kind: "back" }));
+    setLeaveQuestion(() =>
+      isDirty() ? new Promise<boolean>((resolve) => setLeaving({ kind: "ask", resolve })) : Promise.resolve(true),
+    );
+    return () => {
+      guard.current?.dispose();
+      guard.current = null;
+      setLeaveQuestion(null);
+    };
+  }, []);
+  useEffect(() => {
+    if (dirty) guard.current?.arm();
+  }, [dirty]);
   useEffect(() => {
     const onClick = (event: MouseEvent) => {
       if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
@@ -358,7 +381,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       // Before the router sees the click: the capture phase on window runs first.
       event.preventDefault();
       event.stopPropagation();
-      setLeaving(to);
+      setLeaving({ kind: "link", to });
     };
     window.addEventListener("click", onClick, true);
     return () => window.removeEventListener("click", onClick, true);
@@ -378,6 +401,13 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     const timer = window.setTimeout(() => editorStore.getState().dismissNotice(), 4000);
     return () => window.clearTimeout(timer);
   }, [notice]);
+
+  // Where the person was going when asked, now that they chose to go.
+  const go = (to: Leaving) => {
+    if (to.kind === "link") navigate(to.to, { replace: guard.current?.onGuard() ?? false });
+    else if (to.kind === "back") guard.current?.leave();
+    else to.resolve(true);
+  };
 
   if (loadError) {
     return (
@@ -501,21 +531,22 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       {leaving !== null && (
         <LeaveDialog
           saving={saving}
-          onStay={() => setLeaving(null)}
+          onStay={() => {
+            setLeaving(null);
+            if (leaving.kind === "back") guard.current?.arm();
+            if (leaving.kind === "ask") leaving.resolve(false);
+          }}
           onDiscard={() => {
-            const to = leaving;
             setLeaving(null);
             editorStore.getState().markSaved(editorStore.getState().revision);
-            navigate(to);
+            go(leaving);
           }}
           onSave={async () => {
-            const to = leaving;
-            if (await save()) {
-              setLeaving(null);
-              navigate(to);
-            } else {
-              setLeaving(null);
-            }
+            const saved = await save();
+            setLeaving(null);
+            if (saved) go(leaving);
+            else if (leaving.kind === "back") guard.current?.arm();
+            else if (leaving.kind === "ask") leaving.resolve(false);
           }}
         />
       )}
