@@ -125,7 +125,7 @@ export function AdminSettingsPage() {
               </label>
             </div>
           </section>
-          <form className="account-section" onSubmit={saveRetention} aria-labelledby="retention-title">
+          <form className="account-section" noValidate onSubmit={saveRetention} aria-labelledby="retention-title">
             <h2 id="retention-title">Retention</h2>
             <p className="muted">How long this instance keeps what piles up. Empty keeps everything. A maintenance pass deletes older rows once a day, in small steps so running workflows never wait on it.</p>
             {RETENTION.map(({ key, what, why, least }) => (

@@ -21,11 +21,11 @@ function tokenFromFragment(hash: string): string | null {
  */
 function ExternalSignIn({ options, onSignedIn }: { options: SignInOptions; onSignedIn: () => void }) {
   const location = useLocation();
-  const [token] = useState(() => tokenFromFragment(location.hash));
+  const token = tokenFromFragment(location.hash);
   const [linking, setLinking] = useState<string | null>(null);
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
-  const tried = useRef(false);
+  const tried = useRef<string | null>(null);
 
   async function send(withPassword?: string) {
     if (!token) return;
@@ -41,11 +41,11 @@ function ExternalSignIn({ options, onSignedIn }: { options: SignInOptions; onSig
   }
 
   useEffect(() => {
-    if (token && !tried.current) {
-      tried.current = true;
+    if (token && tried.current !== token) {
+      tried.current = token;
       void send();
     }
-    // Sent once, when the page opens with a token.
+    // Sent once per token the address brings.
   }, [token]); // eslint-disable-line react-hooks/exhaustive-deps
 
   const provider = options.external;
