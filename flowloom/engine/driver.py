@@ -51,7 +51,7 @@ from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
 
 if TYPE_CHECKING:
-    from flowloom.engine.scheduler import Engine
+    from flowloom.engine.seams import Executor
 
 __all__ = ["Driver", "Message"]
 
@@ -76,7 +76,7 @@ class LeaseLost(StorageError):
 class Driver:
     """Drives one run; created and registered by the Engine, never shared between runs."""
 
-    def __init__(self, engine: Engine, run_id: str) -> None:
+    def __init__(self, engine: Executor, run_id: str) -> None:
         self.engine = engine
         self.run_id = run_id
         self.state: RunState | None = None

@@ -46,6 +46,7 @@ from flowloom.engine.limits import ClaimLimits, Holding
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import Clock, NewRun, RunResult, RunStore, UnfinishedRun
 from flowloom.engine.run_state import NodeSpec, RunState, resume_time
+from flowloom.engine.seams import RunDriver
 from flowloom.engine.sql import RunQuota as StoreQuota
 from flowloom.engine.sql import SqlRunStore
 from flowloom.engine.unstorable import check_storable
@@ -135,7 +136,7 @@ class Engine:
         self.failpoints = failpoints if failpoints is not None else Failpoints.from_env()
         self.limits = ClaimLimits(per_owner=max_running_per_owner, per_key=key_limits)
         """Per-owner and per-key limits on running attempts (see ``engine/limits.py``)."""
-        self._claim_waiters: dict[str, set[Driver]] = {}
+        self._claim_waiters: dict[str, set[RunDriver]] = {}
         self._leases = LeaseKeeper(self)
         self.max_subrun_depth = max_subrun_depth
         """How deep ``workflow.call`` sub-runs may nest (a workflow calling itself stops here)."""
@@ -412,7 +413,7 @@ class Engine:
             driver.task = asyncio.create_task(driver.run(), name=f"flowloom run {run_id}")
         return driver
 
-    def take_place(self, driver: Driver, node_id: str, *, owner: str, key: str | None) -> bool:
+    def take_place(self, driver: RunDriver, node_id: str, *, owner: str, key: str | None) -> bool:
         """Count the node against its limits, or note that ``driver`` waits for room."""
         refused = self.limits.try_take(driver.run_id, node_id, owner=owner, key=key)
         if refused is None:
@@ -436,7 +437,7 @@ class Engine:
         self._leases.ensure_running()
         return self._leases
 
-    def driver_ended(self, driver: Driver) -> None:
+    def driver_ended(self, driver: RunDriver) -> None:
         if self._drivers.get(driver.run_id) is driver:
             del self._drivers[driver.run_id]
         if self.limits.active:

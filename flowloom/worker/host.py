@@ -284,7 +284,7 @@ class WorkerHost:
         self._jobs.add(job.claim_id)
         _log.info("run %s, node %s: attempt %d taken here", job.run_id, job.node_id, job.attempt)
         try:
-            return await run_job(engine, engine.claims, engine.owner_token, job)
+            return await run_job(engine, engine.shared, engine.claims, engine.owner_token, job)
         finally:
             self._jobs.discard(job.claim_id)
 

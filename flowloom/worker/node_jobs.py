@@ -41,8 +41,9 @@ from flowloom.nodes.base import RunContext, idempotency_key
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from flowloom.engine.ports import SharedRunStore
+    from flowloom.engine.seams import Executor
     from flowloom.worker.claims import RunClaims
-    from flowloom.worker.host import WorkerEngine
 
 __all__ = ["NodeJob", "RoutedNodes", "run_job"]
 
@@ -141,7 +142,9 @@ class RoutedNodes:
         return None
 
 
-async def run_job(engine: WorkerEngine, claims: RunClaims, owner: str, job: NodeJob) -> str:
+async def run_job(
+    engine: Executor, shared: SharedRunStore, claims: RunClaims, owner: str, job: NodeJob
+) -> str:
     """The worker's side: run the job unless it is done, running or no longer wanted; push
     its outcome for the driver. What happened, in words."""
     key = outcome_key(claims, job)
@@ -152,7 +155,7 @@ async def run_job(engine: WorkerEngine, claims: RunClaims, owner: str, job: Node
         return "running on another worker"
     await redis.set(started_key(claims, job), owner, ex=_OUTCOME_TTL_S)
     try:
-        if not await engine.shared.attempt_wanted(job.row_id, job.attempt):
+        if not await shared.attempt_wanted(job.row_id, job.attempt):
             return "no longer wanted: its driver gave the attempt up"
         outcome = await _execute(engine, job)
         async with redis.pipeline(transaction=True) as pipe:
@@ -165,7 +168,7 @@ async def run_job(engine: WorkerEngine, claims: RunClaims, owner: str, job: Node
         await claims.release(job.claim_id, owner)
 
 
-async def _execute(engine: WorkerEngine, job: NodeJob) -> Outcome:
+async def _execute(engine: Executor, job: NodeJob) -> Outcome:
     node = engine.registry.find(job.node_type)
     if node is None:
         message = f"this worker has no node type {job.node_type!r} (install its plugin here)"
