@@ -136,3 +136,10 @@ def test_notes_groups_pins_and_typed_values_in_dark_mode(page: Any, shot: Shot) 
         "Body", exact=True
     ).scroll_into_view_if_needed()
     shot("dark typed body")
+    # Usable at 1920x1080 too: the canvas takes the room, the panels keep their width.
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.get_by_role("button", name="Fit the whole graph").click()
+    page.wait_for_timeout(400)
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    assert canvas["width"] > 1300
+    shot("dark at 1920x1080")
