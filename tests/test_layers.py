@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module may import its own layer and the layers its row names:
 
-    core        exceptions, ids, settings, storable, rates, passwords
+    core        exceptions, ids, settings, storable, rates, passwords, heavy_imports
     graph       the workflow definition and its validation
     providers   LLM provider clients
     clients     pure clients: the vault, MCP, OAuth (no database, no nodes)
@@ -53,6 +53,7 @@ LAYER_OF = {
     "flowloom.storable": "core",
     "flowloom.rates": "core",
     "flowloom.passwords": "core",
+    "flowloom.heavy_imports": "core",
     "flowloom.graph": "graph",
     "flowloom.providers": "providers",
     "flowloom.integrations": "clients",
@@ -97,17 +98,9 @@ MAY_IMPORT = {
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 """(importer, imported) -> why it is allowed for now. Empty: keep it so."""
 
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"flowloom.engine.scheduler", "flowloom.engine.driver"}): (
-        "type-only: Driver takes the Engine; needs the executor seam (issue 11, item 3)"
-    ),
-    frozenset({"flowloom.engine.scheduler", "flowloom.engine.leases"}): (
-        "type-only: Leases takes the Engine; needs the executor seam"
-    ),
-    frozenset({"flowloom.engine.scheduler", "flowloom.engine.subruns"}): (
-        "type-only: SubRuns takes the Engine; needs the run client seam"
-    ),
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
+"""Module cycles through deferred or type-only imports allowed for now. Empty: keep it so
+(drivers, leases and sub-runs reach the engine through ``engine/seams.py``)."""
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ discriminated by ``type``; ``RunStreamMessage`` is the union of whole messages, 
 by ``event``.
 
 The engine publishes ``events.dropped`` to a subscriber that read too slowly; the stream never
-passes it on, it sends a fresh ``snapshot`` instead. A node type may publish other progress
-kinds (``node.<kind>``); the stream passes them on as they are, so a reader ignores an event
-type it does not know.
+passes it on, it sends a fresh ``snapshot`` instead. A reader that lost only streamed text gets
+the node's whole text so far as one ``node.delta`` at offset 0 (``flowloom.api.run_feed``).
+A node type may publish other progress kinds (``node.<kind>``); the stream passes them on as
+they are, so a reader ignores an event type it does not know.
 
 The route writes events as they are (no validation per event: deltas come many per second);
 tests hold the stream to these models.

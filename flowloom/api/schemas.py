@@ -115,6 +115,9 @@ class LoginRequest(BaseModel):
 class ExternalLogin(BaseModel):
     token: str = Field(min_length=1, max_length=16_384)
     """A JWT signed by the configured identity provider."""
+    password: str | None = Field(default=None, min_length=1, max_length=256)
+    """To link the identity to an existing password account with the same email: that
+    account's password (the token proves the identity, the password the account)."""
 
 
 class UserPublic(_Public):
@@ -376,7 +379,7 @@ class RunDetail(RunPublic):
 
 
 def _used_pinned(run: WorkflowRun) -> bool:
-    return (run.trigger_data or {}).get("use_pinned") is True
+    return run.use_pinned
 
 
 def run_public(run: WorkflowRun) -> RunPublic:

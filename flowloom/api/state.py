@@ -7,11 +7,13 @@ from typing import Any
 
 from flowloom.api.external_auth import ExternalVerifier
 from flowloom.api.metrics import Metrics
+from flowloom.api.run_feed import RunFeeds
 from flowloom.api.security import LoginLimiter
 from flowloom.engine import Engine
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
+from flowloom.storage.maintenance.daily import MaintenanceLoop
 
 __all__ = ["AppState"]
 
@@ -28,10 +30,21 @@ class AppState:
     metrics: Metrics
     node_types: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The registry's schemas by type name, made once (building JSON Schemas is slow)."""
+    maintenance: MaintenanceLoop | None = None
+    """The daily maintenance pass, when the settings run one."""
     engine: Engine | None = None
     """Set once the lifespan has started it; requests never see None."""
+
+    feeds: RunFeeds | None = None
+    """The live feeds of the runs followed now (on the engine's bus, made at first use)."""
 
     def require_engine(self) -> Engine:
         if self.engine is None:
             raise RuntimeError("the engine is not running (the app's lifespan has not started)")
         return self.engine
+
+    def run_feeds(self) -> RunFeeds:
+        engine = self.require_engine()
+        if self.feeds is None or self.feeds.bus is not engine.bus:
+            self.feeds = RunFeeds(engine.bus)
+        return self.feeds

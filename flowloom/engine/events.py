@@ -107,6 +107,18 @@ class Subscription:
             return True
         return False
 
+    def drain(self) -> list[Event]:
+        """Every event queued now, without waiting (an ``events.dropped`` first if some were
+        lost): for a reader that wakes on the first event and then takes the rest in bulk,
+        letting deltas merge in between."""
+        found: list[Event] = []
+        if self._unreported and self._queue:
+            found.append(Event(DROPPED, self._queue[0].run_id, data={"count": self._unreported}))
+            self._unreported = 0
+        found.extend(self._queue)
+        self._queue.clear()
+        return found
+
     def close(self) -> None:
         """Stop receiving; a reader blocked in ``async for`` ends."""
         self._closed = True

@@ -111,6 +111,8 @@ class NewRun:
     api_key_id: str | None
     max_depth: int
     """How deep sub-runs may nest; LimitExceeded past it."""
+    parent_attempt: int | None = None
+    """For a sub-run: the attempt of its parent node that starts it."""
     use_pinned: bool = False
     """Pinned outputs stand in for running their nodes (see ``build_plan``)."""
 
@@ -134,6 +136,8 @@ class StoredRun:
     api_key_id: str | None
     use_cache: bool
     use_pinned: bool = False
+    cancel_requested: bool = False
+    """Someone asked (through the store) for the run's cancellation: its driver applies it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,4 +336,9 @@ class SharedRunStore(RunStore, Protocol):
     async def settled(self, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
         """The run's outcome, and whether it finished (or, unless ``finished_only``, waits
         with nothing for a driver to do)."""
+        ...
+
+    async def attempt_wanted(self, row_id: str, attempt: int) -> bool:
+        """Whether node execution ``row_id`` is still RUNNING as ``attempt``: a driver still
+        waits for that attempt's outcome."""
         ...

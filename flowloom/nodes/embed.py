@@ -122,7 +122,7 @@ async def _record(
         model=config.model,
         tokens_in=answer.tokens_in,
         tokens_out=0,
-        type="embedding",
+        type="embeddings",
         run_id=ctx.run_id,
         node_id=ctx.node_id,
         attempt=ctx.attempt,

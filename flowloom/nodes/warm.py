@@ -5,16 +5,18 @@ a URL never loads httpx. But a lazy import runs where the node runs, on the even
 loop-lag watchdog saw first imports hold it for 0.7-1.5 s after a restart under load. The
 server and the worker start ``warm_up`` on a thread instead, a second after start-up: the
 imports happen off the loop while the first requests are served (a node that needs a module
-still being imported waits for it, as it would have anyway).
+still being imported waits for it, as it would have anyway). Its imports go through
+:mod:`flowloom.heavy_imports`, as the nodes' own lazy imports of the same modules do, so the
+two threads never interleave one package's import.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from typing import Final
 
+from flowloom.heavy_imports import ensure_imported
 from flowloom.integrations.tls import shared_ssl_context
 
 __all__ = ["AFTER_START_S", "HEAVY_MODULES", "start_warm_up", "warm_up"]
@@ -29,7 +31,7 @@ def warm_up() -> None:
     """Import the heavy modules and build the shared TLS context (blocking: call on a thread)."""
     for name in HEAVY_MODULES:
         try:
-            importlib.import_module(name)
+            ensure_imported(name)
         except ImportError:
             _log.debug("warm-up: %s is not installed", name)
     shared_ssl_context()

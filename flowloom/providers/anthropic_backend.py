@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from flowloom.providers._common import b64, sdk_error
+from flowloom.heavy_imports import imported
+from flowloom.providers._common import b64, cut_short, sdk_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
@@ -50,11 +51,14 @@ class AnthropicBackend:
     def name(self) -> str:
         return "anthropic"
 
-    def _sdk(self) -> AsyncAnthropic:
+    async def prepare(self) -> AsyncAnthropic:
+        """The SDK client, built at the first call (the SDK imported off the loop)."""
         if self._client is None:
+            await imported("anthropic")
             from anthropic import AsyncAnthropic
 
-            self._client = AsyncAnthropic(
+            # Another call may have built it while the SDK was imported.
+            self._client = self._client or AsyncAnthropic(
                 api_key=self._api_key, base_url=self._base_url, max_retries=0
             )
         return self._client
@@ -85,7 +89,7 @@ class AnthropicBackend:
         return params
 
     async def send(self, request: ChatRequest) -> ChatResponse:
-        client = self._sdk()
+        client = await self.prepare()
         try:
             message = await client.messages.create(**self._params(request))
         except Exception as exc:
@@ -112,7 +116,7 @@ class AnthropicBackend:
             ) from None
 
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        client = self._sdk()
+        client = await self.prepare()
         params = self._params(request)
         params["stream"] = True
         try:
@@ -122,6 +126,7 @@ class AnthropicBackend:
         tokens_in = tokens_out = 0
         model: str | None = None
         finish: str | None = None
+        stopped = False
         try:
             async for event in stream:
                 kind = event.type
@@ -138,6 +143,7 @@ class AnthropicBackend:
                     if getattr(event.usage, "input_tokens", None):
                         tokens_in = int(event.usage.input_tokens)
                 elif kind == "message_stop":
+                    stopped = True
                     yield ChatChunk(
                         usage=TokenUsage(tokens_in, tokens_out), finish_reason=finish, model=model
                     )
@@ -148,11 +154,15 @@ class AnthropicBackend:
                 f"a streamed event could not be read ({type(exc).__name__})", provider=self.name
             ) from None
         except Exception as exc:
-            raise self._translate(exc, request) from None
+            raise self._translate(exc, request, mid_stream=True) from None
         finally:
             await stream.close()
+        if not stopped:
+            raise cut_short(provider=self.name, model=request.model, missing="message_stop")
 
-    def _translate(self, exc: Exception, request: ChatRequest) -> ProviderError:
+    def _translate(
+        self, exc: Exception, request: ChatRequest, *, mid_stream: bool = False
+    ) -> ProviderError:
         import anthropic
 
         return sdk_error(
@@ -162,6 +172,7 @@ class AnthropicBackend:
             model=request.model,
             timeout_s=request.timeout_s,
             secrets=(self._api_key,),
+            mid_stream=mid_stream,
         )
 
     async def aclose(self) -> None:

@@ -75,6 +75,12 @@ class ChatBackend(Protocol):
     @property
     def name(self) -> str: ...
 
+    async def prepare(self) -> object:
+        """Import the SDK (off the event loop) and build its client, once. The caller awaits it
+        before the clock of a call's first attempt starts: a first import takes seconds on a
+        busy machine, and they are not the provider's."""
+        ...
+
     async def send(self, request: ChatRequest) -> ChatResponse:
         """One attempt; raises ProviderError (already redacted) on failure."""
         ...

@@ -66,6 +66,7 @@ class ProviderClient:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         request = self._with_timeout(request)
+        await self.backend.prepare()
         attempt = 0
         while True:
             attempt += 1
@@ -114,6 +115,7 @@ class ProviderClient:
 
     async def _retrying(self, call: Callable[[], Awaitable[_T]], timeout_s: float | None) -> _T:
         """``call()`` under the rate limit and ``timeout_s``, retried as ``chat`` is."""
+        await self.backend.prepare()
         attempt = 0
         while True:
             attempt += 1
@@ -132,6 +134,7 @@ class ProviderClient:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         request = self._with_timeout(request)
+        await self.backend.prepare()
         attempt = 0
         while True:
             attempt += 1

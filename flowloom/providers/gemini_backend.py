@@ -15,7 +15,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from flowloom.providers._common import status_error
+from flowloom.heavy_imports import imported
+from flowloom.providers._common import cut_short, lost_connection, status_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
@@ -59,15 +60,20 @@ class GeminiBackend:
     def name(self) -> str:
         return "gemini"
 
-    def _sdk(self) -> Client:
+    async def prepare(self) -> Client:
+        """The SDK client, built at the first call (the SDK imported off the loop)."""
         if self._client is None:
+            await imported("google.genai", "google.genai.types")
             from google import genai
             from google.genai import types
 
             options = types.HttpOptions(
                 base_url=self._base_url, retry_options=types.HttpRetryOptions(attempts=1)
             )
-            self._client = genai.Client(api_key=self._api_key, vertexai=False, http_options=options)
+            # Another call may have built it while the SDK was imported.
+            self._client = self._client or genai.Client(
+                api_key=self._api_key, vertexai=False, http_options=options
+            )
         return self._client
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
@@ -101,7 +107,7 @@ class GeminiBackend:
         return {"model": request.model, "contents": contents, "config": config}
 
     async def send(self, request: ChatRequest) -> ChatResponse:
-        client = self._sdk()
+        client = await self.prepare()
         try:
             response = await client.aio.models.generate_content(**self._params(request))
         except Exception as exc:
@@ -122,7 +128,7 @@ class GeminiBackend:
             ) from None
 
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        client = self._sdk()
+        client = await self.prepare()
         try:
             stream = await client.aio.models.generate_content_stream(**self._params(request))
         except Exception as exc:
@@ -146,17 +152,21 @@ class GeminiBackend:
                 f"a streamed chunk could not be read ({type(exc).__name__})", provider=self.name
             ) from None
         except Exception as exc:
-            raise self._translate(exc, request) from None
+            raise self._translate(exc, request, mid_stream=True) from None
         finally:
             await _aclose(stream)
+        if finish is None:
+            # The last chunk of an answer says why it ended; a stream without one was cut,
+            # and its usage (if any came) is only that of the part received.
+            raise cut_short(provider=self.name, model=request.model, missing="its finish reason")
         yield ChatChunk(usage=usage, finish_reason=finish, model=model)
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One ``embed_content`` call for every text of ``request``. The Gemini API reports no
         token count for embeddings: ``tokens_in`` is estimated (four characters a token)."""
+        client = await self.prepare()
         from google.genai import types
 
-        client = self._sdk()
         # One Content per text: a list of plain strings would be one text in several parts.
         contents = [types.Content(parts=[types.Part(text=text)]) for text in request.texts]
         try:
@@ -179,9 +189,9 @@ class GeminiBackend:
     async def generate_images(self, request: ImageRequest) -> GeneratedImages:
         """Gemini's image models through ``generate_content`` with image output, one call per
         image asked for (the API makes one per call); an input image goes with the prompt."""
+        client = await self.prepare()
         from google.genai import types
 
-        client = self._sdk()
         parts = [types.Part(text=request.prompt)]
         if request.input_image is not None:
             parts.append(
@@ -220,7 +230,11 @@ class GeminiBackend:
         )
 
     def _translate(
-        self, exc: Exception, request: ChatRequest | EmbedRequest | ImageRequest
+        self,
+        exc: Exception,
+        request: ChatRequest | EmbedRequest | ImageRequest,
+        *,
+        mid_stream: bool = False,
     ) -> ProviderError:
         import httpx
         import httpx2
@@ -243,6 +257,8 @@ class GeminiBackend:
                 secrets=secrets,
             )
         if isinstance(exc, httpx.TransportError | httpx2.TransportError):
+            if mid_stream:
+                return lost_connection(exc, provider=self.name, secrets=secrets)
             return ProviderUnavailable(
                 f"cannot reach the server: {redact(str(exc), secrets)}", provider=self.name
             )

@@ -10,7 +10,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from flowloom.providers._common import b64, sdk_error
+from flowloom.heavy_imports import imported
+from flowloom.providers._common import b64, cut_short, sdk_error
 from flowloom.providers.errors import (
     MalformedResponse,
     ProviderError,
@@ -50,11 +51,14 @@ class OpenAIBackend:
     def name(self) -> str:
         return self._name
 
-    def _sdk(self) -> AsyncOpenAI:
+    async def prepare(self) -> AsyncOpenAI:
+        """The SDK client, built at the first call (the SDK imported off the loop)."""
         if self._client is None:
+            await imported("openai")
             from openai import AsyncOpenAI
 
-            self._client = AsyncOpenAI(
+            # Another call may have built it while the SDK was imported.
+            self._client = self._client or AsyncOpenAI(
                 api_key=self._api_key, base_url=self._base_url, max_retries=0
             )
         return self._client
@@ -127,7 +131,7 @@ class OpenAIBackend:
         return params
 
     async def send(self, request: ChatRequest) -> ChatResponse:
-        client = self._sdk()
+        client = await self.prepare()
         try:
             completion = await client.chat.completions.create(**self._params(request))
         except Exception as exc:
@@ -155,7 +159,7 @@ class OpenAIBackend:
             ) from None
 
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        client = self._sdk()
+        client = await self.prepare()
         params = self._params(request)
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
@@ -165,10 +169,12 @@ class OpenAIBackend:
             raise self._translate(exc, request) from None
         finish: str | None = None
         model: str | None = None
+        ended = False
         try:
             async for event in stream:
                 model = event.model or model
                 if event.usage is not None:
+                    ended = True
                     yield ChatChunk(
                         usage=TokenUsage(
                             int(event.usage.prompt_tokens), int(event.usage.completion_tokens)
@@ -187,13 +193,17 @@ class OpenAIBackend:
                 f"a streamed chunk could not be read ({type(exc).__name__})", provider=self._name
             ) from None
         except Exception as exc:
-            raise self._translate(exc, request) from None
+            raise self._translate(exc, request, mid_stream=True) from None
         finally:
             await stream.close()
+        if not ended:
+            # Asked for (include_usage), the usage chunk is the answer's last: without it the
+            # answer may be whole or not, and what it cost is unknown.
+            raise cut_short(provider=self._name, model=request.model, missing="its usage")
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One call to the embeddings endpoint for every text of ``request``."""
-        client = self._sdk()
+        client = await self.prepare()
         try:
             response = await client.embeddings.create(
                 model=request.model, input=list(request.texts), encoding_format="float"
@@ -213,7 +223,7 @@ class OpenAIBackend:
         otherwise answer with URLs)."""
         import base64
 
-        client = self._sdk()
+        client = await self.prepare()
         params: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
         if request.count != 1:
             params["n"] = request.count
@@ -251,7 +261,11 @@ class OpenAIBackend:
         )
 
     def _translate(
-        self, exc: Exception, request: ChatRequest | EmbedRequest | ImageRequest
+        self,
+        exc: Exception,
+        request: ChatRequest | EmbedRequest | ImageRequest,
+        *,
+        mid_stream: bool = False,
     ) -> ProviderError:
         import openai
 
@@ -262,6 +276,7 @@ class OpenAIBackend:
             model=request.model,
             timeout_s=request.timeout_s,
             secrets=(self._api_key,),
+            mid_stream=mid_stream,
         )
 
     async def aclose(self) -> None:

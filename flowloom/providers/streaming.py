@@ -1,14 +1,21 @@
 """A streamed answer, put together: what ``ai.llm``, the agent loop and threads share.
 
 ``stream_answer`` reads a provider's stream, hands each piece of text to ``on_text`` as it
-arrives, and returns the whole as ``chat`` would. Usage comes from the stream's last chunk; a
-stream that ends without it was cut (a dropped connection, a proxy timing out) and is refused
-with MalformedResponse rather than taken for a whole answer: the partial text is not returned
-as a result and no usage is recorded for it, so a retry does not count anything twice.
+arrives, and returns the whole as ``chat`` would. After the first piece it lets the event loop
+turn once: an SDK that finds several chunks in one network read hands them over without
+awaiting anything, and the first token should reach whoever watches (the event bus, an SSE
+client) at once, not with the rest of that read.
+
+Usage comes from the stream's last chunk; a stream that ends without it was cut (a dropped
+connection, a proxy timing out) and is refused with MalformedResponse rather than taken for a
+whole answer: the partial text is not returned as a result and no usage is recorded for it, so
+a retry does not count anything twice. (The provider adapters refuse a cut stream themselves,
+each by its own protocol's last event; this check holds for any ChatProvider.)
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -39,6 +46,8 @@ async def stream_answer(
             waiting = on_text(chunk.text)
             if waiting is not None:
                 await waiting
+            if len(pieces) == 1:
+                await asyncio.sleep(0)
         usage = chunk.usage or usage
         finish = chunk.finish_reason or finish
         model = chunk.model or model

@@ -23,7 +23,7 @@ class UsageEvent:
     tokens_in: int
     tokens_out: int
     type: str = "chat"
-    """``chat``, ``image``, ``embedding``, ``agent`` or ``generation`` (the usage types)."""
+    """``chat``, ``image``, ``embeddings``, ``agent`` or ``generation`` (the usage types)."""
     run_id: str | None = None
     node_id: str | None = None
     attempt: int | None = None

@@ -105,7 +105,7 @@ class ApiScope(StrEnum):
 class UsageType(StrEnum):
     CHAT = "chat"
     IMAGE = "image"
-    EMBEDDING = "embedding"
+    EMBEDDINGS = "embeddings"
     AGENT = "agent"
     GENERATION = "generation"
 

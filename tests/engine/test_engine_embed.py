@@ -1,7 +1,7 @@
 """ai.embed inside a real engine run, through the OpenAI and Gemini SDKs against the local
 server that speaks their protocols: one vector per text in order, batched within the
-provider's limit, one usage row of type ``embedding`` per call, costed from the model table;
-bad texts fail the node naming them."""
+provider's limit, one usage row of type ``embeddings`` per call, costed from the model table;
+a 429 is waited out and retried; bad texts fail the node naming them."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ def server() -> Iterator[FakeServer]:
         yield running
 
 
-def _engine(db: Database, server: FakeServer) -> Engine:
+def _engine(db: Database, server: FakeServer, *, attempts: int = 1) -> Engine:
     providers = SettingsProviderResolver(
         {
             "openai": ProviderConfig(API_KEY, server.openai_base_url),
             "gemini": ProviderConfig(API_KEY, server.base_url),
         },
-        retry=RetryPolicy(attempts=1),
+        retry=RetryPolicy(attempts=attempts, base_delay_s=0.01),
     )
     return Engine(db, providers=providers)
 
@@ -85,7 +85,7 @@ async def test_texts_become_vectors_in_batches_with_usage(
     assert len([r for r in server.requests if r.provider == provider]) == 3
     async with db.read() as session:
         rows = list(await session.scalars(select(Usage).where(Usage.run_id == result.run_id)))
-    assert [row.type for row in rows] == ["embedding"] * 3
+    assert [row.type for row in rows] == ["embeddings"] * 3
     tokens = sum(row.tokens_in for row in rows)
     assert out["usage"]["tokens_in"] == tokens > 0
     assert Decimal(out["usage"]["cost"]) == sum((row.cost for row in rows), Decimal(0)) > 0
@@ -93,6 +93,32 @@ async def test_texts_become_vectors_in_batches_with_usage(
         assert tokens == sum(len(text.split()) for text in texts)  # the provider's count
     else:
         assert all((row.meta or {})["tokens_estimated"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [("openai", "text-embedding-3-small"), ("gemini", "gemini-embed-t")]
+)
+async def test_a_429_is_waited_out_and_the_batch_embedded(
+    db: Database, server: FakeServer, provider: str, model: str
+) -> None:
+    server.reset()
+    server.fail_next("429:0.3")
+    texts = ["one", "two", "three"]
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, _graph(provider, model, texts))
+    engine = _engine(db, server, attempts=2)
+    try:
+        result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+    finally:
+        await engine.close()
+
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.outputs["embed"]["vectors"] == [fake_vector(text) for text in texts]
+    first, second = [r for r in server.requests if r.provider == provider]
+    assert 0.3 <= second.received_at - first.received_at < 2.0
+    async with db.read() as session:
+        rows = list(await session.scalars(select(Usage).where(Usage.run_id == result.run_id)))
+    assert len(rows) == 1, "the refused call is not counted"
 
 
 async def test_one_string_gives_one_vector(db: Database, server: FakeServer) -> None:

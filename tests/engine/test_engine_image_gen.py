@@ -1,7 +1,8 @@
 """ai.image inside a real engine run, through the OpenAI and Gemini SDKs against the local
 server that speaks their protocols: the images land in the blob store (so image nodes chain
-after it), an input image makes it an edit, usage rows of type ``image`` are costed from the
-model table; options a model does not take are refused before anything is sent."""
+after it: crop, then resize), an input image makes it an edit, a 429 is waited out and
+retried, usage rows of type ``image`` are costed from the model table; options a model does
+not take are refused before anything is sent."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def server() -> Iterator[FakeServer]:
         yield running
 
 
-async def _run(db: Database, server: FakeServer, graph: dict[str, Any]) -> Any:
+async def _run(
+    db: Database, server: FakeServer, graph: dict[str, Any], *, attempts: int = 1
+) -> Any:
     owner = await make_owner(db)
     workflow_id = await save_workflow(db, owner, graph)
     providers = SettingsProviderResolver(
@@ -38,7 +41,7 @@ async def _run(db: Database, server: FakeServer, graph: dict[str, Any]) -> Any:
             "openai": ProviderConfig(API_KEY, server.openai_base_url),
             "gemini": ProviderConfig(API_KEY, server.base_url),
         },
-        retry=RetryPolicy(attempts=1),
+        retry=RetryPolicy(attempts=attempts, base_delay_s=0.01),
     )
     engine = Engine(db, providers=providers)
     try:
@@ -67,9 +70,14 @@ async def test_a_prompt_becomes_images_that_image_nodes_can_use(
         [
             node("animal", "text.value", {"text": "heron"}),
             node("draw", "ai.image", {**config, "variables": ["animal"]}),
+            node("corner", "image.crop", {"x": 0, "y": 0, "width": 50, "height": 50}),
             node("small", "image.resize", {"width": 8, "height": 8}),
         ],
-        [edge("animal", "draw", "text", "animal"), edge("draw", "small", "image", "image")],
+        [
+            edge("animal", "draw", "text", "animal"),
+            edge("draw", "corner", "image", "image"),
+            edge("corner", "small", "image", "image"),
+        ],
     )
     result = await _run(db, server, graph)
 
@@ -78,6 +86,11 @@ async def test_a_prompt_becomes_images_that_image_nodes_can_use(
     assert len(drawn["images"]) == 2
     assert drawn["image"] == drawn["images"][0]
     assert drawn["image"]["content_type"] == "image/png"
+    corner = (await node_rows(db, result.run_id))["corner"].outputs["image"]
+    assert (corner["width"], corner["height"]) == (
+        drawn["image"]["width"] // 2,
+        drawn["image"]["height"] // 2,
+    )
     small = result.outputs["small"]["image"]
     assert max(small["width"], small["height"]) == 8  # resized, its aspect kept
     sent = [r for r in server.requests if r.provider == provider]
@@ -94,6 +107,24 @@ async def test_a_prompt_becomes_images_that_image_nodes_can_use(
     assert rows[0].cost > 0
     assert Decimal(drawn["usage"]["cost"]) == rows[0].cost
     assert drawn["usage"]["images"] == 2
+
+
+@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-image-1"), ("gemini", "gem-img")])
+async def test_a_429_is_waited_out_and_the_images_come(
+    db: Database, server: FakeServer, provider: str, model: str
+) -> None:
+    server.reset()
+    server.fail_next("429:0.3")
+    graph = definition(
+        [node("draw", "ai.image", {"provider": provider, "model": model, "prompt": "a fox"})], []
+    )
+
+    result = await _run(db, server, graph, attempts=2)
+
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.outputs["draw"]["image"]["content_type"] == "image/png"
+    first, second = [r for r in server.requests if r.provider == provider]
+    assert 0.3 <= second.received_at - first.received_at < 2.0
 
 
 async def test_an_input_image_makes_it_an_edit(db: Database, server: FakeServer) -> None:

@@ -1,7 +1,8 @@
 """ai.llm streams: through each provider's SDK (against the local server that speaks their
 protocols) the answer's pieces are published as ``node.delta`` events while the node runs; the
 stored result and the usage are those of the whole answer, counted once; the deltas are never
-written; a stream cut mid-way fails the attempt without recording usage."""
+written; a stream cut mid-way (ended early or its connection dropped) fails the attempt without
+recording usage, and a node with retries streams again and records the usage once."""
 
 from __future__ import annotations
 
@@ -37,9 +38,9 @@ def _engine(db: Database, server: FakeServer) -> Engine:
     return Engine(db, providers=providers)
 
 
-def _ask(provider: str) -> dict[str, object]:
+def _ask(provider: str, **data: object) -> dict[str, object]:
     config = {"provider": provider, "model": "model-test", "user_message": "Say hello."}
-    return definition([node("ask", "ai.llm", config)], [])
+    return definition([node("ask", "ai.llm", config, **data)], [])
 
 
 async def _run_following(
@@ -111,13 +112,16 @@ async def test_an_llm_node_publishes_its_answer_as_it_streams(
     assert row.outputs == outputs["ask"]  # the deltas are not stored: the output is
 
 
+@pytest.mark.parametrize("how", ["end", "drop"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 async def test_a_stream_cut_mid_answer_fails_the_attempt_and_records_no_usage(
-    db: Database, server: FakeServer
+    db: Database, server: FakeServer, provider: str, how: str
 ) -> None:
     server.reset()
     server.cut_streams = 1
+    server.cut_how = how  # type: ignore[assignment]
     owner = await make_owner(db)
-    workflow_id = await save_workflow(db, owner, _ask("openai"))
+    workflow_id = await save_workflow(db, owner, _ask(provider))
     engine = _engine(db, server)
     try:
         status, _, seen = await _run_following(engine, owner, workflow_id)
@@ -141,6 +145,43 @@ async def test_a_stream_cut_mid_answer_fails_the_attempt_and_records_no_usage(
     assert cut_usage == 0
     assert failed is not None
     assert failed.error is not None
-    assert "without its usage" in failed.error["message"]
+    expected = "cut short" if how == "end" else "the connection was lost mid-answer"
+    assert expected in failed.error["message"]
+    assert provider in failed.error["message"]
     assert again.status is RunStatus.COMPLETED
     assert whole_usage == 1
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_a_node_with_retries_streams_again_after_a_cut_and_counts_usage_once(
+    db: Database, server: FakeServer, provider: str
+) -> None:
+    server.reset()
+    server.cut_streams = 1
+    server.cut_how = "drop"
+    owner = await make_owner(db)
+    retry = {"max_attempts": 2, "backoff_s": 0.01, "jitter": 0}
+    workflow_id = await save_workflow(db, owner, _ask(provider, retry=retry))
+    engine = _engine(db, server)
+    try:
+        status, outputs, seen = await _run_following(engine, owner, workflow_id)
+    finally:
+        await engine.close()
+
+    assert status is RunStatus.COMPLETED
+    assert outputs is not None
+    assert outputs["ask"]["text"] == server.reply_text  # type: ignore[index]
+    deltas = [e.data for e in seen if e.type == DELTA]
+    first = [d for d in deltas if d["attempt"] == 1]
+    second = [d for d in deltas if d["attempt"] == 2]
+    assert len(first) == 1, "the first attempt showed its first piece, then was cut"
+    assert second[0]["offset"] == 0, "the second attempt starts its text over"
+    assert "".join(d["text"] for d in second) == server.reply_text
+    assert [e.type for e in seen if e.node_id == "ask"].count("node.retrying") == 1
+    run_id = seen[0].run_id
+    async with db.read() as session:
+        rows = (await session.scalars(select(Usage).where(Usage.run_id == run_id))).all()
+    assert len(rows) == 1, "the cut attempt recorded nothing; the whole one recorded once"
+    assert (rows[0].tokens_in, rows[0].tokens_out) == (server.tokens_in, server.tokens_out)
+    assert rows[0].meta is not None
+    assert rows[0].meta["attempt"] == 2

@@ -60,3 +60,17 @@ async def test_a_reader_that_keeps_up_gets_every_piece() -> None:
         progress("delta", {"text": piece, "offset": 3 * i})
         got += [e.data["text"] for e in await _read_queued(subscription)]
     assert got == ["Hel", "lo"]
+
+
+async def test_drain_takes_everything_queued_without_waiting() -> None:
+    bus = EventBus(max_queued=3)
+    subscription = bus.subscribe("r")
+    assert subscription.drain() == []
+    bus.publish([Event("node.started", "r", f"n{i}") for i in range(5)])
+
+    drained = subscription.drain()
+
+    assert [e.type for e in drained] == [DROPPED, "node.started", "node.started", "node.started"]
+    assert drained[0].data == {"count": 2}
+    assert [e.node_id for e in drained[1:]] == ["n2", "n3", "n4"]
+    assert subscription.drain() == []

@@ -24,6 +24,12 @@ smaller, slower ones:
     server.stream_piece_chars = 4       # pieces of 4 characters
     server.stream_delay_s = 0.05        # 50 ms before each piece
 
+and a test of a connection lost mid-answer cuts the next streams, on every provider, after
+their first piece:
+
+    server.cut_streams = 1              # the next stream stops after its first piece
+    server.cut_how = "drop"             # ... the connection drops ("end": the body just ends)
+
 The model ``no-such-model`` answers
 404 in each provider's own error format; a wrong API key answers 401 with a message that echoes
 the key, as some providers do, so tests can check it is redacted.
@@ -42,7 +48,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from appthread import AppThread
 from fastapi import FastAPI, Request
@@ -78,8 +84,11 @@ class FakeServer:
         self._faults: deque[str] = deque()
         self._replies: deque[dict[str, Any]] = deque()
         self.cut_streams = 0
-        """How many of the next OpenAI streams stop after their first piece (no usage, no
-        [DONE]), as a connection lost mid-answer does."""
+        """How many of the next streams (any provider) stop after their first piece, without
+        the events that end an answer (finish reason, usage, [DONE])."""
+        self.cut_how: Literal["end", "drop"] = "end"
+        """How a cut stream stops: ``end``, the body ends early in good order (as a proxy that
+        gives up may end it); ``drop``, the connection closes with the body unfinished."""
         self.stream_piece_chars = 0
         """Streamed text in pieces of this many characters; 0: in three pieces."""
         self.stream_delay_s = 0.0
@@ -112,6 +121,7 @@ class FakeServer:
         self.tokens_in, self.tokens_out = 12, 5
         self.api_key = API_KEY
         self.cut_streams = 0
+        self.cut_how = "end"
         self.stream_piece_chars = 0
         self.stream_delay_s = 0.0
 
@@ -139,6 +149,29 @@ class FakeServer:
             return self._faults.popleft()
         except IndexError:
             return "ok"
+
+    def _take_cut(self) -> bool:
+        """Whether the stream now starting is to be cut (and one fewer cut left)."""
+        cut = self.cut_streams > 0
+        self.cut_streams -= cut
+        return cut
+
+    async def _stream(
+        self, pieces: list[bytes], ending: list[bytes], *, cut: bool
+    ) -> AsyncIterator[bytes]:
+        """``pieces`` (each after ``stream_delay_s``) then ``ending``; a cut stream stops
+        after the first piece, as ``cut_how`` says."""
+        for piece in pieces:
+            await _pause(self.stream_delay_s)
+            yield piece
+            if cut:
+                if self.cut_how == "drop":
+                    # Raised inside the body, it makes uvicorn close the connection with the
+                    # chunked body unfinished: what the client of a lost connection sees.
+                    raise ConnectionAbortedError("the fake server drops the connection")
+                return
+        for event in ending:
+            yield event
 
     async def _hang(self) -> None:
         # A threading.Event: stop() sets it from the test's thread.
@@ -211,23 +244,20 @@ def _app(server: FakeServer) -> FastAPI:
         if server._replies and not body.get("stream"):
             return JSONResponse(_openai_scripted(model, server._replies.popleft(), usage))
         if body.get("stream"):
-            cut = server.cut_streams > 0
-            server.cut_streams -= cut
-
-            async def events() -> AsyncIterator[bytes]:
-                for piece in _pieces(text, server.stream_piece_chars):
-                    await _pause(server.stream_delay_s)
-                    chunk = _openai_chunk(model, {"content": piece}, None)
-                    yield f"data: {json.dumps(chunk)}\n\n".encode()
-                    if cut:
-                        return
-                yield f"data: {json.dumps(_openai_chunk(model, {}, 'stop'))}\n\n".encode()
-                if (body.get("stream_options") or {}).get("include_usage"):
-                    final = {**_openai_chunk(model, {}, None), "choices": [], "usage": usage}
-                    yield f"data: {json.dumps(final)}\n\n".encode()
-                yield b"data: [DONE]\n\n"
-
-            return StreamingResponse(events(), media_type="text/event-stream")
+            pieces = [
+                _data(_openai_chunk(model, {"content": piece}, None))
+                for piece in _pieces(text, server.stream_piece_chars)
+            ]
+            ending = [_data(_openai_chunk(model, {}, "stop"))]
+            if (body.get("stream_options") or {}).get("include_usage"):
+                ending.append(
+                    _data({**_openai_chunk(model, {}, None), "choices": [], "usage": usage})
+                )
+            ending.append(b"data: [DONE]\n\n")
+            return StreamingResponse(
+                server._stream(pieces, ending, cut=server._take_cut()),
+                media_type="text/event-stream",
+            )
         return JSONResponse(
             {
                 "id": "chatcmpl-1",
@@ -358,16 +388,21 @@ def _app(server: FakeServer) -> FastAPI:
         if server._replies and action != "streamGenerateContent":
             return JSONResponse(_gemini_scripted(model, server._replies.popleft(), usage))
         if action == "streamGenerateContent":
-            pieces = _pieces(text, server.stream_piece_chars)
-
-            async def events() -> AsyncIterator[bytes]:
-                for i, piece in enumerate(pieces):
-                    await _pause(server.stream_delay_s)
-                    last = i == len(pieces) - 1
-                    data = answer(piece, "STOP" if last else None, last)
-                    yield f"data: {json.dumps(data)}\r\n\r\n".encode()
-
-            return StreamingResponse(events(), media_type="text/event-stream")
+            texts = _pieces(text, server.stream_piece_chars)
+            if len(texts) == 1:
+                # The one piece would also be the last: a cut must come before finish and usage.
+                texts.append("")
+            pieces = [
+                _data(
+                    answer(piece, None if i < len(texts) - 1 else "STOP", i == len(texts) - 1),
+                    end="\r\n\r\n",
+                )
+                for i, piece in enumerate(texts)
+            ]
+            return StreamingResponse(
+                server._stream(pieces, [], cut=server._take_cut()),
+                media_type="text/event-stream",
+            )
         return JSONResponse(answer(text, "STOP", True))
 
     @app.post("/v1/messages")
@@ -387,46 +422,55 @@ def _app(server: FakeServer) -> FastAPI:
             usage = {"input_tokens": server.tokens_in, "output_tokens": server.tokens_out}
             return JSONResponse(_anthropic_scripted(model, server._replies.popleft(), usage))
         if body.get("stream"):
-
-            async def events() -> AsyncIterator[bytes]:
-                start = {
-                    "type": "message_start",
-                    "message": {
-                        "id": "msg_1",
-                        "type": "message",
-                        "role": "assistant",
-                        "model": model,
-                        "content": [],
-                        "stop_reason": None,
-                        "stop_sequence": None,
-                        "usage": {"input_tokens": server.tokens_in, "output_tokens": 1},
-                    },
-                }
-                yield _sse("message_start", start)
-                block = {"type": "text", "text": ""}
-                yield _sse(
+            start = {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": server.tokens_in, "output_tokens": 1},
+                },
+            }
+            block = {"type": "text", "text": ""}
+            head = [
+                _sse("message_start", start),
+                _sse(
                     "content_block_start",
                     {"type": "content_block_start", "index": 0, "content_block": block},
+                ),
+            ]
+            pieces = [
+                _sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
                 )
-                for piece in _pieces(text, server.stream_piece_chars):
-                    await _pause(server.stream_delay_s)
-                    delta = {"type": "text_delta", "text": piece}
-                    yield _sse(
-                        "content_block_delta",
-                        {"type": "content_block_delta", "index": 0, "delta": delta},
-                    )
-                yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
-                yield _sse(
+                for piece in _pieces(text, server.stream_piece_chars)
+            ]
+            pieces[0] = b"".join(head) + pieces[0]
+            ending = [
+                _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                _sse(
                     "message_delta",
                     {
                         "type": "message_delta",
                         "delta": {"stop_reason": "end_turn", "stop_sequence": None},
                         "usage": {"output_tokens": server.tokens_out},
                     },
-                )
-                yield _sse("message_stop", {"type": "message_stop"})
-
-            return StreamingResponse(events(), media_type="text/event-stream")
+                ),
+                _sse("message_stop", {"type": "message_stop"}),
+            ]
+            return StreamingResponse(
+                server._stream(pieces, ending, cut=server._take_cut()),
+                media_type="text/event-stream",
+            )
         return JSONResponse(
             {
                 "id": "msg_1",
@@ -475,6 +519,11 @@ def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None) -> dict
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
+
+
+def _data(data: dict[str, Any], *, end: str = "\n\n") -> bytes:
+    """One Server-Sent Event of JSON data (Gemini ends its events with CRLF CRLF)."""
+    return f"data: {json.dumps(data)}{end}".encode()
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

@@ -66,7 +66,7 @@ def live_chars(page: Any) -> int:
     return int(chars or 0)
 
 
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 def test_an_answer_grows_on_its_node_as_it_streams(
     page: Any, shot: Shot, fake: FakeServer, provider: str
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Protocol
@@ -13,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.api.deps import (
+    AppStateDep,
     Caller,
     DatabaseDep,
     EngineDep,
@@ -22,6 +22,7 @@ from flowloom.api.deps import (
 )
 from flowloom.api.events_schema import RunStreamMessage
 from flowloom.api.limits import check_inputs_size
+from flowloom.api.run_feed import WRITE_EVERY_S, FeedReader, sse_message
 from flowloom.api.schemas import (
     AnswerCreate,
     Page,
@@ -31,7 +32,7 @@ from flowloom.api.schemas import (
     run_detail,
     run_public,
 )
-from flowloom.engine import DROPPED, RUN_FINISHED_EVENTS, Engine, Event, Subscription
+from flowloom.engine import Engine
 from flowloom.exceptions import InputError
 from flowloom.ids import PREFIXES, parse_id
 from flowloom.settings import Settings
@@ -276,64 +277,70 @@ class EventStreamResponse(StreamingResponse):
     },
 )
 async def follow_run(
-    run_id: str, caller: WorkflowReader, db: DatabaseDep, engine: EngineDep
+    run_id: str, caller: WorkflowReader, db: DatabaseDep, state: AppStateDep
 ) -> EventStreamResponse:
     """The run's state changes as Server-Sent Events, ending when the run ends.
 
     The first event, ``snapshot``, is the whole run as it is now (``GET /runs/{id}``), so a
-    late subscriber misses nothing; then ``run.started``, ``node.started``,
+    late subscriber misses nothing (a node streaming text follows it with its text so far, as
+    one ``node.delta`` at offset 0); then ``run.started``, ``node.started``,
     ``node.succeeded``, ``node.delta``, ... as they are committed; the stream ends after
     ``run.completed``, ``run.failed`` or ``run.cancelled``. Each event's ``data`` is JSON:
     ``RunDetail`` for ``snapshot``, a ``RunEvent`` of that ``type`` otherwise (an unknown
-    type is to be ignored). A reader that fell behind gets a fresh ``snapshot``. A comment
-    line every 15 s keeps proxies from closing an idle stream.
+    type is to be ignored). A reader that fell behind gets a fresh ``snapshot`` (or, if it
+    only lost streamed text, the node's whole text so far): a slow reader never slows the
+    run. Events close together come in one write (at most one every 20 ms). A comment line
+    every 15 s keeps proxies from closing an idle stream.
     """
-    # Subscribe before reading the snapshot, so nothing committed in between is lost.
-    subscription = engine.bus.subscribe(run_id)
+    # Follow before reading the snapshot, so nothing committed in between is lost.
+    reader = state.run_feeds().reader(run_id)
     try:
         snapshot = await _detail(db, caller, run_id)
     except BaseException:
-        subscription.close()
+        reader.close()
         raise
     return EventStreamResponse(
-        _stream(subscription, snapshot, db, caller),
+        _stream(reader, snapshot, db, caller),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-def _sse(seq: int, kind: str, data: dict[str, Any]) -> bytes:
-    payload = json.dumps(data, separators=(",", ":"), default=str)
-    return f"id: {seq}\nevent: {kind}\ndata: {payload}\n\n".encode()
+def _snapshot(reader: FeedReader, detail: RunDetail) -> bytes:
+    """The run as ``detail`` has it, then the text so far of every node streaming now."""
+    message = sse_message(reader.feed.next_seq(), "snapshot", detail.model_dump(mode="json"))
+    return message + reader.texts()
 
 
 async def _stream(
-    subscription: Subscription, snapshot: RunDetail, db: Database, caller: Caller
+    reader: FeedReader, snapshot: RunDetail, db: Database, caller: Caller
 ) -> AsyncIterator[bytes]:
-    seq = 0
     try:
-        yield _sse(seq, "snapshot", snapshot.model_dump(mode="json"))
+        yield _snapshot(reader, snapshot)
         if RunStatus(snapshot.status) in FINISHED_RUN_STATUSES:
             return
-        events = aiter(subscription)
         while True:
             try:
-                event: Event = await asyncio.wait_for(anext(events), _KEEPALIVE_S)
+                async with asyncio.timeout(_KEEPALIVE_S):
+                    await reader.wait()
             except TimeoutError:
                 yield b": keepalive\n\n"
                 continue
-            except StopAsyncIteration:
-                return
-            seq += 1
-            if event.type == DROPPED:
-                # This reader fell behind and lost events: the database has the truth.
+            chunk = b""
+            if reader.needs_snapshot:
+                # This reader fell behind and lost state changes: the database has the truth.
+                reader.needs_snapshot = False
                 fresh = await _detail(db, caller, snapshot.id)
-                yield _sse(seq, "snapshot", fresh.model_dump(mode="json"))
+                chunk = _snapshot(reader, fresh)
                 if RunStatus(fresh.status) in FINISHED_RUN_STATUSES:
+                    yield chunk
                     return
-                continue
-            yield _sse(seq, event.type, event.to_json())
-            if event.type in RUN_FINISHED_EVENTS:
+            chunk += reader.take()
+            if chunk:
+                yield chunk
+            if reader.finished and not reader.needs_snapshot:
                 return
+            # What comes in the meantime goes out in the next write, together.
+            await asyncio.sleep(WRITE_EVERY_S)
     finally:
-        subscription.close()
+        reader.close()

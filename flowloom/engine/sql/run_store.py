@@ -75,13 +75,10 @@ class SqlRunStore:
     async def create_run(self, new: NewRun, plans: PlanSource) -> str:
         owner_id = new.owner_id
         data = dict(new.trigger_data)
-        if not new.use_cache:
-            data["use_cache"] = False
-        if new.use_pinned:
-            data["use_pinned"] = True
         async with self.db.write() as session:
+            depth = 0
             if new.parent_run_id is not None:
-                data["depth"] = await _subrun_depth(session, new)
+                depth = await _subrun_depth(session, new)
             workflows = WorkflowRepo(session, owner_id=owner_id)
             version = new.version
             if version is None:
@@ -129,6 +126,10 @@ class SqlRunStore:
                 parent_run_id=new.parent_run_id,
                 parent_node_id=new.parent_node_id,
                 api_key_id=new.api_key_id,
+                use_cache=new.use_cache,
+                depth=depth,
+                parent_attempt=new.parent_attempt,
+                use_pinned=new.use_pinned,
             )
             if new.idempotency_key is not None:
                 existing = await session.scalar(
@@ -162,7 +163,7 @@ class SqlRunStore:
             if run is None:
                 raise NotFound("run", run_id)
             scope = Scope(run.scope)
-            pinned = (run.trigger_data or {}).get("use_pinned") is True
+            pinned = run.use_pinned
             prepared = plans.cached(
                 run.workflow_id, run.workflow_version, scope, run.target_node_id, use_pinned=pinned
             )
@@ -207,8 +208,9 @@ class SqlRunStore:
             started_at=run.started_at,
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
-            use_cache=(run.trigger_data or {}).get("use_cache", True) is not False,
+            use_cache=run.use_cache,
             use_pinned=pinned,
+            cancel_requested=run.cancel_requested,
         )
 
     async def outcome(self, run_id: str) -> RunResult:
@@ -310,13 +312,13 @@ class SqlRunStore:
     async def active_children(self, *, run_id: str, node_id: str) -> list[tuple[str, Any]]:
         async with self.db.read() as session:
             rows = await session.execute(
-                select(WorkflowRun.id, WorkflowRun.trigger_data).where(
+                select(WorkflowRun.id, WorkflowRun.parent_attempt).where(
                     WorkflowRun.parent_run_id == run_id,
                     WorkflowRun.parent_node_id == node_id,
                     WorkflowRun.status.in_(ACTIVE_RUN_STATUSES),
                 )
             )
-            return [(child_id, (data or {}).get("parent_attempt")) for child_id, data in rows]
+            return [(child_id, attempt) for child_id, attempt in rows]
 
     # ---- what nodes reach
 
@@ -370,13 +372,16 @@ class SqlRunStore:
     async def settled(self, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
         return await signals.settled(self.db, run_id, finished_only=finished_only)
 
+    async def attempt_wanted(self, row_id: str, attempt: int) -> bool:
+        return await signals.attempt_wanted(self.db, row_id, attempt)
+
 
 async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:
     """The depth a child of ``new.parent_run_id`` has; LimitExceeded past the limit."""
-    parent_data = await session.scalar(
-        select(WorkflowRun.trigger_data).where(WorkflowRun.id == new.parent_run_id)
+    parent_depth = await session.scalar(
+        select(WorkflowRun.depth).where(WorkflowRun.id == new.parent_run_id)
     )
-    depth = int((parent_data or {}).get("depth", 0)) + 1
+    depth = (parent_depth or 0) + 1
     if depth > new.max_depth:
         raise LimitExceeded(
             f"sub-runs would nest {depth} deep, over the limit of {new.max_depth}"

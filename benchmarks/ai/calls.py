@@ -1,6 +1,6 @@
 """The AI benchmark: what flowloom adds around a provider call, and whether the rate limit holds.
 
-    python -m benchmarks.ai [--calls 200] [--concurrency 50] [--rate 50]
+    python -m benchmarks.ai.calls [--calls 200] [--concurrency 50] [--rate 50]
 
 A local server speaking the OpenAI protocol (the tests' fake, on uvicorn in its own thread)
 answers at once, so the numbers are our overhead, not a model's latency:
@@ -26,7 +26,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from providers.fake_servers import API_KEY, FakeServer, running_server
 
