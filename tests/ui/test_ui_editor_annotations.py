@@ -84,3 +84,62 @@ def test_notes_and_groups_are_drawn_saved_and_moved(page: Any, shot: Shot) -> No
     assert "Change them before a demo." in page.locator('[data-testid^="note-"]').inner_text()
     assert page.locator(".group-title").inner_text() == "Inputs"
     shot("after a reload")
+
+
+def test_notes_groups_pins_and_typed_values_in_dark_mode(page: Any, shot: Shot) -> None:
+    page.emulate_media(color_scheme="dark")
+    sign_up_user(page)
+    post = {
+        "id": "post",
+        "type": "http.request",
+        "position": {"x": 300, "y": 0},
+        "data": {
+            "label": "post",
+            "config": {"url": "https://example.com/", "method": "POST", "body": {"city": "Oslo"}},
+            "pinned": {"status": 200, "headers": {}, "body": {"ok": True}},
+        },
+    }
+    made = create_workflow(
+        page,
+        "Dark",
+        {
+            "schema_version": 1,
+            "nodes": [_value("first", 0), post],
+            "edges": [],
+            "annotations": [
+                {
+                    "id": "group_1",
+                    "type": "group",
+                    "position": {"x": -40, "y": -80},
+                    "width": 640,
+                    "height": 300,
+                    "data": {"label": "Request", "color": "purple"},
+                },
+                {
+                    "id": "note_1",
+                    "type": "note",
+                    "position": {"x": 0, "y": 260},
+                    "width": 260,
+                    "height": 120,
+                    "data": {"text": "The body is pinned while the API is down.", "color": "pink"},
+                },
+            ],
+        },
+    )
+    open_editor(page, made["id"])
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+    page.locator('[data-testid="node-post"] .node-head').click()
+    page.get_by_test_id("pinned-outputs").wait_for()
+    assert page.locator('[data-testid="node-post"] [data-testid="pinned-badge"]').count() == 1
+    shot("dark canvas with a group a note and a pinned node")
+    page.get_by_label("Settings of post", exact=True).get_by_text(
+        "Body", exact=True
+    ).scroll_into_view_if_needed()
+    shot("dark typed body")
+    # Usable at 1920x1080 too: the canvas takes the room, the panels keep their width.
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.get_by_role("button", name="Fit the whole graph").click()
+    page.wait_for_timeout(400)
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    assert canvas["width"] >= 1280
+    shot("dark at 1920x1080")

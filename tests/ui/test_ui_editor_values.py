@@ -6,6 +6,7 @@ read back through the API, and screenshotted."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -31,7 +32,8 @@ def _node(node_id: str, node_type: str, y: int, config: dict[str, Any]) -> dict[
 
 def _saved(page: Any, workflow_id: str) -> dict[str, dict[str, Any]]:
     page.get_by_role("button", name="Save", exact=True).click()
-    page.get_by_role("status").filter(has_text="Saved").first.wait_for()
+    # "Saved as version N." or "Saved version N as a draft" (not the toolbar's "unsaved").
+    page.get_by_role("status").filter(has_text=re.compile(r"^Saved (as )?version")).wait_for()
     nodes = call(page, "GET", f"/api/v1/workflows/{workflow_id}")["definition"]["nodes"]
     return {n["id"]: n["data"]["config"] for n in nodes}
 
@@ -165,3 +167,46 @@ def test_agent_tools_models_and_workflows_are_picked_in_forms(page: Any, shot: S
         "workflow_id": helper["id"],
     }
     assert saved["call"]["workflow_id"] == helper["id"]
+
+
+def test_run_inputs_of_list_type_are_a_list_not_json(page: Any, shot: Shot) -> None:
+    sign_up(page)
+    fields = [
+        {"name": "name", "type": "string", "default": "world"},
+        {"name": "topics", "type": "list", "default": ["graphs", "nodes"]},
+    ]
+    made = create_workflow(
+        page,
+        "Inputs",
+        {
+            "schema_version": 1,
+            "nodes": [
+                _node("start", "trigger.manual", 0, {"fields": fields}),
+                _node("joined", "text.join", 240, {"separator": "+"}),
+            ],
+            "edges": [
+                {
+                    "id": "e1",
+                    "source": "start",
+                    "sourceHandle": "topics",
+                    "target": "joined",
+                    "targetHandle": "items",
+                }
+            ],
+        },
+    )
+    open_editor(page, made["id"])
+    page.get_by_role("button", name="Run", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Run with inputs")
+    assert dialog.locator("textarea").count() == 0  # no JSON box: the list is a list
+    assert dialog.get_by_label(at("topics", "item 2"), exact=True).input_value() == "nodes"
+    dialog.get_by_role("button", name="+ Add item").click()
+    dialog.get_by_label(at("topics", "item 3"), exact=True).fill("edges")
+    shot("a list input as a list")
+    dialog.get_by_role("button", name="Run").click()
+    page.locator('[data-testid="run-status"][data-status="COMPLETED"]').wait_for()
+    runs = call(page, "GET", f"/api/v1/workflows/{made['id']}/runs")["items"]
+    assert runs[0]["inputs"]["topics"] == ["graphs", "nodes", "edges"]
+    detail = call(page, "GET", f"/api/v1/runs/{runs[0]['id']}")
+    joined = next(n for n in detail["nodes"] if n["node_id"] == "joined")
+    assert joined["outputs"]["text"] == "graphs+nodes+edges"

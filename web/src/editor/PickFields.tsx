@@ -3,7 +3,7 @@
  * model of the model table (any other name may still be written), another workflow, an MCP
  * server (an integration, or one written inline).
  */
-import { useState } from "react";
+import { useState, type ReactNode } from "react";
 import { Link, useParams } from "react-router-dom";
 
 import { RichText } from "../components/RichText";
@@ -22,7 +22,8 @@ export interface PickProps {
   siblings?: Record<string, unknown>;
 }
 
-const OTHER = "\u0000other";
+/** The option that reveals a box for a name the list does not have. */
+const OTHER = "__another_model__";
 
 function price(model: ModelPublic): string {
   if (model.price_per_image != null && Number(model.price_per_image) > 0) return `$${Number(model.price_per_image)} per image`;
@@ -32,7 +33,7 @@ function price(model: ModelPublic): string {
   return `$${input} in / $${output} out per M tokens`;
 }
 
-function Help({ id, field, problems, children }: { id: string; field: FieldSpec; problems?: string[]; children?: React.ReactNode }) {
+function Help({ id, field, problems, children }: { id: string; field: FieldSpec; problems?: string[]; children?: ReactNode }) {
   return (
     <div id={id} className="help">
       {problems?.length ? <span className="error field-problem" data-testid="field-problem">{problems.join("; ")}</span> : null}
