@@ -143,7 +143,7 @@ async def test_the_summary_holds_the_month_against_the_plan(
     user = await sign_up(client, "summary")
     async with db.write() as session:
         package = await PackageRepo(session).create(
-            name="summary-plan", max_runs_per_month=10, max_tokens_per_month=1000
+            name="summary-plan", max_runs_per_month=10, max_tokens_per_month=1000, public=True
         )
         await SubscriptionRepo(session).subscribe(user_id=user.user_id, package_id=package.id)
         await UsageRepo(session, owner_id=user.user_id).record(
