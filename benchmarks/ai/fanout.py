@@ -1,7 +1,7 @@
 """Fan-out: how fast a run streams text with ten SSE clients following it, against none.
 
     python -m benchmarks.ai.fanout [--clients 10] [--runs 5] [--pieces 4000]
-                                   [--delays-ms 0,2]
+                                   [--delays-ms 0,0.5,2]
 
 A real ``flowloom serve`` (SQLite, its own process) runs a workflow whose ``ai.llm`` node
 streams ``--pieces`` pieces from the local fake provider (a thread of this process, with
@@ -84,18 +84,22 @@ async def _read_one(
     on them, on the same machine."""
     messages = reads = 0
     text = ""
-    async with client.stream("GET", url) as stream:
-        async for chunk in stream.aiter_bytes():
-            connected.set()
-            reads += 1
-            messages += chunk.count(b"\nevent: ")
-            if not check:
-                continue
-            for block in chunk.decode().split("\n\n"):
-                if "event: node.delta" in block:
-                    data = json.loads(block.split("data: ", 1)[1])["data"]
-                    if data["offset"] <= len(text) < data["offset"] + len(data["text"]):
-                        text = text[: data["offset"]] + data["text"]
+    try:
+        async with client.stream("GET", url) as stream:
+            stream.raise_for_status()
+            async for chunk in stream.aiter_bytes():
+                connected.set()
+                reads += 1
+                messages += chunk.count(b"\nevent: ")
+                if not check:
+                    continue
+                for block in chunk.decode().split("\n\n"):
+                    if "event: node.delta" in block:
+                        data = json.loads(block.split("data: ", 1)[1])["data"]
+                        if data["offset"] <= len(text) < data["offset"] + len(data["text"]):
+                            text = text[: data["offset"]] + data["text"]
+    finally:
+        connected.set()  # a stream that failed must not keep the others waiting
     return {"messages": messages, "reads": reads, "chars": len(text) if check else -1}
 
 
@@ -103,7 +107,12 @@ async def follow(base: str, token: str, clients: int) -> None:
     """Read run ids from stdin; follow each with ``clients`` streams; print one JSON line per
     run (``connected`` once every stream has its snapshot, then the totals)."""
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=None) as client:
+    # A connection of its own for each stream: one taken from the pool may be closed by the
+    # server's keep-alive timeout just as it is reused.
+    no_pool = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, timeout=None, limits=no_pool
+    ) as client:
         loop = asyncio.get_running_loop()
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -124,6 +133,14 @@ async def follow(base: str, token: str, clients: int) -> None:
 # ---- the benchmark
 
 
+def _line(clients: subprocess.Popen[str]) -> Any:
+    assert clients.stdout is not None
+    line = clients.stdout.readline()
+    if not line:
+        raise SystemExit("the clients' process ended (its error is above)")
+    return json.loads(line)
+
+
 def _run_once(
     server: Server, headers: dict[str, str], workflow_id: str, clients: subprocess.Popen[str] | None
 ) -> tuple[float, list[dict[str, int]]]:
@@ -138,7 +155,7 @@ def _run_once(
         assert clients.stdout is not None
         clients.stdin.write(run_id + "\n")
         clients.stdin.flush()
-        assert json.loads(clients.stdout.readline()) == {"connected": True}
+        assert _line(clients) == {"connected": True}
     deadline = time.monotonic() + 300
     while True:
         run = httpx.get(f"{server.base}/api/v1/runs/{run_id}", headers=headers).json()
@@ -151,7 +168,7 @@ def _run_once(
         raise SystemExit(f"run {run_id} ended {run['status']}: {run.get('error')}")
     if clients is not None:
         assert clients.stdout is not None
-        seen = json.loads(clients.stdout.readline())["clients"]
+        seen = _line(clients)["clients"]
     [ask] = [n for n in run["nodes"] if n["node_id"] == "ask"]
     return ask["duration_ms"] / 1000, seen
 
@@ -246,7 +263,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pieces", type=int, default=4000)
-    parser.add_argument("--delays-ms", default="0,2")
+    parser.add_argument("--delays-ms", default="0,0.5,2")
     parser.add_argument("--follow", nargs=2, metavar=("BASE", "TOKEN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.follow:
