@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from providers.fake_servers import API_KEY, FakeServer, running_server
 
+from flowloom.nodes.registry import default_registry
 from flowloom.providers import ProviderConfig, SettingsProviderResolver, UsageEvent
 from flowloom.testing import make_context, run_node
 
@@ -119,6 +120,7 @@ def _node(resolver: SettingsProviderResolver, provider: str) -> Callable[[], Awa
         "variables": ["name"],
     }
     base = dataclasses.replace(make_context(), providers=resolver, usage=_NoUsage())
+    registry = default_registry()  # built once, as the engine does
 
     async def first_delta() -> float:
         first = 0.0
@@ -131,7 +133,7 @@ def _node(resolver: SettingsProviderResolver, provider: str) -> Callable[[], Awa
 
         ctx = dataclasses.replace(base, progress=progress)
         started = time.perf_counter()
-        await run_node("ai.llm", config, {"name": "Ada"}, ctx=ctx)
+        await run_node("ai.llm", config, {"name": "Ada"}, ctx=ctx, registry=registry)
         return first
 
     return first_delta
