@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -63,6 +64,9 @@ def normalize_database_url(url: str) -> str:
             f"database URL scheme {parsed.drivername!r} is not supported; use {known}"
         )
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,50}")
 
 
 class Settings(BaseSettings):
@@ -157,6 +161,9 @@ class Settings(BaseSettings):
     external_auth_jwks_url: str | None = None
     """The provider's JWKS URL, for RS256/ES256 tokens (give this or the shared key)."""
 
+    external_auth_sign_in_url: str | None = None
+    """The identity provider's sign-in page for the "Sign in with ..." button; it must send the
+    browser back to ``/signin#token=<JWT>``. None: no button."""
     external_auth_provider: Annotated[str, Field(min_length=1, max_length=64)] = "external"
     """The provider's name stored with each identity (``clerk``, ``auth0``, ...)."""
 
@@ -222,6 +229,13 @@ class Settings(BaseSettings):
     worker_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
     """How often workers look for unfinished runs that nobody drives, to queue them again
     (one worker at a time, one indexed query)."""
+    worker_node_queues: dict[str, str] = Field(default_factory=lambda: {"image.*": "heavy"})
+    """Node types that run on a Celery queue of their own (distributed mode): a node type, or
+    a pattern such as ``image.*``, -> a queue name. The run's driver sends such a node to the
+    queue ``<worker_queue>.<name>`` and goes on when its outcome comes back, so that other
+    machines (``flowloom worker --queue heavy``) do the heavy work. An exact type wins over a
+    pattern, a longer pattern over a shorter one; ``""`` keeps a type on the driver. As JSON in
+    the environment: ``FLOWLOOM_WORKER_NODE_QUEUES='{"image.*": "heavy"}'``."""
     worker_visibility_timeout_s: Annotated[int, Field(ge=10, le=86400)] = 300
     """How long the broker keeps a delivered but unacknowledged task before handing it out
     again (a task whose worker was killed). Such a late copy is harmless: its worker finds the
@@ -238,6 +252,18 @@ class Settings(BaseSettings):
     api_key_rate_limit_redis_url: str | None = None
     """Count API key requests in this Redis instead of the database (several servers then
     share the counts without a write to the database per request)."""
+
+    # ---- maintenance and identity provider webhooks
+    maintenance_interval_s: Annotated[float, Field(ge=0, le=30 * 86400)] = 86400.0
+    """How often the server runs its maintenance pass (retention, expiry, purges): daily by
+    default, the first a minute after start; 0: never (run ``flowloom db maintain`` instead)."""
+    retention_archive_dir: Path | None = None
+    """Runs the daily pass prunes are first written here as JSON Lines; None: not archived."""
+    backup_before_migrate: bool = True
+    """Before migrating an existing SQLite database, copy it to ``data_dir/backups``."""
+    clerk_webhook_secret: SecretStr | None = None
+    """The signing secret (``whsec_...``) of the identity provider's user webhooks at
+    ``POST /api/v1/auth/webhooks/clerk``; None: that route answers 404."""
 
     @field_validator("api_key_rate_limit")
     @classmethod
@@ -274,6 +300,19 @@ class Settings(BaseSettings):
                 "RabbitMQ: run events and claims travel through Redis"
             )
         return self
+
+    @field_validator("worker_node_queues")
+    @classmethod
+    def _check_node_queues(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern, queue in value.items():
+            if not pattern or len(pattern) > 100:
+                raise ValueError(f"node type pattern {pattern!r} must have 1 to 100 characters")
+            if queue and not _QUEUE_NAME.fullmatch(queue):
+                raise ValueError(
+                    f"queue {queue!r} for {pattern!r} must be 1 to 50 letters, digits, '_' "
+                    "or '-' (or empty: run on the driver)"
+                )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -56,6 +56,38 @@ def test_storage_benchmark_prints_its_table_on_sqlite(tmp_path: Path) -> None:
     assert "TEMP B-TREE" not in plan
 
 
+def test_prune_wait_benchmark_prints_the_writers_waits(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.prune_wait",
+            "--runs",
+            "600",
+            "--baseline-s",
+            "0.3",
+            "--path",
+            str(tmp_path / "prune.db"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    rows = {
+        line.split("|")[1].strip(): line.split("|")
+        for line in done.stdout.splitlines()
+        if line.startswith("| ")
+    }
+    assert "prune 10% of runs" in rows
+    assert re.search(r"\d+ runs", rows["prune 10% of runs"][7])
+    assert float(rows["run starts, during the prune"][2]) > 0
+    assert float(rows["run start during the prune, worst"][2]) > 0
+
+
 def _bench(*args: str, timeout_s: float = 180) -> str:
     done = subprocess.run(
         [sys.executable, "-m", *args],

@@ -98,17 +98,9 @@ MAY_IMPORT = {
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 """(importer, imported) -> why it is allowed for now. Empty: keep it so."""
 
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"flowloom.engine.scheduler", "flowloom.engine.driver"}): (
-        "type-only: Driver takes the Engine; needs the executor seam (issue 11, item 3)"
-    ),
-    frozenset({"flowloom.engine.scheduler", "flowloom.engine.leases"}): (
-        "type-only: Leases takes the Engine; needs the executor seam"
-    ),
-    frozenset({"flowloom.engine.scheduler", "flowloom.engine.subruns"}): (
-        "type-only: SubRuns takes the Engine; needs the run client seam"
-    ),
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
+"""Module cycles through deferred or type-only imports allowed for now. Empty: keep it so
+(drivers, leases and sub-runs reach the engine through ``engine/seams.py``)."""
 
 
 @dataclass(frozen=True)

@@ -96,10 +96,16 @@ class Workers:
     """``count`` ``flowloom worker`` processes, each in a process group of its own."""
 
     def __init__(
-        self, folder: Path, env: Mapping[str, str], *, count: int, concurrency: int
+        self,
+        folder: Path,
+        env: Mapping[str, str],
+        *,
+        count: int,
+        concurrency: int,
+        pool: str = "prefork",
     ) -> None:
         self.folder, self.env = folder, {**os.environ, **env}
-        self.count, self.concurrency = count, concurrency
+        self.count, self.concurrency, self.pool = count, concurrency, pool
         self.processes: list[subprocess.Popen[bytes]] = []
         self._started = 0
         self.lock = threading.Lock()
@@ -108,7 +114,7 @@ class Workers:
         log = (self.folder / f"worker{self._started}.log").open("ab")
         self._started += 1
         process = subprocess.Popen(
-            [*WORKER_COMMAND, f"--concurrency={self.concurrency}"],
+            [*WORKER_COMMAND, f"--concurrency={self.concurrency}", f"--pool={self.pool}"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 
 import flowloom
+from flowloom.api.audit_trail import AuditTrail
 from flowloom.api.errors import install_error_handlers
 from flowloom.api.external_auth import ExternalVerifier
 from flowloom.api.input_guard import InputGuard
@@ -25,6 +27,9 @@ from flowloom.api.limits import BodySizeLimit
 from flowloom.api.metrics import Metrics
 from flowloom.api.routes import (
     admin,
+    admin_accounts,
+    admin_audit,
+    admin_health,
     agents,
     api_keys,
     auth,
@@ -35,7 +40,9 @@ from flowloom.api.routes import (
     generation,
     health,
     hooks,
+    identity_webhooks,
     integrations,
+    memory,
     models,
     node_templates,
     node_types,
@@ -54,7 +61,10 @@ from flowloom.exceptions import ConfigurationError
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
+from flowloom.storage.blobs import FileBlobStore
 from flowloom.storage.database import Database
+from flowloom.storage.maintenance.backup import backup_before_migrate
+from flowloom.storage.maintenance.daily import MaintenanceLoop
 from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
 from flowloom.triggers import ScheduleLoop
 from flowloom.webui import mount_web_ui
@@ -62,6 +72,8 @@ from flowloom.webui import mount_web_ui
 __all__ = ["API_PREFIX", "create_app"]
 
 API_PREFIX = "/api/v1"
+
+_log = logging.getLogger(__name__)
 
 
 def _engine_class(settings: Settings) -> type[Engine]:
@@ -108,7 +120,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await _prepare_database(database)
+        await _prepare_database(database, settings)
         await models.seed_model_table(database)
         owns_engine = engine is None
         running = engine or _engine_class(settings).from_settings(
@@ -123,14 +135,25 @@ def create_app(
             interval_s=settings.schedule_interval_s,
             grace_s=settings.schedule_grace_s,
         )
+        if settings.maintenance_interval_s > 0:
+            state.maintenance = MaintenanceLoop(
+                database,
+                interval_s=settings.maintenance_interval_s,
+                blob_store=FileBlobStore(settings.blob_dir),
+                archive_dir=settings.retention_archive_dir,
+            )
         try:
             await running.resume_unfinished()
             schedules.start()
+            if state.maintenance is not None:
+                state.maintenance.start()
             if freeze_gc:
                 gc.freeze()
             yield
         finally:
             warming.cancel()
+            if state.maintenance is not None:
+                await state.maintenance.stop()
             await schedules.stop()
             await state.metrics.stop()
             if owns_engine:
@@ -152,6 +175,7 @@ def create_app(
     install_error_handlers(app)
     # The last added runs first: the size limit, then what the body, query, path and headers
     # hold (unstorable text, JSON nested too deep), before any route.
+    app.add_middleware(AuditTrail)
     app.add_middleware(InputGuard)
     app.add_middleware(
         BodySizeLimit,
@@ -166,6 +190,7 @@ def create_app(
         hooks,
         runs,
         auth,
+        identity_webhooks,
         api_keys,
         workflows,
         debug,
@@ -177,6 +202,10 @@ def create_app(
         triggers,
         integrations,
         admin,
+        admin_accounts,
+        admin_audit,
+        admin_health,
+        memory,
         usage,
         billing,
         credentials,
@@ -192,8 +221,17 @@ def create_app(
     return app
 
 
-async def _prepare_database(db: Database) -> None:
+async def _prepare_database(db: Database, settings: Settings) -> None:
     if db.is_sqlite:
+        if settings.backup_before_migrate:
+            copy = await backup_before_migrate(
+                db,
+                settings.data_dir / "backups",
+                at=await current_revision(db),
+                head=head_revision(),
+            )
+            if copy is not None:
+                _log.warning("before migrating, the database was copied to %s", copy)
         await upgrade_database(db)
         return
     at = await current_revision(db)

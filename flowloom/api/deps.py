@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from sqlalchemy import select
 
+from flowloom.api.audit_trail import CALLER_STATE_KEY
 from flowloom.api.errors import Unauthenticated
 from flowloom.api.rate_limits import check_api_key_rate, meter_for
 from flowloom.api.security import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, csrf_matches
@@ -138,7 +139,14 @@ async def _by_session(db: Database, token: str, via: Literal["cookie", "session"
 
 
 async def current_caller(request: Request, state: AppStateDep) -> Caller:
-    """The caller, or Unauthenticated; PermissionDenied for a cookie request without CSRF."""
+    """The caller, or Unauthenticated; PermissionDenied for a cookie request without CSRF.
+    Left in the request state for the audit trail."""
+    caller = await _identify(request, state)
+    setattr(request.state, CALLER_STATE_KEY, caller)
+    return caller
+
+
+async def _identify(request: Request, state: AppState) -> Caller:
     token = _bearer(request)
     if token is not None:
         if token.startswith(f"{KEY_MARKER}_"):

@@ -115,6 +115,9 @@ class LoginRequest(BaseModel):
 class ExternalLogin(BaseModel):
     token: str = Field(min_length=1, max_length=16_384)
     """A JWT signed by the configured identity provider."""
+    password: str | None = Field(default=None, min_length=1, max_length=256)
+    """To link the identity to an existing password account with the same email: that
+    account's password (the token proves the identity, the password the account)."""
 
 
 class UserPublic(_Public):
@@ -301,6 +304,10 @@ class RunCreate(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     wait: bool | None = None
     """Same as ``?wait=true``: answer once the run has finished (or waits for an answer)."""
+    use_pinned: bool = False
+    """Nodes with pinned outputs (``data.pinned``) are not run: their pinned outputs stand in.
+    A FULL run then covers what follows the pinned nodes (422 when no node is pinned); an
+    UPSTREAM run stops at pinned ancestors; a NODE run reads pinned parents' outputs."""
 
 
 class AnswerCreate(BaseModel):
@@ -361,6 +368,8 @@ class RunPublic(_Public):
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
+    used_pinned: bool = False
+    """Pinned outputs stood in for their nodes (``RunCreate.use_pinned``)."""
 
 
 class RunDetail(RunPublic):
@@ -369,8 +378,14 @@ class RunDetail(RunPublic):
     """The model calls the whole run made, summed."""
 
 
+def _used_pinned(run: WorkflowRun) -> bool:
+    return run.use_pinned
+
+
 def run_public(run: WorkflowRun) -> RunPublic:
-    return RunPublic.model_validate(run)
+    public = RunPublic.model_validate(run)
+    public.used_pinned = _used_pinned(run)
+    return public
 
 
 def run_detail(
@@ -381,6 +396,7 @@ def run_detail(
     """The run and its nodes; ``usage`` is the run's usage by node execution id (None for
     calls not tied to a node)."""
     public = RunPublic.model_validate(run)
+    public.used_pinned = _used_pinned(run)
     by_node = usage or {}
     items = []
     for node in nodes:

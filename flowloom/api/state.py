@@ -13,6 +13,7 @@ from flowloom.engine import Engine
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
+from flowloom.storage.maintenance.daily import MaintenanceLoop
 
 __all__ = ["AppState"]
 
@@ -29,6 +30,8 @@ class AppState:
     metrics: Metrics
     node_types: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The registry's schemas by type name, made once (building JSON Schemas is slow)."""
+    maintenance: MaintenanceLoop | None = None
+    """The daily maintenance pass, when the settings run one."""
     engine: Engine | None = None
     """Set once the lifespan has started it; requests never see None."""
 

@@ -57,8 +57,11 @@ def main(
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
-    """Migrate the database to the newest schema."""
-    revision = run_async(lambda: db_commands.upgrade(_settings(ctx)))
+    """Migrate the database to the newest schema (backed up first into DATA_DIR/backups when
+    it has tables to migrate; FLOWLOOM_BACKUP_BEFORE_MIGRATE=false skips that)."""
+    revision, copy = run_async(lambda: db_commands.upgrade(_settings(ctx)))
+    if copy is not None:
+        console.print(f"before migrating, the database was copied to {copy}")
     console.print(f"database is at revision [bold]{revision}[/bold]")
 
 
@@ -108,10 +111,37 @@ def db_prune(
 def db_backup(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Where to write the copy (must not exist).")],
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Then open the copy and check it is whole.")
+    ] = False,
 ) -> None:
-    """Write a consistent copy of the database while flowloom keeps running."""
-    written = run_async(lambda: db_commands.backup(_settings(ctx), target=path))
+    """Write a consistent copy of the database while flowloom keeps running (SQLite's online
+    backup; pg_dump for PostgreSQL, when it is installed)."""
+    written, check = run_async(
+        lambda: db_commands.backup(_settings(ctx), target=path, verify=verify)
+    )
     console.print(f"backup written to {written}")
+    if check is not None:
+        at = f", schema revision {check.revision}" if check.revision else ""
+        console.print(
+            f"verified: the copy opens and passes its integrity check ({check.tables} tables{at})"
+        )
+
+
+@db_app.command("maintain")
+def db_maintain(ctx: typer.Context) -> None:
+    """Run the maintenance pass now: the retention the instance settings ask for, expired
+    sessions, memory and subscriptions (what the server does daily)."""
+    report = run_async(lambda: db_commands.maintain(_settings(ctx)))
+    deleted = ", ".join(f"{n} {table}" for table, n in report.rows_deleted.items()) or "none"
+    console.print(
+        f"runs deleted {report.runs_deleted}; node outputs cleared "
+        f"{report.node_outputs_cleared}; rows deleted: {deleted}; sessions purged "
+        f"{report.sessions_purged}; memory entries purged {report.memory_purged}; "
+        f"subscriptions expired {report.subscriptions_expired}"
+    )
+    if report.error is not None:
+        fail(f"the pass stopped early: {report.error}")
 
 
 @db_app.command("stats")
@@ -169,15 +199,28 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Worker processes; each drives one run at a time.")
     ] = 2,
-    pool: Annotated[str, typer.Option(help="Celery pool: prefork or solo.")] = "prefork",
+    pool: Annotated[
+        str,
+        typer.Option(
+            help="Celery pool: prefork (a process per run slot), threads (one process, one "
+            "engine, --concurrency runs at once) or solo (one run at a time)."
+        ),
+    ] = "prefork",
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A queue to consume, repeatable: 'runs', or a routed node queue such as "
+            "'heavy' (FLOWLOOM_WORKER_NODE_QUEUES). Default: all of them."
+        ),
+    ] = None,
 ) -> None:
     """Drive queued runs (distributed mode: FLOWLOOM_BROKER_URL, a shared PostgreSQL)."""
     from flowloom.worker.celery_app import run_worker
 
-    if pool not in ("prefork", "solo"):
-        fail(f"--pool must be prefork or solo, not {pool!r}")
+    if pool not in ("prefork", "threads", "solo"):
+        fail(f"--pool must be prefork, threads or solo, not {pool!r}")
     try:
-        run_worker(_settings(ctx), concurrency=concurrency, pool=pool)
+        run_worker(_settings(ctx), concurrency=concurrency, pool=pool, queues=queue)
     except FlowloomError as exc:
         fail(str(exc))
 

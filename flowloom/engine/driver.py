@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -38,21 +37,21 @@ from typing import TYPE_CHECKING, Any
 from flowloom.engine.artifacts import distinct_references
 from flowloom.engine.backoff import Backoff, patiently
 from flowloom.engine.events import Event, progress_publisher
+from flowloom.engine.execution import Outcome
 from flowloom.engine.ports import Tick
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
 from flowloom.engine.subruns import EngineSubRuns
 from flowloom.engine.templating import TemplateFailed, render_config
-from flowloom.engine.unstorable import UNSTORABLE_OUTPUT, outputs_problem, storable_text
-from flowloom.exceptions import Conflict, NodeFailed, NotFound, RetryNode, StorageError
-from flowloom.nodes.base import MemoryStore, RunContext, WaitForInput, idempotency_key
+from flowloom.engine.unstorable import storable_text
+from flowloom.exceptions import Conflict, NotFound, StorageError
+from flowloom.nodes.base import MemoryStore, RunContext, idempotency_key
 from flowloom.providers.usage import UsageSink
-from flowloom.storable import find_unstorable
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
 
 if TYPE_CHECKING:
-    from flowloom.engine.scheduler import Engine
+    from flowloom.engine.seams import Executor
 
 __all__ = ["Driver", "Message"]
 
@@ -70,17 +69,6 @@ class Message:
     answer: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Outcome:
-    node_id: str
-    attempt: int
-    outputs: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    retryable: bool = False
-    retry_after_s: float | None = None
-    wait: WaitForInput | None = None
-
-
 class LeaseLost(StorageError):
     """A node this driver ran was claimed by someone else meanwhile; the driver stops."""
 
@@ -88,15 +76,15 @@ class LeaseLost(StorageError):
 class Driver:
     """Drives one run; created and registered by the Engine, never shared between runs."""
 
-    def __init__(self, engine: Engine, run_id: str) -> None:
+    def __init__(self, engine: Executor, run_id: str) -> None:
         self.engine = engine
         self.run_id = run_id
         self.state: RunState | None = None
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
         self._inbox: list[Message] = []
-        self._done: list[asyncio.Task[_Outcome]] = []
-        self._tasks: dict[str, asyncio.Task[_Outcome]] = {}
+        self._done: list[asyncio.Task[Outcome]] = []
+        self._tasks: dict[str, asyncio.Task[Outcome]] = {}
         self._wake = asyncio.Event()
         self._memory: MemoryStore | None = None
         self._usage: UsageSink | None = None
@@ -112,6 +100,8 @@ class Driver:
         self._backoff = Backoff()
         """Shared by every retry of this driver, reset by a committed tick: a database that
         answers reads but refuses writes (a lock held elsewhere) is not hammered."""
+        self.found_finished = False
+        """The run had finished before this driver loaded it (a late or repeated request)."""
         self._phase = "load"
         """Where the driver is: ``load``, ``tick`` or ``commit`` (to say what failed)."""
 
@@ -124,7 +114,7 @@ class Driver:
         self._reclaim = True
         self._wake.set()
 
-    def _on_done(self, task: asyncio.Task[_Outcome]) -> None:
+    def _on_done(self, task: asyncio.Task[Outcome]) -> None:
         if task.cancelled():
             return
         self._done.append(task)
@@ -177,8 +167,14 @@ class Driver:
         self._phase = "load"
         state = await self._load()
         if state.status in FINISHED_RUN_STATUSES:
+            self.found_finished = True
             self._refuse_messages(state.status)
             return
+        if state.cancel_requested and not any(m.kind == "cancel" for m in self._inbox):
+            # Asked for through the store (another process's API): applied like a message.
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._inbox.append(Message("cancel", future))
         store = self._store
         self._memory = store.memory(owner_id=state.owner_id, workflow_id=state.workflow_id)
         self._usage = store.usage(
@@ -250,7 +246,7 @@ class Driver:
         _log.info("run %s: reloaded after the database came back", self.run_id)
         return state
 
-    def _in_flight(self, finished: list[asyncio.Task[_Outcome]]) -> dict[str, int]:
+    def _in_flight(self, finished: list[asyncio.Task[Outcome]]) -> dict[str, int]:
         """Attempts running, or ``finished`` but not yet applied: node id -> attempt."""
         found = dict(self._attempts)
         for task in finished:
@@ -326,7 +322,7 @@ class Driver:
     async def _tick(
         self,
         first: bool,
-        finished: list[asyncio.Task[_Outcome]],
+        finished: list[asyncio.Task[Outcome]],
         messages: list[Message],
         now: datetime,
     ) -> list[str]:
@@ -419,7 +415,7 @@ class Driver:
             debug.dirty = False
         return claimed
 
-    def _apply(self, outcome: _Outcome, slot: NodeSlot, now: datetime) -> None:
+    def _apply(self, outcome: Outcome, slot: NodeSlot, now: datetime) -> None:
         state = self.state
         assert state is not None
         spec = state.specs[slot.node_id]
@@ -704,18 +700,18 @@ class Driver:
         assert self.state is not None
         return await self._store.owns_blob(owner_id=self.state.owner_id, sha256=sha256)
 
-    def _give_back_place(self, node_id: str, task: asyncio.Task[_Outcome]) -> None:
+    def _give_back_place(self, node_id: str, task: asyncio.Task[Outcome]) -> None:
         self.engine.give_back_place(self.run_id, node_id)
 
     async def _attempt(
         self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], row_id: str
-    ) -> _Outcome:
+    ) -> Outcome:
         """One attempt of one node, then the artifact rows of the blobs its outputs refer to
         (before the tick commits the result, so a committed output never lacks its rows)."""
-        outcome = await _execute(self.engine.concurrency, spec, config, ctx, inputs)
+        assert self.state is not None
+        outcome = await self.engine.execute_node(spec, config, ctx, inputs, self.state)
         references = distinct_references(outcome.outputs) if outcome.outputs else {}
         if references:
-            assert self.state is not None
             owner_id = self.state.owner_id
 
             def record() -> Awaitable[int]:
@@ -724,7 +720,7 @@ class Driver:
                     run_id=self.run_id,
                     node_execution_id=row_id,
                     references=references,
-                    stored=getattr(ctx.blobs, "stored", ()),
+                    stored=(*getattr(ctx.blobs, "stored", ()), *outcome.stored),
                 )
 
             try:
@@ -737,76 +733,8 @@ class Driver:
                 _log.exception("run %s: recording the artifacts of %s failed", self.run_id, row_id)
                 message = storable_text(f"could not record the artifacts of its outputs: {exc}")
                 error = {"message": message, "type": "StorageError"}
-                return _Outcome(ctx.node_id, ctx.attempt, error=error, retryable=True)
+                return Outcome(ctx.node_id, ctx.attempt, error=error, retryable=True)
         return outcome
-
-
-async def _execute(
-    limit: asyncio.Semaphore, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any]
-) -> _Outcome:
-    """Run one attempt of one node and say how it ended; never raises but CancelledError."""
-    node_id, attempt = ctx.node_id, ctx.attempt
-    timeout_s = spec.timeout_s
-    try:
-        async with limit:
-            if timeout_s is None:
-                result = await spec.node.run(ctx, config, inputs)
-            else:
-                async with asyncio.timeout(timeout_s) as scope:
-                    try:
-                        result = await spec.node.run(ctx, config, inputs)
-                    except TimeoutError:
-                        if scope.expired():
-                            raise
-                        raise _OwnTimeout() from None
-    except WaitForInput as wait:
-        found = find_unstorable({"reason": wait.reason, "payload": wait.payload}, "wait")
-        if found is not None:
-            message = f"{found.message()}; it cannot be stored"
-            return _Outcome(node_id, attempt, error={"message": message, "type": UNSTORABLE_OUTPUT})
-        return _Outcome(node_id, attempt, wait=wait)
-    except RetryNode as retry:
-        return _Outcome(
-            node_id, attempt, error=_error(retry), retryable=True, retry_after_s=retry.after_s
-        )
-    except NodeFailed as failed:
-        return _Outcome(node_id, attempt, error=_error(failed), retryable=failed.retryable)
-    except TimeoutError:
-        message = f"node {node_id!r} timed out after {timeout_s:g} s"
-        return _Outcome(
-            node_id, attempt, error={"message": message, "type": "NodeTimedOut"}, retryable=True
-        )
-    except _OwnTimeout:
-        return _Outcome(node_id, attempt, error={"message": "TimeoutError", "type": "TimeoutError"})
-    except Exception as exc:
-        return _Outcome(node_id, attempt, error=_error(exc))
-    outputs = result.outputs
-    undeclared = set(outputs) - spec.outputs
-    if undeclared:
-        message = f"emitted outputs it does not declare: {', '.join(sorted(undeclared))}"
-        return _Outcome(node_id, attempt, error={"message": message, "type": "NodeFailed"})
-    try:
-        encoded = json.dumps(outputs, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        message = f"outputs are not JSON (binary data belongs in the blob store): {exc}"
-        return _Outcome(node_id, attempt, error={"message": message, "type": "NodeFailed"})
-    problem = outputs_problem(outputs, encoded)
-    if problem is not None:
-        # Refused here, before any commit: the node fails, its run stays writable.
-        return _Outcome(node_id, attempt, error={"message": problem, "type": UNSTORABLE_OUTPUT})
-    return _Outcome(node_id, attempt, outputs=outputs)
-
-
-class _OwnTimeout(Exception):
-    """The node raised TimeoutError itself: a failure like any other, not our timeout."""
-
-
-def _error(exc: BaseException) -> dict[str, Any]:
-    message = str(exc)
-    if isinstance(exc, NodeFailed):
-        # NodeFailed's text repeats the node and attempt, which the row already records.
-        message = message.split("): ", 1)[-1]
-    return {"message": storable_text(message) or type(exc).__name__, "type": type(exc).__name__}
 
 
 def _fail_messages(messages: list[Message], exc: BaseException) -> None:

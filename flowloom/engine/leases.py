@@ -21,7 +21,7 @@ from flowloom.storage.enums import NodeStatus
 from flowloom.storage.errors import is_unavailable
 
 if TYPE_CHECKING:
-    from flowloom.engine.scheduler import Engine
+    from flowloom.engine.seams import Executor
 
 __all__ = ["LeaseKeeper"]
 
@@ -31,7 +31,7 @@ _log = logging.getLogger("flowloom.engine")
 class LeaseKeeper:
     """The engine's one renewal task, started when the first node is dispatched."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Executor) -> None:
         self._engine = engine
         self._task: asyncio.Task[None] | None = None
 

@@ -66,6 +66,10 @@ class _Run:
     api_key_id: str | None
     parent_run_id: str | None
     parent_node_id: str | None
+    use_cache: bool = True
+    use_pinned: bool = False
+    depth: int = 0
+    parent_attempt: int | None = None
     status: RunStatus = RunStatus.PENDING
     outputs: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
@@ -126,21 +130,27 @@ class MemoryRunStore:
         if version not in workflow.versions:
             raise NotFound("workflow version", f"{new.workflow_id}@{version}")
         data = dict(new.trigger_data)
-        if not new.use_cache:
-            data["use_cache"] = False
+        depth = 0
         if new.parent_run_id is not None:
             parent = self._owned_run(new.parent_run_id, new.owner_id)
-            depth = int(parent.trigger_data.get("depth", 0)) + 1
+            depth = parent.depth + 1
             if depth > new.max_depth:
                 raise LimitExceeded(
                     f"sub-runs would nest {depth} deep, over the limit of {new.max_depth}",
                     limit="max_subrun_depth",
                 )
-            data["depth"] = depth
-        prepared = plans.cached(new.workflow_id, version, new.scope, new.target_node_id)
+        pinned = new.use_pinned
+        prepared = plans.cached(
+            new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+        )
         if prepared is None:
             prepared = plans.prepare(
-                new.workflow_id, version, workflow.versions[version], new.scope, new.target_node_id
+                new.workflow_id,
+                version,
+                workflow.versions[version],
+                new.scope,
+                new.target_node_id,
+                use_pinned=pinned,
             )
         check_breakpoints(new.breakpoints, prepared)
         run = _Run(
@@ -156,6 +166,10 @@ class MemoryRunStore:
             api_key_id=new.api_key_id,
             parent_run_id=new.parent_run_id,
             parent_node_id=new.parent_node_id,
+            use_cache=new.use_cache,
+            depth=depth,
+            parent_attempt=new.parent_attempt,
+            use_pinned=new.use_pinned,
         )
         counts = prepared.plan.unfinished_parents()
         for node_id in prepared.plan.order:
@@ -182,13 +196,23 @@ class MemoryRunStore:
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
         run = self._run(run_id)
         definition = self._workflows[run.workflow_id].versions[run.version]
-        prepared = plans.cached(run.workflow_id, run.version, run.scope, run.target_node_id)
+        pinned = run.use_pinned
+        prepared = plans.cached(
+            run.workflow_id, run.version, run.scope, run.target_node_id, use_pinned=pinned
+        )
         if prepared is None:
             prepared = plans.prepare(
-                run.workflow_id, run.version, definition, run.scope, run.target_node_id
+                run.workflow_id,
+                run.version,
+                definition,
+                run.scope,
+                run.target_node_id,
+                use_pinned=pinned,
             )
         outside = {
-            parent: self._latest_success(run.workflow_id, parent)
+            parent: prepared.pins[parent]
+            if parent in prepared.pins
+            else self._latest_success(run.workflow_id, parent)
             for parents in prepared.plan.outside_parents.values()
             for parent in parents
         }
@@ -205,7 +229,9 @@ class MemoryRunStore:
             started_at=run.started_at,
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
-            use_cache=run.trigger_data.get("use_cache", True) is not False,
+            use_cache=run.use_cache,
+            use_pinned=pinned,
+            cancel_requested=run.cancel_requested,
         )
 
     async def outcome(self, run_id: str) -> RunResult:
@@ -331,7 +357,7 @@ class MemoryRunStore:
 
     async def active_children(self, *, run_id: str, node_id: str) -> list[tuple[str, Any]]:
         return [
-            (run.id, run.trigger_data.get("parent_attempt"))
+            (run.id, run.parent_attempt)
             for run in self._runs.values()
             if run.parent_run_id == run_id
             and run.parent_node_id == node_id

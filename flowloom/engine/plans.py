@@ -21,7 +21,7 @@ from flowloom.nodes.registry import NodeRegistry
 
 __all__ = ["PlanCache", "check_breakpoints"]
 
-_Key = tuple[str, int, Scope, str | None]
+_Key = tuple[str, int, Scope, str | None, bool]
 
 
 class PlanCache:
@@ -33,9 +33,15 @@ class PlanCache:
         self._plans: OrderedDict[_Key, Prepared] = OrderedDict()
 
     def cached(
-        self, workflow_id: str, version: int, scope: Scope, target: str | None
+        self,
+        workflow_id: str,
+        version: int,
+        scope: Scope,
+        target: str | None,
+        *,
+        use_pinned: bool = False,
     ) -> Prepared | None:
-        key = (workflow_id, version, scope, target)
+        key = (workflow_id, version, scope, target, use_pinned)
         found = self._plans.get(key)
         if found is not None:
             self._plans.move_to_end(key)
@@ -48,16 +54,20 @@ class PlanCache:
         definition: dict[str, Any],
         scope: Scope,
         target: str | None,
+        *,
+        use_pinned: bool = False,
     ) -> Prepared:
-        """The validated plan and node specs; ValidationFailed naming every problem."""
-        found = self.cached(workflow_id, version, scope, target)
+        """The validated plan and node specs; ValidationFailed naming every problem. With
+        ``use_pinned``, pinned outputs stand in for their nodes (``build_plan``)."""
+        found = self.cached(workflow_id, version, scope, target, use_pinned=use_pinned)
         if found is not None:
             return found
         parsed = parse_definition(definition)
         problems = validate(parsed, self.registry)
         if problems:
             raise ValidationFailed(problems)
-        plan = build_plan(parsed, scope, target)
+        pinned = parsed.pinned_outputs() if use_pinned else None
+        plan = build_plan(parsed, scope, target, pinned=None if pinned is None else set(pinned))
         specs: dict[str, NodeSpec] = {}
         nodes = parsed.node_map()
         for node_id in plan.order:
@@ -75,8 +85,10 @@ class PlanCache:
                 deterministic=impl.is_deterministic(config),
                 templated=templated_fields(impl, node.data.config),
             )
-        prepared = Prepared(plan, specs)
-        self._plans[(workflow_id, version, scope, target)] = prepared
+        feeding = {parent for parents in plan.outside_parents.values() for parent in parents}
+        pins = {node: outputs for node, outputs in (pinned or {}).items() if node in feeding}
+        prepared = Prepared(plan, specs, pins)
+        self._plans[(workflow_id, version, scope, target, use_pinned)] = prepared
         if len(self._plans) > self._size:
             self._plans.popitem(last=False)
         return prepared

@@ -55,13 +55,21 @@ class Prepared:
 
     plan: Plan
     specs: dict[str, NodeSpec]
+    pins: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """With pinned data: the pinned outputs of the nodes outside the plan that feed it."""
 
 
 class PlanSource(Protocol):
     """The engine's plan cache, as a store sees it while creating or loading a run."""
 
     def cached(
-        self, workflow_id: str, version: int, scope: Scope, target: str | None
+        self,
+        workflow_id: str,
+        version: int,
+        scope: Scope,
+        target: str | None,
+        *,
+        use_pinned: bool = False,
     ) -> Prepared | None:
         """The plan prepared before, if any (then no definition needs reading)."""
         ...
@@ -73,8 +81,11 @@ class PlanSource(Protocol):
         definition: dict[str, Any],
         scope: Scope,
         target: str | None,
+        *,
+        use_pinned: bool = False,
     ) -> Prepared:
-        """Validate ``definition`` and plan it; ValidationFailed if it cannot run so."""
+        """Validate ``definition`` and plan it (with its pinned outputs standing in for the
+        pinned nodes, when ``use_pinned``); ValidationFailed if it cannot run so."""
         ...
 
 
@@ -100,6 +111,10 @@ class NewRun:
     api_key_id: str | None
     max_depth: int
     """How deep sub-runs may nest; LimitExceeded past it."""
+    parent_attempt: int | None = None
+    """For a sub-run: the attempt of its parent node that starts it."""
+    use_pinned: bool = False
+    """Pinned outputs stand in for running their nodes (see ``build_plan``)."""
 
 
 @dataclass(slots=True)
@@ -120,6 +135,9 @@ class StoredRun:
     timeout_s: float | None
     api_key_id: str | None
     use_cache: bool
+    use_pinned: bool = False
+    cancel_requested: bool = False
+    """Someone asked (through the store) for the run's cancellation: its driver applies it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,4 +336,9 @@ class SharedRunStore(RunStore, Protocol):
     async def settled(self, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
         """The run's outcome, and whether it finished (or, unless ``finished_only``, waits
         with nothing for a driver to do)."""
+        ...
+
+    async def attempt_wanted(self, row_id: str, attempt: int) -> bool:
+        """Whether node execution ``row_id`` is still RUNNING as ``attempt``: a driver still
+        waits for that attempt's outcome."""
         ...

@@ -142,6 +142,8 @@ class RunState:
     ) -> None:
         self.run_id = run_id
         self.api_key_id = api_key_id
+        self.cancel_requested = False
+        """Loaded with a cancellation asked for in the store: the driver applies it first."""
         """The API key that started the run, to attribute its usage to."""
         self.workflow_id = workflow_id
         self.owner_id = owner_id

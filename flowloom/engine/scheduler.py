@@ -39,19 +39,21 @@ from flowloom.engine.clock import SystemClock
 from flowloom.engine.context import BlobAdapter
 from flowloom.engine.driver import Driver, Message
 from flowloom.engine.events import EventBus
+from flowloom.engine.execution import Outcome, execute_attempt
 from flowloom.engine.failpoints import Failpoints
 from flowloom.engine.leases import LeaseKeeper
 from flowloom.engine.limits import ClaimLimits, Holding
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import Clock, NewRun, RunResult, RunStore, UnfinishedRun
-from flowloom.engine.run_state import RunState, resume_time
+from flowloom.engine.run_state import NodeSpec, RunState, resume_time
+from flowloom.engine.seams import RunDriver
 from flowloom.engine.sql import RunQuota as StoreQuota
 from flowloom.engine.sql import SqlRunStore
 from flowloom.engine.unstorable import check_storable
 from flowloom.graph import Scope
 from flowloom.integrations.mcp import McpServers
 from flowloom.integrations.oauth_http import HttpSecrets
-from flowloom.nodes.base import NodeSettings
+from flowloom.nodes.base import NodeSettings, RunContext
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.providers.base import ProviderResolver
 from flowloom.settings import Settings
@@ -134,7 +136,7 @@ class Engine:
         self.failpoints = failpoints if failpoints is not None else Failpoints.from_env()
         self.limits = ClaimLimits(per_owner=max_running_per_owner, per_key=key_limits)
         """Per-owner and per-key limits on running attempts (see ``engine/limits.py``)."""
-        self._claim_waiters: dict[str, set[Driver]] = {}
+        self._claim_waiters: dict[str, set[RunDriver]] = {}
         self._leases = LeaseKeeper(self)
         self.max_subrun_depth = max_subrun_depth
         """How deep ``workflow.call`` sub-runs may nest (a workflow calling itself stops here)."""
@@ -209,6 +211,8 @@ class Engine:
         parent_run_id: str | None = None,
         parent_node_id: str | None = None,
         api_key_id: str | None = None,
+        parent_attempt: int | None = None,
+        use_pinned: bool = False,
     ) -> str:
         """Create a run and every planned node execution in one transaction, then drive it.
 
@@ -222,6 +226,9 @@ class Engine:
 
         A sub-run names its ``parent_run_id`` and ``parent_node_id`` (a ``workflow.call``
         node); LimitExceeded when that would nest sub-runs deeper than ``max_subrun_depth``.
+
+        With ``use_pinned``, nodes' pinned outputs (``data.pinned``) stand in for running them:
+        a FULL run covers what follows the pinned nodes (see ``flowloom.graph.build_plan``).
         """
         scope = Scope(scope)
         self._check_open()
@@ -244,6 +251,8 @@ class Engine:
             parent_node_id=parent_node_id,
             api_key_id=api_key_id,
             max_depth=self.max_subrun_depth,
+            parent_attempt=parent_attempt,
+            use_pinned=use_pinned,
         )
         run_id = await self.store.create_run(new, self.plans)
         await self.dispatch_new_run(run_id)
@@ -257,6 +266,24 @@ class Engine:
         driver, so that a caller may still subscribe to the run's events before it starts.
         """
         self.drive(run_id)
+
+    async def execute_node(
+        self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], run: RunState
+    ) -> Outcome:
+        """One attempt of one node of ``run``: here, in this process.
+
+        The hook distributed mode overrides to run some node types on a queue of their own
+        (``flowloom.worker.node_queues``); never raises but ``CancelledError``.
+        """
+        return await execute_attempt(
+            self.concurrency,
+            spec.node,
+            config,
+            ctx,
+            inputs,
+            timeout_s=spec.timeout_s,
+            outputs=spec.outputs,
+        )
 
     async def run_to_end(self, **start: Any) -> RunResult:
         """``start_run(**start)``, then ``wait`` for it to finish or wait for an answer."""
@@ -386,7 +413,7 @@ class Engine:
             driver.task = asyncio.create_task(driver.run(), name=f"flowloom run {run_id}")
         return driver
 
-    def take_place(self, driver: Driver, node_id: str, *, owner: str, key: str | None) -> bool:
+    def take_place(self, driver: RunDriver, node_id: str, *, owner: str, key: str | None) -> bool:
         """Count the node against its limits, or note that ``driver`` waits for room."""
         refused = self.limits.try_take(driver.run_id, node_id, owner=owner, key=key)
         if refused is None:
@@ -410,7 +437,7 @@ class Engine:
         self._leases.ensure_running()
         return self._leases
 
-    def driver_ended(self, driver: Driver) -> None:
+    def driver_ended(self, driver: RunDriver) -> None:
         if self._drivers.get(driver.run_id) is driver:
             del self._drivers[driver.run_id]
         if self.limits.active:
@@ -488,6 +515,7 @@ class Engine:
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
         )
+        state.cancel_requested = run.cancel_requested
         return state, run.use_cache
 
 

@@ -22,7 +22,8 @@ from flowloom.nodes.base import WorkflowRef
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunStatus, TriggerKind
 
 if TYPE_CHECKING:
-    from flowloom.engine.scheduler import Engine, RunResult
+    from flowloom.engine.ports import RunResult
+    from flowloom.engine.seams import RunClient
 
 __all__ = ["EngineSubRuns"]
 
@@ -37,7 +38,7 @@ class _SlotLoan:
     for a moment rather than keep a finished child's parent from finishing.
     """
 
-    def __init__(self, engine: Engine, run_id: str, node_id: str) -> None:
+    def __init__(self, engine: RunClient, run_id: str, node_id: str) -> None:
         self._engine = engine
         self._run_id = run_id
         self._node_id = node_id
@@ -66,7 +67,7 @@ class EngineSubRuns:
     """The SubRuns of one attempt of one node, backed by the engine that runs it."""
 
     def __init__(
-        self, engine: Engine, *, run_id: str, node_id: str, attempt: int, owner_id: str
+        self, engine: RunClient, *, run_id: str, node_id: str, attempt: int, owner_id: str
     ) -> None:
         self._engine = engine
         self._run_id = run_id
@@ -94,7 +95,7 @@ class EngineSubRuns:
                 version=version,
                 inputs=inputs,
                 trigger_kind=TriggerKind.SUBWORKFLOW,
-                trigger_data={"parent_attempt": self._attempt},
+                parent_attempt=self._attempt,
                 parent_run_id=self._run_id,
                 parent_node_id=self._node_id,
             )

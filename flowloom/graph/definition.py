@@ -5,6 +5,11 @@ keys it does not know (``measured``, ``selected``, ``width``, an edge's ``animat
 document's ``viewport``...) and :meth:`WorkflowDefinition.to_json` gives them back unchanged.
 Handles are port names: an edge runs from ``source``'s output ``sourceHandle`` to ``target``'s
 input ``targetHandle``.
+
+``annotations`` are what the canvas draws beside the graph, as React Flow nodes of their own
+types: sticky notes (text) and groups (a labelled frame behind nodes). The engine never reads
+them; they are checked (shape, bounds, ids distinct from every node's) so that a definition
+stays small and the canvas can trust them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flowloom.exceptions import Problem, ValidationFailed
 
 __all__ = [
+    "MAX_ANNOTATIONS",
     "SCHEMA_VERSION",
+    "Annotation",
+    "AnnotationData",
     "EdgeDefinition",
     "NodeData",
     "NodeDefinition",
@@ -28,6 +36,10 @@ __all__ = [
 ]
 
 SCHEMA_VERSION: Final = 1
+MAX_ANNOTATIONS: Final = 500
+"""Sticky notes and groups one workflow may hold."""
+_MAX_NOTE_CHARS: Final = 10_000
+_MAX_SIDE: Final = 20_000.0
 
 
 class _Keeps(BaseModel):
@@ -49,6 +61,9 @@ class NodeData(_Keeps):
     label: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     """The node's configuration; validated by its type's config model."""
+    pinned: dict[str, Any] | None = None
+    """Outputs pinned as test data, by output port: a run asked to use pinned data takes
+    them instead of running the node."""
 
 
 class NodeDefinition(_Keeps):
@@ -77,12 +92,39 @@ class EdgeDefinition(_Keeps):
     """The name of the target node's input port."""
 
 
+class AnnotationData(BaseModel):
+    """What a note says, or what a group is called, and its colour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(default="", max_length=_MAX_NOTE_CHARS)
+    """A note's text (plain text, line breaks kept)."""
+    label: str = Field(default="", max_length=200)
+    """A group's title."""
+    color: Literal["yellow", "blue", "green", "pink", "purple", "gray"] = "yellow"
+
+
+class Annotation(BaseModel):
+    """A sticky note or a group on the canvas; the engine ignores it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=100)
+    type: Literal["note", "group"]
+    position: Position
+    width: float = Field(default=240.0, ge=40.0, le=_MAX_SIDE)
+    height: float = Field(default=160.0, ge=40.0, le=_MAX_SIDE)
+    data: AnnotationData = Field(default_factory=AnnotationData)
+
+
 class WorkflowDefinition(_Keeps):
-    """A whole workflow: nodes and the edges between them."""
+    """A whole workflow: nodes and the edges between them, and the canvas's annotations."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     nodes: list[NodeDefinition] = Field(default_factory=list)
     edges: list[EdgeDefinition] = Field(default_factory=list)
+    annotations: list[Annotation] = Field(default_factory=list, max_length=MAX_ANNOTATIONS)
+    """Sticky notes and groups (see the module); never part of a run."""
 
     def node_map(self) -> dict[str, NodeDefinition]:
         """Nodes by id; with duplicate ids (an invalid definition) the first one wins."""
@@ -90,6 +132,10 @@ class WorkflowDefinition(_Keeps):
         for node in self.nodes:
             found.setdefault(node.id, node)
         return found
+
+    def pinned_outputs(self) -> dict[str, dict[str, Any]]:
+        """The pinned outputs of every node that has them, by node id."""
+        return {node.id: node.data.pinned for node in self.nodes if node.data.pinned is not None}
 
     def to_json(self) -> dict[str, Any]:
         """The document as the canvas stores it: React Flow's key names, unknown keys kept."""

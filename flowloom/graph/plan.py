@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import TypeVar
 
@@ -114,13 +114,28 @@ class _Graph:
         return order, leftover
 
     def ancestors_and_self(self, target: int) -> set[int]:
-        found = {target}
-        queue = deque([target])
+        return self.ancestors_of({target}, frozenset())
+
+    def ancestors_of(self, start: Iterable[int], stop: frozenset[int]) -> set[int]:
+        """``start`` and every node they depend on, not walking into or past ``stop``."""
+        found = set(start)
+        queue = deque(found)
         while queue:
             for parent in self.parents.of(queue.popleft()):
-                if parent not in found:
+                if parent not in found and parent not in stop:
                     found.add(parent)
                     queue.append(parent)
+        return found
+
+    def descendants_of(self, start: Iterable[int]) -> set[int]:
+        """Every node that depends on one of ``start`` (``start`` itself not included)."""
+        found: set[int] = set()
+        queue = deque(start)
+        while queue:
+            for child in self.children.of(queue.popleft()):
+                if child not in found:
+                    found.add(child)
+                    queue.append(child)
         return found
 
 
@@ -158,6 +173,7 @@ class Plan:
         *,
         scope: Scope,
         target: str | None,
+        pinned: frozenset[str] | None = None,
         graph: _Graph,
         order: list[int],
         planned: set[int] | None,
@@ -167,6 +183,8 @@ class Plan:
         ids = graph.ids
         self.scope = scope
         self.target = target
+        self.pinned = pinned
+        """With pinned data: the pinned nodes (their outputs stand in for running them)."""
         self.order: tuple[str, ...] = tuple(ids[node] for node in order)
         keys = {ids[node]: node for node in order}
 
@@ -244,12 +262,22 @@ def find_cycles(node_ids: Sequence[str], edges: Iterable[tuple[str, str]]) -> li
 
 
 def build_plan(
-    definition: WorkflowDefinition, scope: Scope = Scope.FULL, target: str | None = None
+    definition: WorkflowDefinition,
+    scope: Scope = Scope.FULL,
+    target: str | None = None,
+    *,
+    pinned: Collection[str] | None = None,
 ) -> Plan:
     """The plan of a run over ``definition``, or ValidationFailed if the graph cannot be planned.
 
     NODE and UPSTREAM need ``target``; FULL ignores it. The graph must have unique node ids,
     edges between existing nodes, and no cycle (``validate`` reports these with the rest).
+
+    With ``pinned`` (the nodes whose pinned outputs stand in for running them), pinned nodes
+    are left out, and so is whatever only they needed: a FULL run covers what follows the
+    pinned nodes (and the unpinned nodes that feeds on), an UPSTREAM run stops at pinned
+    ancestors, a NODE run is the target alone as ever. Their outputs reach the plan as
+    ``outside_parents``.
     """
     node_ids = [node.id for node in definition.nodes]
     edges = definition.edges
@@ -270,10 +298,19 @@ def build_plan(
         raise ValidationFailed(_cycle_problems(node_ids, pairs))
 
     planned: set[int] | None = None
+    pins: frozenset[int] | None = None
+    if pinned is not None:
+        pins = frozenset(graph.index[node] for node in pinned if node in graph.index)
     if scope is not Scope.FULL:
         assert target is not None
         number = graph.index[target]
-        planned = {number} if scope is Scope.NODE else graph.ancestors_and_self(number)
+        if scope is Scope.NODE:
+            planned = {number}
+        else:
+            planned = graph.ancestors_of({number}, (pins or frozenset()) - {number})
+    elif pins is not None:
+        planned = _following(graph, pins)
+    if planned is not None:
         order = [node for node in order if node in planned]
     incoming = _Rows(
         len(node_ids), [graph.index[edge.target] for edge in edges], list(range(len(edges)))
@@ -281,12 +318,29 @@ def build_plan(
     return Plan(
         scope=scope,
         target=target if scope is not Scope.FULL else None,
+        pinned=None if pins is None else frozenset(node_ids[n] for n in pins),
         graph=graph,
         order=order,
         planned=planned,
         incoming=incoming,
         edges=edges,
     )
+
+
+def _following(graph: _Graph, pins: frozenset[int]) -> set[int]:
+    """What a FULL run with pinned data covers: what follows the pinned nodes, and the
+    unpinned nodes that needs; ValidationFailed when nothing is pinned or nothing follows."""
+    if not pins:
+        raise ValidationFailed([Problem("no node of this version has pinned outputs")])
+    following = graph.descendants_of(pins) - pins
+    if not following:
+        raise ValidationFailed(
+            [
+                Problem("nothing follows the pinned nodes: no node takes their outputs", node_id=n)
+                for n in sorted(graph.ids[p] for p in pins)
+            ]
+        )
+    return graph.ancestors_of(following, pins)
 
 
 def _structure_problems(graph: _Graph, edges: Sequence[EdgeDefinition]) -> list[Problem]:

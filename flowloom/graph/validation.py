@@ -55,11 +55,12 @@ class _Ports:
 def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
     """Every problem of ``definition``; an empty list means it can run.
 
-    Checks: duplicate node and edge ids, unknown node types, bad configs (with the path of the
-    bad field), edges whose nodes or ports do not exist, incompatible port types, several edges
-    into a port that is not a list port, required inputs with no edge, no literal and no
-    default, and cycles (naming the nodes on them). Ports of a node whose type or config is bad
-    are unknown, so edges touching it are not checked further (one problem, not a cascade).
+    Checks: duplicate node and edge ids (and annotation ids taken), unknown node types, bad
+    configs (with the path of the bad field), edges whose nodes or ports do not exist,
+    incompatible port types, several edges into a port that is not a list port, required
+    inputs with no edge, no literal and no default, and cycles (naming the nodes on them).
+    Ports of a node whose type or config is bad are unknown, so edges touching it are not
+    checked further (one problem, not a cascade).
     """
     problems: list[Problem] = []
     nodes: dict[str, NodeDefinition] = {}
@@ -69,12 +70,15 @@ def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
         else:
             nodes[node.id] = node
 
+    problems.extend(_annotation_problems(definition, nodes))
+
     ports: dict[str, _Ports] = {}
     for node in nodes.values():
         node_problems, node_ports = _check_node(node, types)
         problems.extend(node_problems)
         if node_ports is not None:
             ports[node.id] = node_ports
+            problems.extend(_pin_problems(node, node_ports))
 
     edge_ids: set[str] = set()
     feeding: dict[tuple[str, str], list[EdgeDefinition]] = defaultdict(list)
@@ -124,6 +128,36 @@ def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
     if leftover:
         for cycle in find_cycles(node_ids, pairs):
             problems.append(Problem(f"cycle: {' -> '.join(cycle)}", node_id=cycle[0]))
+    return problems
+
+
+def _pin_problems(node: NodeDefinition, node_ports: _Ports) -> list[Problem]:
+    """Pinned outputs must be outputs the node has."""
+    pinned = node.data.pinned
+    if pinned is None:
+        return []
+    return [
+        Problem(f"pinned output {name!r} is not an output of this node", node_id=node.id)
+        for name in pinned
+        if name not in node_ports.outputs
+    ]
+
+
+def _annotation_problems(
+    definition: WorkflowDefinition, nodes: Mapping[str, NodeDefinition]
+) -> list[Problem]:
+    """A note or group must have an id of its own: the canvas holds them beside the nodes."""
+    problems = []
+    seen: set[str] = set()
+    for index, annotation in enumerate(definition.annotations):
+        if annotation.id in nodes or annotation.id in seen:
+            problems.append(
+                Problem(
+                    f"annotation id {annotation.id!r} is taken (by a node or another annotation)",
+                    field=f"annotations.{index}.id",
+                )
+            )
+        seen.add(annotation.id)
     return problems
 
 

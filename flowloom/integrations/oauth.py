@@ -105,6 +105,8 @@ class OAuthClient:
     extra_params: Mapping[str, str] = field(default_factory=dict)
     """Added to the authorization URL (``access_type=offline``, ``audience=...``)."""
     token_auth_method: TokenAuthMethod = "client_secret_basic"
+    revocation_url: str | None = None
+    """The provider's RFC 7009 revocation endpoint, if it has one."""
     label: str = ""
     """How errors name the connection (``'github' (intg_...)``)."""
 
@@ -228,6 +230,30 @@ async def refresh_tokens(
     return _token_set(client, answer, now=now, previous_refresh=refresh_token)
 
 
+async def revoke_token(
+    client: OAuthClient,
+    *,
+    token: str,
+    token_type_hint: str,
+    allow_private_http: bool = False,
+    http_client: HttpClientFactory | None = None,
+) -> None:
+    """Revoke ``token`` at the provider's revocation endpoint (RFC 7009), authenticated as at
+    the token endpoint. OAuthRefused when the provider refuses (for instance the client),
+    OAuthError when it cannot be reached; ValueError for a client without the endpoint."""
+    if client.revocation_url is None:
+        raise ValueError("the client has no revocation_url")
+    form = {"token": token, "token_type_hint": token_type_hint}
+    await _token_request(
+        client,
+        form,
+        allow_private_http,
+        http_client,
+        hide=(token,),
+        url_field=("revocation_url", client.revocation_url),
+    )
+
+
 # ---- inside
 
 
@@ -238,7 +264,10 @@ async def _token_request(
     http_client: HttpClientFactory | None,
     *,
     hide: Sequence[str],
+    url_field: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
+    """POST ``form`` to the token endpoint (or ``url_field``: its name and URL), the client
+    authenticated; the answer's fields ({} for an empty answer)."""
     import httpx
 
     from flowloom.integrations.addresses import resolve_checked
@@ -246,10 +275,10 @@ async def _token_request(
 
     label = client.label or repr(client.client_id)
     hidden = [s for s in (*hide, client.client_secret or "") if s]
+    field_name, endpoint = url_field or ("token_url", client.token_url)
+    what = "token endpoint" if field_name == "token_url" else "revocation endpoint"
     url = httpx.URL(
-        check_endpoint(
-            client.token_url, field_name="token_url", allow_plain_http=allow_private_http
-        )
+        check_endpoint(endpoint, field_name=field_name, allow_plain_http=allow_private_http)
     )
     headers = {"Accept": "application/json"}
     body = dict(form)
@@ -267,7 +296,7 @@ async def _token_request(
         try:
             address = await resolve_checked(url.host, port)
         except ValueError as exc:
-            raise OAuthError(f"token_url: {exc}", connection=label) from None
+            raise OAuthError(f"{field_name}: {exc}", connection=label) from None
         if address != url.host:
             # Connect to the checked address; Host and TLS SNI still name the provider.
             target = url.copy_with(host=address)
@@ -292,11 +321,11 @@ async def _token_request(
     except httpx.HTTPError as exc:
         reason = redact(f"{type(exc).__name__}: {exc}", hidden)
         raise OAuthError(
-            f"the token endpoint cannot be reached ({reason})", connection=label, retryable=True
+            f"the {what} cannot be reached ({reason})", connection=label, retryable=True
         ) from None
     if response.status_code == 429 or response.status_code >= 500:
         raise OAuthError(
-            f"the token endpoint answered {response.status_code}", connection=label, retryable=True
+            f"the {what} answered {response.status_code}", connection=label, retryable=True
         )
     answer = _parse(response.headers.get("content-type", ""), content)
     if response.status_code >= 400 or "error" in answer:

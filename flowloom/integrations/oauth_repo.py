@@ -98,6 +98,8 @@ class OAuthConnectionInfo:
     token_auth_method: str
     redirect_uri: str | None
     """The redirect URI registered with the provider; None: this server's own callback."""
+    revocation_url: str | None
+    """The provider's token revocation endpoint (RFC 7009); None: it has none."""
     has_client_secret: bool
     created_at: datetime
     updated_at: datetime
@@ -143,6 +145,7 @@ def _info(row: Integration, token: OAuthToken | None) -> OAuthConnectionInfo:
         extra_params=dict(config.get("extra_params") or {}),
         token_auth_method=str(config.get("token_auth_method", "client_secret_basic")),
         redirect_uri=config.get("redirect_uri"),
+        revocation_url=config.get("revocation_url"),
         has_client_secret=bool(config.get("has_client_secret")),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -177,6 +180,7 @@ class OAuthRepo:
         token_auth_method: str | None = None,
         provider: str | None = None,
         redirect_uri: str | None = None,
+        revocation_url: str | None = None,
         allow_plain_http: bool = False,
     ) -> OAuthConnectionInfo:
         """Register an OAuth client; Conflict when the owner has an integration of that name.
@@ -202,6 +206,12 @@ class OAuthRepo:
         check_endpoint(
             _text(token_url, "token_url"), field_name="token_url", allow_plain_http=allow_plain_http
         )
+        if revocation_url is not None:
+            check_endpoint(
+                _text(revocation_url, "revocation_url"),
+                field_name="revocation_url",
+                allow_plain_http=allow_plain_http,
+            )
         if redirect_uri is not None:
             parts = urlsplit(_text(redirect_uri, "redirect_uri"))
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
@@ -217,6 +227,7 @@ class OAuthRepo:
             "extra_params": _check_params(extra_params or {}),
             "token_auth_method": method,
             "redirect_uri": redirect_uri,
+            "revocation_url": revocation_url,
             "has_client_secret": secret is not None,
         }
         row = Integration(
@@ -305,6 +316,7 @@ class OAuthRepo:
             scopes=tuple(config.get("scopes") or ()),
             extra_params=dict(config.get("extra_params") or {}),
             token_auth_method=cast(TokenAuthMethod, config.get("token_auth_method", "none")),
+            revocation_url=config.get("revocation_url"),
             label=f"{row.name!r} ({row.id})",
         )
 

@@ -50,7 +50,7 @@ class AgentConfig(NodeConfig):
     provider: Literal["openai", "gemini", "anthropic"] = "openai"
     """Who runs the model: ``openai`` (or any OpenAI-compatible server), ``gemini``,
     ``anthropic``; all three call tools."""
-    model: ModelName = ""
+    model: ModelName = Field(default="", json_schema_extra={"x-model-kind": "chat"})
     """The model's name at the provider, e.g. ``gpt-4o-mini``."""
     instructions: str = ""
     """What the agent is for and how it should behave (the system prompt)."""

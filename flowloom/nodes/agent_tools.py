@@ -61,7 +61,7 @@ class WorkflowTool(_ToolBase):
     kind: Literal["workflow"]
     name: str = Field(pattern=_TOOL_NAME.pattern)
     description: str = ""
-    workflow_id: str = Field(min_length=1)
+    workflow_id: str = Field(min_length=1, json_schema_extra={"x-refers-to": "workflow"})
     version: int | None = Field(default=None, ge=1)
     parameters: dict[str, Any] = Field(default_factory=lambda: dict(_EMPTY_OBJECT))
     """A JSON Schema of the inputs the model fills in."""

@@ -39,7 +39,7 @@ class LlmCallConfig(NodeConfig):
     provider: Literal["openai", "gemini", "anthropic"] = "openai"
     """Who runs the model: ``openai`` (or the OpenAI-compatible server the instance is set up
     for), ``gemini`` or ``anthropic``."""
-    model: ModelName = ""
+    model: ModelName = Field(default="", json_schema_extra={"x-model-kind": "chat"})
     """The model's name at the provider, e.g. ``gpt-4o-mini``, ``gemini-2.0-flash``."""
     system_prompt: str = ""
     """Instructions given to the model before the conversation (sent as written)."""

@@ -33,7 +33,9 @@ class EmbedConfig(NodeConfig):
     provider: Literal["openai", "gemini"] = "openai"
     """Who computes the vectors: ``openai`` (or the OpenAI-compatible server the instance is
     set up for) or ``gemini``."""
-    model: ModelName = "text-embedding-3-small"
+    model: ModelName = Field(
+        default="text-embedding-3-small", json_schema_extra={"x-model-kind": "embedding"}
+    )
     """The embedding model, e.g. ``text-embedding-3-small`` or ``gemini-embedding-001``."""
     credential: str | None = Field(default=None, min_length=1, max_length=200)
     """The name of one of your stored credentials holding the API key; empty uses the

@@ -53,7 +53,7 @@ class ImageGenerateConfig(NodeConfig):
     provider: Literal["openai", "gemini"] = "openai"
     """Who makes the image: ``openai`` (gpt-image-1, dall-e-3, ...) or ``gemini``
     (gemini-2.5-flash-image, ...)."""
-    model: ModelName = "gpt-image-1"
+    model: ModelName = Field(default="gpt-image-1", json_schema_extra={"x-model-kind": "image"})
     """The image model's name at the provider."""
     prompt: str = Field(default="", min_length=0, max_length=32_000)
     """What to draw: a Jinja2 template over the variables, rendered in a sandbox."""

@@ -30,7 +30,9 @@ __all__ = ["WorkflowCall", "WorkflowCallConfig"]
 
 
 class WorkflowCallConfig(NodeConfig):
-    workflow_id: str | None = Field(default=None, min_length=1)
+    workflow_id: str | None = Field(
+        default=None, min_length=1, json_schema_extra={"x-refers-to": "workflow"}
+    )
     """The workflow to run (one of the same owner), by id; or give ``workflow_name``."""
     workflow_name: str | None = Field(default=None, min_length=1, max_length=200)
     """The workflow to run by name, so that a definition can travel between accounts; case,

@@ -20,6 +20,9 @@ lock) queues the run again. The node leases of the database stay the fence: a dr
 node rows were taken over cannot commit (``LeaseLost``), so a node result is never written
 twice, whatever Redis says.
 
+Node types may be routed to queues of their own (``node_queues``, ``node_jobs``): the driver
+sends such a node as a task of its own and applies its outcome when it comes back.
+
 Modules: ``claims`` (the Redis keys), ``relay`` (run events over Redis pub/sub), ``runs`` (the
 database questions: does this run need a driver), ``remote`` (the API's engine),
 ``host`` (the worker's engine on its own event loop), ``celery_app`` (the Celery app, the
@@ -28,7 +31,11 @@ task, and ``run_worker``). Celery is imported only by ``celery_app``, and only w
 
 from __future__ import annotations
 
-__all__ = ["DRIVE_TASK"]
+__all__ = ["DRIVE_TASK", "NODE_TASK", "RUNS_QUEUE"]
 
 DRIVE_TASK = "flowloom.drive_run"
 """The Celery task name that carries one run id to a worker."""
+NODE_TASK = "flowloom.run_node"
+"""The Celery task name that carries one routed node attempt to a worker (``node_jobs``)."""
+RUNS_QUEUE = "runs"
+"""What ``flowloom worker --queue`` calls the queue of runs (``settings.worker_queue``)."""

@@ -13,16 +13,18 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from flowloom.exceptions import ConfigurationError
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.worker import DRIVE_TASK
+from flowloom.worker import DRIVE_TASK, NODE_TASK, RUNS_QUEUE
 from flowloom.worker.host import WorkerHost
+from flowloom.worker.node_queues import NodeRoutes, queue_name
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["make_celery", "run_worker", "task_sender"]
+__all__ = ["make_celery", "node_sender", "run_worker", "task_sender", "worker_queues"]
 
 _log = logging.getLogger("flowloom.worker")
 
@@ -63,6 +65,35 @@ def task_sender(app: Celery, settings: Settings) -> Callable[[str], None]:
     return send
 
 
+def node_sender(app: Celery) -> Callable[[str, dict[str, Any]], None]:
+    """A blocking function that queues ``run_node(job)`` on a routed node queue."""
+
+    def send(queue: str, job: dict[str, Any]) -> None:
+        app.send_task(NODE_TASK, args=[job], queue=queue)
+
+    return send
+
+
+def worker_queues(settings: Settings, names: list[str] | None = None) -> list[str]:
+    """The Celery queues a worker consumes: ``names`` (``runs`` for the runs' queue, or a
+    route's queue name), or by default the runs' queue and every routed one.
+    ConfigurationError naming a name no route has."""
+    routes = NodeRoutes(settings.worker_node_queues, namespace=settings.worker_queue)
+    routed = routes.queues()
+    if not names:
+        return [settings.worker_queue, *routed]
+    found: list[str] = []
+    for name in names:
+        if name == RUNS_QUEUE:
+            found.append(settings.worker_queue)
+        elif queue_name(settings.worker_queue, name) in routed:
+            found.append(queue_name(settings.worker_queue, name))
+        else:
+            known = ", ".join([RUNS_QUEUE, *(q.rsplit(".", 1)[-1] for q in routed)])
+            raise ConfigurationError(f"no queue named {name!r}: the queues are {known}")
+    return list(dict.fromkeys(found))
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -71,8 +102,14 @@ def run_worker(
     registry: NodeRegistry | None = None,
     open_database: Callable[[Settings], Database] = Database.from_settings,
     extra_args: list[str] | None = None,
+    queues: list[str] | None = None,
 ) -> None:
-    """Run a Celery worker on the settings' queue until it is stopped.
+    """Run a Celery worker on the settings' queues until it is stopped.
+
+    ``queues`` names what it consumes (see ``worker_queues``): by default the runs and every
+    routed node queue. A worker that consumes a route's queue runs those nodes itself when it
+    drives their run; one that does not sends them to the queue and waits (so a worker never
+    waits for a queue only it could serve).
 
     ``registry`` and ``open_database`` replace the default node types and database (tests use
     them for their own node types and schemas). Each process that executes tasks (the prefork
@@ -81,12 +118,16 @@ def run_worker(
     """
     from celery.signals import worker_process_init, worker_process_shutdown
 
+    consumed = worker_queues(settings, queues)
     app = make_celery(settings)
     send = task_sender(app, settings)
+    send_node = node_sender(app)
     hosts: list[WorkerHost] = []
 
     def start_host(**_: Any) -> None:
-        host = WorkerHost(settings, send, registry, open_database)
+        host = WorkerHost(
+            settings, send, registry, open_database, send_node=send_node, consumed=consumed
+        )
         host.start()
         hosts.append(host)
 
@@ -101,6 +142,17 @@ def run_worker(
         outcome = hosts[0].drive(run_id)
         _log.info("run %s: %s", run_id, outcome)
 
+    @app.task(name=NODE_TASK)  # type: ignore[untyped-decorator]
+    def run_node(job: dict[str, Any]) -> None:
+        if not hosts:
+            start_host()
+        outcome = hosts[0].run_node(job)
+        _log.info("run %s, node %s: %s", job.get("run_id"), job.get("node_id"), outcome)
+
+    # Celery's two INFO lines per task ("received", "succeeded in") cost more than the work of
+    # a short run; flowloom logs one line per task of its own (what happened to the run).
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if pool == "prefork":
         worker_process_init.connect(start_host, weak=False)
         worker_process_shutdown.connect(stop_host, weak=False)
@@ -110,7 +162,7 @@ def run_worker(
         "worker",
         f"--concurrency={concurrency}",
         f"--pool={pool}",
-        f"--queues={settings.worker_queue}",
+        f"--queues={','.join(consumed)}",
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",

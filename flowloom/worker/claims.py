@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["QUEUED", "RENEW_SCRIPT", "RunClaims"]
+__all__ = ["QUEUED", "RENEW_MANY_SCRIPT", "RENEW_SCRIPT", "RunClaims"]
 
 QUEUED: Final = "queued"
 
@@ -35,6 +35,21 @@ if (not held) or held == ARGV[1] then
   return 1
 end
 return 0
+"""
+
+# RENEW_SCRIPT for every key of KEYS at once (a heartbeat's one round trip): 1 or 0 per key.
+RENEW_MANY_SCRIPT = """
+local kept = {}
+for i, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if (not held) or held == ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    kept[i] = 1
+  else
+    kept[i] = 0
+  end
+end
+return kept
 """
 
 # Forget a "queued" mark whose task was never sent (the broker refused it), so the sweep sees

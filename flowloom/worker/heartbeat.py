@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from flowloom.worker.claims import RENEW_SCRIPT, RunClaims
+from flowloom.worker.claims import RENEW_MANY_SCRIPT, RunClaims
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -72,7 +72,7 @@ class ClaimHeartbeat:
         redis: Redis = Redis.from_url(
             self._redis_url, socket_timeout=self.every_s, socket_connect_timeout=self.every_s
         )
-        renew = redis.register_script(RENEW_SCRIPT)
+        renew = redis.register_script(RENEW_MANY_SCRIPT)
         try:
             while not self._stop.wait(self.every_s):
                 try:
@@ -87,14 +87,12 @@ class ClaimHeartbeat:
         # the loop adds and removes drivers.
         run_ids = tuple(self._held())
         if run_ids:
-            pipe = redis.pipeline(transaction=False)
-            for run_id in run_ids:
-                renew(
-                    keys=[self._claims.key(run_id)],
-                    args=[self._owner, self._claims.ttl_ms],
-                    client=pipe,
-                )
-            for run_id, kept in zip(run_ids, pipe.execute(), strict=True):
+            found = renew(
+                keys=[self._claims.key(run_id) for run_id in run_ids],
+                args=[self._owner, self._claims.ttl_ms],
+            )
+            assert isinstance(found, list)
+            for run_id, kept in zip(run_ids, found, strict=True):
                 if int(kept) != 1:
                     self._loop.call_soon_threadsafe(self._on_lost, run_id)
         self.beats += 1

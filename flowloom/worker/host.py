@@ -23,13 +23,19 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from flowloom.engine.driver import Driver, Message
+from flowloom.engine.execution import Outcome
 from flowloom.engine.looplag import watch_loop_lag
 from flowloom.engine.ports import SharedRunStore
+from flowloom.engine.run_state import NodeSpec, RunState
 from flowloom.engine.scheduler import Engine
+from flowloom.nodes.base import RunContext
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
@@ -37,6 +43,8 @@ from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.heartbeat import ClaimHeartbeat
+from flowloom.worker.node_jobs import NodeJob, RoutedNodes, run_job
+from flowloom.worker.node_queues import NodeRoutes
 from flowloom.worker.relay import RedisEventBus
 from flowloom.worker.runs import RunQueue, shared_store
 
@@ -58,6 +66,10 @@ class WorkerEngine(Engine):
 
     claims: RunClaims
     queue: RunQueue
+    routes: NodeRoutes
+    routed: RoutedNodes
+    local_queues: frozenset[str] = frozenset()
+    """Routed queues this process consumes itself: their nodes run here, never sent."""
 
     @property
     def shared(self) -> SharedRunStore:
@@ -69,10 +81,37 @@ class WorkerEngine(Engine):
             _log.warning("run %s: claimed elsewhere before its creator could drive it", run_id)
         self.drive(run_id)
 
+    async def execute_node(
+        self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], run: RunState
+    ) -> Outcome:
+        queue = self.routes.queue_for(spec.definition.type)
+        if queue is None or queue in self.local_queues:
+            return await super().execute_node(spec, config, ctx, inputs, run)
+        job = NodeJob(
+            run_id=ctx.run_id,
+            node_id=ctx.node_id,
+            attempt=ctx.attempt,
+            row_id=run.slots[ctx.node_id].row_id,
+            node_type=spec.definition.type,
+            config=config.model_dump(mode="json") if isinstance(config, BaseModel) else config,
+            inputs=inputs,
+            outputs=sorted(spec.outputs),
+            timeout_s=spec.timeout_s,
+            owner_id=run.owner_id,
+            workflow_id=run.workflow_id,
+            api_key_id=run.api_key_id,
+            run_inputs=dict(run.run_inputs),
+        )
+        return await self.routed.run(queue, job)
+
     def timer_due(self, run_id: str) -> None:
         if not self.closed:
             task = asyncio.create_task(self.queue.put(run_id))
             task.add_done_callback(_log_failure)
+
+
+def _no_routed_queues(queue: str, job: dict[str, Any]) -> None:
+    raise RuntimeError(f"this worker cannot send tasks to {queue}")
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
@@ -96,16 +135,24 @@ class WorkerHost:
         send: Callable[[str], None],
         registry: NodeRegistry | None = None,
         open_database: Callable[[Settings], Database] = Database.from_settings,
+        send_node: Callable[[str, dict[str, Any]], None] | None = None,
+        consumed: Collection[str] = (),
     ) -> None:
         self.settings = settings
         self._open_database = open_database
         self._send = send
+        self._send_node = send_node or _no_routed_queues
+        self._consumed = frozenset(consumed)
         self._registry = registry
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="flowloom engine")
         self._thread.daemon = True
         self._tasks: list[asyncio.Task[None]] = []
         self._cancelling: set[str] = set()
+        self._since: dict[str, float] = {}
+        """When this process began driving each run (``_watch`` skips the youngest)."""
+        self._jobs: set[str] = set()
+        """Claim ids of the routed node attempts this process runs (its heartbeat renews them)."""
         self.engine: WorkerEngine | None = None
 
     def start(self) -> None:
@@ -115,6 +162,10 @@ class WorkerHost:
     def drive(self, run_id: str) -> str:
         """Drive the run until it finishes or waits (blocking); what happened, in words."""
         return self._call(self._drive(run_id))
+
+    def run_node(self, job: dict[str, Any]) -> str:
+        """Run one routed node attempt for a driver elsewhere (blocking); what happened."""
+        return self._call(self._run_node(NodeJob.from_wire(job)))
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -147,6 +198,11 @@ class WorkerHost:
             self._send,
             queued_for_s=max(60.0, 4 * settings.worker_sweep_interval_s),
         )
+        engine.routes = NodeRoutes(settings.worker_node_queues, namespace=settings.worker_queue)
+        engine.local_queues = self._consumed
+        engine.routed = RoutedNodes(
+            redis, engine.claims, self._send_node, check_s=settings.worker_claim_ttl_s
+        )
         self.engine = engine
         self._redis = redis
         self._bus = bus
@@ -155,7 +211,7 @@ class WorkerHost:
             settings.resolved_events_url,
             engine.claims,
             engine.owner_token,
-            held=engine.driven,
+            held=lambda: (*engine.driven(), *self._jobs),
             on_lost=self._claim_lost,
             loop=asyncio.get_running_loop(),
         )
@@ -196,13 +252,11 @@ class WorkerHost:
             if not await engine.claims.take(run_id, owner):
                 return "driven by another worker"
             try:
-                now = engine.clock.now()
-                if not await engine.shared.runs_needing_a_driver(now=now, run_ids=[run_id]):
-                    return "nothing to do"
+                # No look at the run first: the driver's load is that look (a finished run
+                # ends it at once, a waiting one with nothing to do writes nothing), and a
+                # cancellation asked for in the store comes with the load.
                 driver = engine.drive(run_id)
-                if (await engine.shared.signals([run_id])).cancelled:
-                    self._cancelling.add(run_id)
-                    _post(driver, "cancel")
+                self._since[run_id] = time.monotonic()
                 while (current := engine.driver_of(run_id)) is not None:
                     driver = current
                     await asyncio.shield(driver.finished)
@@ -212,14 +266,27 @@ class WorkerHost:
             finally:
                 if engine.driver_of(run_id) is None:
                     self._cancelling.discard(run_id)
+                    self._since.pop(run_id, None)
                     await engine.claims.release(run_id, owner)
             # Driven until it finished or waited. A finished run needs nothing more (the
             # common case: no second claim and query); a waiting one gets one more round, for
             # an answer that came meanwhile (applied to the rows while this driver still held
             # the node WAITING).
+            if driver.found_finished:
+                return "nothing to do"
             if driver.state is not None and driver.state.status in FINISHED_RUN_STATUSES:
                 return "driven to the end"
         return "driven"
+
+    async def _run_node(self, job: NodeJob) -> str:
+        engine = self.engine
+        assert engine is not None
+        self._jobs.add(job.claim_id)
+        _log.info("run %s, node %s: attempt %d taken here", job.run_id, job.node_id, job.attempt)
+        try:
+            return await run_job(engine, engine.shared, engine.claims, engine.owner_token, job)
+        finally:
+            self._jobs.discard(job.claim_id)
 
     async def _forever(self, name: str, step: Callable[[], Coroutine[Any, Any, float]]) -> None:
         while True:
@@ -233,6 +300,11 @@ class WorkerHost:
             await asyncio.sleep(pause_s)
 
     def _claim_lost(self, run_id: str) -> None:
+        if run_id in self._jobs:
+            # A routed attempt's claim lapsed (this process stalled): its driver may send it
+            # again; the outcome pushed first is the one applied.
+            _log.warning("the claim on %s lapsed while running it", run_id)
+            return
         engine = self.engine
         driver = engine.driver_of(run_id) if engine is not None else None
         if driver is not None:
@@ -241,12 +313,18 @@ class WorkerHost:
     async def _watch(self) -> float:
         engine = self.engine
         assert engine is not None
-        driven = engine.driven()
+        # A run driven for less than a watch period had its signals read when it started:
+        # most runs end before they are looked at again.
+        young = time.monotonic() - _WATCH_S
+        driven = [run_id for run_id in engine.driven() if self._since.get(run_id, 0.0) < young]
         if not driven:
             return _WATCH_S
         found = await engine.shared.signals(driven)
         for run_id in found.cancelled:
             driver = engine.driver_of(run_id)
+            loaded = driver.state if driver is not None else None
+            if loaded is not None and loaded.cancel_requested:
+                continue  # the driver found it asked for when it loaded the run
             if driver is not None and run_id not in self._cancelling:
                 self._cancelling.add(run_id)
                 _post(driver, "cancel")

@@ -9,7 +9,7 @@ public face works across processes:
   run is queued. Should a worker still drive the run (other branches running), that worker's
   watch sees the answered row and posts the answer to its driver.
 - ``cancel``: sets the run's ``cancel_requested`` and queues it; the driving worker notices
-  within a quarter second, a run nobody drives is cancelled by the worker its task reaches.
+  within half a second, a run nobody drives is cancelled by the worker its task reaches.
   Returns once the run ended, or after ``_CANCEL_WAIT_S`` (the run then cancels as soon as a
   worker takes it).
 - ``wait`` and the event bus: events come from the workers over Redis (``relay.py``) onto
@@ -32,6 +32,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from flowloom.engine.events import DROPPED, Event
 from flowloom.engine.ports import SharedRunStore
 from flowloom.engine.scheduler import Engine, RunResult
 from flowloom.engine.unstorable import check_storable
@@ -178,14 +179,20 @@ class RemoteEngine(Engine):
         return await self._settle(run_id, finished_only=False)
 
     async def _settle(self, run_id: str, *, finished_only: bool) -> RunResult:
+        """Read the run again when one of its run-level events (or a gap in them) comes, or
+        every ``_POLL_S``; node events, most of a run's, need no read."""
+        loop = asyncio.get_running_loop()
         with self.bus.subscribe(run_id) as events:
             stream = aiter(events)
             while True:
                 result, settled = await self.shared.settled(run_id, finished_only=finished_only)
                 if settled:
                     return result
+                deadline = loop.time() + _POLL_S
                 with contextlib.suppress(TimeoutError, StopAsyncIteration):
-                    await asyncio.wait_for(anext(stream), _POLL_S)
+                    async with asyncio.timeout_at(deadline):
+                        while not _run_level(await anext(stream)):
+                            pass
 
     async def close(self) -> None:
         if self._outbox_task is not None:
@@ -199,3 +206,7 @@ class RemoteEngine(Engine):
         if self._redis is not None:
             await self._redis.aclose()
         await super().close()
+
+
+def _run_level(event: Event) -> bool:
+    return event.type.startswith("run.") or event.type == DROPPED

@@ -85,8 +85,16 @@ async def test_settings_are_typed_and_close_registration(
     assert (await client.get("/api/v1/admin/settings", headers=admin.bearer)).json() == {
         "registration_open": True,
         "default_package": None,
+        "retain_runs_days": None,
+        "retain_node_outputs_days": None,
+        "retain_usage_days": None,
+        "retain_audit_days": None,
+        "retain_generations_days": None,
+        "retain_validation_days": None,
     }
     for body, field in [
+        ({"retain_usage_days": 10}, "retain_usage_days"),
+        ({"retain_runs_days": 0}, "retain_runs_days"),
         ({"colour": "blue"}, "colour"),
         ({"registration_open": "nope"}, "registration_open"),
         ({"default_package": "no-such-plan"}, "default_package"),

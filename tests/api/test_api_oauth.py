@@ -218,7 +218,7 @@ async def test_authorize_with_pkce_then_a_workflow_uses_the_connection(
         )
     )
     assert done.status_code == 303, done.text
-    assert done.headers["location"] == f"/integrations?connected={connection['id']}"
+    assert done.headers["location"] == f"/account?oauth=connected&connection={connection['id']}"
     exchange = provider.token_requests[-1]
     assert exchange["grant_type"] == "authorization_code"
     assert len(exchange["code_verifier"]) >= 43
@@ -419,8 +419,18 @@ async def test_registration_is_checked_and_deleting_forgets_the_tokens(
     )
     assert taken.status_code == 409
 
+    revocations_before = len(provider.revocations)
     deleted = await client.delete(f"/api/v1/oauth/connections/{connection}", headers=account.bearer)
-    assert deleted.status_code == 204
+    assert deleted.status_code == 200
+    # No revocation endpoint registered: forgotten here, and the answer says the provider was
+    # not asked.
+    assert deleted.json() == {
+        "id": connection,
+        "revoked": False,
+        "revocation": "not_supported",
+        "detail": None,
+    }
+    assert len(provider.revocations) == revocations_before
     gone = await client.get(f"/api/v1/oauth/connections/{connection}", headers=account.bearer)
     assert gone.status_code == 404
     failed = await run(
@@ -486,3 +496,76 @@ async def test_stored_credentials_of_each_kind_authenticate_http_requests(
     assert "no stored credential named 'nope'" in str(missing["nodes"][0]["error"])
     encoded = base64.b64encode(f"ada:{PASSWORD}".encode()).decode()
     await scan(db, answers, caplog, [BEARER, PASSWORD, API_KEY, encoded])
+
+
+async def test_disconnecting_revokes_the_tokens_at_the_provider(
+    client: httpx.AsyncClient, provider: FakeOAuthProvider
+) -> None:
+    answers = Answers()
+    account = await sign_up(client)
+    body = {**register_body(provider), "revocation_url": f"{provider.base_url}/revoke"}
+    created = await client.post("/api/v1/oauth/connections", json=body, headers=account.bearer)
+    assert created.status_code == 201, created.text
+    assert created.json()["revocation_url"] == body["revocation_url"]
+    connection = created.json()["id"]
+    back = await start(client, account, connection, answers)
+    done = await client.get("/api/v1/oauth/callback", params=back, headers=account.bearer)
+    assert done.json()["connected"] is True
+    assert provider.live_access_tokens()
+    revocations_before = len(provider.revocations)
+
+    deleted = await client.delete(f"/api/v1/oauth/connections/{connection}", headers=account.bearer)
+
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["revoked"] is True
+    assert deleted.json()["revocation"] == "revoked"
+    hints = [form["token_type_hint"] for form in provider.revocations[revocations_before:]]
+    assert hints == ["refresh_token", "access_token"]
+    assert provider.live_access_tokens() == []
+    assert all("SECRET" not in line for line in [*answers.texts, deleted.text])
+
+
+async def test_a_provider_refusing_revocation_still_disconnects_and_says_so(
+    client: httpx.AsyncClient, provider: FakeOAuthProvider
+) -> None:
+    answers = Answers()
+    account = await sign_up(client)
+    body = {**register_body(provider), "revocation_url": f"{provider.base_url}/revoke"}
+    connection = (
+        await client.post("/api/v1/oauth/connections", json=body, headers=account.bearer)
+    ).json()["id"]
+    back = await start(client, account, connection, answers)
+    await client.get("/api/v1/oauth/callback", params=back, headers=account.bearer)
+    provider.client_secret = "rotated at the provider"
+    try:
+        deleted = await client.delete(
+            f"/api/v1/oauth/connections/{connection}", headers=account.bearer
+        )
+    finally:
+        provider.client_secret = CLIENT_SECRET
+    assert deleted.status_code == 200
+    assert deleted.json()["revoked"] is False
+    assert deleted.json()["revocation"] == "failed"
+    assert "invalid_client" in deleted.json()["detail"]
+    gone = await client.get(f"/api/v1/oauth/connections/{connection}", headers=account.bearer)
+    assert gone.status_code == 404
+
+
+async def test_a_browser_lands_back_on_the_account_page_with_the_outcome(
+    client: httpx.AsyncClient, provider: FakeOAuthProvider
+) -> None:
+    answers = Answers()
+    account = await sign_up(client)
+    connection = await register(client, account, provider, answers)
+    back = await start(client, account, connection["id"], answers)
+    html = {**account.bearer, "Accept": "text/html"}
+    landed = await client.get("/api/v1/oauth/callback", params=back, headers=html)
+    assert landed.status_code == 303
+    assert landed.headers["location"] == (f"/account?oauth=connected&connection={connection['id']}")
+    # The same state again is refused, and the browser is told why on the same page.
+    again = await client.get("/api/v1/oauth/callback", params=back, headers=html)
+    assert again.status_code == 303
+    query = parse_qs(urlsplit(again.headers["location"]).query)
+    assert urlsplit(again.headers["location"]).path == "/account"
+    assert query["oauth"] == ["error"]
+    assert query["message"][0]

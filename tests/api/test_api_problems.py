@@ -186,4 +186,6 @@ async def test_settings_merge_and_the_audit_log_records_keys(client: httpx.Async
         ("api_key.revoke", key.json()["id"]),
         ("api_key.create", key.json()["id"]),
     ]
-    assert ("auth.login", actions[2][1]) == actions[2]
+    # The two settings changes, recorded by the audit trail; then the sign-in.
+    assert actions[2:4] == [("api.update_settings", None)] * 2
+    assert ("auth.login", actions[4][1]) == actions[4]

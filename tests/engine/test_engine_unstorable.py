@@ -21,7 +21,7 @@ import pytest
 from enginekit import CALLS, definition, edge, make_owner, node, node_rows, registry, save_workflow
 from sqlalchemy import func, select
 
-import flowloom.engine.driver as driver_module
+import flowloom.engine.execution as execution_module
 from flowloom.engine import Engine
 from flowloom.exceptions import InputError
 from flowloom.graph.ports import Port, PortType
@@ -180,12 +180,12 @@ def _database_refuses_big_values(db: Database) -> Iterator[None]:
         finally:
             raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, before)
         return
-    original = driver_module.outputs_problem
-    driver_module.outputs_problem = lambda outputs, encoded: None  # type: ignore[assignment]
+    original = execution_module.outputs_problem
+    execution_module.outputs_problem = lambda outputs, encoded: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        driver_module.outputs_problem = original
+        execution_module.outputs_problem = original
 
 
 async def test_a_commit_the_database_refuses_fails_the_run_in_a_fresh_transaction(

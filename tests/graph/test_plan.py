@@ -177,3 +177,28 @@ def test_topological_order_ignores_edges_to_unknown_nodes() -> None:
     pairs: list[Any] = [("a", "b"), ("ghost", "b"), ("b", "ghost")]
 
     assert topological_order(["a", "b"], pairs) == (["a", "b"], [])
+
+
+def test_pinned_full_run_covers_what_follows_the_pins_and_what_that_needs() -> None:
+    # b pinned: e needs c (not pinned), so c and a run; d (alone) does not.
+    plan = build_plan(DIAMOND, Scope.FULL, pinned={"b"})
+    assert plan.order == ("a", "c", "e", "f")
+    assert plan.outside_parents == {"e": ("b",)}
+    assert plan.pinned == frozenset({"b"})
+    assert plan.roots() == ["a"]
+
+
+def test_pinned_upstream_run_stops_at_pins_and_a_node_run_is_unchanged() -> None:
+    assert build_plan(DIAMOND, Scope.UPSTREAM, "f", pinned={"e"}).order == ("f",)
+    upstream = build_plan(DIAMOND, Scope.UPSTREAM, "e", pinned={"b", "e"})
+    assert upstream.order == ("a", "c", "e")
+    assert upstream.outside_parents == {"e": ("b",)}
+    assert build_plan(DIAMOND, Scope.NODE, "e", pinned={"b"}).order == ("e",)
+
+
+def test_pinned_full_run_needs_a_pin_with_something_after_it() -> None:
+    with pytest.raises(ValidationFailed, match="no node of this version has pinned outputs"):
+        build_plan(DIAMOND, Scope.FULL, pinned=set())
+    with pytest.raises(ValidationFailed, match="nothing follows the pinned nodes") as refused:
+        build_plan(DIAMOND, Scope.FULL, pinned={"f", "d"})
+    assert [p.node_id for p in refused.value.problems] == ["d", "f"]

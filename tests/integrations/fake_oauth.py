@@ -62,6 +62,8 @@ class FakeOAuthProvider:
     resource_calls: list[str] = field(default_factory=list)
     """The Authorization header of every call to ``/resource``."""
     echoed: list[dict[str, str]] = field(default_factory=list)
+    revocations: list[dict[str, str]] = field(default_factory=list)
+    """Every form posted to ``/revoke`` (RFC 7009)."""
     port: int = 0
     _codes: dict[str, _Code] = field(default_factory=dict)
     _access: dict[str, float] = field(default_factory=dict)
@@ -192,6 +194,21 @@ def _app(provider: FakeOAuthProvider) -> FastAPI:
             provider.refreshes += 1
             return JSONResponse(provider._tokens(form.get("scope", "").split()))
         return _invalid("unsupported_grant_type")
+
+    @app.post("/revoke")
+    async def revoke(request: Request) -> Response:
+        # RFC 7009: 200 for any token, known or not, once the client is authenticated.
+        form = dict(parse_qsl((await request.body()).decode()))
+        if not provider._client_ok(request, form):
+            return _invalid("invalid_client", 401)
+        provider.revocations.append(form)
+        token = form.get("token", "")
+        provider._access.pop(token, None)
+        if token in provider._refresh:
+            # Revoking the refresh token ends the grant: its access tokens go too.
+            provider._refresh.discard(token)
+            provider._access.clear()
+        return Response(status_code=200)
 
     @app.get("/resource")
     async def resource(request: Request) -> Response:

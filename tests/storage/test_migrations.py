@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Float, MetaData, inspect
+from sqlalchemy import Column, Float, MetaData, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
@@ -21,6 +22,7 @@ from flowloom.storage.migrate import (
     upgrade_database,
 )
 from flowloom.storage.repos.users import UserRepo
+from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import metadata
 
 
@@ -39,7 +41,7 @@ async def test_models_and_migrations_agree(db: Database) -> None:
 
 
 async def test_current_revision_is_the_head(db: Database) -> None:
-    assert head_revision() == "0006"
+    assert head_revision() == "0008"
     assert await current_revision(db) == head_revision()
 
 
@@ -203,3 +205,81 @@ async def test_embeddings_usage_rows_are_renamed_both_ways(db: Database) -> None
         await conn.exec_driver_sql("DELETE FROM usage")
         await conn.exec_driver_sql(f"DELETE FROM users WHERE id = '{owner}'")
     await upgrade_database(db)
+
+
+async def test_run_control_fields_move_out_of_trigger_data_and_back(db: Database) -> None:
+    """0008: ``use_cache``, ``depth`` and ``parent_attempt`` leave ``trigger_data`` for columns
+    of their own (what the trigger said stays); the downgrade puts them back."""
+    async with db.write() as session:
+        user = await UserRepo(session).create(email="runs-0007@example.com", username="u0007")
+        owner = user.id
+        workflow = await WorkflowRepo(session, owner_id=owner).create(
+            name="w0007", definition={"schema_version": 1, "nodes": [], "edges": []}
+        )
+    await downgrade_database(db, "0007")
+    insert = (
+        "INSERT INTO workflow_runs (id, workflow_id, workflow_version, user_id, status, scope,"
+        " trigger_kind, trigger_data, inputs, cancel_requested, created_at, updated_at)"
+        " VALUES ('{id}', '{workflow}', 1, '{owner}', 'COMPLETED', 'FULL', 'manual', {data},"
+        " '{{}}', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    rows = {
+        "run_plain": "NULL",
+        "run_hook": '\'{"trigger_id": "trg_1"}\'',
+        "run_child": '\'{"depth": 2, "parent_attempt": 3, "use_cache": false, "x": 1}\'',
+        "run_pins": "'{\"use_pinned\": true}'",
+    }
+    async with db.engine.begin() as conn:
+        for run_id, data in rows.items():
+            await conn.exec_driver_sql(
+                insert.format(id=run_id, workflow=workflow.id, owner=owner, data=data)
+            )
+
+    await upgrade_database(db)
+
+    query = (
+        "SELECT id, trigger_data, use_cache, use_pinned, depth, parent_attempt FROM workflow_runs"
+        " WHERE id LIKE 'run_%' ORDER BY id"
+    )
+    async with db.read() as session:
+        found = {
+            row.id: (
+                _json(row.trigger_data),
+                bool(row.use_cache),
+                bool(row.use_pinned),
+                row.depth,
+                row.parent_attempt,
+            )
+            for row in (await session.execute(text(query))).all()
+        }
+    assert found == {
+        "run_child": ({"x": 1}, False, False, 2, 3),
+        "run_hook": ({"trigger_id": "trg_1"}, True, False, 0, None),
+        "run_pins": (None, True, True, 0, None),
+        "run_plain": (None, True, False, 0, None),
+    }
+    assert await pending_differences(db) == []
+
+    await downgrade_database(db, "0007")
+    async with db.engine.connect() as conn:
+        back = {
+            row[0]: _json(row[1])
+            for row in (
+                await conn.exec_driver_sql(
+                    "SELECT id, trigger_data FROM workflow_runs WHERE id LIKE 'run_%'"
+                )
+            ).all()
+        }
+    assert back == {
+        "run_child": {"x": 1, "depth": 2, "parent_attempt": 3, "use_cache": False},
+        "run_hook": {"trigger_id": "trg_1"},
+        "run_pins": {"use_pinned": True},
+        "run_plain": None,
+    }
+    async with db.engine.begin() as conn:
+        await conn.exec_driver_sql("DELETE FROM workflow_runs WHERE id LIKE 'run_%'")
+    await upgrade_database(db)
+
+
+def _json(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value

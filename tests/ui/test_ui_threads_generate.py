@@ -99,32 +99,33 @@ def test_an_agent_calls_a_tool_in_a_thread(page: Any, shot: Shot, fake: FakeServ
     form = page.get_by_role("form", name="New agent")
     form.get_by_label("Name", exact=True).fill("Shouter")
     form.get_by_label("Instructions").fill("Use the shout tool, then answer.")
-    form.get_by_label("Model", exact=True).fill("gpt-test")
-    tools = [
-        {
-            "kind": "workflow",
-            "name": "shout",
-            "description": "Shouts hi.",
-            "workflow_id": tool_workflow["id"],
-        }
-    ]
-    form.get_by_label("Tools (JSON list)").fill(json.dumps(tools))
+    form.get_by_label("Model", exact=True).select_option(label="Another model (write its name)…")
+    form.get_by_label("Model: name at the provider").fill("gpt-test")
+    # The tools: a form per tool, of the kind picked (no JSON to write).
+    form.get_by_label("Kind of the new tool").select_option(label="Workflow")
+    form.get_by_role("button", name="+ Add tool").click()
+    tool = form.get_by_role("group", name="Tool 1")
+    tool.get_by_label("Name *", exact=True).fill("shout")
+    tool.get_by_label("Description", exact=True).fill("Shouts hi.")
+    tool.get_by_label("Workflow *", exact=True).select_option(label="Shout tool")
     shot("new agent")
     form.get_by_role("button", name="Create the agent").click()
     page.get_by_role("heading", name="Shouter").wait_for()
 
-    # Edit: a readable error for a bad tools list, then a real change.
+    # Edit: a tool's name that cannot be one is said at once, then a real change.
     page.get_by_role("button", name="Edit Shouter").click()
     edit = page.get_by_role("form", name="Edit Shouter")
-    edit.get_by_label("Tools (JSON list)").fill("{}")
-    edit.get_by_role("button", name="Save the agent").click()
-    edit.get_by_role("alert").filter(has_text="must be a JSON list of tools").wait_for()
-    edit.get_by_label("Tools (JSON list)").fill(json.dumps(tools))
+    edit_tool = edit.get_by_role("group", name="Tool 1")
+    assert edit_tool.get_by_label("Name *", exact=True).input_value() == "shout"
+    edit_tool.get_by_label("Name *", exact=True).fill("no spaces allowed")
+    edit_tool.get_by_role("alert").filter(has_text="Name must match").wait_for()
+    edit_tool.get_by_label("Name *", exact=True).fill("shout")
     edit.get_by_label("Context (optional)").fill("The user likes loud answers.")
     edit.get_by_role("button", name="Save the agent").click()
     edit.wait_for(state="detached")
     agent = call(page, "GET", "/api/v1/agents")["items"][0]
     assert agent["context"] == "The user likes loud answers."
+    assert agent["tools"][0]["workflow_id"] == tool_workflow["id"]
 
     fake.script_replies(
         {"tool_calls": [{"name": "shout", "arguments": {}}]},

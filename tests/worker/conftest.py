@@ -49,8 +49,12 @@ def broker(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def cluster(pg: tuple[Database, str], tmp_path: Path, broker: str) -> AsyncIterator[Cluster]:
-    found = Cluster(pg[1], tmp_path, broker)
+async def cluster(
+    pg: tuple[Database, str], tmp_path: Path, broker: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Cluster]:
+    """A test marked ``node_queues({...})`` gets those routes (else the defaults)."""
+    marker = request.node.get_closest_marker("node_queues")
+    found = Cluster(pg[1], tmp_path, broker, node_queues=marker.args[0] if marker else None)
     yield found
     found.stop_all()
 

@@ -4,6 +4,7 @@ that says which process ran it, and real ``celery worker`` processes started per
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -115,8 +116,15 @@ class Cluster:
     """One test's Redis namespace (its own DB number and queue) and its worker processes;
     the broker is that Redis, or RabbitMQ (``broker="rabbitmq"``, a queue of the test's own)."""
 
-    def __init__(self, schema: str, tmp: Path, broker: str = "redis") -> None:
+    def __init__(
+        self,
+        schema: str,
+        tmp: Path,
+        broker: str = "redis",
+        node_queues: dict[str, str] | None = None,
+    ) -> None:
         self.schema = schema
+        self.node_queues = node_queues
         self.queue = f"fl_test_{secrets.token_hex(5)}"
         self.events_url = f"{REDIS_URL}/{secrets.randbelow(15) + 1}"
         self.broker = broker
@@ -134,6 +142,11 @@ class Cluster:
             "FLOWLOOM_DATA_DIR": str(self.tmp),
             "FLOWLOOM_SECRET_KEY": self.secret_key,
             "FLOWLOOM_EXECUTOR": "celery",
+            **(
+                {"FLOWLOOM_WORKER_NODE_QUEUES": json.dumps(self.node_queues)}
+                if self.node_queues is not None
+                else {}
+            ),
         }
 
     def settings(self) -> Any:
@@ -146,12 +159,17 @@ class Cluster:
             worker_queue=self.queue,
             data_dir=self.tmp,
             secret_key=self.secret_key,
+            **({"worker_node_queues": self.node_queues} if self.node_queues is not None else {}),
         )
 
-    def start_worker(self, *, concurrency: int = 1, pool: str = "solo") -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, *, concurrency: int = 1, pool: str = "solo", queues: str = ""
+    ) -> subprocess.Popen[bytes]:
+        """A worker process; ``queues``: what it consumes, comma-separated (default all)."""
         log = (self.tmp / f"worker{len(self.workers)}.log").open("wb")
+        args = [self.schema, str(concurrency), pool, *([queues] if queues else [])]
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "worker_child.py"), self.schema, str(concurrency), pool],
+            [sys.executable, str(HERE / "worker_child.py"), *args],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -187,7 +205,12 @@ class Cluster:
             from kombu import Connection
 
             with Connection(self.broker_url) as connection:
-                connection.default_channel.queue_delete(self.queue)
+                for name in {self.queue, *(f"{self.queue}.{q}" for q in self.routed_names())}:
+                    connection.default_channel.queue_delete(name)
+
+    def routed_names(self) -> set[str]:
+        routes = self.node_queues if self.node_queues is not None else {"image.*": "heavy"}
+        return {name for name in routes.values() if name}
 
     def wait_ready(self, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
         """Until the worker's Celery consumer says it is ready for tasks."""

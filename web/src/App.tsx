@@ -3,8 +3,15 @@ import { Link, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from
 
 import { setUnauthenticatedHandler } from "./api/client";
 import { useAuth } from "./auth";
+import { mayLeave } from "./editor/backGuard";
 import { ThemeToggle } from "./components/ThemeToggle";
 import { AccountPage } from "./pages/Account";
+import { AdminAuditPage } from "./pages/AdminAudit";
+import { AdminHealthPage } from "./pages/AdminHealth";
+import { AdminModelsPage } from "./pages/AdminModels";
+import { AdminPlansPage } from "./pages/AdminPlans";
+import { AdminSettingsPage } from "./pages/AdminSettings";
+import { AdminUsagePage } from "./pages/AdminUsage";
 import { AdminUsersPage } from "./pages/AdminUsers";
 import { AgentsPage } from "./pages/Agents";
 import { ApiKeysPage } from "./pages/ApiKeys";
@@ -13,6 +20,8 @@ import { CredentialsPage } from "./pages/Credentials";
 import { EditorPage } from "./pages/Editor";
 import { GeneratePage } from "./pages/Generate";
 import { IntegrationsPage } from "./pages/Integrations";
+import { MemoryPage } from "./pages/Memory";
+import { PlanPage } from "./pages/Plan";
 import { RunPage } from "./pages/RunPage";
 import { RunsPage } from "./pages/Runs";
 import { TriggersPage } from "./pages/Triggers";
@@ -59,6 +68,8 @@ function Header() {
           <button
             type="button"
             onClick={async () => {
+              // An editor with unsaved changes asks first.
+              if (!(await mayLeave())) return;
               await signOut().catch(() => undefined);
               navigate("/signin");
             }}
@@ -92,6 +103,14 @@ export function App() {
           <Route path="/api-keys" element={<RequireUser><ApiKeysPage /></RequireUser>} />
           <Route path="/account" element={<RequireUser><AccountPage /></RequireUser>} />
           <Route path="/admin/users" element={<RequireUser><AdminUsersPage /></RequireUser>} />
+          <Route path="/admin/plans" element={<RequireUser><AdminPlansPage /></RequireUser>} />
+          <Route path="/admin/usage" element={<RequireUser><AdminUsagePage /></RequireUser>} />
+          <Route path="/admin/models" element={<RequireUser><AdminModelsPage /></RequireUser>} />
+          <Route path="/admin/settings" element={<RequireUser><AdminSettingsPage /></RequireUser>} />
+          <Route path="/admin/audit" element={<RequireUser><AdminAuditPage /></RequireUser>} />
+          <Route path="/admin/health" element={<RequireUser><AdminHealthPage /></RequireUser>} />
+          <Route path="/plan" element={<RequireUser><PlanPage /></RequireUser>} />
+          <Route path="/memory" element={<RequireUser><MemoryPage /></RequireUser>} />
           <Route path="/usage" element={<RequireUser><UsagePage /></RequireUser>} />
           <Route path="/credentials" element={<RequireUser><CredentialsPage /></RequireUser>} />
           <Route path="/integrations" element={<RequireUser><IntegrationsPage /></RequireUser>} />

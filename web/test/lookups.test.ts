@@ -4,7 +4,6 @@ import { describeImage, imagesIn, isImageRef } from "../src/api/images";
 import { fieldFor, fieldsFor, integrationIdOf, lookupFor } from "../src/editor/schemaForm";
 import { parseArgs, parsePairs } from "../src/pages/integrationForm";
 import { attemptsOf, problemLine } from "../src/pages/Generate";
-import { parseTools } from "../src/pages/Agents";
 import { ApiError } from "../src/api/client";
 
 // The shapes pydantic gives ai.llm's and mcp.tool's settings.
@@ -77,13 +76,6 @@ describe("the integration form", () => {
 });
 
 describe("agents and generation", () => {
-  it("checks the tools box is a list of tools", () => {
-    expect(parseTools("")).toEqual({ ok: true, value: [] });
-    expect(parseTools('[{"kind":"mcp","server":"intg_1"}]').ok).toBe(true);
-    expect(parseTools("{}")).toEqual({ ok: false, error: "must be a JSON list of tools" });
-    expect(parseTools('[{"server":"x"}]')).toEqual({ ok: false, error: 'tool 1 needs a "kind": "mcp", "http" or "workflow"' });
-  });
-
   it("reads the attempts of a 422 and says where each problem is", () => {
     const error = new ApiError(422, {
       detail: "still invalid",

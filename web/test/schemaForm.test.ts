@@ -52,7 +52,7 @@ describe("fields from a schema", () => {
       variables: "string-list",
       temperature: "number",
       max_tokens: "integer",
-      response_schema: "json",
+      response_schema: "any",
     });
   });
 

@@ -24,6 +24,7 @@ function detail(status: RunStatus, nodes: Array<[string, NodeStatus, Record<stri
     outputs: null,
     error: null,
     cancel_requested: false,
+    used_pinned: false,
     created_at: "2025-01-01T00:00:00Z",
     started_at: null,
     finished_at: null,

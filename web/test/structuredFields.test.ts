@@ -27,10 +27,10 @@ const TRIGGER = {
 };
 
 describe("structured settings", () => {
-  it("a map of text to text is a key/value table; a map of anything stays JSON", () => {
+  it("a map of text to text is a key/value table; a map of anything an object of typed values", () => {
     const [headers, args] = fieldsFor(HTTP);
     expect(headers.kind).toBe("key-value");
-    expect(args.kind).toBe("json");
+    expect([args.kind, args.shape]).toEqual(["any", "object"]);
   });
 
   it("a list of objects gets a form per item", () => {

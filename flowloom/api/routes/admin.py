@@ -8,6 +8,7 @@ Everybody else gets 403 on every route here.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
@@ -34,7 +35,7 @@ from flowloom.storage.repos.billing import (
     list_accounts,
     set_role,
 )
-from flowloom.storage.repos.system_settings import SystemSettingsRepo
+from flowloom.storage.repos.system_settings import InstanceSettings, SystemSettingsRepo
 from flowloom.storage.repos.usage import instance_usage_by_model
 from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.tables import AiModel, ApiKey, Package, User, UserSubscription
@@ -59,27 +60,50 @@ class _Strict(BaseModel):
 # ---- instance settings
 
 
+RetentionDays = Annotated[int, Field(ge=1, le=36_500)]
+
+
 class InstanceSettingsPublic(BaseModel):
     registration_open: bool
     """Whether people may sign up with an email and a password."""
     default_package: str | None
     """The package (by name) of every user without a subscription; null: they have no limits."""
+    retain_runs_days: int | None
+    """Finished runs older than this many days are deleted daily; null: kept."""
+    retain_node_outputs_days: int | None
+    """Node inputs and outputs of finished runs older than this are cleared daily; null: kept."""
+    retain_usage_days: int | None
+    """Usage rows older than this are deleted daily (at least 32); null: kept."""
+    retain_audit_days: int | None
+    """Audit entries older than this are deleted daily; null: kept."""
+    retain_generations_days: int | None
+    """Workflow-generation history older than this is deleted daily; null: kept."""
+    retain_validation_days: int | None
+    """Validation logs older than this are deleted daily; null: kept."""
 
 
 class InstanceSettingsUpdate(_Strict):
-    """Send only what changes; null restores a setting's default."""
+    """Send only what changes; null restores a setting's default (retention: keep all)."""
 
     registration_open: StrictBool | None = None
     default_package: str | None = Field(default=None, min_length=1, max_length=100)
+    retain_runs_days: RetentionDays | None = None
+    retain_node_outputs_days: RetentionDays | None = None
+    retain_usage_days: Annotated[int, Field(ge=32, le=36_500)] | None = None
+    retain_audit_days: RetentionDays | None = None
+    retain_generations_days: RetentionDays | None = None
+    retain_validation_days: RetentionDays | None = None
+
+
+def _settings_public(current: InstanceSettings) -> InstanceSettingsPublic:
+    return InstanceSettingsPublic(**asdict(current))
 
 
 @router.get("/settings")
 async def read_instance_settings(admin: InstanceAdmin, db: DatabaseDep) -> InstanceSettingsPublic:
     async with db.read() as session:
         current = await SystemSettingsRepo(session).read()
-    return InstanceSettingsPublic(
-        registration_open=current.registration_open, default_package=current.default_package
-    )
+    return _settings_public(current)
 
 
 @router.patch("/settings")
@@ -100,9 +124,7 @@ async def update_instance_settings(
             None,
             {"changed": sorted(changes), "values": changes},
         )
-    return InstanceSettingsPublic(
-        registration_open=current.registration_open, default_package=current.default_package
-    )
+    return _settings_public(current)
 
 
 # ---- AI models
@@ -284,6 +306,8 @@ def _model_details(row: AiModel) -> dict[str, Any]:
 class PackagePublic(PackageOffer):
     active: bool
     """Inactive: nobody new can subscribe; current subscribers keep it."""
+    public: bool
+    """Offered to every user, who may subscribe on their own."""
     created_at: datetime
     updated_at: datetime
     subscribers: int = 0
@@ -300,6 +324,7 @@ class PackageCreate(_Strict):
     max_runs_per_month: int | None = Field(default=None, ge=0, le=INT32_MAX)
     max_tokens_per_month: int | None = Field(default=None, ge=0, le=_INT64_MAX)
     active: bool = True
+    public: bool = False
 
 
 class PackageUpdate(_Strict):
@@ -314,6 +339,7 @@ class PackageUpdate(_Strict):
     max_runs_per_month: int | None = Field(default=None, ge=0, le=INT32_MAX)
     max_tokens_per_month: int | None = Field(default=None, ge=0, le=_INT64_MAX)
     active: bool | None = None
+    public: bool | None = None
 
 
 _NULLABLE_PACKAGE_FIELDS: Final = frozenset(
@@ -436,6 +462,7 @@ def _package_details(package: Package) -> dict[str, Any]:
         "runs_per_month": package.max_runs_per_month,
         "tok_per_month": package.max_tokens_per_month,
         "active": package.active,
+        "public": package.public,
     }
 
 

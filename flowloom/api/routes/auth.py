@@ -10,6 +10,7 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.api.deps import AccountOwner, AppStateDep, CurrentUser, DatabaseDep, client_ip
 from flowloom.api.errors import Unauthenticated
@@ -144,6 +145,41 @@ async def log_in(
     )
 
 
+class SignInProvider(BaseModel):
+    provider: str
+    """The identity provider's name, for the button (``Sign in with clerk``)."""
+    sign_in_url: str
+    """Where the button sends the browser: the provider's sign-in page, which sends it back to
+    ``/signin#token=<JWT>``; the UI then signs in with ``POST /auth/external``."""
+
+
+class SignInOptions(BaseModel):
+    password: bool
+    """Whether email and password sign-in is offered (always, for existing accounts)."""
+    registration_open: bool
+    external: SignInProvider | None
+    """The configured identity provider; null when there is none."""
+
+
+@router.get("/providers")
+async def read_sign_in_options(state: AppStateDep) -> SignInOptions:
+    """How one may sign in here (asked before signing in: no credentials needed)."""
+    settings = state.settings
+    async with state.db.read() as session:
+        open_ = (await SystemSettingsRepo(session).read()).registration_open
+    external = None
+    if settings.external_auth_sign_in_url and state.verifier.enabled:
+        external = SignInProvider(
+            provider=settings.external_auth_provider,
+            sign_in_url=settings.external_auth_sign_in_url,
+        )
+    return SignInOptions(
+        password=True,
+        registration_open=settings.allow_registration and open_,
+        external=external,
+    )
+
+
 @router.post("/external")
 async def log_in_with_external_identity(
     body: ExternalLogin, request: Request, response: Response, state: AppStateDep
@@ -151,8 +187,9 @@ async def log_in_with_external_identity(
     """Sign in with a JWT from the configured identity provider.
 
     The account is found by (provider, subject), or created with the token's email the first
-    time, unless registration is closed (403; accounts already linked still sign in). 409 if
-    that email already belongs to an account not linked to this identity.
+    time, unless registration is closed (403; accounts already linked still sign in). If that
+    email already belongs to an account not linked to this identity: 409 saying so, unless the
+    request also carries that account's ``password``, which links the two (401 if it is wrong).
     """
     identity = await state.verifier.verify(body.token)
     async with state.db.write() as session:
@@ -163,15 +200,54 @@ async def log_in_with_external_identity(
             and (await SystemSettingsRepo(session).read()).registration_open
         ):
             raise PermissionDenied("registration is closed on this server; ask an administrator")
-        user = await users.find_or_create_by_identity(
-            provider=identity.provider, subject=identity.subject, email=identity.email
-        )
+        try:
+            user = await users.find_or_create_by_identity(
+                provider=identity.provider, subject=identity.subject, email=identity.email
+            )
+        except Conflict:
+            if body.password is None:
+                raise Conflict(
+                    f"an account with the email {identity.email} already exists; to link this "
+                    f"{identity.provider} sign-in to it, send that account's password with "
+                    "the token (the account must prove it is yours)"
+                ) from None
+            user = await _link_with_password(
+                session, identity.provider, identity.subject, identity.email, body.password
+            )
+            await AuditRepo(session).record(
+                user_id=user.id,
+                action="auth.identity_linked",
+                object_type="user",
+                object_id=user.id,
+                ip=client_ip(request),
+                user_agent=request.headers.get("user-agent"),
+                details={"provider": identity.provider},
+            )
         if not user.is_active:
             raise Unauthenticated("this account is disabled")
         user_id = user.id
     return await _open_session(
         state, request, response, user_id=user_id, method=f"external:{identity.provider}"
     )
+
+
+async def _link_with_password(
+    session: AsyncSession, provider: str, subject: str, email: str, password: str
+) -> User:
+    """The account holding ``email``, linked to the identity, if ``password`` is its password;
+    Unauthenticated otherwise (no hint which of the two was wrong)."""
+    try:
+        user: User | None = await UserRepo(session).get_by_email(email=email)
+    except NotFound:
+        user = None
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+    ok = await asyncio.to_thread(verify_password, stored, password)
+    if user is None or not user.password_hash or not ok:
+        raise Unauthenticated("the password does not match the account with this email")
+    await UserRepo(session).link_identity(
+        user_id=user.id, provider=provider, subject=subject, email=email
+    )
+    return user
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,11 @@
-"""The caller's own plan: the package in force, the subscription, the credits, and the
-packages the instance offers. Changing them is for an administrator (``/admin``)."""
+"""The caller's own plan: the package in force, the month's usage against its limits, the
+credits, and the public packages the instance offers, which the caller may subscribe to and
+cancel on their own (an administrator gives any other package, ``/admin``). flowloom takes no
+payment: an instance that charges for a package keeps it private and assigns it once paid.
+
+A subscription ends at its end date, if it has one: from then on its limits no longer apply (the
+instance's default package does), and the daily maintenance pass writes its status ``expired``.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
-from flowloom.api.deps import CurrentUser, DatabaseDep
+from flowloom.api.deps import AccountOwner, CurrentUser, DatabaseDep, client_ip
 from flowloom.api.schemas import Page
-from flowloom.billing import CREDIT_SPENT, plan_of
+from flowloom.billing import CREDIT_SPENT, month_status, plan_of
+from flowloom.exceptions import Conflict, NotFound
 from flowloom.storage.enums import SubscriptionStatus
+from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
-from flowloom.storage.tables import User
+from flowloom.storage.tables import Package, User
 from flowloom.storage.tables.base import utcnow
 
 __all__ = ["router"]
@@ -47,6 +55,19 @@ class SubscriptionView(BaseModel):
     end_date: datetime | None
 
 
+class MonthUsage(BaseModel):
+    month_start: datetime
+    resets_at: datetime
+    """When the month's counts start again (the first instant of the next month, UTC)."""
+    runs_used: int
+    """Runs started this month, sub-runs included."""
+    max_runs: int | None
+    """The plan's monthly run limit; null: unlimited."""
+    tokens_used: int
+    max_tokens: int | None
+    """The plan's monthly token limit; null: unlimited."""
+
+
 class PlanView(BaseModel):
     package: PackageOffer | None
     """The package whose limits apply; null: no plan, so no limits."""
@@ -56,6 +77,8 @@ class PlanView(BaseModel):
     credits: int
     credit_rule: str
     """What a credit buys."""
+    usage: MonthUsage
+    """This month against the plan's limits."""
 
 
 CREDIT_RULE = (
@@ -76,6 +99,7 @@ async def read_plan(caller: CurrentUser, db: DatabaseDep) -> PlanView:
             None if plan is None else await PackageRepo(session).get(package_id=plan.package_id)
         )
         user = await session.get(User, caller.user_id)
+        month = await month_status(session, user_id=caller.user_id, now=now)
     subscription = None
     if current is not None:
         row = current[0]
@@ -88,12 +112,103 @@ async def read_plan(caller: CurrentUser, db: DatabaseDep) -> PlanView:
         subscription=subscription,
         credits=0 if user is None else user.credits,
         credit_rule=CREDIT_RULE,
+        usage=MonthUsage(
+            month_start=month.month_start,
+            resets_at=month.resets_at,
+            runs_used=month.runs_used,
+            max_runs=None if plan is None else plan.max_runs_per_month,
+            tokens_used=month.tokens_used,
+            max_tokens=None if plan is None else plan.max_tokens_per_month,
+        ),
     )
 
 
 @router.get("/packages")
 async def list_offered_packages(caller: CurrentUser, db: DatabaseDep) -> Page[PackageOffer]:
-    """The active packages of this instance, by name."""
+    """The packages a user may subscribe to on their own (active and public), by name."""
     async with db.read() as session:
-        packages = await PackageRepo(session).list(active_only=True)
+        packages = await PackageRepo(session).list(active_only=True, public_only=True)
     return Page(items=[PackageOffer.model_validate(p) for p in packages])
+
+
+class SelfSubscribe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    package_id: str = Field(min_length=1, max_length=40)
+
+
+def _problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {"description": text, "content": {"application/problem+json": {}}}
+        for code, text in described.items()
+    }
+
+
+@router.put(
+    "/subscription",
+    responses=_problems(
+        {404: "No such package, or one that is not public", 409: "An inactive package"}
+    ),
+)
+async def subscribe(
+    body: SelfSubscribe, caller: AccountOwner, request: Request, db: DatabaseDep
+) -> PlanView:
+    """Subscribe to a public package from now; the subscription in force ends. A package an
+    administrator keeps private answers 404, as if there were none."""
+    async with db.write() as session:
+        package = await session.get(Package, body.package_id)
+        if package is None or not package.public:
+            raise NotFound("package", body.package_id)
+        if not package.active:
+            raise Conflict(f"package {package.name!r} is no longer offered")
+        subscription = await SubscriptionRepo(session).subscribe(
+            user_id=caller.user_id, package_id=package.id
+        )
+        await _audit(
+            session,
+            caller.user_id,
+            request,
+            "billing.subscribe",
+            subscription.id,
+            {"package": package.name},
+        )
+    return await read_plan(caller, db)
+
+
+@router.delete("/subscription", status_code=status.HTTP_204_NO_CONTENT)
+async def cancel_subscription(caller: AccountOwner, request: Request, db: DatabaseDep) -> Response:
+    """End the caller's subscription now (the default package applies from then on); 404 when
+    there is none in force."""
+    async with db.write() as session:
+        current = await SubscriptionRepo(session).current(user_id=caller.user_id)
+        if current is None:
+            raise NotFound("subscription", "current")
+        await SubscriptionRepo(session).cancel(user_id=caller.user_id)
+        await _audit(
+            session,
+            caller.user_id,
+            request,
+            "billing.cancel",
+            current[0].id,
+            {"package": current[1].name},
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _audit(
+    session: Any,
+    user_id: str,
+    request: Request,
+    action: str,
+    subscription_id: str,
+    details: dict[str, Any],
+) -> None:
+    await AuditRepo(session).record(
+        user_id=user_id,
+        action=action,
+        object_type="subscription",
+        object_id=subscription_id,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        details=details,
+    )

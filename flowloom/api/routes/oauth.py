@@ -9,8 +9,11 @@
    minutes and one use.
 3. The provider sends the user's browser to ``GET /oauth/callback?code=&state=``, signed in
    as the user who started it (the session cookie is SameSite=Lax, so it comes along): the code
-   is exchanged with the verifier, the tokens are sealed, and a browser is sent on to
-   ``/integrations?connected=ID`` (anything else gets the connection as JSON).
+   is exchanged with the verifier, the tokens are sealed, and a browser is sent back to the
+   Account page (``/account?oauth=connected&connection=ID``, or ``oauth=error&message=...``
+   when it did not work); anything else gets the connection as JSON (or a problem).
+4. ``DELETE /oauth/connections/{id}`` revokes the tokens at the provider (RFC 7009) when the
+   connection names a ``revocation_url``, then forgets them; the answer says whether they were.
 
 Answers never carry the client secret or a token; the callback's ``state`` finds only the
 caller's own authorizations.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
@@ -35,14 +39,17 @@ from flowloom.api.deps import (
     client_ip,
 )
 from flowloom.api.schemas import Page
-from flowloom.exceptions import InputError
+from flowloom.exceptions import InputError, NotFound
 from flowloom.integrations.oauth import (
+    OAuthClient,
     OAuthError,
+    TokenSet,
     authorization_url,
     check_endpoint,
     exchange_code,
     new_pkce,
     new_state,
+    revoke_token,
 )
 from flowloom.integrations.oauth_repo import OAuthConnectionInfo, OAuthRepo
 from flowloom.settings import Settings
@@ -55,8 +62,9 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/oauth", tags=["oauth"])
 
-UI_CONNECTED = "/integrations?connected={id}"
-"""Where a browser goes once a connection is authorized."""
+UI_RETURN = "/account"
+"""Where a browser goes once an authorization ends, with ``oauth=connected&connection=ID`` or
+``oauth=error&message=...`` in the query."""
 
 
 class OAuthConnectionCreate(BaseModel):
@@ -78,6 +86,9 @@ class OAuthConnectionCreate(BaseModel):
     token_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] | None = None
     """How the client authenticates at the token endpoint: ``client_secret_basic`` by default
     with a secret, ``none`` without."""
+    revocation_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    """The provider's token revocation endpoint (RFC 7009): disconnecting revokes the tokens
+    there. Without it they are only forgotten here."""
     redirect_uri: str | None = Field(default=None, min_length=1, max_length=2000)
     """The redirect URI registered with the provider, when this server is reached under
     another address than the one it sees (behind a proxy); it must lead to
@@ -104,6 +115,7 @@ class OAuthConnectionPublic(BaseModel):
     extra_params: dict[str, str]
     token_auth_method: str
     redirect_uri: str | None
+    revocation_url: str | None
     has_client_secret: bool
     connected: bool
     """Whether the connection holds tokens (it was authorized)."""
@@ -132,6 +144,7 @@ def _public(info: OAuthConnectionInfo) -> OAuthConnectionPublic:
         extra_params=info.extra_params,
         token_auth_method=info.token_auth_method,
         redirect_uri=info.redirect_uri,
+        revocation_url=info.revocation_url,
         has_client_secret=info.has_client_secret,
         connected=token is not None,
         token=(
@@ -191,6 +204,7 @@ async def create_oauth_connection(
             extra_params=body.extra_params,
             token_auth_method=body.token_auth_method,
             redirect_uri=body.redirect_uri,
+            revocation_url=body.revocation_url,
             allow_plain_http=settings.allow_private_http,
         )
     await _audit(db, request, caller.user_id, "oauth.create", info)
@@ -221,21 +235,71 @@ async def read_oauth_connection(
     return _public(info)
 
 
-@router.delete("/connections/{connection_id}", status_code=status.HTTP_204_NO_CONTENT)
+class OAuthDisconnected(BaseModel):
+    id: str
+    revoked: bool
+    """Whether the provider confirmed the revocation of the tokens (RFC 7009)."""
+    revocation: Literal["revoked", "not_supported", "no_tokens", "failed"]
+    """``not_supported``: the connection names no revocation endpoint; ``no_tokens``: it was
+    never authorized; ``failed``: the provider refused or could not be reached (see
+    ``detail``). The connection is deleted here in every case."""
+    detail: str | None = None
+
+
+@router.delete("/connections/{connection_id}")
 async def delete_oauth_connection(
     connection_id: str,
     caller: WorkflowWriter,
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
-) -> None:
-    """Delete the connection and forget its client secret and tokens (nodes naming it then
-    fail saying so). The tokens are not revoked at the provider."""
-    async with db.write() as session:
+) -> OAuthDisconnected:
+    """Disconnect: revoke the tokens at the provider where it supports revocation (the refresh
+    token first, which ends the whole grant, then the access token), then delete the
+    connection and forget its client secret and tokens (nodes naming it then fail saying so).
+    """
+    async with db.read() as session:
         repo = _repo(session, caller.user_id, settings)
         info = await repo.get(connection_id=connection_id)
-        await repo.delete(connection_id=connection_id)
-    await _audit(db, request, caller.user_id, "oauth.delete", info)
+        tokens = await repo.tokens(connection_id=connection_id)
+        try:
+            client: OAuthClient | None = await repo.client(connection_id=connection_id)
+        except InputError:
+            client = None  # its client secret is gone: it cannot authenticate to revoke
+    outcome = await _revoke(client, tokens, settings)
+    async with db.write() as session:
+        await _repo(session, caller.user_id, settings).delete(connection_id=connection_id)
+    await _audit(db, request, caller.user_id, f"oauth.delete.{outcome.revocation}"[:64], info)
+    return outcome.model_copy(update={"id": info.id})
+
+
+async def _revoke(
+    client: OAuthClient | None, tokens: TokenSet | None, settings: Settings
+) -> OAuthDisconnected:
+    if tokens is None:
+        return OAuthDisconnected(id="", revoked=False, revocation="no_tokens")
+    if client is None:
+        detail = "the client secret is gone, so the provider cannot be asked"
+        return OAuthDisconnected(id="", revoked=False, revocation="failed", detail=detail)
+    if client.revocation_url is None:
+        return OAuthDisconnected(id="", revoked=False, revocation="not_supported")
+    try:
+        if tokens.refresh_token:
+            await revoke_token(
+                client,
+                token=tokens.refresh_token,
+                token_type_hint="refresh_token",
+                allow_private_http=settings.allow_private_http,
+            )
+        await revoke_token(
+            client,
+            token=tokens.access_token,
+            token_type_hint="access_token",
+            allow_private_http=settings.allow_private_http,
+        )
+    except OAuthError as exc:
+        return OAuthDisconnected(id="", revoked=False, revocation="failed", detail=str(exc))
+    return OAuthDisconnected(id="", revoked=True, revocation="revoked")
 
 
 @router.post("/connections/{connection_id}/authorize")
@@ -278,7 +342,7 @@ async def authorize_oauth_connection(
     "/callback",
     name="oauth_callback",
     response_model=OAuthConnectionPublic,
-    responses={303: {"description": "a browser is sent on to the UI's integrations page"}},
+    responses={303: {"description": "a browser is sent back to the UI's Account page"}},
 )
 async def oauth_callback(
     caller: WorkflowWriter,
@@ -297,8 +361,42 @@ async def oauth_callback(
     refuses the code or cannot be reached. A browser (``Accept: text/html``) is redirected to
     the UI; other callers get the connection.
     """
+    browser = "text/html" in request.headers.get("accept", "")
+    try:
+        info = await _finish_authorization(
+            db,
+            settings,
+            caller.user_id,
+            state=state,
+            code=code,
+            error=error,
+            error_description=error_description,
+        )
+    except (HTTPException, InputError, NotFound) as exc:
+        if not browser:
+            raise
+        message = exc.detail if isinstance(exc, HTTPException) else str(exc)
+        query = urlencode({"oauth": "error", "message": str(message)[:300]})
+        return RedirectResponse(f"{UI_RETURN}?{query}", status.HTTP_303_SEE_OTHER)
+    await _audit(db, request, caller.user_id, "oauth.connected", info)
+    if browser:
+        query = urlencode({"oauth": "connected", "connection": info.id})
+        return RedirectResponse(f"{UI_RETURN}?{query}", status.HTTP_303_SEE_OTHER)
+    return JSONResponse(jsonable_encoder(_public(info)))
+
+
+async def _finish_authorization(
+    db: Database,
+    settings: Settings,
+    user_id: str,
+    *,
+    state: str,
+    code: str | None,
+    error: str | None,
+    error_description: str | None,
+) -> OAuthConnectionInfo:
     async with db.write() as session:
-        pending = await _repo(session, caller.user_id, settings).consume_authorization(state=state)
+        pending = await _repo(session, user_id, settings).consume_authorization(state=state)
     if error is not None:
         said = error + (f" ({error_description})" if error_description else "")
         raise HTTPException(
@@ -307,9 +405,7 @@ async def oauth_callback(
     if code is None:
         raise InputError("the provider sent no code", field="code")
     async with db.write() as session:
-        client = await _repo(session, caller.user_id, settings).client(
-            connection_id=pending.connection_id
-        )
+        client = await _repo(session, user_id, settings).client(connection_id=pending.connection_id)
     try:
         tokens = await exchange_code(
             client,
@@ -322,10 +418,6 @@ async def oauth_callback(
     except OAuthError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from None
     async with db.write() as session:
-        info = await _repo(session, caller.user_id, settings).store_tokens(
+        return await _repo(session, user_id, settings).store_tokens(
             connection_id=pending.connection_id, tokens=tokens
         )
-    await _audit(db, request, caller.user_id, "oauth.connected", info)
-    if "text/html" in request.headers.get("accept", ""):
-        return RedirectResponse(UI_CONNECTED.format(id=info.id), status.HTTP_303_SEE_OTHER)
-    return JSONResponse(jsonable_encoder(_public(info)))

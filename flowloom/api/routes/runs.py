@@ -108,6 +108,7 @@ async def start_as(
         inputs=body.inputs,
         trigger_kind=TriggerKind.API if caller.api_key_id else TriggerKind.MANUAL,
         api_key_id=caller.api_key_id,
+        use_pinned=getattr(body, "use_pinned", False),
         **more,
     )
 

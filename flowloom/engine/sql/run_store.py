@@ -75,22 +75,29 @@ class SqlRunStore:
     async def create_run(self, new: NewRun, plans: PlanSource) -> str:
         owner_id = new.owner_id
         data = dict(new.trigger_data)
-        if not new.use_cache:
-            data["use_cache"] = False
         async with self.db.write() as session:
+            depth = 0
             if new.parent_run_id is not None:
-                data["depth"] = await _subrun_depth(session, new)
+                depth = await _subrun_depth(session, new)
             workflows = WorkflowRepo(session, owner_id=owner_id)
             version = new.version
             if version is None:
                 version = await workflows.current_version(workflow_id=new.workflow_id)
             # A version prepared before needs no definition read (nor its JSON parsed); the
             # run's insert below checks that the workflow and version are the owner's.
-            prepared = plans.cached(new.workflow_id, version, new.scope, new.target_node_id)
+            pinned = new.use_pinned
+            prepared = plans.cached(
+                new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+            )
             if prepared is None:
                 saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
                 prepared = plans.prepare(
-                    new.workflow_id, version, saved.definition, new.scope, new.target_node_id
+                    new.workflow_id,
+                    version,
+                    saved.definition,
+                    new.scope,
+                    new.target_node_id,
+                    use_pinned=pinned,
                 )
             check_breakpoints(new.breakpoints, prepared)
             if self.quota is not None:
@@ -119,6 +126,10 @@ class SqlRunStore:
                 parent_run_id=new.parent_run_id,
                 parent_node_id=new.parent_node_id,
                 api_key_id=new.api_key_id,
+                use_cache=new.use_cache,
+                depth=depth,
+                parent_attempt=new.parent_attempt,
+                use_pinned=new.use_pinned,
             )
             if new.idempotency_key is not None:
                 existing = await session.scalar(
@@ -152,8 +163,9 @@ class SqlRunStore:
             if run is None:
                 raise NotFound("run", run_id)
             scope = Scope(run.scope)
+            pinned = run.use_pinned
             prepared = plans.cached(
-                run.workflow_id, run.workflow_version, scope, run.target_node_id
+                run.workflow_id, run.workflow_version, scope, run.target_node_id, use_pinned=pinned
             )
             if prepared is None:
                 definition = await session.scalar(
@@ -165,13 +177,21 @@ class SqlRunStore:
                 if definition is None:
                     raise NotFound("workflow version", f"{run.workflow_id}@{run.workflow_version}")
                 prepared = plans.prepare(
-                    run.workflow_id, run.workflow_version, definition, scope, run.target_node_id
+                    run.workflow_id,
+                    run.workflow_version,
+                    definition,
+                    scope,
+                    run.target_node_id,
+                    use_pinned=pinned,
                 )
             slots = await load_slots(session, run_id)
             debug = await load_debug(session, run_id)
             outside: dict[str, dict[str, Any] | None] = {}
             for parents in prepared.plan.outside_parents.values():
                 for parent in parents:
+                    if parent in prepared.pins:
+                        outside[parent] = prepared.pins[parent]
+                        continue
                     outside[parent] = await latest_success_outputs(
                         session, workflow_id=run.workflow_id, node_id=parent
                     )
@@ -188,7 +208,9 @@ class SqlRunStore:
             started_at=run.started_at,
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
-            use_cache=(run.trigger_data or {}).get("use_cache", True) is not False,
+            use_cache=run.use_cache,
+            use_pinned=pinned,
+            cancel_requested=run.cancel_requested,
         )
 
     async def outcome(self, run_id: str) -> RunResult:
@@ -290,13 +312,13 @@ class SqlRunStore:
     async def active_children(self, *, run_id: str, node_id: str) -> list[tuple[str, Any]]:
         async with self.db.read() as session:
             rows = await session.execute(
-                select(WorkflowRun.id, WorkflowRun.trigger_data).where(
+                select(WorkflowRun.id, WorkflowRun.parent_attempt).where(
                     WorkflowRun.parent_run_id == run_id,
                     WorkflowRun.parent_node_id == node_id,
                     WorkflowRun.status.in_(ACTIVE_RUN_STATUSES),
                 )
             )
-            return [(child_id, (data or {}).get("parent_attempt")) for child_id, data in rows]
+            return [(child_id, attempt) for child_id, attempt in rows]
 
     # ---- what nodes reach
 
@@ -350,13 +372,16 @@ class SqlRunStore:
     async def settled(self, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
         return await signals.settled(self.db, run_id, finished_only=finished_only)
 
+    async def attempt_wanted(self, row_id: str, attempt: int) -> bool:
+        return await signals.attempt_wanted(self.db, row_id, attempt)
+
 
 async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:
     """The depth a child of ``new.parent_run_id`` has; LimitExceeded past the limit."""
-    parent_data = await session.scalar(
-        select(WorkflowRun.trigger_data).where(WorkflowRun.id == new.parent_run_id)
+    parent_depth = await session.scalar(
+        select(WorkflowRun.depth).where(WorkflowRun.id == new.parent_run_id)
     )
-    depth = int((parent_data or {}).get("depth", 0)) + 1
+    depth = (parent_depth or 0) + 1
     if depth > new.max_depth:
         raise LimitExceeded(
             f"sub-runs would nest {depth} deep, over the limit of {new.max_depth}"

@@ -23,6 +23,7 @@ from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 
 __all__ = [
     "answer_waiting",
+    "attempt_wanted",
     "request_cancel",
     "runs_needing_a_driver",
     "settled",
@@ -195,3 +196,12 @@ async def settled(db: Database, run_id: str, *, finished_only: bool) -> tuple[Ru
             .limit(1)
         )
         return result, ready is None
+
+
+async def attempt_wanted(db: Database, row_id: str, attempt: int) -> bool:
+    """Whether node execution ``row_id`` is still RUNNING as ``attempt`` (a worker of a routed
+    queue asks before it starts work that a driver elsewhere may have given up on)."""
+    query = select(NodeExecution.status, NodeExecution.attempt).where(NodeExecution.id == row_id)
+    async with db.read() as session:
+        found = (await session.execute(query)).first()
+    return found is not None and found[0] == NodeStatus.RUNNING and found[1] == attempt

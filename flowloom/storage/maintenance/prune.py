@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from flowloom.storage.database import Database
 from flowloom.storage.durable import fsync_directory
 from flowloom.storage.enums import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES
 from flowloom.storage.maintenance.files import sqlite_bytes, sqlite_file
+from flowloom.storage.maintenance.pacing import BatchPacer
 from flowloom.storage.tables import Artifact, NodeExecution, WorkflowRun
 
 ARCHIVE_FORMAT = "flowloom.run.v1"
@@ -79,10 +81,13 @@ async def prune_runs(
     give one). Runs that are PENDING, RUNNING or WAITING are never pruned, whatever their age,
     nor the sub-runs of such a run.
 
-    Runs go oldest first, ``batch_size`` per transaction, so a prune of millions never holds the
-    write lock for long and an interrupted prune leaves every remaining run newer than every
-    pruned one. A run's node executions, artifacts, debug session and sub-runs go with it (the
-    sub-runs are counted and archived as runs too); its usage rows stay, with ``run_id`` NULL.
+    Runs go oldest first, ``batch_size`` at a time chosen (and archived) in a read transaction,
+    then deleted in short write transactions of a few runs each, sized and spaced by a
+    BatchPacer, so a prune of millions never keeps a run start or a node commit
+    waiting behind it for long, and an interrupted prune leaves every remaining finished run
+    newer than every pruned one. A run's node executions, artifacts, debug session and
+    sub-runs go with it (the sub-runs are counted and archived as runs too); its usage rows
+    stay, with ``run_id`` NULL.
 
     With ``archive_dir``, every run is first written as one line of
     ``archive_dir/runs-YYYYMMDD-HHMMSS.jsonl`` (``{"format", "run", "node_executions",
@@ -104,20 +109,32 @@ async def prune_runs(
     db_path = sqlite_file(db)
     size_before = sqlite_bytes(db_path) if db_path else None
     runs = node_executions = artifacts = blobs_deleted = bytes_freed = 0
+    pacer = BatchPacer(largest=batch_size)
+    cursor: datetime | None = None
     try:
         while True:
-            async with db.write() as session:
-                batch = await _prune_batch(session, cutoff, batch_size, db.is_sqlite, archive)
+            # Chosen (and archived) in a read transaction, ``batch_size`` at a time: no write
+            # lock while rows are scanned. Then deleted in short paced write transactions.
+            async with db.read() as session:
+                batch = await _read_batch(session, cutoff, cursor, batch_size, archive)
             if batch is None:
                 break
-            runs += batch.runs
+            cursor = batch.last_created_at
+            deleted = 0
+            left = batch.run_ids
+            while left:
+                chunk, left = left[: pacer.size], left[pacer.size :]
+                async with pacer.timed(), db.write() as session:
+                    deleted += await _delete_runs(session, chunk)
+                await pacer.pause()
+            runs += deleted
             node_executions += batch.node_executions
             artifacts += batch.artifacts
             if blob_store is not None and batch.blobs:
-                deleted, freed = await _delete_unreferenced_blobs(
+                gone, freed = await _delete_unreferenced_blobs(
                     db, blob_store, batch.blobs, grace=blob_grace
                 )
-                blobs_deleted += deleted
+                blobs_deleted += gone
                 bytes_freed += freed
     finally:
         if archive is not None:
@@ -156,21 +173,25 @@ def _aware(moment: datetime, name: str) -> datetime:
 
 @dataclass(slots=True)
 class _Batch:
-    runs: int
+    run_ids: list[str]
+    last_created_at: datetime
+    """The cursor: the next batch starts at this moment (inclusive, so runs created in the
+    same instant are never skipped; the ones deleted here are gone by then)."""
     node_executions: int
     artifacts: int
     blobs: dict[str, int]
     """sha256 -> size of the blobs the deleted artifacts referred to."""
 
 
-async def _prune_batch(
+async def _read_batch(
     session: AsyncSession,
     cutoff: datetime,
-    batch_size: int,
-    is_sqlite: bool,
+    cursor: datetime | None,
+    size: int,
     archive: _Archive | None,
 ) -> _Batch | None:
-    """Archive and delete one batch inside ``session``'s transaction; None when none is left."""
+    """The next ``size`` prunable runs from ``cursor`` on, oldest first, archived if asked;
+    None when none is left."""
     parent = aliased(WorkflowRun)
     parent_unfinished = (
         select(parent.id)
@@ -178,7 +199,7 @@ async def _prune_batch(
         .exists()
     )
     oldest = (
-        select(WorkflowRun.id)
+        select(WorkflowRun.id, WorkflowRun.created_at)
         .where(
             WorkflowRun.created_at < cutoff,
             # Unfinished runs stay whatever their age (a run may wait weeks for an approval),
@@ -187,15 +208,15 @@ async def _prune_batch(
             ~parent_unfinished,
         )
         .order_by(WorkflowRun.created_at)
-        .limit(batch_size)
+        .limit(size)
     )
-    if not is_sqlite:
-        # Two prunes at once must not archive the same runs twice.
-        oldest = oldest.with_for_update(skip_locked=True)
-    run_ids = list((await session.scalars(oldest)).all())
-    if not run_ids:
+    if cursor is not None:
+        # Inclusive: a strict ">" would skip the runs sharing the last batch's newest moment.
+        oldest = oldest.where(WorkflowRun.created_at >= cursor)
+    chosen = (await session.execute(oldest)).all()
+    if not chosen:
         return None
-    run_ids = await _with_sub_runs(session, run_ids)
+    run_ids = await _with_sub_runs(session, [row[0] for row in chosen])
 
     in_runs = NodeExecution.run_id.in_(run_ids)
     # Plain rows rather than ORM objects: a batch is thousands of rows read once, and the
@@ -228,24 +249,33 @@ async def _prune_batch(
         ]
         node_count = len(nodes)
         lines = await asyncio.to_thread(_archive_lines, runs, nodes, artifact_rows)
-        # Written and fsynced before the DELETE below: if this raises, the transaction rolls
-        # back and the batch stays in the database.
+        # Written and fsynced before the batch is deleted: if this raises, nothing is.
         await asyncio.to_thread(archive.append, lines)
     else:
         node_count = (
             await session.scalar(select(func.count()).select_from(NodeExecution).where(in_runs))
         ) or 0
-    await session.execute(
-        delete(WorkflowRun)
-        .where(WorkflowRun.id.in_(run_ids))
-        .execution_options(synchronize_session=False)
-    )
     return _Batch(
-        runs=len(run_ids),
+        run_ids=run_ids,
+        last_created_at=chosen[-1][1],
         node_executions=node_count,
         artifacts=len(artifact_rows),
         blobs={a["sha256"]: a["size"] for a in artifact_rows},
     )
+
+
+async def _delete_runs(session: AsyncSession, run_ids: list[str]) -> int:
+    """Delete the runs (their rows cascade) that are still finished; how many went, sub-runs
+    that went with their parent included (a row count would miss those)."""
+    await session.execute(
+        delete(WorkflowRun)
+        .where(WorkflowRun.id.in_(run_ids), WorkflowRun.status.in_(FINISHED_RUN_STATUSES))
+        .execution_options(synchronize_session=False)
+    )
+    left = await session.scalar(
+        select(func.count()).select_from(WorkflowRun).where(WorkflowRun.id.in_(run_ids))
+    )
+    return len(run_ids) - int(left or 0)
 
 
 async def _with_sub_runs(session: AsyncSession, run_ids: list[str]) -> list[str]:
@@ -390,7 +420,8 @@ async def _sqlite_reclaim(path: Path) -> None:
     await asyncio.to_thread(_reclaim, path)
 
 
-_VACUUM_CHUNK_PAGES = 10_000
+_VACUUM_CHUNK_PAGES = 500
+"""Pages freed per step (2 MB at 4 KiB): each step holds the write lock for a few ms."""
 
 
 def _reclaim(path: Path) -> None:
@@ -409,7 +440,9 @@ def _reclaim(path: Path) -> None:
         free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
         while incremental and free_pages > 0:
             # In chunks, so that other writers get the lock in between.
+            began = time.perf_counter()
             conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_CHUNK_PAGES})")
+            time.sleep(max(time.perf_counter() - began, 0.002))
             left = conn.execute("PRAGMA freelist_count").fetchone()[0]
             if left >= free_pages:
                 break

@@ -9,8 +9,11 @@ harmless field costs little, an entry holding a live secret is a leak in every b
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -23,13 +26,28 @@ from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
 from flowloom.storage.tables import AuditEntry
 
-__all__ = ["AuditRepo", "scrub_details"]
+__all__ = ["AuditRepo", "noting_audit_entries", "scrub_details"]
 
 _ID_PREFIX = PREFIXES["audit_log"]
 _SECRET_KEY = re.compile(
     r"password|passwd|secret|token|key|credential|authorization|cookie", re.IGNORECASE
 )
 _ACTION_MAX_LENGTH = 64
+
+
+_noted: ContextVar[list[str] | None] = ContextVar("flowloom_audit_noted", default=None)
+
+
+@contextlib.contextmanager
+def noting_audit_entries() -> Iterator[list[str]]:
+    """Collect the actions of the entries recorded inside the block (in this context and the
+    tasks it starts), so a caller can tell whether the work it wrapped audited itself."""
+    noted: list[str] = []
+    token = _noted.set(noted)
+    try:
+        yield noted
+    finally:
+        _noted.reset(token)
 
 
 def scrub_details(details: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,6 +107,9 @@ class AuditRepo:
             await self._session.flush()
         except IntegrityError as exc:
             raise translate_integrity_error(exc, what="audit entry") from None
+        noted = _noted.get()
+        if noted is not None:
+            noted.append(action)
         return entry
 
     async def list_for_user(
@@ -97,6 +118,47 @@ class AuditRepo:
         """The entries whose actor is ``owner_id``, newest first."""
         check_limit(limit)
         query = select(AuditEntry).where(AuditEntry.user_id == owner_id)
+        after = check_cursor(cursor, prefix=_ID_PREFIX)
+        if after is not None:
+            query = query.where(AuditEntry.id < after)
+        rows = await self._session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1))
+        return page_of(rows.all(), limit=limit)
+
+    async def list_instance(
+        self,
+        *,
+        user_id: str | None = None,
+        action: str | None = None,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> Page[AuditEntry]:
+        """Every actor's entries, newest first: for the instance's administrators only.
+
+        ``action`` keeps the entries whose action starts with it (``admin.user`` finds
+        ``admin.user.disable`` and the rest); ``since`` and ``until`` bound ``created_at``
+        (``until`` excluded). ``user_id`` ``"system"`` keeps the entries without an actor.
+        """
+        check_limit(limit)
+        query = select(AuditEntry)
+        if user_id == "system":
+            query = query.where(AuditEntry.user_id.is_(None))
+        elif user_id is not None:
+            query = query.where(AuditEntry.user_id == user_id)
+        if action:
+            escaped = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(AuditEntry.action.like(f"{escaped}%", escape="\\"))
+        if object_type:
+            query = query.where(AuditEntry.object_type == object_type)
+        if object_id:
+            query = query.where(AuditEntry.object_id == object_id)
+        if since is not None:
+            query = query.where(AuditEntry.created_at >= since)
+        if until is not None:
+            query = query.where(AuditEntry.created_at < until)
         after = check_cursor(cursor, prefix=_ID_PREFIX)
         if after is not None:
             query = query.where(AuditEntry.id < after)

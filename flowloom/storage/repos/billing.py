@@ -54,6 +54,7 @@ PACKAGE_FIELDS: Final = (
     "max_runs_per_month",
     "max_tokens_per_month",
     "active",
+    "public",
 )
 """What a package has that can be set; ``PackageRepo.update`` takes any of them."""
 
@@ -99,11 +100,13 @@ class PackageRepo:
             raise NotFound("package", name)
         return package
 
-    async def list(self, *, active_only: bool = False) -> list[Package]:
+    async def list(self, *, active_only: bool = False, public_only: bool = False) -> list[Package]:
         """Every package by name (a handful, so no paging)."""
         query = select(Package).order_by(Package.name)
         if active_only:
             query = query.where(Package.active.is_(True))
+        if public_only:
+            query = query.where(Package.public.is_(True))
         return list(await self._session.scalars(query))
 
     async def update(self, *, package_id: str, changes: Mapping[str, Any]) -> Package:
@@ -190,9 +193,9 @@ def _package_value(field: str, value: Any) -> Any:
                 field=field,
             )
         return value
-    if field == "active":
+    if field in ("active", "public"):
         if not isinstance(value, bool):
-            raise InputError("active must be true or false", field=field)
+            raise InputError(f"{field} must be true or false", field=field)
         return value
     raise InputError(f"packages have no field {field!r}", field=field)
 

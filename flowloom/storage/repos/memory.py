@@ -10,10 +10,11 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, Select, delete, or_, select
+from sqlalchemy import Delete, Select, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,7 +25,13 @@ from flowloom.storage.enums import MemoryValueType
 from flowloom.storage.tables import Workflow, WorkflowMemory
 from flowloom.storage.tables.base import ID_LENGTH, utcnow
 
-__all__ = ["MemoryRepo", "purge_expired_memory", "value_type_of"]
+__all__ = [
+    "MemoryRepo",
+    "WorkflowMemoryCount",
+    "memory_overview",
+    "purge_expired_memory",
+    "value_type_of",
+]
 
 _KEY_MAX_LENGTH = 200
 
@@ -161,6 +168,28 @@ class MemoryRepo:
         )
         return builtins.list(rows.all())
 
+    async def list_every_scope(self, *, limit: int = 500) -> builtins.list[WorkflowMemory]:
+        """The first ``limit`` live entries of every scope, by scope (``""`` first) then key."""
+        await self._check_workflow()
+        rows = await self._session.scalars(
+            self._live().order_by(WorkflowMemory.scope, WorkflowMemory.key).limit(limit)
+        )
+        return builtins.list(rows.all())
+
+    async def clear(self, *, scope: str | None = None) -> int:
+        """Delete every entry (of one ``scope`` if given); how many live ones there were."""
+        await self._check_workflow()
+        statement = self._matching(delete(WorkflowMemory))
+        if scope is not None:
+            statement = statement.where(WorkflowMemory.scope == scope)
+        result = await self._session.execute(
+            statement.returning(WorkflowMemory.expires_at).execution_options(
+                synchronize_session=False
+            )
+        )
+        now = self._clock()
+        return sum(1 for row in result if row.expires_at is None or row.expires_at > now)
+
     def _live(self) -> Select[WorkflowMemory]:
         return select(WorkflowMemory).where(
             WorkflowMemory.workflow_id == self._workflow_id,
@@ -191,6 +220,41 @@ class MemoryRepo:
 
 def _not_expired(now: datetime) -> ColumnElement[bool]:
     return or_(WorkflowMemory.expires_at.is_(None), WorkflowMemory.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowMemoryCount:
+    workflow_id: str
+    workflow_name: str
+    entries: int
+    scopes: int
+    """Distinct scopes: the whole workflow's (``""``) and one per thread."""
+    last_updated_at: datetime
+
+
+async def memory_overview(session: AsyncSession, *, owner_id: str) -> list[WorkflowMemoryCount]:
+    """The owner's workflows that hold live memory, with their counts, most recently used
+    first."""
+    last = func.max(WorkflowMemory.updated_at)
+    rows = await session.execute(
+        select(
+            Workflow.id,
+            Workflow.name,
+            func.count(),
+            func.count(func.distinct(WorkflowMemory.scope)),
+            last,
+        )
+        .join(Workflow, Workflow.id == WorkflowMemory.workflow_id)
+        .where(
+            WorkflowMemory.user_id == owner_id,
+            Workflow.user_id == owner_id,
+            Workflow.deleted_at.is_(None),
+            _not_expired(utcnow()),
+        )
+        .group_by(Workflow.id, Workflow.name)
+        .order_by(last.desc())
+    )
+    return [WorkflowMemoryCount(r[0], r[1], int(r[2]), int(r[3]), r[4]) for r in rows]
 
 
 async def purge_expired_memory(session: AsyncSession, *, now: datetime | None = None) -> int:

@@ -134,6 +134,10 @@ class RunRepo:
         parent_run_id: str | None = None,
         parent_node_id: str | None = None,
         timeout_s: float | None = None,
+        use_cache: bool = True,
+        use_pinned: bool = False,
+        depth: int = 0,
+        parent_attempt: int | None = None,
     ) -> WorkflowRun:
         """A new PENDING run of the owner's workflow at ``workflow_version``.
 
@@ -199,6 +203,10 @@ class RunRepo:
             inputs=inputs or {},
             idempotency_key=idempotency_key,
             timeout_s=timeout_s,
+            use_cache=use_cache,
+            use_pinned=use_pinned,
+            depth=depth,
+            parent_attempt=parent_attempt,
         )
         if idempotency_key is None:
             await self._flush_new(run)

@@ -20,7 +20,7 @@ from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.tables import Package, SystemSetting
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["KNOWN_SETTINGS", "InstanceSettings", "SystemSettingsRepo"]
+__all__ = ["KNOWN_SETTINGS", "RETENTION_SETTINGS", "InstanceSettings", "SystemSettingsRepo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +33,27 @@ class InstanceSettings:
     default_package: str | None = None
     """The name of the package every user without a subscription of their own is on; None: such
     users have no limits."""
+    retain_runs_days: int | None = None
+    """Finished runs (with their node executions and artifacts) older than this many days are
+    deleted by the daily maintenance pass; None keeps them. Unfinished runs always stay."""
+    retain_node_outputs_days: int | None = None
+    """The inputs and outputs of node executions of finished runs older than this are cleared
+    (the rows, statuses and timings stay); None keeps them."""
+    retain_usage_days: int | None = None
+    """Usage rows older than this are deleted; at least 32, so this month's plan limits still
+    count every call. None keeps them."""
+    retain_audit_days: int | None = None
+    """Audit entries older than this are deleted; None keeps them."""
+    retain_generations_days: int | None = None
+    """Workflow-generation history older than this is deleted; None keeps it."""
+    retain_validation_days: int | None = None
+    """Validation logs older than this are deleted; None keeps them."""
 
 
 KNOWN_SETTINGS: Final = tuple(f.name for f in fields(InstanceSettings))
+RETENTION_SETTINGS: Final = tuple(name for name in KNOWN_SETTINGS if name.startswith("retain_"))
+_RETENTION_MAX_DAYS: Final = 36_500
+_RETENTION_MIN_DAYS: Final = {"retain_usage_days": 32}
 
 
 class SystemSettingsRepo:
@@ -110,5 +128,19 @@ def _checked(key: str, value: Any) -> Any:
     if key == "default_package":
         if not isinstance(value, str) or not 1 <= len(value) <= 100:
             raise InputError("default_package must be a package name (1-100 characters)", field=key)
+        return value
+    if key in RETENTION_SETTINGS:
+        lowest = _RETENTION_MIN_DAYS.get(key, 1)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not lowest <= value <= _RETENTION_MAX_DAYS
+        ):
+            why = " (this month's plan limits count its usage)" if lowest > 1 else ""
+            raise InputError(
+                f"{key} must be a whole number of days from {lowest} to {_RETENTION_MAX_DAYS}"
+                f"{why}, or null to keep everything",
+                field=key,
+            )
         return value
     raise InputError(f"unknown setting {key!r}", field=key)

@@ -31,6 +31,7 @@ from flowloom.storage.database import sqlite_connection
 from flowloom.storage.enums import TriggerType
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
+from flowloom.storage.raw_statements import SqliteStatement
 from flowloom.storage.tables import User, Workflow, WorkflowRun, WorkflowTrigger
 from flowloom.storage.tables.base import utcnow
 
@@ -256,23 +257,16 @@ _FIND_WEBHOOK = (
 )
 """Built once: a statement made afresh per call costs SQLAlchemy a new cache key each time."""
 
-# The same statement for sqlite3 itself: on the webhook's hot path SQLAlchemy's per-execution
-# work (a cache key for a three-table join, result processing) costs ten times the read.
-_FIND_WEBHOOK_SQLITE = (
-    "SELECT t.id, t.user_id, t.workflow_id, t.webhook_secret_sha256, t.enabled, w.active,"
-    " t.config FROM workflow_triggers AS t"
-    " JOIN workflows AS w ON w.id = t.workflow_id"
-    " JOIN users AS u ON u.id = t.user_id"
-    " WHERE t.webhook_path = ? AND t.kind = 'webhook' AND w.deleted_at IS NULL"
-    " AND u.is_active = 1"
-)
+# Run on sqlite3 itself on SQLite: on the webhook's hot path SQLAlchemy's per-execution work
+# (a cache key for a three-table join, result processing) costs ten times the read.
+_FIND_WEBHOOK_RAW = SqliteStatement(_FIND_WEBHOOK)
 
 
 def find_webhook(conn: Connection, *, path: str) -> WebhookTarget | None:
     """The webhook at ``path``, or None: no such path, its workflow deleted, or its owner's
     account disabled (all of which look alike to a caller). One read by the unique index."""
     if conn.dialect.name == "sqlite":
-        row = sqlite_connection(conn).execute(_FIND_WEBHOOK_SQLITE, (path,)).fetchone()
+        row = _FIND_WEBHOOK_RAW.first(sqlite_connection(conn), path=path)
         if row is None:
             return None
         config = json.loads(row[6]) if row[6] else {}
@@ -305,9 +299,7 @@ class RunOutcome:
 _RUN_OUTCOME = select(
     WorkflowRun.status, WorkflowRun.outputs, WorkflowRun.error, WorkflowRun.duration_ms
 ).where(WorkflowRun.id == bindparam("run_id"), WorkflowRun.user_id == bindparam("owner_id"))
-_RUN_OUTCOME_SQLITE = (
-    "SELECT status, outputs, error, duration_ms FROM workflow_runs WHERE id = ? AND user_id = ?"
-)
+_RUN_OUTCOME_RAW = SqliteStatement(_RUN_OUTCOME)
 
 
 def run_outcome(conn: Connection, *, run_id: str, owner_id: str) -> RunOutcome | None:
@@ -315,7 +307,7 @@ def run_outcome(conn: Connection, *, run_id: str, owner_id: str) -> RunOutcome |
 
     For the webhook's answer: one read by primary key, on sqlite3 itself on SQLite."""
     if conn.dialect.name == "sqlite":
-        row = sqlite_connection(conn).execute(_RUN_OUTCOME_SQLITE, (run_id, owner_id)).fetchone()
+        row = _RUN_OUTCOME_RAW.first(sqlite_connection(conn), run_id=run_id, owner_id=owner_id)
         if row is None:
             return None
         outputs = json.loads(row[1]) if row[1] is not None else None

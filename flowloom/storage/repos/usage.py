@@ -23,7 +23,7 @@ from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.enums import UsageType
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.repos.ai_models import exact_price
-from flowloom.storage.tables import AiModel, Usage
+from flowloom.storage.tables import AiModel, Usage, User
 from flowloom.storage.tables.base import utcnow
 
 __all__ = [
@@ -32,10 +32,13 @@ __all__ = [
     "UsageByApiKey",
     "UsageByDay",
     "UsageByModel",
+    "UsageByUser",
     "UsageRepo",
     "UsageTotals",
     "cost_of",
+    "instance_usage_by_day",
     "instance_usage_by_model",
+    "instance_usage_by_user",
 ]
 
 _USAGE = PREFIXES["usage"]
@@ -248,6 +251,45 @@ async def instance_usage_by_model(
 ) -> list[UsageByModel]:
     """Instance-wide (every user; for admins and monitoring): ``UsageRepo.by_model`` over all."""
     return await _by_model(session, start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageByUser:
+    user_id: str
+    email: str | None
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    tokens_total: int
+    cost: Decimal
+
+
+async def instance_usage_by_user(
+    session: AsyncSession, *, start: datetime, end: datetime, limit: int = 100
+) -> list[UsageByUser]:
+    """Instance-wide: the ``limit`` users with the most cost, then tokens, in ``[start, end)``."""
+    cost = func.sum(Usage.cost)
+    rows = await session.execute(
+        select(Usage.user_id, User.email, *_sums())
+        .join(User, User.id == Usage.user_id, isouter=True)
+        .where(*_in_range(start, end))
+        .group_by(Usage.user_id, User.email)
+        .order_by(func.coalesce(cost, 0).desc(), func.sum(Usage.tokens_total).desc())
+        .limit(limit)
+    )
+    return [UsageByUser(r[0], r[1], *_sum_values(r, 2)) for r in rows]
+
+
+async def instance_usage_by_day(
+    session: AsyncSession, *, start: datetime, end: datetime, user_id: str | None = None
+) -> list[UsageByDay]:
+    """Instance-wide (or one user's): the calls of ``[start, end)`` summed per UTC day."""
+    day = _utc_day(session)
+    query = select(day, *_sums()).where(*_in_range(start, end)).group_by(day).order_by(day)
+    if user_id is not None:
+        query = query.where(Usage.user_id == user_id)
+    rows = await session.execute(query)
+    return [UsageByDay(_as_date(r[0]), *_sum_values(r, 1)) for r in rows]
 
 
 async def _by_model(

@@ -327,14 +327,19 @@ class WorkflowRepo:
         positions: Mapping[str, tuple[float, float]],
         expected_version: int | None = None,
     ) -> Workflow:
-        """Move nodes of the current version in place, without a new version: where a node
-        sits changes nothing a run does, and a canvas saving each drag would otherwise fill the
-        history with layout. InputError naming a node that is not in the workflow; Conflict
-        when ``expected_version`` is given and a newer version was saved meanwhile."""
+        """Move nodes (and sticky notes and groups) of the current version in place, without a
+        new version: where a node sits changes nothing a run does, and a canvas saving each drag
+        would otherwise fill the history with layout. InputError naming a node that is not in
+        the workflow; Conflict when ``expected_version`` is given and a newer version was saved
+        meanwhile."""
         workflow = await self._get_for_update(workflow_id, expected_version=expected_version)
         definition = copy.deepcopy(workflow.definition)
+        # Sticky notes and groups move like nodes.
         nodes = {
-            node.get("id"): node for node in definition.get("nodes", []) if isinstance(node, dict)
+            node.get("id"): node
+            for key in ("annotations", "nodes")
+            for node in definition.get(key, []) or []
+            if isinstance(node, dict)
         }
         unknown = sorted(set(positions) - set(nodes))
         if unknown:

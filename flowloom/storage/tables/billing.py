@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowloom.storage.enums import SubscriptionStatus
@@ -39,6 +39,9 @@ class Package(TimestampMixin, Base):
     max_runs_per_month: Mapped[int | None]
     max_tokens_per_month: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(default=True)
+    public: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """Offered to every user, who may subscribe to it (and cancel) on their own; others are
+    given by an administrator."""
 
 
 class UserSubscription(TimestampMixin, Base):

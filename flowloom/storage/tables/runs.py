@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import false as sa_false
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
@@ -62,6 +64,15 @@ class WorkflowRun(TimestampMixin, Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     timeout_s: Mapped[float | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    use_cache: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
+    """Whether deterministic nodes may take results of earlier runs (the engine's to read)."""
+    use_pinned: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    """Pinned outputs (a node's ``data.pinned``) stood in for running their nodes."""
+    depth: Mapped[int] = mapped_column(default=0, server_default="0")
+    """How deep this run is nested as a sub-run (0: started from outside)."""
+    parent_attempt: Mapped[int | None]
+    """The attempt of ``parent_node_id`` that started this sub-run (orphans of an earlier
+    attempt are cancelled)."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None]

@@ -73,6 +73,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Instance Audit Log
+         * @description Who did what to which object, across the instance, newest first. ``action`` matches
+         *     the start of the action (``admin.user``); ``user_id=system`` keeps the entries the system
+         *     made itself; ``since`` and ``until`` (excluded) are date-times with a timezone.
+         */
+        get: operations["list_instance_audit_log_api_v1_admin_audit_log_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read Instance Health */
+        get: operations["read_instance_health_api_v1_admin_health_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/packages": {
         parameters: {
             query?: never;
@@ -163,6 +202,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/usage/by-day": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Usage By Day
+         * @description Every user's calls (or one user's) per UTC day from ``from`` to ``to`` (default this
+         *     month); days without calls are left out.
+         */
+        get: operations["read_usage_by_day_api_v1_admin_usage_by_day_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/usage/by-user": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Usage By User
+         * @description The users with the most cost (then tokens) from ``from`` to ``to`` (UTC days, both
+         *     included; default this month).
+         */
+        get: operations["read_usage_by_user_api_v1_admin_usage_by_user_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/users": {
         parameters: {
             query?: never;
@@ -197,7 +278,14 @@ export interface paths {
         get: operations["read_user_api_v1_admin_users__user_id__get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete User
+         * @description Delete the account and everything it owns (workflows, runs, usage, threads, keys...),
+         *     for good. It is disabled first (sessions and keys end at once), its unfinished runs are
+         *     cancelled, then its rows go in small batches, so the instance keeps working meanwhile.
+         *     Audit entries stay, without their actor. 409 for your own account or the last admin.
+         */
+        delete: operations["delete_user_api_v1_admin_users__user_id__delete"];
         options?: never;
         head?: never;
         /**
@@ -447,8 +535,9 @@ export interface paths {
          * @description Sign in with a JWT from the configured identity provider.
          *
          *     The account is found by (provider, subject), or created with the token's email the first
-         *     time, unless registration is closed (403; accounts already linked still sign in). 409 if
-         *     that email already belongs to an account not linked to this identity.
+         *     time, unless registration is closed (403; accounts already linked still sign in). If that
+         *     email already belongs to an account not linked to this identity: 409 saying so, unless the
+         *     request also carries that account's ``password``, which links the two (401 if it is wrong).
          */
         post: operations["log_in_with_external_identity_api_v1_auth_external_post"];
         delete?: never;
@@ -546,6 +635,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Sign In Options
+         * @description How one may sign in here (asked before signing in: no credentials needed).
+         */
+        get: operations["read_sign_in_options_api_v1_auth_providers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/register": {
         parameters: {
             query?: never;
@@ -614,6 +723,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/webhooks/clerk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive Identity Webhook
+         * @description Apply one user event of the identity provider (see the module docstring).
+         */
+        post: operations["receive_identity_webhook_api_v1_auth_webhooks_clerk_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/billing/packages": {
         parameters: {
             query?: never;
@@ -623,7 +752,7 @@ export interface paths {
         };
         /**
          * List Offered Packages
-         * @description The active packages of this instance, by name.
+         * @description The packages a user may subscribe to on their own (active and public), by name.
          */
         get: operations["list_offered_packages_api_v1_billing_packages_get"];
         put?: never;
@@ -649,6 +778,32 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/subscription": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Subscribe
+         * @description Subscribe to a public package from now; the subscription in force ends. A package an
+         *     administrator keeps private answers 404, as if there were none.
+         */
+        put: operations["subscribe_api_v1_billing_subscription_put"];
+        post?: never;
+        /**
+         * Cancel Subscription
+         * @description End the caller's subscription now (the default package applies from then on); 404 when
+         *     there is none in force.
+         */
+        delete: operations["cancel_subscription_api_v1_billing_subscription_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -997,6 +1152,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/memory": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Workflows With Memory
+         * @description The caller's workflows that hold memory, most recently written first.
+         */
+        get: operations["list_workflows_with_memory_api_v1_memory_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models": {
         parameters: {
             query?: never;
@@ -1182,8 +1357,9 @@ export interface paths {
         post?: never;
         /**
          * Delete Oauth Connection
-         * @description Delete the connection and forget its client secret and tokens (nodes naming it then
-         *     fail saying so). The tokens are not revoked at the provider.
+         * @description Disconnect: revoke the tokens at the provider where it supports revocation (the refresh
+         *     token first, which ends the whole grant, then the access token), then delete the
+         *     connection and forget its client secret and tokens (nodes naming it then fail saying so).
          */
         delete: operations["delete_oauth_connection_api_v1_oauth_connections__connection_id__delete"];
         options?: never;
@@ -1837,6 +2013,51 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workflows/{workflow_id}/memory": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Memory Entries
+         * @description The workflow's entries (at most 500), by scope then key; ``scope`` keeps one scope
+         *     (``scope=`` empty: the whole workflow's).
+         */
+        get: operations["list_memory_entries_api_v1_workflows__workflow_id__memory_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Clear Memory
+         * @description Forget every entry of the workflow, or of one ``scope``; how many there were.
+         */
+        delete: operations["clear_memory_api_v1_workflows__workflow_id__memory_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workflows/{workflow_id}/memory/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Memory Entry
+         * @description Forget one entry (of ``scope``, default the whole workflow's); 404 if there is none.
+         */
+        delete: operations["delete_memory_entry_api_v1_workflows__workflow_id__memory__key__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2579,6 +2800,24 @@ export interface components {
             /** User Id */
             user_id: string;
         };
+        /** DayUsage */
+        DayUsage: {
+            /** Calls */
+            calls: number;
+            /** Cost */
+            cost: string;
+            /**
+             * Day
+             * Format: date
+             */
+            day: string;
+            /** Tokens In */
+            tokens_in: number;
+            /** Tokens Out */
+            tokens_out: number;
+            /** Tokens Total */
+            tokens_total: number;
+        };
         /** DebugSessionDetail */
         DebugSessionDetail: {
             /** Breakpoints */
@@ -2659,6 +2898,8 @@ export interface components {
         };
         /** ExternalLogin */
         ExternalLogin: {
+            /** Password */
+            password?: string | null;
             /** Token */
             token: string;
         };
@@ -2740,6 +2981,16 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** HourErrors */
+        HourErrors: {
+            /** Failed Runs */
+            failed_runs: number;
+            /**
+             * Hour
+             * Format: date-time
+             */
+            hour: string;
+        };
         /**
          * HttpTool
          * @description One HTTP request the model may make: the URL is a template over the arguments; POST,
@@ -2814,22 +3065,99 @@ export interface components {
             /** Valid */
             valid: boolean;
         };
+        /** InstanceAuditEntry */
+        InstanceAuditEntry: {
+            /** Action */
+            action: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: string;
+            /** Ip */
+            ip: string | null;
+            /** Object Id */
+            object_id: string | null;
+            /** Object Type */
+            object_type: string | null;
+            /** User Agent */
+            user_agent: string | null;
+            /** User Email */
+            user_email: string | null;
+            /** User Id */
+            user_id: string | null;
+        };
+        /** InstanceHealth */
+        InstanceHealth: {
+            /** Database Bytes */
+            database_bytes: number;
+            /**
+             * Database Kind
+             * @enum {string}
+             */
+            database_kind: "sqlite" | "postgresql";
+            /** Errors Per Hour */
+            errors_per_hour: components["schemas"]["HourErrors"][];
+            /**
+             * Executor
+             * @enum {string}
+             */
+            executor: "local" | "celery";
+            /** Failed Runs 24H */
+            failed_runs_24h: number;
+            last_maintenance: components["schemas"]["MaintenanceSummary"] | null;
+            /** Maintenance Interval S */
+            maintenance_interval_s: number;
+            runs: components["schemas"]["RunCounts"];
+            /** Workers */
+            workers: components["schemas"]["WorkerLoad"][] | null;
+        };
         /** InstanceSettingsPublic */
         InstanceSettingsPublic: {
             /** Default Package */
             default_package: string | null;
             /** Registration Open */
             registration_open: boolean;
+            /** Retain Audit Days */
+            retain_audit_days: number | null;
+            /** Retain Generations Days */
+            retain_generations_days: number | null;
+            /** Retain Node Outputs Days */
+            retain_node_outputs_days: number | null;
+            /** Retain Runs Days */
+            retain_runs_days: number | null;
+            /** Retain Usage Days */
+            retain_usage_days: number | null;
+            /** Retain Validation Days */
+            retain_validation_days: number | null;
         };
         /**
          * InstanceSettingsUpdate
-         * @description Send only what changes; null restores a setting's default.
+         * @description Send only what changes; null restores a setting's default (retention: keep all).
          */
         InstanceSettingsUpdate: {
             /** Default Package */
             default_package?: string | null;
             /** Registration Open */
             registration_open?: boolean | null;
+            /** Retain Audit Days */
+            retain_audit_days?: number | null;
+            /** Retain Generations Days */
+            retain_generations_days?: number | null;
+            /** Retain Node Outputs Days */
+            retain_node_outputs_days?: number | null;
+            /** Retain Runs Days */
+            retain_runs_days?: number | null;
+            /** Retain Usage Days */
+            retain_usage_days?: number | null;
+            /** Retain Validation Days */
+            retain_validation_days?: number | null;
         };
         /**
          * IntegrationCreate
@@ -2959,6 +3287,32 @@ export interface components {
             /** Password */
             password: string;
         };
+        /** MaintenanceSummary */
+        MaintenanceSummary: {
+            /** Error */
+            error: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /** Memory Purged */
+            memory_purged: number;
+            /** Node Outputs Cleared */
+            node_outputs_cleared: number;
+            /** Rows Deleted */
+            rows_deleted: {
+                [key: string]: number;
+            };
+            /** Runs Deleted */
+            runs_deleted: number;
+            /** Sessions Purged */
+            sessions_purged: number;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Subscriptions Expired */
+            subscriptions_expired: number;
+        };
         /**
          * McpInlineServer
          * @description An MCP server written into the workflow. Prefer a registered integration for servers
@@ -3026,6 +3380,36 @@ export interface components {
              * @description Only these of the server's tools; all of them when empty.
              */
             tools?: string[];
+        };
+        /** MemoryCleared */
+        MemoryCleared: {
+            /** Deleted */
+            deleted: number;
+        };
+        /** MemoryEntryPublic */
+        MemoryEntryPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: string;
+            /** Key */
+            key: string;
+            /** Scope */
+            scope: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Value */
+            value: unknown;
+            /** Value Type */
+            value_type: string;
         };
         /** MessageCreate */
         MessageCreate: {
@@ -3109,6 +3493,27 @@ export interface components {
             tokens_out: number;
             /** Tokens Total */
             tokens_total: number;
+        };
+        /** MonthUsage */
+        MonthUsage: {
+            /** Max Runs */
+            max_runs: number | null;
+            /** Max Tokens */
+            max_tokens: number | null;
+            /**
+             * Month Start
+             * Format: date-time
+             */
+            month_start: string;
+            /**
+             * Resets At
+             * Format: date-time
+             */
+            resets_at: string;
+            /** Runs Used */
+            runs_used: number;
+            /** Tokens Used */
+            tokens_used: number;
         };
         /**
          * NoData
@@ -3701,6 +4106,8 @@ export interface components {
             provider?: string | null;
             /** Redirect Uri */
             redirect_uri?: string | null;
+            /** Revocation Url */
+            revocation_url?: string | null;
             /** Scopes */
             scopes?: string[];
             /** Token Auth Method */
@@ -3735,6 +4142,8 @@ export interface components {
             provider: string;
             /** Redirect Uri */
             redirect_uri: string | null;
+            /** Revocation Url */
+            revocation_url: string | null;
             /** Scopes */
             scopes: string[];
             token: components["schemas"]["OAuthTokenPublic"] | null;
@@ -3747,6 +4156,20 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** OAuthDisconnected */
+        OAuthDisconnected: {
+            /** Detail */
+            detail?: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Revocation
+             * @enum {string}
+             */
+            revocation: "revoked" | "not_supported" | "no_tokens" | "failed";
+            /** Revoked */
+            revoked: boolean;
         };
         /**
          * OAuthTokenPublic
@@ -3798,6 +4221,11 @@ export interface components {
              * @default 0
              */
             price: number | string;
+            /**
+             * Public
+             * @default false
+             */
+            public: boolean;
         };
         /** PackageOffer */
         PackageOffer: {
@@ -3847,6 +4275,8 @@ export interface components {
             name: string;
             /** Price */
             price: string;
+            /** Public */
+            public: boolean;
             /**
              * Subscribers
              * @default 0
@@ -3888,6 +4318,8 @@ export interface components {
             name?: string | null;
             /** Price */
             price?: number | string | null;
+            /** Public */
+            public?: boolean | null;
         };
         /** Page[AdminUserPublic] */
         Page_AdminUserPublic_: {
@@ -3931,6 +4363,13 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /** Page[DayUsage] */
+        Page_DayUsage_: {
+            /** Items */
+            items: components["schemas"]["DayUsage"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
         /** Page[DebugSessionPublic] */
         Page_DebugSessionPublic_: {
             /** Items */
@@ -3945,10 +4384,24 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /** Page[InstanceAuditEntry] */
+        Page_InstanceAuditEntry_: {
+            /** Items */
+            items: components["schemas"]["InstanceAuditEntry"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
         /** Page[IntegrationPublic] */
         Page_IntegrationPublic_: {
             /** Items */
             items: components["schemas"]["IntegrationPublic"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /** Page[MemoryEntryPublic] */
+        Page_MemoryEntryPublic_: {
+            /** Items */
+            items: components["schemas"]["MemoryEntryPublic"][];
             /** Next Cursor */
             next_cursor?: string | null;
         };
@@ -4036,6 +4489,13 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /** Page[UserUsage] */
+        Page_UserUsage_: {
+            /** Items */
+            items: components["schemas"]["UserUsage"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
         /** Page[ValidationLogPublic] */
         Page_ValidationLogPublic_: {
             /** Items */
@@ -4047,6 +4507,13 @@ export interface components {
         Page_VersionSummary_: {
             /** Items */
             items: components["schemas"]["VersionSummary"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /** Page[WorkflowMemorySummary] */
+        Page_WorkflowMemorySummary_: {
+            /** Items */
+            items: components["schemas"]["WorkflowMemorySummary"][];
             /** Next Cursor */
             next_cursor?: string | null;
         };
@@ -4086,6 +4553,7 @@ export interface components {
             /** Source */
             source: ("subscription" | "default") | null;
             subscription: components["schemas"]["SubscriptionView"] | null;
+            usage: components["schemas"]["MonthUsage"];
         };
         /**
          * PortPublic
@@ -4232,6 +4700,15 @@ export interface components {
             /** Id */
             id: number;
         };
+        /** RunCounts */
+        RunCounts: {
+            /** Queued */
+            queued: number;
+            /** Running */
+            running: number;
+            /** Waiting */
+            waiting: number;
+        };
         /** RunCreate */
         RunCreate: {
             /** Idempotency Key */
@@ -4246,6 +4723,11 @@ export interface components {
             target_node_id?: string | null;
             /** Timeout S */
             timeout_s?: number | null;
+            /**
+             * Use Pinned
+             * @default false
+             */
+            use_pinned: boolean;
             /** Version */
             version?: number | null;
             /** Wait */
@@ -4297,6 +4779,11 @@ export interface components {
              *     }
              */
             usage: components["schemas"]["UsageSums"];
+            /**
+             * Used Pinned
+             * @default false
+             */
+            used_pinned: boolean;
             /** Workflow Id */
             workflow_id: string;
             /** Workflow Version */
@@ -4380,6 +4867,11 @@ export interface components {
             /** Target Node Id */
             target_node_id: string | null;
             trigger_kind: components["schemas"]["TriggerKind"];
+            /**
+             * Used Pinned
+             * @default false
+             */
+            used_pinned: boolean;
             /** Workflow Id */
             workflow_id: string;
             /** Workflow Version */
@@ -4521,6 +5013,11 @@ export interface components {
             /** Upcoming */
             upcoming: string[];
         };
+        /** SelfSubscribe */
+        SelfSubscribe: {
+            /** Package Id */
+            package_id: string;
+        };
         /** SessionPublic */
         SessionPublic: {
             /**
@@ -4548,6 +5045,21 @@ export interface components {
             method: string;
             /** User Agent */
             user_agent: string | null;
+        };
+        /** SignInOptions */
+        SignInOptions: {
+            external: components["schemas"]["SignInProvider"] | null;
+            /** Password */
+            password: boolean;
+            /** Registration Open */
+            registration_open: boolean;
+        };
+        /** SignInProvider */
+        SignInProvider: {
+            /** Provider */
+            provider: string;
+            /** Sign In Url */
+            sign_in_url: string;
         };
         /**
          * SnapshotMessage
@@ -4996,6 +5508,19 @@ export interface components {
             /** Tokens Total */
             tokens_total: number;
         };
+        /** UserDeleted */
+        UserDeleted: {
+            /** Deleted */
+            deleted: {
+                [key: string]: number;
+            };
+            /** Email */
+            email: string;
+            /** Runs Cancelled */
+            runs_cancelled: number;
+            /** User Id */
+            user_id: string;
+        };
         /** UserDisabled */
         UserDisabled: {
             /** Api Keys Revoked */
@@ -5054,6 +5579,23 @@ export interface components {
          * @enum {string}
          */
         UserRole: "user" | "admin";
+        /** UserUsage */
+        UserUsage: {
+            /** Calls */
+            calls: number;
+            /** Cost */
+            cost: string;
+            /** Email */
+            email: string | null;
+            /** Tokens In */
+            tokens_in: number;
+            /** Tokens Out */
+            tokens_out: number;
+            /** Tokens Total */
+            tokens_total: number;
+            /** User Id */
+            user_id: string;
+        };
         /** ValidationError */
         ValidationError: {
             /** Context */
@@ -5126,6 +5668,20 @@ export interface components {
             /** Version */
             version: number;
         };
+        /** WebhookOutcome */
+        WebhookOutcome: {
+            /** Detail */
+            detail?: string | null;
+            /** Event */
+            event: string;
+            /**
+             * Outcome
+             * @enum {string}
+             */
+            outcome: "created" | "linked_already" | "email_taken" | "updated" | "disabled" | "ignored";
+            /** User Id */
+            user_id?: string | null;
+        };
         /** WebhookTestCall */
         WebhookTestCall: {
             /**
@@ -5140,6 +5696,13 @@ export interface components {
         WebhookTestStarted: {
             /** Run Id */
             run_id: string;
+        };
+        /** WorkerLoad */
+        WorkerLoad: {
+            /** Name */
+            name: string;
+            /** Running Nodes */
+            running_nodes: number;
         };
         /** WorkflowCreate */
         WorkflowCreate: {
@@ -5181,6 +5744,22 @@ export interface components {
             name: string;
             /** Nl Description */
             nl_description?: string | null;
+        };
+        /** WorkflowMemorySummary */
+        WorkflowMemorySummary: {
+            /** Entries */
+            entries: number;
+            /**
+             * Last Updated At
+             * Format: date-time
+             */
+            last_updated_at: string;
+            /** Scopes */
+            scopes: number;
+            /** Workflow Id */
+            workflow_id: string;
+            /** Workflow Name */
+            workflow_name: string;
         };
         /** WorkflowPublic */
         WorkflowPublic: {
@@ -5471,6 +6050,64 @@ export interface operations {
             };
         };
     };
+    list_instance_audit_log_api_v1_admin_audit_log_get: {
+        parameters: {
+            query?: {
+                user_id?: string | null;
+                action?: string | null;
+                object_type?: string | null;
+                object_id?: string | null;
+                since?: string | null;
+                until?: string | null;
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_InstanceAuditEntry_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_instance_health_api_v1_admin_health_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceHealth"];
+                };
+            };
+        };
+    };
     list_packages_api_v1_admin_packages_get: {
         parameters: {
             query?: never;
@@ -5673,6 +6310,72 @@ export interface operations {
             };
         };
     };
+    read_usage_by_day_api_v1_admin_usage_by_day_get: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                user_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DayUsage_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_usage_by_user_api_v1_admin_usage_by_user_get: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_UserUsage_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_users_api_v1_admin_users_get: {
         parameters: {
             query?: {
@@ -5724,6 +6427,55 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AdminUserDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_user_api_v1_admin_users__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserDeleted"];
+                };
+            };
+            /** @description No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description Your own account, or the last active admin */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
                 };
             };
             /** @description Validation Error */
@@ -6463,6 +7215,26 @@ export interface operations {
             };
         };
     };
+    read_sign_in_options_api_v1_auth_providers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignInOptions"];
+                };
+            };
+        };
+    };
     register_user_api_v1_auth_register_post: {
         parameters: {
             query?: never;
@@ -6557,6 +7329,53 @@ export interface operations {
             };
         };
     };
+    receive_identity_webhook_api_v1_auth_webhooks_clerk_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookOutcome"];
+                };
+            };
+            /** @description Unsigned, wrongly signed or stale */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description No webhook secret configured */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description This delivery was processed already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+        };
+    };
     list_offered_packages_api_v1_billing_packages_get: {
         parameters: {
             query?: never;
@@ -6594,6 +7413,75 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["PlanView"];
                 };
+            };
+        };
+    };
+    subscribe_api_v1_billing_subscription_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SelfSubscribe"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"];
+                };
+            };
+            /** @description No such package, or one that is not public */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description An inactive package */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_subscription_api_v1_billing_subscription_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -7331,6 +8219,26 @@ export interface operations {
             };
         };
     };
+    list_workflows_with_memory_api_v1_memory_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WorkflowMemorySummary_"];
+                };
+            };
+        };
+    };
     list_models_api_v1_models_get: {
         parameters: {
             query?: never;
@@ -7623,7 +8531,7 @@ export interface operations {
                     "application/json": components["schemas"]["OAuthConnectionPublic"];
                 };
             };
-            /** @description a browser is sent on to the UI's integrations page */
+            /** @description a browser is sent back to the UI's Account page */
             303: {
                 headers: {
                     [name: string]: unknown;
@@ -7749,11 +8657,13 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Successful Response */
-            204: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["OAuthDisconnected"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -9011,6 +9921,104 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["WorkflowExport"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_memory_entries_api_v1_workflows__workflow_id__memory_get: {
+        parameters: {
+            query?: {
+                scope?: string | null;
+            };
+            header?: never;
+            path: {
+                workflow_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MemoryEntryPublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    clear_memory_api_v1_workflows__workflow_id__memory_delete: {
+        parameters: {
+            query?: {
+                scope?: string | null;
+            };
+            header?: never;
+            path: {
+                workflow_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryCleared"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_memory_entry_api_v1_workflows__workflow_id__memory__key__delete: {
+        parameters: {
+            query?: {
+                scope?: string;
+            };
+            header?: never;
+            path: {
+                workflow_id: string;
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {

@@ -39,6 +39,12 @@ export interface JsonSchema {
   minLength?: number;
   maxLength?: number;
   pattern?: string;
+  /** pydantic's tag of a union of objects (agent tools by `kind`). */
+  discriminator?: { propertyName: string; mapping?: Record<string, string> };
+  /** flowloom's hint: the field names a model of this kind (`chat`, `embedding`, `image`). */
+  "x-model-kind"?: string;
+  /** flowloom's hint: the field holds the id of another object of the user (`workflow`). */
+  "x-refers-to"?: string;
 }
 
 export type PortType = Schemas["PortType"];

@@ -17,6 +17,7 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
 
 import { useTheme } from "../components/theme";
+import { GroupView, NoteView } from "./AnnotationViews";
 import { CanvasSearch, QuickAdd, type QuickAddRequest } from "./CanvasTools";
 import FlowNodeView, { zoomedFar } from "./FlowNodeView";
 import { READABLE_ZOOM, viewportToFit } from "./layout";
@@ -37,6 +38,8 @@ const MINIMAP_FROM = 15;
 const WHOLE_UP_TO = 40;
 
 function minimapColor(node: FlowNode): string {
+  if (node.type === "note") return "#fcd34d";
+  if (node.type === "group") return "rgba(148, 163, 184, 0.25)";
   const state = editorStore.getState();
   if (state.problems[node.id]) return "#dc2626";
   return MINIMAP_COLORS[state.runStates[node.id]?.status ?? ""] ?? "#94a3b8";
@@ -86,9 +89,10 @@ export function Canvas() {
     if (viewport) void setViewport(viewport);
   }, [setViewport]);
 
-  // Every flowloom node type renders with the one memoized component.
+  // Every flowloom node type renders with the one memoized component; notes and groups with
+  // their own.
   const nodeTypes = useMemo<NodeTypes>(
-    () => Object.fromEntries(typeNames.split(",").filter(Boolean).map((t) => [t, FlowNodeView])),
+    () => ({ ...Object.fromEntries(typeNames.split(",").filter(Boolean).map((t) => [t, FlowNodeView])), note: NoteView, group: GroupView }),
     [typeNames],
   );
 

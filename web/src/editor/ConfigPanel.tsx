@@ -7,9 +7,12 @@ import type { JsonSchema, RunScope } from "../api/types";
 import { ImageThumb } from "../components/ImageThumb";
 import NodeIcon from "../components/NodeIcon";
 import { RichText } from "../components/RichText";
-import { useCredentials, useIntegrations, useMcpTools } from "./lookups";
+import { useCredentials, useMcpTools } from "./lookups";
 import { fieldsFor, fromInput, integrationIdOf, lookupFor, toInput, type FieldSpec } from "./schemaForm";
-import { AnyField, ObjectField } from "./StructuredFields";
+import { ServerField } from "./PickFields";
+import { AnyField } from "./StructuredFields";
+import { isAnnotation } from "./annotations";
+import { AnnotationPanel } from "./AnnotationViews";
 import { portsFor } from "./ports";
 import { api, errorMessage } from "../api/client";
 import { presetsChanged } from "./Palette";
@@ -167,11 +170,13 @@ function ConfigField(props: ConfigFieldProps) {
     case "credentials":
       return <CredentialField {...props} />;
     case "integrations":
-      return <ServerField {...props} />;
+      return <ServerField field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} />;
     case "mcp-tools":
       return <ToolField {...props} />;
     default:
-      return <AnyField field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} problems={props.problems} />;
+      return (
+        <AnyField field={props.field} value={props.config[props.field.key]} idPrefix={props.idPrefix} onChange={props.onChange} problems={props.problems} siblings={props.config} />
+      );
   }
 }
 
@@ -190,52 +195,6 @@ function CredentialField({ field, config, idPrefix, onChange }: ConfigFieldProps
     <>One of your {items.length} credential{items.length > 1 ? "s" : ""} (type to filter).</>
   );
   return <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} suggestions={suggestions} note={note} />;
-}
-
-const INLINE = "";
-
-/** mcp.tool's server: one of the user's integrations, or a server written inline as JSON. */
-function ServerField({ field, config, idPrefix, onChange }: ConfigFieldProps) {
-  const { items, error, loading } = useIntegrations();
-  const value = config[field.key];
-  const chosen = integrationIdOf(value);
-  const id = `${idPrefix}-${field.key}-integration`;
-  return (
-    <div className="field-group">
-      <div className="field">
-        <label htmlFor={id}>Server (integration)</label>
-        <select
-          id={id}
-          value={chosen ?? INLINE}
-          onChange={(e) => onChange(e.target.value === INLINE ? undefined : e.target.value)}
-          aria-describedby={`${id}-help`}
-        >
-          <option value={INLINE}>Written inline (below)</option>
-          {items.map((integration) => (
-            <option key={integration.id} value={integration.id}>
-              {integration.name} ({integration.transport}{integration.enabled ? "" : ", disabled"})
-            </option>
-          ))}
-          {chosen && !items.some((i) => i.id === chosen) && <option value={chosen}>{loading ? chosen : `${chosen} (not one of yours)`}</option>}
-        </select>
-        <div id={`${id}-help`} className="help">
-          {error ? (
-            <span className="error">Could not list your integrations: {error}</span>
-          ) : items.length === 0 && !loading ? (
-            <>Register MCP servers on the <Link to="/integrations">Integrations</Link> page, or write one inline.</>
-          ) : (
-            "One of your MCP servers (Integrations page), or a server written inline."
-          )}
-        </div>
-      </div>
-      {!chosen &&
-        (field.objectVariant ? (
-          <ObjectField field={{ ...field.objectVariant, label: "Server written inline", nullable: false, required: true }} value={value} idPrefix={idPrefix} onChange={onChange} />
-        ) : (
-          <Field field={field} value={value} idPrefix={idPrefix} onChange={onChange} />
-        ))}
-    </div>
-  );
 }
 
 /** mcp.tool's tool: offers the chosen integration's tools, and says what the chosen one takes. */
@@ -292,8 +251,21 @@ function OutputImages({ outputs, testId = "run-images" }: { outputs: Record<stri
 }
 
 interface ConfigPanelProps {
-  onRun: (scope: RunScope, nodeId: string) => void;
+  /** Run `scope` about `nodeId`; with `usePinned`, pinned outputs stand in for their nodes. */
+  onRun: (scope: RunScope, nodeId: string, usePinned: boolean) => void;
   canRun: boolean;
+}
+
+/** A node's values (inputs received, outputs given, or pinned) as a titled block. */
+function Values({ title, values, testId, imagesTestId, children }: { title: string; values: Record<string, unknown>; testId: string; imagesTestId?: string; children?: ReactNode }) {
+  return (
+    <details open data-testid={testId} className="node-values">
+      <summary>{title}</summary>
+      {children}
+      <OutputImages outputs={values} testId={imagesTestId ?? `${testId}-images`} />
+      <pre className="json">{JSON.stringify(values, null, 2)}</pre>
+    </details>
+  );
 }
 
 export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
@@ -306,10 +278,12 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
   const updateConfig = useEditor((s) => s.updateConfig);
   const updateLabel = useEditor((s) => s.updateLabel);
   const breakpoint = useEditor((s) => (node ? s.breakpoints[node.id] === true : false));
+  const pinnedCount = useEditor((s) => s.nodes.reduce((n, other) => n + (other.data.pinned ? 1 : 0), 0));
   const fields = useMemo(() => fieldsFor(spec?.config_schema as JsonSchema | undefined), [spec]);
 
   if (!selectedIds) return <p className="muted panel-hint">Select a node to edit its settings.</p>;
   if (!node) return <p className="muted panel-hint">{selectedIds.split(",").length} nodes selected.</p>;
+  if (isAnnotation(node)) return <AnnotationPanel nodeId={node.id} />;
   const ports = portsFor(spec, node.data.config);
   const shownAtField = new Set(fields.flatMap((f) => fieldProblems?.[f.key] ?? []));
   return (
@@ -349,8 +323,8 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
         </ul>
       ) : null}
       <div className="button-row">
-        <button type="button" disabled={!canRun} onClick={() => onRun("NODE", node.id)}>Run this node</button>
-        <button type="button" disabled={!canRun} onClick={() => onRun("UPSTREAM", node.id)}>Run up to here</button>
+        <button type="button" disabled={!canRun} onClick={() => onRun("NODE", node.id, pinnedCount > 0)}>Run this node</button>
+        <button type="button" disabled={!canRun} onClick={() => onRun("UPSTREAM", node.id, pinnedCount > 0)}>Run up to here</button>
         <button type="button" onClick={() => void saveAsPreset(node.type!, node.data.config, node.data.label || node.id)}>
           Save as preset
         </button>
@@ -358,21 +332,41 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
           {breakpoint ? "Remove breakpoint" : "Add breakpoint"}
         </button>
       </div>
-      {view?.inputs && Object.keys(view.inputs).length > 0 && (
-        <details open data-testid="inputs-received">
-          <summary>Inputs it received</summary>
-          <OutputImages outputs={view.inputs} testId="input-images" />
-          <pre className="json">{JSON.stringify(view.inputs, null, 2)}</pre>
-        </details>
+      {pinnedCount > 0 && (
+        <p className="muted small pinned-hint">
+          {pinnedCount === 1 ? "One node has" : `${pinnedCount} nodes have`} pinned outputs: “Run this node” and “Run up to here” use them instead of running those nodes.
+        </p>
       )}
-      {view?.outputs && (
-        <details open>
-          <summary>Outputs of the shown run</summary>
-          <button type="button" className="small-button" onClick={() => editorStore.getState().openViewer(node.id)}>Open in the viewer</button>
-          <OutputImages outputs={view.outputs} />
-          <pre className="json">{JSON.stringify(view.outputs, null, 2)}</pre>
-        </details>
+      {node.data.pinned && (
+        <Values title="Pinned outputs (test data)" values={node.data.pinned} testId="pinned-outputs">
+          <p className="muted small">Runs that use pinned data take these instead of running this node.</p>
+          <div className="button-row">
+            <button type="button" className="primary" disabled={!canRun} onClick={() => onRun("FULL", node.id, true)} title="Run the nodes after the pinned ones, fed with the pinned outputs">
+              Run what follows
+            </button>
+            <button type="button" onClick={() => editorStore.getState().pin(node.id, null)}>Unpin</button>
+          </div>
+        </Values>
       )}
+      {/* What the node received beside what it gave, in the shown run. */}
+      <div className="io-pair">
+        {view?.inputs && Object.keys(view.inputs).length > 0 && <Values title="Inputs it received" values={view.inputs} testId="inputs-received" imagesTestId="input-images" />}
+        {view?.outputs && (
+          <Values title="Outputs of the shown run" values={view.outputs} testId="outputs-given" imagesTestId="run-images">
+            <div className="button-row">
+              <button type="button" className="small-button" onClick={() => editorStore.getState().openViewer(node.id)}>Open in the viewer</button>
+              <button
+                type="button"
+                className="small-button"
+                onClick={() => editorStore.getState().pin(node.id, view.outputs)}
+                title="Keep these outputs as test data: runs that use pinned data skip this node and take them"
+              >
+                {node.data.pinned ? "Pin these instead" : "Pin these outputs"}
+              </button>
+            </div>
+          </Values>
+        )}
+      </div>
       {view?.error && (
         <details open>
           <summary>Error</summary>

@@ -207,6 +207,11 @@ function FlowNodeView({ id, type, data, selected }: NodeProps<FlowNode>) {
           <span className="node-label">
             {breakpoint && <span className="breakpoint" role="img" aria-label="breakpoint" title="A debug run pauses before this node" />}
             {data.label || id}
+            {data.pinned && (
+              <span className="pin-badge" data-testid="pinned-badge" title="Its outputs are pinned as test data">
+                pinned
+              </span>
+            )}
           </span>
           <span className="node-type" title={type}>
             {spec && spec.display_name !== data.label ? `${spec.display_name} · ` : ""}

@@ -2,10 +2,11 @@
  * The workflow's runs, newest first, a page at a time, optionally of one status: each with the
  * inputs it was given, opened on the canvas by a click, with a link to its own page.
  */
-import { useCallback, useEffect, useState } from "react";
+import { useEffect, useState } from "react";
 import { Link } from "react-router-dom";
 
-import { api, errorMessage } from "../api/client";
+import { api } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { components } from "../api/schema.gen";
 import type { RunPublic } from "../api/types";
 import { onRunsChanged, openRun } from "./runs";
@@ -55,37 +56,20 @@ interface RunHistoryProps {
 }
 
 export function RunHistory({ workflowId, onRerun }: RunHistoryProps) {
-  const [runs, setRuns] = useState<RunPublic[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [loaded, setLoaded] = useState(false);
   const [status, setStatus] = useState<RunStatus | "">("");
   const shownId = useEditor((s) => s.run?.id);
   const shownStatus = useEditor((s) => s.run?.status);
 
-  const load = useCallback(
-    async (after: string | null) => {
-      try {
-        const page = await api.get("/api/v1/workflows/{workflow_id}/runs", {
-          path: { workflow_id: workflowId },
-          query: { cursor: after ?? undefined, limit: PAGE, status: status || undefined },
-        });
-        setRuns((old) => (after ? [...old, ...page.items] : page.items));
-        setCursor(page.next_cursor ?? null);
-        setError(null);
-      } catch (caught) {
-        setError(errorMessage(caught));
-      } finally {
-        setLoaded(true);
-      }
-    },
-    [workflowId, status],
+  const list = usePaged<RunPublic>(
+    (cursor) =>
+      api.get("/api/v1/workflows/{workflow_id}/runs", {
+        path: { workflow_id: workflowId },
+        query: { cursor, limit: PAGE, status: status || undefined },
+      }),
+    `${workflowId}/${status}`,
   );
-
-  useEffect(() => {
-    void load(null);
-    return onRunsChanged(() => void load(null));
-  }, [load]);
+  const { items: runs, error, loaded, reload } = list;
+  useEffect(() => onRunsChanged(reload), [reload]);
 
   // The open run's status in the list follows the live one.
   const shown = (run: RunPublic) => (run.id === shownId && shownStatus ? shownStatus : run.status);
@@ -94,7 +78,7 @@ export function RunHistory({ workflowId, onRerun }: RunHistoryProps) {
     <div className="run-history">
       <div className="panel-title">
         <h2>Runs</h2>
-        <button type="button" onClick={() => void load(null)}>Refresh</button>
+        <button type="button" onClick={reload}>Refresh</button>
       </div>
       <div className="field run-filter">
         <label htmlFor="run-status-filter">Status</label>
@@ -130,6 +114,7 @@ export function RunHistory({ workflowId, onRerun }: RunHistoryProps) {
                   v{run.workflow_version} · {run.scope.toLowerCase()}
                   {run.target_node_id ? ` ${run.target_node_id}` : ""} · {run.trigger_kind}
                   {run.duration_ms != null ? ` · ${run.duration_ms} ms` : ""}
+                  {run.used_pinned ? " · with pinned data" : ""}
                 </span>
                 <span className={inputs === "no inputs" ? "run-inputs muted" : "run-inputs"} data-testid="run-inputs" title={JSON.stringify(run.inputs, null, 2)}>
                   {inputs}
@@ -149,7 +134,7 @@ export function RunHistory({ workflowId, onRerun }: RunHistoryProps) {
           );
         })}
       </ol>
-      {cursor && <button type="button" onClick={() => void load(cursor)}>Older runs</button>}
+      {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Older runs</button>}
     </div>
   );
 }

@@ -1,8 +1,8 @@
 /** The inputs a run asks for: the fields of the workflow's manual triggers. */
 import { useState, type FormEvent } from "react";
 
-import { Field } from "./ConfigPanel";
 import type { FieldSpec } from "./schemaForm";
+import { AnyField } from "./StructuredFields";
 
 export interface TriggerFieldDef {
   name: string;
@@ -12,21 +12,22 @@ export interface TriggerFieldDef {
   description?: string;
 }
 
-const KIND: Record<string, FieldSpec["kind"]> = {
-  string: "text",
-  number: "number",
-  integer: "integer",
-  boolean: "boolean",
-  object: "json",
-  list: "json",
-  any: "json",
+// Lists, objects and values of any type are edited by type (ValueField), not typed as JSON.
+const KIND: Record<string, Pick<FieldSpec, "kind" | "shape">> = {
+  string: { kind: "string" },
+  number: { kind: "number" },
+  integer: { kind: "integer" },
+  boolean: { kind: "boolean" },
+  object: { kind: "any", shape: "object" },
+  list: { kind: "any", shape: "list" },
+  any: { kind: "any" },
 };
 
 export function fieldSpecOf(def: TriggerFieldDef): FieldSpec {
   return {
     key: def.name,
     label: def.name,
-    kind: KIND[def.type ?? "string"] ?? "json",
+    ...(KIND[def.type ?? "string"] ?? { kind: "any" }),
     description: def.description ?? "",
     required: Boolean(def.required),
     nullable: false,
@@ -64,7 +65,7 @@ export function RunInputsDialog({
       <form role="dialog" aria-modal="true" aria-labelledby="run-inputs-title" className="dialog" onSubmit={submit}>
         <h2 id="run-inputs-title">Run with inputs</h2>
         {fields.map((def) => (
-          <Field
+          <AnyField
             key={def.name}
             field={fieldSpecOf(def)}
             idPrefix="run-input"

@@ -7,7 +7,9 @@ import { useEffect, useRef, useState } from "react";
 
 import { RichText } from "../components/RichText";
 import { Field } from "./ConfigPanel";
-import { objectOf, pairsOf, rowsEditable, singular, type FieldSpec, type Pair } from "./schemaForm";
+import { ModelField, ServerField, WorkflowField } from "./PickFields";
+import { objectOf, pairsOf, rowsEditable, singular, type FieldSpec, type Pair, type VariantOption } from "./schemaForm";
+import { ValueField } from "./ValueField";
 
 interface StructuredProps {
   field: FieldSpec;
@@ -15,6 +17,20 @@ interface StructuredProps {
   idPrefix: string;
   onChange: (value: unknown) => void;
   problems?: string[];
+  /** The other values of the object this field belongs to. */
+  siblings?: Record<string, unknown>;
+}
+
+/** A new item of a list of objects: each field's default, and the tag of its shape. */
+function blankItem(fields: FieldSpec[], tag?: { key: string; value: string }): Record<string, unknown> {
+  const item: Record<string, unknown> = tag ? { [tag.key]: tag.value } : {};
+  for (const f of fields) if (f.default !== undefined && f.default !== null) item[f.key] = structuredClone(f.default);
+  return item;
+}
+
+/** The shape of a tagged item, by its tag. */
+function variantOf(field: FieldSpec, item: Record<string, unknown>): VariantOption | undefined {
+  return field.variants?.options.find((o) => o.value === item[field.variants!.tag]);
 }
 
 function Help({ id, field, problems }: { id: string; field: FieldSpec; problems?: string[] }) {
@@ -100,11 +116,7 @@ export function ObjectListField({ field, value, idPrefix, onChange, problems }: 
   const id = `${idPrefix}-${field.key}`;
   const items = Array.isArray(value) ? (value as Record<string, unknown>[]) : Array.isArray(field.default) ? (field.default as Record<string, unknown>[]) : [];
   const one = singular(field.label);
-  const blank = (): Record<string, unknown> => {
-    const item: Record<string, unknown> = {};
-    for (const f of field.itemFields ?? []) if (f.default !== undefined) item[f.key] = structuredClone(f.default);
-    return item;
-  };
+  const [adding, setAdding] = useState(field.variants?.options[0]?.value ?? "");
   const set = (i: number, key: string, v: unknown) =>
     onChange(
       items.map((item, j) => {
@@ -134,16 +146,43 @@ export function ObjectListField({ field, value, idPrefix, onChange, problems }: 
                   <button type="button" className="icon-button" aria-label={`Move ${one} ${i + 1} down`} disabled={i === items.length - 1} onClick={() => move(i, 1)}>↓</button>
                 <button type="button" className="icon-button" aria-label={`Remove ${one} ${i + 1}`} onClick={() => onChange(items.filter((_, j) => j !== i))}>×</button>
               </span>
-              {(field.itemFields ?? []).map((sub) => (
-                <AnyField key={sub.key} field={sub} value={item[sub.key]} idPrefix={`${id}-${i}`} onChange={(v) => set(i, sub.key, v)} />
+              {field.variants && (
+                <div className="muted small item-kind">
+                  {variantOf(field, item)?.label ?? `unknown kind “${String(item[field.variants.tag])}”`}
+                  {variantOf(field, item)?.description ? ` · ${variantOf(field, item)!.description}` : ""}
+                </div>
+              )}
+              {(field.variants ? (variantOf(field, item)?.fields ?? []) : (field.itemFields ?? [])).map((sub) => (
+                <AnyField key={sub.key} field={sub} value={item[sub.key]} idPrefix={`${id}-${i}`} onChange={(v) => set(i, sub.key, v)} siblings={item} />
               ))}
             </fieldset>
           </li>
         ))}
       </ol>
-      <button type="button" className="add-row" onClick={() => onChange([...items, blank()])}>
-        + Add {one}
-      </button>
+      {field.variants ? (
+        <div className="add-variant">
+          <label className="sr-only" htmlFor={`${id}-new-kind`}>Kind of the new {one}</label>
+          <select id={`${id}-new-kind`} value={adding} onChange={(e) => setAdding(e.target.value)}>
+            {field.variants.options.map((o) => (
+              <option key={o.value} value={o.value}>{o.label}</option>
+            ))}
+          </select>
+          <button
+            type="button"
+            className="add-row"
+            onClick={() => {
+              const option = field.variants!.options.find((o) => o.value === adding)!;
+              onChange([...items, blankItem(option.fields, { key: field.variants!.tag, value: option.value })]);
+            }}
+          >
+            + Add {one}
+          </button>
+        </div>
+      ) : (
+        <button type="button" className="add-row" onClick={() => onChange([...items, blankItem(field.itemFields ?? [])])}>
+          + Add {one}
+        </button>
+      )}
       <Help id={`${id}-help`} field={field} problems={problems} />
     </div>
   );
@@ -182,7 +221,7 @@ export function ObjectField({ field, value, idPrefix, onChange, problems }: Stru
         </span>
       )}
       {(field.itemFields ?? []).map((sub) => (
-        <AnyField key={sub.key} field={sub} value={object?.[sub.key]} idPrefix={id} onChange={(v) => set(sub.key, v)} />
+        <AnyField key={sub.key} field={sub} value={object?.[sub.key]} idPrefix={id} onChange={(v) => set(sub.key, v)} siblings={object ?? {}} />
       ))}
       <Help id={`${id}-help`} field={field} problems={problems} />
     </fieldset>
@@ -191,6 +230,13 @@ export function ObjectField({ field, value, idPrefix, onChange, problems }: Stru
 
 /** The editor a field's kind calls for: a table, a list of forms, a group, or one input. */
 export function AnyField(props: StructuredProps) {
+  const { field } = props;
+  // A tag fixed by the shape: set when the item is made, nothing to edit.
+  if (field.kind === "const") return null;
+  if (field.modelKind || (field.key === "model" && field.kind === "string")) return <ModelField {...props} />;
+  if (field.refersTo === "workflow" && field.kind === "string") return <WorkflowField {...props} />;
+  if (field.key === "server" && field.objectVariant) return <ServerField {...props} />;
+  if (field.kind === "any") return <ValueField {...props} />;
   if (props.field.kind === "key-value") return <KeyValueField {...props} />;
   if (rowsEditable(props.field)) return <ObjectListField {...props} />;
   if (props.field.kind === "object" && props.field.itemFields?.length) return <ObjectField {...props} />;

@@ -1,7 +1,8 @@
 /** Saved versions of the workflow, newest first; restoring one saves it again as the newest. */
-import { useCallback, useEffect, useState } from "react";
+import { useState } from "react";
 
 import { api, errorMessage } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { VersionSummary, WorkflowPublic } from "../api/types";
 
 export function Versions({
@@ -13,29 +14,14 @@ export function Versions({
   current: number;
   onRestored: (workflow: WorkflowPublic) => void;
 }) {
-  const [versions, setVersions] = useState<VersionSummary[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  const load = useCallback(
-    async (after: string | null) => {
-      try {
-        const page = await api.get("/api/v1/workflows/{workflow_id}/versions", {
-          path: { workflow_id: workflowId },
-          query: { cursor: after ?? undefined, limit: 20 },
-        });
-        setVersions((old) => (after ? [...old, ...page.items] : page.items));
-        setCursor(page.next_cursor ?? null);
-      } catch (caught) {
-        setError(errorMessage(caught));
-      }
-    },
-    [workflowId],
+  // A new version saved (current) lists them again.
+  const list = usePaged<VersionSummary>(
+    (cursor) => api.get("/api/v1/workflows/{workflow_id}/versions", { path: { workflow_id: workflowId }, query: { cursor, limit: 20 } }),
+    `${workflowId}/${current}`,
   );
-
-  useEffect(() => {
-    void load(null);
-  }, [load, current]);
+  const versions = list.items;
+  const [actionError, setError] = useState<string | null>(null);
+  const error = actionError ?? list.error;
 
   async function restore(version: number) {
     if (!window.confirm(`Restore version ${version}? It becomes a new version; unsaved changes are lost.`)) return;
@@ -69,7 +55,7 @@ export function Versions({
           </li>
         ))}
       </ol>
-      {cursor && <button type="button" onClick={() => void load(cursor)}>Older versions</button>}
+      {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Older versions</button>}
     </div>
   );
 }

@@ -1,12 +1,16 @@
 /**
- * What the config forms suggest: the user's credential names, integrations, and an MCP
- * server's tools, loaded once per editor visit (tools once per server) and shared by every
+ * What the config forms suggest: the user's credential names, integrations, an MCP server's
+ * tools, the models of the model table and the user's workflows, loaded once per editor visit (tools once per server) and shared by every
  * form that asks.
  */
 import { useEffect, useState } from "react";
 
 import { api, errorMessage } from "../api/client";
-import type { CredentialPublic, IntegrationPublic, ToolPublic } from "../api/types";
+import type { components } from "../api/schema.gen";
+import type { CredentialPublic, IntegrationPublic, ToolPublic, WorkflowSummary } from "../api/types";
+
+export type ModelList = components["schemas"]["ModelList"];
+export type ModelPublic = components["schemas"]["ModelPublic"];
 
 interface Loaded<T> {
   items: T[];
@@ -79,4 +83,23 @@ export function useMcpTools(integrationId: string | null): Loaded<ToolPublic> {
     const answer = await api.get("/api/v1/integrations/{integration_id}/tools", { path: { integration_id: integrationId! } });
     return answer.items;
   });
+}
+
+/** The model table (enabled models, and which providers the caller can use). */
+export function useModels(enabled = true): { list: ModelList | null; error: string | null; loading: boolean } {
+  const { items, error, loading } = useLoaded<ModelList>(enabled ? "models" : null, async () => [await api.get("/api/v1/models")]);
+  return { list: items[0] ?? null, error, loading };
+}
+
+/** The models of `kind` (any kind when empty) at `provider` (any when empty), by name. */
+export function modelsFor(list: ModelList | null, kind?: string, provider?: string): ModelPublic[] {
+  return (list?.items ?? [])
+    .filter((m) => (!kind || m.kind === kind) && (!provider || m.provider === provider))
+    .sort((a, b) => a.display_name.localeCompare(b.display_name));
+}
+
+export function useWorkflows(enabled = true): Loaded<WorkflowSummary> {
+  return useLoaded(enabled ? "workflows" : null, () =>
+    allPages((cursor) => api.get("/api/v1/workflows", { query: { cursor, limit: 100 } })),
+  );
 }

@@ -107,13 +107,18 @@ export function follow(runId: string): void {
 
 export async function startRun(
   workflowId: string,
-  options: { scope: RunScope; targetNodeId?: string; inputs?: Record<string, unknown> },
+  options: { scope: RunScope; targetNodeId?: string; inputs?: Record<string, unknown>; usePinned?: boolean },
 ): Promise<string | null> {
   const store = editorStore.getState();
   try {
     const run = await api.post("/api/v1/workflows/{workflow_id}/runs", {
       path: { workflow_id: workflowId },
-      body: { scope: options.scope, target_node_id: options.targetNodeId ?? null, inputs: options.inputs ?? {} },
+      body: {
+        scope: options.scope,
+        target_node_id: options.targetNodeId ?? null,
+        inputs: options.inputs ?? {},
+        use_pinned: options.usePinned ?? false,
+      },
     });
     store.startRun(run.id);
     store.resolve("run");

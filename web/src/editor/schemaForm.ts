@@ -15,7 +15,19 @@ export type FieldKind =
   | "object-list"
   | "key-value"
   | "object"
+  | "any"
+  | "const"
   | "json";
+
+/** One shape of an item of a list of tagged objects (an agent's tool: `mcp`, `http`, ...). */
+export interface VariantOption {
+  /** The value of the tag property that picks this shape. */
+  value: string;
+  label: string;
+  description: string;
+  /** Its fields, the tag itself left out. */
+  fields: FieldSpec[];
+}
 
 export interface FieldSpec {
   key: string;
@@ -46,6 +58,14 @@ export interface FieldSpec {
    * not look like an empty box.
    */
   escapes?: boolean;
+  /** For kind "any": the value must be an object, or a list (otherwise any JSON value). */
+  shape?: "object" | "list";
+  /** For an object-list of tagged objects: the tag property and each shape. */
+  variants?: { tag: string; options: VariantOption[] };
+  /** The field names a model of this kind (the schema's `x-model-kind`). */
+  modelKind?: string;
+  /** The field holds the id of another of the user's objects (the schema's `x-refers-to`). */
+  refersTo?: string;
 }
 
 // Fields whose value is often a line break or a tab.
@@ -144,8 +164,13 @@ export function fieldFor(key: string, raw: JsonSchema, root: JsonSchema, require
     minLength: schema.minLength,
     maxLength: schema.maxLength,
     pattern: schema.pattern,
+    modelKind: schema["x-model-kind"],
+    refersTo: schema["x-refers-to"],
   };
+  if (schema.const !== undefined) return { ...base, kind: "const", default: schema.const };
   if (schema.enum) return { ...base, kind: "enum", options: schema.enum };
+  // No type at all (or several): any JSON value, edited by its own kind.
+  if (types.length === 0) return { ...base, kind: "any" };
   const type = types.length === 1 ? types[0] : undefined;
   switch (type) {
     case "string":
@@ -167,6 +192,9 @@ export function fieldFor(key: string, raw: JsonSchema, root: JsonSchema, require
         );
         return { ...base, kind: "object-list", itemFields };
       }
+      const variants = variantsOf(items, root);
+      if (variants) return { ...base, kind: "object-list", variants };
+      if (typesOf(items).length === 0 && !items.anyOf && !items.oneOf) return { ...base, kind: "any", shape: "list" };
       return base;
     }
     case "object": {
@@ -181,11 +209,44 @@ export function fieldFor(key: string, raw: JsonSchema, root: JsonSchema, require
       if (!schema.properties && typeof values === "object" && typesOf(resolve(values, root)).includes("string")) {
         return { ...base, kind: "key-value" };
       }
-      return base;
+      // A map of anything (a tool's arguments, a JSON Schema): an object of typed values.
+      return { ...base, kind: "any", shape: "object" };
     }
     default:
       return base;
   }
+}
+
+/** A tag as a name: short ones are acronyms (`mcp` -> MCP), others capitalized. */
+function tagLabel(value: string): string {
+  return value.length <= 4 ? value.toUpperCase() : value.charAt(0).toUpperCase() + value.slice(1).replace(/_/g, " ");
+}
+
+/**
+ * The shapes of a union of objects told apart by one property (pydantic's discriminator, or a
+ * property every shape holds as a constant), or null when the schema is no such union.
+ */
+function variantsOf(schema: JsonSchema, root: JsonSchema): FieldSpec["variants"] | null {
+  const union = schema.oneOf ?? schema.anyOf;
+  if (!union || union.length < 2) return null;
+  const shapes = union.map((v) => resolve(v, root));
+  if (!shapes.every((v) => v.properties)) return null;
+  const tag =
+    schema.discriminator?.propertyName ??
+    Object.keys(shapes[0].properties!).find((key) => shapes.every((v) => v.properties![key]?.const !== undefined));
+  if (!tag) return null;
+  const options: VariantOption[] = [];
+  for (const shape of shapes) {
+    const value = shape.properties![tag]?.const;
+    if (typeof value !== "string") return null;
+    const required = new Set(shape.required ?? []);
+    const fields = Object.entries(shape.properties!)
+      .filter(([key]) => key !== tag)
+      .map(([key, s]) => fieldFor(key, s, root, required.has(key)));
+    const description = (shape.description ?? "").split("\n\n")[0].replace(/\s+/g, " ").trim();
+    options.push({ value, label: tagLabel(value), description, fields });
+  }
+  return { tag, options };
 }
 
 /** Every field of an object schema, in the schema's order. */
@@ -217,6 +278,8 @@ export function toInput(field: FieldSpec, value: unknown): string {
     case "object-list":
     case "key-value":
     case "object":
+    case "any":
+    case "const":
       return JSON.stringify(value, null, 2);
     case "enum":
       return JSON.stringify(value);
@@ -283,6 +346,8 @@ export function fromInput(field: FieldSpec, input: string | boolean): Parsed {
     case "object-list":
     case "key-value":
     case "object":
+    case "any":
+    case "const":
     case "json": {
       try {
         const value: unknown = JSON.parse(text);
@@ -320,7 +385,7 @@ export function integrationIdOf(server: unknown): string | null {
 
 /** Whether an object-list gets a form per item: every item field is one a row can edit. */
 export function rowsEditable(field: FieldSpec): boolean {
-  return field.kind === "object-list" && !!field.itemFields?.length;
+  return field.kind === "object-list" && (!!field.itemFields?.length || !!field.variants);
 }
 
 /** "fields" -> "field": what one item of a list is called. */

@@ -16,6 +16,8 @@ import { useStore } from "zustand";
 import { createStore, type StoreApi } from "zustand/vanilla";
 
 import type { NodeTypePublic, ProblemPublic, RunDetail } from "../api/types";
+import type { AnnotationType } from "./annotations";
+import { annotationsSlice } from "./slices/annotations";
 import { clipboardSlice } from "./slices/clipboard";
 import { sliceContext } from "./slices/context";
 import { debugSlice } from "./slices/debug";
@@ -31,6 +33,8 @@ export type { LiveStep, NodeLive } from "./slices/live";
 export interface NodeData extends Record<string, unknown> {
   label?: string;
   config: Record<string, unknown>;
+  /** Outputs pinned as test data: runs that use pinned data take them instead of running it. */
+  pinned?: Record<string, unknown>;
 }
 
 export type FlowNode = Node<NodeData>;
@@ -39,6 +43,7 @@ export interface Definition {
   schema_version: 1;
   nodes: unknown[];
   edges: unknown[];
+  annotations?: unknown[];
   [key: string]: unknown;
 }
 
@@ -142,6 +147,16 @@ export interface EditorState {
   addConnectedNode(type: string, position: { x: number; y: number }, from: { nodeId: string; handle: string; side: "source" | "target" }): string | null;
   updateConfig(nodeId: string, key: string, value: unknown): void;
   updateLabel(nodeId: string, label: string): void;
+  /** Pin `outputs` as the node's test data (`data.pinned`), or unpin it (null); undoable. */
+  pin(nodeId: string, outputs: Record<string, unknown> | null): void;
+  /** Add a sticky note, or a group (framing the selected nodes, if any); its id. */
+  addAnnotation(type: AnnotationType, position: { x: number; y: number }): string;
+  /** Change a note's text, a group's label, or either's colour (typing coalesces as in forms). */
+  updateAnnotation(id: string, patch: Partial<{ text: string; label: string; color: string }>): void;
+  /** A resize (begun after a checkpoint) ended: the graph has an unsaved change. */
+  resized(): void;
+  /** Select the group `id` and everything inside it, so that dragging it takes them along. */
+  selectGroup(id: string): void;
   removeSelected(): void;
   /** Save the state before a change that is applied elsewhere (a drag that starts). */
   checkpoint(): void;
@@ -180,6 +195,7 @@ export function createEditorStore(): StoreApi<EditorState> {
     const ctx = sliceContext(set, get);
     return {
       ...graphSlice(ctx),
+      ...annotationsSlice(ctx),
       ...historySlice(ctx),
       ...clipboardSlice(ctx),
       ...runSlice(ctx),

@@ -1,9 +1,11 @@
 import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { Link } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
 import type { components } from "../api/schema.gen";
 import { useAuth } from "../auth";
 import { ApiKeysPanel } from "./ApiKeys";
+import { OAuthConnectionsSection } from "./OAuthConnections";
 import "./account.css";
 
 type SessionPublic = components["schemas"]["SessionPublic"];
@@ -150,9 +152,24 @@ export function AccountPage() {
           Signed in as <strong>{user.email}</strong>{user.role === "admin" ? " (administrator)" : ""}.
         </p>
       )}
+      <div className="account-section link-card">
+        <div>
+          <h2>Plan and usage</h2>
+          <span className="muted">Your plan, this month's runs and tokens against its limits, credits.</span>
+        </div>
+        <Link to="/plan">See your plan</Link>
+      </div>
       <div className="account-grid">
         <PasswordSection />
         <SessionsSection />
+      </div>
+      <OAuthConnectionsSection />
+      <div className="account-section link-card">
+        <div>
+          <h2>Workflow memory</h2>
+          <span className="muted">What your workflows remember between runs; inspect and forget it.</span>
+        </div>
+        <Link to="/memory">Open memory</Link>
       </div>
       <section className="account-section" aria-labelledby="account-keys-title">
         <h2 id="account-keys-title">API keys</h2>

@@ -3,10 +3,12 @@ import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { api, errorMessage } from "../api/client";
 import type { components } from "../api/schema.gen";
 import { useAuth } from "../auth";
+import { AdminOnly, AdminTabs } from "./AdminTabs";
 import "./account.css";
 
 type AdminUser = components["schemas"]["AdminUserPublic"];
 type Role = components["schemas"]["RoleUpdate"]["role"];
+type Package = components["schemas"]["PackagePublic"];
 
 function CreditForm({ user, onDone, onCancel }: { user: AdminUser; onDone: (credits: number) => void; onCancel: () => void }) {
   const [amount, setAmount] = useState("10");
@@ -60,6 +62,12 @@ export function AdminUsersPage() {
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [granting, setGranting] = useState<AdminUser | null>(null);
+  const [packages, setPackages] = useState<Package[]>([]);
+
+  useEffect(() => {
+    if (me?.role !== "admin") return;
+    api.get("/api/v1/admin/packages").then((page) => setPackages(page.items), () => undefined);
+  }, [me?.role]);
 
   const load = useCallback(async (after: string | null, email: string) => {
     setError(null);
@@ -122,17 +130,53 @@ export function AdminUsersPage() {
     }
   }
 
-  if (me && me.role !== "admin") {
-    return (
-      <section className="page">
-        <h1>Users</h1>
-        <p>Only administrators of this instance see this page.</p>
-      </section>
-    );
+  async function setPlan(user: AdminUser, packageId: string) {
+    setError(null);
+    setNotice(null);
+    try {
+      if (packageId === "") {
+        await api.delete("/api/v1/admin/users/{user_id}/subscription", { path: { user_id: user.id } });
+        replace({ ...user, package: null });
+        setNotice(`${user.email} is back on the default plan.`);
+      } else {
+        const given = await api.put("/api/v1/admin/users/{user_id}/subscription", {
+          path: { user_id: user.id },
+          body: { package_id: packageId },
+        });
+        replace({ ...user, package: given.package });
+        setNotice(`${user.email} is now on ${given.package.name}.`);
+      }
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
   }
+
+  async function remove(user: AdminUser) {
+    setError(null);
+    setNotice(null);
+    const typed = window.prompt(
+      `Delete ${user.email} and everything they own (workflows, runs, usage, threads, keys)? This cannot be undone. Type the email to confirm.`,
+    );
+    if (typed === null) return;
+    if (typed.trim().toLowerCase() !== user.email.toLowerCase()) {
+      setError("the email typed does not match; nothing was deleted");
+      return;
+    }
+    try {
+      const answer = await api.delete("/api/v1/admin/users/{user_id}", { path: { user_id: user.id } });
+      setUsers((old) => old.filter((u) => u.id !== user.id));
+      const runs = answer.deleted.workflow_runs ?? 0;
+      setNotice(`${answer.email} was deleted with ${runs} run(s)${answer.runs_cancelled ? `, ${answer.runs_cancelled} cancelled first` : ""}.`);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  if (me && me.role !== "admin") return <AdminOnly title="Users" />;
 
   return (
     <section className="page" aria-labelledby="admin-users-title">
+      <AdminTabs />
       <div className="page-head">
         <h1 id="admin-users-title">Users</h1>
       </div>
@@ -191,7 +235,18 @@ export function AdminUsersPage() {
                 <td>
                   <span className={`state-pill ${user.is_active ? "active" : "disabled"}`}>{user.is_active ? "active" : "disabled"}</span>
                 </td>
-                <td>{user.package?.name ?? <span className="muted">default</span>}</td>
+                <td>
+                  <select
+                    aria-label={`Plan of ${user.email}`}
+                    value={user.package?.id ?? ""}
+                    onChange={(e) => void setPlan(user, e.target.value)}
+                  >
+                    <option value="">default</option>
+                    {packages.filter((p) => p.active || p.id === user.package?.id).map((p) => (
+                      <option key={p.id} value={p.id}>{p.name}</option>
+                    ))}
+                  </select>
+                </td>
                 <td>{user.credits}</td>
                 <td>{user.last_login_at ? new Date(user.last_login_at).toLocaleString() : "never"}</td>
                 <td>
@@ -211,6 +266,16 @@ export function AdminUsersPage() {
                     ) : (
                       <button type="button" onClick={() => void setActive(user, true)} aria-label={`Enable ${user.email}`}>Enable</button>
                     )}
+                    <button
+                      type="button"
+                      className="danger"
+                      disabled={self}
+                      title={self ? "You cannot delete your own account" : "Delete the account and all its data"}
+                      onClick={() => void remove(user)}
+                      aria-label={`Delete ${user.email}`}
+                    >
+                      Delete
+                    </button>
                   </div>
                 </td>
               </tr>

@@ -1,14 +1,19 @@
 /**
  * Agents: instructions, context, a model and tools, reused by threads. Tools are the shapes of
- * `ai.agent` (edited as JSON, with the user's integrations one click away); secrets inside
- * them come back as ******** and are kept when sent back unchanged.
+ * `ai.agent`, edited with the same forms as that node's (one per tool, of its kind), the model
+ * picked from the model table; secrets inside tools come back as ******** and are kept when
+ * sent back unchanged.
  */
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useEffect, useMemo, useState, type FormEvent } from "react";
 import { useNavigate } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
-import type { AgentPublic, Provider } from "../api/types";
+import { usePaged } from "../components/usePaged";
+import type { AgentPublic, JsonSchema, NodeTypePublic, Provider } from "../api/types";
 import { useIntegrations } from "../editor/lookups";
+import { ModelField } from "../editor/PickFields";
+import { fieldsFor, type FieldSpec } from "../editor/schemaForm";
+import { AnyField } from "../editor/StructuredFields";
 
 interface Draft {
   name: string;
@@ -16,10 +21,36 @@ interface Draft {
   context: string;
   provider: Provider;
   model: string;
-  tools: string;
+  tools: unknown[];
 }
 
-const EMPTY: Draft = { name: "", instructions: "", context: "", provider: "openai", model: "", tools: "[]" };
+const EMPTY: Draft = { name: "", instructions: "", context: "", provider: "openai", model: "", tools: [] };
+
+const MODEL_FIELD: FieldSpec = {
+  key: "model",
+  label: "Model",
+  kind: "string",
+  description: "",
+  // The API refuses an agent without one, naming the field.
+  required: false,
+  nullable: false,
+  default: "",
+  options: [],
+  modelKind: "chat",
+};
+
+/** The form of an agent's tools: the `tools` field of the ai.agent node type. */
+function useToolsField(): { field: FieldSpec | null; error: string | null } {
+  const [spec, setSpec] = useState<NodeTypePublic | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api
+      .get("/api/v1/node-types/{type_name}", { path: { type_name: "ai.agent" } })
+      .then(setSpec, (caught: unknown) => setError(errorMessage(caught)));
+  }, []);
+  const field = useMemo(() => fieldsFor(spec?.config_schema as JsonSchema | undefined).find((f) => f.key === "tools") ?? null, [spec]);
+  return { field, error };
+}
 
 function draftOf(agent: AgentPublic): Draft {
   return {
@@ -28,22 +59,8 @@ function draftOf(agent: AgentPublic): Draft {
     context: agent.context ?? "",
     provider: (agent.provider ?? "openai") as Provider,
     model: agent.model ?? "",
-    tools: JSON.stringify(agent.tools, null, 2),
+    tools: agent.tools as unknown[],
   };
-}
-
-/** The tools box as a list, or why it is not one. */
-export function parseTools(text: string): { ok: true; value: unknown[] } | { ok: false; error: string } {
-  if (text.trim() === "") return { ok: true, value: [] };
-  try {
-    const value: unknown = JSON.parse(text);
-    if (!Array.isArray(value)) return { ok: false, error: "must be a JSON list of tools" };
-    const bad = value.findIndex((t) => typeof t !== "object" || t === null || typeof (t as { kind?: unknown }).kind !== "string");
-    if (bad >= 0) return { ok: false, error: `tool ${bad + 1} needs a "kind": "mcp", "http" or "workflow"` };
-    return { ok: true, value };
-  } catch (error) {
-    return { ok: false, error: `is not valid JSON (${(error as Error).message})` };
-  }
 }
 
 function AgentForm({ initial, editing, onSaved, onCancel }: { initial: Draft; editing?: AgentPublic; onSaved: (a: AgentPublic) => void; onCancel?: () => void }) {
@@ -51,13 +68,12 @@ function AgentForm({ initial, editing, onSaved, onCancel }: { initial: Draft; ed
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const { items: integrations } = useIntegrations();
+  const tools = useToolsField();
   const set = <K extends keyof Draft>(key: K, value: Draft[K]) => setDraft((d) => ({ ...d, [key]: value }));
   const prefix = editing ? `agent-${editing.id}` : "agent-new";
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    const tools = parseTools(draft.tools);
-    if (!tools.ok) return setError(`Tools ${tools.error}`);
     setError(null);
     setBusy(true);
     const body = {
@@ -67,7 +83,7 @@ function AgentForm({ initial, editing, onSaved, onCancel }: { initial: Draft; ed
       provider: draft.provider,
       model: draft.model.trim(),
       // The API checks each tool's shape and answers which one is wrong.
-      tools: tools.value as never,
+      tools: draft.tools as never,
     };
     try {
       const saved = editing
@@ -83,9 +99,7 @@ function AgentForm({ initial, editing, onSaved, onCancel }: { initial: Draft; ed
   }
 
   function addIntegration(id: string) {
-    const tools = parseTools(draft.tools);
-    if (!tools.ok) return setError(`Tools ${tools.error}`);
-    set("tools", JSON.stringify([...tools.value, { kind: "mcp", server: id }], null, 2));
+    set("tools", [...draft.tools, { kind: "mcp", server: id }]);
   }
 
   return (
@@ -111,24 +125,14 @@ function AgentForm({ initial, editing, onSaved, onCancel }: { initial: Draft; ed
             <option value="anthropic">anthropic</option>
           </select>
         </label>
-        <label>
-          Model
-          <input required maxLength={200} value={draft.model} onChange={(e) => set("model", e.target.value)} placeholder="gpt-4o-mini" />
-        </label>
+        <ModelField field={MODEL_FIELD} value={draft.model} idPrefix={prefix} onChange={(v) => set("model", typeof v === "string" ? v : "")} siblings={{ provider: draft.provider }} />
       </div>
-      <label htmlFor={`${prefix}-tools`}>Tools (JSON list)</label>
-      <textarea
-        id={`${prefix}-tools`}
-        rows={5}
-        className="code"
-        spellCheck={false}
-        value={draft.tools}
-        onChange={(e) => set("tools", e.target.value)}
-        aria-describedby={`${prefix}-tools-help`}
-      />
-      <span id={`${prefix}-tools-help`} className="hint">
-        {'{"kind": "mcp", "server": "intg_…"}'}, {'{"kind": "http", "name", "url", …}'} or {'{"kind": "workflow", "name", "workflow_id"}'}; tool calling needs openai or an OpenAI-compatible server.
-      </span>
+      {tools.field ? (
+        <AnyField field={{ ...tools.field, description: "" }} value={draft.tools} idPrefix={prefix} onChange={(v) => set("tools", Array.isArray(v) ? v : [])} />
+      ) : (
+        <p className={tools.error ? "error" : "muted"}>{tools.error ? `Could not load the tools' form: ${tools.error}` : "Loading the tools' form…"}</p>
+      )}
+      <span className="hint">Tool calling needs openai or an OpenAI-compatible server.</span>
       {integrations.length > 0 && (
         <label>
           Add the tools of an integration
@@ -149,25 +153,13 @@ function AgentForm({ initial, editing, onSaved, onCancel }: { initial: Draft; ed
 
 export function AgentsPage() {
   const navigate = useNavigate();
-  const [agents, setAgents] = useState<AgentPublic[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const list = usePaged<AgentPublic>((cursor) => api.get("/api/v1/agents", { query: { cursor, limit: 20 } }), "");
+  const { items: agents, setItems: setAgents } = list;
+  const [actionError, setError] = useState<string | null>(null);
+  const error = actionError ?? list.error;
   const [editing, setEditing] = useState<string | null>(null);
   const [adding, setAdding] = useState(false);
 
-  const load = useCallback(async (after: string | null) => {
-    try {
-      const page = await api.get("/api/v1/agents", { query: { cursor: after ?? undefined, limit: 20 } });
-      setAgents((old) => (after ? [...old, ...page.items] : page.items));
-      setCursor(page.next_cursor ?? null);
-    } catch (caught) {
-      setError(errorMessage(caught));
-    }
-  }, []);
-
-  useEffect(() => {
-    void load(null);
-  }, [load]);
 
   async function remove(agent: AgentPublic) {
     if (!window.confirm(`Delete the agent "${agent.name}"? Its threads are deleted with it.`)) return;
@@ -234,7 +226,7 @@ export function AgentsPage() {
         ))}
       </ul>
       {agents.length === 0 && !error && <p className="muted">No agents yet.</p>}
-      {cursor && <button type="button" onClick={() => void load(cursor)}>Load more</button>}
+      {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Load more</button>}
     </section>
   );
 }

@@ -1,6 +1,7 @@
-import { useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 
 import { api, errorMessage } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { components } from "../api/schema.gen";
 import type { ApiKeyCreated, ApiKeyPublic, ApiScope } from "../api/types";
 import "./account.css";
@@ -25,27 +26,14 @@ export function ApiKeysPage() {
 
 /** Create, rotate and revoke the signed-in account's API keys (the Account page shows it too). */
 export function ApiKeysPanel() {
-  const [keys, setKeys] = useState<ApiKeyPublic[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const list = usePaged<ApiKeyPublic>((cursor) => api.get("/api/v1/api-keys", { query: { cursor, limit: 20 } }), "");
+  const keys = list.items;
   const [name, setName] = useState("");
   const [scopes, setScopes] = useState<ApiScope[]>(["workflows:read", "runs:execute"]);
   const [created, setCreated] = useState<ApiKeyCreated | null>(null);
   const [rotated, setRotated] = useState<ApiKeyRotated | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  async function load(after: string | null) {
-    try {
-      const page = await api.get("/api/v1/api-keys", { query: { cursor: after ?? undefined, limit: 20 } });
-      setKeys((old) => (after ? [...old, ...page.items] : page.items));
-      setCursor(page.next_cursor ?? null);
-    } catch (caught) {
-      setError(errorMessage(caught));
-    }
-  }
-
-  useEffect(() => {
-    void load(null);
-  }, []);
+  const [actionError, setError] = useState<string | null>(null);
+  const error = actionError ?? list.error;
 
   async function create(event: FormEvent) {
     event.preventDefault();
@@ -55,7 +43,7 @@ export function ApiKeysPanel() {
       setRotated(null);
       setCreated(key);
       setName("");
-      await load(null);
+      list.reload();
     } catch (caught) {
       setError(errorMessage(caught));
     }
@@ -68,7 +56,7 @@ export function ApiKeysPanel() {
       const answer = await api.post("/api/v1/api-keys/{key_id}/rotate", { path: { key_id: key.id } });
       setCreated(null);
       setRotated(answer);
-      await load(null);
+      list.reload();
     } catch (caught) {
       setError(errorMessage(caught));
     }
@@ -78,7 +66,7 @@ export function ApiKeysPanel() {
     if (!window.confirm(`Revoke "${key.name}"? Programs using it stop working at once.`)) return;
     try {
       const revoked = await api.delete("/api/v1/api-keys/{key_id}", { path: { key_id: key.id } });
-      setKeys((old) => old.map((k) => (k.id === key.id ? revoked : k)));
+      list.setItems((old) => old.map((k) => (k.id === key.id ? revoked : k)));
     } catch (caught) {
       setError(errorMessage(caught));
     }
@@ -157,7 +145,7 @@ export function ApiKeysPanel() {
           ))}
         </tbody>
       </table>
-      {cursor && <button type="button" onClick={() => void load(cursor)}>Load more</button>}
+      {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Load more</button>}
     </div>
   );
 }

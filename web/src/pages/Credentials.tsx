@@ -2,9 +2,10 @@
  * Credentials: secrets sealed on the server and used by nodes by name. The value is sent once
  * (create, or replace) and never shown again: this page never holds one after sending it.
  */
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 
 import { api, errorMessage } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { CredentialKind, CredentialPublic } from "../api/types";
 import { forgetLookups } from "../editor/lookups";
 
@@ -21,9 +22,9 @@ function when(at: string | null | undefined): string {
 }
 
 export function CredentialsPage() {
-  const [items, setItems] = useState<CredentialPublic[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const list = usePaged<CredentialPublic>((cursor) => api.get("/api/v1/credentials", { query: { cursor, limit: 50 } }), "");
+  const { items, setItems } = list;
+  const [actionError, setError] = useState<string | null>(null);
   const [status, setStatus] = useState<string | null>(null);
   const [name, setName] = useState("");
   const [kind, setKind] = useState<CredentialKind>("api_key");
@@ -32,19 +33,7 @@ export function CredentialsPage() {
   const [replacing, setReplacing] = useState<string | null>(null);
   const [newValue, setNewValue] = useState("");
 
-  const load = useCallback(async (after: string | null) => {
-    try {
-      const page = await api.get("/api/v1/credentials", { query: { cursor: after ?? undefined, limit: 50 } });
-      setItems((old) => (after ? [...old, ...page.items] : page.items));
-      setCursor(page.next_cursor ?? null);
-    } catch (caught) {
-      setError(errorMessage(caught));
-    }
-  }, []);
-
-  useEffect(() => {
-    void load(null);
-  }, [load]);
+  const error = actionError ?? list.error;
 
   async function create(event: FormEvent) {
     event.preventDefault();
@@ -60,7 +49,7 @@ export function CredentialsPage() {
       setProvider("");
       forgetLookups();
       setStatus(`Saved "${made.name}". Its value is sealed: it will not be shown again.`);
-      await load(null);
+      list.reload();
     } catch (caught) {
       setError(errorMessage(caught));
     }
@@ -77,7 +66,7 @@ export function CredentialsPage() {
       setNewValue("");
       setReplacing(null);
       setStatus(`Replaced the value of "${credential.name}".`);
-      await load(null);
+      list.reload();
     } catch (caught) {
       setError(errorMessage(caught));
     }
@@ -170,7 +159,7 @@ export function CredentialsPage() {
         </tbody>
       </table>
       {items.length === 0 && !error && <p className="muted">No credentials yet.</p>}
-      {cursor && <button type="button" onClick={() => void load(cursor)}>Load more</button>}
+      {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Load more</button>}
     </section>
   );
 }

@@ -12,7 +12,9 @@ import { RunHistory } from "../editor/RunHistory";
 import { RunInputsDialog, type TriggerFieldDef } from "../editor/RunInputsDialog";
 import { forgetLookups } from "../editor/lookups";
 import { OutputViewer } from "../editor/OutputViewer";
+import { workflowNodes } from "../editor/annotations";
 import { freeSpot, piledUp } from "../editor/placement";
+import { guardBackButton, setLeaveQuestion, type BackGuard } from "../editor/backGuard";
 import { ProblemsButton } from "../editor/ProblemsList";
 import { PositionSaver } from "../editor/positions";
 import { cancelRun, openRun, releaseDebug, startDebugRun, startRun, stopFollowing } from "../editor/runs";
@@ -29,6 +31,8 @@ const SHORTCUTS: [string, string][] = [
   ["Delete, Backspace", "Delete the selection"],
   ["Ctrl/⌘ A", "Select every node"],
   ["Shift L", "Auto-layout"],
+  ["Shift N", "Add a sticky note"],
+  ["Ctrl/⌘ G", "Group the selected nodes (drag the group's title to move them together)"],
   ["Ctrl/⌘ F", "Find a node on the canvas (Enter: the next match)"],
   ["B", "Toggle a breakpoint on the selected node (Run then debugs)"],
   ["F10 / F8", "Step / continue a paused debug run"],
@@ -53,6 +57,9 @@ function triggerFields(): TriggerFieldDef[] {
 }
 
 type Tab = "node" | "runs" | "versions";
+
+/** Where the person was going when asked about unsaved changes. */
+type Leaving = { kind: "link"; to: string } | { kind: "back" } | { kind: "ask"; resolve: (leave: boolean) => void };
 
 function EditorBody({ workflowId }: { workflowId: string }) {
   const [workflow, setWorkflow] = useState<WorkflowPublic | null>(null);
@@ -93,7 +100,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     store.setProblems(loaded.problems ?? []);
     // Made by the API or an import with nodes piled on one spot: lay it out (undoable; the
     // positions are saved in place like a drag).
-    if (piledUp(editorStore.getState().nodes)) {
+    if (piledUp(workflowNodes(editorStore.getState().nodes))) {
       editorStore.getState().autoLayout();
       editorStore.getState().notify("info", "The nodes overlapped, so they were laid out (Undo puts them back).");
     }
@@ -216,7 +223,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   );
 
   const run_ = useCallback(
-    async (scope: RunScope, nodeId?: string, inputs?: Record<string, unknown>) => {
+    async (scope: RunScope, nodeId?: string, inputs?: Record<string, unknown>, usePinned = false) => {
       const store = editorStore.getState();
       // A graph with problems cannot run: say so, and list them, rather than ask for inputs.
       // Validated now, not by the last check: a wire may have been drawn a moment ago.
@@ -234,17 +241,18 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         return;
       }
       if (store.revision !== store.savedRevision && !(await save())) return;
-      if (inputs === undefined && triggerFields().length > 0) {
+      // With pinned data a trigger is usually pinned too: its inputs are not asked for.
+      if (inputs === undefined && !usePinned && triggerFields().length > 0) {
         setAsking({ scope, nodeId });
         return;
       }
       setAsking(null);
       setTab("runs");
       const breakpoints = Object.keys(editorStore.getState().breakpoints);
-      if (scope === "FULL" && breakpoints.length > 0) {
+      if (scope === "FULL" && breakpoints.length > 0 && !usePinned) {
         await startDebugRun(workflowId, { breakpoints, inputs });
       } else {
-        await startRun(workflowId, { scope, targetNodeId: nodeId, inputs });
+        await startRun(workflowId, { scope, targetNodeId: scope === "FULL" ? undefined : nodeId, inputs, usePinned });
       }
     },
     [save, workflowId],
@@ -258,6 +266,16 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       // Centred on the middle of the canvas, moved aside from the nodes already there.
       const wanted = { x: Math.round(at.x - 110), y: Math.round(at.y - 45) };
       editorStore.getState().addNode(type, freeSpot(editorStore.getState().nodes, wanted), preset);
+      setTab("node");
+    },
+    [flow],
+  );
+  const addAnnotation = useCallback(
+    (type: "note" | "group") => {
+      const canvas = document.querySelector(".canvas")?.getBoundingClientRect();
+      const center = canvas ? { x: canvas.left + canvas.width / 2, y: canvas.top + canvas.height / 2 } : { x: 400, y: 300 };
+      const at = flow.screenToFlowPosition(center);
+      editorStore.getState().addAnnotation(type, freeSpot(editorStore.getState().nodes, { x: Math.round(at.x - 120), y: Math.round(at.y - 70) }));
       setTab("node");
     },
     [flow],
@@ -301,6 +319,11 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         editorStore.setState({ nodes: store.nodes.map((n) => (n.selected ? n : { ...n, selected: true })) });
       } else if (key === "delete" || key === "backspace") {
         store.removeSelected();
+      } else if (event.shiftKey && key === "n" && !mod) {
+        addAnnotation("note");
+      } else if (mod && key === "g") {
+        event.preventDefault();
+        addAnnotation("group");
       } else if (event.shiftKey && key === "l" && !mod) {
         store.autoLayout();
         window.requestAnimationFrame(fitAll);
@@ -321,12 +344,31 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     }
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [save, run_, fitAll]);
+  }, [save, run_, fitAll, addAnnotation]);
 
-  // Leaving with unsaved changes asks first: a reload or a closed tab through the browser, a
-  // link of the app through the dialog below.
-  const [leaving, setLeaving] = useState<string | null>(null);
+  // Leaving with unsaved changes asks first: a reload or a closed tab through the browser; a
+  // link of the app, the Back button and signing out through the dialog below.
+  const [leaving, setLeaving] = useState<Leaving | null>(null);
   const navigate = useNavigate();
+  const guard = useRef<BackGuard | null>(null);
+  useEffect(() => {
+    const isDirty = () => {
+      const s = editorStore.getState();
+      return s.revision !== s.savedRevision;
+    };
+    guard.current = guardBackButton(isDirty, () => setLeaving({ kind: "back" }));
+    setLeaveQuestion(() =>
+      isDirty() ? new Promise<boolean>((resolve) => setLeaving({ kind: "ask", resolve })) : Promise.resolve(true),
+    );
+    return () => {
+      guard.current?.dispose();
+      guard.current = null;
+      setLeaveQuestion(null);
+    };
+  }, []);
+  useEffect(() => {
+    if (dirty) guard.current?.arm();
+  }, [dirty]);
   useEffect(() => {
     const onClick = (event: MouseEvent) => {
       if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
@@ -339,7 +381,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       // Before the router sees the click: the capture phase on window runs first.
       event.preventDefault();
       event.stopPropagation();
-      setLeaving(to);
+      setLeaving({ kind: "link", to });
     };
     window.addEventListener("click", onClick, true);
     return () => window.removeEventListener("click", onClick, true);
@@ -359,6 +401,13 @@ function EditorBody({ workflowId }: { workflowId: string }) {
     const timer = window.setTimeout(() => editorStore.getState().dismissNotice(), 4000);
     return () => window.clearTimeout(timer);
   }, [notice]);
+
+  // Where the person was going when asked, now that they chose to go.
+  const go = (to: Leaving) => {
+    if (to.kind === "link") navigate(to.to, { replace: guard.current?.onGuard() ?? false });
+    else if (to.kind === "back") guard.current?.leave();
+    else to.resolve(true);
+  };
 
   if (loadError) {
     return (
@@ -392,6 +441,8 @@ function EditorBody({ workflowId }: { workflowId: string }) {
         >
           Auto-layout
         </button>
+        <button type="button" onClick={() => addAnnotation("note")} title="Shift+N: a sticky note on the canvas">+ Note</button>
+        <button type="button" onClick={() => addAnnotation("group")} title="Ctrl+G: a frame around the selected nodes">+ Group</button>
         <span className="spacer" />
         {problemCount > 0 && <ProblemsButton count={problemCount} open={problemsOpen} onOpenChange={setProblemsOpen} />}
         {run && (
@@ -459,11 +510,11 @@ function EditorBody({ workflowId }: { workflowId: string }) {
             ))}
           </div>
           <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tab-panel">
-            {tab === "node" && <ConfigPanel canRun={!active} onRun={(scope, nodeId) => void run_(scope, nodeId)} />}
+            {tab === "node" && <ConfigPanel canRun={!active} onRun={(scope, nodeId, usePinned) => void run_(scope, nodeId, undefined, usePinned)} />}
             {tab === "runs" && (
               <RunHistory
                 workflowId={workflowId}
-                onRerun={active ? undefined : (past) => void run_(past.scope, past.target_node_id ?? undefined, past.inputs)}
+                onRerun={active ? undefined : (past) => void run_(past.scope, past.target_node_id ?? undefined, past.inputs, past.used_pinned)}
               />
             )}
             {tab === "versions" && <Versions workflowId={workflowId} current={workflow.version} onRestored={show} />}
@@ -480,21 +531,22 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       {leaving !== null && (
         <LeaveDialog
           saving={saving}
-          onStay={() => setLeaving(null)}
+          onStay={() => {
+            setLeaving(null);
+            if (leaving.kind === "back") guard.current?.arm();
+            if (leaving.kind === "ask") leaving.resolve(false);
+          }}
           onDiscard={() => {
-            const to = leaving;
             setLeaving(null);
             editorStore.getState().markSaved(editorStore.getState().revision);
-            navigate(to);
+            go(leaving);
           }}
           onSave={async () => {
-            const to = leaving;
-            if (await save()) {
-              setLeaving(null);
-              navigate(to);
-            } else {
-              setLeaving(null);
-            }
+            const saved = await save();
+            setLeaving(null);
+            if (saved) go(leaving);
+            else if (leaving.kind === "back") guard.current?.arm();
+            else if (leaving.kind === "ask") leaving.resolve(false);
           }}
         />
       )}

@@ -4,10 +4,11 @@
  * attempt's outcome is shown. A valid result opens in the editor; the history lists every
  * attempt ever made.
  */
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 
 import { ApiError, api, errorMessage } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { AttemptPublic, GenerationEntry, Provider } from "../api/types";
 import { useCredentials } from "../editor/lookups";
 
@@ -60,22 +61,9 @@ export function Attempts({ attempts, caption }: { attempts: AttemptPublic[]; cap
 }
 
 function History({ refreshKey }: { refreshKey: number }) {
-  const [items, setItems] = useState<GenerationEntry[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const load = useCallback(async (after: string | null) => {
-    try {
-      const page = await api.get("/api/v1/generations", { query: { cursor: after ?? undefined, limit: 20 } });
-      setItems((old) => (after ? [...old, ...page.items] : page.items));
-      setCursor(page.next_cursor ?? null);
-      setError(null);
-    } catch (caught) {
-      setError(errorMessage(caught));
-    }
-  }, []);
-  useEffect(() => {
-    void load(null);
-  }, [load, refreshKey]);
+  // A new attempt (refreshKey) starts the list again.
+  const list = usePaged<GenerationEntry>((cursor) => api.get("/api/v1/generations", { query: { cursor, limit: 20 } }), String(refreshKey));
+  const { items, error } = list;
   return (
     <section aria-labelledby="history-title">
       <h2 id="history-title">History</h2>
@@ -108,7 +96,7 @@ function History({ refreshKey }: { refreshKey: number }) {
           </tbody>
         </table>
       )}
-      {cursor && <button type="button" onClick={() => void load(cursor)}>Older attempts</button>}
+      {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Older attempts</button>}
     </section>
   );
 }

@@ -3,9 +3,10 @@
  * URLs). Env and header values are write-only: the list shows their names, and an edit that
  * sends them replaces them whole. Each server can be tested, and its tools listed.
  */
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 
 import { api, errorMessage } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { ConnectionTest, IntegrationPublic, ToolPublic } from "../api/types";
 import { forgetLookups } from "../editor/lookups";
 import { parseArgs, parsePairs } from "./integrationForm";
@@ -267,25 +268,9 @@ function IntegrationCard({ integration, onChanged, onDeleted }: { integration: I
 }
 
 export function IntegrationsPage() {
-  const [items, setItems] = useState<IntegrationPublic[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const list = usePaged<IntegrationPublic>((cursor) => api.get("/api/v1/integrations", { query: { cursor, limit: 20 } }), "");
+  const { items, setItems, error } = list;
   const [adding, setAdding] = useState(false);
-
-  const load = useCallback(async (after: string | null) => {
-    try {
-      const page = await api.get("/api/v1/integrations", { query: { cursor: after ?? undefined, limit: 20 } });
-      setItems((old) => (after ? [...old, ...page.items] : page.items));
-      setCursor(page.next_cursor ?? null);
-      setError(null);
-    } catch (caught) {
-      setError(errorMessage(caught));
-    }
-  }, []);
-
-  useEffect(() => {
-    void load(null);
-  }, [load]);
 
   return (
     <section className="page" aria-labelledby="integrations-title">
@@ -316,7 +301,7 @@ export function IntegrationsPage() {
             });
             setAdding(false);
             forgetLookups();
-            await load(null);
+            list.reload();
           }}
         />
       )}
@@ -338,7 +323,7 @@ export function IntegrationsPage() {
         ))}
       </ul>
       {items.length === 0 && !error && <p className="muted">No MCP servers yet.</p>}
-      {cursor && <button type="button" onClick={() => void load(cursor)}>Load more</button>}
+      {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Load more</button>}
     </section>
   );
 }

@@ -127,7 +127,13 @@ export function RunPage() {
           </dd>
         </div>
         <div><dt>Version</dt><dd>v{run.workflow_version}</dd></div>
-        <div><dt>What ran</dt><dd>{run.scope === "FULL" ? "The whole workflow" : `${run.scope.toLowerCase()} ${run.target_node_id ?? ""}`}</dd></div>
+        <div>
+          <dt>What ran</dt>
+          <dd>
+            {run.scope === "FULL" ? (run.used_pinned ? "What follows the pinned nodes" : "The whole workflow") : `${run.scope.toLowerCase()} ${run.target_node_id ?? ""}`}
+            {run.used_pinned && <span className="muted"> (pinned outputs stood in for their nodes)</span>}
+          </dd>
+        </div>
         <div><dt>Duration</dt><dd>{formatDuration(run.duration_ms)}</dd></div>
         <div><dt>Created</dt><dd>{new Date(run.created_at).toLocaleString()}</dd></div>
         <div><dt>Finished</dt><dd>{run.finished_at ? new Date(run.finished_at).toLocaleString() : "—"}</dd></div>

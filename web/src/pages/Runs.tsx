@@ -1,8 +1,9 @@
 /** Every run of every workflow, newest first, filtered by workflow, status, trigger and dates. */
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 
-import { api, errorMessage } from "../api/client";
+import { api } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { components } from "../api/schema.gen";
 import type { RunPublic } from "../api/types";
 import "./ops.css";
@@ -76,11 +77,6 @@ export function RunsPage() {
   const from = params.get("from") ?? "";
   const to = params.get("to") ?? "";
   const names = useWorkflowNames();
-  const [runs, setRuns] = useState<RunPublic[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<string | null>(null);
-
   const query = useMemo(
     () => ({
       workflow_id: workflowId || undefined,
@@ -94,28 +90,8 @@ export function RunsPage() {
     [workflowId, status, trigger, from, to],
   );
 
-  const load = useCallback(
-    async (after: string | null) => {
-      setLoading(true);
-      try {
-        const page = await api.get("/api/v1/runs", { query: { ...query, cursor: after ?? undefined } });
-        setRuns((old) => (after ? [...old, ...page.items] : page.items));
-        setCursor(page.next_cursor ?? null);
-        setError(null);
-      } catch (caught) {
-        if (!after) setRuns([]);
-        setCursor(null);
-        setError(errorMessage(caught));
-      } finally {
-        setLoading(false);
-      }
-    },
-    [query],
-  );
-
-  useEffect(() => {
-    void load(null);
-  }, [load]);
+  const list = usePaged<RunPublic>((cursor) => api.get("/api/v1/runs", { query: { ...query, cursor } }), JSON.stringify(query));
+  const { items: runs, loading, error } = list;
 
   function setFilter(name: string, value: string) {
     const next = new URLSearchParams(params);
@@ -131,7 +107,7 @@ export function RunsPage() {
     <section className="page" aria-labelledby="runs-title">
       <div className="page-head">
         <h1 id="runs-title">Runs</h1>
-        <button type="button" onClick={() => void load(null)}>Refresh</button>
+        <button type="button" onClick={list.reload}>Refresh</button>
       </div>
       <form className="filters" aria-label="Filter runs" onSubmit={(e) => e.preventDefault()}>
         <div className="filter">
@@ -209,7 +185,7 @@ export function RunsPage() {
         <p className="muted">{filtered ? "No run matches these filters." : "No runs yet: run a workflow from its canvas."}</p>
       )}
       {loading && <p role="status">Loading…</p>}
-      {cursor && !loading && <button type="button" onClick={() => void load(cursor)}>Older runs</button>}
+      {list.hasMore && !loading && <button type="button" onClick={list.loadMore}>Older runs</button>}
     </section>
   );
 }

@@ -7,6 +7,7 @@ import { useCallback, useEffect, useRef, useState, type FormEvent, type Keyboard
 import { Link, useNavigate, useParams } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import { postEventStream } from "../api/sse";
 import type { AgentPublic, MessagePublic, Provider, ThreadPublic } from "../api/types";
 import { applyEvent, startTurn, storedMessages, toolSteps, type ToolStep, type Turn } from "../threads/turn";
@@ -250,26 +251,16 @@ function NewThread({ agents, onCreated }: { agents: AgentPublic[]; onCreated: (t
 export function ThreadsPage() {
   const { threadId } = useParams();
   const navigate = useNavigate();
-  const [threads, setThreads] = useState<ThreadPublic[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const list = usePaged<ThreadPublic>((cursor) => api.get("/api/v1/threads", { query: { cursor, limit: PAGE } }), "");
+  const { items: threads, setItems: setThreads } = list;
   const [agents, setAgents] = useState<AgentPublic[]>([]);
-  const [error, setError] = useState<string | null>(null);
+  const [actionError, setError] = useState<string | null>(null);
+  const error = actionError ?? list.error;
   const [opened, setOpened] = useState<ThreadPublic | null>(null);
 
-  const load = useCallback(async (after: string | null) => {
-    try {
-      const page = await api.get("/api/v1/threads", { query: { cursor: after ?? undefined, limit: PAGE } });
-      setThreads((old) => (after ? [...old, ...page.items] : page.items));
-      setCursor(page.next_cursor ?? null);
-    } catch (caught) {
-      setError(errorMessage(caught));
-    }
-  }, []);
-
   useEffect(() => {
-    void load(null);
     api.get("/api/v1/agents", { query: { limit: 100 } }).then((page) => setAgents(page.items), (caught) => setError(errorMessage(caught)));
-  }, [load]);
+  }, []);
 
   useEffect(() => {
     if (!threadId) {
@@ -316,7 +307,7 @@ export function ThreadsPage() {
             </li>
           ))}
         </ul>
-        {cursor && <button type="button" onClick={() => void load(cursor)}>Older threads</button>}
+        {list.hasMore && <button type="button" disabled={list.loading} onClick={list.loadMore}>Older threads</button>}
       </aside>
       {opened ? <Chat key={opened.id} thread={opened} agents={agents} /> : <p className="muted chat-empty">Start a thread, or open one from the list.</p>}
     </div>

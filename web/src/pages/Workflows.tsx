@@ -1,7 +1,8 @@
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 
 import { api, errorMessage } from "../api/client";
+import { usePaged } from "../components/usePaged";
 import type { WorkflowSummary } from "../api/types";
 import { ImportWorkflow } from "./ImportWorkflow";
 import { TemplateGallery } from "./Templates";
@@ -11,33 +12,18 @@ const EMPTY_DEFINITION = { schema_version: 1, nodes: [], edges: [] };
 export function WorkflowsPage() {
   const navigate = useNavigate();
   const [search, setSearch] = useState("");
-  const [items, setItems] = useState<WorkflowSummary[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<string | null>(null);
+  // The search waits for a pause in typing.
+  const list = usePaged<WorkflowSummary>(
+    (cursor) => api.get("/api/v1/workflows", { query: { search: search || undefined, cursor, limit: 20 } }),
+    search,
+    200,
+  );
+  const { items, setItems, loading } = list;
+  const [actionError, setError] = useState<string | null>(null);
+  const error = actionError ?? list.error;
   const [name, setName] = useState("");
   const [panel, setPanel] = useState<"import" | "templates" | null>(null);
 
-  const load = useCallback(async (term: string, after: string | null) => {
-    setLoading(true);
-    try {
-      const page = await api.get("/api/v1/workflows", {
-        query: { search: term || undefined, cursor: after ?? undefined, limit: 20 },
-      });
-      setItems((old) => (after ? [...old, ...page.items] : page.items));
-      setCursor(page.next_cursor ?? null);
-      setError(null);
-    } catch (caught) {
-      setError(errorMessage(caught));
-    } finally {
-      setLoading(false);
-    }
-  }, []);
-
-  useEffect(() => {
-    const timer = window.setTimeout(() => void load(search, null), 200);
-    return () => window.clearTimeout(timer);
-  }, [search, load]);
 
   async function create(event: FormEvent) {
     event.preventDefault();
@@ -57,7 +43,7 @@ export function WorkflowsPage() {
       await api.post("/api/v1/workflows", {
         body: { name: `${full.name} (copy)`, definition: full.definition, description: full.description },
       });
-      await load(search, null);
+      list.reload();
     } catch (caught) {
       setError(errorMessage(caught));
     }
@@ -136,7 +122,7 @@ export function WorkflowsPage() {
       {!loading && items.length === 0 && <p className="muted">{search ? "No workflow matches." : "No workflows yet: create one above, or start from a template."}</p>}
       {!loading && items.length === 0 && !search && panel !== "templates" && <TemplateGallery heading="Templates" />}
       {loading && <p role="status">Loading…</p>}
-      {cursor && !loading && <button type="button" onClick={() => void load(search, cursor)}>Load more</button>}
+      {list.hasMore && !loading && <button type="button" onClick={list.loadMore}>Load more</button>}
     </section>
   );
 }

@@ -5,6 +5,7 @@
 import { addEdge, applyEdgeChanges, applyNodeChanges } from "@xyflow/react";
 
 import type { JsonSchema } from "../../api/types";
+import { annotationNodes, isAnnotation, toAnnotation } from "../annotations";
 import { layeredLayout } from "../layout";
 import { compatible, matchingPort, portsFor } from "../ports";
 import { problemField, problemText } from "../problems";
@@ -28,7 +29,7 @@ export type GraphSlice = Pick<
   "nodeTypes" | "nodes" | "edges" | "revision" | "savedRevision" | "problems" | "fieldProblems"
   | "graphProblems" | "savedGraph" | "moved" | "setNodeTypes" | "load" | "markSaved" |
   "onNodesChange" | "onEdgesChange" | "refusal" | "connect" | "addNode" | "addConnectedNode" | "updateConfig" |
-  "updateLabel" | "removeSelected" | "autoLayout" | "takeMoved" | "movesNotSaved" | "selectOnly"
+  "updateLabel" | "pin" | "removeSelected" | "autoLayout" | "takeMoved" | "movesNotSaved" | "selectOnly"
   | "toDefinition" | "setProblems"
 >;
 
@@ -66,7 +67,9 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
     load(definition) {
       const doc = (definition ?? {}) as Record<string, unknown>;
       const revision = get().revision + 1;
-      const nodes = asNodes(doc.nodes);
+      // Groups first (drawn behind), then the nodes, then notes on top.
+      const notes = annotationNodes(doc.annotations);
+      const nodes = [...notes.filter((n) => n.type === "group"), ...asNodes(doc.nodes), ...notes.filter((n) => n.type === "note")];
       const edges = asEdges(doc.edges);
       const ids = new Set(nodes.map((n) => n.id));
       const state = get();
@@ -222,6 +225,18 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
       }));
     },
 
+    pin(nodeId, outputs) {
+      change((s) => ({
+        nodes: s.nodes.map((n) => {
+          if (n.id !== nodeId) return n;
+          const data = { ...n.data };
+          if (outputs === null) delete data.pinned;
+          else data.pinned = structuredClone(outputs);
+          return { ...n, data };
+        }),
+      }));
+    },
+
     removeSelected() {
       const { nodes, edges } = get();
       const gone = new Set(nodes.filter((n) => n.selected).map((n) => n.id));
@@ -233,8 +248,9 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
     },
 
     autoLayout() {
+      // Notes and groups stay where they were put.
       const positions = layeredLayout(
-        get().nodes.map((n) => ({ id: n.id, width: n.measured?.width, height: n.measured?.height })),
+        get().nodes.filter((n) => !isAnnotation(n)).map((n) => ({ id: n.id, width: n.measured?.width, height: n.measured?.height })),
         get().edges,
       );
       const state = get();
@@ -279,10 +295,12 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
 
     toDefinition() {
       const { nodes, edges } = get();
+      const annotations = nodes.filter(isAnnotation);
       return {
         schema_version: 1,
-        nodes: nodes.map((n) => strip(n, EPHEMERAL_NODE_KEYS)),
+        nodes: (annotations.length ? nodes.filter((n) => !isAnnotation(n)) : nodes).map((n) => strip(n, EPHEMERAL_NODE_KEYS)),
         edges: edges.map((e) => strip(e, EPHEMERAL_EDGE_KEYS)),
+        ...(annotations.length ? { annotations: annotations.map(toAnnotation) } : {}),
       };
     },
 

@@ -1,0 +1,282 @@
+"""Distributed mode's throughput and CPU per run against in-process ``serve``, and a model of
+ten workers on machines of their own with PostgreSQL as the shared bottleneck.
+
+    python -m benchmarks.distributed [--runs 400] [--clients 16] [--workers 2]
+                                     [--concurrency 2] [--pool prefork|threads|solo]
+                                     [--width 10]
+
+The workload: a trivial fan-out of ``width + 1`` nodes (``text.value`` -> width x
+``text.template``), sent through the runs API with ``wait=true`` by ``clients`` threads. Each
+phase runs on a fresh PostgreSQL database: ``serve`` driving runs itself (in-process), then
+``serve`` with the celery executor and ``workers`` ``flowloom worker`` processes. CPU is read
+from /proc (user + system time of each process tree, and of every PostgreSQL backend) around
+the measured window, so the figures are CPU-ms per run and per node, whatever the wall clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the harness lives with the tests it serves
+
+import servekill  # noqa: E402
+import workerchaos  # noqa: E402
+
+from benchmarks.report import Measurement, count, print_table  # noqa: E402
+
+_TICK_S = 1 / 100  # os.sysconf("SC_CLK_TCK") is 100 on Linux
+
+
+def fan_out(width: int) -> dict[str, Any]:
+    nodes = [
+        {
+            "id": "root",
+            "type": "text.value",
+            "position": {"x": 0, "y": 0},
+            "data": {"config": {"text": "go"}},
+        }
+    ]
+    edges = []
+    for number in range(width):
+        nodes.append(
+            {
+                "id": f"n{number}",
+                "type": "text.template",
+                "position": {"x": 300, "y": 80 * number},
+                "data": {
+                    "config": {"template": f"{number}: {{{{ text }}}}", "variables": ["text"]}
+                },
+            }
+        )
+        edges.append(
+            {
+                "id": f"e{number}",
+                "source": "root",
+                "sourceHandle": "text",
+                "target": f"n{number}",
+                "targetHandle": "text",
+            }
+        )
+    return {"schema_version": 1, "nodes": nodes, "edges": edges}
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    for child in workerchaos._children(pid):
+        found.extend(_tree(child))
+    return found
+
+
+def cpu_s(pids: Iterable[int]) -> float:
+    """User + system CPU seconds of ``pids`` (their own, not their dead children's)."""
+    total = 0
+    for pid in pids:
+        fields = _proc_stat(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])
+    return total * _TICK_S
+
+
+def postgres_pids() -> list[int]:
+    return _all_named("postgres")
+
+
+@dataclass
+class Phase:
+    name: str
+    runs: int
+    nodes: int
+    wall_s: float
+    cpu_ms: dict[str, float]
+    failures: int
+
+    def per_run(self, part: str) -> float:
+        return self.cpu_ms[part] / self.runs
+
+
+def load(server: servekill.Server, target: servekill.Target, runs: int, clients: int) -> int:
+    """Send ``runs`` runs with wait=true from ``clients`` threads; how many failed."""
+    left = [runs]
+    failures = [0]
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(base_url=server.base, timeout=120) as http:
+            while True:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                    left[0] -= 1
+                answer = http.post(
+                    f"/api/v1/workflows/{target.workflow_id}/runs",
+                    params={"wait": "true"},
+                    json={"inputs": {}},
+                    headers={"Authorization": f"Bearer {target.key}"},
+                )
+                if answer.status_code >= 300 or answer.json().get("status") != "COMPLETED":
+                    with lock:
+                        failures[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures[0]
+
+
+def measure(
+    name: str,
+    server: servekill.Server,
+    target: servekill.Target,
+    parts: dict[str, Callable[[], list[int]]],
+    args: argparse.Namespace,
+) -> Phase:
+    load(server, target, max(20, args.runs // 10), args.clients)  # warm up
+    before = {part: cpu_s(pids()) for part, pids in parts.items()}
+    began = time.monotonic()
+    failures = load(server, target, args.runs, args.clients)
+    wall_s = time.monotonic() - began
+    after = {part: cpu_s(pids()) for part, pids in parts.items()}
+    cpu_ms = {part: (after[part] - before[part]) * 1000 for part in parts}
+    return Phase(name, args.runs, args.runs * (args.width + 1), wall_s, cpu_ms, failures)
+
+
+def in_process(args: argparse.Namespace, folder: Path) -> Phase:
+    data = folder / "local"
+    data.mkdir()
+    with (
+        servekill.database_env("postgresql", data) as database,
+        servekill.Server(data, folder / "local.log", database) as server,
+    ):
+        target = servekill.setup(server, fan_out(args.width))
+        assert server.process is not None
+        api_pid = server.process.pid
+        parts = {"api": lambda: _tree(api_pid), "postgres": postgres_pids}
+        return measure("in-process serve", server, target, parts, args)
+
+
+def distributed(args: argparse.Namespace, folder: Path) -> Phase:
+    data = folder / "remote"
+    data.mkdir()
+    with servekill.database_env("postgresql", data) as database:
+        env = {**workerchaos.distributed_env("redis", database), "FLOWLOOM_DATA_DIR": str(data)}
+        with (
+            servekill.Server(data, folder / "remote.log", env) as server,
+            workerchaos.Workers(
+                folder, env, count=args.workers, concurrency=args.concurrency, pool=args.pool
+            ) as workers,
+        ):
+            workers.wait_ready()
+            target = servekill.setup(server, fan_out(args.width))
+            assert server.process is not None
+            api_pid = server.process.pid
+            parts = {
+                "api": lambda: _tree(api_pid),
+                "workers": lambda: [pid for p in workers.processes for pid in _tree(p.pid)],
+                "postgres": postgres_pids,
+                "redis": lambda: _all_named("redis-server"),
+            }
+            return measure(
+                f"distributed ({args.workers} x {args.concurrency} {args.pool})",
+                server,
+                target,
+                parts,
+                args,
+            )
+
+
+def _all_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def model(local: Phase, remote: Phase, machines: int, pg_cores: int) -> list[str]:
+    """Where ``machines`` worker machines (each with the measured worker CPU per run) and one
+    API saturate against PostgreSQL with ``pg_cores`` cores."""
+    worker_ms = remote.per_run("workers")
+    api_ms = remote.per_run("api")
+    pg_ms = remote.per_run("postgres")
+    redis_ms = remote.per_run("redis")
+    cores_per_machine = 2
+    limits = {
+        f"{machines} worker machines x {cores_per_machine} cores": machines
+        * cores_per_machine
+        * 1000
+        / worker_ms,
+        "one API process (1 core)": 1000 / api_ms,
+        f"PostgreSQL ({pg_cores} cores)": pg_cores * 1000 / pg_ms,
+        "Redis (1 core)": 1000 / redis_ms if redis_ms > 0 else float("inf"),
+    }
+    nodes = remote.nodes / remote.runs
+    lines = ["model (runs/s each part could carry alone; the smallest is the ceiling):"]
+    for part, runs_s in limits.items():
+        lines.append(f"  {part:<40} {runs_s:>9.0f} runs/s = {runs_s * nodes:>9.0f} nodes/s")
+    bottleneck = min(limits, key=lambda part: limits[part])
+    lines.append(f"  ceiling: {bottleneck}; add API processes behind a balancer past it")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork")
+    parser.add_argument("--width", type=int, default=10)
+    parser.add_argument("--skip-local", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="flowloom-distributed-") as tmp:
+        folder = Path(tmp)
+        phases = [] if args.skip_local else [in_process(args, folder)]
+        phases.append(distributed(args, folder))
+    rows: list[Measurement] = []
+    for phase in phases:
+        rows.append(count(f"{phase.name}: nodes/s", phase.nodes / phase.wall_s))
+        rows.append(count(f"{phase.name}: runs/s", phase.runs / phase.wall_s))
+        for part in phase.cpu_ms:
+            rows.append(count(f"{phase.name}: CPU ms/run, {part}", phase.per_run(part)))
+        own = sum(v for k, v in phase.cpu_ms.items() if k in ("api", "workers")) / phase.runs
+        rows.append(count(f"{phase.name}: CPU ms/run, flowloom", own))
+        rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
+        rows.append(count(f"{phase.name}: failed runs", phase.failures))
+    context = [f"{args.runs} runs of {args.width + 1} nodes, {args.clients} clients, wait=true"]
+    if len(phases) == 2:
+        local, remote = phases
+        local_ms = local.per_run("api")
+        remote_ms = remote.per_run("api") + remote.per_run("workers")
+        ratio = remote_ms / local_ms
+        context.append(f"distributed / in-process flowloom CPU per run: {ratio:.2f}x")
+        context.extend(model(local, remote, machines=10, pg_cores=8))
+    print_table("distributed mode: throughput and CPU", rows, context=context)
+
+
+if __name__ == "__main__":
+    main()

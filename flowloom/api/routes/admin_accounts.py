@@ -1,0 +1,166 @@
+"""Administration of accounts beyond their settings: deleting one with all its data, and usage
+across the instance by user and by day. For the instance's administrators only."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from flowloom.api.deps import DatabaseDep, EngineDep, InstanceAdmin, client_ip
+from flowloom.api.routes.usage import usage_window
+from flowloom.api.schemas import Page
+from flowloom.exceptions import Conflict
+from flowloom.storage.enums import ACTIVE_RUN_STATUSES
+from flowloom.storage.maintenance.accounts import delete_account
+from flowloom.storage.repos.audit import AuditRepo
+from flowloom.storage.repos.usage import instance_usage_by_day, instance_usage_by_user
+from flowloom.storage.repos.users import UserRepo
+from flowloom.storage.tables import WorkflowRun
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def _problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {"description": text, "content": {"application/problem+json": {}}}
+        for code, text in described.items()
+    }
+
+
+class UserDeleted(BaseModel):
+    user_id: str
+    email: str
+    runs_cancelled: int
+    """Runs still going when the account was deleted, cancelled first."""
+    deleted: dict[str, int]
+    """Rows deleted per table (the account's own row, with its small tables, as ``users``)."""
+
+
+@router.delete(
+    "/users/{user_id}",
+    responses=_problems({404: "No such user", 409: "Your own account, or the last active admin"}),
+)
+async def delete_user(
+    user_id: str, admin: InstanceAdmin, request: Request, db: DatabaseDep, engine: EngineDep
+) -> UserDeleted:
+    """Delete the account and everything it owns (workflows, runs, usage, threads, keys...),
+    for good. It is disabled first (sessions and keys end at once), its unfinished runs are
+    cancelled, then its rows go in small batches, so the instance keeps working meanwhile.
+    Audit entries stay, without their actor. 409 for your own account or the last admin."""
+    async with db.write() as session:
+        user, _, _ = await UserRepo(session).disable(user_id=user_id, by=admin.user_id)
+        email = user.email
+    async with db.read() as session:
+        active = list(
+            await session.scalars(
+                select(WorkflowRun.id).where(
+                    WorkflowRun.user_id == user_id,
+                    WorkflowRun.status.in_(ACTIVE_RUN_STATUSES),
+                    WorkflowRun.parent_run_id.is_(None),
+                )
+            )
+        )
+    cancelled = 0
+    for run_id in active:
+        try:
+            await engine.cancel(run_id)
+            cancelled += 1
+        except Conflict:
+            pass  # it ended meanwhile
+    deleted = await delete_account(db, user_id=user_id)
+    async with db.write() as session:
+        await AuditRepo(session).record(
+            user_id=admin.user_id,
+            action="admin.user.delete",
+            object_type="user",
+            object_id=user_id,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            details={"email": email, "deleted": deleted, "runs_cancelled": cancelled},
+        )
+    return UserDeleted(user_id=user_id, email=email, runs_cancelled=cancelled, deleted=deleted)
+
+
+class UserUsage(BaseModel):
+    user_id: str
+    email: str | None
+    """Null for an account since deleted."""
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    tokens_total: int
+    cost: Decimal
+
+
+class DayUsage(BaseModel):
+    day: date
+    """A UTC day."""
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    tokens_total: int
+    cost: Decimal
+
+
+@router.get("/usage/by-user")
+async def read_usage_by_user(
+    admin: InstanceAdmin,
+    db: DatabaseDep,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[UserUsage]:
+    """The users with the most cost (then tokens) from ``from`` to ``to`` (UTC days, both
+    included; default this month)."""
+    _, _, start, end = usage_window(first, last)
+    async with db.read() as session:
+        rows = await instance_usage_by_user(session, start=start, end=end, limit=limit)
+    return Page(
+        items=[
+            UserUsage(
+                user_id=r.user_id,
+                email=r.email,
+                calls=r.calls,
+                tokens_in=r.tokens_in,
+                tokens_out=r.tokens_out,
+                tokens_total=r.tokens_total,
+                cost=r.cost,
+            )
+            for r in rows
+        ]
+    )
+
+
+@router.get("/usage/by-day")
+async def read_usage_by_day(
+    admin: InstanceAdmin,
+    db: DatabaseDep,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    user_id: Annotated[str | None, Query(max_length=40)] = None,
+) -> Page[DayUsage]:
+    """Every user's calls (or one user's) per UTC day from ``from`` to ``to`` (default this
+    month); days without calls are left out."""
+    _, _, start, end = usage_window(first, last)
+    async with db.read() as session:
+        rows = await instance_usage_by_day(session, start=start, end=end, user_id=user_id)
+    return Page(
+        items=[
+            DayUsage(
+                day=r.day,
+                calls=r.calls,
+                tokens_in=r.tokens_in,
+                tokens_out=r.tokens_out,
+                tokens_total=r.tokens_total,
+                cost=r.cost,
+            )
+            for r in rows
+        ]
+    )

@@ -1,0 +1,38 @@
+"""Core statements compiled once for ``sqlite3`` itself, for the few hot reads that skip
+SQLAlchemy's per-execution work (a cache key, result processing) on SQLite.
+
+The SQL is still written once, as a SQLAlchemy statement: ``SqliteStatement`` compiles it for
+the SQLite dialect at import and binds the named parameters in the compiled order, so there is
+no second, hand-written copy to drift from it. Parameters are passed through as given (text and
+numbers: what such lookups take); results come back raw (JSON as text).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import Compiled
+
+__all__ = ["SqliteStatement"]
+
+
+class SqliteStatement:
+    """``statement`` as SQL and parameter order for a raw ``sqlite3`` connection."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled: Compiled = statement.compile(dialect=sqlite.dialect())
+        self.sql = str(compiled)
+        order = compiled.positiontup or ()  # type: ignore[attr-defined]
+        fixed = compiled.params
+        self._slots = tuple((name, fixed.get(name)) for name in order)
+
+    def args(self, given: dict[str, Any]) -> tuple[Any, ...]:
+        """The positional arguments: ``given`` by name, the statement's own values elsewhere."""
+        return tuple(given.get(name, value) for name, value in self._slots)
+
+    def first(self, raw: sqlite3.Connection, **given: Any) -> Any:
+        """The first row, or None."""
+        return raw.execute(self.sql, self.args(given)).fetchone()
