@@ -86,3 +86,37 @@ def test_prune_wait_benchmark_prints_the_writers_waits(tmp_path: Path) -> None:
     assert re.search(r"\d+ runs", rows["prune 10% of runs"][7])
     assert float(rows["run starts, during the prune"][2]) > 0
     assert float(rows["run start during the prune, worst"][2]) > 0
+
+
+def _bench(*args: str, timeout_s: float = 180) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_time_to_first_token_benchmark_prints_a_row_per_provider() -> None:
+    out = _bench("benchmarks.ai.ttft", "--calls", "3")
+
+    for provider in ("openai", "anthropic", "gemini"):
+        line = next(x for x in out.splitlines() if x.startswith(provider))
+        bare_ms, node_ms = (float(v.removesuffix("ms")) for v in line.split()[1:3])
+        assert bare_ms > 0
+        assert node_ms > 0
+
+
+def test_the_fan_out_benchmark_follows_runs_with_its_clients() -> None:
+    out = _bench(
+        "benchmarks.ai.fanout",
+        *("--runs", "1", "--pieces", "40", "--delays-ms", "0", "--clients", "2"),
+    )
+
+    row = out.strip().splitlines()[-1].split()
+    assert row[0] == "0ms"
+    assert row[-1] == "1/1", out  # the checking client put the whole text together

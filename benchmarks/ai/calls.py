@@ -5,7 +5,8 @@
 A local server speaking the OpenAI protocol (the tests' fake, on uvicorn in its own thread)
 answers at once, so the numbers are our overhead, not a model's latency:
 
-- floor: one chat completion through the bare ``openai`` SDK (median of ``--calls``);
+- floor: one streamed chat completion through the bare ``openai`` SDK, read to its end
+  (median of ``--calls``); ``ai.llm`` streams too;
 - ai.llm: one ``ai.llm`` node through ``run_node`` (template, resolver, retrying client, usage
   recorded in memory); overhead = ai.llm median - floor median;
 - concurrent: ``--concurrency`` ai.llm nodes at once, calls per second over ``--calls`` calls;
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from providers.fake_servers import API_KEY, FakeServer, running_server
 
+from flowloom.nodes.registry import default_registry
 from flowloom.providers import (
     ChatMessage,
     ChatRequest,
@@ -63,11 +65,18 @@ async def bench(server: FakeServer, calls: int, concurrency: int, rate: float) -
     floor: list[float] = []
     for _ in range(calls + 10):
         started = time.perf_counter()
-        await sdk.chat.completions.create(
-            model="bench", messages=[{"role": "user", "content": "Hi"}]
+        # ai.llm streams (without a response_schema): the floor is the SDK's streamed call.
+        stream = await sdk.chat.completions.create(
+            model="bench",
+            messages=[{"role": "user", "content": "Hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
         )
+        async for _chunk in stream:
+            pass
         floor.append(time.perf_counter() - started)
     floor = floor[10:]
+    registry = default_registry()  # built once, as the engine does
 
     resolver = SettingsProviderResolver({"openai": ProviderConfig(API_KEY, server.openai_base_url)})
     sink = CountingSink()
@@ -75,7 +84,7 @@ async def bench(server: FakeServer, calls: int, concurrency: int, rate: float) -
     node: list[float] = []
     for _ in range(calls + 10):
         started = time.perf_counter()
-        await run_node("ai.llm", CONFIG, {"name": "Ada"}, ctx=ctx)
+        await run_node("ai.llm", CONFIG, {"name": "Ada"}, ctx=ctx, registry=registry)
         node.append(time.perf_counter() - started)
     node = node[10:]
 
@@ -83,7 +92,7 @@ async def bench(server: FakeServer, calls: int, concurrency: int, rate: float) -
 
     async def one() -> None:
         async with limit:
-            await run_node("ai.llm", CONFIG, {"name": "Ada"}, ctx=ctx)
+            await run_node("ai.llm", CONFIG, {"name": "Ada"}, ctx=ctx, registry=registry)
 
     started = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(calls)))
@@ -102,7 +111,7 @@ async def bench(server: FakeServer, calls: int, concurrency: int, rate: float) -
 
     floor_ms, node_ms = statistics.median(floor) * 1000, statistics.median(node) * 1000
     print(f"{'measure':<44}{'value':>12}")
-    print(f"{'bare SDK call, median (floor)':<44}{floor_ms:>10.2f}ms")
+    print(f"{'bare SDK streamed call, median (floor)':<44}{floor_ms:>10.2f}ms")
     print(f"{'ai.llm node call, median':<44}{node_ms:>10.2f}ms")
     print(f"{'ai.llm overhead over the bare SDK':<44}{node_ms - floor_ms:>10.2f}ms")
     print(

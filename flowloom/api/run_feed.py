@@ -25,6 +25,7 @@ out in one write.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections import deque
 from collections.abc import Callable
@@ -71,7 +72,7 @@ class _Text:
     """A node's streamed text so far, of its latest attempt."""
 
     attempt: int
-    pieces: list[str]
+    buffer: io.StringIO
     chars: int
     whole: bool = True
     """False once the text outgrew MAX_TEXT_CHARS (or a piece went missing): not handed on."""
@@ -233,17 +234,11 @@ class RunFeed:
         text = self._texts.get(node_id)
         if text is None or not text.whole:
             return b""
-        if len(text.pieces) > 1:
-            text.pieces[:] = ["".join(text.pieces)]
         event = Event(
             DELTA,
             self.run_id,
             node_id,
-            data={
-                "text": text.pieces[0] if text.pieces else "",
-                "offset": 0,
-                "attempt": text.attempt,
-            },
+            data={"text": text.buffer.getvalue(), "offset": 0, "attempt": text.attempt},
         )
         return sse_message(self.next_seq(), DELTA, event.to_json())
 
@@ -292,13 +287,18 @@ class RunFeed:
         piece = str(data.get("text", ""))
         text = self._texts.get(node_id)
         if text is None or attempt > text.attempt:
-            text = self._texts[node_id] = _Text(attempt, [], 0, whole=data.get("offset") == 0)
+            text = self._texts[node_id] = _Text(
+                attempt, io.StringIO(), 0, whole=data.get("offset") == 0
+            )
         elif attempt < text.attempt:
             return
-        if data.get("offset") != text.chars or text.chars + len(piece) > MAX_TEXT_CHARS:
+        if text.whole and (
+            data.get("offset") != text.chars or text.chars + len(piece) > MAX_TEXT_CHARS
+        ):
             text.whole = False
+            text.buffer = io.StringIO()  # no longer handed on: not kept either
         if text.whole:
-            text.pieces.append(piece)
+            text.buffer.write(piece)
         text.chars = int(data.get("offset", text.chars)) + len(piece)
 
 

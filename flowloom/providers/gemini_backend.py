@@ -12,7 +12,9 @@ when this module is.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from flowloom.heavy_imports import imported
@@ -40,7 +42,7 @@ from flowloom.providers.types import (
 
 if TYPE_CHECKING:
     from google.genai import Client
-    from google.genai.types import Content, GenerateContentResponse
+    from google.genai.types import GenerateContentResponse, PartDict
 
 __all__ = ["GeminiBackend"]
 
@@ -68,7 +70,9 @@ class GeminiBackend:
             from google.genai import types
 
             options = types.HttpOptions(
-                base_url=self._base_url, retry_options=types.HttpRetryOptions(attempts=1)
+                base_url=self._base_url,
+                retry_options=types.HttpRetryOptions(attempts=1),
+                async_client_args={"event_hooks": {"request": [_add_idempotency_key]}},
             )
             # Another call may have built it while the SDK was imported.
             self._client = self._client or genai.Client(
@@ -80,16 +84,17 @@ class GeminiBackend:
         from google.genai import types
 
         contents = _contents(request.messages)
-        headers = {"Idempotency-Key": request.idempotency_key} if request.idempotency_key else {}
+        # Only what is set goes in: the SDK turns every field and every per-request HTTP option
+        # into work on each call (0.3-0.6 ms each). The timeout is ProviderClient's (an asyncio
+        # timeout around each attempt and each chunk), retries are off on the client, and the
+        # idempotency key goes through the client's request hook (``_idempotency_key``).
+        settings: dict[str, Any] = {
+            "system_instruction": request.system_prompt or None,
+            "temperature": request.temperature,
+            "max_output_tokens": request.max_tokens,
+        }
         config = types.GenerateContentConfig(
-            system_instruction=request.system_prompt or None,
-            temperature=request.temperature,
-            max_output_tokens=request.max_tokens,
-            http_options=types.HttpOptions(
-                timeout=None if request.timeout_s is None else round(request.timeout_s * 1000),
-                headers=headers,
-                retry_options=types.HttpRetryOptions(attempts=1),
-            ),
+            **{name: value for name, value in settings.items() if value is not None}
         )
         if request.response_schema is not None:
             config.response_mime_type = "application/json"
@@ -104,12 +109,14 @@ class GeminiBackend:
                 for tool in request.tools
             ]
             config.tools = [types.Tool(function_declarations=declarations)]
-        return {"model": request.model, "contents": contents, "config": config}
+        unset = config == types.GenerateContentConfig()
+        return {"model": request.model, "contents": contents, "config": None if unset else config}
 
     async def send(self, request: ChatRequest) -> ChatResponse:
         client = await self.prepare()
         try:
-            response = await client.aio.models.generate_content(**self._params(request))
+            with _idempotency_key(request.idempotency_key):
+                response = await client.aio.models.generate_content(**self._params(request))
         except Exception as exc:
             raise self._translate(exc, request) from None
         try:
@@ -129,15 +136,23 @@ class GeminiBackend:
 
     async def open_stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         client = await self.prepare()
+        stream: Any = None
         try:
-            stream = await client.aio.models.generate_content_stream(**self._params(request))
+            with _idempotency_key(request.idempotency_key):
+                stream = await client.aio.models.generate_content_stream(**self._params(request))
+                # The request goes out when the first answer is asked for: under the key.
+                responses = aiter(stream)
+                first = await anext(responses, None)
         except Exception as exc:
+            if stream is not None:
+                await _aclose(stream)
             raise self._translate(exc, request) from None
         usage = TokenUsage()
         finish: str | None = None
         model: str | None = None
         try:
-            async for response in stream:
+            response = first
+            while response is not None:
                 model = response.model_version or model
                 if response.usage_metadata is not None:
                     usage = _usage(response)
@@ -145,6 +160,7 @@ class GeminiBackend:
                 text = _text(response)
                 if text:
                     yield ChatChunk(text=text, model=model)
+                response = await anext(responses, None)
         except ProviderError:
             raise
         except (AttributeError, TypeError) as exc:
@@ -308,13 +324,13 @@ def _tool_calls(response: GenerateContentResponse) -> tuple[ToolCall, ...]:
     )
 
 
-def _contents(turns: tuple[ChatMessage, ...]) -> list[Content]:
+def _contents(turns: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
     """The conversation as Gemini contents. The answers to one model turn's calls share one user
     turn, in the order of the calls, as the API expects."""
     from google.genai import types
 
     # (role, parts) per turn; Content copies its parts, so it is built once a turn is whole.
-    turns_out: list[tuple[str, list[types.Part]]] = []
+    turns_out: list[tuple[str, list[types.Part | PartDict]]] = []
     # Tool name by call id, for a tool turn that does not carry its tool's name.
     names: dict[str, str] = {}
     previous_was_tool = False
@@ -335,9 +351,11 @@ def _contents(turns: tuple[ChatMessage, ...]) -> list[Content]:
             )
             continue
         previous_was_tool = False
-        parts: list[types.Part] = []
+        parts: list[types.Part | PartDict] = []
         if message.text or not message.tool_calls:
-            parts.append(types.Part.from_text(text=message.text))
+            # Plain dicts where they will do: the SDK validates them faster than it copies
+            # its own objects (about 0.4 ms less on each call).
+            parts.append({"text": message.text})
         parts += [
             types.Part.from_bytes(data=image.data, mime_type=image.content_type)
             for image in message.images
@@ -355,7 +373,7 @@ def _contents(turns: tuple[ChatMessage, ...]) -> list[Content]:
                 )
             )
         turns_out.append(("model" if message.role == "assistant" else "user", parts))
-    return [types.Content(role=role, parts=parts) for role, parts in turns_out]
+    return [{"role": role, "parts": parts} for role, parts in turns_out]
 
 
 def _args(arguments: Any) -> dict[str, Any]:
@@ -384,3 +402,26 @@ async def _aclose(stream: Any) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
+
+
+_IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar(
+    "flowloom_gemini_idempotency_key", default=None
+)
+
+
+@contextmanager
+def _idempotency_key(key: str | None) -> Iterator[None]:
+    """Inside, requests of this task carry ``Idempotency-Key: key``. A header set per call in
+    the SDK's config costs about 0.6 ms a call (the SDK copies and checks its options); the
+    client's request hook reads it from here for a few microseconds."""
+    token = _IDEMPOTENCY_KEY.set(key)
+    try:
+        yield
+    finally:
+        _IDEMPOTENCY_KEY.reset(token)
+
+
+async def _add_idempotency_key(request: Any) -> None:
+    key = _IDEMPOTENCY_KEY.get()
+    if key:
+        request.headers["Idempotency-Key"] = key

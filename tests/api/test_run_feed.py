@@ -203,3 +203,20 @@ async def test_wait_returns_when_something_comes() -> None:
     bus.publish([Event("node.started", "r", "a")])
     await asyncio.wait_for(waiting, 1)
     reader.close()
+
+
+async def test_text_past_the_limit_is_neither_kept_nor_handed_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(run_feed, "MAX_TEXT_CHARS", 40)
+    bus = EventBus()
+    reader = RunFeeds(bus, gather_s=0).reader("r")
+    short = await _stream(bus, "a", 3)
+    await _settle()
+    assert _text(_messages(reader.texts()), "a") == short
+
+    await _stream(bus, "a", 20, offset=len(short))  # past 40 characters
+    await _settle()
+
+    assert reader.texts() == b""
+    reader.close()
