@@ -447,6 +447,10 @@ def _reclaim(path: Path) -> None:
             if left >= free_pages:
                 break
             free_pages = left
+        # PASSIVE copies the WAL into the file without ever blocking a writer; the TRUNCATE
+        # after it, which does block writers while it runs, then has only the last few frames
+        # to copy before it empties the WAL file.
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         conn.close()
