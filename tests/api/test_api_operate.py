@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 from apikit import Account, create_workflow, example, sign_up
@@ -422,3 +423,32 @@ async def test_the_health_panel_counts_runs_failures_and_the_database(
         assert health["failed_runs_24h"] == sum(h["failed_runs"] for h in health["errors_per_hour"])
         assert set(health["runs"]) == {"queued", "running", "waiting"}
         assert (await client.get("/api/v1/admin/health", headers=user.bearer)).status_code == 403
+
+
+# ---- the copy taken before serve migrates
+
+
+async def test_serve_copies_an_older_sqlite_database_before_migrating_it(tmp_path: Path) -> None:
+    from apikit import make_settings
+
+    from flowloom.api.app import create_app
+    from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Database(url)
+    await upgrade_database(old, "0004")
+    await old.dispose()
+    settings = make_settings(tmp_path / "data", database_url=url, maintenance_interval_s=0)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        pass
+    copies = list((tmp_path / "data" / "backups").glob("flowloom-0004-before-*.db"))
+    assert len(copies) == 1
+    check = Database(f"sqlite:///{copies[0]}")
+    migrated = Database(url)
+    try:
+        assert await current_revision(check) == "0004"
+        assert await current_revision(migrated) == head_revision()
+    finally:
+        await check.dispose()
+        await migrated.dispose()

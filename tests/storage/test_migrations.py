@@ -36,7 +36,7 @@ async def test_models_and_migrations_agree(db: Database) -> None:
 
 
 async def test_current_revision_is_the_head(db: Database) -> None:
-    assert head_revision() == "0005"
+    assert head_revision() == "0007"
     assert await current_revision(db) == head_revision()
 
 
