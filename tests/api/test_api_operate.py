@@ -452,3 +452,42 @@ async def test_serve_copies_an_older_sqlite_database_before_migrating_it(tmp_pat
     finally:
         await check.dispose()
         await migrated.dispose()
+
+
+async def test_durations_and_failure_rates_per_workflow_and_node_type(
+    db: Database, new_client: ClientFactory
+) -> None:
+    async with new_client() as admin_client, new_client() as client:
+        admin = await make_admin(db, admin_client)
+        user = await sign_up(client)
+        workflow = await create_workflow(client, user, example("hello_template"), name="timed")
+        for _ in range(3):
+            ran = await client.post(
+                f"/api/v1/workflows/{workflow['id']}/runs?wait=true", json={}, headers=user.bearer
+            )
+            assert ran.json()["status"] == "COMPLETED"
+        async with db.write() as session:
+            # One run made to look failed and slow, as seed 003's monitoring sees it.
+            run = await session.scalar(
+                select(WorkflowRun).where(WorkflowRun.workflow_id == workflow["id"]).limit(1)
+            )
+            assert run is not None
+            run.status = "FAILED"
+            run.duration_ms = 90_000
+        report = await admin_client.get(
+            "/api/v1/admin/health/durations", params={"hours": 1}, headers=admin.bearer
+        )
+        assert report.status_code == 200, report.text
+        body = report.json()
+        [timed] = [w for w in body["workflows"] if w["key"] == workflow["id"]]
+        assert (timed["name"], timed["finished"], timed["failed"]) == ("timed", 3, 1)
+        assert abs(timed["failure_rate"] - 1 / 3) < 1e-9
+        assert timed["p95_ms"] == 90_000
+        assert timed["mean_ms"] > 30_000
+        types = {n["key"]: n for n in body["node_types"]}
+        assert types["text.template"]["finished"] >= 1  # later runs reuse its cached output
+        assert types["text.template"]["p95_ms"] is not None
+        bad = await admin_client.get(
+            "/api/v1/admin/health/durations", params={"hours": 0}, headers=admin.bearer
+        )
+        assert bad.status_code == 422

@@ -142,6 +142,7 @@ def test_admin_tabs_plans_settings_audit_health_usage_models_and_deleting_a_user
     expect(page.get_by_test_id("stat-running").locator(".value")).to_have_text(re.compile(r"^\d+$"))
     page.get_by_role("img", name=re.compile("Failed runs per hour")).wait_for()
     page.get_by_text("runs its maintenance pass daily").wait_for()
+    page.get_by_role("heading", name="Durations and failures, last 24 h").wait_for()
     shot("health")
 
     tabs.get_by_role("link", name="Usage").click()
