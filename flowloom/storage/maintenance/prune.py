@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -110,6 +110,7 @@ async def prune_runs(
     size_before = sqlite_bytes(db_path) if db_path else None
     runs = node_executions = artifacts = blobs_deleted = bytes_freed = 0
     pacer = BatchPacer(largest=batch_size)
+    wal = _WalKeeper(db_path) if db_path is not None else None
     cursor: datetime | None = None
     try:
         while True:
@@ -126,6 +127,8 @@ async def prune_runs(
                 chunk, left = left[: pacer.size], left[pacer.size :]
                 async with pacer.timed(), db.write() as session:
                     deleted += await _delete_runs(session, chunk)
+                if wal is not None:
+                    await wal.keep_short()
                 await pacer.pause()
             runs += deleted
             node_executions += batch.node_executions
@@ -139,6 +142,8 @@ async def prune_runs(
     finally:
         if archive is not None:
             archive.close()
+        if wal is not None:
+            wal.close()
     if db_path is not None and runs:
         await _sqlite_reclaim(db_path)
     return PruneReport(
@@ -414,6 +419,39 @@ class _Archive:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class _WalKeeper:
+    """Copies the WAL into the database between batches (a PASSIVE checkpoint, which never
+    blocks a writer), so that the pages a prune writes never pile up into the automatic
+    checkpoint some run start's commit would otherwise run while its caller waits."""
+
+    _BYTES: Final = 1 << 20
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wal = Path(f"{path}-wal")
+        self._conn: sqlite3.Connection | None = None
+
+    async def keep_short(self) -> None:
+        try:
+            size = self._wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if size >= self._BYTES:
+            await asyncio.to_thread(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._conn is None:
+            self._conn = sqlite3.connect(
+                self._path, isolation_level=None, timeout=30, check_same_thread=False
+            )
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 async def _sqlite_reclaim(path: Path) -> None:
