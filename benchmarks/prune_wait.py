@@ -45,14 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs >= 100 and a positive --interval-ms are required")
     with tempfile.TemporaryDirectory(prefix="flowloom-prune-") as tmp:
         path = args.path or Path(tmp) / "prune.db"
+        if not args.reuse:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
         asyncio.run(_run(path, args))
     return 0
 
 
 async def _run(path: Path, args: argparse.Namespace) -> None:
-    if not args.reuse:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
     db = Database(f"sqlite:///{path}")
     try:
         await upgrade_database(db)
