@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs >= 100 and a positive --interval-ms are required")
     with tempfile.TemporaryDirectory(prefix="flowloom-prune-") as tmp:
         path = args.path or Path(tmp) / "prune.db"
+        if not args.reuse:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
         asyncio.run(_run(path, args))
     return 0
 
@@ -61,9 +64,12 @@ async def _run(path: Path, args: argparse.Namespace) -> None:
         waits: list[float] = []
         stop = asyncio.Event()
 
+        moments: list[float] = []
+
         async def start_runs() -> None:
             while not stop.is_set():
                 asked = time.perf_counter()
+                moments.append(asked)
                 async with db.write() as session:
                     run_id = new_id("run")
                     session.add(
@@ -96,6 +102,7 @@ async def _run(path: Path, args: argparse.Namespace) -> None:
         stop.set()
         await writer
         alone, waits = waits, []
+        moments.clear()
         stop.clear()
         writer = asyncio.create_task(start_runs())
         await asyncio.sleep(0.2)
@@ -104,8 +111,15 @@ async def _run(path: Path, args: argparse.Namespace) -> None:
         prune_ms = (time.perf_counter() - began) * 1000
         stop.set()
         await writer
+        worst = max(range(len(waits)), key=waits.__getitem__)
+        when_s = moments[worst] - began
         rows = [
             Measurement("prune 10% of runs", [prune_ms], note=f"{report.runs:,} runs"),
+            Measurement(
+                "worst wait began, after the prune's start",
+                [when_s * 1000],
+                note=f"of {prune_ms / 1000:,.1f} s (the last part reclaims space)",
+            ),
             *_waits("alone", alone),
             *_waits("during the prune", waits),
         ]

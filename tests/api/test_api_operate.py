@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 from apikit import Account, create_workflow, example, sign_up
@@ -422,3 +423,71 @@ async def test_the_health_panel_counts_runs_failures_and_the_database(
         assert health["failed_runs_24h"] == sum(h["failed_runs"] for h in health["errors_per_hour"])
         assert set(health["runs"]) == {"queued", "running", "waiting"}
         assert (await client.get("/api/v1/admin/health", headers=user.bearer)).status_code == 403
+
+
+# ---- the copy taken before serve migrates
+
+
+async def test_serve_copies_an_older_sqlite_database_before_migrating_it(tmp_path: Path) -> None:
+    from apikit import make_settings
+
+    from flowloom.api.app import create_app
+    from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Database(url)
+    await upgrade_database(old, "0004")
+    await old.dispose()
+    settings = make_settings(tmp_path / "data", database_url=url, maintenance_interval_s=0)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        pass
+    copies = list((tmp_path / "data" / "backups").glob("flowloom-0004-before-*.db"))
+    assert len(copies) == 1
+    check = Database(f"sqlite:///{copies[0]}")
+    migrated = Database(url)
+    try:
+        assert await current_revision(check) == "0004"
+        assert await current_revision(migrated) == head_revision()
+    finally:
+        await check.dispose()
+        await migrated.dispose()
+
+
+async def test_durations_and_failure_rates_per_workflow_and_node_type(
+    db: Database, new_client: ClientFactory
+) -> None:
+    async with new_client() as admin_client, new_client() as client:
+        admin = await make_admin(db, admin_client)
+        user = await sign_up(client)
+        workflow = await create_workflow(client, user, example("hello_template"), name="timed")
+        for _ in range(3):
+            ran = await client.post(
+                f"/api/v1/workflows/{workflow['id']}/runs?wait=true", json={}, headers=user.bearer
+            )
+            assert ran.json()["status"] == "COMPLETED"
+        async with db.write() as session:
+            # One run made to look failed and slow, as seed 003's monitoring sees it.
+            run = await session.scalar(
+                select(WorkflowRun).where(WorkflowRun.workflow_id == workflow["id"]).limit(1)
+            )
+            assert run is not None
+            run.status = "FAILED"
+            run.duration_ms = 90_000
+        report = await admin_client.get(
+            "/api/v1/admin/health/durations", params={"hours": 1}, headers=admin.bearer
+        )
+        assert report.status_code == 200, report.text
+        body = report.json()
+        [timed] = [w for w in body["workflows"] if w["key"] == workflow["id"]]
+        assert (timed["name"], timed["finished"], timed["failed"]) == ("timed", 3, 1)
+        assert abs(timed["failure_rate"] - 1 / 3) < 1e-9
+        assert timed["p95_ms"] == 90_000
+        assert timed["mean_ms"] > 30_000
+        types = {n["key"]: n for n in body["node_types"]}
+        assert types["text.template"]["finished"] >= 1  # later runs reuse its cached output
+        assert types["text.template"]["p95_ms"] is not None
+        bad = await admin_client.get(
+            "/api/v1/admin/health/durations", params={"hours": 0}, headers=admin.bearer
+        )
+        assert bad.status_code == 422

@@ -246,3 +246,45 @@ def test_validate_command_names_the_problem_and_exits_2(tmp_path: Path) -> None:
     assert "a.type: unknown node type 'text.nope'" in result.output
     result = runner.invoke(app, ["validate", str(EXAMPLES / "fan_out_merge.json")])
     assert result.exit_code == 0, result.output
+
+
+def test_backup_verify_checks_the_copy(data_dir: Path, tmp_path: Path) -> None:
+    code, output = flowloom(data_dir, "db", "backup", "--verify", str(tmp_path / "v.db"))
+    assert code == 0, output
+    flat = " ".join(output.split())  # the console wraps long lines
+    assert "verified: the copy opens and passes its integrity check" in flat
+    assert "schema revision" in flat
+
+
+def test_upgrade_copies_an_older_database_first(tmp_path: Path) -> None:
+    import asyncio
+
+    from flowloom.storage.database import Database
+    from flowloom.storage.migrate import head_revision, upgrade_database
+
+    data_dir = tmp_path / "older"
+    data_dir.mkdir()
+
+    async def make_old() -> None:
+        db = Database(f"sqlite:///{data_dir / 'flowloom.db'}")
+        await upgrade_database(db, "0004")
+        await db.dispose()
+
+    asyncio.run(make_old())
+    code, output = flowloom(data_dir, "db", "upgrade")
+    assert code == 0, output
+    assert "before migrating, the database was copied to" in " ".join(output.split())
+    copies = list((data_dir / "backups").glob(f"flowloom-0004-before-{head_revision()}-*.db"))
+    assert len(copies) == 1
+    with sqlite3.connect(copies[0]) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+    # Already at the head: nothing to copy.
+    code, output = flowloom(data_dir, "db", "upgrade")
+    assert "copied" not in output
+
+
+def test_maintain_runs_the_pass_once(data_dir: Path) -> None:
+    code, output = flowloom(data_dir, "db", "maintain")
+    assert code == 0, output
+    assert "runs deleted 0" in output
+    assert "subscriptions expired 0" in output

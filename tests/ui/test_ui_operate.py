@@ -133,6 +133,7 @@ def test_admin_tabs_plans_settings_audit_health_usage_models_and_deleting_a_user
     entries.get_by_text("admin.user.delete").wait_for()
     entries.get_by_text("admin.settings.update").first.wait_for()
     entries.get_by_text("admin.package.create").wait_for()
+    expect(entries.get_by_text("auth.login")).to_have_count(0)
     assert "action=admin." in page.url
     shot("audit log of admin changes")
 
@@ -141,6 +142,7 @@ def test_admin_tabs_plans_settings_audit_health_usage_models_and_deleting_a_user
     expect(page.get_by_test_id("stat-running").locator(".value")).to_have_text(re.compile(r"^\d+$"))
     page.get_by_role("img", name=re.compile("Failed runs per hour")).wait_for()
     page.get_by_text("runs its maintenance pass daily").wait_for()
+    page.get_by_role("heading", name="Durations and failures, last 24 h").wait_for()
     shot("health")
 
     tabs.get_by_role("link", name="Usage").click()
@@ -288,7 +290,7 @@ def test_sign_in_with_the_identity_provider_and_link_a_password_account(
         email = sign_up(other)
         other.context.clear_cookies()
         other.goto(f"/signin#token={identity_token(f'user_{secrets.token_hex(4)}', email)}")
-        prompt = other.get_by_role("status").filter(has_text="already exists")
+        prompt = other.get_by_role("status").filter(has_text="You already have an account with")
         prompt.wait_for()
         other.get_by_label("Password of that account").fill(PASSWORD)
         folder = artifacts / "test_sign_in_with_the_identity_provider_and_link_a_password_account"
@@ -298,3 +300,68 @@ def test_sign_in_with_the_identity_provider_and_link_a_password_account(
         assert call(other, "GET", "/api/v1/auth/me")["email"] == email
     finally:
         other.context.close()
+
+
+def test_an_image_load_node_takes_a_dropped_or_picked_file(page: Any, shot: Shot) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+    from uiflows import open_editor, select_node
+
+    sign_up(page)
+    flow = create_workflow(
+        page,
+        "picture",
+        {
+            "schema_version": 1,
+            "nodes": [
+                {
+                    "id": "load",
+                    "type": "image.load",
+                    "position": {"x": 0, "y": 0},
+                    "data": {"label": "Load image", "config": {}},
+                }
+            ],
+            "edges": [],
+        },
+    )
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), (30, 120, 200)).save(picture, "PNG")
+    open_editor(page, flow["id"])
+    select_node(page, "load")
+    panel = page.get_by_label("Settings of load", exact=True)
+
+    # Not an image: refused, the reason shown.
+    panel.get_by_label("Choose an image file").set_input_files(
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"just words"}
+    )
+    panel.get_by_role("alert").filter(has_text="415").or_(
+        panel.get_by_role("alert").filter(has_text="image")
+    ).first.wait_for()
+
+    # Dropped on the zone, as a file dragged from the desktop.
+    data = base64.b64encode(picture.getvalue()).decode()
+    drop = page.evaluate_handle(
+        """data => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "blue.png", { type: "image/png" }));
+            return transfer;
+        }""",
+        data,
+    )
+    panel.get_by_test_id("image-drop-zone").dispatch_event("drop", {"dataTransfer": drop})
+    panel.get_by_text("blue.png \u00b7 64\u00d748").wait_for()
+    panel.get_by_test_id("image-thumb").wait_for()
+    shot("image dropped on the node's settings")
+
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("status").filter(has_text="Saved as version").wait_for()
+    saved = call(page, "GET", f"/api/v1/workflows/{flow['id']}")
+    config = saved["definition"]["nodes"][0]["data"]["config"]
+    assert len(config["sha256"]) == 64
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator('[data-testid="run-status"][data-status="COMPLETED"]').wait_for()
+    page.locator('[data-testid="node-load"] [data-testid="image-thumb"]').wait_for()
+    shot("the uploaded image loaded by a run")

@@ -5,15 +5,16 @@ day, and the last maintenance pass."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from flowloom.api.deps import AppStateDep, InstanceAdmin
+from flowloom.api.deps import AppStateDep, DatabaseDep, InstanceAdmin
 from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.storage.maintenance import database_bytes
+from flowloom.storage.repos.run_stats import DurationStats, node_type_durations, workflow_durations
 from flowloom.storage.tables import NodeExecution, WorkflowRun
 from flowloom.storage.tables.base import utcnow
 
@@ -142,4 +143,60 @@ async def read_instance_health(admin: InstanceAdmin, state: AppStateDep) -> Inst
             subscriptions_expired=last.subscriptions_expired,
             error=last.error,
         ),
+    )
+
+
+class Durations(BaseModel):
+    key: str
+    """The workflow id, or the node type."""
+    name: str
+    finished: int
+    failed: int
+    failure_rate: float
+    """Failed over completed plus failed, 0 to 1 (cancelled ones count for neither)."""
+    mean_ms: float | None
+    p95_ms: float | None
+
+
+class DurationReport(BaseModel):
+    since: datetime
+    workflows: list[Durations]
+    """Most failures first, then the slowest p95."""
+    node_types: list[Durations]
+    truncated: bool
+    """The window held more rows than are summarised; its newest were."""
+
+
+def _durations(rows: list[DurationStats]) -> list[Durations]:
+    return [
+        Durations(
+            key=r.key,
+            name=r.name,
+            finished=r.finished,
+            failed=r.failed,
+            failure_rate=r.failure_rate,
+            mean_ms=r.mean_ms,
+            p95_ms=r.p95_ms,
+        )
+        for r in rows
+    ]
+
+
+@router.get("/health/durations")
+async def read_durations(
+    admin: InstanceAdmin,
+    db: DatabaseDep,
+    hours: Annotated[int, Query(ge=1, le=24 * 30)] = 24,
+) -> DurationReport:
+    """Mean and p95 duration and failure rate per workflow and per node type, over the runs
+    created in the last ``hours`` (seed 003's monitoring queries)."""
+    since = utcnow() - timedelta(hours=hours)
+    async with db.read() as session:
+        workflows, cut_runs = await workflow_durations(session, since=since)
+        nodes, cut_nodes = await node_type_durations(session, since=since)
+    return DurationReport(
+        since=since,
+        workflows=_durations(workflows),
+        node_types=_durations(nodes),
+        truncated=cut_runs or cut_nodes,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -16,11 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
-from sqlalchemy import delete, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy import Connection, delete, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from flowloom.exceptions import InputError
 from flowloom.storage.blobs import BlobStore
@@ -110,22 +110,39 @@ async def prune_runs(
     size_before = sqlite_bytes(db_path) if db_path else None
     runs = node_executions = artifacts = blobs_deleted = bytes_freed = 0
     pacer = BatchPacer(largest=batch_size)
+    wal = _WalKeeper(db_path) if db_path is not None else None
     cursor: datetime | None = None
     try:
         while True:
             # Chosen (and archived) in a read transaction, ``batch_size`` at a time: no write
             # lock while rows are scanned. Then deleted in short paced write transactions.
-            async with db.read() as session:
-                batch = await _read_batch(session, cutoff, cursor, batch_size, archive)
-            if batch is None:
+            # Off the event loop (a reader thread on SQLite): a batch is thousands of rows.
+            found = await db.run_read(
+                functools.partial(
+                    _read_batch,
+                    cutoff=cutoff,
+                    cursor=cursor,
+                    size=batch_size,
+                    archiving=archive is not None,
+                )
+            )
+            if found is None:
                 break
+            batch, lines = found
+            if archive is not None:
+                # Written and fsynced before the batch is deleted: if this raises, nothing is.
+                await asyncio.to_thread(archive.append, lines)
             cursor = batch.last_created_at
             deleted = 0
             left = batch.run_ids
             while left:
                 chunk, left = left[: pacer.size], left[pacer.size :]
+                # The engine's own writes go through db.write(): the same connection, so its
+                # page cache stays warm between their transactions and these.
                 async with pacer.timed(), db.write() as session:
-                    deleted += await _delete_runs(session, chunk)
+                    deleted += await session.run_sync(_delete_in_session, chunk)
+                if wal is not None:
+                    await wal.keep_short()
                 await pacer.pause()
             runs += deleted
             node_executions += batch.node_executions
@@ -139,6 +156,8 @@ async def prune_runs(
     finally:
         if archive is not None:
             archive.close()
+        if wal is not None:
+            wal.close()
     if db_path is not None and runs:
         await _sqlite_reclaim(db_path)
     return PruneReport(
@@ -183,15 +202,16 @@ class _Batch:
     """sha256 -> size of the blobs the deleted artifacts referred to."""
 
 
-async def _read_batch(
-    session: AsyncSession,
+def _read_batch(
+    conn: Connection,
+    *,
     cutoff: datetime,
     cursor: datetime | None,
     size: int,
-    archive: _Archive | None,
-) -> _Batch | None:
-    """The next ``size`` prunable runs from ``cursor`` on, oldest first, archived if asked;
-    None when none is left."""
+    archiving: bool,
+) -> tuple[_Batch, list[str]] | None:
+    """The next ``size`` prunable runs from ``cursor`` on, oldest first, and their archive
+    lines when ``archiving``; None when none is left."""
     parent = aliased(WorkflowRun)
     parent_unfinished = (
         select(parent.id)
@@ -213,17 +233,15 @@ async def _read_batch(
     if cursor is not None:
         # Inclusive: a strict ">" would skip the runs sharing the last batch's newest moment.
         oldest = oldest.where(WorkflowRun.created_at >= cursor)
-    chosen = (await session.execute(oldest)).all()
+    chosen = conn.execute(oldest).all()
     if not chosen:
         return None
-    run_ids = await _with_sub_runs(session, [row[0] for row in chosen])
+    run_ids = _with_sub_runs(conn, [row[0] for row in chosen])
 
     in_runs = NodeExecution.run_id.in_(run_ids)
-    # Plain rows rather than ORM objects: a batch is thousands of rows read once, and the
-    # identity map would cost more than the query.
     artifact_rows = [
         dict(row._mapping)
-        for row in await session.execute(
+        for row in conn.execute(
             select(_ARTIFACTS)
             .where(
                 or_(
@@ -234,61 +252,66 @@ async def _read_batch(
             .order_by(Artifact.id)
         )
     ]
-    if archive is not None:
+    lines: list[str] = []
+    if archiving:
         runs = [
             dict(row._mapping)
-            for row in await session.execute(
+            for row in conn.execute(
                 select(_RUNS).where(WorkflowRun.id.in_(run_ids)).order_by(WorkflowRun.id)
             )
         ]
         nodes = [
             dict(row._mapping)
-            for row in await session.execute(
+            for row in conn.execute(
                 select(_NODES).where(in_runs).order_by(NodeExecution.run_id, NodeExecution.id)
             )
         ]
         node_count = len(nodes)
-        lines = await asyncio.to_thread(_archive_lines, runs, nodes, artifact_rows)
-        # Written and fsynced before the batch is deleted: if this raises, nothing is.
-        await asyncio.to_thread(archive.append, lines)
+        lines = _archive_lines(runs, nodes, artifact_rows)
     else:
         node_count = (
-            await session.scalar(select(func.count()).select_from(NodeExecution).where(in_runs))
-        ) or 0
-    return _Batch(
+            conn.execute(select(func.count()).select_from(NodeExecution).where(in_runs)).scalar()
+            or 0
+        )
+    batch = _Batch(
         run_ids=run_ids,
         last_created_at=chosen[-1][1],
         node_executions=node_count,
         artifacts=len(artifact_rows),
         blobs={a["sha256"]: a["size"] for a in artifact_rows},
     )
+    return batch, lines
 
 
-async def _delete_runs(session: AsyncSession, run_ids: list[str]) -> int:
+def _delete_runs(conn: Connection, *, run_ids: list[str]) -> int:
     """Delete the runs (their rows cascade) that are still finished; how many went, sub-runs
     that went with their parent included (a row count would miss those)."""
-    await session.execute(
-        delete(WorkflowRun)
-        .where(WorkflowRun.id.in_(run_ids), WorkflowRun.status.in_(FINISHED_RUN_STATUSES))
-        .execution_options(synchronize_session=False)
+    conn.execute(
+        delete(WorkflowRun).where(
+            WorkflowRun.id.in_(run_ids), WorkflowRun.status.in_(FINISHED_RUN_STATUSES)
+        )
     )
-    left = await session.scalar(
+    left = conn.execute(
         select(func.count()).select_from(WorkflowRun).where(WorkflowRun.id.in_(run_ids))
-    )
+    ).scalar()
     return len(run_ids) - int(left or 0)
 
 
-async def _with_sub_runs(session: AsyncSession, run_ids: list[str]) -> list[str]:
+def _delete_in_session(session: Session, run_ids: list[str]) -> int:
+    return _delete_runs(session.connection(), run_ids=run_ids)
+
+
+def _with_sub_runs(conn: Connection, run_ids: list[str]) -> list[str]:
     """``run_ids`` plus all their descendants, which the delete would cascade to anyway."""
     seen = set(run_ids)
     result = list(run_ids)
     frontier = run_ids
     while frontier:
         children = (
-            await session.scalars(
-                select(WorkflowRun.id).where(WorkflowRun.parent_run_id.in_(frontier))
-            )
-        ).all()
+            conn.execute(select(WorkflowRun.id).where(WorkflowRun.parent_run_id.in_(frontier)))
+            .scalars()
+            .all()
+        )
         frontier = [child for child in children if child not in seen]
         seen.update(frontier)
         result.extend(frontier)
@@ -416,6 +439,39 @@ class _Archive:
             self._file = None
 
 
+class _WalKeeper:
+    """Copies the WAL into the database between batches (a PASSIVE checkpoint, which never
+    blocks a writer), so that the pages a prune writes never pile up into the automatic
+    checkpoint some run start's commit would otherwise run while its caller waits."""
+
+    _BYTES: Final = 1 << 20
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wal = Path(f"{path}-wal")
+        self._conn: sqlite3.Connection | None = None
+
+    async def keep_short(self) -> None:
+        try:
+            size = self._wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if size >= self._BYTES:
+            await asyncio.to_thread(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        if self._conn is None:
+            self._conn = sqlite3.connect(
+                self._path, isolation_level=None, timeout=30, check_same_thread=False
+            )
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 async def _sqlite_reclaim(path: Path) -> None:
     await asyncio.to_thread(_reclaim, path)
 
@@ -447,6 +503,10 @@ def _reclaim(path: Path) -> None:
             if left >= free_pages:
                 break
             free_pages = left
+        # PASSIVE copies the WAL into the file without ever blocking a writer; the TRUNCATE
+        # after it, which does block writers while it runs, then has only the last few frames
+        # to copy before it empties the WAL file.
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         conn.close()

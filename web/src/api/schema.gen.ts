@@ -112,6 +112,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/health/durations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Durations
+         * @description Mean and p95 duration and failure rate per workflow and per node type, over the runs
+         *     created in the last ``hours`` (seed 003's monitoring queries).
+         */
+        get: operations["read_durations_api_v1_admin_health_durations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/packages": {
         parameters: {
             query?: never;
@@ -2895,6 +2916,37 @@ export interface components {
             target_node_id?: string | null;
             /** Version */
             version?: number | null;
+        };
+        /** DurationReport */
+        DurationReport: {
+            /** Node Types */
+            node_types: components["schemas"]["Durations"][];
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /** Truncated */
+            truncated: boolean;
+            /** Workflows */
+            workflows: components["schemas"]["Durations"][];
+        };
+        /** Durations */
+        Durations: {
+            /** Failed */
+            failed: number;
+            /** Failure Rate */
+            failure_rate: number;
+            /** Finished */
+            finished: number;
+            /** Key */
+            key: string;
+            /** Mean Ms */
+            mean_ms: number | null;
+            /** Name */
+            name: string;
+            /** P95 Ms */
+            p95_ms: number | null;
         };
         /** ExternalLogin */
         ExternalLogin: {
@@ -6104,6 +6156,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InstanceHealth"];
+                };
+            };
+        };
+    };
+    read_durations_api_v1_admin_health_durations_get: {
+        parameters: {
+            query?: {
+                hours?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DurationReport"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

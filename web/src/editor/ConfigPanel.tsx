@@ -5,6 +5,7 @@ import { Link } from "react-router-dom";
 import { imagesIn } from "../api/images";
 import type { JsonSchema, RunScope } from "../api/types";
 import { ImageThumb } from "../components/ImageThumb";
+import { ImageUpload } from "../components/ImageUpload";
 import NodeIcon from "../components/NodeIcon";
 import { RichText } from "../components/RichText";
 import { useCredentials, useMcpTools } from "./lookups";
@@ -313,6 +314,17 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
           onChange={(value) => updateConfig(node.id, field.key, value)}
         />
       ))}
+      {node.type === "image.load" && (
+        <ImageUpload
+          sha256={typeof node.data.config.sha256 === "string" ? node.data.config.sha256 : undefined}
+          onUploaded={(blob) => {
+            // One source at a time: the uploaded image replaces a URL or pasted data.
+            updateConfig(node.id, "url", undefined);
+            updateConfig(node.id, "base64", undefined);
+            updateConfig(node.id, "sha256", blob.sha256);
+          }}
+        />
+      )}
       {ports.inputs.length > 0 && (
         <p className="muted">Inputs: {ports.inputs.map((p) => `${p.name} (${p.type}${p.is_list ? "[]" : ""}${p.required ? "" : ", optional"})`).join(", ")}</p>
       )}

@@ -24,14 +24,32 @@ const KINDS: [string, string][] = [
 
 const FILTERS = ["action", "user_id", "object_id", "since", "until"] as const;
 
+function plain(value: unknown): string {
+  if (value === null || value === undefined) return "none";
+  if (Array.isArray(value)) return value.map(plain).join(", ");
+  if (typeof value === "object") {
+    return Object.entries(value as Record<string, unknown>)
+      .map(([key, inner]) => `${key.replace(/_/g, " ")} ${plain(inner)}`)
+      .join(", ");
+  }
+  return String(value);
+}
+
+/** The entry's details as a line a person reads (never JSON). */
 function describe(entry: Entry): string {
   const details = { ...entry.details };
   delete details.method;
   delete details.via;
+  if ("values" in details) delete details.changed;
   return Object.entries(details)
     .filter(([, value]) => value !== null && value !== undefined && value !== "")
-    .map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : String(value)}`)
+    .map(([key, value]) => `${key.replace(/_/g, " ")}: ${plain(value)}`)
     .join(" · ");
+}
+
+/** Who an entry without an actor is: the system itself, or an account deleted since. */
+function nobody(entry: Entry): string {
+  return entry.action.startsWith("system.") || entry.action.startsWith("identity.") ? "system" : "deleted account";
 }
 
 function outcomeClass(entry: Entry): string {
@@ -138,7 +156,7 @@ export function AdminAuditPage() {
             <tr key={entry.id}>
               <td>{new Date(entry.created_at).toLocaleString()}</td>
               <td className="email">
-                {entry.user_email ?? (entry.user_id ? <span className="muted">deleted account</span> : <span className="muted">system</span>)}
+                {entry.user_email ?? <span className="muted">{entry.user_id ? "deleted account" : nobody(entry)}</span>}
                 {entry.user_id && (
                   <div>
                     <button type="button" className="link-button" onClick={() => setFilter("user_id", entry.user_id ?? "")} aria-label={`Only entries of ${entry.user_email ?? entry.user_id}`}>

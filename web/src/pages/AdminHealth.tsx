@@ -5,8 +5,40 @@ import type { components } from "../api/schema.gen";
 import { useAuth } from "../auth";
 import { AdminOnly, AdminTabs, formatBytes } from "./AdminTabs";
 import "./account.css";
+import "./ops.css";
 
 type Health = components["schemas"]["InstanceHealth"];
+type DurationReport = components["schemas"]["DurationReport"];
+type Durations = components["schemas"]["Durations"];
+
+function ms(value: number | null | undefined): string {
+  if (value === null || value === undefined) return "—";
+  if (value < 1000) return `${Math.round(value)} ms`;
+  if (value < 60_000) return `${(value / 1000).toFixed(1)} s`;
+  return `${(value / 60_000).toFixed(1)} min`;
+}
+
+function DurationTable({ label, rows, first }: { label: string; rows: Durations[]; first: string }) {
+  return (
+    <table className="list" aria-label={label}>
+      <thead>
+        <tr><th>{first}</th><th>Finished</th><th>Failed</th><th>Failure rate</th><th>Mean</th><th>p95</th></tr>
+      </thead>
+      <tbody>
+        {rows.slice(0, 15).map((row) => (
+          <tr key={row.key}>
+            <td>{row.name}</td>
+            <td>{row.finished}</td>
+            <td>{row.failed}</td>
+            <td className={row.failure_rate > 0.1 ? "outcome-failed" : ""}>{(row.failure_rate * 100).toFixed(1)}%</td>
+            <td>{ms(row.mean_ms)}</td>
+            <td>{ms(row.p95_ms)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
 
 const REFRESH_MS = 10_000;
 
@@ -22,10 +54,16 @@ export function AdminHealthPage() {
   const [health, setHealth] = useState<Health | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [checked, setChecked] = useState<Date | null>(null);
+  const [durations, setDurations] = useState<DurationReport | null>(null);
 
   const load = useCallback(async () => {
     try {
-      setHealth(await api.get("/api/v1/admin/health"));
+      const [now, times] = await Promise.all([
+        api.get("/api/v1/admin/health"),
+        api.get("/api/v1/admin/health/durations", { query: { hours: 24 } }),
+      ]);
+      setHealth(now);
+      setDurations(times);
       setChecked(new Date());
       setError(null);
     } catch (caught) {
@@ -102,6 +140,20 @@ export function AdminHealthPage() {
               <span>now</span>
             </div>
           </section>
+          {durations && (
+            <section className="account-section" aria-labelledby="durations-title">
+              <h2 id="durations-title">Durations and failures, last 24 h</h2>
+              <p className="muted">Most failures first, then the slowest. {durations.truncated ? "Only the newest runs of this busy day are counted." : ""}</p>
+              {durations.workflows.length === 0 ? (
+                <p className="muted">No run finished in the last 24 hours.</p>
+              ) : (
+                <div className="two-col">
+                  <DurationTable label="Durations per workflow" rows={durations.workflows} first="Workflow" />
+                  <DurationTable label="Durations per node type" rows={durations.node_types} first="Node type" />
+                </div>
+              )}
+            </section>
+          )}
           {health.workers && health.workers.length > 0 && (
             <section className="account-section" aria-labelledby="workers-title">
               <h2 id="workers-title">Workers</h2>

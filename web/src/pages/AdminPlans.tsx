@@ -10,10 +10,6 @@ import "./account.css";
 type Package = components["schemas"]["PackagePublic"];
 type PackageUpdate = components["schemas"]["PackageUpdate"];
 
-function limitText(value: number | null | undefined, unit: string): string {
-  return value === null || value === undefined ? "unlimited" : `${value.toLocaleString()} ${unit}`;
-}
-
 /** A whole number or empty (unlimited); null when the text is neither. */
 function parseLimit(text: string): number | null | "bad" {
   if (text.trim() === "") return null;
@@ -56,6 +52,7 @@ function NewPackageForm({ onCreated }: { onCreated: (created: Package) => void }
       });
       onCreated(created);
       setName("");
+      setPrice("0");
       setDescription("");
       setRuns("");
       setTokens("");
@@ -65,7 +62,7 @@ function NewPackageForm({ onCreated }: { onCreated: (created: Package) => void }
   }
 
   return (
-    <form className="account-section" onSubmit={submit} aria-labelledby="new-plan-title">
+    <form className="account-section" style={{ marginTop: 16 }} onSubmit={submit} aria-labelledby="new-plan-title">
       <h2 id="new-plan-title">New plan</h2>
       <p className="muted">Limits count each calendar month (UTC). Leave a limit empty for unlimited.</p>
       <div className="inline-form">
@@ -213,7 +210,6 @@ export function AdminPlansPage() {
                   defaultValue={pkg.max_tokens_per_month ?? ""}
                   onBlur={(e) => void editLimit(pkg, "max_tokens_per_month", e.target.value)}
                 />
-                <div className="muted">{limitText(pkg.max_tokens_per_month, "tokens")}</div>
               </td>
               <td>{pkg.subscribers}</td>
               <td>

@@ -35,7 +35,7 @@ function ExternalSignIn({ options, onSignedIn }: { options: SignInOptions; onSig
       window.history.replaceState(null, "", window.location.pathname);
       onSignedIn();
     } catch (caught) {
-      if (caught instanceof ApiError && caught.status === 409 && !withPassword) setLinking(caught.detail);
+      if (caught instanceof ApiError && caught.status === 409 && !withPassword) setLinking(caught.detail.match(/email (\S+) already exists/)?.[1] ?? "this email");
       else setError(errorMessage(caught));
     }
   }
@@ -61,7 +61,9 @@ function ExternalSignIn({ options, onSignedIn }: { options: SignInOptions; onSig
             void send(password);
           }}
         >
-          <p role="status">{linking}</p>
+          <p role="status">
+            You already have an account with <strong>{linking}</strong>. Enter its password once to link your {name} sign-in to it; after that, {name} alone signs you in.
+          </p>
           <label>
             Password of that account
             <input type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />

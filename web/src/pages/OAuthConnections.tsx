@@ -43,6 +43,8 @@ export function OAuthConnectionsSection() {
     } else {
       setError(`The connection was not made: ${params.get("message") ?? "the provider did not authorize it"}`);
     }
+    // The section is below the fold: bring the outcome into view.
+    window.setTimeout(() => document.getElementById("oauth-title")?.scrollIntoView({ block: "start" }), 0);
     const next = new URLSearchParams(params);
     for (const key of ["oauth", "connection", "message"]) next.delete(key);
     setParams(next, { replace: true });
