@@ -20,7 +20,7 @@ import httpx
 from pgkit import POSTGRES_URL
 
 SERVE_COMMAND = [sys.executable, "-m", "flowloom.cli.main", "serve"]
-START_TIMEOUT_S = 30
+START_TIMEOUT_S = 60
 PROVIDER_KEYS = ("FLOWLOOM_OPENAI_API_KEY", "FLOWLOOM_GEMINI_API_KEY", "FLOWLOOM_ANTHROPIC_API_KEY")
 """The instance-wide LLM keys: ``unset`` them to start a server with no provider configured."""
 

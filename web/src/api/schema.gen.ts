@@ -1488,12 +1488,15 @@ export interface paths {
          * @description The run's state changes as Server-Sent Events, ending when the run ends.
          *
          *     The first event, ``snapshot``, is the whole run as it is now (``GET /runs/{id}``), so a
-         *     late subscriber misses nothing; then ``run.started``, ``node.started``,
+         *     late subscriber misses nothing (a node streaming text follows it with its text so far, as
+         *     one ``node.delta`` at offset 0); then ``run.started``, ``node.started``,
          *     ``node.succeeded``, ``node.delta``, ... as they are committed; the stream ends after
          *     ``run.completed``, ``run.failed`` or ``run.cancelled``. Each event's ``data`` is JSON:
          *     ``RunDetail`` for ``snapshot``, a ``RunEvent`` of that ``type`` otherwise (an unknown
-         *     type is to be ignored). A reader that fell behind gets a fresh ``snapshot``. A comment
-         *     line every 15 s keeps proxies from closing an idle stream.
+         *     type is to be ignored). A reader that fell behind gets a fresh ``snapshot`` (or, if it
+         *     only lost streamed text, the node's whole text so far): a slow reader never slows the
+         *     run. Events close together come in one write (at most one every 20 ms). A comment line
+         *     every 15 s keeps proxies from closing an idle stream.
          */
         get: operations["follow_run_api_v1_runs__run_id__events_get"];
         put?: never;
