@@ -792,20 +792,7 @@ async def read_instance_usage(
     _, _, start, end = usage_window(first, last)
     async with db.read() as session:
         rows = await instance_usage_by_model(session, start=start, end=end)
-    return Page(
-        items=[
-            ModelUsage(
-                provider=r.provider,
-                model=r.model,
-                calls=r.calls,
-                tokens_in=r.tokens_in,
-                tokens_out=r.tokens_out,
-                tokens_total=r.tokens_total,
-                cost=r.cost,
-            )
-            for r in rows
-        ]
-    )
+    return Page(items=[ModelUsage.model_validate(r, from_attributes=True) for r in rows])
 
 
 async def _audit(

@@ -122,20 +122,7 @@ async def read_usage_by_user(
     _, _, start, end = usage_window(first, last)
     async with db.read() as session:
         rows = await instance_usage_by_user(session, start=start, end=end, limit=limit)
-    return Page(
-        items=[
-            UserUsage(
-                user_id=r.user_id,
-                email=r.email,
-                calls=r.calls,
-                tokens_in=r.tokens_in,
-                tokens_out=r.tokens_out,
-                tokens_total=r.tokens_total,
-                cost=r.cost,
-            )
-            for r in rows
-        ]
-    )
+    return Page(items=[UserUsage.model_validate(r, from_attributes=True) for r in rows])
 
 
 @router.get("/usage/by-day")
@@ -151,16 +138,4 @@ async def read_usage_by_day(
     _, _, start, end = usage_window(first, last)
     async with db.read() as session:
         rows = await instance_usage_by_day(session, start=start, end=end, user_id=user_id)
-    return Page(
-        items=[
-            DayUsage(
-                day=r.day,
-                calls=r.calls,
-                tokens_in=r.tokens_in,
-                tokens_out=r.tokens_out,
-                tokens_total=r.tokens_total,
-                cost=r.cost,
-            )
-            for r in rows
-        ]
-    )
+    return Page(items=[DayUsage.model_validate(r, from_attributes=True) for r in rows])
