@@ -5,36 +5,15 @@ lost comes back as the node's whole text or a fresh snapshot."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 import pytest
+from ssekit import sse_messages, streamed_text
 
 from flowloom.api import run_feed
 from flowloom.api.run_feed import FeedReader, RunFeeds
 from flowloom.engine.events import DELTA, Event, EventBus, progress_publisher
-
-
-def _messages(data: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """(event, data) of each Server-Sent Event in ``data``."""
-    found = []
-    for block in data.decode().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in fields:
-            found.append((fields["event"], json.loads(fields["data"])))
-    return found
-
-
-def _text(messages: list[tuple[str, dict[str, Any]]], node_id: str) -> str:
-    """The node's text as a reader puts it together: each delta placed at its offset."""
-    text = ""
-    for kind, data in messages:
-        if kind == DELTA and data["node_id"] == node_id:
-            piece, offset = data["data"]["text"], data["data"]["offset"]
-            assert offset <= len(text), "no gap"
-            text = text[:offset] + piece if offset + len(piece) > len(text) else text
-    return text
 
 
 async def _settle() -> None:
@@ -79,7 +58,7 @@ async def test_each_event_is_serialized_once_for_every_reader(
     assert calls == 100
     taken = [reader.take() for reader in readers]
     assert all(data == taken[0] for data in taken)
-    assert len(_messages(taken[0])) == 100
+    assert len(sse_messages(taken[0])) == 100
     for reader in readers:
         reader.close()
     assert len(feeds) == 0, "the feed goes with its last reader"
@@ -92,21 +71,21 @@ async def test_a_reader_that_never_reads_stays_bounded_and_gets_the_text_whole()
     keeping_up = feeds.reader("r")
     bus.publish([Event("run.started", "r"), Event("node.started", "r", "a")])
     await _settle()
-    read: list[tuple[str, dict[str, Any]]] = _messages(keeping_up.take())
+    read: list[tuple[str, dict[str, Any]]] = sse_messages(keeping_up.take())
 
     started = time.perf_counter()
     whole = ""
     for _ in range(50):
         whole += await _stream(bus, "a", 200, offset=len(whole))
         await _settle()
-        read += _messages(keeping_up.take())
+        read += sse_messages(keeping_up.take())
         assert stuck.queued <= run_feed.MAX_QUEUED
     published_s = time.perf_counter() - started
 
     assert stuck.dropped > 0, "the stuck reader fell behind"
-    assert _text(read, "a") == whole, "the reader that keeps up got every piece"
-    late = _messages(stuck.take())
-    assert _text(late, "a") == whole, "what was dropped came back as the whole text"
+    assert streamed_text(read, "a") == whole, "the reader that keeps up got every piece"
+    late = sse_messages(stuck.take())
+    assert streamed_text(late, "a") == whole, "what was dropped came back as the whole text"
     assert late[-1][0] == DELTA
     assert late[-1][1]["data"] == {"text": whole, "offset": 0, "attempt": 1}
     assert published_s < 5, published_s  # 10,000 pieces; a blocked reader would never end
@@ -124,7 +103,7 @@ async def test_a_state_change_that_does_not_fit_owes_a_snapshot_then_the_texts()
 
     assert reader.needs_snapshot
     assert reader.queued == 0, "everything queued was stale"
-    assert _text(_messages(reader.texts()), "a") == whole
+    assert streamed_text(sse_messages(reader.texts()), "a") == whole
 
 
 async def test_a_late_reader_gets_the_text_streamed_before_it_came() -> None:
@@ -137,9 +116,9 @@ async def test_a_late_reader_gets_the_text_streamed_before_it_came() -> None:
     after = await _stream(bus, "a", 5, offset=len(before))
     await _settle()
 
-    got = _messages(late.texts() + late.take())
-    assert _text(got, "a").startswith(before)
-    assert _text(_messages(first.take()), "a") == before + after
+    got = sse_messages(late.texts() + late.take())
+    assert streamed_text(got, "a").startswith(before)
+    assert streamed_text(sse_messages(first.take()), "a") == before + after
 
 
 async def test_a_finished_nodes_text_is_not_handed_on_and_a_new_attempt_starts_over() -> None:
@@ -154,7 +133,7 @@ async def test_a_finished_nodes_text_is_not_handed_on_and_a_new_attempt_starts_o
     await _settle()
     reader.take()
 
-    texts = _messages(reader.texts())
+    texts = sse_messages(reader.texts())
     assert [(m["node_id"], m["data"]) for _, m in texts] == [
         ("a", {"text": "again", "offset": 0, "attempt": 2})
     ]
@@ -169,7 +148,7 @@ async def test_the_run_ending_ends_the_readers_and_a_new_reader_gets_a_new_feed(
 
     assert reader.finished
     await asyncio.wait_for(reader.wait(), 1)
-    assert [kind for kind, _ in _messages(reader.take())] == ["run.completed"]
+    assert [kind for kind, _ in sse_messages(reader.take())] == ["run.completed"]
     again = feeds.reader("r")
     assert again.feed is not reader.feed
     assert not again.finished
@@ -183,14 +162,14 @@ async def test_pieces_that_come_close_together_go_out_as_one() -> None:
     reader = RunFeeds(bus).reader("r")  # the default: events gather for WRITE_EVERY_S
     bus.publish([Event("node.started", "r", "a")])
     await _settle()
-    assert [kind for kind, _ in _messages(reader.take())] == ["node.started"], "at once"
+    assert [kind for kind, _ in sse_messages(reader.take())] == ["node.started"], "at once"
 
     whole = await _stream(bus, "a", 100)  # the loop turns between pieces, well within 20 ms
     await asyncio.sleep(run_feed.WRITE_EVERY_S * 3)
 
-    got = _messages(reader.take())
+    got = sse_messages(reader.take())
     assert len(got) < 10, len(got)
-    assert _text(got, "a") == whole
+    assert streamed_text(got, "a") == whole
     reader.close()
 
 
@@ -213,7 +192,7 @@ async def test_text_past_the_limit_is_neither_kept_nor_handed_on(
     reader = RunFeeds(bus, gather_s=0).reader("r")
     short = await _stream(bus, "a", 3)
     await _settle()
-    assert _text(_messages(reader.texts()), "a") == short
+    assert streamed_text(sse_messages(reader.texts()), "a") == short
 
     await _stream(bus, "a", 20, offset=len(short))  # past 40 characters
     await _settle()
