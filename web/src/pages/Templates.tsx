@@ -8,16 +8,23 @@ import "./ops.css";
 
 type Template = components["schemas"]["TemplatePublic"];
 
+/** The templates as last fetched: they change only with a release, so a gallery shown again
+ * (the list reloading, a page visited twice) shows them at once and refreshes behind. */
+let lastFetched: Template[] | null = null;
+
 export function TemplateGallery({ heading }: { heading: string }) {
   const navigate = useNavigate();
-  const [templates, setTemplates] = useState<Template[] | null>(null);
+  const [templates, setTemplates] = useState<Template[] | null>(lastFetched);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
 
   useEffect(() => {
     api
       .get("/api/v1/workflows/templates")
-      .then((answer) => setTemplates(answer.items))
+      .then((answer) => {
+        lastFetched = answer.items;
+        setTemplates(answer.items);
+      })
       .catch((caught) => setError(errorMessage(caught)));
   }, []);
 

@@ -120,7 +120,7 @@ export function WorkflowsPage() {
         </tbody>
       </table>
       {!loading && items.length === 0 && <p className="muted">{search ? "No workflow matches." : "No workflows yet: create one above, or start from a template."}</p>}
-      {!loading && items.length === 0 && !search && panel !== "templates" && <TemplateGallery heading="Templates" />}
+      {list.loaded && items.length === 0 && !search && panel !== "templates" && <TemplateGallery heading="Templates" />}
       {loading && <p role="status">Loading…</p>}
       {list.hasMore && !loading && <button type="button" onClick={list.loadMore}>Load more</button>}
     </section>
