@@ -420,13 +420,16 @@ def _set_pragmas(dbapi_connection: Any, *, busy_timeout_ms: int) -> None:
 
 
 def sqlite_connection(conn: Connection) -> sqlite3.Connection:
-    """The ``sqlite3`` connection under a ``run_write``/``run_read`` connection on SQLite.
+    """The ``sqlite3`` connection under a ``run_write``/``run_read`` connection, or under a
+    session's connection (in ``run_sync``), on SQLite.
 
     For the hottest statements only: a statement run on it directly skips SQLAlchemy's
     per-execution work (about 30 us each), so it must bind values exactly as the column types
     would (see ``flowloom.engine.store``).
     """
     driver = conn.connection.driver_connection
+    if isinstance(driver, InlineConnection):  # a connection of the async engine
+        return driver.sqlite3_connection
     assert isinstance(driver, sqlite3.Connection)
     return driver
 

@@ -54,6 +54,13 @@ class InlineConnection(aiosqlite.Connection):
         self._tx = _RunAtOnce()  # type: ignore[assignment]
         self._patient_ms = int(patient_ms)
 
+    @property
+    def sqlite3_connection(self) -> sqlite3.Connection:
+        """The ``sqlite3`` connection itself (statements on it run inline, as all do here)."""
+        if self._connection is None:
+            raise ValueError("Connection closed")
+        return self._connection
+
     def __await__(self) -> Any:
         return self._connect().__await__()
 

@@ -30,7 +30,6 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
-    JSON,
     Dialect,
     Row,
     Table,
@@ -47,10 +46,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flowloom.engine.ports import Tick
 from flowloom.engine.run_state import DebugState, NodeSlot
 from flowloom.ids import idempotency_key
+from flowloom.storage.bound import Processor as _Processor
+from flowloom.storage.bound import bind as _bind
+from flowloom.storage.bound import processors as _processors
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
-from flowloom.storage.tables.base import UTCDateTime
 
 __all__ = ["TickStore", "latest_success_outputs", "load_debug", "load_slots"]
 
@@ -101,8 +102,6 @@ _MUTABLE = (
 )
 """The node columns a tick writes, in the table's order (the order SQLAlchemy compiles SET in)
 and the order ``_slot_values`` gives them."""
-
-_Processor = Callable[[Any], Any] | None
 
 _INLINE_MAX_ROWS = 64
 """The most node rows a SQLite tick writes inline, on the event loop's thread (~2 ms)."""
@@ -269,58 +268,6 @@ def _slot_values(slot: NodeSlot, run_id: str, now: datetime) -> list[Any]:
         slot.duration_ms,
         now,
     ]
-
-
-def _bind(processors: Sequence[_Processor], values: Sequence[Any]) -> list[Any]:
-    return [
-        value if process is None else process(value)
-        for process, value in zip(processors, values, strict=True)
-    ]
-
-
-@cache
-def _processors(dialect: Dialect, table: Table, names: tuple[str, ...]) -> tuple[_Processor, ...]:
-    """The bind processors SQLAlchemy itself applies to these columns on this dialect, with
-    shortcuts for what a tick binds over and over (they were a third of its CPU time)."""
-    found: list[_Processor] = []
-    for name in names:
-        type_ = table.c[name].type
-        process = type_.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None and isinstance(type_, JSON):
-            found.append(_json_binder(process))
-        elif process is not None and isinstance(type_, UTCDateTime):
-            found.append(_time_binder(process))
-        else:
-            found.append(process)
-    return tuple(found)
-
-
-def _json_binder(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    # Most JSON values of a node row are None (no error, no wait): bind SQLAlchemy's own
-    # encoding of None without serialising it each time.
-    none = process(None)
-
-    def bind(value: Any) -> Any:
-        return none if value is None else process(value)
-
-    return bind
-
-
-def _time_binder(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    # A tick stamps most times with the same ``now``: convert each distinct time once.
-    memo: dict[datetime, Any] = {}
-
-    def bind(value: datetime | None) -> Any:
-        if value is None:
-            return None
-        found = memo.get(value)
-        if found is None:
-            if len(memo) > 256:
-                memo.clear()
-            found = memo[value] = process(value)
-        return found
-
-    return bind
 
 
 @cache

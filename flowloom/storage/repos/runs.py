@@ -8,19 +8,22 @@ session, named for what they are: they see every user's runs and belong behind a
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Connection, Select, Table, func, insert, select
+from sqlalchemy import Connection, Dialect, Select, Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id
-from flowloom.storage.database import Database
+from flowloom.storage.bound import bind, processors
+from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import (
     ACTIVE_RUN_STATUSES,
     NodeStatus,
@@ -51,6 +54,59 @@ _E = TypeVar("_E", bound=StrEnum)
 _RUN = PREFIXES["workflow_runs"]
 _NODE_EXECUTION = PREFIXES["node_executions"]
 _NODE_EXECUTIONS = cast(Table, NodeExecution.__table__)
+
+
+_NODE_ROW = (
+    "id",
+    "run_id",
+    "node_id",
+    "node_type",
+    "status",
+    "attempt",
+    "pending_parents",
+    "attempts",
+    "idempotency_key",
+    "updated_at",
+    "created_at",
+)
+"""The columns of a new node execution row, in the order ``insert_node_executions`` gives."""
+
+
+@cache
+def _node_rows_sql(dialect: Dialect) -> str:
+    compiled = (
+        insert(_NODE_EXECUTIONS)
+        .values({name: bindparam(name) for name in _NODE_ROW})
+        .compile(dialect=dialect)
+    )
+    # The rows are built in this positional order: checked once, not assumed.
+    if list(compiled.positiontup or []) != list(_NODE_ROW):
+        raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
+    return compiled.string
+
+
+def _insert_node_rows(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """A run's node rows (``_NODE_ROW`` tuples) in one executemany.
+
+    On SQLite on the driver's connection: what SQLAlchemy's executemany does, without its
+    per-row and per-value work (the node rows were most of a 100-node run's start), bound as
+    the column types bind (``storage.bound``). On PostgreSQL, Core's executemany (one
+    multi-row INSERT): the table, not the mapped class, skips the ORM's bookkeeping.
+    """
+    conn = session.connection()
+    dialect = conn.dialect
+    try:
+        if dialect.name == "sqlite":
+            binders = processors(dialect, _NODE_EXECUTIONS, _NODE_ROW)
+            sqlite_connection(conn).executemany(
+                _node_rows_sql(dialect), [bind(binders, row) for row in rows]
+            )
+        else:
+            conn.execute(
+                insert(_NODE_EXECUTIONS), [dict(zip(_NODE_ROW, row, strict=True)) for row in rows]
+            )
+    except (IntegrityError, sqlite3.IntegrityError) as exc:
+        raise translate_integrity_error(exc, what="node execution") from None
 
 
 class NodeSpec(NamedTuple):
@@ -247,28 +303,23 @@ class RunRepo:
         if not nodes:
             return 0
         now = utcnow()
-        rows = [
-            {
-                "id": new_id(_NODE_EXECUTION),
-                "run_id": run_id,
-                "node_id": node.node_id,
-                "node_type": node.node_type,
-                "status": NodeStatus.READY if node.pending_parents == 0 else NodeStatus.PENDING,
-                "attempt": 1,
-                "pending_parents": node.pending_parents,
-                "attempts": [],
-                "idempotency_key": idempotency_key(run_id, node.node_id),
-                "created_at": now,
-                "updated_at": now,
-            }
+        rows: list[tuple[Any, ...]] = [
+            (
+                new_id(_NODE_EXECUTION),
+                run_id,
+                node.node_id,
+                node.node_type,
+                NodeStatus.READY if node.pending_parents == 0 else NodeStatus.PENDING,
+                1,
+                node.pending_parents,
+                [],
+                idempotency_key(run_id, node.node_id),
+                now,
+                now,
+            )
             for node in (NodeSpec(*spec) for spec in nodes)
         ]
-        try:
-            # The table, not the mapped class: Core's executemany skips the ORM's bulk-insert
-            # bookkeeping, a third of a 1,000-node run's start.
-            await self.session.execute(insert(_NODE_EXECUTIONS), rows)
-        except IntegrityError as exc:
-            raise translate_integrity_error(exc, what="node execution") from None
+        await self.session.run_sync(_insert_node_rows, rows)
         return len(rows)
 
     async def get(self, *, run_id: str) -> WorkflowRun:
