@@ -30,8 +30,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.api.deps import AppStateDep
+from flowloom.api.svix_signature import MODULE as SVIX_MODULE
 from flowloom.api.svix_signature import verify_svix
 from flowloom.exceptions import Conflict, InputError, NotFound
+from flowloom.heavy_imports import imported
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.users import UserRepo, normalize_email
 from flowloom.storage.tables import AuditEntry, User
@@ -88,6 +90,7 @@ async def receive_identity_webhook(request: Request, state: AppStateDep) -> Webh
     body = await request.body()
     if len(body) > _MAX_BODY_BYTES:
         raise InputError(f"the delivery is larger than {_MAX_BODY_BYTES} bytes", field="body")
+    await imported(SVIX_MODULE)
     delivery = verify_svix(secret.get_secret_value(), request.headers, body)[:40]
     try:
         payload = json.loads(body)
