@@ -7,16 +7,16 @@ calendar months in UTC: every count starts again at 00:00 UTC on the first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowloom.storage.repos.billing import SubscriptionRepo, runs_started, tokens_used
+from flowloom.storage.repos.billing import runs_started, subscription_in_force, tokens_used
 from flowloom.storage.repos.system_settings import SystemSettingsRepo
-from flowloom.storage.tables import Package, User
+from flowloom.storage.tables import Package, User, UserSubscription
 
 __all__ = ["MonthStatus", "Plan", "month_status", "month_window", "plan_of"]
 
@@ -66,14 +66,12 @@ def month_window(now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _plan(package: Package, source: Literal["subscription", "default"]) -> Plan:
-    return Plan(
-        package_id=package.id,
-        name=package.name,
-        max_runs_per_month=package.max_runs_per_month,
-        max_tokens_per_month=package.max_tokens_per_month,
-        source=source,
-    )
+_PLAN_COLUMNS = (
+    Package.id,
+    Package.name,
+    Package.max_runs_per_month,
+    Package.max_tokens_per_month,
+)
 
 
 async def plan_of(session: AsyncSession, *, user_id: str, now: datetime) -> Plan | None:
@@ -81,22 +79,32 @@ async def plan_of(session: AsyncSession, *, user_id: str, now: datetime) -> Plan
 
     A subscription counts even if its package was deactivated later (deactivation stops new
     subscriptions, not current ones); the default package counts only while it is active.
+    Asked at every run start: columns only (no ORM objects), at most three indexed reads.
     """
-    current = await SubscriptionRepo(session).current(user_id=user_id, now=now)
-    if current is not None:
-        subscription, package = current
-        return replace(
-            _plan(package, "subscription"),
-            subscription_id=subscription.id,
-            ends_at=subscription.end_date,
+    subscribed = (
+        await session.execute(
+            select(*_PLAN_COLUMNS, UserSubscription.id, UserSubscription.end_date)
+            .join(Package, Package.id == UserSubscription.package_id)
+            .where(*subscription_in_force(user_id, now))
+            .order_by(UserSubscription.start_date.desc(), UserSubscription.id.desc())
+            .limit(1)
         )
-    default_name = (await SystemSettingsRepo(session).read()).default_package
+    ).first()
+    if subscribed is not None:
+        package_id, name, runs, tokens, subscription_id, ends_at = subscribed
+        return Plan(package_id, name, runs, tokens, "subscription", subscription_id, ends_at)
+    default_name = await SystemSettingsRepo(session).value("default_package")
     if default_name is None:
         return None
-    default = await session.scalar(
-        select(Package).where(Package.name == default_name, Package.active.is_(True))
-    )
-    return None if default is None else _plan(default, "default")
+    default = (
+        await session.execute(
+            select(*_PLAN_COLUMNS).where(Package.name == default_name, Package.active.is_(True))
+        )
+    ).first()
+    if default is None:
+        return None
+    package_id, name, runs, tokens = default
+    return Plan(package_id, name, runs, tokens, "default")
 
 
 async def month_status(session: AsyncSession, *, user_id: str, now: datetime) -> MonthStatus:

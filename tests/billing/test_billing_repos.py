@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from billingkit import make_package, make_user
+from sqlalchemy import update
 
 from flowloom.billing import month_window, plan_of
 from flowloom.exceptions import Conflict, InputError
@@ -20,6 +21,7 @@ from flowloom.storage.repos.billing import (
     spend_credit,
 )
 from flowloom.storage.repos.system_settings import InstanceSettings, SystemSettingsRepo
+from flowloom.storage.tables import SystemSetting
 
 
 def test_month_window_is_the_calendar_month_in_utc() -> None:
@@ -51,6 +53,25 @@ async def test_settings_have_defaults_and_refuse_what_they_do_not_know(db: Datab
         assert (
             await settings.update(changes={"registration_open": None})
         ).registration_open is True
+
+
+async def test_one_setting_reads_as_all_of_them_do(db: Database) -> None:
+    async with db.write() as session:
+        settings = SystemSettingsRepo(session)
+        assert await settings.value("registration_open") is True
+        await settings.update(changes={"registration_open": False})
+        assert await settings.value("registration_open") is False
+        # A stored value that is not valid (written by hand) reads as the default, as in read().
+        await session.execute(
+            update(SystemSetting)
+            .where(SystemSetting.key == "registration_open")
+            .values(value="not a bool")
+        )
+        assert await settings.value("registration_open") is True
+        assert (await settings.read()).registration_open is True
+        with pytest.raises(InputError) as unknown:
+            await settings.value("colour")
+        assert unknown.value.field == "colour"
 
 
 async def test_an_inactive_package_cannot_be_the_default(db: Database) -> None:

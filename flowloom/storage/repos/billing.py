@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ __all__ = [
     "runs_started",
     "set_role",
     "spend_credit",
+    "subscription_in_force",
     "tokens_used",
     "usage_by_provider",
 ]
@@ -203,6 +204,16 @@ def _package_value(field: str, value: Any) -> Any:
 # ---- subscriptions
 
 
+def subscription_in_force(user_id: str, at: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a user's subscription in force at ``at``: active, started, not ended."""
+    return (
+        UserSubscription.user_id == user_id,
+        UserSubscription.status == SubscriptionStatus.ACTIVE,
+        UserSubscription.start_date <= at,
+        (UserSubscription.end_date.is_(None)) | (UserSubscription.end_date > at),
+    )
+
+
 class SubscriptionRepo:
     """Who is on which package. A user has at most one active subscription at a time."""
 
@@ -214,17 +225,11 @@ class SubscriptionRepo:
     ) -> tuple[UserSubscription, Package] | None:
         """The user's subscription in force at ``now`` (active, started, not ended) and its
         package; the newest if several overlap."""
-        at = now or utcnow()
         row = (
             await self._session.execute(
                 select(UserSubscription, Package)
                 .join(Package, Package.id == UserSubscription.package_id)
-                .where(
-                    UserSubscription.user_id == user_id,
-                    UserSubscription.status == SubscriptionStatus.ACTIVE,
-                    UserSubscription.start_date <= at,
-                    (UserSubscription.end_date.is_(None)) | (UserSubscription.end_date > at),
-                )
+                .where(*subscription_in_force(user_id, now or utcnow()))
                 .order_by(UserSubscription.start_date.desc(), UserSubscription.id.desc())
                 .limit(1)
             )

@@ -78,6 +78,22 @@ class SystemSettingsRepo:
                 continue
         return settings
 
+    async def value(self, key: str) -> Any:
+        """One setting (``read`` gives them all): its stored value, or its default when none is
+        stored or the stored one is not valid. For hot paths (every run start reads the
+        default package)."""
+        if key not in KNOWN_SETTINGS:
+            raise InputError(f"unknown setting {key!r}", field=key)
+        stored = (
+            await self._session.execute(select(SystemSetting.value).where(SystemSetting.key == key))
+        ).first()
+        if stored is not None:
+            try:
+                return _checked(key, stored[0])
+            except InputError:
+                pass
+        return getattr(InstanceSettings(), key)
+
     async def update(
         self, *, changes: Mapping[str, Any], updated_by: str | None = None
     ) -> InstanceSettings:
