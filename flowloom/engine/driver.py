@@ -38,7 +38,7 @@ from flowloom.engine.artifacts import distinct_references
 from flowloom.engine.backoff import Backoff, patiently
 from flowloom.engine.events import Event, progress_publisher
 from flowloom.engine.execution import Outcome
-from flowloom.engine.ports import Tick
+from flowloom.engine.ports import StoredRun, Tick
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
 from flowloom.engine.subruns import EngineSubRuns
@@ -76,9 +76,11 @@ class LeaseLost(StorageError):
 class Driver:
     """Drives one run; created and registered by the Engine, never shared between runs."""
 
-    def __init__(self, engine: Executor, run_id: str) -> None:
+    def __init__(self, engine: Executor, run_id: str, stored: StoredRun | None = None) -> None:
         self.engine = engine
         self.run_id = run_id
+        self._stored = stored
+        """The run as just written, when this driver is its first: loaded without a read."""
         self.state: RunState | None = None
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
@@ -149,6 +151,10 @@ class Driver:
     async def _load(self) -> RunState:
         """The run's state from its rows, waiting out an outage (messages posted meanwhile
         are answered with the error at once: their callers are not kept waiting)."""
+        stored, self._stored = self._stored, None
+        if stored is not None:
+            self.state, self._use_cache = self.engine.state_of(stored)
+            return self.state
         state, self._use_cache = await patiently(
             lambda: self.engine.load_state(self.run_id),
             what=f"run {self.run_id}: loading",

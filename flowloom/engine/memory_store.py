@@ -116,7 +116,10 @@ class MemoryRunStore:
 
     # ---- starting and reading runs
 
-    async def create_run(self, new: NewRun, plans: PlanSource) -> str:
+    async def create_run(self, new: NewRun, plans: PlanSource) -> StoredRun:
+        return await self.load_run(await self._create_run(new, plans), plans)
+
+    async def _create_run(self, new: NewRun, plans: PlanSource) -> str:
         if new.idempotency_key is not None:
             existing = self._keys.get((new.owner_id, new.idempotency_key))
             if existing is not None:

@@ -207,11 +207,13 @@ class RunStore(Protocol):
 
     # ---- starting and reading runs
 
-    async def create_run(self, new: NewRun, plans: PlanSource) -> str:
+    async def create_run(self, new: NewRun, plans: PlanSource) -> StoredRun:
         """Create the run and one row per planned node (roots READY, the rest PENDING), and a
-        debug session when ``new.breakpoints`` is not None, in one transaction; the run's id.
+        debug session when ``new.breakpoints`` is not None, in one transaction; the run as
+        stored (what ``load_run`` gives back, so that its first driver need not read it).
 
-        With an idempotency key this owner used before, the run made then (nothing written).
+        With an idempotency key this owner used before, the run made then, as it stands now
+        (nothing written).
         NotFound for a workflow or version that is not the owner's; ValidationFailed (from
         ``plans``) for a definition that cannot run; LimitExceeded past ``max_depth`` or the
         owner's plan.

@@ -44,7 +44,7 @@ from flowloom.engine.failpoints import Failpoints
 from flowloom.engine.leases import LeaseKeeper
 from flowloom.engine.limits import ClaimLimits, Holding
 from flowloom.engine.plans import PlanCache
-from flowloom.engine.ports import Clock, NewRun, RunResult, RunStore, UnfinishedRun
+from flowloom.engine.ports import Clock, NewRun, RunResult, RunStore, StoredRun, UnfinishedRun
 from flowloom.engine.run_state import NodeSpec, RunState, resume_time
 from flowloom.engine.seams import RunDriver
 from flowloom.engine.sql import RunQuota as StoreQuota
@@ -254,18 +254,19 @@ class Engine:
             parent_attempt=parent_attempt,
             use_pinned=use_pinned,
         )
-        run_id = await self.store.create_run(new, self.plans)
-        await self.dispatch_new_run(run_id)
-        return run_id
+        stored = await self.store.create_run(new, self.plans)
+        await self.dispatch_new_run(stored.run_id, stored)
+        return stored.run_id
 
-    async def dispatch_new_run(self, run_id: str) -> None:
-        """Hand a freshly written run to whoever drives it: here, a driver in this process.
+    async def dispatch_new_run(self, run_id: str, stored: StoredRun | None = None) -> None:
+        """Hand a freshly written run to whoever drives it: here, a driver in this process,
+        which starts from ``stored`` (the run as just written) instead of reading it back.
 
         The hook distributed mode overrides (``flowloom.worker``): the API queues the run for
         a worker, a worker claims it first. An override must not await after creating a
         driver, so that a caller may still subscribe to the run's events before it starts.
         """
-        self.drive(run_id)
+        self.drive(run_id, stored)
 
     async def execute_node(
         self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], run: RunState
@@ -401,14 +402,15 @@ class Engine:
         """The drivers of this engine (a snapshot)."""
         return iter(list(self._drivers.values()))
 
-    def drive(self, run_id: str) -> Driver:
-        """The run's driver here, started if there was none."""
+    def drive(self, run_id: str, stored: StoredRun | None = None) -> Driver:
+        """The run's driver here, started if there was none (from ``stored`` when given: the
+        run as its rows have it, so the driver need not read them)."""
         driver = self._drivers.get(run_id)
         if driver is None:
             handle = self._timers.pop(run_id, None)
             if handle is not None:
                 handle.cancel()
-            driver = Driver(self, run_id)
+            driver = Driver(self, run_id, stored)
             self._drivers[run_id] = driver
             driver.task = asyncio.create_task(driver.run(), name=f"flowloom run {run_id}")
         return driver
@@ -499,7 +501,10 @@ class Engine:
 
     async def load_state(self, run_id: str) -> tuple[RunState, bool]:
         """The run's state rebuilt from the store, and whether it may use the cache."""
-        run = await self.store.load_run(run_id, self.plans)
+        return self.state_of(await self.store.load_run(run_id, self.plans))
+
+    def state_of(self, run: StoredRun) -> tuple[RunState, bool]:
+        """The state of ``run`` as stored, and whether it may use the cache."""
         state = RunState(
             run_id=run.run_id,
             workflow_id=run.workflow_id,

@@ -23,7 +23,7 @@ from flowloom.engine.events import EventBus
 from flowloom.engine.execution import Outcome
 from flowloom.engine.failpoints import Failpoints
 from flowloom.engine.limits import ClaimLimits, Holding
-from flowloom.engine.ports import Clock, RunResult, RunStore
+from flowloom.engine.ports import Clock, RunResult, RunStore, StoredRun
 from flowloom.engine.run_state import NodeSpec, RunState
 from flowloom.integrations.mcp import McpServers
 from flowloom.integrations.oauth_http import HttpSecrets
@@ -160,6 +160,10 @@ class Executor(RunClient, Protocol):
 
     async def load_state(self, run_id: str) -> tuple[RunState, bool]:
         """The run's state from the store, and whether it may use the cache."""
+        ...
+
+    def state_of(self, run: StoredRun) -> tuple[RunState, bool]:
+        """The state of a run as stored (just written), and whether it may use the cache."""
         ...
 
     async def execute_node(

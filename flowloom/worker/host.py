@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from flowloom.engine.driver import Driver, Message
 from flowloom.engine.execution import Outcome
 from flowloom.engine.looplag import watch_loop_lag
-from flowloom.engine.ports import SharedRunStore
+from flowloom.engine.ports import SharedRunStore, StoredRun
 from flowloom.engine.run_state import NodeSpec, RunState
 from flowloom.engine.scheduler import Engine
 from flowloom.nodes.base import RunContext
@@ -76,10 +76,10 @@ class WorkerEngine(Engine):
         """The run store this worker shares with the API and the other workers."""
         return shared_store(self.store)
 
-    async def dispatch_new_run(self, run_id: str) -> None:
+    async def dispatch_new_run(self, run_id: str, stored: StoredRun | None = None) -> None:
         if not await self.claims.take(run_id, self.owner_token):
             _log.warning("run %s: claimed elsewhere before its creator could drive it", run_id)
-        self.drive(run_id)
+        self.drive(run_id, stored)
 
     async def execute_node(
         self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], run: RunState

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowloom.engine.events import DROPPED, Event
-from flowloom.engine.ports import SharedRunStore
+from flowloom.engine.ports import SharedRunStore, StoredRun
 from flowloom.engine.scheduler import Engine, RunResult
 from flowloom.engine.unstorable import check_storable
 from flowloom.nodes.registry import NodeRegistry
@@ -143,7 +143,8 @@ class RemoteEngine(Engine):
                 delay_s = min(_OUTBOX_MAX_S, delay_s * 2)
                 _log.warning("%d run(s) still wait for the broker: %s", len(self._outbox), exc)
 
-    async def dispatch_new_run(self, run_id: str) -> None:
+    async def dispatch_new_run(self, run_id: str, stored: StoredRun | None = None) -> None:
+        # A worker drives it, from its rows (``stored`` is this process's copy only).
         await self._dispatch(run_id)
 
     async def resume_unfinished(self) -> list[str]:

@@ -7,6 +7,7 @@ async engine, each method its own short transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, cast
@@ -19,6 +20,7 @@ from flowloom.engine.plans import check_breakpoints
 from flowloom.engine.ports import (
     NewRun,
     PlanSource,
+    Prepared,
     RunResult,
     Signals,
     StoredRun,
@@ -26,6 +28,7 @@ from flowloom.engine.ports import (
     UnfinishedNode,
     UnfinishedRun,
 )
+from flowloom.engine.run_state import DebugState, NodeSlot
 from flowloom.engine.sql import artifacts, failure, signals
 from flowloom.engine.sql.memory import MemoryAdapter
 from flowloom.engine.sql.ticks import TickStore, latest_success_outputs, load_debug, load_slots
@@ -72,9 +75,10 @@ class SqlRunStore:
 
     # ---- starting and reading runs
 
-    async def create_run(self, new: NewRun, plans: PlanSource) -> str:
+    async def create_run(self, new: NewRun, plans: PlanSource) -> StoredRun:
         owner_id = new.owner_id
         data = dict(new.trigger_data)
+        found: str | None = None
         async with self.db.write() as session:
             depth = 0
             if new.parent_run_id is not None:
@@ -119,44 +123,87 @@ class SqlRunStore:
                     select(func.count()).where(NodeExecution.run_id == run.id)
                 )
                 if existing:
-                    return run.id
-            version = run.workflow_version
-            # A version prepared before needs no definition read (nor its JSON parsed).
-            pinned = new.use_pinned
-            prepared = plans.cached(
-                new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+                    found = run.id
+            if found is None:
+                created = await self._write_nodes(session, new, plans, run)
+        if found is not None:
+            # Written before, for the same key: as it stands now.
+            return await self.load_run(found, plans)
+        return created
+
+    async def _write_nodes(
+        self, session: AsyncSession, new: NewRun, plans: PlanSource, run: WorkflowRun
+    ) -> StoredRun:
+        """The plan's node rows and the debug session of ``run``, just inserted; the run as
+        stored: what ``load_run`` would read back, built without reading it back."""
+        owner_id = new.owner_id
+        version = run.workflow_version
+        # A version prepared before needs no definition read (nor its JSON parsed).
+        pinned = new.use_pinned
+        prepared = plans.cached(
+            new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+        )
+        if prepared is None:
+            workflows = WorkflowRepo(session, owner_id=owner_id)
+            saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
+            prepared = plans.prepare(
+                new.workflow_id,
+                version,
+                saved.definition,
+                new.scope,
+                new.target_node_id,
+                use_pinned=pinned,
             )
-            if prepared is None:
-                workflows = WorkflowRepo(session, owner_id=owner_id)
-                saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
-                prepared = plans.prepare(
-                    new.workflow_id,
-                    version,
-                    saved.definition,
-                    new.scope,
-                    new.target_node_id,
-                    use_pinned=pinned,
-                )
-            check_breakpoints(new.breakpoints, prepared)
-            counts = prepared.plan.unfinished_parents()
-            await runs.insert_node_executions(
-                run_id=run.id,
-                nodes=[
-                    (node, prepared.specs[node].definition.type, counts[node])
-                    for node in prepared.plan.order
-                ],
+        check_breakpoints(new.breakpoints, prepared)
+        counts = prepared.plan.unfinished_parents()
+        order = prepared.plan.order
+        row_ids = await RunRepo(session, owner_id=owner_id).insert_node_executions(
+            run_id=run.id,
+            nodes=[(node, prepared.specs[node].definition.type, counts[node]) for node in order],
+        )
+        debug: DebugState | None = None
+        if new.breakpoints is not None:
+            debug = DebugState(
+                session_id=new_id(PREFIXES["debug_sessions"]),
+                breakpoints=frozenset(new.breakpoints),
+                mode="continue",
             )
-            if new.breakpoints is not None:
-                session.add(
-                    DebugSession(
-                        id=new_id(PREFIXES["debug_sessions"]),
-                        run_id=run.id,
-                        user_id=owner_id,
-                        breakpoints=list(new.breakpoints),
-                        mode="continue",
-                    )
+            session.add(
+                DebugSession(
+                    id=debug.session_id,
+                    run_id=run.id,
+                    user_id=owner_id,
+                    breakpoints=list(new.breakpoints),
+                    mode=debug.mode,
                 )
-            return run.id
+            )
+        slots = {
+            node: NodeSlot(
+                row_id=row_id,
+                node_id=node,
+                status=NodeStatus.READY if counts[node] == 0 else NodeStatus.PENDING,
+                attempt=1,
+                pending=counts[node],
+            )
+            for node, row_id in zip(order, row_ids, strict=True)
+        }
+        return StoredRun(
+            run_id=run.id,
+            workflow_id=run.workflow_id,
+            owner_id=owner_id,
+            status=RunStatus.PENDING,
+            prepared=prepared,
+            slots=slots,
+            # As the database gives them back (its JSON), not the caller's own objects.
+            run_inputs=json.loads(json.dumps(run.inputs or {})),
+            outside_outputs=await _outside_outputs(session, run.workflow_id, prepared),
+            debug=debug,
+            started_at=None,
+            timeout_s=run.timeout_s,
+            api_key_id=run.api_key_id,
+            use_cache=run.use_cache,
+            use_pinned=pinned,
+        )
 
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
         async with self.db.read() as session:
@@ -187,15 +234,7 @@ class SqlRunStore:
                 )
             slots = await load_slots(session, run_id)
             debug = await load_debug(session, run_id)
-            outside: dict[str, dict[str, Any] | None] = {}
-            for parents in prepared.plan.outside_parents.values():
-                for parent in parents:
-                    if parent in prepared.pins:
-                        outside[parent] = prepared.pins[parent]
-                        continue
-                    outside[parent] = await latest_success_outputs(
-                        session, workflow_id=run.workflow_id, node_id=parent
-                    )
+            outside = await _outside_outputs(session, run.workflow_id, prepared)
         return StoredRun(
             run_id=run.id,
             workflow_id=run.workflow_id,
@@ -390,3 +429,20 @@ async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:
             limit="max_subrun_depth",
         )
     return depth
+
+
+async def _outside_outputs(
+    session: AsyncSession, workflow_id: str, prepared: Prepared
+) -> dict[str, dict[str, Any] | None]:
+    """For a NODE or UPSTREAM run: what each parent outside the plan feeds it (its pinned
+    outputs, or its newest success in the workflow)."""
+    outside: dict[str, dict[str, Any] | None] = {}
+    for parents in prepared.plan.outside_parents.values():
+        for parent in parents:
+            if parent in prepared.pins:
+                outside[parent] = prepared.pins[parent]
+                continue
+            outside[parent] = await latest_success_outputs(
+                session, workflow_id=workflow_id, node_id=parent
+            )
+    return outside

@@ -293,15 +293,15 @@ class RunRepo:
         NotFound for another user's run; Conflict if a node id is already checkpointed.
         """
         await self.get(run_id=run_id)
-        return await self.insert_node_executions(run_id=run_id, nodes=nodes)
+        return len(await self.insert_node_executions(run_id=run_id, nodes=nodes))
 
     async def insert_node_executions(
         self, *, run_id: str, nodes: Sequence[tuple[str, str, int]]
-    ) -> int:
+    ) -> list[str]:
         """``add_node_executions`` for a run this transaction has just created (so known to
-        be the owner's): the rows only."""
+        be the owner's): the rows only; their ids, in the order of ``nodes``."""
         if not nodes:
-            return 0
+            return []
         now = utcnow()
         rows: list[tuple[Any, ...]] = [
             (
@@ -320,7 +320,7 @@ class RunRepo:
             for node in (NodeSpec(*spec) for spec in nodes)
         ]
         await self.session.run_sync(_insert_node_rows, rows)
-        return len(rows)
+        return [row[0] for row in rows]
 
     async def get(self, *, run_id: str) -> WorkflowRun:
         """The owner's run, or NotFound (also when it is another user's)."""
