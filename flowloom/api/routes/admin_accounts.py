@@ -4,16 +4,15 @@ across the instance by user and by day. For the instance's administrators only."
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from flowloom.api.deps import DatabaseDep, EngineDep, InstanceAdmin, client_ip
-from flowloom.api.routes.usage import usage_window
-from flowloom.api.schemas import Page
+from flowloom.api.schemas.admin_accounts import DayUsage, UserDeleted, UserUsage
+from flowloom.api.schemas.common import Page
+from flowloom.api.usage_window import usage_window
 from flowloom.exceptions import Conflict
 from flowloom.storage.enums import ACTIVE_RUN_STATUSES
 from flowloom.storage.maintenance.accounts import delete_account
@@ -32,15 +31,6 @@ def _problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
         code: {"description": text, "content": {"application/problem+json": {}}}
         for code, text in described.items()
     }
-
-
-class UserDeleted(BaseModel):
-    user_id: str
-    email: str
-    runs_cancelled: int
-    """Runs still going when the account was deleted, cancelled first."""
-    deleted: dict[str, int]
-    """Rows deleted per table (the account's own row, with its small tables, as ``users``)."""
 
 
 @router.delete(
@@ -86,27 +76,6 @@ async def delete_user(
             details={"email": email, "deleted": deleted, "runs_cancelled": cancelled},
         )
     return UserDeleted(user_id=user_id, email=email, runs_cancelled=cancelled, deleted=deleted)
-
-
-class UserUsage(BaseModel):
-    user_id: str
-    email: str | None
-    """Null for an account since deleted."""
-    calls: int
-    tokens_in: int
-    tokens_out: int
-    tokens_total: int
-    cost: Decimal
-
-
-class DayUsage(BaseModel):
-    day: date
-    """A UTC day."""
-    calls: int
-    tokens_in: int
-    tokens_out: int
-    tokens_total: int
-    cost: Decimal
 
 
 @router.get("/usage/by-user")

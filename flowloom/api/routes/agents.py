@@ -20,12 +20,10 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, model_validator
 
 from flowloom.agents.threads import TOOLS_ADAPTER, Reply, ThreadService
 from flowloom.api.deps import (
@@ -38,14 +36,24 @@ from flowloom.api.deps import (
     WorkflowWriter,
 )
 from flowloom.api.errors import flowloom_problem, problem_json
-from flowloom.api.schemas import Page
+from flowloom.api.schemas.agents import (
+    AgentCreate,
+    AgentPublic,
+    AgentUpdate,
+    MessageCreate,
+    MessagePublic,
+    ReplyPublic,
+    ThreadCreate,
+    ThreadPublic,
+    ThreadUpdate,
+    TurnUsage,
+)
+from flowloom.api.schemas.common import Page
 from flowloom.exceptions import FlowloomError, InputError, NotFound
-from flowloom.nodes.agent import AgentTool, HttpTool, McpTools, WorkflowTool
+from flowloom.nodes.agent import HttpTool, McpTools, WorkflowTool
 from flowloom.providers import PROVIDER_NAMES
-from flowloom.providers.model_names import ModelName
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import MessageRole
 from flowloom.storage.repos.agents import (
     HIDDEN,
     AgentRepo,
@@ -81,8 +89,6 @@ async def _seal_stored_secrets(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(tags=["agents"], lifespan=_seal_stored_secrets)
 
-Provider = Literal["openai", "gemini", "anthropic"]
-_TEXT_MAX: Final = 100_000
 
 # Turns answered as a stream run on when the client goes away (their reply is still stored);
 # this keeps their tasks referenced until they end.
@@ -90,118 +96,6 @@ _running_turns: set[asyncio.Task[Reply]] = set()
 
 
 # ---- schemas
-
-
-class AgentCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    instructions: str = Field(default="", max_length=_TEXT_MAX)
-    """What the agent is for and how it behaves (the system prompt)."""
-    context: str | None = Field(default=None, max_length=_TEXT_MAX)
-    """Knowledge the agent always has, sent after the instructions."""
-    provider: Provider = "openai"
-    model: ModelName
-    tools: list[AgentTool] = Field(default_factory=list)
-    """As in ``ai.agent``: ``{"kind": "mcp", "server": ...}``, ``{"kind": "http", ...}``,
-    ``{"kind": "workflow", "workflow_id": ...}``."""
-
-
-class AgentUpdate(BaseModel):
-    """Only the fields sent change; ``context: null`` clears it."""
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
-    context: str | None = Field(default=None, max_length=_TEXT_MAX)
-    provider: Provider | None = None
-    model: ModelName | None = None
-    tools: list[AgentTool] | None = None
-
-
-class AgentPublic(BaseModel):
-    id: str
-    name: str
-    instructions: str
-    context: str | None
-    provider: str | None
-    model: str | None
-    tools: list[dict[str, Any]]
-    """Secret values (headers, env) shown as ``********``."""
-    created_at: datetime
-    updated_at: datetime
-
-
-class ThreadCreate(BaseModel):
-    name: str = Field(default="New thread", min_length=1, max_length=200)
-    agent_id: str | None = Field(default=None, max_length=100)
-    """Talk to this agent (its model, instructions and tools)."""
-    provider: Provider | None = None
-    """Without an agent: who runs the model (``openai`` when only ``model`` is given)."""
-    model: ModelName | None = Field(default=None, max_length=150)
-    """Without an agent: the model to talk to (required then)."""
-    instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
-    """The thread's own instructions (after the agent's, with an agent)."""
-
-    @model_validator(mode="after")
-    def _agent_or_model(self) -> ThreadCreate:
-        if self.agent_id is not None and (self.provider or self.model):
-            raise ValueError("a thread with an agent uses the agent's model: omit provider/model")
-        if self.agent_id is None and self.model is None:
-            raise ValueError("a thread without an agent needs a model")
-        return self
-
-
-class ThreadUpdate(BaseModel):
-    """Only the fields sent change; ``instructions: null`` clears them."""
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
-    provider: Provider | None = None
-    model: ModelName | None = Field(default=None, max_length=150)
-
-
-class ThreadPublic(BaseModel):
-    id: str
-    name: str
-    agent_id: str | None
-    provider: str | None
-    """The thread's own model; null for a thread with an agent (it uses the agent's)."""
-    model: str | None
-    instructions: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class MessageCreate(BaseModel):
-    content: str = Field(min_length=1, max_length=_TEXT_MAX)
-
-
-class MessagePublic(BaseModel):
-    id: str
-    thread_id: str
-    role: MessageRole
-    content: str
-    tool_calls: list[dict[str, Any]] | None
-    """For a reply: each tool call the agent made (``step``, ``tool``, ``arguments``,
-    ``result``, ``is_error``, ``usage``)."""
-    tokens_in: int
-    tokens_out: int
-    created_at: datetime
-
-
-class TurnUsage(BaseModel):
-    tokens_in: int
-    tokens_out: int
-    tokens_total: int
-    cost: str | None
-    """Exact decimal, summed over the model calls; null when one could not be priced."""
-    calls: int
-
-
-class ReplyPublic(BaseModel):
-    user_message: MessagePublic
-    message: MessagePublic
-    """The agent's reply."""
-    usage: TurnUsage
-    stop_reason: Literal["answer", "max_steps"]
 
 
 # ---- conversions

@@ -3,25 +3,26 @@ for a grace period), revoke."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
 from flowloom.api.deps import AccountOwner, DatabaseDep, SettingsDep, client_ip
-from flowloom.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Page, api_key_public
+from flowloom.api.schemas.api_keys import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    ApiKeyRotated,
+    api_key_public,
+)
+from flowloom.api.schemas.common import Page
 from flowloom.storage.repos.api_keys import ApiKeyRepo
 from flowloom.storage.repos.audit import AuditRepo
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
-
-
-class ApiKeyRotated(ApiKeyCreated):
-    previous_valid_until: datetime | None
-    """Until when the replaced secret still works (``FLOWLOOM_API_KEY_ROTATION_GRACE_S`` from
-    now); null: it stopped at once."""
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -9,18 +9,21 @@ instance's default package does), and the daily maintenance pass writes its stat
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from flowloom.api.deps import AccountOwner, CurrentUser, DatabaseDep, client_ip
-from flowloom.api.schemas import Page
+from flowloom.api.schemas.billing import (
+    MonthUsage,
+    PackageOffer,
+    PlanView,
+    SelfSubscribe,
+    SubscriptionView,
+)
+from flowloom.api.schemas.common import Page
 from flowloom.billing import CREDIT_SPENT, month_status, plan_of
 from flowloom.exceptions import Conflict, NotFound
-from flowloom.storage.enums import SubscriptionStatus
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
 from flowloom.storage.tables import Package, User
@@ -29,56 +32,6 @@ from flowloom.storage.tables.base import utcnow
 __all__ = ["router"]
 
 router = APIRouter(prefix="/billing", tags=["billing"])
-
-
-class PackageOffer(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    name: str
-    description: str | None
-    price: Decimal
-    """A decimal string."""
-    currency: str
-    interval: str
-    features: list[Any]
-    max_runs_per_month: int | None
-    """Null: unlimited."""
-    max_tokens_per_month: int | None
-    """Null: unlimited."""
-
-
-class SubscriptionView(BaseModel):
-    id: str
-    status: SubscriptionStatus
-    start_date: datetime
-    end_date: datetime | None
-
-
-class MonthUsage(BaseModel):
-    month_start: datetime
-    resets_at: datetime
-    """When the month's counts start again (the first instant of the next month, UTC)."""
-    runs_used: int
-    """Runs started this month, sub-runs included."""
-    max_runs: int | None
-    """The plan's monthly run limit; null: unlimited."""
-    tokens_used: int
-    max_tokens: int | None
-    """The plan's monthly token limit; null: unlimited."""
-
-
-class PlanView(BaseModel):
-    package: PackageOffer | None
-    """The package whose limits apply; null: no plan, so no limits."""
-    source: Literal["subscription", "default"] | None
-    """``subscription``: the caller's own; ``default``: the instance's default package."""
-    subscription: SubscriptionView | None
-    credits: int
-    credit_rule: str
-    """What a credit buys."""
-    usage: MonthUsage
-    """This month against the plan's limits."""
 
 
 CREDIT_RULE = (
@@ -129,12 +82,6 @@ async def list_offered_packages(caller: CurrentUser, db: DatabaseDep) -> Page[Pa
     async with db.read() as session:
         packages = await PackageRepo(session).list(active_only=True, public_only=True)
     return Page(items=[PackageOffer.model_validate(p) for p in packages])
-
-
-class SelfSubscribe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    package_id: str = Field(min_length=1, max_length=40)
 
 
 def _problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:

@@ -11,18 +11,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from flowloom.api.deps import DatabaseDep, RegistryDep, SettingsDep, WorkflowReader, WorkflowWriter
 from flowloom.api.deps import client_ip as _client_ip
 from flowloom.api.limits import check_definition_size
-from flowloom.api.schemas import (
-    Page,
+from flowloom.api.schemas.common import Page, VersionNumber
+from flowloom.api.schemas.workflows import (
+    ImportCheck,
+    ImportPreview,
+    NodesMoved,
     ProblemPublic,
+    TemplateList,
+    TemplatePublic,
+    TemplateUsed,
     ValidationLogPublic,
     ValidationPublic,
-    VersionNumber,
     VersionPublic,
     VersionSummary,
     WorkflowCreate,
@@ -151,29 +155,6 @@ async def import_workflow(
     return await create_workflow(create, caller, db, registry, settings, response, strict)
 
 
-class ImportCheck(BaseModel):
-    """A file to import, as read: an export (``format: "flowloom.workflow"``) or a bare
-    definition (``{"schema_version": 1, "nodes": [...], "edges": [...]}``)."""
-
-    document: dict[str, Any]
-    name: str | None = Field(default=None, max_length=200)
-    """The new workflow's name, instead of the file's (a bare definition has none)."""
-
-
-class ImportPreview(BaseModel):
-    """What importing the file would save, and every problem that stops it."""
-
-    valid: bool
-    problems: list[ProblemPublic]
-    """The file's own problems (``field`` names the key) and its definition's (``node_id``,
-    ``port``), all at once."""
-    export: WorkflowExport | None
-    """The file as ``POST /workflows/import`` takes it (the name applied); null when the file
-    is not one."""
-    nodes: int
-    edges: int
-
-
 def _bare_definition(document: dict[str, Any]) -> bool:
     return "definition" not in document and "nodes" in document
 
@@ -225,31 +206,6 @@ async def validate_definition(
     """Check a definition without saving it: every problem at once."""
     problems = check_definition(body.definition, registry, settings)
     return ValidationPublic(valid=not problems, problems=problems_public(problems))
-
-
-class TemplatePublic(BaseModel):
-    """An example workflow every account may start from."""
-
-    id: str
-    """The template's id (``sort_numbers``): ``POST /workflows/templates/{id}`` uses it."""
-    name: str
-    summary: str
-    node_types: list[str]
-    """The kinds of node it shows, in the order they first appear."""
-    nodes: int
-    calls: list[str]
-    """The other workflows it runs by name (saved with it when missing)."""
-
-
-class TemplateUsed(BaseModel):
-    workflow: WorkflowPublic
-    """The new workflow, a copy of the template."""
-    also_saved: list[WorkflowSummary]
-    """Workflows it calls that were saved with it, because the account lacked them."""
-
-
-class TemplateList(BaseModel):
-    items: list[TemplatePublic]
 
 
 def _template_public(example: Example) -> TemplatePublic:
@@ -343,20 +299,6 @@ async def update_workflow(
     if problems is None or workflow.version == before:
         return await read_workflow(workflow_id, caller, db)
     return workflow_public(workflow, problems_public(problems))
-
-
-class Position(BaseModel):
-    x: float = Field(allow_inf_nan=False)
-    y: float = Field(allow_inf_nan=False)
-
-
-class NodesMoved(BaseModel):
-    positions: dict[Annotated[str, Field(min_length=1, max_length=100)], Position] = Field(
-        min_length=1, max_length=5000
-    )
-    """Node id -> its new position on the canvas."""
-    expected_version: VersionNumber | None = None
-    """The version the canvas shows: 409 if another save made a newer one meanwhile."""
 
 
 @router.patch("/{workflow_id}/positions")
