@@ -73,6 +73,7 @@ LAYER_OF = {
     "flowloom.triggers": "services",
     "flowloom.example_workflows": "services",
     "flowloom.local_account": "services",
+    "flowloom.services": "services",
     "flowloom.api": "entry",
     "flowloom.cli": "entry",
     "flowloom.worker": "entry",

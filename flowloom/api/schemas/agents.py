@@ -11,9 +11,13 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from flowloom.agents.threads import Reply
 from flowloom.nodes.agent import AgentTool
 from flowloom.providers.model_names import ModelName
+from flowloom.services.agent_secrets import public_tools
 from flowloom.storage.enums import MessageRole
+from flowloom.storage.repos.agents import split_model
+from flowloom.storage.tables import Agent, Message, Thread
 
 Provider = Literal["openai", "gemini", "anthropic"]
 
@@ -130,3 +134,53 @@ class ReplyPublic(BaseModel):
     """The agent's reply."""
     usage: TurnUsage
     stop_reason: Literal["answer", "max_steps"]
+
+
+def agent_public(row: Agent) -> AgentPublic:
+    return AgentPublic(
+        id=row.id,
+        name=row.name,
+        instructions=row.instructions,
+        context=row.context,
+        provider=row.provider,
+        model=row.model,
+        tools=public_tools(row.tools),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def thread_public(row: Thread) -> ThreadPublic:
+    provider, model = split_model(row.model) if row.agent_id is None else (None, None)
+    return ThreadPublic(
+        id=row.id,
+        name=row.name,
+        agent_id=row.agent_id,
+        provider=provider,
+        model=model,
+        instructions=row.instructions,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def message_public(row: Message) -> MessagePublic:
+    return MessagePublic(
+        id=row.id,
+        thread_id=row.thread_id,
+        role=row.role,
+        content=row.content,
+        tool_calls=row.tool_calls,
+        tokens_in=row.tokens_in,
+        tokens_out=row.tokens_out,
+        created_at=row.created_at,
+    )
+
+
+def reply_public(reply: Reply) -> ReplyPublic:
+    return ReplyPublic(
+        user_message=message_public(reply.user_message),
+        message=message_public(reply.message),
+        usage=TurnUsage(**reply.outcome.totals.to_json()),
+        stop_reason=reply.outcome.stop_reason,
+    )
