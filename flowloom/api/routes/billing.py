@@ -9,11 +9,10 @@ instance's default package does), and the daily maintenance pass writes its stat
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response, status
 
-from flowloom.api.deps import AccountOwner, CurrentUser, DatabaseDep, client_ip
+from flowloom.api.deps import AccountOwner, CurrentUser, DatabaseDep, actor
+from flowloom.api.errors import problem_responses
 from flowloom.api.schemas.billing import (
     MonthUsage,
     PackageOffer,
@@ -23,10 +22,9 @@ from flowloom.api.schemas.billing import (
 )
 from flowloom.api.schemas.common import Page
 from flowloom.billing import CREDIT_SPENT, month_status, plan_of
-from flowloom.exceptions import Conflict, NotFound
-from flowloom.storage.repos.audit import AuditRepo
+from flowloom.services import subscriptions
 from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
-from flowloom.storage.tables import Package, User
+from flowloom.storage.tables import User
 from flowloom.storage.tables.base import utcnow
 
 __all__ = ["router"]
@@ -84,16 +82,9 @@ async def list_offered_packages(caller: CurrentUser, db: DatabaseDep) -> Page[Pa
     return Page(items=[PackageOffer.model_validate(p) for p in packages])
 
 
-def _problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"description": text, "content": {"application/problem+json": {}}}
-        for code, text in described.items()
-    }
-
-
 @router.put(
     "/subscription",
-    responses=_problems(
+    responses=problem_responses(
         {404: "No such package, or one that is not public", 409: "An inactive package"}
     ),
 )
@@ -102,23 +93,7 @@ async def subscribe(
 ) -> PlanView:
     """Subscribe to a public package from now; the subscription in force ends. A package an
     administrator keeps private answers 404, as if there were none."""
-    async with db.write() as session:
-        package = await session.get(Package, body.package_id)
-        if package is None or not package.public:
-            raise NotFound("package", body.package_id)
-        if not package.active:
-            raise Conflict(f"package {package.name!r} is no longer offered")
-        subscription = await SubscriptionRepo(session).subscribe(
-            user_id=caller.user_id, package_id=package.id
-        )
-        await _audit(
-            session,
-            caller.user_id,
-            request,
-            "billing.subscribe",
-            subscription.id,
-            {"package": package.name},
-        )
+    await subscriptions.subscribe_own(db, actor(caller, request), package_id=body.package_id)
     return await read_plan(caller, db)
 
 
@@ -126,36 +101,5 @@ async def subscribe(
 async def cancel_subscription(caller: AccountOwner, request: Request, db: DatabaseDep) -> Response:
     """End the caller's subscription now (the default package applies from then on); 404 when
     there is none in force."""
-    async with db.write() as session:
-        current = await SubscriptionRepo(session).current(user_id=caller.user_id)
-        if current is None:
-            raise NotFound("subscription", "current")
-        await SubscriptionRepo(session).cancel(user_id=caller.user_id)
-        await _audit(
-            session,
-            caller.user_id,
-            request,
-            "billing.cancel",
-            current[0].id,
-            {"package": current[1].name},
-        )
+    await subscriptions.cancel_own(db, actor(caller, request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-async def _audit(
-    session: Any,
-    user_id: str,
-    request: Request,
-    action: str,
-    subscription_id: str,
-    details: dict[str, Any],
-) -> None:
-    await AuditRepo(session).record(
-        user_id=user_id,
-        action=action,
-        object_type="subscription",
-        object_id=subscription_id,
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-        details=details,
-    )

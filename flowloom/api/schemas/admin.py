@@ -6,6 +6,7 @@ never silently changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
@@ -14,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from flowloom.api.schemas.billing import PackageOffer
 from flowloom.api.schemas.common import INT32_MAX, StrictBody
+from flowloom.storage.repos.system_settings import InstanceSettings
+from flowloom.storage.tables import Package, User
 
 _INT64_MAX: Final = 2**63 - 1
 
@@ -230,3 +233,27 @@ class ModelUsage(BaseModel):
     tokens_out: int
     tokens_total: int
     cost: Decimal
+
+
+def settings_public(current: InstanceSettings) -> InstanceSettingsPublic:
+    return InstanceSettingsPublic(**asdict(current))
+
+
+def package_public(package: Package, subscribers: int) -> PackagePublic:
+    public = PackagePublic.model_validate(package)
+    public.subscribers = subscribers
+    return public
+
+
+def admin_user_public(user: User, package: Package | None) -> AdminUserPublic:
+    return AdminUserPublic(
+        id=user.id,
+        email=user.email,
+        username=user.username,
+        role=user.role,
+        credits=user.credits,
+        is_active=user.is_active,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+        package=None if package is None else PackageRef(id=package.id, name=package.name),
+    )
