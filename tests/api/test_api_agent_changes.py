@@ -12,14 +12,12 @@ whichever order they take, the secret sent last stays.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-from apikit import sign_up
-from sqlalchemy.ext.asyncio import AsyncSession
+from apikit import count_transactions, sign_up
 
 from flowloom.nodes.agent import HttpTool
 from flowloom.services.agents import AgentService
@@ -185,19 +183,7 @@ async def test_each_change_is_one_write_transaction_and_no_other(
     account = await sign_up(client, "counter")
     service = AgentService(db, owner_id=account.user_id, vault=Vault.from_settings(settings))
     target = await prepare(service)
-    opened: list[str] = []
-
-    def counted(kind: str, opens: Callable[[], Any]) -> Callable[[], Any]:
-        @asynccontextmanager
-        async def opening() -> AsyncIterator[AsyncSession]:
-            opened.append(kind)
-            async with opens() as session:
-                yield session
-
-        return opening
-
-    monkeypatch.setattr(db, "read", counted("read", db.read))
-    monkeypatch.setattr(db, "write", counted("write", db.write))
+    opened = count_transactions(db, monkeypatch)
 
     await change(service, target)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
 
 from flowloom.api.schemas.common import INT32_MAX, FromRow, VersionNumber
-from flowloom.exceptions import Problem
+from flowloom.example_workflows import Example
+from flowloom.exceptions import InputError, Problem
 from flowloom.storage.tables import ValidationLog, Workflow, WorkflowVersion
 
 EXPORT_FORMAT: Final = "flowloom.workflow"
@@ -187,3 +189,60 @@ class NodesMoved(BaseModel):
     """Node id -> its new position on the canvas."""
     expected_version: VersionNumber | None = None
     """The version the canvas shows: 409 if another save made a newer one meanwhile."""
+
+
+def template_public(example: Example) -> TemplatePublic:
+    nodes = [n for n in example.definition.get("nodes", []) if isinstance(n, dict)]
+    types = list(dict.fromkeys(str(n.get("type")) for n in nodes))
+    return TemplatePublic(
+        id=example.slug,
+        name=example.name,
+        summary=example.summary,
+        node_types=types,
+        nodes=len(nodes),
+        calls=example.called_names(),
+    )
+
+
+def _bare_definition(document: dict[str, Any]) -> bool:
+    return "definition" not in document and "nodes" in document
+
+
+def preview_import(
+    document: dict[str, Any], *, name: str | None, check: Callable[[dict[str, Any]], list[Problem]]
+) -> ImportPreview:
+    """What importing ``document`` (an export, or a bare definition) would save, named
+    ``name`` if given, and every problem of the file's shape and of its definition (``check``)
+    at once."""
+    document = dict(document)
+    if _bare_definition(document):
+        document = {"definition": document}
+    if name is not None and name.strip():
+        document["name"] = name.strip()
+    elif "name" not in document:
+        document["name"] = None
+    problems: list[ProblemPublic] = []
+    export: WorkflowExport | None = None
+    try:
+        export = WorkflowExport.model_validate(document)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or None
+            message = error["msg"]
+            if where == "name" and document.get("name") is None:
+                message = "the file has no name: give the workflow one"
+            problems.append(ProblemPublic(message=message, field=where))
+    definition = document.get("definition")
+    nodes = edges = 0
+    if isinstance(definition, dict):
+        if isinstance(definition.get("nodes"), list):
+            nodes = len(definition["nodes"])
+        if isinstance(definition.get("edges"), list):
+            edges = len(definition["edges"])
+        try:
+            problems += problems_public(check(definition))
+        except InputError as exc:
+            problems.append(ProblemPublic(message=str(exc), field="definition"))
+    return ImportPreview(
+        valid=not problems, problems=problems, export=export, nodes=nodes, edges=edges
+    )
