@@ -60,7 +60,14 @@ class NoData(_Data):
     """This event carries nothing but its type, run, node and time."""
 
 
-class RunFailedData(_Data):
+class RunEndedData(_Data):
+    workflow_id: str | None = None
+    duration_ms: int | None = None
+    """From the run's start to its end; both absent when the end was learned otherwise (a lost
+    connection, a run failed from outside its driver)."""
+
+
+class RunFailedData(RunEndedData):
     error: dict[str, Any] | None = None
     """Why: ``message``; ``node_id`` and ``type`` when a node failed. Absent when the end was
     learned after a lost connection (read the run for it)."""
@@ -76,8 +83,14 @@ class AttemptData(_Data):
     """1 for the first attempt of the node in this run."""
 
 
-class NodeSucceededData(AttemptData):
+class NodeEndedData(AttemptData):
     duration_ms: int | None
+    node_type: str | None = None
+    """The node's type (``ai.llm``, ...)."""
+
+
+class NodeSucceededData(NodeEndedData):
+    """The attempt that gave the node's outputs."""
 
 
 class NodeCachedData(_Data):
@@ -85,7 +98,8 @@ class NodeCachedData(_Data):
     """The node execution whose outputs were reused."""
 
 
-class NodeFailedData(AttemptData):
+class NodeFailedData(NodeEndedData):
+    duration_ms: int | None = None
     error: dict[str, Any] | None
     """``message``, ``type`` and whatever the node told about it."""
 
@@ -151,7 +165,7 @@ class RunCompleted(_RunLevel):
     """The last event of the stream."""
 
     type: Literal["run.completed"]
-    data: NoData
+    data: RunEndedData
 
 
 class RunFailed(_RunLevel):
@@ -165,7 +179,7 @@ class RunCancelled(_RunLevel):
     """The last event of the stream."""
 
     type: Literal["run.cancelled"]
-    data: NoData
+    data: RunEndedData
 
 
 class NodeStarted(_NodeLevel):

@@ -1,10 +1,16 @@
-"""Prometheus metrics: runs by status, node durations, queue depth, event-loop lag.
+"""Prometheus metrics: runs by status, run durations per workflow, node durations per node type,
+queue depth, event-loop lag.
 
-Counters and the duration histogram are fed from the engine's event bus (this process's
+Counters and the duration histograms are fed from the engine's event bus (this process's
 runs); the gauges of unfinished runs and of the node queue are read from the database when
 scraped, so they are right for the whole instance, workers included. The loop-lag histogram
-is fed by the watchdog (``flowloom.engine.looplag``) that ``start`` runs beside. Each app has
-its own ``CollectorRegistry``, so several apps in one process (tests) do not collide.
+is fed by the watchdog (``flowloom.engine.looplag``) that ``start`` runs beside.
+
+Mean, p95 and failure rate per workflow and per node type come from the histograms (``_sum`` /
+``_count``, ``histogram_quantile(0.95, ...)``, the ``status`` / ``outcome`` labels); the API's
+``GET /admin/health/durations`` answers the same from the database for the whole instance.
+Each app has its own ``CollectorRegistry``, so several apps in one process (tests) do not
+collide.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+_RUN_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 _NODE_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _QUEUED = (NodeStatus.READY, NodeStatus.RUNNING)
@@ -72,10 +79,17 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.run_duration = Histogram(
+            "flowloom_run_duration_seconds",
+            "Duration of runs finished in this process, by workflow and final status",
+            ["workflow_id", "status"],
+            buckets=_RUN_BUCKETS_S,
+            registry=self.registry,
+        )
         self.node_duration = Histogram(
             "flowloom_node_duration_seconds",
-            "Duration of node attempts in this process, by node outcome",
-            ["outcome"],
+            "Duration of node attempts in this process, by node type and outcome",
+            ["node_type", "outcome"],
             buckets=_NODE_BUCKETS_S,
             registry=self.registry,
         )
@@ -114,11 +128,19 @@ class Metrics:
                 elif event.type in RUN_FINISHED_EVENTS:
                     status = event.type.removeprefix("run.").upper()
                     self.runs_finished.labels(status=status).inc()
+                    duration_ms = event.data.get("duration_ms")
+                    workflow_id = event.data.get("workflow_id")
+                    if isinstance(duration_ms, int | float) and isinstance(workflow_id, str):
+                        self.run_duration.labels(workflow_id=workflow_id, status=status).observe(
+                            duration_ms / 1000
+                        )
                 elif event.type in ("node.succeeded", "node.failed"):
                     duration_ms = event.data.get("duration_ms")
                     if isinstance(duration_ms, int | float):
-                        outcome = event.type.removeprefix("node.")
-                        self.node_duration.labels(outcome=outcome).observe(duration_ms / 1000)
+                        self.node_duration.labels(
+                            node_type=str(event.data.get("node_type") or "unknown"),
+                            outcome=event.type.removeprefix("node."),
+                        ).observe(duration_ms / 1000)
 
     async def render(self, db: Database) -> bytes:
         async with db.read() as session:

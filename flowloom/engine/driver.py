@@ -614,6 +614,9 @@ class Driver:
                     0, round((now - state.started_at).total_seconds() * 1000)
                 )
         event_data: dict[str, Any] = {}
+        if "duration_ms" in values:
+            event_data["workflow_id"] = state.workflow_id
+            event_data["duration_ms"] = values["duration_ms"]
         if "error" in values:
             event_data["error"] = values["error"]
         if status is RunStatus.WAITING:

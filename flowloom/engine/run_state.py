@@ -337,16 +337,23 @@ class RunState:
         slot.retry_at = None
         self.touch(slot)
         event = f"node.{status.value.lower()}"
-        if status is NodeStatus.SUCCEEDED:
-            self.emit(event, slot.node_id, now, attempt=slot.attempt, duration_ms=slot.duration_ms)
+        if status is NodeStatus.SUCCEEDED or status is NodeStatus.FAILED:
+            self.emit(
+                event,
+                slot.node_id,
+                now,
+                attempt=slot.attempt,
+                duration_ms=slot.duration_ms,
+                node_type=self.specs[slot.node_id].definition.type,
+                **({"error": error} if status is NodeStatus.FAILED else {}),
+            )
         elif status is NodeStatus.CACHED:
             self.emit(event, slot.node_id, now, cached_from_id=cached_from_id)
-        elif status is NodeStatus.FAILED:
-            self.emit(event, slot.node_id, now, attempt=slot.attempt, error=error)
-            self.failure = {"node_id": slot.node_id, **(error or {})}
-            return
         else:
             self.emit(event, slot.node_id, now)
+        if status is NodeStatus.FAILED:
+            self.failure = {"node_id": slot.node_id, **(error or {})}
+            return
         if status in DONE or status is NodeStatus.SKIPPED:
             self._release_children(slot.node_id, now)
 

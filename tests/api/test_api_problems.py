@@ -155,7 +155,12 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert 'flowloom_runs_finished_total{status="COMPLETED"}' in text
-    assert "flowloom_node_duration_seconds_bucket" in text
+    # Per node type and per workflow: p95 from the buckets, failure rate from the labels.
+    assert 'flowloom_node_duration_seconds_count{node_type="list.sort",outcome="succeeded"}' in text
+    assert (
+        f'flowloom_run_duration_seconds_count{{status="COMPLETED",workflow_id="{workflow["id"]}"}}'
+        in text
+    )
     assert 'flowloom_runs_active{status="RUNNING"}' in text
     assert 'flowloom_node_queue_depth{status="READY"}' in text
     assert openapi.json()["info"]["title"] == "flowloom"

@@ -569,3 +569,28 @@ async def test_prune_never_deletes_unfinished_runs_whatever_their_age(
     unfinished = {by_status[s] for s in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)}
     assert report.runs == 3  # COMPLETED, FAILED, CANCELLED
     assert await ids(fresh_db, WorkflowRun.id) == unfinished | {finished_child}
+
+
+async def test_a_run_resumed_after_it_was_chosen_is_not_deleted(
+    fresh_db: Database, blob_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowloom.storage.maintenance import prune as prune_module
+
+    world = await World(fresh_db, FileBlobStore(blob_dir)).setup()
+    resumed, _ = await world.run(OLD)
+    gone, _ = await world.run(OLD)
+    delete_in_session = prune_module._delete_in_session
+
+    def resume_first(session: Any, run_ids: list[str]) -> int:
+        # Between the read that chose it and the delete, the run became unfinished again.
+        session.execute(
+            update(WorkflowRun).where(WorkflowRun.id == resumed).values(status=RunStatus.RUNNING)
+        )
+        return delete_in_session(session, run_ids)
+
+    monkeypatch.setattr(prune_module, "_delete_in_session", resume_first)
+    report = await prune_runs(fresh_db, older_than=timedelta(days=30), now=NOW)
+
+    assert report.runs == 1
+    assert await ids(fresh_db, WorkflowRun.id) == {resumed}
+    assert gone != resumed

@@ -160,6 +160,17 @@ async def test_a_run_of_another_users_or_a_missing_workflow_is_refused(db: Datab
         assert (await RunRepo(s, owner_id=bob).history()).items == []
 
 
+async def test_no_version_means_the_current_one_and_still_only_the_owners(db: Database) -> None:
+    alice, (wf_alice,) = await make_owner(db)
+    bob, _ = await make_owner(db)
+    async with db.write() as s:
+        run = await RunRepo(s, owner_id=alice).create(workflow_id=wf_alice, workflow_version=None)
+    assert run.workflow_version == 2
+    with pytest.raises(NotFound):
+        async with db.write() as s:
+            await RunRepo(s, owner_id=bob).create(workflow_id=wf_alice, workflow_version=None)
+
+
 async def test_scope_and_target_node_must_agree(db: Database) -> None:
     user, (wf,) = await make_owner(db)
     with pytest.raises(InputError):

@@ -79,28 +79,8 @@ class SqlRunStore:
             depth = 0
             if new.parent_run_id is not None:
                 depth = await _subrun_depth(session, new)
-            workflows = WorkflowRepo(session, owner_id=owner_id)
-            version = new.version
-            if version is None:
-                version = await workflows.current_version(workflow_id=new.workflow_id)
-            # A version prepared before needs no definition read (nor its JSON parsed); the
-            # run's insert below checks that the workflow and version are the owner's.
-            pinned = new.use_pinned
-            prepared = plans.cached(
-                new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
-            )
-            if prepared is None:
-                saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
-                prepared = plans.prepare(
-                    new.workflow_id,
-                    version,
-                    saved.definition,
-                    new.scope,
-                    new.target_node_id,
-                    use_pinned=pinned,
-                )
-            check_breakpoints(new.breakpoints, prepared)
             if self.quota is not None:
+                # Before the run's row: the month's count of runs must not include it.
                 data.update(
                     await self.quota.before_run(
                         session,
@@ -113,9 +93,12 @@ class SqlRunStore:
                     or {}
                 )
             runs = RunRepo(session, owner_id=owner_id)
+            # The workflow's current version (unless one is asked for) is read by the same
+            # statement that checks the workflow is the owner's; the rest of the transaction
+            # rolls back if the plan below refuses.
             run = await runs.create(
                 workflow_id=new.workflow_id,
-                workflow_version=version,
+                workflow_version=new.version,
                 scope=RunScope(new.scope.value),
                 target_node_id=new.target_node_id if new.scope is not Scope.FULL else None,
                 trigger_kind=new.trigger_kind,
@@ -137,8 +120,26 @@ class SqlRunStore:
                 )
                 if existing:
                     return run.id
+            version = run.workflow_version
+            # A version prepared before needs no definition read (nor its JSON parsed).
+            pinned = new.use_pinned
+            prepared = plans.cached(
+                new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
+            )
+            if prepared is None:
+                workflows = WorkflowRepo(session, owner_id=owner_id)
+                saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
+                prepared = plans.prepare(
+                    new.workflow_id,
+                    version,
+                    saved.definition,
+                    new.scope,
+                    new.target_node_id,
+                    use_pinned=pinned,
+                )
+            check_breakpoints(new.breakpoints, prepared)
             counts = prepared.plan.unfinished_parents()
-            await runs.add_node_executions(
+            await runs.insert_node_executions(
                 run_id=run.id,
                 nodes=[
                     (node, prepared.specs[node].definition.type, counts[node])

@@ -285,12 +285,21 @@ def _read_batch(
 
 def _delete_runs(conn: Connection, *, run_ids: list[str]) -> int:
     """Delete the runs (their rows cascade) that are still finished; how many went, sub-runs
-    that went with their parent included (a row count would miss those)."""
-    conn.execute(
-        delete(WorkflowRun).where(
-            WorkflowRun.id.in_(run_ids), WorkflowRun.status.in_(FINISHED_RUN_STATUSES)
-        )
-    )
+    that went with their parent included (a row count would miss those).
+
+    The statuses are read by primary key (locked on PostgreSQL) and the delete names ids only:
+    a ``status IN (...)`` beside ``id IN (...)`` lets SQLite's planner, without statistics,
+    walk the status index over every finished run (40 ms per statement at 50,000 runs).
+    """
+    finished = {str(status) for status in FINISHED_RUN_STATUSES}
+    rows = conn.execute(
+        select(WorkflowRun.id, WorkflowRun.status)
+        .where(WorkflowRun.id.in_(run_ids))
+        .with_for_update()
+    ).all()
+    doomed = [run_id for run_id, status in rows if str(status) in finished]
+    if doomed:
+        conn.execute(delete(WorkflowRun).where(WorkflowRun.id.in_(doomed)))
     left = conn.execute(
         select(func.count()).select_from(WorkflowRun).where(WorkflowRun.id.in_(run_ids))
     ).scalar()

@@ -117,7 +117,7 @@ class RunRepo:
         self,
         *,
         workflow_id: str,
-        workflow_version: int,
+        workflow_version: int | None,
         scope: RunScope = RunScope.FULL,
         target_node_id: str | None = None,
         trigger_kind: TriggerKind = TriggerKind.MANUAL,
@@ -133,7 +133,8 @@ class RunRepo:
         depth: int = 0,
         parent_attempt: int | None = None,
     ) -> WorkflowRun:
-        """A new PENDING run of the owner's workflow at ``workflow_version``.
+        """A new PENDING run of the owner's workflow at ``workflow_version`` (None: its
+        current version, read in the same statement that checks the workflow is the owner's).
 
         NotFound if the workflow (or the parent run, or the API key) is missing, soft-deleted or
         another user's, or if the version was never saved. InputError if ``target_node_id`` does
@@ -170,6 +171,8 @@ class RunRepo:
         )
         if current is None:
             raise NotFound("workflow", workflow_id)
+        if workflow_version is None:
+            workflow_version = current
         if not 1 <= workflow_version <= current:
             raise NotFound("workflow version", f"{workflow_id}@{workflow_version}")
         if parent_run_id is not None:
@@ -228,6 +231,13 @@ class RunRepo:
         NotFound for another user's run; Conflict if a node id is already checkpointed.
         """
         await self.get(run_id=run_id)
+        return await self.insert_node_executions(run_id=run_id, nodes=nodes)
+
+    async def insert_node_executions(
+        self, *, run_id: str, nodes: Sequence[tuple[str, str, int]]
+    ) -> int:
+        """``add_node_executions`` for a run this transaction has just created (so known to
+        be the owner's): the rows only."""
         if not nodes:
             return 0
         now = utcnow()

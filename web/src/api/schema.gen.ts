@@ -3762,10 +3762,14 @@ export interface components {
         NodeFailedData: {
             /** Attempt */
             attempt: number;
+            /** Duration Ms */
+            duration_ms?: number | null;
             /** Error */
             error: {
                 [key: string]: unknown;
             } | null;
+            /** Node Type */
+            node_type?: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -3963,12 +3967,17 @@ export interface components {
              */
             type: "node.succeeded";
         };
-        /** NodeSucceededData */
+        /**
+         * NodeSucceededData
+         * @description The attempt that gave the node's outputs.
+         */
         NodeSucceededData: {
             /** Attempt */
             attempt: number;
             /** Duration Ms */
             duration_ms: number | null;
+            /** Node Type */
+            node_type?: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -4695,7 +4704,7 @@ export interface components {
              * Format: date-time
              */
             at: string;
-            data: components["schemas"]["NoData"];
+            data: components["schemas"]["RunEndedData"];
             /** Node Id */
             node_id?: null;
             /** Run Id */
@@ -4730,7 +4739,7 @@ export interface components {
              * Format: date-time
              */
             at: string;
-            data: components["schemas"]["NoData"];
+            data: components["schemas"]["RunEndedData"];
             /** Node Id */
             node_id?: null;
             /** Run Id */
@@ -4844,6 +4853,15 @@ export interface components {
             /** Workflow Version */
             workflow_version: number;
         };
+        /** RunEndedData */
+        RunEndedData: {
+            /** Duration Ms */
+            duration_ms?: number | null;
+            /** Workflow Id */
+            workflow_id?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
         /**
          * RunFailed
          * @description The last event of the stream.
@@ -4867,10 +4885,14 @@ export interface components {
         };
         /** RunFailedData */
         RunFailedData: {
+            /** Duration Ms */
+            duration_ms?: number | null;
             /** Error */
             error?: {
                 [key: string]: unknown;
             } | null;
+            /** Workflow Id */
+            workflow_id?: string | null;
         } & {
             [key: string]: unknown;
         };
