@@ -1,5 +1,5 @@
 """Accounts as the instance's administrators change them: role, credits, on or off, API key
-rates.
+rates, and deleting one with everything it owns.
 
 Each change writes its ``admin.user.*`` (or ``admin.api_key.*``) audit entry in the same
 transaction, and answers the account with the package of its subscription in force (None:
@@ -9,17 +9,24 @@ none, the default package applies).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowloom.exceptions import Conflict
 from flowloom.services.actor import Actor
 from flowloom.storage.database import Database
+from flowloom.storage.maintenance.accounts import delete_account
 from flowloom.storage.repos.api_keys import ApiKeyRepo, api_key_owner
 from flowloom.storage.repos.billing import SubscriptionRepo, grant_credits, set_role
+from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.tables import ApiKey, Package, User
 
-__all__ = ["AccountAdmin", "Disabled"]
+if TYPE_CHECKING:
+    from flowloom.engine import Engine
+
+__all__ = ["AccountAdmin", "Deleted", "Disabled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +37,15 @@ class Disabled:
     package: Package | None
     sessions_ended: int
     api_keys_revoked: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """A deleted account: its address, the runs its deletion cancelled, the rows per table."""
+
+    email: str
+    runs_cancelled: int
+    deleted: dict[str, int]
 
 
 class AccountAdmin:
@@ -100,6 +116,35 @@ class AccountAdmin:
                 {"rate_limit": key.rate_limit},
             )
             return key
+
+    async def delete(self, *, user_id: str, engine: Engine) -> Deleted:
+        """Delete the account and everything it owns, for good. Not one transaction, on
+        purpose: it is disabled first (its sessions and keys end at once, and it starts nothing
+        new), its unfinished runs are cancelled, then its rows go in small batches so the
+        instance keeps working meanwhile; the audit entry comes last, with what was deleted.
+        Conflict for the actor's own account or the last active admin."""
+        async with self._db.write() as session:
+            user, _, _ = await UserRepo(session).disable(user_id=user_id, by=self._actor.user_id)
+            email = user.email
+        async with self._db.read() as session:
+            unfinished = await RunRepo(session, owner_id=user_id).unfinished_top_level()
+        cancelled = 0
+        for run_id in unfinished:
+            try:
+                await engine.cancel(run_id)
+                cancelled += 1
+            except Conflict:
+                pass  # it ended meanwhile
+        deleted = await delete_account(self._db, user_id=user_id)
+        async with self._db.write() as session:
+            await self._actor.record(
+                session,
+                "admin.user.delete",
+                "user",
+                user_id,
+                {"email": email, "deleted": deleted, "runs_cancelled": cancelled},
+            )
+        return Deleted(email, cancelled, deleted)
 
 
 async def _package(session: AsyncSession, user_id: str) -> Package | None:

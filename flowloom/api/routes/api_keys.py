@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from flowloom.api.deps import AccountOwner, DatabaseDep, SettingsDep, client_ip
+from flowloom.api.errors import problem_responses
 from flowloom.api.schemas.api_keys import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -87,13 +88,9 @@ async def revoke_api_key(
 
 @router.post(
     "/{key_id}/rotate",
-    responses={
-        404: {"description": "No such key of yours", "content": {"application/problem+json": {}}},
-        409: {
-            "description": "The key is revoked or expired",
-            "content": {"application/problem+json": {}},
-        },
-    },
+    responses=problem_responses(
+        {404: "No such key of yours", 409: "The key is revoked or expired"}
+    ),
 )
 async def rotate_api_key(
     key_id: str, caller: AccountOwner, request: Request, db: DatabaseDep, settings: SettingsDep
