@@ -29,7 +29,13 @@ from pydantic import TypeAdapter
 
 from flowloom.agents.loop import LoopOptions, LoopOutcome, StepFailed, run_agent_loop
 from flowloom.agents.tools import open_toolbox
-from flowloom.exceptions import ConfigurationError, ExecutionError, InputError, NodeFailed, NotFound
+from flowloom.exceptions import (
+    ConfigurationError,
+    ExecutionError,
+    InputError,
+    NodeFailed,
+    NotFound,
+)
 from flowloom.integrations.usage import DatabaseUsageSink
 from flowloom.nodes.agent import AgentTool
 from flowloom.nodes.base import (

@@ -32,7 +32,12 @@ from flowloom.graph import Scope
 from flowloom.ids import new_id
 from flowloom.nodes.base import MemoryStore
 from flowloom.providers.usage import UsageSink
-from flowloom.storage.enums import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, NodeStatus, RunStatus
+from flowloom.storage.enums import (
+    ACTIVE_RUN_STATUSES,
+    FINISHED_RUN_STATUSES,
+    NodeStatus,
+    RunStatus,
+)
 from flowloom.testing import InMemoryMemoryStore
 
 __all__ = ["MemoryRunStore"]

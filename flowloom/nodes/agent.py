@@ -27,7 +27,15 @@ from flowloom.exceptions import ConfigurationError, ExecutionError, NotFound, Re
 from flowloom.nodes._provider_call import record_usage
 from flowloom.nodes.agent_tools import AgentTool, HttpTool, McpTools, WorkflowTool
 from flowloom.nodes.ai import text_progress
-from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
+from flowloom.nodes.base import (
+    Category,
+    Node,
+    NodeConfig,
+    NodeResult,
+    Port,
+    PortType,
+    RunContext,
+)
 from flowloom.nodes.mcp import check_variables, render_value
 from flowloom.providers.model_names import ModelName
 

@@ -14,7 +14,15 @@ from pydantic import Field, field_validator, model_validator
 
 from flowloom.exceptions import NotFound
 from flowloom.nodes._provider_call import provider_call, record_usage
-from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
+from flowloom.nodes.base import (
+    Category,
+    Node,
+    NodeConfig,
+    NodeResult,
+    Port,
+    PortType,
+    RunContext,
+)
 from flowloom.nodes.text import sandbox
 from flowloom.providers.model_names import ModelName
 
@@ -148,7 +156,12 @@ class LlmCall(Node[LlmCallConfig]):
     async def run(
         self, ctx: RunContext, config: LlmCallConfig, inputs: dict[str, Any]
     ) -> NodeResult:
-        from flowloom.providers import ChatMessage, ChatRequest, ImagePart, UsageEvent
+        from flowloom.providers import (
+            ChatMessage,
+            ChatRequest,
+            ImagePart,
+            UsageEvent,
+        )
 
         if ctx.providers is None:
             raise ctx.fail("no LLM providers are configured on this instance")

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
+from flowloom.nodes.base import (
+    Category,
+    Node,
+    NodeConfig,
+    NodeResult,
+    Port,
+    PortType,
+    RunContext,
+)
 
 if TYPE_CHECKING:
     from flowloom.nodes._sandbox import BoundedSandbox

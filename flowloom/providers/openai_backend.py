@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from flowloom.heavy_imports import imported
 from flowloom.providers._common import b64, cut_short, sdk_error
-from flowloom.providers.errors import MalformedResponse, ProviderError
+from flowloom.providers.errors import (
+    MalformedResponse,
+    ProviderError,
+)
 from flowloom.providers.types import (
     ChatChunk,
     ChatRequest,

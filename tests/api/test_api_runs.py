@@ -8,7 +8,13 @@ import json
 from typing import Any
 
 import httpx
-from apikit import approval_definition, create_workflow, delay_definition, example, sign_up
+from apikit import (
+    approval_definition,
+    create_workflow,
+    delay_definition,
+    example,
+    sign_up,
+)
 
 
 async def test_run_with_wait_answers_the_finished_run_with_outputs(

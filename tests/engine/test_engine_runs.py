@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import time
 
-from enginekit import chain, definition, edge, make_owner, node, node_rows, run_graph, save_workflow
+from enginekit import (
+    chain,
+    definition,
+    edge,
+    make_owner,
+    node,
+    node_rows,
+    run_graph,
+    save_workflow,
+)
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database

@@ -18,7 +18,12 @@ from flowloom.ids import new_id
 from flowloom.integrations.credentials import DatabaseCredentials
 from flowloom.integrations.usage import DatabaseUsageSink
 from flowloom.nodes.base import RunContext
-from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver, UsageEvent
+from flowloom.providers import (
+    ProviderConfig,
+    RetryPolicy,
+    SettingsProviderResolver,
+    UsageEvent,
+)
 from flowloom.storage.database import Database
 from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.credentials import CredentialRepo

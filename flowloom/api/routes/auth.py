@@ -26,7 +26,11 @@ from flowloom.api.schemas.auth import (
     user_public,
 )
 from flowloom.api.schemas.common import Page
-from flowloom.api.security import clear_session_cookies, csrf_token_for, set_session_cookies
+from flowloom.api.security import (
+    clear_session_cookies,
+    csrf_token_for,
+    set_session_cookies,
+)
 from flowloom.api.state import AppState
 from flowloom.exceptions import Conflict, InputError, NotFound, PermissionDenied
 from flowloom.passwords import hash_password, needs_rehash, verify_password

@@ -13,7 +13,13 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
-from flowloom.api.deps import DatabaseDep, SettingsDep, WorkflowReader, WorkflowWriter, client_ip
+from flowloom.api.deps import (
+    DatabaseDep,
+    SettingsDep,
+    WorkflowReader,
+    WorkflowWriter,
+    client_ip,
+)
 from flowloom.api.schemas.common import Page
 from flowloom.api.schemas.integrations import (
     ConnectionTest,

@@ -29,7 +29,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowloom.api.deps import DatabaseDep, SettingsDep, WorkflowReader, WorkflowWriter, client_ip
+from flowloom.api.deps import (
+    DatabaseDep,
+    SettingsDep,
+    WorkflowReader,
+    WorkflowWriter,
+    client_ip,
+)
 from flowloom.api.schemas.common import Page
 from flowloom.api.schemas.oauth import (
     AuthorizationStart,

@@ -30,7 +30,11 @@ from flowloom.storage.blobs import BlobStore
 from flowloom.storage.database import Database
 from flowloom.storage.enums import SubscriptionStatus
 from flowloom.storage.maintenance.prune import prune_runs
-from flowloom.storage.maintenance.retention import RETAINED_TABLES, clear_node_outputs, prune_table
+from flowloom.storage.maintenance.retention import (
+    RETAINED_TABLES,
+    clear_node_outputs,
+    prune_table,
+)
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.memory import purge_expired_memory
 from flowloom.storage.repos.sessions import purge_expired_sessions

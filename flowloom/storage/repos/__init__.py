@@ -17,7 +17,11 @@ from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.api_keys import ApiKeyRepo, authenticate_api_key
 from flowloom.storage.repos.audit import AuditRepo, scrub_details
 from flowloom.storage.repos.memory import MemoryRepo, purge_expired_memory
-from flowloom.storage.repos.runs import RunRepo, active_runs_by_status, average_successful_duration
+from flowloom.storage.repos.runs import (
+    RunRepo,
+    active_runs_by_status,
+    average_successful_duration,
+)
 from flowloom.storage.repos.triggers import TriggerRepo
 from flowloom.storage.repos.usage import UsageRepo, instance_usage_by_model
 from flowloom.storage.repos.users import UserRepo

@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id
 from flowloom.storage.database import Database
-from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunScope, RunStatus, TriggerKind
+from flowloom.storage.enums import (
+    ACTIVE_RUN_STATUSES,
+    NodeStatus,
+    RunScope,
+    RunStatus,
+    TriggerKind,
+)
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, page_of
 from flowloom.storage.tables import ApiKey, NodeExecution, Workflow, WorkflowRun

@@ -9,7 +9,13 @@ from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowloom.storage.enums import IntegrationKind
-from flowloom.storage.tables.base import ID_LENGTH, Base, SoftDeleteMixin, TimestampMixin, check_in
+from flowloom.storage.tables.base import (
+    ID_LENGTH,
+    Base,
+    SoftDeleteMixin,
+    TimestampMixin,
+    check_in,
+)
 
 __all__ = ["Credential", "Integration", "OAuthToken"]
 
