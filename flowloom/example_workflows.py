@@ -7,7 +7,7 @@ They live in ``examples/`` at the top of the source tree and ship inside the whe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,15 +140,6 @@ async def _save(repo: WorkflowRepo, example: Example) -> Workflow:
         workflow_id=workflow.id,
         version=workflow.version,
         valid=not example.problems,
-        problems=[_problem_json(p) for p in example.problems],
+        problems=[asdict(p) for p in example.problems],
     )
     return workflow
-
-
-def _problem_json(problem: Problem) -> dict[str, Any]:
-    return {
-        "message": problem.message,
-        "node_id": problem.node_id,
-        "port": problem.port,
-        "field": problem.field,
-    }

@@ -73,6 +73,7 @@ LAYER_OF = {
     "flowloom.triggers": "services",
     "flowloom.example_workflows": "services",
     "flowloom.local_account": "services",
+    "flowloom.services": "services",
     "flowloom.api": "entry",
     "flowloom.cli": "entry",
     "flowloom.worker": "entry",
@@ -331,3 +332,16 @@ def test_the_worker_reaches_runs_only_through_the_shared_run_store() -> None:
         )
     ]
     assert not offending, "worker modules past the RunStore seam:\n" + "\n".join(offending)
+
+
+def test_route_modules_import_no_other_route_module() -> None:
+    """Each module under ``flowloom/api/routes`` is one resource's routes: what two of them
+    share lives in a module of its own (a schema, a service, an API helper), never in a route
+    module another one imports."""
+    offending = [
+        str(found)
+        for found in IMPORTS
+        if found.importer.startswith("flowloom.api.routes.")
+        and found.imported.startswith("flowloom.api.routes.")
+    ]
+    assert not offending, "route modules importing each other:\n" + "\n".join(offending)

@@ -27,6 +27,7 @@ from flowloom.api.state import AppState
 from flowloom.engine import Engine
 from flowloom.exceptions import PermissionDenied
 from flowloom.nodes.registry import NodeRegistry
+from flowloom.services.actor import Actor
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import ApiScope, UserRole
@@ -48,6 +49,7 @@ __all__ = [
     "SettingsDep",
     "WorkflowReader",
     "WorkflowWriter",
+    "actor",
     "client_ip",
 ]
 
@@ -100,6 +102,11 @@ RegistryDep = Annotated[NodeRegistry, Depends(_registry)]
 
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
+
+
+def actor(caller: Caller, request: Request) -> Actor:
+    """The caller as the author of a change: its audit entry records where it came from."""
+    return Actor(caller.user_id, client_ip(request), request.headers.get("user-agent"))
 
 
 def _bearer(request: Request) -> str | None:

@@ -62,6 +62,7 @@ __all__ = [
     "install_error_handlers",
     "problem_json",
     "problem_response",
+    "problem_responses",
 ]
 
 PROBLEM_JSON: Final = "application/problem+json"
@@ -132,6 +133,14 @@ def problem_response(
     if instance is not None:
         body["instance"] = instance
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_responses(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem+json answers a route gives, with what each means."""
+    return {
+        code: {"description": text, "content": {"application/problem+json": {}}}
+        for code, text in described.items()
+    }
 
 
 def _problem_items(problems: Sequence[Problem]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Final, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
-from flowloom.api.schemas import RunDetail
+from flowloom.api.schemas.runs import RunDetail
 
 __all__ = [
     "RUN_EVENT_MODELS",

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flowloom.api.errors import problem_json
 from flowloom.exceptions import InputError
 
-__all__ = ["BodySizeLimit", "check_definition_size", "check_inputs_size", "replay", "send_problem"]
+__all__ = ["BodySizeLimit", "check_inputs_size", "replay", "send_problem"]
 
 
 class BodySizeLimit:
@@ -107,16 +107,6 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def check_definition_size(definition: dict[str, Any], *, max_nodes: int) -> None:
-    """InputError naming ``definition.nodes`` when the definition holds too many nodes."""
-    nodes = definition.get("nodes")
-    if isinstance(nodes, list) and len(nodes) > max_nodes:
-        raise InputError(
-            f"a workflow may hold at most {max_nodes} nodes; this one has {len(nodes)}",
-            field="definition.nodes",
-        )
 
 
 def check_inputs_size(inputs: dict[str, Any], *, max_bytes: int) -> None:

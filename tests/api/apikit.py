@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.settings import Settings
+from flowloom.storage.database import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -128,3 +131,22 @@ async def create_workflow(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def count_transactions(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, each transaction ``db`` opens appends ``"read"`` or ``"write"`` to the
+    list returned (in the order they open)."""
+    opened: list[str] = []
+
+    def counted(kind: str, opens: Callable[[], Any]) -> Callable[[], Any]:
+        @asynccontextmanager
+        async def opening() -> AsyncIterator[AsyncSession]:
+            opened.append(kind)
+            async with opens() as session:
+                yield session
+
+        return opening
+
+    monkeypatch.setattr(db, "read", counted("read", db.read))
+    monkeypatch.setattr(db, "write", counted("write", db.write))
+    return opened

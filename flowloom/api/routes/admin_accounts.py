@@ -4,48 +4,28 @@ across the instance by user and by day. For the instance's administrators only."
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
-from sqlalchemy import select
 
-from flowloom.api.deps import DatabaseDep, EngineDep, InstanceAdmin, client_ip
-from flowloom.api.routes.usage import usage_window
-from flowloom.api.schemas import Page
-from flowloom.exceptions import Conflict
-from flowloom.storage.enums import ACTIVE_RUN_STATUSES
-from flowloom.storage.maintenance.accounts import delete_account
-from flowloom.storage.repos.audit import AuditRepo
+from flowloom.api.deps import DatabaseDep, EngineDep, InstanceAdmin, actor
+from flowloom.api.errors import problem_responses
+from flowloom.api.schemas.admin_accounts import DayUsage, UserDeleted, UserUsage
+from flowloom.api.schemas.common import Page
+from flowloom.api.usage_window import usage_window
+from flowloom.services.accounts import AccountAdmin
 from flowloom.storage.repos.usage import instance_usage_by_day, instance_usage_by_user
-from flowloom.storage.repos.users import UserRepo
-from flowloom.storage.tables import WorkflowRun
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-def _problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"description": text, "content": {"application/problem+json": {}}}
-        for code, text in described.items()
-    }
-
-
-class UserDeleted(BaseModel):
-    user_id: str
-    email: str
-    runs_cancelled: int
-    """Runs still going when the account was deleted, cancelled first."""
-    deleted: dict[str, int]
-    """Rows deleted per table (the account's own row, with its small tables, as ``users``)."""
-
-
 @router.delete(
     "/users/{user_id}",
-    responses=_problems({404: "No such user", 409: "Your own account, or the last active admin"}),
+    responses=problem_responses(
+        {404: "No such user", 409: "Your own account, or the last active admin"}
+    ),
 )
 async def delete_user(
     user_id: str, admin: InstanceAdmin, request: Request, db: DatabaseDep, engine: EngineDep
@@ -54,59 +34,10 @@ async def delete_user(
     for good. It is disabled first (sessions and keys end at once), its unfinished runs are
     cancelled, then its rows go in small batches, so the instance keeps working meanwhile.
     Audit entries stay, without their actor. 409 for your own account or the last admin."""
-    async with db.write() as session:
-        user, _, _ = await UserRepo(session).disable(user_id=user_id, by=admin.user_id)
-        email = user.email
-    async with db.read() as session:
-        active = list(
-            await session.scalars(
-                select(WorkflowRun.id).where(
-                    WorkflowRun.user_id == user_id,
-                    WorkflowRun.status.in_(ACTIVE_RUN_STATUSES),
-                    WorkflowRun.parent_run_id.is_(None),
-                )
-            )
-        )
-    cancelled = 0
-    for run_id in active:
-        try:
-            await engine.cancel(run_id)
-            cancelled += 1
-        except Conflict:
-            pass  # it ended meanwhile
-    deleted = await delete_account(db, user_id=user_id)
-    async with db.write() as session:
-        await AuditRepo(session).record(
-            user_id=admin.user_id,
-            action="admin.user.delete",
-            object_type="user",
-            object_id=user_id,
-            ip=client_ip(request),
-            user_agent=request.headers.get("user-agent"),
-            details={"email": email, "deleted": deleted, "runs_cancelled": cancelled},
-        )
-    return UserDeleted(user_id=user_id, email=email, runs_cancelled=cancelled, deleted=deleted)
-
-
-class UserUsage(BaseModel):
-    user_id: str
-    email: str | None
-    """Null for an account since deleted."""
-    calls: int
-    tokens_in: int
-    tokens_out: int
-    tokens_total: int
-    cost: Decimal
-
-
-class DayUsage(BaseModel):
-    day: date
-    """A UTC day."""
-    calls: int
-    tokens_in: int
-    tokens_out: int
-    tokens_total: int
-    cost: Decimal
+    gone = await AccountAdmin(db, actor(admin, request)).delete(user_id=user_id, engine=engine)
+    return UserDeleted(
+        user_id=user_id, email=gone.email, runs_cancelled=gone.runs_cancelled, deleted=gone.deleted
+    )
 
 
 @router.get("/usage/by-user")

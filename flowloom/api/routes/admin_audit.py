@@ -14,7 +14,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from flowloom.api.deps import DatabaseDep, InstanceAdmin
-from flowloom.api.schemas import AuditEntryPublic, Page, audit_public
+from flowloom.api.schemas.audit import InstanceAuditEntry, audit_public
+from flowloom.api.schemas.common import Page
 from flowloom.exceptions import InputError
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.tables import User
@@ -22,13 +23,6 @@ from flowloom.storage.tables import User
 __all__ = ["router"]
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-
-class InstanceAuditEntry(AuditEntryPublic):
-    user_id: str | None
-    """The actor; null: the system itself."""
-    user_email: str | None
-    """The actor's email (null for the system, or an actor since deleted)."""
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:

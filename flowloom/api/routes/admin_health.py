@@ -4,14 +4,22 @@ day, and the last maintenance pass."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Annotated, Final, Literal
+from datetime import timedelta
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from flowloom.api.deps import AppStateDep, DatabaseDep, InstanceAdmin
+from flowloom.api.schemas.admin_health import (
+    DurationReport,
+    Durations,
+    HourErrors,
+    InstanceHealth,
+    MaintenanceSummary,
+    RunCounts,
+    WorkerLoad,
+)
 from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.storage.maintenance import database_bytes
 from flowloom.storage.repos.run_stats import DurationStats, node_type_durations, workflow_durations
@@ -24,53 +32,6 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 _HOURS: Final = 24
 _MOST_FAILURES_READ: Final = 50_000
-
-
-class RunCounts(BaseModel):
-    queued: int
-    """PENDING: waiting for a slot (in process) or a worker (distributed)."""
-    running: int
-    waiting: int
-    """Parked on an approval, a delay or an external event."""
-
-
-class WorkerLoad(BaseModel):
-    name: str
-    running_nodes: int
-
-
-class HourErrors(BaseModel):
-    hour: datetime
-    """The start of the hour (UTC)."""
-    failed_runs: int
-
-
-class MaintenanceSummary(BaseModel):
-    started_at: datetime
-    finished_at: datetime | None
-    runs_deleted: int
-    node_outputs_cleared: int
-    rows_deleted: dict[str, int]
-    sessions_purged: int
-    memory_purged: int
-    subscriptions_expired: int
-    error: str | None
-
-
-class InstanceHealth(BaseModel):
-    executor: Literal["local", "celery"]
-    runs: RunCounts
-    workers: list[WorkerLoad] | None
-    """Distributed mode: each worker holding node leases now; null in process."""
-    database_kind: Literal["sqlite", "postgresql"]
-    database_bytes: int
-    errors_per_hour: list[HourErrors]
-    """The last 24 hours, oldest first, every hour present."""
-    failed_runs_24h: int
-    maintenance_interval_s: float
-    """0: the server runs no maintenance pass (``flowloom db maintain`` does)."""
-    last_maintenance: MaintenanceSummary | None
-    """The last pass this server ran since it started."""
 
 
 @router.get("/health")
@@ -144,27 +105,6 @@ async def read_instance_health(admin: InstanceAdmin, state: AppStateDep) -> Inst
             error=last.error,
         ),
     )
-
-
-class Durations(BaseModel):
-    key: str
-    """The workflow id, or the node type."""
-    name: str
-    finished: int
-    failed: int
-    failure_rate: float
-    """Failed over completed plus failed, 0 to 1 (cancelled ones count for neither)."""
-    mean_ms: float | None
-    p95_ms: float | None
-
-
-class DurationReport(BaseModel):
-    since: datetime
-    workflows: list[Durations]
-    """Most failures first, then the slowest p95."""
-    node_types: list[Durations]
-    truncated: bool
-    """The window held more rows than are summarised; its newest were."""
 
 
 def _durations(rows: list[DurationStats]) -> list[Durations]:

@@ -11,6 +11,9 @@ place; see :mod:`flowloom.storage.repos.agents`): answers show each value as ``*
 sending ``********`` back in a PATCH keeps the stored value. Servers that need secrets are
 better registered as integrations. As the API starts, agents written before secrets were sealed
 have their plain values moved into the vault (:func:`_seal_stored_secrets`).
+
+The rules (what a change must name, secrets kept, one transaction per change) live in
+:mod:`flowloom.services.agents`; these routes parse, call it, and answer.
 """
 
 from __future__ import annotations
@@ -20,14 +23,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, model_validator
 
-from flowloom.agents.threads import TOOLS_ADAPTER, Reply, ThreadService
+from flowloom.agents.threads import Reply, ThreadService
 from flowloom.api.deps import (
     Caller,
     DatabaseDep,
@@ -38,27 +39,27 @@ from flowloom.api.deps import (
     WorkflowWriter,
 )
 from flowloom.api.errors import flowloom_problem, problem_json
-from flowloom.api.schemas import Page
-from flowloom.exceptions import FlowloomError, InputError, NotFound
-from flowloom.nodes.agent import AgentTool, HttpTool, McpTools, WorkflowTool
-from flowloom.providers import PROVIDER_NAMES
-from flowloom.providers.model_names import ModelName
+from flowloom.api.schemas.agents import (
+    AgentCreate,
+    AgentPublic,
+    AgentUpdate,
+    MessageCreate,
+    MessagePublic,
+    ReplyPublic,
+    ThreadCreate,
+    ThreadPublic,
+    ThreadUpdate,
+    agent_public,
+    message_public,
+    reply_public,
+    thread_public,
+)
+from flowloom.api.schemas.common import Page
+from flowloom.exceptions import FlowloomError
+from flowloom.services.agents import AgentService, seal_stored_secrets
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import MessageRole
-from flowloom.storage.repos.agents import (
-    HIDDEN,
-    AgentRepo,
-    ThreadRepo,
-    join_model,
-    seal_plain_agent_secrets,
-    secret_maps,
-    split_model,
-)
-from flowloom.storage.repos.ai_models import AiModelRepo
-from flowloom.storage.repos.integrations import IntegrationRepo
-from flowloom.storage.repos.workflows import WorkflowRepo
-from flowloom.storage.tables import Agent, Message, Thread
+from flowloom.storage.repos.agents import UNSET, AgentRepo, ThreadRepo
 from flowloom.storage.vault import Vault
 
 __all__ = ["router"]
@@ -72,8 +73,7 @@ async def _seal_stored_secrets(app: FastAPI) -> AsyncIterator[None]:
     start-up has migrated the schema): plain values left in ``agents.tools`` by earlier
     versions go into the vault. Idempotent; finds nothing to do once done."""
     state = app.state.flowloom
-    async with state.db.write() as session:
-        sealed = await seal_plain_agent_secrets(session, vault=Vault.from_settings(state.settings))
+    sealed = await seal_stored_secrets(state.db, vault=Vault.from_settings(state.settings))
     if sealed:
         _log.info("sealed the plain tool secrets of %d agents in the vault", sealed)
     yield
@@ -81,272 +81,14 @@ async def _seal_stored_secrets(app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(tags=["agents"], lifespan=_seal_stored_secrets)
 
-Provider = Literal["openai", "gemini", "anthropic"]
-_TEXT_MAX: Final = 100_000
 
 # Turns answered as a stream run on when the client goes away (their reply is still stored);
 # this keeps their tasks referenced until they end.
 _running_turns: set[asyncio.Task[Reply]] = set()
 
 
-# ---- schemas
-
-
-class AgentCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    instructions: str = Field(default="", max_length=_TEXT_MAX)
-    """What the agent is for and how it behaves (the system prompt)."""
-    context: str | None = Field(default=None, max_length=_TEXT_MAX)
-    """Knowledge the agent always has, sent after the instructions."""
-    provider: Provider = "openai"
-    model: ModelName
-    tools: list[AgentTool] = Field(default_factory=list)
-    """As in ``ai.agent``: ``{"kind": "mcp", "server": ...}``, ``{"kind": "http", ...}``,
-    ``{"kind": "workflow", "workflow_id": ...}``."""
-
-
-class AgentUpdate(BaseModel):
-    """Only the fields sent change; ``context: null`` clears it."""
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
-    context: str | None = Field(default=None, max_length=_TEXT_MAX)
-    provider: Provider | None = None
-    model: ModelName | None = None
-    tools: list[AgentTool] | None = None
-
-
-class AgentPublic(BaseModel):
-    id: str
-    name: str
-    instructions: str
-    context: str | None
-    provider: str | None
-    model: str | None
-    tools: list[dict[str, Any]]
-    """Secret values (headers, env) shown as ``********``."""
-    created_at: datetime
-    updated_at: datetime
-
-
-class ThreadCreate(BaseModel):
-    name: str = Field(default="New thread", min_length=1, max_length=200)
-    agent_id: str | None = Field(default=None, max_length=100)
-    """Talk to this agent (its model, instructions and tools)."""
-    provider: Provider | None = None
-    """Without an agent: who runs the model (``openai`` when only ``model`` is given)."""
-    model: ModelName | None = Field(default=None, max_length=150)
-    """Without an agent: the model to talk to (required then)."""
-    instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
-    """The thread's own instructions (after the agent's, with an agent)."""
-
-    @model_validator(mode="after")
-    def _agent_or_model(self) -> ThreadCreate:
-        if self.agent_id is not None and (self.provider or self.model):
-            raise ValueError("a thread with an agent uses the agent's model: omit provider/model")
-        if self.agent_id is None and self.model is None:
-            raise ValueError("a thread without an agent needs a model")
-        return self
-
-
-class ThreadUpdate(BaseModel):
-    """Only the fields sent change; ``instructions: null`` clears them."""
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    instructions: str | None = Field(default=None, max_length=_TEXT_MAX)
-    provider: Provider | None = None
-    model: ModelName | None = Field(default=None, max_length=150)
-
-
-class ThreadPublic(BaseModel):
-    id: str
-    name: str
-    agent_id: str | None
-    provider: str | None
-    """The thread's own model; null for a thread with an agent (it uses the agent's)."""
-    model: str | None
-    instructions: str | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class MessageCreate(BaseModel):
-    content: str = Field(min_length=1, max_length=_TEXT_MAX)
-
-
-class MessagePublic(BaseModel):
-    id: str
-    thread_id: str
-    role: MessageRole
-    content: str
-    tool_calls: list[dict[str, Any]] | None
-    """For a reply: each tool call the agent made (``step``, ``tool``, ``arguments``,
-    ``result``, ``is_error``, ``usage``)."""
-    tokens_in: int
-    tokens_out: int
-    created_at: datetime
-
-
-class TurnUsage(BaseModel):
-    tokens_in: int
-    tokens_out: int
-    tokens_total: int
-    cost: str | None
-    """Exact decimal, summed over the model calls; null when one could not be priced."""
-    calls: int
-
-
-class ReplyPublic(BaseModel):
-    user_message: MessagePublic
-    message: MessagePublic
-    """The agent's reply."""
-    usage: TurnUsage
-    stop_reason: Literal["answer", "max_steps"]
-
-
-# ---- conversions
-
-
-def _agent_public(row: Agent) -> AgentPublic:
-    return AgentPublic(
-        id=row.id,
-        name=row.name,
-        instructions=row.instructions,
-        context=row.context,
-        provider=row.provider,
-        model=row.model,
-        tools=[_hide_secrets(tool) for tool in row.tools],
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _thread_public(row: Thread) -> ThreadPublic:
-    provider, model = split_model(row.model) if row.agent_id is None else (None, None)
-    return ThreadPublic(
-        id=row.id,
-        name=row.name,
-        agent_id=row.agent_id,
-        provider=provider,
-        model=model,
-        instructions=row.instructions,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _message_public(row: Message) -> MessagePublic:
-    return MessagePublic(
-        id=row.id,
-        thread_id=row.thread_id,
-        role=row.role,
-        content=row.content,
-        tool_calls=row.tool_calls,
-        tokens_in=row.tokens_in,
-        tokens_out=row.tokens_out,
-        created_at=row.created_at,
-    )
-
-
-def _reply_public(reply: Reply) -> ReplyPublic:
-    return ReplyPublic(
-        user_message=_message_public(reply.user_message),
-        message=_message_public(reply.message),
-        usage=TurnUsage(**reply.outcome.totals.to_json()),
-        stop_reason=reply.outcome.stop_reason,
-    )
-
-
-def _hide_secrets(tool: Any) -> dict[str, Any]:
-    shown: dict[str, Any] = json.loads(json.dumps(tool))
-    for _label, values in secret_maps(shown):
-        for name in values:
-            values[name] = HIDDEN
-    return shown
-
-
-def _tool_key(tool: dict[str, Any], index: int) -> str:
-    """Which stored tool a sent one stands for: HTTP tools by name, MCP servers by address."""
-    if tool.get("kind") == "http":
-        return f"http:{tool.get('name')}"
-    server = tool.get("server")
-    if isinstance(server, dict):
-        return f"mcp:{server.get('transport')}:{server.get('command') or server.get('url')}"
-    return f"{tool.get('kind')}:{index}"
-
-
-def _dump_tools(
-    tools: list[McpTools | HttpTool | WorkflowTool], stored: list[Any] | None = None
-) -> list[dict[str, Any]]:
-    """The tools with their secret values, each ``********`` replaced by the value it stands
-    for in ``stored`` (the current tools, secrets opened)."""
-    dumped = [tool.model_dump(mode="json", exclude_defaults=False) for tool in tools]
-    previous = {
-        _tool_key(tool, i): dict(secret_maps(tool))
-        for i, tool in enumerate(stored or [])
-        if isinstance(tool, dict)
-    }
-    for index, tool in enumerate(dumped):
-        old = previous.get(_tool_key(tool, index), {})
-        for label, values in secret_maps(tool):
-            for name, value in values.items():
-                if value != HIDDEN:
-                    continue
-                kept = old.get(label, {}).get(name)
-                if kept is None:
-                    raise InputError(
-                        f"tools[{index}].{label}.{name}: {HIDDEN} stands for a stored value, "
-                        "and there is none; send the value itself",
-                        field=f"tools.{index}.{label}.{name}",
-                    )
-                values[name] = kept
-    return dumped
-
-
-# ---- validation against what the owner holds
-
-
-async def _check_agent(
-    db: Database,
-    settings: Settings,
-    owner_id: str,
-    *,
-    provider: str,
-    model: str,
-    tools: list[Any],
-) -> None:
-    """InputError naming the field when the model is disabled here, when two tools share a
-    name, or when a tool names an integration or workflow the owner does not have."""
-    if provider not in PROVIDER_NAMES:
-        raise InputError(f"unknown provider {provider!r}", field="provider")
-    parsed = TOOLS_ADAPTER.validate_python(tools)
-    named = [tool.name for tool in parsed if not isinstance(tool, McpTools)]
-    duplicates = sorted({name for name in named if named.count(name) > 1})
-    if duplicates:
-        raise InputError(f"tools named twice: {', '.join(duplicates)}", field="tools")
-    async with db.read() as session:
-        try:
-            entry = await AiModelRepo(session).get(provider=provider, model=model)
-        except NotFound:
-            entry = None
-        if entry is not None and not entry.enabled:
-            raise InputError(
-                f"the model {provider}/{model} is disabled on this instance", field="model"
-            )
-        integrations = IntegrationRepo(
-            session, owner_id=owner_id, vault=Vault.from_settings(settings)
-        )
-        workflows = WorkflowRepo(session, owner_id=owner_id)
-        for index, tool in enumerate(parsed):
-            try:
-                if isinstance(tool, McpTools) and isinstance(tool.server, str):
-                    await integrations.get(integration_id=tool.server)
-                elif isinstance(tool, WorkflowTool):
-                    await workflows.get(workflow_id=tool.workflow_id)
-            except NotFound as exc:
-                raise InputError(
-                    f"you have no {exc.kind} {exc.object_id!r}", field=f"tools.{index}"
-                ) from None
+def _service(caller: Caller, db: Database, settings: Settings) -> AgentService:
+    return AgentService(db, owner_id=caller.user_id, vault=Vault.from_settings(settings))
 
 
 # ---- agents
@@ -357,22 +99,15 @@ async def create_agent(
     body: AgentCreate, caller: WorkflowWriter, db: DatabaseDep, settings: SettingsDep
 ) -> AgentPublic:
     """A new agent; its model and tools are checked first (422 naming the field)."""
-    tools = _dump_tools(body.tools)
-    await _check_agent(
-        db, settings, caller.user_id, provider=body.provider, model=body.model, tools=tools
+    row = await _service(caller, db, settings).create_agent(
+        name=body.name,
+        instructions=body.instructions,
+        context=body.context,
+        provider=body.provider,
+        model=body.model,
+        tools=body.tools,
     )
-    async with db.write() as session:
-        row = await AgentRepo(
-            session, owner_id=caller.user_id, vault=Vault.from_settings(settings)
-        ).create(
-            name=body.name,
-            instructions=body.instructions,
-            context=body.context,
-            provider=body.provider,
-            model=body.model,
-            tools=tools,
-        )
-        return _agent_public(row)
+    return agent_public(row)
 
 
 @router.get("/agents")
@@ -385,15 +120,14 @@ async def list_agents(
     """Your agents, newest first."""
     async with db.read() as session:
         page = await AgentRepo(session, owner_id=caller.user_id).list(cursor=cursor, limit=limit)
-        return Page(items=[_agent_public(r) for r in page.items], next_cursor=page.next_cursor)
+    return Page(items=[agent_public(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/agents/{agent_id}")
 async def read_agent(agent_id: str, caller: WorkflowReader, db: DatabaseDep) -> AgentPublic:
     async with db.read() as session:
-        return _agent_public(
-            await AgentRepo(session, owner_id=caller.user_id).get(agent_id=agent_id)
-        )
+        row = await AgentRepo(session, owner_id=caller.user_id).get(agent_id=agent_id)
+    return agent_public(row)
 
 
 @router.patch("/agents/{agent_id}")
@@ -405,33 +139,17 @@ async def update_agent(
     settings: SettingsDep,
 ) -> AgentPublic:
     """Change the fields sent; tools are replaced whole (``********`` keeps a stored secret)."""
-    sent = body.model_fields_set
-    vault = Vault.from_settings(settings)
-    # A write transaction: opening the sealed values marks their credential used.
-    async with db.write() as session:
-        agents = AgentRepo(session, owner_id=caller.user_id, vault=vault)
-        current = await agents.get(agent_id=agent_id)
-        provider = body.provider or current.provider or "openai"
-        model = body.model or current.model or ""
-        stored_tools = list(current.tools)
-        if body.tools is not None:
-            stored_tools = await agents.tools_with_secrets(agent_id=agent_id)
-    tools = _dump_tools(body.tools, stored_tools) if body.tools is not None else stored_tools
-    await _check_agent(db, settings, caller.user_id, provider=provider, model=model, tools=tools)
-    changes: dict[str, Any] = {}
-    for field in ("name", "instructions", "provider", "model"):
-        value = getattr(body, field)
-        if field in sent and value is not None:
-            changes[field] = value
-    if "context" in sent:
-        changes["context"] = body.context
-    if body.tools is not None:
-        changes["tools"] = tools
-    async with db.write() as session:
-        row = await AgentRepo(session, owner_id=caller.user_id, vault=vault).update(
-            agent_id=agent_id, **changes
-        )
-        return _agent_public(row)
+    # Checked and written in one transaction, the agent's row locked (the service).
+    row = await _service(caller, db, settings).update_agent(
+        agent_id=agent_id,
+        name=body.name,
+        instructions=body.instructions,
+        context=body.context if "context" in body.model_fields_set else UNSET,
+        provider=body.provider,
+        model=body.model,
+        tools=body.tools,
+    )
+    return agent_public(row)
 
 
 @router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -440,10 +158,7 @@ async def delete_agent(
 ) -> Response:
     """Soft-delete the agent and its threads: they answer 404 from now on. Its sealed tool
     secrets are forgotten."""
-    async with db.write() as session:
-        await AgentRepo(
-            session, owner_id=caller.user_id, vault=Vault.from_settings(settings)
-        ).delete(agent_id=agent_id)
+    await _service(caller, db, settings).delete_agent(agent_id=agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -455,21 +170,14 @@ async def create_thread(
     body: ThreadCreate, caller: WorkflowWriter, db: DatabaseDep, settings: SettingsDep
 ) -> ThreadPublic:
     """A new thread, with an agent or with a model of its own."""
-    model = None
-    if body.model is not None:
-        provider = body.provider or "openai"
-        await _check_agent(
-            db, settings, caller.user_id, provider=provider, model=body.model, tools=[]
-        )
-        model = join_model(provider, body.model)
-    async with db.write() as session:
-        try:
-            row = await ThreadRepo(session, owner_id=caller.user_id).create(
-                name=body.name, agent_id=body.agent_id, instructions=body.instructions, model=model
-            )
-        except NotFound:
-            raise InputError(f"you have no agent {body.agent_id!r}", field="agent_id") from None
-        return _thread_public(row)
+    row = await _service(caller, db, settings).create_thread(
+        name=body.name,
+        agent_id=body.agent_id,
+        provider=body.provider,
+        model=body.model,
+        instructions=body.instructions,
+    )
+    return thread_public(row)
 
 
 @router.get("/threads")
@@ -485,14 +193,14 @@ async def list_threads(
         page = await ThreadRepo(session, owner_id=caller.user_id).list(
             agent_id=agent_id, cursor=cursor, limit=limit
         )
-        return Page(items=[_thread_public(r) for r in page.items], next_cursor=page.next_cursor)
+    return Page(items=[thread_public(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/threads/{thread_id}")
 async def read_thread(thread_id: str, caller: WorkflowReader, db: DatabaseDep) -> ThreadPublic:
     async with db.read() as session:
         row = await ThreadRepo(session, owner_id=caller.user_id).get(thread_id=thread_id)
-        return _thread_public(row)
+    return thread_public(row)
 
 
 @router.patch("/threads/{thread_id}")
@@ -504,27 +212,14 @@ async def update_thread(
     settings: SettingsDep,
 ) -> ThreadPublic:
     """Rename it, change its instructions, or (without an agent) its provider and model."""
-    sent = body.model_fields_set
-    changes: dict[str, Any] = {}
-    if body.provider is not None or body.model is not None:
-        async with db.read() as session:
-            current = await ThreadRepo(session, owner_id=caller.user_id).get(thread_id=thread_id)
-        if current.agent_id is not None:
-            raise InputError("a thread with an agent uses the agent's model", field="model")
-        old_provider, old_model = split_model(current.model)
-        provider = body.provider or old_provider or "openai"
-        model = body.model or old_model or ""
-        await _check_agent(db, settings, caller.user_id, provider=provider, model=model, tools=[])
-        changes["model"] = join_model(provider, model)
-    if body.name is not None:
-        changes["name"] = body.name
-    if "instructions" in sent:
-        changes["instructions"] = body.instructions
-    async with db.write() as session:
-        row = await ThreadRepo(session, owner_id=caller.user_id).update(
-            thread_id=thread_id, **changes
-        )
-        return _thread_public(row)
+    row = await _service(caller, db, settings).update_thread(
+        thread_id=thread_id,
+        name=body.name,
+        instructions=body.instructions if "instructions" in body.model_fields_set else UNSET,
+        provider=body.provider,
+        model=body.model,
+    )
+    return thread_public(row)
 
 
 @router.delete("/threads/{thread_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -550,7 +245,7 @@ async def list_messages(
         page = await ThreadRepo(session, owner_id=caller.user_id).messages(
             thread_id=thread_id, order=order, cursor=cursor, limit=limit
         )
-        return Page(items=[_message_public(r) for r in page.items], next_cursor=page.next_cursor)
+        return Page(items=[message_public(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.post(
@@ -597,7 +292,7 @@ async def post_message(
             content=body.content,
             api_key_id=caller.api_key_id,
         )
-        return _reply_public(reply)
+        return reply_public(reply)
     return await _streamed(service, caller, thread_id, body.content)
 
 
@@ -658,7 +353,7 @@ async def _events(
         return
     error = task.exception()
     if error is None:
-        yield _sse(seq, "message", _reply_public(task.result()).model_dump(mode="json"))
+        yield _sse(seq, "message", reply_public(task.result()).model_dump(mode="json"))
         return
     code: int = 500
     extra: dict[str, Any] = {}

@@ -3,25 +3,27 @@ for a grace period), revoke."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 
 from flowloom.api.deps import AccountOwner, DatabaseDep, SettingsDep, client_ip
-from flowloom.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Page, api_key_public
+from flowloom.api.errors import problem_responses
+from flowloom.api.schemas.api_keys import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    ApiKeyRotated,
+    api_key_public,
+)
+from flowloom.api.schemas.common import Page
 from flowloom.storage.repos.api_keys import ApiKeyRepo
 from flowloom.storage.repos.audit import AuditRepo
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
-
-
-class ApiKeyRotated(ApiKeyCreated):
-    previous_valid_until: datetime | None
-    """Until when the replaced secret still works (``FLOWLOOM_API_KEY_ROTATION_GRACE_S`` from
-    now); null: it stopped at once."""
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -86,13 +88,9 @@ async def revoke_api_key(
 
 @router.post(
     "/{key_id}/rotate",
-    responses={
-        404: {"description": "No such key of yours", "content": {"application/problem+json": {}}},
-        409: {
-            "description": "The key is revoked or expired",
-            "content": {"application/problem+json": {}},
-        },
-    },
+    responses=problem_responses(
+        {404: "No such key of yours", 409: "The key is revoked or expired"}
+    ),
 )
 async def rotate_api_key(
     key_id: str, caller: AccountOwner, request: Request, db: DatabaseDep, settings: SettingsDep

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.api.deps import AccountOwner, AppStateDep, CurrentUser, DatabaseDep, client_ip
 from flowloom.api.errors import Unauthenticated
-from flowloom.api.schemas import (
+from flowloom.api.schemas.auth import (
     ExternalLogin,
     LoginRequest,
-    Page,
+    PasswordChange,
+    SessionPublic,
+    SignInOptions,
+    SignInProvider,
     TokenPublic,
     UserPublic,
     UserRegister,
     user_public,
 )
+from flowloom.api.schemas.common import Page
 from flowloom.api.security import (
     clear_session_cookies,
     csrf_token_for,
@@ -145,22 +148,6 @@ async def log_in(
     )
 
 
-class SignInProvider(BaseModel):
-    provider: str
-    """The identity provider's name, for the button (``Sign in with clerk``)."""
-    sign_in_url: str
-    """Where the button sends the browser: the provider's sign-in page, which sends it back to
-    ``/signin#token=<JWT>``; the UI then signs in with ``POST /auth/external``."""
-
-
-class SignInOptions(BaseModel):
-    password: bool
-    """Whether email and password sign-in is offered (always, for existing accounts)."""
-    registration_open: bool
-    external: SignInProvider | None
-    """The configured identity provider; null when there is none."""
-
-
 @router.get("/providers")
 async def read_sign_in_options(state: AppStateDep) -> SignInOptions:
     """How one may sign in here (asked before signing in: no credentials needed)."""
@@ -267,24 +254,6 @@ async def log_out(
                 user_agent=request.headers.get("user-agent"),
             )
     clear_session_cookies(response)
-
-
-class PasswordChange(BaseModel):
-    current_password: str = Field(min_length=1, max_length=256)
-    new_password: str = Field(min_length=8, max_length=256)
-
-
-class SessionPublic(BaseModel):
-    id: str
-    created_at: datetime
-    last_seen_at: datetime
-    expires_at: datetime
-    ip: str | None
-    user_agent: str | None
-    method: str
-    """How it was opened: ``password`` or ``external:<provider>``."""
-    current: bool
-    """Whether this request was made with it."""
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)

@@ -9,76 +9,27 @@ instance's default package does), and the daily maintenance pass writes its stat
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-from typing import Any, Literal
-
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
 
-from flowloom.api.deps import AccountOwner, CurrentUser, DatabaseDep, client_ip
-from flowloom.api.schemas import Page
+from flowloom.api.deps import AccountOwner, CurrentUser, DatabaseDep, actor
+from flowloom.api.errors import problem_responses
+from flowloom.api.schemas.billing import (
+    MonthUsage,
+    PackageOffer,
+    PlanView,
+    SelfSubscribe,
+    SubscriptionView,
+)
+from flowloom.api.schemas.common import Page
 from flowloom.billing import CREDIT_SPENT, month_status, plan_of
-from flowloom.exceptions import Conflict, NotFound
-from flowloom.storage.enums import SubscriptionStatus
-from flowloom.storage.repos.audit import AuditRepo
+from flowloom.services import subscriptions
 from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
-from flowloom.storage.tables import Package, User
+from flowloom.storage.tables import User
 from flowloom.storage.tables.base import utcnow
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/billing", tags=["billing"])
-
-
-class PackageOffer(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    name: str
-    description: str | None
-    price: Decimal
-    """A decimal string."""
-    currency: str
-    interval: str
-    features: list[Any]
-    max_runs_per_month: int | None
-    """Null: unlimited."""
-    max_tokens_per_month: int | None
-    """Null: unlimited."""
-
-
-class SubscriptionView(BaseModel):
-    id: str
-    status: SubscriptionStatus
-    start_date: datetime
-    end_date: datetime | None
-
-
-class MonthUsage(BaseModel):
-    month_start: datetime
-    resets_at: datetime
-    """When the month's counts start again (the first instant of the next month, UTC)."""
-    runs_used: int
-    """Runs started this month, sub-runs included."""
-    max_runs: int | None
-    """The plan's monthly run limit; null: unlimited."""
-    tokens_used: int
-    max_tokens: int | None
-    """The plan's monthly token limit; null: unlimited."""
-
-
-class PlanView(BaseModel):
-    package: PackageOffer | None
-    """The package whose limits apply; null: no plan, so no limits."""
-    source: Literal["subscription", "default"] | None
-    """``subscription``: the caller's own; ``default``: the instance's default package."""
-    subscription: SubscriptionView | None
-    credits: int
-    credit_rule: str
-    """What a credit buys."""
-    usage: MonthUsage
-    """This month against the plan's limits."""
 
 
 CREDIT_RULE = (
@@ -131,22 +82,9 @@ async def list_offered_packages(caller: CurrentUser, db: DatabaseDep) -> Page[Pa
     return Page(items=[PackageOffer.model_validate(p) for p in packages])
 
 
-class SelfSubscribe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    package_id: str = Field(min_length=1, max_length=40)
-
-
-def _problems(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"description": text, "content": {"application/problem+json": {}}}
-        for code, text in described.items()
-    }
-
-
 @router.put(
     "/subscription",
-    responses=_problems(
+    responses=problem_responses(
         {404: "No such package, or one that is not public", 409: "An inactive package"}
     ),
 )
@@ -155,23 +93,7 @@ async def subscribe(
 ) -> PlanView:
     """Subscribe to a public package from now; the subscription in force ends. A package an
     administrator keeps private answers 404, as if there were none."""
-    async with db.write() as session:
-        package = await session.get(Package, body.package_id)
-        if package is None or not package.public:
-            raise NotFound("package", body.package_id)
-        if not package.active:
-            raise Conflict(f"package {package.name!r} is no longer offered")
-        subscription = await SubscriptionRepo(session).subscribe(
-            user_id=caller.user_id, package_id=package.id
-        )
-        await _audit(
-            session,
-            caller.user_id,
-            request,
-            "billing.subscribe",
-            subscription.id,
-            {"package": package.name},
-        )
+    await subscriptions.subscribe_own(db, actor(caller, request), package_id=body.package_id)
     return await read_plan(caller, db)
 
 
@@ -179,36 +101,5 @@ async def subscribe(
 async def cancel_subscription(caller: AccountOwner, request: Request, db: DatabaseDep) -> Response:
     """End the caller's subscription now (the default package applies from then on); 404 when
     there is none in force."""
-    async with db.write() as session:
-        current = await SubscriptionRepo(session).current(user_id=caller.user_id)
-        if current is None:
-            raise NotFound("subscription", "current")
-        await SubscriptionRepo(session).cancel(user_id=caller.user_id)
-        await _audit(
-            session,
-            caller.user_id,
-            request,
-            "billing.cancel",
-            current[0].id,
-            {"package": current[1].name},
-        )
+    await subscriptions.cancel_own(db, actor(caller, request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-async def _audit(
-    session: Any,
-    user_id: str,
-    request: Request,
-    action: str,
-    subscription_id: str,
-    details: dict[str, Any],
-) -> None:
-    await AuditRepo(session).record(
-        user_id=user_id,
-        action=action,
-        object_type="subscription",
-        object_id=subscription_id,
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-        details=details,
-    )

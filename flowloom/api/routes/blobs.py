@@ -12,11 +12,11 @@ import asyncio
 from typing import Annotated, Final
 
 from fastapi import APIRouter, File, Response, UploadFile, status
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from flowloom.api.deps import DatabaseDep, EngineDep, SettingsDep, WorkflowReader, WorkflowWriter
 from flowloom.api.errors import RequestTooLarge, UnsupportedMediaType
+from flowloom.api.schemas.blobs import BlobPublic
 from flowloom.exceptions import InputError, NotFound
 from flowloom.ids import new_id
 from flowloom.nodes.images import ImageTooLarge, NotAnImage, describe_image
@@ -24,25 +24,13 @@ from flowloom.storable import find_unstorable
 from flowloom.storage.blobs import check_sha256
 from flowloom.storage.tables import Artifact
 
-__all__ = ["UPLOAD_FORM_BYTES", "BlobPublic", "router"]
+__all__ = ["UPLOAD_FORM_BYTES", "router"]
 
 router = APIRouter(tags=["blobs"])
 
 UPLOAD_FORM_BYTES: Final = 16 * 1024
 """What an upload's body may hold beyond the file: the multipart boundaries and headers."""
 _FILENAME_CHARS: Final = 255
-
-
-class BlobPublic(BaseModel):
-    """An uploaded image: refer to it by ``sha256`` (``image.load``'s config, a run input)."""
-
-    sha256: str
-    content_type: str
-    """What the bytes are (read from them, not from what the client said)."""
-    size: int
-    width: int
-    height: int
-    filename: str | None
 
 
 @router.post(

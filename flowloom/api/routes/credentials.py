@@ -9,17 +9,16 @@ not listed here, and not reachable by name.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, Field, SecretStr
 
 from flowloom.api.deps import DatabaseDep, SettingsDep, WorkflowReader, WorkflowWriter, client_ip
-from flowloom.api.schemas import Page
+from flowloom.api.schemas.common import Page
+from flowloom.api.schemas.credentials import CredentialCreate, CredentialPublic, CredentialValue
 from flowloom.exceptions import InputError, NotFound
 from flowloom.storage.repos.audit import AuditRepo
-from flowloom.storage.repos.credentials import CredentialInfo, CredentialKind, CredentialRepo
+from flowloom.storage.repos.credentials import CredentialInfo, CredentialRepo
 from flowloom.storage.vault import Vault
 
 __all__ = ["router"]
@@ -28,28 +27,6 @@ router = APIRouter(prefix="/credentials", tags=["credentials"])
 
 _RESERVED = ("integration:", "agent:")
 """Name prefixes integrations and agents keep their own secrets under."""
-
-
-class CredentialCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    value: SecretStr = Field(min_length=1, max_length=64 * 1024)
-    kind: CredentialKind = CredentialKind.API_KEY
-    provider: str | None = Field(default=None, min_length=1, max_length=64)
-    """For provider keys: ``openai``, ``gemini``, ``anthropic`` (the node checks it)."""
-
-
-class CredentialValue(BaseModel):
-    value: SecretStr = Field(min_length=1, max_length=64 * 1024)
-
-
-class CredentialPublic(BaseModel):
-    id: str
-    name: str
-    kind: CredentialKind
-    provider: str | None
-    created_at: datetime
-    updated_at: datetime
-    last_used_at: datetime | None
 
 
 def _public(info: CredentialInfo) -> CredentialPublic:

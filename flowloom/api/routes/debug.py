@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
 
+from flowloom.api.caller_runs import read_detail, start_as
 from flowloom.api.deps import DatabaseDep, EngineDep, RunExecutor, SettingsDep, WorkflowReader
-from flowloom.api.routes.runs import read_detail, start_as
-from flowloom.api.schemas import Page, RunDetail, VersionNumber
+from flowloom.api.schemas.common import Page
+from flowloom.api.schemas.debug import DebugSessionDetail, DebugSessionPublic, DebugStart
 from flowloom.engine import Engine
 from flowloom.exceptions import Conflict
 from flowloom.storage.database import Database
-from flowloom.storage.enums import RunScope
 from flowloom.storage.repos.debug_sessions import DebugSessionRepo
 from flowloom.storage.tables import DebugSession
 
@@ -34,33 +32,6 @@ router = APIRouter(tags=["debug"])
 Wait = Annotated[
     bool, Query(description="Answer once the run has paused again or ended (default).")
 ]
-
-
-class DebugStart(BaseModel):
-    breakpoints: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        default_factory=list, max_length=1000
-    )
-    """Node ids to pause before; empty pauses nowhere until ``step`` is used."""
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    scope: RunScope = RunScope.FULL
-    target_node_id: str | None = Field(default=None, max_length=100)
-    version: VersionNumber | None = None
-
-
-class DebugSessionPublic(BaseModel):
-    id: str
-    run_id: str
-    breakpoints: list[str]
-    mode: Literal["step", "continue"]
-    paused_node_id: str | None
-    """The node the run waits before, or null while it runs or after it ended."""
-    status: Literal["active", "finished", "stopped"]
-    created_at: datetime
-    updated_at: datetime
-
-
-class DebugSessionDetail(DebugSessionPublic):
-    run: RunDetail
 
 
 def _public(row: DebugSession) -> DebugSessionPublic:

@@ -8,12 +8,10 @@ private address is refused unless the instance allows private targets, as for ``
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from flowloom.api.deps import (
     DatabaseDep,
@@ -22,7 +20,15 @@ from flowloom.api.deps import (
     WorkflowWriter,
     client_ip,
 )
-from flowloom.api.schemas import Page
+from flowloom.api.schemas.common import Page
+from flowloom.api.schemas.integrations import (
+    ConnectionTest,
+    IntegrationCreate,
+    IntegrationPublic,
+    IntegrationUpdate,
+    ToolList,
+    ToolPublic,
+)
 from flowloom.exceptions import InputError, PermissionDenied
 from flowloom.integrations.mcp import McpError, McpServerSpec, list_tools
 from flowloom.integrations.mcp_store import may_run_commands, mcp_server
@@ -37,79 +43,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 
-Transport = Literal["stdio", "http"]
 _KINDS: dict[str, str] = {"stdio": IntegrationKind.MCP_STDIO, "http": IntegrationKind.MCP_HTTP}
-
-
-class IntegrationCreate(BaseModel):
-    """An MCP server: ``command`` (+ ``args``, ``env``) for stdio, ``url`` (+ ``headers``) for
-    http. ``env`` and ``headers`` values are stored encrypted and never shown again."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    transport: Transport
-    command: str | None = Field(default=None, max_length=1000)
-    args: list[str] = Field(default_factory=list)
-    cwd: str | None = Field(default=None, max_length=1000)
-    env: dict[str, str] = Field(default_factory=dict)
-    url: str | None = Field(default=None, max_length=2000)
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(default=30.0, gt=0, le=600)
-    enabled: bool = True
-
-
-class IntegrationUpdate(BaseModel):
-    """What to change. ``env`` or ``headers``, when sent, replace the stored values whole."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    command: str | None = Field(default=None, max_length=1000)
-    args: list[str] | None = None
-    cwd: str | None = Field(default=None, max_length=1000)
-    env: dict[str, str] | None = None
-    url: str | None = Field(default=None, max_length=2000)
-    headers: dict[str, str] | None = None
-    timeout_s: float | None = Field(default=None, gt=0, le=600)
-    enabled: bool | None = None
-
-
-class IntegrationPublic(BaseModel):
-    id: str
-    name: str
-    kind: IntegrationKind
-    transport: Transport
-    command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    cwd: str | None = None
-    url: str | None = None
-    env_names: list[str] = Field(default_factory=list)
-    """The environment variables set for the server (values are never shown)."""
-    header_names: list[str] = Field(default_factory=list)
-    """The headers sent to the server (values are never shown)."""
-    timeout_s: float
-    enabled: bool
-    created_at: datetime
-    updated_at: datetime
-
-
-class ToolPublic(BaseModel):
-    name: str
-    description: str
-    input_schema: dict[str, Any]
-
-
-class ToolList(BaseModel):
-    items: list[ToolPublic]
-
-
-class ConnectionTest(BaseModel):
-    ok: bool
-    message: str
-    tools: int | None = None
-    """How many tools the server lists, when it answered."""
-    duration_ms: int
 
 
 def _public(info: IntegrationInfo) -> IntegrationPublic:

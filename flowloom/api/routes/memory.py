@@ -7,14 +7,13 @@ daily maintenance pass removes them.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel
 
 from flowloom.api.deps import DatabaseDep, WorkflowReader, WorkflowWriter
-from flowloom.api.schemas import Page
+from flowloom.api.schemas.common import Page
+from flowloom.api.schemas.memory import MemoryCleared, MemoryEntryPublic, WorkflowMemorySummary
 from flowloom.storage.repos.memory import MemoryRepo, memory_overview
 from flowloom.storage.tables import WorkflowMemory
 
@@ -23,32 +22,6 @@ __all__ = ["router"]
 router = APIRouter(tags=["memory"])
 
 ScopeQuery = Annotated[str | None, Query(max_length=40)]
-
-
-class WorkflowMemorySummary(BaseModel):
-    workflow_id: str
-    workflow_name: str
-    entries: int
-    scopes: int
-    """The whole workflow's scope and one per thread that has entries."""
-    last_updated_at: datetime
-
-
-class MemoryEntryPublic(BaseModel):
-    id: str
-    key: str
-    scope: str
-    """Empty: the whole workflow's memory; otherwise the thread id it belongs to."""
-    value: Any
-    value_type: str
-    expires_at: datetime | None
-    """Null: kept until deleted."""
-    created_at: datetime
-    updated_at: datetime
-
-
-class MemoryCleared(BaseModel):
-    deleted: int
 
 
 def _public(entry: WorkflowMemory) -> MemoryEntryPublic:

@@ -9,16 +9,13 @@ a credential of their own for that provider.
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Literal
-
 from fastapi import APIRouter
-from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from flowloom.api.deps import CurrentUser, DatabaseDep, SettingsDep
+from flowloom.api.schemas.models import ModelList, ModelPublic, ProviderAvailability
 from flowloom.providers import PROVIDER_NAMES
-from flowloom.providers.catalog import CATALOG, ModelKind, kind_of
+from flowloom.providers.catalog import CATALOG, kind_of
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.repos.ai_models import AiModelRepo
@@ -27,34 +24,6 @@ from flowloom.storage.tables import AiModel, Credential
 __all__ = ["router", "seed_model_table"]
 
 router = APIRouter(tags=["models"])
-
-
-class ProviderAvailability(BaseModel):
-    name: str
-    configured: bool
-    """Whether a call can go through: the instance has a key, or the caller a credential."""
-    via: Literal["instance", "credential"] | None
-
-
-class ModelPublic(BaseModel):
-    provider: str
-    model: str
-    display_name: str
-    kind: ModelKind
-    input_price_per_mtok: Decimal
-    """USD (``currency``) per million input tokens, a decimal string."""
-    output_price_per_mtok: Decimal
-    price_per_image: Decimal | None
-    """For image models priced per image made."""
-    currency: str
-    context_window: int | None
-    supports_images: bool
-
-
-class ModelList(BaseModel):
-    providers: list[ProviderAvailability]
-    items: list[ModelPublic]
-    """The enabled models of the table, by provider then name."""
 
 
 @router.get("/models")

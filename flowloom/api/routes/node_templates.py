@@ -8,14 +8,17 @@ field. ``GET /node-templates/{id}/node`` gives a node ready to insert in a defin
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field
 
 from flowloom.api.deps import DatabaseDep, RegistryDep, WorkflowReader, WorkflowWriter
-from flowloom.api.schemas import Page
+from flowloom.api.schemas.common import Page
+from flowloom.api.schemas.node_templates import (
+    NodeTemplateCreate,
+    NodeTemplatePublic,
+    NodeTemplateUpdate,
+)
 from flowloom.exceptions import ValidationFailed
 from flowloom.graph.definition import NodeDefinition
 from flowloom.graph.validation import node_problems
@@ -27,32 +30,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/node-templates", tags=["node templates"])
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 Coordinate = Annotated[float, Query(allow_inf_nan=False)]
 """Where on the canvas: a finite number (``inf`` or ``nan`` could not be answered as JSON)."""
-
-
-class NodeTemplateCreate(BaseModel):
-    name: Name
-    node_type: str = Field(min_length=1, max_length=100)
-    config: dict[str, Any] = Field(default_factory=dict)
-    description: str | None = Field(default=None, max_length=2000)
-
-
-class NodeTemplateUpdate(BaseModel):
-    name: Name | None = None
-    config: dict[str, Any] | None = None
-    description: str | None = Field(default=None, max_length=2000)
-
-
-class NodeTemplatePublic(BaseModel):
-    id: str
-    name: str
-    node_type: str
-    config: dict[str, Any]
-    description: str | None
-    created_at: datetime
-    updated_at: datetime
 
 
 def _public(row: NodeTemplate) -> NodeTemplatePublic:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
 
 from flowloom.api.deps import AppStateDep, WorkflowReader
-from flowloom.api.schemas import Page
+from flowloom.api.schemas.common import Page
+from flowloom.api.schemas.node_types import NodeTypePublic
 from flowloom.api.state import AppState
 from flowloom.exceptions import NotFound
-from flowloom.graph.ports import PortType
 from flowloom.nodes.base import Category
 
-__all__ = ["CATEGORY_COLORS", "NodeTypePublic", "PortPublic", "router"]
+__all__ = ["CATEGORY_COLORS", "router"]
 
 router = APIRouter(prefix="/node-types", tags=["node types"])
 
@@ -30,47 +29,6 @@ CATEGORY_COLORS: dict[str, str] = {
 }
 """A node's accent colour when its type names none: one per category, readable on light and
 dark backgrounds alike."""
-
-
-class PortPublic(BaseModel):
-    """One input or output port of a node type."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
-    name: str
-    type: PortType
-    required: bool
-    is_list: bool
-    """A list port joins the values of several edges, in edge order."""
-    description: str
-    default: Any = None
-    """The value an unwired, unset input takes (absent when it has none)."""
-
-
-class NodeTypePublic(BaseModel):
-    """One node type, as the palette, the canvas and the config form show it."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
-    type: str
-    """The type id saved in workflows (``text.template``)."""
-    display_name: str
-    """The name people read (``Text template``)."""
-    description: str
-    """One or two sentences on what the node does."""
-    icon: str
-    """A name of the UI's icon set or the path data of a 24x24 SVG icon; empty: the category's."""
-    color: str
-    """The accent colour, ``#rrggbb``."""
-    category: Category
-    version: int
-    deterministic: bool
-    dynamic_ports: bool
-    """The ports change with the config (the UI derives them again after an edit)."""
-    config_schema: dict[str, Any] = Field(default_factory=dict)
-    """The JSON Schema of the config."""
-    inputs: list[PortPublic]
-    outputs: list[PortPublic]
 
 
 def _humanize(type_name: str) -> str:

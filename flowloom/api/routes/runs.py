@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowloom.api.caller_runs import read_detail, start_as
 from flowloom.api.deps import (
     AppStateDep,
     Caller,
@@ -23,26 +23,17 @@ from flowloom.api.deps import (
 from flowloom.api.events_schema import RunStreamMessage
 from flowloom.api.limits import check_inputs_size
 from flowloom.api.run_feed import WRITE_EVERY_S, FeedReader, sse_message
-from flowloom.api.schemas import (
-    AnswerCreate,
-    Page,
-    RunCreate,
-    RunDetail,
-    RunPublic,
-    run_detail,
-    run_public,
-)
+from flowloom.api.schemas.common import Page
+from flowloom.api.schemas.runs import AnswerCreate, RunCreate, RunDetail, RunPublic, run_public
 from flowloom.engine import Engine
 from flowloom.exceptions import InputError
 from flowloom.ids import PREFIXES, parse_id
-from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunScope, RunStatus, TriggerKind
+from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunStatus, TriggerKind
 from flowloom.storage.repos.runs import RunRepo, read_history
-from flowloom.storage.repos.usage import UsageRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
 
-__all__ = ["RunRequest", "read_detail", "router", "start_as"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["runs"])
 
@@ -52,13 +43,6 @@ Wait = Annotated[
 ]
 
 _KEEPALIVE_S = 15.0
-
-
-async def read_detail(session: AsyncSession, owner_id: str, run_id: str) -> RunDetail:
-    """The owner's run with every node execution and the usage of its model calls."""
-    run, nodes = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=run_id)
-    usage = await UsageRepo(session, owner_id=owner_id).by_node_for_run(run_id=run_id)
-    return run_detail(run, nodes, usage)
 
 
 async def _detail(db: Database, caller: Caller, run_id: str) -> RunDetail:
@@ -73,44 +57,6 @@ async def _wait(engine: Engine, run_id: str, timeout_s: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-class RunRequest(Protocol):
-    """What a request to start a run says (``RunCreate``, a debug session's start)."""
-
-    @property
-    def inputs(self) -> dict[str, Any]: ...
-    @property
-    def version(self) -> int | None: ...
-    @property
-    def scope(self) -> RunScope: ...
-    @property
-    def target_node_id(self) -> str | None: ...
-
-
-async def start_as(
-    caller: Caller,
-    engine: Engine,
-    settings: Settings,
-    workflow_id: str,
-    body: RunRequest,
-    **more: Any,
-) -> str:
-    """Start a run of ``workflow_id`` for the caller (its API key recorded, if any); ``more``
-    goes to ``Engine.start_run`` as it is. 413 for inputs over the limit."""
-    check_inputs_size(body.inputs, max_bytes=settings.max_run_inputs_bytes)
-    return await engine.start_run(
-        owner_id=caller.user_id,
-        workflow_id=workflow_id,
-        version=body.version,
-        scope=body.scope.value,
-        target_node_id=body.target_node_id,
-        inputs=body.inputs,
-        trigger_kind=TriggerKind.API if caller.api_key_id else TriggerKind.MANUAL,
-        api_key_id=caller.api_key_id,
-        use_pinned=getattr(body, "use_pinned", False),
-        **more,
-    )
 
 
 @router.post(

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from flowloom.api.deps import (
     Caller,
@@ -35,7 +34,19 @@ from flowloom.api.deps import (
     client_ip,
 )
 from flowloom.api.limits import check_inputs_size
-from flowloom.api.schemas import Page, RunPublic, run_public
+from flowloom.api.schemas.common import Page
+from flowloom.api.schemas.runs import RunPublic, run_public
+from flowloom.api.schemas.triggers import (
+    SchedulePreview,
+    TimezoneList,
+    TriggerCreate,
+    TriggerCreated,
+    TriggerEvent,
+    TriggerPublic,
+    TriggerUpdate,
+    WebhookTestCall,
+    WebhookTestStarted,
+)
 from flowloom.exceptions import Conflict, InputError
 from flowloom.storage.enums import TriggerKind, TriggerType
 from flowloom.storage.repos.audit import AuditRepo
@@ -46,7 +57,7 @@ from flowloom.storage.tables.base import utcnow
 from flowloom.triggers.describe import describe_cron
 from flowloom.triggers.schedule import Schedule
 from flowloom.triggers.tokens import new_webhook_path, new_webhook_token
-from flowloom.triggers.webhooks import MAX_OUTPUT_TIMEOUT_S, WebhookOptions
+from flowloom.triggers.webhooks import WebhookOptions
 
 __all__ = ["HOOKS_PATH", "router"]
 
@@ -55,88 +66,9 @@ router = APIRouter(tags=["triggers"])
 HOOKS_PATH: Final = "/api/v1/hooks"
 
 Limit = Annotated[int, Query(ge=1, le=100)]
-Respond = Literal["run", "output"]
 
 UPCOMING_FIRES: Final = 5
 """How many of a schedule's next fire times an answer lists."""
-
-
-class TriggerCreate(BaseModel):
-    """A webhook (``kind: "webhook"``, optionally ``respond``, ``timeout_s``) or a schedule
-    (``kind: "schedule"``, ``cron``, optionally ``timezone`` and ``inputs``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: TriggerType
-    enabled: bool = True
-    cron: str | None = Field(default=None, min_length=1, max_length=120)
-    """Schedules: minute hour day-of-month month day-of-week, or @hourly, @daily, ..."""
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    """Schedules: the IANA time zone the cron expression is read in; default UTC."""
-    inputs: dict[str, Any] | None = None
-    """Schedules: the inputs every scheduled run starts with."""
-    respond: Respond | None = None
-    """Webhooks: ``run`` answers 202 with the run's id at once (default); ``output`` waits
-    for the run and answers with its outputs."""
-    timeout_s: float | None = Field(default=None, gt=0, le=MAX_OUTPUT_TIMEOUT_S)
-    """Webhooks with ``respond: output``: the longest wait for the run (default 30 s)."""
-
-
-class TriggerUpdate(BaseModel):
-    """Only the fields sent change."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool | None = None
-    cron: str | None = Field(default=None, min_length=1, max_length=120)
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    inputs: dict[str, Any] | None = None
-    respond: Respond | None = None
-    timeout_s: float | None = Field(default=None, gt=0, le=MAX_OUTPUT_TIMEOUT_S)
-
-
-class TriggerPublic(BaseModel):
-    id: str
-    workflow_id: str
-    kind: TriggerType
-    enabled: bool
-    url: str | None
-    """Webhooks: where to ``POST`` (with the token in the ``X-Flowloom-Token`` header)."""
-    cron: str | None
-    timezone: str | None
-    next_fire_at: datetime | None
-    """Schedules: the next fire time (null while switched off)."""
-    description: str | None = None
-    """Schedules: when the cron expression fires, in words ("At 09:00, on Monday through
-    Friday"), in the schedule's time zone."""
-    upcoming: list[datetime] = []
-    """Schedules that are on: the next five fire times from now, in UTC."""
-    last_fired_at: datetime | None
-    inputs: dict[str, Any] | None
-    respond: Respond | None
-    timeout_s: float | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class TriggerCreated(TriggerPublic):
-    token: str | None
-    """Webhooks: the secret token, shown this once (send it as ``X-Flowloom-Token``)."""
-
-
-class SchedulePreview(BaseModel):
-    """When a cron expression read in a time zone fires: in words, and its next five times."""
-
-    cron: str
-    timezone: str
-    description: str
-    upcoming: list[datetime]
-    """The next five fire times from now, in UTC."""
-
-
-class TimezoneList(BaseModel):
-    items: list[str]
-    """Every IANA time zone name the server knows, sorted."""
 
 
 def upcoming_fires(schedule: Schedule, count: int = UPCOMING_FIRES) -> list[datetime]:
@@ -378,25 +310,6 @@ async def list_trigger_calls(
     return Page(items=[run_public(r) for r in runs], next_cursor=None)
 
 
-class TriggerEvent(BaseModel):
-    """Something that happened to a trigger without starting a run."""
-
-    id: str
-    at: datetime
-    kind: Literal["missed", "refused"]
-    """``missed``: a schedule's fire times passed while the server could not fire them;
-    ``refused``: a call to a webhook without the right token, or while it was off."""
-    missed: int | None = None
-    """Missed: how many fire times passed unseen."""
-    count_is_lower_bound: bool | None = None
-    first_missed_at: datetime | None = None
-    last_missed_at: datetime | None = None
-    reason: str | None = None
-    """Refused: why."""
-    ip: str | None = None
-    """Refused: where the call came from."""
-
-
 _EVENT_ACTIONS: Final = ("schedule.missed", "webhook.refused")
 
 
@@ -446,17 +359,6 @@ async def list_trigger_events(
             limit=limit,
         )
     return Page(items=[_event(e) for e in entries], next_cursor=None)
-
-
-class WebhookTestCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    inputs: dict[str, Any] = {}
-    """The run's inputs, as a caller of the webhook would post them."""
-
-
-class WebhookTestStarted(BaseModel):
-    run_id: str
 
 
 @router.post("/triggers/{trigger_id}/test", status_code=status.HTTP_202_ACCEPTED)

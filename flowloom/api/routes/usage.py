@@ -7,101 +7,31 @@ nano-unit: sum them as decimals, never as floats.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Final, Literal, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from flowloom.api.deps import CurrentUser, DatabaseDep
-from flowloom.api.schemas import UsageSums
+from flowloom.api.schemas.usage import (
+    GroupBy,
+    LimitUse,
+    PlanRef,
+    UsageGroup,
+    UsageReport,
+    UsageSummary,
+    UsageSums,
+)
+from flowloom.api.usage_window import usage_window
 from flowloom.billing import month_status
-from flowloom.exceptions import InputError
 from flowloom.storage.repos.billing import usage_by_provider
 from flowloom.storage.repos.usage import UsageRepo
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["MAX_RANGE_DAYS", "router", "usage_window"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/usage", tags=["usage"])
-
-MAX_RANGE_DAYS: Final = 366
-"""The longest range one request may sum, in days (both ends included)."""
-
-GroupBy = Literal["day", "model", "provider", "api_key"]
-
-
-class UsageGroup(UsageSums):
-    day: date | None = None
-    """With ``group_by=day``: the UTC day."""
-    provider: str | None = None
-    """With ``group_by=model`` or ``provider``."""
-    model: str | None = None
-    """With ``group_by=model``."""
-    api_key_id: str | None = None
-    """With ``group_by=api_key``: the key, or null for calls made without one (browser, CLI)."""
-
-
-class UsageReport(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    from_: date = Field(alias="from")
-    """The first day summed (UTC)."""
-    to: date
-    """The last day summed (UTC), included."""
-    group_by: GroupBy
-    groups: list[UsageGroup]
-    """Only groups with calls; days without calls are absent."""
-    totals: UsageSums
-
-
-class LimitUse(BaseModel):
-    used: int
-    allowed: int | None
-    """None: unlimited."""
-    remaining: int | None
-
-
-class PlanRef(BaseModel):
-    id: str
-    name: str
-    source: Literal["subscription", "default"]
-    """``subscription``: the caller's own; ``default``: the instance's default package."""
-
-
-class UsageSummary(BaseModel):
-    month_start: datetime
-    resets_at: datetime
-    """When this month's counts start again (the first of next month, 00:00 UTC)."""
-    package: PlanRef | None
-    """None: no plan, so no limits."""
-    runs: LimitUse
-    tokens: LimitUse
-    cost: Decimal
-    """This month's cost so far, a decimal string."""
-    credits: int
-    """Each buys one run past the monthly run limit."""
-
-
-def usage_window(first: date | None, last: date | None) -> tuple[date, date, datetime, datetime]:
-    """The days asked for (default: this month so far) and the half-open times they cover.
-
-    InputError naming the field when ``from`` is after ``to``, the range is longer than
-    ``MAX_RANGE_DAYS``, or ``to`` is the last day a date can name (its end cannot be named).
-    """
-    today = utcnow().date()
-    last = last or today
-    if last >= date.max:
-        raise InputError(f"to must be before {date.max.isoformat()}", field="to")
-    first = first or last.replace(day=1)
-    if first > last:
-        raise InputError("from must be on or before to", field="from")
-    if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise InputError(f"the range may cover at most {MAX_RANGE_DAYS} days", field="to")
-    start = datetime.combine(first, time.min, tzinfo=UTC)
-    end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
-    return first, last, start, end
 
 
 def _totals(groups: list[UsageGroup]) -> UsageSums:

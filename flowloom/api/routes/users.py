@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from flowloom.api.deps import AccountOwner, DatabaseDep
-from flowloom.api.schemas import AuditEntryPublic, Page, audit_public
+from flowloom.api.schemas.audit import AuditEntryPublic, audit_public
+from flowloom.api.schemas.common import Page
 from flowloom.exceptions import InputError
 from flowloom.storage.repos.audit import AuditRepo
 from flowloom.storage.repos.users import UserRepo

@@ -8,21 +8,28 @@ draft flagged ``valid: false`` with its problems, so a half-drawn canvas is neve
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, Field
-from pydantic import ValidationError as PydanticValidationError
 
-from flowloom.api.deps import DatabaseDep, RegistryDep, SettingsDep, WorkflowReader, WorkflowWriter
-from flowloom.api.deps import client_ip as _client_ip
-from flowloom.api.limits import check_definition_size
-from flowloom.api.schemas import (
-    Page,
-    ProblemPublic,
+from flowloom.api.deps import (
+    Caller,
+    DatabaseDep,
+    RegistryDep,
+    SettingsDep,
+    WorkflowReader,
+    WorkflowWriter,
+    actor,
+)
+from flowloom.api.schemas.common import Page, VersionNumber
+from flowloom.api.schemas.workflows import (
+    ImportCheck,
+    ImportPreview,
+    NodesMoved,
+    TemplateList,
+    TemplateUsed,
     ValidationLogPublic,
     ValidationPublic,
-    VersionNumber,
     VersionPublic,
     VersionSummary,
     WorkflowCreate,
@@ -31,22 +38,23 @@ from flowloom.api.schemas import (
     WorkflowSummary,
     WorkflowUpdate,
     WorkflowValidate,
+    preview_import,
     problems_public,
+    template_public,
     validation_log_public,
     version_in_range,
     version_public,
     workflow_public,
 )
-from flowloom.example_workflows import Example, install_example, read_examples
-from flowloom.exceptions import InputError, NotFound, Problem, ValidationFailed
-from flowloom.graph import parse_definition, validate
+from flowloom.example_workflows import install_example, read_examples
+from flowloom.exceptions import NotFound
 from flowloom.nodes.registry import NodeRegistry
+from flowloom.services.workflows import WorkflowService, check_definition
 from flowloom.settings import Settings
-from flowloom.storage.repos.audit import AuditRepo
+from flowloom.storage.database import Database
 from flowloom.storage.repos.workflows import UNSET, WorkflowRepo
-from flowloom.storage.tables import Workflow
 
-__all__ = ["check_definition", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
@@ -56,31 +64,14 @@ Strict = Annotated[
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-def check_definition(
-    definition: dict[str, Any], registry: NodeRegistry, settings: Settings
-) -> list[Problem]:
-    """Every problem of ``definition`` (shape, types, configs, edges, cycles); [] when valid.
-
-    InputError (422) at once for a definition over the node limit: that is not a draft.
-    """
-    check_definition_size(definition, max_nodes=settings.max_nodes_per_workflow)
-    try:
-        parsed = parse_definition(definition)
-    except ValidationFailed as exc:
-        return exc.problems
-    return validate(parsed, registry)
-
-
-def _problem_rows(problems: list[Problem]) -> list[dict[str, Any]]:
-    return [p.model_dump() for p in problems_public(problems)]
-
-
-async def _log(repo: WorkflowRepo, workflow: Workflow, problems: list[Problem]) -> None:
-    await repo.log_validation(
-        workflow_id=workflow.id,
-        version=workflow.version,
-        valid=not problems,
-        problems=_problem_rows(problems),
+def _service(
+    caller: Caller, db: Database, registry: NodeRegistry, settings: Settings
+) -> WorkflowService:
+    return WorkflowService(
+        db,
+        owner_id=caller.user_id,
+        registry=registry,
+        max_nodes=settings.max_nodes_per_workflow,
     )
 
 
@@ -95,19 +86,13 @@ async def create_workflow(
     strict: Strict = False,
 ) -> WorkflowPublic:
     """Save a new workflow at version 1 (a draft flagged invalid if it has problems)."""
-    problems = check_definition(body.definition, registry, settings)
-    if problems and strict:
-        raise ValidationFailed(problems)
-    async with db.write() as session:
-        repo = WorkflowRepo(session, owner_id=caller.user_id)
-        workflow = await repo.create(
-            name=body.name,
-            definition=body.definition,
-            description=body.description,
-            nl_description=body.nl_description,
-            is_valid=not problems,
-        )
-        await _log(repo, workflow, problems)
+    workflow, problems = await _service(caller, db, registry, settings).create(
+        name=body.name,
+        definition=body.definition,
+        description=body.description,
+        nl_description=body.nl_description,
+        strict=strict,
+    )
     response.headers["Location"] = f"/api/v1/workflows/{workflow.id}"
     return workflow_public(workflow, problems_public(problems))
 
@@ -151,70 +136,18 @@ async def import_workflow(
     return await create_workflow(create, caller, db, registry, settings, response, strict)
 
 
-class ImportCheck(BaseModel):
-    """A file to import, as read: an export (``format: "flowloom.workflow"``) or a bare
-    definition (``{"schema_version": 1, "nodes": [...], "edges": [...]}``)."""
-
-    document: dict[str, Any]
-    name: str | None = Field(default=None, max_length=200)
-    """The new workflow's name, instead of the file's (a bare definition has none)."""
-
-
-class ImportPreview(BaseModel):
-    """What importing the file would save, and every problem that stops it."""
-
-    valid: bool
-    problems: list[ProblemPublic]
-    """The file's own problems (``field`` names the key) and its definition's (``node_id``,
-    ``port``), all at once."""
-    export: WorkflowExport | None
-    """The file as ``POST /workflows/import`` takes it (the name applied); null when the file
-    is not one."""
-    nodes: int
-    edges: int
-
-
-def _bare_definition(document: dict[str, Any]) -> bool:
-    return "definition" not in document and "nodes" in document
-
-
 @router.post("/import/check")
 async def check_import(
     body: ImportCheck, caller: WorkflowReader, registry: RegistryDep, settings: SettingsDep
 ) -> ImportPreview:
     """Read a workflow file without saving anything: the file's shape and its definition are
     both checked, and every problem is listed (200 either way)."""
-    document = dict(body.document)
-    if _bare_definition(document):
-        document = {"definition": document}
-    if body.name is not None and body.name.strip():
-        document["name"] = body.name.strip()
-    elif "name" not in document:
-        document["name"] = None
-    problems: list[ProblemPublic] = []
-    export: WorkflowExport | None = None
-    try:
-        export = WorkflowExport.model_validate(document)
-    except PydanticValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or None
-            message = error["msg"]
-            if where == "name" and document.get("name") is None:
-                message = "the file has no name: give the workflow one"
-            problems.append(ProblemPublic(message=message, field=where))
-    definition = document.get("definition")
-    nodes = edges = 0
-    if isinstance(definition, dict):
-        if isinstance(definition.get("nodes"), list):
-            nodes = len(definition["nodes"])
-        if isinstance(definition.get("edges"), list):
-            edges = len(definition["edges"])
-        try:
-            problems += problems_public(check_definition(definition, registry, settings))
-        except InputError as exc:
-            problems.append(ProblemPublic(message=str(exc), field="definition"))
-    return ImportPreview(
-        valid=not problems, problems=problems, export=export, nodes=nodes, edges=edges
+    return preview_import(
+        body.document,
+        name=body.name,
+        check=lambda definition: check_definition(
+            definition, registry, max_nodes=settings.max_nodes_per_workflow
+        ),
     )
 
 
@@ -223,52 +156,16 @@ async def validate_definition(
     body: WorkflowValidate, caller: WorkflowReader, registry: RegistryDep, settings: SettingsDep
 ) -> ValidationPublic:
     """Check a definition without saving it: every problem at once."""
-    problems = check_definition(body.definition, registry, settings)
-    return ValidationPublic(valid=not problems, problems=problems_public(problems))
-
-
-class TemplatePublic(BaseModel):
-    """An example workflow every account may start from."""
-
-    id: str
-    """The template's id (``sort_numbers``): ``POST /workflows/templates/{id}`` uses it."""
-    name: str
-    summary: str
-    node_types: list[str]
-    """The kinds of node it shows, in the order they first appear."""
-    nodes: int
-    calls: list[str]
-    """The other workflows it runs by name (saved with it when missing)."""
-
-
-class TemplateUsed(BaseModel):
-    workflow: WorkflowPublic
-    """The new workflow, a copy of the template."""
-    also_saved: list[WorkflowSummary]
-    """Workflows it calls that were saved with it, because the account lacked them."""
-
-
-class TemplateList(BaseModel):
-    items: list[TemplatePublic]
-
-
-def _template_public(example: Example) -> TemplatePublic:
-    nodes = [n for n in example.definition.get("nodes", []) if isinstance(n, dict)]
-    types = list(dict.fromkeys(str(n.get("type")) for n in nodes))
-    return TemplatePublic(
-        id=example.slug,
-        name=example.name,
-        summary=example.summary,
-        node_types=types,
-        nodes=len(nodes),
-        calls=example.called_names(),
+    problems = check_definition(
+        body.definition, registry, max_nodes=settings.max_nodes_per_workflow
     )
+    return ValidationPublic(valid=not problems, problems=problems_public(problems))
 
 
 @router.get("/templates")
 async def list_templates(caller: WorkflowReader) -> TemplateList:
     """The example workflows, offered to every account as starting points."""
-    return TemplateList(items=[_template_public(e) for e in read_examples() if not e.problems])
+    return TemplateList(items=[template_public(e) for e in read_examples() if not e.problems])
 
 
 @router.post("/templates/{template_id}", status_code=status.HTTP_201_CREATED)
@@ -291,20 +188,17 @@ async def use_template(
 
 @router.get("/{workflow_id}")
 async def read_workflow(
-    workflow_id: str, caller: WorkflowReader, db: DatabaseDep
+    workflow_id: str,
+    caller: WorkflowReader,
+    db: DatabaseDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
 ) -> WorkflowPublic:
     """The workflow with its current definition and, if it is invalid, its problems."""
-    async with db.read() as session:
-        repo = WorkflowRepo(session, owner_id=caller.user_id)
-        workflow = await repo.get(workflow_id=workflow_id)
-        problems: list[ProblemPublic] = []
-        if not workflow.is_valid:
-            logs = await repo.list_validation_logs(
-                workflow_id=workflow_id, version=workflow.version, limit=1
-            )
-            if logs.items:
-                problems = [ProblemPublic.model_validate(p) for p in logs.items[0].problems]
-    return workflow_public(workflow, problems)
+    workflow, problems = await _service(caller, db, registry, settings).read(
+        workflow_id=workflow_id
+    )
+    return workflow_public(workflow, problems_public(problems))
 
 
 @router.patch("/{workflow_id}")
@@ -318,45 +212,19 @@ async def update_workflow(
     strict: Strict = False,
 ) -> WorkflowPublic:
     """Change what is sent. A changed definition becomes the next version, validated."""
-    problems: list[Problem] | None = None
-    if body.definition is not None:
-        problems = check_definition(body.definition, registry, settings)
-        if problems and strict:
-            raise ValidationFailed(problems)
     sent = body.model_fields_set
-    async with db.write() as session:
-        repo = WorkflowRepo(session, owner_id=caller.user_id)
-        before = (await repo.get(workflow_id=workflow_id)).version
-        workflow = await repo.update(
-            workflow_id=workflow_id,
-            name=body.name,
-            description=body.description if "description" in sent else UNSET,
-            nl_description=body.nl_description if "nl_description" in sent else UNSET,
-            definition=body.definition,
-            is_valid=None if problems is None else not problems,
-            active=body.active,
-            expected_version=body.expected_version,
-            note=body.note,
-        )
-        if problems is not None and workflow.version != before:
-            await _log(repo, workflow, problems)
-    if problems is None or workflow.version == before:
-        return await read_workflow(workflow_id, caller, db)
-    return workflow_public(workflow, problems_public(problems))
-
-
-class Position(BaseModel):
-    x: float = Field(allow_inf_nan=False)
-    y: float = Field(allow_inf_nan=False)
-
-
-class NodesMoved(BaseModel):
-    positions: dict[Annotated[str, Field(min_length=1, max_length=100)], Position] = Field(
-        min_length=1, max_length=5000
+    workflow, problems = await _service(caller, db, registry, settings).update(
+        workflow_id=workflow_id,
+        name=body.name,
+        description=body.description if "description" in sent else UNSET,
+        nl_description=body.nl_description if "nl_description" in sent else UNSET,
+        definition=body.definition,
+        active=body.active,
+        expected_version=body.expected_version,
+        note=body.note,
+        strict=strict,
     )
-    """Node id -> its new position on the canvas."""
-    expected_version: VersionNumber | None = None
-    """The version the canvas shows: 409 if another save made a newer one meanwhile."""
+    return workflow_public(workflow, problems_public(problems))
 
 
 @router.patch("/{workflow_id}/positions")
@@ -376,23 +244,17 @@ async def move_nodes(
 
 @router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_workflow(
-    workflow_id: str, caller: WorkflowWriter, request: Request, db: DatabaseDep
+    workflow_id: str,
+    caller: WorkflowWriter,
+    request: Request,
+    db: DatabaseDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
 ) -> None:
     """Delete the workflow (softly: its runs and versions stay readable in the history)."""
-    async with db.write() as session:
-        repo = WorkflowRepo(session, owner_id=caller.user_id)
-        workflow = await repo.get(workflow_id=workflow_id)
-        name = workflow.name
-        await repo.soft_delete(workflow_id=workflow_id)
-        await AuditRepo(session).record(
-            user_id=caller.user_id,
-            action="workflow.delete",
-            object_type="workflow",
-            object_id=workflow_id,
-            ip=_client_ip(request),
-            user_agent=request.headers.get("user-agent"),
-            details={"name": name},
-        )
+    await _service(caller, db, registry, settings).delete(
+        workflow_id=workflow_id, actor=actor(caller, request)
+    )
 
 
 @router.get("/{workflow_id}/export")
@@ -420,14 +282,9 @@ async def validate_workflow(
     settings: SettingsDep,
 ) -> ValidationPublic:
     """Validate the current version again (node types may have changed) and log the result."""
-    async with db.write() as session:
-        repo = WorkflowRepo(session, owner_id=caller.user_id)
-        workflow = await repo.get(workflow_id=workflow_id)
-        problems = check_definition(workflow.definition, registry, settings)
-        await _log(repo, workflow, problems)
-        if workflow.is_valid != (not problems):
-            await repo.update(workflow_id=workflow_id, is_valid=not problems)
-        version = workflow.version
+    version, problems = await _service(caller, db, registry, settings).revalidate(
+        workflow_id=workflow_id
+    )
     return ValidationPublic(valid=not problems, problems=problems_public(problems), version=version)
 
 
@@ -480,15 +337,9 @@ async def restore_version(
 ) -> WorkflowPublic:
     """Make an old version current again, as a new version (the history keeps both)."""
     _check_version(workflow_id, version)
-    async with db.write() as session:
-        repo = WorkflowRepo(session, owner_id=caller.user_id)
-        workflow = await repo.restore_version(
-            workflow_id=workflow_id, version=version, expected_version=expected_version
-        )
-        problems = check_definition(workflow.definition, registry, settings)
-        if workflow.is_valid != (not problems):
-            workflow = await repo.update(workflow_id=workflow_id, is_valid=not problems)
-        await _log(repo, workflow, problems)
+    workflow, problems = await _service(caller, db, registry, settings).restore(
+        workflow_id=workflow_id, version=version, expected_version=expected_version
+    )
     return workflow_public(workflow, problems_public(problems))
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "AgentRepo",
     "NewMessage",
     "ThreadRepo",
+    "Unset",
     "agent_secret_name",
     "has_hidden_secrets",
     "join_model",
@@ -72,6 +73,9 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
+
+Unset = _Unset
+"""The type of :data:`UNSET`, for signatures that pass it on."""
 
 
 def join_model(provider: str, model: str) -> str:
@@ -212,12 +216,16 @@ class AgentRepo:
             return list(row.tools)
         return _fill(row.tools, await self._secrets(row))
 
-    async def get(self, *, agent_id: str) -> Agent:
-        row = await self.session.scalar(
-            select(Agent).where(
-                Agent.id == agent_id, Agent.user_id == self.owner_id, Agent.deleted_at.is_(None)
-            )
+    async def get(self, *, agent_id: str, lock: bool = False) -> Agent:
+        """The agent; with ``lock``, its row stays locked until the transaction ends, so a
+        change checked against it cannot interleave with another (``FOR UPDATE`` on
+        PostgreSQL; a SQLite write transaction holds the whole database already)."""
+        statement = select(Agent).where(
+            Agent.id == agent_id, Agent.user_id == self.owner_id, Agent.deleted_at.is_(None)
         )
+        if lock:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        row = await self.session.scalar(statement)
         if row is None:
             raise NotFound("agent", agent_id)
         return row
@@ -243,7 +251,8 @@ class AgentRepo:
         context: str | _Unset | None = UNSET,
     ) -> Agent:
         """Change what is given. ``tools`` replaces the tools whole, their secret values
-        given in full (sealed here; the route resolves HIDDEN to the stored values first)."""
+        given in full (sealed here; :mod:`flowloom.services.agents` resolves HIDDEN to the
+        stored values first)."""
         row = await self.get(agent_id=agent_id)
         secrets: ToolSecrets | None = None
         if not isinstance(tools, _Unset):
@@ -384,14 +393,17 @@ class ThreadRepo:
         await self.session.flush()
         return row
 
-    async def get(self, *, thread_id: str) -> Thread:
-        row = await self.session.scalar(
-            select(Thread).where(
-                Thread.id == thread_id,
-                Thread.user_id == self.owner_id,
-                Thread.deleted_at.is_(None),
-            )
+    async def get(self, *, thread_id: str, lock: bool = False) -> Thread:
+        """The thread; with ``lock``, its row stays locked until the transaction ends (as
+        :meth:`AgentRepo.get`)."""
+        statement = select(Thread).where(
+            Thread.id == thread_id,
+            Thread.user_id == self.owner_id,
+            Thread.deleted_at.is_(None),
         )
+        if lock:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        row = await self.session.scalar(statement)
         if row is None:
             raise NotFound("thread", thread_id)
         return row

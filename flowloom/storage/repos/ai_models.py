@@ -99,6 +99,13 @@ class AiModelRepo:
             raise NotFound("AI model", f"{provider}/{model}")
         return row
 
+    async def get_by_id(self, *, model_id: str) -> AiModel:
+        """The entry with this id, or NotFound."""
+        row = await self.session.get(AiModel, model_id)
+        if row is None:
+            raise NotFound("AI model", model_id)
+        return row
+
     async def list(self, *, enabled_only: bool = False) -> list[AiModel]:
         """Every entry, ordered by provider then model."""
         query = select(AiModel).order_by(AiModel.provider, AiModel.model)

@@ -32,7 +32,7 @@ from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
 from flowloom.storage.tables import ApiKey, User
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["KEY_MARKER", "ApiKeyRepo", "KeyMatch", "authenticate_api_key"]
+__all__ = ["KEY_MARKER", "ApiKeyRepo", "KeyMatch", "api_key_owner", "authenticate_api_key"]
 
 KEY_MARKER = "flk"
 """How every flowloom API key begins (``flk_``), so scanners and people can recognise one."""
@@ -226,6 +226,15 @@ class ApiKeyRepo:
         key.rate_limit = rate_limit
         await self._session.flush()
         return key
+
+
+async def api_key_owner(session: AsyncSession, *, key_id: str) -> str:
+    """The id of the account that holds the key (for the instance's administrators, who reach
+    every account's keys); NotFound for an unknown key."""
+    owner_id = await session.scalar(select(ApiKey.user_id).where(ApiKey.id == key_id))
+    if owner_id is None:
+        raise NotFound("api key", key_id)
+    return owner_id
 
 
 @dataclass(frozen=True, slots=True)

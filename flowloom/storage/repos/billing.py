@@ -89,8 +89,13 @@ class PackageRepo:
         await self._flush()
         return package
 
-    async def get(self, *, package_id: str) -> Package:
-        package = await self._session.get(Package, package_id)
+    async def get(self, *, package_id: str, lock: bool = False) -> Package:
+        """The package; with ``lock``, its row stays locked until the transaction ends, so a
+        rule checked against it (the instance's default package) holds when the change is
+        written (``FOR UPDATE`` on PostgreSQL; SQLite's write transaction locks everything)."""
+        package = await self._session.get(
+            Package, package_id, with_for_update=lock, populate_existing=lock
+        )
         if package is None:
             raise NotFound("package", package_id)
         return package
@@ -235,6 +240,25 @@ class SubscriptionRepo:
             )
         ).first()
         return None if row is None else (row[0], row[1])
+
+    async def counts_in_force(
+        self, *, package_id: str | None = None, now: datetime | None = None
+    ) -> dict[str, int]:
+        """How many subscriptions are in force at ``now``, by package id (only
+        ``package_id``'s when it is given); a package nobody is on is absent."""
+        at = now or utcnow()
+        query = (
+            select(UserSubscription.package_id, func.count())
+            .where(
+                UserSubscription.status == SubscriptionStatus.ACTIVE,
+                UserSubscription.start_date <= at,
+                UserSubscription.end_date.is_(None) | (UserSubscription.end_date > at),
+            )
+            .group_by(UserSubscription.package_id)
+        )
+        if package_id is not None:
+            query = query.where(UserSubscription.package_id == package_id)
+        return {row[0]: int(row[1]) for row in await self._session.execute(query)}
 
     async def current_packages(
         self, *, user_ids: Sequence[str], now: datetime | None = None

@@ -389,6 +389,18 @@ class RunRepo:
         )
         return list(rows)
 
+    async def unfinished_top_level(self) -> list[str]:
+        """The ids of the owner's runs not finished yet that no other run started (a sub-run
+        ends with the run that started it)."""
+        rows = await self.session.scalars(
+            select(WorkflowRun.id).where(
+                WorkflowRun.user_id == self.owner_id,
+                WorkflowRun.status.in_(ACTIVE_RUN_STATUSES),
+                WorkflowRun.parent_run_id.is_(None),
+            )
+        )
+        return list(rows)
+
     def _one(self, run_id: str) -> Select[WorkflowRun]:
         return select(WorkflowRun).where(
             WorkflowRun.id == run_id, WorkflowRun.user_id == self.owner_id

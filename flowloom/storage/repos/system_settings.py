@@ -110,8 +110,11 @@ class SystemSettingsRepo:
             if value is not None:
                 _checked(key, value)
         if changes.get("default_package") is not None:
+            # Locked, so the package cannot be renamed or deactivated until this commits.
             active = await self._session.scalar(
-                select(Package.active).where(Package.name == changes["default_package"])
+                select(Package.active)
+                .where(Package.name == changes["default_package"])
+                .with_for_update()
             )
             if not active:
                 raise InputError(

@@ -25,7 +25,7 @@ from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
 from flowloom.storage.tables import ValidationLog, Workflow, WorkflowVersion
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["UNSET", "WorkflowRepo"]
+__all__ = ["UNSET", "Unset", "WorkflowRepo"]
 
 
 class _Unset(Enum):
@@ -34,6 +34,9 @@ class _Unset(Enum):
 
 UNSET: Final = _Unset.UNSET
 """Marks an ``update`` argument that was not given (for fields where None is a real value)."""
+
+Unset = _Unset
+"""The type of :data:`UNSET`, for signatures that pass it on."""
 
 _NAME_MAX_LENGTH = 200
 _NOTE_MAX_LENGTH = 500
@@ -100,9 +103,15 @@ class WorkflowRepo:
         await self._flush(what="workflow version")
         return workflow
 
-    async def get(self, *, workflow_id: str) -> Workflow:
-        """The owner's workflow, or NotFound (also when it was deleted)."""
-        workflow = await self._session.scalar(self._owned(workflow_id))
+    async def get(self, *, workflow_id: str, lock: bool = False) -> Workflow:
+        """The owner's workflow, or NotFound (also when it was deleted). With ``lock``, its row
+        stays locked until the transaction ends (``FOR UPDATE`` on PostgreSQL; a SQLite write
+        transaction holds the whole database already), so what is read from it still holds
+        when the transaction writes."""
+        statement = self._owned(workflow_id)
+        if lock:
+            statement = statement.with_for_update().execution_options(populate_existing=True)
+        workflow = await self._session.scalar(statement)
         if workflow is None:
             raise NotFound("workflow", workflow_id)
         return workflow
