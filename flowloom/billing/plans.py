@@ -7,18 +7,27 @@ calendar months in UTC: every count starts again at 00:00 UTC on the first.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.storage.repos.billing import runs_started, subscription_in_force, tokens_used
-from flowloom.storage.repos.system_settings import SystemSettingsRepo
+from flowloom.storage.repos.system_settings import SystemSettingsRepo, settings_generation
 from flowloom.storage.tables import Package, User, UserSubscription
 
-__all__ = ["MonthStatus", "Plan", "month_status", "month_window", "plan_of"]
+__all__ = [
+    "DefaultPackageName",
+    "MonthStatus",
+    "Plan",
+    "month_status",
+    "month_window",
+    "plan_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,34 +82,68 @@ _PLAN_COLUMNS = (
     Package.max_tokens_per_month,
 )
 
+# Built once (every run start asks): only the user and the moment are bound per call.
+_SUBSCRIBED = (
+    select(*_PLAN_COLUMNS, UserSubscription.id, UserSubscription.end_date)
+    .join(Package, Package.id == UserSubscription.package_id)
+    .where(*subscription_in_force(bindparam("user_id"), bindparam("at")))
+    .order_by(UserSubscription.start_date.desc(), UserSubscription.id.desc())
+    .limit(1)
+)
+_ACTIVE_PACKAGE = select(*_PLAN_COLUMNS).where(
+    Package.name == bindparam("name"), Package.active.is_(True)
+)
 
-async def plan_of(session: AsyncSession, *, user_id: str, now: datetime) -> Plan | None:
+
+class DefaultPackageName:
+    """The ``default_package`` setting, read at most once every ``ttl_s`` seconds.
+
+    Run starts ask for it every time (users without a subscription fall back to it); it changes
+    only when an administrator changes it. A change made by this process is seen at once (the
+    settings' generation moves); one made by another process, within ``ttl_s``. Only the name
+    is kept: the package's limits and whether it is active are read at every start.
+    """
+
+    def __init__(self, ttl_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._kept: tuple[int, float, str | None] | None = None
+        """(settings generation, read at, name) of the last read."""
+
+    async def get(self, session: AsyncSession) -> str | None:
+        kept, now, generation = self._kept, self._clock(), settings_generation()
+        if kept is not None and kept[0] == generation and now - kept[1] < self._ttl_s:
+            return kept[2]
+        name: str | None = await SystemSettingsRepo(session).value("default_package")
+        self._kept = (generation, now, name)
+        return name
+
+
+async def plan_of(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    now: datetime,
+    default_package: DefaultPackageName | None = None,
+) -> Plan | None:
     """The plan in force for the user at ``now``, or None (no limits).
 
     A subscription counts even if its package was deactivated later (deactivation stops new
     subscriptions, not current ones); the default package counts only while it is active.
-    Asked at every run start: columns only (no ORM objects), at most three indexed reads.
+    Asked at every run start: columns only (no ORM objects), statements built once, and the
+    default package's name from ``default_package`` when given (else read from the settings).
     """
-    subscribed = (
-        await session.execute(
-            select(*_PLAN_COLUMNS, UserSubscription.id, UserSubscription.end_date)
-            .join(Package, Package.id == UserSubscription.package_id)
-            .where(*subscription_in_force(user_id, now))
-            .order_by(UserSubscription.start_date.desc(), UserSubscription.id.desc())
-            .limit(1)
-        )
-    ).first()
+    subscribed = (await session.execute(_SUBSCRIBED, {"user_id": user_id, "at": now})).first()
     if subscribed is not None:
         package_id, name, runs, tokens, subscription_id, ends_at = subscribed
         return Plan(package_id, name, runs, tokens, "subscription", subscription_id, ends_at)
-    default_name = await SystemSettingsRepo(session).value("default_package")
+    if default_package is not None:
+        default_name = await default_package.get(session)
+    else:
+        default_name = await SystemSettingsRepo(session).value("default_package")
     if default_name is None:
         return None
-    default = (
-        await session.execute(
-            select(*_PLAN_COLUMNS).where(Package.name == default_name, Package.active.is_(True))
-        )
-    ).first()
+    default = (await session.execute(_ACTIVE_PACKAGE, {"name": default_name})).first()
     if default is None:
         return None
     package_id, name, runs, tokens = default

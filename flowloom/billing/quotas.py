@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.billing.guard import QuotaGuardedResolver
-from flowloom.billing.plans import Plan, month_window, plan_of
+from flowloom.billing.plans import DefaultPackageName, Plan, month_window, plan_of
 from flowloom.exceptions import PermissionDenied, QuotaExceeded
 from flowloom.providers.base import ProviderResolver
 from flowloom.storage.database import Database
@@ -58,6 +58,7 @@ class PlanQuota:
     def __init__(self, db: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._db = db
         self._clock = clock
+        self._default_package = DefaultPackageName()
 
     async def before_run(
         self,
@@ -73,7 +74,9 @@ class PlanQuota:
         paid for it), or None.
         """
         now = self._clock()
-        plan = await plan_of(session, user_id=owner_id, now=now)
+        plan = await plan_of(
+            session, user_id=owner_id, now=now, default_package=self._default_package
+        )
         if plan is None or not plan.limited:
             return None
         if idempotency_key is not None and await _is_replay(session, owner_id, idempotency_key):

@@ -23,6 +23,7 @@ from providers.fake_servers import API_KEY, FakeServer, running_server
 from sqlalchemy import select
 
 from flowloom.billing import CREDIT_SPENT, PlanQuota, QuotaGuardedResolver
+from flowloom.billing.plans import DefaultPackageName
 from flowloom.engine import Engine
 from flowloom.exceptions import QuotaExceeded
 from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
@@ -32,7 +33,7 @@ from flowloom.storage.enums import RunStatus
 from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.system_settings import SystemSettingsRepo
 from flowloom.storage.repos.usage import UsageRepo
-from flowloom.storage.tables import User, WorkflowRun
+from flowloom.storage.tables import SystemSetting, User, WorkflowRun
 
 
 class Clock:
@@ -140,6 +141,32 @@ async def test_the_default_package_holds_users_without_a_subscription(
     finally:
         async with db.write() as session:
             await SystemSettingsRepo(session).update(changes={"default_package": None})
+
+
+async def test_the_default_package_name_is_kept_briefly_and_dropped_when_changed_here(
+    db: Database,
+) -> None:
+    moment = [0.0]
+    kept = DefaultPackageName(ttl_s=2.0, clock=lambda: moment[0])
+    package_id = await make_package(db)
+    async with db.read() as session:
+        from flowloom.storage.repos.billing import PackageRepo
+
+        name = (await PackageRepo(session).get(package_id=package_id)).name
+        assert await kept.get(session) is None
+    # Changed by another process (its own write, unseen here): seen once ttl_s has passed.
+    async with db.write() as session:
+        session.add(SystemSetting(key="default_package", value=name))
+    async with db.read() as session:
+        assert await kept.get(session) is None
+    moment[0] = 2.5
+    async with db.read() as session:
+        assert await kept.get(session) == name
+    # Changed by this process: seen at once.
+    async with db.write() as session:
+        await SystemSettingsRepo(session).update(changes={"default_package": None})
+    async with db.read() as session:
+        assert await kept.get(session) is None
 
 
 async def test_a_credit_buys_one_run_past_the_limit(db: Database, engine: Engine) -> None:

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import BindParameter, ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -209,8 +209,11 @@ def _package_value(field: str, value: Any) -> Any:
 # ---- subscriptions
 
 
-def subscription_in_force(user_id: str, at: datetime) -> tuple[ColumnElement[bool], ...]:
-    """The conditions of a user's subscription in force at ``at``: active, started, not ended."""
+def subscription_in_force(
+    user_id: str | BindParameter[Any], at: datetime | BindParameter[Any]
+) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a user's subscription in force at ``at``: active, started, not ended
+    (values, or bind parameters for a statement built once)."""
     return (
         UserSubscription.user_id == user_id,
         UserSubscription.status == SubscriptionStatus.ACTIVE,

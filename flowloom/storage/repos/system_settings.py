@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,13 @@ from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.tables import Package, SystemSetting
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["KNOWN_SETTINGS", "RETENTION_SETTINGS", "InstanceSettings", "SystemSettingsRepo"]
+__all__ = [
+    "KNOWN_SETTINGS",
+    "RETENTION_SETTINGS",
+    "InstanceSettings",
+    "SystemSettingsRepo",
+    "settings_generation",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,21 @@ KNOWN_SETTINGS: Final = tuple(f.name for f in fields(InstanceSettings))
 RETENTION_SETTINGS: Final = tuple(name for name in KNOWN_SETTINGS if name.startswith("retain_"))
 _RETENTION_MAX_DAYS: Final = 36_500
 _RETENTION_MIN_DAYS: Final = {"retain_usage_days": 32}
+
+
+_generation = 0
+"""Bumped whenever this process changes a setting, and again when that change commits: what
+caches of a setting (``flowloom.billing.plans.DefaultPackageName``) check to drop at once."""
+
+
+def settings_generation() -> int:
+    """The count of setting changes made by this process so far (see ``_generation``)."""
+    return _generation
+
+
+def _bump(*_: Any) -> None:
+    global _generation
+    _generation += 1
 
 
 class SystemSettingsRepo:
@@ -121,6 +142,9 @@ class SystemSettingsRepo:
                     f"default_package {changes['default_package']!r} names no active package",
                     field="default_package",
                 )
+        _bump()
+        # Again once it commits: a cache filled meanwhile from the old value drops it then.
+        event.listen(self._session.sync_session, "after_commit", _bump, once=True)
         for key, value in changes.items():
             row = await self._session.get(SystemSetting, key)
             if value is None:
