@@ -69,7 +69,8 @@ def load(path: str, chunks: Iterable[Chunk]) -> LoadTimes:
             times.indexes = time.perf_counter() - last
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                conn.execute("ROLLBACK")
             raise
     finally:
         try:
