@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -32,9 +32,11 @@ __all__ = [
     "PYTHON",
     "RUN_COLUMNS",
     "SQLITE",
+    "TABLES",
     "USAGE_COLUMNS",
     "Chunk",
     "Encoding",
+    "LoadReport",
     "RowPlan",
     "chunks",
     "encode_id",
@@ -100,6 +102,13 @@ USAGE_COLUMNS = (
     "created_at",
 )
 
+TABLES = (
+    ("workflow_runs", RUN_COLUMNS),
+    ("node_executions", NODE_COLUMNS),
+    ("usage", USAGE_COLUMNS),
+)
+"""The filled tables and their columns, in the order of a ``Chunk``'s lists (parents first)."""
+
 _NODE_TYPES = ("trigger.manual", "llm.chat", "image.crop", "text.template", "flow.join")
 _ACTIVE = ("PENDING", "RUNNING", "WAITING")
 _DAY_MS = 86_400_000
@@ -115,6 +124,19 @@ class Chunk(NamedTuple):
 
     def __len__(self) -> int:  # rows, all tables together
         return len(self.runs) + len(self.nodes) + len(self.usage)
+
+
+@dataclass
+class LoadReport:
+    """What a loader (``fill_sqlite``, ``fill_postgres``) did with the chunks it was given."""
+
+    rows: int = 0
+    row_seconds: float = 0.0
+    """Making and writing the rows."""
+    index_seconds: float = 0.0
+    """Building the indexes (and on PostgreSQL checking the foreign keys) after the rows."""
+    chunk_rates: list[float] = field(default_factory=list)
+    """Rows per second of each chunk, making its rows included."""
 
 
 @dataclass(frozen=True)
@@ -224,7 +246,8 @@ def chunks(
     workflow_ids: Sequence[str],
     owner_of: Callable[[int], int],
 ) -> Iterator[Chunk]:
-    """The plan's rows, ``plan.chunk_runs`` runs at a time, in id order within each table.
+    """The plan's rows, ``plan.chunk_runs`` runs at a time; runs and node executions in id
+    order, usage too while runs are further apart than they last.
 
     Runs are spread evenly over the plan's days; the newest 0.1% are still going (the
     "active executions" the monitoring query counts), 5% of the others failed. Each run has

@@ -17,38 +17,21 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
-from benchmarks.fill_rows import NODE_COLUMNS, RUN_COLUMNS, USAGE_COLUMNS, Chunk
+from benchmarks.fill_rows import TABLES, Chunk, LoadReport
 
-__all__ = ["LoadTimes", "load"]
+__all__ = ["ROWS_PER_INSERT", "load"]
 
-TABLES = (
-    ("workflow_runs", RUN_COLUMNS),
-    ("node_executions", NODE_COLUMNS),
-    ("usage", USAGE_COLUMNS),
-)
-"""The loaded tables, in the order of a ``Chunk``'s lists (parents before children)."""
 ROWS_PER_INSERT = 250
 _CACHE_KIB = 1_000_000
 
 
-@dataclass
-class LoadTimes:
-    """Where the load's time went, in seconds."""
-
-    rows: float = 0.0
-    indexes: float = 0.0
-    chunk_rates: list[float] = field(default_factory=list)
-    """Rows per second of each chunk, making its rows included."""
-
-
-def load(path: str, chunks: Iterable[Chunk]) -> LoadTimes:
-    """Write ``chunks`` into the (migrated, WAL-mode) SQLite file at ``path``, which nothing
-    else may hold open meanwhile (leaving WAL mode needs the file to itself)."""
-    times = LoadTimes()
+def load(path: str, chunks: Iterable[Chunk]) -> LoadReport:
+    """Write ``chunks`` into the migrated SQLite file at ``path``. Best with no other
+    connection open on it: leaving WAL mode needs the file to itself."""
+    report = LoadReport()
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         _loading_settings(conn)
@@ -61,12 +44,13 @@ def load(path: str, chunks: Iterable[Chunk]) -> LoadTimes:
                 for insert, rows in zip(inserts, chunk, strict=True):
                     insert(rows)
                 now = time.perf_counter()
-                times.chunk_rates.append(len(chunk) / (now - last))
+                report.rows += len(chunk)
+                report.chunk_rates.append(len(chunk) / (now - last))
                 last = now
-            times.rows = last - began
+            report.row_seconds = last - began
             for sql in indexes:
                 conn.execute(sql)
-            times.indexes = time.perf_counter() - last
+            report.index_seconds = time.perf_counter() - last
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
@@ -77,7 +61,7 @@ def load(path: str, chunks: Iterable[Chunk]) -> LoadTimes:
             _restore_wal(conn)
         finally:
             conn.close()
-    return times
+    return report
 
 
 def _loading_settings(conn: sqlite3.Connection) -> None:

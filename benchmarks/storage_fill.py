@@ -100,22 +100,22 @@ async def fill(db: Database, plan: FillPlan) -> FillResult:
         path = db.engine.url.database
         assert path is not None
         made = chunks(rows, SQLITE, user_ids, workflow_ids, plan.owner_of)
-        times = await asyncio.to_thread(fill_sqlite.load, path, made)
+        report = await asyncio.to_thread(fill_sqlite.load, path, made)
     else:
         made = chunks(rows, POSTGRES, user_ids, workflow_ids, plan.owner_of)
-        times = await fill_postgres.load(db, made)
+        report = await fill_postgres.load(db, made)
     result = FillResult(
         user_ids=user_ids,
         workflow_ids=workflow_ids,
-        rows=plan.runs * (NODES_PER_RUN + 2),
+        rows=report.rows,
         seconds=time.perf_counter() - began,
-        index_seconds=times.indexes,
-        chunk_rates=times.chunk_rates,
+        index_seconds=report.index_seconds,
+        chunk_rates=report.chunk_rates,
     )
     print(
         f"filled {result.rows:,} rows ({plan.runs:,} runs) on {db.dialect} in"
         f" {result.seconds:,.1f} s: {result.rows / result.seconds:,.0f} rows/s"
-        f" (rows {times.rows:,.1f} s, indexes {times.indexes:,.1f} s)",
+        f" (rows {report.row_seconds:,.1f} s, indexes {report.index_seconds:,.1f} s)",
         file=sys.stderr,
         flush=True,
     )

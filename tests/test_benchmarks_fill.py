@@ -29,6 +29,7 @@ from benchmarks.fill_rows import (
     USAGE_COLUMNS,
     Chunk,
     chunks,
+    encode_id,
 )
 from benchmarks.storage_fill import FillPlan, FillResult, fill
 from flowloom.ids import PREFIXES, id_timestamp_ms, idempotency_key, parse_id
@@ -143,6 +144,11 @@ async def test_ids_are_flowloom_ids_of_their_rows_creation_time(filled: Filled) 
             assert (value >> 76) & 0xF == 7  # UUID version 7
             assert (value >> 62) & 0b11 == 0b10  # RFC 4122 variant
             assert id_timestamp_ms(row[0]) == _ms(row[columns.index("created_at")])
+    # The fast path of the ids is the plain encoding of (time, serial): a run's is 8 * its index.
+    assert [r[0] for r in filled.rows.runs] == [
+        encode_id(PREFIXES["workflow_runs"], id_timestamp_ms(r[0]), 8 * i)
+        for i, r in enumerate(filled.rows.runs)
+    ]
 
 
 async def test_history_pages_of_the_repository_walk_every_run(filled: Filled) -> None:
