@@ -6,9 +6,12 @@ conversation so far and the tools on offer; when the model asks for tools, each 
 begins. A tool that fails does not stop the loop: the model is told, and may try something else.
 
 The caller decides what a model call costs and where that goes (``record``), and may follow the
-loop as it goes (``on_step`` for each tool call, ``on_delta`` for text as it arrives). Text is
-streamed only when no tools are on offer: a streamed answer carries no tool calls, so with tools
-every step is a whole answer, and the final one reaches ``on_delta`` in one piece.
+loop as it goes (``on_step`` for each tool call, ``on_delta`` for text as it arrives). With
+``on_delta`` every step is streamed, tools on offer or not: what the model says reaches
+``on_delta`` as it comes (before a step's tool calls too, when the model says something
+first), and the tool calls come whole at the stream's end. The text of a step after tools ran
+starts with a blank line when some text went out before it, so the pieces read as one
+transcript.
 """
 
 from __future__ import annotations
@@ -120,8 +123,16 @@ async def run_agent_loop(
     from flowloom.providers import ChatMessage
 
     outcome = LoopOutcome(text="", steps=[])
+    transcript = None if on_delta is None else _Transcript(on_delta)
     for step in range(1, options.max_steps + 1):
-        response = await _ask(provider, messages, toolbox, options, step, on_delta)
+        response = await _ask(
+            provider,
+            messages,
+            toolbox,
+            options,
+            step,
+            None if transcript is None else transcript.say,
+        )
         outcome.model = response.model
         usage = await _count(response, await record(response, step), outcome.totals)
         if not response.tool_calls:
@@ -146,9 +157,31 @@ async def run_agent_loop(
             if len(text) > options.tool_result_max_chars:
                 text = text[: options.tool_result_max_chars] + " [cut]"
             messages.append(ChatMessage("tool", text, tool_call_id=call.id, tool_name=call.name))
+        if transcript is not None:
+            transcript.turn()
     outcome.text = next((m.text for m in reversed(messages) if m.role == "assistant"), "")
     outcome.stop_reason = "max_steps"
     return outcome
+
+
+class _Transcript:
+    """``on_delta`` over the whole loop: a blank line before the first text after tools ran,
+    when some text went out before them."""
+
+    def __init__(self, on_delta: DeltaListener) -> None:
+        self._on_delta = on_delta
+        self._spoke = False
+        self._turned = False
+
+    async def say(self, text: str) -> None:
+        if self._turned and self._spoke:
+            await self._on_delta("\n\n")
+        self._turned = False
+        self._spoke = True
+        await self._on_delta(text)
+
+    def turn(self) -> None:
+        self._turned = True
 
 
 def _step(
@@ -192,15 +225,11 @@ async def _ask(
         tools=tuple(toolbox.specs),
     )
     try:
-        if on_delta is not None and not toolbox:
+        if on_delta is not None:
             return await stream_answer(provider, request, on_delta)
-        response = await provider.chat(request)
+        return await provider.chat(request)
     except ProviderError as exc:
         raise StepFailed(step, exc) from None
-    if on_delta is not None and not response.tool_calls and response.text:
-        # With tools on offer the answer came whole: the final one is handed on in one piece.
-        await on_delta(response.text)
-    return response
 
 
 async def _count(response: ChatResponse, cost: Decimal | None, totals: Totals) -> dict[str, Any]:

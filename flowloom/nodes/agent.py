@@ -8,6 +8,10 @@ node: the model is told, and may try something else. The loop itself is
 :func:`flowloom.agents.loop.run_agent_loop`, which threads use too; the tool shapes
 (:mod:`flowloom.nodes.agent_tools`) are shared with stored agents.
 
+Every step streams: what the model says goes out as ``node.delta`` pieces while it comes, each
+tool call as a ``node.step`` once it has run. The deltas are the whole loop's transcript (see
+``run_agent_loop``); the ``text`` output is the final answer only.
+
 Every provider call writes a usage row (type ``agent``) as ``ai.llm`` does. A retried attempt
 runs the whole loop again (at-least-once, like every node): tools with effects should be
 idempotent, and HTTP tools send the step's ``Idempotency-Key``.

@@ -9,6 +9,7 @@ when this module is.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -127,6 +128,8 @@ class AnthropicBackend:
         model: str | None = None
         finish: str | None = None
         stopped = False
+        # The tool_use blocks by index: id, name and their input's JSON text as it streams.
+        uses: dict[int, tuple[str, str, list[str]]] = {}
         try:
             async for event in stream:
                 kind = event.type
@@ -134,9 +137,15 @@ class AnthropicBackend:
                     model = event.message.model
                     tokens_in = int(event.message.usage.input_tokens)
                     tokens_out = int(event.message.usage.output_tokens or 0)
+                elif kind == "content_block_start":
+                    block = event.content_block
+                    if block.type == "tool_use":
+                        uses[int(event.index)] = (str(block.id), str(block.name), [])
                 elif kind == "content_block_delta":
                     if event.delta.type == "text_delta" and event.delta.text:
                         yield ChatChunk(text=event.delta.text, model=model)
+                    elif event.delta.type == "input_json_delta" and int(event.index) in uses:
+                        uses[int(event.index)][2].append(event.delta.partial_json)
                 elif kind == "message_delta":
                     finish = event.delta.stop_reason or finish
                     tokens_out = int(event.usage.output_tokens)
@@ -145,7 +154,13 @@ class AnthropicBackend:
                 elif kind == "message_stop":
                     stopped = True
                     yield ChatChunk(
-                        usage=TokenUsage(tokens_in, tokens_out), finish_reason=finish, model=model
+                        usage=TokenUsage(tokens_in, tokens_out),
+                        finish_reason=finish,
+                        model=model,
+                        tool_calls=tuple(
+                            ToolCall(id_, name, _streamed_input("".join(parts)))
+                            for _, (id_, name, parts) in sorted(uses.items())
+                        ),
                     )
         except ProviderError:
             raise
@@ -224,6 +239,17 @@ def _messages(turns: tuple[ChatMessage, ...]) -> list[dict[str, Any]]:
             parts.append({"type": "text", "text": message.text})
         messages.append({"role": message.role, "content": parts})
     return messages
+
+
+def _streamed_input(text: str) -> Any:
+    """A tool_use block's input from its streamed JSON text: ``{}`` when none came (a tool
+    without arguments), the raw text when it is not JSON (as ``send`` keeps it)."""
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _input(call: ToolCall) -> Any:

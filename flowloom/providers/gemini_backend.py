@@ -42,7 +42,7 @@ from flowloom.providers.types import (
 
 if TYPE_CHECKING:
     from google.genai import Client
-    from google.genai.types import GenerateContentResponse, PartDict
+    from google.genai.types import GenerateContentResponse, Part, PartDict
 
 __all__ = ["GeminiBackend"]
 
@@ -150,6 +150,8 @@ class GeminiBackend:
         usage = TokenUsage()
         finish: str | None = None
         model: str | None = None
+        # Gemini streams each function call whole, in some chunk; they are handed on at the end.
+        call_parts: list[Part] = []
         try:
             response = first
             while response is not None:
@@ -160,6 +162,7 @@ class GeminiBackend:
                 text = _text(response)
                 if text:
                     yield ChatChunk(text=text, model=model)
+                call_parts += _call_parts(response)
                 response = await anext(responses, None)
         except ProviderError:
             raise
@@ -175,7 +178,9 @@ class GeminiBackend:
             # The last chunk of an answer says why it ended; a stream without one was cut,
             # and its usage (if any came) is only that of the part received.
             raise cut_short(provider=self.name, model=request.model, missing="its finish reason")
-        yield ChatChunk(usage=usage, finish_reason=finish, model=model)
+        yield ChatChunk(
+            usage=usage, finish_reason=finish, model=model, tool_calls=_calls_of(call_parts)
+        )
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One ``embed_content`` call for every text of ``request``. The Gemini API reports no
@@ -307,11 +312,19 @@ _MADE_UP_ID = re.compile(r"call_\d+")
 
 
 def _tool_calls(response: GenerateContentResponse) -> tuple[ToolCall, ...]:
+    return _calls_of(_call_parts(response))
+
+
+def _call_parts(response: GenerateContentResponse) -> list[Part]:
+    """The ``function_call`` parts of the answer's first candidate."""
     candidates = response.candidates or []
     if not candidates or candidates[0].content is None:
-        return ()
-    parts = candidates[0].content.parts or []
-    calls = [part for part in parts if part.function_call is not None]
+        return []
+    return [part for part in candidates[0].content.parts or [] if part.function_call is not None]
+
+
+def _calls_of(calls: list[Part]) -> tuple[ToolCall, ...]:
+    """The calls of ``function_call`` parts (a whole answer's, or a stream's in order)."""
     return tuple(
         ToolCall(
             id=part.function_call.id or f"call_{index}",

@@ -170,6 +170,7 @@ class OpenAIBackend:
         finish: str | None = None
         model: str | None = None
         ended = False
+        calls = _StreamedCalls()
         try:
             async for event in stream:
                 model = event.model or model
@@ -181,11 +182,16 @@ class OpenAIBackend:
                         ),
                         finish_reason=finish,
                         model=model,
+                        tool_calls=calls.whole(self._name),
                     )
                 for choice in event.choices:
                     finish = choice.finish_reason or finish
-                    if choice.delta is not None and choice.delta.content:
+                    if choice.delta is None:
+                        continue
+                    if choice.delta.content:
                         yield ChatChunk(text=choice.delta.content, model=model)
+                    for part in choice.delta.tool_calls or ():
+                        calls.add(part)
         except ProviderError:
             raise
         except (AttributeError, TypeError, ValueError) as exc:
@@ -283,6 +289,31 @@ class OpenAIBackend:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+class _StreamedCalls:
+    """Tool calls put together from a stream's fragments: the first fragment of a call (by its
+    ``index``) brings its id and name, the later ones pieces of its arguments' JSON text."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[str]] = {}
+
+    def add(self, part: Any) -> None:
+        id_, name, arguments = self._calls.setdefault(int(part.index), ["", "", ""])
+        function = part.function
+        self._calls[int(part.index)] = [
+            id_ or (part.id or ""),
+            name or ((function.name if function else None) or ""),
+            arguments + ((function.arguments if function else None) or ""),
+        ]
+
+    def whole(self, provider: str) -> tuple[ToolCall, ...]:
+        if any(not name for _, name, _ in self._calls.values()):
+            raise MalformedResponse("a streamed tool call came without its name", provider=provider)
+        return tuple(
+            ToolCall(id_, name, _parse_arguments(arguments))
+            for _, (id_, name, arguments) in sorted(self._calls.items())
+        )
 
 
 def _arguments_text(arguments: Any) -> str:

@@ -1,10 +1,11 @@
 """A streamed answer, put together: what ``ai.llm``, the agent loop and threads share.
 
 ``stream_answer`` reads a provider's stream, hands each piece of text to ``on_text`` as it
-arrives, and returns the whole as ``chat`` would. After the first piece it lets the event loop
-turn once: an SDK that finds several chunks in one network read hands them over without
-awaiting anything, and the first token should reach whoever watches (the event bus, an SSE
-client) at once, not with the rest of that read.
+arrives, and returns the whole as ``chat`` would, tool calls included (they come whole, in the
+stream's last chunks: a call is not run before its arguments are complete). After the first
+piece it lets the event loop turn once: an SDK that finds several chunks in one network read
+hands them over without awaiting anything, and the first token should reach whoever watches
+(the event bus, an SSE client) at once, not with the rest of that read.
 
 Usage comes from the stream's last chunk; a stream that ends without it was cut (a dropped
 connection, a proxy timing out) and is refused with MalformedResponse rather than taken for a
@@ -24,7 +25,7 @@ from flowloom.providers.types import ChatResponse
 
 if TYPE_CHECKING:
     from flowloom.providers.base import ChatProvider
-    from flowloom.providers.types import ChatRequest, TokenUsage
+    from flowloom.providers.types import ChatRequest, TokenUsage, ToolCall
 
 __all__ = ["TextListener", "stream_answer"]
 
@@ -37,6 +38,7 @@ async def stream_answer(
 ) -> ChatResponse:
     """The answer to ``request`` through ``provider.stream`` (see the module docstring)."""
     pieces: list[str] = []
+    calls: list[ToolCall] = []
     usage: TokenUsage | None = None
     finish: str | None = None
     model: str | None = None
@@ -48,6 +50,7 @@ async def stream_answer(
                 await waiting
             if len(pieces) == 1:
                 await asyncio.sleep(0)
+        calls.extend(chunk.tool_calls)
         usage = chunk.usage or usage
         finish = chunk.finish_reason or finish
         model = chunk.model or model
@@ -62,4 +65,5 @@ async def stream_answer(
         model=model or request.model,
         provider=provider.name,
         finish_reason=finish,
+        tool_calls=tuple(calls),
     )

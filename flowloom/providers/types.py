@@ -123,12 +123,15 @@ class ChatResponse:
 
 @dataclass(frozen=True, slots=True)
 class ChatChunk:
-    """A piece of a streamed answer. The last chunk carries the usage and the finish reason."""
+    """A piece of a streamed answer. The last chunk carries the usage and the finish reason,
+    and the tool calls the model asked for (each whole: the adapters put a call's streamed
+    fragments together before handing it on)."""
 
     text: str = ""
     usage: TokenUsage | None = None
     finish_reason: str | None = None
     model: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

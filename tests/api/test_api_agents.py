@@ -375,7 +375,13 @@ async def test_a_reply_streams_as_server_sent_events_and_is_stored(
         json={"content": "Look up x."},
         headers={**account.bearer, "Accept": "text/event-stream"},
     )
-    assert [kind for kind, _ in events(answered.text)] == ["tool_call", "delta", "message"]
+    kinds = [kind for kind, _ in events(answered.text)]
+    # With tools too the answer streams: in pieces after the tool call, then the message.
+    assert kinds[0] == "tool_call"
+    assert kinds[-1] == "message"
+    assert kinds[1:-1] == ["delta"] * 3
+    said = "".join(data["text"] for kind, data in events(answered.text) if kind == "delta")
+    assert said == "Could not look it up."
     step = events(answered.text)[0][1]
     assert (step["tool"], step["is_error"]) == ("lookup", True)
     assert "refusing to connect" in step["result"]["error"]

@@ -45,7 +45,11 @@ def server() -> Iterator[FakeServer]:
 
 def resolver(server: FakeServer) -> SettingsProviderResolver:
     return SettingsProviderResolver(
-        {"openai": ProviderConfig(API_KEY, server.openai_base_url)},
+        {
+            "openai": ProviderConfig(API_KEY, server.openai_base_url),
+            "anthropic": ProviderConfig(API_KEY, server.base_url),
+            "gemini": ProviderConfig(API_KEY, server.base_url),
+        },
         retry=RetryPolicy(attempts=1),
     )
 
@@ -409,10 +413,109 @@ async def test_an_agent_reports_each_tool_call_and_its_answer_as_progress(
     result = await run_node("ai.agent", config, ctx=ctx)
 
     assert result.outputs["text"] == "Bergen: 7 C."
-    assert progress == [
-        ("step", {"step": 1, "tool": "weather", "is_error": False}),
-        ("delta", {"text": "Bergen: 7 C.", "offset": 0}),
+    assert progress[0] == ("step", {"step": 1, "tool": "weather", "is_error": False})
+    deltas = [data for kind, data in progress[1:] if kind == "delta"]
+    assert len(deltas) == len(progress) - 1 >= 2, "the answer after the tool streamed in pieces"
+    assert "".join(d["text"] for d in deltas) == "Bergen: 7 C."
+    assert deltas[0]["offset"] == 0
+
+
+WEATHER_TOOL = {
+    "kind": "http",
+    "name": "weather",
+    "url": "https://weather.example.test/now?city={{ city }}",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_an_agent_with_tools_streams_every_step_on_every_provider(
+    server: FakeServer, provider: str
+) -> None:
+    """Each step through the provider's streaming API: the words before a tool call and the
+    final answer go out in pieces as they come, the call (put together from its streamed
+    fragments) runs with its arguments, and the usage of both streams is counted once each."""
+    server.reset()
+    server.stream_piece_chars = 4
+    server.script_replies(
+        {
+            "text": "Let me check.",
+            "tool_calls": [{"name": "weather", "arguments": {"city": "Bergen", "days": 2}}],
+            "tokens_in": 40,
+            "tokens_out": 11,
+        },
+        {"text": "Bergen: 7 C, and dry.", "tokens_in": 70, "tokens_out": 9},
+    )
+    asked: list[str] = []
+
+    def weather_api(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, json={"temp_c": 7})
+
+    progress: list[tuple[str, dict[str, Any]]] = []
+    ctx = dataclasses.replace(
+        agent_context(server, weather_api),
+        progress=lambda kind, data: progress.append((kind, dict(data))),
+    )
+    config = {
+        "provider": provider,
+        "model": "m",
+        "user_message": "Weather?",
+        "tools": [WEATHER_TOOL],
+    }
+    result = await run_node("ai.agent", config, ctx=ctx)
+
+    assert result.outputs["text"] == "Bergen: 7 C, and dry."
+    assert asked == ["https://weather.example.test/now?city=Bergen"]
+    kinds = [kind for kind, _ in progress]
+    turn = kinds.index("step")
+    before = [data["text"] for kind, data in progress[:turn]]
+    after = [data["text"] for kind, data in progress[turn + 1 :]]
+    assert set(kinds) == {"delta", "step"}
+    assert before == ["Let ", "me c", "heck", "."], "the words before the call, as they came"
+    assert after[0] == "\n\n", "the next step's words start a paragraph"
+    assert len(after) >= 3
+    assert "".join(after[1:]) == "Bergen: 7 C, and dry."
+    offsets = [data["offset"] for kind, data in progress if kind == "delta"]
+    texts = [data["text"] for kind, data in progress if kind == "delta"]
+    assert offsets == [sum(map(len, texts[:i])) for i in range(len(texts))]
+    assert progress[turn] == ("step", {"step": 1, "tool": "weather", "is_error": False})
+    steps = result.outputs["steps"]
+    assert [(st["tool"], st["arguments"]) for st in steps] == [
+        ("weather", {"city": "Bergen", "days": 2}),
+        (None, None),
     ]
+    assert result.outputs["usage"]["tokens_in"] == 40 + 70
+    assert result.outputs["usage"]["tokens_out"] == 11 + 9
+    assert result.outputs["usage"]["calls"] == 2
+    first, second = server.requests
+    if provider == "gemini":
+        assert first.path.endswith(":streamGenerateContent")
+        assert second.path.endswith(":streamGenerateContent")
+        turns = second.body["contents"]
+    else:
+        assert first.body["stream"] is second.body["stream"] is True
+        turns = second.body["messages"]
+    assert '\\"temp_c\\": 7' in json.dumps(turns[-1]), "the tool's result went back"
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_streamed_tool_arguments_that_are_not_json_go_to_the_tool_as_text(
+    server: FakeServer, provider: str
+) -> None:
+    server.reset()
+    server.script_replies(
+        {"tool_calls": [{"name": "weather", "arguments": "{city: Bergen"}]},
+        {"text": "Could not ask."},
+    )
+    ctx = agent_context(server, lambda request: httpx.Response(200, json={}))
+    config = {"provider": provider, "model": "m", "user_message": "?", "tools": [WEATHER_TOOL]}
+    result = await run_node("ai.agent", config, ctx=ctx)
+
+    step = result.outputs["steps"][0]
+    assert step["arguments"] == "{city: Bergen"
+    assert step["is_error"], "the tool refuses arguments that are not an object"
+    assert result.outputs["text"] == "Could not ask."
 
 
 async def test_an_agent_without_tools_streams_its_answer(server: FakeServer) -> None:

@@ -10,8 +10,10 @@ SSE events). It runs on uvicorn in its own thread on a free 127.0.0.1 port. Test
     server.fail_next("hang")            # never answer (until the server stops)
 
 and read back what the SDK sent in ``server.requests``. Replies can also be scripted whole, one
-per (non-streamed) request, for tool calling; each provider's endpoint answers them in its own
-shape (OpenAI ``tool_calls``, Anthropic ``tool_use`` blocks, Gemini ``functionCall`` parts):
+per request, for tool calling; each provider's endpoint answers them in its own shape (OpenAI
+``tool_calls``, Anthropic ``tool_use`` blocks, Gemini ``functionCall`` parts), plain or
+streamed (the text in pieces, then each call: OpenAI and Anthropic send a call's arguments in
+two fragments, Gemini sends each call whole):
 
     server.script_replies(
         {"tool_calls": [{"name": "add", "arguments": {"a": 1}}], "tokens_in": 30},
@@ -241,17 +243,43 @@ def _app(server: FakeServer) -> FastAPI:
             "completion_tokens": server.tokens_out,
             "total_tokens": server.tokens_in + server.tokens_out,
         }
-        if server._replies and not body.get("stream"):
-            return JSONResponse(_openai_scripted(model, server._replies.popleft(), usage))
+        reply = server._replies.popleft() if server._replies else None
+        if reply is not None and not body.get("stream"):
+            return JSONResponse(_openai_scripted(model, reply, usage))
         if body.get("stream"):
+            reply = reply or {"text": text}
+            calls = reply.get("tool_calls") or []
             pieces = [
                 _data(_openai_chunk(model, {"content": piece}, None))
-                for piece in _pieces(text, server.stream_piece_chars)
+                for piece in (
+                    _pieces(reply["text"], server.stream_piece_chars) if reply.get("text") else []
+                )
             ]
-            ending = [_data(_openai_chunk(model, {}, "stop"))]
+            for index, call in enumerate(calls):
+                # A call's first fragment names it; its arguments' JSON follows in two pieces.
+                arguments = _arguments_json(call["arguments"])
+                half = len(arguments) // 2
+                function = {"name": call["name"], "arguments": arguments[:half]}
+                first = {
+                    "index": index,
+                    "id": f"call_{index}",
+                    "type": "function",
+                    "function": function,
+                }
+                rest = {"index": index, "function": {"arguments": arguments[half:]}}
+                pieces.append(_data(_openai_chunk(model, {"tool_calls": [first]}, None)))
+                pieces.append(_data(_openai_chunk(model, {"tool_calls": [rest]}, None)))
+            ending = [_data(_openai_chunk(model, {}, "tool_calls" if calls else "stop"))]
             if (body.get("stream_options") or {}).get("include_usage"):
+                tokens_in = int(reply.get("tokens_in", server.tokens_in))
+                tokens_out = int(reply.get("tokens_out", server.tokens_out))
+                counted = {
+                    "prompt_tokens": tokens_in,
+                    "completion_tokens": tokens_out,
+                    "total_tokens": tokens_in + tokens_out,
+                }
                 ending.append(
-                    _data({**_openai_chunk(model, {}, None), "choices": [], "usage": usage})
+                    _data({**_openai_chunk(model, {}, None), "choices": [], "usage": counted})
                 )
             ending.append(b"data: [DONE]\n\n")
             return StreamingResponse(
@@ -385,20 +413,44 @@ def _app(server: FakeServer) -> FastAPI:
                 out["usageMetadata"] = usage
             return out
 
-        if server._replies and action != "streamGenerateContent":
-            return JSONResponse(_gemini_scripted(model, server._replies.popleft(), usage))
+        reply = server._replies.popleft() if server._replies else None
+        if reply is not None and action != "streamGenerateContent":
+            return JSONResponse(_gemini_scripted(model, reply, usage))
         if action == "streamGenerateContent":
-            texts = _pieces(text, server.stream_piece_chars)
-            if len(texts) == 1:
+            if reply is None:
+                chunks = [[{"text": piece}] for piece in _pieces(text, server.stream_piece_chars)]
+            else:
+                # The text in pieces, then each function call whole (as Gemini streams them).
+                scripted = _gemini_scripted(model, reply, usage)
+                chunks = [
+                    [{"text": piece}]
+                    for piece in (
+                        _pieces(reply["text"], server.stream_piece_chars)
+                        if reply.get("text")
+                        else []
+                    )
+                ]
+                chunks += [
+                    [part]
+                    for part in scripted["candidates"][0]["content"]["parts"]
+                    if "functionCall" in part
+                ]
+                usage = scripted["usageMetadata"]
+            if len(chunks) == 1:
                 # The one piece would also be the last: a cut must come before finish and usage.
-                texts.append("")
-            pieces = [
-                _data(
-                    answer(piece, None if i < len(texts) - 1 else "STOP", i == len(texts) - 1),
-                    end="\r\n\r\n",
-                )
-                for i, piece in enumerate(texts)
-            ]
+                chunks.append([{"text": ""}])
+            pieces = []
+            for i, parts in enumerate(chunks):
+                last = i == len(chunks) - 1
+                candidate: dict[str, Any] = {
+                    "content": {"role": "model", "parts": parts},
+                    "index": 0,
+                }
+                out: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
+                if last:
+                    candidate["finishReason"] = "STOP"
+                    out["usageMetadata"] = usage
+                pieces.append(_data(out, end="\r\n\r\n"))
             return StreamingResponse(
                 server._stream(pieces, [], cut=server._take_cut()),
                 media_type="text/event-stream",
@@ -418,10 +470,13 @@ def _app(server: FakeServer) -> FastAPI:
             return refused
         structured = "format" in (body.get("output_config") or {})
         text = _reply(server, structured, images=len(server.requests[-1].images))
-        if server._replies and not body.get("stream"):
+        reply = server._replies.popleft() if server._replies else None
+        if reply is not None and not body.get("stream"):
             usage = {"input_tokens": server.tokens_in, "output_tokens": server.tokens_out}
-            return JSONResponse(_anthropic_scripted(model, server._replies.popleft(), usage))
+            return JSONResponse(_anthropic_scripted(model, reply, usage))
         if body.get("stream"):
+            reply = reply or {"text": text}
+            calls = reply.get("tool_calls") or []
             start = {
                 "type": "message_start",
                 "message": {
@@ -432,41 +487,69 @@ def _app(server: FakeServer) -> FastAPI:
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": server.tokens_in, "output_tokens": 1},
+                    "usage": {
+                        "input_tokens": int(reply.get("tokens_in", server.tokens_in)),
+                        "output_tokens": 1,
+                    },
                 },
             }
-            block = {"type": "text", "text": ""}
-            head = [
-                _sse("message_start", start),
-                _sse(
-                    "content_block_start",
-                    {"type": "content_block_start", "index": 0, "content_block": block},
-                ),
-            ]
-            pieces = [
-                _sse(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": piece},
-                    },
+            # (event, whether it is a delta): the stream is cut into pieces after each delta.
+            events: list[tuple[bytes, bool]] = [(_sse("message_start", start), False)]
+            blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+            if reply.get("text") or not calls:
+                blocks.append(
+                    (
+                        {"type": "text", "text": ""},
+                        [
+                            {"type": "text_delta", "text": piece}
+                            for piece in _pieces(reply.get("text") or "", server.stream_piece_chars)
+                        ],
+                    )
                 )
-                for piece in _pieces(text, server.stream_piece_chars)
-            ]
-            pieces[0] = b"".join(head) + pieces[0]
-            ending = [
-                _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                _sse(
-                    "message_delta",
-                    {
-                        "type": "message_delta",
-                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                        "usage": {"output_tokens": server.tokens_out},
-                    },
-                ),
-                _sse("message_stop", {"type": "message_stop"}),
-            ]
+            for index, call in enumerate(calls):
+                arguments = _arguments_json(call["arguments"])
+                half = len(arguments) // 2
+                use = {
+                    "type": "tool_use",
+                    "id": call.get("id", f"toolu_{index}"),
+                    "name": call["name"],
+                    "input": {},
+                }
+                blocks.append(
+                    (
+                        use,
+                        [
+                            {"type": "input_json_delta", "partial_json": arguments[:half]},
+                            {"type": "input_json_delta", "partial_json": arguments[half:]},
+                        ],
+                    )
+                )
+            for index, (block, deltas) in enumerate(blocks):
+                opened = {"type": "content_block_start", "index": index, "content_block": block}
+                events.append((_sse("content_block_start", opened), False))
+                for delta in deltas:
+                    data = {"type": "content_block_delta", "index": index, "delta": delta}
+                    events.append((_sse("content_block_delta", data), True))
+                closed = {"type": "content_block_stop", "index": index}
+                events.append((_sse("content_block_stop", closed), False))
+            finished = {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": "tool_use" if calls else "end_turn",
+                    "stop_sequence": None,
+                },
+                "usage": {"output_tokens": int(reply.get("tokens_out", server.tokens_out))},
+            }
+            events.append((_sse("message_delta", finished), False))
+            events.append((_sse("message_stop", {"type": "message_stop"}), False))
+            pieces: list[bytes] = []
+            pending = b""
+            for event, is_delta in events:
+                pending += event
+                if is_delta:
+                    pieces.append(pending)
+                    pending = b""
+            ending = [pending]
             return StreamingResponse(
                 server._stream(pieces, ending, cut=server._take_cut()),
                 media_type="text/event-stream",
@@ -590,6 +673,12 @@ def _images(provider: str, body: dict[str, Any]) -> list[tuple[str, bytes]]:
     return found
 
 
+def _arguments_json(arguments: Any) -> str:
+    """A scripted call's arguments as the wire carries them: JSON text (a string stays as it
+    is, so a test can script arguments that are not JSON)."""
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
 def _openai_scripted(model: str, reply: dict[str, Any], usage: dict[str, int]) -> dict[str, Any]:
     tokens_in = int(reply.get("tokens_in", usage["prompt_tokens"]))
     tokens_out = int(reply.get("tokens_out", usage["completion_tokens"]))
@@ -603,9 +692,7 @@ def _openai_scripted(model: str, reply: dict[str, Any], usage: dict[str, int]) -
                 "type": "function",
                 "function": {
                     "name": call["name"],
-                    "arguments": call["arguments"]
-                    if isinstance(call["arguments"], str)
-                    else json.dumps(call["arguments"]),
+                    "arguments": _arguments_json(call["arguments"]),
                 },
             }
             for index, call in enumerate(reply["tool_calls"])

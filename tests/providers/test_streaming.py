@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 from providers.fake_servers import API_KEY, FakeServer, running_server
@@ -24,6 +25,7 @@ from flowloom.providers import (
     ProviderUnavailable,
     RetryPolicy,
     TokenUsage,
+    ToolSpec,
     make_backend,
 )
 from flowloom.providers.streaming import stream_answer
@@ -115,6 +117,53 @@ async def test_a_stream_cut_mid_answer_is_refused_and_not_taken_for_the_answer(
     # The cut is over: the next stream is whole again.
     response = await stream_answer(client(server, provider), ASK, lambda _: None)
     assert response.text == server.reply_text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_tool_calls_come_whole_at_the_end_of_a_stream(
+    server: FakeServer, provider: str
+) -> None:
+    server.stream_piece_chars = 5
+    server.script_replies(
+        {
+            "text": "Two lookups.",
+            "tool_calls": [
+                {"name": "find", "arguments": {"q": "rivers", "limit": 3}},
+                {"name": "clock", "arguments": {}},
+            ],
+            "tokens_in": 21,
+            "tokens_out": 8,
+        }
+    )
+    offered = ToolSpec("find", "Find things.", {"type": "object"}), ToolSpec("clock", "", {})
+    pieces: list[str] = []
+
+    response = await stream_answer(
+        client(server, provider), replace(ASK, tools=offered), pieces.append
+    )
+
+    assert pieces == ["Two l", "ookup", "s."]
+    assert response.text == "Two lookups."
+    assert [(call.name, call.arguments) for call in response.tool_calls] == [
+        ("find", {"q": "rivers", "limit": 3}),
+        ("clock", {}),
+    ]
+    assert len({call.id for call in response.tool_calls}) == 2, "each call has its own id"
+    assert (response.usage.tokens_in, response.usage.tokens_out) == (21, 8)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_stream_cut_while_a_tool_call_streams_is_refused(
+    server: FakeServer, provider: str
+) -> None:
+    """The first fragment of a call came, then the stream ended: no half call is taken."""
+    server.script_replies({"tool_calls": [{"name": "find", "arguments": {"q": "x"}}]})
+    server.cut_streams = 1
+    offered = (ToolSpec("find", "", {"type": "object"}),)
+
+    with pytest.raises(MalformedResponse, match="cut short"):
+        await stream_answer(client(server, provider), replace(ASK, tools=offered), lambda _: None)
 
 
 class _Burst:
