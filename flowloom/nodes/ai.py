@@ -183,10 +183,9 @@ class LlmCall(Node[LlmCallConfig]):
             provider = await ctx.providers.resolve(
                 config.provider, credential=config.credential, owner_id=ctx.owner_id
             )
-            if request.response_schema is None:
-                response = await _streamed(ctx, provider, request)
-            else:  # the parsed JSON is the point: nothing to show until it is whole
-                response = await provider.chat(request)
+            response = await _streamed(ctx, provider, request)
+        # Recorded before the answer is checked against the schema: an answer that does not
+        # match was made, and paid for, all the same.
         cost = await record_usage(
             ctx,
             UsageEvent(
@@ -217,7 +216,10 @@ class LlmCall(Node[LlmCallConfig]):
             },
         }
         if config.response_schema is not None:
-            outputs["json"] = response.json
+            from flowloom.providers.client import check_structured
+
+            with provider_call(ctx, config.credential):
+                outputs["json"] = check_structured(response, request).json
         return NodeResult(outputs)
 
 
@@ -272,7 +274,8 @@ async def _streamed(ctx: RunContext, provider: ChatProvider, request: ChatReques
     """The answer to ``request``, streamed: each piece of text goes out as it comes
     (``ctx.progress("delta", ...)``, for the canvas and ``flowloom run``), and the whole is
     returned as ``chat`` would (see ``stream_answer``: usage counted once, a cut stream
-    refused, and the engine retries the node as it would a failed call)."""
+    refused, and the engine retries the node as it would a failed call). A structured answer
+    streams too, as the JSON text it is; it is parsed and checked once whole."""
     from flowloom.providers.streaming import stream_answer
 
     return await stream_answer(provider, request, text_progress(ctx))

@@ -1,17 +1,25 @@
 """``flowloom run``'s live table shows the end of each node's streamed text as it arrives,
-and a node's new attempt starts its text over."""
+and a node's new attempt starts its text over; the whole command, against the local provider
+server, shows an answer growing in the terminal."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+from providers.fake_servers import API_KEY, running_server
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
-from flowloom.cli.run import _follow, _table
+from flowloom.cli.run import _follow, _table, run_file
 from flowloom.engine.events import DELTA, Event
+from flowloom.settings import Settings
 
 
 class _Frames:
@@ -69,3 +77,45 @@ def test_the_table_shows_the_end_of_a_long_text() -> None:
 def test_no_text_column_without_streamed_text() -> None:
     assert len(_table({"a": "SUCCEEDED"}, {}).columns) == 2
     assert Live  # the table is what the live display renders
+
+
+ANSWER = "Rivers carry the mountain down to the sea."
+
+
+async def test_flowloom_run_shows_the_answer_growing_in_the_terminal(tmp_path: Path) -> None:
+    """The whole command against the local server that speaks OpenAI's protocol, streaming
+    slowly: the terminal shows the node's text at several lengths while the node runs, each a
+    beginning of the answer, and the report the whole answer."""
+    with running_server() as server:
+        server.reply_text = ANSWER
+        server.stream_piece_chars = 3
+        server.stream_delay_s = 0.08
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            openai_api_key=SecretStr(API_KEY),
+            openai_base_url=server.openai_base_url,
+        )
+        ask = {"provider": "openai", "model": "model-test", "user_message": "Tell me."}
+        path = tmp_path / "ask.json"
+        path.write_text(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "nodes": [{"id": "ask", "type": "ai.llm", "data": {"config": ask}}],
+                    "edges": [],
+                }
+            )
+        )
+        out = io.StringIO()
+        console = Console(file=out, width=160, force_terminal=True, color_system=None)
+
+        code = await run_file(settings, path, {}, as_json=False, console=console)
+
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+    assert code == 0, shown
+    growing = re.findall(r"│ ask\s*│ running\s*│ (.*?)\s*│", shown)
+    lengths = sorted({len(text) for text in growing})
+    assert len(lengths) >= 3, growing  # several frames while the node ran, not one at the end
+    assert all(ANSWER.startswith(text) for text in growing), growing
+    assert lengths[0] < len(ANSWER)
+    assert f'ask.text = "{ANSWER}"' in shown

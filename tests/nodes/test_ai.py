@@ -152,6 +152,69 @@ async def test_structured_output_arrives_on_the_json_port(server: FakeServer) ->
     assert result.outputs["usage"]["cost"] == "0"  # no usage sink: nothing recorded
 
 
+STORY_SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "tags": {"type": "array"}},
+    "required": ["title", "tags"],
+}
+
+
+def _native_schema(provider: str, body: dict[str, Any]) -> Any:
+    """The schema as the provider's own JSON mode carries it in the request."""
+    if provider == "openai":
+        assert body["response_format"]["type"] == "json_schema"
+        return body["response_format"]["json_schema"]["schema"]
+    if provider == "anthropic":
+        assert body["output_config"]["format"]["type"] == "json_schema"
+        return body["output_config"]["format"]["schema"]
+    assert body["generationConfig"]["responseMimeType"] == "application/json"
+    return body["generationConfig"]["responseJsonSchema"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini", "anthropic"])
+async def test_structured_output_uses_each_providers_json_mode_and_refuses_a_mismatch(
+    server: FakeServer, provider: str
+) -> None:
+    config = {
+        "provider": provider,
+        "model": "m",
+        "user_message": "A story.",
+        "response_schema": STORY_SCHEMA,
+    }
+    server.json_reply = {"title": "Tides", "tags": ["sea"]}
+    pieces: list[str] = []
+    sink = PricedUsageSink({(provider, "m"): ("1", "2")})
+    ctx = context(
+        server,
+        usage=sink,
+        progress=lambda kind, data: pieces.append(data["text"]) if kind == "delta" else None,
+    )
+
+    result = await run_node("ai.llm", config, ctx=ctx)
+
+    assert result.outputs["json"] == {"title": "Tides", "tags": ["sea"]}
+    assert json.loads(result.outputs["text"]) == result.outputs["json"]
+    assert len(pieces) >= 2, "the JSON text streams as it comes"
+    assert "".join(pieces) == result.outputs["text"]
+    assert _native_schema(provider, server.requests[-1].body) == STORY_SCHEMA
+
+    server.json_reply = {"title": "Tides", "tags": "sea"}
+    with pytest.raises(NodeFailed) as caught:
+        await run_node("ai.llm", config, ctx=ctx)
+    assert len(sink.events) == 2, "the answer that did not match was paid for: recorded"
+    message = str(caught.value)
+    assert provider in message
+    assert (
+        "answered JSON that does not match the schema: at tags: 'sea' is not of type 'array'"
+        in message
+    )
+    assert caught.value.retryable, "another attempt may answer well"
+
+    server.json_reply = {"tags": []}
+    with pytest.raises(NodeFailed, match="at \\(root\\): 'title' is a required property"):
+        await run_node("ai.llm", config, ctx=context(server))
+
+
 async def test_images_are_read_from_the_blob_store_and_sent(server: FakeServer) -> None:
     blobs = InMemoryBlobStore()
     sha = await blobs.put(PNG)
