@@ -1,14 +1,17 @@
 """``ai.embed``: embedding vectors of a text, or of a list of texts, through OpenAI or Gemini.
 
-The texts go to the provider in batches within its limit per call (OpenAI 2,048 inputs,
-Gemini 100); the vectors come out in the order of the texts, one list of numbers each. Every
-call is a usage row of type ``embedding``, costed from the model table's input price. Gemini
-reports no token count for embeddings: its usage is estimated from the text (four characters a
-token) and the row says so (``tokens_estimated``).
+The texts go to the provider in batches within its limits per call (OpenAI 2,048 inputs and
+300,000 tokens in all, Gemini 100 inputs); the vectors come out in the order of the texts, one
+list of numbers each. Tokens are not counted here (that needs the model's tokenizer): a text's
+UTF-8 bytes bound its tokens from above (a token stands for one byte or more), so a batch whose
+bytes fit the token limit fits it. Every call is a usage row of type ``embeddings``, costed
+from the model table's input price. Gemini reports no token count for embeddings: its usage is
+estimated from the text (four characters a token) and the row says so (``tokens_estimated``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Final, Literal
 
@@ -19,10 +22,13 @@ from flowloom.nodes._provider_call import provider_call, record_usage
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, RunContext
 from flowloom.providers.model_names import ModelName
 
-__all__ = ["MAX_TEXTS", "Embed", "EmbedConfig"]
+__all__ = ["MAX_TEXTS", "Embed", "EmbedConfig", "batches"]
 
 BATCH: Final = {"openai": 2048, "gemini": 100}
 """Most texts one embeddings call of the provider takes."""
+BATCH_TOKENS: Final = {"openai": 300_000}
+"""Most tokens, all texts together, one embeddings call of the provider takes (where it has
+such a limit): a batch holds at most this many bytes of text."""
 MAX_TEXTS: Final = 10_000
 """Most texts one node embeds (one run should not hold a million vectors in a row)."""
 MAX_TEXT_CHARS: Final = 100_000
@@ -76,13 +82,11 @@ class Embed(Node[EmbedConfig]):
             )
             vectors: list[list[float]] = []
             tokens_in, cost = 0, Decimal(0)
-            size = BATCH[config.provider]
-            for start in range(0, len(texts), size):
-                batch = tuple(texts[start : start + size])
+            for number, batch in enumerate(batches(texts, config.provider)):
                 answer = await provider.embed(EmbedRequest(model=config.model, texts=batch))
                 vectors.extend(list(vector) for vector in answer.vectors)
                 tokens_in += answer.tokens_in
-                cost += await _record(ctx, config, answer, len(batch), start // size)
+                cost += await _record(ctx, config, answer, len(batch), number)
         dimensions = len(vectors[0]) if vectors else 0
         if any(len(vector) != dimensions for vector in vectors):
             raise ctx.fail("the provider answered vectors of different lengths")
@@ -93,6 +97,24 @@ class Embed(Node[EmbedConfig]):
                 "usage": {"tokens_in": tokens_in, "cost": str(cost)},
             }
         )
+
+
+def batches(texts: list[str], provider: str) -> Iterator[tuple[str, ...]]:
+    """``texts`` in order, cut into batches within the provider's limits (see the module
+    docstring). A text over the byte budget alone goes alone: the provider judges it."""
+    most = BATCH[provider]
+    budget = BATCH_TOKENS.get(provider)
+    batch: list[str] = []
+    size = 0
+    for text in texts:
+        length = len(text.encode()) if budget is not None else 0
+        if batch and (len(batch) == most or (budget is not None and size + length > budget)):
+            yield tuple(batch)
+            batch, size = [], 0
+        batch.append(text)
+        size += length
+    if batch:
+        yield tuple(batch)
 
 
 def _texts(ctx: RunContext, value: Any) -> list[str]:

@@ -136,6 +136,8 @@ class ImageGenerate(Node[ImageGenerateConfig]):
             raise ctx.fail("prompt: say what to draw")
         given = await _read_images(ctx, inputs.get(_IMAGE_PORT))
         source = ImagePart(given[0][0], given[0][1]) if given else None
+        if source is not None:
+            _check_edit(ctx, config, source)
         request = ImageRequest(
             model=config.model,
             prompt=prompt,
@@ -162,6 +164,28 @@ class ImageGenerate(Node[ImageGenerateConfig]):
                     "cost": None if cost is None else str(cost),
                 },
             }
+        )
+
+
+EDIT_TYPES: Final = {
+    "gpt-image": frozenset({"image/png", "image/jpeg", "image/webp"}),
+    "dall-e-2": frozenset({"image/png"}),
+    "dall-e-3": frozenset(),
+    "gemini": frozenset({"image/png", "image/jpeg", "image/webp"}),
+}
+"""The image types each model family edits (DALL-E 3 edits none)."""
+
+
+def _check_edit(ctx: RunContext, config: ImageGenerateConfig, source: Any) -> None:
+    """Refuse, before anything is sent, an input image the model cannot edit."""
+    accepted = EDIT_TYPES[_family(config.provider, config.model)]
+    if not accepted:
+        raise ctx.fail(f"image: {config.model} cannot edit an image (gpt-image-1 or dall-e-2 can)")
+    if source.content_type not in accepted:
+        allowed = ", ".join(sorted(accepted))
+        raise ctx.fail(
+            f"image: {config.model} edits {allowed}, not {source.content_type} "
+            "(convert it with image.convert)"
         )
 
 

@@ -95,6 +95,36 @@ async def test_texts_become_vectors_in_batches_with_usage(
         assert all((row.meta or {})["tokens_estimated"] for row in rows)
 
 
+async def test_openai_batches_keep_within_its_tokens_per_call(
+    db: Database, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted in bytes, which bound tokens from above: 'é' is two bytes, '語' three."""
+    server.reset()
+    monkeypatch.setitem(embed.BATCH_TOKENS, "openai", 12)
+    texts = ["abcd", "éééé", "abc", "語", "x" * 20, "last"]
+    result = await _run(db, server, _graph("openai", "text-embedding-3-small", texts))
+
+    assert result.status is RunStatus.COMPLETED, result.error
+    assert result.outputs["embed"]["vectors"] == [fake_vector(text) for text in texts]
+    sent = [r.body["input"] for r in server.requests if r.provider == "openai"]
+    # 4 + 8 bytes fill one call; 3 + 3; a text over the budget goes alone; then the rest.
+    assert sent == [["abcd", "éééé"], ["abc", "語"], ["x" * 20], ["last"]]
+    async with db.read() as session:
+        rows = list(await session.scalars(select(Usage).where(Usage.run_id == result.run_id)))
+    assert sorted((row.meta or {})["batch"] for row in rows) == [0, 1, 2, 3]
+    assert sorted((row.meta or {})["texts"] for row in rows) == [1, 1, 2, 2]
+
+
+def test_batches_keep_the_count_limit_and_gemini_has_no_byte_budget() -> None:
+    texts = [f"{i:04d}" + "w" * 6996 for i in range(250)]  # 7,000 bytes each
+    assert [len(b) for b in embed.batches(texts, "gemini")] == [100, 100, 50]
+    assert [t for b in embed.batches(texts, "gemini") for t in b] == texts
+    openai = list(embed.batches(texts, "openai"))
+    assert all(sum(len(t.encode()) for t in b) <= embed.BATCH_TOKENS["openai"] for b in openai)
+    assert [t for b in openai for t in b] == texts
+    assert [len(b) for b in openai] == [42] * 5 + [40]  # 42 x 7,000 bytes fit in 300,000
+
+
 @pytest.mark.parametrize(
     ("provider", "model"), [("openai", "text-embedding-3-small"), ("gemini", "gemini-embed-t")]
 )

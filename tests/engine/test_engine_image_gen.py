@@ -144,6 +144,37 @@ async def test_an_input_image_makes_it_an_edit(db: Database, server: FakeServer)
 
 
 @pytest.mark.parametrize(
+    ("model", "convert", "problem"),
+    [
+        ("dall-e-3", None, "image: dall-e-3 cannot edit an image (gpt-image-1 or dall-e-2 can)"),
+        ("dall-e-2", "jpeg", "image: dall-e-2 edits image/png, not image/jpeg"),
+    ],
+)
+async def test_an_edit_the_model_cannot_make_fails_before_it_is_sent(
+    db: Database, server: FakeServer, model: str, convert: str | None, problem: str
+) -> None:
+    server.reset()
+    nodes = [
+        node("seed", "ai.image", {"model": "gpt-image-1", "prompt": "a square"}),
+        node("edit", "ai.image", {"model": model, "prompt": "make it round"}),
+    ]
+    edges = [edge("seed", "edit", "image", "image")]
+    if convert is not None:
+        nodes.append(node("convert", "image.convert", {"format": convert}))
+        edges = [
+            edge("seed", "convert", "image", "image"),
+            edge("convert", "edit", "image", "image"),
+        ]
+    result = await _run(db, server, definition(nodes, edges))
+
+    assert result.status is RunStatus.FAILED
+    edit = (await node_rows(db, result.run_id))["edit"]
+    assert edit.error is not None
+    assert problem in edit.error["message"]
+    assert [r.path for r in server.requests] == ["/v1/images/generations"]  # the seed only
+
+
+@pytest.mark.parametrize(
     ("config", "problem"),
     [
         ({"model": "dall-e-3", "count": 2}, "count: dall-e-3 makes at most 1"),
