@@ -178,6 +178,55 @@ def test_an_agent_shows_its_tool_steps_as_they_happen(
     shot("the agent's answer")
 
 
+@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+def test_an_agent_with_tools_streams_its_answer_on_the_node(
+    page: Any, shot: Shot, fake: FakeServer, provider: str
+) -> None:
+    fake.reset()
+    fake.stream_piece_chars = 5
+    fake.stream_delay_s = 0.05
+    fake.script_replies(
+        {"text": "Looking.", "tool_calls": [{"name": "lookup", "arguments": {"q": "rivers"}}]},
+        {"text": ANSWER},
+    )
+    tool = {
+        "kind": "http",
+        "name": "lookup",
+        "method": "GET",
+        "url": f"{fake.base_url}/lookup?q={{{{ q }}}}",
+        "timeout_s": 5,
+    }
+    config = {"provider": provider, "model": "m", "user_message": "Rivers?", "tools": [tool]}
+    agent = {
+        "id": "ask",
+        "type": "ai.agent",
+        "position": {"x": 0, "y": 0},
+        "data": {"label": "Agent", "config": config},
+    }
+    sign_up(page)
+    made = create_workflow(
+        page, "Agent stream", {"schema_version": 1, "nodes": [agent], "edges": []}
+    )
+    open_editor(page, made["id"])
+    page.get_by_role("button", name="Run", exact=True).click()
+    node = page.locator('[data-testid="node-ask"]')
+    node.locator('[data-testid="live-steps"]').get_by_text("lookup").wait_for()
+    # After the tool step the answer grows on the node while the agent runs.
+    seen = [live_chars(page)]
+    deadline = time.monotonic() + 10
+    while len(set(seen)) < 4 and time.monotonic() < deadline:
+        page.wait_for_timeout(150)
+        seen.append(live_chars(page))
+    assert "run-running" in (node.get_attribute("class") or "")
+    assert len(set(seen)) >= 4, seen
+    assert seen == sorted(seen), seen
+    shot("an agent's answer streaming after its tool step")
+
+    page.locator('[data-testid="run-status"][data-status="COMPLETED"]').wait_for()
+    node.locator('[data-testid="node-outputs"]').wait_for()
+    assert node.locator('[data-testid="live-text"]').count() == 0
+
+
 def png_base64() -> str:
     from PIL import Image
 
