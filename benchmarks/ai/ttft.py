@@ -9,10 +9,13 @@ uvicorn in its own thread; it answers at once, so the numbers are client-side co
 - ai.llm: from ``run_node("ai.llm", ...)`` to the node's first ``delta`` progress event, the
   moment the engine would publish it (config parsed, template rendered, provider resolved,
   retrying client, stream adapter);
+- ai.agent: the same for an agent with one HTTP tool on offer, to its first ``delta`` (every
+  step of an agent streams, tools or not; the tool's declaration goes in the request, which
+  the bare call does not carry);
 - added: the difference of the medians, and (paired) the median of the differences of calls
   made one after the other, which a busy machine's drift disturbs less. The aim is under 1 ms.
 
-The two are measured in alternation, after a warm-up, so drift of a busy machine hits both.
+The three are measured in alternation, after a warm-up, so drift of a busy machine hits both.
 Client and server share one process, so absolute times include the server's work; the
 difference does not.
 """
@@ -111,14 +114,28 @@ def _bare(server: FakeServer, provider: str) -> tuple[Callable[[], Awaitable[flo
     return first_gemini, gemini
 
 
-def _node(resolver: SettingsProviderResolver, provider: str) -> Callable[[], Awaitable[float]]:
-    """A function timing one ``ai.llm`` node to its first delta."""
-    config = {
+_TOOL = {
+    "kind": "http",
+    "name": "lookup",
+    "description": "Look a name up.",
+    "url": "https://example.test/people?name={{ name }}",
+    "parameters": {"type": "object", "properties": {"name": {"type": "string"}}},
+}
+
+
+def _node(
+    resolver: SettingsProviderResolver, provider: str, node_type: str = "ai.llm"
+) -> Callable[[], Awaitable[float]]:
+    """A function timing one ``ai.llm`` (or ``ai.agent``, with a tool) node to its first
+    delta."""
+    config: dict[str, Any] = {
         "provider": provider,
         "model": "bench",
         "user_message": "Say hello to {{ name }}.",
         "variables": ["name"],
     }
+    if node_type == "ai.agent":
+        config["tools"] = [_TOOL]
     base = dataclasses.replace(make_context(), providers=resolver, usage=_NoUsage())
     registry = default_registry()  # built once, as the engine does
 
@@ -133,43 +150,61 @@ def _node(resolver: SettingsProviderResolver, provider: str) -> Callable[[], Awa
 
         ctx = dataclasses.replace(base, progress=progress)
         started = time.perf_counter()
-        await run_node("ai.llm", config, {"name": "Ada"}, ctx=ctx, registry=registry)
+        await run_node(node_type, config, {"name": "Ada"}, ctx=ctx, registry=registry)
         return first
 
     return first_delta
 
 
-async def measure(server: FakeServer, provider: str, calls: int) -> tuple[float, float, float]:
-    """Median time to first token (ms) through the bare SDK and through ``ai.llm``, and the
-    median of the differences of each pair of calls made one after the other."""
+async def measure(
+    server: FakeServer, provider: str, calls: int
+) -> tuple[float, float, float, float, float]:
+    """Median time to first token (ms) through the bare SDK, through ``ai.llm`` and through
+    ``ai.agent``, and for each node the median of the differences of each pair of calls made
+    one after the other."""
     base_url = server.openai_base_url if provider == "openai" else server.base_url
     resolver = SettingsProviderResolver({provider: ProviderConfig(API_KEY, base_url)})
     bare, sdk = _bare(server, provider)
     node = _node(resolver, provider)
+    agent = _node(resolver, provider, "ai.agent")
     for _ in range(20):  # warm-up: imports, connections, caches
         await bare()
         await node()
+        await agent()
     bare_s: list[float] = []
     node_s: list[float] = []
+    agent_s: list[float] = []
     for _ in range(calls):
         bare_s.append(await bare())
         node_s.append(await node())
+        agent_s.append(await agent())
     await resolver.aclose()
     closing = sdk.aio.aclose() if provider == "gemini" else sdk.close()
     if closing is not None:
         await closing
     paired = statistics.median(n - b for n, b in zip(node_s, bare_s, strict=True))
-    return statistics.median(bare_s) * 1000, statistics.median(node_s) * 1000, paired * 1000
+    paired_agent = statistics.median(a - b for a, b in zip(agent_s, bare_s, strict=True))
+    return (
+        statistics.median(bare_s) * 1000,
+        statistics.median(node_s) * 1000,
+        paired * 1000,
+        statistics.median(agent_s) * 1000,
+        paired_agent * 1000,
+    )
 
 
 async def bench(server: FakeServer, providers: list[str], calls: int) -> None:
-    print(f"time to first token, median of {calls} calls each")
-    print(f"{'provider':<12}{'bare SDK':>12}{'ai.llm':>12}{'added':>12}{'paired':>12}")
+    print(f"time to first token, median of {calls} calls each (added: paired median)")
+    print(
+        f"{'provider':<12}{'bare SDK':>12}{'ai.llm':>12}{'added':>12}{'ai.agent':>12}{'added':>12}"
+    )
     for provider in providers:
-        bare_ms, node_ms, paired_ms = await measure(server, provider, calls)
+        bare_ms, node_ms, paired_ms, agent_ms, agent_paired_ms = await measure(
+            server, provider, calls
+        )
         print(
-            f"{provider:<12}{bare_ms:>10.2f}ms{node_ms:>10.2f}ms"
-            f"{node_ms - bare_ms:>+10.2f}ms{paired_ms:>+10.2f}ms"
+            f"{provider:<12}{bare_ms:>10.2f}ms{node_ms:>10.2f}ms{paired_ms:>+10.2f}ms"
+            f"{agent_ms:>10.2f}ms{agent_paired_ms:>+10.2f}ms"
         )
 
 
