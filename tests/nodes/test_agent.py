@@ -17,6 +17,7 @@ from providers.fake_servers import API_KEY, FakeServer, running_server
 from sqlalchemy import select
 
 from flowloom.engine import Engine
+from flowloom.exceptions import NodeFailed
 from flowloom.ids import new_id
 from flowloom.integrations.mcp import StaticMcpServers
 from flowloom.integrations.mcp_store import DatabaseMcpServers
@@ -497,6 +498,51 @@ async def test_an_agent_with_tools_streams_every_step_on_every_provider(
         assert first.body["stream"] is second.body["stream"] is True
         turns = second.body["messages"]
     assert '\\"temp_c\\": 7' in json.dumps(turns[-1]), "the tool's result went back"
+
+
+class _Usage:
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    async def record(self, event: Any) -> Decimal:
+        self.steps.append(event.metadata["step"])
+        return Decimal(0)
+
+
+@pytest.mark.parametrize(("how", "says"), [("end", "cut short"), ("drop", "lost mid-answer")])
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
+async def test_a_step_cut_mid_stream_fails_the_node_retryably_and_records_only_whole_steps(
+    server: FakeServer, provider: str, how: str, says: str
+) -> None:
+    """The first step (a tool call) streams whole; the second is cut after its first piece."""
+    server.reset()
+    server.script_replies(
+        {"tool_calls": [{"name": "weather", "arguments": {"city": "Bergen"}}]},
+        {"text": "Bergen: 7 C, and dry."},
+    )
+    usage = _Usage()
+    shown: list[str] = []
+
+    def weather_api(request: httpx.Request) -> httpx.Response:
+        # Armed while the tool runs: only the second step's stream is cut.
+        server.cut_streams, server.cut_how = 1, how  # type: ignore[assignment]
+        return httpx.Response(200, json={"temp_c": 7})
+
+    ctx = dataclasses.replace(
+        agent_context(server, weather_api),
+        usage=usage,
+        progress=lambda kind, data: shown.append(data["text"]) if kind == "delta" else None,
+    )
+    config = {"provider": provider, "model": "m", "user_message": "?", "tools": [WEATHER_TOOL]}
+
+    with pytest.raises(NodeFailed, match=says) as caught:
+        await run_node("ai.agent", config, ctx=ctx)
+
+    assert caught.value.retryable
+    assert provider in str(caught.value)
+    assert usage.steps == [1], "the whole first step was recorded, the cut second was not"
+    assert len(shown) == 1, "the second step's first piece went out before the cut"
+    assert "Bergen: 7 C, and dry.".startswith(shown[0])
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
