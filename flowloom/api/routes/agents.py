@@ -271,9 +271,10 @@ async def post_message(
 
     With ``?stream=true`` (or ``Accept: text/event-stream``) the answer is Server-Sent Events:
     ``delta`` (``{"text"}``: the reply as it arrives, with tools too; text said before a
-    tool call is part of it, and a blank line starts what follows the call), ``tool_call`` (each tool the agent called, with its result), then ``message`` (what
-    the plain answer would be) or ``error`` (a problem document; nothing was stored). A failure
-    before the first event answers problem+json with its own status instead.
+    tool call is part of it, and a blank line starts what follows the call), ``tool_call``
+    (each tool the agent called, with its result), then ``message`` (what the plain answer
+    would be) or ``error`` (a problem document; nothing was stored). A failure before the
+    first event answers problem+json with its own status instead.
     """
     service = ThreadService(
         db,
