@@ -4,7 +4,7 @@ import type { StoreApi } from "zustand/vanilla";
 import { formatCost } from "../src/components/format";
 import { iconPath, ICONS } from "../src/components/NodeIcon";
 import { richPieces } from "../src/components/RichText";
-import { freeSpot, piledUp } from "../src/editor/placement";
+import { around, besideSelection, freeSpot, piledUp } from "../src/editor/placement";
 import { fieldLabel, plainMessage, problemText } from "../src/editor/problems";
 import { fieldsFor, fromInput, toInput } from "../src/editor/schemaForm";
 import { createEditorStore, type EditorState } from "../src/editor/store";
@@ -138,6 +138,22 @@ describe("placement", () => {
     expect(second).not.toEqual(first);
     expect(piledUp([...nodes, { position: first }, { position: second }])).toBe(false);
     expect(freeSpot([], { x: 5, y: 7 })).toEqual({ x: 5, y: 7 });
+  });
+
+  it("wants a node added from the palette right of the one node selected", () => {
+    const middle = { x: 500, y: 300 };
+    const chosen = { position: { x: 100, y: 40 }, measured: { width: 240, height: 80 }, selected: true, type: "text.value" };
+    expect(besideSelection([at(0, 0), chosen], middle)).toEqual({ x: 420, y: 40 });
+    // Nothing selected, two selected, or a note: the middle of the canvas.
+    expect(besideSelection([at(0, 0)], middle)).toEqual(middle);
+    expect(besideSelection([chosen, { ...chosen, position: { x: 0, y: 400 } }], middle)).toEqual(middle);
+    expect(besideSelection([{ ...chosen, type: "note" }], middle)).toEqual(middle);
+  });
+
+  it("spans a box and a node, measured or not", () => {
+    const box = { x: 300, y: 0, width: 220, height: 90 };
+    expect(around(box, { position: { x: 0, y: -20 }, measured: { width: 100, height: 50 } })).toEqual({ x: 0, y: -20, width: 520, height: 110 });
+    expect(around(box, { position: { x: 400, y: 10 } })).toEqual({ x: 300, y: 0, width: 320, height: 100 });
   });
 });
 

@@ -294,7 +294,8 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
         <div>
           <h2>{node.data.label || node.id}</h2>
           <div className="muted small">
-            {spec?.display_name ?? "Unknown node type"} · <code>{node.type}</code> · id <code>{node.id}</code>
+            {!spec ? "Unknown node type · " : spec.display_name !== node.data.label ? `${spec.display_name} · ` : ""}
+            <code>{node.type}</code> · id <code>{node.id}</code>
           </div>
         </div>
       </div>
