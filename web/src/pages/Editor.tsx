@@ -91,6 +91,20 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   const debugging = useEditor((s) => s.debugSessionId !== null);
   const breakpointCount = useEditor((s) => Object.keys(s.breakpoints).length);
   const problemCount = useEditor((s) => Object.values(s.problems).reduce((n, list) => n + list.length, 0) + s.graphProblems.length);
+  // A node chosen on the canvas shows its settings, inputs and outputs, whichever tab was open
+  // (after a run the Runs tab is; a click on a node left it there, showing nothing new).
+  const chosen = useEditor((s) => {
+    let only: string | null = null;
+    for (const n of s.nodes) {
+      if (!n.selected) continue;
+      if (only !== null) return null;
+      only = n.id;
+    }
+    return only;
+  });
+  useEffect(() => {
+    if (chosen !== null) setTab("node");
+  }, [chosen]);
 
   const show = useCallback((loaded: WorkflowPublic) => {
     setWorkflow(loaded);
