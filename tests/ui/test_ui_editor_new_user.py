@@ -1,6 +1,7 @@
 """What a new user meets in the editor after the defects of issue 13 were fixed, in a real
 Chromium against a real ``flowloom serve``: a node chosen on the canvas shows itself in the side
-panel whichever tab was open. Screenshots of every step go to the artifacts."""
+panel whichever tab was open, and a setting of only spaces says so. Screenshots of every step
+go to the artifacts."""
 
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def test_a_node_chosen_after_a_run_shows_in_the_side_panel(page: Any, shot: Shot
     panel.wait_for()
     assert page.get_by_role("tab", name="Node").get_attribute("aria-selected") == "true"
     shot("the node chosen after the run")
+
+    # Its separator is one space: the box looks empty, so the words under it say so (an empty
+    # box would split at any whitespace); a visible separator needs no such words.
+    separator = panel.get_by_label("Separator", exact=True)
+    holds = panel.get_by_test_id("field-holds")
+    assert separator.input_value() == " "
+    assert holds.inner_text() == "Holds 1 space."
+    separator.fill(",")
+    holds.wait_for(state="detached")
+    separator.fill("  ")
+    assert holds.inner_text() == "Holds 2 spaces."
 
     # Another tab chosen by hand stays until another node is chosen.
     page.get_by_role("tab", name="Versions").click()

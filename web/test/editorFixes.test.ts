@@ -6,7 +6,7 @@ import { iconPath, ICONS } from "../src/components/NodeIcon";
 import { richPieces } from "../src/components/RichText";
 import { around, besideSelection, freeSpot, piledUp } from "../src/editor/placement";
 import { fieldLabel, plainMessage, problemText } from "../src/editor/problems";
-import { fieldsFor, fromInput, toInput } from "../src/editor/schemaForm";
+import { fieldsFor, fromInput, spacesOnly, toInput } from "../src/editor/schemaForm";
 import { createEditorStore, type EditorState } from "../src/editor/store";
 import { SPECS } from "./fixtures";
 
@@ -184,6 +184,14 @@ describe("text shown to people", () => {
     expect(fromInput(separator, "\\t")).toEqual({ ok: true, value: "\t" });
     expect(fromInput(separator, "")).toEqual({ ok: true, value: "" });
     expect(fromInput(separator, ", ")).toEqual({ ok: true, value: ", " });
+  });
+
+  it("says in words what a box of only spaces holds", () => {
+    expect(spacesOnly(" ")).toBe("1 space");
+    expect(spacesOnly("   ")).toBe("3 spaces");
+    expect(spacesOnly("")).toBeNull();
+    expect(spacesOnly(", ")).toBeNull();
+    expect(spacesOnly(" \t")).toBeNull();
   });
 
   it("draws a named icon, a plugin's own path, or its category's icon", () => {
