@@ -71,3 +71,55 @@ def test_a_node_chosen_after_a_run_shows_in_the_side_panel(page: Any, shot: Shot
     page.get_by_role("heading", name="Versions").wait_for()
     page.locator('[data-testid="node-words"] .node-head').click()
     page.get_by_label("Settings of words", exact=True).wait_for()
+
+
+def test_a_template_opens_with_room_for_its_wires_and_a_focused_wire_shows(
+    page: Any, shot: Shot
+) -> None:
+    sign_up(page)
+    page.get_by_role("button", name="Use the Fan out merge template").click()
+    page.get_by_role("toolbar", name="Workflow").wait_for()
+    page.get_by_test_id("node-join").wait_for()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator('[data-testid="run-status"][data-status="COMPLETED"]').wait_for()
+    page.wait_for_timeout(300)
+    shot("ran with every output shown")
+
+    # Every wire has room to be seen (40 px on screen at least; it was 11), and nodes showing their
+    # outputs still cover none of their neighbours.
+    gaps = page.evaluate(
+        """() => {
+            const box = (id) => document.querySelector(`[data-testid="node-${id}"]`)
+                .getBoundingClientRect();
+            return [...document.querySelectorAll('.react-flow__edge')].map((el) => {
+                const [source, target] = el.getAttribute('aria-label')
+                    .replace('Edge from ', '').split(' to ');
+                return box(target).left - box(source).right;
+            });
+        }"""
+    )
+    assert len(gaps) == 9
+    assert min(gaps) >= 40, gaps
+    tops = page.evaluate(
+        """() => [0, 1, 2, 3].map((i) => {
+            const r = document.querySelector(`[data-testid="node-wait${i}"]`)
+                .getBoundingClientRect();
+            return [r.top, r.bottom];
+        })"""
+    )
+    assert all(tops[i][1] < tops[i + 1][0] for i in range(3)), tops
+
+    # A wire reached by keyboard is drawn in the focus colour, thicker than the others.
+    page.locator(".react-flow__edge").first.focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Shift+Tab")
+    focused, other = page.evaluate(
+        """() => [document.activeElement, document.querySelectorAll('.react-flow__edge')[5]]
+            .map((el) => {
+                const path = getComputedStyle(el.querySelector('.react-flow__edge-path'));
+                return [path.stroke, path.strokeWidth];
+            })"""
+    )
+    assert focused == ["rgb(245, 158, 11)", "4px"], focused
+    assert other[1] == "2px", other
+    shot("a wire focused")
