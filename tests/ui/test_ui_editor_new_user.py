@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from uiflows import create_workflow, open_editor, sign_up
+from uiflows import call, create_workflow, open_editor, sign_up
 from uikit import Shot
 
 pytestmark = pytest.mark.slow
@@ -123,3 +123,36 @@ def test_a_template_opens_with_room_for_its_wires_and_a_focused_wire_shows(
     assert focused == ["rgb(245, 158, 11)", "4px"], focused
     assert other[1] == "2px", other
     shot("a wire focused")
+
+
+def test_a_cycle_error_leaves_when_a_valid_version_is_restored(page: Any, shot: Shot) -> None:
+    sign_up(page)
+    wire = {"source": "a", "sourceHandle": "value", "target": "b", "targetHandle": "value"}
+    good = {
+        "schema_version": 1,
+        "nodes": [
+            _node("a", "flow.delay", 0, {"seconds": 0}),
+            _node("b", "flow.delay", 320, {"seconds": 0}),
+        ],
+        "edges": [{"id": "e1", **wire}],
+    }
+    made = create_workflow(page, "Loop", good)
+    back = {"id": "e2", "source": "b", "sourceHandle": "value", "target": "a"}
+    looped = {**good, "edges": [*good["edges"], {**back, "targetHandle": "value"}]}
+    call(page, "PATCH", f"/api/v1/workflows/{made['id']}", {"definition": looped})
+    open_editor(page, made["id"])
+
+    page.get_by_role("button", name="Run", exact=True).click()
+    refused = page.get_by_role("alert").filter(has_text="Fix the 1 problem")
+    refused.wait_for()
+    assert page.get_by_test_id("problem-count").inner_text() == "1 problem"
+    shot("run refused on the cycle")
+
+    page.get_by_role("tab", name="Versions").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Restore version 1").click()
+    page.get_by_test_id("version").filter(has_text="v3").wait_for()
+    refused.wait_for(state="detached")
+    assert page.get_by_test_id("problem-count").count() == 0
+    assert page.locator('[data-testid="node-a"] [data-testid="node-problems"]').count() == 0
+    shot("restored without the cycle or its error")
