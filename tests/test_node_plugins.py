@@ -164,6 +164,10 @@ async def test_the_api_lists_the_plugin_beside_the_built_ins(
     types = {item["type"] for item in listed.json()["items"]}
     assert {"text.word_count", "text.join", "trigger.manual"} <= types
     assert one.status_code == 200, one.text
+    # Its own name, icon (SVG path data) and colour, as the palette and the canvas show them.
+    assert one.json()["display_name"] == "Count words"
+    assert one.json()["icon"].startswith("M4 6h10")
+    assert one.json()["color"] == "#0f766e"
 
 
 BROKEN_PLUGINS = '''

@@ -6,7 +6,10 @@ from __future__ import annotations
 import copy
 
 import httpx
+import pytest
 from apikit import Account, create_workflow, example, sign_up
+
+from flowloom.nodes.text import TextTemplate
 
 
 async def _account(client: httpx.AsyncClient) -> Account:
@@ -220,3 +223,13 @@ async def test_node_types_publish_their_schemas(client: httpx.AsyncClient) -> No
     assert types["text.template"]["config_schema"]["type"] == "object"
     assert one.json()["category"] == "ACTION"
     assert missing.status_code == 404
+
+
+async def test_a_node_types_colour_that_is_no_hex_colour_is_its_categorys(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await _account(client)
+    for written, shown in (("#0F766E", "#0F766E"), ("red", "#475569"), ("#12345", "#475569")):
+        monkeypatch.setattr(TextTemplate, "color", written)
+        one = await client.get("/api/v1/node-types/text.template", headers=account.bearer)
+        assert one.json()["color"] == shown, written

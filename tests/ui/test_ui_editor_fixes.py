@@ -297,6 +297,30 @@ def test_previews_stay_small_and_a_small_graph_opens_fitted(page: Any, shot: Sho
     assert overlapping({k: found[k] for k in ("long", "below")}) == []
 
 
+def test_a_tall_graph_opens_and_fits_below_the_find_box(page: Any, shot: Shot) -> None:
+    sign_up(page)
+    column = [
+        node(f"step{i}", "text.value", {"text": str(i)}, position={"x": 0, "y": 150 * i})
+        for i in range(6)
+    ]
+    made = create_workflow(page, "Tall", graph(column))
+    open_editor(page, made["id"])
+    page.get_by_test_id("node-step5").wait_for()
+    page.wait_for_timeout(400)
+    shot("opened")
+
+    def clear_of_the_find_box() -> list[tuple[str, str]]:
+        find = page.locator(".canvas-search").bounding_box()
+        found = boxes(page)
+        assert len(found) == 6
+        return overlapping({**found, "find": find | {"w": find["width"], "h": find["height"]}})
+
+    assert clear_of_the_find_box() == []
+    page.get_by_role("button", name="Fit the whole graph").click()
+    page.wait_for_timeout(400)
+    assert clear_of_the_find_box() == []
+
+
 # ---- 6. banners, undo to saved, help text
 
 

@@ -61,6 +61,68 @@ def test_node_types_have_friendly_names_icons_and_descriptions(page: Any, shot: 
     shot("friendly names")
 
 
+def test_new_nodes_are_named_after_their_type_and_follow_one_another(page: Any, shot: Shot) -> None:
+    sign_up(page)
+    # The templates on the first screen name their kinds of node as the palette does.
+    sort_card = page.get_by_role("article", name="Sort numbers")
+    kinds = sort_card.get_by_role("list", name="Kinds of node in Sort numbers")
+    kinds.get_by_text("Split text", exact=True).wait_for()
+    assert kinds.get_by_role("listitem").all_inner_texts() == ["Text", "Split text", "Sort list"]
+    assert "text.split" not in sort_card.inner_text()
+    shot("templates name their nodes")
+
+    made = create_workflow(page, "Named", {"schema_version": 1, "nodes": [], "edges": []})
+    open_editor(page, made["id"])
+    for node_type in ("trigger.manual", "text.template", "text.template"):
+        page.locator(f'.palette-item[data-node-type="{node_type}"]').click()
+    page.get_by_test_id("node-template_2").wait_for()
+    page.wait_for_timeout(700)  # the canvas pans to a node placed off screen in 200 ms
+    shot("three nodes added")
+
+    # Named as people read them, numbered when the name is taken; the id only in small print.
+    titles = {
+        node_id: page.locator(f'[data-testid="node-{node_id}"] .node-label').inner_text()
+        for node_id in ("manual_1", "template_1", "template_2")
+    }
+    assert titles == {
+        "manual_1": "Manual trigger",
+        "template_1": "Text template",
+        "template_2": "Text template 2",
+    }
+    assert page.get_by_label("Label", exact=True).input_value() == "Text template 2"
+    head = page.get_by_label("Settings of template_2", exact=True).locator(".panel-head")
+    assert head.inner_text().split("\n") == [
+        "Text template 2",
+        "Text template · text.template · id template_2",
+    ]
+
+    # Each lands right of the one added before it (it was selected), on the same row.
+    boxes = {
+        node_id: page.get_by_test_id(f"node-{node_id}").bounding_box()
+        for node_id in ("manual_1", "template_1", "template_2")
+    }
+    assert boxes["manual_1"]["x"] + boxes["manual_1"]["width"] < boxes["template_1"]["x"]
+    assert boxes["template_1"]["x"] + boxes["template_1"]["width"] < boxes["template_2"]["x"]
+    assert abs(boxes["manual_1"]["y"] - boxes["template_2"]["y"]) < 2
+    # The third was placed past the right edge at first: the canvas followed it.
+    canvas = page.get_by_test_id("canvas").bounding_box()
+    assert boxes["template_2"]["x"] + boxes["template_2"]["width"] <= canvas["x"] + canvas["width"]
+
+    select_node(page, "template_1")  # named as its type: the type's name is not said twice
+    head = page.get_by_label("Settings of template_1", exact=True).locator(".panel-head")
+    assert head.inner_text().split("\n") == ["Text template", "text.template · id template_1"]
+
+    # Saved under those names.
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("status").filter(has_text="Saved as version").wait_for()
+    stored = call(page, "GET", f"/api/v1/workflows/{made['id']}")["definition"]["nodes"]
+    assert sorted(n["data"]["label"] for n in stored) == [
+        "Manual trigger",
+        "Text template",
+        "Text template 2",
+    ]
+
+
 def test_headers_as_a_table_and_trigger_fields_as_forms_round_trip(page: Any, shot: Shot) -> None:
     sign_up(page)
     made = create_workflow(

@@ -4,9 +4,9 @@ import type { StoreApi } from "zustand/vanilla";
 import { formatCost } from "../src/components/format";
 import { iconPath, ICONS } from "../src/components/NodeIcon";
 import { richPieces } from "../src/components/RichText";
-import { freeSpot, piledUp } from "../src/editor/placement";
+import { around, besideSelection, freeSpot, piledUp } from "../src/editor/placement";
 import { fieldLabel, plainMessage, problemText } from "../src/editor/problems";
-import { fieldsFor, fromInput, toInput } from "../src/editor/schemaForm";
+import { fieldsFor, fromInput, spacesOnly, toInput } from "../src/editor/schemaForm";
 import { createEditorStore, type EditorState } from "../src/editor/store";
 import { SPECS } from "./fixtures";
 
@@ -139,6 +139,22 @@ describe("placement", () => {
     expect(piledUp([...nodes, { position: first }, { position: second }])).toBe(false);
     expect(freeSpot([], { x: 5, y: 7 })).toEqual({ x: 5, y: 7 });
   });
+
+  it("wants a node added from the palette right of the one node selected", () => {
+    const middle = { x: 500, y: 300 };
+    const chosen = { position: { x: 100, y: 40 }, measured: { width: 240, height: 80 }, selected: true, type: "text.value" };
+    expect(besideSelection([at(0, 0), chosen], middle)).toEqual({ x: 420, y: 40 });
+    // Nothing selected, two selected, or a note: the middle of the canvas.
+    expect(besideSelection([at(0, 0)], middle)).toEqual(middle);
+    expect(besideSelection([chosen, { ...chosen, position: { x: 0, y: 400 } }], middle)).toEqual(middle);
+    expect(besideSelection([{ ...chosen, type: "note" }], middle)).toEqual(middle);
+  });
+
+  it("spans a box and a node, measured or not", () => {
+    const box = { x: 300, y: 0, width: 220, height: 90 };
+    expect(around(box, { position: { x: 0, y: -20 }, measured: { width: 100, height: 50 } })).toEqual({ x: 0, y: -20, width: 520, height: 110 });
+    expect(around(box, { position: { x: 400, y: 10 } })).toEqual({ x: 300, y: 0, width: 320, height: 100 });
+  });
 });
 
 describe("text shown to people", () => {
@@ -168,6 +184,14 @@ describe("text shown to people", () => {
     expect(fromInput(separator, "\\t")).toEqual({ ok: true, value: "\t" });
     expect(fromInput(separator, "")).toEqual({ ok: true, value: "" });
     expect(fromInput(separator, ", ")).toEqual({ ok: true, value: ", " });
+  });
+
+  it("says in words what a box of only spaces holds", () => {
+    expect(spacesOnly(" ")).toBe("1 space");
+    expect(spacesOnly("   ")).toBe("3 spaces");
+    expect(spacesOnly("")).toBeNull();
+    expect(spacesOnly(", ")).toBeNull();
+    expect(spacesOnly(" \t")).toBeNull();
   });
 
   it("draws a named icon, a plugin's own path, or its category's icon", () => {

@@ -87,6 +87,14 @@ describe("the viewport a graph opens at", () => {
     expect(viewportToFit(nodes, 760, 700, 40, READABLE_ZOOM)).toEqual({ zoom: 0.5, x: 40, y: 40 });
   });
 
+  it("keeps the top clear for the find box", () => {
+    const view = viewportToFit([box(0, 0), box(0, 500)], 1000, 700, 40, 0, 64)!;
+    expect(view.zoom).toBeCloseTo((700 - 64 - 40) / 600);
+    expect(view.y).toBeCloseTo(64);
+    const nodes = Array.from({ length: 500 }, (_, i) => box((i % 25) * 300, Math.floor(i / 25) * 160));
+    expect(viewportToFit(nodes, 760, 700, 40, READABLE_ZOOM, 64)).toEqual({ zoom: 0.5, x: 40, y: 64 });
+  });
+
   it("has nothing to fit on an empty canvas", () => {
     expect(viewportToFit([], 760, 700)).toBeNull();
   });

@@ -63,6 +63,17 @@ describe("building a graph", () => {
     expect(s().nodes.filter((n) => n.selected).map((n) => n.id)).toEqual(["value_2"]);
   });
 
+  it("names new nodes after their type, numbered when the name is taken", () => {
+    s().addNode("text.value", { x: 0, y: 0 });
+    s().addNode("text.value", { x: 0, y: 100 });
+    s().updateLabel("value_2", "Greeting");
+    s().addNode("text.value", { x: 0, y: 200 });
+    s().addNode("text.join", { x: 300, y: 0 });
+    s().connect({ source: "value_1", sourceHandle: "text", target: "join_1", targetHandle: "items" });
+    s().addConnectedNode("text.join", { x: 600, y: 0 }, { nodeId: "value_1", handle: "text", side: "source" });
+    expect(s().nodes.map((n) => n.data.label)).toEqual(["Text", "Greeting", "Text 2", "Join texts", "Join texts 2"]);
+  });
+
   it("connects compatible ports, handles named after the ports", () => {
     s().addNode("text.value", { x: 0, y: 0 });
     s().addNode("text.join", { x: 300, y: 0 });
@@ -178,6 +189,15 @@ describe("copy and paste", () => {
     expect(s().nodes[2].position).toEqual({ x: 40, y: 40 });
     expect(s().edges.map((e) => `${e.source}->${e.target}`)).toEqual(["value_1->join_1", "value_2->join_2"]);
     expect(s().nodes.filter((n) => n.selected).map((n) => n.id)).toEqual(["value_2", "join_2"]);
+  });
+
+  it("tells copies apart from their originals by label, and keeps labels of old graphs readable", () => {
+    s().load({ nodes: [{ id: "a", type: "text.value", data: { label: "a" } }, { id: "b", type: "text.value", data: { label: "Greeting" } }], edges: [] });
+    store.setState({ nodes: s().nodes.map((n) => ({ ...n, selected: true })) });
+    s().copy();
+    s().paste();
+    s().paste();
+    expect(s().nodes.map((n) => n.data.label)).toEqual(["a", "Greeting", "Text", "Greeting 2", "Text 2", "Greeting 3"]);
   });
 });
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -31,6 +32,9 @@ CATEGORY_COLORS: dict[str, str] = {
 dark backgrounds alike."""
 
 
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
 def _humanize(type_name: str) -> str:
     words = type_name.replace(".", " ").replace("_", " ").strip()
     return words[:1].upper() + words[1:]
@@ -43,7 +47,10 @@ def _public(state: AppState, schema: dict[str, Any]) -> NodeTypePublic:
             **schema,
             "display_name": node.display_name or _humanize(node.type_name),
             "icon": node.icon,
-            "color": node.color or CATEGORY_COLORS.get(node.category, "#64748b"),
+            # A plugin's colour is used as it says ``#rrggbb``; anything else is its category's.
+            "color": node.color
+            if _HEX_COLOR.fullmatch(node.color)
+            else CATEGORY_COLORS.get(node.category, "#64748b"),
         }
     )
 

@@ -20,7 +20,7 @@ import { useTheme } from "../components/theme";
 import { GroupView, NoteView } from "./AnnotationViews";
 import { CanvasSearch, QuickAdd, type QuickAddRequest } from "./CanvasTools";
 import FlowNodeView, { zoomedFar } from "./FlowNodeView";
-import { READABLE_ZOOM, viewportToFit } from "./layout";
+import { FIND_BOX_CLEARANCE, READABLE_ZOOM, viewportToFit } from "./layout";
 import { DRAG_MIME, PRESET_MIME, type Preset } from "./Palette";
 import { portsFor } from "./ports";
 import { editorStore, useEditor, type FlowNode } from "./store";
@@ -50,7 +50,7 @@ export function useFitAll(): () => void {
   const { setViewport } = useReactFlow();
   return useCallback(() => {
     const box = document.querySelector(".canvas")?.getBoundingClientRect();
-    const viewport = box && viewportToFit(editorStore.getState().nodes, box.width, box.height);
+    const viewport = box && viewportToFit(editorStore.getState().nodes, box.width, box.height, 40, 0, FIND_BOX_CLEARANCE);
     if (viewport) void setViewport(viewport, { duration: 200 });
   }, [setViewport]);
 }
@@ -85,7 +85,8 @@ export function Canvas() {
     const box = wrapper.current?.getBoundingClientRect();
     const nodes = editorStore.getState().nodes;
     // Only a big graph needs the readable zoom: a small one is shown whole, whatever its shape.
-    const viewport = box && viewportToFit(nodes, box.width, box.height, 40, nodes.length > WHOLE_UP_TO ? READABLE_ZOOM : 0.2);
+    const minZoom = nodes.length > WHOLE_UP_TO ? READABLE_ZOOM : 0.2;
+    const viewport = box && viewportToFit(nodes, box.width, box.height, 40, minZoom, FIND_BOX_CLEARANCE);
     if (viewport) void setViewport(viewport);
   }, [setViewport]);
 

@@ -9,7 +9,7 @@ import { ImageUpload } from "../components/ImageUpload";
 import NodeIcon from "../components/NodeIcon";
 import { RichText } from "../components/RichText";
 import { useCredentials, useMcpTools } from "./lookups";
-import { fieldsFor, fromInput, integrationIdOf, lookupFor, toInput, type FieldSpec } from "./schemaForm";
+import { fieldsFor, fromInput, integrationIdOf, lookupFor, spacesOnly, toInput, type FieldSpec } from "./schemaForm";
 import { ServerField } from "./PickFields";
 import { AnyField } from "./StructuredFields";
 import { isAnnotation } from "./annotations";
@@ -146,6 +146,7 @@ export function Field({ field, value, idPrefix, onChange, suggestions, note, pro
           {problem && <span className="error field-problem" data-testid="field-problem">{problem}</span>}
           {field.description && !error && !problem && <RichText text={field.description} />}
           {field.escapes && !error && <div>Write <code>\n</code> for a line break, <code>\t</code> for a tab.</div>}
+          {field.escapes && !error && spacesOnly(text) && <div className="holds" data-testid="field-holds">Holds {spacesOnly(text)}.</div>}
           {note && <div>{note}</div>}
         </div>
       )}
@@ -294,7 +295,8 @@ export function ConfigPanel({ onRun, canRun }: ConfigPanelProps) {
         <div>
           <h2>{node.data.label || node.id}</h2>
           <div className="muted small">
-            {spec?.display_name ?? "Unknown node type"} · <code>{node.type}</code> · id <code>{node.id}</code>
+            {!spec ? "Unknown node type · " : spec.display_name !== node.data.label ? `${spec.display_name} · ` : ""}
+            <code>{node.type}</code> · id <code>{node.id}</code>
           </div>
         </div>
       </div>

@@ -85,9 +85,13 @@ const FALLBACK_SIZE = { width: 220, height: 90 };
 /** Below this zoom node text is unreadable: a graph opens no further out than this. */
 export const READABLE_ZOOM = 0.5;
 
+/** Room kept above the graph for the "find on canvas" box floating at the top of the canvas. */
+export const FIND_BOX_CLEARANCE = 64;
+
 /**
- * The viewport that shows every node (at most at zoom 1), or null for an empty graph. With
- * `minZoom`, a graph too big to fit at that zoom is shown from its top-left corner instead.
+ * The viewport that shows every node (at most at zoom 1), or null for an empty graph, with
+ * `padding` around it and `top` above it. With `minZoom`, a graph too big to fit at that zoom
+ * is shown from its top-left corner instead.
  */
 export function viewportToFit(
   nodes: Array<{ position: { x: number; y: number }; measured?: { width?: number; height?: number } }>,
@@ -95,24 +99,26 @@ export function viewportToFit(
   height: number,
   padding = 40,
   minZoom = 0,
+  top = padding,
 ): { x: number; y: number; zoom: number } | null {
   if (nodes.length === 0 || width <= 0 || height <= 0) return null;
-  let left = Infinity, top = Infinity, right = -Infinity, bottom = -Infinity;
+  let left = Infinity, upper = Infinity, right = -Infinity, bottom = -Infinity;
   for (const n of nodes) {
     const w = n.measured?.width ?? FALLBACK_SIZE.width;
     const h = n.measured?.height ?? FALLBACK_SIZE.height;
     left = Math.min(left, n.position.x);
-    top = Math.min(top, n.position.y);
+    upper = Math.min(upper, n.position.y);
     right = Math.max(right, n.position.x + w);
     bottom = Math.max(bottom, n.position.y + h);
   }
-  const zoom = Math.max(0.05, Math.min(1, (width - 2 * padding) / (right - left), (height - 2 * padding) / (bottom - top)));
+  const room = Math.max(1, height - top - padding);
+  const zoom = Math.max(0.05, Math.min(1, (width - 2 * padding) / (right - left), room / (bottom - upper)));
   if (zoom < minZoom) {
-    return { zoom: minZoom, x: padding - left * minZoom, y: padding - top * minZoom };
+    return { zoom: minZoom, x: padding - left * minZoom, y: top - upper * minZoom };
   }
   return {
     zoom,
     x: (width - (right - left) * zoom) / 2 - left * zoom,
-    y: (height - (bottom - top) * zoom) / 2 - top * zoom,
+    y: top + (room - (bottom - upper) * zoom) / 2 - upper * zoom,
   };
 }

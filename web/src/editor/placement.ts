@@ -6,6 +6,8 @@
 export interface Placed {
   position?: { x: number; y: number } | null;
   measured?: { width?: number; height?: number };
+  selected?: boolean;
+  type?: string;
 }
 
 export const NODE_SIZE = { width: 220, height: 90 };
@@ -68,4 +70,28 @@ export function freeSpot(nodes: Placed[], wanted: { x: number; y: number }): { x
     }
   }
   return { x: wanted.x, y: wanted.y + stepY * 13 };
+}
+
+/**
+ * Where a node added from the palette is wanted: beside the one node selected, to its right (so
+ * nodes added one after another read left to right, as they run), else at `fallback` (the
+ * middle of the canvas). Notes and groups are not followed.
+ */
+export function besideSelection(nodes: Placed[], fallback: { x: number; y: number }): { x: number; y: number } {
+  const chosen = nodes.filter((n) => n.selected);
+  const only = chosen.length === 1 ? chosen[0] : null;
+  if (!only || only.type === "note" || only.type === "group" || !only.position) return fallback;
+  const at = box(only);
+  return { x: Math.round(at.x + at.w + 80), y: Math.round(at.y) };
+}
+
+/** The smallest box around `rect` and `node`. */
+export function around(
+  rect: { x: number; y: number; width: number; height: number },
+  node: Placed,
+): { x: number; y: number; width: number; height: number } {
+  const b = box(node);
+  const x = Math.min(rect.x, b.x);
+  const y = Math.min(rect.y, b.y);
+  return { x, y, width: Math.max(rect.x + rect.width, b.x + b.w) - x, height: Math.max(rect.y + rect.height, b.y + b.h) - y };
 }

@@ -76,6 +76,15 @@ export function escapeText(text: string): string {
   return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/\r/g, "\\r").replace(/\t/g, "\\t");
 }
 
+/**
+ * What a box holding only spaces holds, said in words ("1 space", "3 spaces"), or null: such a
+ * value (a separator of one space) otherwise looks like an empty box, which means another thing.
+ */
+export function spacesOnly(text: string): string | null {
+  if (text === "" || /[^ ]/.test(text)) return null;
+  return text.length === 1 ? "1 space" : `${text.length} spaces`;
+}
+
 /** The inverse of `escapeText`; a backslash before any other character stays as written. */
 export function unescapeText(text: string): string {
   return text.replace(/\\([\\nrt])/g, (_all, c: string) => (c === "n" ? "\n" : c === "r" ? "\r" : c === "t" ? "\t" : "\\"));

@@ -13,7 +13,7 @@ import { RunInputsDialog, type TriggerFieldDef } from "../editor/RunInputsDialog
 import { forgetLookups } from "../editor/lookups";
 import { OutputViewer } from "../editor/OutputViewer";
 import { workflowNodes } from "../editor/annotations";
-import { freeSpot, piledUp } from "../editor/placement";
+import { around, besideSelection, freeSpot, NODE_SIZE, piledUp } from "../editor/placement";
 import { guardBackButton, setLeaveQuestion, type BackGuard } from "../editor/backGuard";
 import { ProblemsButton } from "../editor/ProblemsList";
 import { PositionSaver } from "../editor/positions";
@@ -91,6 +91,20 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   const debugging = useEditor((s) => s.debugSessionId !== null);
   const breakpointCount = useEditor((s) => Object.keys(s.breakpoints).length);
   const problemCount = useEditor((s) => Object.values(s.problems).reduce((n, list) => n + list.length, 0) + s.graphProblems.length);
+  // A node chosen on the canvas shows its settings, inputs and outputs, whichever tab was open
+  // (after a run the Runs tab is; a click on a node left it there, showing nothing new).
+  const chosen = useEditor((s) => {
+    let only: string | null = null;
+    for (const n of s.nodes) {
+      if (!n.selected) continue;
+      if (only !== null) return null;
+      only = n.id;
+    }
+    return only;
+  });
+  useEffect(() => {
+    if (chosen !== null) setTab("node");
+  }, [chosen]);
 
   const show = useCallback((loaded: WorkflowPublic) => {
     setWorkflow(loaded);
@@ -263,9 +277,36 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       const canvas = document.querySelector(".canvas")?.getBoundingClientRect();
       const center = canvas ? { x: canvas.left + canvas.width / 2, y: canvas.top + canvas.height / 2 } : { x: 400, y: 300 };
       const at = flow.screenToFlowPosition(center);
-      // Centred on the middle of the canvas, moved aside from the nodes already there.
-      const wanted = { x: Math.round(at.x - 110), y: Math.round(at.y - 45) };
-      editorStore.getState().addNode(type, freeSpot(editorStore.getState().nodes, wanted), preset);
+      // Right of the node selected, else centred on the middle of the canvas; moved aside from
+      // the nodes already there.
+      const nodes = editorStore.getState().nodes;
+      const middle = { x: Math.round(at.x - 110), y: Math.round(at.y - 45) };
+      const wanted = besideSelection(nodes, middle);
+      const follows = wanted !== middle ? nodes.find((n) => n.selected) : undefined;
+      const placed = freeSpot(nodes, wanted);
+      editorStore.getState().addNode(type, placed, preset);
+      // A node placed off screen is brought into view: with the whole graph while that reads at
+      // 0.75 or more, else with the node it follows; at the zoom the person chose when that
+      // fits, else zoomed out just enough.
+      if (canvas) {
+        const added = { x: placed.x, y: placed.y, width: NODE_SIZE.width, height: NODE_SIZE.height };
+        const topLeft = flow.screenToFlowPosition({ x: canvas.left, y: canvas.top });
+        const bottomRight = flow.screenToFlowPosition({ x: canvas.right, y: canvas.bottom });
+        const shown =
+          added.x >= topLeft.x && added.y >= topLeft.y &&
+          added.x + added.width <= bottomRight.x && added.y + added.height <= bottomRight.y;
+        if (!shown) {
+          const zoom = flow.getZoom();
+          const fitsAt = (r: typeof added) => Math.min((canvas.width * 0.9) / r.width, (canvas.height * 0.9) / r.height);
+          const whole = nodes.reduce(around, added);
+          const shownBox = fitsAt(whole) >= Math.min(0.75, zoom) ? whole : follows ? around(added, follows) : added;
+          if (fitsAt(shownBox) >= zoom) {
+            void flow.setCenter(shownBox.x + shownBox.width / 2, shownBox.y + shownBox.height / 2, { zoom, duration: 200 });
+          } else {
+            void flow.fitBounds(shownBox, { padding: 0.12, duration: 200 });
+          }
+        }
+      }
       setTab("node");
     },
     [flow],

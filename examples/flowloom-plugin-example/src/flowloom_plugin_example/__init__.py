@@ -36,6 +36,10 @@ class WordCount(flowloom.Node[WordCountConfig]):
     type_name = "text.word_count"
     category = flowloom.Category.ACTION
     Config = WordCountConfig
+    # How the palette and the canvas show it: a plugin brings its own name, icon and colour.
+    display_name = "Count words"
+    icon = "M4 6h10M4 12h10M4 18h6M18 4v16M15 7l3-3 3 3"
+    color = "#0f766e"
 
     def inputs(self, config: WordCountConfig) -> list[flowloom.Port]:
         return [flowloom.Port("text", flowloom.PortType.STRING, description="The text to count.")]

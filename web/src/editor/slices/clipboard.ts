@@ -1,6 +1,6 @@
 /** Copy and paste of the selected nodes and the wires between them. */
 import type { EditorState } from "../store";
-import { edgeId, freshId, type SliceContext } from "./context";
+import { edgeId, freshId, freshLabel, type SliceContext } from "./context";
 
 export type ClipboardSlice = Pick<EditorState, "clipboard" | "copy" | "paste">;
 
@@ -20,20 +20,25 @@ export function clipboardSlice({ set, get, change }: SliceContext): ClipboardSli
     paste() {
       const clip = get().clipboard;
       if (!clip || clip.nodes.length === 0) return 0;
-      const taken = new Set(get().nodes.map((n) => n.id));
+      const { nodes, nodeTypes } = get();
+      const taken = new Set(nodes.map((n) => n.id));
       const renamed = new Map<string, string>();
+      const named = [...nodes];
       const pasted = clip.nodes.map((n) => {
         const id = freshId(n.type ?? "node", taken);
         taken.add(id);
         renamed.set(n.id, id);
-        const label = n.data.label === n.id || !n.data.label ? id : n.data.label;
-        return {
+        // A copy is told apart from its original: "Ask a model" pastes as "Ask a model 2".
+        const copied = n.data.label && n.data.label !== n.id ? n.data.label : nodeTypes[n.type ?? ""]?.display_name || id;
+        const copy = {
           ...structuredClone(n),
           id,
           selected: true,
           position: { x: n.position.x + 40, y: n.position.y + 40 },
-          data: { ...structuredClone(n.data), label },
+          data: { ...structuredClone(n.data), label: freshLabel(copied, named) },
         };
+        named.push(copy);
+        return copy;
       });
       const wires = clip.edges.map((e) => {
         const wired = { ...e, source: renamed.get(e.source)!, target: renamed.get(e.target)!, selected: false };

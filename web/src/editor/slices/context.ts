@@ -101,6 +101,19 @@ export function freshId(base: string, taken: Set<string>): string {
   }
 }
 
+/**
+ * The label a new node starts with: its type's display name, numbered from 2 when a node
+ * already bears it ("Ask a model", "Ask a model 2"), as people name nodes, not by their id.
+ */
+export function freshLabel(name: string, nodes: readonly FlowNode[]): string {
+  const taken = new Set(nodes.map((n) => String(n.data.label ?? "")));
+  if (!taken.has(name)) return name;
+  for (let i = 2; ; i++) {
+    const label = `${name} ${i}`;
+    if (!taken.has(label)) return label;
+  }
+}
+
 function edgeKey(e: Edge): string {
   return `${e.id}|${e.source}|${e.sourceHandle ?? ""}|${e.target}|${e.targetHandle ?? ""}`;
 }

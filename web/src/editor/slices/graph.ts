@@ -18,6 +18,7 @@ import {
   EPHEMERAL_NODE_KEYS,
   edgeId,
   freshId,
+  freshLabel,
   HISTORY_LIMIT,
   staleRun,
   strip,
@@ -172,7 +173,8 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
       const config = defaultsFor(fieldsFor(spec.config_schema as JsonSchema));
       const port = matchingPort(portsFor(spec, config), fromPort.type, from.side);
       if (!port) return null;
-      const node: FlowNode = { id, type, position, data: { label: id, config }, selected: true };
+      const label = freshLabel(spec.display_name || id, state.nodes);
+      const node: FlowNode = { id, type, position, data: { label, config }, selected: true };
       const connection =
         from.side === "source"
           ? { source: from.nodeId, sourceHandle: from.handle, target: id, targetHandle: port.name }
@@ -191,7 +193,8 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
       const id = freshId(type, taken);
       const defaults = spec ? defaultsFor(fieldsFor(spec.config_schema as JsonSchema)) : {};
       const config = { ...defaults, ...structuredClone(preset?.config ?? {}) };
-      const node: FlowNode = { id, type, position, data: { label: preset?.label ?? id, config }, selected: true };
+      const label = preset?.label ?? freshLabel(spec?.display_name || id, get().nodes);
+      const node: FlowNode = { id, type, position, data: { label, config }, selected: true };
       change((s) => ({ nodes: [...s.nodes.map((n) => (n.selected ? { ...n, selected: false } : n)), node] }));
       return id;
     },
