@@ -40,7 +40,7 @@ from flowloom.nodes.registry import NodeRegistry
 from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
+from flowloom.storage.enums import NodeStatus, RunStatus
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.heartbeat import ClaimHeartbeat
 from flowloom.worker.node_jobs import NodeJob, RoutedNodes, run_job
@@ -55,7 +55,6 @@ _WATCH_S = 0.25
 """How often a worker looks for cancellations and answers of the runs it drives."""
 _CREATION_GRACE_S = 2.0
 """The sweep leaves runs younger than this alone: their creator is about to queue or claim."""
-_MAX_ROUNDS = 1000
 _T = TypeVar("_T")
 
 
@@ -246,7 +245,9 @@ class WorkerHost:
         engine = self.engine
         assert engine is not None
         owner = engine.owner_token
-        for _ in range(_MAX_ROUNDS):
+        # Two rounds at most: the second is for a WAITING run only (below); any later change
+        # queues a task of its own, or is the sweep's.
+        for _ in range(2):
             if engine.driver_of(run_id) is not None:
                 return "driven here already"
             if not await engine.claims.take(run_id, owner):
@@ -274,9 +275,12 @@ class WorkerHost:
             # the node WAITING).
             if driver.found_finished:
                 return "nothing to do"
-            if driver.state is not None and driver.state.status in FINISHED_RUN_STATUSES:
+            status = driver.state.status if driver.state is not None else None
+            if status is RunStatus.RUNNING:
+                return "given up: another worker holds it"
+            if status is not RunStatus.WAITING:
                 return "driven to the end"
-        return "driven"
+        return "waiting"
 
     async def _run_node(self, job: NodeJob) -> str:
         engine = self.engine

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +31,13 @@ from flowloom.engine.ports import (
 from flowloom.engine.run_state import DebugState, NodeSlot
 from flowloom.engine.sql import artifacts, failure, signals
 from flowloom.engine.sql.memory import MemoryAdapter
-from flowloom.engine.sql.ticks import TickStore, latest_success_outputs, load_debug, load_slots
+from flowloom.engine.sql.ticks import (
+    DEBUG_COLUMNS,
+    TickStore,
+    debug_state,
+    latest_success_outputs,
+    load_slots,
+)
 from flowloom.exceptions import LimitExceeded, NotFound
 from flowloom.graph import Scope
 from flowloom.ids import PREFIXES, new_id
@@ -47,6 +53,39 @@ from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, Wo
 __all__ = ["RunQuota", "SqlRunStore"]
 
 _NODES = cast(Table, NodeExecution.__table__)
+_RUNS = cast(Table, WorkflowRun.__table__)
+_LOAD_RUN = (
+    select(
+        *(
+            _RUNS.c[name]
+            for name in (
+                "id",
+                "workflow_id",
+                "workflow_version",
+                "user_id",
+                "api_key_id",
+                "status",
+                "scope",
+                "target_node_id",
+                "inputs",
+                "timeout_s",
+                "cancel_requested",
+                "use_cache",
+                "use_pinned",
+                "started_at",
+            )
+        ),
+        *DEBUG_COLUMNS,
+    )
+    .select_from(
+        _RUNS.outerjoin(
+            cast(Table, DebugSession.__table__),
+            cast(Table, DebugSession.__table__).c.run_id == _RUNS.c.id,
+        )
+    )
+    .where(_RUNS.c.id == bindparam("run_id"))
+)
+"""A run row as a driver loads it, with its debug session (``load_run``)."""
 
 
 class RunQuota(Protocol):
@@ -206,8 +245,10 @@ class SqlRunStore:
         )
 
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
+        # The run row and its debug session in one statement, the node rows in a second (a
+        # worker loads every run it is handed: these are most of its queries).
         async with self.db.read() as session:
-            run = await session.get(WorkflowRun, run_id)
+            run = (await session.execute(_LOAD_RUN, {"run_id": run_id})).first()
             if run is None:
                 raise NotFound("run", run_id)
             scope = Scope(run.scope)
@@ -233,7 +274,6 @@ class SqlRunStore:
                     use_pinned=pinned,
                 )
             slots = await load_slots(session, run_id)
-            debug = await load_debug(session, run_id)
             outside = await _outside_outputs(session, run.workflow_id, prepared)
         return StoredRun(
             run_id=run.id,
@@ -244,7 +284,7 @@ class SqlRunStore:
             slots=slots,
             run_inputs=dict(run.inputs or {}),
             outside_outputs=outside,
-            debug=debug,
+            debug=debug_state(run),
             started_at=run.started_at,
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,

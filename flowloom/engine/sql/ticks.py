@@ -53,7 +53,7 @@ from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 
-__all__ = ["TickStore", "latest_success_outputs", "load_debug", "load_slots"]
+__all__ = ["DEBUG_COLUMNS", "TickStore", "debug_state", "latest_success_outputs", "load_slots"]
 
 # Typed as Table (``__table__`` is only known as a FromClause) so Core update() accepts them.
 _NODES = cast(Table, NodeExecution.__table__)
@@ -470,21 +470,24 @@ def _slot(row: Row[Any]) -> NodeSlot:
     )
 
 
-async def load_debug(session: AsyncSession, run_id: str) -> DebugState | None:
-    row = (
-        await session.execute(
-            select(_DEBUG.c.id, _DEBUG.c.breakpoints, _DEBUG.c.mode, _DEBUG.c.paused_node_id).where(
-                _DEBUG.c.run_id == run_id
-            )
-        )
-    ).first()
-    if row is None:
+DEBUG_COLUMNS = (
+    _DEBUG.c.id.label("debug_id"),
+    _DEBUG.c.breakpoints.label("debug_breakpoints"),
+    _DEBUG.c.mode.label("debug_mode"),
+    _DEBUG.c.paused_node_id.label("debug_paused_node_id"),
+)
+"""The run's debug session, to read beside its run row (outer-joined on ``run_id``)."""
+
+
+def debug_state(row: Row[*tuple[Any, ...]]) -> DebugState | None:
+    """The debug session of a row read with ``DEBUG_COLUMNS`` (None: the run has none)."""
+    if row.debug_id is None:
         return None
     return DebugState(
-        session_id=row.id,
-        breakpoints=frozenset(row.breakpoints or []),
-        mode=row.mode,
-        paused_node_id=row.paused_node_id,
+        session_id=row.debug_id,
+        breakpoints=frozenset(row.debug_breakpoints or []),
+        mode=row.debug_mode,
+        paused_node_id=row.debug_paused_node_id,
     )
 
 
