@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 from flowloom.engine.ports import RunStore, SharedRunStore
 from flowloom.exceptions import ConfigurationError
@@ -18,13 +19,21 @@ from flowloom.worker.claims import RunClaims
 __all__ = ["RunQueue", "shared_store"]
 
 
+_SHARED_KINDS: set[type] = set()
+"""Store classes found to be shared (a check against a runtime protocol looks up each of its
+members: too slow for a question asked several times per run)."""
+
+
 def shared_store(store: RunStore) -> SharedRunStore:
     """``store`` as one that several processes share; ConfigurationError if it is not (an
     in-memory store cannot carry runs between processes)."""
+    if type(store) in _SHARED_KINDS:
+        return cast(SharedRunStore, store)
     if not isinstance(store, SharedRunStore):
         raise ConfigurationError(
             f"distributed mode needs a run store the processes share, not {type(store).__name__}"
         )
+    _SHARED_KINDS.add(type(store))
     return store
 
 

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from flowloom.engine.ports import RunResult, Signals
 from flowloom.exceptions import Conflict, NotFound
@@ -172,6 +172,19 @@ async def request_cancel(db: Database, run_id: str) -> bool:
         return True
 
 
+_SETTLED = select(
+    WorkflowRun.id,
+    WorkflowRun.status,
+    WorkflowRun.outputs,
+    WorkflowRun.error,
+    WorkflowRun.duration_ms,
+    WorkflowRun.cancel_requested,
+    select(NodeExecution.id)
+    .where(NodeExecution.run_id == WorkflowRun.id, NodeExecution.status == NodeStatus.READY)
+    .exists(),
+).where(WorkflowRun.id == bindparam("run_id"))
+
+
 async def settled(db: Database, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
     """The run's outcome now, and whether a waiter may stop: it finished, or (unless
     ``finished_only``) it is WAITING with nothing for a worker to do.
@@ -179,22 +192,9 @@ async def settled(db: Database, run_id: str, *, finished_only: bool) -> tuple[Ru
     One statement, so one snapshot: read in two, a driver's commit between them could show the
     run still WAITING and its answered node already past READY (a waiter stopped too early).
     """
-    ready = (
-        select(NodeExecution.id)
-        .where(NodeExecution.run_id == run_id, NodeExecution.status == NodeStatus.READY)
-        .exists()
+    found = await db.run_read(
+        lambda conn: conn.execute(_SETTLED, {"run_id": run_id}).first(), inline=True
     )
-    query = select(
-        WorkflowRun.id,
-        WorkflowRun.status,
-        WorkflowRun.outputs,
-        WorkflowRun.error,
-        WorkflowRun.duration_ms,
-        WorkflowRun.cancel_requested,
-        ready,
-    ).where(WorkflowRun.id == run_id)
-    async with db.read() as session:
-        found = (await session.execute(query)).first()
     if found is None:
         raise NotFound("run", run_id)
     id_, status, outputs, error, duration_ms, cancelling, any_ready = found
