@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.engine.plans import check_breakpoints
@@ -245,36 +245,27 @@ class SqlRunStore:
         )
 
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
-        # The run row and its debug session in one statement, the node rows in a second (a
-        # worker loads every run it is handed: these are most of its queries).
-        async with self.db.read() as session:
-            run = (await session.execute(_LOAD_RUN, {"run_id": run_id})).first()
-            if run is None:
-                raise NotFound("run", run_id)
-            scope = Scope(run.scope)
-            pinned = run.use_pinned
-            prepared = plans.cached(
-                run.workflow_id, run.workflow_version, scope, run.target_node_id, use_pinned=pinned
-            )
-            if prepared is None:
-                definition = await session.scalar(
-                    select(WorkflowVersion.definition).where(
-                        WorkflowVersion.workflow_id == run.workflow_id,
-                        WorkflowVersion.version == run.workflow_version,
-                    )
-                )
-                if definition is None:
-                    raise NotFound("workflow version", f"{run.workflow_id}@{run.workflow_version}")
-                prepared = plans.prepare(
-                    run.workflow_id,
-                    run.workflow_version,
-                    definition,
-                    scope,
-                    run.target_node_id,
-                    use_pinned=pinned,
-                )
-            slots = await load_slots(session, run_id)
-            outside = await _outside_outputs(session, run.workflow_id, prepared)
+        # The run row with its debug session, then its node rows, on the fast read path (a
+        # worker loads every run it is handed: these are most of its reads).
+        def read(conn: Connection) -> tuple[Row[*tuple[Any, ...]], dict[str, NodeSlot]] | None:
+            run = conn.execute(_LOAD_RUN, {"run_id": run_id}).first()
+            return None if run is None else (run, load_slots(conn, run_id))
+
+        found = await self.db.run_read(read)
+        if found is None:
+            raise NotFound("run", run_id)
+        run, slots = found
+        pinned = run.use_pinned
+        prepared = plans.cached(
+            run.workflow_id,
+            run.workflow_version,
+            Scope(run.scope),
+            run.target_node_id,
+            use_pinned=pinned,
+        )
+        outside: dict[str, dict[str, Any] | None] = {}
+        if prepared is None or prepared.plan.outside_parents:  # else nothing more to read
+            prepared, outside = await self._plan_and_outside(run, prepared, plans)
         return StoredRun(
             run_id=run.id,
             workflow_id=run.workflow_id,
@@ -292,6 +283,31 @@ class SqlRunStore:
             use_pinned=pinned,
             cancel_requested=run.cancel_requested,
         )
+
+    async def _plan_and_outside(
+        self, run: Row[*tuple[Any, ...]], prepared: Prepared | None, plans: PlanSource
+    ) -> tuple[Prepared, dict[str, dict[str, Any] | None]]:
+        """The run's plan when no cached one fits, and what parents outside it feed it."""
+        scope = Scope(run.scope)
+        async with self.db.read() as session:
+            if prepared is None:
+                definition = await session.scalar(
+                    select(WorkflowVersion.definition).where(
+                        WorkflowVersion.workflow_id == run.workflow_id,
+                        WorkflowVersion.version == run.workflow_version,
+                    )
+                )
+                if definition is None:
+                    raise NotFound("workflow version", f"{run.workflow_id}@{run.workflow_version}")
+                prepared = plans.prepare(
+                    run.workflow_id,
+                    run.workflow_version,
+                    definition,
+                    scope,
+                    run.target_node_id,
+                    use_pinned=run.use_pinned,
+                )
+            return prepared, await _outside_outputs(session, run.workflow_id, prepared)
 
     async def outcome(self, run_id: str) -> RunResult:
         async with self.db.read() as session:

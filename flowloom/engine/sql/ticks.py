@@ -437,14 +437,16 @@ def _update_by_id(
     return f"UPDATE {table.name} SET {sets} WHERE {where}", _processors(dialect, table, names)
 
 
-async def load_slots(session: AsyncSession, run_id: str) -> dict[str, NodeSlot]:
+_LOAD_SLOTS = (
+    select(*(_NODES.c[name] for name in _SLOT_COLUMNS))
+    .where(_NODES.c.run_id == bindparam("run_id"))
+    .order_by(_NODES.c.id)
+)
+
+
+def load_slots(conn: Connection, run_id: str) -> dict[str, NodeSlot]:
     """Every node row of the run, as slots keyed by node id (in checkpoint order)."""
-    rows = await session.execute(
-        select(*(_NODES.c[name] for name in _SLOT_COLUMNS))
-        .where(_NODES.c.run_id == run_id)
-        .order_by(_NODES.c.id)
-    )
-    return {row.node_id: _slot(row) for row in rows}
+    return {row.node_id: _slot(row) for row in conn.execute(_LOAD_SLOTS, {"run_id": run_id})}
 
 
 def _slot(row: Row[Any]) -> NodeSlot:
