@@ -148,7 +148,7 @@ class Phase:
     cpu_ms: dict[str, float]
     failures: int
     commits: int
-    """Transactions PostgreSQL committed in the measured window."""
+    """Transactions PostgreSQL committed in the measured window (autocommit reads included)."""
 
     def per_run(self, part: str) -> float:
         return self.cpu_ms[part] / self.runs
@@ -231,6 +231,9 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
         env = {**workerchaos.distributed_env("redis", database), "FLOWLOOM_DATA_DIR": str(data)}
         with (
             servekill.Server(data, folder / "remote.log", env) as server,
+            # A second API process that serves no request: what it spends is what every API
+            # process behind a balancer pays for the others' runs (the event feed, its loops).
+            servekill.Server(data, folder / "bystander.log", env) as bystander,
             workerchaos.Workers(
                 folder, env, count=args.workers, concurrency=args.concurrency, pool=args.pool
             ) as workers,
@@ -238,11 +241,13 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
             workers.wait_ready()
             target = servekill.setup(server, fan_out(args.width))
             assert server.process is not None
-            api_pid = server.process.pid
+            assert bystander.process is not None
+            api_pid, bystander_pid = server.process.pid, bystander.process.pid
             url = database["FLOWLOOM_DATABASE_URL"]
             name = url.rsplit("/", 1)[1]
             parts = {
                 "api": lambda: _tree(api_pid),
+                "api bystander": lambda: _tree(bystander_pid),
                 "workers": lambda: [pid for p in workers.processes for pid in _tree(p.pid)],
                 "postgres": lambda: postgres_pids(name),
                 "redis": lambda: _all_named("redis-server"),
@@ -273,6 +278,7 @@ def costs(phase: Phase) -> scaleout.Costs:
     """The CPU costs per run a distributed phase measured, as the model takes them."""
     return scaleout.Costs(
         api_ms=phase.per_run("api"),
+        bystander_ms=phase.per_run("api bystander"),
         worker_ms=phase.per_run("workers"),
         pg_ms=phase.per_run("postgres"),
         redis_ms=phase.per_run("redis"),
@@ -304,7 +310,7 @@ def main() -> None:
         own = sum(v for k, v in phase.cpu_ms.items() if k in ("api", "workers")) / phase.runs
         rows.append(count(f"{phase.name}: CPU ms/run, flowloom", own))
         rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
-        rows.append(count(f"{phase.name}: PostgreSQL commits/run", phase.commits / phase.runs))
+        rows.append(count(f"{phase.name}: PostgreSQL transactions/run", phase.commits / phase.runs))
         rows.append(count(f"{phase.name}: failed runs", phase.failures))
     context = [
         f"{args.runs} runs of {args.width + 1} nodes, {args.clients} clients, wait=true; "

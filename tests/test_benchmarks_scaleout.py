@@ -3,9 +3,11 @@ Redis) is the limit, and the API processes needed follow the rate."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from benchmarks.scaleout import Costs, levels, report, saturation_machines
+from benchmarks.scaleout import Costs, api_processes, levels, report, saturation_machines
 
 # Round numbers: a worker machine of 2 cores carries 2 * 1000 / 8 = 250 runs/s; PostgreSQL of
 # 8 cores 8 * 1000 / 4 = 2,000 runs/s; Redis 1000 / 0.25 = 4,000 runs/s.
@@ -43,7 +45,7 @@ def test_the_report_says_where_and_why_postgres_saturates() -> None:
 
     assert any("saturates at 2000 runs/s (22000 nodes/s)" in line for line in lines)
     assert any("8.0 worker machines" in line for line in lines)
-    assert any("5.0 commits (0.80 ms each; 10000 commits/s" in line for line in lines)
+    assert any("5.0 transactions (0.80 ms each; 10000/s" in line for line in lines)
     rows = [line.split() for line in lines if line.strip()[:1].isdigit()]
     assert [int(row[0]) for row in rows] == [1, 2, 5, 10]
 
@@ -55,6 +57,7 @@ def test_the_report_says_where_and_why_postgres_saturates() -> None:
         ({"api_ms": -1.0}, "api_ms must be a positive CPU cost"),
         ({"pg_ms": float("nan")}, "pg_ms must be a positive CPU cost"),
         ({"redis_ms": -0.1}, "redis_ms cannot be negative"),
+        ({"bystander_ms": -1.0}, "bystander_ms cannot be negative"),
         ({"nodes": 0}, "at least one node"),
     ],
 )
@@ -62,6 +65,20 @@ def test_costs_that_cannot_be_measured_are_refused(bad: dict[str, float], said: 
     given: dict[str, float] = {"api_ms": 1.0, "worker_ms": 1.0, "pg_ms": 1.0, "redis_ms": 0.0}
     with pytest.raises(ValueError, match=said):
         Costs(**{**given, **bad})  # type: ignore[arg-type]
+
+
+def test_every_api_process_reading_every_event_caps_the_api_tier() -> None:
+    costs = Costs(api_ms=10.0, worker_ms=8.0, pg_ms=2.0, redis_ms=0.0, bystander_ms=0.5)
+
+    # Each process spends 0.5 ms on each of the cluster's runs: at 1,000 runs/s that is half
+    # its core, so a process takes 50 runs/s of its own: 20 processes.
+    assert api_processes(costs, 1000) == 20
+    assert api_processes(costs, 1999) > 1000
+    assert math.isinf(api_processes(costs, 2000))
+    [level] = levels(costs, [10])
+    assert level.bottleneck == "API tier (one event channel)"
+    assert level.runs_s == pytest.approx(2000)
+    assert any("cannot pass 2000 runs/s" in line for line in report(costs))
 
 
 def test_machine_counts_below_one_are_refused() -> None:
