@@ -358,9 +358,11 @@ class WorkerHost:
         assert engine is not None
         interval_s = self.settings.worker_sweep_interval_s
         if await engine.claims.try_lock("sweep", engine.owner_token, for_s=interval_s * 0.9):
-            for run_id in await engine.shared.runs_needing_a_driver(
+            needing = await engine.shared.runs_needing_a_driver(
                 now=engine.clock.now(), older_than_s=_CREATION_GRACE_S
-            ):
+            )
+            # Most of them are driven or queued: one look at all their claims, not one each.
+            for run_id in await engine.claims.unheld(needing):
                 if await engine.queue.put(run_id):
                     _log.info("run %s had no driver: queued it again", run_id)
         return interval_s
