@@ -46,7 +46,7 @@ from flowloom.worker.heartbeat import ClaimHeartbeat
 from flowloom.worker.node_jobs import NodeJob, RoutedNodes, run_job
 from flowloom.worker.node_queues import NodeRoutes
 from flowloom.worker.relay import RedisEventBus
-from flowloom.worker.runs import RunQueue, shared_store
+from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
 __all__ = ["WorkerEngine", "WorkerHost"]
 
@@ -195,7 +195,7 @@ class WorkerHost:
         engine.queue = RunQueue(
             engine.claims,
             self._send,
-            queued_for_s=max(60.0, 4 * settings.worker_sweep_interval_s),
+            queued_for_s=queued_for_s(settings),
         )
         engine.routes = NodeRoutes(settings.worker_node_queues, namespace=settings.worker_queue)
         engine.local_queues = self._consumed

@@ -41,7 +41,7 @@ from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.relay import EventFeed
-from flowloom.worker.runs import RunQueue, shared_store
+from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -115,7 +115,7 @@ class RemoteEngine(Engine):
             self._queue = RunQueue(
                 claims,
                 task_sender(app, settings),
-                queued_for_s=max(60.0, 4 * settings.worker_sweep_interval_s),
+                queued_for_s=queued_for_s(settings),
             )
             return self._queue
 

@@ -22,6 +22,7 @@ from flowloom.engine import Engine
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
+from flowloom.worker.runs import queued_for_s
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -40,6 +41,9 @@ def test_the_defaults_are_the_fast_ones() -> None:
     assert _default("worker_claim_ttl_s") == 2.0
     assert _default("worker_sweep_interval_s") == 0.25
     assert _default("worker_visibility_timeout_s") == 300
+    # A task lost with a killed worker before it claimed its run is queued again by the
+    # sweep once the run's "queued" mark expires: that bounds the recovery in that case.
+    assert queued_for_s(Settings()) == 5.0
 
 
 async def test_a_killed_worker_s_run_runs_again_within_seconds(
