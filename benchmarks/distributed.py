@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the harness lives with the tests it s
 import servekill  # noqa: E402
 import workerchaos  # noqa: E402
 
+from benchmarks import scaleout  # noqa: E402
 from benchmarks.report import Measurement, count, print_table  # noqa: E402
 
 _TICK_S = 1 / 100  # os.sysconf("SC_CLK_TCK") is 100 on Linux
@@ -96,8 +97,46 @@ def cpu_s(pids: Iterable[int]) -> float:
     return total * _TICK_S
 
 
-def postgres_pids() -> list[int]:
-    return _all_named("postgres")
+def postgres_pids(database: str) -> list[int]:
+    """The PostgreSQL backends serving ``database`` (other databases' load is not ours)."""
+    found = []
+    for pid in _all_named("postgres"):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        # "postgres: 15/main: USER DATABASE HOST(PORT) STATE"
+        words = title.replace("\0", " ").split()
+        if len(words) >= 4 and words[3] == database:
+            found.append(pid)
+    return found
+
+
+_PG_FLUSH_S = 11.0
+"""PostgreSQL 15 backends report their statistics at most every second while busy and within
+10 s once idle: wait that long before reading ``pg_stat_database``."""
+
+
+def commits(url: str) -> int:
+    """Transactions committed in the database of ``url`` so far (``pg_stat_database``)."""
+    import asyncio
+
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+    server = url.split("://", 1)[1].rsplit("/", 1)[0]
+
+    async def read() -> int:
+        connection = await asyncpg.connect(f"postgresql://{server}/postgres", timeout=10)
+        try:
+            value = await connection.fetchval(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", name
+            )
+        finally:
+            await connection.close()
+        return int(value or 0)
+
+    return asyncio.run(read())
 
 
 @dataclass
@@ -108,6 +147,8 @@ class Phase:
     wall_s: float
     cpu_ms: dict[str, float]
     failures: int
+    commits: int
+    """Transactions PostgreSQL committed in the measured window (autocommit reads included)."""
 
     def per_run(self, part: str) -> float:
         return self.cpu_ms[part] / self.runs
@@ -150,15 +191,21 @@ def measure(
     target: servekill.Target,
     parts: dict[str, Callable[[], list[int]]],
     args: argparse.Namespace,
+    database_url: str,
 ) -> Phase:
     load(server, target, max(20, args.runs // 10), args.clients)  # warm up
+    time.sleep(_PG_FLUSH_S)
+    committed = commits(database_url)
     before = {part: cpu_s(pids()) for part, pids in parts.items()}
     began = time.monotonic()
     failures = load(server, target, args.runs, args.clients)
     wall_s = time.monotonic() - began
     after = {part: cpu_s(pids()) for part, pids in parts.items()}
     cpu_ms = {part: (after[part] - before[part]) * 1000 for part in parts}
-    return Phase(name, args.runs, args.runs * (args.width + 1), wall_s, cpu_ms, failures)
+    time.sleep(_PG_FLUSH_S)
+    committed = commits(database_url) - committed
+    nodes = args.runs * (args.width + 1)
+    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed)
 
 
 def in_process(args: argparse.Namespace, folder: Path) -> Phase:
@@ -171,8 +218,10 @@ def in_process(args: argparse.Namespace, folder: Path) -> Phase:
         target = servekill.setup(server, fan_out(args.width))
         assert server.process is not None
         api_pid = server.process.pid
-        parts = {"api": lambda: _tree(api_pid), "postgres": postgres_pids}
-        return measure("in-process serve", server, target, parts, args)
+        url = database["FLOWLOOM_DATABASE_URL"]
+        name = url.rsplit("/", 1)[1]
+        parts = {"api": lambda: _tree(api_pid), "postgres": lambda: postgres_pids(name)}
+        return measure("in-process serve", server, target, parts, args, url)
 
 
 def distributed(args: argparse.Namespace, folder: Path) -> Phase:
@@ -182,6 +231,9 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
         env = {**workerchaos.distributed_env("redis", database), "FLOWLOOM_DATA_DIR": str(data)}
         with (
             servekill.Server(data, folder / "remote.log", env) as server,
+            # A second API process that serves no request: what it spends is what every API
+            # process behind a balancer pays for the others' runs (the event feed, its loops).
+            servekill.Server(data, folder / "bystander.log", env) as bystander,
             workerchaos.Workers(
                 folder, env, count=args.workers, concurrency=args.concurrency, pool=args.pool
             ) as workers,
@@ -189,11 +241,15 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
             workers.wait_ready()
             target = servekill.setup(server, fan_out(args.width))
             assert server.process is not None
-            api_pid = server.process.pid
+            assert bystander.process is not None
+            api_pid, bystander_pid = server.process.pid, bystander.process.pid
+            url = database["FLOWLOOM_DATABASE_URL"]
+            name = url.rsplit("/", 1)[1]
             parts = {
                 "api": lambda: _tree(api_pid),
+                "api bystander": lambda: _tree(bystander_pid),
                 "workers": lambda: [pid for p in workers.processes for pid in _tree(p.pid)],
-                "postgres": postgres_pids,
+                "postgres": lambda: postgres_pids(name),
                 "redis": lambda: _all_named("redis-server"),
             }
             return measure(
@@ -202,6 +258,7 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
                 target,
                 parts,
                 args,
+                url,
             )
 
 
@@ -217,30 +274,17 @@ def _all_named(name: str) -> list[int]:
     return found
 
 
-def model(local: Phase, remote: Phase, machines: int, pg_cores: int) -> list[str]:
-    """Where ``machines`` worker machines (each with the measured worker CPU per run) and one
-    API saturate against PostgreSQL with ``pg_cores`` cores."""
-    worker_ms = remote.per_run("workers")
-    api_ms = remote.per_run("api")
-    pg_ms = remote.per_run("postgres")
-    redis_ms = remote.per_run("redis")
-    cores_per_machine = 2
-    limits = {
-        f"{machines} worker machines x {cores_per_machine} cores": machines
-        * cores_per_machine
-        * 1000
-        / worker_ms,
-        "one API process (1 core)": 1000 / api_ms,
-        f"PostgreSQL ({pg_cores} cores)": pg_cores * 1000 / pg_ms,
-        "Redis (1 core)": 1000 / redis_ms if redis_ms > 0 else float("inf"),
-    }
-    nodes = remote.nodes / remote.runs
-    lines = ["model (runs/s each part could carry alone; the smallest is the ceiling):"]
-    for part, runs_s in limits.items():
-        lines.append(f"  {part:<40} {runs_s:>9.0f} runs/s = {runs_s * nodes:>9.0f} nodes/s")
-    bottleneck = min(limits, key=lambda part: limits[part])
-    lines.append(f"  ceiling: {bottleneck}; add API processes behind a balancer past it")
-    return lines
+def costs(phase: Phase) -> scaleout.Costs:
+    """The CPU costs per run a distributed phase measured, as the model takes them."""
+    return scaleout.Costs(
+        api_ms=phase.per_run("api"),
+        bystander_ms=phase.per_run("api bystander"),
+        worker_ms=phase.per_run("workers"),
+        pg_ms=phase.per_run("postgres"),
+        redis_ms=phase.per_run("redis"),
+        nodes=phase.nodes // phase.runs,
+        commits=phase.commits / phase.runs,
+    )
 
 
 def main() -> None:
@@ -266,15 +310,19 @@ def main() -> None:
         own = sum(v for k, v in phase.cpu_ms.items() if k in ("api", "workers")) / phase.runs
         rows.append(count(f"{phase.name}: CPU ms/run, flowloom", own))
         rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
+        rows.append(count(f"{phase.name}: PostgreSQL transactions/run", phase.commits / phase.runs))
         rows.append(count(f"{phase.name}: failed runs", phase.failures))
-    context = [f"{args.runs} runs of {args.width + 1} nodes, {args.clients} clients, wait=true"]
+    context = [
+        f"{args.runs} runs of {args.width + 1} nodes, {args.clients} clients, wait=true; "
+        "CPU from /proc: process trees, the PostgreSQL backends of the phase's database, Redis"
+    ]
     if len(phases) == 2:
         local, remote = phases
         local_ms = local.per_run("api")
         remote_ms = remote.per_run("api") + remote.per_run("workers")
         ratio = remote_ms / local_ms
         context.append(f"distributed / in-process flowloom CPU per run: {ratio:.2f}x")
-        context.extend(model(local, remote, machines=10, pg_cores=8))
+    context.extend(scaleout.report(costs(phases[-1]), machines=10, pg_cores=8))
     print_table("distributed mode: throughput and CPU", rows, context=context)
 
 

@@ -222,11 +222,11 @@ class Settings(BaseSettings):
     worker_queue: Annotated[str, Field(min_length=1, max_length=100)] = "flowloom"
     """The Celery queue of runs; also names the Redis keys and channel, so instances sharing
     one Redis keep apart by using different queues."""
-    worker_claim_ttl_s: Annotated[float, Field(ge=0.5, le=3600)] = 2.5
+    worker_claim_ttl_s: Annotated[float, Field(ge=0.5, le=3600)] = 2.0
     """How long a worker's claim on a run lasts unless renewed (every third of it, from a
     thread that a busy event loop cannot delay): how soon another worker takes over the runs
-    of a worker that died."""
-    worker_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 0.5
+    of a worker that died. Redis times it, so no two machines' clocks are compared."""
+    worker_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 0.25
     """How often workers look for unfinished runs that nobody drives, to queue them again
     (one worker at a time, one indexed query)."""
     worker_node_queues: dict[str, str] = Field(default_factory=lambda: {"image.*": "heavy"})

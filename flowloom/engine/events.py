@@ -174,6 +174,10 @@ class EventBus:
             for subscription in self._by_run.get(event.run_id, ()):
                 subscription._offer(event)
 
+    def watched_runs(self) -> list[str]:
+        """The runs somebody follows now (a relay that lost events tells them so)."""
+        return list(self._by_run)
+
     def _remove(self, subscription: Subscription) -> None:
         if subscription.run_id is None:
             if subscription in self._everything:

@@ -100,6 +100,13 @@ class RunClaims:
     async def release(self, run_id: str, owner: str) -> None:
         await self._script(_RELEASE, run_id, owner)
 
+    async def unheld(self, run_ids: list[str]) -> list[str]:
+        """Those of ``run_ids`` that nobody holds or has queued now (one round trip)."""
+        if not run_ids:
+            return []
+        held = await self.redis.mget([self.key(run_id) for run_id in run_ids])
+        return [run_id for run_id, value in zip(run_ids, held, strict=True) if value is None]
+
     async def holder(self, run_id: str) -> str | None:
         raw = await self.redis.get(self.key(run_id))
         return raw.decode() if isinstance(raw, bytes) else raw

@@ -2,7 +2,7 @@
 
 A claim expires ``worker_claim_ttl_s`` after its last renewal, and another worker then takes
 the run over: that expiry is what bounds recovery after a worker is killed, so the TTL should be
-short (2.5 s by default). A short TTL is only safe if a live worker never misses a renewal, and
+short (2 s by default). A short TTL is only safe if a live worker never misses a renewal, and
 renewals made on the engine's event loop would be late whenever the loop is busy (a node doing
 CPU work, a long synchronous call, a burst of ticks): a busy worker would lose its runs to
 another, which would run their nodes again. So the renewals run here, on a thread of their own

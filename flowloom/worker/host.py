@@ -40,13 +40,13 @@ from flowloom.nodes.registry import NodeRegistry
 from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
+from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.heartbeat import ClaimHeartbeat
 from flowloom.worker.node_jobs import NodeJob, RoutedNodes, run_job
 from flowloom.worker.node_queues import NodeRoutes
 from flowloom.worker.relay import RedisEventBus
-from flowloom.worker.runs import RunQueue, shared_store
+from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
 __all__ = ["WorkerEngine", "WorkerHost"]
 
@@ -55,7 +55,6 @@ _WATCH_S = 0.25
 """How often a worker looks for cancellations and answers of the runs it drives."""
 _CREATION_GRACE_S = 2.0
 """The sweep leaves runs younger than this alone: their creator is about to queue or claim."""
-_MAX_ROUNDS = 1000
 _T = TypeVar("_T")
 
 
@@ -196,7 +195,7 @@ class WorkerHost:
         engine.queue = RunQueue(
             engine.claims,
             self._send,
-            queued_for_s=max(60.0, 4 * settings.worker_sweep_interval_s),
+            queued_for_s=queued_for_s(settings),
         )
         engine.routes = NodeRoutes(settings.worker_node_queues, namespace=settings.worker_queue)
         engine.local_queues = self._consumed
@@ -246,11 +245,14 @@ class WorkerHost:
         engine = self.engine
         assert engine is not None
         owner = engine.owner_token
-        for _ in range(_MAX_ROUNDS):
+        # Two rounds at most: the second is for a WAITING run only (below); any later change
+        # queues a task of its own, or is the sweep's.
+        for _ in range(2):
             if engine.driver_of(run_id) is not None:
                 return "driven here already"
             if not await engine.claims.take(run_id, owner):
                 return "driven by another worker"
+            driver = None
             try:
                 # No look at the run first: the driver's load is that look (a finished run
                 # ends it at once, a waiting one with nothing to do writes nothing), and a
@@ -267,16 +269,23 @@ class WorkerHost:
                 if engine.driver_of(run_id) is None:
                     self._cancelling.discard(run_id)
                     self._since.pop(run_id, None)
-                    await engine.claims.release(run_id, owner)
+                    # A finished run's claim is left to expire: nobody needs it sooner, and
+                    # that is a Redis round trip less per run.
+                    state = driver.state if driver is not None else None
+                    if state is None or state.status not in FINISHED_RUN_STATUSES:
+                        await engine.claims.release(run_id, owner)
             # Driven until it finished or waited. A finished run needs nothing more (the
             # common case: no second claim and query); a waiting one gets one more round, for
             # an answer that came meanwhile (applied to the rows while this driver still held
             # the node WAITING).
             if driver.found_finished:
                 return "nothing to do"
-            if driver.state is not None and driver.state.status in FINISHED_RUN_STATUSES:
+            status = driver.state.status if driver.state is not None else None
+            if status is RunStatus.RUNNING:
+                return "given up: another worker holds it"
+            if status is not RunStatus.WAITING:
                 return "driven to the end"
-        return "driven"
+        return "waiting"
 
     async def _run_node(self, job: NodeJob) -> str:
         engine = self.engine
@@ -349,9 +358,11 @@ class WorkerHost:
         assert engine is not None
         interval_s = self.settings.worker_sweep_interval_s
         if await engine.claims.try_lock("sweep", engine.owner_token, for_s=interval_s * 0.9):
-            for run_id in await engine.shared.runs_needing_a_driver(
+            needing = await engine.shared.runs_needing_a_driver(
                 now=engine.clock.now(), older_than_s=_CREATION_GRACE_S
-            ):
+            )
+            # Most of them are driven or queued: one look at all their claims, not one each.
+            for run_id in await engine.claims.unheld(needing):
                 if await engine.queue.put(run_id):
                     _log.info("run %s had no driver: queued it again", run_id)
         return interval_s

@@ -5,9 +5,10 @@ event as JSON. A worker's ``RedisEventBus`` delivers to its own subscribers firs
 wait on them) and queues the event for one publisher task, so publishing never blocks a
 driver; a run is driven by one worker at a time, so its events arrive in order. The API's
 ``EventFeed`` reads the channel and hands each event to the API's ordinary ``EventBus``, so
-SSE, metrics and ``Engine.wait`` work unchanged. Pub/sub is at-most-once: a subscriber that
-must not miss a state reads the run back from the database, as it already does for dropped
-events.
+SSE, metrics and ``Engine.wait`` work unchanged. Pub/sub is at-most-once: after the feed lost
+its subscription (Redis restarted, the connection broke), it publishes ``events.dropped`` to
+every run followed here, and each follower reads its run back from the database, as it does
+for events dropped in this process.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flowloom.engine.events import Event, EventBus
+from flowloom.engine.events import DROPPED, Event, EventBus
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -118,6 +119,8 @@ class EventFeed:
         self._bus = bus
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self.live = False
+        """Whether the feed is subscribed now (events reach the bus as they are published)."""
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Subscribe, returning once the subscription is in place (so nothing is missed)."""
@@ -138,7 +141,14 @@ class EventFeed:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
+                    if self._subscribed.is_set():
+                        # Subscribed again after a failure: whatever was published meanwhile
+                        # is lost, so every follower of a run is told to read it again.
+                        self._bus.publish(
+                            [Event(DROPPED, run_id) for run_id in self._bus.watched_runs()]
+                        )
                     self._subscribed.set()
+                    self.live = True
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue
@@ -151,5 +161,6 @@ class EventFeed:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self.live = False
                 _log.exception("the run event feed from Redis failed; reconnecting")
                 await asyncio.sleep(_RETRY_S)

@@ -32,7 +32,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from flowloom.engine.events import DROPPED, Event
+from flowloom.engine.events import DROPPED, RUN_FINISHED_EVENTS
 from flowloom.engine.ports import SharedRunStore, StoredRun
 from flowloom.engine.scheduler import Engine, RunResult
 from flowloom.engine.unstorable import check_storable
@@ -41,7 +41,7 @@ from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.relay import EventFeed
-from flowloom.worker.runs import RunQueue, shared_store
+from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -50,8 +50,11 @@ __all__ = ["RemoteEngine"]
 
 _log = logging.getLogger("flowloom.worker")
 
-_POLL_S = 0.5
-"""How often ``wait`` reads the run again when no event woke it."""
+_POLL_S = 5.0
+"""How often ``wait`` reads the run again when no event woke it: a safety net only, as the
+feed reports lost events (``events.dropped``) and a run's end always comes as an event."""
+_POLL_BLIND_S = 0.5
+"""How often it reads the run while no event can come (the feed has no subscription)."""
 _CANCEL_WAIT_S = 30.0
 _OUTBOX_FIRST_S = 0.2
 _OUTBOX_MAX_S = 5.0
@@ -112,7 +115,7 @@ class RemoteEngine(Engine):
             self._queue = RunQueue(
                 claims,
                 task_sender(app, settings),
-                queued_for_s=max(60.0, 4 * settings.worker_sweep_interval_s),
+                queued_for_s=queued_for_s(settings),
             )
             return self._queue
 
@@ -174,25 +177,27 @@ class RemoteEngine(Engine):
     async def wait(self, run_id: str) -> RunResult:
         """Return once the run is finished, or WAITING with nothing for a worker to do.
 
-        Without Redis no event wakes it, but it still reads the run every ``_POLL_S``."""
+        Without Redis no event wakes it, but it still reads the run every ``_POLL_BLIND_S``."""
         with contextlib.suppress(Exception):
             await self._connect()
         return await self._settle(run_id, finished_only=False)
 
     async def _settle(self, run_id: str, *, finished_only: bool) -> RunResult:
-        """Read the run again when one of its run-level events (or a gap in them) comes, or
-        every ``_POLL_S``; node events, most of a run's, need no read."""
+        """Read the run again when an event says it may have settled (or that events were
+        lost), or every ``_POLL_S``; the other events, most of a run's, need no read."""
         loop = asyncio.get_running_loop()
+        wakers = _FINISHED_WAKERS if finished_only else _SETTLED_WAKERS
         with self.bus.subscribe(run_id) as events:
             stream = aiter(events)
             while True:
                 result, settled = await self.shared.settled(run_id, finished_only=finished_only)
                 if settled:
                     return result
-                deadline = loop.time() + _POLL_S
+                live = self._feed is not None and self._feed.live
+                deadline = loop.time() + (_POLL_S if live else _POLL_BLIND_S)
                 with contextlib.suppress(TimeoutError, StopAsyncIteration):
                     async with asyncio.timeout_at(deadline):
-                        while not _run_level(await anext(stream)):
+                        while (await anext(stream)).type not in wakers:
                             pass
 
     async def close(self) -> None:
@@ -209,5 +214,7 @@ class RemoteEngine(Engine):
         await super().close()
 
 
-def _run_level(event: Event) -> bool:
-    return event.type.startswith("run.") or event.type == DROPPED
+_FINISHED_WAKERS = frozenset({*RUN_FINISHED_EVENTS, DROPPED})
+"""The events after which a waiter for the end reads the run again (``events.dropped``: some
+were lost, here or on the way from Redis)."""
+_SETTLED_WAKERS = frozenset({*_FINISHED_WAKERS, "run.waiting"})

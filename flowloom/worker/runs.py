@@ -10,22 +10,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import cast
 
 from flowloom.engine.ports import RunStore, SharedRunStore
 from flowloom.exceptions import ConfigurationError
+from flowloom.settings import Settings
 from flowloom.worker.claims import RunClaims
 
-__all__ = ["RunQueue", "shared_store"]
+__all__ = ["RunQueue", "queued_for_s", "shared_store"]
+
+
+_SHARED_KINDS: set[type] = set()
+"""Store classes found to be shared (a check against a runtime protocol looks up each of its
+members: too slow for a question asked several times per run)."""
 
 
 def shared_store(store: RunStore) -> SharedRunStore:
     """``store`` as one that several processes share; ConfigurationError if it is not (an
     in-memory store cannot carry runs between processes)."""
+    if type(store) in _SHARED_KINDS:
+        return cast(SharedRunStore, store)
     if not isinstance(store, SharedRunStore):
         raise ConfigurationError(
             f"distributed mode needs a run store the processes share, not {type(store).__name__}"
         )
+    _SHARED_KINDS.add(type(store))
     return store
+
+
+def queued_for_s(settings: Settings) -> float:
+    """How long a "queued" mark keeps the sweep from queueing a run again: two claim TTLs and
+    four sweeps (5 s by default). A task can vanish with a worker killed after the broker
+    handed it over but before it claimed the run (Redis keeps it unacknowledged for the
+    visibility timeout), and only the mark's expiry lets the sweep queue that run again: it
+    bounds recovery in that case (it was 60 s). The price: a run waiting in the broker longer
+    than this is queued a second time, and the later of the two deliveries finds it driven or
+    finished (a stale delivery, acknowledged at once)."""
+    return 2 * settings.worker_claim_ttl_s + 4 * settings.worker_sweep_interval_s
 
 
 class RunQueue:

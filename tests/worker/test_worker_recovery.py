@@ -1,5 +1,5 @@
 """How fast a killed worker's runs resume elsewhere, and that a live but busy worker keeps its
-runs, with the default claim TTL (2.5 s) and sweep interval (0.5 s).
+runs, with the default claim TTL (2.0 s) and sweep interval (0.25 s).
 
 The claim heartbeat runs on a thread of its own, so a worker whose event loop is held (here by
 a node that sleeps synchronously for longer than two claim TTLs) still renews its claims: no
@@ -9,6 +9,7 @@ other worker takes its run and runs the node a second time.
 from __future__ import annotations
 
 import asyncio
+import statistics
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,11 +22,14 @@ from flowloom.engine import Engine
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
+from flowloom.worker.runs import queued_for_s
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 RECOVERY_BOUND_S = 6.0
-"""The aim: a killed worker's run is running again elsewhere within this (median <= 3 s)."""
+"""The aim: a killed worker's run is running again elsewhere within this..."""
+RECOVERY_MEDIAN_S = 3.0
+"""...and within this in the middle case."""
 
 
 def _default(name: str) -> object:
@@ -34,9 +38,12 @@ def _default(name: str) -> object:
 
 def test_the_defaults_are_the_fast_ones() -> None:
     # The cluster of these tests runs on the defaults (it sets neither).
-    assert _default("worker_claim_ttl_s") == 2.5
-    assert _default("worker_sweep_interval_s") == 0.5
+    assert _default("worker_claim_ttl_s") == 2.0
+    assert _default("worker_sweep_interval_s") == 0.25
     assert _default("worker_visibility_timeout_s") == 300
+    # A task lost with a killed worker before it claimed its run is queued again by the
+    # sweep once the run's "queued" mark expires: that bounds the recovery in that case.
+    assert queued_for_s(Settings()) == 5.0
 
 
 async def test_a_killed_worker_s_run_runs_again_within_seconds(
@@ -75,6 +82,7 @@ async def test_a_killed_worker_s_run_runs_again_within_seconds(
         workers = [w for w in workers if w is not driving] + [cluster.start_worker()]
     print(f"running again {', '.join(f'{s:.2f}' for s in recoveries)} s after the kill")
     assert max(recoveries) <= RECOVERY_BOUND_S, recoveries
+    assert statistics.median(recoveries) <= RECOVERY_MEDIAN_S, recoveries
 
 
 async def test_a_worker_whose_loop_is_held_keeps_its_run(

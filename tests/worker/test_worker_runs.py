@@ -151,6 +151,9 @@ async def test_an_approval_answered_from_the_api_resumes_on_a_worker(
     workflow_id = await save_workflow(db, owner, graph)
     parked = await asyncio.wait_for(api.run_to_end(owner_id=owner, workflow_id=workflow_id), 60)
     assert parked.status is RunStatus.WAITING, cluster.logs()
+    # Its delivery ends after two looks at most (one more for an answer that raced the end),
+    # not in a loop that loads a parked run again and again.
+    await asyncio.to_thread(_logged, cluster, f"run {parked.run_id}: waiting")
 
     await api.answer(parked.run_id, "ask", {"approved": True, "comment": "go"})
     done = await asyncio.wait_for(api.wait(parked.run_id), 60)
@@ -159,6 +162,13 @@ async def test_an_approval_answered_from_the_api_resumes_on_a_worker(
     rows = await node_rows(db, parked.run_id)
     assert rows["ask"].status == NodeStatus.SUCCEEDED
     assert rows["ask"].outputs["approved"]["comment"] == "go"
+
+
+def _logged(cluster: Cluster, line: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while line not in cluster.logs():
+        assert time.monotonic() < deadline, f"never logged {line!r}:\n{cluster.logs()[-3000:]}"
+        time.sleep(0.05)
 
 
 async def test_cancel_from_the_api_stops_a_running_run(

@@ -12,8 +12,8 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.engine.plans import check_breakpoints
@@ -31,7 +31,13 @@ from flowloom.engine.ports import (
 from flowloom.engine.run_state import DebugState, NodeSlot
 from flowloom.engine.sql import artifacts, failure, signals
 from flowloom.engine.sql.memory import MemoryAdapter
-from flowloom.engine.sql.ticks import TickStore, latest_success_outputs, load_debug, load_slots
+from flowloom.engine.sql.ticks import (
+    DEBUG_COLUMNS,
+    TickStore,
+    debug_state,
+    latest_success_outputs,
+    load_slots,
+)
 from flowloom.exceptions import LimitExceeded, NotFound
 from flowloom.graph import Scope
 from flowloom.ids import PREFIXES, new_id
@@ -47,6 +53,39 @@ from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, Wo
 __all__ = ["RunQuota", "SqlRunStore"]
 
 _NODES = cast(Table, NodeExecution.__table__)
+_RUNS = cast(Table, WorkflowRun.__table__)
+_LOAD_RUN = (
+    select(
+        *(
+            _RUNS.c[name]
+            for name in (
+                "id",
+                "workflow_id",
+                "workflow_version",
+                "user_id",
+                "api_key_id",
+                "status",
+                "scope",
+                "target_node_id",
+                "inputs",
+                "timeout_s",
+                "cancel_requested",
+                "use_cache",
+                "use_pinned",
+                "started_at",
+            )
+        ),
+        *DEBUG_COLUMNS,
+    )
+    .select_from(
+        _RUNS.outerjoin(
+            cast(Table, DebugSession.__table__),
+            cast(Table, DebugSession.__table__).c.run_id == _RUNS.c.id,
+        )
+    )
+    .where(_RUNS.c.id == bindparam("run_id"))
+)
+"""A run row as a driver loads it, with its debug session (``load_run``)."""
 
 
 class RunQuota(Protocol):
@@ -206,15 +245,51 @@ class SqlRunStore:
         )
 
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
+        # The run row with its debug session, then its node rows, on the fast read path (a
+        # worker loads every run it is handed: these are most of its reads).
+        def read(conn: Connection) -> tuple[Row[*tuple[Any, ...]], dict[str, NodeSlot]] | None:
+            run = conn.execute(_LOAD_RUN, {"run_id": run_id}).first()
+            return None if run is None else (run, load_slots(conn, run_id))
+
+        found = await self.db.run_read(read)
+        if found is None:
+            raise NotFound("run", run_id)
+        run, slots = found
+        pinned = run.use_pinned
+        prepared = plans.cached(
+            run.workflow_id,
+            run.workflow_version,
+            Scope(run.scope),
+            run.target_node_id,
+            use_pinned=pinned,
+        )
+        outside: dict[str, dict[str, Any] | None] = {}
+        if prepared is None or prepared.plan.outside_parents:  # else nothing more to read
+            prepared, outside = await self._plan_and_outside(run, prepared, plans)
+        return StoredRun(
+            run_id=run.id,
+            workflow_id=run.workflow_id,
+            owner_id=run.user_id,
+            status=RunStatus(run.status),
+            prepared=prepared,
+            slots=slots,
+            run_inputs=dict(run.inputs or {}),
+            outside_outputs=outside,
+            debug=debug_state(run),
+            started_at=run.started_at,
+            timeout_s=run.timeout_s,
+            api_key_id=run.api_key_id,
+            use_cache=run.use_cache,
+            use_pinned=pinned,
+            cancel_requested=run.cancel_requested,
+        )
+
+    async def _plan_and_outside(
+        self, run: Row[*tuple[Any, ...]], prepared: Prepared | None, plans: PlanSource
+    ) -> tuple[Prepared, dict[str, dict[str, Any] | None]]:
+        """The run's plan when no cached one fits, and what parents outside it feed it."""
+        scope = Scope(run.scope)
         async with self.db.read() as session:
-            run = await session.get(WorkflowRun, run_id)
-            if run is None:
-                raise NotFound("run", run_id)
-            scope = Scope(run.scope)
-            pinned = run.use_pinned
-            prepared = plans.cached(
-                run.workflow_id, run.workflow_version, scope, run.target_node_id, use_pinned=pinned
-            )
             if prepared is None:
                 definition = await session.scalar(
                     select(WorkflowVersion.definition).where(
@@ -230,28 +305,9 @@ class SqlRunStore:
                     definition,
                     scope,
                     run.target_node_id,
-                    use_pinned=pinned,
+                    use_pinned=run.use_pinned,
                 )
-            slots = await load_slots(session, run_id)
-            debug = await load_debug(session, run_id)
-            outside = await _outside_outputs(session, run.workflow_id, prepared)
-        return StoredRun(
-            run_id=run.id,
-            workflow_id=run.workflow_id,
-            owner_id=run.user_id,
-            status=RunStatus(run.status),
-            prepared=prepared,
-            slots=slots,
-            run_inputs=dict(run.inputs or {}),
-            outside_outputs=outside,
-            debug=debug,
-            started_at=run.started_at,
-            timeout_s=run.timeout_s,
-            api_key_id=run.api_key_id,
-            use_cache=run.use_cache,
-            use_pinned=pinned,
-            cancel_requested=run.cancel_requested,
-        )
+            return prepared, await _outside_outputs(session, run.workflow_id, prepared)
 
     async def outcome(self, run_id: str) -> RunResult:
         async with self.db.read() as session:

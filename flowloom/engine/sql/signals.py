@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from flowloom.engine.ports import RunResult, Signals
 from flowloom.exceptions import Conflict, NotFound
@@ -172,30 +172,40 @@ async def request_cancel(db: Database, run_id: str) -> bool:
         return True
 
 
+_SETTLED = select(
+    WorkflowRun.id,
+    WorkflowRun.status,
+    WorkflowRun.outputs,
+    WorkflowRun.error,
+    WorkflowRun.duration_ms,
+    WorkflowRun.cancel_requested,
+    select(NodeExecution.id)
+    .where(NodeExecution.run_id == WorkflowRun.id, NodeExecution.status == NodeStatus.READY)
+    .exists(),
+).where(WorkflowRun.id == bindparam("run_id"))
+
+
 async def settled(db: Database, run_id: str, *, finished_only: bool) -> tuple[RunResult, bool]:
     """The run's outcome now, and whether a waiter may stop: it finished, or (unless
-    ``finished_only``) it is WAITING with nothing for a worker to do."""
-    async with db.read() as session:
-        run = await session.get(WorkflowRun, run_id)
-        if run is None:
-            raise NotFound("run", run_id)
-        result = RunResult(
-            run_id=run.id,
-            status=RunStatus(run.status),
-            outputs=run.outputs,
-            error=run.error,
-            duration_ms=run.duration_ms,
-        )
-        if result.status in FINISHED_RUN_STATUSES:
-            return result, True
-        if finished_only or result.status is not RunStatus.WAITING or run.cancel_requested:
-            return result, False
-        ready = await session.scalar(
-            select(NodeExecution.id)
-            .where(NodeExecution.run_id == run_id, NodeExecution.status == NodeStatus.READY)
-            .limit(1)
-        )
-        return result, ready is None
+    ``finished_only``) it is WAITING with nothing for a worker to do.
+
+    One statement, so one snapshot: read in two, a driver's commit between them could show the
+    run still WAITING and its answered node already past READY (a waiter stopped too early).
+    """
+    found = await db.run_read(
+        lambda conn: conn.execute(_SETTLED, {"run_id": run_id}).first(), inline=True
+    )
+    if found is None:
+        raise NotFound("run", run_id)
+    id_, status, outputs, error, duration_ms, cancelling, any_ready = found
+    result = RunResult(
+        run_id=id_, status=RunStatus(status), outputs=outputs, error=error, duration_ms=duration_ms
+    )
+    if result.status in FINISHED_RUN_STATUSES:
+        return result, True
+    if finished_only or result.status is not RunStatus.WAITING or cancelling:
+        return result, False
+    return result, not any_ready
 
 
 async def attempt_wanted(db: Database, row_id: str, attempt: int) -> bool:

@@ -53,7 +53,7 @@ from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 
-__all__ = ["TickStore", "latest_success_outputs", "load_debug", "load_slots"]
+__all__ = ["DEBUG_COLUMNS", "TickStore", "debug_state", "latest_success_outputs", "load_slots"]
 
 # Typed as Table (``__table__`` is only known as a FromClause) so Core update() accepts them.
 _NODES = cast(Table, NodeExecution.__table__)
@@ -437,14 +437,16 @@ def _update_by_id(
     return f"UPDATE {table.name} SET {sets} WHERE {where}", _processors(dialect, table, names)
 
 
-async def load_slots(session: AsyncSession, run_id: str) -> dict[str, NodeSlot]:
+_LOAD_SLOTS = (
+    select(*(_NODES.c[name] for name in _SLOT_COLUMNS))
+    .where(_NODES.c.run_id == bindparam("run_id"))
+    .order_by(_NODES.c.id)
+)
+
+
+def load_slots(conn: Connection, run_id: str) -> dict[str, NodeSlot]:
     """Every node row of the run, as slots keyed by node id (in checkpoint order)."""
-    rows = await session.execute(
-        select(*(_NODES.c[name] for name in _SLOT_COLUMNS))
-        .where(_NODES.c.run_id == run_id)
-        .order_by(_NODES.c.id)
-    )
-    return {row.node_id: _slot(row) for row in rows}
+    return {row.node_id: _slot(row) for row in conn.execute(_LOAD_SLOTS, {"run_id": run_id})}
 
 
 def _slot(row: Row[Any]) -> NodeSlot:
@@ -470,21 +472,24 @@ def _slot(row: Row[Any]) -> NodeSlot:
     )
 
 
-async def load_debug(session: AsyncSession, run_id: str) -> DebugState | None:
-    row = (
-        await session.execute(
-            select(_DEBUG.c.id, _DEBUG.c.breakpoints, _DEBUG.c.mode, _DEBUG.c.paused_node_id).where(
-                _DEBUG.c.run_id == run_id
-            )
-        )
-    ).first()
-    if row is None:
+DEBUG_COLUMNS = (
+    _DEBUG.c.id.label("debug_id"),
+    _DEBUG.c.breakpoints.label("debug_breakpoints"),
+    _DEBUG.c.mode.label("debug_mode"),
+    _DEBUG.c.paused_node_id.label("debug_paused_node_id"),
+)
+"""The run's debug session, to read beside its run row (outer-joined on ``run_id``)."""
+
+
+def debug_state(row: Row[*tuple[Any, ...]]) -> DebugState | None:
+    """The debug session of a row read with ``DEBUG_COLUMNS`` (None: the run has none)."""
+    if row.debug_id is None:
         return None
     return DebugState(
-        session_id=row.id,
-        breakpoints=frozenset(row.breakpoints or []),
-        mode=row.mode,
-        paused_node_id=row.paused_node_id,
+        session_id=row.debug_id,
+        breakpoints=frozenset(row.debug_breakpoints or []),
+        mode=row.debug_mode,
+        paused_node_id=row.debug_paused_node_id,
     )
 
 
