@@ -348,7 +348,7 @@ async def test_a_tick_writes_nothing_when_one_fenced_row_lost_its_lease(db: Data
         run = await runs.create(workflow_id=workflow.id, workflow_version=1)
         await runs.add_node_executions(run_id=run.id, nodes=[("a", "t", 0), ("b", "t", 1)])
     async with db.read() as session:
-        slots = await load_slots(session, run.id)
+        slots = await session.run_sync(lambda s: load_slots(s.connection(), run.id))
     a, b = slots["a"], slots["b"]
     store, now = TickStore(db), utcnow()
 
@@ -361,7 +361,7 @@ async def test_a_tick_writes_nothing_when_one_fenced_row_lost_its_lease(db: Data
     lost = Tick(run.id, "two", now, [a, b], {a.row_id}, {"status": "COMPLETED"})
     assert not await store.commit(lost)
     async with db.read() as session:
-        after = await load_slots(session, run.id)
+        after = await session.run_sync(lambda s: load_slots(s.connection(), run.id))
         assert await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run.id)) == (
             "RUNNING"
         )
@@ -374,7 +374,7 @@ async def test_a_tick_writes_nothing_when_one_fenced_row_lost_its_lease(db: Data
     # The holder of the lease writes the same tick, all of it.
     assert await store.commit(Tick(run.id, "one", now, [a, b], {a.row_id}, {}))
     async with db.read() as session:
-        after = await load_slots(session, run.id)
+        after = await session.run_sync(lambda s: load_slots(s.connection(), run.id))
     assert (after["a"].status, after["a"].outputs) == (NodeStatus.SUCCEEDED, {"x": 1})
     assert (after["b"].status, after["b"].pending) == (NodeStatus.READY, 0)
     assert after["a"].finished_at is None  # written whole: what the slot said, nothing more
