@@ -2,19 +2,26 @@
 after one edit, persistence on.
 
     python -m benchmarks.engine [--db sqlite,postgresql,postgresql-nosync] [--repeat 7]
-        [--chain 100,1000] [--edit 100,1000] [--dag 10000] [--loop asyncio|uvloop] [--profile]
+        [--chain 100,1000] [--edit 100,1000] [--cached 100] [--dag 10000,100000]
+        [--loop asyncio|uvloop] [--profile]
 
 S1: a chain of N nodes (each length in ``--chain``) each adding 1 to a counter starting at 0
 (a benchmark-only node type, ``bench.add_one``); one whole execution (start, every node, the
 final read) timed in a warm process (a warm-up run excluded), median of ``--repeat``; per node
-= median / N. The cache is off, so every node really runs and is checkpointed (claim, result,
-release: one group commit per tick).
+= median / N. The cache is off, so every node really runs and is checkpointed. Per node also
+engine-recorded (the run's ``duration_ms``, first tick to last commit, / N) and in CPU time of
+this process; and the time each run spends outside the engine's window (wall minus
+engine-recorded: the run and node rows written, the outcome read back).
+
+Cached: a chain of N nodes (each length in ``--cached``) run again with the cache on, every
+node served from the cache: the whole run, and its time outside the engine's window.
 
 S2: one node -> 20 branches that each ``flow.delay`` 0.2 s -> one ``flow.merge`` that sees all
 20; the wall time of one execution (ideal 0.2 s).
 
-DAG: ``--dag`` nodes in layers of 100, each after the first summing 1-3 parents of the layer
-above; one run with the cache off: wall time and the process's peak resident memory.
+DAG: ``--dag`` nodes (each size) in layers of 100, each after the first summing 1-3 parents of
+the layer above; one run with the cache off, each in a process of its own (``benchmarks.dag``):
+wall time, start, engine-recorded time, CPU time and the process's peak resident memory.
 
 Edit: a chain of N nodes (each length in ``--edit``) has run once with the cache on; then its
 last node's config is edited (a new version is saved, untimed) and the workflow is run again:
@@ -33,10 +40,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
+import os
 import pstats
 import random
-import resource
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +80,7 @@ class AddOne(Node[AddConfig]):
 
     type_name = "bench.add_one"
     category = Category.ACTION
+    pure = True
     Config = AddConfig
 
     def inputs(self, config: AddConfig) -> list[Port]:
@@ -88,6 +98,7 @@ class SumAll(Node[NodeConfig]):
 
     type_name = "bench.sum"
     category = Category.ACTION
+    pure = True
     Config = NodeConfig
 
     def inputs(self, config: NodeConfig) -> list[Port]:
@@ -173,8 +184,8 @@ async def bench(db: Database, label: str, args: argparse.Namespace) -> list[Meas
     graphs = {f"chain{n}": chain_definition(n) for n in chains}
     graphs |= {f"edit{n}": chain_definition(n) for n in edits}
     graphs["fanout"] = fanout_definition(20, 0.2)
-    if args.dag:
-        graphs["dag"] = dag_definition(args.dag)
+    cached = _lengths(args.cached)
+    graphs |= {f"cached{n}": chain_definition(n) for n in cached}
     owner, ids = await _prepare(db, graphs)
     engine = Engine(db, registry())
     rows: list[Measurement] = []
@@ -198,67 +209,132 @@ async def bench(db: Database, label: str, args: argparse.Namespace) -> list[Meas
         )
         for length in edits:
             rows.append(await _edit(db, engine, owner, ids[f"edit{length}"], length, label, args))
-        if args.dag:
-            rows += await _dag(engine, owner, ids["dag"], args.dag, label)
+        for length in cached:
+            rows += await _cached(engine, owner, ids[f"cached{length}"], length, label, args)
         return rows
     finally:
         await engine.close()
 
 
-async def _dag(
-    engine: Engine, owner: str, workflow_id: str, size: int, label: str
-) -> list[Measurement]:
-    """One run of the random DAG (cache off): wall time, and how much the process's peak
-    resident memory grew during it (ru_maxrss never goes down, so this is the run's peak)."""
-    peak_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    began = time.perf_counter()
-    result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
-    elapsed_s = time.perf_counter() - began
-    peak_after_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert result.status is RunStatus.COMPLETED, result
-    return [
-        Measurement(
-            f"random DAG of {size:,} nodes, whole run ({label})",
-            [elapsed_s],
-            unit="s",
-            note="aim < 3 s",
-        ),
-        Measurement(
-            f"random DAG of {size:,} nodes, peak memory ({label})",
-            [peak_after_kb / 1024],
-            unit="MB",
-            note=f"resident; +{(peak_after_kb - peak_before_kb) / 1024:.0f} MB during the run;"
-            " aim < 300 MB",
-        ),
-    ]
+def _dags(kind: str, label: str, args: argparse.Namespace) -> list[Measurement]:
+    return [row for size in _lengths(args.dag) for row in _dag(kind, size, label, args)]
+
+
+def _dag(kind: str, size: int, label: str, args: argparse.Namespace) -> list[Measurement]:
+    """One run of the random DAG in a process of its own (``benchmarks.dag``), so that its
+    peak memory is the run's."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.dag",
+            "--db",
+            kind,
+            "--size",
+            str(size),
+            "--postgres-url",
+            args.postgres_url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmarks.dag failed:\n{done.stderr}")
+    from benchmarks.dag import measurements
+
+    return measurements(json.loads(done.stdout.strip().splitlines()[-1]), label)
 
 
 async def _chain(
     engine: Engine, owner: str, workflow_id: str, length: int, label: str, args: argparse.Namespace
 ) -> list[Measurement]:
-    async def chain_run() -> None:
+    """Whole runs of the chain (cache off): wall time, and per node the wall time, the
+    engine-recorded time (the run's ``duration_ms``, first tick to last commit), and this
+    process's CPU time; and what each run cost outside the engine's window (wall minus
+    engine-recorded: creating the run and its node rows, the plan, reading the outcome)."""
+
+    async def chain_run() -> tuple[float, float, float]:
+        cpu_began = time.process_time()
+        began = time.perf_counter()
         result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+        wall_ms = (time.perf_counter() - began) * 1000
+        cpu_ms = (time.process_time() - cpu_began) * 1000
         assert result.status is RunStatus.COMPLETED, result
         assert result.outputs == {f"n{length}": {"value": length}}, result.outputs
+        assert result.duration_ms is not None
+        return wall_ms, float(result.duration_ms), cpu_ms
 
     profiler = cProfile.Profile() if args.profile else None
+    repeat = args.repeat if length <= 100 else max(3, args.repeat // 2)
+    await chain_run()  # warm-up
     if profiler is not None:
         profiler.enable()
-    repeat = args.repeat if length <= 100 else max(3, args.repeat // 2)
-    whole = await time_async(f"S1 chain {length}, whole run ({label})", chain_run, repeat=repeat)
+    samples = [await chain_run() for _ in range(repeat)]
     if profiler is not None:
         profiler.disable()
         print(f"\n### profile: S1 chain {length} on {label}")
         stats = pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime")
         stats.print_stats(30)
         stats.print_callers(8)
-    per_node = Measurement(
-        f"S1 chain {length}, per node ({label})",
-        [sample * 1000 / length for sample in whole.samples],
-        unit="us",
-        note="aim <= 100 us SQLite, <= 300 us PostgreSQL",
-    )
-    return [whole, per_node]
+    walls = [wall for wall, _, _ in samples]
+    aim = "aim <= 100 us SQLite, <= 300 us PostgreSQL"
+    return [
+        Measurement(f"S1 chain {length}, whole run ({label})", walls),
+        Measurement(
+            f"S1 chain {length}, per node ({label})",
+            [wall * 1000 / length for wall in walls],
+            unit="us",
+        ),
+        Measurement(
+            f"S1 chain {length}, per node, engine-recorded ({label})",
+            [recorded * 1000 / length for _, recorded, _ in samples],
+            unit="us",
+            note=aim,
+        ),
+        Measurement(
+            f"S1 chain {length}, per node, CPU of this process ({label})",
+            [cpu * 1000 / length for _, _, cpu in samples],
+            unit="us",
+            note="the engine and the client; PostgreSQL's own CPU not included",
+        ),
+        Measurement(
+            f"S1 chain {length}, outside the engine's window ({label})",
+            [wall - recorded for wall, recorded, _ in samples],
+            note="start (run + node rows) and outcome read; aim <= 2 ms at 100 nodes",
+        ),
+    ]
+
+
+async def _cached(
+    engine: Engine, owner: str, workflow_id: str, length: int, label: str, args: argparse.Namespace
+) -> list[Measurement]:
+    """Whole runs of a chain whose every node is served from the cache (a run that does no
+    work of its own): wall time, and the part outside the engine's window."""
+    first = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    assert first.status is RunStatus.COMPLETED, first
+    samples: list[tuple[float, float]] = []
+    for _ in range(args.repeat + 1):
+        began = time.perf_counter()
+        result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+        wall_ms = (time.perf_counter() - began) * 1000
+        assert result.status is RunStatus.COMPLETED, result
+        assert result.duration_ms is not None
+        samples.append((wall_ms, float(result.duration_ms)))
+    samples = samples[1:]
+    return [
+        Measurement(
+            f"cached chain {length}, whole run ({label})",
+            [wall for wall, _ in samples],
+            note=f"all {length} nodes from the cache",
+        ),
+        Measurement(
+            f"cached chain {length}, outside the engine's window ({label})",
+            [wall - recorded for wall, recorded in samples],
+            note="aim <= 2 ms",
+        ),
+    ]
 
 
 async def _edit(
@@ -326,6 +402,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     rows += await bench(db, "SQLite", args)
                 finally:
                     await db.dispose()
+            rows += _dags(kind, "SQLite", args)
         elif kind in ("postgresql", "postgresql-nosync"):
             synchronous = kind == "postgresql"
             schema = f"bench_{secrets.token_hex(4)}"
@@ -347,6 +424,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
                     await conn.commit()
                 await admin.dispose()
+            rows += _dags(kind, label, args)
         else:
             print(f"unknown database {kind!r}", file=sys.stderr)
             return 2
@@ -356,7 +434,8 @@ async def main_async(args: argparse.Namespace) -> int:
         context=[
             f"warm process, 1 warm-up run, {args.repeat} timed runs (chains over 100 nodes:"
             f" {max(3, args.repeat // 2)}); cache off for S1 and S2; event loop: {args.loop};"
-            f" started {utcnow():%Y-%m-%d %H:%M} UTC"
+            f" started {utcnow():%Y-%m-%d %H:%M} UTC; load average at the end"
+            f" {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         ],
     )
     return 0
@@ -368,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--chain", default="100,1000", help="chain lengths, comma-separated")
     parser.add_argument("--edit", default="100,1000", help="re-run-after-edit chain lengths")
-    parser.add_argument("--dag", type=int, default=10_000, help="random DAG size (0: skip)")
+    parser.add_argument(
+        "--dag", default="10000,100000", help="random DAG sizes, comma-separated ('': none)"
+    )
+    parser.add_argument(
+        "--cached", default="100", help="fully cached chain lengths, comma-separated ('': none)"
+    )
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--profile", action="store_true")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowloom.engine.artifacts import distinct_references
 from flowloom.engine.backoff import Backoff, patiently
+from flowloom.engine.batching import MAX_ROWS, Uncommitted
 from flowloom.engine.events import Event, progress_publisher
 from flowloom.engine.execution import Outcome
 from flowloom.engine.ports import StoredRun, Tick
@@ -106,6 +107,8 @@ class Driver:
         """The run had finished before this driver loaded it (a late or repeated request)."""
         self._phase = "load"
         """Where the driver is: ``load``, ``tick`` or ``commit`` (to say what failed)."""
+        self._uncommitted = Uncommitted(engine.batch_window_s)
+        """What deferred ticks did since the last commit (``batching.py``)."""
 
     def post(self, message: Message) -> None:
         self._inbox.append(message)
@@ -189,7 +192,8 @@ class Driver:
         first = True
         while True:
             now = self._clock.now()
-            if not (first or self._done or self._inbox or self._reclaim or self._due(now)):
+            flush = self._uncommitted.due()
+            if not (first or self._done or self._inbox or self._reclaim or flush or self._due(now)):
                 await self._sleep()
                 continue
             self._reclaim = False
@@ -197,7 +201,7 @@ class Driver:
             messages, self._inbox = self._inbox, []
             self._phase = "tick"
             try:
-                claimed = await self._tick(first, finished, messages, now)
+                claimed, committed = await self._tick(first, finished, messages, now)
             except LeaseLost:
                 raise
             except Exception as exc:
@@ -205,8 +209,9 @@ class Driver:
                 if not is_unavailable(exc):
                     raise
                 # The commit may or may not have happened: the rows say which. The outcomes
-                # of the lost tick are applied again where the rows still await them.
-                self._done = finished + self._done
+                # of the lost tick (and of the deferred ticks it carried) are applied again
+                # where the rows still await them.
+                await self._forget_uncommitted(finished)
                 state = await self._recover(exc)
                 if state.status in FINISHED_RUN_STATUSES:
                     self._refuse_messages(state.status)
@@ -215,19 +220,39 @@ class Driver:
                 first = True
                 continue
             first = False
-            if self._backoff.failures:
-                _log.info("run %s: committing again after the outage", self.run_id)
-                self._backoff.reset()
-            self.engine.bus.publish(state.events)
-            state.events = []
-            for message in messages:
-                if not message.future.done():
-                    message.future.set_result(None)
+            if committed:
+                if self._backoff.failures:
+                    _log.info("run %s: committing again after the outage", self.run_id)
+                    self._backoff.reset()
+                self.engine.bus.publish(state.events)
+                state.events = []
+                for message in messages:
+                    if not message.future.done():
+                        message.future.set_result(None)
+                if claimed:
+                    self.engine.failpoints.reach("after_commit_before_release")
             if claimed:
-                self.engine.failpoints.reach("after_commit_before_release")
                 self._dispatch(claimed)
             if state.status is not RunStatus.RUNNING and not self._inbox and not self._done:
                 return
+
+    async def _forget_uncommitted(self, finished: list[asyncio.Task[Outcome]]) -> None:
+        """After a lost commit: stop the attempts whose claims were never committed (their
+        nodes are claimed again after the reload), and queue every other applied outcome of
+        the lost batch to be applied again."""
+        uncommitted = self._uncommitted
+        outcomes = [*uncommitted.outcomes, *finished, *self._done]
+        self._done = [t for t in outcomes if not uncommitted.is_uncommitted_claim(t.result())]
+        tasks = []
+        for node_id, attempt in uncommitted.claims.items():
+            if self._attempts.get(node_id) == attempt:
+                del self._attempts[node_id]
+                task = self._tasks.pop(node_id)
+                task.cancel()
+                tasks.append(task)
+        uncommitted.committed()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _recover(self, exc: BaseException) -> RunState:
         """Wait for the database and rebuild the state from the rows (see the module
@@ -311,10 +336,14 @@ class Driver:
         assert self.state is not None
         self._wake.clear()
         timer = self.state.next_timer()
-        if timer is None:
+        commit_in_s = self._uncommitted.seconds_left()
+        if timer is None and commit_in_s is None:
             await self._wake.wait()
             return
-        delay_s = (timer - self._clock.now()).total_seconds()
+        delays_s = [] if commit_in_s is None else [commit_in_s]
+        if timer is not None:
+            delays_s.append((timer - self._clock.now()).total_seconds())
+        delay_s = min(delays_s)
         if delay_s <= 0:
             return
         try:
@@ -331,7 +360,9 @@ class Driver:
         finished: list[asyncio.Task[Outcome]],
         messages: list[Message],
         now: datetime,
-    ) -> list[str]:
+    ) -> tuple[list[str], bool]:
+        """Apply what happened, claim what is ready; commit, or defer the commit
+        (``batching.py``). The nodes to dispatch, and whether the tick was committed."""
         state = self.state
         assert state is not None
         engine = self.engine
@@ -352,6 +383,8 @@ class Driver:
                 state.emit("run.started", None, now)
 
         fenced: set[str] = set()
+        # Whether every outcome applied is the success of a pure node (see batching.py).
+        quiet = not first and not messages
         for task in finished:
             outcome = task.result()
             if self._attempts.get(outcome.node_id) == outcome.attempt:
@@ -361,9 +394,8 @@ class Driver:
             if slot.status is NodeStatus.RUNNING and slot.attempt == outcome.attempt:
                 fenced.add(slot.row_id)
                 self._apply(outcome, slot, now)
-        self._culprits = list(fenced)
-        if finished:
-            engine.failpoints.reach("after_effect_before_commit")
+                succeeded = outcome.wait is None and outcome.error is None
+                quiet = quiet and succeeded and state.specs[slot.node_id].pure
 
         abort: str | None = None
         for message in messages:
@@ -392,6 +424,24 @@ class Driver:
         # Everything decided above is committed at once (the fence is checked in the same
         # transaction); nothing is published or dispatched before the commit returns.
         debug = state.debug
+        uncommitted = self._uncommitted
+        if (
+            quiet
+            and not run_values
+            and debug is None
+            and not uncommitted.due()
+            and len(state.dirty) < MAX_ROWS
+            and all(engine.starts_uncommitted(state.specs[node_id]) for node_id in claimed)
+        ):
+            slots = state.slots
+            uncommitted.defer({n: slots[n].attempt for n in claimed}, fenced, finished)
+            return claimed, False
+        if finished or uncommitted.outcomes:
+            engine.failpoints.reach("after_effect_before_commit")
+        # Rows claimed by deferred ticks were never RUNNING in the database: not fenced.
+        fenced |= uncommitted.fenced
+        fenced -= {state.slots[node_id].row_id for node_id in uncommitted.claims}
+        self._culprits = list(fenced)
         finished_run = state.status in FINISHED_RUN_STATUSES
         write_debug = debug is not None and (debug.dirty or finished_run)
         tick = Tick(
@@ -417,9 +467,10 @@ class Driver:
         self._phase = "tick"
         if not committed:
             raise LeaseLost(f"run {self.run_id}: a node was claimed by another worker")
+        uncommitted.committed()
         if write_debug and debug is not None:
             debug.dirty = False
-        return claimed
+        return claimed, True
 
     def _apply(self, outcome: Outcome, slot: NodeSlot, now: datetime) -> None:
         state = self.state
@@ -648,8 +699,10 @@ class Driver:
     # ---- running nodes
 
     def running_nodes(self) -> list[str]:
-        """The nodes whose attempts this driver has in flight."""
-        return list(self._tasks)
+        """The nodes whose attempts this driver has in flight under a committed claim (an
+        uncommitted one has no lease in the database to renew yet)."""
+        claims = self._uncommitted.claims
+        return [node_id for node_id in self._tasks if node_id not in claims]
 
     def abandon(self, reason: str) -> None:
         """Stop driving this run at once, writing nothing more: another holder took it over.

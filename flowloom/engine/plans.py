@@ -74,6 +74,7 @@ class PlanCache:
             node = nodes[node_id]
             impl = self.registry.get(node.type)
             config = impl.parse_config(node.data.config)
+            deterministic = impl.is_deterministic(config)
             specs[node_id] = NodeSpec(
                 definition=node,
                 node=impl,
@@ -82,8 +83,9 @@ class PlanCache:
                 outputs=frozenset(port.name for port in impl.outputs(config)),
                 retry=retry_policy(node),
                 timeout_s=node_timeout_s(node),
-                deterministic=impl.is_deterministic(config),
+                deterministic=deterministic,
                 templated=templated_fields(impl, node.data.config),
+                pure=impl.pure and deterministic,
             )
         feeding = {parent for parents in plan.outside_parents.values() for parent in parents}
         pins = {node: outputs for node, outputs in (pinned or {}).items() if node in feeding}

@@ -65,6 +65,9 @@ class NodeSpec:
     deterministic: bool
     templated: frozenset[str] = frozenset()
     """Config fields holding templates, rendered over the inputs at each claim."""
+    pure: bool = False
+    """Deterministic with no effect beyond its outputs (``Node.pure``): it may start before
+    what it is fed is committed (the driver then batches the commits of several ticks)."""
 
 
 @dataclass(slots=True)

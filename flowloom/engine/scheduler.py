@@ -35,6 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from flowloom.engine.batching import DEFAULT_WINDOW_S
 from flowloom.engine.clock import SystemClock
 from flowloom.engine.context import BlobAdapter
 from flowloom.engine.driver import Driver, Message
@@ -82,7 +83,8 @@ class Engine:
     ``blobs`` is the storage blob store (a folder by default in the application; in memory if
     not given); nodes reach it through an async adapter. ``concurrency`` bounds the node
     attempts running at once across every run. ``lease_s`` is how long a claim on a node lasts
-    before another engine may take the node back.
+    before another engine may take the node back. ``batch_window_s`` is how long the commit of
+    a tick that only ran pure nodes may wait to be batched with later ones (``batching.py``).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class Engine:
         quota: RunQuota | None = None,
         http_secrets: HttpSecrets | None = None,
         clock: Clock | None = None,
+        batch_window_s: float = DEFAULT_WINDOW_S,
     ) -> None:
         if isinstance(store, Database):
             self.db: Database | None = store
@@ -144,6 +147,12 @@ class Engine:
         """This engine's lease owner name: host, process id, and a token of its own."""
         self._drivers: dict[str, Driver] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._executes_here = type(self).execute_node is Engine.execute_node
+        """Every node runs in this process (``execute_node`` is not overridden)."""
+        if batch_window_s < 0:
+            raise ValueError("batch_window_s must be at least 0")
+        self.batch_window_s = batch_window_s
+        """The longest a tick's commit may be deferred (``batching.py``); 0: never."""
         self._closed = False
 
     @classmethod
@@ -285,6 +294,16 @@ class Engine:
             timeout_s=spec.timeout_s,
             outputs=spec.outputs,
         )
+
+    def starts_uncommitted(self, spec: NodeSpec) -> bool:
+        """Whether a node of ``spec`` may start before its claim, and the results it is fed,
+        are committed (``batching.py``): a pure node that ``execute_node`` runs here.
+
+        An engine that overrides ``execute_node`` may run nodes elsewhere (a worker's routed
+        queues), where a node checks its claim in the database before it starts: such an
+        engine starts nothing uncommitted unless it overrides this too.
+        """
+        return spec.pure and self._executes_here and self.batch_window_s > 0
 
     async def run_to_end(self, **start: Any) -> RunResult:
         """``start_run(**start)``, then ``wait`` for it to finish or wait for an answer."""

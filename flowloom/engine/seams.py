@@ -166,6 +166,15 @@ class Executor(RunClient, Protocol):
         """The state of a run as stored (just written), and whether it may use the cache."""
         ...
 
+    @property
+    def batch_window_s(self) -> float:
+        """The longest a tick's commit may be deferred (``batching.py``)."""
+        ...
+
+    def starts_uncommitted(self, spec: NodeSpec) -> bool:
+        """Whether a node of ``spec`` may start before its claim is committed."""
+        ...
+
     async def execute_node(
         self, spec: NodeSpec, config: Any, ctx: RunContext, inputs: dict[str, Any], run: RunState
     ) -> Outcome:

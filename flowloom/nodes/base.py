@@ -294,6 +294,12 @@ class Node(ABC, Generic[ConfigT]):
     version: ClassVar[int] = 1
     deterministic: ClassVar[bool] = True
     """Same config and inputs give the same outputs, so results may be cached."""
+    pure: ClassVar[bool] = False
+    """Deterministic, and running it has no effect beyond its outputs: no call out, no write
+    (blobs, memory, files), no message, no sub-run, no wait. The engine may then start it
+    before the results it is fed (and its own claim) are committed, batching the commits of
+    several ticks; after a crash it may run again although it had finished. Say so only for
+    plain computation on the inputs and config."""
     dynamic_ports: ClassVar[bool] = False
     """Ports depend on the config; the palette shows the ports of the default config."""
     Config: ClassVar[type[BaseModel]] = NodeConfig

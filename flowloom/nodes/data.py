@@ -54,6 +54,7 @@ class JsonExtract(Node[JsonExtractConfig]):
     display_name = "Extract from JSON"
     icon = "braces"
     category = Category.ACTION
+    pure = True
     Config = JsonExtractConfig
 
     def inputs(self, config: JsonExtractConfig) -> list[Port]:

@@ -188,6 +188,7 @@ class Condition(Node[ConditionConfig]):
     display_name = "Condition"
     icon = "branch"
     category = Category.FLOW
+    pure = True
     Config = ConditionConfig
 
     def inputs(self, config: ConditionConfig) -> list[Port]:
@@ -249,6 +250,7 @@ class Switch(Node[SwitchConfig]):
     display_name = "Switch"
     icon = "switch"
     category = Category.FLOW
+    pure = True
     dynamic_ports = True
     Config = SwitchConfig
 
@@ -289,6 +291,7 @@ class Merge(Node[MergeConfig]):
     display_name = "Merge"
     icon = "merge"
     category = Category.FLOW
+    pure = True
     dynamic_ports = True
     Config = MergeConfig
 

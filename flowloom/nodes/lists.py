@@ -56,6 +56,7 @@ class ListSort(Node[ListSortConfig]):
     display_name = "Sort list"
     icon = "sort"
     category = Category.ACTION
+    pure = True
     Config = ListSortConfig
 
     def inputs(self, config: ListSortConfig) -> list[Port]:

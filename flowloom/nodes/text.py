@@ -58,6 +58,7 @@ class TextValue(Node[TextValueConfig]):
     display_name = "Text"
     icon = "text"
     category = Category.ACTION
+    pure = True
     Config = TextValueConfig
 
     def outputs(self, config: TextValueConfig) -> list[Port]:
@@ -113,6 +114,7 @@ class TextTemplate(Node[TextTemplateConfig]):
     display_name = "Text template"
     icon = "template"
     category = Category.ACTION
+    pure = True
     dynamic_ports = True
     Config = TextTemplateConfig
     # The template is this node's own work; the engine must not render it beforehand.
@@ -169,6 +171,7 @@ class TextJoin(Node[TextJoinConfig]):
     display_name = "Join texts"
     icon = "join"
     category = Category.ACTION
+    pure = True
     Config = TextJoinConfig
 
     def inputs(self, config: TextJoinConfig) -> list[Port]:
@@ -222,6 +225,7 @@ class TextSplit(Node[TextSplitConfig]):
     display_name = "Split text"
     icon = "scissors"
     category = Category.ACTION
+    pure = True
     Config = TextSplitConfig
 
     def inputs(self, config: TextSplitConfig) -> list[Port]:

@@ -3,11 +3,13 @@
     python crash_child.py DATABASE_URL SCHEMA OWNER_ID WORKFLOW_ID COUNT_FILE
 
 SCHEMA is the PostgreSQL schema to use, or "-" for none. Exits 0 if the run completed.
+``FLOWLOOM_TEST_BATCH_WINDOW_S``, when set, is the engine's batch window (``batching.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from enginekit import registry
@@ -20,7 +22,9 @@ from flowloom.storage.enums import RunStatus
 async def main(url: str, schema: str, owner_id: str, workflow_id: str, count_file: str) -> int:
     connect_args = {} if schema == "-" else {"server_settings": {"search_path": schema}}
     db = Database(url, connect_args=connect_args)
-    engine = Engine(db, registry())
+    window = os.environ.get("FLOWLOOM_TEST_BATCH_WINDOW_S")
+    options = {} if window is None else {"batch_window_s": float(window)}
+    engine = Engine(db, registry(), **options)
     try:
         result = await engine.run_to_end(
             owner_id=owner_id,

@@ -126,6 +126,34 @@ class Flaky(Node[FlakyConfig]):
         return NodeResult({"attempt": ctx.attempt})
 
 
+class PureAdd(Add):
+    """test.add declared pure: the engine may start it before what feeds it is committed and
+    batch the commits of its ticks. It still counts its runs (in ``CALLS`` and the count file),
+    which only a test may do: that is how a test sees a pure node run again after a crash."""
+
+    type_name = "test.pure_add"
+    pure = True
+
+
+GATES: dict[str, asyncio.Event] = {}
+"""Events that ``test.pure_gate`` nodes wait for, by node id (a test sets them)."""
+AT_GATE: set[str] = set()
+"""The ``test.pure_gate`` nodes that reached their gate."""
+
+
+class PureGate(PureAdd):
+    """test.pure_add that first waits until the test sets ``GATES[node_id]`` (if there is one)."""
+
+    type_name = "test.pure_gate"
+
+    async def run(self, ctx: RunContext, config: AddConfig, inputs: dict[str, Any]) -> NodeResult:
+        gate = GATES.get(ctx.node_id)
+        if gate is not None:
+            AT_GATE.add(ctx.node_id)
+            await gate.wait()
+        return await super().run(ctx, config, inputs)
+
+
 def _record(ctx: RunContext) -> None:
     path = ctx.run_inputs.get("count_file")
     if isinstance(path, str):
@@ -133,7 +161,7 @@ def _record(ctx: RunContext) -> None:
             handle.write(f"{ctx.node_id} {ctx.attempt} {ctx.idempotency_key}\n")
 
 
-TEST_NODES: tuple[type[Node[Any]], ...] = (Add, Sum, Sleep, Flaky)
+TEST_NODES: tuple[type[Node[Any]], ...] = (Add, Sum, Sleep, Flaky, PureAdd, PureGate)
 
 
 def registry() -> NodeRegistry:
@@ -170,9 +198,9 @@ def definition(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> dict
     return {"schema_version": 1, "nodes": nodes, "edges": edges}
 
 
-def chain(length: int) -> dict[str, Any]:
-    """n1 -> n2 -> ... each adding 1, starting from 0."""
-    nodes = [node(f"n{i}", "test.add") for i in range(1, length + 1)]
+def chain(length: int, type_: str = "test.add") -> dict[str, Any]:
+    """n1 -> n2 -> ... each adding 1, starting from 0 (nodes of ``type_``)."""
+    nodes = [node(f"n{i}", type_) for i in range(1, length + 1)]
     edges = [edge(f"n{i}", f"n{i + 1}") for i in range(1, length)]
     return definition(nodes, edges)
 

@@ -8,76 +8,17 @@ the dead process. On SQLite (a real file) and PostgreSQL (a real schema).
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from crashkit import Place, counted, run_child
 from enginekit import chain, make_owner, node_rows, registry, save_workflow
-from pgkit import POSTGRES_URL, drop_postgres_schema, make_postgres_database
 from sqlalchemy import select
 
-from flowloom.engine import FAILPOINT_EXIT_CODE, Engine
-from flowloom.storage.database import Database
+from flowloom.engine import Engine
 from flowloom.storage.enums import NodeStatus, RunStatus
-from flowloom.storage.migrate import upgrade_database
 from flowloom.storage.tables import WorkflowRun
-
-HERE = Path(__file__).resolve().parent
-
-
-class Place:
-    def __init__(self, db: Database, url: str, schema: str) -> None:
-        self.db = db
-        self.url = url
-        self.schema = schema
-
-
-@pytest.fixture
-async def place(db_kind: str, tmp_path: Path) -> AsyncIterator[Place]:
-    if db_kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'crash.db'}"
-        db = Database(url)
-        await upgrade_database(db)
-        yield Place(db, url, "-")
-        await db.dispose()
-        return
-
-    schema = f"t_{secrets.token_hex(6)}"
-    db = await make_postgres_database(schema)
-    await upgrade_database(db)
-    yield Place(db, POSTGRES_URL, schema)
-    await db.dispose()
-    await drop_postgres_schema(schema)
-
-
-def run_child(place: Place, owner: str, workflow_id: str, count_file: Path, failpoint: str) -> int:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "crash_child.py"),
-            place.url,
-            place.schema,
-            owner,
-            workflow_id,
-            str(count_file),
-        ],
-        env={**os.environ, "FLOWLOOM_FAILPOINTS": failpoint},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == FAILPOINT_EXIT_CODE, done.stderr
-    return done.returncode
-
-
-def counted(count_file: Path) -> Counter[str]:
-    return Counter(line.split()[0] for line in count_file.read_text().splitlines())
 
 
 @pytest.mark.parametrize(
