@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from flowloom.engine.backoff import Backoff, patiently
 from flowloom.engine.batching import MAX_ROWS, Uncommitted
 from flowloom.engine.events import Event, progress_publisher
 from flowloom.engine.execution import Outcome
-from flowloom.engine.ports import StoredRun, Tick
+from flowloom.engine.ports import RunResult, StoredRun, Tick
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
 from flowloom.engine.subruns import EngineSubRuns
@@ -109,6 +110,9 @@ class Driver:
         """Where the driver is: ``load``, ``tick`` or ``commit`` (to say what failed)."""
         self._uncommitted = Uncommitted(engine.batch_window_s)
         """What deferred ticks did since the last commit (``batching.py``)."""
+        self.result: RunResult | None = None
+        """How the run ended, as this driver's last commit stored it (None until then): what
+        waiting for the run returns without reading it back."""
 
     def post(self, message: Message) -> None:
         self._inbox.append(message)
@@ -470,6 +474,8 @@ class Driver:
         uncommitted.committed()
         if write_debug and debug is not None:
             debug.dirty = False
+        if finished_run:
+            self.result = _stored_result(self.run_id, state.status, run_values)
         return claimed, True
 
     def _apply(self, outcome: Outcome, slot: NodeSlot, now: datetime) -> None:
@@ -797,6 +803,19 @@ class Driver:
                 error = {"message": message, "type": "StorageError"}
                 return Outcome(ctx.node_id, ctx.attempt, error=error, retryable=True)
         return outcome
+
+
+def _stored_result(run_id: str, status: RunStatus, values: dict[str, Any]) -> RunResult:
+    """The outcome of a run whose finishing tick wrote ``values``, as reading it back gives
+    it (its JSON as the database returns JSON: tuples become lists, keys text)."""
+    outputs, error = values.get("outputs"), values.get("error")
+    return RunResult(
+        run_id=run_id,
+        status=status,
+        outputs=None if outputs is None else json.loads(json.dumps(outputs)),
+        error=None if error is None else json.loads(json.dumps(error)),
+        duration_ms=values.get("duration_ms"),
+    )
 
 
 def _fail_messages(messages: list[Message], exc: BaseException) -> None:

@@ -7,8 +7,11 @@ plan here needs no definition read at all. Stores reach it as a ``PlanSource``.
 
 from __future__ import annotations
 
+import gc
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from flowloom.engine.ports import Prepared
@@ -17,9 +20,12 @@ from flowloom.engine.run_state import NodeSpec
 from flowloom.engine.templating import templated_fields
 from flowloom.exceptions import Problem, ValidationFailed
 from flowloom.graph import Scope, build_plan, parse_definition, validate
+from flowloom.graph.ports import Port
+from flowloom.graph.validation import config_key
+from flowloom.nodes.base import Node
 from flowloom.nodes.registry import NodeRegistry
 
-__all__ = ["PlanCache", "check_breakpoints"]
+__all__ = ["PlanCache", "check_breakpoints", "collector_paused"]
 
 _Key = tuple[str, int, Scope, str | None, bool]
 
@@ -62,6 +68,16 @@ class PlanCache:
         found = self.cached(workflow_id, version, scope, target, use_pinned=use_pinned)
         if found is not None:
             return found
+        with collector_paused():
+            prepared = self._prepare(definition, scope, target, use_pinned)
+        self._plans[(workflow_id, version, scope, target, use_pinned)] = prepared
+        if len(self._plans) > self._size:
+            self._plans.popitem(last=False)
+        return prepared
+
+    def _prepare(
+        self, definition: dict[str, Any], scope: Scope, target: str | None, use_pinned: bool
+    ) -> Prepared:
         parsed = parse_definition(definition)
         problems = validate(parsed, self.registry)
         if problems:
@@ -70,30 +86,90 @@ class PlanCache:
         plan = build_plan(parsed, scope, target, pinned=None if pinned is None else set(pinned))
         specs: dict[str, NodeSpec] = {}
         nodes = parsed.node_map()
+        # Nodes of one type with the same config share its parsed form (a big graph repeats a
+        # few configs many times): parsed once, held once.
+        shared: dict[tuple[str, str], _Typed] = {}
         for node_id in plan.order:
             node = nodes[node_id]
-            impl = self.registry.get(node.type)
-            config = impl.parse_config(node.data.config)
-            deterministic = impl.is_deterministic(config)
+            raw = node.data.config
+            key = config_key(node.type, raw)
+            typed = shared.get(key) if key is not None else None
+            if typed is None:
+                typed = _typed(self.registry.get(node.type), raw)
+                if key is not None:
+                    shared[key] = typed
             specs[node_id] = NodeSpec(
                 definition=node,
-                node=impl,
-                config=config,
-                inputs=tuple(impl.inputs(config)),
-                outputs=frozenset(port.name for port in impl.outputs(config)),
+                node=typed.node,
+                config=typed.config,
+                inputs=typed.inputs,
+                outputs=typed.outputs,
                 retry=retry_policy(node),
                 timeout_s=node_timeout_s(node),
-                deterministic=deterministic,
-                templated=templated_fields(impl, node.data.config),
-                pure=impl.pure and deterministic,
+                deterministic=typed.deterministic,
+                templated=typed.templated,
+                pure=typed.pure,
             )
         feeding = {parent for parents in plan.outside_parents.values() for parent in parents}
         pins = {node: outputs for node, outputs in (pinned or {}).items() if node in feeding}
-        prepared = Prepared(plan, specs, pins)
-        self._plans[(workflow_id, version, scope, target, use_pinned)] = prepared
-        if len(self._plans) > self._size:
-            self._plans.popitem(last=False)
-        return prepared
+        return Prepared(plan, specs, pins)
+
+
+@dataclass(frozen=True, slots=True)
+class _Typed:
+    """What a node's type makes of one config: the part of a ``NodeSpec`` nodes may share."""
+
+    node: Node[Any]
+    config: Any
+    inputs: tuple[Port, ...]
+    outputs: frozenset[str]
+    deterministic: bool
+    templated: frozenset[str]
+    pure: bool
+
+
+def _typed(impl: Node[Any], raw: dict[str, Any]) -> _Typed:
+    config = impl.parse_config(raw)
+    deterministic = impl.is_deterministic(config)
+    return _Typed(
+        node=impl,
+        config=config,
+        inputs=tuple(impl.inputs(config)),
+        outputs=frozenset(port.name for port in impl.outputs(config)),
+        deterministic=deterministic,
+        templated=templated_fields(impl, raw),
+        pure=impl.pure and deterministic,
+    )
+
+
+_paused = 0
+"""How many ``collector_paused`` blocks are open (they may overlap across tasks)."""
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Run a block without Python's cyclic garbage collector.
+
+    Planning a big graph and writing its node rows make hundreds of thousands of objects that
+    all live on (the parsed definition, the plan, the specs, the slots); the collector,
+    triggered by their sheer number, scanned them over and over while they were made: two
+    thirds of starting a 100,000-node run. Nothing made there is cyclic garbage. Blocks may
+    await and overlap (two big runs starting at once): the collector runs again when the last
+    one ends, unless it was off before the first began; cycles other tasks drop meanwhile are
+    collected then.
+    """
+    global _paused
+    if _paused == 0 and not gc.isenabled():
+        yield
+        return
+    _paused += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _paused -= 1
+        if _paused == 0:
+            gc.enable()
 
 
 def check_breakpoints(breakpoints: Sequence[str] | None, prepared: Prepared) -> None:

@@ -55,11 +55,15 @@ class RetryPolicy:
         return max(0.0, base)
 
 
+_NO_RETRY = RetryPolicy()
+"""The policy of a node that names none (shared: a policy never changes)."""
+
+
 def retry_policy(node: NodeDefinition) -> RetryPolicy:
     """The node's policy from ``data.retry``; ValidationFailed naming the node if it is bad."""
     raw = (node.data.model_extra or {}).get("retry")
     if raw is None:
-        return RetryPolicy()
+        return _NO_RETRY
     try:
         parsed = _RetryModel.model_validate(raw)
     except ValidationError as exc:

@@ -315,6 +315,9 @@ class Engine:
         """Return once the run is finished or WAITING with no work in flight in this engine."""
         while (driver := self._drivers.get(run_id)) is not None:
             await asyncio.shield(driver.finished)
+            if driver.result is not None:
+                # Committed, and a finished run never changes: no need to read it back.
+                return driver.result
         return await self.store.outcome(run_id)
 
     async def answer(self, run_id: str, node_id: str, answer: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ implements, so the graph layer does not depend on the nodes layer.
 from __future__ import annotations
 
 import difflib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,15 @@ from flowloom.graph.definition import EdgeDefinition, NodeDefinition, WorkflowDe
 from flowloom.graph.plan import find_cycles, topological_order
 from flowloom.graph.ports import Port, compatible, json_type_name, value_matches
 
-__all__ = ["NodeType", "NodeTypes", "config_problems", "ensure_valid", "node_problems", "validate"]
+__all__ = [
+    "NodeType",
+    "NodeTypes",
+    "config_key",
+    "config_problems",
+    "ensure_valid",
+    "node_problems",
+    "validate",
+]
 
 
 class NodeType(Protocol):
@@ -73,9 +82,17 @@ def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
     problems.extend(_annotation_problems(definition, nodes))
 
     ports: dict[str, _Ports] = {}
+    # A node's own checks depend on its type and config alone: a big graph that repeats a few
+    # configs many times checks each once (when it has no problem to name the node in).
+    sound: dict[tuple[str, str], _Ports] = {}
     for node in nodes.values():
-        node_problems, node_ports = _check_node(node, types)
-        problems.extend(node_problems)
+        key = config_key(node.type, node.config)
+        node_ports = sound.get(key) if key is not None else None
+        if node_ports is None:
+            node_problems, node_ports = _check_node(node, types)
+            problems.extend(node_problems)
+            if node_ports is not None and not node_problems and key is not None:
+                sound[key] = node_ports
         if node_ports is not None:
             ports[node.id] = node_ports
             problems.extend(_pin_problems(node, node_ports))
@@ -129,6 +146,17 @@ def validate(definition: WorkflowDefinition, types: NodeTypes) -> list[Problem]:
         for cycle in find_cycles(node_ids, pairs):
             problems.append(Problem(f"cycle: {' -> '.join(cycle)}", node_id=cycle[0]))
     return problems
+
+
+def config_key(node_type: str, config: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A key equal for two nodes exactly when they have the same type and the same config
+    (canonical JSON); None for a config that is not JSON (never shared)."""
+    if not config:
+        return (node_type, "")
+    try:
+        return (node_type, json.dumps(config, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError):
+        return None
 
 
 def _pin_problems(node: NodeDefinition, node_ports: _Ports) -> list[Problem]:

@@ -140,3 +140,19 @@ async def test_a_node_fed_only_by_a_skipped_branch_after_a_merge_is_skipped_too(
     assert rows["a"].status == NodeStatus.SKIPPED
     assert rows["b"].status == NodeStatus.SKIPPED
     assert result.outputs == {}, "skipped sinks contribute no outputs"
+
+
+async def test_the_outcome_waited_for_is_the_outcome_stored(engine: Engine, db: Database) -> None:
+    # Waiting for a run returns its outcome from memory, once committed: exactly what the
+    # database gives back, for a run that completed and for one that failed.
+    completed = await run_graph(engine, db, chain(3, "test.pure_add"), use_cache=False)
+    failed = await run_graph(
+        engine, db, definition([node("f", "test.flaky", {"how": "fatal"})], []), use_cache=False
+    )
+
+    assert completed.status is RunStatus.COMPLETED
+    assert failed.status is RunStatus.FAILED
+    assert failed.error is not None
+    assert failed.error["node_id"] == "f"
+    for result in (completed, failed):
+        assert result == await engine.store.outcome(result.run_id)

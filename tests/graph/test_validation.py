@@ -86,6 +86,26 @@ def test_bad_config_points_at_the_nested_field() -> None:
     assert "edge" in crop.message
 
 
+def test_nodes_sharing_a_config_are_each_blamed_for_its_problems() -> None:
+    # Sound configs are checked once per (type, config); a bad one names every node it is in.
+    problems = problems_of(
+        [
+            node("a", "list.sort", order="sideways"),
+            node("b", "list.sort", order="sideways"),
+            node("c", "list.sort", order="asc"),
+            node("d", "list.sort", order="asc"),
+        ],
+        [],
+    )
+
+    assert where(problems) == {
+        ("a", None, "order"),
+        ("b", None, "order"),
+        ("c", "items", None),
+        ("d", "items", None),
+    }
+
+
 def test_problems_of_a_node_with_bad_config_do_not_cascade() -> None:
     problems = problems_of(
         [node("v", "text.value", text="3,1"), node("split", "text.split", max_items=0)],

@@ -16,7 +16,7 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowloom.engine.plans import check_breakpoints
+from flowloom.engine.plans import check_breakpoints, collector_paused
 from flowloom.engine.ports import (
     NewRun,
     PlanSource,
@@ -164,7 +164,8 @@ class SqlRunStore:
                 if existing:
                     found = run.id
             if found is None:
-                created = await self._write_nodes(session, new, plans, run)
+                with collector_paused():
+                    created = await self._write_nodes(session, new, plans, run)
         if found is not None:
             # Written before, for the same key: as it stands now.
             return await self.load_run(found, plans)
