@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from flowloom.engine.execution import Outcome
@@ -49,7 +49,7 @@ MAX_ROWS: Final = 2_000
 class Uncommitted:
     """What the ticks deferred since the last commit did, and when they must be committed."""
 
-    __slots__ = ("_commit_by", "claims", "fenced", "outcomes", "window_s")
+    __slots__ = ("_commit_by", "_expired", "_timer", "claims", "fenced", "outcomes", "window_s")
 
     def __init__(self, window_s: float = DEFAULT_WINDOW_S) -> None:
         self.window_s = window_s
@@ -61,6 +61,8 @@ class Uncommitted:
         self.outcomes: list[asyncio.Task[Outcome]] = []
         """The finished attempts deferred ticks applied (applied again if the batch is lost)."""
         self._commit_by: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._expired = False
 
     def __bool__(self) -> bool:
         return self._commit_by is not None
@@ -70,23 +72,26 @@ class Uncommitted:
         claimed: Mapping[str, int],
         fenced: Iterable[str],
         finished: Iterable[asyncio.Task[Outcome]],
+        wake: Callable[[], object],
     ) -> None:
-        """Note one deferred tick: the nodes it claimed, the rows it fenced, what it applied."""
+        """Note one deferred tick: the nodes it claimed, the rows it fenced, what it applied;
+        ``wake`` is called when the batch is due (once per batch: one timer, not one a tick)."""
         if self._commit_by is None:
             self._commit_by = time.monotonic() + self.window_s
+            self._timer = asyncio.get_running_loop().call_later(self.window_s, self._expire, wake)
         self.claims.update(claimed)
         self.fenced.update(fenced)
         self.outcomes.extend(finished)
 
+    def _expire(self, wake: Callable[[], object]) -> None:
+        self._expired = True
+        wake()
+
     def due(self) -> bool:
         """Whether the batch must be committed now."""
-        return self._commit_by is not None and time.monotonic() >= self._commit_by
-
-    def seconds_left(self) -> float | None:
-        """How long until the batch must be committed; None when nothing is deferred."""
         if self._commit_by is None:
-            return None
-        return max(0.0, self._commit_by - time.monotonic())
+            return False
+        return self._expired or time.monotonic() >= self._commit_by
 
     def committed(self) -> None:
         """Everything deferred is committed now."""
@@ -94,6 +99,10 @@ class Uncommitted:
         self.fenced.clear()
         self.outcomes.clear()
         self._commit_by = None
+        self._expired = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def is_uncommitted_claim(self, outcome: Outcome) -> bool:
         """Whether ``outcome`` is of an attempt whose claim was never committed."""

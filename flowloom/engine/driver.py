@@ -339,15 +339,12 @@ class Driver:
     async def _sleep(self) -> None:
         assert self.state is not None
         self._wake.clear()
+        # A deferred batch wakes the driver itself when it is due (``Uncommitted.defer``).
         timer = self.state.next_timer()
-        commit_in_s = self._uncommitted.seconds_left()
-        if timer is None and commit_in_s is None:
+        if timer is None:
             await self._wake.wait()
             return
-        delays_s = [] if commit_in_s is None else [commit_in_s]
-        if timer is not None:
-            delays_s.append((timer - self._clock.now()).total_seconds())
-        delay_s = min(delays_s)
+        delay_s = (timer - self._clock.now()).total_seconds()
         if delay_s <= 0:
             return
         try:
@@ -438,7 +435,9 @@ class Driver:
             and all(engine.starts_uncommitted(state.specs[node_id]) for node_id in claimed)
         ):
             slots = state.slots
-            uncommitted.defer({n: slots[n].attempt for n in claimed}, fenced, finished)
+            uncommitted.defer(
+                {n: slots[n].attempt for n in claimed}, fenced, finished, self._wake.set
+            )
             return claimed, False
         if finished or uncommitted.outcomes:
             engine.failpoints.reach("after_effect_before_commit")

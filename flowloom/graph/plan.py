@@ -188,9 +188,11 @@ class Plan:
         self.order: tuple[str, ...] = tuple(ids[node] for node in order)
         keys = {ids[node]: node for node in order}
 
+        name = ids.__getitem__
+
         def inside(rows: _Rows) -> Callable[[int], tuple[str, ...]]:
             if planned is None:
-                return lambda node: tuple(ids[other] for other in rows.of(node))
+                return lambda node: tuple(map(name, rows.of(node)))
             return lambda node: tuple(ids[other] for other in rows.of(node) if other in planned)
 
         self.parents: Mapping[str, tuple[str, ...]] = _Lazy(keys, inside(graph.parents))
