@@ -7,6 +7,7 @@ async engine, each method its own short transaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
@@ -51,6 +52,10 @@ from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
 
 __all__ = ["RunQuota", "SqlRunStore"]
+
+_BIG_PLAN = 10_000
+"""From this many nodes, a run's rows are written with the cyclic collector paused (see
+``collector_paused``): for small runs, switching it off and on costs more than it saves."""
 
 _NODES = cast(Table, NodeExecution.__table__)
 _RUNS = cast(Table, WorkflowRun.__table__)
@@ -164,8 +169,7 @@ class SqlRunStore:
                 if existing:
                     found = run.id
             if found is None:
-                with collector_paused():
-                    created = await self._write_nodes(session, new, plans, run)
+                created = await self._write_nodes(session, new, plans, run)
         if found is not None:
             # Written before, for the same key: as it stands now.
             return await self.load_run(found, plans)
@@ -195,6 +199,16 @@ class SqlRunStore:
                 use_pinned=pinned,
             )
         check_breakpoints(new.breakpoints, prepared)
+        big = len(prepared.plan.order) >= _BIG_PLAN
+        with collector_paused() if big else contextlib.nullcontext():
+            return await self._write_rows(session, new, prepared, run)
+
+    async def _write_rows(
+        self, session: AsyncSession, new: NewRun, prepared: Prepared, run: WorkflowRun
+    ) -> StoredRun:
+        """The node rows (and debug session) of ``run`` as ``prepared`` plans them."""
+        owner_id = new.owner_id
+        pinned = new.use_pinned
         counts = prepared.plan.unfinished_parents()
         order = prepared.plan.order
         row_ids = await RunRepo(session, owner_id=owner_id).insert_node_executions(
