@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
@@ -57,23 +56,19 @@ from flowloom.api.routes.blobs import UPLOAD_FORM_BYTES
 from flowloom.api.security import LoginLimiter
 from flowloom.api.state import AppState
 from flowloom.engine import Engine
-from flowloom.exceptions import ConfigurationError
 from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.nodes.warm import start_warm_up
 from flowloom.settings import Settings
 from flowloom.storage.blobs import FileBlobStore
 from flowloom.storage.database import Database
-from flowloom.storage.maintenance.backup import backup_before_migrate
 from flowloom.storage.maintenance.daily import MaintenanceLoop
-from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
+from flowloom.storage.startup import prepare_database
 from flowloom.triggers import ScheduleLoop
 from flowloom.webui import mount_web_ui
 
 __all__ = ["API_PREFIX", "create_app"]
 
 API_PREFIX = "/api/v1"
-
-_log = logging.getLogger(__name__)
 
 
 def _engine_class(settings: Settings) -> type[Engine]:
@@ -120,7 +115,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await _prepare_database(database, settings)
+        await prepare_database(database, settings)
         await models.seed_model_table(database)
         owns_engine = engine is None
         running = engine or _engine_class(settings).from_settings(
@@ -219,24 +214,3 @@ def create_app(
     # The web UI answers only what no route above answers.
     mount_web_ui(app)
     return app
-
-
-async def _prepare_database(db: Database, settings: Settings) -> None:
-    if db.is_sqlite:
-        if settings.backup_before_migrate:
-            copy = await backup_before_migrate(
-                db,
-                settings.data_dir / "backups",
-                at=await current_revision(db),
-                head=head_revision(),
-            )
-            if copy is not None:
-                _log.warning("before migrating, the database was copied to %s", copy)
-        await upgrade_database(db)
-        return
-    at = await current_revision(db)
-    if at != head_revision():
-        raise ConfigurationError(
-            f"the database is at revision {at or 'none'}, not {head_revision()}: "
-            "run `flowloom db upgrade` first"
-        )
