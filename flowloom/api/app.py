@@ -111,8 +111,6 @@ def create_app(
         metrics=Metrics(),
     )
 
-    state.node_types = {schema["type"]: schema for schema in state.registry.schemas()}
-
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await prepare_database(database, settings)
