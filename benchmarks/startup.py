@@ -20,15 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.report import Measurement, print_table
-from benchmarks.server import start_server
-
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+from benchmarks.server import cpu_s, start_server
 
 
 def _rss_mib(pid: int) -> float:
@@ -43,13 +35,13 @@ def _round(idle_s: float) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory(prefix="flowloom-bench-startup-") as folder:
         server = start_server(Path(folder) / "data", Path(folder) / "serve.log")
         try:
-            cpu_s = _cpu_s(server.process.pid)
+            used_s = cpu_s(server.process.pid)
             time.sleep(idle_s)
             rss = _rss_mib(server.process.pid)
         finally:
             server.process.send_signal(signal.SIGTERM)
             server.process.wait(timeout=30)
-        return server.startup_s, cpu_s, rss
+        return server.startup_s, used_s, rss
 
 
 def main() -> None:
