@@ -49,7 +49,7 @@ def start_server(data_dir: Path, log: Path) -> Server:
     began = time.perf_counter()
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flowloom.cli.main", "serve", "--port", str(port)],
+            [sys.executable, "-m", "flowloom.cli", "serve", "--port", str(port)],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
