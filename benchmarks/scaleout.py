@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 __all__ = ["Costs", "Level", "api_processes", "levels", "report", "saturation_machines"]
 
@@ -184,15 +184,7 @@ def main() -> None:
     parser.add_argument("--machine-cores", type=int, default=2)
     parser.add_argument("--pg-cores", type=int, default=8)
     args = parser.parse_args()
-    costs = Costs(
-        api_ms=args.api_ms,
-        worker_ms=args.worker_ms,
-        pg_ms=args.pg_ms,
-        redis_ms=args.redis_ms,
-        nodes=args.nodes,
-        commits=args.commits,
-        bystander_ms=args.bystander_ms,
-    )
+    costs = Costs(**{f.name: getattr(args, f.name) for f in fields(Costs)})
     lines = report(
         costs, machines=args.machines, machine_cores=args.machine_cores, pg_cores=args.pg_cores
     )

@@ -30,8 +30,10 @@ _SIDE = ("-wal", "-shm", "-journal")
 """The files SQLite keeps beside a database file."""
 
 _ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+flowloom",
+    "sqlite+aiosqlite": "sqlite+flowloom",
+    "sqlite+flowloom": "sqlite+flowloom",
+    "sqlite+pysqlite": "sqlite+flowloom",
     "postgres": "postgresql+asyncpg",
     "postgresql": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -50,7 +52,8 @@ def _scheme(url: str) -> str:
 def normalize_database_url(url: str) -> str:
     """The async form of a database URL, or ConfigurationError naming what is wrong with it.
 
-    ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db`` and ``postgresql://...`` becomes
+    ``sqlite:///x.db`` becomes ``sqlite+flowloom:///x.db`` (flowloom's own driver,
+    ``flowloom.storage.sqlite_driver``) and ``postgresql://...`` becomes
     ``postgresql+asyncpg://...``; other databases are refused.
     """
     try:
@@ -329,7 +332,7 @@ class Settings(BaseSettings):
         """The database URL in force: the configured one, or SQLite inside ``data_dir``."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'flowloom.db').resolve()}"
+        return f"sqlite+flowloom:///{(self.data_dir / 'flowloom.db').resolve()}"
 
     @property
     def resolved_events_url(self) -> str:

@@ -30,7 +30,7 @@ def test_defaults_keep_everything_in_dot_flowloom(clean_environment: Path) -> No
     assert settings.database_url is None
     assert settings.is_sqlite
     expected = (clean_environment / ".flowloom" / "flowloom.db").resolve()
-    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{expected}"
+    assert settings.resolved_database_url == f"sqlite+flowloom:///{expected}"
     assert settings.blob_dir == Path(".flowloom") / "blobs"
 
 
@@ -56,9 +56,9 @@ def test_data_dir_comes_from_the_environment(
         ("postgresql+asyncpg://flow@localhost/flow", "postgresql+asyncpg://flow@localhost/flow"),
         (
             "sqlite:////var/lib/flowloom/flowloom.db",
-            "sqlite+aiosqlite:////var/lib/flowloom/flowloom.db",
+            "sqlite+flowloom:////var/lib/flowloom/flowloom.db",
         ),
-        ("sqlite:///relative.db", "sqlite+aiosqlite:///relative.db"),
+        ("sqlite:///relative.db", "sqlite+flowloom:///relative.db"),
     ],
 )
 def test_database_urls_get_their_async_driver(

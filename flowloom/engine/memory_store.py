@@ -219,22 +219,14 @@ class MemoryRunStore:
             for parents in prepared.plan.outside_parents.values()
             for parent in parents
         }
-        return StoredRun(
-            run_id=run.id,
-            workflow_id=run.workflow_id,
+        return StoredRun.of(
+            run,
             owner_id=run.owner_id,
-            status=run.status,
             prepared=prepared,
             slots={node_id: _copy_slot(slot) for node_id, slot in run.rows.items()},
             run_inputs=copy.deepcopy(run.inputs),
             outside_outputs=outside,
             debug=None if run.debug is None else replace(run.debug),
-            started_at=run.started_at,
-            timeout_s=run.timeout_s,
-            api_key_id=run.api_key_id,
-            use_cache=run.use_cache,
-            use_pinned=pinned,
-            cancel_requested=run.cancel_requested,
         )
 
     async def outcome(self, run_id: str) -> RunResult:

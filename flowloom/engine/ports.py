@@ -139,6 +139,37 @@ class StoredRun:
     cancel_requested: bool = False
     """Someone asked (through the store) for the run's cancellation: its driver applies it."""
 
+    @classmethod
+    def of(
+        cls,
+        run: Any,
+        *,
+        owner_id: str,
+        prepared: Prepared,
+        slots: dict[str, NodeSlot],
+        run_inputs: dict[str, Any],
+        outside_outputs: dict[str, dict[str, Any] | None],
+        debug: DebugState | None,
+    ) -> StoredRun:
+        """A stored run from a run record (a row, or a store's own record) with its settings."""
+        return cls(
+            run_id=run.id,
+            workflow_id=run.workflow_id,
+            owner_id=owner_id,
+            status=RunStatus(run.status),
+            prepared=prepared,
+            slots=slots,
+            run_inputs=run_inputs,
+            outside_outputs=outside_outputs,
+            debug=debug,
+            started_at=run.started_at,
+            timeout_s=run.timeout_s,
+            api_key_id=run.api_key_id,
+            use_cache=run.use_cache,
+            use_pinned=run.use_pinned,
+            cancel_requested=run.cancel_requested,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:

@@ -5,16 +5,17 @@ SQLite is set up for many concurrent writers without "database is locked": WAL j
 write lock when they begin (``BEGIN IMMEDIATE``) so two writers never deadlock upgrading a read
 lock. Inside one process writers also queue on an asyncio lock, so they wait without polling.
 
-Two ways in, side by side:
+One async SQLAlchemy engine per database (SQLite through flowloom's own driver,
+``sqlite_driver.py``: ``sqlite3`` run inline; PostgreSQL through asyncpg), used two ways:
 
 - ``read()`` / ``write()`` yield an ORM ``AsyncSession``: what the repositories use.
 - ``run_read(fn)`` / ``run_write(fn)`` call a plain function of a sync SQLAlchemy
-  ``Connection`` and return its result: the fast path for hot, short work (the engine's
-  scheduler tick, history pages). On SQLite the whole function runs in ONE hop to a thread that
-  owns a sync ``sqlite3`` connection, instead of one aiosqlite hop per statement, BEGIN and
-  COMMIT; with ``inline=True`` it even runs on the event loop's own thread when that is cheaper
-  than any hop (see ``run_write``). On PostgreSQL the function runs on an asyncpg connection
-  through ``AsyncConnection.run_sync``; reads there skip BEGIN/ROLLBACK (autocommit).
+  ``Connection`` (Core) and return its result: the way for hot, short work (the engine's
+  scheduler tick, history pages). On SQLite the function runs on a connection of the engine
+  held for the purpose (``sqlite_lanes.py``), in one hop to a thread, or with ``inline=True``
+  on the event loop's own thread when that is cheaper than any hop (see ``run_write``). On
+  PostgreSQL it runs through ``AsyncConnection.run_sync``; reads there skip BEGIN/ROLLBACK
+  (autocommit).
 
 In-memory SQLite (``sqlite://``, ``sqlite:///:memory:``) is a private database in SQLite's
 ``memdb`` VFS, shared by every connection of this ``Database`` (a plain ``:memory:`` database
@@ -34,12 +35,11 @@ import logging
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, NoReturn, TypeVar
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -52,7 +52,8 @@ from sqlalchemy.ext.asyncio import (
 from flowloom.exceptions import StorageError
 from flowloom.settings import Settings, normalize_database_url
 from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
-from flowloom.storage.sqlite_inline import InlineConnection, inline_connect
+from flowloom.storage.sqlite_driver import PATIENT_MS_ARG
+from flowloom.storage.sqlite_lanes import LANE, SqliteLanes
 
 __all__ = ["WRITE_TRANSACTION", "Database", "sqlite_connection"]
 
@@ -95,21 +96,22 @@ class Database:
             self.url, self._memory_keeper = _private_memory_database(self.url)
         engine_args: dict[str, Any] = {"echo": echo, "connect_args": dict(connect_args or {})}
         if self.dialect == "sqlite":
-            engine_args["connect_args"].setdefault(
-                "async_creator_fn", inline_connect(sqlite_busy_timeout_ms)
-            )
+            engine_args["connect_args"].setdefault(PATIENT_MS_ARG, sqlite_busy_timeout_ms)
+            # Sessions get what they always had; the lanes hold a reader per reader thread,
+            # the writer, the inline reader and the checkpointer on top (sqlite_lanes.py).
+            held = max(1, pool_size // 2) + 3
+            engine_args.update(pool_size=5 + held, max_overflow=10)
         if self.dialect == "postgresql":
             engine_args.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine, busy_timeout_ms=sqlite_busy_timeout_ms)
+            _configure_sqlite(self.engine)
         write_engine = self.engine.execution_options(**{WRITE_TRANSACTION: True})
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._writes = async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False)
         self._write_lock: asyncio.Lock | None = None
-        self._busy_timeout_ms = sqlite_busy_timeout_ms
         self._sqlite_readers = max(1, pool_size // 2)
-        self._fast: _SqliteFastPath | None = None
+        self._lanes: SqliteLanes | None = None
         # Reads on PostgreSQL need no transaction: autocommit saves the BEGIN and ROLLBACK round
         # trips that asyncpg would otherwise spend around every read.
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -186,37 +188,30 @@ class Database:
         if not self.is_sqlite:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
-        fast = self._sqlite_fast()
+        lanes = self._lanes or await self._open_lanes()
         lock = self._lock()
         await lock.acquire()
-        # In memory there is no WAL: the commit waits for readers, and a reader may be a
-        # session of this very event loop, which could not end while the loop waited here.
-        if inline and not self.in_memory:
-            try:
-                began = fast.begin_now()
-            except BaseException:
-                lock.release()
-                raise
-            if began:
-                try:
-                    return fast.finish(fn)
-                finally:
-                    lock.release()
         try:
-            future = asyncio.get_running_loop().run_in_executor(fast.writer_thread, fast.write, fn)
+            writer = await lanes.writer()
+            # In memory there is no WAL: the commit waits for readers, and a reader may be a
+            # session of this very event loop, which could not end while the loop waited here.
+            if inline and not self.in_memory and lanes.begin_now(writer):
+                result = lanes.finish(writer, fn)
+                lock.release()
+                return result
+            work = lanes.writer_thread.submit(lanes.write, writer, fn)
         except BaseException:
             lock.release()
             raise
+        loop = asyncio.get_running_loop()
 
-        def done(finished: asyncio.Future[T]) -> None:
+        def done(finished: Any) -> None:
             # The connection is free only once its thread is done, even when the caller was
             # cancelled meanwhile: releasing earlier would hand it to two writers at once.
-            lock.release()
-            if not finished.cancelled():
-                finished.exception()
+            loop.call_soon_threadsafe(lock.release)
 
-        future.add_done_callback(done)
-        return await asyncio.shield(future)
+        work.add_done_callback(done)
+        return await asyncio.shield(asyncio.wrap_future(work))
 
     async def run_read(self, fn: Callable[[Connection], T], *, inline: bool = False) -> T:
         """``fn(connection)`` for reading; its result. Nothing it does is committed.
@@ -243,11 +238,10 @@ class Database:
                     if is_unavailable(exc):
                         raise
                     raise _storage_error(exc) from exc
-        fast = self._sqlite_fast()
+        lanes = self._lanes or await self._open_lanes()
         if inline and not self.in_memory:
-            return fast.read(fn, inline=True)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(fast.reader_threads, fast.read, fn)
+            return await lanes.read_inline(fn)
+        return await lanes.read(fn)
 
     @asynccontextmanager
     async def asyncpg_connection(self) -> AsyncIterator[Any]:
@@ -324,12 +318,15 @@ class Database:
             self._write_lock = asyncio.Lock()
         return self._write_lock
 
-    def _sqlite_fast(self) -> _SqliteFastPath:
-        if self._fast is None:
-            self._fast = _SqliteFastPath(
-                self.url, busy_timeout_ms=self._busy_timeout_ms, readers=self._sqlite_readers
-            )
-        return self._fast
+    async def _open_lanes(self) -> SqliteLanes:
+        if self._lanes is None:
+            lanes = SqliteLanes(self.engine, readers=self._sqlite_readers)
+            await lanes.hold_checkpointer()
+            if self._lanes is None:
+                self._lanes = lanes
+            else:  # another caller opened them meanwhile
+                await lanes.close()
+        return self._lanes
 
     async def ping(self) -> None:
         """Connect once; StorageError naming the database if it cannot be reached."""
@@ -344,10 +341,9 @@ class Database:
             raise _storage_error(exc) from None
 
     async def dispose(self) -> None:
-        if self._fast is not None:
-            fast, self._fast = self._fast, None
-            # Threads may be finishing a transaction: wait for them off the event loop.
-            await asyncio.get_running_loop().run_in_executor(None, fast.close)
+        if self._lanes is not None:
+            lanes, self._lanes = self._lanes, None
+            await lanes.close()
         idle, self._pg_idle = self._pg_idle, []
         for held, _raw in idle:
             await held.close()
@@ -389,27 +385,28 @@ def _storage_error(exc: Exception) -> StorageError:
     return StorageError(f"database error: {reason}")
 
 
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Inline connections wait for locks on a worker thread instead (sqlite_inline.py).
-        inline = isinstance(dbapi_connection.driver_connection, InlineConnection)
-        _set_pragmas(dbapi_connection, busy_timeout_ms=0 if inline else busy_timeout_ms)
+        _set_pragmas(dbapi_connection)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        writing = conn.get_execution_options().get(WRITE_TRANSACTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(LANE, False):
+            return  # the lane begins (or not) its transactions itself (sqlite_lanes.py)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_TRANSACTION) else "BEGIN")
 
 
-def _set_pragmas(dbapi_connection: Any, *, busy_timeout_ms: int) -> None:
+def _set_pragmas(dbapi_connection: Any) -> None:
     # Take transaction control from the driver, so BEGIN is ours (see _on_begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # A statement that meets a lock waits for it off the event loop (sqlite_driver.py).
+        cursor.execute("PRAGMA busy_timeout = 0")
         # Only takes effect on a new, empty file; existing files are converted by migrate.
         cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -428,154 +425,5 @@ def sqlite_connection(conn: Connection) -> sqlite3.Connection:
     would (see ``flowloom.engine.store``).
     """
     driver = conn.connection.driver_connection
-    if isinstance(driver, InlineConnection):  # a connection of the async engine
-        return driver.sqlite3_connection
     assert isinstance(driver, sqlite3.Connection)
     return driver
-
-
-_CHECKPOINT_EVERY_COMMITS = 100
-"""Fast-path commits between WAL checkpoints: a few pages each, so about SQLite's own default
-of a checkpoint per 1,000 pages."""
-
-
-class _SqliteFastPath:
-    """Sync ``sqlite3`` connections beside the async engine, for ``run_write``/``run_read``.
-
-    One writer connection, used by one transaction at a time (the Database's write lock), on
-    the event loop's thread (``inline``) or in the writer thread; reader threads with pooled
-    connections; and a checkpoint thread. The writer does not checkpoint the WAL itself after
-    commits (SQLite's default, which puts a copy of the WAL and an fsync into every thousandth
-    page's commit): the checkpoint thread does it, off the path of the committing transaction.
-    Other connections keep SQLite's default, so the WAL stays bounded whoever writes.
-    """
-
-    def __init__(self, url: str, *, busy_timeout_ms: int, readers: int) -> None:
-        sync_url = make_url(url).set(drivername="sqlite+pysqlite")
-        if sync_url.database in (None, "", ":memory:"):
-            raise StorageError("the fast path needs a SQLite file, not an in-memory database")
-        self.busy_timeout_ms = busy_timeout_ms
-        self.engine: Engine = create_engine(
-            sync_url,
-            pool_size=readers + 2,
-            max_overflow=readers,
-            # The writer connection moves between the event loop's thread and the writer
-            # thread, one transaction at a time.
-            connect_args={"check_same_thread": False},
-        )
-
-        @event.listens_for(self.engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            _set_pragmas(dbapi_connection, busy_timeout_ms=busy_timeout_ms)
-
-        self.writer_thread = ThreadPoolExecutor(1, thread_name_prefix="flowloom-sqlite-write")
-        self.reader_threads = ThreadPoolExecutor(readers, thread_name_prefix="flowloom-sqlite-read")
-        self._checkpoint_thread = ThreadPoolExecutor(
-            1, thread_name_prefix="flowloom-sqlite-checkpoint"
-        )
-        self._writer: tuple[Connection, sqlite3.Connection] | None = None
-        self._inline_reader: Connection | None = None
-        self._commits = 0
-        self._checkpoint: Future[None] | None = None
-
-    def _writer_connection(self) -> tuple[Connection, sqlite3.Connection]:
-        if self._writer is None:
-            conn = self.engine.connect()
-            raw = sqlite_connection(conn)
-            raw.execute("PRAGMA wal_autocheckpoint = 0")
-            self._writer = (conn, raw)
-        return self._writer
-
-    def begin_now(self) -> bool:
-        """BEGIN IMMEDIATE if the write lock is free this instant; False if it is taken."""
-        raw = self._writer_connection()[1]
-        raw.execute("PRAGMA busy_timeout = 0")
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
-                return False
-            raise
-        finally:
-            raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        return True
-
-    def write(self, fn: Callable[[Connection], T]) -> T:
-        """The whole transaction, waiting for the write lock as long as the busy timeout."""
-        self._writer_connection()[1].execute("BEGIN IMMEDIATE")
-        return self.finish(fn)
-
-    def finish(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` in the transaction just begun and commit it, or roll it back."""
-        conn, raw = self._writer_connection()
-        try:
-            result = fn(conn)
-            raw.commit()
-        except BaseException:
-            # A failed COMMIT (SQLITE_BUSY, a deferred constraint) leaves SQLite's transaction
-            # open: it must end here, or the next transaction on this connection would fail
-            # to begin, and reads on it would see writes that no other connection can.
-            self._roll_back_or_drop(conn, raw)
-            raise
-        if conn.in_transaction():
-            # fn used SQLAlchemy, which began its own bookkeeping transaction: end it too (the
-            # commit reaches sqlite3 with nothing left to commit, and does nothing).
-            conn.commit()
-        self._commits += 1
-        if self._commits >= _CHECKPOINT_EVERY_COMMITS and (
-            self._checkpoint is None or self._checkpoint.done()
-        ):
-            self._commits = 0
-            self._checkpoint = self._checkpoint_thread.submit(self._checkpoint_wal)
-        return result
-
-    def _roll_back_or_drop(self, conn: Connection, raw: sqlite3.Connection) -> None:
-        """Roll back the writer's failed transaction; if the rollback fails too (or leaves it
-        open), drop the writer connection, whose close rolls it back: no transaction outlives
-        its failure. The next write opens a new connection."""
-        try:
-            raw.rollback()
-            if conn.in_transaction():
-                conn.rollback()
-            if not raw.in_transaction:
-                return
-        except Exception:
-            _log.warning(
-                "rolling back a failed write failed; dropping the connection", exc_info=True
-            )
-        self._writer = None
-        try:
-            conn.invalidate()  # closes the sqlite3 connection instead of pooling it
-            conn.close()
-        except Exception:
-            _log.debug("closing the dropped writer connection failed", exc_info=True)
-
-    def read(self, fn: Callable[[Connection], T], *, inline: bool = False) -> T:
-        if inline:
-            if self._inline_reader is None:
-                self._inline_reader = self.engine.connect()
-            conn = self._inline_reader
-            try:
-                return fn(conn)
-            finally:
-                if conn.in_transaction():
-                    conn.rollback()
-        with self.engine.connect() as conn:
-            return fn(conn)
-
-    def _checkpoint_wal(self) -> None:
-        try:
-            with self.engine.connect() as conn:
-                # PASSIVE: copies what it can without waiting for readers or blocking writers.
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception:
-            _log.warning("WAL checkpoint failed; the next one will retry", exc_info=True)
-
-    def close(self) -> None:
-        for pool in (self.writer_thread, self.reader_threads, self._checkpoint_thread):
-            pool.shutdown(wait=True)
-        if self._writer is not None:
-            self._writer[0].close()
-        if self._inline_reader is not None:
-            self._inline_reader.close()
-        self.engine.dispose()

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphkit import edge
 from servekit import serve, sign_in
 
 HEALTHZ_BOUND_S = 0.2
@@ -22,16 +23,6 @@ LOOP_BOMB = "{% for a in s %}{% for b in s %}{{ '' }}{% endfor %}{% endfor %}"
 def node(node_id: str, type_name: str, config: dict[str, Any]) -> dict[str, Any]:
     data = {"label": node_id, "config": config}
     return {"id": node_id, "type": type_name, "position": {"x": 0, "y": 0}, "data": data}
-
-
-def edge(source: str, output: str, target: str, port: str) -> dict[str, str]:
-    return {
-        "id": f"{source}.{output}-{target}.{port}",
-        "source": source,
-        "sourceHandle": output,
-        "target": target,
-        "targetHandle": port,
-    }
 
 
 def hostile(bomb: dict[str, Any]) -> dict[str, Any]:

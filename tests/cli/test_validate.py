@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from graphkit import edge
 from rich.console import Console
 
 from flowloom.cli.validate import validate_file
@@ -31,16 +32,6 @@ def node(node_id: str, type_: str, config: dict[str, Any], **data: Any) -> dict[
     return {"id": node_id, "type": type_, "data": {"config": config, **data}}
 
 
-def link(source: str, handle: str, target: str, target_handle: str) -> dict[str, Any]:
-    return {
-        "id": f"{source}-{target}",
-        "source": source,
-        "sourceHandle": handle,
-        "target": target,
-        "targetHandle": target_handle,
-    }
-
-
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_is_valid(path: Path) -> None:
     shown, out = console()
@@ -58,8 +49,8 @@ def test_every_problem_is_printed_with_node_port_and_message(tmp_path: Path) -> 
             node("slow", "text.value", {}, timeout_s=-1, retry={"max_attempts": 0}),
         ],
         "edges": [
-            link("missing", "text", "join", "items"),
-            link("slow", "text", "crop", "image"),
+            edge("missing", "text", "join", "items"),
+            edge("slow", "text", "crop", "image"),
         ],
     }
     shown, out = console()
@@ -70,8 +61,8 @@ def test_every_problem_is_printed_with_node_port_and_message(tmp_path: Path) -> 
     printed = "\n".join(lines)
     assert "ghost.type: unknown node type 'text.nope'" in printed
     assert "sort.order:" in printed
-    assert "edge 'missing-join' comes from node 'missing', which does not exist" in printed
-    assert "crop.image: edge 'slow-crop': incompatible port types" in printed
+    assert "edge 'missing.text->join.items' comes from node 'missing', which does not exist" in printed
+    assert "crop.image: edge 'slow.text->crop.image': incompatible port types" in printed
     assert "slow.timeout_s: timeout_s must be a positive number" in printed
     assert "slow.retry: bad retry policy" in printed
     assert lines[-1] == "6 problem(s)"
@@ -81,7 +72,7 @@ def test_every_problem_is_printed_with_node_port_and_message(tmp_path: Path) -> 
 def test_json_output_is_one_object_listing_the_problems(tmp_path: Path) -> None:
     graph = {
         "nodes": [node("a", "list.sort", {}), node("b", "list.sort", {})],
-        "edges": [link("a", "items", "b", "items"), link("b", "items", "a", "items")],
+        "edges": [edge("a", "items", "b", "items"), edge("b", "items", "a", "items")],
     }
     shown, out = console()
 

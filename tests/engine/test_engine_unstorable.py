@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from flowloom.engine import Engine
 from flowloom.exceptions import InputError
 from flowloom.graph.ports import Port, PortType
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, RunContext, WaitForInput
-from flowloom.storage.database import Database
+from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import NodeStatus, RunStatus
 from flowloom.storage.tables import WorkflowRun
 
@@ -164,8 +164,8 @@ async def test_run_inputs_that_cannot_be_stored_are_refused_naming_the_field(
     assert count == 0, "nothing was written"
 
 
-@contextmanager
-def _database_refuses_big_values(db: Database) -> Iterator[None]:
+@asynccontextmanager
+async def _database_refuses_big_values(db: Database) -> AsyncIterator[None]:
     """Make the tick's commit fail for good, as a database that will not take a value does.
 
     SQLite: its length limit on the connection that commits ticks, lowered below the node's
@@ -173,7 +173,7 @@ def _database_refuses_big_values(db: Database) -> Iterator[None]:
     ("unsupported Unicode escape sequence"), and the engine's own check is switched off.
     """
     if db.is_sqlite:
-        raw = db._sqlite_fast()._writer_connection()[1]
+        raw = await db.run_write(sqlite_connection, inline=True)
         before = raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 50_000)
         try:
             yield
@@ -196,7 +196,7 @@ async def test_a_commit_the_database_refuses_fails_the_run_in_a_fresh_transactio
     owner = await make_owner(db)
     workflow_id = await save_workflow(db, owner, graph)
 
-    with _database_refuses_big_values(db):
+    async with _database_refuses_big_values(db):
         result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
 
     # The driver ended normally (run_to_end returned): the run is FAILED, readable, not RUNNING.

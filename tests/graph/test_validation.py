@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from graphkit import edge
 
 from flowloom.exceptions import Problem, ValidationFailed
 from flowloom.graph import ensure_valid, parse_definition, validate
@@ -22,16 +23,6 @@ def node(node_id: str, type_name: str, **config: Any) -> dict[str, Any]:
         "type": type_name,
         "position": {"x": 0, "y": 0},
         "data": {"config": config},
-    }
-
-
-def edge(source: str, source_port: str, target: str, target_port: str) -> dict[str, Any]:
-    return {
-        "id": f"{source}.{source_port}->{target}.{target_port}",
-        "source": source,
-        "sourceHandle": source_port,
-        "target": target,
-        "targetHandle": target_port,
     }
 
 

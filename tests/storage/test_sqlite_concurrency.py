@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.database import Database
 from flowloom.storage.migrate import upgrade_database
-from flowloom.storage.sqlite_inline import InlineConnection
+from flowloom.storage.sqlite_driver import InlineConnection
 from flowloom.storage.tables import AuditEntry, User
 
 BUSY_TIMEOUT_MS = 20_000
@@ -72,7 +72,7 @@ async def test_connections_carry_the_pragmas(sqlite_db: Database) -> None:
     }
     # ...one that meets a lock waits this long on a worker thread instead.
     assert isinstance(driver, InlineConnection)
-    assert driver._patient_ms == BUSY_TIMEOUT_MS
+    assert driver.patient_ms == BUSY_TIMEOUT_MS
 
 
 async def test_a_write_waiting_for_another_process_lock_leaves_the_loop_free(

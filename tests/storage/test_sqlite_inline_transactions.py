@@ -1,4 +1,4 @@
-"""SQLite's inline connections (sqlite_inline.py) and the fast path's writer never keep a
+"""SQLite's inline connections (sqlite_driver.py) and the held writer never keep a
 transaction their caller gave up on: not when the caller is cancelled while its BEGIN waits
 for another process's lock, not when COMMIT itself fails."""
 

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from graphkit import edge
 from uiflows import call, create_workflow, open_editor, select_node, sign_up
 from uikit import Shot
 
@@ -23,16 +24,6 @@ def node(
         "type": node_type,
         "position": extra.pop("position", {"x": 0, "y": 0}),
         "data": {"label": extra.pop("label", node_id), "config": config or {}},
-    }
-
-
-def edge(source: str, out_port: str, target: str, in_port: str) -> dict[str, Any]:
-    return {
-        "id": f"e_{source}_{target}_{in_port}",
-        "source": source,
-        "sourceHandle": out_port,
-        "target": target,
-        "targetHandle": in_port,
     }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from graphkit import edge
 from providers.fake_servers import API_KEY, FakeServer
 from servekit import provider_env, serve
 from uiflows import call, create_workflow, open_editor, sign_up
@@ -66,6 +67,16 @@ def live_chars(page: Any) -> int:
     return int(chars or 0)
 
 
+def watch_live_text(page: Any) -> list[int]:
+    """How long the node's live text was at each look, until four lengths or 10 s."""
+    seen = [live_chars(page)]
+    deadline = time.monotonic() + 10
+    while len(set(seen)) < 4 and time.monotonic() < deadline:
+        page.wait_for_timeout(150)
+        seen.append(live_chars(page))
+    return seen
+
+
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 def test_an_answer_grows_on_its_node_as_it_streams(
     page: Any, shot: Shot, fake: FakeServer, provider: str
@@ -86,11 +97,7 @@ def test_an_answer_grows_on_its_node_as_it_streams(
     live = node.locator('[data-testid="live-text"]')
     live.wait_for()
     # The text grows on the node while the node runs, a piece at a time.
-    seen = [live_chars(page)]
-    deadline = time.monotonic() + 10
-    while len(set(seen)) < 4 and time.monotonic() < deadline:
-        page.wait_for_timeout(150)
-        seen.append(live_chars(page))
+    seen = watch_live_text(page)
     assert "run-running" in (node.get_attribute("class") or "")
     lengths = sorted(set(seen))
     assert len(lengths) >= 4, seen
@@ -212,11 +219,7 @@ def test_an_agent_with_tools_streams_its_answer_on_the_node(
     node = page.locator('[data-testid="node-ask"]')
     node.locator('[data-testid="live-steps"]').get_by_text("lookup").wait_for()
     # After the tool step the answer grows on the node while the agent runs.
-    seen = [live_chars(page)]
-    deadline = time.monotonic() + 10
-    while len(set(seen)) < 4 and time.monotonic() < deadline:
-        page.wait_for_timeout(150)
-        seen.append(live_chars(page))
+    seen = watch_live_text(page)
     assert "run-running" in (node.get_attribute("class") or "")
     assert len(set(seen)) >= 4, seen
     assert seen == sorted(seen), seen
@@ -264,15 +267,7 @@ def test_the_viewer_shows_a_list_as_a_tree_and_an_image_full_size(page: Any, sho
                 "data": {"label": "Picture", "config": {"base64": png_base64()}},
             },
         ],
-        "edges": [
-            {
-                "id": "e1",
-                "source": "words",
-                "sourceHandle": "text",
-                "target": "split",
-                "targetHandle": "text",
-            }
-        ],
+        "edges": [edge("words", "text", "split", "text")],
     }
     sign_up(page)
     made = create_workflow(page, "Viewer", definition)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from graphkit import edge
 from uiflows import call, create_workflow, open_editor, sign_up
 from uikit import Shot
 
@@ -31,15 +32,7 @@ def test_a_node_chosen_after_a_run_shows_in_the_side_panel(page: Any, shot: Shot
             _node("words", "text.value", 0, {"text": "b a"}),
             _node("split", "text.split", 320, {"separator": " "}),
         ],
-        "edges": [
-            {
-                "id": "e1",
-                "source": "words",
-                "sourceHandle": "text",
-                "target": "split",
-                "targetHandle": "text",
-            }
-        ],
+        "edges": [edge("words", "text", "split", "text")],
     }
     made = create_workflow(page, "Chosen", definition)
     open_editor(page, made["id"])
@@ -127,18 +120,16 @@ def test_a_template_opens_with_room_for_its_wires_and_a_focused_wire_shows(
 
 def test_a_cycle_error_leaves_when_a_valid_version_is_restored(page: Any, shot: Shot) -> None:
     sign_up(page)
-    wire = {"source": "a", "sourceHandle": "value", "target": "b", "targetHandle": "value"}
     good = {
         "schema_version": 1,
         "nodes": [
             _node("a", "flow.delay", 0, {"seconds": 0}),
             _node("b", "flow.delay", 320, {"seconds": 0}),
         ],
-        "edges": [{"id": "e1", **wire}],
+        "edges": [edge("a", "value", "b", "value")],
     }
     made = create_workflow(page, "Loop", good)
-    back = {"id": "e2", "source": "b", "sourceHandle": "value", "target": "a"}
-    looped = {**good, "edges": [*good["edges"], {**back, "targetHandle": "value"}]}
+    looped = {**good, "edges": [*good["edges"], edge("b", "value", "a", "value")]}
     call(page, "PATCH", f"/api/v1/workflows/{made['id']}", {"definition": looped})
     open_editor(page, made["id"])
 

@@ -266,22 +266,14 @@ class SqlRunStore:
         outside: dict[str, dict[str, Any] | None] = {}
         if prepared is None or prepared.plan.outside_parents:  # else nothing more to read
             prepared, outside = await self._plan_and_outside(run, prepared, plans)
-        return StoredRun(
-            run_id=run.id,
-            workflow_id=run.workflow_id,
+        return StoredRun.of(
+            run,
             owner_id=run.user_id,
-            status=RunStatus(run.status),
             prepared=prepared,
             slots=slots,
             run_inputs=dict(run.inputs or {}),
             outside_outputs=outside,
             debug=debug_state(run),
-            started_at=run.started_at,
-            timeout_s=run.timeout_s,
-            api_key_id=run.api_key_id,
-            use_cache=run.use_cache,
-            use_pinned=pinned,
-            cancel_requested=run.cancel_requested,
         )
 
     async def _plan_and_outside(

@@ -1,0 +1,227 @@
+"""SQLite's lanes for ``Database.run_write``/``run_read``: held connections of the one engine.
+
+A function of a sync SQLAlchemy ``Connection`` runs on a connection checked out of the
+``Database``'s own async engine once and held, so no pool checkout, greenlet or thread hop
+comes between it and SQLite:
+
+- **the writer**, used by one transaction at a time (the ``Database``'s write lock): on the
+  event loop's thread when the write lock is free at once (``inline``), else in the writer
+  thread, where waiting for another process's lock blocks nothing else;
+- **the inline reader**, on the event loop's thread, for lookups of a few rows by index;
+- **readers**, one per reader thread, for reads that may scan (WAL lets them read while a
+  write goes on).
+
+The writer does not checkpoint the WAL itself after commits (SQLite's default, which puts a
+copy of the WAL and an fsync into every thousandth page's commit): a checkpoint thread does it,
+off the path of the committing transaction. Other connections keep SQLite's default, so the
+WAL stays bounded whoever writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from flowloom.storage.sqlite_driver import InlineConnection, is_busy
+
+__all__ = ["LANE", "SqliteLanes"]
+
+T = TypeVar("T")
+
+_log = logging.getLogger("flowloom.storage")
+
+LANE = "flowloom_lane"
+"""Execution option of the held connections: their transactions are the lane's own (a write's
+BEGIN IMMEDIATE; none around reads), not begun for SQLAlchemy (see ``Database``)."""
+
+_CHECKPOINT_EVERY_COMMITS = 100
+"""Writer commits between WAL checkpoints: a few pages each, so about SQLite's own default of
+a checkpoint per 1,000 pages."""
+
+
+class _Held:
+    """A connection checked out of the engine and kept: its sync ``Connection`` and driver."""
+
+    __slots__ = ("conn", "held", "raw")
+
+    def __init__(self, held: AsyncConnection) -> None:
+        self.held = held
+        self.conn: Connection = held.sync_connection  # type: ignore[assignment]
+        self.conn.execution_options(**{LANE: True})
+        raw = self.conn.connection.driver_connection
+        assert isinstance(raw, InlineConnection)
+        self.raw: InlineConnection = raw
+
+
+class SqliteLanes:
+    """The held connections and the threads that use them (see the module docstring)."""
+
+    def __init__(self, engine: AsyncEngine, *, readers: int) -> None:
+        self._engine = engine
+        self.writer_thread = ThreadPoolExecutor(1, thread_name_prefix="flowloom-sqlite-write")
+        self._reader_threads = ThreadPoolExecutor(
+            readers, thread_name_prefix="flowloom-sqlite-read"
+        )
+        self._checkpoint_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="flowloom-sqlite-checkpoint"
+        )
+        self._writer: _Held | None = None
+        self._inline_reader: _Held | None = None
+        self._checkpointer: _Held | None = None
+        self._idle_readers: list[_Held] = []
+        self._reader_slots = asyncio.Semaphore(readers)
+        self._dropped: list[AsyncConnection] = []
+        self._commits = 0
+        self._checkpoint: Future[None] | None = None
+
+    async def _hold(self) -> _Held:
+        return _Held(await self._engine.connect())
+
+    async def writer(self) -> _Held:
+        """The writer connection (held by the caller of the write lock only)."""
+        while self._dropped:
+            await _close(self._dropped.pop())
+        if self._writer is None:
+            writer = await self._hold()
+            writer.raw.execute("PRAGMA wal_autocheckpoint = 0")
+            self._writer = writer
+        return self._writer
+
+    @staticmethod
+    def begin_now(writer: _Held) -> bool:
+        """BEGIN IMMEDIATE if the write lock is free this instant; False if it is taken."""
+        try:
+            sqlite3.Connection.cursor(writer.raw, sqlite3.Cursor).execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                return False
+            raise
+        return True
+
+    def write(self, writer: _Held, fn: Callable[[Connection], T]) -> T:
+        """The whole transaction, waiting for the write lock as long as the patient timeout."""
+        writer.raw.execute("BEGIN IMMEDIATE")
+        return self.finish(writer, fn)
+
+    def finish(self, writer: _Held, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in the transaction just begun and commit it, or roll it back."""
+        conn, raw = writer.conn, writer.raw
+        try:
+            result = fn(conn)
+            raw.commit()
+        except BaseException:
+            # A failed COMMIT (a deferred constraint) leaves SQLite's transaction open: it must
+            # end here, or the next transaction on this connection would fail to begin, and
+            # reads on it would see writes that no other connection can.
+            self._roll_back_or_drop(writer)
+            raise
+        if conn.in_transaction():
+            # fn used SQLAlchemy, which began its own bookkeeping transaction: end it too (the
+            # commit reaches sqlite3 with nothing left to commit, and does nothing).
+            conn.commit()
+        self._commits += 1
+        if self._commits >= _CHECKPOINT_EVERY_COMMITS and (
+            self._checkpoint is None or self._checkpoint.done()
+        ):
+            self._commits = 0
+            self._checkpoint = self._checkpoint_thread.submit(self._checkpoint_wal)
+        return result
+
+    def _roll_back_or_drop(self, writer: _Held) -> None:
+        """Roll back the writer's failed transaction; if the rollback fails too (or leaves it
+        open), drop the writer connection, whose close rolls it back: no transaction outlives
+        its failure. The next write holds a new connection."""
+        try:
+            writer.raw.rollback()
+            if writer.conn.in_transaction():
+                writer.conn.rollback()
+            if not writer.raw.in_transaction:
+                return
+        except Exception:
+            _log.warning(
+                "rolling back a failed write failed; dropping the connection", exc_info=True
+            )
+        self._writer = None
+        try:
+            writer.conn.invalidate()  # closes the sqlite3 connection instead of pooling it
+        except Exception:
+            _log.debug("invalidating the dropped writer connection failed", exc_info=True)
+        self._dropped.append(writer.held)  # given back to the pool on the event loop
+
+    async def read_inline(self, fn: Callable[[Connection], T]) -> T:
+        if self._inline_reader is None:
+            self._inline_reader = await self._hold()
+        return _read(self._inline_reader.conn, fn)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` on a reader connection in a reader thread (one connection per thread: a
+        read waits here for one to be idle rather than hold a connection while it queues)."""
+        await self._reader_slots.acquire()
+        try:
+            reader = self._idle_readers.pop() if self._idle_readers else await self._hold()
+        except BaseException:
+            self._reader_slots.release()
+            raise
+        loop = asyncio.get_running_loop()
+        work = self._reader_threads.submit(_read, reader.conn, fn)
+
+        def idle_again() -> None:
+            self._idle_readers.append(reader)
+            self._reader_slots.release()
+
+        def done(_: Future[T]) -> None:
+            # Idle again only once its thread is done, even if the caller was cancelled.
+            loop.call_soon_threadsafe(idle_again)
+
+        work.add_done_callback(done)
+        return await asyncio.wrap_future(work)
+
+    def _checkpoint_wal(self) -> None:
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            return
+        try:
+            # PASSIVE: copies what it can without waiting for readers or blocking writers.
+            checkpointer.raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception:
+            _log.warning("WAL checkpoint failed; the next one will retry", exc_info=True)
+
+    async def hold_checkpointer(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = await self._hold()
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Threads may be finishing a transaction: wait for them off the event loop.
+        for threads in (self.writer_thread, self._reader_threads, self._checkpoint_thread):
+            await loop.run_in_executor(None, threads.shutdown, True)
+        held = [self._writer, self._inline_reader, self._checkpointer, *self._idle_readers]
+        self._writer = self._inline_reader = self._checkpointer = None
+        self._idle_readers = []
+        for one in held:
+            if one is not None:
+                await _close(one.held)
+        while self._dropped:
+            await _close(self._dropped.pop())
+
+
+def _read(conn: Connection, fn: Callable[[Connection], T]) -> T:
+    try:
+        return fn(conn)
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+
+
+async def _close(held: AsyncConnection) -> None:
+    try:
+        await held.close()
+    except Exception:
+        _log.debug("closing a held SQLite connection failed", exc_info=True)
