@@ -60,6 +60,7 @@ chromium:
 bench: install
 	$(BIN)/python -m benchmarks.storage --db sqlite
 	$(BIN)/python -m benchmarks.storage --db postgresql
+	$(BIN)/python -m benchmarks.startup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

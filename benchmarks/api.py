@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import signal
 import sqlite3
 import statistics
@@ -43,7 +44,7 @@ from typing import Any
 import httpx
 
 from benchmarks.report import Measurement, print_table
-from benchmarks.server import start_server
+from benchmarks.server import cpu_s, start_server
 
 WORKFLOW: dict[str, Any] = {
     "schema_version": 1,
@@ -280,11 +281,31 @@ def _stored_runs(data_dir: Path) -> dict[str, int]:
         return {str(kind): int(count) for kind, count in rows}
 
 
-def _row(name: str, latencies: list[float], failures: int, elapsed_s: float) -> Measurement:
-    rate = len(latencies) / elapsed_s
+@dataclass(frozen=True)
+class Load:
+    """What one load measured: latencies (ms) of the successful requests, failures, the wall
+    time, and the CPU time the server process spent meanwhile."""
+
+    latencies: list[float]
+    failures: int
+    elapsed_s: float
+    server_cpu_s: float
+
+
+async def _measured(pid: int, load: Awaitable[tuple[list[float], int, float]]) -> Load:
+    before = cpu_s(pid)
+    latencies, failures, elapsed_s = await load
+    return Load(latencies, failures, elapsed_s, cpu_s(pid) - before)
+
+
+def _row(name: str, load: Load) -> Measurement:
+    latencies = load.latencies
+    rate = len(latencies) / load.elapsed_s
+    per_run_ms = load.server_cpu_s * 1000 / max(1, len(latencies))
     note = (
         f"{rate:.0f} runs/s, p50 {_percentile(latencies, 0.5):.1f} ms, "
-        f"p99 {_percentile(latencies, 0.99):.1f} ms, {len(latencies)} runs, {failures} failed"
+        f"p99 {_percentile(latencies, 0.99):.1f} ms, {len(latencies)} runs, "
+        f"{load.failures} failed, server CPU {per_run_ms:.2f} ms/run"
     )
     return Measurement(name, latencies, note=note)
 
@@ -292,7 +313,7 @@ def _row(name: str, latencies: list[float], failures: int, elapsed_s: float) -> 
 async def _main(args: argparse.Namespace) -> None:
     counts = [int(c) for c in args.clients.split(",")]
     middle = counts[len(counts) // 2]
-    hooks: list[tuple[int, tuple[list[float], int, float]]] = []
+    hooks: list[tuple[int, Load]] = []
     with tempfile.TemporaryDirectory(prefix="flowloom-bench-api-") as folder:
         data_dir = Path(folder) / "data"
         server = start_server(data_dir, Path(folder) / "serve.log")
@@ -306,14 +327,21 @@ async def _main(args: argparse.Namespace) -> None:
                 hooks.append(
                     (
                         clients,
-                        await _hook_load(
-                            port, target, clients=clients, seconds=args.seconds, total=None
+                        await _measured(
+                            process.pid,
+                            _hook_load(
+                                port, target, clients=clients, seconds=args.seconds, total=None
+                            ),
                         ),
                     )
                 )
-            single = await _hook_load(port, target, clients=1, seconds=None, total=args.single)
-            runs_api = await _runs_load(
-                port, target, clients=middle, seconds=args.seconds, total=None
+            single = await _measured(
+                process.pid,
+                _hook_load(port, target, clients=1, seconds=None, total=args.single),
+            )
+            runs_api = await _measured(
+                process.pid,
+                _runs_load(port, target, clients=middle, seconds=args.seconds, total=None),
             )
             history = await _history(base, target.key, args.history)
         finally:
@@ -321,12 +349,12 @@ async def _main(args: argparse.Namespace) -> None:
             process.wait(timeout=30)
         stored = _stored_runs(data_dir)
     rows = [
-        _row(f"S3 webhook -> output, {clients} clients, {args.seconds:g} s", *result)
+        _row(f"S3 webhook -> output, {clients} clients, {args.seconds:g} s", result)
         for clients, result in hooks
     ]
     rows += [
-        _row(f"S3 webhook -> output, 1 client, {args.single} requests", *single),
-        _row(f"runs?wait=true (API key), {middle} clients, {args.seconds:g} s", *runs_api),
+        _row(f"S3 webhook -> output, 1 client, {args.single} requests", single),
+        _row(f"runs?wait=true (API key), {middle} clients, {args.seconds:g} s", runs_api),
         Measurement(
             "S4 newest 10 runs (GET /api/v1/runs?limit=10)",
             history,
@@ -334,7 +362,7 @@ async def _main(args: argparse.Namespace) -> None:
         ),
         Measurement("start-up to first /healthz answer", [startup_s * 1000], note="fresh data dir"),
     ]
-    expected = sum(len(result[0]) for _, result in hooks) + len(single[0])
+    expected = sum(len(result.latencies) for _, result in hooks) + len(single.latencies)
     print_table(
         "API: S3 (webhook-triggered runs) and S4 (history) on SQLite",
         rows,
@@ -343,11 +371,13 @@ async def _main(args: argparse.Namespace) -> None:
             "load generator: asyncio HTTP/1.1 keep-alive connections in this process",
             f"runs stored: {stored} (webhook runs answered during the timed loads: {expected}, "
             "plus 100 of warm-up)",
+            f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
             *(
-                f"S3 {clients} clients: {len(lat) / elapsed:.1f} runs/s, "
-                f"p50 {statistics.median(lat):.1f} ms, p99 {_percentile(lat, 0.99):.1f} ms"
-                for clients, (lat, _, elapsed) in hooks
-                if lat
+                f"S3 {clients} clients: {len(r.latencies) / r.elapsed_s:.1f} runs/s, "
+                f"p50 {statistics.median(r.latencies):.1f} ms, "
+                f"p99 {_percentile(r.latencies, 0.99):.1f} ms"
+                for clients, r in hooks
+                if r.latencies
             ),
         ],
     )

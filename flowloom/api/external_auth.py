@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Final
-
-import jwt
+from typing import TYPE_CHECKING, Any, Final
 
 from flowloom.api.errors import Unauthenticated
 from flowloom.exceptions import InputError, PermissionDenied
+from flowloom.heavy_imports import ensure_imported, imported
 from flowloom.settings import Settings
 
+if TYPE_CHECKING:
+    import jwt
+
 __all__ = ["ExternalIdentity", "ExternalVerifier"]
+
+# PyJWT loads cryptography's X.509 support (~0.15 s, ~10 MiB): only a server that verifies
+# identity tokens pays for it, when it first does.
+_JWT_MODULE: Final = "jwt"
 
 _ASYMMETRIC: Final = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 _LEEWAY_S: Final = 30
@@ -41,9 +47,18 @@ class ExternalVerifier:
         self.audience = settings.external_auth_audience
         key = settings.external_auth_shared_key
         self._shared_key = key.get_secret_value() if key is not None else None
-        url = settings.external_auth_jwks_url
-        # PyJWKClient caches the key set and refetches it when a token names an unknown key.
-        self._jwks = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600) if url else None
+        self._jwks_url = settings.external_auth_jwks_url
+        self._jwks: jwt.PyJWKClient | None = None
+
+    def _jwks_client(self) -> jwt.PyJWKClient | None:
+        """The JWKS client (made on first use), or None with a shared key instead."""
+        if self._jwks is None and self._jwks_url:
+            ensure_imported(_JWT_MODULE)
+            import jwt
+
+            # It caches the key set and refetches it when a token names an unknown key.
+            self._jwks = jwt.PyJWKClient(self._jwks_url, cache_keys=True, lifespan=3600)
+        return self._jwks
 
     @property
     def enabled(self) -> bool:
@@ -57,10 +72,13 @@ class ExternalVerifier:
         """
         if not self.enabled:
             raise PermissionDenied("sign-in with an external identity provider is not set up")
+        await imported(_JWT_MODULE)
+        import jwt
+
         try:
-            if self._jwks is not None:
+            if (jwks := self._jwks_client()) is not None:
                 # The key fetch is blocking I/O (urllib); keep it off the event loop.
-                signing_key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                signing_key = await asyncio.to_thread(jwks.get_signing_key_from_jwt, token)
                 claims = self._decode(token, signing_key.key, _ASYMMETRIC)
             else:
                 assert self._shared_key is not None
@@ -78,6 +96,8 @@ class ExternalVerifier:
         return ExternalIdentity(provider=self.provider, subject=subject, email=email)
 
     def _decode(self, token: str, key: Any, algorithms: list[str]) -> dict[str, Any]:
+        import jwt
+
         claims: dict[str, Any] = jwt.decode(
             token,
             key,

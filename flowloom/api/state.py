@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flowloom.api.external_auth import ExternalVerifier
@@ -28,8 +28,7 @@ class AppState:
     limiter: LoginLimiter
     verifier: ExternalVerifier
     metrics: Metrics
-    node_types: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The registry's schemas by type name, made once (building JSON Schemas is slow)."""
+    _node_types: dict[str, dict[str, Any]] | None = None
     maintenance: MaintenanceLoop | None = None
     """The daily maintenance pass, when the settings run one."""
     engine: Engine | None = None
@@ -42,6 +41,13 @@ class AppState:
         if self.engine is None:
             raise RuntimeError("the engine is not running (the app's lifespan has not started)")
         return self.engine
+
+    def node_types(self) -> dict[str, dict[str, Any]]:
+        """The registry's schemas by type name, made at first use and kept: building the JSON
+        Schemas is slow, and checking the default configs loads the template engine."""
+        if self._node_types is None:
+            self._node_types = {schema["type"]: schema for schema in self.registry.schemas()}
+        return self._node_types
 
     def run_feeds(self) -> RunFeeds:
         engine = self.require_engine()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -52,6 +53,10 @@ def main(
     ] = None,
 ) -> None:
     """Options given here win over FLOWLOOM_* environment variables."""
+    if ctx.invoked_subcommand != "serve":
+        # The entry point loaded the modules with the collector off (``flowloom.cli.entry``);
+        # serve's app turns it on once started.
+        gc.enable()
     ctx.obj = load_settings(data_dir=data_dir, database_url=database_url)
 
 

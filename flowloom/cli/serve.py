@@ -17,7 +17,6 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from flowloom.exceptions import ConfigurationError
 from flowloom.settings import Settings
 
 __all__ = ["FirstStart", "prepare", "serve"]
@@ -36,24 +35,19 @@ class FirstStart:
 
 
 async def prepare(settings: Settings) -> FirstStart:
-    """Migrate (SQLite) or check (PostgreSQL) the database; set up the local account."""
+    """Migrate (SQLite, copied aside first) or check (PostgreSQL) the database
+    (``prepare_database``); set up the local account."""
     from flowloom.example_workflows import install_examples
     from flowloom.local_account import local_owner
     from flowloom.passwords import hash_password
     from flowloom.storage.database import Database
-    from flowloom.storage.migrate import current_revision, head_revision, upgrade_database
     from flowloom.storage.repos.users import UserRepo
+    from flowloom.storage.startup import prepare_database
 
     db = Database.from_settings(settings)
     try:
         await db.ping()
-        if db.is_sqlite:
-            await upgrade_database(db)
-        elif (at := await current_revision(db)) != head_revision():
-            raise ConfigurationError(
-                f"the database is at revision {at or 'none'}, not {head_revision()}: "
-                "run `flowloom db upgrade` first"
-            )
+        await prepare_database(db, settings)
         password = None
         async with db.write() as session:
             owner = await local_owner(session)

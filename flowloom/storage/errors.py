@@ -14,9 +14,9 @@ import logging
 import re
 import socket
 import sqlite3
-from typing import Final
+import sys
+from typing import Any, Final
 
-import asyncpg.exceptions as asyncpg_errors  # type: ignore[import-untyped]
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SqlalchemyTimeout
 
@@ -126,6 +126,29 @@ def _says_unavailable(exc: BaseException, *, network_errors: bool) -> bool:
         if code is None:
             return "locked" in str(exc) or "unable to open" in str(exc)
         return code & 0xFF in _SQLITE_TRANSIENT_CODES
+    asyncpg_errors = _asyncpg_errors()
+    if (
+        asyncpg_errors is not None
+        and (verdict := _asyncpg_verdict(exc, asyncpg_errors)) is not None
+    ):
+        return verdict
+    if isinstance(exc, OSError):
+        return network_errors and (
+            isinstance(exc, ConnectionError | TimeoutError | socket.gaierror)
+            or exc.errno in _NETWORK_ERRNOS
+        )
+    return False
+
+
+def _asyncpg_errors() -> Any:
+    """asyncpg's exception module if asyncpg is loaded, else None: a process that never
+    connected to PostgreSQL (SQLite) has no asyncpg error to recognise, and need not load it."""
+    return sys.modules.get("asyncpg.exceptions")
+
+
+def _asyncpg_verdict(exc: BaseException, asyncpg_errors: Any) -> bool | None:
+    """Whether asyncpg's ``exc`` says the database is unavailable; None if ``exc`` is not one
+    of the asyncpg errors looked at here."""
     if isinstance(exc, asyncpg_errors.PostgresConnectionError):
         return True
     if isinstance(exc, asyncpg_errors.PostgresError):
@@ -143,12 +166,7 @@ def _says_unavailable(exc: BaseException, *, network_errors: bool) -> bool:
         # failed state"): a connection that an operation cut short by an outage left in the
         # middle of the protocol. Drop it and try again on another.
         return str(exc).startswith("cannot switch to state")
-    if isinstance(exc, OSError):
-        return network_errors and (
-            isinstance(exc, ConnectionError | TimeoutError | socket.gaierror)
-            or exc.errno in _NETWORK_ERRNOS
-        )
-    return False
+    return None
 
 
 _NETWORK_ERRNOS: Final = frozenset(

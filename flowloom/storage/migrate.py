@@ -31,7 +31,7 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Column, Constraint, Index, Table
+from sqlalchemy import JSON, Column, Constraint, Index, Table, inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,6 +49,7 @@ __all__ = [
     "current_revision",
     "downgrade_database",
     "head_revision",
+    "install_or_upgrade",
     "pending_differences",
     "upgrade_database",
     "write_revision",
@@ -120,6 +121,30 @@ async def upgrade_database(db: Database, revision: str = "head") -> None:
     """
     async with _migration_connection(db, upgrading=True) as conn:
         await conn.run_sync(_run_command, command.upgrade, revision)
+
+
+async def install_or_upgrade(db: Database) -> bool:
+    """Bring ``db`` to the newest revision the quickest way; True if it was empty.
+
+    An empty database (no tables at all) gets the models' schema in one ``create_all`` and is
+    stamped at the head revision (Alembic's recipe for building a database from scratch): on
+    SQLite that takes a fraction of replaying the chain, whose table rebuilds (batch mode) made
+    most of a first start. The migration tests prove both ways end at the same schema. Any
+    other database is upgraded along the chain (:func:`upgrade_database`). Same transaction,
+    locks and checks as migrating.
+    """
+    async with _migration_connection(db, upgrading=True) as conn:
+        return bool(await conn.run_sync(_install_or_upgrade))
+
+
+def _install_or_upgrade(sync_conn: Connection) -> bool:
+    if inspect(sync_conn).get_table_names():
+        _run_command(sync_conn, command.upgrade, "head")
+        return False
+    metadata.create_all(sync_conn)
+    context = MigrationContext.configure(sync_conn)
+    context.stamp(ScriptDirectory.from_config(alembic_config()), "head")
+    return True
 
 
 async def downgrade_database(db: Database, revision: str) -> None:

@@ -50,14 +50,23 @@ class Vault:
     """Seals and opens secrets. Holds the current key and any older ones still accepted."""
 
     def __init__(self, key: bytes, *, old_keys: Iterable[bytes] = ()) -> None:
-        self._current = _DataKey.derive(key)
-        self._keys = {self._current.key_id: self._current}
-        for old in old_keys:
-            derived = _DataKey.derive(old)
-            self._keys.setdefault(derived.key_id, derived)
+        self._secrets = [_checked(key), *(_checked(old) for old in old_keys)]
+        self._ring: tuple[_DataKey, dict[str, _DataKey]] | None = None
+
+    def _keys(self) -> tuple[_DataKey, dict[str, _DataKey]]:
+        """The current data key, and every accepted one by id; derived at first use, because
+        deriving loads ``cryptography`` (some 10 MiB), which a server that never stores a
+        credential need not."""
+        if self._ring is None:
+            current, *older = (_DataKey.derive(secret) for secret in self._secrets)
+            accepted = {current.key_id: current}
+            for derived in older:
+                accepted.setdefault(derived.key_id, derived)
+            self._ring = (current, accepted)
+        return self._ring
 
     def __repr__(self) -> str:
-        return f"Vault(key_id={self.key_id!r}, accepted={sorted(self._keys)!r})"
+        return f"Vault(key_id={self.key_id!r}, accepted={sorted(self._keys()[1])!r})"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Vault:
@@ -72,25 +81,26 @@ class Vault:
     @property
     def key_id(self) -> str:
         """The id of the key new values are sealed with."""
-        return self._current.key_id
+        return self._keys()[0].key_id
 
     def accepts(self, key_id: str) -> bool:
-        return key_id in self._keys
+        return key_id in self._keys()[1]
 
     def seal(self, plaintext: bytes, *, context: str) -> Sealed:
         """Encrypt ``plaintext`` with the current key, bound to ``context`` (the row)."""
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+        current = self._keys()[0]
         nonce = os.urandom(_NONCE_BYTES)
-        ciphertext = AESGCM(self._current.key).encrypt(nonce, plaintext, context.encode())
-        return Sealed(ciphertext, nonce, self._current.key_id)
+        ciphertext = AESGCM(current.key).encrypt(nonce, plaintext, context.encode())
+        return Sealed(ciphertext, nonce, current.key_id)
 
     def open(self, sealed: Sealed, *, context: str) -> bytes:
         """The plaintext of ``sealed``; VaultError if its key is unknown or it was altered."""
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        data_key = self._keys.get(sealed.key_id)
+        data_key = self._keys()[1].get(sealed.key_id)
         if data_key is None:
             raise VaultError(
                 f"{context}: sealed with key {sealed.key_id!r}, which is not configured "
@@ -118,11 +128,6 @@ class _DataKey:
 
     @classmethod
     def derive(cls, secret: bytes) -> _DataKey:
-        if len(secret) < _MIN_KEY_BYTES:
-            raise ConfigurationError(
-                f"a credentials key must be at least {_MIN_KEY_BYTES} bytes "
-                "(FLOWLOOM_CREDENTIALS_KEY or FLOWLOOM_SECRET_KEY)"
-            )
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -130,3 +135,14 @@ class _DataKey:
         # The id is a fingerprint of the derived key: stable, public, and useless for decrypting.
         key_id = "k_" + hashlib.sha256(b"flowloom key id\0" + key).hexdigest()[:20]
         return cls(key, key_id)
+
+
+def _checked(secret: bytes) -> bytes:
+    """``secret`` if it is long enough to be a credentials key; else ConfigurationError (at
+    start-up, not at the first credential)."""
+    if len(secret) < _MIN_KEY_BYTES:
+        raise ConfigurationError(
+            f"a credentials key must be at least {_MIN_KEY_BYTES} bytes "
+            "(FLOWLOOM_CREDENTIALS_KEY or FLOWLOOM_SECRET_KEY)"
+        )
+    return secret

@@ -58,14 +58,14 @@ def _public(state: AppState, schema: dict[str, Any]) -> NodeTypePublic:
 @router.get("")
 async def list_node_types(caller: WorkflowReader, state: AppStateDep) -> Page[NodeTypePublic]:
     """Every node type with its name, icon, category, ports and the JSON Schema of its config."""
-    return Page(items=[_public(state, schema) for schema in state.node_types.values()])
+    return Page(items=[_public(state, schema) for schema in state.node_types().values()])
 
 
 @router.get("/{type_name}")
 async def read_node_type(
     type_name: str, caller: WorkflowReader, state: AppStateDep
 ) -> NodeTypePublic:
-    schema = state.node_types.get(type_name)
+    schema = state.node_types().get(type_name)
     if schema is None:
         raise NotFound("node type", type_name)
     return _public(state, schema)

@@ -1,0 +1,5 @@
+"""``python -m flowloom.cli``: the ``flowloom`` command."""
+
+from flowloom.cli.entry import main
+
+main()

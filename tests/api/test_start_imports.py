@@ -1,0 +1,84 @@
+"""Starting the server loads no library that only some requests or nodes need.
+
+Each of these costs tens to hundreds of milliseconds of start-up and megabytes of memory; they
+are imported when first used (``flowloom.heavy_imports``), or by the warm-up a second after
+start-up. A new top-level import of one of them fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from flowloom.nodes.warm import HEAVY_MODULES
+
+LOADED_WHEN_USED = (
+    "PIL",  # image nodes
+    "anthropic",  # LLM providers
+    "asyncpg",  # PostgreSQL only
+    "celery",  # the distributed executor
+    "cryptography",  # the credential vault, PyJWT's X.509 support
+    "google.genai",
+    "httpx",  # nodes that fetch, providers
+    "jinja2",  # templates, once a workflow is validated or run
+    "jmespath",
+    "jwt",  # sign-in with an external identity provider
+    "kombu",
+    "mcp",
+    "openai",
+    "re2",
+    "redis",
+    "svix",  # identity-provider webhooks
+)
+
+
+NOT_WARMED = tuple(
+    m for m in LOADED_WHEN_USED if m not in {heavy.split(".")[0] for heavy in HEAVY_MODULES}
+)
+"""What the warm-up never imports (it may have begun by the time a started app is looked at;
+and the first start's example workflows are checked with jinja2)."""
+
+
+def _imported_by(code: str, data_dir: Path) -> list[str]:
+    env = {**os.environ, "FLOWLOOM_DATA_DIR": str(data_dir)}
+    env.pop("FLOWLOOM_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    loaded: list[str] = json.loads(result.stdout)
+    return loaded
+
+
+def test_building_the_app_imports_none_of_the_libraries_loaded_when_used(tmp_path: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "import flowloom.cli.main, flowloom.cli.serve, uvicorn\n"
+        "from flowloom.api import create_app\n"
+        "from flowloom.settings import Settings\n"
+        "create_app(Settings())\n"
+        f"print(json.dumps([m for m in {LOADED_WHEN_USED!r} if m in sys.modules]))\n"
+    )
+    assert _imported_by(code, tmp_path / "data") == []
+
+
+def test_a_first_start_imports_none_of_the_libraries_loaded_when_used(tmp_path: Path) -> None:
+    """Migrating a new database, the local account, the examples, and the app's start-up (the
+    engine, the credential vault, the schedules) included."""
+    code = (
+        "import asyncio, json, sys\n"
+        "from flowloom.api import create_app\n"
+        "from flowloom.cli.serve import prepare\n"
+        "from flowloom.settings import Settings\n"
+        "settings = Settings()\n"
+        "asyncio.run(prepare(settings))\n"
+        "app = create_app(settings)\n"
+        "async def start():\n"
+        "    async with app.router.lifespan_context(app):\n"
+        f"        print(json.dumps([m for m in {NOT_WARMED!r} if m in sys.modules]))\n"
+        "asyncio.run(start())\n"
+    )
+
+    assert _imported_by(code, tmp_path / "data") == []
