@@ -21,15 +21,13 @@ import asyncio
 import json
 import os
 import resource
-import secrets
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks.engine import DEFAULT_POSTGRES_URL, _prepare, dag_definition, registry
 from benchmarks.report import Measurement, print_table
+from benchmarks.scratch import scratch_database
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
@@ -71,33 +69,8 @@ async def _run_once(db: Database, size: int) -> dict[str, Any]:
 
 async def measure(kind: str, size: int, postgres_url: str = DEFAULT_POSTGRES_URL) -> dict[str, Any]:
     """One run of the ``size``-node DAG on a fresh database of ``kind``; its figures."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            db = Database(f"sqlite:///{Path(folder) / 'dag.db'}")
-            try:
-                return await _run_once(db, size)
-            finally:
-                await db.dispose()
-    if kind not in ("postgresql", "postgresql-nosync"):
-        raise ValueError(f"unknown database {kind!r}")
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = Database(postgres_url)
-    async with admin.engine.connect() as conn:
-        await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        await conn.commit()
-    db = Database(
-        postgres_url,
-        connect_args={"server_settings": {"search_path": schema}},
-        postgres_synchronous_commit=kind == "postgresql",
-    )
-    try:
+    async with scratch_database(kind, postgres_url) as db:
         return await _run_once(db, size)
-    finally:
-        await db.dispose()
-        async with admin.engine.connect() as conn:
-            await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            await conn.commit()
-        await admin.dispose()
 
 
 def measurements(figures: dict[str, Any], label: str) -> list[Measurement]:

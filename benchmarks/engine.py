@@ -47,14 +47,13 @@ import random
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from benchmarks.report import Measurement, print_table, time_async
+from benchmarks.scratch import KINDS, scratch_database
 from flowloom.engine import Engine
 from flowloom.graph.ports import Port, PortType
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, RunContext
@@ -395,39 +394,17 @@ def _lengths(text: str) -> list[int]:
 async def main_async(args: argparse.Namespace) -> int:
     rows: list[Measurement] = []
     for kind in args.db.split(","):
-        if kind == "sqlite":
-            with tempfile.TemporaryDirectory() as folder:
-                db = Database(f"sqlite:///{Path(folder) / 'bench.db'}")
-                try:
-                    rows += await bench(db, "SQLite", args)
-                finally:
-                    await db.dispose()
-            rows += _dags(kind, "SQLite", args)
-        elif kind in ("postgresql", "postgresql-nosync"):
-            synchronous = kind == "postgresql"
-            schema = f"bench_{secrets.token_hex(4)}"
-            admin = Database(args.postgres_url)
-            async with admin.engine.connect() as conn:
-                await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-                await conn.commit()
-            db = Database(
-                args.postgres_url,
-                connect_args={"server_settings": {"search_path": schema}},
-                postgres_synchronous_commit=synchronous,
-            )
-            label = "PostgreSQL" if synchronous else "PostgreSQL, synchronous_commit off"
-            try:
-                rows += await bench(db, label, args)
-            finally:
-                await db.dispose()
-                async with admin.engine.connect() as conn:
-                    await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-                    await conn.commit()
-                await admin.dispose()
-            rows += _dags(kind, label, args)
-        else:
-            print(f"unknown database {kind!r}", file=sys.stderr)
+        if kind not in KINDS:
+            print(f"unknown database {kind!r}; one of {', '.join(KINDS)}", file=sys.stderr)
             return 2
+        label = {
+            "sqlite": "SQLite",
+            "postgresql": "PostgreSQL",
+            "postgresql-nosync": "PostgreSQL, synchronous_commit off",
+        }[kind]
+        async with scratch_database(kind, args.postgres_url) as db:
+            rows += await bench(db, label, args)
+        rows += _dags(kind, label, args)
     print_table(
         "engine: S1 chain, S2 fan-out, re-run after one edit; persistence on",
         rows,

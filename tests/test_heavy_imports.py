@@ -10,7 +10,6 @@ module), ``ensure_imported`` does not.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
 import threading
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopticks import LoopTicks
 
 from flowloom.heavy_imports import ensure_imported, imported, is_imported
 
@@ -90,22 +90,13 @@ async def test_imported_waits_off_the_loop_for_an_import_under_way(package: str)
     warming = _in_thread(package, errors)
     _wait_until_inside(package)
     assert not is_imported(package)
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
-    await imported(f"{package}.client")
-    ticker.cancel()
+    async with LoopTicks() as ticks:
+        await imported(f"{package}.client")
     warming.join(5)
 
     assert errors == []
     assert sys.modules[f"{package}.client"].Client == ("client", "1.0")
-    assert ticks >= 5, "the loop went on while the import finished on a thread"
+    assert ticks.count >= 5, "the loop went on while the import finished on a thread"
 
 
 def test_a_missing_module_raises_import_error() -> None:

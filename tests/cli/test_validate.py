@@ -61,7 +61,8 @@ def test_every_problem_is_printed_with_node_port_and_message(tmp_path: Path) -> 
     printed = "\n".join(lines)
     assert "ghost.type: unknown node type 'text.nope'" in printed
     assert "sort.order:" in printed
-    assert "edge 'missing.text->join.items' comes from node 'missing', which does not exist" in printed
+    missing = "edge 'missing.text->join.items' comes from node 'missing', which does not exist"
+    assert missing in printed
     assert "crop.image: edge 'slow.text->crop.image': incompatible port types" in printed
     assert "slow.timeout_s: timeout_s must be a positive number" in printed
     assert "slow.retry: bad retry policy" in printed

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from loopticks import LoopTicks
 from sqlalchemy import Connection, Table, func, insert, select, update
 
 from flowloom.engine.ports import Tick
@@ -304,23 +305,14 @@ async def test_an_inline_write_waits_off_the_loop_while_another_process_holds_th
     assert path is not None
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock, as another process would
-    ticks = 0
-
-    async def loop_stays_free() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    watcher = asyncio.create_task(loop_stays_free())
-    writing = asyncio.create_task(db.run_write(_increment(counter, "held"), inline=True))  # type: ignore[arg-type]
-    await asyncio.sleep(0.3)
-    assert not writing.done()
-    other.execute("COMMIT")
-    assert await writing == 1
-    watcher.cancel()
+    async with LoopTicks() as ticks:
+        writing = asyncio.create_task(db.run_write(_increment(counter, "held"), inline=True))  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        assert not writing.done()
+        other.execute("COMMIT")
+        assert await writing == 1
     other.close()
-    assert ticks >= 10  # the event loop ran on while the write waited for the lock
+    assert ticks.count >= 10  # the event loop ran on while the write waited for the lock
 
 
 async def test_the_raw_connection_is_sqlite3_in_a_transaction(sqlite_db: Database) -> None:

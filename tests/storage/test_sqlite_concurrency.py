@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from loopticks import LoopTicks
 from sqlalchemy import func, select
 
 from flowloom.ids import PREFIXES, new_id
@@ -80,29 +81,21 @@ async def test_a_write_waiting_for_another_process_lock_leaves_the_loop_free(
 ) -> None:
     holder = sqlite3.connect(tmp_path / "flowloom.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
 
     async def release_later() -> None:
         await asyncio.sleep(0.3)
         holder.execute("COMMIT")
 
-    running = asyncio.create_task(ticker())
     releasing = asyncio.create_task(release_later())
     began = time.perf_counter()
-    user_id = await _counter(sqlite_db)
+    async with LoopTicks() as ticks:
+        user_id = await _counter(sqlite_db)
     waited_s = time.perf_counter() - began
-    running.cancel()
     await releasing
     holder.close()
 
     assert waited_s >= 0.25, "the write waited for the other connection's lock"
-    assert ticks >= 15, "the event loop kept running while it waited"
+    assert ticks.count >= 15, "the event loop kept running while it waited"
     assert await _credits(sqlite_db, user_id) == 0
 
 

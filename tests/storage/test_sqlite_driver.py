@@ -4,13 +4,13 @@ free (on the loop) or block only their own thread (the lanes' threads)."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from loopticks import LoopTicks
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -65,26 +65,16 @@ async def test_a_statement_meeting_a_lock_waits_off_the_loop_and_then_runs(path:
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    running = asyncio.create_task(ticker())
     began = time.perf_counter()
     try:
-        async with engine.begin() as conn:
+        async with LoopTicks() as ticks, engine.begin() as conn:
             await conn.exec_driver_sql("INSERT INTO t (n) VALUES (7)")
         waited_s = time.perf_counter() - began
     finally:
-        running.cancel()
         await engine.dispose()
         holder.close()
     assert waited_s >= 0.25
-    assert ticks >= 15, "the event loop kept running while the insert waited"
+    assert ticks.count >= 15, "the event loop kept running while the insert waited"
     check = sqlite3.connect(path)
     assert check.execute("SELECT n FROM t").fetchall() == [(7,)]
     check.close()
