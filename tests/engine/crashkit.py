@@ -11,7 +11,9 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from flowloom.engine import FAILPOINT_EXIT_CODE
+from enginekit import registry
+
+from flowloom.engine import FAILPOINT_EXIT_CODE, Engine, RunResult
 from flowloom.storage.database import Database
 
 HERE = Path(__file__).resolve().parent
@@ -56,3 +58,13 @@ def run_child(
 
 def counted(count_file: Path) -> Counter[str]:
     return Counter(line.split()[0] for line in count_file.read_text().splitlines())
+
+
+async def resume_to_end(db: Database, run_id: str) -> RunResult:
+    """What a fresh engine makes of the crashed run: it must be the one run to resume."""
+    engine = Engine(db, registry())
+    try:
+        assert await engine.resume_unfinished() == [run_id]
+        return await engine.wait(run_id)
+    finally:
+        await engine.close()

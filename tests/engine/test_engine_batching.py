@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crashkit import Place, counted, run_child
+from crashkit import Place, counted, resume_to_end, run_child
 from enginekit import (
     AT_GATE,
     GATES,
@@ -122,15 +122,20 @@ async def test_without_a_window_every_tick_commits(db: Database) -> None:
     assert len(store.ticks) == 6
 
 
+async def start_gated_chain(db: Database, engine: Engine) -> str:
+    """n1 -> n2 -> n3, all pure, n2 waiting at its gate; the run's id."""
+    owner = await make_owner(db)
+    graph = chain(3, "test.pure_add")
+    graph["nodes"][1]["type"] = "test.pure_gate"
+    workflow_id = await save_workflow(db, owner, graph)
+    return await engine.start_run(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+
+
 async def test_a_short_window_still_commits_while_a_pure_node_runs_long(db: Database) -> None:
     engine, store = counting_engine(db, batch_window_s=0.05)
     gate = GATES["n2"] = asyncio.Event()
     try:
-        owner = await make_owner(db)
-        graph = chain(3, "test.pure_add")
-        graph["nodes"][1]["type"] = "test.pure_gate"
-        workflow_id = await save_workflow(db, owner, graph)
-        run_id = await engine.start_run(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+        run_id = await start_gated_chain(db, engine)
         # n1 finished and n2 started in a deferred tick: committed once the window is over.
         for _ in range(300):
             rows = await node_rows(db, run_id)
@@ -181,11 +186,7 @@ async def test_a_batch_whose_fenced_row_was_taken_over_writes_nothing(db: Databa
     engine, store = counting_engine(db, batch_window_s=LONG_WINDOW_S)
     gate = GATES["n2"] = asyncio.Event()
     try:
-        owner = await make_owner(db)
-        graph = chain(3, "test.pure_add")
-        graph["nodes"][1]["type"] = "test.pure_gate"
-        workflow_id = await save_workflow(db, owner, graph)
-        run_id = await engine.start_run(owner_id=owner, workflow_id=workflow_id, use_cache=False)
+        run_id = await start_gated_chain(db, engine)
         for _ in range(300):
             if "n2" in AT_GATE:
                 break
@@ -248,12 +249,7 @@ async def test_a_crash_loses_only_pure_work_which_runs_again(place: Place, tmp_p
         "s": NodeStatus.PENDING,
     }
 
-    engine = Engine(db, registry())
-    try:
-        assert await engine.resume_unfinished() == [run_id]
-        result = await engine.wait(run_id)
-    finally:
-        await engine.close()
+    result = await resume_to_end(db, run_id)
 
     assert result.status is RunStatus.COMPLETED
     assert result.outputs == {"s": {"value": 4}}

@@ -12,11 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from crashkit import Place, counted, run_child
-from enginekit import chain, make_owner, node_rows, registry, save_workflow
+from crashkit import Place, counted, resume_to_end, run_child
+from enginekit import chain, make_owner, node_rows, save_workflow
 from sqlalchemy import select
 
-from flowloom.engine import Engine
 from flowloom.storage.enums import NodeStatus, RunStatus
 from flowloom.storage.tables import WorkflowRun
 
@@ -50,12 +49,7 @@ async def test_a_run_killed_at_a_failpoint_resumes_without_rerunning_succeeded_n
     before = counted(count_file)
     assert sum(before.values()) < 5
 
-    engine = Engine(place.db, registry())
-    try:
-        assert await engine.resume_unfinished() == [run_id]
-        result = await engine.wait(run_id)
-    finally:
-        await engine.close()
+    result = await resume_to_end(place.db, run_id)
 
     assert result.status is RunStatus.COMPLETED
     assert result.outputs == {"n5": {"value": 5}}
