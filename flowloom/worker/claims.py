@@ -80,14 +80,25 @@ class RunClaims:
     def key(self, run_id: str) -> str:
         return f"flowloom:{self.namespace}:run:{run_id}"
 
-    async def mark_queued(self, run_id: str, *, for_s: float) -> bool:
-        """Note that a task for the run is queued, unless the key is set; whether it was not."""
-        done = await self.redis.set(self.key(run_id), QUEUED, nx=True, px=round(for_s * 1000))
-        return bool(done)
+    async def mark_queued(self, run_ids: list[str], *, for_s: float) -> list[bool]:
+        """Note that a task for each run is queued, unless its key is set; for each, whether
+        it was not (one round trip for them all)."""
+        if not run_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.set(self.key(run_id), QUEUED, nx=True, px=round(for_s * 1000))
+            done = await pipe.execute()
+        return [bool(value) for value in done]
 
-    async def unmark_queued(self, run_id: str) -> None:
-        """Undo :meth:`mark_queued` (only a ``queued`` mark: never a worker's claim)."""
-        await self._script(_UNMARK, run_id)
+    async def unmark_queued(self, run_ids: list[str]) -> None:
+        """Undo :meth:`mark_queued` (only ``queued`` marks: never a worker's claim)."""
+        if not run_ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.eval(_UNMARK, 1, self.key(run_id))
+            await pipe.execute()
 
     async def take(self, run_id: str, owner: str) -> bool:
         """Claim the run for ``owner``; False when another worker drives it."""

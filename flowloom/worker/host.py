@@ -162,6 +162,11 @@ class WorkerHost:
         """Drive the run until it finishes or waits (blocking); what happened, in words."""
         return self._call(self._drive(run_id))
 
+    def drive_many(self, run_ids: list[str]) -> list[str]:
+        """``drive`` for several runs at once (their drivers share the loop); what happened to
+        each, in order."""
+        return self._call(self._drive_many(run_ids))
+
     def run_node(self, job: dict[str, Any]) -> str:
         """Run one routed node attempt for a driver elsewhere (blocking); what happened."""
         return self._call(self._run_node(NodeJob.from_wire(job)))
@@ -240,6 +245,22 @@ class WorkerHost:
         await self._bus.stop()
         await self._redis.aclose()
         await self._db.dispose()
+
+    async def _drive_many(self, run_ids: list[str]) -> list[str]:
+        if len(run_ids) == 1:
+            return [await self._drive(run_ids[0])]
+        # dict.fromkeys: a run named twice in one message is driven once.
+        unique = list(dict.fromkeys(run_ids))
+        found = await asyncio.gather(*map(self._drive, unique), return_exceptions=True)
+        done: dict[str, str] = {}
+        for run_id, outcome in zip(unique, found, strict=True):
+            if isinstance(outcome, BaseException):
+                # One run's failure (Redis unreachable for its claim) is not its neighbours':
+                # they were driven; this one is the sweep's again.
+                _log.error("driving run %s failed", run_id, exc_info=outcome)
+                outcome = "failed"
+            done[run_id] = outcome
+        return [done[run_id] for run_id in run_ids]
 
     async def _drive(self, run_id: str) -> str:
         engine = self.engine
@@ -361,8 +382,8 @@ class WorkerHost:
             needing = await engine.shared.runs_needing_a_driver(
                 now=engine.clock.now(), older_than_s=_CREATION_GRACE_S
             )
-            # Most of them are driven or queued: one look at all their claims, not one each.
-            for run_id in await engine.claims.unheld(needing):
-                if await engine.queue.put(run_id):
-                    _log.info("run %s had no driver: queued it again", run_id)
+            # Most of them are driven or queued: one look at all their claims, not one each,
+            # and the rest go in one task.
+            for run_id in await engine.queue.put_many(await engine.claims.unheld(needing)):
+                _log.info("run %s had no driver: queued it again", run_id)
         return interval_s

@@ -1,7 +1,9 @@
 """Run events across processes: workers publish them to Redis, the API republishes them.
 
 One pub/sub channel per flowloom instance, ``flowloom:{namespace}:events``, carries every
-event as JSON. A worker's ``RedisEventBus`` delivers to its own subscribers first (sub-runs
+event as JSON: each message is the list of events one ``publish`` call was given (a driver's
+tick publishes all it changed at once), so a tick costs Redis one PUBLISH and each reader one
+message to parse, not one per event (a lone object is read too: what earlier versions sent). A worker's ``RedisEventBus`` delivers to its own subscribers first (sub-runs
 wait on them) and queues the event for one publisher task, so publishing never blocks a
 driver; a run is driven by one worker at a time, so its events arrive in order. The API's
 ``EventFeed`` reads the channel and hands each event to the API's ordinary ``EventBus``, so
@@ -25,7 +27,7 @@ from flowloom.engine.events import DROPPED, Event, EventBus
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["EventFeed", "RedisEventBus", "channel"]
+__all__ = ["EventFeed", "RedisEventBus", "channel", "decode", "encode"]
 
 _log = logging.getLogger("flowloom.worker")
 _MAX_UNSENT = 100_000
@@ -36,12 +38,19 @@ def channel(namespace: str) -> str:
     return f"flowloom:{namespace}:events"
 
 
-def _encode(event: Event) -> str:
-    return json.dumps(event.to_json(), separators=(",", ":"), default=str)
+def encode(events: list[Event]) -> str:
+    """One message for ``events`` (a JSON list)."""
+    return json.dumps([event.to_json() for event in events], separators=(",", ":"), default=str)
 
 
-def _decode(raw: bytes | str) -> Event:
-    data: dict[str, Any] = json.loads(raw)
+def decode(raw: bytes | str) -> list[Event]:
+    """The events of one message: a list, or one object (earlier versions); ValueError,
+    KeyError or TypeError when it is not events."""
+    found: Any = json.loads(raw)
+    return [_event(item) for item in (found if isinstance(found, list) else [found])]
+
+
+def _event(data: dict[str, Any]) -> Event:
     return Event(
         type=data["type"],
         run_id=data["run_id"],
@@ -67,11 +76,12 @@ class RedisEventBus(EventBus):
 
     def publish(self, events: list[Event]) -> None:
         super().publish(events)
-        for event in events:
-            if self._unsent.qsize() >= _MAX_UNSENT:
-                self._lost += 1
-                continue
-            self._unsent.put_nowait(_encode(event))
+        if not events:
+            return
+        if self._unsent.qsize() >= _MAX_UNSENT:
+            self._lost += len(events)
+            return
+        self._unsent.put_nowait(encode(events))
 
     async def flush(self, timeout_s: float = 5.0) -> None:
         """Wait until every event published so far has gone to Redis (or ``timeout_s``)."""
@@ -153,11 +163,11 @@ class EventFeed:
                         if message.get("type") != "message":
                             continue
                         try:
-                            event = _decode(message["data"])
+                            events = decode(message["data"])
                         except (ValueError, KeyError, TypeError):
                             _log.warning("ignored a malformed run event on %s", self._channel)
                             continue
-                        self._bus.publish([event])
+                        self._bus.publish(events)
             except asyncio.CancelledError:
                 raise
             except Exception:
