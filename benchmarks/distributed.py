@@ -231,7 +231,8 @@ def _start_profiles(
     for part in _PROFILED:
         for pid in parts[part]() if part in parts else []:
             out = folder / f"{tag}.{part}.{pid}.txt"
-            command = [_py_spy(), "record", "--gil", "--format", "raw", "-o", str(out), "-p", str(pid)]
+            command = [_py_spy(), "record", "--gil", "--format", "raw", "-o", str(out)]
+            command += ["-p", str(pid)]
             process = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )

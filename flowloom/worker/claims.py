@@ -27,6 +27,21 @@ end
 return 0
 """
 
+# _TAKE for every key of KEYS at once (a task's runs, one round trip): 1 or 0 per key.
+_TAKE_MANY = """
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if (not held) or held == ARGV[1] or held == 'queued' then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    taken[i] = 1
+  else
+    taken[i] = 0
+  end
+end
+return taken
+"""
+
 # Renew only what we hold (a key that expired meanwhile is taken again if nobody took it).
 RENEW_SCRIPT = """
 local held = redis.call('GET', KEYS[1])
@@ -103,6 +118,14 @@ class RunClaims:
     async def take(self, run_id: str, owner: str) -> bool:
         """Claim the run for ``owner``; False when another worker drives it."""
         return await self._script(_TAKE, run_id, owner, self.ttl_ms) == 1
+
+    async def take_many(self, run_ids: list[str], owner: str) -> list[bool]:
+        """``take`` for each of ``run_ids``, in one round trip; for each, whether it was taken."""
+        if not run_ids:
+            return []
+        keys = [self.key(run_id) for run_id in run_ids]
+        found = await self.redis.eval(_TAKE_MANY, len(keys), *keys, owner, self.ttl_ms)
+        return [int(value) == 1 for value in found]
 
     async def renew(self, run_id: str, owner: str) -> bool:
         """Keep ``owner``'s claim alive; False when another worker holds the run now."""

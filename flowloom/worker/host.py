@@ -261,9 +261,16 @@ class WorkerHost:
     async def _drive_many(self, run_ids: list[str]) -> list[str]:
         if len(run_ids) == 1:
             return [await self._drive(run_ids[0])]
-        # dict.fromkeys: a run named twice in one message is driven once.
+        engine = self.engine
+        assert engine is not None
+        # dict.fromkeys: a run named twice in one message is driven once. Their claims are
+        # taken in one round trip; each driver then goes its own way.
         unique = list(dict.fromkeys(run_ids))
-        found = await asyncio.gather(*map(self._drive, unique), return_exceptions=True)
+        taken = await engine.claims.take_many(unique, engine.owner_token)
+        found = await asyncio.gather(
+            *(self._drive(run_id, taken=held) for run_id, held in zip(unique, taken, strict=True)),
+            return_exceptions=True,
+        )
         done: dict[str, str] = {}
         for run_id, outcome in zip(unique, found, strict=True):
             if isinstance(outcome, BaseException):
@@ -274,16 +281,22 @@ class WorkerHost:
             done[run_id] = outcome
         return [done[run_id] for run_id in run_ids]
 
-    async def _drive(self, run_id: str) -> str:
+    async def _drive(self, run_id: str, *, taken: bool | None = None) -> str:
+        """Drive the run; ``taken``: whether its claim was taken for this already (None:
+        take it here)."""
         engine = self.engine
         assert engine is not None
         owner = engine.owner_token
         # Two rounds at most: the second is for a WAITING run only (below); any later change
         # queues a task of its own, or is the sweep's.
-        for _ in range(2):
+        for round_number in range(2):
             if engine.driver_of(run_id) is not None:
                 return "driven here already"
-            if not await engine.claims.take(run_id, owner):
+            if round_number == 0 and taken is not None:
+                held = taken
+            else:
+                held = await engine.claims.take(run_id, owner)
+            if not held:
                 return "driven by another worker"
             driver = None
             try:

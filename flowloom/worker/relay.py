@@ -3,13 +3,14 @@
 One pub/sub channel per flowloom instance, ``flowloom:{namespace}:events``, carries every
 event as JSON: each message is the list of events one ``publish`` call was given (a driver's
 tick publishes all it changed at once), so a tick costs Redis one PUBLISH and each reader one
-message to parse, not one per event (a lone object is read too: what earlier versions sent). A worker's ``RedisEventBus`` delivers to its own subscribers first (sub-runs
-wait on them) and queues the event for one publisher task, so publishing never blocks a
-driver; a run is driven by one worker at a time, so its events arrive in order. The API's
-``EventFeed`` reads the channel and hands each event to the API's ordinary ``EventBus``, so
-SSE, metrics and ``Engine.wait`` work unchanged. Pub/sub is at-most-once: after the feed lost
-its subscription (Redis restarted, the connection broke), it publishes ``events.dropped`` to
-every run followed here, and each follower reads its run back from the database, as it does
+message to parse, not one per event (a lone object is read too: what earlier versions sent).
+A worker's ``RedisEventBus`` delivers to its own subscribers first (sub-runs wait on them) and
+queues the events for one publisher task, so publishing never blocks a driver; a run is
+driven by one worker at a time, so its events arrive in order. The API's ``EventFeed`` reads
+the channel and hands the events to the API's ordinary ``EventBus``, so SSE, metrics and
+``Engine.wait`` work unchanged. Pub/sub is at-most-once: after the feed lost its subscription
+(Redis restarted, the connection broke), it publishes ``events.dropped`` to every run followed
+here, and each follower reads its run back from the database, as it does
 for events dropped in this process.
 """
 

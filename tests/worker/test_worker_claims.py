@@ -44,3 +44,16 @@ async def test_a_claim_is_one_driver_s_until_released(claims: RunClaims) -> None
     assert await claims.holder("run_1") == "worker-a"
     await claims.release("run_1", "worker-a")
     assert await claims.unheld(["run_1"]) == ["run_1"]
+
+
+async def test_a_task_s_runs_are_claimed_in_one_go_each_as_take_would(claims: RunClaims) -> None:
+    assert await claims.take("run_other", "worker-b")
+    assert await claims.mark_queued(["run_queued"], for_s=5) == [True]
+    assert await claims.take("run_mine", "worker-a")
+
+    taken = await claims.take_many(["run_free", "run_other", "run_queued", "run_mine"], "worker-a")
+
+    assert taken == [True, False, True, True]
+    assert await claims.holder("run_other") == "worker-b", "another worker's claim is kept"
+    assert await claims.unheld(["run_free", "run_queued", "run_mine"]) == []
+    assert await claims.take_many([], "worker-a") == []
