@@ -23,7 +23,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flowloom.engine.events import DROPPED, Event, EventBus
+from flowloom.engine.events import DROPPED, RUN_FINISHED_EVENTS, Event, EventBus
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -32,6 +32,10 @@ __all__ = ["EventFeed", "RedisEventBus", "channel", "decode", "encode"]
 
 _log = logging.getLogger("flowloom.worker")
 _MAX_UNSENT = 100_000
+_SETTLING = frozenset({*RUN_FINISHED_EVENTS, "run.waiting"})
+"""The events after which a waiter reads its run again (``remote.py``)."""
+_REMEMBERED = 10_000
+"""How many runs' settling events the feed remembers (the newest)."""
 _RETRY_S = 1.0
 
 
@@ -132,6 +136,16 @@ class EventFeed:
         self._subscribed = asyncio.Event()
         self.live = False
         """Whether the feed is subscribed now (events reach the bus as they are published)."""
+        self.generation = 0
+        """Grows each time the feed may have missed events (a new subscription, a message it
+        could not read): events seen under one generation are all that were published."""
+        self._settled: dict[str, None] = {}
+        """Runs whose end or wait came by lately, oldest first (``quiet_since``)."""
+
+    def quiet_since(self, run_id: str, generation: int) -> bool:
+        """Whether the feed, live since it was at ``generation``, has seen no event that the
+        run ended or waits: then it has not (yet), and a waiter need not read it to know."""
+        return self.live and generation == self.generation and run_id not in self._settled
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Subscribe, returning once the subscription is in place (so nothing is missed)."""
@@ -158,6 +172,7 @@ class EventFeed:
                         self._bus.publish(
                             [Event(DROPPED, run_id) for run_id in self._bus.watched_runs()]
                         )
+                    self.generation += 1
                     self._subscribed.set()
                     self.live = True
                     async for message in pubsub.listen():
@@ -166,12 +181,22 @@ class EventFeed:
                         try:
                             events = decode(message["data"])
                         except (ValueError, KeyError, TypeError):
+                            self.generation += 1
                             _log.warning("ignored a malformed run event on %s", self._channel)
                             continue
+                        self._remember(events)
                         self._bus.publish(events)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.live = False
+                self.generation += 1
                 _log.exception("the run event feed from Redis failed; reconnecting")
                 await asyncio.sleep(_RETRY_S)
+
+    def _remember(self, events: list[Event]) -> None:
+        for event in events:
+            if event.type in _SETTLING:
+                self._settled[event.run_id] = None
+                if len(self._settled) > _REMEMBERED:
+                    del self._settled[next(iter(self._settled))]

@@ -59,6 +59,7 @@ _CANCEL_WAIT_S = 30.0
 _OUTBOX_FIRST_S = 0.2
 _OUTBOX_MAX_S = 5.0
 """The outbox re-sends after 0.2 s, doubling up to 5 s while the broker stays away."""
+_FRESH_MAX = 10_000
 _BATCH_MAX = 8
 """The most runs one task carries: more would pile a busy API's runs onto one worker slot
 while other slots wait for work."""
@@ -85,6 +86,9 @@ class RemoteEngine(Engine):
         self._pending: list[tuple[str, asyncio.Future[None]]] = []
         """Runs to send in the next task, each with the future its dispatcher awaits."""
         self._sender: asyncio.Task[None] | None = None
+        self._fresh: dict[str, int] = {}
+        """Runs this process made, each with the feed's generation when it sent it: ``wait``
+        knows such a run has not settled while the feed saw no event saying so."""
 
     @classmethod
     def from_settings(
@@ -177,6 +181,11 @@ class RemoteEngine(Engine):
 
     async def dispatch_new_run(self, run_id: str, stored: StoredRun | None = None) -> None:
         # A worker drives it, from its rows (``stored`` is this process's copy only).
+        if self._feed is not None and self._feed.live:
+            # Noted before it is sent: from here on, its end or wait comes through the feed.
+            self._fresh[run_id] = self._feed.generation
+            if len(self._fresh) > _FRESH_MAX:
+                del self._fresh[next(iter(self._fresh))]
         await self._dispatch(run_id)
 
     async def resume_unfinished(self) -> list[str]:
@@ -213,15 +222,23 @@ class RemoteEngine(Engine):
 
     async def _settle(self, run_id: str, *, finished_only: bool) -> RunResult:
         """Read the run again when an event says it may have settled (or that events were
-        lost), or every ``_POLL_S``; the other events, most of a run's, need no read."""
+        lost), or every ``_POLL_S``; the other events, most of a run's, need no read. A run
+        this process just made is not read first while the feed says it has not settled."""
         loop = asyncio.get_running_loop()
         wakers = _FINISHED_WAKERS if finished_only else _SETTLED_WAKERS
+        generation = self._fresh.pop(run_id, None)
         with self.bus.subscribe(run_id) as events:
             stream = aiter(events)
+            feed = self._feed
+            read = not (
+                generation is not None and feed is not None and feed.quiet_since(run_id, generation)
+            )
             while True:
-                result, settled = await self.shared.settled(run_id, finished_only=finished_only)
-                if settled:
-                    return result
+                if read:
+                    result, settled = await self.shared.settled(run_id, finished_only=finished_only)
+                    if settled:
+                        return result
+                read = True
                 live = self._feed is not None and self._feed.live
                 deadline = loop.time() + (_POLL_S if live else _POLL_BLIND_S)
                 with contextlib.suppress(TimeoutError, StopAsyncIteration):

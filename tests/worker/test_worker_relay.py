@@ -72,3 +72,38 @@ async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bu
 
     assert [event.node_id for event in got] == [*(f"n{i}" for i in range(10)), None]
     assert [len(json.loads(m["data"])) for m in messages] == [10, 1], "one message per publish"
+
+
+async def test_the_feed_says_a_run_has_not_settled_only_while_it_can_know() -> None:
+    require_redis()
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(f"{REDIS_URL}/15")
+    namespace = f"t_{secrets.token_hex(4)}"
+    api_bus = EventBus()
+    feed = EventFeed(redis, namespace, api_bus)
+    worker_bus = RedisEventBus(redis, namespace)
+    await feed.start()
+    worker_bus.start()
+    try:
+        generation = feed.generation
+        assert feed.quiet_since("run_1", generation)
+        with api_bus.subscribe("run_1") as received:
+            worker_bus.publish([Event("node.succeeded", "run_1", "a", AT)])
+            await asyncio.wait_for(anext(received), 5)
+            assert feed.quiet_since("run_1", generation), "a node's event settles nothing"
+            worker_bus.publish([Event("run.waiting", "run_1", None, AT)])
+            await asyncio.wait_for(anext(received), 5)
+        assert not feed.quiet_since("run_1", generation)
+        assert feed.quiet_since("run_2", generation)
+        assert not feed.quiet_since("run_2", generation - 1), "events may have been missed"
+        await redis.publish(channel(namespace), "not an event")
+        for _ in range(50):
+            if feed.generation != generation:
+                break
+            await asyncio.sleep(0.02)
+        assert not feed.quiet_since("run_2", generation), "a message it could not read"
+    finally:
+        await worker_bus.stop()
+        await feed.stop()
+        await redis.aclose()
