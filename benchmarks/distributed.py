@@ -3,7 +3,7 @@ ten workers on machines of their own with PostgreSQL as the shared bottleneck.
 
     python -m benchmarks.distributed [--runs 400] [--clients 16] [--workers 2]
                                      [--concurrency 2] [--pool prefork|threads|solo]
-                                     [--width 10]
+                                     [--width 10] [--profile DIR]
 
 The workload: a trivial fan-out of ``width + 1`` nodes (``text.value`` -> width x
 ``text.template``), sent through the runs API with ``wait=true`` by ``clients`` threads. Each
@@ -11,11 +11,18 @@ phase runs on a fresh PostgreSQL database: ``serve`` driving runs itself (in-pro
 ``serve`` with the celery executor and ``workers`` ``flowloom worker`` processes. CPU is read
 from /proc (user + system time of each process tree, and of every PostgreSQL backend) around
 the measured window, so the figures are CPU-ms per run and per node, whatever the wall clock.
+
+``--profile DIR`` samples the API process and every worker process with py-spy during the
+measured window (collapsed stacks, one file per process, ``py-spy`` must be installed) and
+prints the hottest frames of each, so the next change follows the profile.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -197,15 +204,92 @@ def measure(
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url)
     before = {part: cpu_s(pids()) for part, pids in parts.items()}
+    samplers = _start_profiles(args.profile, name, parts) if args.profile else []
     began = time.monotonic()
     failures = load(server, target, args.runs, args.clients)
     wall_s = time.monotonic() - began
     after = {part: cpu_s(pids()) for part, pids in parts.items()}
+    _stop_profiles(samplers)
     cpu_ms = {part: (after[part] - before[part]) * 1000 for part in parts}
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url) - committed
     nodes = args.runs * (args.width + 1)
     return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed)
+
+
+_PROFILED = ("api", "workers")
+
+
+def _start_profiles(
+    folder: Path, phase: str, parts: dict[str, Callable[[], list[int]]]
+) -> list[tuple[subprocess.Popen[bytes], Path]]:
+    """py-spy on every process of the API and the workers: collapsed stacks of the thread
+    holding the GIL (what Python spends CPU on)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    samplers = []
+    tag = "".join(c if c.isalnum() else "-" for c in phase)
+    for part in _PROFILED:
+        for pid in parts[part]() if part in parts else []:
+            out = folder / f"{tag}.{part}.{pid}.txt"
+            command = [_py_spy(), "record", "--gil", "--format", "raw", "-o", str(out)]
+            command += ["-p", str(pid)]
+            process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            samplers.append((process, out))
+    time.sleep(1.0)  # py-spy attaches
+    return samplers
+
+
+def _py_spy() -> str:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
+
+
+def _stop_profiles(samplers: list[tuple[subprocess.Popen[bytes], Path]]) -> None:
+    for process, _ in samplers:
+        process.send_signal(signal.SIGINT)
+    by_part: dict[str, list[Path]] = {}
+    for process, out in samplers:
+        process.wait(timeout=30)
+        if out.exists():
+            by_part.setdefault(out.name.split(".")[1], []).append(out)
+    for part, files in by_part.items():
+        print(f"{part}: {', '.join(str(f) for f in files)}")
+        inclusive, own = hottest(files)
+        print("  with what they call:")
+        for frame, share in inclusive:
+            print(f"    {share:5.1%}  {frame}")
+        print("  in themselves:")
+        for frame, share in own:
+            print(f"    {share:5.1%}  {frame}")
+
+
+def hottest(
+    collapsed: list[Path], top: int = 60
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The frames of py-spy collapsed-stack files in which most samples were, with what they
+    call (each frame counted once per sample) and in themselves, as shares of all samples."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    lines = [line for path in collapsed for line in path.read_text().splitlines()]
+    for line in lines:
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        samples = int(count_text)
+        total += samples
+        frames = stack.split(";")
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    if not total:
+        return [], []
+    return (
+        [(frame, n / total) for frame, n in inclusive.most_common(top)],
+        [(frame, n / total) for frame, n in own.most_common(top // 2)],
+    )
 
 
 def in_process(args: argparse.Namespace, folder: Path) -> Phase:
@@ -296,6 +380,7 @@ def main() -> None:
     parser.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork")
     parser.add_argument("--width", type=int, default=10)
     parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy output folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flowloom-distributed-") as tmp:
         folder = Path(tmp)

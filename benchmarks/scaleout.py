@@ -92,7 +92,9 @@ def api_processes(costs: Costs, runs_s: float) -> float:
     and ``bystander_ms`` on every run of the cluster, so the count grows without bound as
     ``runs_s`` nears ``1000 / bystander_ms`` (``math.inf`` from there on)."""
     spare_ms = 1000 - runs_s * costs.bystander_ms
-    if spare_ms <= 0:
+    # At the tier's own ceiling the spare time is 0 give or take a rounding error, which must
+    # read as "no count is enough", not as 10**16 processes.
+    if spare_ms <= 1e-6:
         return math.inf
     return max(1, math.ceil(runs_s * costs.api_ms / spare_ms))
 

@@ -81,6 +81,17 @@ def test_every_api_process_reading_every_event_caps_the_api_tier() -> None:
     assert any("cannot pass 2000 runs/s" in line for line in report(costs))
 
 
+def test_the_api_tier_at_its_ceiling_needs_no_finite_count_whatever_the_rounding() -> None:
+    # 1000 / 0.77 * 0.77 is 1000 less a rounding error: it once printed 10**16 processes.
+    costs = Costs(api_ms=12.0, worker_ms=5.0, pg_ms=3.0, redis_ms=0.3, bystander_ms=0.77)
+
+    [level] = levels(costs, [10])
+
+    assert level.bottleneck == "API tier (one event channel)"
+    assert math.isinf(level.api_processes)
+    assert any(line.split()[:4] == ["10", "1299", "14286", "inf"] for line in report(costs))
+
+
 def test_machine_counts_below_one_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         levels(COSTS, [0])

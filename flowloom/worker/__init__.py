@@ -1,7 +1,7 @@
 """Distributed mode: ``flowloom serve`` on PostgreSQL queues runs; ``flowloom worker`` drives them.
 
-The unit of work is a RUN, not a node: a Celery task ``flowloom.drive_run(run_id)`` drives one
-run with the engine's own ``Driver`` until the run finishes or waits. DESIGN §6 sketches a
+The unit of work is a RUN, not a node: a Celery task ``flowloom.drive_runs(run_ids)`` drives
+each run with the engine's own ``Driver`` until the run finishes or waits. DESIGN §6 sketches a
 task per READY node; a task per run was chosen because the driver's strengths all live in one
 process's view of one run: the group commit of every node finished in a tick, the in-memory
 run state that makes claiming, branch skipping and fan-in cheap, per-key limits, sub-runs and
@@ -31,10 +31,14 @@ task, and ``run_worker``). Celery is imported only by ``celery_app``, and only w
 
 from __future__ import annotations
 
-__all__ = ["DRIVE_TASK", "NODE_TASK", "RUNS_QUEUE"]
+__all__ = ["DRIVE_MANY_TASK", "DRIVE_TASK", "NODE_TASK", "RUNS_QUEUE"]
 
+DRIVE_MANY_TASK = "flowloom.drive_runs"
+"""The Celery task name that carries a list of run ids to a worker, which drives them all at
+once (what the API and the sweep send: runs made while the previous send was on its way share
+one message, so a busy API pays the broker, and a worker its consumer, once for several)."""
 DRIVE_TASK = "flowloom.drive_run"
-"""The Celery task name that carries one run id to a worker."""
+"""The task name of one run id (sent by earlier versions; workers still take it)."""
 NODE_TASK = "flowloom.run_node"
 """The Celery task name that carries one routed node attempt to a worker (``node_jobs``)."""
 RUNS_QUEUE = "runs"

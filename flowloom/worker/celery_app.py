@@ -1,4 +1,4 @@
-"""The Celery app, its one task, and ``run_worker`` (what ``flowloom worker`` starts).
+"""The Celery app, its tasks, and ``run_worker`` (what ``flowloom worker`` starts).
 
 Tasks are acknowledged late (after the run was driven) with a prefetch of 1, so a worker
 never sits on runs it has not started; a task whose worker process died is handed out again
@@ -17,7 +17,7 @@ from flowloom.exceptions import ConfigurationError
 from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.worker import DRIVE_TASK, NODE_TASK, RUNS_QUEUE
+from flowloom.worker import DRIVE_MANY_TASK, DRIVE_TASK, NODE_TASK, RUNS_QUEUE
 from flowloom.worker.host import WorkerHost
 from flowloom.worker.node_queues import NodeRoutes, queue_name
 
@@ -55,12 +55,12 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def task_sender(app: Celery, settings: Settings) -> Callable[[str], None]:
-    """A blocking function that queues ``drive_run(run_id)`` on the settings' queue."""
+def task_sender(app: Celery, settings: Settings) -> Callable[[list[str]], None]:
+    """A blocking function that queues ``drive_runs(run_ids)`` on the settings' queue."""
     queue = settings.worker_queue
 
-    def send(run_id: str) -> None:
-        app.send_task(DRIVE_TASK, args=[run_id], queue=queue)
+    def send(run_ids: list[str]) -> None:
+        app.send_task(DRIVE_MANY_TASK, args=[run_ids], queue=queue)
 
     return send
 
@@ -135,12 +135,16 @@ def run_worker(
         while hosts:
             hosts.pop().stop()
 
-    @app.task(name=DRIVE_TASK)  # type: ignore[untyped-decorator]
-    def drive_run(run_id: str) -> None:
+    @app.task(name=DRIVE_MANY_TASK)  # type: ignore[untyped-decorator]
+    def drive_runs(run_ids: list[str]) -> None:
         if not hosts:
             start_host()
-        outcome = hosts[0].drive(run_id)
-        _log.info("run %s: %s", run_id, outcome)
+        for run_id, outcome in zip(run_ids, hosts[0].drive_many(run_ids), strict=True):
+            _log.info("run %s: %s", run_id, outcome)
+
+    @app.task(name=DRIVE_TASK)  # type: ignore[untyped-decorator]
+    def drive_run(run_id: str) -> None:
+        drive_runs([run_id])
 
     @app.task(name=NODE_TASK)  # type: ignore[untyped-decorator]
     def run_node(job: dict[str, Any]) -> None:

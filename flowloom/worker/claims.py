@@ -27,6 +27,21 @@ end
 return 0
 """
 
+# _TAKE for every key of KEYS at once (a task's runs, one round trip): 1 or 0 per key.
+_TAKE_MANY = """
+local taken = {}
+for i, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if (not held) or held == ARGV[1] or held == 'queued' then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    taken[i] = 1
+  else
+    taken[i] = 0
+  end
+end
+return taken
+"""
+
 # Renew only what we hold (a key that expired meanwhile is taken again if nobody took it).
 RENEW_SCRIPT = """
 local held = redis.call('GET', KEYS[1])
@@ -80,18 +95,37 @@ class RunClaims:
     def key(self, run_id: str) -> str:
         return f"flowloom:{self.namespace}:run:{run_id}"
 
-    async def mark_queued(self, run_id: str, *, for_s: float) -> bool:
-        """Note that a task for the run is queued, unless the key is set; whether it was not."""
-        done = await self.redis.set(self.key(run_id), QUEUED, nx=True, px=round(for_s * 1000))
-        return bool(done)
+    async def mark_queued(self, run_ids: list[str], *, for_s: float) -> list[bool]:
+        """Note that a task for each run is queued, unless its key is set; for each, whether
+        it was not (one round trip for them all)."""
+        if not run_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.set(self.key(run_id), QUEUED, nx=True, px=round(for_s * 1000))
+            done = await pipe.execute()
+        return [bool(value) for value in done]
 
-    async def unmark_queued(self, run_id: str) -> None:
-        """Undo :meth:`mark_queued` (only a ``queued`` mark: never a worker's claim)."""
-        await self._script(_UNMARK, run_id)
+    async def unmark_queued(self, run_ids: list[str]) -> None:
+        """Undo :meth:`mark_queued` (only ``queued`` marks: never a worker's claim)."""
+        if not run_ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.eval(_UNMARK, 1, self.key(run_id))
+            await pipe.execute()
 
     async def take(self, run_id: str, owner: str) -> bool:
         """Claim the run for ``owner``; False when another worker drives it."""
         return await self._script(_TAKE, run_id, owner, self.ttl_ms) == 1
+
+    async def take_many(self, run_ids: list[str], owner: str) -> list[bool]:
+        """``take`` for each of ``run_ids``, in one round trip; for each, whether it was taken."""
+        if not run_ids:
+            return []
+        keys = [self.key(run_id) for run_id in run_ids]
+        found = await self.redis.eval(_TAKE_MANY, len(keys), *keys, owner, self.ttl_ms)
+        return [int(value) == 1 for value in found]
 
     async def renew(self, run_id: str, owner: str) -> bool:
         """Keep ``owner``'s claim alive; False when another worker holds the run now."""

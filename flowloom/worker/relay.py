@@ -1,13 +1,16 @@
 """Run events across processes: workers publish them to Redis, the API republishes them.
 
 One pub/sub channel per flowloom instance, ``flowloom:{namespace}:events``, carries every
-event as JSON. A worker's ``RedisEventBus`` delivers to its own subscribers first (sub-runs
-wait on them) and queues the event for one publisher task, so publishing never blocks a
-driver; a run is driven by one worker at a time, so its events arrive in order. The API's
-``EventFeed`` reads the channel and hands each event to the API's ordinary ``EventBus``, so
-SSE, metrics and ``Engine.wait`` work unchanged. Pub/sub is at-most-once: after the feed lost
-its subscription (Redis restarted, the connection broke), it publishes ``events.dropped`` to
-every run followed here, and each follower reads its run back from the database, as it does
+event as JSON: each message is the list of events one ``publish`` call was given (a driver's
+tick publishes all it changed at once), so a tick costs Redis one PUBLISH and each reader one
+message to parse, not one per event (a lone object is read too: what earlier versions sent).
+A worker's ``RedisEventBus`` delivers to its own subscribers first (sub-runs wait on them) and
+queues the events for one publisher task, so publishing never blocks a driver; a run is
+driven by one worker at a time, so its events arrive in order. The API's ``EventFeed`` reads
+the channel and hands the events to the API's ordinary ``EventBus``, so SSE, metrics and
+``Engine.wait`` work unchanged. Pub/sub is at-most-once: after the feed lost its subscription
+(Redis restarted, the connection broke), it publishes ``events.dropped`` to every run followed
+here, and each follower reads its run back from the database, as it does
 for events dropped in this process.
 """
 
@@ -20,15 +23,19 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flowloom.engine.events import DROPPED, Event, EventBus
+from flowloom.engine.events import DROPPED, RUN_FINISHED_EVENTS, Event, EventBus
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["EventFeed", "RedisEventBus", "channel"]
+__all__ = ["EventFeed", "RedisEventBus", "channel", "decode", "encode"]
 
 _log = logging.getLogger("flowloom.worker")
 _MAX_UNSENT = 100_000
+_SETTLING = frozenset({*RUN_FINISHED_EVENTS, "run.waiting"})
+"""The events after which a waiter reads its run again (``remote.py``)."""
+_REMEMBERED = 10_000
+"""How many runs' settling events the feed remembers (the newest)."""
 _RETRY_S = 1.0
 
 
@@ -36,12 +43,19 @@ def channel(namespace: str) -> str:
     return f"flowloom:{namespace}:events"
 
 
-def _encode(event: Event) -> str:
-    return json.dumps(event.to_json(), separators=(",", ":"), default=str)
+def encode(events: list[Event]) -> str:
+    """One message for ``events`` (a JSON list)."""
+    return json.dumps([event.to_json() for event in events], separators=(",", ":"), default=str)
 
 
-def _decode(raw: bytes | str) -> Event:
-    data: dict[str, Any] = json.loads(raw)
+def decode(raw: bytes | str) -> list[Event]:
+    """The events of one message: a list, or one object (earlier versions); ValueError,
+    KeyError or TypeError when it is not events."""
+    found: Any = json.loads(raw)
+    return [_event(item) for item in (found if isinstance(found, list) else [found])]
+
+
+def _event(data: dict[str, Any]) -> Event:
     return Event(
         type=data["type"],
         run_id=data["run_id"],
@@ -67,11 +81,12 @@ class RedisEventBus(EventBus):
 
     def publish(self, events: list[Event]) -> None:
         super().publish(events)
-        for event in events:
-            if self._unsent.qsize() >= _MAX_UNSENT:
-                self._lost += 1
-                continue
-            self._unsent.put_nowait(_encode(event))
+        if not events:
+            return
+        if self._unsent.qsize() >= _MAX_UNSENT:
+            self._lost += len(events)
+            return
+        self._unsent.put_nowait(encode(events))
 
     async def flush(self, timeout_s: float = 5.0) -> None:
         """Wait until every event published so far has gone to Redis (or ``timeout_s``)."""
@@ -121,6 +136,16 @@ class EventFeed:
         self._subscribed = asyncio.Event()
         self.live = False
         """Whether the feed is subscribed now (events reach the bus as they are published)."""
+        self.generation = 0
+        """Grows each time the feed may have missed events (a new subscription, a message it
+        could not read): events seen under one generation are all that were published."""
+        self._settled: dict[str, None] = {}
+        """Runs whose end or wait came by lately, oldest first (``quiet_since``)."""
+
+    def quiet_since(self, run_id: str, generation: int) -> bool:
+        """Whether the feed, live since it was at ``generation``, has seen no event that the
+        run ended or waits: then it has not (yet), and a waiter need not read it to know."""
+        return self.live and generation == self.generation and run_id not in self._settled
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Subscribe, returning once the subscription is in place (so nothing is missed)."""
@@ -147,20 +172,31 @@ class EventFeed:
                         self._bus.publish(
                             [Event(DROPPED, run_id) for run_id in self._bus.watched_runs()]
                         )
+                    self.generation += 1
                     self._subscribed.set()
                     self.live = True
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
                             continue
                         try:
-                            event = _decode(message["data"])
+                            events = decode(message["data"])
                         except (ValueError, KeyError, TypeError):
+                            self.generation += 1
                             _log.warning("ignored a malformed run event on %s", self._channel)
                             continue
-                        self._bus.publish([event])
+                        self._remember(events)
+                        self._bus.publish(events)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.live = False
+                self.generation += 1
                 _log.exception("the run event feed from Redis failed; reconnecting")
                 await asyncio.sleep(_RETRY_S)
+
+    def _remember(self, events: list[Event]) -> None:
+        for event in events:
+            if event.type in _SETTLING:
+                self._settled[event.run_id] = None
+                if len(self._settled) > _REMEMBERED:
+                    del self._settled[next(iter(self._settled))]

@@ -59,6 +59,10 @@ _CANCEL_WAIT_S = 30.0
 _OUTBOX_FIRST_S = 0.2
 _OUTBOX_MAX_S = 5.0
 """The outbox re-sends after 0.2 s, doubling up to 5 s while the broker stays away."""
+_FRESH_MAX = 10_000
+_BATCH_MAX = 8
+"""The most runs one task carries: more would pile a busy API's runs onto one worker slot
+while other slots wait for work."""
 
 
 class RemoteEngine(Engine):
@@ -79,6 +83,12 @@ class RemoteEngine(Engine):
         self._outbox: dict[str, None] = {}
         """Runs committed but not yet queued, in the order they were made."""
         self._outbox_task: asyncio.Task[None] | None = None
+        self._pending: list[tuple[str, asyncio.Future[None]]] = []
+        """Runs to send in the next task, each with the future its dispatcher awaits."""
+        self._sender: asyncio.Task[None] | None = None
+        self._fresh: dict[str, int] = {}
+        """Runs this process made, each with the feed's generation when it sent it: ``wait``
+        knows such a run has not settled while the feed saw no event saying so."""
 
     @classmethod
     def from_settings(
@@ -121,14 +131,35 @@ class RemoteEngine(Engine):
 
     async def _dispatch(self, run_id: str) -> None:
         """Queue a task for the run, which is committed already; never raises: a run the
-        broker cannot take now goes to the outbox (see the module)."""
-        if not self._outbox:
+        broker cannot take now goes to the outbox (see the module). Returns once the run was
+        sent (or went to the outbox). Runs dispatched while a send is on its way wait for it
+        and go together in the next task (``_BATCH_MAX`` at most): no delay is added, and a
+        busy API sends one message for several runs."""
+        if self._outbox:
+            self._to_outbox([run_id])
+            return
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((run_id, sent))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_pending(), name="flowloom dispatch")
+        await asyncio.shield(sent)
+
+    async def _send_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:_BATCH_MAX], self._pending[_BATCH_MAX:]
+            run_ids = [run_id for run_id, _ in batch]
             try:
-                await (await self._connect()).put(run_id, always=True)
-                return
-            except Exception as exc:  # Redis or the broker: the failure is theirs, not the run's
-                _log.warning("run %s is saved but not queued yet (%s); retrying", run_id, exc)
-        self._outbox[run_id] = None
+                await (await self._connect()).put_many(run_ids, always=True)
+            except Exception as exc:  # Redis or the broker: the failure is theirs, not the runs'
+                _log.warning("%d run(s) saved but not queued yet (%s); retrying", len(batch), exc)
+                self._to_outbox(run_ids)
+            finally:
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_result(None)
+
+    def _to_outbox(self, run_ids: list[str]) -> None:
+        self._outbox.update(dict.fromkeys(run_ids))
         if self._outbox_task is None or self._outbox_task.done():
             self._outbox_task = asyncio.create_task(self._drain_outbox())
 
@@ -138,16 +169,23 @@ class RemoteEngine(Engine):
             await asyncio.sleep(delay_s)
             try:
                 queue = await self._connect()
-                for run_id in list(self._outbox):
-                    await queue.put(run_id, always=True)
-                    del self._outbox[run_id]
-                    _log.info("run %s queued from the outbox", run_id)
+                while self._outbox:
+                    run_ids = list(self._outbox)[:_BATCH_MAX]
+                    await queue.put_many(run_ids, always=True)
+                    for run_id in run_ids:
+                        del self._outbox[run_id]
+                        _log.info("run %s queued from the outbox", run_id)
             except Exception as exc:
                 delay_s = min(_OUTBOX_MAX_S, delay_s * 2)
                 _log.warning("%d run(s) still wait for the broker: %s", len(self._outbox), exc)
 
     async def dispatch_new_run(self, run_id: str, stored: StoredRun | None = None) -> None:
         # A worker drives it, from its rows (``stored`` is this process's copy only).
+        if self._feed is not None and self._feed.live:
+            # Noted before it is sent: from here on, its end or wait comes through the feed.
+            self._fresh[run_id] = self._feed.generation
+            if len(self._fresh) > _FRESH_MAX:
+                del self._fresh[next(iter(self._fresh))]
         await self._dispatch(run_id)
 
     async def resume_unfinished(self) -> list[str]:
@@ -184,15 +222,23 @@ class RemoteEngine(Engine):
 
     async def _settle(self, run_id: str, *, finished_only: bool) -> RunResult:
         """Read the run again when an event says it may have settled (or that events were
-        lost), or every ``_POLL_S``; the other events, most of a run's, need no read."""
+        lost), or every ``_POLL_S``; the other events, most of a run's, need no read. A run
+        this process just made is not read first while the feed says it has not settled."""
         loop = asyncio.get_running_loop()
         wakers = _FINISHED_WAKERS if finished_only else _SETTLED_WAKERS
+        generation = self._fresh.pop(run_id, None)
         with self.bus.subscribe(run_id) as events:
             stream = aiter(events)
+            feed = self._feed
+            read = not (
+                generation is not None and feed is not None and feed.quiet_since(run_id, generation)
+            )
             while True:
-                result, settled = await self.shared.settled(run_id, finished_only=finished_only)
-                if settled:
-                    return result
+                if read:
+                    result, settled = await self.shared.settled(run_id, finished_only=finished_only)
+                    if settled:
+                        return result
+                read = True
                 live = self._feed is not None and self._feed.live
                 deadline = loop.time() + (_POLL_S if live else _POLL_BLIND_S)
                 with contextlib.suppress(TimeoutError, StopAsyncIteration):
@@ -201,6 +247,9 @@ class RemoteEngine(Engine):
                             pass
 
     async def close(self) -> None:
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await self._sender
         if self._outbox_task is not None:
             self._outbox_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

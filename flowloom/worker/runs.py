@@ -50,10 +50,11 @@ def queued_for_s(settings: Settings) -> float:
 
 
 class RunQueue:
-    """Puts ``drive_run`` tasks on the Celery queue; ``send`` is the (blocking) sender."""
+    """Puts ``drive_runs`` tasks on the Celery queue; ``send`` is the (blocking) sender of one
+    task for a list of runs."""
 
     def __init__(
-        self, claims: RunClaims, send: Callable[[str], None], *, queued_for_s: float
+        self, claims: RunClaims, send: Callable[[list[str]], None], *, queued_for_s: float
     ) -> None:
         self.claims = claims
         self._send = send
@@ -63,16 +64,22 @@ class RunQueue:
     async def put(self, run_id: str, *, always: bool = False) -> bool:
         """Queue a task for the run unless one is queued or a worker drives it (``always``:
         queue anyway, e.g. for an answer or a cancellation); whether a task was sent."""
-        marked = await self.claims.mark_queued(run_id, for_s=self.queued_for_s)
-        if not (marked or always):
-            return False
+        return bool(await self.put_many([run_id], always=always))
+
+    async def put_many(self, run_ids: list[str], *, always: bool = False) -> list[str]:
+        """``put`` for several runs, all in ONE task (one message for the broker to deliver
+        and the worker to acknowledge, one mark round trip); the runs queued."""
+        marked = await self.claims.mark_queued(run_ids, for_s=self.queued_for_s)
+        chosen = [run_id for run_id, fresh in zip(run_ids, marked, strict=True) if fresh or always]
+        if not chosen:
+            return []
         # Sending is blocking network I/O (kombu), so it runs beside the event loop.
         try:
-            await asyncio.to_thread(self._send, run_id)
+            await asyncio.to_thread(self._send, chosen)
         except BaseException:
-            # No task is queued after all: a mark left behind would hide the run from the
+            # No task is queued after all: a mark left behind would hide the runs from the
             # sweep for ``queued_for_s``.
             with contextlib.suppress(Exception):
-                await self.claims.unmark_queued(run_id)
+                await self.claims.unmark_queued(chosen)
             raise
-        return True
+        return chosen

@@ -24,7 +24,7 @@ async def claims() -> AsyncIterator[RunClaims]:
 
 async def test_the_sweep_sees_only_runs_nobody_drives_or_queued(claims: RunClaims) -> None:
     assert await claims.take("run_driven", "worker-a")
-    assert await claims.mark_queued("run_queued", for_s=5)
+    assert await claims.mark_queued(["run_queued"], for_s=5) == [True]
 
     found = await claims.unheld(["run_driven", "run_free", "run_queued", "run_other"])
 
@@ -33,11 +33,27 @@ async def test_the_sweep_sees_only_runs_nobody_drives_or_queued(claims: RunClaim
 
 
 async def test_a_claim_is_one_driver_s_until_released(claims: RunClaims) -> None:
-    assert await claims.mark_queued("run_1", for_s=5)
+    assert await claims.mark_queued(["run_1"], for_s=5) == [True]
     assert await claims.take("run_1", "worker-a")  # a queued mark gives way to a driver
     assert not await claims.take("run_1", "worker-b")
-    assert not await claims.mark_queued("run_1", for_s=5)
+    assert await claims.mark_queued(["run_1", "run_2"], for_s=5) == [False, True]
+    await claims.unmark_queued(["run_1", "run_2"])  # only a mark goes, never a claim
+    assert await claims.holder("run_1") == "worker-a"
+    assert await claims.holder("run_2") is None
     await claims.release("run_1", "worker-b")  # not its claim: nothing happens
     assert await claims.holder("run_1") == "worker-a"
     await claims.release("run_1", "worker-a")
     assert await claims.unheld(["run_1"]) == ["run_1"]
+
+
+async def test_a_task_s_runs_are_claimed_in_one_go_each_as_take_would(claims: RunClaims) -> None:
+    assert await claims.take("run_other", "worker-b")
+    assert await claims.mark_queued(["run_queued"], for_s=5) == [True]
+    assert await claims.take("run_mine", "worker-a")
+
+    taken = await claims.take_many(["run_free", "run_other", "run_queued", "run_mine"], "worker-a")
+
+    assert taken == [True, False, True, True]
+    assert await claims.holder("run_other") == "worker-b", "another worker's claim is kept"
+    assert await claims.unheld(["run_free", "run_queued", "run_mine"]) == []
+    assert await claims.take_many([], "worker-a") == []

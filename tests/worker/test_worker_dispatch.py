@@ -5,10 +5,13 @@ for a run that exists."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from enginekit import definition, make_owner, node, save_workflow
@@ -17,6 +20,7 @@ from workerkit import Cluster
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
+from flowloom.worker import DRIVE_MANY_TASK
 from flowloom.worker.remote import RemoteEngine
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -50,9 +54,20 @@ async def test_the_first_runs_after_a_start_are_all_queued_at_once(
 
     broker = redis.Redis.from_url(cluster.broker_url)
     try:
-        assert broker.llen(cluster.queue) == 32, "one task per run, each sent at once"
+        messages = [json.loads(raw) for raw in broker.lrange(cluster.queue, 0, -1)]
     finally:
         broker.close()
+    queued = [run_id for message in messages for run_id in _run_ids(message)]
+    assert len(queued) == 32 == len(set(queued)), "every run sent once, at once"
+    assert len(messages) < 32, "runs made while a send was on its way shared a task"
+    assert all(len(_run_ids(message)) <= 8 for message in messages)
+
+
+def _run_ids(message: dict[str, Any]) -> list[str]:
+    """The run ids a ``drive_runs`` task message carries (Celery's protocol 2 body)."""
+    assert message["headers"]["task"] == DRIVE_MANY_TASK
+    args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    return list(args[0])
 
 
 async def test_a_run_the_broker_refused_starts_once_the_broker_answers(
@@ -67,11 +82,11 @@ async def test_a_run_the_broker_refused_starts_once_the_broker_answers(
     send = queue._send
     refusals = [0]
 
-    def flaky_broker(run_id: str) -> None:
+    def flaky_broker(run_ids: list[str]) -> None:
         if refusals[0] < 2:
             refusals[0] += 1
             raise ConnectionError("the broker is restarting")
-        send(run_id)
+        send(run_ids)
 
     queue._send = flaky_broker
     cluster.start_worker()

@@ -1,0 +1,109 @@
+"""Run events over Redis (flowloom/worker/relay.py): a publish call is one message, and the
+feed reads lists and lone events alike."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import UTC, datetime
+
+import pytest
+from workerkit import REDIS_URL, require_redis
+
+from flowloom.engine.events import Event, EventBus
+from flowloom.worker.relay import EventFeed, RedisEventBus, channel, decode, encode
+
+AT = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
+
+
+def test_a_message_holds_the_events_of_one_publish_and_reads_back_equal() -> None:
+    events = [
+        Event("node.succeeded", "run_1", "a", AT, {"duration_ms": 3}),
+        Event("run.completed", "run_1", None, AT, {}),
+    ]
+
+    assert decode(encode(events)) == events
+
+
+def test_a_lone_event_as_earlier_versions_sent_it_is_read() -> None:
+    lone = json.dumps({"type": "run.started", "run_id": "run_1", "at": AT.isoformat()})
+
+    assert decode(lone) == [Event("run.started", "run_1", None, AT, {})]
+
+
+@pytest.mark.parametrize("raw", ["not json", "[1]", '{"type": "run.started"}', "[{}]"])
+def test_what_is_not_events_is_refused(raw: str) -> None:
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        decode(raw)
+
+
+async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bus() -> None:
+    require_redis()
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(f"{REDIS_URL}/15")
+    namespace = f"t_{secrets.token_hex(4)}"
+    api_bus = EventBus()
+    feed = EventFeed(redis, namespace, api_bus)
+    worker_bus = RedisEventBus(redis, namespace)
+    raw = redis.pubsub()
+    await raw.subscribe(channel(namespace))
+    await feed.start()
+    worker_bus.start()
+    try:
+        with api_bus.subscribe("run_1") as received:
+            tick = [Event("node.succeeded", "run_1", f"n{i}", AT) for i in range(10)]
+            worker_bus.publish(tick)
+            worker_bus.publish([Event("run.completed", "run_1", None, AT)])
+            await worker_bus.flush()
+            got = [await asyncio.wait_for(anext(received), 5) for _ in range(11)]
+        messages = []
+        # None also stands for the subscription's own confirmation: read for a while.
+        for _ in range(10):
+            found = await raw.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if found is not None:
+                messages.append(found)
+    finally:
+        await worker_bus.stop()
+        await feed.stop()
+        await raw.aclose()
+        await redis.aclose()
+
+    assert [event.node_id for event in got] == [*(f"n{i}" for i in range(10)), None]
+    assert [len(json.loads(m["data"])) for m in messages] == [10, 1], "one message per publish"
+
+
+async def test_the_feed_says_a_run_has_not_settled_only_while_it_can_know() -> None:
+    require_redis()
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(f"{REDIS_URL}/15")
+    namespace = f"t_{secrets.token_hex(4)}"
+    api_bus = EventBus()
+    feed = EventFeed(redis, namespace, api_bus)
+    worker_bus = RedisEventBus(redis, namespace)
+    await feed.start()
+    worker_bus.start()
+    try:
+        generation = feed.generation
+        assert feed.quiet_since("run_1", generation)
+        with api_bus.subscribe("run_1") as received:
+            worker_bus.publish([Event("node.succeeded", "run_1", "a", AT)])
+            await asyncio.wait_for(anext(received), 5)
+            assert feed.quiet_since("run_1", generation), "a node's event settles nothing"
+            worker_bus.publish([Event("run.waiting", "run_1", None, AT)])
+            await asyncio.wait_for(anext(received), 5)
+        assert not feed.quiet_since("run_1", generation)
+        assert feed.quiet_since("run_2", generation)
+        assert not feed.quiet_since("run_2", generation - 1), "events may have been missed"
+        await redis.publish(channel(namespace), "not an event")
+        for _ in range(50):
+            if feed.generation != generation:
+                break
+            await asyncio.sleep(0.02)
+        assert not feed.quiet_since("run_2", generation), "a message it could not read"
+    finally:
+        await worker_bus.stop()
+        await feed.stop()
+        await redis.aclose()
