@@ -58,6 +58,9 @@ chromium:
 		$$sudo apt-get update && $$sudo apt-get install -y chromium; }
 
 bench: install
+	$(BIN)/python -m benchmarks.engine --db sqlite,postgresql
+	$(BIN)/python -m benchmarks.ticks
+	$(BIN)/python -m benchmarks.api
 	$(BIN)/python -m benchmarks.storage --db sqlite
 	$(BIN)/python -m benchmarks.storage --db postgresql
 	$(BIN)/python -m benchmarks.startup

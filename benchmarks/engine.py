@@ -388,7 +388,8 @@ async def _check_cached(db: Database, engine: Engine, length: int) -> None:
 
 
 def _lengths(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
+    """The sizes in a comma-separated list; 0 (or nothing) stands for none."""
+    return [size for part in text.split(",") if part.strip() and (size := int(part)) > 0]
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -425,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", default="100,1000", help="chain lengths, comma-separated")
     parser.add_argument("--edit", default="100,1000", help="re-run-after-edit chain lengths")
     parser.add_argument(
-        "--dag", default="10000,100000", help="random DAG sizes, comma-separated ('': none)"
+        "--dag", default="10000,100000", help="random DAG sizes, comma-separated ('' or 0: none)"
     )
     parser.add_argument(
         "--cached", default="100", help="fully cached chain lengths, comma-separated ('': none)"

@@ -121,3 +121,19 @@ def test_the_fan_out_benchmark_follows_runs_with_its_clients() -> None:
     row = out.strip().splitlines()[-1].split()
     assert row[0] == "0ms"
     assert row[-1] == "1/1", out  # the checking client put the whole text together
+
+
+def test_ticks_benchmark_compares_both_ways_on_sqlite() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ticks", "--db", "sqlite", "--ticks", "200"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    lines = {x.split("|")[1].strip(): x for x in done.stdout.splitlines() if x.startswith("| tick")}
+    assert set(lines) == {"tick, tuned (SQLite)", "tick, portable (SQLite)"}
+    assert "tuned saves" in lines["tick, portable (SQLite)"]

@@ -53,12 +53,22 @@ from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 
-__all__ = ["DEBUG_COLUMNS", "TickStore", "debug_state", "latest_success_outputs", "load_slots"]
+__all__ = [
+    "DEBUG_COLUMNS",
+    "TICK_DEBUG",
+    "TICK_NODES",
+    "TICK_RUNS",
+    "TickStore",
+    "debug_state",
+    "latest_success_outputs",
+    "load_slots",
+    "node_row_values",
+]
 
 # Typed as Table (``__table__`` is only known as a FromClause) so Core update() accepts them.
-_NODES = cast(Table, NodeExecution.__table__)
-_RUNS = cast(Table, WorkflowRun.__table__)
-_DEBUG = cast(Table, DebugSession.__table__)
+TICK_NODES = _NODES = cast(Table, NodeExecution.__table__)
+TICK_RUNS = _RUNS = cast(Table, WorkflowRun.__table__)
+TICK_DEBUG = _DEBUG = cast(Table, DebugSession.__table__)
 
 _SLOT_COLUMNS = (
     "id",
@@ -268,6 +278,11 @@ def _slot_values(slot: NodeSlot, run_id: str, now: datetime) -> list[Any]:
         slot.duration_ms,
         now,
     ]
+
+
+def node_row_values(slot: NodeSlot, run_id: str, now: datetime) -> dict[str, Any]:
+    """The node row's columns a tick writes for ``slot``, by name (not yet bound)."""
+    return dict(zip(_MUTABLE, _slot_values(slot, run_id, now), strict=True))
 
 
 @cache
