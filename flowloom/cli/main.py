@@ -1,20 +1,25 @@
-"""The ``flowloom`` command: Typer wiring only; the work is in the modules beside this one."""
+"""The ``flowloom`` command: Typer wiring only; the work is in the modules beside this one.
+
+Each command imports what it needs when it runs (the ``db`` commands their storage modules,
+all of them rich for the console), so ``flowloom serve`` loads none of it.
+"""
 
 from __future__ import annotations
 
 import gc
 import sys
+from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from flowloom.cli import db as db_commands
 from flowloom.cli.common import fail, load_settings, require_storable, run_async
 from flowloom.exceptions import FlowloomError, InputError
 from flowloom.settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["app"]
 
@@ -29,7 +34,12 @@ users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
-console = Console()
+
+@cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -64,10 +74,12 @@ def main(
 def db_upgrade(ctx: typer.Context) -> None:
     """Migrate the database to the newest schema (backed up first into DATA_DIR/backups when
     it has tables to migrate; FLOWLOOM_BACKUP_BEFORE_MIGRATE=false skips that)."""
+    from flowloom.cli import db as db_commands
+
     revision, copy = run_async(lambda: db_commands.upgrade(_settings(ctx)))
     if copy is not None:
-        console.print(f"before migrating, the database was copied to {copy}")
-    console.print(f"database is at revision [bold]{revision}[/bold]")
+        _console().print(f"before migrating, the database was copied to {copy}")
+    _console().print(f"database is at revision [bold]{revision}[/bold]")
 
 
 @db_app.command("prune")
@@ -95,21 +107,23 @@ def db_prune(
         cutoff = parse_date(before) if before is not None else None
     except InputError as exc:
         fail(str(exc))
+    from flowloom.cli import db as db_commands
+
     report = run_async(
         lambda: db_commands.prune(_settings(ctx), older_than=age, before=cutoff, archive=archive)
     )
-    console.print(
+    _console().print(
         f"pruned {report.runs} run(s), {report.node_executions} node execution(s), "
         f"{report.artifacts} artifact(s), {report.blobs_deleted} blob(s) "
         f"(runs created before {report.cutoff:%Y-%m-%d %H:%M:%S} UTC)"
     )
     if report.database_bytes_before is not None and report.database_bytes_after is not None:
-        console.print(
+        _console().print(
             f"database file {report.database_bytes_before / 1e6:,.1f} MB"
             f" -> {report.database_bytes_after / 1e6:,.1f} MB"
         )
     for path in report.archive_files:
-        console.print(f"archived to {path}")
+        _console().print(f"archived to {path}")
 
 
 @db_app.command("backup")
@@ -122,13 +136,15 @@ def db_backup(
 ) -> None:
     """Write a consistent copy of the database while flowloom keeps running (SQLite's online
     backup; pg_dump for PostgreSQL, when it is installed)."""
+    from flowloom.cli import db as db_commands
+
     written, check = run_async(
         lambda: db_commands.backup(_settings(ctx), target=path, verify=verify)
     )
-    console.print(f"backup written to {written}")
+    _console().print(f"backup written to {written}")
     if check is not None:
         at = f", schema revision {check.revision}" if check.revision else ""
-        console.print(
+        _console().print(
             f"verified: the copy opens and passes its integrity check ({check.tables} tables{at})"
         )
 
@@ -137,9 +153,11 @@ def db_backup(
 def db_maintain(ctx: typer.Context) -> None:
     """Run the maintenance pass now: the retention the instance settings ask for, expired
     sessions, memory and subscriptions (what the server does daily)."""
+    from flowloom.cli import db as db_commands
+
     report = run_async(lambda: db_commands.maintain(_settings(ctx)))
     deleted = ", ".join(f"{n} {table}" for table, n in report.rows_deleted.items()) or "none"
-    console.print(
+    _console().print(
         f"runs deleted {report.runs_deleted}; node outputs cleared "
         f"{report.node_outputs_cleared}; rows deleted: {deleted}; sessions purged "
         f"{report.sessions_purged}; memory entries purged {report.memory_purged}; "
@@ -152,13 +170,17 @@ def db_maintain(ctx: typer.Context) -> None:
 @db_app.command("stats")
 def db_stats(ctx: typer.Context) -> None:
     """Rows (and sizes, where the database tells) of every table."""
+    from flowloom.cli import db as db_commands
+
     rows = run_async(lambda: db_commands.stats(_settings(ctx)))
+    from rich.table import Table
+
     table = Table("table", "rows", "size", caption="~ marks an estimate")
     for row in rows:
         size = "-" if row.bytes is None else f"{row.bytes / 1024:,.0f} KiB"
         count = f"{row.rows:,}" if row.rows_exact else f"~{row.rows:,}"
         table.add_row(row.name, count, size)
-    console.print(table)
+    _console().print(table)
 
 
 @users_app.command("create")
@@ -180,7 +202,7 @@ def users_create(
     user = run_async(
         lambda: create_user(_settings(ctx), email=email, password=password, admin=admin)
     )
-    console.print(f"created {user.role} {user.email} ({user.id})")
+    _console().print(f"created {user.role} {user.email} ({user.id})")
 
 
 @app.command("serve")
@@ -247,7 +269,7 @@ def run(
         inputs = parse_inputs(input_ or [])
     except InputError as exc:
         fail(str(exc))
-    code = run_async(lambda: run_file(_settings(ctx), file, inputs, as_json, console))
+    code = run_async(lambda: run_file(_settings(ctx), file, inputs, as_json, _console()))
     raise typer.Exit(code)
 
 
@@ -259,7 +281,7 @@ def resume(
     """Finish the runs a killed `flowloom run` left behind, from where their records stand."""
     from flowloom.cli.run import resume_runs
 
-    raise typer.Exit(run_async(lambda: resume_runs(_settings(ctx), as_json, console)))
+    raise typer.Exit(run_async(lambda: resume_runs(_settings(ctx), as_json, _console())))
 
 
 @app.command("generate")
@@ -299,7 +321,7 @@ def generate(
     )
     code = run_async(
         lambda: generate_command(
-            _settings(ctx), request, output=output, as_json=as_json, console=console
+            _settings(ctx), request, output=output, as_json=as_json, console=_console()
         )
     )
     raise typer.Exit(code)
@@ -313,7 +335,7 @@ def validate(
     """Check a definition file and name every problem (node, port, message)."""
     from flowloom.cli.validate import validate_file
 
-    raise typer.Exit(validate_file(file, console, as_json))
+    raise typer.Exit(validate_file(file, _console(), as_json))
 
 
 @app.command("demo")
@@ -321,7 +343,7 @@ def demo(ctx: typer.Context) -> None:
     """Set up the local database, load and run the example workflows, show the history."""
     from flowloom.cli.demo import run_demo
 
-    run_async(lambda: run_demo(_settings(ctx), console=console))
+    run_async(lambda: run_demo(_settings(ctx), console=_console()))
 
 
 if __name__ == "__main__":  # pragma: no cover

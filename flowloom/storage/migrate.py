@@ -15,6 +15,9 @@ A migration is one transaction, committed only if every step succeeded:
   would cascade into every child row. ``PRAGMA foreign_key_check`` must find nothing before the
   transaction commits. Upgrading also makes sure the file uses incremental auto-vacuum, so that
   pruning can give space back to the file system.
+
+Alembic is imported only by the functions that need it: a server's start reads the revision and
+builds an empty database without it (``flowloom.storage.revision``).
 """
 
 from __future__ import annotations
@@ -23,14 +26,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.autogenerate.api import AutogenContext
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Column, Constraint, Index, Table, inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
@@ -38,8 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flowloom.exceptions import StorageError
 from flowloom.storage.database import WRITE_TRANSACTION, Database
+from flowloom.storage.revision import read_revision, stamp_head
 from flowloom.storage.tables import metadata
 from flowloom.storage.tables.base import Money, UTCDateTime
+
+if TYPE_CHECKING:
+    from alembic.autogenerate.api import AutogenContext
+    from alembic.config import Config
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -82,6 +84,8 @@ class SchemaDifference:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic ``Config`` for the packaged chain; ``env.py`` migrates on ``connection``."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
@@ -107,7 +111,10 @@ def context_options(dialect_name: str) -> dict[str, Any]:
 
 
 def head_revision() -> str:
-    """The newest revision of the packaged chain."""
+    """The newest revision of the packaged chain, as Alembic finds it in the scripts (a
+    server uses ``flowloom.storage.revision.HEAD_REVISION``, which a test keeps equal)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise StorageError(f"no migrations found in {MIGRATIONS_DIR}")
@@ -120,7 +127,7 @@ async def upgrade_database(db: Database, revision: str = "head") -> None:
     Safe to call on every start: a database already there is left as it is.
     """
     async with _migration_connection(db, upgrading=True) as conn:
-        await conn.run_sync(_run_command, command.upgrade, revision)
+        await conn.run_sync(_run_command, "upgrade", revision)
 
 
 async def install_or_upgrade(db: Database) -> bool:
@@ -139,26 +146,23 @@ async def install_or_upgrade(db: Database) -> bool:
 
 def _install_or_upgrade(sync_conn: Connection) -> bool:
     if inspect(sync_conn).get_table_names():
-        _run_command(sync_conn, command.upgrade, "head")
+        _run_command(sync_conn, "upgrade", "head")
         return False
     metadata.create_all(sync_conn)
-    context = MigrationContext.configure(sync_conn)
-    context.stamp(ScriptDirectory.from_config(alembic_config()), "head")
+    stamp_head(sync_conn)
     return True
 
 
 async def downgrade_database(db: Database, revision: str) -> None:
     """Migrate ``db`` down to ``revision`` in one transaction (``"base"``: no tables left)."""
     async with _migration_connection(db, upgrading=False) as conn:
-        await conn.run_sync(_run_command, command.downgrade, revision)
+        await conn.run_sync(_run_command, "downgrade", revision)
 
 
 async def current_revision(db: Database) -> str | None:
     """The revision ``db`` is at, or None for a database never migrated (or migrated to base)."""
     async with db.engine.connect() as conn:
-        return await conn.run_sync(
-            lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
-        )
+        return await conn.run_sync(read_revision)
 
 
 async def pending_differences(db: Database) -> list[SchemaDifference]:
@@ -183,18 +187,29 @@ async def write_revision(db: Database, message: str, *, rev_id: str | None = Non
 
 
 def _run_command(
-    sync_conn: Connection, action: Callable[[Config, str], None], revision: str
+    sync_conn: Connection, action: Literal["upgrade", "downgrade"], revision: str
 ) -> None:
-    action(alembic_config(sync_conn), revision)
+    from alembic import command
+
+    run: Callable[[Config, str], None] = {
+        "upgrade": command.upgrade,
+        "downgrade": command.downgrade,
+    }[action]
+    run(alembic_config(sync_conn), revision)
 
 
 def _compare(sync_conn: Connection) -> list[Any]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     options = context_options(sync_conn.dialect.name)
     context = MigrationContext.configure(sync_conn, opts=options)
     return list(compare_metadata(context, metadata))
 
 
 def _write_revision(sync_conn: Connection, message: str, rev_id: str | None) -> Path:
+    from alembic import command
+
     script = command.revision(
         alembic_config(sync_conn), message=message, autogenerate=True, rev_id=rev_id
     )

@@ -15,7 +15,8 @@ from flowloom.exceptions import ConfigurationError
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.maintenance.backup import backup_before_migrate
-from flowloom.storage.migrate import current_revision, head_revision, install_or_upgrade
+from flowloom.storage.migrate import current_revision, install_or_upgrade
+from flowloom.storage.revision import HEAD_REVISION
 
 __all__ = ["prepare_database"]
 
@@ -25,7 +26,7 @@ _log = logging.getLogger(__name__)
 async def prepare_database(db: Database, settings: Settings) -> None:
     """Make ``db`` ready to serve (see the module docstring); ConfigurationError for a
     PostgreSQL database that is not at the newest revision."""
-    at, head = await current_revision(db), head_revision()
+    at, head = await current_revision(db), HEAD_REVISION
     if at == head:
         return
     if not db.is_sqlite:

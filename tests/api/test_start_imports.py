@@ -17,6 +17,7 @@ from flowloom.nodes.warm import HEAVY_MODULES
 
 LOADED_WHEN_USED = (
     "PIL",  # image nodes
+    "alembic",  # migrating a database that has tables (flowloom.storage.revision does the rest)
     "anthropic",  # LLM providers
     "asyncpg",  # PostgreSQL only
     "celery",  # the distributed executor
@@ -27,16 +28,24 @@ LOADED_WHEN_USED = (
     "jmespath",
     "jwt",  # sign-in with an external identity provider
     "kombu",
+    "mako",  # alembic's templates
     "mcp",
     "openai",
     "re2",
+    "pygments",
     "redis",
+    "rich",  # the CLI's console, for every command but serve
     "svix",  # identity-provider webhooks
 )
 
+_IMPORTED_BY_THE_WARMED = {"pygments", "rich"}
+"""httpx's command line (``httpx._main``, imported by ``httpx/__init__``) loads both."""
+
 
 NOT_WARMED = tuple(
-    m for m in LOADED_WHEN_USED if m not in {heavy.split(".")[0] for heavy in HEAVY_MODULES}
+    m
+    for m in LOADED_WHEN_USED
+    if m not in {heavy.split(".")[0] for heavy in HEAVY_MODULES} | _IMPORTED_BY_THE_WARMED
 )
 """What the warm-up never imports (it may have begun by the time a started app is looked at;
 and the first start's example workflows are checked with jinja2)."""
