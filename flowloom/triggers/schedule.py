@@ -4,16 +4,16 @@ A schedule is five cron fields (minute, hour, day of month, month, day of week) 
 ``@hourly``-style nicknames, read in a time zone, so ``0 9 * * 1-5`` in ``Europe/Paris`` fires
 at nine in Paris on weekdays, summer and winter. When a clock skips a fire time (the spring
 change), the schedule fires at the first instant after the gap; croniter decides the details.
-Every time going in must be timezone-aware; every time coming out is aware UTC.
+Every time going in must be timezone-aware; every time coming out is aware UTC. croniter is
+imported when a schedule is first checked or walked: a server starts without it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 
 from flowloom.exceptions import InputError
 
@@ -67,6 +67,8 @@ class Schedule:
         self._zone = check_timezone(timezone)
         self.timezone = timezone
         self.cron = _check_cron(cron)
+        from croniter import CroniterError  # type: ignore[import-untyped]
+
         try:
             self.next_after(datetime.now(UTC))
         except CroniterError:
@@ -76,12 +78,12 @@ class Schedule:
         """The first fire time strictly after ``moment``, in UTC."""
         if moment.tzinfo is None:
             raise ValueError("moment must be timezone-aware")
-        fire: datetime = croniter(self.cron, moment.astimezone(self._zone)).get_next(datetime)
+        fire: datetime = _croniter()(self.cron, moment.astimezone(self._zone)).get_next(datetime)
         return fire.astimezone(UTC)
 
     def missed_between(self, first: datetime, now: datetime) -> Missed:
         """``first`` (a fire time that passed) and every later fire time up to ``now``."""
-        walker = croniter(self.cron, first.astimezone(self._zone))
+        walker = _croniter()(self.cron, first.astimezone(self._zone))
         count, last, capped = 1, first.astimezone(UTC), False
         while True:
             fire: datetime = walker.get_next(datetime)
@@ -97,6 +99,13 @@ class Schedule:
         return f"Schedule({self.cron!r}, {self.timezone!r})"
 
 
+def _croniter() -> Any:
+    """croniter's class (imported on first use; a module lookup afterwards)."""
+    from croniter import croniter
+
+    return croniter
+
+
 def _check_cron(cron: str) -> str:
     text = " ".join(cron.split())
     if not text or len(text) > _CRON_MAX_LENGTH:
@@ -108,7 +117,7 @@ def _check_cron(cron: str) -> str:
             "minute hour day-of-month month day-of-week (e.g. '*/15 9-17 * * 1-5')",
             field="cron",
         )
-    if not croniter.is_valid(text):
+    if not _croniter().is_valid(text):
         raise InputError(
             f"cron {cron!r} is not a valid expression: five fields (minute hour "
             "day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly",

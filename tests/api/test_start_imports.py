@@ -21,6 +21,7 @@ LOADED_WHEN_USED = (
     "anthropic",  # LLM providers
     "asyncpg",  # PostgreSQL only
     "celery",  # the distributed executor
+    "croniter",  # schedule triggers, once one is checked or due
     "cryptography",  # the credential vault, PyJWT's X.509 support
     "google.genai",
     "httpx",  # nodes that fetch, providers
