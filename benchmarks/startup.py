@@ -7,7 +7,13 @@ the first time: migrations, the local account, the example workflows, then uvico
 round: the wall time from process start to the first answered ``/healthz``, the CPU time the
 server process spent until then (user + system from ``/proc/PID/stat``: on a shared machine it
 moves much less than the wall time does), and the resident memory (VmRSS) after ``--idle-s``
-seconds of idling (the warm-up of node modules a second after start-up included).
+seconds of idling (the warm-up of node modules a second after start-up included). Then, as
+many times, the CPU time of one process doing the same work up to a started app, without the
+server: the warm-up (a second after start-up) never falls inside it, as it does in the server's
+figure when a loaded machine delays the first answer past that second.
+
+With PYTHONDONTWRITEBYTECODE set, an editable install compiles flowloom's own modules from source
+at every start (a few hundred milliseconds); the table says whether it was set.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,24 +52,61 @@ def _round(idle_s: float) -> tuple[float, float, float]:
         return server.startup_s, used_s, rss
 
 
+_READY_CODE = """
+import gc, time
+gc.disable()  # as flowloom.cli.entry does
+import asyncio
+import flowloom.cli.main, flowloom.cli.serve, uvicorn
+from flowloom.api import create_app
+from flowloom.cli.serve import prepare
+from flowloom.settings import Settings
+settings = Settings()
+asyncio.run(prepare(settings))
+app = create_app(settings, freeze_gc=True)
+async def start():
+    async with app.router.lifespan_context(app):
+        print(time.process_time())
+asyncio.run(start())
+"""
+
+
+def _ready_cpu_s() -> float:
+    """CPU seconds of one process that does what ``serve`` does before it answers (imports,
+    the first start's database, the app's start-up), read as the app has started: unlike the
+    server's figure it never includes the warm-up, which a slow first answer lets in."""
+    with tempfile.TemporaryDirectory(prefix="flowloom-bench-ready-") as folder:
+        env = {**os.environ, "FLOWLOOM_DATA_DIR": str(Path(folder) / "data")}
+        env.pop("FLOWLOOM_DATABASE_URL", None)
+        done = subprocess.run(
+            [sys.executable, "-c", _READY_CODE], capture_output=True, text=True, check=True, env=env
+        )
+        return float(done.stdout.split()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.startup", description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--idle-s", type=float, default=3.0)
     args = parser.parse_args()
     rounds = [_round(args.idle_s) for _ in range(args.repeat)]
+    ready = [_ready_cpu_s() for _ in range(args.repeat)]
+    no_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
     print_table(
         "Start-up of flowloom serve on a fresh SQLite data dir",
         [
             Measurement("start-up to first /healthz answer", [r[0] * 1000 for r in rounds]),
             Measurement("server CPU time until then", [r[1] * 1000 for r in rounds]),
+            Measurement("CPU time to a started app, no warm-up", [r * 1000 for r in ready]),
             Measurement(
                 f"resident memory after {args.idle_s:g} s idle",
                 [r[2] for r in rounds],
                 unit="MiB",
             ),
         ],
-        context=[f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"],
+        context=[
+            f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+            f"PYTHONDONTWRITEBYTECODE: {'set' if no_bytecode else 'unset'}",
+        ],
     )
 
 
