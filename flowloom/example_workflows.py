@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.exceptions import NotFound, Problem, ValidationFailed
 from flowloom.graph import parse_definition, validate
-from flowloom.nodes.registry import default_registry
+from flowloom.nodes.registry import NodeRegistry, default_registry
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import Workflow
 
@@ -73,37 +73,46 @@ def example_dir() -> Path:
 def read_examples(folder: Path | None = None) -> list[Example]:
     """Every ``*.json`` example, named from its file name, with its validation problems."""
     registry = default_registry()
-    examples = []
-    for path in sorted((folder or example_dir()).glob("*.json")):
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        try:
-            problems = validate(parse_definition(raw), registry)
-        except ValidationFailed as exc:
-            problems = exc.problems
-        name = path.stem.replace("_", " ").capitalize()
-        examples.append(
-            Example(
-                name=name,
-                definition=raw,
-                problems=problems,
-                slug=path.stem,
-                summary=_SUMMARIES.get(path.stem, ""),
-            )
-        )
-    return examples
+    return [_read_example(path, registry) for path in _example_paths(folder)]
+
+
+def _example_paths(folder: Path | None) -> list[Path]:
+    return sorted((folder or example_dir()).glob("*.json"))
+
+
+def _example_name(path: Path) -> str:
+    return path.stem.replace("_", " ").capitalize()
+
+
+def _read_example(path: Path, registry: NodeRegistry) -> Example:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        problems = validate(parse_definition(raw), registry)
+    except ValidationFailed as exc:
+        problems = exc.problems
+    return Example(
+        name=_example_name(path),
+        definition=raw,
+        problems=problems,
+        slug=path.stem,
+        summary=_SUMMARIES.get(path.stem, ""),
+    )
 
 
 async def install_examples(session: AsyncSession, *, owner_id: str) -> list[Workflow]:
     """Save each example the owner does not have yet (matched by name) as a workflow.
 
-    Each new workflow's validation result is logged against its first version.
+    Each new workflow's validation result is logged against its first version. Only the
+    examples it lacks are read and validated: a restart, which has them all, validates none
+    (validating templates loads Jinja2).
     """
     repo = WorkflowRepo(session, owner_id=owner_id)
     installed = []
-    for example in read_examples():
-        if await repo.find_by_name(name=example.name) is not None:
+    registry = default_registry()
+    for path in _example_paths(None):
+        if await repo.find_by_name(name=_example_name(path)) is not None:
             continue
-        installed.append(await _save(repo, example))
+        installed.append(await _save(repo, _read_example(path, registry)))
     return installed
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flowloom.example_workflows import example_dir
 from flowloom.nodes.warm import HEAVY_MODULES
 
 LOADED_WHEN_USED = (
@@ -92,3 +93,21 @@ def test_a_first_start_imports_none_of_the_libraries_loaded_when_used(tmp_path: 
     )
 
     assert _imported_by(code, tmp_path / "data") == []
+
+
+def test_a_restart_validates_no_example_again(tmp_path: Path) -> None:
+    """The examples are validated (with Jinja2, for their templates) only when they are added:
+    a second start finds them all and loads no Jinja2."""
+    code = (
+        "import asyncio, json, sys\n"
+        "from flowloom.cli.serve import prepare\n"
+        "from flowloom.settings import Settings\n"
+        "first = asyncio.run(prepare(Settings()))\n"
+        "jinja2 = ['jinja2'] if 'jinja2' in sys.modules else []\n"
+        "print(json.dumps([str(first.examples_added), *jinja2]))\n"
+    )
+    data_dir = tmp_path / "data"
+    shipped = len(list(example_dir().glob("*.json")))
+
+    assert _imported_by(code, data_dir) == [str(shipped), "jinja2"]
+    assert _imported_by(code, data_dir) == ["0"]
