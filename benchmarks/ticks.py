@@ -39,8 +39,9 @@ from flowloom.storage.tables.base import utcnow
 Commit = Callable[[Tick], Awaitable[bool]]
 
 
-async def _ticks_of_a_run(db: Database) -> Callable[[int], Tick]:
-    """A run of two nodes, ``a`` RUNNING under lease ``one``; tick ``n`` of its kind."""
+async def new_bare_run(db: Database, nodes: list[tuple[str, str, int]]) -> str:
+    """A run of a new owner's empty workflow with node rows ``(node id, type, parents)``: what
+    a tick writes to, without a plan behind it."""
     async with db.write() as session:
         owner = await UserRepo(session).create(email=f"{new_id('usr')}@example.com")
         workflow = await WorkflowRepo(session, owner_id=owner.id).create(
@@ -48,18 +49,24 @@ async def _ticks_of_a_run(db: Database) -> Callable[[int], Tick]:
         )
         runs = RunRepo(session, owner_id=owner.id)
         run = await runs.create(workflow_id=workflow.id, workflow_version=1)
-        await runs.add_node_executions(run_id=run.id, nodes=[("a", "t", 0), ("b", "t", 1)])
-    slots = await db.run_read(lambda conn: load_slots(conn, run.id))
+        await runs.add_node_executions(run_id=run.id, nodes=nodes)
+    return run.id
+
+
+async def _ticks_of_a_run(db: Database) -> Callable[[int], Tick]:
+    """A run of two nodes, ``a`` RUNNING under lease ``one``; tick ``n`` of its kind."""
+    run_id = await new_bare_run(db, [("a", "t", 0), ("b", "t", 1)])
+    slots = await db.run_read(lambda conn: load_slots(conn, run_id))
     a, b = slots["a"], slots["b"]
     now = utcnow()
     a.status, a.lease_owner, a.lease_expires_at = NodeStatus.RUNNING, "one", now + timedelta(1)
-    assert await TickStore(db).commit(Tick(run.id, "one", now, [a], set(), {}))
+    assert await TickStore(db).commit(Tick(run_id, "one", now, [a], set(), {}))
 
     def tick(n: int) -> Tick:
         a.attempts = [{"attempt": n, "outputs": {"value": n}}]
         b.status = NodeStatus.RUNNING if n % 2 else NodeStatus.READY
         b.inputs, b.pending = {"value": n}, 0
-        return Tick(run.id, "one", now, [a, b], {a.row_id}, {})
+        return Tick(run_id, "one", now, [a, b], {a.row_id}, {})
 
     return tick
 

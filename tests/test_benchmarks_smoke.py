@@ -14,30 +14,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_storage_benchmark_prints_its_table_on_sqlite(tmp_path: Path) -> None:
+def _bench(*args: str, timeout_s: float = 180) -> str:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.storage",
-            "--db",
-            "sqlite",
-            "--runs",
-            "2000",
-            "--repeat",
-            "2",
-            "--path",
-            str(tmp_path / "bench.db"),
-        ],
+        [sys.executable, "-m", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout_s,
         check=False,
     )
-
     assert done.returncode == 0, done.stderr
-    out = done.stdout
+    return done.stdout
+
+
+def test_storage_benchmark_prints_its_table_on_sqlite(tmp_path: Path) -> None:
+    out = _bench(
+        "benchmarks.storage",
+        "--db",
+        "sqlite",
+        "--runs",
+        "2000",
+        "--repeat",
+        "2",
+        "--path",
+        str(tmp_path / "bench.db"),
+        timeout_s=120,
+    )
     assert "| measurement" in out
     for row in (
         "bulk insert (runs + node executions + usage)",
@@ -57,48 +59,25 @@ def test_storage_benchmark_prints_its_table_on_sqlite(tmp_path: Path) -> None:
 
 
 def test_prune_wait_benchmark_prints_the_writers_waits(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.prune_wait",
-            "--runs",
-            "600",
-            "--baseline-s",
-            "0.3",
-            "--path",
-            str(tmp_path / "prune.db"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    out = _bench(
+        "benchmarks.prune_wait",
+        "--runs",
+        "600",
+        "--baseline-s",
+        "0.3",
+        "--path",
+        str(tmp_path / "prune.db"),
+        timeout_s=120,
     )
-
-    assert done.returncode == 0, done.stderr
     rows = {
         line.split("|")[1].strip(): line.split("|")
-        for line in done.stdout.splitlines()
+        for line in out.splitlines()
         if line.startswith("| ")
     }
     assert "prune 10% of runs" in rows
     assert re.search(r"\d+ runs", rows["prune 10% of runs"][7])
     assert float(rows["run starts, during the prune"][2]) > 0
     assert float(rows["run start during the prune, worst"][2]) > 0
-
-
-def _bench(*args: str, timeout_s: float = 180) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_the_time_to_first_token_benchmark_prints_a_row_per_provider() -> None:
@@ -124,16 +103,7 @@ def test_the_fan_out_benchmark_follows_runs_with_its_clients() -> None:
 
 
 def test_ticks_benchmark_compares_both_ways_on_sqlite() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.ticks", "--db", "sqlite", "--ticks", "200"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-    assert done.returncode == 0, done.stderr
-    lines = {x.split("|")[1].strip(): x for x in done.stdout.splitlines() if x.startswith("| tick")}
+    out = _bench("benchmarks.ticks", "--db", "sqlite", "--ticks", "200", timeout_s=120)
+    lines = {x.split("|")[1].strip(): x for x in out.splitlines() if x.startswith("| tick")}
     assert set(lines) == {"tick, tuned (SQLite)", "tick, portable (SQLite)"}
     assert "tuned saves" in lines["tick, portable (SQLite)"]

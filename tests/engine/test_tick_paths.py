@@ -11,16 +11,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from benchmarks.ticks import new_bare_run
 from flowloom.engine.ports import Tick
 from flowloom.engine.run_state import NodeSlot
 from flowloom.engine.sql.portable_ticks import commit_portably
 from flowloom.engine.sql.ticks import TickStore, load_slots
-from flowloom.ids import new_id
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus
-from flowloom.storage.repos.runs import RunRepo
-from flowloom.storage.repos.users import UserRepo
-from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import WorkflowRun
 from flowloom.storage.tables.base import utcnow
 
@@ -28,16 +25,7 @@ Commit = Callable[[Tick], Awaitable[bool]]
 
 
 async def _new_run(db: Database) -> str:
-    async with db.write() as session:
-        owner = await UserRepo(session).create(email=f"{new_id('usr')}@example.com")
-        workflow = await WorkflowRepo(session, owner_id=owner.id).create(
-            name="ticks", definition={"schema_version": 1, "nodes": [], "edges": []}
-        )
-        runs = RunRepo(session, owner_id=owner.id)
-        run = await runs.create(workflow_id=workflow.id, workflow_version=1)
-        nodes = [("a", "t", 0), ("b", "t", 1), ("c", "t", 1)]
-        await runs.add_node_executions(run_id=run.id, nodes=nodes)
-    return run.id
+    return await new_bare_run(db, [("a", "t", 0), ("b", "t", 1), ("c", "t", 1)])
 
 
 async def _slots(db: Database, run_id: str) -> dict[str, NodeSlot]:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from workerkit import REDIS_URL, require_redis
@@ -38,7 +42,19 @@ def test_what_is_not_events_is_refused(raw: str) -> None:
         decode(raw)
 
 
-async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bus() -> None:
+@dataclass
+class Relay:
+    """A worker's event bus and an API's feed over one Redis namespace, started."""
+
+    redis: Any
+    namespace: str
+    api_bus: EventBus
+    feed: EventFeed
+    worker_bus: RedisEventBus
+
+
+@asynccontextmanager
+async def relay() -> AsyncIterator[Relay]:
     require_redis()
     from redis.asyncio import Redis
 
@@ -47,12 +63,22 @@ async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bu
     api_bus = EventBus()
     feed = EventFeed(redis, namespace, api_bus)
     worker_bus = RedisEventBus(redis, namespace)
-    raw = redis.pubsub()
-    await raw.subscribe(channel(namespace))
     await feed.start()
     worker_bus.start()
     try:
-        with api_bus.subscribe("run_1") as received:
+        yield Relay(redis, namespace, api_bus, feed, worker_bus)
+    finally:
+        await worker_bus.stop()
+        await feed.stop()
+        await redis.aclose()
+
+
+async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bus() -> None:
+    async with relay() as on:
+        worker_bus = on.worker_bus
+        raw = on.redis.pubsub()
+        await raw.subscribe(channel(on.namespace))
+        with on.api_bus.subscribe("run_1") as received:
             tick = [Event("node.succeeded", "run_1", f"n{i}", AT) for i in range(10)]
             worker_bus.publish(tick)
             worker_bus.publish([Event("run.completed", "run_1", None, AT)])
@@ -64,31 +90,18 @@ async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bu
             found = await raw.get_message(ignore_subscribe_messages=True, timeout=0.1)
             if found is not None:
                 messages.append(found)
-    finally:
-        await worker_bus.stop()
-        await feed.stop()
         await raw.aclose()
-        await redis.aclose()
 
     assert [event.node_id for event in got] == [*(f"n{i}" for i in range(10)), None]
     assert [len(json.loads(m["data"])) for m in messages] == [10, 1], "one message per publish"
 
 
 async def test_the_feed_says_a_run_has_not_settled_only_while_it_can_know() -> None:
-    require_redis()
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(f"{REDIS_URL}/15")
-    namespace = f"t_{secrets.token_hex(4)}"
-    api_bus = EventBus()
-    feed = EventFeed(redis, namespace, api_bus)
-    worker_bus = RedisEventBus(redis, namespace)
-    await feed.start()
-    worker_bus.start()
-    try:
+    async with relay() as on:
+        feed, worker_bus = on.feed, on.worker_bus
         generation = feed.generation
         assert feed.quiet_since("run_1", generation)
-        with api_bus.subscribe("run_1") as received:
+        with on.api_bus.subscribe("run_1") as received:
             worker_bus.publish([Event("node.succeeded", "run_1", "a", AT)])
             await asyncio.wait_for(anext(received), 5)
             assert feed.quiet_since("run_1", generation), "a node's event settles nothing"
@@ -97,13 +110,9 @@ async def test_the_feed_says_a_run_has_not_settled_only_while_it_can_know() -> N
         assert not feed.quiet_since("run_1", generation)
         assert feed.quiet_since("run_2", generation)
         assert not feed.quiet_since("run_2", generation - 1), "events may have been missed"
-        await redis.publish(channel(namespace), "not an event")
+        await on.redis.publish(channel(on.namespace), "not an event")
         for _ in range(50):
             if feed.generation != generation:
                 break
             await asyncio.sleep(0.02)
         assert not feed.quiet_since("run_2", generation), "a message it could not read"
-    finally:
-        await worker_bus.stop()
-        await feed.stop()
-        await redis.aclose()
