@@ -28,6 +28,7 @@ __all__ = [
     "id_timestamp_ms",
     "idempotency_key",
     "new_id",
+    "new_ids",
     "parse_id",
 ]
 
@@ -110,6 +111,7 @@ def _uuid7_int() -> int:
 _PAIRS: Final = tuple(high + low for high in _ALPHABET for low in _ALPHABET)
 """Every two-digit string, by its 10-bit value: an id is 13 lookups, not 26 (every row's id)."""
 _PAIR_SHIFTS: Final = tuple(range(_SUFFIX_LEN * 5 - 10, -1, -10))
+_LOW_62: Final = (1 << 62) - 1
 
 
 def _encode(value: int) -> str:
@@ -119,6 +121,43 @@ def _encode(value: int) -> str:
 def new_id(prefix: str) -> str:
     """A new id such as ``run_01jd4y9q6xf3k8r2m5t7v9w0ab``; later calls sort after earlier ones."""
     return f"{prefix}_{_encode(_uuid7_int())}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """``count`` new ids of one kind, in the order they were made: what ``count`` calls of
+    ``new_id`` return, with one clock read and one lock for all (a run's node rows: a tenth of
+    starting a 100,000-node run was making their ids one by one)."""
+    global _last_ms, _last_rand
+    if count < 0:
+        raise ValueError(f"cannot make {count} ids")
+    if count == 0:
+        return []
+    now_ms = time.time_ns() // 1_000_000
+    with _lock:
+        if now_ms <= _last_ms:
+            now_ms, first = _last_ms, _last_rand + 1
+        else:
+            first = int.from_bytes(os.urandom(10)) >> (80 - _RAND_BITS + 1)
+        last = first + count - 1
+        carries = bool(last >> _RAND_BITS)
+        if not carries:
+            _last_ms, _last_rand = now_ms, last
+    if carries:
+        # The counter would overflow into the next millisecond: as new_id does, one by one.
+        return [new_id(prefix) for _ in range(count)]
+    made = []
+    high_key, high = -1, ""
+    for rand in range(first, last + 1):
+        value = (
+            (now_ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & _LOW_62)
+        )
+        # Consecutive ids share their first 14 characters (bits 60 up) but every 2**60th.
+        if value >> 60 != high_key:
+            high_key = value >> 60
+            high = "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS[:7]])
+        low = "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS[7:]])
+        made.append(f"{prefix}_{high}{low}")
+    return made
 
 
 def parse_id(value: str, *, prefix: str | None = None) -> uuid.UUID:

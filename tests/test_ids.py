@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from flowloom.ids import PREFIXES, id_floor, id_timestamp_ms, new_id, parse_id
+from flowloom import ids as ids_module
+from flowloom.ids import PREFIXES, id_floor, id_timestamp_ms, new_id, new_ids, parse_id
 
 
 def test_an_id_is_a_prefix_and_26_base32_characters() -> None:
@@ -83,3 +84,56 @@ def test_every_table_has_its_own_prefix() -> None:
 
     assert len(prefixes) == len(set(prefixes))
     assert all(p.isalpha() and p.islower() and 1 <= len(p) <= 8 for p in prefixes)
+
+
+def _as_new_id_writes_it(made: str) -> str:
+    prefix, _, _ = made.rpartition("_")
+    value = parse_id(made)
+    assert value.version == 7
+    assert value.variant == uuid.RFC_4122
+    return f"{prefix}_{ids_module._encode(value.int)}"
+
+
+def test_ids_made_in_bulk_sort_after_earlier_ids_and_before_later_ones() -> None:
+    made = [new_id("nex"), *new_ids("nex", 3_000), new_id("nex"), *new_ids("nex", 2)]
+
+    assert made == sorted(made)
+    assert len(set(made)) == len(made) == 3_004
+    assert all(_as_new_id_writes_it(one) == one for one in made)
+    assert new_ids("nex", 0) == []
+    with pytest.raises(ValueError, match="cannot make -1 ids"):
+        new_ids("nex", -1)
+
+
+def test_ids_made_in_bulk_across_a_change_of_their_shared_leading_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Within one millisecond, from just below a change of bit 60 of the value (the bits the
+    # bulk path encodes once for many ids) to past it.
+    future_ms = time.time_ns() // 1_000_000 + 60_000
+    monkeypatch.setattr(ids_module, "_last_ms", future_ms)
+    monkeypatch.setattr(ids_module, "_last_rand", (1 << 60) - 3)
+
+    made = new_ids("nex", 6)
+
+    assert made == sorted(made)
+    assert len(set(made)) == 6
+    assert all(_as_new_id_writes_it(one) == one for one in made)
+    assert [id_timestamp_ms(one) for one in made] == [future_ms] * 6
+    assert [parse_id(one).int & ((1 << 62) - 1) for one in made] == [
+        (1 << 60) + n for n in range(-2, 4)
+    ]
+
+
+def test_ids_made_in_bulk_that_would_overflow_the_counter_move_to_the_next_millisecond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    future_ms = time.time_ns() // 1_000_000 + 60_000
+    monkeypatch.setattr(ids_module, "_last_ms", future_ms)
+    monkeypatch.setattr(ids_module, "_last_rand", (1 << 74) - 3)
+
+    made = new_ids("nex", 5)
+
+    assert made == sorted(made)
+    assert len(set(made)) == 5
+    assert [id_timestamp_ms(one) for one in made] == [future_ms] * 2 + [future_ms + 1] * 3

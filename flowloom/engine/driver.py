@@ -27,6 +27,7 @@ Node outputs holding text no database can store fail their node before any commi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -40,6 +41,7 @@ from flowloom.engine.backoff import Backoff, patiently
 from flowloom.engine.batching import MAX_ROWS, Uncommitted
 from flowloom.engine.events import Event, progress_publisher
 from flowloom.engine.execution import Outcome
+from flowloom.engine.plans import BIG_PLAN, full_collections_paused
 from flowloom.engine.ports import RunResult, StoredRun, Tick
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
@@ -193,6 +195,12 @@ class Driver:
         self._usage = store.usage(
             owner_id=state.owner_id, api_key_id=state.api_key_id, run_id=self.run_id
         )
+        big = len(state.slots) >= BIG_PLAN
+        with full_collections_paused() if big else contextlib.nullcontext():
+            await self._ticks(state)
+
+    async def _ticks(self, state: RunState) -> None:
+        """Tick until the run stops running and nothing more is asked of it."""
         first = True
         while True:
             now = self._clock.now()

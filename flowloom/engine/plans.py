@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from flowloom.engine.ports import Prepared
 from flowloom.engine.retry import node_timeout_s, retry_policy
@@ -25,7 +25,13 @@ from flowloom.graph.validation import config_key
 from flowloom.nodes.base import Node
 from flowloom.nodes.registry import NodeRegistry
 
-__all__ = ["PlanCache", "check_breakpoints", "collector_paused"]
+__all__ = [
+    "BIG_PLAN",
+    "PlanCache",
+    "check_breakpoints",
+    "collector_paused",
+    "full_collections_paused",
+]
 
 _Key = tuple[str, int, Scope, str | None, bool]
 
@@ -142,6 +148,11 @@ def _typed(impl: Node[Any], raw: dict[str, Any]) -> _Typed:
     )
 
 
+BIG_PLAN = 10_000
+"""From this many nodes, a run is started with the cyclic collector paused and driven with its
+full collections paused (``collector_paused``, ``full_collections_paused``): for small runs,
+switching it off and on costs more than it saves."""
+
 _paused = 0
 """How many ``collector_paused`` blocks are open (they may overlap across tasks)."""
 
@@ -170,6 +181,39 @@ def collector_paused() -> Iterator[None]:
         _paused -= 1
         if _paused == 0:
             gc.enable()
+
+
+_full_paused = 0
+"""How many ``full_collections_paused`` blocks are open (they may overlap across runs)."""
+_thresholds = gc.get_threshold()
+"""The collector's thresholds before the first open ``full_collections_paused`` block."""
+_NEVER: Final = 1 << 30
+"""A threshold of young collections the oldest generation never reaches."""
+
+
+@contextmanager
+def full_collections_paused() -> Iterator[None]:
+    """Run a block with Python's collector making young collections only.
+
+    A big run's state (its plan, specs and slots: millions of objects) lives as long as the
+    run, and every node it finishes adds a few objects that live on too (its outputs, its
+    attempts). The collector counts those, and every quarter more of them it walks the whole
+    heap, the run's state included, finding nothing: 3 full passes, a quarter of driving a
+    100,000-node run. Young collections go on as ever (a cycle a node drops is freed as soon
+    as before); cycles that outlive two of them wait until the last open block ends, when the
+    thresholds are back and the next full collection runs as due.
+    """
+    global _full_paused, _thresholds
+    if _full_paused == 0:
+        _thresholds = gc.get_threshold()
+        gc.set_threshold(_thresholds[0], _thresholds[1], _NEVER)
+    _full_paused += 1
+    try:
+        yield
+    finally:
+        _full_paused -= 1
+        if _full_paused == 0:
+            gc.set_threshold(*_thresholds)
 
 
 def check_breakpoints(breakpoints: Sequence[str] | None, prepared: Prepared) -> None:

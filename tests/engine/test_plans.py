@@ -1,5 +1,6 @@
 """The plan cache: nodes with equal configs share their parsed form; big plans are made with
-the cyclic garbage collector paused, and it runs again afterwards."""
+the cyclic garbage collector paused, and it runs again afterwards; big runs are driven with its
+full collections paused, and they run again afterwards."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import gc
 
 from enginekit import chain, registry
 
-from flowloom.engine.plans import PlanCache, collector_paused
+from flowloom.engine.plans import PlanCache, collector_paused, full_collections_paused
 from flowloom.graph import Scope
 
 
@@ -43,3 +44,27 @@ def test_a_collector_switched_off_before_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_full_collections_are_paused_inside_overlapping_blocks_and_back_after_them() -> None:
+    before = gc.get_threshold()
+    outer, inner = full_collections_paused(), full_collections_paused()
+    outer.__enter__()
+    paused = gc.get_threshold()
+    assert paused[:2] == before[:2], "young collections go on"
+    assert paused[2] > 1_000_000
+    inner.__enter__()
+    outer.__exit__(None, None, None)  # the block entered first may end first (two runs)
+    assert gc.get_threshold() == paused, "still inside the other block"
+    inner.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+
+
+def test_full_collections_come_back_after_a_block_that_raised() -> None:
+    before = gc.get_threshold()
+    try:
+        with full_collections_paused():
+            raise RuntimeError("the run failed")
+    except RuntimeError:
+        pass
+    assert gc.get_threshold() == before

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -51,11 +51,10 @@ def _comparable(slots: dict[str, NodeSlot]) -> dict[str, dict[str, Any]]:
     }
 
 
-async def _play(db: Database, run_id: str, commit: Commit) -> list[bool]:
-    """A run's life in ticks, some refused by the fence; what each commit answered."""
+async def _play(db: Database, run_id: str, commit: Commit, now: datetime) -> list[bool]:
+    """A run's life in ticks at ``now``, some refused by the fence; what each commit answered."""
     slots = await _slots(db, run_id)
     a, b, c = slots["a"], slots["b"], slots["c"]
-    now = utcnow().replace(microsecond=0)
     answers = []
     a.status, a.lease_owner = NodeStatus.RUNNING, "one"
     a.lease_expires_at, a.started_at = now + timedelta(seconds=30), now
@@ -85,8 +84,10 @@ async def test_the_tuned_tick_and_the_portable_one_leave_the_same_rows(db: Datab
     async def by_reference(tick: Tick) -> bool:
         return await commit_portably(db, tick)
 
-    assert await _play(db, tuned, store.commit) == [True, False, True, True, True]
-    assert await _play(db, portable, by_reference) == [True, False, True, True, True]
+    # One moment for both: rows played a second apart would differ in their times alone.
+    now = utcnow().replace(microsecond=0)
+    assert await _play(db, tuned, store.commit, now) == [True, False, True, True, True]
+    assert await _play(db, portable, by_reference, now) == [True, False, True, True, True]
 
     tuned_rows, portable_rows = await _slots(db, tuned), await _slots(db, portable)
     assert _comparable(tuned_rows) == _comparable(portable_rows)

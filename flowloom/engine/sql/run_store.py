@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowloom.engine.plans import check_breakpoints, collector_paused
+from flowloom.engine.plans import BIG_PLAN, check_breakpoints, collector_paused
 from flowloom.engine.ports import (
     NewRun,
     PlanSource,
@@ -53,9 +53,6 @@ from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, Wo
 
 __all__ = ["RunQuota", "SqlRunStore"]
 
-_BIG_PLAN = 10_000
-"""From this many nodes, a run's rows are written with the cyclic collector paused (see
-``collector_paused``): for small runs, switching it off and on costs more than it saves."""
 
 _NODES = cast(Table, NodeExecution.__table__)
 _RUNS = cast(Table, WorkflowRun.__table__)
@@ -189,17 +186,20 @@ class SqlRunStore:
         )
         if prepared is None:
             workflows = WorkflowRepo(session, owner_id=owner_id)
-            saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
-            prepared = plans.prepare(
-                new.workflow_id,
-                version,
-                saved.definition,
-                new.scope,
-                new.target_node_id,
-                use_pinned=pinned,
-            )
+            # Parsing the definition makes as many objects as planning it, all living on
+            # (``prepare`` pauses the collector for the planning; this, for both at once).
+            with collector_paused():
+                saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
+                prepared = plans.prepare(
+                    new.workflow_id,
+                    version,
+                    saved.definition,
+                    new.scope,
+                    new.target_node_id,
+                    use_pinned=pinned,
+                )
         check_breakpoints(new.breakpoints, prepared)
-        big = len(prepared.plan.order) >= _BIG_PLAN
+        big = len(prepared.plan.order) >= BIG_PLAN
         with collector_paused() if big else contextlib.nullcontext():
             return await self._write_rows(session, new, prepared, run)
 

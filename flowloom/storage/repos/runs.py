@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from flowloom.exceptions import Conflict, InputError, NotFound
-from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id
+from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id, new_ids
 from flowloom.storage.bound import bind, processors
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import (
@@ -303,9 +303,10 @@ class RunRepo:
         if not nodes:
             return []
         now = utcnow()
+        ids = new_ids(_NODE_EXECUTION, len(nodes))
         rows: list[tuple[Any, ...]] = [
             (
-                new_id(_NODE_EXECUTION),
+                row_id,
                 run_id,
                 node.node_id,
                 node.node_type,
@@ -317,7 +318,7 @@ class RunRepo:
                 now,
                 now,
             )
-            for node in (NodeSpec(*spec) for spec in nodes)
+            for row_id, node in zip(ids, (NodeSpec(*spec) for spec in nodes), strict=True)
         ]
         await self.session.run_sync(_insert_node_rows, rows)
         return [row[0] for row in rows]
