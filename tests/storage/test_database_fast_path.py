@@ -20,15 +20,13 @@ import pytest
 from loopticks import LoopTicks
 from sqlalchemy import Connection, Table, func, insert, select, update
 
+from benchmarks.ticks import new_bare_run
 from flowloom.engine.ports import Tick
 from flowloom.engine.sql.ticks import TickStore, load_slots
 from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import NodeStatus
 from flowloom.storage.migrate import upgrade_database
-from flowloom.storage.repos.runs import RunRepo
-from flowloom.storage.repos.users import UserRepo
-from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import AuditEntry, User, WorkflowRun
 from flowloom.storage.tables.base import utcnow
 
@@ -331,30 +329,23 @@ async def test_the_raw_connection_is_sqlite3_in_a_transaction(sqlite_db: Databas
 
 
 async def test_a_tick_writes_nothing_when_one_fenced_row_lost_its_lease(db: Database) -> None:
-    async with db.write() as session:
-        owner = await UserRepo(session).create(email=f"{new_id('usr')}@example.com")
-        workflow = await WorkflowRepo(session, owner_id=owner.id).create(
-            name="fenced", definition={"schema_version": 1, "nodes": [], "edges": []}
-        )
-        runs = RunRepo(session, owner_id=owner.id)
-        run = await runs.create(workflow_id=workflow.id, workflow_version=1)
-        await runs.add_node_executions(run_id=run.id, nodes=[("a", "t", 0), ("b", "t", 1)])
+    run_id = await new_bare_run(db, [("a", "t", 0), ("b", "t", 1)])
     async with db.read() as session:
-        slots = await session.run_sync(lambda s: load_slots(s.connection(), run.id))
+        slots = await session.run_sync(lambda s: load_slots(s.connection(), run_id))
     a, b = slots["a"], slots["b"]
     store, now = TickStore(db), utcnow()
 
     # Claimed by engine "one".
     a.status, a.lease_owner = NodeStatus.RUNNING, "one"
-    assert await store.commit(Tick(run.id, "one", now, [a], set(), {"status": "RUNNING"}))
+    assert await store.commit(Tick(run_id, "one", now, [a], set(), {"status": "RUNNING"}))
     # Engine "two" finishing "a" (and releasing "b") does not hold the lease: nothing lands.
     a.status, a.outputs, a.lease_owner = NodeStatus.SUCCEEDED, {"x": 1}, None
     b.status, b.pending = NodeStatus.READY, 0
-    lost = Tick(run.id, "two", now, [a, b], {a.row_id}, {"status": "COMPLETED"})
+    lost = Tick(run_id, "two", now, [a, b], {a.row_id}, {"status": "COMPLETED"})
     assert not await store.commit(lost)
     async with db.read() as session:
-        after = await session.run_sync(lambda s: load_slots(s.connection(), run.id))
-        assert await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run.id)) == (
+        after = await session.run_sync(lambda s: load_slots(s.connection(), run_id))
+        assert await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id)) == (
             "RUNNING"
         )
     assert (after["a"].status, after["a"].outputs, after["a"].lease_owner) == (
@@ -364,9 +355,9 @@ async def test_a_tick_writes_nothing_when_one_fenced_row_lost_its_lease(db: Data
     )
     assert (after["b"].status, after["b"].pending) == (NodeStatus.PENDING, 1)
     # The holder of the lease writes the same tick, all of it.
-    assert await store.commit(Tick(run.id, "one", now, [a, b], {a.row_id}, {}))
+    assert await store.commit(Tick(run_id, "one", now, [a, b], {a.row_id}, {}))
     async with db.read() as session:
-        after = await session.run_sync(lambda s: load_slots(s.connection(), run.id))
+        after = await session.run_sync(lambda s: load_slots(s.connection(), run_id))
     assert (after["a"].status, after["a"].outputs) == (NodeStatus.SUCCEEDED, {"x": 1})
     assert (after["b"].status, after["b"].pending) == (NodeStatus.READY, 0)
     assert after["a"].finished_at is None  # written whole: what the slot said, nothing more
