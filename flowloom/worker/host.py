@@ -103,6 +103,15 @@ class WorkerEngine(Engine):
         )
         return await self.routed.run(queue, job)
 
+    def starts_uncommitted(self, spec: NodeSpec) -> bool:
+        """A pure node this worker runs itself starts on uncommitted results, as in embedded
+        mode (``batching.py``); a node routed to another queue never does: its job checks
+        its claim in the database before it starts."""
+        if not (spec.pure and self.batch_window_s > 0):
+            return False
+        queue = self.routes.queue_for(spec.definition.type)
+        return queue is None or queue in self.local_queues
+
     def timer_due(self, run_id: str) -> None:
         if not self.closed:
             task = asyncio.create_task(self.queue.put(run_id))
