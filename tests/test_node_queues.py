@@ -3,6 +3,8 @@ consumes, and the settings that refuse a route that cannot work."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -60,3 +62,33 @@ def test_a_route_that_cannot_work_is_refused_naming_it(routes: dict[str, str], n
 def test_routes_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWLOOM_WORKER_NODE_QUEUES", '{"ai.image": "gpu", "image.*": ""}')
     assert Settings().worker_node_queues == {"ai.image": "gpu", "image.*": ""}
+
+
+async def test_a_worker_starts_uncommitted_only_the_pure_nodes_it_runs_itself() -> None:
+    from types import SimpleNamespace
+
+    from flowloom.nodes.registry import default_registry
+    from flowloom.storage.database import Database
+    from flowloom.storage.migrate import upgrade_database
+    from flowloom.worker.host import WorkerEngine
+
+    db = Database("sqlite://")
+    await upgrade_database(db)
+    engine = WorkerEngine(db, default_registry(), batch_window_s=0.01)
+    try:
+        engine.routes = NodeRoutes({"image.*": "heavy"}, namespace="fl")
+
+        def spec(node_type: str, *, pure: bool) -> Any:
+            return SimpleNamespace(pure=pure, definition=SimpleNamespace(type=node_type))
+
+        assert engine.starts_uncommitted(spec("text.split", pure=True))
+        assert not engine.starts_uncommitted(spec("http.request", pure=False))
+        # Routed to a queue of its own: its job checks its claim in the database first.
+        assert not engine.starts_uncommitted(spec("image.crop", pure=True))
+        engine.local_queues = frozenset({"fl.heavy"})  # ... unless this worker consumes it
+        assert engine.starts_uncommitted(spec("image.crop", pure=True))
+        engine.batch_window_s = 0  # batching off
+        assert not engine.starts_uncommitted(spec("text.split", pure=True))
+    finally:
+        await engine.close()
+        await db.dispose()
