@@ -105,19 +105,27 @@ def test_ids_made_in_bulk_sort_after_earlier_ids_and_before_later_ones() -> None
         new_ids("nex", -1)
 
 
+def _bulk_after(
+    monkeypatch: pytest.MonkeyPatch, last_rand: int, count: int
+) -> tuple[int, list[str]]:
+    """``count`` ids made in bulk right after an id of a future millisecond whose counter was
+    ``last_rand``; that millisecond and the ids, checked sorted and distinct."""
+    future_ms = time.time_ns() // 1_000_000 + 60_000
+    monkeypatch.setattr(ids_module, "_last_ms", future_ms)
+    monkeypatch.setattr(ids_module, "_last_rand", last_rand)
+    made = new_ids("nex", count)
+    assert made == sorted(made)
+    assert len(set(made)) == count
+    return future_ms, made
+
+
 def test_ids_made_in_bulk_across_a_change_of_their_shared_leading_characters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Within one millisecond, from just below a change of bit 60 of the value (the bits the
     # bulk path encodes once for many ids) to past it.
-    future_ms = time.time_ns() // 1_000_000 + 60_000
-    monkeypatch.setattr(ids_module, "_last_ms", future_ms)
-    monkeypatch.setattr(ids_module, "_last_rand", (1 << 60) - 3)
+    future_ms, made = _bulk_after(monkeypatch, (1 << 60) - 3, 6)
 
-    made = new_ids("nex", 6)
-
-    assert made == sorted(made)
-    assert len(set(made)) == 6
     assert all(_as_new_id_writes_it(one) == one for one in made)
     assert [id_timestamp_ms(one) for one in made] == [future_ms] * 6
     assert [parse_id(one).int & ((1 << 62) - 1) for one in made] == [
@@ -128,12 +136,6 @@ def test_ids_made_in_bulk_across_a_change_of_their_shared_leading_characters(
 def test_ids_made_in_bulk_that_would_overflow_the_counter_move_to_the_next_millisecond(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    future_ms = time.time_ns() // 1_000_000 + 60_000
-    monkeypatch.setattr(ids_module, "_last_ms", future_ms)
-    monkeypatch.setattr(ids_module, "_last_rand", (1 << 74) - 3)
+    future_ms, made = _bulk_after(monkeypatch, (1 << 74) - 3, 5)
 
-    made = new_ids("nex", 5)
-
-    assert made == sorted(made)
-    assert len(set(made)) == 5
     assert [id_timestamp_ms(one) for one in made] == [future_ms] * 2 + [future_ms + 1] * 3
