@@ -167,8 +167,11 @@ def forests(draw: st.DrawFn) -> list[int | None]:
 
 
 def test_independent_nodes_overlap_in_time(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Siblings (and roots) are ready together: each pair's run intervals must intersect, and
-    the run takes about its depth in sleeps, not the sum of them."""
+    """Siblings (and roots) are ready together: each pair's run intervals must intersect.
+
+    The proof is the intervals the engine recorded, not the run's wall-clock length: a loaded
+    machine may pause the whole process, which stretches both intervals alike but can make any
+    bound on elapsed time fail."""
     path: Path = tmp_path_factory.mktemp("forests") / "flowloom.db"
     loop = asyncio.new_event_loop()
     db = Database(f"sqlite:///{path}")
@@ -185,14 +188,9 @@ def test_independent_nodes_overlap_in_time(tmp_path_factory: pytest.TempPathFact
             if parent is not None
         ]
         workflow_id = await save_workflow(db, owner, definition(nodes, edges))
-        began = time.perf_counter()
         result = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, use_cache=False)
-        elapsed_s = time.perf_counter() - began
         assert result.status is RunStatus.COMPLETED, result.error
         rows = await node_rows(db, result.run_id)
-        depth = [0] * len(parents)
-        for i, parent in enumerate(parents):
-            depth[i] = 1 if parent is None else depth[parent] + 1
         for i, parent_i in enumerate(parents):
             for j in range(i + 1, len(parents)):
                 if parents[j] != parent_i:
@@ -200,8 +198,6 @@ def test_independent_nodes_overlap_in_time(tmp_path_factory: pytest.TempPathFact
                 a, b = rows[node_id(i)], rows[node_id(j)]
                 overlap = min(a.finished_at, b.finished_at) - max(a.started_at, b.started_at)
                 assert overlap.total_seconds() > 0, f"siblings {i} and {j} ran one after another"
-        # Sequential would be len(parents) naps; concurrent is max(depth) naps plus overhead.
-        assert elapsed_s < max(depth) * nap_s + 0.5 + 0.01 * len(parents), elapsed_s
 
     @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(forests())

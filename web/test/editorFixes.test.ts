@@ -209,3 +209,27 @@ describe("error banners", () => {
     expect(describeProblem("invalid", [{ field: "name", message: "too long" }])).toBe("invalid — name: too long");
   });
 });
+
+describe("problems from the server", () => {
+  const cycle = [{ node_id: null, message: "the graph has a cycle" }];
+
+  it("an answer about the graph as it is now is shown", () => {
+    const asked = s().revision;
+    s().setProblems(cycle, asked);
+    expect(s().graphProblems).toHaveLength(1);
+  });
+
+  it("a slow answer about a graph replaced meanwhile (a restored version) is ignored", () => {
+    const asked = s().revision;
+    s().load({ schema_version: 1, nodes: [], edges: [] });
+    s().setProblems(cycle, asked);
+    expect(s().graphProblems).toHaveLength(0);
+  });
+
+  it("a slow answer about a graph edited meanwhile is ignored; the edit is checked anew", () => {
+    const asked = s().revision;
+    s().updateLabel("a", "B");
+    s().setProblems(cycle, asked);
+    expect(s().graphProblems).toHaveLength(0);
+  });
+});

@@ -171,7 +171,9 @@ export interface EditorState {
   movesNotSaved(): void;
   selectOnly(nodeId: string | null): void;
   toDefinition(): Definition;
-  setProblems(problems: ProblemPublic[]): void;
+  /** The server's problems of the graph as it was at `revision` (when given): ignored if the
+   * graph changed since, so a slow answer about an older graph never shows stale problems. */
+  setProblems(problems: ProblemPublic[], revision?: number): void;
   startRun(runId: string): void;
   applyRunDetail(detail: RunDetail, past?: boolean): void;
   applyEvent(type: string, nodeId: string | null, data: Record<string, unknown>): void;

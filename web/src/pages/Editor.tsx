@@ -180,11 +180,12 @@ function EditorBody({ workflowId }: { workflowId: string }) {
   useEffect(() => {
     if (!workflow) return;
     const timer = window.setTimeout(async () => {
+      const asked = editorStore.getState().revision;
       try {
         const result = await api.post("/api/v1/workflows/validate", {
           body: { definition: editorStore.getState().toDefinition() },
         });
-        editorStore.getState().setProblems(result.problems);
+        editorStore.getState().setProblems(result.problems, asked);
         editorStore.getState().resolve("validate");
       } catch (error) {
         editorStore.getState().notify("error", `Validation failed: ${errorMessage(error)}`, "validate");
@@ -209,7 +210,7 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       versionRef.current = saved.version;
       setWorkflow(saved);
       editorStore.getState().markSaved(at, graph);
-      editorStore.getState().setProblems(saved.problems ?? []);
+      editorStore.getState().setProblems(saved.problems ?? [], at);
       editorStore
         .getState()
         .notify("info", saved.valid ? `Saved as version ${saved.version}.` : `Saved version ${saved.version} as a draft: it has problems to fix before it can run.`);
@@ -242,8 +243,9 @@ function EditorBody({ workflowId }: { workflowId: string }) {
       // A graph with problems cannot run: say so, and list them, rather than ask for inputs.
       // Validated now, not by the last check: a wire may have been drawn a moment ago.
       try {
+        const asked = store.revision;
         const result = await api.post("/api/v1/workflows/validate", { body: { definition: store.toDefinition() } });
-        store.setProblems(result.problems);
+        store.setProblems(result.problems, asked);
       } catch {
         // Unreachable or refused: the run itself will say why.
       }

@@ -307,7 +307,8 @@ export function graphSlice({ set, get, change, move, edits }: SliceContext): Gra
       };
     },
 
-    setProblems(list) {
+    setProblems(list, revision) {
+      if (revision !== undefined && revision !== get().revision) return;
       const problems: Record<string, string[]> = {};
       const fieldProblems: Record<string, Record<string, string[]>> = {};
       const graphProblems: string[] = [];
