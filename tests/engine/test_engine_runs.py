@@ -80,7 +80,8 @@ async def test_twenty_branches_of_a_fifth_of_a_second_run_at_once(
 
     assert result.status is RunStatus.COMPLETED
     assert result.outputs == {"join": {"value": 20, "count": 20}}
-    assert wall_s < 1.5, f"20 x 0.2 s took {wall_s:.2f} s: branches did not overlap"
+    # One after another is 4 s; the margin absorbs a loaded machine pausing the process.
+    assert wall_s < 3.0, f"20 x 0.2 s took {wall_s:.2f} s: branches did not overlap"
 
 
 async def test_an_untaken_branch_is_skipped_transitively_and_the_merge_still_runs(

@@ -71,7 +71,7 @@ async def test_a_catastrophic_pattern_answers_at_once_and_rightly(text: str, tak
     result, elapsed_s = await timed(run_node("flow.condition", config, {"value": text}))
 
     assert result.outputs == {taken: text}
-    assert elapsed_s < 0.5
+    assert elapsed_s < 2.0  # backtracking would take minutes; the margin is for a loaded machine
 
 
 async def test_a_long_text_is_matched_off_the_loop_with_the_right_answer() -> None:
