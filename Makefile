@@ -44,7 +44,7 @@ typecheck: install
 	$(BIN)/mypy
 
 pytest: install chromium
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 test: lint typecheck vitest pytest
 
