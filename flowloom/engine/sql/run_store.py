@@ -362,8 +362,10 @@ class SqlRunStore:
     async def commit(self, tick: Tick) -> bool:
         return await self._ticks.commit(tick)
 
-    async def find_cached(self, signatures: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        return await self._ticks.find_cached(signatures)
+    async def find_cached(
+        self, signatures: Iterable[str], *, near: bool = False
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        return await self._ticks.find_cached(signatures, near=near)
 
     async def fail_run(
         self,
