@@ -17,7 +17,9 @@ commit), so it has a path of its own, ``TickStore``:
   changes the run row or a debug session runs the same statement and those in one transaction.
 
 Cache lookups run outside the tick's transaction (inline on SQLite, where an indexed point
-lookup costs less than a hop to a thread): a success, once committed, stays a success.
+lookup costs less than a hop to a thread): a success, once committed, stays a success. A
+lookup that also brings the results of the runs it hits (``near``, what a driver asks) may
+return a whole run's outputs: on SQLite it goes to a reader thread.
 
 Part of ``SqlRunStore`` (``run_store.py``); creating runs goes through ``RunRepo``.
 """
