@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id, new_ids
-from flowloom.storage.bound import bind, processors
+from flowloom.storage.bound import Processor, bind, processors
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import (
     ACTIVE_RUN_STATUSES,
@@ -170,14 +170,29 @@ def _insert_run(session: Session, run: tuple[Any, ...], nodes: list[tuple[Any, .
         return
     run_values = bind(processors(dialect, _WORKFLOW_RUNS, _RUN_ROW), run)
     binders = processors(dialect, _NODE_EXECUTIONS, _NODE_ROW)
-    columns: list[list[Any]] = [[] for _ in _NODE_ROW]
+    # What every node row of the run holds alike goes once; the rest as one array a column.
+    first = nodes[0] if nodes else (None,) * len(_NODE_ROW)
+    shared = [_bound(binders[i], first[i]) for i in _SHARED_AT]
+    columns: list[list[Any]] = [[] for _ in _VARYING_AT]
     for node in nodes:
-        for column, value in zip(columns, bind(binders, node), strict=True):
-            column.append(value)
+        if any(node[i] != first[i] for i in _SHARED_AT):
+            raise ValueError(f"the node rows of one run differ in {_SHARED_NODE_COLUMNS}")
+        for column, i in zip(columns, _VARYING_AT, strict=True):
+            column.append(_bound(binders[i], node[i]))
     try:
-        conn.exec_driver_sql(_pg_start_sql(dialect), (*run_values, *columns))
+        conn.exec_driver_sql(_pg_start_sql(dialect), (*run_values, *shared, *columns))
     except IntegrityError as exc:
         raise translate_integrity_error(exc, what="run") from None
+
+
+_SHARED_NODE_COLUMNS = ("run_id", "attempt", "attempts", "updated_at", "created_at")
+"""The columns of ``_NODE_ROW`` every new node row of one run holds alike (``_node_rows``)."""
+_SHARED_AT = tuple(i for i, name in enumerate(_NODE_ROW) if name in _SHARED_NODE_COLUMNS)
+_VARYING_AT = tuple(i for i, name in enumerate(_NODE_ROW) if name not in _SHARED_NODE_COLUMNS)
+
+
+def _bound(process: Processor, value: Any) -> Any:
+    return value if process is None else process(value)
 
 
 def _pg_cast(dialect: Dialect, table: Table, name: str) -> tuple[str, bool]:
@@ -191,23 +206,30 @@ def _pg_cast(dialect: Dialect, table: Table, name: str) -> tuple[str, bool]:
 
 @cache
 def _pg_start_sql(dialect: Dialect) -> str:
-    """``_insert_run``'s statement: ``$1``... the run's ``_RUN_ROW`` values, then one array
-    per column of ``_NODE_ROW``."""
+    """``_insert_run``'s statement: ``$1``... the run's ``_RUN_ROW`` values, the node rows'
+    shared values (``_SHARED_AT``), then one array per other column of ``_NODE_ROW``."""
     values = []
     for n, name in enumerate(_RUN_ROW, start=1):
         cast_to, is_json = _pg_cast(dialect, _WORKFLOW_RUNS, name)
         values.append(f"${n}::{cast_to}" + ("::jsonb" if is_json else ""))
-    arrays, picks = [], []
-    for n, name in enumerate(_NODE_ROW, start=len(_RUN_ROW) + 1):
+    picks: dict[str, str] = {}
+    n = len(_RUN_ROW)
+    for i in _SHARED_AT:
+        n += 1
+        cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, _NODE_ROW[i])
+        picks[_NODE_ROW[i]] = f"${n}::{cast_to}" + ("::jsonb" if is_json else "")
+    arrays, varying = [], [_NODE_ROW[i] for i in _VARYING_AT]
+    for name in varying:
+        n += 1
         cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, name)
         arrays.append(f"${n}::{cast_to}[]")
-        picks.append(f"v.{name}::jsonb" if is_json else f"v.{name}")
+        picks[name] = f"v.{name}::jsonb" if is_json else f"v.{name}"
     return (
         f"WITH run AS (INSERT INTO {_WORKFLOW_RUNS.name} ({', '.join(_RUN_ROW)})"
         f" VALUES ({', '.join(values)}))"
         f" INSERT INTO {_NODE_EXECUTIONS.name} ({', '.join(_NODE_ROW)})"
-        f" SELECT {', '.join(picks)}"
-        f" FROM unnest({', '.join(arrays)}) AS v({', '.join(_NODE_ROW)})"
+        f" SELECT {', '.join(picks[name] for name in _NODE_ROW)}"
+        f" FROM unnest({', '.join(arrays)}) AS v({', '.join(varying)})"
     )
 
 
