@@ -67,6 +67,14 @@ _NODE_EXECUTIONS = cast(Table, NodeExecution.__table__)
 _WORKFLOW_RUNS = cast(Table, WorkflowRun.__table__)
 
 
+_CURRENT_VERSION = select(Workflow.version).where(
+    Workflow.id == bindparam("workflow_id"),
+    Workflow.user_id == bindparam("owner_id"),
+    Workflow.deleted_at.is_(None),
+)
+"""The current version of the owner's workflow (the number only: a definition can be large),
+built once: it is asked at every run start."""
+
 _NODE_ROW = (
     "id",
     "run_id",
@@ -444,13 +452,8 @@ class RunRepo:
             if existing is not None:
                 return _same_workflow(existing, workflow_id), False
 
-        # The version number only: a definition can be large, and is not needed here.
         current = await self.session.scalar(
-            select(Workflow.version).where(
-                Workflow.id == workflow_id,
-                Workflow.user_id == self.owner_id,
-                Workflow.deleted_at.is_(None),
-            )
+            _CURRENT_VERSION, {"workflow_id": workflow_id, "owner_id": self.owner_id}
         )
         if current is None:
             raise NotFound("workflow", workflow_id)
