@@ -549,6 +549,10 @@ class Driver:
         claimed: list[str] = []
         # Nodes a per-owner or per-key limit refused this tick: they stay READY, unclaimed.
         deferred: set[str] = set()
+        # What the cache answered this tick, and more: a look-up that hits also brings the
+        # results of the rest of the run it hit (``RunStore.find_cached``), so the nodes that
+        # follow a cached one are mostly answered from here, without a look-up of their own.
+        known: dict[str, tuple[str, dict[str, Any]]] = {}
         while True:
             batch = state.claimable(now)
             if deferred:
@@ -604,9 +608,11 @@ class Driver:
                     if slot.cache_signature is not None:
                         signatures.append(slot.cache_signature)
                 candidates.append(slot)
-            hits = await self._store.find_cached(signatures) if signatures else {}
+            unknown = [s for s in signatures if s not in known]
+            if unknown:
+                known.update(await self._store.find_cached(unknown, near=True))
             for slot in candidates:
-                hit = hits.get(slot.cache_signature) if slot.cache_signature else None
+                hit = known.get(slot.cache_signature) if slot.cache_signature else None
                 if hit is not None:
                     slot.started_at = now
                     state.finish(
@@ -678,10 +684,13 @@ class Driver:
         if status is RunStatus.COMPLETED:
             values["outputs"] = state.sink_outputs()
         if status in FINISHED_RUN_STATUSES:
-            values["finished_at"] = now
+            # Read again rather than the tick's ``now``: the tick's own work (a run served
+            # from the cache does all of its nodes in its first tick) is part of the run.
+            finished_at = self._clock.now()
+            values["finished_at"] = finished_at
             if state.started_at is not None:
                 values["duration_ms"] = max(
-                    0, round((now - state.started_at).total_seconds() * 1000)
+                    0, round((finished_at - state.started_at).total_seconds() * 1000)
                 )
         event_data: dict[str, Any] = {}
         if "duration_ms" in values:

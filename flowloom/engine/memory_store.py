@@ -284,7 +284,10 @@ class MemoryRunStore:
             run.debug_status = tick.debug_status
         return True
 
-    async def find_cached(self, signatures: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    async def find_cached(
+        self, signatures: Iterable[str], *, near: bool = False
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        # ``near`` asks for nothing more here: every look-up is a dictionary's.
         found = {}
         for signature in set(signatures):
             hit = self._cache.get(signature)

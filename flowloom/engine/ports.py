@@ -270,8 +270,17 @@ class RunStore(Protocol):
         longer RUNNING under ``tick.owner``'s lease."""
         ...
 
-    async def find_cached(self, signatures: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        """For each signature with an earlier success: the newest such row's id and outputs."""
+    async def find_cached(
+        self, signatures: Iterable[str], *, near: bool = False
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """For each signature with an earlier success: the newest such row's id and outputs.
+
+        With ``near``, the answer may hold more signatures than were asked for: those of
+        every other success of the runs the hits come from, each with its own newest
+        success. A re-run finds its next nodes' results there, so a run served from the
+        cache costs one look-up rather than one per node. A store whose look-ups cost next
+        to nothing (in memory) may answer only what was asked.
+        """
         ...
 
     async def fail_run(

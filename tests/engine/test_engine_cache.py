@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from enginekit import (
@@ -17,10 +18,12 @@ from enginekit import (
     save_workflow,
     update_workflow,
 )
+from sqlalchemy import update
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
+from flowloom.storage.tables import NodeExecution
 
 
 async def test_a_second_identical_run_is_all_cached_and_an_edit_reruns_exactly_its_descendants(
@@ -64,6 +67,65 @@ async def test_a_second_identical_run_is_all_cached_and_an_edit_reruns_exactly_i
         "n5": NodeStatus.SUCCEEDED,
         "side": NodeStatus.CACHED,
     }
+
+
+async def test_a_run_served_from_the_cache_looks_it_up_once(engine: Engine, db: Database) -> None:
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, chain(20))
+    first = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    asked: list[tuple[list[str], bool]] = []
+    find_cached = engine.store.find_cached
+
+    async def counted(
+        signatures: Iterable[str], *, near: bool = False
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        wanted = list(signatures)
+        asked.append((wanted, near))
+        return await find_cached(wanted, near=near)
+
+    engine.store.find_cached = counted  # type: ignore[method-assign]
+    second = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+
+    assert second.outputs == first.outputs == {"n20": {"value": 20}}
+    first_rows = await node_rows(db, first.run_id)
+    second_rows = await node_rows(db, second.run_id)
+    assert {row.status for row in second_rows.values()} == {NodeStatus.CACHED}
+    for node_id, row in second_rows.items():
+        assert row.cached_from_id == first_rows[node_id].id
+        assert row.cache_signature == first_rows[node_id].cache_signature
+    # n1's look-up brought the results of the rest of the first run: nothing more was asked.
+    assert asked == [([second_rows["n1"].cache_signature], True)]
+
+
+async def test_a_near_look_up_answers_each_signature_with_its_newest_success(
+    engine: Engine, db: Database
+) -> None:
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, chain(3))
+    first = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    second = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
+    first_rows = await node_rows(db, first.run_id)
+    second_rows = await node_rows(db, second.run_id)
+    # The second run's n2 as if it had run rather than been served: a newer success of the
+    # same signature than the first run's.
+    async with db.write() as session:
+        await session.execute(
+            update(NodeExecution)
+            .where(NodeExecution.id == second_rows["n2"].id)
+            .values(status=NodeStatus.SUCCEEDED, cached_from_id=None, outputs={"value": 2})
+        )
+    signature = {n: row.cache_signature for n, row in first_rows.items()}
+
+    plain = await engine.store.find_cached([signature["n1"]])
+    near = await engine.store.find_cached([signature["n1"]], near=True)
+
+    assert plain == {signature["n1"]: (first_rows["n1"].id, {"value": 1})}
+    assert near == {
+        signature["n1"]: (first_rows["n1"].id, {"value": 1}),
+        signature["n2"]: (second_rows["n2"].id, {"value": 2}),
+        signature["n3"]: (first_rows["n3"].id, {"value": 3}),
+    }
+    assert await engine.store.find_cached(["0" * 64], near=True) == {}
 
 
 def hundred_node_graph(seed: int) -> tuple[dict[str, Any], dict[int, list[int]]]:

@@ -141,46 +141,66 @@ class SqlRunStore:
             # The workflow's current version (unless one is asked for) is read by the same
             # statement that checks the workflow is the owner's; the rest of the transaction
             # rolls back if the plan below refuses.
-            run = await runs.create(
-                workflow_id=new.workflow_id,
-                workflow_version=new.version,
-                scope=RunScope(new.scope.value),
-                target_node_id=new.target_node_id if new.scope is not Scope.FULL else None,
-                trigger_kind=new.trigger_kind,
-                trigger_data=data or None,
-                inputs=new.inputs,
-                idempotency_key=new.idempotency_key,
-                timeout_s=new.timeout_s,
-                parent_run_id=new.parent_run_id,
-                parent_node_id=new.parent_node_id,
-                api_key_id=new.api_key_id,
-                use_cache=new.use_cache,
-                depth=depth,
-                parent_attempt=new.parent_attempt,
-                use_pinned=new.use_pinned,
+            fields: dict[str, Any] = {
+                "workflow_id": new.workflow_id,
+                "workflow_version": new.version,
+                "scope": RunScope(new.scope.value),
+                "target_node_id": new.target_node_id if new.scope is not Scope.FULL else None,
+                "trigger_kind": new.trigger_kind,
+                "trigger_data": data or None,
+                "inputs": new.inputs,
+                "timeout_s": new.timeout_s,
+                "parent_run_id": new.parent_run_id,
+                "parent_node_id": new.parent_node_id,
+                "api_key_id": new.api_key_id,
+                "use_cache": new.use_cache,
+                "depth": depth,
+                "parent_attempt": new.parent_attempt,
+                "use_pinned": new.use_pinned,
+            }
+            if new.idempotency_key is None:
+                return await self._start(session, new, plans, fields)
+            run = await runs.create(idempotency_key=new.idempotency_key, **fields)
+            existing = await session.scalar(
+                select(func.count()).where(NodeExecution.run_id == run.id)
             )
-            if new.idempotency_key is not None:
-                existing = await session.scalar(
-                    select(func.count()).where(NodeExecution.run_id == run.id)
-                )
-                if existing:
-                    found = run.id
-            if found is None:
+            if existing:
+                found = run.id
+            else:
                 created = await self._write_nodes(session, new, plans, run)
         if found is not None:
             # Written before, for the same key: as it stands now.
             return await self.load_run(found, plans)
         return created
 
-    async def _write_nodes(
-        self, session: AsyncSession, new: NewRun, plans: PlanSource, run: WorkflowRun
+    async def _start(
+        self, session: AsyncSession, new: NewRun, plans: PlanSource, fields: dict[str, Any]
     ) -> StoredRun:
-        """The plan's node rows and the debug session of ``run``, just inserted; the run as
-        stored: what ``load_run`` would read back, built without reading it back."""
+        """A run without an idempotency key: its row and its node rows written at once
+        (``RunRepo.start``), once the plan of its version is known."""
+        planned: list[Prepared] = []
+        with contextlib.ExitStack() as paused:
+
+            async def nodes(run: WorkflowRun) -> list[tuple[str, str, int]]:
+                prepared = await self._prepared(session, new, plans, run.workflow_version)
+                planned.append(prepared)
+                if len(prepared.plan.order) >= BIG_PLAN:
+                    paused.enter_context(collector_paused())
+                return _node_specs(prepared)
+
+            run, row_ids = await RunRepo(session, owner_id=new.owner_id).start(
+                nodes=nodes, **fields
+            )
+            return await self._stored(session, new, planned[0], run, row_ids)
+
+    async def _prepared(
+        self, session: AsyncSession, new: NewRun, plans: PlanSource, version: int
+    ) -> Prepared:
+        """The plan of ``new`` at ``version``: cached, or made from the saved definition;
+        ValidationFailed for breakpoints that name no node of it."""
         owner_id = new.owner_id
-        version = run.workflow_version
-        # A version prepared before needs no definition read (nor its JSON parsed).
         pinned = new.use_pinned
+        # A version prepared before needs no definition read (nor its JSON parsed).
         prepared = plans.cached(
             new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
         )
@@ -199,22 +219,34 @@ class SqlRunStore:
                     use_pinned=pinned,
                 )
         check_breakpoints(new.breakpoints, prepared)
+        return prepared
+
+    async def _write_nodes(
+        self, session: AsyncSession, new: NewRun, plans: PlanSource, run: WorkflowRun
+    ) -> StoredRun:
+        """The plan's node rows and the debug session of ``run``, just inserted; the run as
+        stored: what ``load_run`` would read back, built without reading it back."""
+        prepared = await self._prepared(session, new, plans, run.workflow_version)
         big = len(prepared.plan.order) >= BIG_PLAN
         with collector_paused() if big else contextlib.nullcontext():
-            return await self._write_rows(session, new, prepared, run)
+            row_ids = await RunRepo(session, owner_id=new.owner_id).insert_node_executions(
+                run_id=run.id, nodes=_node_specs(prepared)
+            )
+            return await self._stored(session, new, prepared, run, row_ids)
 
-    async def _write_rows(
-        self, session: AsyncSession, new: NewRun, prepared: Prepared, run: WorkflowRun
+    async def _stored(
+        self,
+        session: AsyncSession,
+        new: NewRun,
+        prepared: Prepared,
+        run: WorkflowRun,
+        row_ids: list[str],
     ) -> StoredRun:
-        """The node rows (and debug session) of ``run`` as ``prepared`` plans them."""
+        """``run`` as just written with its node rows ``row_ids`` (in plan order), and its
+        debug session, added now."""
         owner_id = new.owner_id
-        pinned = new.use_pinned
         counts = prepared.plan.unfinished_parents()
         order = prepared.plan.order
-        row_ids = await RunRepo(session, owner_id=owner_id).insert_node_executions(
-            run_id=run.id,
-            nodes=[(node, prepared.specs[node].definition.type, counts[node]) for node in order],
-        )
         debug: DebugState | None = None
         if new.breakpoints is not None:
             debug = DebugState(
@@ -256,7 +288,7 @@ class SqlRunStore:
             timeout_s=run.timeout_s,
             api_key_id=run.api_key_id,
             use_cache=run.use_cache,
-            use_pinned=pinned,
+            use_pinned=new.use_pinned,
         )
 
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
@@ -362,8 +394,10 @@ class SqlRunStore:
     async def commit(self, tick: Tick) -> bool:
         return await self._ticks.commit(tick)
 
-    async def find_cached(self, signatures: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        return await self._ticks.find_cached(signatures)
+    async def find_cached(
+        self, signatures: Iterable[str], *, near: bool = False
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        return await self._ticks.find_cached(signatures, near=near)
 
     async def fail_run(
         self,
@@ -477,6 +511,13 @@ class SqlRunStore:
 
     async def attempt_wanted(self, row_id: str, attempt: int) -> bool:
         return await signals.attempt_wanted(self.db, row_id, attempt)
+
+
+def _node_specs(prepared: Prepared) -> list[tuple[str, str, int]]:
+    """The node rows ``prepared`` plans: node id, type, unfinished parents, in plan order."""
+    counts = prepared.plan.unfinished_parents()
+    specs = prepared.specs
+    return [(node, specs[node].definition.type, counts[node]) for node in prepared.plan.order]
 
 
 async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:

@@ -17,7 +17,9 @@ commit), so it has a path of its own, ``TickStore``:
   changes the run row or a debug session runs the same statement and those in one transaction.
 
 Cache lookups run outside the tick's transaction (inline on SQLite, where an indexed point
-lookup costs less than a hop to a thread): a success, once committed, stays a success.
+lookup costs less than a hop to a thread): a success, once committed, stays a success. A
+lookup that also brings the results of the runs it hits (``near``, what a driver asks) may
+return a whole run's outputs: on SQLite it goes to a reader thread.
 
 Part of ``SqlRunStore`` (``run_store.py``); creating runs goes through ``RunRepo``.
 """
@@ -124,22 +126,28 @@ class TickStore:
         self.db = db
         self._dialect: Dialect = db.engine.dialect
 
-    async def find_cached(self, signatures: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
-        """For each signature with an earlier success: the newest such row's id and outputs."""
+    async def find_cached(
+        self, signatures: Iterable[str], *, near: bool = False
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """For each signature with an earlier success: the newest such row's id and outputs;
+        with ``near``, also for the signatures of every other success of the runs the hits
+        come from (``RunStore.find_cached``), in the same statement."""
         wanted = sorted(set(signatures))
         if not wanted:
             return {}
         rows: Sequence[Any]
         if self.db.is_sqlite:
-            sql = _sqlite_find_cached_sql(len(wanted))
+            sql = _sqlite_find_cached_sql(len(wanted), near)
 
             def lookup(conn: Connection) -> list[Any]:
                 return sqlite_connection(conn).execute(sql, wanted).fetchall()
 
-            rows = await self.db.run_read(lookup, inline=True)
+            # A point look-up runs inline; one that may bring a whole run's results back
+            # goes to a reader thread rather than hold the event loop.
+            rows = await self.db.run_read(lookup, inline=not near)
         else:
             async with self.db.asyncpg_connection() as pg:
-                rows = await pg.fetch(_PG_FIND_CACHED, wanted)
+                rows = await pg.fetch(_PG_FIND_NEAR if near else _PG_FIND_CACHED, wanted)
         # SQLite hands JSON back as text; on PostgreSQL the JSONB codec SQLAlchemy installs on
         # every asyncpg connection has decoded it already (no result processor then).
         decode = _result_processor(self._dialect, "outputs")
@@ -345,15 +353,28 @@ def _sqlite_write_slot(dialect: Dialect, with_signature: bool, with_cached_from:
     return compiled.string
 
 
+_SUCCEEDED = f"'{NodeStatus.SUCCEEDED.value}'"
+
+
 @cache
-def _sqlite_find_cached_sql(count: int) -> str:
+def _sqlite_find_cached_sql(count: int, near: bool = False) -> str:
     marks = ", ".join("?" * count)
+    # ``+status``: keeps SQLite on the signature's (or the run's) index; left to itself it may
+    # pick the status index and walk every success ever recorded.
+    signed = f"cache_signature IN ({marks}) AND +status = {_SUCCEEDED}"
+    if near:
+        # The runs of the newest hits, by the (run_id, node_id) index; every signature their
+        # successes recorded. ``+cache_signature`` keeps the signature's index out of it.
+        signed = (
+            "cache_signature IN (SELECT n.cache_signature FROM node_executions AS n"
+            " WHERE n.run_id IN (SELECT h.run_id FROM node_executions AS h WHERE h.id IN"
+            f" (SELECT max(id) FROM node_executions WHERE {signed} GROUP BY cache_signature))"
+            f" AND +n.status = {_SUCCEEDED} AND +n.cache_signature IS NOT NULL)"
+            f" AND +status = {_SUCCEEDED}"
+        )
     # SQLite returns the other bare columns from the row holding max(): the newest success.
     return (
-        "SELECT cache_signature, max(id), outputs FROM node_executions"
-        # ``+status``: keeps SQLite on the signature's index; left to itself it may pick the
-        # status index and walk every success ever recorded.
-        f" WHERE cache_signature IN ({marks}) AND +status = '{NodeStatus.SUCCEEDED.value}'"
+        f"SELECT cache_signature, max(id), outputs FROM node_executions WHERE {signed}"
         " GROUP BY cache_signature"
     )
 
@@ -371,6 +392,35 @@ FROM (
 WHERE status = '{NodeStatus.SUCCEEDED.value}'
 ORDER BY cache_signature, id DESC
 """
+
+_PG_FIND_NEAR = f"""
+WITH hits AS (
+    SELECT DISTINCT ON (cache_signature) id
+    FROM (
+        SELECT cache_signature, id, status FROM node_executions
+        WHERE cache_signature = ANY($1::varchar[])
+        OFFSET 0
+    ) AS signed
+    WHERE status = '{NodeStatus.SUCCEEDED.value}'
+    ORDER BY cache_signature, id DESC
+), near AS (
+    SELECT DISTINCT n.cache_signature FROM node_executions AS n
+    WHERE n.run_id IN (
+        SELECT h.run_id FROM node_executions AS h WHERE h.id IN (SELECT id FROM hits)
+    )
+    AND n.status = '{NodeStatus.SUCCEEDED.value}' AND n.cache_signature IS NOT NULL
+)
+SELECT DISTINCT ON (cache_signature) cache_signature, id, outputs
+FROM (
+    SELECT cache_signature, id, outputs, status FROM node_executions
+    WHERE cache_signature IN (SELECT cache_signature FROM near)
+    OFFSET 0
+) AS signed
+WHERE status = '{NodeStatus.SUCCEEDED.value}'
+ORDER BY cache_signature, id DESC
+"""
+"""``_PG_FIND_CACHED`` with ``near``: the newest success of every signature that the runs of
+the hits recorded (the hits' own among them)."""
 
 _PG_TYPES = {
     "status": "varchar",

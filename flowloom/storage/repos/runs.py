@@ -9,20 +9,30 @@ session, named for what they are: they see every user's runs and belong behind a
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Connection, Dialect, Select, Table, bindparam, func, insert, select
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Dialect,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id, new_ids
-from flowloom.storage.bound import bind, processors
+from flowloom.storage.bound import Processor, bind, processors
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import (
     ACTIVE_RUN_STATUSES,
@@ -54,7 +64,16 @@ _E = TypeVar("_E", bound=StrEnum)
 _RUN = PREFIXES["workflow_runs"]
 _NODE_EXECUTION = PREFIXES["node_executions"]
 _NODE_EXECUTIONS = cast(Table, NodeExecution.__table__)
+_WORKFLOW_RUNS = cast(Table, WorkflowRun.__table__)
 
+
+_CURRENT_VERSION = select(Workflow.version).where(
+    Workflow.id == bindparam("workflow_id"),
+    Workflow.user_id == bindparam("owner_id"),
+    Workflow.deleted_at.is_(None),
+)
+"""The current version of the owner's workflow (the number only: a definition can be large),
+built once: it is asked at every run start."""
 
 _NODE_ROW = (
     "id",
@@ -72,21 +91,53 @@ _NODE_ROW = (
 """The columns of a new node execution row, in the order ``insert_node_executions`` gives."""
 
 
+_RUN_ROW = (
+    "id",
+    "workflow_id",
+    "workflow_version",
+    "user_id",
+    "api_key_id",
+    "parent_run_id",
+    "parent_node_id",
+    "status",
+    "scope",
+    "target_node_id",
+    "trigger_kind",
+    "trigger_data",
+    "inputs",
+    "idempotency_key",
+    "timeout_s",
+    "cancel_requested",
+    "use_cache",
+    "use_pinned",
+    "depth",
+    "parent_attempt",
+    "updated_at",
+    "created_at",
+)
+"""The columns of a new run row (``RunRepo.create``): the ones the mapped class would insert.
+The rest (outputs, error, timings) start NULL and are left out, as the ORM leaves them."""
+
+
+_NEW_RUN_NULLS = tuple(c.key for c in _WORKFLOW_RUNS.c if c.key not in _RUN_ROW)
+"""The run columns a new run leaves NULL."""
+
+
 @cache
-def _node_rows_sql(dialect: Dialect) -> str:
+def _insert_sql(dialect: Dialect, table: Table, names: tuple[str, ...]) -> str:
     compiled = (
-        insert(_NODE_EXECUTIONS)
-        .values({name: bindparam(name) for name in _NODE_ROW})
-        .compile(dialect=dialect)
+        insert(table).values({name: bindparam(name) for name in names}).compile(dialect=dialect)
     )
     # The rows are built in this positional order: checked once, not assumed.
-    if list(compiled.positiontup or []) != list(_NODE_ROW):
+    if list(compiled.positiontup or []) != list(names):
         raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
     return compiled.string
 
 
-def _insert_node_rows(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """A run's node rows (``_NODE_ROW`` tuples) in one executemany.
+def _insert_rows(
+    session: Session, table: Table, names: tuple[str, ...], rows: list[tuple[Any, ...]], what: str
+) -> None:
+    """``rows`` (tuples of the columns ``names``) into ``table`` in one executemany.
 
     On SQLite on the driver's connection: what SQLAlchemy's executemany does, without its
     per-row and per-value work (the node rows were most of a 100-node run's start), bound as
@@ -97,16 +148,120 @@ def _insert_node_rows(session: Session, rows: list[tuple[Any, ...]]) -> None:
     dialect = conn.dialect
     try:
         if dialect.name == "sqlite":
-            binders = processors(dialect, _NODE_EXECUTIONS, _NODE_ROW)
+            binders = processors(dialect, table, names)
             sqlite_connection(conn).executemany(
-                _node_rows_sql(dialect), [bind(binders, row) for row in rows]
+                _insert_sql(dialect, table, names), [bind(binders, row) for row in rows]
             )
         else:
-            conn.execute(
-                insert(_NODE_EXECUTIONS), [dict(zip(_NODE_ROW, row, strict=True)) for row in rows]
-            )
+            conn.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
     except (IntegrityError, sqlite3.IntegrityError) as exc:
-        raise translate_integrity_error(exc, what="node execution") from None
+        raise translate_integrity_error(exc, what=what) from None
+
+
+def _insert_node_rows(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """A run's node rows (``_NODE_ROW`` tuples) in one executemany."""
+    _insert_rows(session, _NODE_EXECUTIONS, _NODE_ROW, rows, "node execution")
+
+
+def _insert_run(session: Session, run: tuple[Any, ...], nodes: list[tuple[Any, ...]]) -> None:
+    """A new run's row (a ``_RUN_ROW`` tuple) and its node rows (``_NODE_ROW`` tuples).
+
+    On PostgreSQL in ONE statement (the run's INSERT in a CTE, the node rows from arrays):
+    one round trip. On SQLite two executions on the driver's connection, in one hop.
+    """
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name == "sqlite":
+        _insert_rows(session, _WORKFLOW_RUNS, _RUN_ROW, [run], "run")
+        if nodes:
+            _insert_node_rows(session, nodes)
+        return
+    run_values = bind(processors(dialect, _WORKFLOW_RUNS, _RUN_ROW), run)
+    binders = processors(dialect, _NODE_EXECUTIONS, _NODE_ROW)
+    # What every node row of the run holds alike goes once; the rest as one array a column.
+    first = nodes[0] if nodes else (None,) * len(_NODE_ROW)
+    shared = [_bound(binders[i], first[i]) for i in _SHARED_AT]
+    columns: list[list[Any]] = [[] for _ in _VARYING_AT]
+    for node in nodes:
+        if any(node[i] != first[i] for i in _SHARED_AT):
+            raise ValueError(f"the node rows of one run differ in {_SHARED_NODE_COLUMNS}")
+        for column, i in zip(columns, _VARYING_AT, strict=True):
+            column.append(_bound(binders[i], node[i]))
+    try:
+        conn.exec_driver_sql(_pg_start_sql(dialect), (*run_values, *shared, *columns))
+    except IntegrityError as exc:
+        raise translate_integrity_error(exc, what="run") from None
+
+
+_SHARED_NODE_COLUMNS = ("run_id", "attempt", "attempts", "updated_at", "created_at")
+"""The columns of ``_NODE_ROW`` every new node row of one run holds alike (``_node_rows``)."""
+_SHARED_AT = tuple(i for i, name in enumerate(_NODE_ROW) if name in _SHARED_NODE_COLUMNS)
+_VARYING_AT = tuple(i for i, name in enumerate(_NODE_ROW) if name not in _SHARED_NODE_COLUMNS)
+
+
+def _bound(process: Processor, value: Any) -> Any:
+    return value if process is None else process(value)
+
+
+def _pg_cast(dialect: Dialect, table: Table, name: str) -> tuple[str, bool]:
+    """The PostgreSQL type a column's bound value is sent as, and whether it is JSON (sent as
+    the text SQLAlchemy's own binding makes, then cast)."""
+    type_ = table.c[name].type
+    if isinstance(type_, JSON):
+        return "text", True
+    return type_.compile(dialect=dialect), False
+
+
+@cache
+def _pg_start_sql(dialect: Dialect) -> str:
+    """``_insert_run``'s statement: ``$1``... the run's ``_RUN_ROW`` values, the node rows'
+    shared values (``_SHARED_AT``), then one array per other column of ``_NODE_ROW``."""
+    values = []
+    for n, name in enumerate(_RUN_ROW, start=1):
+        cast_to, is_json = _pg_cast(dialect, _WORKFLOW_RUNS, name)
+        values.append(f"${n}::{cast_to}" + ("::jsonb" if is_json else ""))
+    picks: dict[str, str] = {}
+    n = len(_RUN_ROW)
+    for i in _SHARED_AT:
+        n += 1
+        cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, _NODE_ROW[i])
+        picks[_NODE_ROW[i]] = f"${n}::{cast_to}" + ("::jsonb" if is_json else "")
+    arrays, varying = [], [_NODE_ROW[i] for i in _VARYING_AT]
+    for name in varying:
+        n += 1
+        cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, name)
+        arrays.append(f"${n}::{cast_to}[]")
+        picks[name] = f"v.{name}::jsonb" if is_json else f"v.{name}"
+    return (
+        f"WITH run AS (INSERT INTO {_WORKFLOW_RUNS.name} ({', '.join(_RUN_ROW)})"
+        f" VALUES ({', '.join(values)}))"
+        f" INSERT INTO {_NODE_EXECUTIONS.name} ({', '.join(_NODE_ROW)})"
+        f" SELECT {', '.join(picks[name] for name in _NODE_ROW)}"
+        f" FROM unnest({', '.join(arrays)}) AS v({', '.join(varying)})"
+    )
+
+
+def _node_rows(run_id: str, nodes: Sequence[tuple[str, str, int]]) -> list[tuple[Any, ...]]:
+    """The new node rows (``_NODE_ROW`` tuples) of ``nodes`` (``NodeSpec`` or plain tuples:
+    node id, type, unfinished parents): READY with none, else PENDING; attempt 1."""
+    now = utcnow()
+    ids = new_ids(_NODE_EXECUTION, len(nodes)) if nodes else []
+    return [
+        (
+            row_id,
+            run_id,
+            node_id,
+            node_type,
+            NodeStatus.READY if pending == 0 else NodeStatus.PENDING,
+            1,
+            pending,
+            [],
+            idempotency_key(run_id, node_id),
+            now,
+            now,
+        )
+        for row_id, (node_id, node_type, pending) in zip(ids, nodes, strict=True)
+    ]
 
 
 class NodeSpec(NamedTuple):
@@ -208,6 +363,80 @@ class RunRepo:
         client may safely retry a request whose answer it lost. Reusing a key for a different
         workflow is a Conflict. Keys are per owner: two users may use the same key.
         """
+        run, fresh = await self._new_run(
+            workflow_id=workflow_id,
+            workflow_version=workflow_version,
+            scope=scope,
+            target_node_id=target_node_id,
+            trigger_kind=trigger_kind,
+            trigger_data=trigger_data,
+            inputs=inputs,
+            idempotency_key=idempotency_key,
+            api_key_id=api_key_id,
+            parent_run_id=parent_run_id,
+            parent_node_id=parent_node_id,
+            timeout_s=timeout_s,
+            use_cache=use_cache,
+            use_pinned=use_pinned,
+            depth=depth,
+            parent_attempt=parent_attempt,
+        )
+        if not fresh:
+            return run
+        if idempotency_key is None:
+            await self._insert_new(run, [])
+            return run
+        # A concurrent request with the same key may commit between our look-up and our insert;
+        # the savepoint lets us lose that race politely and return the winner's run.
+        try:
+            async with self.session.begin_nested():
+                self.session.add(run)
+        except IntegrityError as exc:
+            winner = await self._by_idempotency_key(idempotency_key)
+            if winner is None:
+                raise translate_integrity_error(exc, what="run") from None
+            return _same_workflow(winner, workflow_id)
+        return run
+
+    async def start(
+        self,
+        *,
+        nodes: Callable[[WorkflowRun], Awaitable[Sequence[tuple[str, str, int]]]],
+        **run: Any,
+    ) -> tuple[WorkflowRun, list[str]]:
+        """``create(**run)`` (without an idempotency key) and the run's node executions
+        (``nodes(run)`` names them once its version is known; see ``insert_node_executions``),
+        written at once: one statement on PostgreSQL, one hop on SQLite. The run, and the ids
+        of its node rows in the order of the nodes."""
+        if run.get("idempotency_key") is not None:
+            raise ValueError("start() takes no idempotency key: create() handles repeats")
+        new, _ = await self._new_run(**run)
+        rows = _node_rows(new.id, await nodes(new))
+        await self._insert_new(new, rows)
+        return new, [row[0] for row in rows]
+
+    async def _new_run(
+        self,
+        *,
+        workflow_id: str,
+        workflow_version: int | None,
+        scope: RunScope = RunScope.FULL,
+        target_node_id: str | None = None,
+        trigger_kind: TriggerKind = TriggerKind.MANUAL,
+        trigger_data: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        api_key_id: str | None = None,
+        parent_run_id: str | None = None,
+        parent_node_id: str | None = None,
+        timeout_s: float | None = None,
+        use_cache: bool = True,
+        use_pinned: bool = False,
+        depth: int = 0,
+        parent_attempt: int | None = None,
+    ) -> tuple[WorkflowRun, bool]:
+        """The checks of ``create``, and the run it would write (not yet in the session), with
+        True; or the run an earlier use of ``idempotency_key`` wrote, with False."""
         scope = _enum(RunScope, scope, "scope")
         trigger_kind = _enum(TriggerKind, trigger_kind, "trigger_kind")
         if (scope is RunScope.FULL) != (target_node_id is None):
@@ -221,15 +450,10 @@ class RunRepo:
         if idempotency_key is not None:
             existing = await self._by_idempotency_key(idempotency_key)
             if existing is not None:
-                return _same_workflow(existing, workflow_id)
+                return _same_workflow(existing, workflow_id), False
 
-        # The version number only: a definition can be large, and is not needed here.
         current = await self.session.scalar(
-            select(Workflow.version).where(
-                Workflow.id == workflow_id,
-                Workflow.user_id == self.owner_id,
-                Workflow.deleted_at.is_(None),
-            )
+            _CURRENT_VERSION, {"workflow_id": workflow_id, "owner_id": self.owner_id}
         )
         if current is None:
             raise NotFound("workflow", workflow_id)
@@ -246,6 +470,7 @@ class RunRepo:
             if key_owner != self.owner_id:
                 raise NotFound("API key", api_key_id)
 
+        now = utcnow()
         run = WorkflowRun(
             id=new_id(_RUN),
             workflow_id=workflow_id,
@@ -262,25 +487,15 @@ class RunRepo:
             inputs=inputs or {},
             idempotency_key=idempotency_key,
             timeout_s=timeout_s,
+            cancel_requested=False,
             use_cache=use_cache,
             use_pinned=use_pinned,
             depth=depth,
             parent_attempt=parent_attempt,
+            created_at=now,
+            updated_at=now,
         )
-        if idempotency_key is None:
-            await self._flush_new(run)
-            return run
-        # A concurrent request with the same key may commit between our look-up and our insert;
-        # the savepoint lets us lose that race politely and return the winner's run.
-        try:
-            async with self.session.begin_nested():
-                self.session.add(run)
-        except IntegrityError as exc:
-            winner = await self._by_idempotency_key(idempotency_key)
-            if winner is None:
-                raise translate_integrity_error(exc, what="run") from None
-            return _same_workflow(winner, workflow_id)
-        return run
+        return run, True
 
     async def add_node_executions(
         self, *, run_id: str, nodes: Sequence[tuple[str, str, int]]
@@ -302,24 +517,7 @@ class RunRepo:
         be the owner's): the rows only; their ids, in the order of ``nodes``."""
         if not nodes:
             return []
-        now = utcnow()
-        ids = new_ids(_NODE_EXECUTION, len(nodes))
-        rows: list[tuple[Any, ...]] = [
-            (
-                row_id,
-                run_id,
-                node.node_id,
-                node.node_type,
-                NodeStatus.READY if node.pending_parents == 0 else NodeStatus.PENDING,
-                1,
-                node.pending_parents,
-                [],
-                idempotency_key(run_id, node.node_id),
-                now,
-                now,
-            )
-            for row_id, node in zip(ids, (NodeSpec(*spec) for spec in nodes), strict=True)
-        ]
+        rows = _node_rows(run_id, nodes)
         await self.session.run_sync(_insert_node_rows, rows)
         return [row[0] for row in rows]
 
@@ -414,13 +612,17 @@ class RunRepo:
             )
         )
 
-    async def _flush_new(self, run: WorkflowRun) -> None:
+    async def _insert_new(self, run: WorkflowRun, nodes: list[tuple[Any, ...]]) -> None:
+        """Insert ``run`` (every column of ``_RUN_ROW`` set) and its node rows (``_NODE_ROW``
+        tuples), and make the run the session's as a flush would: a later change to it is
+        written as an UPDATE. No unit of work (it was a third of a run's start)."""
+        row = tuple(getattr(run, name) for name in _RUN_ROW)
+        await self.session.run_sync(_insert_run, row, nodes)
+        # The rest of its columns are NULL in the row: set so, they are not loaded again.
+        for name in _NEW_RUN_NULLS:
+            setattr(run, name, None)
+        make_transient_to_detached(run)
         self.session.add(run)
-        try:
-            await self.session.flush()
-        except IntegrityError as exc:
-            self.session.expunge(run)
-            raise translate_integrity_error(exc, what="run") from None
 
 
 def _checked_history(
