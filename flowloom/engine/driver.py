@@ -112,6 +112,12 @@ class Driver:
         """Where the driver is: ``load``, ``tick`` or ``commit`` (to say what failed)."""
         self._uncommitted = Uncommitted(engine.batch_window_s)
         """What deferred ticks did since the last commit (``batching.py``)."""
+        self._known: dict[str, tuple[str, dict[str, Any]]] = {}
+        """What the cache answered this run, and more: a look-up that hits also brings the
+        results of the rest of the run it hit (``RunStore.find_cached``), so the nodes that
+        follow a cached one, in this tick or a later one, are mostly answered from here without
+        a look-up of their own, and an earlier run's results are fetched once, not once a tick.
+        Any success with a signature is a right answer for it, however new."""
         self.result: RunResult | None = None
         """How the run ended, as this driver's last commit stored it (None until then): what
         waiting for the run returns without reading it back."""
@@ -549,10 +555,7 @@ class Driver:
         claimed: list[str] = []
         # Nodes a per-owner or per-key limit refused this tick: they stay READY, unclaimed.
         deferred: set[str] = set()
-        # What the cache answered this tick, and more: a look-up that hits also brings the
-        # results of the rest of the run it hit (``RunStore.find_cached``), so the nodes that
-        # follow a cached one are mostly answered from here, without a look-up of their own.
-        known: dict[str, tuple[str, dict[str, Any]]] = {}
+        known = self._known
         while True:
             batch = state.claimable(now)
             if deferred:
