@@ -30,7 +30,9 @@ def skip_unused_modules() -> None:
     """Mark each of ``UNUSED_MODULES`` not loaded yet as missing (``sys.modules[name] = None``):
     ``import`` then raises ImportError for it, which the importing library handles."""
     for name in UNUSED_MODULES:
-        sys.modules.setdefault(name, None)
+        if name not in sys.modules:
+            # None is how the import system spells "missing"; typeshed allows modules only.
+            sys.modules[name] = None  # type: ignore[assignment]
 
 
 def main() -> None:

@@ -78,9 +78,8 @@ async def prepare(settings: Settings, *, password: NewPassword | None = None) ->
             shown = None
             if owner.password_hash is None:
                 new = password or NewPassword.begin()
-                await UserRepo(session).set_password_hash(
-                    user_id=owner.id, password_hash=await asyncio.wrap_future(new.hashed)
-                )
+                hashed: str = await asyncio.wrap_future(new.hashed)
+                await UserRepo(session).set_password_hash(user_id=owner.id, password_hash=hashed)
                 shown = new.text
             added = await install_examples(session, owner_id=owner.id)
             return FirstStart(email=owner.email, password=shown, examples_added=len(added))
