@@ -7,13 +7,10 @@ event loop keeps serving other requests meanwhile.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future
-
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ["hash_on_thread", "hash_password", "needs_rehash", "verify_password"]
+__all__ = ["hash_password", "needs_rehash", "verify_password"]
 
 _hasher = PasswordHasher()
 
@@ -24,22 +21,6 @@ def hash_password(password: str) -> str:
     Hashing the same password twice gives two different strings; both verify.
     """
     return _hasher.hash(password)
-
-
-def hash_on_thread(password: str) -> Future[str]:
-    """:func:`hash_password` on a thread of its own, begun now: argon2 runs without the GIL, so
-    the caller's own work (loading modules) goes on beside it on another core. The future
-    holds the hash, or the error hashing raised."""
-    hashed: Future[str] = Future()
-
-    def work() -> None:
-        try:
-            hashed.set_result(hash_password(password))
-        except BaseException as exc:  # handed to whoever waits for the hash
-            hashed.set_exception(exc)
-
-    threading.Thread(target=work, name="flowloom password hash", daemon=True).start()
-    return hashed
 
 
 def verify_password(password_hash: str, password: str) -> bool:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from argon2 import PasswordHasher
 
-from flowloom.passwords import hash_on_thread, hash_password, needs_rehash, verify_password
+from flowloom.passwords import hash_password, needs_rehash, verify_password
 
 
 def test_hash_is_argon2id_and_verifies_only_the_right_password() -> None:
@@ -38,18 +37,3 @@ def test_hashes_made_with_weaker_settings_ask_to_be_rehashed() -> None:
     assert verify_password(weak, "hunter2")
     assert needs_rehash(weak)
     assert not needs_rehash(hash_password("hunter2"))
-
-
-def test_a_hash_begun_on_a_thread_verifies_its_password() -> None:
-    stored = hash_on_thread("hunter2").result(timeout=30)
-
-    assert stored.startswith("$argon2id$")
-    assert verify_password(stored, "hunter2")
-    assert not verify_password(stored, "hunter3")
-
-
-def test_a_hash_begun_on_a_thread_hands_its_error_to_the_waiter() -> None:
-    surrogate = "\ud800"  # a lone surrogate cannot be encoded to hash
-
-    with pytest.raises(UnicodeEncodeError):
-        hash_on_thread(surrogate).result(timeout=30)
