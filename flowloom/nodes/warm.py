@@ -21,8 +21,10 @@ from flowloom.integrations.tls import shared_ssl_context
 
 __all__ = ["AFTER_START_S", "HEAVY_MODULES", "start_warm_up", "warm_up"]
 
-HEAVY_MODULES = ("httpx", "jinja2.sandbox", "jmespath", "PIL.Image", "re2")
-"""Imported by nodes on first use; each costs tens to hundreds of milliseconds."""
+HEAVY_MODULES = ("httpx", "jinja2.sandbox", "jmespath", "PIL.Image")
+"""Imported by nodes on first use; each costs tens to hundreds of milliseconds. Not ``re2``
+(regex nodes, patterns checked): its import takes some 2 ms, and loaded in every server it
+stayed resident, 1.5 MiB, whether a pattern was ever used or not."""
 
 _log = logging.getLogger("flowloom.nodes")
 

@@ -40,14 +40,8 @@ LOADED_WHEN_USED = (
     "svix",  # identity-provider webhooks
 )
 
-_IMPORTED_BY_THE_WARMED = {"pygments", "rich"}
-"""httpx's command line (``httpx._main``, imported by ``httpx/__init__``) loads both."""
-
-
 NOT_WARMED = tuple(
-    m
-    for m in LOADED_WHEN_USED
-    if m not in {heavy.split(".")[0] for heavy in HEAVY_MODULES} | _IMPORTED_BY_THE_WARMED
+    m for m in LOADED_WHEN_USED if m not in {heavy.split(".")[0] for heavy in HEAVY_MODULES}
 )
 """What the warm-up never imports (it may have begun by the time a started app is looked at;
 and the first start's example workflows are checked with jinja2)."""
@@ -80,6 +74,8 @@ def test_a_first_start_imports_none_of_the_libraries_loaded_when_used(tmp_path: 
     engine, the credential vault, the schedules) included."""
     code = (
         "import asyncio, json, sys\n"
+        "from flowloom.cli.entry import skip_unused_modules\n"
+        "skip_unused_modules()  # as the flowloom command does\n"
         "from flowloom.api import create_app\n"
         "from flowloom.cli.serve import prepare\n"
         "from flowloom.settings import Settings\n"
@@ -111,3 +107,21 @@ def test_a_restart_validates_no_example_again(tmp_path: Path) -> None:
 
     assert _imported_by(code, data_dir) == [str(shipped), "jinja2"]
     assert _imported_by(code, data_dir) == ["0"]
+
+
+def test_the_commands_warm_up_loads_no_console_library(tmp_path: Path) -> None:
+    """httpx/__init__ imports httpx's own command line if it can, and with it rich and pygments;
+    the flowloom command marks that module missing, so its warm-up loads neither."""
+    code = (
+        "import json, sys\n"
+        "from flowloom.cli.entry import skip_unused_modules\n"
+        "skip_unused_modules()\n"
+        "from flowloom.nodes.warm import warm_up\n"
+        "warm_up()\n"
+        "import httpx\n"
+        "assert httpx.Client is not None\n"
+        "loaded = [m for m in ('httpx._main', 'pygments', 'rich') if sys.modules.get(m)]\n"
+        "print(json.dumps(loaded))\n"
+    )
+
+    assert _imported_by(code, tmp_path / "data") == []

@@ -75,8 +75,8 @@ def _instance_providers(settings: Settings) -> set[str]:
 
 
 async def seed_model_table(db: Database) -> int:
-    """Fill an empty model table from the catalog; how many models were added (0 when the
-    table has any row: from then on it is the admins')."""
+    """Fill an empty model table from the catalog (one batch of inserts at the commit); how
+    many models were added (0 when the table has any row: from then on it is the admins')."""
     async with db.write() as session:
         if await session.scalar(select(func.count()).select_from(AiModel)):
             return 0
@@ -92,5 +92,6 @@ async def seed_model_table(db: Database) -> int:
                 supports_images=entry.supports_images,
                 supports_json=entry.kind == "chat",
                 price_per_image=entry.price_per_image,
+                new=True,
             )
     return len(CATALOG)

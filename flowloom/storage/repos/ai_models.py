@@ -57,11 +57,15 @@ class AiModelRepo:
         enabled: bool = True,
         currency: str = "usd",
         price_per_image: Decimal | int | str | None = None,
+        new: bool = False,
     ) -> AiModel:
         """Create the (provider, model) entry, or replace every given field of the existing one.
 
         Prices are per million tokens, exact (see ``exact_price``). A new price applies to usage
         recorded from now on; usage already recorded keeps the cost it was given.
+
+        ``new``: the caller knows there is no such entry (it fills an empty table): the entry is
+        neither looked for nor flushed alone, and goes in with the others at the next flush.
         """
         prices = {
             "input_price_per_mtok": exact_price(input_price_per_mtok, field="input_price_per_mtok"),
@@ -69,7 +73,7 @@ class AiModelRepo:
                 output_price_per_mtok, field="output_price_per_mtok"
             ),
         }
-        row = await self._find(provider, model)
+        row = None if new else await self._find(provider, model)
         if row is None:
             row = AiModel(id=new_id(_AI_MODEL), provider=provider, model=model)
             self.session.add(row)
@@ -86,6 +90,8 @@ class AiModelRepo:
             if price_per_image is None
             else exact_price(price_per_image, field="price_per_image")
         )
+        if new:
+            return row
         try:
             await self.session.flush()
         except IntegrityError as exc:
