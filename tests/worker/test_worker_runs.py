@@ -164,6 +164,39 @@ async def test_an_approval_answered_from_the_api_resumes_on_a_worker(
     assert rows["ask"].outputs["approved"]["comment"] == "go"
 
 
+async def test_settling_reads_a_run_that_waits_but_not_one_whose_end_came_as_an_event(
+    pg: tuple[Database, str], cluster: Cluster, api: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = pg[0]
+    cluster.start_worker()
+    owner = await make_owner(db)
+    reads: list[str] = []
+    store: Any = api.store
+    read = store.settled
+
+    async def counted(run_id: str, *, finished_only: bool) -> Any:
+        reads.append(run_id)
+        return await read(run_id, finished_only=finished_only)
+
+    monkeypatch.setattr(store, "settled", counted)
+    finishing = await api.start_run(
+        owner_id=owner, workflow_id=await save_workflow(db, owner, fan_out())
+    )
+    await asyncio.wait_for(api.settle(finishing), 60)
+    assert reads == [], "the run's end came as an event: nothing to read"
+    assert (await api.wait(finishing)).status is RunStatus.COMPLETED, cluster.logs()
+
+    approval = definition([node("ask", "human.approval", {"prompt": "ship it?"})], [])
+    parking = await api.start_run(
+        owner_id=owner, workflow_id=await save_workflow(db, owner, approval)
+    )
+    reads.clear()
+    await asyncio.wait_for(api.settle(parking), 60)
+    assert reads[-1:] == [parking], "only the rows say a WAITING run has nothing left to do"
+    rows = await node_rows(db, parking)
+    assert rows["ask"].status == NodeStatus.WAITING
+
+
 def _logged(cluster: Cluster, line: str, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     while line not in cluster.logs():
