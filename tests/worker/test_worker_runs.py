@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from enginekit import definition, edge, make_owner, node, node_rows, save_workflow
+from sqlalchemy import update
 from workerkit import BROKERS, Cluster, worker_registry
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
+from flowloom.storage.tables import NodeExecution, WorkflowRun
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -279,3 +282,51 @@ async def test_a_killed_worker_s_run_is_finished_by_another(
     assert [a["status"] for a in rows["slow"].attempts] == ["INTERRUPTED", "SUCCEEDED"]
     for node_id in ("a", "b"):
         assert [a["status"] for a in rows[node_id].attempts] == ["SUCCEEDED"]
+
+
+async def test_the_sweep_finds_the_runs_with_work_for_a_driver_and_the_watch_their_signals(
+    pg: tuple[Database, str], api: Engine
+) -> None:
+    db = pg[0]
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, definition([node("a", "test.add")], []))
+    names = ("pending", "ready", "parked", "cancelling", "done", "due", "answered")
+    # No worker runs: every run stays as written, then each is set as its name says.
+    runs = {name: await api.start_run(owner_id=owner, workflow_id=workflow_id) for name in names}
+    now = datetime.now(UTC)
+    past, future = (now - timedelta(seconds=5)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    node_state = {
+        "ready": (NodeStatus.READY, None),
+        "parked": (NodeStatus.WAITING, {"kind": "timer", "resume_at": future}),
+        "cancelling": (NodeStatus.WAITING, None),
+        "due": (NodeStatus.WAITING, {"kind": "timer", "resume_at": past}),
+        "answered": (NodeStatus.READY, {"kind": "approval", "answer": {"approved": True}}),
+    }
+    async with db.write() as session:
+        for name, (status, wait) in node_state.items():
+            await session.execute(
+                update(WorkflowRun)
+                .where(WorkflowRun.id == runs[name])
+                .values(status=RunStatus.WAITING, cancel_requested=name == "cancelling")
+            )
+            await session.execute(
+                update(NodeExecution)
+                .where(NodeExecution.run_id == runs[name])
+                .values(status=status, wait=wait)
+            )
+        await session.execute(
+            update(WorkflowRun)
+            .where(WorkflowRun.id == runs["done"])
+            .values(status=RunStatus.COMPLETED)
+        )
+    shared: Any = api.store
+
+    every = await shared.runs_needing_a_driver(now=now, run_ids=list(runs.values()))
+    young = await shared.runs_needing_a_driver(now=now, older_than_s=60)
+    found = await shared.signals([runs[name] for name in ("answered", "cancelling", "done")])
+
+    wanted = {"pending", "ready", "cancelling", "due", "answered"}
+    assert sorted(every) == sorted(runs[name] for name in wanted)
+    assert young == [], "runs made a moment ago are their creator's"
+    assert found.cancelled == (runs["cancelling"],)
+    assert found.answers == ((runs["answered"], "a", {"approved": True}),)
