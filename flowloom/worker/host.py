@@ -435,9 +435,8 @@ class WorkerHost:
 
 def sweep_lock_s(settings: Settings) -> float:
     """How long the sweep's lock lasts unless its holder sweeps again, and how often the
-    other processes try to take it: half a claim TTL (two sweep intervals at least). A
-    sweeper that died is replaced within a claim TTL, by when the claims of the runs it
-    drove have lapsed too, so its runs are found as soon as with a sweeper alive; meanwhile
-    the other processes of every worker ask Redis once per half TTL instead of every
-    interval."""
-    return max(2 * settings.worker_sweep_interval_s, settings.worker_claim_ttl_s / 2)
+    other processes try to take it: a quarter of a claim TTL (two sweep intervals at least).
+    A sweeper that died is replaced within half a claim TTL, before the claims of the runs it
+    drove have lapsed, so its runs are found as soon as with a sweeper alive; meanwhile the
+    other processes of every worker ask Redis once per quarter TTL, not at every interval."""
+    return max(2 * settings.worker_sweep_interval_s, settings.worker_claim_ttl_s / 4)
