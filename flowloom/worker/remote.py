@@ -14,6 +14,8 @@ public face works across processes:
   worker takes it).
 - ``wait`` and the event bus: events come from the workers over Redis (``relay.py``) onto
   this engine's ordinary bus; ``wait`` wakes on them and reads the run from the database.
+  ``settle`` (the runs API's wait, which reads the run itself next) ends on the event that
+  the run finished, with no read.
 - ``resume_unfinished`` only connects (Redis, and the Celery app, built once here at start-up,
   never lazily from several threads at once): the workers' sweep resumes runs.
 
