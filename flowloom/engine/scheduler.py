@@ -320,6 +320,11 @@ class Engine:
                 return driver.result
         return await self.store.outcome(run_id)
 
+    async def settle(self, run_id: str) -> None:
+        """``wait`` for a caller that reads the run itself afterwards (the runs API): an
+        engine that learns of a run's end from elsewhere need not read its outcome."""
+        await self.wait(run_id)
+
     async def answer(self, run_id: str, node_id: str, answer: Mapping[str, Any]) -> None:
         """Answer a WAITING node (an approval, a breakpoint): it is READY again, the run resumes.
 

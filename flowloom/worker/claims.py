@@ -146,9 +146,13 @@ class RunClaims:
         return raw.decode() if isinstance(raw, bytes) else raw
 
     async def try_lock(self, name: str, owner: str, *, for_s: float) -> bool:
-        """A short lock of its own (the sweep's), expiring after ``for_s``."""
+        """Take a lock of its own (the sweep's) for ``for_s``, or keep it for ``for_s`` more
+        when ``owner`` holds it already; False while another owner holds it."""
         key = f"flowloom:{self.namespace}:lock:{name}"
-        return bool(await self.redis.set(key, owner, nx=True, px=max(1, round(for_s * 1000))))
+        return (
+            int(await self.redis.eval(RENEW_SCRIPT, 1, key, owner, max(1, round(for_s * 1000))))
+            == 1
+        )
 
     async def _script(self, script: str, run_id: str, *args: str | int) -> int:
         result = await self.redis.eval(script, 1, self.key(run_id), *args)

@@ -48,11 +48,15 @@ from flowloom.worker.node_queues import NodeRoutes
 from flowloom.worker.relay import RedisEventBus
 from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
-__all__ = ["WorkerEngine", "WorkerHost"]
+__all__ = ["WorkerEngine", "WorkerHost", "sweep_lock_s"]
 
 _log = logging.getLogger("flowloom.worker")
 _WATCH_S = 0.25
 """How often a worker looks for cancellations and answers of the runs it drives."""
+_LAG_WAKE_S = 0.2
+"""How often a worker's loop-lag watchdog wakes: it only logs (no histogram to fill, as the
+API's does), and every wake of every process costs CPU that no run uses: a block of a loop
+past 0.3 s is always caught, a shorter one when it holds up a wake by 0.1 s."""
 _CREATION_GRACE_S = 2.0
 """The sweep leaves runs younger than this alone: their creator is about to queue or claim."""
 _T = TypeVar("_T")
@@ -246,7 +250,9 @@ class WorkerHost:
             ("sweep", self._sweep),
         ):
             self._tasks.append(asyncio.create_task(self._forever(name, loop)))
-        self._tasks.append(asyncio.create_task(watch_loop_lag(), name="flowloom loop lag"))
+        self._tasks.append(
+            asyncio.create_task(watch_loop_lag(interval_s=_LAG_WAKE_S), name="flowloom loop lag")
+        )
         self._warming = start_warm_up()
 
     async def _close(self) -> None:
@@ -412,12 +418,25 @@ class WorkerHost:
         engine = self.engine
         assert engine is not None
         interval_s = self.settings.worker_sweep_interval_s
-        if await engine.claims.try_lock("sweep", engine.owner_token, for_s=interval_s * 0.9):
-            needing = await engine.shared.runs_needing_a_driver(
-                now=engine.clock.now(), older_than_s=_CREATION_GRACE_S
-            )
-            # Most of them are driven or queued: one look at all their claims, not one each,
-            # and the rest go in one task.
-            for run_id in await engine.queue.put_many(await engine.claims.unheld(needing)):
-                _log.info("run %s had no driver: queued it again", run_id)
+        held_s = sweep_lock_s(self.settings)
+        if not await engine.claims.try_lock("sweep", engine.owner_token, for_s=held_s):
+            # Another process sweeps, and keeps its lock while it does: look again once the
+            # lock could have lapsed (its holder died), not at every interval.
+            return held_s
+        needing = await engine.shared.runs_needing_a_driver(
+            now=engine.clock.now(), older_than_s=_CREATION_GRACE_S
+        )
+        # Most of them are driven or queued: one look at all their claims, not one each,
+        # and the rest go in one task.
+        for run_id in await engine.queue.put_many(await engine.claims.unheld(needing)):
+            _log.info("run %s had no driver: queued it again", run_id)
         return interval_s
+
+
+def sweep_lock_s(settings: Settings) -> float:
+    """How long the sweep's lock lasts unless its holder sweeps again, and how often the
+    other processes try to take it: a quarter of a claim TTL (two sweep intervals at least).
+    A sweeper that died is replaced within half a claim TTL, before the claims of the runs it
+    drove have lapsed, so its runs are found as soon as with a sweeper alive; meanwhile the
+    other processes of every worker ask Redis once per quarter TTL, not at every interval."""
+    return max(2 * settings.worker_sweep_interval_s, settings.worker_claim_ttl_s / 4)

@@ -1,9 +1,10 @@
 """Run events across processes: workers publish them to Redis, the API republishes them.
 
 One pub/sub channel per flowloom instance, ``flowloom:{namespace}:events``, carries every
-event as JSON: each message is the list of events one ``publish`` call was given (a driver's
-tick publishes all it changed at once), so a tick costs Redis one PUBLISH and each reader one
-message to parse, not one per event (a lone object is read too: what earlier versions sent).
+event as JSON: each message is a list of events, those of every ``publish`` call (a driver's
+tick publishes all it changed at once) made while the previous message was on its way, so a
+busy worker's ticks cost Redis one PUBLISH and each reader (every API process) one message to
+parse, not one per tick or per event (a lone object is read too: what earlier versions sent).
 A worker's ``RedisEventBus`` delivers to its own subscribers first (sub-runs wait on them) and
 queues the events for one publisher task, so publishing never blocks a driver; a run is
 driven by one worker at a time, so its events arrive in order. The API's ``EventFeed`` reads
@@ -28,7 +29,7 @@ from flowloom.engine.events import DROPPED, RUN_FINISHED_EVENTS, Event, EventBus
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["EventFeed", "RedisEventBus", "channel", "decode", "encode"]
+__all__ = ["EventFeed", "RedisEventBus", "channel", "decode", "encode", "merge"]
 
 _log = logging.getLogger("flowloom.worker")
 _MAX_UNSENT = 100_000
@@ -37,6 +38,8 @@ _SETTLING = frozenset({*RUN_FINISHED_EVENTS, "run.waiting"})
 _REMEMBERED = 10_000
 """How many runs' settling events the feed remembers (the newest)."""
 _RETRY_S = 1.0
+_MERGED_MAX = 500
+"""The most ``publish`` calls one message carries."""
 
 
 def channel(namespace: str) -> str:
@@ -46,6 +49,13 @@ def channel(namespace: str) -> str:
 def encode(events: list[Event]) -> str:
     """One message for ``events`` (a JSON list)."""
     return json.dumps([event.to_json() for event in events], separators=(",", ":"), default=str)
+
+
+def merge(messages: list[str]) -> str:
+    """One message holding the events of ``messages`` (``encode``'s lists), in order."""
+    if len(messages) == 1:
+        return messages[0]
+    return "[" + ",".join(inner for message in messages if (inner := message[1:-1])) + "]"
 
 
 def decode(raw: bytes | str) -> list[Event]:
@@ -106,14 +116,12 @@ class RedisEventBus(EventBus):
         while True:
             payload = await self._unsent.get()
             batch = [payload]
-            while not self._unsent.empty() and len(batch) < 500:
+            while not self._unsent.empty() and len(batch) < _MERGED_MAX:
                 batch.append(self._unsent.get_nowait())
+            message = merge(batch)
             while True:
                 try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for item in batch:
-                            pipe.publish(self._channel, item)
-                        await pipe.execute()
+                    await self._redis.publish(self._channel, message)
                     break
                 except Exception:
                     _log.exception("publishing run events to Redis failed; retrying")

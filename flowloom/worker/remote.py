@@ -14,6 +14,8 @@ public face works across processes:
   worker takes it).
 - ``wait`` and the event bus: events come from the workers over Redis (``relay.py``) onto
   this engine's ordinary bus; ``wait`` wakes on them and reads the run from the database.
+  ``settle`` (the runs API's wait, which reads the run itself next) ends on the event that
+  the run finished, with no read.
 - ``resume_unfinished`` only connects (Redis, and the Celery app, built once here at start-up,
   never lazily from several threads at once): the workers' sweep resumes runs.
 
@@ -218,12 +220,27 @@ class RemoteEngine(Engine):
         Without Redis no event wakes it, but it still reads the run every ``_POLL_BLIND_S``."""
         with contextlib.suppress(Exception):
             await self._connect()
-        return await self._settle(run_id, finished_only=False)
+        result = await self._settle(run_id, finished_only=False)
+        assert result is not None  # read, as ``outcome`` asks
+        return result
 
-    async def _settle(self, run_id: str, *, finished_only: bool) -> RunResult:
+    async def settle(self, run_id: str) -> None:
+        """``wait`` without the outcome: the event that the run finished is enough (it is
+        published after the commit that finished the run, and a finished run never
+        changes), so no read of the run follows it. A WAITING run is still read: only its
+        rows say whether a worker has work left in it."""
+        with contextlib.suppress(Exception):
+            await self._connect()
+        await self._settle(run_id, finished_only=False, outcome=False)
+
+    async def _settle(
+        self, run_id: str, *, finished_only: bool, outcome: bool = True
+    ) -> RunResult | None:
         """Read the run again when an event says it may have settled (or that events were
         lost), or every ``_POLL_S``; the other events, most of a run's, need no read. A run
-        this process just made is not read first while the feed says it has not settled."""
+        this process just made is not read first while the feed says it has not settled.
+        Without ``outcome``, an event that the run finished ends the wait with no read
+        (None)."""
         loop = asyncio.get_running_loop()
         wakers = _FINISHED_WAKERS if finished_only else _SETTLED_WAKERS
         generation = self._fresh.pop(run_id, None)
@@ -241,10 +258,13 @@ class RemoteEngine(Engine):
                 read = True
                 live = self._feed is not None and self._feed.live
                 deadline = loop.time() + (_POLL_S if live else _POLL_BLIND_S)
+                woken = None
                 with contextlib.suppress(TimeoutError, StopAsyncIteration):
                     async with asyncio.timeout_at(deadline):
-                        while (await anext(stream)).type not in wakers:
+                        while (woken := (await anext(stream)).type) not in wakers:
                             pass
+                if not outcome and woken in RUN_FINISHED_EVENTS:
+                    return None
 
     async def close(self) -> None:
         if self._sender is not None:

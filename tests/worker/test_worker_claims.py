@@ -3,13 +3,16 @@ at many claims at once."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
 import pytest
 from workerkit import REDIS_URL, require_redis
 
+from flowloom.settings import Settings
 from flowloom.worker.claims import RunClaims
+from flowloom.worker.host import sweep_lock_s
 
 
 @pytest.fixture
@@ -57,3 +60,22 @@ async def test_a_task_s_runs_are_claimed_in_one_go_each_as_take_would(claims: Ru
     assert await claims.holder("run_other") == "worker-b", "another worker's claim is kept"
     assert await claims.unheld(["run_free", "run_queued", "run_mine"]) == []
     assert await claims.take_many([], "worker-a") == []
+
+
+async def test_the_sweep_lock_stays_with_its_holder_until_it_lapses(claims: RunClaims) -> None:
+    assert await claims.try_lock("sweep", "worker-a", for_s=0.3)
+    assert await claims.try_lock("sweep", "worker-a", for_s=0.3), "its holder keeps it"
+    assert not await claims.try_lock("sweep", "worker-b", for_s=0.3)
+    await asyncio.sleep(0.4)  # worker-a stopped sweeping (it died)
+    assert await claims.try_lock("sweep", "worker-b", for_s=0.3)
+    assert not await claims.try_lock("sweep", "worker-a", for_s=0.3)
+
+
+def test_a_dead_sweeper_is_replaced_before_its_runs_claims_lapse() -> None:
+    settings = Settings(worker_claim_ttl_s=2.0, worker_sweep_interval_s=0.25)
+    held_s = sweep_lock_s(settings)
+    # Its lock lapses held_s after its last sweep, and the others look every held_s.
+    assert 2 * held_s <= settings.worker_claim_ttl_s / 2
+    assert held_s >= 2 * settings.worker_sweep_interval_s, "a sweeper renews before a lapse"
+    slow = Settings(worker_claim_ttl_s=2.0, worker_sweep_interval_s=5.0)
+    assert sweep_lock_s(slow) == 10.0

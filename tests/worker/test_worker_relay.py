@@ -1,5 +1,5 @@
-"""Run events over Redis (flowloom/worker/relay.py): a publish call is one message, and the
-feed reads lists and lone events alike."""
+"""Run events over Redis (flowloom/worker/relay.py): the publish calls made while no message
+was on its way are one message, and the feed reads lists and lone events alike."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from workerkit import REDIS_URL, require_redis
 
 from flowloom.engine.events import Event, EventBus
-from flowloom.worker.relay import EventFeed, RedisEventBus, channel, decode, encode
+from flowloom.worker.relay import EventFeed, RedisEventBus, channel, decode, encode, merge
 
 AT = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
 
@@ -93,7 +93,18 @@ async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bu
         await raw.aclose()
 
     assert [event.node_id for event in got] == [*(f"n{i}" for i in range(10)), None]
-    assert [len(json.loads(m["data"])) for m in messages] == [10, 1], "one message per publish"
+    assert [len(json.loads(m["data"])) for m in messages] == [11], (
+        "the ticks published while no message was on its way go in one"
+    )
+
+
+def test_merged_messages_read_back_as_their_events_in_order() -> None:
+    first = [Event("node.succeeded", "run_1", "a", AT, {"duration_ms": 3})]
+    second = [Event("node.started", "run_2", "b", AT), Event("run.completed", "run_1", None, AT)]
+
+    assert decode(merge([encode(first), encode(second)])) == first + second
+    assert merge([encode(first)]) == encode(first)
+    assert decode(merge(["[]", encode(second), "[]"])) == second
 
 
 async def test_the_feed_says_a_run_has_not_settled_only_while_it_can_know() -> None:

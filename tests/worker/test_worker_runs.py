@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from enginekit import definition, edge, make_owner, node, node_rows, save_workflow
+from sqlalchemy import update
 from workerkit import BROKERS, Cluster, worker_registry
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
+from flowloom.storage.tables import NodeExecution, WorkflowRun
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -164,6 +167,39 @@ async def test_an_approval_answered_from_the_api_resumes_on_a_worker(
     assert rows["ask"].outputs["approved"]["comment"] == "go"
 
 
+async def test_settling_reads_a_run_that_waits_but_not_one_whose_end_came_as_an_event(
+    pg: tuple[Database, str], cluster: Cluster, api: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = pg[0]
+    cluster.start_worker()
+    owner = await make_owner(db)
+    reads: list[str] = []
+    store: Any = api.store
+    read = store.settled
+
+    async def counted(run_id: str, *, finished_only: bool) -> Any:
+        reads.append(run_id)
+        return await read(run_id, finished_only=finished_only)
+
+    monkeypatch.setattr(store, "settled", counted)
+    finishing = await api.start_run(
+        owner_id=owner, workflow_id=await save_workflow(db, owner, fan_out())
+    )
+    await asyncio.wait_for(api.settle(finishing), 60)
+    assert reads == [], "the run's end came as an event: nothing to read"
+    assert (await api.wait(finishing)).status is RunStatus.COMPLETED, cluster.logs()
+
+    approval = definition([node("ask", "human.approval", {"prompt": "ship it?"})], [])
+    parking = await api.start_run(
+        owner_id=owner, workflow_id=await save_workflow(db, owner, approval)
+    )
+    reads.clear()
+    await asyncio.wait_for(api.settle(parking), 60)
+    assert reads[-1:] == [parking], "only the rows say a WAITING run has nothing left to do"
+    rows = await node_rows(db, parking)
+    assert rows["ask"].status == NodeStatus.WAITING
+
+
 def _logged(cluster: Cluster, line: str, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     while line not in cluster.logs():
@@ -246,3 +282,51 @@ async def test_a_killed_worker_s_run_is_finished_by_another(
     assert [a["status"] for a in rows["slow"].attempts] == ["INTERRUPTED", "SUCCEEDED"]
     for node_id in ("a", "b"):
         assert [a["status"] for a in rows[node_id].attempts] == ["SUCCEEDED"]
+
+
+async def test_the_sweep_finds_the_runs_with_work_for_a_driver_and_the_watch_their_signals(
+    pg: tuple[Database, str], api: Engine
+) -> None:
+    db = pg[0]
+    owner = await make_owner(db)
+    workflow_id = await save_workflow(db, owner, definition([node("a", "test.add")], []))
+    names = ("pending", "ready", "parked", "cancelling", "done", "due", "answered")
+    # No worker runs: every run stays as written, then each is set as its name says.
+    runs = {name: await api.start_run(owner_id=owner, workflow_id=workflow_id) for name in names}
+    now = datetime.now(UTC)
+    past, future = (now - timedelta(seconds=5)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    node_state = {
+        "ready": (NodeStatus.READY, None),
+        "parked": (NodeStatus.WAITING, {"kind": "timer", "resume_at": future}),
+        "cancelling": (NodeStatus.WAITING, None),
+        "due": (NodeStatus.WAITING, {"kind": "timer", "resume_at": past}),
+        "answered": (NodeStatus.READY, {"kind": "approval", "answer": {"approved": True}}),
+    }
+    async with db.write() as session:
+        for name, (status, wait) in node_state.items():
+            await session.execute(
+                update(WorkflowRun)
+                .where(WorkflowRun.id == runs[name])
+                .values(status=RunStatus.WAITING, cancel_requested=name == "cancelling")
+            )
+            await session.execute(
+                update(NodeExecution)
+                .where(NodeExecution.run_id == runs[name])
+                .values(status=status, wait=wait)
+            )
+        await session.execute(
+            update(WorkflowRun)
+            .where(WorkflowRun.id == runs["done"])
+            .values(status=RunStatus.COMPLETED)
+        )
+    shared: Any = api.store
+
+    every = await shared.runs_needing_a_driver(now=now, run_ids=list(runs.values()))
+    young = await shared.runs_needing_a_driver(now=now, older_than_s=60)
+    found = await shared.signals([runs[name] for name in ("answered", "cancelling", "done")])
+
+    wanted = {"pending", "ready", "cancelling", "due", "answered"}
+    assert sorted(every) == sorted(runs[name] for name in wanted)
+    assert young == [], "runs made a moment ago are their creator's"
+    assert found.cancelled == (runs["cancelling"],)
+    assert found.answers == ((runs["answered"], "a", {"approved": True}),)

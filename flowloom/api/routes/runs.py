@@ -53,7 +53,7 @@ async def _detail(db: Database, caller: Caller, run_id: str) -> RunDetail:
 async def _wait(engine: Engine, run_id: str, timeout_s: float) -> bool:
     """Whether the run finished (or parked) within ``timeout_s``."""
     try:
-        await asyncio.wait_for(engine.wait(run_id), timeout_s)
+        await asyncio.wait_for(engine.settle(run_id), timeout_s)
     except TimeoutError:
         return False
     return True

@@ -9,11 +9,12 @@ its driver, as embedded mode's ``Engine.answer`` and ``Engine.cancel`` post them
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.engine import Connection
 
 from flowloom.engine.ports import RunResult, Signals
 from flowloom.exceptions import Conflict, NotFound
@@ -40,6 +41,30 @@ def _due(wait: Mapping[str, Any] | None, now: datetime) -> bool:
     return isinstance(raw, str) and datetime.fromisoformat(raw) <= now
 
 
+_RUNS = cast(Table, WorkflowRun.__table__)
+_NODES = cast(Table, NodeExecution.__table__)
+_UNFINISHED_RUNS = select(_RUNS.c.id, _RUNS.c.status, _RUNS.c.cancel_requested).where(
+    _RUNS.c.status.in_([status.value for status in _UNFINISHED])
+)
+_OLD_UNFINISHED_RUNS = _UNFINISHED_RUNS.where(_RUNS.c.created_at < bindparam("before"))
+_UNFINISHED_OF = _UNFINISHED_RUNS.where(_RUNS.c.id.in_(bindparam("run_ids", expanding=True)))
+_READY_OR_WAITING = select(_NODES.c.run_id, _NODES.c.status, _NODES.c.wait).where(
+    _NODES.c.run_id.in_(bindparam("run_ids", expanding=True)),
+    _NODES.c.status.in_([NodeStatus.READY.value, NodeStatus.WAITING.value]),
+)
+_CANCELLED_OF = select(_RUNS.c.id).where(
+    _RUNS.c.id.in_(bindparam("run_ids", expanding=True)),
+    _RUNS.c.cancel_requested.is_(True),
+    _RUNS.c.status.in_([status.value for status in _UNFINISHED]),
+)
+_READY_OF = select(_NODES.c.run_id, _NODES.c.node_id, _NODES.c.wait).where(
+    _NODES.c.run_id.in_(bindparam("run_ids", expanding=True)),
+    _NODES.c.status == NodeStatus.READY.value,
+)
+"""The statements of the sweep and the watch, built once: each asks several times a second in
+every worker, so neither an ORM session nor a statement built anew is paid per look."""
+
+
 async def runs_needing_a_driver(
     db: Database,
     *,
@@ -50,37 +75,35 @@ async def runs_needing_a_driver(
     """The unfinished runs (of ``run_ids``, or all created over ``older_than_s`` ago) that a
     driver has work in: PENDING or RUNNING, or WAITING with a READY node, a due timer, or a
     cancellation requested."""
-    query = select(WorkflowRun.id, WorkflowRun.status, WorkflowRun.cancel_requested).where(
-        WorkflowRun.status.in_(_UNFINISHED)
-    )
     if run_ids is not None:
         if not run_ids:
             return []
-        query = query.where(WorkflowRun.id.in_(list(run_ids)))
+        params: dict[str, Any] = {"run_ids": list(run_ids)}
+        query = _UNFINISHED_OF
+        if older_than_s > 0:
+            query = query.where(_RUNS.c.created_at < bindparam("before"))
+    else:
+        params, query = {}, _UNFINISHED_RUNS
+        if older_than_s > 0:
+            query = _OLD_UNFINISHED_RUNS
     if older_than_s > 0:
-        query = query.where(WorkflowRun.created_at < now - timedelta(seconds=older_than_s))
-    async with db.read() as session:
-        runs = (await session.execute(query)).all()
-        needed = [
-            run_id
-            for run_id, status, cancelling in runs
-            if status != RunStatus.WAITING or cancelling
-        ]
+        params["before"] = now - timedelta(seconds=older_than_s)
+
+    def read(conn: Connection) -> tuple[Sequence[Any], Sequence[Any]]:
+        runs = conn.execute(query, params).all()
         waiting = [
             run_id
             for run_id, status, cancelling in runs
             if status == RunStatus.WAITING and not cancelling
         ]
         if not waiting:
-            return needed
-        nodes = (
-            await session.execute(
-                select(NodeExecution.run_id, NodeExecution.status, NodeExecution.wait).where(
-                    NodeExecution.run_id.in_(waiting),
-                    NodeExecution.status.in_([NodeStatus.READY, NodeStatus.WAITING]),
-                )
-            )
-        ).all()
+            return runs, []
+        return runs, conn.execute(_READY_OR_WAITING, {"run_ids": waiting}).all()
+
+    runs, nodes = await db.run_read(read)
+    needed = [
+        run_id for run_id, status, cancelling in runs if status != RunStatus.WAITING or cancelling
+    ]
     chosen: set[str] = set()
     for run_id, status, wait in nodes:
         if run_id not in chosen and (status == NodeStatus.READY or _due(wait, now)):
@@ -94,24 +117,13 @@ async def signals(db: Database, run_ids: Collection[str]) -> Signals:
     answered (READY with an answer in their wait) since their driver loaded them."""
     if not run_ids:
         return Signals((), ())
-    async with db.read() as session:
-        cancelled = (
-            await session.scalars(
-                select(WorkflowRun.id).where(
-                    WorkflowRun.id.in_(list(run_ids)),
-                    WorkflowRun.cancel_requested.is_(True),
-                    WorkflowRun.status.in_(_UNFINISHED),
-                )
-            )
-        ).all()
-        ready = (
-            await session.execute(
-                select(NodeExecution.run_id, NodeExecution.node_id, NodeExecution.wait).where(
-                    NodeExecution.run_id.in_(list(run_ids)),
-                    NodeExecution.status == NodeStatus.READY,
-                )
-            )
-        ).all()
+    params = {"run_ids": list(run_ids)}
+
+    def read(conn: Connection) -> tuple[Sequence[Any], Sequence[Any]]:
+        cancelled = conn.execute(_CANCELLED_OF, params).scalars().all()
+        return cancelled, conn.execute(_READY_OF, params).all()
+
+    cancelled, ready = await db.run_read(read)
     answers = tuple(
         (run_id, node_id, dict(wait["answer"]))
         for run_id, node_id, wait in ready
