@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from flowloom.exceptions import NotFound
+from flowloom.heavy_imports import ensure_imported
 from flowloom.nodes._net import fetch
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
 
@@ -83,8 +84,11 @@ def _pillow() -> None:
 
     Warning filters are global, so this cannot be scoped to one call; it is (re)installed on
     every call because code that restores the filters (``warnings.catch_warnings``) may have
-    dropped it since. Cheap: a look through a short list.
+    dropped it since. Cheap: a look through a short list. The first call imports Pillow (on the
+    worker thread that calls it: the warm-up leaves Pillow out), through the lock every lazy
+    import of a heavy module takes.
     """
+    ensure_imported("PIL.Image")
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS

@@ -21,10 +21,12 @@ from flowloom.integrations.tls import shared_ssl_context
 
 __all__ = ["AFTER_START_S", "HEAVY_MODULES", "start_warm_up", "warm_up"]
 
-HEAVY_MODULES = ("httpx", "jinja2.sandbox", "jmespath", "PIL.Image")
-"""Imported by nodes on first use; each costs tens to hundreds of milliseconds. Not ``re2``
-(regex nodes, patterns checked): its import takes some 2 ms, and loaded in every server it
-stayed resident, 1.5 MiB, whether a pattern was ever used or not."""
+HEAVY_MODULES = ("httpx", "jinja2.sandbox", "jmespath")
+"""Imported by nodes on first use, on the event loop; each costs tens to hundreds of
+milliseconds. Not ``re2`` (regex nodes, patterns checked): its import takes some 2 ms, and loaded
+in every server it stayed resident, 1.5 MiB, whether a pattern was ever used or not. Not Pillow
+(``PIL.Image``, 20-45 ms, 3.9 MiB resident): the image nodes and the blob upload use it only on
+worker threads, so its first import never holds the loop."""
 
 _log = logging.getLogger("flowloom.nodes")
 

@@ -7,6 +7,8 @@ start-up. A new top-level import of one of them fails here.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import subprocess
@@ -125,3 +127,23 @@ def test_the_commands_warm_up_loads_no_console_library(tmp_path: Path) -> None:
     )
 
     assert _imported_by(code, tmp_path / "data") == []
+
+
+def test_the_warm_up_leaves_pillow_to_the_first_image_on_a_worker_thread(tmp_path: Path) -> None:
+    """Pillow stays out of an idle server (some 4 MiB resident): only the image nodes and the
+    blob upload use it, on worker threads, so its first import never holds the event loop."""
+    from PIL import Image
+
+    image = io.BytesIO()
+    Image.new("RGB", (3, 2)).save(image, format="PNG")
+    code = (
+        "import base64, json, sys\n"
+        "from flowloom.nodes.warm import warm_up\n"
+        "warm_up()\n"
+        "before = 'PIL' in sys.modules\n"
+        "from flowloom.nodes.images import describe_image\n"
+        f"data = base64.b64decode({base64.b64encode(image.getvalue())!r})\n"
+        "print(json.dumps([before, describe_image(data), 'PIL.Image' in sys.modules]))\n"
+    )
+
+    assert _imported_by(code, tmp_path / "data") == [False, ["image/png", 3, 2], True]
