@@ -147,3 +147,18 @@ def test_the_warm_up_leaves_pillow_to_the_first_image_on_a_worker_thread(tmp_pat
     )
 
     assert _imported_by(code, tmp_path / "data") == [False, ["image/png", 3, 2], True]
+
+
+def test_the_commands_uvicorn_loads_no_file_watcher(tmp_path: Path) -> None:
+    """``import uvicorn`` loads watchfiles for ``--reload`` when it can; ``flowloom serve`` never
+    reloads, and the flowloom command marks it missing."""
+    code = (
+        "import json, sys\n"
+        "from flowloom.cli.entry import skip_unused_modules\n"
+        "skip_unused_modules()\n"
+        "import flowloom.cli.serve, uvicorn, uvicorn.config, uvicorn.server\n"
+        "assert uvicorn.Server is not None\n"
+        "print(json.dumps([m for m in ('watchfiles',) if sys.modules.get(m)]))\n"
+    )
+
+    assert _imported_by(code, tmp_path / "data") == []
