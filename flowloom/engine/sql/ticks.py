@@ -19,7 +19,7 @@ commit), so it has a path of its own, ``TickStore``:
 Cache lookups run outside the tick's transaction (inline on SQLite, where an indexed point
 lookup costs less than a hop to a thread): a success, once committed, stays a success. A
 lookup that also brings the results of the runs it hits (``near``, what a driver asks) may
-return a whole run's outputs: on SQLite it goes to a reader thread.
+return a whole run's outputs: on SQLite it follows a point lookup that hit, on a reader thread.
 
 Part of ``SqlRunStore`` (``run_store.py``); creating runs goes through ``RunRepo``.
 """
@@ -137,14 +137,17 @@ class TickStore:
             return {}
         rows: Sequence[Any]
         if self.db.is_sqlite:
-            sql = _sqlite_find_cached_sql(len(wanted), near)
 
-            def lookup(conn: Connection) -> list[Any]:
-                return sqlite_connection(conn).execute(sql, wanted).fetchall()
+            def lookup(sql: str) -> Callable[[Connection], list[Any]]:
+                return lambda conn: sqlite_connection(conn).execute(sql, wanted).fetchall()
 
-            # A point look-up runs inline; one that may bring a whole run's results back
-            # goes to a reader thread rather than hold the event loop.
-            rows = await self.db.run_read(lookup, inline=not near)
+            # The point look-up runs inline (most miss: a run's inputs are new). Only when
+            # something hit, the look-up that may bring a whole run's results back follows,
+            # on a reader thread rather than holding the event loop.
+            rows = await self.db.run_read(lookup(_sqlite_find_cached_sql(len(wanted))), inline=True)
+            if near and rows:
+                nearby = await self.db.run_read(lookup(_sqlite_find_cached_sql(len(wanted), True)))
+                rows = [*rows, *nearby]
         else:
             async with self.db.asyncpg_connection() as pg:
                 rows = await pg.fetch(_PG_FIND_NEAR if near else _PG_FIND_CACHED, wanted)
