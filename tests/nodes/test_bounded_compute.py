@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -23,6 +24,13 @@ T = TypeVar("T")
 
 LOOP_BOMB = "{% for a in s %}{% for b in s %}{{ '' }}{% endfor %}{% endfor %}"
 """Iterating over text escapes the range() budget: only the time limit stops it."""
+
+LIMIT_S = 1.5
+"""The time limit the runaway tests set. Work done on the event loop would hold it for the whole
+limit; work done off it leaves the loop late only by what a loaded machine's scheduler adds, so
+the loop's worst lateness must stay under ``OFF_LOOP_S``."""
+OFF_LOOP_S = LIMIT_S / 2
+LIMIT_TEXT = re.escape(f"time limit of {LIMIT_S:g} s")
 
 CATASTROPHIC = r"^(a+)+$"
 """Backtracking engines take time 2^n on ``a``*n + ``!``: 15 s at n = 29."""
@@ -158,14 +166,14 @@ async def test_a_template_past_a_limit_fails_the_node_naming_it(source: str, lim
 async def test_a_template_loop_bomb_stops_at_the_time_limit_off_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_sandbox, "TIME_LIMIT_S", 0.5)
+    monkeypatch.setattr(_sandbox, "TIME_LIMIT_S", LIMIT_S)
     bomb = LOOP_BOMB
 
     async with loop_watch() as worst:
-        with pytest.raises(NodeFailed, match=r"ran past its time limit of 0\.5 s"):
+        with pytest.raises(NodeFailed, match=LIMIT_TEXT):
             await template(bomb, s="x" * 20000)
 
-    assert worst[0] < 0.2
+    assert worst[0] < OFF_LOOP_S
 
 
 @pytest.mark.parametrize(
@@ -178,16 +186,16 @@ async def test_a_template_loop_bomb_stops_at_the_time_limit_off_the_loop(
 async def test_the_templates_of_model_and_tool_nodes_stop_at_the_time_limit_off_the_loop(
     monkeypatch: pytest.MonkeyPatch, node_type: str, config: dict[str, Any]
 ) -> None:
-    monkeypatch.setattr(_sandbox, "TIME_LIMIT_S", 0.5)
+    monkeypatch.setattr(_sandbox, "TIME_LIMIT_S", LIMIT_S)
     ctx = dataclasses.replace(make_context(), providers=SettingsProviderResolver({}))
     if node_type == "mcp.tool":
         config = {**config, "variables": ["s"]}
 
     async with loop_watch() as worst:
-        with pytest.raises(NodeFailed, match=r"time limit of 0\.5 s"):
+        with pytest.raises(NodeFailed, match=LIMIT_TEXT):
             await run_node(node_type, config, {"s": "x" * 20000}, ctx=ctx)
 
-    assert worst[0] < 0.2
+    assert worst[0] < OFF_LOOP_S
 
 
 async def test_loop_free_templates_render_inline_and_loops_still_work() -> None:
@@ -204,7 +212,7 @@ async def test_loop_free_templates_render_inline_and_loops_still_work() -> None:
 async def test_a_config_field_template_past_a_limit_fails_naming_the_field(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_sandbox, "TIME_LIMIT_S", 0.3)
+    monkeypatch.setattr(_sandbox, "TIME_LIMIT_S", LIMIT_S)
     node = default_registry().get("text.value")
     bomb = "{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}{{ 'x' }}"
     huge = {"text": "{{ 'ab' * 10000000 }}"}
@@ -213,9 +221,9 @@ async def test_a_config_field_template_past_a_limit_fails_naming_the_field(
     with pytest.raises(TemplateFailed, match=r"'text'.*\* passes the limit of 4,194,304"):
         await render_config(node, huge, templated_fields(node, huge), {})
     async with loop_watch() as worst:
-        with pytest.raises(TemplateFailed, match=r"'text'.*time limit of 0\.3 s"):
+        with pytest.raises(TemplateFailed, match=rf"'text'.*{LIMIT_TEXT}"):
             await render_config(node, slow, templated_fields(node, slow), {})
-    assert worst[0] < 0.2
+    assert worst[0] < OFF_LOOP_S
 
 
 # ---- JMESPath and sorting
@@ -224,15 +232,15 @@ async def test_a_config_field_template_past_a_limit_fails_naming_the_field(
 async def test_an_exploding_jmespath_search_stops_off_the_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(data, "SEARCH_TIME_LIMIT_S", 0.5)
+    monkeypatch.setattr(data, "SEARCH_TIME_LIMIT_S", LIMIT_S)
     # Each stage doubles the list: 2^40 items unless something stops it.
     doubling = " | ".join(["[@, @][]"] * 40)
 
     async with loop_watch() as worst:
-        with pytest.raises(NodeFailed, match=r"time limit of 0\.5 s"):
+        with pytest.raises(NodeFailed, match=LIMIT_TEXT):
             await run_node("json.extract", {"expression": doubling}, {"data": [1, 2, 3]})
 
-    assert worst[0] < 0.2
+    assert worst[0] < OFF_LOOP_S
 
 
 async def test_a_long_list_is_sorted_off_the_loop_with_the_same_rules() -> None:
