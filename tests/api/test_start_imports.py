@@ -162,3 +162,25 @@ def test_the_commands_uvicorn_loads_no_file_watcher(tmp_path: Path) -> None:
     )
 
     assert _imported_by(code, tmp_path / "data") == []
+
+
+def test_building_the_app_reads_no_model_source(tmp_path: Path) -> None:
+    """pydantic's ``use_attribute_docstrings`` reads a model's source as its class is made (some
+    55 ms over the node configs and schemas); ``flowloom.field_docs`` reads it when a JSON Schema
+    is made instead."""
+    code = (
+        "import json\n"
+        "from pydantic import BaseModel\n"
+        "from flowloom.api import create_app\n"
+        "from flowloom.settings import Settings\n"
+        "create_app(Settings())\n"
+        "models, reading = [BaseModel], []\n"
+        "while models:\n"
+        "    for sub in models.pop().__subclasses__():\n"
+        "        models.append(sub)\n"
+        "        if sub.model_config.get('use_attribute_docstrings'):\n"
+        "            reading.append(f'{sub.__module__}.{sub.__qualname__}')\n"
+        "print(json.dumps(sorted(set(reading))))\n"
+    )
+
+    assert _imported_by(code, tmp_path / "data") == []
