@@ -8,6 +8,7 @@ start-up. A new top-level import of one of them fails here.
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import json
 import os
@@ -203,3 +204,27 @@ def test_the_commands_app_is_built_without_pydantic_v1(tmp_path: Path) -> None:
     )
 
     assert _imported_by(code, tmp_path / "data") == [True, True]
+
+
+def test_the_shared_dependencies_need_no_annotation_evaluating() -> None:
+    """FastAPI reads a dependency's signature for every route that uses it, and evaluates string
+    annotations each time: ``flowloom.api.deps`` keeps its annotations objects (it has no
+    ``from __future__ import annotations``)."""
+    from flowloom.api import deps
+    from flowloom.storage.enums import ApiScope
+
+    functions = [
+        value
+        for value in vars(deps).values()
+        if inspect.iscoroutinefunction(value) and value.__module__ == deps.__name__
+    ]
+    functions.append(deps.require_scope(ApiScope.ADMIN))
+    strings = [
+        f"{function.__qualname__}: {name}"
+        for function in functions
+        for name, parameter in inspect.signature(function).parameters.items()
+        if isinstance(parameter.annotation, str)
+    ]
+
+    assert len(functions) > 5
+    assert strings == []
