@@ -8,10 +8,12 @@ start-up. A new top-level import of one of them fails here.
 from __future__ import annotations
 
 import base64
+import importlib
 import inspect
 import io
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -206,25 +208,32 @@ def test_the_commands_app_is_built_without_pydantic_v1(tmp_path: Path) -> None:
     assert _imported_by(code, tmp_path / "data") == [True, True]
 
 
-def test_the_shared_dependencies_need_no_annotation_evaluating() -> None:
-    """FastAPI reads a dependency's signature for every route that uses it, and evaluates string
-    annotations each time: ``flowloom.api.deps`` keeps its annotations objects (it has no
-    ``from __future__ import annotations``)."""
-    from flowloom.api import deps
+def test_the_routes_and_their_dependencies_need_no_annotation_evaluating() -> None:
+    """FastAPI reads the signature of every route and of each dependency for every route that
+    uses it, and evaluates string annotations each time (twice for a route): the route modules
+    and ``flowloom.api.deps`` keep their annotations objects (they have no ``from __future__
+    import annotations``)."""
+    from flowloom.api import deps, routes
     from flowloom.storage.enums import ApiScope
 
+    modules = [deps] + [
+        importlib.import_module(f"{routes.__name__}.{found.name}")
+        for found in pkgutil.iter_modules(routes.__path__)
+    ]
     functions = [
         value
-        for value in vars(deps).values()
-        if inspect.iscoroutinefunction(value) and value.__module__ == deps.__name__
+        for module in modules
+        for value in vars(module).values()
+        if inspect.isfunction(value) and value.__module__ == module.__name__
     ]
     functions.append(deps.require_scope(ApiScope.ADMIN))
     strings = [
-        f"{function.__qualname__}: {name}"
+        f"{function.__module__}.{function.__qualname__}: {name}"
         for function in functions
-        for name, parameter in inspect.signature(function).parameters.items()
-        if isinstance(parameter.annotation, str)
+        for name, annotation in inspect.get_annotations(function).items()
+        if isinstance(annotation, str)
     ]
 
-    assert len(functions) > 5
+    assert len(modules) > 20
+    assert len(functions) > 150
     assert strings == []
