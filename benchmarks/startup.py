@@ -56,7 +56,9 @@ def _round(idle_s: float) -> tuple[float, float, float]:
 
 _READY_CODE = """
 import gc, time
-gc.disable()  # as flowloom.cli.entry does
+gc.disable()  # as flowloom.cli.entry does, and it leaves out the same library parts
+from flowloom.cli.entry import skip_unused_modules
+skip_unused_modules()
 import asyncio
 import flowloom.cli.main, flowloom.cli.serve, uvicorn
 from flowloom.api import create_app

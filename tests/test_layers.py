@@ -2,7 +2,8 @@
 
 Layers, lowest first; a module may import its own layer and the layers its row names:
 
-    core        exceptions, ids, settings, storable, rates, passwords, heavy_imports
+    core        exceptions, ids, settings, storable, rates, passwords, heavy_imports,
+                field_docs
     graph       the workflow definition and its validation
     providers   LLM provider clients
     clients     pure clients: the vault, MCP, OAuth (no database, no nodes)
@@ -54,6 +55,7 @@ LAYER_OF = {
     "flowloom.rates": "core",
     "flowloom.passwords": "core",
     "flowloom.heavy_imports": "core",
+    "flowloom.field_docs": "core",
     "flowloom.graph": "graph",
     "flowloom.providers": "providers",
     "flowloom.integrations": "clients",

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from sqlalchemy import Connection, case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from flowloom.exceptions import LimitExceeded
 from flowloom.rates import Rate, parse_rate
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.tables.accounts import ApiKeyRateCounter
+from flowloom.storage.upsert import insert_for
 
 __all__ = ["DatabaseMeter", "Meter", "RedisMeter", "check_api_key_rate", "meter_for"]
 
@@ -91,9 +91,8 @@ def _take_in_database(conn: Connection, key_id: str, rate: Rate, now: float) -> 
                 return wait
             continue
         # The key's first counted request: insert its counter, unless another process just did.
-        dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
         inserted = conn.execute(
-            dialect.insert(table)
+            insert_for(conn.dialect.name)(table)
             .values(api_key_id=key_id, tat_s=now + interval)
             .on_conflict_do_nothing()
         )

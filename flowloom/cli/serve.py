@@ -96,5 +96,8 @@ def serve(
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        # No route takes a WebSocket: "auto" would load the websockets library all the same
+        # (30 modules, 13 ms, 0.9 MiB resident). An upgrade request is answered as plain HTTP.
+        ws="none",
     )
     uvicorn.Server(config).run()

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowloom.field_docs import describe_fields
 from flowloom.nodes.mcp import McpInlineServer
 
 __all__ = ["AgentTool", "HttpTool", "McpTools", "WorkflowTool"]
@@ -21,7 +22,7 @@ _EMPTY_OBJECT: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 class _ToolBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=describe_fields)
 
 
 class McpTools(_ToolBase):

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cas
 from pydantic import BaseModel, ConfigDict
 
 from flowloom.exceptions import ExecutionError, NodeFailed
+from flowloom.field_docs import describe_fields
 from flowloom.graph.ports import NO_DEFAULT, Port, PortType
 from flowloom.ids import idempotency_key
 from flowloom.integrations.http_client import HttpClientFactory, default_http_client
@@ -90,7 +91,7 @@ class NodeConfig(BaseModel):
     """
 
     # Attribute docstrings become field descriptions in the JSON Schema the config form shows.
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="allow", json_schema_extra=describe_fields)
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)

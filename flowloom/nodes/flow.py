@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from flowloom.field_docs import describe_fields
 from flowloom.graph.ports import json_type_name
 from flowloom.nodes._names import refuse_repeated
 from flowloom.nodes._paths import MISSING, check_path, lookup
@@ -211,7 +212,7 @@ class Condition(Node[ConditionConfig]):
 class SwitchCase(BaseModel):
     """One branch of a switch: taken when ``value <operator> operand`` holds."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=describe_fields)
 
     name: str = Field(min_length=1, max_length=100)
     """The output port of this case."""

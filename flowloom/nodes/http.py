@@ -8,6 +8,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowloom.exceptions import RetryNode
+from flowloom.field_docs import describe_fields
 from flowloom.integrations.oauth_http import (
     HttpAuthError,
     HttpAuthHeader,
@@ -30,7 +31,7 @@ class HttpAuthConfig(BaseModel):
     """A stored secret to authenticate with, by reference: exactly one of ``credential`` and
     ``oauth``. The secret never appears in the node's outputs or errors."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=describe_fields)
 
     credential: str | None = Field(default=None, min_length=1, max_length=200)
     """A stored credential's name: a bearer_token is sent as ``Authorization: Bearer``, a

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowloom.exceptions import InputError, NotFound
+from flowloom.field_docs import describe_fields
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, PortType, RunContext
 from flowloom.nodes.text import sandbox
 
@@ -37,7 +38,7 @@ class McpInlineServer(BaseModel):
     """An MCP server written into the workflow. Prefer a registered integration for servers
     that need secrets: values written here are part of the workflow definition."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=describe_fields)
 
     transport: Literal["stdio", "http"]
     """``stdio``: flowloom starts ``command``; ``http``: a streamable HTTP ``url``."""

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flowloom.field_docs import describe_fields
 from flowloom.graph.ports import PortType, json_type_name, value_matches
 from flowloom.nodes._names import refuse_repeated
 from flowloom.nodes.base import Category, Node, NodeConfig, NodeResult, Port, RunContext
@@ -18,7 +19,7 @@ FieldType = Literal["any", "string", "number", "integer", "boolean", "object", "
 class TriggerField(BaseModel):
     """One input of the run, and the output port that carries it."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=describe_fields)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     type: FieldType = "string"

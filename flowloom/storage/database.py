@@ -54,6 +54,8 @@ from flowloom.settings import Settings, normalize_database_url
 from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
 from flowloom.storage.sqlite_driver import PATIENT_MS_ARG
 from flowloom.storage.sqlite_lanes import LANE, SqliteLanes
+from flowloom.storage.tables import metadata
+from flowloom.storage.tables.partial_indexes import add_postgresql_conditions
 
 __all__ = ["WRITE_TRANSACTION", "Database", "sqlite_connection"]
 
@@ -102,6 +104,7 @@ class Database:
             held = max(1, pool_size // 2) + 3
             engine_args.update(pool_size=5 + held, max_overflow=10)
         if self.dialect == "postgresql":
+            add_postgresql_conditions(metadata)
             engine_args.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
         if self.dialect == "sqlite":

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import JSON, Column, Constraint, Index, Table, inspect
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,7 +36,7 @@ from flowloom.exceptions import StorageError
 from flowloom.storage.database import WRITE_TRANSACTION, Database
 from flowloom.storage.revision import read_revision, stamp_head
 from flowloom.storage.tables import metadata
-from flowloom.storage.tables.base import Money, UTCDateTime
+from flowloom.storage.tables.base import Money, PostgresJSONB, UTCDateTime
 
 if TYPE_CHECKING:
     from alembic.autogenerate.api import AutogenContext
@@ -281,7 +280,7 @@ def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str |
                 f"from flowloom.storage.tables.base import {custom.__name__}"
             )
             return f"{custom.__name__}()"
-    if isinstance(obj, JSON) and isinstance(_variants(obj).get("postgresql"), JSONB):
+    if isinstance(obj, JSON) and isinstance(_variants(obj).get("postgresql"), PostgresJSONB):
         autogen_context.imports.add("from flowloom.storage.tables.base import JSONType")
         return "JSONType"
     return False

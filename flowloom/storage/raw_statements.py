@@ -2,7 +2,8 @@
 SQLAlchemy's per-execution work (a cache key, result processing) on SQLite.
 
 The SQL is still written once, as a SQLAlchemy statement: ``SqliteStatement`` compiles it for
-the SQLite dialect at import and binds the named parameters in the compiled order, so there is
+the SQLite dialect on its first use (not at import: a server's start would pay for statements
+that only some requests run) and binds the named parameters in the compiled order, so there is
 no second, hand-written copy to drift from it. Parameters are passed through as given (text and
 numbers: what such lookups take); results come back raw (JSON as text).
 """
@@ -10,6 +11,7 @@ numbers: what such lookups take); results come back raw (JSON as text).
 from __future__ import annotations
 
 import sqlite3
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.dialects import sqlite
@@ -23,15 +25,23 @@ class SqliteStatement:
     """``statement`` as SQL and parameter order for a raw ``sqlite3`` connection."""
 
     def __init__(self, statement: ClauseElement) -> None:
-        compiled: Compiled = statement.compile(dialect=sqlite.dialect())
-        self.sql = str(compiled)
+        self._statement = statement
+
+    @cached_property
+    def _compiled(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
+        """The SQL, and each positional parameter's name with the statement's own value."""
+        compiled: Compiled = self._statement.compile(dialect=sqlite.dialect())
         order = compiled.positiontup or ()  # type: ignore[attr-defined]
         fixed = compiled.params
-        self._slots = tuple((name, fixed.get(name)) for name in order)
+        return str(compiled), tuple((name, fixed.get(name)) for name in order)
+
+    @property
+    def sql(self) -> str:
+        return self._compiled[0]
 
     def args(self, given: dict[str, Any]) -> tuple[Any, ...]:
         """The positional arguments: ``given`` by name, the statement's own values elsewhere."""
-        return tuple(given.get(name, value) for name, value in self._slots)
+        return tuple(given.get(name, value) for name, value in self._compiled[1])
 
     def first(self, raw: sqlite3.Connection, **given: Any) -> Any:
         """The first row, or None."""

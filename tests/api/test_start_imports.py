@@ -8,9 +8,12 @@ start-up. A new top-level import of one of them fails here.
 from __future__ import annotations
 
 import base64
+import importlib
+import inspect
 import io
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +42,7 @@ LOADED_WHEN_USED = (
     "pygments",
     "redis",
     "rich",  # the CLI's console, for every command but serve
+    "sqlalchemy.dialects.postgresql",  # PostgreSQL only (JSONB, partial index conditions, upserts)
     "svix",  # identity-provider webhooks
 )
 
@@ -162,3 +166,74 @@ def test_the_commands_uvicorn_loads_no_file_watcher(tmp_path: Path) -> None:
     )
 
     assert _imported_by(code, tmp_path / "data") == []
+
+
+def test_building_the_app_reads_no_model_source(tmp_path: Path) -> None:
+    """pydantic's ``use_attribute_docstrings`` reads a model's source as its class is made (some
+    55 ms over the node configs and schemas); ``flowloom.field_docs`` reads it when a JSON Schema
+    is made instead."""
+    code = (
+        "import json\n"
+        "from pydantic import BaseModel\n"
+        "from flowloom.api import create_app\n"
+        "from flowloom.settings import Settings\n"
+        "create_app(Settings())\n"
+        "models, reading = [BaseModel], []\n"
+        "while models:\n"
+        "    for sub in models.pop().__subclasses__():\n"
+        "        models.append(sub)\n"
+        "        if sub.model_config.get('use_attribute_docstrings'):\n"
+        "            reading.append(f'{sub.__module__}.{sub.__qualname__}')\n"
+        "print(json.dumps(sorted(set(reading))))\n"
+    )
+
+    assert _imported_by(code, tmp_path / "data") == []
+
+
+def test_the_commands_app_is_built_without_pydantic_v1(tmp_path: Path) -> None:
+    """FastAPI imports ``pydantic.v1`` only to check that no route uses a model of it; the
+    flowloom command marks it missing, and the routes and the OpenAPI document are built all
+    the same."""
+    code = (
+        "import json, sys\n"
+        "from flowloom.cli.entry import skip_unused_modules\n"
+        "skip_unused_modules()\n"
+        "from flowloom.api import create_app\n"
+        "from flowloom.settings import Settings\n"
+        "app = create_app(Settings())\n"
+        "paths = len(app.openapi()['paths'])\n"
+        "print(json.dumps([paths > 50, sys.modules.get('pydantic.v1') is None]))\n"
+    )
+
+    assert _imported_by(code, tmp_path / "data") == [True, True]
+
+
+def test_the_routes_and_their_dependencies_need_no_annotation_evaluating() -> None:
+    """FastAPI reads the signature of every route and of each dependency for every route that
+    uses it, and evaluates string annotations each time (twice for a route): the route modules
+    and ``flowloom.api.deps`` keep their annotations objects (they have no ``from __future__
+    import annotations``)."""
+    from flowloom.api import deps, routes
+    from flowloom.storage.enums import ApiScope
+
+    modules = [deps] + [
+        importlib.import_module(f"{routes.__name__}.{found.name}")
+        for found in pkgutil.iter_modules(routes.__path__)
+    ]
+    functions = [
+        value
+        for module in modules
+        for value in vars(module).values()
+        if inspect.isfunction(value) and value.__module__ == module.__name__
+    ]
+    functions.append(deps.require_scope(ApiScope.ADMIN))
+    strings = [
+        f"{function.__module__}.{function.__qualname__}: {name}"
+        for function in functions
+        for name, annotation in inspect.get_annotations(function).items()
+        if isinstance(annotation, str)
+    ]
+
+    assert len(modules) > 20
+    assert len(functions) > 150
+    assert strings == []

@@ -10,8 +10,6 @@ The rules (the default package, the merge of a model's PATCH, the last admin) li
 ``subscriptions``); these routes parse, call them, and answer.
 """
 
-from __future__ import annotations
-
 from datetime import date
 from typing import Annotated
 

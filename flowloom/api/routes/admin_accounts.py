@@ -1,8 +1,6 @@
 """Administration of accounts beyond their settings: deleting one with all its data, and usage
 across the instance by user and by day. For the instance's administrators only."""
 
-from __future__ import annotations
-
 from datetime import date
 from typing import Annotated
 

@@ -5,8 +5,6 @@ paging; each entry names its actor's email (null for the system's own, such as t
 maintenance pass). Users read their own entries at ``GET /audit-log``.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Annotated
 

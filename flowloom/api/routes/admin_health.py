@@ -2,8 +2,6 @@
 workers driving it (distributed mode), the database's size, failed runs per hour over the last
 day, and the last maintenance pass."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 from typing import Annotated, Final
 

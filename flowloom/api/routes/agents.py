@@ -16,8 +16,6 @@ The rules (what a change must name, secrets kept, one transaction per change) li
 :mod:`flowloom.services.agents`; these routes parse, call it, and answer.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import logging

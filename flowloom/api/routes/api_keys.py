@@ -1,8 +1,6 @@
 """API keys: create (the secret shown once), list, read, rotate (a new secret, the old one kept
 for a grace period), revoke."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 from typing import Annotated
 

@@ -1,8 +1,6 @@
 """Accounts: register, sign in (password or external identity), sign out, who am I, change the
 password, list and end sessions."""
 
-from __future__ import annotations
-
 import asyncio
 import functools
 from datetime import timedelta

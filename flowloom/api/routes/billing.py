@@ -7,8 +7,6 @@ A subscription ends at its end date, if it has one: from then on its limits no l
 instance's default package does), and the daily maintenance pass writes its status ``expired``.
 """
 
-from __future__ import annotations
-
 from fastapi import APIRouter, Request, Response, status
 
 from flowloom.api.deps import AccountOwner, CurrentUser, DatabaseDep, actor

@@ -6,8 +6,6 @@ finds no row), so the answer tells nobody whether some content is stored. The en
 user artifact rows only for blobs that user's own nodes stored (see
 ``flowloom.engine.context``), so naming someone else's hash in a workflow does not open it."""
 
-from __future__ import annotations
-
 import asyncio
 from typing import Annotated, Final
 

@@ -7,8 +7,6 @@ integrations and agents keep for themselves (``integration:<id>``, ``agent:<id>`
 not listed here, and not reachable by name.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status

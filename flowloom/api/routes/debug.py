@@ -7,8 +7,6 @@ the same way; ``stop`` cancels the run. The session row keeps the breakpoints, t
 node it is paused at, so a session can be read back after the fact.
 """
 
-from __future__ import annotations
-
 import asyncio
 import contextlib
 from typing import Annotated, Literal

@@ -6,8 +6,6 @@ in the history. A valid result is saved as a new workflow (201); one still inval
 repairs saves nothing and answers 422 with the last problems and the attempts.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status

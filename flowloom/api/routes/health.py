@@ -1,7 +1,5 @@
 """Liveness and metrics, outside ``/api/v1``: ``GET /healthz`` and ``GET /metrics``."""
 
-from __future__ import annotations
-
 import asyncio
 from typing import Final
 

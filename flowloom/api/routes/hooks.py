@@ -19,8 +19,6 @@ off takes effect at the next request), the run's own event says when it has fini
 outcome is then one read by primary key.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import logging

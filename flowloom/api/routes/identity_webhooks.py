@@ -19,8 +19,6 @@ leaves an audit entry named for the event, whose object id is the delivery's id 
 a replay is recognised).
 """
 
-from __future__ import annotations
-
 import json
 from typing import Any, Literal
 

@@ -6,8 +6,6 @@ accounts with the ``admin`` role may register, change, list or test one; an HTTP
 private address is refused unless the instance allows private targets, as for ``http.request``.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 

@@ -5,8 +5,6 @@ Owner-scoped: another user's workflow answers 404. Expired entries are never sho
 daily maintenance pass removes them.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status

@@ -7,8 +7,6 @@ first call. Each provider says whether the caller can use it: through the instan
 a credential of their own for that provider.
 """
 
-from __future__ import annotations
-
 from fastapi import APIRouter
 from sqlalchemy import func, select
 

@@ -5,8 +5,6 @@ be, so a preset dropped on the canvas is valid on its own; problems answer 422 n
 field. ``GET /node-templates/{id}/node`` gives a node ready to insert in a definition.
 """
 
-from __future__ import annotations
-
 import secrets
 from typing import Annotated, Any
 

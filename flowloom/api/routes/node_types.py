@@ -1,7 +1,5 @@
 """Node types: what the canvas palette, the nodes and the config forms are built from."""
 
-from __future__ import annotations
-
 import re
 from typing import Any
 

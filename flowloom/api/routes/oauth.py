@@ -19,8 +19,6 @@ Answers never carry the client secret or a token; the callback's ``state`` finds
 caller's own authorizations.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 from urllib.parse import urlencode
 

@@ -1,7 +1,5 @@
 """Runs: start one, read the history, read one node by node, cancel, answer, follow live (SSE)."""
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime

@@ -14,8 +14,6 @@ runs a trigger started, ``GET /triggers/{id}/events`` its missed fire times and 
 ``POST /triggers/{id}/test`` starts the run a webhook call would start, without the token.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Final

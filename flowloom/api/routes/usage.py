@@ -5,8 +5,6 @@ the usage table's ``(user_id, created_at)`` index. Costs are decimal strings, ex
 nano-unit: sum them as decimals, never as floats.
 """
 
-from __future__ import annotations
-
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Protocol

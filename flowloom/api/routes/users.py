@@ -1,7 +1,5 @@
 """The signed-in user's own things: settings and the audit log of sensitive actions."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query

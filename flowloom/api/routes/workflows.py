@@ -6,8 +6,6 @@ draft flagged ``valid: false`` with its problems, so a half-drawn canvas is neve
 ``?strict=true`` it is refused instead (422 naming every problem, nothing written).
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status

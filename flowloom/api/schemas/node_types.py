@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowloom.field_docs import describe_fields
 from flowloom.graph.ports import PortType
 from flowloom.nodes.base import Category
 
@@ -13,7 +14,7 @@ from flowloom.nodes.base import Category
 class PortPublic(BaseModel):
     """One input or output port of a node type."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(json_schema_extra=describe_fields)
 
     name: str
     type: PortType
@@ -28,7 +29,7 @@ class PortPublic(BaseModel):
 class NodeTypePublic(BaseModel):
     """One node type, as the palette, the canvas and the config form show it."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(json_schema_extra=describe_fields)
 
     type: str
     """The type id saved in workflows (``text.template``)."""

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Delete, Select, delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -24,6 +23,7 @@ from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.enums import MemoryValueType
 from flowloom.storage.tables import Workflow, WorkflowMemory
 from flowloom.storage.tables.base import ID_LENGTH, utcnow
+from flowloom.storage.upsert import insert_for
 
 __all__ = [
     "MemoryRepo",
@@ -101,8 +101,7 @@ class MemoryRepo:
         now = self._clock()
         expires_at = now + timedelta(seconds=ttl_s) if ttl_s is not None else None
         dialect = self._session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(WorkflowMemory).values(
+        statement = insert_for(dialect)(WorkflowMemory).values(
             id=new_id(PREFIXES["workflow_memory"]),
             workflow_id=self._workflow_id,
             user_id=self._owner_id,

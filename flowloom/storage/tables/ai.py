@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowloom.storage.enums import MessageRole, UsageType
@@ -17,6 +17,7 @@ from flowloom.storage.tables.base import (
     TimestampMixin,
     check_in,
 )
+from flowloom.storage.tables.partial_indexes import partial_index
 
 __all__ = ["Agent", "AiGeneration", "AiModel", "Message", "Thread", "Usage"]
 
@@ -138,12 +139,7 @@ class Usage(CreatedAtMixin, Base):
         Index(None, "provider", "model"),
         Index(None, "run_id"),
         # Deleting a node execution (pruning) sets its usage rows' reference to NULL.
-        Index(
-            None,
-            "node_execution_id",
-            sqlite_where=text("node_execution_id IS NOT NULL"),
-            postgresql_where=text("node_execution_id IS NOT NULL"),
-        ),
+        partial_index("node_execution_id", "node_execution_id IS NOT NULL"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
 from flowloom.storage.tables.base import ID_LENGTH, Base, CreatedAtMixin, TimestampMixin, check_in
+from flowloom.storage.tables.partial_indexes import partial_index
 
 __all__ = ["Artifact", "DebugSession", "NodeExecution", "WorkflowRun"]
 
@@ -95,12 +96,7 @@ class NodeExecution(TimestampMixin, Base):
         Index(None, "status", "lease_expires_at"),
         Index(None, "cache_signature"),
         # Deleting a node execution (pruning) looks up rows cached from it; few rows have one.
-        Index(
-            None,
-            "cached_from_id",
-            sqlite_where=text("cached_from_id IS NOT NULL"),
-            postgresql_where=text("cached_from_id IS NOT NULL"),
-        ),
+        partial_index("cached_from_id", "cached_from_id IS NOT NULL"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
