@@ -15,7 +15,7 @@ One async SQLAlchemy engine per database (SQLite through flowloom's own driver,
   held for the purpose (``sqlite_lanes.py``), in one hop to a thread, or with ``inline=True``
   on the event loop's own thread when that is cheaper than any hop (see ``run_write``). On
   PostgreSQL it runs through ``AsyncConnection.run_sync``; reads there skip BEGIN/ROLLBACK
-  (autocommit).
+  (autocommit), on a few connections kept out of the pool between reads.
 
 In-memory SQLite (``sqlite://``, ``sqlite:///:memory:``) is a private database in SQLite's
 ``memdb`` VFS, shared by every connection of this ``Database`` (a plain ``:memory:`` database
@@ -102,7 +102,12 @@ class Database:
             held = max(1, pool_size // 2) + 3
             engine_args.update(pool_size=5 + held, max_overflow=10)
         if self.dialect == "postgresql":
-            engine_args.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+            # LIFO: the connection used last is handed out next, so a quiet moment keeps reusing
+            # one whose prepared statements (asyncpg caches them per connection) are warm,
+            # rather than cycling through every connection a burst left in the pool.
+            engine_args.update(
+                pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_use_lifo=True
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
@@ -119,6 +124,7 @@ class Database:
         self._pg_synchronous_commit = postgres_synchronous_commit
         self._pg_slots: asyncio.Semaphore | None = None
         self._pg_idle: list[tuple[AsyncConnection, Any]] = []
+        self._pg_readers: list[tuple[AsyncConnection, Any]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -231,13 +237,22 @@ class Database:
 
     async def _run_read(self, fn: Callable[[Connection], T], *, inline: bool) -> T:
         if not self.is_sqlite:
-            async with self._autocommit.connect() as conn:
-                try:
-                    return await conn.run_sync(fn)
-                except (OperationalError, DBAPIError) as exc:
-                    if is_unavailable(exc):
-                        raise
+            held, raw = await self._pg_reader()
+            try:
+                result = await held.run_sync(_then_rollback, fn)
+            except BaseException as exc:
+                database_error = isinstance(exc, (OperationalError, DBAPIError))
+                if database_error or not isinstance(exc, Exception):
+                    # A statement cut short (cancelled) may leave the connection
+                    # mid-protocol, and one the database refused is rare: not worth keeping.
+                    await self._drop(held)
+                else:  # raised by ``fn`` itself: the connection is as it was
+                    await self._keep_reader(held, raw)
+                if isinstance(exc, (OperationalError, DBAPIError)) and not is_unavailable(exc):
                     raise _storage_error(exc) from exc
+                raise
+            await self._keep_reader(held, raw)
+            return result
         lanes = self._lanes or await self._open_lanes()
         if inline and not self.in_memory:
             return await lanes.read_inline(fn)
@@ -304,6 +319,29 @@ class Database:
             raise
         return held, raw
 
+    async def _pg_reader(self) -> tuple[AsyncConnection, Any]:
+        # Kept out of the pool between reads, as for asyncpg_connection(): a checkout and
+        # return through SQLAlchemy's pool cost more CPU than a short read itself.
+        raw: Any
+        while self._pg_readers:
+            held, raw = self._pg_readers.pop()
+            if not raw.is_closed():
+                return held, raw
+            await self._drop(held)
+        held = await self._autocommit.connect()
+        try:
+            raw = (await held.get_raw_connection()).driver_connection
+        except BaseException:
+            await self._drop(held)
+            raise
+        return held, raw
+
+    async def _keep_reader(self, held: AsyncConnection, raw: Any) -> None:
+        if raw.is_closed() or len(self._pg_readers) >= self._pg_reserved:
+            await held.close()  # back to the pool
+        else:
+            self._pg_readers.append((held, raw))
+
     @staticmethod
     async def _drop(held: AsyncConnection) -> None:
         """Invalidate and close a connection; one whose server is gone is closed all the same."""
@@ -345,12 +383,22 @@ class Database:
             lanes, self._lanes = self._lanes, None
             await lanes.close()
         idle, self._pg_idle = self._pg_idle, []
-        for held, _raw in idle:
+        readers, self._pg_readers = self._pg_readers, []
+        for held, _raw in [*idle, *readers]:
             await held.close()
         await self.engine.dispose()
         if self._memory_keeper is not None:
             # The last connection to close frees the database; keep the flag for callers.
             self._memory_keeper.close()
+
+
+def _then_rollback(conn: Connection, fn: Callable[[Connection], T]) -> T:
+    """``fn(conn)``, then the transaction SQLAlchemy began ended, so that the connection can
+    serve the next read as it was (in autocommit nothing of it reaches the server)."""
+    try:
+        return fn(conn)
+    finally:
+        conn.rollback()
 
 
 def _private_memory_database(url: str) -> tuple[str, sqlite3.Connection]:
