@@ -76,7 +76,10 @@ class Database:
     ``synchronous=NORMAL`` promises too. A crash of flowloom loses nothing committed; a crash
     of the database server or of the machine may lose the last fraction of a second of
     commits, and runs resume from the checkpoints before them (nodes run at least once, as
-    after any crash). On by default: the flush costs 0.2-2 ms per commit on a busy disk.
+    after any crash). On by default: the flush costs 0.2-2 ms per commit on a busy disk. Even
+    then a caller may ask for it per use (``asyncpg_connection(flush=False)``): the engine
+    does for a tick that leaves its run RUNNING and answers nobody, so that a run's end, a
+    park and every answer still wait for the disk (and with them every commit before).
     """
 
     def __init__(
@@ -123,7 +126,8 @@ class Database:
         self._pg_reserved = max(1, pool_size // 4)
         self._pg_synchronous_commit = postgres_synchronous_commit
         self._pg_slots: asyncio.Semaphore | None = None
-        self._pg_idle: list[tuple[AsyncConnection, Any]] = []
+        # Idle asyncpg connections by whether their commits flush (synchronous_commit).
+        self._pg_idle: dict[bool, list[tuple[AsyncConnection, Any]]] = {True: [], False: []}
         self._pg_readers: list[tuple[AsyncConnection, Any]] = []
 
     @classmethod
@@ -259,21 +263,26 @@ class Database:
         return await lanes.read(fn)
 
     @asynccontextmanager
-    async def asyncpg_connection(self) -> AsyncIterator[Any]:
+    async def asyncpg_connection(self, *, flush: bool = True) -> AsyncIterator[Any]:
         """A pooled asyncpg connection (PostgreSQL only) outside any transaction.
 
         Each statement commits on its own, and asyncpg caches its prepared form per connection:
         for a hot path that is ONE statement, this is one round trip instead of three (BEGIN,
         the statement, COMMIT). The session is tuned for key lookups by index (generic plans,
         no sequential scans): not for queries that scan. Leave it as it was found.
+
+        ``flush=False``: its commits return before PostgreSQL has flushed them to disk
+        (``synchronous_commit = off``), for writes that a later flushed commit covers: a
+        crash of the database server may lose them, never reorder them after a flushed one.
         """
         if self.is_sqlite:
             raise StorageError("asyncpg_connection() is for PostgreSQL")
         if self._pg_slots is None:
             self._pg_slots = asyncio.Semaphore(self._pg_reserved)
         async with self._pg_slots:
+            flush = flush and self._pg_synchronous_commit
             try:
-                held, raw = await self._asyncpg_take()
+                held, raw = await self._asyncpg_take(flush)
             except Exception as exc:
                 _raise_translated(exc)
             try:
@@ -287,14 +296,15 @@ class Database:
             if raw.is_closed() or raw.is_in_transaction():
                 await self._drop(held)
             else:
-                self._pg_idle.append((held, raw))
+                self._pg_idle[flush].append((held, raw))
 
-    async def _asyncpg_take(self) -> tuple[AsyncConnection, Any]:
+    async def _asyncpg_take(self, flush: bool) -> tuple[AsyncConnection, Any]:
         # Kept out of the pool between uses: a checkout through SQLAlchemy costs ~180 us
         # (events, isolation level, reset on return), five times the statement itself.
         raw: Any
-        while self._pg_idle:
-            held, raw = self._pg_idle.pop()
+        idle = self._pg_idle[flush]
+        while idle:
+            held, raw = idle.pop()
             if not raw.is_closed():
                 return held, raw
             # Its server went away while it sat idle (a restart, an outage): drop it rather
@@ -312,7 +322,7 @@ class Database:
             # sequential scans the only plans left walk the indexes.
             await raw.execute("SET plan_cache_mode = force_generic_plan")
             await raw.execute("SET enable_seqscan = off")
-            if not self._pg_synchronous_commit:
+            if not flush:
                 await raw.execute("SET synchronous_commit = off")
         except BaseException:
             await self._drop(held)
@@ -382,9 +392,9 @@ class Database:
         if self._lanes is not None:
             lanes, self._lanes = self._lanes, None
             await lanes.close()
-        idle, self._pg_idle = self._pg_idle, []
+        idle, self._pg_idle = self._pg_idle, {True: [], False: []}
         readers, self._pg_readers = self._pg_readers, []
-        for held, _raw in [*idle, *readers]:
+        for held, _raw in [*idle[True], *idle[False], *readers]:
             await held.close()
         await self.engine.dispose()
         if self._memory_keeper is not None:

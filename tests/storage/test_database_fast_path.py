@@ -360,6 +360,21 @@ async def test_the_raw_connection_is_sqlite3_in_a_transaction(sqlite_db: Databas
     assert await db.run_read(inspect) == (False, 1)
 
 
+async def test_asyncpg_connections_flush_their_commits_unless_asked_not_to(
+    db: Database,
+) -> None:
+    if db.is_sqlite:
+        with pytest.raises(StorageError):
+            async with db.asyncpg_connection():
+                pass
+        return
+    for _ in range(2):  # a fresh connection, then the same one from the idle ones
+        async with db.asyncpg_connection() as pg:
+            assert await pg.fetchval("SHOW synchronous_commit") == "on"
+        async with db.asyncpg_connection(flush=False) as pg:
+            assert await pg.fetchval("SHOW synchronous_commit") == "off"
+
+
 # ---- the engine's tick on the fast path: fenced, all or nothing
 
 

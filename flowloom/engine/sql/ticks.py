@@ -223,7 +223,7 @@ class TickStore:
         for _statement, values in extra:
             args.extend(values)
         sql = _pg_tick_statement(tuple(statement for statement, _ in extra))
-        async with self.db.asyncpg_connection() as pg:
+        async with self.db.asyncpg_connection(flush=tick.durable) as pg:
             return cast(int, await pg.fetchval(sql, *args)) == len(ids)
 
     # ---- both
