@@ -470,6 +470,8 @@ class Driver:
             run_values=run_values,
             debug=debug if write_debug else None,
             debug_status="finished" if finished_run else "active",
+            # A run's end, a park (WAITING) and every answer to a caller wait for the disk.
+            durable=state.status is not RunStatus.RUNNING or bool(messages),
         )
         state.dirty.clear()
         self._phase = "commit"

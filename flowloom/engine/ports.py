@@ -216,6 +216,12 @@ class Tick:
     debug: DebugState | None = None
     """A debug session to write back, with ``debug_status``."""
     debug_status: str = "active"
+    durable: bool = True
+    """Whether the commit must be on disk before it returns. A tick that leaves the run
+    RUNNING and answers no caller need not be: should the database server crash before a
+    later commit flushed it, the run resumes from the ticks before it (nodes run at least
+    once, as after any crash). PostgreSQL only (``synchronous_commit``); SQLite's
+    ``synchronous=NORMAL`` treats every commit so already."""
 
 
 @dataclass(frozen=True, slots=True)

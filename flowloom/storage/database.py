@@ -15,7 +15,7 @@ One async SQLAlchemy engine per database (SQLite through flowloom's own driver,
   held for the purpose (``sqlite_lanes.py``), in one hop to a thread, or with ``inline=True``
   on the event loop's own thread when that is cheaper than any hop (see ``run_write``). On
   PostgreSQL it runs through ``AsyncConnection.run_sync``; reads there skip BEGIN/ROLLBACK
-  (autocommit).
+  (autocommit), on a few connections kept out of the pool between reads.
 
 In-memory SQLite (``sqlite://``, ``sqlite:///:memory:``) is a private database in SQLite's
 ``memdb`` VFS, shared by every connection of this ``Database`` (a plain ``:memory:`` database
@@ -78,7 +78,10 @@ class Database:
     ``synchronous=NORMAL`` promises too. A crash of flowloom loses nothing committed; a crash
     of the database server or of the machine may lose the last fraction of a second of
     commits, and runs resume from the checkpoints before them (nodes run at least once, as
-    after any crash). On by default: the flush costs 0.2-2 ms per commit on a busy disk.
+    after any crash). On by default: the flush costs 0.2-2 ms per commit on a busy disk. Even
+    then a caller may ask for it per use (``asyncpg_connection(flush=False)``): the engine
+    does for a tick that leaves its run RUNNING and answers nobody, so that a run's end, a
+    park and every answer still wait for the disk (and with them every commit before).
     """
 
     def __init__(
@@ -105,7 +108,12 @@ class Database:
             engine_args.update(pool_size=5 + held, max_overflow=10)
         if self.dialect == "postgresql":
             add_postgresql_conditions(metadata)
-            engine_args.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+            # LIFO: the connection used last is handed out next, so a quiet moment keeps reusing
+            # one whose prepared statements (asyncpg caches them per connection) are warm,
+            # rather than cycling through every connection a burst left in the pool.
+            engine_args.update(
+                pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_use_lifo=True
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_args)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine)
@@ -121,7 +129,9 @@ class Database:
         self._pg_reserved = max(1, pool_size // 4)
         self._pg_synchronous_commit = postgres_synchronous_commit
         self._pg_slots: asyncio.Semaphore | None = None
-        self._pg_idle: list[tuple[AsyncConnection, Any]] = []
+        # Idle asyncpg connections by whether their commits flush (synchronous_commit).
+        self._pg_idle: dict[bool, list[tuple[AsyncConnection, Any]]] = {True: [], False: []}
+        self._pg_readers: list[tuple[AsyncConnection, Any]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -234,34 +244,48 @@ class Database:
 
     async def _run_read(self, fn: Callable[[Connection], T], *, inline: bool) -> T:
         if not self.is_sqlite:
-            async with self._autocommit.connect() as conn:
-                try:
-                    return await conn.run_sync(fn)
-                except (OperationalError, DBAPIError) as exc:
-                    if is_unavailable(exc):
-                        raise
+            held, raw = await self._pg_reader()
+            try:
+                result = await held.run_sync(_then_rollback, fn)
+            except BaseException as exc:
+                database_error = isinstance(exc, (OperationalError, DBAPIError))
+                if database_error or not isinstance(exc, Exception):
+                    # A statement cut short (cancelled) may leave the connection
+                    # mid-protocol, and one the database refused is rare: not worth keeping.
+                    await self._drop(held)
+                else:  # raised by ``fn`` itself: the connection is as it was
+                    await self._keep_reader(held, raw)
+                if isinstance(exc, (OperationalError, DBAPIError)) and not is_unavailable(exc):
                     raise _storage_error(exc) from exc
+                raise
+            await self._keep_reader(held, raw)
+            return result
         lanes = self._lanes or await self._open_lanes()
         if inline and not self.in_memory:
             return await lanes.read_inline(fn)
         return await lanes.read(fn)
 
     @asynccontextmanager
-    async def asyncpg_connection(self) -> AsyncIterator[Any]:
+    async def asyncpg_connection(self, *, flush: bool = True) -> AsyncIterator[Any]:
         """A pooled asyncpg connection (PostgreSQL only) outside any transaction.
 
         Each statement commits on its own, and asyncpg caches its prepared form per connection:
         for a hot path that is ONE statement, this is one round trip instead of three (BEGIN,
         the statement, COMMIT). The session is tuned for key lookups by index (generic plans,
         no sequential scans): not for queries that scan. Leave it as it was found.
+
+        ``flush=False``: its commits return before PostgreSQL has flushed them to disk
+        (``synchronous_commit = off``), for writes that a later flushed commit covers: a
+        crash of the database server may lose them, never reorder them after a flushed one.
         """
         if self.is_sqlite:
             raise StorageError("asyncpg_connection() is for PostgreSQL")
         if self._pg_slots is None:
             self._pg_slots = asyncio.Semaphore(self._pg_reserved)
         async with self._pg_slots:
+            flush = flush and self._pg_synchronous_commit
             try:
-                held, raw = await self._asyncpg_take()
+                held, raw = await self._asyncpg_take(flush)
             except Exception as exc:
                 _raise_translated(exc)
             try:
@@ -275,14 +299,15 @@ class Database:
             if raw.is_closed() or raw.is_in_transaction():
                 await self._drop(held)
             else:
-                self._pg_idle.append((held, raw))
+                self._pg_idle[flush].append((held, raw))
 
-    async def _asyncpg_take(self) -> tuple[AsyncConnection, Any]:
+    async def _asyncpg_take(self, flush: bool) -> tuple[AsyncConnection, Any]:
         # Kept out of the pool between uses: a checkout through SQLAlchemy costs ~180 us
         # (events, isolation level, reset on return), five times the statement itself.
         raw: Any
-        while self._pg_idle:
-            held, raw = self._pg_idle.pop()
+        idle = self._pg_idle[flush]
+        while idle:
+            held, raw = idle.pop()
             if not raw.is_closed():
                 return held, raw
             # Its server went away while it sat idle (a restart, an outage): drop it rather
@@ -300,12 +325,35 @@ class Database:
             # sequential scans the only plans left walk the indexes.
             await raw.execute("SET plan_cache_mode = force_generic_plan")
             await raw.execute("SET enable_seqscan = off")
-            if not self._pg_synchronous_commit:
+            if not flush:
                 await raw.execute("SET synchronous_commit = off")
         except BaseException:
             await self._drop(held)
             raise
         return held, raw
+
+    async def _pg_reader(self) -> tuple[AsyncConnection, Any]:
+        # Kept out of the pool between reads, as for asyncpg_connection(): a checkout and
+        # return through SQLAlchemy's pool cost more CPU than a short read itself.
+        raw: Any
+        while self._pg_readers:
+            held, raw = self._pg_readers.pop()
+            if not raw.is_closed():
+                return held, raw
+            await self._drop(held)
+        held = await self._autocommit.connect()
+        try:
+            raw = (await held.get_raw_connection()).driver_connection
+        except BaseException:
+            await self._drop(held)
+            raise
+        return held, raw
+
+    async def _keep_reader(self, held: AsyncConnection, raw: Any) -> None:
+        if raw.is_closed() or len(self._pg_readers) >= self._pg_reserved:
+            await held.close()  # back to the pool
+        else:
+            self._pg_readers.append((held, raw))
 
     @staticmethod
     async def _drop(held: AsyncConnection) -> None:
@@ -347,13 +395,23 @@ class Database:
         if self._lanes is not None:
             lanes, self._lanes = self._lanes, None
             await lanes.close()
-        idle, self._pg_idle = self._pg_idle, []
-        for held, _raw in idle:
+        idle, self._pg_idle = self._pg_idle, {True: [], False: []}
+        readers, self._pg_readers = self._pg_readers, []
+        for held, _raw in [*idle[True], *idle[False], *readers]:
             await held.close()
         await self.engine.dispose()
         if self._memory_keeper is not None:
             # The last connection to close frees the database; keep the flag for callers.
             self._memory_keeper.close()
+
+
+def _then_rollback(conn: Connection, fn: Callable[[Connection], T]) -> T:
+    """``fn(conn)``, then the transaction SQLAlchemy began ended, so that the connection can
+    serve the next read as it was (in autocommit nothing of it reaches the server)."""
+    try:
+        return fn(conn)
+    finally:
+        conn.rollback()
 
 
 def _private_memory_database(url: str) -> tuple[str, sqlite3.Connection]:

@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 from loopticks import LoopTicks
 from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from benchmarks.ticks import new_bare_run
 from flowloom.engine.ports import Tick
 from flowloom.engine.sql.ticks import TickStore, load_slots
+from flowloom.exceptions import StorageError
 from flowloom.ids import PREFIXES, new_id
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import NodeStatus
@@ -190,6 +192,39 @@ async def test_reads_see_what_was_committed_and_nothing_else(db: Database) -> No
     assert await db.run_read(_credits(counter), inline=True) == 7  # type: ignore[arg-type]
 
 
+async def test_reads_after_reads_that_failed_or_began_a_transaction(db: Database) -> None:
+    """A read's connection serves the next read as it was: after ``fn`` raised, after the
+    database refused a statement, after ``fn`` began (and left) a transaction of its own, and
+    with many reads at once."""
+    counter = await db.run_write(_new_counter)
+
+    def raises(conn: Connection) -> None:
+        conn.execute(select(USERS.c.credits).where(USERS.c.id == counter))
+        raise LookupError("from fn")
+
+    def refused(conn: Connection) -> None:
+        conn.exec_driver_sql("SELECT no_such_column FROM users")
+
+    def in_a_transaction(conn: Connection) -> int | None:
+        with conn.begin():
+            return conn.scalar(select(USERS.c.credits).where(USERS.c.id == counter))
+
+    for inline in (False, True):
+        with pytest.raises(LookupError):
+            await db.run_read(raises, inline=inline)
+        # PostgreSQL's reads name it a StorageError; SQLite's pass the driver's error on.
+        with pytest.raises((StorageError, DBAPIError)):
+            await db.run_read(refused, inline=inline)
+        assert await db.run_read(in_a_transaction, inline=inline) == 0
+        assert await db.run_read(_credits(counter), inline=inline) == 0  # type: ignore[arg-type]
+    reads = [db.run_read(_credits(counter), inline=n % 2 == 0) for n in range(40)]  # type: ignore[arg-type]
+    assert await asyncio.gather(*reads) == [0] * 40
+    await db.run_write(
+        lambda conn: conn.execute(update(USERS).where(USERS.c.id == counter).values(credits=3))
+    )
+    assert await db.run_read(in_a_transaction) == 3
+
+
 async def test_a_cancelled_writer_holds_the_lock_until_its_transaction_ends(
     sqlite_db: Database,
 ) -> None:
@@ -323,6 +358,21 @@ async def test_the_raw_connection_is_sqlite3_in_a_transaction(sqlite_db: Databas
     assert await db.run_write(inspect, inline=True) == (True, 1)
     assert await db.run_write(inspect) == (True, 1)
     assert await db.run_read(inspect) == (False, 1)
+
+
+async def test_asyncpg_connections_flush_their_commits_unless_asked_not_to(
+    db: Database,
+) -> None:
+    if db.is_sqlite:
+        with pytest.raises(StorageError):
+            async with db.asyncpg_connection():
+                pass
+        return
+    for _ in range(2):  # a fresh connection, then the same one from the idle ones
+        async with db.asyncpg_connection() as pg:
+            assert await pg.fetchval("SHOW synchronous_commit") == "on"
+        async with db.asyncpg_connection(flush=False) as pg:
+            assert await pg.fetchval("SHOW synchronous_commit") == "off"
 
 
 # ---- the engine's tick on the fast path: fenced, all or nothing

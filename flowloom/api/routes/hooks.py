@@ -16,7 +16,7 @@ workflow is inactive, answers 403 to a caller holding the right token.
 This is the hottest route of the API (benchmark S3): the hook is found with one indexed read
 on the database's fast path, nothing about it is cached (a token replaced or a hook switched
 off takes effect at the next request), the run's own event says when it has finished, and its
-outcome is then one read by primary key.
+outcome is what the engine committed (a run driven elsewhere: one read by primary key).
 """
 
 import asyncio
@@ -29,7 +29,7 @@ from starlette.background import BackgroundTask
 
 from flowloom.api.deps import AppStateDep, client_ip
 from flowloom.api.errors import problem_response
-from flowloom.engine import RUN_FINISHED_EVENTS, Engine
+from flowloom.engine import RUN_FINISHED_EVENTS, Engine, RunResult
 from flowloom.exceptions import FlowloomError, NotFound, PermissionDenied
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus, TriggerKind
@@ -155,11 +155,14 @@ async def _output(
     """Wait for the run to finish (or park), up to ``timeout_s``; answer its outcome.
 
     Must be called right after ``start_run`` returned, with no ``await`` in between, so that
-    the subscription sees every event of the run. The run's own event says when it settled,
-    and the outcome is then one read by primary key; ``Engine.wait`` runs beside it for what
-    sends no event here (a run that had finished already: an idempotent repeat), and is
-    cancelled, before it reads anything, when the event comes first.
+    the subscription sees every event of the run. The run's own event says when it settled;
+    a run driven in this process that finished has its outcome on its driver, as committed
+    by the tick that finished it, and any other outcome is then one read by primary key.
+    ``Engine.wait`` runs beside it for what sends no event here (a run that had finished
+    already: an idempotent repeat), and is cancelled, before it reads anything, when the
+    event comes first.
     """
+    driver = engine.driver_of(run_id)
     subscription = engine.bus.subscribe(run_id)
     waiter = asyncio.ensure_future(engine.wait(run_id))
     waiter.add_done_callback(lambda _: subscription.close())
@@ -174,8 +177,13 @@ async def _output(
         subscription.close()
         if not waiter.done():
             waiter.cancel()
+    result: RunResult | None = None
     if waiter.done() and not waiter.cancelled():
         result = waiter.result()
+    elif driver is not None:
+        # Set once the finishing tick had committed, before its events were published.
+        result = driver.result
+    if result is not None:
         outcome = RunOutcome(result.status.value, result.outputs, result.error, result.duration_ms)
     else:
         found = await db.run_read(

@@ -14,7 +14,9 @@ commit), so it has a path of its own, ``TickStore``:
   connection): a CTE locks the fenced rows (``FOR UPDATE``) and counts them, and the
   ``UPDATE ... FROM unnest(...)`` writes every changed row only if all of them are still held.
   One round trip instead of four (BEGIN, the fence, the writes, COMMIT). A tick that also
-  changes the run row or a debug session runs the same statement and those in one transaction.
+  changes the run row or a debug session (the first tick of a run, the last) writes them in
+  the same statement, as further CTEs that write only if every node row was written: still
+  one round trip and one commit.
 
 Cache lookups run outside the tick's transaction (inline on SQLite, where an indexed point
 lookup costs less than a hop to a thread): a success, once committed, stays a success. A
@@ -215,38 +217,40 @@ class TickStore:
             values = _bind(processors, _slot_values(slot, tick.run_id, tick.now))
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
-        args = (sorted(tick.fenced), tick.owner, ids, *columns)
-        extra = self._run_and_debug(tick, _dollar)
-        async with self.db.asyncpg_connection() as pg:
-            if not extra:
-                return len(await pg.fetch(_PG_WRITE_SLOTS, *args)) == len(ids)
-            try:
-                async with pg.transaction():
-                    if ids and len(await pg.fetch(_PG_WRITE_SLOTS, *args)) != len(ids):
-                        raise _Fenced
-                    for statement, values in extra:
-                        await pg.execute(statement, *values)
-            except _Fenced:
-                return False
-            return True
+        args = [sorted(tick.fenced), tick.owner, ids, *columns]
+        extra = self._run_and_debug(tick, _dollar, first=len(args) + 1)
+        for _statement, values in extra:
+            args.extend(values)
+        sql = _pg_tick_statement(tuple(statement for statement, _ in extra))
+        async with self.db.asyncpg_connection(flush=tick.durable) as pg:
+            return cast(int, await pg.fetchval(sql, *args)) == len(ids)
 
     # ---- both
 
     def _run_and_debug(
-        self, tick: Tick, placeholder: Callable[[int], str]
+        self, tick: Tick, placeholder: Callable[[int], str], *, first: int = 1
     ) -> list[tuple[str, list[Any]]]:
-        """The run row's and the debug session's updates, when they change (rarely)."""
+        """The run row's and the debug session's updates, when they change (rarely).
+
+        With numbered placeholders (``$n``) the statements number their parameters on from
+        ``first``, one after the other, so that they can be parts of one statement."""
         found: list[tuple[str, list[Any]]] = []
+
+        def numbered() -> Callable[[int], str]:
+            if placeholder is _qmark:
+                return placeholder
+            return _dollar_after(first - 1 + sum(len(values) for _, values in found))
+
         if tick.run_values:
             values = {**tick.run_values, "updated_at": tick.now}
             names = tuple(sorted(values))
-            sql, processors = _update_by_id(self._dialect, "runs", names, placeholder)
+            sql, processors = _update_by_id(self._dialect, "runs", names, numbered())
             bound = _bind(processors, [values[name] for name in names])
             found.append((sql, [*bound, tick.run_id, *(s.value for s in FINISHED_RUN_STATUSES)]))
         debug = tick.debug
         if debug is not None:
             names = ("mode", "paused_node_id", "status", "updated_at")
-            sql, processors = _update_by_id(self._dialect, "debug", names, placeholder)
+            sql, processors = _update_by_id(self._dialect, "debug", names, numbered())
             bound = _bind(
                 processors, [debug.mode, debug.paused_node_id, tick.debug_status, tick.now]
             )
@@ -264,6 +268,18 @@ def _qmark(_n: int) -> str:
 
 def _dollar(n: int) -> str:
     return f"${n}"
+
+
+@cache
+def _dollar_after(offset: int) -> Callable[[int], str]:
+    """``$n`` numbered after ``offset`` parameters (one function per offset: a cache key)."""
+    if offset == 0:
+        return _dollar
+
+    def placeholder(n: int) -> str:
+        return f"${n + offset}"
+
+    return placeholder
 
 
 def _slot_values(slot: NodeSlot, run_id: str, now: datetime) -> list[Any]:
@@ -469,16 +485,29 @@ WITH fence AS (
         WHERE id = ANY($1::varchar[])
         FOR UPDATE
     ) AS locked
-)
-UPDATE node_executions AS n SET {sets}
-FROM unnest($3::varchar[], {arrays}) AS v(id, {", ".join(_MUTABLE)}), fence
-WHERE n.id = v.id AND fence.held = cardinality($1::varchar[])
-RETURNING n.id
-"""
+), written AS (
+    UPDATE node_executions AS n SET {sets}
+    FROM unnest($3::varchar[], {arrays}) AS v(id, {", ".join(_MUTABLE)}), fence
+    WHERE n.id = v.id AND fence.held = cardinality($1::varchar[])
+    RETURNING n.id
+)"""
 
 
 _PG_WRITE_SLOTS = _pg_write_slots()
-"""Every changed node row of a tick in ONE statement: all of them, or none if the fence fails."""
+"""Every changed node row of a tick: all of them, or none if the fence fails (the CTEs)."""
+
+
+@cache
+def _pg_tick_statement(updates: tuple[str, ...]) -> str:
+    """The tick's ONE statement: the node rows, then each of ``updates`` (``UPDATE ... WHERE
+    ...``, parameters numbered after the node rows') only if every node row was written; it
+    returns how many node rows were written. PostgreSQL runs every data-modifying CTE once,
+    whether or not the query reads it, all on one snapshot."""
+    every_row = "(SELECT count(*) FROM written) = cardinality($3::varchar[])"
+    parts = [_PG_WRITE_SLOTS]
+    parts += [f", extra{n} AS ({update} AND {every_row})" for n, update in enumerate(updates)]
+    return "".join(parts) + "\nSELECT count(*) FROM written"
+
 
 _UPDATES: dict[str, tuple[Table, str]] = {
     # A finished run is never changed again.
