@@ -6,24 +6,32 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Row
 
 from flowloom.api.deps import Caller
 from flowloom.api.limits import check_inputs_size
 from flowloom.api.schemas.runs import RunDetail, run_detail
 from flowloom.engine import Engine
 from flowloom.settings import Settings
+from flowloom.storage.database import Database
 from flowloom.storage.enums import RunScope, TriggerKind
-from flowloom.storage.repos.runs import RunRepo
-from flowloom.storage.repos.usage import UsageRepo
+from flowloom.storage.repos.runs import read_run_with_nodes
+from flowloom.storage.repos.usage import UsageTotals, usage_by_node_of_run
 
 __all__ = ["RunRequest", "read_detail", "start_as"]
 
 
-async def read_detail(session: AsyncSession, owner_id: str, run_id: str) -> RunDetail:
-    """The owner's run with every node execution and the usage of its model calls."""
-    run, nodes = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=run_id)
-    usage = await UsageRepo(session, owner_id=owner_id).by_node_for_run(run_id=run_id)
+async def read_detail(db: Database, owner_id: str, run_id: str) -> RunDetail:
+    """The owner's run with every node execution and the usage of its model calls.
+
+    Read as rows on one plain connection (three indexed lookups, no session, no transaction
+    around them): the runs API answers every waited-for run with this read."""
+
+    def read(conn: Connection) -> tuple[Row[Any], list[Row[Any]], dict[str | None, UsageTotals]]:
+        run, nodes = read_run_with_nodes(conn, owner_id=owner_id, run_id=run_id)
+        return run, nodes, usage_by_node_of_run(conn, owner_id=owner_id, run_id=run_id)
+
+    run, nodes, usage = await db.run_read(read, inline=True)
     return run_detail(run, nodes, usage)
 
 
