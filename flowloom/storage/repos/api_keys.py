@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -248,6 +248,27 @@ class KeyMatch:
     """The key's own rate (``"100/s"``), or None for the instance default."""
 
 
+_BY_PREFIX = (
+    select(
+        ApiKey.id,
+        ApiKey.user_id,
+        ApiKey.secret_sha256,
+        ApiKey.active,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+        ApiKey.last_used_at,
+        ApiKey.scopes,
+        ApiKey.previous_secret_sha256,
+        ApiKey.previous_valid_until,
+        ApiKey.rate_limit,
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.prefix == bindparam("prefix"), User.is_active.is_(True))
+)
+"""The key with a prefix, if its owner's account is active: built once, as every
+authenticated request runs it."""
+
+
 async def authenticate_api_key(
     db: Database, *, plaintext: str, now: datetime | None = None
 ) -> KeyMatch | None:
@@ -266,24 +287,9 @@ async def authenticate_api_key(
     if prefix is None:
         return None
     now = now or utcnow()
-    statement = (
-        select(
-            ApiKey.id,
-            ApiKey.user_id,
-            ApiKey.secret_sha256,
-            ApiKey.active,
-            ApiKey.revoked_at,
-            ApiKey.expires_at,
-            ApiKey.last_used_at,
-            ApiKey.scopes,
-            ApiKey.previous_secret_sha256,
-            ApiKey.previous_valid_until,
-            ApiKey.rate_limit,
-        )
-        .join(User, User.id == ApiKey.user_id)
-        .where(ApiKey.prefix == prefix, User.is_active.is_(True))
+    row = await db.run_read(
+        lambda conn: conn.execute(_BY_PREFIX, {"prefix": prefix}).first(), inline=True
     )
-    row = await db.run_read(lambda conn: conn.execute(statement).first(), inline=True)
     if row is None:
         return None
     digest = _digest(plaintext)
