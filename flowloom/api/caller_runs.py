@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row
-
 from flowloom.api.deps import Caller
 from flowloom.api.limits import check_inputs_size
 from flowloom.api.schemas.runs import RunDetail, run_detail
@@ -15,24 +13,18 @@ from flowloom.engine import Engine
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunScope, TriggerKind
-from flowloom.storage.repos.runs import read_run_with_nodes
-from flowloom.storage.repos.usage import UsageTotals, usage_by_node_of_run
+from flowloom.storage.repos.run_detail import read_run_detail
 
 __all__ = ["RunRequest", "read_detail", "start_as"]
 
 
 async def read_detail(db: Database, owner_id: str, run_id: str) -> RunDetail:
-    """The owner's run with every node execution and the usage of its model calls.
-
-    Read as rows on one plain connection (three indexed lookups, no session, no transaction
-    around them): the runs API answers every waited-for run with this read."""
-
-    def read(conn: Connection) -> tuple[Row[Any], list[Row[Any]], dict[str | None, UsageTotals]]:
-        run, nodes = read_run_with_nodes(conn, owner_id=owner_id, run_id=run_id)
-        return run, nodes, usage_by_node_of_run(conn, owner_id=owner_id, run_id=run_id)
-
-    run, nodes, usage = await db.run_read(read, inline=True)
-    return run_detail(run, nodes, usage)
+    """The owner's run with every node execution and the usage of its model calls (read on
+    one plain connection, no session: the runs API answers every waited-for run with it)."""
+    rows = await db.run_read(
+        lambda conn: read_run_detail(conn, owner_id=owner_id, run_id=run_id), inline=True
+    )
+    return run_detail(rows.run, rows.nodes, rows.usage)
 
 
 class RunRequest(Protocol):

@@ -19,7 +19,6 @@ from sqlalchemy import (
     JSON,
     Connection,
     Dialect,
-    Row,
     Select,
     Table,
     bindparam,
@@ -56,7 +55,6 @@ __all__ = [
     "average_successful_duration",
     "history_statement",
     "read_history",
-    "read_run_with_nodes",
 ]
 
 MAX_PAGE_SIZE = 100
@@ -625,28 +623,6 @@ class RunRepo:
             setattr(run, name, None)
         make_transient_to_detached(run)
         self.session.add(run)
-
-
-_OWNED_RUN = select(_WORKFLOW_RUNS).where(
-    WorkflowRun.id == bindparam("run_id"), WorkflowRun.user_id == bindparam("owner_id")
-)
-_RUN_NODES = (
-    select(_NODE_EXECUTIONS)
-    .where(NodeExecution.run_id == bindparam("run_id"))
-    .order_by(NodeExecution.id)
-)
-
-
-def read_run_with_nodes(
-    conn: Connection, *, owner_id: str, run_id: str
-) -> tuple[Row[Any], list[Row[Any]]]:
-    """``RunRepo.get_with_nodes`` as rows on a plain connection (``Database.run_read``): no
-    session, no transaction, no ORM objects; each row has the table's columns as attributes.
-    NotFound also for another user's run."""
-    run = conn.execute(_OWNED_RUN, {"run_id": run_id, "owner_id": owner_id}).first()
-    if run is None:
-        raise NotFound("run", run_id)
-    return run, list(conn.execute(_RUN_NODES, {"run_id": run_id}))
 
 
 def _checked_history(
