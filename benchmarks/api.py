@@ -1,12 +1,14 @@
 """The API benchmark: scenarios S3 and S4 of BENCHMARKS.md against a real server process.
 
-    python -m benchmarks.api [--clients 1,10,50] [--seconds 10] [--single 200] [--history 15]
+    python -m benchmarks.api [--db sqlite,postgresql] [--clients 1,10,50] [--seconds 10]
+                             [--single 200] [--history 15]
 
-A ``flowloom serve`` process (uvicorn, in-process engine, SQLite in a temporary data dir) is
-started on a free port of 127.0.0.1. An account, an API key, a three-node workflow
-(``trigger.manual`` -> ``text.template`` "set one field" -> ``text.template`` "respond") and a
-webhook on it that answers with the run's output (``respond: "output"``) are made through the
-API.
+For each database of ``--db``, a ``flowloom serve`` process (uvicorn, in-process engine; SQLite
+in a temporary data dir, or a fresh PostgreSQL database on 127.0.0.1:5432, migrated first and
+dropped afterwards) is started on a free port of 127.0.0.1. An account, an API key, a
+three-node workflow (``trigger.manual`` -> ``text.template`` "set one field" ->
+``text.template`` "respond") and a webhook on it that answers with the run's output
+(``respond: "output"``) are made through the API.
 
 S3 webhook: for each count in ``--clients``, that many keep-alive connections each POST
 ``/api/v1/hooks/{path}`` with the token and a JSON body, one request after another, for
@@ -20,7 +22,11 @@ half a millisecond): it still shares the machine's cores with the server.
 For comparison, the same shape through the runs API (``POST /api/v1/workflows/{id}/runs
 ?wait=true`` with the API key) at the middle client count.
 
-S4: after S3, ``GET /api/v1/runs?limit=10`` (the newest 10 runs), median of ``--history``.
+S4: after S3 and a second's pause, ``GET /api/v1/runs?limit=10`` (the newest 10 runs), median of
+``--history``, on one keep-alive connection of the same minimal client.
+
+Server CPU per run is the ``flowloom serve`` process's; on PostgreSQL the CPU of the database's
+own backends serving it is reported beside it, since both share this machine's cores.
 """
 
 from __future__ import annotations
@@ -36,13 +42,16 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 
+from benchmarks.distributed import cpu_s as pids_cpu_s
+from benchmarks.distributed import postgres_pids
 from benchmarks.report import Measurement, print_table
 from benchmarks.server import cpu_s, start_server
 
@@ -148,15 +157,20 @@ class _Connection:
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        head = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        return await self._exchange(f"POST {path}", head, body, headers)
+
+    async def get(self, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        return await self._exchange(f"GET {path}", "", b"", headers)
+
+    async def _exchange(
+        self, request_line: str, head: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
         if self._streams is None:
             self._streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self._streams
-        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{head}\r\n".encode()
-            + body
-        )
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        writer.write(f"{request_line} HTTP/1.1\r\nHost: {self.host}\r\n{head}\r\n".encode() + body)
         status = int((await reader.readline()).split()[1])
         length, close = 0, False
         while (line := await reader.readline()) not in (b"\r\n", b""):
@@ -260,94 +274,130 @@ def _runs_load(
     )
 
 
-async def _history(base: str, key: str, repeat: int) -> list[float]:
+async def _history(port: int, key: str, repeat: int) -> list[float]:
+    await asyncio.sleep(1.0)  # let the last load's tail (checkpoints, events) settle
+    connection = _Connection("127.0.0.1", port)
     samples = []
-    async with httpx.AsyncClient(
-        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    ) as client:
+    try:
         for _ in range(repeat + 1):  # the first is a warm-up
             sent = time.perf_counter()
-            page = await client.get("/api/v1/runs", params={"limit": 10})
+            status, body = await connection.get(
+                "/api/v1/runs?limit=10", {"Authorization": f"Bearer {key}"}
+            )
             elapsed_ms = (time.perf_counter() - sent) * 1000
-            assert len(page.json()["items"]) == 10, page.text
+            assert status == 200, body
+            assert len(json.loads(body)["items"]) == 10, body
             samples.append(elapsed_ms)
+    finally:
+        await connection.close()
     return samples[1:]
 
 
-def _stored_runs(data_dir: Path) -> dict[str, int]:
+_COUNT_RUNS = "SELECT trigger_kind, count(*) FROM workflow_runs GROUP BY 1"
+
+
+async def _stored_runs(data_dir: Path, database_url: str | None) -> dict[str, int]:
     """Runs in the database by what started them."""
-    with sqlite3.connect(f"file:{data_dir / 'flowloom.db'}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT trigger_kind, count(*) FROM workflow_runs GROUP BY 1")
-        return {str(kind): int(count) for kind, count in rows}
+    if database_url is None:
+        with sqlite3.connect(f"file:{data_dir / 'flowloom.db'}?mode=ro", uri=True) as conn:
+            return {str(kind): int(count) for kind, count in conn.execute(_COUNT_RUNS)}
+    connection = await asyncpg.connect(database_url, timeout=10)
+    try:
+        return {str(kind): int(count) for kind, count in await connection.fetch(_COUNT_RUNS)}
+    finally:
+        await connection.close()
 
 
 @dataclass(frozen=True)
 class Load:
     """What one load measured: latencies (ms) of the successful requests, failures, the wall
-    time, and the CPU time the server process spent meanwhile."""
+    time, and the CPU time the server process (and, on PostgreSQL, the database's backends
+    serving it) spent meanwhile."""
 
     latencies: list[float]
     failures: int
     elapsed_s: float
     server_cpu_s: float
+    database_cpu_s: float | None
 
 
-async def _measured(pid: int, load: Awaitable[tuple[list[float], int, float]]) -> Load:
-    before = cpu_s(pid)
-    latencies, failures, elapsed_s = await load
-    return Load(latencies, failures, elapsed_s, cpu_s(pid) - before)
+class _Meter:
+    """CPU of the server process, and of the PostgreSQL backends serving ``database``."""
+
+    def __init__(self, pid: int, database: str | None) -> None:
+        self.pid, self.database = pid, database
+
+    def read(self) -> tuple[float, float | None]:
+        if self.database is None:
+            return cpu_s(self.pid), None
+        return cpu_s(self.pid), pids_cpu_s(postgres_pids(self.database))
+
+    async def measured(self, load: Awaitable[tuple[list[float], int, float]]) -> Load:
+        server, database = self.read()
+        latencies, failures, elapsed_s = await load
+        server_after, database_after = self.read()
+        spent = None if database is None or database_after is None else database_after - database
+        return Load(latencies, failures, elapsed_s, server_after - server, spent)
 
 
 def _row(name: str, load: Load) -> Measurement:
     latencies = load.latencies
     rate = len(latencies) / load.elapsed_s
-    per_run_ms = load.server_cpu_s * 1000 / max(1, len(latencies))
+    runs = max(1, len(latencies))
     note = (
         f"{rate:.0f} runs/s, p50 {_percentile(latencies, 0.5):.1f} ms, "
         f"p99 {_percentile(latencies, 0.99):.1f} ms, {len(latencies)} runs, "
-        f"{load.failures} failed, server CPU {per_run_ms:.2f} ms/run"
+        f"{load.failures} failed, server CPU {load.server_cpu_s * 1000 / runs:.2f} ms/run"
     )
+    if load.database_cpu_s is not None:
+        note += f", PostgreSQL CPU {load.database_cpu_s * 1000 / runs:.2f} ms/run"
     return Measurement(name, latencies, note=note)
 
 
-async def _main(args: argparse.Namespace) -> None:
+_DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+@contextlib.contextmanager
+def _database(kind: str, data_dir: Path) -> Iterator[str | None]:
+    """None for SQLite in ``data_dir``; the URL of a fresh, migrated PostgreSQL database."""
+    if kind == "sqlite":
+        yield None
+    else:
+        from servekit import postgres_database  # tests/, put on the path by .distributed
+
+        with postgres_database(data_dir) as url:
+            yield url
+
+
+async def _measure(
+    kind: str, folder: str, database_url: str | None, args: argparse.Namespace
+) -> None:
     counts = [int(c) for c in args.clients.split(",")]
     middle = counts[len(counts) // 2]
     hooks: list[tuple[int, Load]] = []
-    with tempfile.TemporaryDirectory(prefix="flowloom-bench-api-") as folder:
-        data_dir = Path(folder) / "data"
-        server = start_server(data_dir, Path(folder) / "serve.log")
-        process, startup_s, base, port = server.process, server.startup_s, server.base, server.port
-        try:
-            target = await _setup(base)
-            # Warm-up: imports, prepared plans, the SQLite page cache.
-            await _hook_load(port, target, clients=2, seconds=None, total=100)
-            await _runs_load(port, target, clients=2, seconds=None, total=20)
-            for clients in counts:
-                hooks.append(
-                    (
-                        clients,
-                        await _measured(
-                            process.pid,
-                            _hook_load(
-                                port, target, clients=clients, seconds=args.seconds, total=None
-                            ),
-                        ),
-                    )
-                )
-            single = await _measured(
-                process.pid,
-                _hook_load(port, target, clients=1, seconds=None, total=args.single),
-            )
-            runs_api = await _measured(
-                process.pid,
-                _runs_load(port, target, clients=middle, seconds=args.seconds, total=None),
-            )
-            history = await _history(base, target.key, args.history)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-        stored = _stored_runs(data_dir)
+    data_dir = Path(folder) / "data"
+    server = start_server(data_dir, Path(folder) / "serve.log", database_url)
+    process, startup_s, base, port = server.process, server.startup_s, server.base, server.port
+    meter = _Meter(process.pid, None if database_url is None else database_url.rsplit("/")[-1])
+    try:
+        target = await _setup(base)
+        # Warm-up: imports, prepared plans, the page cache.
+        await _hook_load(port, target, clients=2, seconds=None, total=100)
+        await _runs_load(port, target, clients=2, seconds=None, total=20)
+        for clients in counts:
+            load = _hook_load(port, target, clients=clients, seconds=args.seconds, total=None)
+            hooks.append((clients, await meter.measured(load)))
+        single = await meter.measured(
+            _hook_load(port, target, clients=1, seconds=None, total=args.single)
+        )
+        runs_api = await meter.measured(
+            _runs_load(port, target, clients=middle, seconds=args.seconds, total=None)
+        )
+        history = await _history(port, target.key, args.history)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    stored = await _stored_runs(data_dir, database_url)
     rows = [
         _row(f"S3 webhook -> output, {clients} clients, {args.seconds:g} s", result)
         for clients, result in hooks
@@ -363,11 +413,12 @@ async def _main(args: argparse.Namespace) -> None:
         Measurement("start-up to first /healthz answer", [startup_s * 1000], note="fresh data dir"),
     ]
     expected = sum(len(result.latencies) for _, result in hooks) + len(single.latencies)
+    where = "SQLite in a temporary dir" if database_url is None else "a fresh PostgreSQL database"
     print_table(
-        "API: S3 (webhook-triggered runs) and S4 (history) on SQLite",
+        f"API: S3 (webhook-triggered runs) and S4 (history) on {_DATABASES[kind]}",
         rows,
         context=[
-            "server: flowloom serve (uvicorn, 1 process), SQLite in a temporary dir; "
+            f"server: flowloom serve (uvicorn, 1 process), {where}; "
             "load generator: asyncio HTTP/1.1 keep-alive connections in this process",
             f"runs stored: {stored} (webhook runs answered during the timed loads: {expected}, "
             "plus 100 of warm-up)",
@@ -383,15 +434,29 @@ async def _main(args: argparse.Namespace) -> None:
     )
 
 
+def _run(args: argparse.Namespace) -> None:
+    kinds = [kind.strip() for kind in args.db.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in _DATABASES]
+    if unknown or not kinds:
+        raise SystemExit(f"--db: unknown database {unknown}; choose from sqlite, postgresql")
+    for kind in kinds:
+        with (
+            tempfile.TemporaryDirectory(prefix="flowloom-bench-api-") as folder,
+            _database(kind, Path(folder) / "data") as database_url,
+        ):
+            asyncio.run(_measure(kind, folder, database_url, args))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.api", description=__doc__)
     parser.add_argument(
         "--clients", default="1,10,50", help="comma-separated connection counts for S3"
     )
+    parser.add_argument("--db", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--single", type=int, default=200)
     parser.add_argument("--history", type=int, default=15)
-    asyncio.run(_main(parser.parse_args()))
+    _run(parser.parse_args())
 
 
 if __name__ == "__main__":

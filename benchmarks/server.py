@@ -40,12 +40,15 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(data_dir: Path, log: Path) -> Server:
-    """Start the server on SQLite in ``data_dir`` on a free port; exit if it does not come up
-    within a minute. The caller stops it (``process.terminate()``)."""
+def start_server(data_dir: Path, log: Path, database_url: str | None = None) -> Server:
+    """Start the server with its data in ``data_dir`` on a free port, on SQLite there or on the
+    (migrated) PostgreSQL database at ``database_url``; exit if it does not come up within a
+    minute. The caller stops it (``process.terminate()``)."""
     port = _free_port()
     env = {**os.environ, "FLOWLOOM_DATA_DIR": str(data_dir)}
     env.pop("FLOWLOOM_DATABASE_URL", None)
+    if database_url is not None:
+        env["FLOWLOOM_DATABASE_URL"] = database_url
     began = time.perf_counter()
     with log.open("wb") as sink:
         process = subprocess.Popen(

@@ -107,3 +107,15 @@ def test_ticks_benchmark_compares_both_ways_on_sqlite() -> None:
     lines = {x.split("|")[1].strip(): x for x in out.splitlines() if x.startswith("| tick")}
     assert set(lines) == {"tick, tuned (SQLite)", "tick, portable (SQLite)"}
     assert "tuned saves" in lines["tick, portable (SQLite)"]
+
+
+def test_run_start_benchmark_prints_a_row_per_chain_with_plan_limits_on() -> None:
+    out = _bench(
+        "benchmarks.run_start", "--db", "sqlite", "--nodes", "1,3", "--starts", "5", "--quota"
+    )
+    names = [x.split("|")[1].strip() for x in out.splitlines() if x.startswith("| CPU")]
+    assert names == [
+        "CPU of start_run, cached chain 1 (SQLite)",
+        "CPU of start_run, cached chain 3 (SQLite)",
+    ]
+    assert "plan limits on (PlanQuota)" in out

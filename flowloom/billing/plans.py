@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.storage.repos.billing import runs_started, subscription_in_force, tokens_used
-from flowloom.storage.repos.system_settings import SystemSettingsRepo, settings_generation
+from flowloom.storage.repos.system_settings import setting_value, settings_generation
 from flowloom.storage.tables import Package, User, UserSubscription
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Plan",
     "month_status",
     "month_window",
+    "plan_in_force",
     "plan_of",
 ]
 
@@ -110,11 +111,11 @@ class DefaultPackageName:
         self._kept: tuple[int, float, str | None] | None = None
         """(settings generation, read at, name) of the last read."""
 
-    async def get(self, session: AsyncSession) -> str | None:
+    def get(self, conn: Connection) -> str | None:
         kept, now, generation = self._kept, self._clock(), settings_generation()
         if kept is not None and kept[0] == generation and now - kept[1] < self._ttl_s:
             return kept[2]
-        name: str | None = await SystemSettingsRepo(session).value("default_package")
+        name: str | None = setting_value(conn, "default_package")
         self._kept = (generation, now, name)
         return name
 
@@ -126,24 +127,40 @@ async def plan_of(
     now: datetime,
     default_package: DefaultPackageName | None = None,
 ) -> Plan | None:
+    """The plan in force for the user at ``now``, or None (no limits): ``plan_in_force``."""
+    return await session.run_sync(
+        lambda sync: plan_in_force(
+            sync.connection(), user_id=user_id, now=now, default_package=default_package
+        )
+    )
+
+
+def plan_in_force(
+    conn: Connection,
+    *,
+    user_id: str,
+    now: datetime,
+    default_package: DefaultPackageName | None = None,
+) -> Plan | None:
     """The plan in force for the user at ``now``, or None (no limits).
 
     A subscription counts even if its package was deactivated later (deactivation stops new
     subscriptions, not current ones); the default package counts only while it is active.
-    Asked at every run start: columns only (no ORM objects), statements built once, and the
-    default package's name from ``default_package`` when given (else read from the settings).
+    Asked at every run start, on the start's connection: columns only (no ORM objects),
+    statements built once, and the default package's name from ``default_package`` when
+    given (else read from the settings).
     """
-    subscribed = (await session.execute(_SUBSCRIBED, {"user_id": user_id, "at": now})).first()
+    subscribed = conn.execute(_SUBSCRIBED, {"user_id": user_id, "at": now}).first()
     if subscribed is not None:
         package_id, name, runs, tokens, subscription_id, ends_at = subscribed
         return Plan(package_id, name, runs, tokens, "subscription", subscription_id, ends_at)
     if default_package is not None:
-        default_name = await default_package.get(session)
+        default_name = default_package.get(conn)
     else:
-        default_name = await SystemSettingsRepo(session).value("default_package")
+        default_name = setting_value(conn, "default_package")
     if default_name is None:
         return None
-    default = (await session.execute(_ACTIVE_PACKAGE, {"name": default_name})).first()
+    default = conn.execute(_ACTIVE_PACKAGE, {"name": default_name}).first()
     if default is None:
         return None
     package_id, name, runs, tokens = default

@@ -33,15 +33,25 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, select
 
 from flowloom.billing.guard import QuotaGuardedResolver
-from flowloom.billing.plans import DefaultPackageName, Plan, month_window, plan_of
+from flowloom.billing.plans import (
+    DefaultPackageName,
+    Plan,
+    month_window,
+    plan_in_force,
+    plan_of,
+)
 from flowloom.exceptions import PermissionDenied, QuotaExceeded
 from flowloom.providers.base import ProviderResolver
 from flowloom.storage.database import Database
-from flowloom.storage.repos.billing import runs_started, spend_credit, tokens_used
+from flowloom.storage.repos.billing import (
+    runs_started_on,
+    spend_credit_on,
+    tokens_used,
+    tokens_used_on,
+)
 from flowloom.storage.tables import AiModel, User, WorkflowRun
 from flowloom.storage.tables.base import utcnow
 
@@ -60,30 +70,29 @@ class PlanQuota:
         self._clock = clock
         self._default_package = DefaultPackageName()
 
-    async def before_run(
+    def before_run(
         self,
-        session: AsyncSession,
+        conn: Connection,
         *,
         owner_id: str,
         idempotency_key: str | None = None,
         **future_kwargs: Any,
     ) -> dict[str, Any] | None:
-        """Allow the run, or raise QuotaExceeded; called in the run's own write transaction.
+        """Allow the run, or raise QuotaExceeded; called on the run's own write transaction
+        (its connection: a run's start is Core statements, no ORM session).
 
         Returns what to add to the run's trigger data (``{"credit_spent": True}`` when a credit
         paid for it), or None.
         """
         now = self._clock()
-        plan = await plan_of(
-            session, user_id=owner_id, now=now, default_package=self._default_package
-        )
+        plan = plan_in_force(conn, user_id=owner_id, now=now, default_package=self._default_package)
         if plan is None or not plan.limited:
             return None
-        if idempotency_key is not None and await _is_replay(session, owner_id, idempotency_key):
+        if idempotency_key is not None and _is_replay(conn, owner_id, idempotency_key):
             return None
         start, end = month_window(now)
         if plan.max_tokens_per_month is not None:
-            used = await tokens_used(session, user_id=owner_id, start=start, end=end)
+            used = tokens_used_on(conn, user_id=owner_id, start=start, end=end)
             if used >= plan.max_tokens_per_month:
                 raise _refusal(plan, "max_tokens_per_month", used, end)
         if plan.max_runs_per_month is None:
@@ -91,13 +100,11 @@ class PlanQuota:
         # FOR NO KEY UPDATE on PostgreSQL: run starts of this user queue here until the one
         # ahead commits, so each counts the runs before it. Inserts that merely reference the
         # user (usage rows) are not blocked. SQLite has one writer at a time already.
-        await session.execute(
-            select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
-        )
-        used = await runs_started(session, user_id=owner_id, start=start, end=end)
+        conn.execute(select(User.id).where(User.id == owner_id).with_for_update(key_share=True))
+        used = runs_started_on(conn, user_id=owner_id, start=start, end=end)
         if used < plan.max_runs_per_month:
             return None
-        if await spend_credit(session, user_id=owner_id) is None:
+        if spend_credit_on(conn, user_id=owner_id) is None:
             raise _refusal(plan, "max_runs_per_month", used, end)
         return {CREDIT_SPENT: True}
 
@@ -127,12 +134,12 @@ class PlanQuota:
         return QuotaGuardedResolver(providers, self.check_call)
 
 
-async def _is_replay(session: AsyncSession, owner_id: str, idempotency_key: str) -> bool:
-    found = await session.scalar(
+def _is_replay(conn: Connection, owner_id: str, idempotency_key: str) -> bool:
+    found = conn.execute(
         select(WorkflowRun.id).where(
             WorkflowRun.user_id == owner_id, WorkflowRun.idempotency_key == idempotency_key
         )
-    )
+    ).first()
     return found is not None
 
 

@@ -7,7 +7,9 @@ plan here needs no definition read at all. Stores reach it as a ``PlanSource``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,7 +58,10 @@ class PlanCache:
         key = (workflow_id, version, scope, target, use_pinned)
         found = self._plans.get(key)
         if found is not None:
-            self._plans.move_to_end(key)
+            # A run's start may ask from SQLite's writer thread while the event loop's thread
+            # prepares another plan: the entry may be evicted between the two steps.
+            with contextlib.suppress(KeyError):
+                self._plans.move_to_end(key)
         return found
 
     def prepare(
@@ -155,6 +160,8 @@ switching it off and on costs more than it saves."""
 
 _paused = 0
 """How many ``collector_paused`` blocks are open (they may overlap across tasks)."""
+_paused_lock = threading.Lock()
+"""``_paused`` moves under it: a run's start may write on SQLite's writer thread."""
 
 
 @contextmanager
@@ -170,17 +177,23 @@ def collector_paused() -> Iterator[None]:
     collected then.
     """
     global _paused
-    if _paused == 0 and not gc.isenabled():
+    with _paused_lock:
+        if _paused == 0 and not gc.isenabled():
+            paused = False
+        else:
+            paused = True
+            _paused += 1
+            gc.disable()
+    if not paused:
         yield
         return
-    _paused += 1
-    gc.disable()
     try:
         yield
     finally:
-        _paused -= 1
-        if _paused == 0:
-            gc.enable()
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0:
+                gc.enable()
 
 
 _full_paused = 0

@@ -153,20 +153,17 @@ async def test_the_default_package_name_is_kept_briefly_and_dropped_when_changed
         from flowloom.storage.repos.billing import PackageRepo
 
         name = (await PackageRepo(session).get(package_id=package_id)).name
-        assert await kept.get(session) is None
+    assert await db.run_read(kept.get) is None
     # Changed by another process (its own write, unseen here): seen once ttl_s has passed.
     async with db.write() as session:
         session.add(SystemSetting(key="default_package", value=name))
-    async with db.read() as session:
-        assert await kept.get(session) is None
+    assert await db.run_read(kept.get) is None
     moment[0] = 2.5
-    async with db.read() as session:
-        assert await kept.get(session) == name
+    assert await db.run_read(kept.get) == name
     # Changed by this process: seen at once.
     async with db.write() as session:
         await SystemSettingsRepo(session).update(changes={"default_package": None})
-    async with db.read() as session:
-        assert await kept.get(session) is None
+    assert await db.run_read(kept.get) is None
 
 
 async def test_a_credit_buys_one_run_past_the_limit(db: Database, engine: Engine) -> None:
@@ -192,6 +189,31 @@ async def test_a_credit_buys_one_run_past_the_limit(db: Database, engine: Engine
     with pytest.raises(QuotaExceeded):
         await engine.start_run(owner_id=owner, workflow_id=workflow)
     assert await count_runs(db, owner) == 2
+
+
+async def test_a_start_that_makes_its_plan_first_spends_one_credit(
+    db: Database, engine: Engine
+) -> None:
+    owner = await make_user(db, credits=2)
+    workflow = await save_workflow(db, owner)
+    await subscribe(db, owner, await make_package(db, max_runs_per_month=1))
+    first = await engine.run_to_end(owner_id=owner, workflow_id=workflow)
+    assert first.status is RunStatus.COMPLETED
+    # Another engine has no plan made: the start's first transaction asks the plan limits
+    # (spending the credit), rolls back for the plan to be made, and goes again.
+    fresh = Engine(db, quota=PlanQuota(db))
+    try:
+        paid = await fresh.run_to_end(owner_id=owner, workflow_id=workflow)
+    finally:
+        await fresh.close()
+    assert paid.status is RunStatus.COMPLETED
+    assert await credits_of(db, owner) == 1
+    assert await count_runs(db, owner) == 2
+    async with db.read() as session:
+        data = await session.scalar(
+            select(WorkflowRun.trigger_data).where(WorkflowRun.id == paid.run_id)
+        )
+    assert (data or {}).get(CREDIT_SPENT) is True
 
 
 async def test_racing_starts_spend_each_credit_exactly_once(db: Database, engine: Engine) -> None:

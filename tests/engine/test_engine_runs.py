@@ -14,10 +14,13 @@ from enginekit import (
     run_graph,
     save_workflow,
 )
+from sqlalchemy import func, select
 
 from flowloom.engine import Engine
+from flowloom.engine.plans import PlanCache
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
+from flowloom.storage.tables import WorkflowRun
 
 
 async def test_a_chain_adds_up_and_every_row_is_checkpointed(engine: Engine, db: Database) -> None:
@@ -157,3 +160,24 @@ async def test_the_outcome_waited_for_is_the_outcome_stored(engine: Engine, db: 
     assert failed.error["node_id"] == "f"
     for result in (completed, failed):
         assert result == await engine.store.outcome(result.run_id)
+
+
+async def test_a_run_starts_with_a_plan_cache_that_keeps_nothing(
+    engine: Engine, db: Database
+) -> None:
+    # The start's transaction finds no plan made, rolls back, makes the plan and goes again:
+    # with the plan it made, even when the cache did not keep it.
+    engine.plans = PlanCache(engine.registry, size=0)
+    owner = await make_owner(db)
+    workflow = await save_workflow(db, owner, chain(3))
+    result = await engine.run_to_end(owner_id=owner, workflow_id=workflow, use_cache=False)
+
+    assert result.status is RunStatus.COMPLETED
+    assert result.outputs == {"n3": {"value": 3}}
+    rows = await node_rows(db, result.run_id)
+    assert sorted(rows) == ["n1", "n2", "n3"]
+    async with db.read() as session:
+        runs = await session.scalar(
+            select(func.count()).select_from(WorkflowRun).where(WorkflowRun.user_id == owner)
+        )
+    assert runs == 1

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,7 +47,7 @@ from flowloom.nodes.base import MemoryStore
 from flowloom.providers.usage import UsageSink
 from flowloom.storage.database import Database
 from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunScope, RunStatus
-from flowloom.storage.repos.runs import RunRepo
+from flowloom.storage.repos.runs import RunRepo, insert_run, new_run_values, node_rows, run_row
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
 
@@ -56,6 +56,7 @@ __all__ = ["RunQuota", "SqlRunStore"]
 
 _NODES = cast(Table, NodeExecution.__table__)
 _RUNS = cast(Table, WorkflowRun.__table__)
+_DEBUG_SESSIONS = cast(Table, DebugSession.__table__)
 _LOAD_RUN = (
     select(
         *(
@@ -91,12 +92,12 @@ _LOAD_RUN = (
 
 
 class RunQuota(Protocol):
-    """Plan limits (``flowloom.billing.PlanQuota``), asked inside the run's transaction before
-    anything is written."""
+    """Plan limits (``flowloom.billing.PlanQuota``), asked on the run's write transaction (its
+    connection) before anything is written."""
 
-    async def before_run(
+    def before_run(
         self,
-        session: AsyncSession,
+        conn: Connection,
         *,
         owner_id: str,
         idempotency_key: str | None,
@@ -104,6 +105,15 @@ class RunQuota(Protocol):
     ) -> Mapping[str, Any] | None:
         """Raise LimitExceeded to refuse the run; may return entries for its trigger data."""
         ...
+
+
+class _PlanNeeded(Exception):
+    """The plan of ``version`` is not made yet: the start's transaction rolls back (nothing
+    written), the plan is made outside it, and the start goes again."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
 
 
 class SqlRunStore:
@@ -117,87 +127,117 @@ class SqlRunStore:
     # ---- starting and reading runs
 
     async def create_run(self, new: NewRun, plans: PlanSource) -> StoredRun:
-        owner_id = new.owner_id
-        data = dict(new.trigger_data)
+        if new.idempotency_key is None:
+            return await self._start(new, plans)
         found: str | None = None
         async with self.db.write() as session:
-            depth = 0
-            if new.parent_run_id is not None:
-                depth = await _subrun_depth(session, new)
-            if self.quota is not None:
-                # Before the run's row: the month's count of runs must not include it.
-                data.update(
-                    await self.quota.before_run(
-                        session,
-                        owner_id=owner_id,
-                        idempotency_key=new.idempotency_key,
-                        workflow_id=new.workflow_id,
-                        parent_run_id=new.parent_run_id,
-                        trigger_kind=new.trigger_kind,
-                    )
-                    or {}
-                )
-            runs = RunRepo(session, owner_id=owner_id)
-            # The workflow's current version (unless one is asked for) is read by the same
-            # statement that checks the workflow is the owner's; the rest of the transaction
-            # rolls back if the plan below refuses.
-            fields: dict[str, Any] = {
-                "workflow_id": new.workflow_id,
-                "workflow_version": new.version,
-                "scope": RunScope(new.scope.value),
-                "target_node_id": new.target_node_id if new.scope is not Scope.FULL else None,
-                "trigger_kind": new.trigger_kind,
-                "trigger_data": data or None,
-                "inputs": new.inputs,
-                "timeout_s": new.timeout_s,
-                "parent_run_id": new.parent_run_id,
-                "parent_node_id": new.parent_node_id,
-                "api_key_id": new.api_key_id,
-                "use_cache": new.use_cache,
-                "depth": depth,
-                "parent_attempt": new.parent_attempt,
-                "use_pinned": new.use_pinned,
-            }
-            if new.idempotency_key is None:
-                return await self._start(session, new, plans, fields)
-            run = await runs.create(idempotency_key=new.idempotency_key, **fields)
+            run = await RunRepo(session, owner_id=new.owner_id).create(
+                idempotency_key=new.idempotency_key,
+                **await session.run_sync(lambda sync: self._checked(sync.connection(), new)),
+            )
             existing = await session.scalar(
                 select(func.count()).where(NodeExecution.run_id == run.id)
             )
             if existing:
                 found = run.id
             else:
-                created = await self._write_nodes(session, new, plans, run)
+                prepared = await self._prepared(new, plans, run.workflow_version, session)
+                big = len(prepared.plan.order) >= BIG_PLAN
+                with collector_paused() if big else contextlib.nullcontext():
+                    row_ids = await RunRepo(session, owner_id=new.owner_id).insert_node_executions(
+                        run_id=run.id, nodes=_node_specs(prepared)
+                    )
+                    values = {name: getattr(run, name) for name in _STORED_COLUMNS}
+                    created = await session.run_sync(
+                        lambda sync: _stored(sync.connection(), new, prepared, values, row_ids)
+                    )
         if found is not None:
             # Written before, for the same key: as it stands now.
             return await self.load_run(found, plans)
         return created
 
-    async def _start(
-        self, session: AsyncSession, new: NewRun, plans: PlanSource, fields: dict[str, Any]
-    ) -> StoredRun:
-        """A run without an idempotency key: its row and its node rows written at once
-        (``RunRepo.start``), once the plan of its version is known."""
-        planned: list[Prepared] = []
-        with contextlib.ExitStack() as paused:
-
-            async def nodes(run: WorkflowRun) -> list[tuple[str, str, int]]:
-                prepared = await self._prepared(session, new, plans, run.workflow_version)
-                planned.append(prepared)
-                if len(prepared.plan.order) >= BIG_PLAN:
-                    paused.enter_context(collector_paused())
-                return _node_specs(prepared)
-
-            run, row_ids = await RunRepo(session, owner_id=new.owner_id).start(
-                nodes=nodes, **fields
+    def _checked(self, conn: Connection, new: NewRun) -> dict[str, Any]:
+        """The depth and the plan limits of ``new`` (on its write transaction, before anything
+        is written); the fields of its run row."""
+        depth = 0
+        if new.parent_run_id is not None:
+            depth = _subrun_depth(conn, new)
+        data = dict(new.trigger_data)
+        if self.quota is not None:
+            # Before the run's row: the month's count of runs must not include it.
+            data.update(
+                self.quota.before_run(
+                    conn,
+                    owner_id=new.owner_id,
+                    idempotency_key=new.idempotency_key,
+                    workflow_id=new.workflow_id,
+                    parent_run_id=new.parent_run_id,
+                    trigger_kind=new.trigger_kind,
+                )
+                or {}
             )
-            return await self._stored(session, new, planned[0], run, row_ids)
+        return {
+            "workflow_id": new.workflow_id,
+            "workflow_version": new.version,
+            "scope": RunScope(new.scope.value),
+            "target_node_id": new.target_node_id if new.scope is not Scope.FULL else None,
+            "trigger_kind": new.trigger_kind,
+            "trigger_data": data or None,
+            "inputs": new.inputs,
+            "timeout_s": new.timeout_s,
+            "parent_run_id": new.parent_run_id,
+            "parent_node_id": new.parent_node_id,
+            "api_key_id": new.api_key_id,
+            "use_cache": new.use_cache,
+            "depth": depth,
+            "parent_attempt": new.parent_attempt,
+            "use_pinned": new.use_pinned,
+        }
+
+    async def _start(self, new: NewRun, plans: PlanSource) -> StoredRun:
+        """A run without an idempotency key: every check, its row, its node rows and its debug
+        session in ONE write transaction of Core statements (``Database.run_write``, on
+        SQLite inline on the writer's connection): no ORM session, whose begin, flush and
+        commit were a third of a 100-node run's start. A version whose plan is not made yet
+        rolls the transaction back before anything is written (``_PlanNeeded``); the plan is
+        made from the saved definition, and the start goes again."""
+        made: dict[int, Prepared] = {}
+        while True:
+            try:
+                return await self.db.run_write(
+                    lambda conn: self._write_start(conn, new, plans, made), inline=True
+                )
+            except _PlanNeeded as needed:
+                made[needed.version] = await self._prepared(new, plans, needed.version)
+
+    def _write_start(
+        self, conn: Connection, new: NewRun, plans: PlanSource, made: Mapping[int, Prepared]
+    ) -> StoredRun:
+        """``_start``'s transaction; ``made``: plans made for it (by version) since it began."""
+        values = new_run_values(conn, owner_id=new.owner_id, **self._checked(conn, new))
+        version = values["workflow_version"]
+        prepared = made.get(version) or plans.cached(
+            new.workflow_id, version, new.scope, new.target_node_id, use_pinned=new.use_pinned
+        )
+        if prepared is None:
+            raise _PlanNeeded(version)
+        check_breakpoints(new.breakpoints, prepared)
+        big = len(prepared.plan.order) >= BIG_PLAN
+        with collector_paused() if big else contextlib.nullcontext():
+            nodes = node_rows(values["id"], _node_specs(prepared))
+            insert_run(conn, run_row(values), nodes)
+            return _stored(conn, new, prepared, values, nodes.ids)
 
     async def _prepared(
-        self, session: AsyncSession, new: NewRun, plans: PlanSource, version: int
+        self,
+        new: NewRun,
+        plans: PlanSource,
+        version: int,
+        session: AsyncSession | None = None,
     ) -> Prepared:
-        """The plan of ``new`` at ``version``: cached, or made from the saved definition;
-        ValidationFailed for breakpoints that name no node of it."""
+        """The plan of ``new`` at ``version``: cached, or made from the saved definition (read
+        in ``session``, else in a read of its own); ValidationFailed for breakpoints that name
+        no node of it."""
         owner_id = new.owner_id
         pinned = new.use_pinned
         # A version prepared before needs no definition read (nor its JSON parsed).
@@ -205,11 +245,18 @@ class SqlRunStore:
             new.workflow_id, version, new.scope, new.target_node_id, use_pinned=pinned
         )
         if prepared is None:
-            workflows = WorkflowRepo(session, owner_id=owner_id)
             # Parsing the definition makes as many objects as planning it, all living on
             # (``prepare`` pauses the collector for the planning; this, for both at once).
             with collector_paused():
-                saved = await workflows.get_version(workflow_id=new.workflow_id, version=version)
+                async with contextlib.AsyncExitStack() as stack:
+                    reading = (
+                        session
+                        if session is not None
+                        else await stack.enter_async_context(self.db.read())
+                    )
+                    saved = await WorkflowRepo(reading, owner_id=owner_id).get_version(
+                        workflow_id=new.workflow_id, version=version
+                    )
                 prepared = plans.prepare(
                     new.workflow_id,
                     version,
@@ -220,76 +267,6 @@ class SqlRunStore:
                 )
         check_breakpoints(new.breakpoints, prepared)
         return prepared
-
-    async def _write_nodes(
-        self, session: AsyncSession, new: NewRun, plans: PlanSource, run: WorkflowRun
-    ) -> StoredRun:
-        """The plan's node rows and the debug session of ``run``, just inserted; the run as
-        stored: what ``load_run`` would read back, built without reading it back."""
-        prepared = await self._prepared(session, new, plans, run.workflow_version)
-        big = len(prepared.plan.order) >= BIG_PLAN
-        with collector_paused() if big else contextlib.nullcontext():
-            row_ids = await RunRepo(session, owner_id=new.owner_id).insert_node_executions(
-                run_id=run.id, nodes=_node_specs(prepared)
-            )
-            return await self._stored(session, new, prepared, run, row_ids)
-
-    async def _stored(
-        self,
-        session: AsyncSession,
-        new: NewRun,
-        prepared: Prepared,
-        run: WorkflowRun,
-        row_ids: list[str],
-    ) -> StoredRun:
-        """``run`` as just written with its node rows ``row_ids`` (in plan order), and its
-        debug session, added now."""
-        owner_id = new.owner_id
-        counts = prepared.plan.unfinished_parents()
-        order = prepared.plan.order
-        debug: DebugState | None = None
-        if new.breakpoints is not None:
-            debug = DebugState(
-                session_id=new_id(PREFIXES["debug_sessions"]),
-                breakpoints=frozenset(new.breakpoints),
-                mode="continue",
-            )
-            session.add(
-                DebugSession(
-                    id=debug.session_id,
-                    run_id=run.id,
-                    user_id=owner_id,
-                    breakpoints=list(new.breakpoints),
-                    mode=debug.mode,
-                )
-            )
-        slots = {
-            node: NodeSlot(
-                row_id=row_id,
-                node_id=node,
-                status=NodeStatus.READY if counts[node] == 0 else NodeStatus.PENDING,
-                attempt=1,
-                pending=counts[node],
-            )
-            for node, row_id in zip(order, row_ids, strict=True)
-        }
-        return StoredRun(
-            run_id=run.id,
-            workflow_id=run.workflow_id,
-            owner_id=owner_id,
-            status=RunStatus.PENDING,
-            prepared=prepared,
-            slots=slots,
-            # As the database gives them back (its JSON), not the caller's own objects.
-            run_inputs=json.loads(json.dumps(run.inputs or {})),
-            outside_outputs=await _outside_outputs(session, run.workflow_id, prepared),
-            debug=debug,
-            started_at=None,
-            timeout_s=run.timeout_s,
-            api_key_id=run.api_key_id,
-            use_cache=run.use_cache,
-            use_pinned=new.use_pinned,
-        )
 
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
         # The run row with its debug session, then its node rows, on the fast read path (a
@@ -346,7 +323,11 @@ class SqlRunStore:
                     run.target_node_id,
                     use_pinned=run.use_pinned,
                 )
-            return prepared, await _outside_outputs(session, run.workflow_id, prepared)
+            planned = prepared
+            outside = await session.run_sync(
+                lambda sync: _outside_outputs(sync.connection(), run.workflow_id, planned)
+            )
+            return prepared, outside
 
     async def outcome(self, run_id: str) -> RunResult:
         async with self.db.read() as session:
@@ -520,11 +501,72 @@ def _node_specs(prepared: Prepared) -> list[tuple[str, str, int]]:
     return [(node, specs[node].definition.type, counts[node]) for node in prepared.plan.order]
 
 
-async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:
-    """The depth a child of ``new.parent_run_id`` has; LimitExceeded past the limit."""
-    parent_depth = await session.scalar(
-        select(WorkflowRun.depth).where(WorkflowRun.id == new.parent_run_id)
+_STORED_COLUMNS = ("id", "workflow_id", "inputs", "timeout_s", "api_key_id", "use_cache")
+"""The columns of a new run that ``_stored`` reads."""
+
+
+def _stored(
+    conn: Connection,
+    new: NewRun,
+    prepared: Prepared,
+    values: Mapping[str, Any],
+    row_ids: list[str],
+) -> StoredRun:
+    """The run just written (``values``: its columns, ``_STORED_COLUMNS`` at least) with its
+    node rows ``row_ids`` (in plan order), and its debug session, added now on ``conn``: what
+    ``load_run`` would read back, built without reading it back."""
+    owner_id = new.owner_id
+    counts = prepared.plan.unfinished_parents()
+    debug: DebugState | None = None
+    if new.breakpoints is not None:
+        debug = DebugState(
+            session_id=new_id(PREFIXES["debug_sessions"]),
+            breakpoints=frozenset(new.breakpoints),
+            mode="continue",
+        )
+        conn.execute(
+            insert(_DEBUG_SESSIONS).values(
+                id=debug.session_id,
+                run_id=values["id"],
+                user_id=owner_id,
+                breakpoints=list(new.breakpoints),
+                mode=debug.mode,
+            )
+        )
+    slots = {
+        node: NodeSlot(
+            row_id=row_id,
+            node_id=node,
+            status=NodeStatus.READY if counts[node] == 0 else NodeStatus.PENDING,
+            attempt=1,
+            pending=counts[node],
+        )
+        for node, row_id in zip(prepared.plan.order, row_ids, strict=True)
+    }
+    return StoredRun(
+        run_id=values["id"],
+        workflow_id=values["workflow_id"],
+        owner_id=owner_id,
+        status=RunStatus.PENDING,
+        prepared=prepared,
+        slots=slots,
+        # As the database gives them back (its JSON), not the caller's own objects.
+        run_inputs=json.loads(json.dumps(values["inputs"] or {})),
+        outside_outputs=_outside_outputs(conn, values["workflow_id"], prepared),
+        debug=debug,
+        started_at=None,
+        timeout_s=values["timeout_s"],
+        api_key_id=values["api_key_id"],
+        use_cache=values["use_cache"],
+        use_pinned=new.use_pinned,
     )
+
+
+def _subrun_depth(conn: Connection, new: NewRun) -> int:
+    """The depth a child of ``new.parent_run_id`` has; LimitExceeded past the limit."""
+    parent_depth = conn.execute(
+        select(WorkflowRun.depth).where(WorkflowRun.id == new.parent_run_id)
+    ).scalar()
     depth = (parent_depth or 0) + 1
     if depth > new.max_depth:
         raise LimitExceeded(
@@ -535,8 +577,8 @@ async def _subrun_depth(session: AsyncSession, new: NewRun) -> int:
     return depth
 
 
-async def _outside_outputs(
-    session: AsyncSession, workflow_id: str, prepared: Prepared
+def _outside_outputs(
+    conn: Connection, workflow_id: str, prepared: Prepared
 ) -> dict[str, dict[str, Any] | None]:
     """For a NODE or UPSTREAM run: what each parent outside the plan feeds it (its pinned
     outputs, or its newest success in the workflow)."""
@@ -546,7 +588,5 @@ async def _outside_outputs(
             if parent in prepared.pins:
                 outside[parent] = prepared.pins[parent]
                 continue
-            outside[parent] = await latest_success_outputs(
-                session, workflow_id=workflow_id, node_id=parent
-            )
+            outside[parent] = latest_success_outputs(conn, workflow_id=workflow_id, node_id=parent)
     return outside

@@ -43,7 +43,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.engine.ports import Tick
 from flowloom.engine.run_state import DebugState, NodeSlot
@@ -561,12 +560,12 @@ def debug_state(row: Row[*tuple[Any, ...]]) -> DebugState | None:
     )
 
 
-async def latest_success_outputs(
-    session: AsyncSession, *, workflow_id: str, node_id: str
+def latest_success_outputs(
+    conn: Connection, *, workflow_id: str, node_id: str
 ) -> dict[str, Any] | None:
     """The outputs of ``node_id``'s newest SUCCEEDED or CACHED execution in ``workflow_id``:
     what a NODE-scope run feeds a node from parents outside it. None if it never succeeded."""
-    outputs: dict[str, Any] | None = await session.scalar(
+    outputs: dict[str, Any] | None = conn.execute(
         select(_NODES.c.outputs)
         .join(_RUNS, _RUNS.c.id == _NODES.c.run_id)
         .where(
@@ -576,5 +575,5 @@ async def latest_success_outputs(
         )
         .order_by(_RUNS.c.id.desc())
         .limit(1)
-    )
+    ).scalar()
     return outputs

@@ -248,7 +248,7 @@ class KeyMatch:
     """The key's own rate (``"100/s"``), or None for the instance default."""
 
 
-_BY_PREFIX = (
+_KEY_BY_PREFIX = (
     select(
         ApiKey.id,
         ApiKey.user_id,
@@ -265,8 +265,8 @@ _BY_PREFIX = (
     .join(User, User.id == ApiKey.user_id)
     .where(ApiKey.prefix == bindparam("prefix"), User.is_active.is_(True))
 )
-"""The key with a prefix, if its owner's account is active: built once, as every
-authenticated request runs it."""
+"""Built once: every authenticated request runs it, and a statement made afresh per call costs
+SQLAlchemy its construction and a new cache key each time."""
 
 
 async def authenticate_api_key(
@@ -288,7 +288,7 @@ async def authenticate_api_key(
         return None
     now = now or utcnow()
     row = await db.run_read(
-        lambda conn: conn.execute(_BY_PREFIX, {"prefix": prefix}).first(), inline=True
+        lambda conn: conn.execute(_KEY_BY_PREFIX, {"prefix": prefix}).first(), inline=True
     )
     if row is None:
         return None

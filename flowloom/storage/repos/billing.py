@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import BindParameter, ColumnElement, case, func, select, update
+from sqlalchemy import BindParameter, ColumnElement, Connection, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,10 +38,13 @@ __all__ = [
     "grant_credits",
     "list_accounts",
     "runs_started",
+    "runs_started_on",
     "set_role",
     "spend_credit",
+    "spend_credit_on",
     "subscription_in_force",
     "tokens_used",
+    "tokens_used_on",
     "usage_by_provider",
 ]
 
@@ -381,50 +384,70 @@ async def grant_credits(session: AsyncSession, *, user_id: str, amount: int) -> 
     return int(balance)
 
 
-async def spend_credit(session: AsyncSession, *, user_id: str) -> int | None:
-    """Take one credit if the user has any: the balance left, or None if there was none."""
-    left = await session.scalar(
+def _spend_credit_statement(user_id: str) -> Any:
+    return (
         update(User)
         .where(User.id == user_id, User.credits > 0)
         .values(credits=User.credits - 1)
         .returning(User.credits)
         .execution_options(synchronize_session=False)
     )
+
+
+async def spend_credit(session: AsyncSession, *, user_id: str) -> int | None:
+    """Take one credit if the user has any: the balance left, or None if there was none."""
+    left = await session.scalar(_spend_credit_statement(user_id))
+    return None if left is None else int(left)
+
+
+def spend_credit_on(conn: Connection, *, user_id: str) -> int | None:
+    """``spend_credit`` on a connection, in its transaction (a run's start)."""
+    left = conn.execute(_spend_credit_statement(user_id)).scalar()
     return None if left is None else int(left)
 
 
 # ---- what a month used
 
 
+def _runs_started_statement(user_id: str, start: datetime, end: datetime) -> Any:
+    # Run ids are time-ordered, so the range is a range of ids on the (user_id, id) index.
+    prefix = PREFIXES["workflow_runs"]
+    return select(func.count()).where(
+        WorkflowRun.user_id == user_id,
+        WorkflowRun.id >= id_floor(prefix, _ms(start)),
+        WorkflowRun.id < id_floor(prefix, _ms(end)),
+    )
+
+
 async def runs_started(
     session: AsyncSession, *, user_id: str, start: datetime, end: datetime
 ) -> int:
-    """How many runs (sub-runs included) the user started in ``[start, end)``.
+    """How many runs (sub-runs included) the user started in ``[start, end)``."""
+    return int(await session.scalar(_runs_started_statement(user_id, start, end)) or 0)
 
-    Run ids are time-ordered, so the range is a range of ids on the ``(user_id, id)`` index.
-    """
-    prefix = PREFIXES["workflow_runs"]
-    count = await session.scalar(
-        select(func.count()).where(
-            WorkflowRun.user_id == user_id,
-            WorkflowRun.id >= id_floor(prefix, _ms(start)),
-            WorkflowRun.id < id_floor(prefix, _ms(end)),
-        )
+
+def runs_started_on(conn: Connection, *, user_id: str, start: datetime, end: datetime) -> int:
+    """``runs_started`` on a connection, in its transaction (a run's start)."""
+    return int(conn.execute(_runs_started_statement(user_id, start, end)).scalar() or 0)
+
+
+def _tokens_used_statement(user_id: str, start: datetime, end: datetime) -> Any:
+    # On the usage (user_id, created_at) index.
+    return select(func.coalesce(func.sum(Usage.tokens_total), 0)).where(
+        Usage.user_id == user_id, Usage.created_at >= start, Usage.created_at < end
     )
-    return int(count or 0)
 
 
 async def tokens_used(
     session: AsyncSession, *, user_id: str, start: datetime, end: datetime
 ) -> int:
-    """The user's tokens (in + out) recorded in ``[start, end)``, on the usage
-    ``(user_id, created_at)`` index."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(Usage.tokens_total), 0)).where(
-            Usage.user_id == user_id, Usage.created_at >= start, Usage.created_at < end
-        )
-    )
-    return int(total or 0)
+    """The user's tokens (in + out) recorded in ``[start, end)``."""
+    return int(await session.scalar(_tokens_used_statement(user_id, start, end)) or 0)
+
+
+def tokens_used_on(conn: Connection, *, user_id: str, start: datetime, end: datetime) -> int:
+    """``tokens_used`` on a connection, in its transaction (a run's start)."""
+    return int(conn.execute(_tokens_used_statement(user_id, start, end)).scalar() or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,20 +75,19 @@ _CURRENT_VERSION = select(Workflow.version).where(
 """The current version of the owner's workflow (the number only: a definition can be large),
 built once: it is asked at every run start."""
 
-_NODE_ROW = (
+_VARYING_NODE_COLUMNS = (
     "id",
-    "run_id",
     "node_id",
     "node_type",
     "status",
-    "attempt",
     "pending_parents",
-    "attempts",
     "idempotency_key",
-    "updated_at",
-    "created_at",
 )
-"""The columns of a new node execution row, in the order ``insert_node_executions`` gives."""
+"""The columns of a new node execution row that differ from node to node of one run."""
+_SHARED_NODE_COLUMNS = ("run_id", "attempt", "attempts", "updated_at", "created_at")
+"""The columns every new node execution row of one run holds alike."""
+_NODE_ROW = _VARYING_NODE_COLUMNS + _SHARED_NODE_COLUMNS
+"""The columns of a new node execution row, in the order its statements bind them."""
 
 
 _RUN_ROW = (
@@ -125,17 +124,19 @@ _NEW_RUN_NULLS = tuple(c.key for c in _WORKFLOW_RUNS.c if c.key not in _RUN_ROW)
 
 @cache
 def _insert_sql(dialect: Dialect, table: Table, names: tuple[str, ...]) -> str:
-    compiled = (
-        insert(table).values({name: bindparam(name) for name in names}).compile(dialect=dialect)
+    """An INSERT of one row of ``names`` into ``table``, bound by position in that order (a
+    qmark paramstyle: SQLite's)."""
+    if dialect.paramstyle != "qmark":
+        raise RuntimeError(f"positional INSERTs are for SQLite, not {dialect.name}")
+    quote = dialect.identifier_preparer.quote
+    return (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)})"
+        f" VALUES ({', '.join('?' * len(names))})"
     )
-    # The rows are built in this positional order: checked once, not assumed.
-    if list(compiled.positiontup or []) != list(names):
-        raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
-    return compiled.string
 
 
 def _insert_rows(
-    session: Session, table: Table, names: tuple[str, ...], rows: list[tuple[Any, ...]], what: str
+    conn: Connection, table: Table, names: tuple[str, ...], rows: list[tuple[Any, ...]], what: str
 ) -> None:
     """``rows`` (tuples of the columns ``names``) into ``table`` in one executemany.
 
@@ -144,7 +145,6 @@ def _insert_rows(
     the column types bind (``storage.bound``). On PostgreSQL, Core's executemany (one
     multi-row INSERT): the table, not the mapped class, skips the ORM's bookkeeping.
     """
-    conn = session.connection()
     dialect = conn.dialect
     try:
         if dialect.name == "sqlite":
@@ -158,45 +158,70 @@ def _insert_rows(
         raise translate_integrity_error(exc, what=what) from None
 
 
-def _insert_node_rows(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """A run's node rows (``_NODE_ROW`` tuples) in one executemany."""
-    _insert_rows(session, _NODE_EXECUTIONS, _NODE_ROW, rows, "node execution")
+class NewNodes(NamedTuple):
+    """A run's new node rows, column by column (``_node_rows``)."""
+
+    varying: tuple[list[Any], ...]
+    """One list a column of ``_VARYING_NODE_COLUMNS``, a value a node, in plan order."""
+    shared: tuple[Any, ...]
+    """The values of ``_SHARED_NODE_COLUMNS``, alike for every node."""
+
+    @property
+    def ids(self) -> list[str]:
+        return cast(list[str], self.varying[0])
 
 
-def _insert_run(session: Session, run: tuple[Any, ...], nodes: list[tuple[Any, ...]]) -> None:
-    """A new run's row (a ``_RUN_ROW`` tuple) and its node rows (``_NODE_ROW`` tuples).
+def _bound_nodes(dialect: Dialect, nodes: NewNodes) -> tuple[list[Any], list[list[Any]]]:
+    """``nodes`` bound as the column types bind (``storage.bound``): the shared values once,
+    each varying column as a whole (most need no conversion at all)."""
+    binders = processors(dialect, _NODE_EXECUTIONS, _NODE_ROW)
+    count = len(_VARYING_NODE_COLUMNS)
+    columns = [
+        column if process is None else [process(value) for value in column]
+        for process, column in zip(binders[:count], nodes.varying, strict=True)
+    ]
+    shared = [
+        _bound(process, value) for process, value in zip(binders[count:], nodes.shared, strict=True)
+    ]
+    return shared, columns
+
+
+def _insert_node_rows(conn: Connection, nodes: NewNodes) -> None:
+    """A run's node rows in one executemany (SQLite) or one statement (PostgreSQL)."""
+    if not nodes.ids:
+        return
+    dialect = conn.dialect
+    shared, columns = _bound_nodes(dialect, nodes)
+    try:
+        if dialect.name == "sqlite":
+            tail = tuple(shared)
+            sqlite_connection(conn).executemany(
+                _insert_sql(dialect, _NODE_EXECUTIONS, _NODE_ROW),
+                [row + tail for row in zip(*columns, strict=True)],
+            )
+        else:
+            conn.exec_driver_sql(_pg_nodes_sql(dialect), (*shared, *columns))
+    except (IntegrityError, sqlite3.IntegrityError) as exc:
+        raise translate_integrity_error(exc, what="node execution") from None
+
+
+def insert_run(conn: Connection, run: tuple[Any, ...], nodes: NewNodes) -> None:
+    """A new run's row (a ``_RUN_ROW`` tuple) and its node rows.
 
     On PostgreSQL in ONE statement (the run's INSERT in a CTE, the node rows from arrays):
-    one round trip. On SQLite two executions on the driver's connection, in one hop.
+    one round trip. On SQLite two executions on the driver's connection.
     """
-    conn = session.connection()
     dialect = conn.dialect
     if dialect.name == "sqlite":
-        _insert_rows(session, _WORKFLOW_RUNS, _RUN_ROW, [run], "run")
-        if nodes:
-            _insert_node_rows(session, nodes)
+        _insert_rows(conn, _WORKFLOW_RUNS, _RUN_ROW, [run], "run")
+        _insert_node_rows(conn, nodes)
         return
     run_values = bind(processors(dialect, _WORKFLOW_RUNS, _RUN_ROW), run)
-    binders = processors(dialect, _NODE_EXECUTIONS, _NODE_ROW)
-    # What every node row of the run holds alike goes once; the rest as one array a column.
-    first = nodes[0] if nodes else (None,) * len(_NODE_ROW)
-    shared = [_bound(binders[i], first[i]) for i in _SHARED_AT]
-    columns: list[list[Any]] = [[] for _ in _VARYING_AT]
-    for node in nodes:
-        if any(node[i] != first[i] for i in _SHARED_AT):
-            raise ValueError(f"the node rows of one run differ in {_SHARED_NODE_COLUMNS}")
-        for column, i in zip(columns, _VARYING_AT, strict=True):
-            column.append(_bound(binders[i], node[i]))
+    shared, columns = _bound_nodes(dialect, nodes)
     try:
         conn.exec_driver_sql(_pg_start_sql(dialect), (*run_values, *shared, *columns))
     except IntegrityError as exc:
         raise translate_integrity_error(exc, what="run") from None
-
-
-_SHARED_NODE_COLUMNS = ("run_id", "attempt", "attempts", "updated_at", "created_at")
-"""The columns of ``_NODE_ROW`` every new node row of one run holds alike (``_node_rows``)."""
-_SHARED_AT = tuple(i for i, name in enumerate(_NODE_ROW) if name in _SHARED_NODE_COLUMNS)
-_VARYING_AT = tuple(i for i, name in enumerate(_NODE_ROW) if name not in _SHARED_NODE_COLUMNS)
 
 
 def _bound(process: Processor, value: Any) -> Any:
@@ -212,56 +237,66 @@ def _pg_cast(dialect: Dialect, table: Table, name: str) -> tuple[str, bool]:
     return type_.compile(dialect=dialect), False
 
 
-@cache
-def _pg_start_sql(dialect: Dialect) -> str:
-    """``_insert_run``'s statement: ``$1``... the run's ``_RUN_ROW`` values, the node rows'
-    shared values (``_SHARED_AT``), then one array per other column of ``_NODE_ROW``."""
-    values = []
-    for n, name in enumerate(_RUN_ROW, start=1):
-        cast_to, is_json = _pg_cast(dialect, _WORKFLOW_RUNS, name)
-        values.append(f"${n}::{cast_to}" + ("::jsonb" if is_json else ""))
+def _pg_nodes_select(dialect: Dialect, first: int) -> str:
+    """The SELECT of the node rows from ``$first``...: the shared values, then one array per
+    varying column."""
     picks: dict[str, str] = {}
-    n = len(_RUN_ROW)
-    for i in _SHARED_AT:
+    n = first - 1
+    for name in _SHARED_NODE_COLUMNS:
         n += 1
-        cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, _NODE_ROW[i])
-        picks[_NODE_ROW[i]] = f"${n}::{cast_to}" + ("::jsonb" if is_json else "")
-    arrays, varying = [], [_NODE_ROW[i] for i in _VARYING_AT]
-    for name in varying:
+        cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, name)
+        picks[name] = f"${n}::{cast_to}" + ("::jsonb" if is_json else "")
+    arrays = []
+    for name in _VARYING_NODE_COLUMNS:
         n += 1
         cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, name)
         arrays.append(f"${n}::{cast_to}[]")
         picks[name] = f"v.{name}::jsonb" if is_json else f"v.{name}"
     return (
-        f"WITH run AS (INSERT INTO {_WORKFLOW_RUNS.name} ({', '.join(_RUN_ROW)})"
-        f" VALUES ({', '.join(values)}))"
-        f" INSERT INTO {_NODE_EXECUTIONS.name} ({', '.join(_NODE_ROW)})"
+        f"INSERT INTO {_NODE_EXECUTIONS.name} ({', '.join(_NODE_ROW)})"
         f" SELECT {', '.join(picks[name] for name in _NODE_ROW)}"
-        f" FROM unnest({', '.join(arrays)}) AS v({', '.join(varying)})"
+        f" FROM unnest({', '.join(arrays)}) AS v({', '.join(_VARYING_NODE_COLUMNS)})"
     )
 
 
-def _node_rows(run_id: str, nodes: Sequence[tuple[str, str, int]]) -> list[tuple[Any, ...]]:
-    """The new node rows (``_NODE_ROW`` tuples) of ``nodes`` (``NodeSpec`` or plain tuples:
-    node id, type, unfinished parents): READY with none, else PENDING; attempt 1."""
+@cache
+def _pg_nodes_sql(dialect: Dialect) -> str:
+    """``_insert_node_rows``' statement: ``$1``... the node rows' shared values, then one
+    array per varying column."""
+    return _pg_nodes_select(dialect, 1)
+
+
+@cache
+def _pg_start_sql(dialect: Dialect) -> str:
+    """``insert_run``'s statement: ``$1``... the run's ``_RUN_ROW`` values, the node rows'
+    shared values, then one array per varying node column."""
+    values = []
+    for n, name in enumerate(_RUN_ROW, start=1):
+        cast_to, is_json = _pg_cast(dialect, _WORKFLOW_RUNS, name)
+        values.append(f"${n}::{cast_to}" + ("::jsonb" if is_json else ""))
+    return (
+        f"WITH run AS (INSERT INTO {_WORKFLOW_RUNS.name} ({', '.join(_RUN_ROW)})"
+        f" VALUES ({', '.join(values)})) " + _pg_nodes_select(dialect, len(_RUN_ROW) + 1)
+    )
+
+
+def node_rows(run_id: str, nodes: Sequence[tuple[str, str, int]]) -> NewNodes:
+    """The new node rows of ``nodes`` (``NodeSpec`` or plain tuples: node id, type,
+    unfinished parents): READY with none, else PENDING; attempt 1."""
     now = utcnow()
-    ids = new_ids(_NODE_EXECUTION, len(nodes)) if nodes else []
-    return [
-        (
-            row_id,
-            run_id,
-            node_id,
-            node_type,
-            NodeStatus.READY if pending == 0 else NodeStatus.PENDING,
-            1,
+    node_ids = [node[0] for node in nodes]
+    pending = [node[2] for node in nodes]
+    return NewNodes(
+        varying=(
+            new_ids(_NODE_EXECUTION, len(nodes)),
+            node_ids,
+            [node[1] for node in nodes],
+            [NodeStatus.PENDING if count else NodeStatus.READY for count in pending],
             pending,
-            [],
-            idempotency_key(run_id, node_id),
-            now,
-            now,
-        )
-        for row_id, (node_id, node_type, pending) in zip(ids, nodes, strict=True)
-    ]
+            [idempotency_key(run_id, node_id) for node_id in node_ids],
+        ),
+        shared=(run_id, 1, [], now, now),
+    )
 
 
 class NodeSpec(NamedTuple):
@@ -321,6 +356,107 @@ def history_statement(
     if cursor is not None:
         query = query.where(WorkflowRun.id < cursor)
     return query.order_by(WorkflowRun.id.desc()).limit(limit + 1)
+
+
+def _checked_settings(
+    scope: Any, trigger_kind: Any, target_node_id: str | None, timeout_s: float | None
+) -> tuple[RunScope, TriggerKind]:
+    """A new run's scope and trigger kind as enums; InputError for what cannot be."""
+    scope = _enum(RunScope, scope, "scope")
+    trigger_kind = _enum(TriggerKind, trigger_kind, "trigger_kind")
+    if (scope is RunScope.FULL) != (target_node_id is None):
+        raise InputError(
+            "target_node_id is required for scope NODE and UPSTREAM, and refused for FULL",
+            field="target_node_id",
+        )
+    if timeout_s is not None and not timeout_s > 0:
+        raise InputError("timeout_s must be positive", field="timeout_s")
+    return scope, trigger_kind
+
+
+_OWNED_RUN = select(WorkflowRun.id).where(
+    WorkflowRun.id == bindparam("run_id"), WorkflowRun.user_id == bindparam("owner_id")
+)
+_KEY_OWNER = select(ApiKey.user_id).where(ApiKey.id == bindparam("api_key_id"))
+
+
+def new_run_values(
+    conn: Connection,
+    *,
+    owner_id: str,
+    workflow_id: str,
+    workflow_version: int | None,
+    scope: RunScope = RunScope.FULL,
+    target_node_id: str | None = None,
+    trigger_kind: TriggerKind = TriggerKind.MANUAL,
+    trigger_data: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    api_key_id: str | None = None,
+    parent_run_id: str | None = None,
+    parent_node_id: str | None = None,
+    timeout_s: float | None = None,
+    use_cache: bool = True,
+    use_pinned: bool = False,
+    depth: int = 0,
+    parent_attempt: int | None = None,
+) -> dict[str, Any]:
+    """The checks of ``RunRepo.create`` but the look-up of an earlier use of
+    ``idempotency_key``, as Core statements on ``conn`` (in the caller's transaction); the new
+    run's ``_RUN_ROW`` values (nothing written).
+
+    NotFound for a workflow, version, parent run or API key that is not ``owner_id``'s;
+    InputError for settings that do not fit together. The workflow's current version (unless
+    one is asked for) is read by the statement that checks the workflow is the owner's.
+    """
+    scope, trigger_kind = _checked_settings(scope, trigger_kind, target_node_id, timeout_s)
+    current = conn.execute(
+        _CURRENT_VERSION, {"workflow_id": workflow_id, "owner_id": owner_id}
+    ).scalar()
+    if current is None:
+        raise NotFound("workflow", workflow_id)
+    if workflow_version is None:
+        workflow_version = current
+    if not 1 <= workflow_version <= current:
+        raise NotFound("workflow version", f"{workflow_id}@{workflow_version}")
+    if parent_run_id is not None and (
+        conn.execute(_OWNED_RUN, {"run_id": parent_run_id, "owner_id": owner_id}).first() is None
+    ):
+        raise NotFound("run", parent_run_id)
+    if api_key_id is not None and (
+        conn.execute(_KEY_OWNER, {"api_key_id": api_key_id}).scalar() != owner_id
+    ):
+        raise NotFound("API key", api_key_id)
+    now = utcnow()
+    return {
+        "id": new_id(_RUN),
+        "workflow_id": workflow_id,
+        "workflow_version": workflow_version,
+        "user_id": owner_id,
+        "api_key_id": api_key_id,
+        "parent_run_id": parent_run_id,
+        "parent_node_id": parent_node_id,
+        "status": RunStatus.PENDING,
+        "scope": scope,
+        "target_node_id": target_node_id,
+        "trigger_kind": trigger_kind,
+        "trigger_data": trigger_data,
+        "inputs": inputs or {},
+        "idempotency_key": idempotency_key,
+        "timeout_s": timeout_s,
+        "cancel_requested": False,
+        "use_cache": use_cache,
+        "use_pinned": use_pinned,
+        "depth": depth,
+        "parent_attempt": parent_attempt,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def run_row(values: dict[str, Any]) -> tuple[Any, ...]:
+    """``new_run_values``' run as a ``_RUN_ROW`` tuple (what ``insert_run`` takes)."""
+    return tuple(values[name] for name in _RUN_ROW)
 
 
 class RunRepo:
@@ -384,7 +520,7 @@ class RunRepo:
         if not fresh:
             return run
         if idempotency_key is None:
-            await self._insert_new(run, [])
+            await self._insert_new(run, node_rows(run.id, ()))
             return run
         # A concurrent request with the same key may commit between our look-up and our insert;
         # the savepoint lets us lose that race politely and return the winner's run.
@@ -411,9 +547,9 @@ class RunRepo:
         if run.get("idempotency_key") is not None:
             raise ValueError("start() takes no idempotency key: create() handles repeats")
         new, _ = await self._new_run(**run)
-        rows = _node_rows(new.id, await nodes(new))
+        rows = node_rows(new.id, await nodes(new))
         await self._insert_new(new, rows)
-        return new, [row[0] for row in rows]
+        return new, rows.ids
 
     async def _new_run(
         self,
@@ -437,65 +573,34 @@ class RunRepo:
     ) -> tuple[WorkflowRun, bool]:
         """The checks of ``create``, and the run it would write (not yet in the session), with
         True; or the run an earlier use of ``idempotency_key`` wrote, with False."""
-        scope = _enum(RunScope, scope, "scope")
-        trigger_kind = _enum(TriggerKind, trigger_kind, "trigger_kind")
-        if (scope is RunScope.FULL) != (target_node_id is None):
-            raise InputError(
-                "target_node_id is required for scope NODE and UPSTREAM, and refused for FULL",
-                field="target_node_id",
-            )
-        if timeout_s is not None and not timeout_s > 0:
-            raise InputError("timeout_s must be positive", field="timeout_s")
-
+        fields: dict[str, Any] = {
+            "workflow_id": workflow_id,
+            "workflow_version": workflow_version,
+            "scope": scope,
+            "target_node_id": target_node_id,
+            "trigger_kind": trigger_kind,
+            "trigger_data": trigger_data,
+            "inputs": inputs,
+            "idempotency_key": idempotency_key,
+            "api_key_id": api_key_id,
+            "parent_run_id": parent_run_id,
+            "parent_node_id": parent_node_id,
+            "timeout_s": timeout_s,
+            "use_cache": use_cache,
+            "use_pinned": use_pinned,
+            "depth": depth,
+            "parent_attempt": parent_attempt,
+        }
+        _checked_settings(scope, trigger_kind, target_node_id, timeout_s)
         if idempotency_key is not None:
             existing = await self._by_idempotency_key(idempotency_key)
             if existing is not None:
                 return _same_workflow(existing, workflow_id), False
-
-        current = await self.session.scalar(
-            _CURRENT_VERSION, {"workflow_id": workflow_id, "owner_id": self.owner_id}
+        owner_id = self.owner_id
+        values = await self.session.run_sync(
+            lambda sync: new_run_values(sync.connection(), owner_id=owner_id, **fields)
         )
-        if current is None:
-            raise NotFound("workflow", workflow_id)
-        if workflow_version is None:
-            workflow_version = current
-        if not 1 <= workflow_version <= current:
-            raise NotFound("workflow version", f"{workflow_id}@{workflow_version}")
-        if parent_run_id is not None:
-            await self.get(run_id=parent_run_id)
-        if api_key_id is not None:
-            key_owner = await self.session.scalar(
-                select(ApiKey.user_id).where(ApiKey.id == api_key_id)
-            )
-            if key_owner != self.owner_id:
-                raise NotFound("API key", api_key_id)
-
-        now = utcnow()
-        run = WorkflowRun(
-            id=new_id(_RUN),
-            workflow_id=workflow_id,
-            workflow_version=workflow_version,
-            user_id=self.owner_id,
-            api_key_id=api_key_id,
-            parent_run_id=parent_run_id,
-            parent_node_id=parent_node_id,
-            status=RunStatus.PENDING,
-            scope=scope,
-            target_node_id=target_node_id,
-            trigger_kind=trigger_kind,
-            trigger_data=trigger_data,
-            inputs=inputs or {},
-            idempotency_key=idempotency_key,
-            timeout_s=timeout_s,
-            cancel_requested=False,
-            use_cache=use_cache,
-            use_pinned=use_pinned,
-            depth=depth,
-            parent_attempt=parent_attempt,
-            created_at=now,
-            updated_at=now,
-        )
-        return run, True
+        return WorkflowRun(**values), True
 
     async def add_node_executions(
         self, *, run_id: str, nodes: Sequence[tuple[str, str, int]]
@@ -517,9 +622,9 @@ class RunRepo:
         be the owner's): the rows only; their ids, in the order of ``nodes``."""
         if not nodes:
             return []
-        rows = _node_rows(run_id, nodes)
-        await self.session.run_sync(_insert_node_rows, rows)
-        return [row[0] for row in rows]
+        rows = node_rows(run_id, nodes)
+        await self.session.run_sync(lambda sync: _insert_node_rows(sync.connection(), rows))
+        return rows.ids
 
     async def get(self, *, run_id: str) -> WorkflowRun:
         """The owner's run, or NotFound (also when it is another user's)."""
@@ -612,12 +717,12 @@ class RunRepo:
             )
         )
 
-    async def _insert_new(self, run: WorkflowRun, nodes: list[tuple[Any, ...]]) -> None:
-        """Insert ``run`` (every column of ``_RUN_ROW`` set) and its node rows (``_NODE_ROW``
-        tuples), and make the run the session's as a flush would: a later change to it is
-        written as an UPDATE. No unit of work (it was a third of a run's start)."""
+    async def _insert_new(self, run: WorkflowRun, nodes: NewNodes) -> None:
+        """Insert ``run`` (every column of ``_RUN_ROW`` set) and its node rows, and make the
+        run the session's as a flush would: a later change to it is written as an UPDATE. No
+        unit of work (it was a third of a run's start)."""
         row = tuple(getattr(run, name) for name in _RUN_ROW)
-        await self.session.run_sync(_insert_run, row, nodes)
+        await self.session.run_sync(lambda sync: insert_run(sync.connection(), row, nodes))
         # The rest of its columns are NULL in the row: set so, they are not loaded again.
         for name in _NEW_RUN_NULLS:
             setattr(run, name, None)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
-from sqlalchemy import event, select
+from sqlalchemy import Connection, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ __all__ = [
     "RETENTION_SETTINGS",
     "InstanceSettings",
     "SystemSettingsRepo",
+    "setting_value",
     "settings_generation",
 ]
 
@@ -103,17 +104,9 @@ class SystemSettingsRepo:
         """One setting (``read`` gives them all): its stored value, or its default when none is
         stored or the stored one is not valid. For hot paths (every run start reads the
         default package)."""
-        if key not in KNOWN_SETTINGS:
-            raise InputError(f"unknown setting {key!r}", field=key)
-        stored = (
-            await self._session.execute(select(SystemSetting.value).where(SystemSetting.key == key))
-        ).first()
-        if stored is not None:
-            try:
-                return _checked(key, stored[0])
-            except InputError:
-                pass
-        return getattr(InstanceSettings(), key)
+        return await self._session.run_sync(
+            lambda session: setting_value(session.connection(), key)
+        )
 
     async def update(
         self, *, changes: Mapping[str, Any], updated_by: str | None = None
@@ -161,6 +154,19 @@ class SystemSettingsRepo:
         except IntegrityError as exc:
             raise translate_integrity_error(exc, what="setting") from None
         return await self.read()
+
+
+def setting_value(conn: Connection, key: str) -> Any:
+    """``SystemSettingsRepo.value`` on a connection, in its transaction (a run's start)."""
+    if key not in KNOWN_SETTINGS:
+        raise InputError(f"unknown setting {key!r}", field=key)
+    stored = conn.execute(select(SystemSetting.value).where(SystemSetting.key == key)).first()
+    if stored is not None:
+        try:
+            return _checked(key, stored[0])
+        except InputError:
+            pass
+    return getattr(InstanceSettings(), key)
 
 
 def _checked(key: str, value: Any) -> Any:
