@@ -6,25 +6,25 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from flowloom.api.deps import Caller
 from flowloom.api.limits import check_inputs_size
 from flowloom.api.schemas.runs import RunDetail, run_detail
 from flowloom.engine import Engine
 from flowloom.settings import Settings
+from flowloom.storage.database import Database
 from flowloom.storage.enums import RunScope, TriggerKind
-from flowloom.storage.repos.runs import RunRepo
-from flowloom.storage.repos.usage import UsageRepo
+from flowloom.storage.repos.run_detail import read_run_detail
 
 __all__ = ["RunRequest", "read_detail", "start_as"]
 
 
-async def read_detail(session: AsyncSession, owner_id: str, run_id: str) -> RunDetail:
-    """The owner's run with every node execution and the usage of its model calls."""
-    run, nodes = await RunRepo(session, owner_id=owner_id).get_with_nodes(run_id=run_id)
-    usage = await UsageRepo(session, owner_id=owner_id).by_node_for_run(run_id=run_id)
-    return run_detail(run, nodes, usage)
+async def read_detail(db: Database, owner_id: str, run_id: str) -> RunDetail:
+    """The owner's run with every node execution and the usage of its model calls (read on
+    one plain connection, no session: the runs API answers every waited-for run with it)."""
+    rows = await db.run_read(
+        lambda conn: read_run_detail(conn, owner_id=owner_id, run_id=run_id), inline=True
+    )
+    return run_detail(rows.run, rows.nodes, rows.usage)
 
 
 class RunRequest(Protocol):

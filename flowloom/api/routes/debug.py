@@ -48,8 +48,8 @@ def _public(row: DebugSession) -> DebugSessionPublic:
 async def _detail(db: Database, owner_id: str, debug_session_id: str) -> DebugSessionDetail:
     async with db.read() as session:
         row = await DebugSessionRepo(session, owner_id=owner_id).get(session_id=debug_session_id)
-        run = await read_detail(session, owner_id, row.run_id)
         public = _public(row)
+    run = await read_detail(db, owner_id, row.run_id)
     return DebugSessionDetail(**public.model_dump(), run=run)
 
 

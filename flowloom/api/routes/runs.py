@@ -43,11 +43,6 @@ Wait = Annotated[
 _KEEPALIVE_S = 15.0
 
 
-async def _detail(db: Database, caller: Caller, run_id: str) -> RunDetail:
-    async with db.read() as session:
-        return await read_detail(session, caller.user_id, run_id)
-
-
 async def _wait(engine: Engine, run_id: str, timeout_s: float) -> bool:
     """Whether the run finished (or parked) within ``timeout_s``."""
     try:
@@ -90,7 +85,7 @@ async def start_run(
     response.headers["Location"] = f"/api/v1/runs/{run_id}"
     if (wait or body.wait) and await _wait(engine, run_id, settings.run_wait_timeout_s):
         response.status_code = status.HTTP_200_OK
-        return await _detail(db, caller, run_id)
+        return await read_detail(db, caller.user_id, run_id)
     async with db.read() as session:
         run = await RunRepo(session, owner_id=caller.user_id).get(run_id=run_id)
     return run_public(run)
@@ -165,7 +160,7 @@ async def list_workflow_runs(
 @router.get("/runs/{run_id}")
 async def read_run(run_id: str, caller: WorkflowReader, db: DatabaseDep) -> RunDetail:
     """The run with every node execution: status, attempt, inputs, outputs, error, timings."""
-    return await _detail(db, caller, run_id)
+    return await read_detail(db, caller.user_id, run_id)
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -177,7 +172,7 @@ async def cancel_run(
     async with db.read() as session:
         await RunRepo(session, owner_id=caller.user_id).get(run_id=run_id)
     await engine.cancel(run_id)
-    return await _detail(db, caller, run_id)
+    return await read_detail(db, caller.user_id, run_id)
 
 
 @router.post("/runs/{run_id}/nodes/{node_id}/answer")
@@ -203,7 +198,7 @@ async def answer_node(
     await engine.answer(run_id, node_id, answer)
     if wait:
         await _wait(engine, run_id, settings.run_wait_timeout_s)
-    return await _detail(db, caller, run_id)
+    return await read_detail(db, caller.user_id, run_id)
 
 
 class EventStreamResponse(StreamingResponse):
@@ -239,7 +234,7 @@ async def follow_run(
     # Follow before reading the snapshot, so nothing committed in between is lost.
     reader = state.run_feeds().reader(run_id)
     try:
-        snapshot = await _detail(db, caller, run_id)
+        snapshot = await read_detail(db, caller.user_id, run_id)
     except BaseException:
         reader.close()
         raise
@@ -274,7 +269,7 @@ async def _stream(
             if reader.needs_snapshot:
                 # This reader fell behind and lost state changes: the database has the truth.
                 reader.needs_snapshot = False
-                fresh = await _detail(db, caller, snapshot.id)
+                fresh = await read_detail(db, caller.user_id, snapshot.id)
                 chunk = _snapshot(reader, fresh)
                 if RunStatus(fresh.status) in FINISHED_RUN_STATUSES:
                     yield chunk

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from sqlalchemy import Row
 
 from flowloom.api.schemas.common import FromRow, VersionNumber
 from flowloom.api.schemas.usage import NO_USAGE, UsageSums
@@ -94,7 +95,7 @@ class RunDetail(RunPublic):
     """The model calls the whole run made, summed."""
 
 
-def _used_pinned(run: WorkflowRun) -> bool:
+def _used_pinned(run: WorkflowRun | Row[Any]) -> bool:
     return run.use_pinned
 
 
@@ -105,12 +106,12 @@ def run_public(run: WorkflowRun) -> RunPublic:
 
 
 def run_detail(
-    run: WorkflowRun,
-    nodes: list[NodeExecution],
+    run: WorkflowRun | Row[Any],
+    nodes: Sequence[NodeExecution | Row[Any]],
     usage: Mapping[str | None, UsageTotals] | None = None,
 ) -> RunDetail:
-    """The run and its nodes; ``usage`` is the run's usage by node execution id (None for
-    calls not tied to a node)."""
+    """The run and its nodes (ORM objects, or rows of their tables' columns); ``usage`` is the
+    run's usage by node execution id (None for calls not tied to a node)."""
     public = RunPublic.model_validate(run)
     public.used_pinned = _used_pinned(run)
     by_node = usage or {}

@@ -9,12 +9,13 @@ databases.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, Row, cast, func, select
+from sqlalchemy import ColumnElement, Connection, Date, Row, bindparam, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +40,7 @@ __all__ = [
     "instance_usage_by_day",
     "instance_usage_by_model",
     "instance_usage_by_user",
+    "usage_by_node_of_run",
 ]
 
 _USAGE = PREFIXES["usage"]
@@ -229,12 +231,8 @@ class UsageRepo:
     async def by_node_for_run(self, *, run_id: str) -> dict[str | None, UsageTotals]:
         """The owner's calls made by one run, summed per node execution (None: calls of the
         run tied to no node)."""
-        rows = await self.session.execute(
-            select(Usage.node_execution_id, *_sums())
-            .where(Usage.user_id == self.owner_id, Usage.run_id == run_id)
-            .group_by(Usage.node_execution_id)
-        )
-        return {r[0]: UsageTotals(*_sum_values(r, 1)) for r in rows}
+        rows = await self.session.execute(_BY_NODE, {"owner_id": self.owner_id, "run_id": run_id})
+        return _by_node(rows)
 
     async def totals_for_run(self, *, run_id: str) -> UsageTotals:
         """The owner's calls made by one run, summed (all zero for a run with none)."""
@@ -324,6 +322,24 @@ def _sum_values(row: Row[Any], first: int) -> tuple[int, int, int, int, Decimal]
         int(tokens_total),
         Decimal(0).quantize(COST_PLACES) if cost is None else cost,
     )
+
+
+_BY_NODE = (
+    select(Usage.node_execution_id, *_sums())
+    .where(Usage.user_id == bindparam("owner_id"), Usage.run_id == bindparam("run_id"))
+    .group_by(Usage.node_execution_id)
+)
+
+
+def usage_by_node_of_run(
+    conn: Connection, *, owner_id: str, run_id: str
+) -> dict[str | None, UsageTotals]:
+    """``UsageRepo.by_node_for_run`` on a plain connection (``Database.run_read``)."""
+    return _by_node(conn.execute(_BY_NODE, {"owner_id": owner_id, "run_id": run_id}))
+
+
+def _by_node(rows: Iterable[Row[Any]]) -> dict[str | None, UsageTotals]:
+    return {r[0]: UsageTotals(*_sum_values(r, 1)) for r in rows}
 
 
 def _in_range(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:

@@ -1,0 +1,83 @@
+"""read_run_detail on SQLite and PostgreSQL: the run, its nodes in checkpoint order and the
+usage of its calls by node, as rows on a plain connection; another user's run is NotFound."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from test_runs_repo import create_run, make_owner
+
+from flowloom.exceptions import NotFound
+from flowloom.storage.database import Database
+from flowloom.storage.enums import NodeStatus, RunStatus
+from flowloom.storage.repos.run_detail import RunDetailRows, read_run_detail
+from flowloom.storage.repos.runs import RunRepo
+from flowloom.storage.repos.usage import UsageRepo, UsageTotals
+
+
+async def read(db: Database, owner_id: str, run_id: str) -> RunDetailRows:
+    return await db.run_read(
+        lambda conn: read_run_detail(conn, owner_id=owner_id, run_id=run_id), inline=True
+    )
+
+
+async def add_nodes(db: Database, owner_id: str, run_id: str) -> dict[str, str]:
+    async with db.write() as s:
+        repo = RunRepo(s, owner_id=owner_id)
+        await repo.add_node_executions(
+            run_id=run_id, nodes=[("load", "text.value", 0), ("ask", "llm.chat", 1)]
+        )
+        _, nodes = await repo.get_with_nodes(run_id=run_id)
+    return {node.node_id: node.id for node in nodes}
+
+
+async def test_a_run_its_nodes_and_its_usage_by_node(db: Database) -> None:
+    user, (wf,) = await make_owner(db)
+    other, _ = await make_owner(db, workflows=0)
+    run_id = await create_run(db, user, wf, inputs={"n": 1})
+    rows = await add_nodes(db, user, run_id)
+    call = {"provider": "openai", "model": "gpt-detail", "cost": Decimal(1), "run_id": run_id}
+    async with db.write() as s:
+        usage = UsageRepo(s, owner_id=user)
+        await usage.record(tokens_in=3, tokens_out=2, node_execution_id=rows["ask"], **call)
+        await usage.record(tokens_in=4, tokens_out=1, node_execution_id=rows["ask"], **call)
+        await usage.record(tokens_in=1, tokens_out=0, **call)  # the run's, tied to no node
+        await UsageRepo(s, owner_id=other).record(tokens_in=9, tokens_out=9, **call)
+
+    found = await read(db, user, run_id)
+
+    assert (found.run.id, found.run.status, found.run.inputs) == (
+        run_id,
+        RunStatus.PENDING,
+        {"n": 1},
+    )
+    assert [(n.node_id, n.node_type, n.status) for n in found.nodes] == [
+        ("load", "text.value", NodeStatus.READY),
+        ("ask", "llm.chat", NodeStatus.PENDING),
+    ]
+    assert found.usage == {
+        rows["ask"]: UsageTotals(2, 7, 3, 10, Decimal(2)),
+        None: UsageTotals(1, 1, 0, 1, Decimal(1)),
+    }
+
+
+async def test_a_run_without_calls_has_no_usage(db: Database) -> None:
+    user, (wf,) = await make_owner(db)
+    run_id = await create_run(db, user, wf)
+    await add_nodes(db, user, run_id)
+
+    found = await read(db, user, run_id)
+
+    assert [n.node_id for n in found.nodes] == ["load", "ask"]
+    assert found.usage == {}
+
+
+async def test_another_users_run_is_not_found(db: Database) -> None:
+    user, (wf,) = await make_owner(db)
+    other, _ = await make_owner(db, workflows=0)
+    run_id = await create_run(db, user, wf)
+    with pytest.raises(NotFound):
+        await read(db, other, run_id)
+    with pytest.raises(NotFound):
+        await read(db, user, "run_missing")
