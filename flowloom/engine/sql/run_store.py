@@ -117,6 +117,12 @@ class RunQuota(Protocol):
         """Raise LimitExceeded to refuse the run; may return entries for its trigger data."""
         ...
 
+    def allows_unlocked(self, conn: Connection, *, owner_id: str, **future_kwargs: Any) -> bool:
+        """For a run without an idempotency key, on a connection outside any transaction:
+        raise LimitExceeded to refuse it; True to allow it with nothing written and nothing
+        more to ask; False to have ``before_run`` asked in its write transaction."""
+        ...
+
 
 class _PlanNeeded(Exception):
     """The plan of ``version`` is not made yet: the start's transaction rolls back (nothing
@@ -190,14 +196,18 @@ class SqlRunStore:
         return _run_fields(new, depth, data)
 
     async def _start(self, new: NewRun, plans: PlanSource) -> StoredRun:
-        """A run without an idempotency key: every check, its row, its node rows and its debug
-        session in ONE write transaction of Core statements (``Database.run_write``, on
-        SQLite inline on the writer's connection): no ORM session, whose begin, flush and
-        commit were a third of a 100-node run's start. A version whose plan is not made yet
-        rolls the transaction back before anything is written (``_PlanNeeded``); the plan is
-        made from the saved definition, and the start goes again."""
-        if not self.db.is_sqlite and self.quota is None and new.breakpoints is None:
-            return await self._start_postgres(new, plans)
+        """A run without an idempotency key. On PostgreSQL without breakpoints, in autocommit
+        on asyncpg when the plan limits allow (``_start_postgres``). Else: every check, its
+        row, its node rows and its debug session in ONE write transaction of Core statements
+        (``Database.run_write``, on SQLite inline on the writer's connection): no ORM
+        session, whose begin, flush and commit were a third of a 100-node run's start. A
+        version whose plan is not made yet rolls the transaction back before anything is
+        written (``_PlanNeeded``); the plan is made from the saved definition, and the start
+        goes again."""
+        if not self.db.is_sqlite and new.breakpoints is None:
+            started = await self._start_postgres(new, plans)
+            if started is not None:
+                return started
         made: dict[int, Prepared] = {}
         while True:
             try:
@@ -223,17 +233,18 @@ class SqlRunStore:
         with collector_paused() if big else contextlib.nullcontext():
             nodes = node_rows(values["id"], _node_specs(prepared))
             insert_run(conn, run_row(values), nodes)
-            debug = _debug_session(conn, new, values["id"])
-            outside = _outside_outputs(conn, new.workflow_id, prepared)
-            return _stored(new, prepared, values, nodes.ids, debug, outside)
+            return _stored_on(conn, new, prepared, values, nodes.ids)
 
-    async def _start_postgres(self, new: NewRun, plans: PlanSource) -> StoredRun:
-        """``_start`` on PostgreSQL with no plan limits and no debug session: two statements
-        in autocommit on asyncpg's own connection (prepared once per connection), no BEGIN
-        and no COMMIT. The first reads what the checks need (``pg_run_lookups_sql``); the
-        second writes the run and its node rows at once, so nothing is ever half-written.
-        Under READ COMMITTED this is what the one transaction saw: each of its statements
-        read what was committed when it began, and no row was locked between them."""
+    async def _start_postgres(self, new: NewRun, plans: PlanSource) -> StoredRun | None:
+        """``_start`` on PostgreSQL for a run with no debug session: two statements in
+        autocommit on asyncpg's own connection (prepared once per connection), no BEGIN and
+        no COMMIT. The first reads what the checks need (``pg_run_lookups_sql``); the second
+        writes the run and its node rows at once, so nothing is ever half-written. Under READ
+        COMMITTED this is what one transaction saw: each of its statements read what was
+        committed when it began, and no row was locked between them. The plan limits are
+        asked outside any transaction (``allows_unlocked``) between the two; None when they
+        must be asked in the run's write transaction (a plan that limits runs: the month's
+        count is exact only under a lock), and nothing was written."""
         async with self.db.asyncpg_connection() as pg:
             found = await pg.fetchrow(
                 pg_run_lookups_sql(),
@@ -246,6 +257,17 @@ class SqlRunStore:
         depth = 0
         if new.parent_run_id is not None:
             depth = _checked_depth(new, parent_depth)
+        quota = self.quota
+        if quota is not None and not await self.db.run_read(
+            lambda conn: quota.allows_unlocked(
+                conn,
+                owner_id=new.owner_id,
+                workflow_id=new.workflow_id,
+                parent_run_id=new.parent_run_id,
+                trigger_kind=new.trigger_kind,
+            )
+        ):
+            return None
         values = checked_run_values(
             RunLookups(current, parent_owned, key_owner),
             owner_id=new.owner_id,
@@ -255,25 +277,24 @@ class SqlRunStore:
         prepared = plans.cached(
             new.workflow_id, version, new.scope, new.target_node_id, use_pinned=new.use_pinned
         ) or await self._prepared(new, plans, version)
-        check_breakpoints(new.breakpoints, prepared)
         big = len(prepared.plan.order) >= BIG_PLAN
         with collector_paused() if big else contextlib.nullcontext():
             nodes = node_rows(values["id"], _node_specs(prepared))
             sql, args = pg_insert_run(self.db.engine.dialect, run_row(values), nodes)
-            async with self.db.asyncpg_connection() as pg:
-                try:
-                    await pg.execute(sql, *args)
-                except Exception as exc:
-                    # asyncpg's integrity errors: SQLSTATE class 23.
-                    if str(getattr(exc, "sqlstate", "")).startswith("23"):
-                        raise translate_integrity_error(exc, what="run") from None
-                    raise
-            outside: dict[str, dict[str, Any] | None] = {}
-            if prepared.plan.outside_parents:
-                outside = await self.db.run_read(
-                    lambda conn: _outside_outputs(conn, new.workflow_id, prepared)
-                )
-            return _stored(new, prepared, values, nodes.ids, None, outside)
+        async with self.db.asyncpg_connection() as pg:
+            try:
+                await pg.execute(sql, *args)
+            except Exception as exc:
+                # asyncpg's integrity errors: SQLSTATE class 23.
+                if str(getattr(exc, "sqlstate", "")).startswith("23"):
+                    raise translate_integrity_error(exc, what="run") from None
+                raise
+        outside: dict[str, dict[str, Any] | None] = {}
+        if prepared.plan.outside_parents:
+            outside = await self.db.run_read(
+                lambda conn: _outside_outputs(conn, new.workflow_id, prepared)
+            )
+        return _stored(new, prepared, values, nodes.ids, None, outside)
 
     async def _prepared(
         self,
