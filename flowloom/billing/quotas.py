@@ -85,18 +85,10 @@ class PlanQuota:
         paid for it), or None.
         """
         now = self._clock()
-        plan = plan_in_force(conn, user_id=owner_id, now=now, default_package=self._default_package)
-        if plan is None or not plan.limited:
-            return None
-        if idempotency_key is not None and _is_replay(conn, owner_id, idempotency_key):
+        plan = self._run_limit(conn, owner_id, idempotency_key, now)
+        if plan is None or plan.max_runs_per_month is None:
             return None
         start, end = month_window(now)
-        if plan.max_tokens_per_month is not None:
-            used = tokens_used_on(conn, user_id=owner_id, start=start, end=end)
-            if used >= plan.max_tokens_per_month:
-                raise _refusal(plan, "max_tokens_per_month", used, end)
-        if plan.max_runs_per_month is None:
-            return None
         # FOR NO KEY UPDATE on PostgreSQL: run starts of this user queue here until the one
         # ahead commits, so each counts the runs before it. Inserts that merely reference the
         # user (usage rows) are not blocked. SQLite has one writer at a time already.
@@ -107,6 +99,32 @@ class PlanQuota:
         if spend_credit_on(conn, user_id=owner_id) is None:
             raise _refusal(plan, "max_runs_per_month", used, end)
         return {CREDIT_SPENT: True}
+
+    def allows_unlocked(self, conn: Connection, *, owner_id: str, **future_kwargs: Any) -> bool:
+        """The checks of ``before_run`` (for a run with no idempotency key) that need no lock,
+        on a connection outside any transaction: QuotaExceeded when they refuse the run. True
+        when nothing more is to be checked (no plan, or one that does not limit runs: nothing
+        to count, nothing to charge); False when the plan limits runs, whose count is exact
+        only under ``before_run``'s lock, in the run's own transaction."""
+        plan = self._run_limit(conn, owner_id, None, self._clock())
+        return plan is None or plan.max_runs_per_month is None
+
+    def _run_limit(
+        self, conn: Connection, owner_id: str, idempotency_key: str | None, now: datetime
+    ) -> Plan | None:
+        """The checks before the month's runs are counted (QuotaExceeded for tokens); the plan
+        in force when it limits anything, None when it does not or the run is a replay."""
+        plan = plan_in_force(conn, user_id=owner_id, now=now, default_package=self._default_package)
+        if plan is None or not plan.limited:
+            return None
+        if idempotency_key is not None and _is_replay(conn, owner_id, idempotency_key):
+            return None
+        start, end = month_window(now)
+        if plan.max_tokens_per_month is not None:
+            used = tokens_used_on(conn, user_id=owner_id, start=start, end=end)
+            if used >= plan.max_tokens_per_month:
+                raise _refusal(plan, "max_tokens_per_month", used, end)
+        return plan
 
     async def check_call(self, *, owner_id: str, provider: str, model: str) -> None:
         """Raise PermissionDenied if the admin disabled the model, QuotaExceeded if the owner's

@@ -30,15 +30,14 @@ _CHECK = re.compile(r"check constraint", re.IGNORECASE)
 _NOT_NULL = re.compile(r"not[ -]null", re.IGNORECASE)
 
 
-def translate_integrity_error(
-    exc: IntegrityError | sqlite3.IntegrityError, *, what: str
-) -> Exception:
+def translate_integrity_error(exc: Exception, *, what: str) -> Exception:
     """Conflict (duplicate), NotFound (missing referenced row) or InputError (bad value).
 
     ``what`` names the object being written, e.g. ``"workflow"``; ``exc`` is SQLAlchemy's, or
-    ``sqlite3``'s own from a statement run on the driver's connection. The database's own message
-    names its constraints and columns (internals, and a hint at what else is stored): it is
-    logged at debug level, never put in the error, which API answers show.
+    the driver's own (``sqlite3``'s, asyncpg's) from a statement run on its connection. The
+    database's own message names its constraints and columns (internals, and a hint at what
+    else is stored): it is logged at debug level, never put in the error, which API answers
+    show.
     """
     orig = exc.orig if isinstance(exc, IntegrityError) else exc
     detail = (str(orig) or str(exc)).splitlines()[0]

@@ -338,3 +338,26 @@ async def test_a_sub_run_counts_and_is_refused_like_any_run(db: Database, engine
     assert result.status is RunStatus.FAILED
     assert "runs per month" in str(result.error)
     assert await count_runs(db, owner) == 1
+
+
+async def test_only_a_run_limit_needs_the_runs_transaction(db: Database) -> None:
+    """``allows_unlocked`` (asked outside any transaction): a plan that limits runs needs the
+    count under the lock of ``before_run``; no plan, or one limiting tokens only, does not;
+    used-up tokens refuse the run there already."""
+    quota = PlanQuota(db)
+
+    async def unlocked(owner: str) -> bool:
+        return await db.run_read(lambda conn: quota.allows_unlocked(conn, owner_id=owner))
+
+    free, tokens, runs, spent = [await make_user(db) for _ in range(4)]
+    await subscribe(db, tokens, await make_package(db, max_tokens_per_month=100))
+    await subscribe(db, runs, await make_package(db, max_runs_per_month=5))
+    await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=spent).record(
+            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+        )
+    assert [await unlocked(owner) for owner in (free, tokens, runs)] == [True, True, False]
+    with pytest.raises(QuotaExceeded) as refused:
+        await unlocked(spent)
+    assert refused.value.limit == "max_tokens_per_month"

@@ -20,7 +20,7 @@ from flowloom.storage.repos.runs import (
     average_successful_duration,
     read_history,
 )
-from flowloom.storage.tables import NodeExecution, User, Workflow, WorkflowRun
+from flowloom.storage.tables import User, Workflow, WorkflowRun
 
 DEFINITION = {"schema_version": 1, "nodes": [], "edges": []}
 
@@ -309,86 +309,3 @@ async def test_read_history_gives_the_repositorys_pages_in_one_hop(db: Database)
         await read_history(db, owner_id=user, cursor="wf_not-a-run")
     with pytest.raises(InputError, match="limit"):
         await read_history(db, owner_id=user, limit=0)
-
-
-NODES = [("load", "image.load", 0), ("crop", "image.crop", 1), ("join", "text.join", 2)]
-"""A run's node rows to write: node id, type, unfinished parents."""
-
-
-async def _written(db: Database, user: str, run_id: str) -> tuple[dict[str, Any], list[Any]]:
-    """The run's row and its node rows as stored, without what differs between two runs."""
-    varying = {"id", "run_id", "created_at", "updated_at", "idempotency_key"}
-    async with db.read() as s:
-        run, nodes = await RunRepo(s, owner_id=user).get_with_nodes(run_id=run_id)
-    columns = WorkflowRun.__table__.columns.keys()
-    node_columns = NodeExecution.__table__.columns.keys()
-    return (
-        {name: getattr(run, name) for name in columns if name not in varying},
-        [{n: getattr(node, n) for n in node_columns if n not in varying} for node in nodes],
-    )
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {},
-        {
-            "trigger_data": {"source": "webhook", "n": [1, None]},
-            "inputs": {"text": "é\n", "deep": {"a": []}},
-            "timeout_s": 2.5,
-            "use_cache": False,
-            "use_pinned": True,
-            "scope": RunScope.NODE,
-            "target_node_id": "crop",
-            "parent_node_id": "call",
-            "depth": 2,
-            "parent_attempt": 3,
-        },
-    ],
-)
-async def test_start_writes_what_create_and_add_node_executions_write(
-    db: Database, fields: dict[str, Any]
-) -> None:
-    user, (wf,) = await make_owner(db)
-    asked: list[int] = []
-
-    async def nodes(run: WorkflowRun) -> list[tuple[str, str, int]]:
-        asked.append(run.workflow_version)
-        return NODES
-
-    async with db.write() as s:
-        repo = RunRepo(s, owner_id=user)
-        slow = await repo.create(workflow_id=wf, workflow_version=None, **fields)
-        await repo.add_node_executions(run_id=slow.id, nodes=NODES)
-        fast, row_ids = await repo.start(
-            nodes=nodes, workflow_id=wf, workflow_version=None, **fields
-        )
-        # The run is the session's, as after a flush: a change to it is written.
-        fast.timeout_s = 9.0
-
-    assert asked == [2]
-    stored_run, stored_nodes = await _written(db, user, fast.id)
-    expected_run, expected_nodes = await _written(db, user, slow.id)
-    assert stored_run == {**expected_run, "timeout_s": 9.0}
-    assert stored_nodes == expected_nodes
-    async with db.read() as s:
-        _, rows = await RunRepo(s, owner_id=user).get_with_nodes(run_id=fast.id)
-    assert [row.id for row in rows] == row_ids
-    assert [row.idempotency_key for row in rows] == [f"{fast.id}:{n}" for n, _, _ in NODES]
-
-
-async def test_start_refuses_a_missing_version_and_an_idempotency_key(db: Database) -> None:
-    user, (wf,) = await make_owner(db)
-
-    async def nodes(run: WorkflowRun) -> list[tuple[str, str, int]]:
-        raise AssertionError("not asked for a run that is refused")
-
-    with pytest.raises(NotFound):
-        async with db.write() as s:
-            await RunRepo(s, owner_id=user).start(nodes=nodes, workflow_id=wf, workflow_version=3)
-    with pytest.raises(ValueError, match="idempotency"):
-        async with db.write() as s:
-            await RunRepo(s, owner_id=user).start(
-                nodes=nodes, workflow_id=wf, workflow_version=1, idempotency_key="k"
-            )
-    assert await walk(db, user) == [[]]

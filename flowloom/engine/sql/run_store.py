@@ -47,7 +47,18 @@ from flowloom.nodes.base import MemoryStore
 from flowloom.providers.usage import UsageSink
 from flowloom.storage.database import Database
 from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunScope, RunStatus
-from flowloom.storage.repos.runs import RunRepo, insert_run, new_run_values, node_rows, run_row
+from flowloom.storage.errors import translate_integrity_error
+from flowloom.storage.repos.runs import (
+    RunLookups,
+    RunRepo,
+    checked_run_values,
+    insert_run,
+    new_run_values,
+    node_rows,
+    pg_insert_run,
+    pg_run_lookups_sql,
+    run_row,
+)
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
 
@@ -106,6 +117,12 @@ class RunQuota(Protocol):
         """Raise LimitExceeded to refuse the run; may return entries for its trigger data."""
         ...
 
+    def allows_unlocked(self, conn: Connection, *, owner_id: str, **future_kwargs: Any) -> bool:
+        """For a run without an idempotency key, on a connection outside any transaction:
+        raise LimitExceeded to refuse it; True to allow it with nothing written and nothing
+        more to ask; False to have ``before_run`` asked in its write transaction."""
+        ...
+
 
 class _PlanNeeded(Exception):
     """The plan of ``version`` is not made yet: the start's transaction rolls back (nothing
@@ -149,7 +166,7 @@ class SqlRunStore:
                     )
                     values = {name: getattr(run, name) for name in _STORED_COLUMNS}
                     created = await session.run_sync(
-                        lambda sync: _stored(sync.connection(), new, prepared, values, row_ids)
+                        lambda sync: _stored_on(sync.connection(), new, prepared, values, row_ids)
                     )
         if found is not None:
             # Written before, for the same key: as it stands now.
@@ -176,31 +193,21 @@ class SqlRunStore:
                 )
                 or {}
             )
-        return {
-            "workflow_id": new.workflow_id,
-            "workflow_version": new.version,
-            "scope": RunScope(new.scope.value),
-            "target_node_id": new.target_node_id if new.scope is not Scope.FULL else None,
-            "trigger_kind": new.trigger_kind,
-            "trigger_data": data or None,
-            "inputs": new.inputs,
-            "timeout_s": new.timeout_s,
-            "parent_run_id": new.parent_run_id,
-            "parent_node_id": new.parent_node_id,
-            "api_key_id": new.api_key_id,
-            "use_cache": new.use_cache,
-            "depth": depth,
-            "parent_attempt": new.parent_attempt,
-            "use_pinned": new.use_pinned,
-        }
+        return _run_fields(new, depth, data)
 
     async def _start(self, new: NewRun, plans: PlanSource) -> StoredRun:
-        """A run without an idempotency key: every check, its row, its node rows and its debug
-        session in ONE write transaction of Core statements (``Database.run_write``, on
-        SQLite inline on the writer's connection): no ORM session, whose begin, flush and
-        commit were a third of a 100-node run's start. A version whose plan is not made yet
-        rolls the transaction back before anything is written (``_PlanNeeded``); the plan is
-        made from the saved definition, and the start goes again."""
+        """A run without an idempotency key. On PostgreSQL without breakpoints, in autocommit
+        on asyncpg when the plan limits allow (``_start_postgres``). Else: every check, its
+        row, its node rows and its debug session in ONE write transaction of Core statements
+        (``Database.run_write``, on SQLite inline on the writer's connection): no ORM
+        session, whose begin, flush and commit were a third of a 100-node run's start. A
+        version whose plan is not made yet rolls the transaction back before anything is
+        written (``_PlanNeeded``); the plan is made from the saved definition, and the start
+        goes again."""
+        if not self.db.is_sqlite and new.breakpoints is None:
+            started = await self._start_postgres(new, plans)
+            if started is not None:
+                return started
         made: dict[int, Prepared] = {}
         while True:
             try:
@@ -226,7 +233,68 @@ class SqlRunStore:
         with collector_paused() if big else contextlib.nullcontext():
             nodes = node_rows(values["id"], _node_specs(prepared))
             insert_run(conn, run_row(values), nodes)
-            return _stored(conn, new, prepared, values, nodes.ids)
+            return _stored_on(conn, new, prepared, values, nodes.ids)
+
+    async def _start_postgres(self, new: NewRun, plans: PlanSource) -> StoredRun | None:
+        """``_start`` on PostgreSQL for a run with no debug session: two statements in
+        autocommit on asyncpg's own connection (prepared once per connection), no BEGIN and
+        no COMMIT. The first reads what the checks need (``pg_run_lookups_sql``); the second
+        writes the run and its node rows at once, so nothing is ever half-written. Under READ
+        COMMITTED this is what one transaction saw: each of its statements read what was
+        committed when it began, and no row was locked between them. The plan limits are
+        asked outside any transaction (``allows_unlocked``) between the two; None when they
+        must be asked in the run's write transaction (a plan that limits runs: the month's
+        count is exact only under a lock), and nothing was written."""
+        async with self.db.asyncpg_connection() as pg:
+            found = await pg.fetchrow(
+                pg_run_lookups_sql(),
+                new.workflow_id,
+                new.owner_id,
+                new.parent_run_id,
+                new.api_key_id,
+            )
+        current, parent_depth, parent_owned, key_owner = found
+        depth = 0
+        if new.parent_run_id is not None:
+            depth = _checked_depth(new, parent_depth)
+        quota = self.quota
+        if quota is not None and not await self.db.run_read(
+            lambda conn: quota.allows_unlocked(
+                conn,
+                owner_id=new.owner_id,
+                workflow_id=new.workflow_id,
+                parent_run_id=new.parent_run_id,
+                trigger_kind=new.trigger_kind,
+            )
+        ):
+            return None
+        values = checked_run_values(
+            RunLookups(current, parent_owned, key_owner),
+            owner_id=new.owner_id,
+            **_run_fields(new, depth, dict(new.trigger_data)),
+        )
+        version = values["workflow_version"]
+        prepared = plans.cached(
+            new.workflow_id, version, new.scope, new.target_node_id, use_pinned=new.use_pinned
+        ) or await self._prepared(new, plans, version)
+        big = len(prepared.plan.order) >= BIG_PLAN
+        with collector_paused() if big else contextlib.nullcontext():
+            nodes = node_rows(values["id"], _node_specs(prepared))
+            sql, args = pg_insert_run(self.db.engine.dialect, run_row(values), nodes)
+        async with self.db.asyncpg_connection() as pg:
+            try:
+                await pg.execute(sql, *args)
+            except Exception as exc:
+                # asyncpg's integrity errors: SQLSTATE class 23.
+                if str(getattr(exc, "sqlstate", "")).startswith("23"):
+                    raise translate_integrity_error(exc, what="run") from None
+                raise
+        outside: dict[str, dict[str, Any] | None] = {}
+        if prepared.plan.outside_parents:
+            outside = await self.db.run_read(
+                lambda conn: _outside_outputs(conn, new.workflow_id, prepared)
+            )
+        return _stored(new, prepared, values, nodes.ids, None, outside)
 
     async def _prepared(
         self,
@@ -505,34 +573,53 @@ _STORED_COLUMNS = ("id", "workflow_id", "inputs", "timeout_s", "api_key_id", "us
 """The columns of a new run that ``_stored`` reads."""
 
 
-def _stored(
+def _stored_on(
     conn: Connection,
     new: NewRun,
     prepared: Prepared,
     values: Mapping[str, Any],
     row_ids: list[str],
 ) -> StoredRun:
+    """``_stored``, with the debug session added and what parents outside the plan feed it
+    read on ``conn`` (the run's write transaction)."""
+    debug = _debug_session(conn, new, values["id"])
+    outside = _outside_outputs(conn, values["workflow_id"], prepared)
+    return _stored(new, prepared, values, row_ids, debug, outside)
+
+
+def _debug_session(conn: Connection, new: NewRun, run_id: str) -> DebugState | None:
+    """The debug session of a new run with breakpoints, added on ``conn``; None without."""
+    if new.breakpoints is None:
+        return None
+    debug = DebugState(
+        session_id=new_id(PREFIXES["debug_sessions"]),
+        breakpoints=frozenset(new.breakpoints),
+        mode="continue",
+    )
+    conn.execute(
+        insert(_DEBUG_SESSIONS).values(
+            id=debug.session_id,
+            run_id=run_id,
+            user_id=new.owner_id,
+            breakpoints=list(new.breakpoints),
+            mode=debug.mode,
+        )
+    )
+    return debug
+
+
+def _stored(
+    new: NewRun,
+    prepared: Prepared,
+    values: Mapping[str, Any],
+    row_ids: list[str],
+    debug: DebugState | None,
+    outside: dict[str, dict[str, Any] | None],
+) -> StoredRun:
     """The run just written (``values``: its columns, ``_STORED_COLUMNS`` at least) with its
-    node rows ``row_ids`` (in plan order), and its debug session, added now on ``conn``: what
-    ``load_run`` would read back, built without reading it back."""
-    owner_id = new.owner_id
+    node rows ``row_ids`` (in plan order), its debug session and what parents outside the
+    plan feed it: what ``load_run`` would read back, built without reading it back."""
     counts = prepared.plan.unfinished_parents()
-    debug: DebugState | None = None
-    if new.breakpoints is not None:
-        debug = DebugState(
-            session_id=new_id(PREFIXES["debug_sessions"]),
-            breakpoints=frozenset(new.breakpoints),
-            mode="continue",
-        )
-        conn.execute(
-            insert(_DEBUG_SESSIONS).values(
-                id=debug.session_id,
-                run_id=values["id"],
-                user_id=owner_id,
-                breakpoints=list(new.breakpoints),
-                mode=debug.mode,
-            )
-        )
     slots = {
         node: NodeSlot(
             row_id=row_id,
@@ -546,13 +633,13 @@ def _stored(
     return StoredRun(
         run_id=values["id"],
         workflow_id=values["workflow_id"],
-        owner_id=owner_id,
+        owner_id=new.owner_id,
         status=RunStatus.PENDING,
         prepared=prepared,
         slots=slots,
         # As the database gives them back (its JSON), not the caller's own objects.
         run_inputs=json.loads(json.dumps(values["inputs"] or {})),
-        outside_outputs=_outside_outputs(conn, values["workflow_id"], prepared),
+        outside_outputs=outside,
         debug=debug,
         started_at=None,
         timeout_s=values["timeout_s"],
@@ -562,11 +649,39 @@ def _stored(
     )
 
 
+def _run_fields(new: NewRun, depth: int, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``new``'s run row (``checked_run_values``' arguments but the owner):
+    ``depth`` its sub-run depth, ``data`` its trigger data."""
+    return {
+        "workflow_id": new.workflow_id,
+        "workflow_version": new.version,
+        "scope": RunScope(new.scope.value),
+        "target_node_id": new.target_node_id if new.scope is not Scope.FULL else None,
+        "trigger_kind": new.trigger_kind,
+        "trigger_data": data or None,
+        "inputs": new.inputs,
+        "timeout_s": new.timeout_s,
+        "parent_run_id": new.parent_run_id,
+        "parent_node_id": new.parent_node_id,
+        "api_key_id": new.api_key_id,
+        "use_cache": new.use_cache,
+        "depth": depth,
+        "parent_attempt": new.parent_attempt,
+        "use_pinned": new.use_pinned,
+    }
+
+
 def _subrun_depth(conn: Connection, new: NewRun) -> int:
     """The depth a child of ``new.parent_run_id`` has; LimitExceeded past the limit."""
     parent_depth = conn.execute(
         select(WorkflowRun.depth).where(WorkflowRun.id == new.parent_run_id)
     ).scalar()
+    return _checked_depth(new, parent_depth)
+
+
+def _checked_depth(new: NewRun, parent_depth: int | None) -> int:
+    """The depth of a child of a run ``parent_depth`` deep (None: no such run); LimitExceeded
+    past the limit."""
     depth = (parent_depth or 0) + 1
     if depth > new.max_depth:
         raise LimitExceeded(

@@ -9,7 +9,7 @@ session, named for what they are: they see every user's runs and belong behind a
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
@@ -208,20 +208,28 @@ def _insert_node_rows(conn: Connection, nodes: NewNodes) -> None:
 def insert_run(conn: Connection, run: tuple[Any, ...], nodes: NewNodes) -> None:
     """A new run's row (a ``_RUN_ROW`` tuple) and its node rows.
 
-    On PostgreSQL in ONE statement (the run's INSERT in a CTE, the node rows from arrays):
-    one round trip. On SQLite two executions on the driver's connection.
+    On PostgreSQL in ONE statement (``pg_insert_run``). On SQLite two executions on the
+    driver's connection.
     """
     dialect = conn.dialect
     if dialect.name == "sqlite":
         _insert_rows(conn, _WORKFLOW_RUNS, _RUN_ROW, [run], "run")
         _insert_node_rows(conn, nodes)
         return
-    run_values = bind(processors(dialect, _WORKFLOW_RUNS, _RUN_ROW), run)
-    shared, columns = _bound_nodes(dialect, nodes)
+    sql, args = pg_insert_run(dialect, run, nodes)
     try:
-        conn.exec_driver_sql(_pg_start_sql(dialect), (*run_values, *shared, *columns))
+        conn.exec_driver_sql(sql, tuple(args))
     except IntegrityError as exc:
         raise translate_integrity_error(exc, what="run") from None
+
+
+def pg_insert_run(dialect: Dialect, run: tuple[Any, ...], nodes: NewNodes) -> tuple[str, list[Any]]:
+    """``insert_run`` on PostgreSQL: its ONE statement (the run's INSERT in a CTE, the node
+    rows from arrays) and its arguments, bound as the columns' types bind: for
+    ``exec_driver_sql`` or asyncpg's own connection alike."""
+    run_values = bind(processors(dialect, _WORKFLOW_RUNS, _RUN_ROW), run)
+    shared, columns = _bound_nodes(dialect, nodes)
+    return _pg_start_sql(dialect), [*run_values, *shared, *columns]
 
 
 def _bound(process: Processor, value: Any) -> Any:
@@ -380,8 +388,83 @@ _OWNED_RUN = select(WorkflowRun.id).where(
 _KEY_OWNER = select(ApiKey.user_id).where(ApiKey.id == bindparam("api_key_id"))
 
 
+class RunLookups(NamedTuple):
+    """What the checks of a new run read: the owner's workflow's current version (None: no
+    such workflow of the owner's), whether the parent run is the owner's, the API key's owner."""
+
+    current_version: int | None
+    parent_owned: bool
+    key_owner: str | None
+
+
+def run_lookups(
+    conn: Connection,
+    *,
+    owner_id: str,
+    workflow_id: str,
+    parent_run_id: str | None = None,
+    api_key_id: str | None = None,
+) -> RunLookups:
+    """``RunLookups`` read by Core statements on ``conn`` (in the caller's transaction)."""
+    current = conn.execute(
+        _CURRENT_VERSION, {"workflow_id": workflow_id, "owner_id": owner_id}
+    ).scalar()
+    owned = parent_run_id is None or (
+        conn.execute(_OWNED_RUN, {"run_id": parent_run_id, "owner_id": owner_id}).first()
+        is not None
+    )
+    key_owner = None
+    if api_key_id is not None:
+        key_owner = conn.execute(_KEY_OWNER, {"api_key_id": api_key_id}).scalar()
+    return RunLookups(current, owned, key_owner)
+
+
+@cache
+def pg_run_lookups_sql() -> str:
+    """``run_lookups`` in ONE PostgreSQL statement, with the parent run's depth (read whoever
+    owns it, as a sub-run's depth is): ``$1`` workflow id, ``$2`` owner id, ``$3`` parent run
+    id, ``$4`` API key id (either may be NULL); one row of current version, parent depth,
+    parent owned, key owner."""
+    workflows, runs = cast(Table, Workflow.__table__).name, _WORKFLOW_RUNS.name
+    keys = cast(Table, ApiKey.__table__).name
+    return (
+        f"SELECT (SELECT version FROM {workflows}"
+        " WHERE id = $1::varchar AND user_id = $2::varchar AND deleted_at IS NULL),"
+        f" (SELECT depth FROM {runs} WHERE id = $3::varchar),"
+        f" EXISTS (SELECT 1 FROM {runs} WHERE id = $3::varchar AND user_id = $2::varchar),"
+        f" (SELECT user_id FROM {keys} WHERE id = $4::varchar)"
+    )
+
+
 def new_run_values(
     conn: Connection,
+    *,
+    owner_id: str,
+    workflow_id: str,
+    parent_run_id: str | None = None,
+    api_key_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """``checked_run_values`` of what ``run_lookups`` reads on ``conn``."""
+    found = run_lookups(
+        conn,
+        owner_id=owner_id,
+        workflow_id=workflow_id,
+        parent_run_id=parent_run_id,
+        api_key_id=api_key_id,
+    )
+    return checked_run_values(
+        found,
+        owner_id=owner_id,
+        workflow_id=workflow_id,
+        parent_run_id=parent_run_id,
+        api_key_id=api_key_id,
+        **fields,
+    )
+
+
+def checked_run_values(
+    found: RunLookups,
     *,
     owner_id: str,
     workflow_id: str,
@@ -402,30 +485,23 @@ def new_run_values(
     parent_attempt: int | None = None,
 ) -> dict[str, Any]:
     """The checks of ``RunRepo.create`` but the look-up of an earlier use of
-    ``idempotency_key``, as Core statements on ``conn`` (in the caller's transaction); the new
-    run's ``_RUN_ROW`` values (nothing written).
+    ``idempotency_key``, on what ``found`` read; the new run's ``_RUN_ROW`` values (nothing
+    written).
 
     NotFound for a workflow, version, parent run or API key that is not ``owner_id``'s;
-    InputError for settings that do not fit together. The workflow's current version (unless
-    one is asked for) is read by the statement that checks the workflow is the owner's.
+    InputError for settings that do not fit together (checked first).
     """
     scope, trigger_kind = _checked_settings(scope, trigger_kind, target_node_id, timeout_s)
-    current = conn.execute(
-        _CURRENT_VERSION, {"workflow_id": workflow_id, "owner_id": owner_id}
-    ).scalar()
+    current = found.current_version
     if current is None:
         raise NotFound("workflow", workflow_id)
     if workflow_version is None:
         workflow_version = current
     if not 1 <= workflow_version <= current:
         raise NotFound("workflow version", f"{workflow_id}@{workflow_version}")
-    if parent_run_id is not None and (
-        conn.execute(_OWNED_RUN, {"run_id": parent_run_id, "owner_id": owner_id}).first() is None
-    ):
+    if parent_run_id is not None and not found.parent_owned:
         raise NotFound("run", parent_run_id)
-    if api_key_id is not None and (
-        conn.execute(_KEY_OWNER, {"api_key_id": api_key_id}).scalar() != owner_id
-    ):
+    if api_key_id is not None and found.key_owner != owner_id:
         raise NotFound("API key", api_key_id)
     now = utcnow()
     return {
@@ -533,23 +609,6 @@ class RunRepo:
                 raise translate_integrity_error(exc, what="run") from None
             return _same_workflow(winner, workflow_id)
         return run
-
-    async def start(
-        self,
-        *,
-        nodes: Callable[[WorkflowRun], Awaitable[Sequence[tuple[str, str, int]]]],
-        **run: Any,
-    ) -> tuple[WorkflowRun, list[str]]:
-        """``create(**run)`` (without an idempotency key) and the run's node executions
-        (``nodes(run)`` names them once its version is known; see ``insert_node_executions``),
-        written at once: one statement on PostgreSQL, one hop on SQLite. The run, and the ids
-        of its node rows in the order of the nodes."""
-        if run.get("idempotency_key") is not None:
-            raise ValueError("start() takes no idempotency key: create() handles repeats")
-        new, _ = await self._new_run(**run)
-        rows = node_rows(new.id, await nodes(new))
-        await self._insert_new(new, rows)
-        return new, rows.ids
 
     async def _new_run(
         self,

@@ -1,0 +1,167 @@
+"""A run's start as the engine writes it (``SqlRunStore.create_run`` without an idempotency key:
+Core statements on SQLite, two autocommit statements on asyncpg on PostgreSQL) stores exactly
+the rows the ORM writes for the same run (``RunRepo.create`` with a key, then
+``add_node_executions``): every column, with defaults and with every optional field set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from enginekit import chain, make_owner, registry, save_workflow
+
+from flowloom.engine.plans import PlanCache
+from flowloom.engine.ports import NewRun, StoredRun
+from flowloom.engine.sql import SqlRunStore
+from flowloom.exceptions import LimitExceeded, NotFound
+from flowloom.graph import Scope
+from flowloom.storage.database import Database
+from flowloom.storage.enums import RunScope, TriggerKind
+from flowloom.storage.repos.api_keys import ApiKeyRepo
+from flowloom.storage.repos.runs import RunRepo
+from flowloom.storage.tables import NodeExecution, WorkflowRun
+
+VARYING = {"id", "run_id", "created_at", "updated_at", "idempotency_key"}
+"""The columns that differ between two runs written alike."""
+
+
+async def _written(db: Database, owner: str, run_id: str) -> tuple[dict[str, Any], list[Any]]:
+    """The run's row and its node rows as stored, without what differs between two runs."""
+    async with db.read() as s:
+        run, nodes = await RunRepo(s, owner_id=owner).get_with_nodes(run_id=run_id)
+    columns = WorkflowRun.__table__.columns.keys()
+    node_columns = NodeExecution.__table__.columns.keys()
+    return (
+        {name: getattr(run, name) for name in columns if name not in VARYING},
+        [{n: getattr(node, n) for n in node_columns if n not in VARYING} for node in nodes],
+    )
+
+
+def _new_run(owner: str, workflow_id: str, **fields: Any) -> NewRun:
+    given: dict[str, Any] = {
+        "owner_id": owner,
+        "workflow_id": workflow_id,
+        "version": None,
+        "scope": Scope.FULL,
+        "target_node_id": None,
+        "inputs": {},
+        "trigger_kind": TriggerKind.MANUAL,
+        "trigger_data": {},
+        "idempotency_key": None,
+        "timeout_s": None,
+        "breakpoints": None,
+        "use_cache": True,
+        "parent_run_id": None,
+        "parent_node_id": None,
+        "api_key_id": None,
+        "max_depth": 5,
+    }
+    return NewRun(**{**given, **fields})
+
+
+def _node_specs(stored: StoredRun) -> list[tuple[str, str, int]]:
+    specs = stored.prepared.specs
+    return [
+        (node, specs[node].definition.type, slot.pending) for node, slot in stored.slots.items()
+    ]
+
+
+@pytest.mark.parametrize("optional", [False, True])
+async def test_the_engines_start_writes_what_the_orm_writes(db: Database, optional: bool) -> None:
+    owner = await make_owner(db)
+    wf = await save_workflow(db, owner, chain(3))
+    store, plans = SqlRunStore(db), PlanCache(registry())
+    fields: dict[str, Any] = {}
+    repo_fields: dict[str, Any] = {}
+    if optional:
+        parent = await store.create_run(_new_run(owner, wf), plans)
+        async with db.write() as s:
+            key, _ = await ApiKeyRepo(s, owner_id=owner).create(name="ci", scopes=["admin"])
+        fields = {
+            "version": 1,
+            "scope": Scope.NODE,
+            "target_node_id": "n2",
+            "inputs": {"text": "é\n", "deep": {"a": []}},
+            "trigger_kind": TriggerKind.WEBHOOK,
+            "trigger_data": {"source": "webhook", "n": [1, None]},
+            "timeout_s": 2.5,
+            "use_cache": False,
+            "use_pinned": True,
+            "parent_run_id": parent.run_id,
+            "parent_node_id": "call",
+            "parent_attempt": 3,
+            "api_key_id": key.id,
+        }
+        repo_fields = {
+            **{k: v for k, v in fields.items() if k not in ("version", "scope")},
+            "scope": RunScope.NODE,
+            "depth": 1,
+        }
+    started = await store.create_run(_new_run(owner, wf, **fields), plans)
+    assert started.run_id.startswith("run")
+
+    async with db.write() as s:
+        repo = RunRepo(s, owner_id=owner)
+        orm = await repo.create(
+            workflow_id=wf,
+            workflow_version=fields.get("version"),
+            idempotency_key=f"orm-{optional}",
+            **repo_fields,
+        )
+        await repo.add_node_executions(run_id=orm.id, nodes=_node_specs(started))
+
+    stored_run, stored_nodes = await _written(db, owner, started.run_id)
+    assert (stored_run, stored_nodes) == await _written(db, owner, orm.id)
+    assert len(stored_nodes) == (1 if optional else 3)
+    async with db.read() as s:
+        _, rows = await RunRepo(s, owner_id=owner).get_with_nodes(run_id=started.run_id)
+    assert {row.node_id: row.id for row in rows} == {
+        node: slot.row_id for node, slot in started.slots.items()
+    }
+    assert [row.idempotency_key for row in rows] == [
+        f"{started.run_id}:{row.node_id}" for row in rows
+    ]
+    # What a driver loads from the rows is what the start handed it.
+    loaded = await store.load_run(started.run_id, plans)
+    assert loaded.slots == started.slots
+    assert loaded.run_inputs == started.run_inputs
+    assert loaded.outside_outputs == started.outside_outputs
+    assert (loaded.timeout_s, loaded.api_key_id, loaded.use_cache, loaded.use_pinned) == (
+        started.timeout_s,
+        started.api_key_id,
+        started.use_cache,
+        started.use_pinned,
+    )
+
+
+async def test_the_engines_start_refuses_what_is_not_the_owners(db: Database) -> None:
+    owner = await make_owner(db)
+    other = await make_owner(db)
+    wf = await save_workflow(db, owner, chain(2))
+    theirs = await save_workflow(db, other, chain(2))
+    store, plans = SqlRunStore(db), PlanCache(registry())
+    their_run = await store.create_run(_new_run(other, theirs), plans)
+    async with db.write() as s:
+        their_key, _ = await ApiKeyRepo(s, owner_id=other).create(name="ci", scopes=["admin"])
+    refused = [
+        (_new_run(owner, "wf_missing"), "workflow"),
+        (_new_run(owner, theirs), "workflow"),
+        (_new_run(owner, wf, version=2), "workflow version"),
+        (_new_run(owner, wf, version=0), "workflow version"),
+        (_new_run(owner, wf, parent_run_id=their_run.run_id), "run"),
+        (_new_run(owner, wf, parent_run_id="run_missing"), "run"),
+        (_new_run(owner, wf, api_key_id=their_key.id), "API key"),
+        (_new_run(owner, wf, api_key_id="key_missing"), "API key"),
+    ]
+    for new, what in refused:
+        with pytest.raises(NotFound) as caught:
+            await store.create_run(new, plans)
+        assert caught.value.kind == what, (new, caught.value)
+    parent = await store.create_run(_new_run(owner, wf), plans)
+    child = await store.create_run(_new_run(owner, wf, parent_run_id=parent.run_id), plans)
+    with pytest.raises(LimitExceeded, match="2 deep, over the limit of 1"):
+        await store.create_run(_new_run(owner, wf, parent_run_id=child.run_id, max_depth=1), plans)
+    async with db.read() as s:
+        page = await RunRepo(s, owner_id=owner).history(limit=100)
+    assert {run.id for run in page.items} == {parent.run_id, child.run_id}
