@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, Required, TypedDict, TypeVar, Unpack, cast
 
 from sqlalchemy import (
     JSON,
@@ -463,6 +463,28 @@ def new_run_values(
     )
 
 
+class RunFields(TypedDict, total=False):
+    """A new run's settings as ``RunRepo.create`` takes them; ``checked_run_values`` says what
+    each means and holds their defaults."""
+
+    workflow_id: Required[str]
+    workflow_version: Required[int | None]
+    scope: RunScope
+    target_node_id: str | None
+    trigger_kind: TriggerKind
+    trigger_data: dict[str, Any] | None
+    inputs: dict[str, Any] | None
+    idempotency_key: str | None
+    api_key_id: str | None
+    parent_run_id: str | None
+    parent_node_id: str | None
+    timeout_s: float | None
+    use_cache: bool
+    use_pinned: bool
+    depth: int
+    parent_attempt: int | None
+
+
 def checked_run_values(
     found: RunLookups,
     *,
@@ -542,26 +564,7 @@ class RunRepo:
         self.session = session
         self.owner_id = owner_id
 
-    async def create(
-        self,
-        *,
-        workflow_id: str,
-        workflow_version: int | None,
-        scope: RunScope = RunScope.FULL,
-        target_node_id: str | None = None,
-        trigger_kind: TriggerKind = TriggerKind.MANUAL,
-        trigger_data: dict[str, Any] | None = None,
-        inputs: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        api_key_id: str | None = None,
-        parent_run_id: str | None = None,
-        parent_node_id: str | None = None,
-        timeout_s: float | None = None,
-        use_cache: bool = True,
-        use_pinned: bool = False,
-        depth: int = 0,
-        parent_attempt: int | None = None,
-    ) -> WorkflowRun:
+    async def create(self, **fields: Unpack[RunFields]) -> WorkflowRun:
         """A new PENDING run of the owner's workflow at ``workflow_version`` (None: its
         current version, read in the same statement that checks the workflow is the owner's).
 
@@ -575,26 +578,10 @@ class RunRepo:
         client may safely retry a request whose answer it lost. Reusing a key for a different
         workflow is a Conflict. Keys are per owner: two users may use the same key.
         """
-        run, fresh = await self._new_run(
-            workflow_id=workflow_id,
-            workflow_version=workflow_version,
-            scope=scope,
-            target_node_id=target_node_id,
-            trigger_kind=trigger_kind,
-            trigger_data=trigger_data,
-            inputs=inputs,
-            idempotency_key=idempotency_key,
-            api_key_id=api_key_id,
-            parent_run_id=parent_run_id,
-            parent_node_id=parent_node_id,
-            timeout_s=timeout_s,
-            use_cache=use_cache,
-            use_pinned=use_pinned,
-            depth=depth,
-            parent_attempt=parent_attempt,
-        )
+        run, fresh = await self._new_run(fields)
         if not fresh:
             return run
+        idempotency_key = fields.get("idempotency_key")
         if idempotency_key is None:
             await self._insert_new(run, node_rows(run.id, ()))
             return run
@@ -607,54 +594,23 @@ class RunRepo:
             winner = await self._by_idempotency_key(idempotency_key)
             if winner is None:
                 raise translate_integrity_error(exc, what="run") from None
-            return _same_workflow(winner, workflow_id)
+            return _same_workflow(winner, fields["workflow_id"])
         return run
 
-    async def _new_run(
-        self,
-        *,
-        workflow_id: str,
-        workflow_version: int | None,
-        scope: RunScope = RunScope.FULL,
-        target_node_id: str | None = None,
-        trigger_kind: TriggerKind = TriggerKind.MANUAL,
-        trigger_data: dict[str, Any] | None = None,
-        inputs: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        api_key_id: str | None = None,
-        parent_run_id: str | None = None,
-        parent_node_id: str | None = None,
-        timeout_s: float | None = None,
-        use_cache: bool = True,
-        use_pinned: bool = False,
-        depth: int = 0,
-        parent_attempt: int | None = None,
-    ) -> tuple[WorkflowRun, bool]:
+    async def _new_run(self, fields: RunFields) -> tuple[WorkflowRun, bool]:
         """The checks of ``create``, and the run it would write (not yet in the session), with
         True; or the run an earlier use of ``idempotency_key`` wrote, with False."""
-        fields: dict[str, Any] = {
-            "workflow_id": workflow_id,
-            "workflow_version": workflow_version,
-            "scope": scope,
-            "target_node_id": target_node_id,
-            "trigger_kind": trigger_kind,
-            "trigger_data": trigger_data,
-            "inputs": inputs,
-            "idempotency_key": idempotency_key,
-            "api_key_id": api_key_id,
-            "parent_run_id": parent_run_id,
-            "parent_node_id": parent_node_id,
-            "timeout_s": timeout_s,
-            "use_cache": use_cache,
-            "use_pinned": use_pinned,
-            "depth": depth,
-            "parent_attempt": parent_attempt,
-        }
-        _checked_settings(scope, trigger_kind, target_node_id, timeout_s)
+        _checked_settings(
+            fields.get("scope", RunScope.FULL),
+            fields.get("trigger_kind", TriggerKind.MANUAL),
+            fields.get("target_node_id"),
+            fields.get("timeout_s"),
+        )
+        idempotency_key = fields.get("idempotency_key")
         if idempotency_key is not None:
             existing = await self._by_idempotency_key(idempotency_key)
             if existing is not None:
-                return _same_workflow(existing, workflow_id), False
+                return _same_workflow(existing, fields["workflow_id"]), False
         owner_id = self.owner_id
         values = await self.session.run_sync(
             lambda sync: new_run_values(sync.connection(), owner_id=owner_id, **fields)
