@@ -1,0 +1,159 @@
+"""A page of the owner's run history read as plain rows: what the runs API lists (``GET /runs``).
+
+The keyset walk of ``history_query``, built once per combination of filters with bound
+parameters (a statement made afresh per call costs SQLAlchemy a new cache key each time), on
+``Database.run_read``: no session, no transaction, no ORM objects. On SQLite it runs on
+``sqlite3`` itself and each value is converted as its column type converts it, so a row holds
+what SQLAlchemy would have read. A walk that stops within ``limit + 1`` rows of the index it
+follows (no status or trigger filter) runs on the event loop's thread there: a filter on status
+or trigger may step over many runs before it has a page, so it goes to a reader thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Connection, Select, Table, bindparam, select
+
+from flowloom.storage.database import Database, sqlite_connection
+from flowloom.storage.enums import RunStatus, TriggerKind
+from flowloom.storage.pages import Page, page_of
+from flowloom.storage.raw_statements import SqliteStatement
+from flowloom.storage.repos.runs import checked_history_filters, history_query, run_id_floor
+from flowloom.storage.tables import WorkflowRun
+
+__all__ = ["HistoryRow", "read_history"]
+
+_RUNS = cast(Table, WorkflowRun.__table__)
+
+
+class HistoryRow(NamedTuple):
+    """A run as its history lists it: the columns of ``workflow_runs`` a list entry shows."""
+
+    id: str
+    workflow_id: str
+    workflow_version: int
+    status: str
+    scope: str
+    target_node_id: str | None
+    trigger_kind: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    use_pinned: bool
+
+
+class _Shape(NamedTuple):
+    """Which optional filters a history statement has."""
+
+    workflow: bool
+    status: bool
+    trigger: bool
+    since: bool
+    until: bool
+    cursor: bool
+
+
+def _given(present: bool, name: str) -> Any:
+    return bindparam(name) if present else None
+
+
+@cache
+def _statement(shape: _Shape) -> Select[Any]:
+    return history_query(
+        select(*(_RUNS.c[name] for name in HistoryRow._fields)),
+        owner_id=bindparam("owner_id"),
+        workflow_id=_given(shape.workflow, "workflow_id"),
+        status=_given(shape.status, "status"),
+        trigger=_given(shape.trigger, "trigger"),
+        since_id=_given(shape.since, "since_id"),
+        until_id=_given(shape.until, "until_id"),
+        cursor=_given(shape.cursor, "cursor"),
+        fetch=bindparam("fetch"),
+    )
+
+
+@cache
+def _sqlite_statement(shape: _Shape) -> SqliteStatement:
+    return SqliteStatement(_statement(shape))
+
+
+@cache
+def _sqlite_converters(conn_dialect: Any) -> tuple[Any, ...]:
+    """Each column's result processor on SQLite (None: the value as sqlite3 gives it)."""
+    return tuple(
+        _RUNS.c[name].type.dialect_impl(conn_dialect).result_processor(conn_dialect, None)
+        for name in HistoryRow._fields
+    )
+
+
+def _sqlite_rows(conn: Connection, shape: _Shape, values: dict[str, Any]) -> list[HistoryRow]:
+    raw: sqlite3.Connection = sqlite_connection(conn)
+    statement = _sqlite_statement(shape)
+    convert = _sqlite_converters(conn.dialect)
+    return [
+        HistoryRow._make(
+            value if process is None or value is None else process(value)
+            for process, value in zip(convert, row, strict=True)
+        )
+        for row in raw.execute(statement.sql, statement.args(values))
+    ]
+
+
+async def read_history(
+    db: Database,
+    *,
+    owner_id: str,
+    cursor: str | None = None,
+    limit: int = 10,
+    workflow_id: str | None = None,
+    status: RunStatus | None = None,
+    trigger: TriggerKind | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[HistoryRow]:
+    """The pages of ``RunRepo(...).history(...)`` (the same checks, the same runs in the same
+    order) as ``HistoryRow``s, in one hop."""
+    checked = checked_history_filters(
+        cursor=cursor,
+        limit=limit,
+        workflow_id=workflow_id,
+        status=status,
+        trigger=trigger,
+        since=since,
+        until=until,
+    )
+    shape = _Shape(
+        workflow=checked.workflow_id is not None,
+        status=checked.status is not None,
+        trigger=checked.trigger is not None,
+        since=checked.since is not None,
+        until=checked.until is not None,
+        cursor=checked.cursor is not None,
+    )
+    values: dict[str, Any] = {
+        "owner_id": owner_id,
+        "workflow_id": checked.workflow_id,
+        "status": None if checked.status is None else checked.status.value,
+        "trigger": None if checked.trigger is None else checked.trigger.value,
+        "since_id": None if checked.since is None else run_id_floor(checked.since),
+        "until_id": None if checked.until is None else run_id_floor(checked.until),
+        "cursor": checked.cursor,
+        "fetch": checked.limit + 1,
+    }
+
+    def fetch(conn: Connection) -> list[HistoryRow]:
+        if conn.dialect.name == "sqlite":
+            return _sqlite_rows(conn, shape, values)
+        return [HistoryRow._make(row) for row in conn.execute(_statement(shape), values)]
+
+    bounded = not (shape.status or shape.trigger)
+    return page_of(await db.run_read(fetch, inline=bounded), limit=checked.limit)
