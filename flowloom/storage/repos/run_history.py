@@ -2,26 +2,30 @@
 
 The keyset walk of ``history_query``, built once per combination of filters with bound
 parameters (a statement made afresh per call costs SQLAlchemy a new cache key each time), on
-``Database.run_read``: no session, no transaction, no ORM objects. On SQLite it runs on
-``sqlite3`` itself and each value is converted as its column type converts it, so a row holds
-what SQLAlchemy would have read. A walk that stops within ``limit + 1`` rows of the index it
-follows (no status or trigger filter) runs on the event loop's thread there: a filter on status
-or trigger may step over many runs before it has a page, so it goes to a reader thread.
+the driver's own connection: no session, no transaction, no ORM objects. Each value is
+converted as its column type converts it, so a row holds what SQLAlchemy would have read.
+
+A walk that stops within ``limit + 1`` rows of the index it follows (no status or trigger
+filter) runs on the event loop's thread on SQLite (``run_read(inline=True)``) and as one
+prepared statement on asyncpg's connection on PostgreSQL. A filter on status or trigger may
+step over many runs before it has a page: that walk goes to a reader thread on SQLite and
+through ``Database.run_read`` on PostgreSQL.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Select, Table, bindparam, select
+from sqlalchemy import Connection, Dialect, Select, Table, bindparam, select
 
+from flowloom.storage.bound import Processor
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.pages import Page, page_of
-from flowloom.storage.raw_statements import SqliteStatement
+from flowloom.storage.raw_statements import RawStatement
 from flowloom.storage.repos.runs import checked_history_filters, history_query, run_id_floor
 from flowloom.storage.tables import WorkflowRun
 
@@ -82,30 +86,36 @@ def _statement(shape: _Shape) -> Select[Any]:
 
 
 @cache
-def _sqlite_statement(shape: _Shape) -> SqliteStatement:
-    return SqliteStatement(_statement(shape))
+def _raw_statement(shape: _Shape, dialect: Dialect) -> RawStatement:
+    return RawStatement(_statement(shape), dialect)
 
 
 @cache
-def _sqlite_converters(conn_dialect: Any) -> tuple[Any, ...]:
-    """Each column's result processor on SQLite (None: the value as sqlite3 gives it)."""
+def _converters(dialect: Dialect) -> tuple[Processor, ...]:
+    """Each column's result processor on ``dialect`` (None: the value as the driver gives it)."""
     return tuple(
-        _RUNS.c[name].type.dialect_impl(conn_dialect).result_processor(conn_dialect, None)
+        _RUNS.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
         for name in HistoryRow._fields
     )
 
 
-def _sqlite_rows(conn: Connection, shape: _Shape, values: dict[str, Any]) -> list[HistoryRow]:
-    raw: sqlite3.Connection = sqlite_connection(conn)
-    statement = _sqlite_statement(shape)
-    convert = _sqlite_converters(conn.dialect)
+def _rows(dialect: Dialect, raw: Iterable[Sequence[Any]]) -> list[HistoryRow]:
+    """The driver's rows as SQLAlchemy would have read them."""
+    convert = _converters(dialect)
     return [
         HistoryRow._make(
             value if process is None or value is None else process(value)
             for process, value in zip(convert, row, strict=True)
         )
-        for row in raw.execute(statement.sql, statement.args(values))
+        for row in raw
     ]
+
+
+def _sqlite_rows(conn: Connection, shape: _Shape, values: dict[str, Any]) -> list[HistoryRow]:
+    statement = _raw_statement(shape, conn.dialect)
+    return _rows(
+        conn.dialect, sqlite_connection(conn).execute(statement.sql, statement.args(values))
+    )
 
 
 async def read_history(
@@ -150,10 +160,20 @@ async def read_history(
         "fetch": checked.limit + 1,
     }
 
+    bounded = not (shape.status or shape.trigger)
+    if bounded and not db.is_sqlite:
+        # One prepared statement on asyncpg's own connection: no greenlet hop, no BEGIN or
+        # ROLLBACK, no SQLAlchemy execution. Those connections walk indexes only (no
+        # sequential scans), which is what a bounded walk does anyway.
+        dialect = db.engine.dialect
+        statement = _raw_statement(shape, dialect)
+        async with db.asyncpg_connection() as pg:
+            found = await pg.fetch(statement.sql, *statement.args(values))
+        return page_of(_rows(dialect, found), limit=checked.limit)
+
     def fetch(conn: Connection) -> list[HistoryRow]:
         if conn.dialect.name == "sqlite":
             return _sqlite_rows(conn, shape, values)
         return [HistoryRow._make(row) for row in conn.execute(_statement(shape), values)]
 
-    bounded = not (shape.status or shape.trigger)
     return page_of(await db.run_read(fetch, inline=bounded), limit=checked.limit)
