@@ -54,8 +54,8 @@ async def test_read_history_gives_the_repositorys_pages_in_one_hop(db: Database)
         await read_history(db, owner_id=user, cursor="wf_not-a-run")
     with pytest.raises(InputError, match="limit"):
         await read_history(db, owner_id=user, limit=0)
+    at = datetime.now(UTC)
     with pytest.raises(InputError, match="until"):
-        at = datetime.now(UTC)
         await read_history(db, owner_id=user, since=at, until=at)
 
 

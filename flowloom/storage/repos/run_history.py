@@ -5,23 +5,21 @@ parameters (a statement made afresh per call costs SQLAlchemy a new cache key ea
 the driver's own connection: no session, no transaction, no ORM objects. Each value is
 converted as its column type converts it, so a row holds what SQLAlchemy would have read.
 
-A walk that stops within ``limit + 1`` rows of the index it follows (no status or trigger
-filter) runs on the event loop's thread on SQLite (``run_read(inline=True)``) and as one
-prepared statement on asyncpg's connection on PostgreSQL. A filter on status or trigger may
-step over many runs before it has a page: that walk goes to a reader thread on SQLite and
-through ``Database.run_read`` on PostgreSQL.
+On PostgreSQL it is one statement on a reader's asyncpg connection (prepared once per
+connection). On SQLite a walk that stops within ``limit + 1`` rows of the index it follows (no
+status or trigger filter) runs on the event loop's thread (``run_read(inline=True)``); a filter
+on status or trigger may step over many runs before it has a page, so that walk goes to a
+reader thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Dialect, Select, Table, bindparam, select
 
-from flowloom.storage.bound import Processor
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.pages import Page, page_of
@@ -90,34 +88,6 @@ def _raw_statement(shape: _Shape, dialect: Dialect) -> RawStatement:
     return RawStatement(_statement(shape), dialect)
 
 
-@cache
-def _converters(dialect: Dialect) -> tuple[Processor, ...]:
-    """Each column's result processor on ``dialect`` (None: the value as the driver gives it)."""
-    return tuple(
-        _RUNS.c[name].type.dialect_impl(dialect).result_processor(dialect, None)
-        for name in HistoryRow._fields
-    )
-
-
-def _rows(dialect: Dialect, raw: Iterable[Sequence[Any]]) -> list[HistoryRow]:
-    """The driver's rows as SQLAlchemy would have read them."""
-    convert = _converters(dialect)
-    return [
-        HistoryRow._make(
-            value if process is None or value is None else process(value)
-            for process, value in zip(convert, row, strict=True)
-        )
-        for row in raw
-    ]
-
-
-def _sqlite_rows(conn: Connection, shape: _Shape, values: dict[str, Any]) -> list[HistoryRow]:
-    statement = _raw_statement(shape, conn.dialect)
-    return _rows(
-        conn.dialect, sqlite_connection(conn).execute(statement.sql, statement.args(values))
-    )
-
-
 async def read_history(
     db: Database,
     *,
@@ -160,20 +130,18 @@ async def read_history(
         "fetch": checked.limit + 1,
     }
 
-    bounded = not (shape.status or shape.trigger)
-    if bounded and not db.is_sqlite:
-        # One prepared statement on asyncpg's own connection: no greenlet hop, no BEGIN or
-        # ROLLBACK, no SQLAlchemy execution. Those connections walk indexes only (no
-        # sequential scans), which is what a bounded walk does anyway.
-        dialect = db.engine.dialect
-        statement = _raw_statement(shape, dialect)
-        async with db.asyncpg_connection() as pg:
+    if not db.is_sqlite:
+        statement = _raw_statement(shape, db.engine.dialect)
+        async with db.pg_read_connection() as pg:
             found = await pg.fetch(statement.sql, *statement.args(values))
-        return page_of(_rows(dialect, found), limit=checked.limit)
+        return page_of(
+            [HistoryRow._make(statement.converted(row)) for row in found], limit=checked.limit
+        )
 
     def fetch(conn: Connection) -> list[HistoryRow]:
-        if conn.dialect.name == "sqlite":
-            return _sqlite_rows(conn, shape, values)
-        return [HistoryRow._make(row) for row in conn.execute(_statement(shape), values)]
+        statement = _raw_statement(shape, conn.dialect)
+        found = sqlite_connection(conn).execute(statement.sql, statement.args(values))
+        return [HistoryRow._make(statement.converted(row)) for row in found]
 
+    bounded = not (shape.status or shape.trigger)
     return page_of(await db.run_read(fetch, inline=bounded), limit=checked.limit)
