@@ -22,8 +22,10 @@ half a millisecond): it still shares the machine's cores with the server.
 For comparison, the same shape through the runs API (``POST /api/v1/workflows/{id}/runs
 ?wait=true`` with the API key) at the middle client count.
 
-S4: after S3 and a second's pause, ``GET /api/v1/runs?limit=10`` (the newest 10 runs), median of
-``--history``, on one keep-alive connection of the same minimal client.
+S4: after S3 and a second's pause, ``GET /api/v1/runs?limit=10`` (the newest 10 runs), the page
+after it (``&cursor=``), one workflow's newest 10 (``&workflow_id=``) and the newest 10 COMPLETED
+(``&status=``): ``--history`` requests each on one keep-alive connection of the same minimal
+client, with the server's CPU per request (the warm-up request included).
 
 Server CPU per run is the ``flowloom serve`` process's; on PostgreSQL the CPU of the database's
 own backends serving it is reported beside it, since both share this machine's cores.
@@ -274,23 +276,43 @@ def _runs_load(
     )
 
 
-async def _history(port: int, key: str, repeat: int) -> list[float]:
+async def _history_pages(port: int, target: Target) -> dict[str, str]:
+    """The S4 listings by name: the newest 10, the page after them (its cursor read once), the
+    workflow's newest 10 and the newest 10 COMPLETED runs."""
     await asyncio.sleep(1.0)  # let the last load's tail (checkpoints, events) settle
+    newest = "/api/v1/runs?limit=10"
+    connection = _Connection("127.0.0.1", port)
+    try:
+        status, body = await connection.get(newest, {"Authorization": f"Bearer {target.key}"})
+    finally:
+        await connection.close()
+    assert status == 200, body
+    cursor = json.loads(body)["next_cursor"]
+    return {
+        f"S4 newest 10 runs (GET {newest})": newest,
+        "S4 the next page (&cursor=)": f"{newest}&cursor={cursor}",
+        "S4 one workflow's newest 10 (&workflow_id=)": f"{newest}&workflow_id={target.workflow_id}",
+        "S4 newest 10 COMPLETED (&status=)": f"{newest}&status=COMPLETED",
+    }
+
+
+async def _history(port: int, key: str, path: str, repeat: int) -> tuple[list[float], int, float]:
+    """``repeat`` GETs of ``path`` on one keep-alive connection, after one of warm-up: their
+    latencies (ms), no failures (a page of fewer than 10 runs fails the benchmark), wall time."""
     connection = _Connection("127.0.0.1", port)
     samples = []
+    began = time.perf_counter()
     try:
-        for _ in range(repeat + 1):  # the first is a warm-up
+        for _ in range(repeat + 1):
             sent = time.perf_counter()
-            status, body = await connection.get(
-                "/api/v1/runs?limit=10", {"Authorization": f"Bearer {key}"}
-            )
+            status, body = await connection.get(path, {"Authorization": f"Bearer {key}"})
             elapsed_ms = (time.perf_counter() - sent) * 1000
             assert status == 200, body
             assert len(json.loads(body)["items"]) == 10, body
             samples.append(elapsed_ms)
     finally:
         await connection.close()
-    return samples[1:]
+    return samples[1:], 0, time.perf_counter() - began
 
 
 _COUNT_RUNS = "SELECT trigger_kind, count(*) FROM workflow_runs GROUP BY 1"
@@ -393,7 +415,10 @@ async def _measure(
         runs_api = await meter.measured(
             _runs_load(port, target, clients=middle, seconds=args.seconds, total=None)
         )
-        history = await _history(port, target.key, args.history)
+        history = [
+            (name, await meter.measured(_history(port, target.key, path, args.history)))
+            for name, path in (await _history_pages(port, target)).items()
+        ]
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
@@ -405,10 +430,14 @@ async def _measure(
     rows += [
         _row(f"S3 webhook -> output, 1 client, {args.single} requests", single),
         _row(f"runs?wait=true (API key), {middle} clients, {args.seconds:g} s", runs_api),
-        Measurement(
-            "S4 newest 10 runs (GET /api/v1/runs?limit=10)",
-            history,
-            note=f"{sum(stored.values())} runs stored",
+        *(
+            Measurement(
+                name,
+                load.latencies,
+                note=f"{sum(stored.values())} runs stored, server CPU "
+                f"{load.server_cpu_s * 1000 / (len(load.latencies) + 1):.2f} ms/request",
+            )
+            for name, load in history
         ),
         Measurement("start-up to first /healthz answer", [startup_s * 1000], note="fresh data dir"),
     ]

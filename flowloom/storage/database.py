@@ -301,6 +301,32 @@ class Database:
             else:
                 self._pg_idle[flush].append((held, raw))
 
+    @asynccontextmanager
+    async def pg_read_connection(self) -> AsyncIterator[Any]:
+        """The asyncpg connection of one of ``run_read``'s readers (PostgreSQL only): in
+        autocommit, with the server's own planner settings, outside the reserve
+        ``asyncpg_connection()`` keeps for the engine. For a hot read that is ONE statement
+        (prepared once per connection by asyncpg): no hop through a greenlet, no SQLAlchemy
+        execution, no BEGIN. Leave it as it was found."""
+        if self.is_sqlite:
+            raise StorageError("pg_read_connection() is for PostgreSQL")
+        try:
+            held, raw = await self._pg_reader()
+        except Exception as exc:
+            _raise_translated(exc)
+        try:
+            yield raw
+        except BaseException as exc:
+            # A statement cut short (cancelled) may leave the connection mid-protocol.
+            await self._drop(held)
+            if isinstance(exc, Exception):
+                _raise_translated(exc)
+            raise
+        if raw.is_in_transaction():
+            await self._drop(held)
+        else:
+            await self._keep_reader(held, raw)
+
     async def _asyncpg_take(self, flush: bool) -> tuple[AsyncConnection, Any]:
         # Kept out of the pool between uses: a checkout through SQLAlchemy costs ~180 us
         # (events, isolation level, reset on return), five times the statement itself.

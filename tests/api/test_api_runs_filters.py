@@ -139,3 +139,33 @@ async def test_a_time_without_a_zone_is_utc(client: httpx.AsyncClient) -> None:
 
     assert answer.status_code == 200, answer.text
     assert [run["id"] for run in answer.json()["items"]] == [run_id]
+
+
+async def test_a_listed_run_is_the_run_its_own_page_shows(client: httpx.AsyncClient) -> None:
+    account = await sign_up(client)
+    greeter = await create_workflow(client, account, GREETING, name="greeter")
+    finished = await _run(client, account, greeter["id"])
+    started = await client.post(
+        f"/api/v1/workflows/{greeter['id']}/runs",
+        json={"inputs": {"name": "Ünïcode"}},
+        headers=account.bearer,
+    )
+    assert started.status_code == 202, started.text
+
+    listed = await client.get("/api/v1/runs", headers=account.bearer)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert {item["id"] for item in items} == {finished, started.json()["id"]}
+    for item in items:
+        detail = await client.get(f"/api/v1/runs/{item['id']}", headers=account.bearer)
+        assert detail.status_code == 200, detail.text
+        assert set(detail.json()) - {"nodes", "usage"} == set(item)
+        shown = {key: value for key, value in detail.json().items() if key in item}
+        if item["id"] != finished:  # still going: compare what cannot have moved
+            for moving in ("status", "started_at", "finished_at", "duration_ms", "outputs"):
+                shown.pop(moving), item.pop(moving)
+        assert item == shown
+    done = next(item for item in items if item["id"] == finished)
+    assert done["status"] == "COMPLETED"
+    assert done["created_at"].endswith("Z")
+    assert done["used_pinned"] is False

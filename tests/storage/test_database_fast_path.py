@@ -16,6 +16,7 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from loopticks import LoopTicks
 from sqlalchemy import Connection, Table, func, insert, select, update
@@ -373,6 +374,30 @@ async def test_asyncpg_connections_flush_their_commits_unless_asked_not_to(
             assert await pg.fetchval("SHOW synchronous_commit") == "on"
         async with db.asyncpg_connection(flush=False) as pg:
             assert await pg.fetchval("SHOW synchronous_commit") == "off"
+
+
+async def test_a_reader_connection_serves_reads_and_is_not_kept_in_a_transaction(
+    db: Database,
+) -> None:
+    if db.is_sqlite:
+        with pytest.raises(StorageError):
+            async with db.pg_read_connection():
+                pass
+        return
+    async with db.pg_read_connection() as pg:
+        assert await pg.fetchval("SELECT 41 + 1") == 42
+        assert await pg.fetchval("SHOW enable_seqscan") == "on", "the server's own settings"
+        first = pg
+    async with db.pg_read_connection() as pg:
+        assert pg is first, "kept among the readers"
+        await pg.execute("BEGIN")
+    async with db.pg_read_connection() as pg:
+        assert pg is not first, "one left in a transaction is dropped"
+        assert not pg.is_in_transaction()
+    with pytest.raises(asyncpg.UndefinedTableError):
+        async with db.pg_read_connection() as pg:
+            await pg.fetchval("SELECT * FROM nonexistent")
+    assert await db.run_read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar()) == 1
 
 
 # ---- the engine's tick on the fast path: fenced, all or nothing

@@ -18,7 +18,6 @@ from flowloom.storage.repos.runs import (
     RunRepo,
     active_runs_by_status,
     average_successful_duration,
-    read_history,
 )
 from flowloom.storage.tables import User, Workflow, WorkflowRun
 
@@ -283,29 +282,3 @@ async def test_concurrent_requests_with_one_idempotency_key_make_one_run(db: Dat
 
     assert len(set(ids)) == 1
     assert len([r for p in await walk(db, user) for r in p]) == 1
-
-
-async def test_read_history_gives_the_repositorys_pages_in_one_hop(db: Database) -> None:
-    user, (wf, other_wf) = await make_owner(db, workflows=2)
-    stranger, (theirs,) = await make_owner(db)
-    created = [await create_run(db, user, wf) for _ in range(13)]
-    await create_run(db, user, other_wf)
-    await create_run(db, stranger, theirs)
-
-    first = await read_history(db, owner_id=user, workflow_id=wf)
-    second = await read_history(db, owner_id=user, workflow_id=wf, cursor=first.next_cursor)
-    assert [run.id for run in first.items + second.items] == created[::-1]
-    assert second.next_cursor is None
-    assert first.items[0].workflow_id == wf, "rows come back loaded and detached"
-    assert await walk(db, user, workflow_id=wf) == [
-        [run.id for run in first.items],
-        [run.id for run in second.items],
-    ], "the same pages as RunRepo.history"
-
-    assert (await read_history(db, owner_id=user, workflow_id=theirs)).items == []
-    everything = await read_history(db, owner_id=user, limit=100)
-    assert stranger not in {run.user_id for run in everything.items}
-    with pytest.raises(InputError, match="cursor"):
-        await read_history(db, owner_id=user, cursor="wf_not-a-run")
-    with pytest.raises(InputError, match="limit"):
-        await read_history(db, owner_id=user, limit=0)

@@ -22,13 +22,21 @@ from flowloom.api.events_schema import RunStreamMessage
 from flowloom.api.limits import check_inputs_size
 from flowloom.api.run_feed import WRITE_EVERY_S, FeedReader, sse_message
 from flowloom.api.schemas.common import Page
-from flowloom.api.schemas.runs import AnswerCreate, RunCreate, RunDetail, RunPublic, run_public
+from flowloom.api.schemas.runs import (
+    AnswerCreate,
+    RunCreate,
+    RunDetail,
+    RunPublic,
+    run_page,
+    run_public,
+)
 from flowloom.engine import Engine
 from flowloom.exceptions import InputError
 from flowloom.ids import PREFIXES, parse_id
 from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, RunStatus, TriggerKind
-from flowloom.storage.repos.runs import RunRepo, read_history
+from flowloom.storage.repos.run_history import read_history
+from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.repos.workflows import WorkflowRepo
 
 __all__ = ["router"]
@@ -129,7 +137,7 @@ async def list_runs(
         since=since,
         until=until,
     )
-    return Page(items=[run_public(r) for r in page.items], next_cursor=page.next_cursor)
+    return run_page(page)
 
 
 def _check_workflow_id(workflow_id: str) -> None:

@@ -10,9 +10,11 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy import Row
 
-from flowloom.api.schemas.common import FromRow, VersionNumber
+from flowloom.api.schemas.common import FromRow, Page, VersionNumber
 from flowloom.api.schemas.usage import NO_USAGE, UsageSums
 from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
+from flowloom.storage.pages import Page as RowPage
+from flowloom.storage.repos.run_history import HistoryRow
 from flowloom.storage.repos.usage import UsageTotals
 from flowloom.storage.tables import NodeExecution, WorkflowRun
 
@@ -103,6 +105,21 @@ def run_public(run: WorkflowRun) -> RunPublic:
     public = RunPublic.model_validate(run)
     public.used_pinned = _used_pinned(run)
     return public
+
+
+_LISTED = tuple("used_pinned" if name == "use_pinned" else name for name in HistoryRow._fields)
+"""``RunPublic``'s fields, in the order of a ``HistoryRow``'s values."""
+
+
+def run_page(rows: RowPage[HistoryRow]) -> Page[RunPublic]:
+    """A page of run history rows as the API lists it: validated in one call, from plain
+    values (no attribute look-ups on ORM objects)."""
+    return Page[RunPublic].model_validate(
+        {
+            "items": [dict(zip(_LISTED, row, strict=True)) for row in rows.items],
+            "next_cursor": rows.next_cursor,
+        }
+    )
 
 
 def run_detail(

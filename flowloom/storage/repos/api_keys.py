@@ -17,18 +17,21 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Connection, Dialect, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import PREFIXES, new_id
 from flowloom.rates import parse_rate
-from flowloom.storage.database import Database
+from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import ApiScope
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
+from flowloom.storage.raw_statements import RawStatement
 from flowloom.storage.tables import ApiKey, User
 from flowloom.storage.tables.base import utcnow
 
@@ -269,6 +272,48 @@ _KEY_BY_PREFIX = (
 SQLAlchemy its construction and a new cache key each time."""
 
 
+class _KeyRow(NamedTuple):
+    """A row of ``_KEY_BY_PREFIX``."""
+
+    id: str
+    user_id: str
+    secret_sha256: str
+    active: bool
+    revoked_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    scopes: list[str] | None
+    previous_secret_sha256: str | None
+    previous_valid_until: datetime | None
+    rate_limit: str | None
+
+
+@cache
+def _key_by_prefix(dialect: Dialect) -> RawStatement:
+    return RawStatement(_KEY_BY_PREFIX, dialect)
+
+
+async def _key_row(db: Database, prefix: str) -> _KeyRow | None:
+    """The key with ``prefix`` of an active account, or None: one read by the unique index, on
+    the driver's own connection (inline on SQLite; a reader's asyncpg connection on PostgreSQL).
+    Every authenticated request makes it; SQLAlchemy's execution cost three times the read."""
+    if db.is_sqlite:
+
+        def read(conn: Connection) -> tuple[Any, ...] | None:
+            statement = _key_by_prefix(conn.dialect)
+            given = statement.args({"prefix": prefix})
+            raw = sqlite_connection(conn).execute(statement.sql, given).fetchone()
+            return None if raw is None else statement.converted(raw)
+
+        found = await db.run_read(read, inline=True)
+    else:
+        statement = _key_by_prefix(db.engine.dialect)
+        async with db.pg_read_connection() as pg:
+            raw = await pg.fetchrow(statement.sql, *statement.args({"prefix": prefix}))
+        found = None if raw is None else statement.converted(raw)
+    return None if found is None else _KeyRow._make(found)
+
+
 async def authenticate_api_key(
     db: Database, *, plaintext: str, now: datetime | None = None
 ) -> KeyMatch | None:
@@ -287,9 +332,7 @@ async def authenticate_api_key(
     if prefix is None:
         return None
     now = now or utcnow()
-    row = await db.run_read(
-        lambda conn: conn.execute(_KEY_BY_PREFIX, {"prefix": prefix}).first(), inline=True
-    )
+    row = await _key_row(db, prefix)
     if row is None:
         return None
     digest = _digest(plaintext)

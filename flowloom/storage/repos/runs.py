@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
-from typing import Any, NamedTuple, Required, TypedDict, TypeVar, Unpack, cast
+from typing import Any, NamedTuple, Required, TypeAlias, TypedDict, TypeVar, Unpack, cast
 
 from sqlalchemy import (
     JSON,
+    BindParameter,
     Connection,
     Dialect,
     Select,
@@ -28,12 +29,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import make_transient_to_detached
 
 from flowloom.exceptions import Conflict, InputError, NotFound
 from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id, new_ids
 from flowloom.storage.bound import Processor, bind, processors
-from flowloom.storage.database import Database, sqlite_connection
+from flowloom.storage.database import sqlite_connection
 from flowloom.storage.enums import (
     ACTIVE_RUN_STATUSES,
     NodeStatus,
@@ -49,12 +50,15 @@ from flowloom.storage.tables.base import utcnow
 __all__ = [
     "MAX_PAGE_SIZE",
     "DurationStats",
+    "HistoryFilters",
     "NodeSpec",
     "RunRepo",
     "active_runs_by_status",
     "average_successful_duration",
+    "checked_history_filters",
+    "history_query",
     "history_statement",
-    "read_history",
+    "run_id_floor",
 ]
 
 MAX_PAGE_SIZE = 100
@@ -339,8 +343,41 @@ def history_statement(
     not) through the time in their ids, so a date range is a range of the same index walk.
     Public so that benchmarks and diagnostics can EXPLAIN exactly the statement the repo runs.
     """
+    return history_query(
+        select(WorkflowRun),
+        owner_id=owner_id,
+        workflow_id=workflow_id,
+        status=None if status is None else status.value,
+        trigger=None if trigger is None else trigger.value,
+        since_id=None if since is None else run_id_floor(since),
+        until_id=None if until is None else run_id_floor(until),
+        cursor=cursor,
+        fetch=limit + 1,
+    )
+
+
+_V = TypeVar("_V")
+_Bound: TypeAlias = _V | BindParameter[_V]
+"""A filter's value, or the bound parameter that will carry it."""
+
+
+def history_query(
+    selected: Select[Any],
+    *,
+    owner_id: _Bound[str],
+    workflow_id: _Bound[str] | None,
+    status: _Bound[str] | None,
+    trigger: _Bound[str] | None,
+    since_id: _Bound[str] | None,
+    until_id: _Bound[str] | None,
+    cursor: _Bound[str] | None,
+    fetch: _Bound[int],
+) -> Select[Any]:
+    """``selected`` (columns of ``workflow_runs``) narrowed to the owner's runs by the filters
+    given (values, or bound parameters for a statement built once), newest first, ``fetch``
+    rows: the one keyset walk behind every run history. None leaves a filter out."""
     if workflow_id is None:
-        query = select(WorkflowRun).where(WorkflowRun.user_id == owner_id)
+        query = selected.where(WorkflowRun.user_id == owner_id)
     else:
         # Owner scoping goes through the workflow (a run's owner is its workflow's owner), not
         # through workflow_runs.user_id: given both columns, PostgreSQL's generic plan for the
@@ -352,18 +389,23 @@ def history_statement(
             .where(Workflow.id == workflow_id, Workflow.user_id == owner_id)
             .exists()
         )
-        query = select(WorkflowRun).where(WorkflowRun.workflow_id == workflow_id, owned)
+        query = selected.where(WorkflowRun.workflow_id == workflow_id, owned)
     if status is not None:
         query = query.where(WorkflowRun.status == status)
     if trigger is not None:
         query = query.where(WorkflowRun.trigger_kind == trigger)
-    if since is not None:
-        query = query.where(WorkflowRun.id >= id_floor(_RUN, _epoch_ms(since)))
-    if until is not None:
-        query = query.where(WorkflowRun.id < id_floor(_RUN, _epoch_ms(until)))
+    if since_id is not None:
+        query = query.where(WorkflowRun.id >= since_id)
+    if until_id is not None:
+        query = query.where(WorkflowRun.id < until_id)
     if cursor is not None:
         query = query.where(WorkflowRun.id < cursor)
-    return query.order_by(WorkflowRun.id.desc()).limit(limit + 1)
+    return query.order_by(WorkflowRun.id.desc()).limit(fetch)
+
+
+def run_id_floor(moment: datetime) -> str:
+    """The smallest run id made at ``moment``: runs created at or after it have ids >= it."""
+    return id_floor(_RUN, _epoch_ms(moment))
 
 
 def _checked_settings(
@@ -674,8 +716,7 @@ class RunRepo:
         seen and ids only grow, runs created between two fetches never shift a later page: the
         walk has no duplicates and no gaps. A cursor that is not a run id is an InputError.
         """
-        statement = _checked_history(
-            owner_id=self.owner_id,
+        filters = checked_history_filters(
             cursor=cursor,
             limit=limit,
             workflow_id=workflow_id,
@@ -684,6 +725,7 @@ class RunRepo:
             since=since,
             until=until,
         )
+        statement = history_statement(owner_id=self.owner_id, **filters._asdict())
         rows = (await self.session.scalars(statement)).all()
         return page_of(rows, limit=limit)
 
@@ -745,9 +787,20 @@ class RunRepo:
         self.session.add(run)
 
 
-def _checked_history(
+class HistoryFilters(NamedTuple):
+    """A history page's cursor, size and filters, checked (``checked_history_filters``)."""
+
+    cursor: str | None
+    limit: int
+    workflow_id: str | None
+    status: RunStatus | None
+    trigger: TriggerKind | None
+    since: datetime | None
+    until: datetime | None
+
+
+def checked_history_filters(
     *,
-    owner_id: str,
     cursor: str | None,
     limit: int,
     workflow_id: str | None,
@@ -755,8 +808,9 @@ def _checked_history(
     trigger: TriggerKind | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Select[WorkflowRun]:
-    """``history_statement`` after checking the caller's limit, filters and cursor."""
+) -> HistoryFilters:
+    """The caller's limit, filters and cursor, checked (InputError naming the bad one); times
+    given without a zone are UTC."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InputError(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
     if status is not None:
@@ -767,53 +821,9 @@ def _checked_history(
     until = None if until is None else _utc(until)
     if since is not None and until is not None and until <= since:
         raise InputError("until must be later than since", field="until")
-    return history_statement(
-        owner_id=owner_id,
-        cursor=check_cursor(cursor, prefix=_RUN),
-        limit=limit,
-        workflow_id=workflow_id,
-        status=status,
-        trigger=trigger,
-        since=since,
-        until=until,
+    return HistoryFilters(
+        check_cursor(cursor, prefix=_RUN), limit, workflow_id, status, trigger, since, until
     )
-
-
-async def read_history(
-    db: Database,
-    *,
-    owner_id: str,
-    cursor: str | None = None,
-    limit: int = 10,
-    workflow_id: str | None = None,
-    status: RunStatus | None = None,
-    trigger: TriggerKind | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> Page[WorkflowRun]:
-    """``RunRepo(...).history(...)`` on ``Database.run_read``: the same rows in one hop.
-
-    The history sidebar is the hottest read of the API; a session through ``db.read()`` costs
-    several round trips more than the query itself (0.05 ms). The rows come back detached.
-    """
-    statement = _checked_history(
-        owner_id=owner_id,
-        cursor=cursor,
-        limit=limit,
-        workflow_id=workflow_id,
-        status=status,
-        trigger=trigger,
-        since=since,
-        until=until,
-    )
-
-    def fetch(conn: Connection) -> list[WorkflowRun]:
-        with Session(bind=conn, expire_on_commit=False) as session:
-            rows = list(session.scalars(statement))
-            session.expunge_all()
-            return rows
-
-    return page_of(await db.run_read(fetch), limit=limit)
 
 
 async def active_runs_by_status(session: AsyncSession) -> dict[RunStatus, int]:
