@@ -147,8 +147,9 @@ async def test_429_is_retried_after_the_servers_retry_after(
     first, second = server.requests
     waited_s = second.received_at - first.received_at
     # The client's own backoff is at most 0.2 s: waiting 0.4 s or more is Retry-After's doing.
-    # The upper bound only catches a much longer wait (generous for a busy machine).
-    assert 0.4 <= waited_s < 2.0, waited_s
+    # The upper bound only catches a wait of another order (a unit taken wrong, a fixed long
+    # backoff): a loaded machine stretched 0.4 s to 2.6 s once, so it leaves room for that.
+    assert 0.4 <= waited_s < 10.0, waited_s
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
