@@ -4,13 +4,16 @@ SQLAlchemy's per-execution work (a cache key, result processing) on SQLite.
 The SQL is still written once, as a SQLAlchemy statement: ``SqliteStatement`` compiles it for
 the SQLite dialect on its first use (not at import: a server's start would pay for statements
 that only some requests run) and binds the named parameters in the compiled order, so there is
-no second, hand-written copy to drift from it. Parameters are passed through as given (text and
-numbers: what such lookups take); results come back raw (JSON as text).
+no second, hand-written copy to drift from it. Each parameter goes through its bind
+parameter's own type, as SQLAlchemy would bind it (a timestamp compared with a column becomes
+that column's text; text and numbers pass as given). ``first`` gives the row raw (JSON as
+text); ``first_typed`` converts each column as SQLAlchemy's result processing would.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -20,6 +23,10 @@ from sqlalchemy.sql.compiler import Compiled
 
 __all__ = ["SqliteStatement"]
 
+_Processor = Callable[[Any], Any] | None
+_Parameter = tuple[str, Any, _Processor]
+"""A positional parameter: its name, the statement's own value (bound), its bind processor."""
+
 
 class SqliteStatement:
     """``statement`` as SQL and parameter order for a raw ``sqlite3`` connection."""
@@ -28,21 +35,53 @@ class SqliteStatement:
         self._statement = statement
 
     @cached_property
-    def _compiled(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
-        """The SQL, and each positional parameter's name with the statement's own value."""
-        compiled: Compiled = self._statement.compile(dialect=sqlite.dialect())
+    def _compiled(self) -> tuple[str, tuple[_Parameter, ...], tuple[_Processor, ...]]:
+        """The SQL, each positional parameter, and each result column's processor."""
+        dialect = sqlite.dialect()
+        compiled: Compiled = self._statement.compile(dialect=dialect)
         order = compiled.positiontup or ()  # type: ignore[attr-defined]
         fixed = compiled.params
-        return str(compiled), tuple((name, fixed.get(name)) for name in order)
+        parameters: list[_Parameter] = []
+        for name in order:
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            value = fixed.get(name)
+            if process is not None and value is not None:
+                value = process(value)
+            parameters.append((name, value, process))
+        columns = getattr(self._statement, "selected_columns", ())
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+        return str(compiled), tuple(parameters), results
 
     @property
     def sql(self) -> str:
         return self._compiled[0]
 
     def args(self, given: dict[str, Any]) -> tuple[Any, ...]:
-        """The positional arguments: ``given`` by name, the statement's own values elsewhere."""
-        return tuple(given.get(name, value) for name, value in self._compiled[1])
+        """The positional arguments: ``given`` by name (bound by the parameter's type), the
+        statement's own values elsewhere."""
+        return tuple(
+            (value if process is None else process(value))
+            if (value := given.get(name, _MISSING)) is not _MISSING
+            else fixed
+            for name, fixed, process in self._compiled[1]
+        )
 
     def first(self, raw: sqlite3.Connection, **given: Any) -> Any:
-        """The first row, or None."""
+        """The first row as ``sqlite3`` reads it, or None."""
         return raw.execute(self.sql, self.args(given)).fetchone()
+
+    def first_typed(self, raw: sqlite3.Connection, **given: Any) -> tuple[Any, ...] | None:
+        """The first row with each column converted as SQLAlchemy would (a timestamp column
+        read back as an aware datetime), or None."""
+        row = self.first(raw, **given)
+        if row is None:
+            return None
+        return tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(self._compiled[2], row, strict=True)
+        )
+
+
+_MISSING: Any = object()
