@@ -1,45 +1,57 @@
-"""Core statements compiled once for ``sqlite3`` itself, for the few hot reads that skip
-SQLAlchemy's per-execution work (a cache key, result processing) on SQLite.
+"""Core statements compiled once for the driver itself (``sqlite3``; asyncpg), for the few hot
+reads that skip SQLAlchemy's per-execution work (a cache key, result processing; on
+PostgreSQL also its connection checkout and the hop through a greenlet).
 
-The SQL is still written once, as a SQLAlchemy statement: ``SqliteStatement`` compiles it for
-the SQLite dialect on its first use (not at import: a server's start would pay for statements
-that only some requests run) and binds the named parameters in the compiled order, so there is
-no second, hand-written copy to drift from it. Each parameter goes through its bind
-parameter's own type, as SQLAlchemy would bind it (a timestamp compared with a column becomes
-that column's text; text and numbers pass as given). ``first`` gives the row raw (JSON as
-text); ``first_typed`` converts each column as SQLAlchemy's result processing would.
+The SQL is still written once, as a SQLAlchemy statement: ``SqliteStatement`` and
+``PgStatement`` compile it for their dialect on its first use (not at import: a server's start
+would pay for statements that only some requests run) and bind the named parameters in the
+compiled order, so there is no second, hand-written copy to drift from it. Each parameter goes
+through its bind parameter's own type, as SQLAlchemy would bind it (on SQLite a timestamp
+compared with a column becomes that column's text; text and numbers pass as given). ``first``
+gives the row raw (JSON as text); ``first_typed`` converts each column as SQLAlchemy's result
+processing would. On PostgreSQL, ``fetchrow`` runs it on an asyncpg connection
+(``Database.asyncpg_connection``), whose codecs (JSON included) are the ones SQLAlchemy
+installed.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Dialect
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["SqliteStatement"]
+__all__ = ["PgStatement", "SqliteStatement"]
 
 _Processor = Callable[[Any], Any] | None
 _Parameter = tuple[str, Any, _Processor]
 """A positional parameter: its name, the statement's own value (bound), its bind processor."""
 
 
-class SqliteStatement:
-    """``statement`` as SQL and parameter order for a raw ``sqlite3`` connection."""
+class _DriverStatement(ABC):
+    """``statement`` as SQL and parameter order for one dialect's driver."""
 
     def __init__(self, statement: ClauseElement) -> None:
         self._statement = statement
 
+    @staticmethod
+    @abstractmethod
+    def _dialect() -> Dialect:
+        """The dialect the statement is compiled for."""
+
     @cached_property
     def _compiled(self) -> tuple[str, tuple[_Parameter, ...], tuple[_Processor, ...]]:
         """The SQL, each positional parameter, and each result column's processor."""
-        dialect = sqlite.dialect()
-        compiled: Compiled = self._statement.compile(dialect=dialect)
-        order = compiled.positiontup or ()  # type: ignore[attr-defined]
+        dialect = self._dialect()
+        compiled = cast(SQLCompiler, self._statement.compile(dialect=dialect))
+        order = compiled.positiontup or ()
         fixed = compiled.params
         parameters: list[_Parameter] = []
         for name in order:
@@ -68,6 +80,22 @@ class SqliteStatement:
             for name, fixed, process in self._compiled[1]
         )
 
+    def _typed(self, row: Any) -> tuple[Any, ...] | None:
+        if row is None:
+            return None
+        return tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(self._compiled[2], row, strict=True)
+        )
+
+
+class SqliteStatement(_DriverStatement):
+    """``statement`` for a raw ``sqlite3`` connection."""
+
+    @staticmethod
+    def _dialect() -> Dialect:
+        return sqlite.dialect()
+
     def first(self, raw: sqlite3.Connection, **given: Any) -> Any:
         """The first row as ``sqlite3`` reads it, or None."""
         return raw.execute(self.sql, self.args(given)).fetchone()
@@ -75,13 +103,20 @@ class SqliteStatement:
     def first_typed(self, raw: sqlite3.Connection, **given: Any) -> tuple[Any, ...] | None:
         """The first row with each column converted as SQLAlchemy would (a timestamp column
         read back as an aware datetime), or None."""
-        row = self.first(raw, **given)
-        if row is None:
-            return None
-        return tuple(
-            value if process is None or value is None else process(value)
-            for process, value in zip(self._compiled[2], row, strict=True)
-        )
+        return self._typed(self.first(raw, **given))
+
+
+class PgStatement(_DriverStatement):
+    """``statement`` for an asyncpg connection (``$n`` parameters, prepared by asyncpg once
+    per connection)."""
+
+    @staticmethod
+    def _dialect() -> Dialect:
+        return asyncpg.dialect()  # type: ignore[no-untyped-call]
+
+    async def fetchrow(self, pg: Any, **given: Any) -> tuple[Any, ...] | None:
+        """The first row, each column converted as SQLAlchemy would, or None."""
+        return self._typed(await pg.fetchrow(self.sql, *self.args(given)))
 
 
 _MISSING: Any = object()

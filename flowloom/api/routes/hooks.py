@@ -34,7 +34,7 @@ from flowloom.exceptions import FlowloomError, NotFound, PermissionDenied
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.repos.audit import AuditRepo
-from flowloom.storage.repos.triggers import RunOutcome, WebhookTarget, find_webhook, run_outcome
+from flowloom.storage.repos.triggers import RunOutcome, WebhookTarget, lookup_webhook, run_outcome
 from flowloom.triggers.tokens import token_matches
 from flowloom.triggers.webhooks import TOKEN_HEADER, TOKEN_QUERY, WebhookOptions, inputs_from_body
 
@@ -157,8 +157,7 @@ async def call_webhook(hook_path: str, request: Request) -> Response:
 async def _find(db: Database, path: str) -> WebhookTarget | None:
     if not path or len(path) > _PATH_MAX_LENGTH:
         return None
-    # One lookup by a unique index: cheaper on the event loop's thread than a hop to a reader.
-    return await db.run_read(lambda conn: find_webhook(conn, path=path), inline=True)
+    return await lookup_webhook(db, path=path)
 
 
 _SETTLED_EVENTS = frozenset({*RUN_FINISHED_EVENTS, "run.waiting"})
