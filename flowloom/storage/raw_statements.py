@@ -24,7 +24,6 @@ from typing import Any, cast
 
 from sqlalchemy import Dialect
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -112,6 +111,9 @@ class PgStatement(_DriverStatement):
 
     @staticmethod
     def _dialect() -> Dialect:
+        # Imported at the first PostgreSQL statement: a server on SQLite never loads it.
+        from sqlalchemy.dialects.postgresql import asyncpg
+
         return asyncpg.dialect()  # type: ignore[no-untyped-call]
 
     async def fetchrow(self, pg: Any, **given: Any) -> tuple[Any, ...] | None:
