@@ -53,6 +53,7 @@ __all__ = [
     "WorkflowReader",
     "WorkflowWriter",
     "actor",
+    "app_state",
     "client_ip",
 ]
 
@@ -72,10 +73,15 @@ class Caller:
         return self.scopes is None or scope.value in self.scopes or ApiScope.ADMIN in self.scopes
 
 
-async def _state(request: Request) -> AppState:
+def app_state(request: Request) -> AppState:
+    """The app's state, for a route that reads it without a dependency (the webhook's)."""
     state = request.app.state.flowloom
     assert isinstance(state, AppState)
     return state
+
+
+async def _state(request: Request) -> AppState:
+    return app_state(request)
 
 
 AppStateDep = Annotated[AppState, Depends(_state)]

@@ -11,11 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowloom.storage.database import Database, sqlite_connection
+from flowloom.storage.raw_statements import PgStatement, SqliteStatement
 from flowloom.storage.repos.billing import runs_started, subscription_in_force, tokens_used
 from flowloom.storage.repos.system_settings import setting_value, settings_generation
 from flowloom.storage.tables import Package, User, UserSubscription
@@ -27,6 +29,7 @@ __all__ = [
     "month_status",
     "month_window",
     "plan_in_force",
+    "plan_in_force_outside",
     "plan_of",
 ]
 
@@ -94,6 +97,13 @@ _SUBSCRIBED = (
 _ACTIVE_PACKAGE = select(*_PLAN_COLUMNS).where(
     Package.name == bindparam("name"), Package.active.is_(True)
 )
+# On SQLite, on sqlite3 itself: SQLAlchemy's per-execution work on the subscription's join was
+# a twentieth of a webhook run's server CPU, for a read that finds nothing for most users.
+_SUBSCRIBED_RAW = SqliteStatement(_SUBSCRIBED)
+_ACTIVE_PACKAGE_RAW = SqliteStatement(_ACTIVE_PACKAGE)
+# On PostgreSQL, for a run start that asks outside any transaction: on asyncpg itself.
+_SUBSCRIBED_PG = PgStatement(_SUBSCRIBED)
+_ACTIVE_PACKAGE_PG = PgStatement(_ACTIVE_PACKAGE)
 
 
 class DefaultPackageName:
@@ -112,12 +122,57 @@ class DefaultPackageName:
         """(settings generation, read at, name) of the last read."""
 
     def get(self, conn: Connection) -> str | None:
-        kept, now, generation = self._kept, self._clock(), settings_generation()
-        if kept is not None and kept[0] == generation and now - kept[1] < self._ttl_s:
-            return kept[2]
-        name: str | None = setting_value(conn, "default_package")
+        fresh, name = self.kept()
+        if fresh:
+            return name
+        generation, now = settings_generation(), self._clock()
+        name = cast(str | None, setting_value(conn, "default_package"))
         self._kept = (generation, now, name)
         return name
+
+    def kept(self) -> tuple[bool, str | None]:
+        """Whether the name kept is still to be trusted (no ``get`` needed), and the name."""
+        kept = self._kept
+        if kept is None or kept[0] != settings_generation():
+            return False, None
+        return self._clock() - kept[1] < self._ttl_s, kept[2]
+
+
+async def plan_in_force_outside(
+    db: Database, *, user_id: str, now: datetime, default_package: DefaultPackageName
+) -> Plan | None:
+    """``plan_in_force`` outside any transaction (a run start that asks before its write). On
+    PostgreSQL its statements run on asyncpg itself, prepared once per connection: one round
+    trip for a user with a subscription or without any default package, no SQLAlchemy
+    checkout; the default package's name is read through SQLAlchemy when it is not kept."""
+    if db.is_sqlite:
+        return await db.run_read(
+            lambda conn: plan_in_force(
+                conn, user_id=user_id, now=now, default_package=default_package
+            )
+        )
+    async with db.asyncpg_connection() as pg:
+        subscribed = await _SUBSCRIBED_PG.fetchrow(pg, user_id=user_id, at=now)
+    if subscribed is not None:
+        return _subscribed_plan(subscribed)
+    fresh, default_name = default_package.kept()
+    if not fresh:
+        default_name = await db.run_read(default_package.get)
+    if default_name is None:
+        return None
+    async with db.asyncpg_connection() as pg:
+        default = await _ACTIVE_PACKAGE_PG.fetchrow(pg, name=default_name)
+    return None if default is None else _default_plan(default)
+
+
+def _subscribed_plan(row: Any) -> Plan:
+    package_id, name, runs, tokens, subscription_id, ends_at = row
+    return Plan(package_id, name, runs, tokens, "subscription", subscription_id, ends_at)
+
+
+def _default_plan(row: Any) -> Plan:
+    package_id, name, runs, tokens = row
+    return Plan(package_id, name, runs, tokens, "default")
 
 
 async def plan_of(
@@ -150,21 +205,24 @@ def plan_in_force(
     statements built once, and the default package's name from ``default_package`` when
     given (else read from the settings).
     """
-    subscribed = conn.execute(_SUBSCRIBED, {"user_id": user_id, "at": now}).first()
+    raw = sqlite_connection(conn) if conn.dialect.name == "sqlite" else None
+    if raw is not None:
+        subscribed = _SUBSCRIBED_RAW.first_typed(raw, user_id=user_id, at=now)
+    else:
+        subscribed = conn.execute(_SUBSCRIBED, {"user_id": user_id, "at": now}).first()
     if subscribed is not None:
-        package_id, name, runs, tokens, subscription_id, ends_at = subscribed
-        return Plan(package_id, name, runs, tokens, "subscription", subscription_id, ends_at)
+        return _subscribed_plan(subscribed)
     if default_package is not None:
         default_name = default_package.get(conn)
     else:
         default_name = setting_value(conn, "default_package")
     if default_name is None:
         return None
-    default = conn.execute(_ACTIVE_PACKAGE, {"name": default_name}).first()
-    if default is None:
-        return None
-    package_id, name, runs, tokens = default
-    return Plan(package_id, name, runs, tokens, "default")
+    if raw is not None:
+        default = _ACTIVE_PACKAGE_RAW.first_typed(raw, name=default_name)
+    else:
+        default = conn.execute(_ACTIVE_PACKAGE, {"name": default_name}).first()
+    return None if default is None else _default_plan(default)
 
 
 async def month_status(session: AsyncSession, *, user_id: str, now: datetime) -> MonthStatus:

@@ -41,6 +41,7 @@ from flowloom.billing.plans import (
     Plan,
     month_window,
     plan_in_force,
+    plan_in_force_outside,
     plan_of,
 )
 from flowloom.exceptions import PermissionDenied, QuotaExceeded
@@ -100,14 +101,24 @@ class PlanQuota:
             raise _refusal(plan, "max_runs_per_month", used, end)
         return {CREDIT_SPENT: True}
 
-    def allows_unlocked(self, conn: Connection, *, owner_id: str, **future_kwargs: Any) -> bool:
+    async def allows_unlocked(self, *, owner_id: str, **future_kwargs: Any) -> bool:
         """The checks of ``before_run`` (for a run with no idempotency key) that need no lock,
-        on a connection outside any transaction: QuotaExceeded when they refuse the run. True
-        when nothing more is to be checked (no plan, or one that does not limit runs: nothing
-        to count, nothing to charge); False when the plan limits runs, whose count is exact
-        only under ``before_run``'s lock, in the run's own transaction."""
-        plan = self._run_limit(conn, owner_id, None, self._clock())
-        return plan is None or plan.max_runs_per_month is None
+        outside any transaction: QuotaExceeded when they refuse the run. True when nothing
+        more is to be checked (no plan, or one that does not limit runs: nothing to count,
+        nothing to charge); False when the plan limits runs, whose count is exact only under
+        ``before_run``'s lock, in the run's own transaction.
+
+        Without a plan that limits anything (most users), that is the plan's read alone, on
+        PostgreSQL on asyncpg itself (``plan_in_force_outside``); otherwise the checks read
+        again what they need through SQLAlchemy."""
+        now = self._clock()
+        plan = await plan_in_force_outside(
+            self._db, user_id=owner_id, now=now, default_package=self._default_package
+        )
+        if plan is None or not plan.limited:
+            return True
+        limited = await self._db.run_read(lambda conn: self._run_limit(conn, owner_id, None, now))
+        return limited is None or limited.max_runs_per_month is None
 
     def _run_limit(
         self, conn: Connection, owner_id: str, idempotency_key: str | None, now: datetime

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from json.encoder import (  # type: ignore[attr-defined]
     JSONEncoder,
@@ -44,7 +44,7 @@ def processors(dialect: Dialect, table: Table, names: tuple[str, ...]) -> tuple[
         if process is not None and isinstance(type_, JSON):
             found.append(_json_binder(process, dialect))
         elif process is not None and isinstance(type_, UTCDateTime):
-            found.append(_time_binder(process))
+            found.append(_time_binder(_sqlite_time_text(process, dialect) or process))
         else:
             found.append(process)
     return tuple(found)
@@ -96,6 +96,33 @@ def _plain_encoder(process: Callable[[Any], Any], dialect: Dialect) -> Callable[
             return process(value)
 
     return encode
+
+
+_TIME_SAMPLES: Final = (
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    datetime(5, 1, 2, 0, 30, 0, 7, tzinfo=timezone(timedelta(hours=3))),
+)
+"""Times whose text shows a formatter writes what SQLAlchemy's SQLite binding writes."""
+
+
+def _sqlite_time_text(
+    process: Callable[[Any], Any], dialect: Dialect
+) -> Callable[[Any], Any] | None:
+    """On SQLite, a timestamp's stored text made by ``datetime.isoformat`` in C (the UTC time,
+    always with microseconds), when it is the text ``process`` makes (checked on samples); None
+    elsewhere. A naive time goes to ``process``, which refuses it."""
+    if dialect.name != "sqlite":
+        return None
+
+    def text(value: Any) -> Any:
+        if type(value) is not datetime or value.tzinfo is None:
+            return process(value)
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    if any(text(sample) != process(sample) for sample in _TIME_SAMPLES):
+        return None
+    return text
 
 
 def _time_binder(process: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -1,13 +1,20 @@
-"""Core statements compiled once for the driver's own connection (``sqlite3``, asyncpg), for the
-few hot reads that skip SQLAlchemy's per-execution work (a cache key, result processing, on
-PostgreSQL the hop through a greenlet).
+"""Core statements compiled once for the driver itself (``sqlite3``; asyncpg), for the few hot
+reads that skip SQLAlchemy's per-execution work (a cache key, result processing; on PostgreSQL
+also its connection checkout and the hop through a greenlet).
 
 The SQL is still written once, as a SQLAlchemy statement: ``RawStatement`` compiles it for a
 dialect on its first use (not at import: a server's start would pay for statements that only
 some requests run) and binds the named parameters in the compiled order, so there is no second,
-hand-written copy to drift from it. Parameters are passed through as given (text and numbers:
-what such lookups take); results come back as the driver gives them (on SQLite, JSON as text)
-unless ``converted`` makes them what SQLAlchemy would have read.
+hand-written copy to drift from it. Each parameter goes through its bind parameter's own type,
+as SQLAlchemy would bind it (on SQLite a timestamp compared with a column becomes that column's
+text; text and numbers pass as given). ``converted`` makes a driver's row what SQLAlchemy's
+result processing would have read (text to JSON and times on SQLite, booleans from integers,
+times in UTC).
+
+``SqliteStatement`` runs on a raw ``sqlite3`` connection (``first`` gives the row raw, JSON as
+text; ``first_typed`` converted). ``PgStatement`` runs on an asyncpg connection
+(``Database.asyncpg_connection`` or ``pg_read_connection``), whose codecs (JSON included) are
+the ones SQLAlchemy installed.
 """
 
 from __future__ import annotations
@@ -20,60 +27,101 @@ from typing import Any, cast
 from sqlalchemy import Dialect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import Compiled
-from sqlalchemy.sql.selectable import SelectBase
+from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["RawStatement", "SqliteStatement"]
+__all__ = ["PgStatement", "RawStatement", "SqliteStatement"]
+
+_Processor = Callable[[Any], Any] | None
+_Parameter = tuple[str, Any, _Processor]
+"""A positional parameter: its name, the statement's own value (bound), its bind processor."""
+
+_MISSING: Any = object()
 
 
 class RawStatement:
-    """``statement`` as SQL and positional parameter order for ``dialect``'s driver."""
+    """``statement`` as SQL, parameter order and result processors for ``dialect``'s driver;
+    ``dialect`` may be a function that makes it, called at the first use."""
 
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+    def __init__(self, statement: ClauseElement, dialect: Dialect | Callable[[], Dialect]) -> None:
         self._statement = statement
-        self._dialect = dialect
+        self._dialect_or_maker = dialect
 
     @cached_property
-    def _compiled(self) -> tuple[str, tuple[tuple[str, Any], ...]]:
-        """The SQL, and each positional parameter's name with the statement's own value."""
-        compiled: Compiled = self._statement.compile(dialect=self._dialect)
-        order = compiled.positiontup or ()  # type: ignore[attr-defined]
+    def _compiled(self) -> tuple[str, tuple[_Parameter, ...], tuple[_Processor, ...]]:
+        """The SQL, each positional parameter, and each result column's processor."""
+        made = self._dialect_or_maker
+        dialect = made if isinstance(made, Dialect) else made()
+        compiled = cast(SQLCompiler, self._statement.compile(dialect=dialect))
+        order = compiled.positiontup or ()
         fixed = compiled.params
-        return str(compiled), tuple((name, fixed.get(name)) for name in order)
+        parameters: list[_Parameter] = []
+        for name in order:
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            value = fixed.get(name)
+            if process is not None and value is not None:
+                value = process(value)
+            parameters.append((name, value, process))
+        columns = getattr(self._statement, "selected_columns", ())
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+        return str(compiled), tuple(parameters), results
 
     @property
     def sql(self) -> str:
         return self._compiled[0]
 
     def args(self, given: dict[str, Any]) -> tuple[Any, ...]:
-        """The positional arguments: ``given`` by name, the statement's own values elsewhere."""
-        return tuple(given.get(name, value) for name, value in self._compiled[1])
-
-    @cached_property
-    def _converters(self) -> tuple[Callable[[Any], Any] | None, ...]:
-        """Each selected column's result processor on the dialect (None: kept as given)."""
-        dialect = self._dialect
-        columns = cast(SelectBase, self._statement).selected_columns
+        """The positional arguments: ``given`` by name (bound by the parameter's type), the
+        statement's own values elsewhere."""
         return tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+            (value if process is None else process(value))
+            if (value := given.get(name, _MISSING)) is not _MISSING
+            else fixed
+            for name, fixed, process in self._compiled[1]
         )
 
     def converted(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """A row of the driver's values (of a SELECT) as SQLAlchemy would have read it: each
-        value through its column type's result processor (text to JSON and times on SQLite,
-        booleans from integers, times in UTC)."""
+        value through its column type's result processor."""
         return tuple(
             value if process is None or value is None else process(value)
-            for process, value in zip(self._converters, row, strict=True)
+            for process, value in zip(self._compiled[2], row, strict=True)
         )
 
 
 class SqliteStatement(RawStatement):
-    """``statement`` as SQL and parameter order for a raw ``sqlite3`` connection."""
+    """``statement`` for a raw ``sqlite3`` connection."""
 
     def __init__(self, statement: ClauseElement) -> None:
         super().__init__(statement, sqlite.dialect())
 
     def first(self, raw: sqlite3.Connection, **given: Any) -> Any:
-        """The first row, or None."""
+        """The first row as ``sqlite3`` reads it, or None."""
         return raw.execute(self.sql, self.args(given)).fetchone()
+
+    def first_typed(self, raw: sqlite3.Connection, **given: Any) -> tuple[Any, ...] | None:
+        """The first row with each column converted as SQLAlchemy would (a timestamp column
+        read back as an aware datetime), or None."""
+        row = self.first(raw, **given)
+        return None if row is None else self.converted(row)
+
+
+def _asyncpg_dialect() -> Dialect:
+    # Imported at the first PostgreSQL statement: a server on SQLite never loads it.
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    return cast(Dialect, asyncpg.dialect())  # type: ignore[no-untyped-call]
+
+
+class PgStatement(RawStatement):
+    """``statement`` for an asyncpg connection (``$n`` parameters, prepared by asyncpg once
+    per connection)."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        super().__init__(statement, _asyncpg_dialect)
+
+    async def fetchrow(self, pg: Any, **given: Any) -> tuple[Any, ...] | None:
+        """The first row, each column converted as SQLAlchemy would, or None."""
+        row = await pg.fetchrow(self.sql, *self.args(given))
+        return None if row is None else self.converted(row)

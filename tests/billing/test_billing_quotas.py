@@ -23,7 +23,13 @@ from providers.fake_servers import API_KEY, FakeServer, running_server
 from sqlalchemy import select
 
 from flowloom.billing import CREDIT_SPENT, PlanQuota, QuotaGuardedResolver
-from flowloom.billing.plans import DefaultPackageName
+from flowloom.billing.plans import (
+    DefaultPackageName,
+    Plan,
+    plan_in_force,
+    plan_in_force_outside,
+    plan_of,
+)
 from flowloom.engine import Engine
 from flowloom.exceptions import QuotaExceeded
 from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
@@ -31,6 +37,7 @@ from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
 from flowloom.storage.repos.ai_models import AiModelRepo
+from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
 from flowloom.storage.repos.system_settings import SystemSettingsRepo
 from flowloom.storage.repos.usage import UsageRepo
 from flowloom.storage.tables import SystemSetting, User, WorkflowRun
@@ -347,7 +354,7 @@ async def test_only_a_run_limit_needs_the_runs_transaction(db: Database) -> None
     quota = PlanQuota(db)
 
     async def unlocked(owner: str) -> bool:
-        return await db.run_read(lambda conn: quota.allows_unlocked(conn, owner_id=owner))
+        return await quota.allows_unlocked(owner_id=owner)
 
     free, tokens, runs, spent = [await make_user(db) for _ in range(4)]
     await subscribe(db, tokens, await make_package(db, max_tokens_per_month=100))
@@ -361,3 +368,55 @@ async def test_only_a_run_limit_needs_the_runs_transaction(db: Database) -> None
     with pytest.raises(QuotaExceeded) as refused:
         await unlocked(spent)
     assert refused.value.limit == "max_tokens_per_month"
+
+
+async def test_the_plan_asked_at_a_run_start_is_the_one_the_api_reports(db: Database) -> None:
+    """``plan_in_force`` on the start's own connection (on SQLite, sqlite3 itself) and
+    ``plan_in_force_outside`` find what ``plan_of`` finds through a session: a subscription
+    with its end, none before it starts or after it ends, and the default package for whoever
+    has none."""
+    owner = await make_user(db)
+    package = await make_package(db, max_runs_per_month=3, max_tokens_per_month=10_000)
+    started = datetime(2031, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    ends = datetime(2031, 3, 20, 8, 30, 0, 125_000, tzinfo=UTC)
+    async with db.write() as session:
+        await SubscriptionRepo(session).subscribe(
+            user_id=owner, package_id=package, now=started, end_date=ends
+        )
+        default_name = (await PackageRepo(session).get(package_id=package)).name
+
+    async def both(at: datetime) -> tuple[Plan | None, Plan | None]:
+        in_force = await db.run_read(lambda conn: plan_in_force(conn, user_id=owner, now=at))
+        # Outside any transaction (on PostgreSQL, on asyncpg), with the default package's name
+        # read once and then kept.
+        names = DefaultPackageName()
+        for _ in range(2):
+            outside = await plan_in_force_outside(db, user_id=owner, now=at, default_package=names)
+            assert outside == in_force
+        async with db.read() as session:
+            reported = await plan_of(session, user_id=owner, now=at)
+        return in_force, reported
+
+    during, reported = await both(datetime(2031, 3, 10, tzinfo=UTC))
+    assert during == reported
+    assert during is not None
+    assert (during.package_id, during.source, during.max_runs_per_month) == (
+        package,
+        "subscription",
+        3,
+    )
+    assert during.max_tokens_per_month == 10_000
+    assert during.ends_at == ends
+    assert during.ends_at.tzinfo is not None
+    assert await both(datetime(2031, 3, 1, 12, 0, 0, 249_999, tzinfo=UTC)) == (None, None)
+    assert await both(ends) == (None, None)
+    async with db.write() as session:
+        await SystemSettingsRepo(session).update(changes={"default_package": default_name})
+    try:
+        after, reported = await both(datetime(2031, 4, 1, tzinfo=UTC))
+        assert after == reported
+        assert after is not None
+        assert (after.package_id, after.source, after.ends_at) == (package, "default", None)
+    finally:
+        async with db.write() as session:
+            await SystemSettingsRepo(session).update(changes={"default_package": None})

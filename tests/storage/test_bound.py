@@ -3,6 +3,7 @@ types bind, JSON included: the same text, and the same errors for what JSON cann
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
@@ -64,3 +65,27 @@ def test_what_json_cannot_hold_raises_as_sqlalchemy_raises(dialect: Any) -> None
         with pytest.raises(error) as theirs:
             _sqlalchemy(dialect, "outputs")(value)
         assert str(ours.value) == str(theirs.value)
+
+
+TIMES = [
+    datetime(2026, 12, 7, 2, 40, 0, tzinfo=UTC),
+    datetime(2026, 12, 7, 2, 40, 0, 1, tzinfo=UTC),
+    datetime(2026, 6, 30, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-7, minutes=-30))),
+    datetime(1, 1, 1, 12, tzinfo=timezone(timedelta(hours=5))),
+    datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+    None,
+]
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), asyncpg.dialect()])
+def test_times_are_bound_as_sqlalchemy_binds_them(dialect: Any) -> None:
+    names = ("started_at", "finished_at")
+    binders = processors(dialect, _NODES, names)
+    for name, binder in zip(names, binders, strict=True):
+        own = _sqlalchemy(dialect, name)
+        # Twice: the second comes from the binder's memo.
+        for _ in range(2):
+            assert bind([binder], TIMES[:1]) == [own(TIMES[0])]
+            assert [bind([binder], [value])[0] for value in TIMES] == [own(v) for v in TIMES]
+        with pytest.raises(ValueError, match="naive"):
+            bind([binder], [datetime(2026, 12, 7, 2, 40)])

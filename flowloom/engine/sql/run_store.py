@@ -117,10 +117,10 @@ class RunQuota(Protocol):
         """Raise LimitExceeded to refuse the run; may return entries for its trigger data."""
         ...
 
-    def allows_unlocked(self, conn: Connection, *, owner_id: str, **future_kwargs: Any) -> bool:
-        """For a run without an idempotency key, on a connection outside any transaction:
-        raise LimitExceeded to refuse it; True to allow it with nothing written and nothing
-        more to ask; False to have ``before_run`` asked in its write transaction."""
+    async def allows_unlocked(self, *, owner_id: str, **future_kwargs: Any) -> bool:
+        """For a run without an idempotency key, outside any transaction: raise
+        LimitExceeded to refuse it; True to allow it with nothing written and nothing more to
+        ask; False to have ``before_run`` asked in its write transaction."""
         ...
 
 
@@ -258,14 +258,11 @@ class SqlRunStore:
         if new.parent_run_id is not None:
             depth = _checked_depth(new, parent_depth)
         quota = self.quota
-        if quota is not None and not await self.db.run_read(
-            lambda conn: quota.allows_unlocked(
-                conn,
-                owner_id=new.owner_id,
-                workflow_id=new.workflow_id,
-                parent_run_id=new.parent_run_id,
-                trigger_kind=new.trigger_kind,
-            )
+        if quota is not None and not await quota.allows_unlocked(
+            owner_id=new.owner_id,
+            workflow_id=new.workflow_id,
+            parent_run_id=new.parent_run_id,
+            trigger_kind=new.trigger_kind,
         ):
             return None
         values = checked_run_values(

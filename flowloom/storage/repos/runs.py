@@ -44,6 +44,7 @@ from flowloom.storage.enums import (
 )
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, page_of
+from flowloom.storage.raw_statements import SqliteStatement
 from flowloom.storage.tables import ApiKey, NodeExecution, Workflow, WorkflowRun
 from flowloom.storage.tables.base import utcnow
 
@@ -428,6 +429,9 @@ _OWNED_RUN = select(WorkflowRun.id).where(
     WorkflowRun.id == bindparam("run_id"), WorkflowRun.user_id == bindparam("owner_id")
 )
 _KEY_OWNER = select(ApiKey.user_id).where(ApiKey.id == bindparam("api_key_id"))
+_CURRENT_VERSION_RAW = SqliteStatement(_CURRENT_VERSION)
+_OWNED_RUN_RAW = SqliteStatement(_OWNED_RUN)
+_KEY_OWNER_RAW = SqliteStatement(_KEY_OWNER)
 
 
 class RunLookups(NamedTuple):
@@ -447,7 +451,18 @@ def run_lookups(
     parent_run_id: str | None = None,
     api_key_id: str | None = None,
 ) -> RunLookups:
-    """``RunLookups`` read by Core statements on ``conn`` (in the caller's transaction)."""
+    """``RunLookups`` read by Core statements on ``conn`` (in the caller's transaction); on
+    SQLite, on sqlite3 itself (SQLAlchemy's per-execution work was most of their cost)."""
+    if conn.dialect.name == "sqlite":
+        raw = sqlite_connection(conn)
+        version = _CURRENT_VERSION_RAW.first(raw, workflow_id=workflow_id, owner_id=owner_id)
+        owned = parent_run_id is None or (
+            _OWNED_RUN_RAW.first(raw, run_id=parent_run_id, owner_id=owner_id) is not None
+        )
+        owner = None if api_key_id is None else _KEY_OWNER_RAW.first(raw, api_key_id=api_key_id)
+        return RunLookups(
+            None if version is None else version[0], owned, None if owner is None else owner[0]
+        )
     current = conn.execute(
         _CURRENT_VERSION, {"workflow_id": workflow_id, "owner_id": owner_id}
     ).scalar()

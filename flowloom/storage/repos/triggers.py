@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.exceptions import InputError, NotFound
 from flowloom.ids import PREFIXES, new_id
-from flowloom.storage.database import sqlite_connection
+from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import TriggerType
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.pages import Page, check_cursor, check_limit, page_of
-from flowloom.storage.raw_statements import SqliteStatement
+from flowloom.storage.raw_statements import PgStatement, SqliteStatement
 from flowloom.storage.tables import User, Workflow, WorkflowRun, WorkflowTrigger
 from flowloom.storage.tables.base import utcnow
 
@@ -46,6 +46,7 @@ __all__ = [
     "claim_statement",
     "due_schedules",
     "find_webhook",
+    "lookup_webhook",
     "run_outcome",
 ]
 
@@ -262,6 +263,9 @@ _FIND_WEBHOOK = (
 _FIND_WEBHOOK_RAW = SqliteStatement(_FIND_WEBHOOK)
 
 
+_FIND_WEBHOOK_PG = PgStatement(_FIND_WEBHOOK)
+
+
 def find_webhook(conn: Connection, *, path: str) -> WebhookTarget | None:
     """The webhook at ``path``, or None: no such path, its workflow deleted, or its owner's
     account disabled (all of which look alike to a caller). One read by the unique index."""
@@ -269,12 +273,23 @@ def find_webhook(conn: Connection, *, path: str) -> WebhookTarget | None:
         row = _FIND_WEBHOOK_RAW.first(sqlite_connection(conn), path=path)
         if row is None:
             return None
-        config = json.loads(row[6]) if row[6] else {}
-    else:
-        row = conn.execute(_FIND_WEBHOOK, {"path": path}).first()
-        if row is None:
-            return None
-        config = dict(row[6] or {})
+        return _webhook_target(row, json.loads(row[6]) if row[6] else {})
+    found = conn.execute(_FIND_WEBHOOK, {"path": path}).first()
+    return None if found is None else _webhook_target(found, dict(found[6] or {}))
+
+
+async def lookup_webhook(db: Database, *, path: str) -> WebhookTarget | None:
+    """``find_webhook`` for the webhook route: on SQLite on the event loop's thread (one
+    lookup by a unique index is cheaper than a hop to a reader); on PostgreSQL one prepared
+    statement on asyncpg (SQLAlchemy's checkout and execution cost ten times the read)."""
+    if db.is_sqlite:
+        return await db.run_read(lambda conn: find_webhook(conn, path=path), inline=True)
+    async with db.asyncpg_connection() as pg:
+        row = await _FIND_WEBHOOK_PG.fetchrow(pg, path=path)
+    return None if row is None else _webhook_target(row, dict(row[6] or {}))
+
+
+def _webhook_target(row: Any, config: Any) -> WebhookTarget:
     return WebhookTarget(
         trigger_id=row[0],
         user_id=row[1],
