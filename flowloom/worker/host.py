@@ -74,6 +74,16 @@ class WorkerEngine(Engine):
     local_queues: frozenset[str] = frozenset()
     """Routed queues this process consumes itself: their nodes run here, never sent."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.driving = asyncio.Event()
+        """Set whenever a driver starts here (the watch sleeps on it while nothing is driven)."""
+
+    def drive(self, run_id: str, stored: StoredRun | None = None) -> Driver:
+        driver = super().drive(run_id, stored)
+        self.driving.set()
+        return driver
+
     @property
     def shared(self) -> SharedRunStore:
         """The run store this worker shares with the API and the other workers."""
@@ -383,6 +393,10 @@ class WorkerHost:
     async def _watch(self) -> float:
         engine = self.engine
         assert engine is not None
+        if not engine.driven():
+            # Nothing to look at until a driver starts: no wake, no work, while idle.
+            engine.driving.clear()
+            await engine.driving.wait()
         # A run driven for less than a watch period had its signals read when it started:
         # most runs end before they are looked at again.
         young = time.monotonic() - _WATCH_S
