@@ -65,8 +65,14 @@ class _Sampler:
         self._stop.set()
 
     def _watch(self) -> None:
-        while not self._stop.wait(self._late_s / 2):
-            if self._sample is None and time.monotonic() - self._last > self._late_s:
+        # It sleeps until the moment the heartbeat would be late, not at a fixed period: while
+        # the loop beats on time that is one wake per beat, and a block is sampled as soon as
+        # it is late (a fixed half-period wake cost more wakes and sampled up to half late).
+        pause_s = self._late_s
+        while not self._stop.wait(pause_s):
+            late_by_s = time.monotonic() - self._last - self._late_s
+            pause_s = max(-late_by_s, self._late_s / 4) if late_by_s < 0 else self._late_s / 2
+            if self._sample is None and late_by_s > 0:
                 frame = sys._current_frames().get(self._loop_thread)
                 if frame is not None:
                     # The import machinery's own frames say nothing: skip them, so an
