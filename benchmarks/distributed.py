@@ -3,7 +3,7 @@ ten workers on machines of their own with PostgreSQL as the shared bottleneck.
 
     python -m benchmarks.distributed [--runs 400] [--clients 16] [--workers 2]
                                      [--concurrency 2] [--pool prefork|threads|solo]
-                                     [--width 10] [--profile DIR]
+                                     [--width 10] [--profile DIR] [--idle SECONDS]
 
 The workload: a trivial fan-out of ``width + 1`` nodes (``text.value`` -> width x
 ``text.template``), sent through the runs API with ``wait=true`` by ``clients`` threads. Each
@@ -15,6 +15,9 @@ the measured window, so the figures are CPU-ms per run and per node, whatever th
 ``--profile DIR`` samples the API process and every worker process with py-spy during the
 measured window (collapsed stacks, one file per process, ``py-spy`` must be installed) and
 prints the hottest frames of each, so the next change follows the profile.
+
+``--idle SECONDS`` also reads each part's CPU over that long a window after the load, with no
+run in flight: what its loops, polls and heartbeats cost per second, runs or none.
 """
 
 from __future__ import annotations
@@ -156,6 +159,8 @@ class Phase:
     failures: int
     commits: int
     """Transactions PostgreSQL committed in the measured window (autocommit reads included)."""
+    idle_ms_per_s: dict[str, float]
+    """CPU each part spent per second of an idle window after the load (``--idle``)."""
 
     def per_run(self, part: str) -> float:
         return self.cpu_ms[part] / self.runs
@@ -214,7 +219,18 @@ def measure(
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url) - committed
     nodes = args.runs * (args.width + 1)
-    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed)
+    idle = idle_cpu(parts, args.idle) if args.idle > 0 else {}
+    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed, idle)
+
+
+def idle_cpu(parts: dict[str, Callable[[], list[int]]], seconds: float) -> dict[str, float]:
+    """CPU ms per second each part spends with no run to drive (its loops, polls, beats)."""
+    before = {part: cpu_s(pids()) for part, pids in parts.items()}
+    began = time.monotonic()
+    time.sleep(seconds)
+    wall_s = time.monotonic() - began
+    after = {part: cpu_s(pids()) for part, pids in parts.items()}
+    return {part: (after[part] - before[part]) * 1000 / wall_s for part in parts}
 
 
 _PROFILED = ("api", "workers")
@@ -380,6 +396,9 @@ def main() -> None:
     parser.add_argument("--pool", choices=("prefork", "threads", "solo"), default="prefork")
     parser.add_argument("--width", type=int, default=10)
     parser.add_argument("--skip-local", action="store_true")
+    parser.add_argument(
+        "--idle", type=float, default=0.0, help="seconds of idle CPU to measure after the load"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy output folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flowloom-distributed-") as tmp:
@@ -397,6 +416,8 @@ def main() -> None:
         rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
         rows.append(count(f"{phase.name}: PostgreSQL transactions/run", phase.commits / phase.runs))
         rows.append(count(f"{phase.name}: failed runs", phase.failures))
+        for part, ms_per_s in phase.idle_ms_per_s.items():
+            rows.append(count(f"{phase.name}: idle CPU ms/s, {part}", ms_per_s))
     context = [
         f"{args.runs} runs of {args.width + 1} nodes, {args.clients} clients, wait=true; "
         "CPU from /proc: process trees, the PostgreSQL backends of the phase's database, Redis"

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 __all__ = ["LAG_WARNING_S", "WAKE_INTERVAL_S", "watch_loop_lag"]
@@ -50,12 +50,22 @@ class _Sampler:
         self._last = time.monotonic()
         self._sample: str | None = None
         self._stop = threading.Event()
+        self._resting = False
+        self._awake = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="flowloom loop sampler")
         self._thread.daemon = True
         self._thread.start()
 
     def beat(self) -> None:
         self._last = time.monotonic()
+        if self._resting:
+            self._resting = False
+            self._awake.set()
+
+    def rest(self) -> None:
+        """No beats will come for a while (the watchdog is idle): wait for the next instead of
+        sampling a loop that is not late but unwatched."""
+        self._resting = True
 
     def take(self) -> str | None:
         sample, self._sample = self._sample, None
@@ -63,10 +73,22 @@ class _Sampler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._awake.set()
 
     def _watch(self) -> None:
-        while not self._stop.wait(self._late_s / 2):
-            if self._sample is None and time.monotonic() - self._last > self._late_s:
+        # It sleeps until the moment the heartbeat would be late, not at a fixed period: while
+        # the loop beats on time that is one wake per beat, and a block is sampled as soon as
+        # it is late (a fixed half-period wake cost more wakes and sampled up to half late).
+        pause_s = self._late_s
+        while not self._stop.wait(pause_s):
+            if self._resting:
+                self._awake.wait()
+                self._awake.clear()
+                pause_s = self._late_s
+                continue
+            late_by_s = time.monotonic() - self._last - self._late_s
+            pause_s = max(-late_by_s, self._late_s / 4) if late_by_s < 0 else self._late_s / 2
+            if self._sample is None and late_by_s > 0:
                 frame = sys._current_frames().get(self._loop_thread)
                 if frame is not None:
                     # The import machinery's own frames say nothing: skip them, so an
@@ -87,12 +109,22 @@ async def watch_loop_lag(
     on_lag: Callable[[float], None] | None = None,
     interval_s: float = WAKE_INTERVAL_S,
     threshold_s: float = LAG_WARNING_S,
+    idle: Callable[[], Awaitable[object] | None] | None = None,
 ) -> None:
-    """Measure the loop's lateness forever (until cancelled); see the module docstring."""
+    """Measure the loop's lateness forever (until cancelled); see the module docstring.
+
+    ``idle``, asked before each wake: None while the process has work, else something to
+    await until it has some again. Meanwhile neither the watchdog nor its sampler wakes: a
+    loop with nothing to do holds nobody up (a worker's loop between runs)."""
     loop = asyncio.get_running_loop()
     sampler = _Sampler(threading.get_ident(), interval_s + threshold_s)
     try:
         while True:
+            waiting = idle() if idle is not None else None
+            if waiting is not None:
+                sampler.rest()
+                await waiting
+                sampler.beat()
             asked = loop.time() + interval_s
             await asyncio.sleep(interval_s)
             sampler.beat()

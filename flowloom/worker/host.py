@@ -24,7 +24,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -56,7 +56,8 @@ _WATCH_S = 0.25
 _LAG_WAKE_S = 0.2
 """How often a worker's loop-lag watchdog wakes: it only logs (no histogram to fill, as the
 API's does), and every wake of every process costs CPU that no run uses: a block of a loop
-past 0.3 s is always caught, a shorter one when it holds up a wake by 0.1 s."""
+past 0.3 s is always caught, a shorter one when it holds up a wake by 0.1 s. While the process
+has no run and no routed job in hand, neither it nor its sampler wakes at all."""
 _CREATION_GRACE_S = 2.0
 """The sweep leaves runs younger than this alone: their creator is about to queue or claim."""
 _T = TypeVar("_T")
@@ -73,6 +74,17 @@ class WorkerEngine(Engine):
     routed: RoutedNodes
     local_queues: frozenset[str] = frozenset()
     """Routed queues this process consumes itself: their nodes run here, never sent."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.busy = asyncio.Event()
+        """Set whenever a driver or a routed node job starts here (the watch and the loop-lag
+        watchdog sleep on it while this process has neither)."""
+
+    def drive(self, run_id: str, stored: StoredRun | None = None) -> Driver:
+        driver = super().drive(run_id, stored)
+        self.busy.set()
+        return driver
 
     @property
     def shared(self) -> SharedRunStore:
@@ -251,7 +263,9 @@ class WorkerHost:
         ):
             self._tasks.append(asyncio.create_task(self._forever(name, loop)))
         self._tasks.append(
-            asyncio.create_task(watch_loop_lag(interval_s=_LAG_WAKE_S), name="flowloom loop lag")
+            asyncio.create_task(
+                watch_loop_lag(interval_s=_LAG_WAKE_S, idle=self._idle), name="flowloom loop lag"
+            )
         )
         self._warming = start_warm_up()
 
@@ -352,6 +366,7 @@ class WorkerHost:
         engine = self.engine
         assert engine is not None
         self._jobs.add(job.claim_id)
+        engine.busy.set()
         _log.info("run %s, node %s: attempt %d taken here", job.run_id, job.node_id, job.attempt)
         try:
             return await run_job(engine, engine.shared, engine.claims, engine.owner_token, job)
@@ -369,6 +384,15 @@ class WorkerHost:
                 pause_s = 1.0
             await asyncio.sleep(pause_s)
 
+    def _idle(self) -> Awaitable[object] | None:
+        """For the loop-lag watchdog: None while a run or a routed job is in hand here, else
+        what to await until one is."""
+        engine = self.engine
+        if engine is None or engine.driven() or self._jobs:
+            return None
+        engine.busy.clear()
+        return engine.busy.wait()
+
     def _claim_lost(self, run_id: str) -> None:
         if run_id in self._jobs:
             # A routed attempt's claim lapsed (this process stalled): its driver may send it
@@ -383,6 +407,10 @@ class WorkerHost:
     async def _watch(self) -> float:
         engine = self.engine
         assert engine is not None
+        if not engine.driven():
+            # Nothing to look at until a driver starts: no wake, no work, while idle.
+            engine.busy.clear()
+            await engine.busy.wait()
         # A run driven for less than a watch period had its signals read when it started:
         # most runs end before they are looked at again.
         young = time.monotonic() - _WATCH_S

@@ -4,6 +4,7 @@ and the API's metrics count it in ``flowloom_event_loop_lag_seconds``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -57,3 +58,25 @@ async def test_the_metrics_count_loop_lag() -> None:
     total = float(next(line for line in scraped.splitlines() if line.startswith(count)).split()[1])
     assert total >= 3
     assert below == total - 1  # the one blocked wake is past 0.25 s
+
+
+async def test_an_idle_watchdog_does_not_wake_until_there_is_work() -> None:
+    lags: list[float] = []
+    busy, measured = asyncio.Event(), asyncio.Event()
+
+    def idle() -> object:
+        return None if busy.is_set() else busy.wait()
+
+    def on_lag(lag_s: float) -> None:
+        lags.append(lag_s)
+        if len(lags) == 3:
+            measured.set()
+
+    watchdog = asyncio.create_task(watch_loop_lag(on_lag=on_lag, idle=idle))
+    await asyncio.sleep(0.3)  # many wake intervals
+    assert lags == []  # idle: it never woke
+    busy.set()
+    await asyncio.wait_for(measured.wait(), 30)
+    watchdog.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watchdog

@@ -327,10 +327,16 @@ async def test_the_sweep_finds_the_runs_with_work_for_a_driver_and_the_watch_the
 
     every = await shared.runs_needing_a_driver(now=now, run_ids=list(runs.values()))
     young = await shared.runs_needing_a_driver(now=now, older_than_s=60)
+    later = now + timedelta(seconds=120)
+    aged = await shared.runs_needing_a_driver(now=later, older_than_s=60)
+    some = [runs["pending"], runs["parked"], runs["done"]]
+    aged_of = await shared.runs_needing_a_driver(now=later, run_ids=some, older_than_s=60)
     found = await shared.signals([runs[name] for name in ("answered", "cancelling", "done")])
 
     wanted = {"pending", "ready", "cancelling", "due", "answered"}
     assert sorted(every) == sorted(runs[name] for name in wanted)
     assert young == [], "runs made a moment ago are their creator's"
+    assert sorted(aged) == sorted(every)
+    assert aged_of == [runs["pending"]]
     assert found.cancelled == (runs["cancelling"],)
     assert found.answers == ((runs["answered"], "a", {"approved": True}),)
