@@ -83,6 +83,9 @@ def serve(
     import uvicorn
 
     from flowloom.api import create_app
+    from flowloom.native_heap import limit_arenas
+
+    limit_arenas()  # before the first thread (flowloom.native_heap)
 
     stream = out or sys.stdout
     first = asyncio.run(prepare(settings))

@@ -21,8 +21,8 @@ import logging
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Final
 
 __all__ = ["LAG_WARNING_S", "WAKE_INTERVAL_S", "watch_loop_lag"]
@@ -91,17 +91,24 @@ class _Sampler:
             if self._sample is None and late_by_s > 0:
                 frame = sys._current_frames().get(self._loop_thread)
                 if frame is not None:
-                    # The import machinery's own frames say nothing: skip them, so an
-                    # import on the loop shows the line that imported.
-                    stack = [
-                        entry
-                        for entry in traceback.extract_stack(frame)
-                        if not entry.filename.startswith("<frozen ")
-                    ][-STACK_FRAMES:]
-                    self._sample = " <- ".join(
-                        f"{entry.name} ({entry.filename}:{entry.lineno})"
-                        for entry in reversed(stack)
-                    )
+                    self._sample = _innermost(frame)
+
+
+def _innermost(frame: FrameType | None) -> str:
+    """``name (file:line)`` of the innermost ``STACK_FRAMES`` frames from ``frame`` outwards.
+
+    Read from the frames themselves, not through ``traceback``: its summaries look each line's
+    text up, which loads the whole source file into ``linecache``, kept for the life of the
+    process (some 300 KiB for the files of one sample taken during a start-up), for text the
+    warning never shows. The import machinery's own frames say nothing: they are skipped, so
+    an import on the loop shows the line that imported."""
+    entries: list[str] = []
+    while frame is not None and len(entries) < STACK_FRAMES:
+        code = frame.f_code
+        if not code.co_filename.startswith("<frozen "):
+            entries.append(f"{code.co_name} ({code.co_filename}:{frame.f_lineno})")
+        frame = frame.f_back
+    return " <- ".join(entries)
 
 
 async def watch_loop_lag(

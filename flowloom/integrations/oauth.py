@@ -272,6 +272,7 @@ async def _token_request(
 
     from flowloom.integrations.addresses import resolve_checked
     from flowloom.integrations.http_client import default_http_client
+    from flowloom.integrations.tls import ssl_context_ready
 
     label = client.label or repr(client.client_id)
     hidden = [s for s in (*hide, client.client_secret or "") if s]
@@ -303,6 +304,7 @@ async def _token_request(
             headers["Host"] = url.netloc.decode("ascii")
             extensions["sni_hostname"] = url.host
     factory = http_client or default_http_client
+    await ssl_context_ready()
     try:
         async with factory() as http:
             request = http.build_request(

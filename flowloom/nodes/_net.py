@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from flowloom.exceptions import RetryNode
 from flowloom.integrations.addresses import blocked_reason, embedded_ipv4, resolve_checked
+from flowloom.integrations.tls import ssl_context_ready
 from flowloom.nodes.base import RunContext
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ async def fetch(
     except httpx.InvalidURL as exc:
         raise ctx.fail(f"not a URL: {exc}") from None
     limit = ctx.settings.http_max_response_bytes
+    await ssl_context_ready()
     async with ctx.http_client() as client:
         for _hop in range(MAX_REDIRECTS + 1):
             request = await _build_request(ctx, client, method, current, headers, body, timeout_s)

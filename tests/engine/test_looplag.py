@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import linecache
 import logging
 import time
 
@@ -41,6 +42,17 @@ async def test_a_blocked_loop_is_logged_with_its_lag(caplog: pytest.LogCaptureFi
     assert "block_the_loop (" in blocked_in
     assert "test_looplag.py" in blocked_in
     assert blocked_in in warning.getMessage()
+
+
+async def test_the_sample_of_a_blocked_loop_loads_no_source_file() -> None:
+    """The warning names the frames by file and line; the lines' text (which ``traceback``
+    would load into ``linecache``, whole files kept for the life of the process) is not read."""
+    linecache.cache.pop(__file__, None)
+    watchdog = asyncio.create_task(watch_loop_lag())
+    await block_the_loop(0.3)
+    watchdog.cancel()
+
+    assert __file__ not in linecache.cache
 
 
 async def test_the_metrics_count_loop_lag() -> None:
