@@ -3,7 +3,7 @@
 Layers, lowest first; a module may import its own layer and the layers its row names:
 
     core        exceptions, ids, settings, storable, rates, passwords, heavy_imports,
-                field_docs
+                field_docs, native_heap
     graph       the workflow definition and its validation
     providers   LLM provider clients
     clients     pure clients: the vault, MCP, OAuth (no database, no nodes)
@@ -56,6 +56,7 @@ LAYER_OF = {
     "flowloom.passwords": "core",
     "flowloom.heavy_imports": "core",
     "flowloom.field_docs": "core",
+    "flowloom.native_heap": "core",
     "flowloom.graph": "graph",
     "flowloom.providers": "providers",
     "flowloom.integrations": "clients",
