@@ -34,7 +34,7 @@ import asyncio
 import logging
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -284,18 +284,8 @@ class Database:
             self._pg_slots = asyncio.Semaphore(self._pg_reserved)
         async with self._pg_slots:
             flush = flush and self._pg_synchronous_commit
-            try:
-                held, raw = await self._asyncpg_take(flush)
-            except Exception as exc:
-                _raise_translated(exc)
-            try:
+            async with self._lent(self._asyncpg_take(flush)) as (held, raw):
                 yield raw
-            except BaseException as exc:
-                # A statement cut short (cancelled) may leave the connection mid-protocol.
-                await self._drop(held)
-                if isinstance(exc, Exception):
-                    _raise_translated(exc)
-                raise
             if raw.is_closed() or raw.is_in_transaction():
                 await self._drop(held)
             else:
@@ -310,22 +300,32 @@ class Database:
         execution, no BEGIN. Leave it as it was found."""
         if self.is_sqlite:
             raise StorageError("pg_read_connection() is for PostgreSQL")
-        try:
-            held, raw = await self._pg_reader()
-        except Exception as exc:
-            _raise_translated(exc)
-        try:
+        async with self._lent(self._pg_reader()) as (held, raw):
             yield raw
-        except BaseException as exc:
-            # A statement cut short (cancelled) may leave the connection mid-protocol.
-            await self._drop(held)
-            if isinstance(exc, Exception):
-                _raise_translated(exc)
-            raise
         if raw.is_in_transaction():
             await self._drop(held)
         else:
             await self._keep_reader(held, raw)
+
+    @asynccontextmanager
+    async def _lent(
+        self, taking: Awaitable[tuple[AsyncConnection, Any]]
+    ) -> AsyncIterator[tuple[AsyncConnection, Any]]:
+        """The connection ``taking`` takes, with its raw asyncpg connection, for one use:
+        errors come out translated, and one that ends the use (a statement cut short, or
+        cancelled, may leave the connection mid-protocol) drops it. The caller puts it back
+        after a use that ended well."""
+        try:
+            held, raw = await taking
+        except Exception as exc:
+            _raise_translated(exc)
+        try:
+            yield held, raw
+        except BaseException as exc:
+            await self._drop(held)
+            if isinstance(exc, Exception):
+                _raise_translated(exc)
+            raise
 
     async def _asyncpg_take(self, flush: bool) -> tuple[AsyncConnection, Any]:
         # Kept out of the pool between uses: a checkout through SQLAlchemy costs ~180 us
