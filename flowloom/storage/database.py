@@ -13,7 +13,8 @@ One async SQLAlchemy engine per database (SQLite through flowloom's own driver,
   ``Connection`` (Core) and return its result: the way for hot, short work (the engine's
   scheduler tick, history pages). On SQLite the function runs on a connection of the engine
   held for the purpose (``sqlite_lanes.py``), in one hop to a thread, or with ``inline=True``
-  on the event loop's own thread when that is cheaper than any hop (see ``run_write``). On
+  on the event loop's own thread when that is cheaper than any hop, short writes of many
+  callers committed together (``group_commit.py``; see ``run_write``). On
   PostgreSQL it runs through ``AsyncConnection.run_sync``; reads there skip BEGIN/ROLLBACK
   (autocommit), on a few connections kept out of the pool between reads.
 
@@ -52,6 +53,7 @@ from sqlalchemy.ext.asyncio import (
 from flowloom.exceptions import StorageError
 from flowloom.settings import Settings, normalize_database_url
 from flowloom.storage.errors import DatabaseUnavailable, is_unavailable
+from flowloom.storage.group_commit import GroupCommit
 from flowloom.storage.sqlite_driver import PATIENT_MS_ARG
 from flowloom.storage.sqlite_lanes import LANE, SqliteLanes
 from flowloom.storage.tables import metadata
@@ -123,6 +125,7 @@ class Database:
         self._write_lock: asyncio.Lock | None = None
         self._sqlite_readers = max(1, pool_size // 2)
         self._lanes: SqliteLanes | None = None
+        self._group: GroupCommit | None = None
         # Reads on PostgreSQL need no transaction: autocommit saves the BEGIN and ROLLBACK round
         # trips that asyncpg would otherwise spend around every read.
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -183,12 +186,15 @@ class Database:
         roll back or wait for anything but its statements. On SQLite it gets the write lock
         first (``BEGIN IMMEDIATE``, queued behind this process's other writers, the busy timeout
         for other processes) and runs in ONE hop to the writer thread. ``inline=True`` is for
-        short functions (a few statements on indexed rows, like the engine's tick): when the
-        write lock is free at once, ``fn`` runs right here on the event loop's thread, because a
-        hop to a thread and back costs 30-150 us on a loaded machine, more than such a
-        transaction itself (about 40 us in WAL with ``synchronous=NORMAL``); when another
-        process holds the lock it waits in the writer thread as usual. On PostgreSQL ``fn``
-        runs through ``AsyncConnection.run_sync`` in a transaction.
+        short functions (a few statements on indexed rows, like the engine's tick): ``fn`` joins
+        the group of such writes that commits once the event loop has run what was ready
+        (``group_commit.py``: each in a savepoint of its own, all in one transaction, since the
+        commit is most of what a short write costs); when the write lock is free at once, the
+        group runs right here on the event loop's thread, because a hop to a thread and back
+        costs 30-150 us on a loaded machine, more than such a transaction itself (about 40 us in
+        WAL with ``synchronous=NORMAL``); when another process holds the lock it waits in the
+        writer thread as usual. On PostgreSQL ``fn`` runs through ``AsyncConnection.run_sync``
+        in a transaction.
         """
         # try/except rather than a context manager: this is the engine's hot path, and a
         # try costs nothing until something is raised.
@@ -201,17 +207,16 @@ class Database:
         if not self.is_sqlite:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
+        # In memory there is no WAL: the commit waits for readers, and a reader may be a
+        # session of this very event loop, which could not end while the loop waited here.
+        if inline and not self.in_memory:
+            group = self._group or self._open_group()
+            return await group.join(fn)
         lanes = self._lanes or await self._open_lanes()
         lock = self._lock()
         await lock.acquire()
         try:
             writer = await lanes.writer()
-            # In memory there is no WAL: the commit waits for readers, and a reader may be a
-            # session of this very event loop, which could not end while the loop waited here.
-            if inline and not self.in_memory and lanes.begin_now(writer):
-                result = lanes.finish(writer, fn)
-                lock.release()
-                return result
             work = lanes.writer_thread.submit(lanes.write, writer, fn)
         except BaseException:
             lock.release()
@@ -389,6 +394,10 @@ class Database:
             await held.close()
         except Exception:
             _log.debug("closing a broken connection failed", exc_info=True)
+
+    def _open_group(self) -> GroupCommit:
+        self._group = GroupCommit(self._open_lanes, self._lock())
+        return self._group
 
     def _lock(self) -> asyncio.Lock:
         if self._write_lock is None:

@@ -22,18 +22,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flowloom.storage.sqlite_driver import InlineConnection, is_busy
 
-__all__ = ["LANE", "SqliteLanes"]
+__all__ = ["LANE", "Group", "SqliteLanes"]
 
 T = TypeVar("T")
+
+Group: TypeAlias = list[tuple[bool, Any]]
+"""What each function of a group commit did: (True, what it returned) or (False, what it raised)."""
 
 _log = logging.getLogger("flowloom.storage")
 
@@ -122,6 +125,92 @@ class SqliteLanes:
             # reads on it would see writes that no other connection can.
             self._roll_back_or_drop(writer)
             raise
+        self._committed(conn)
+        return result
+
+    def write_group(self, writer: _Held, fns: Sequence[Callable[[Connection], Any]]) -> Group:
+        """A group commit in a transaction begun here, waiting for the write lock as ``write``
+        does: ``finish_group``, or ``write_group_apart`` when that asks for it."""
+        writer.raw.execute("BEGIN IMMEDIATE")
+        outcomes = self.finish_group(writer, fns)
+        return self.write_group_apart(writer, fns) if outcomes is None else outcomes
+
+    def finish_group(
+        self, writer: _Held, fns: Sequence[Callable[[Connection], Any]]
+    ) -> Group | None:
+        """Run every function of ``fns`` in the transaction just begun and commit them all at
+        once (``group_commit.py``): what each returned or raised, in order.
+
+        A function that raises before it changed a row leaves nothing to undo: its exception
+        is its outcome, and the others go on. One that raises after it changed rows, or an
+        error that ended the transaction or failed its COMMIT, rolls the whole transaction
+        back: None, and the group must be written again apart (``write_group_apart``).
+        Savepoints would undo one function alone, but they cost as much as the commit saves.
+        A group of one is a plain transaction (``finish``), its failure its outcome."""
+        if len(fns) == 1:
+            try:
+                return [(True, self.finish(writer, fns[0]))]
+            except Exception as exc:
+                return [(False, exc)]
+        conn, raw = writer.conn, writer.raw
+        outcomes: Group = []
+        try:
+            for fn in fns:
+                changes = raw.total_changes
+                try:
+                    outcomes.append((True, fn(conn)))
+                except Exception as exc:
+                    if raw.total_changes != changes or not raw.in_transaction:
+                        raise
+                    outcomes.append((False, exc))
+            raw.commit()
+        except BaseException as exc:
+            self._roll_back_or_drop(writer)
+            if not isinstance(exc, Exception):
+                raise
+            return None
+        self._committed(conn)
+        return outcomes
+
+    def write_group_apart(self, writer: _Held, fns: Sequence[Callable[[Connection], Any]]) -> Group:
+        """A group whose ``finish_group`` was rolled back, again: each function inside a
+        savepoint of its own in one transaction (one that raises is undone alone), and if that
+        transaction fails too, each function alone in a transaction of its own."""
+        conn, raw = writer.conn, writer.raw
+        plain = sqlite3.Connection.execute
+        outcomes: Group = []
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            for fn in fns:
+                plain(raw, "SAVEPOINT flowloom_group")
+                try:
+                    outcomes.append((True, fn(conn)))
+                except Exception as exc:
+                    # Fails (no such savepoint) if the error ended the whole transaction.
+                    plain(raw, "ROLLBACK TO flowloom_group")
+                    outcomes.append((False, exc))
+                plain(raw, "RELEASE flowloom_group")
+            raw.commit()
+        except BaseException as exc:
+            self._roll_back_or_drop(writer)
+            if not isinstance(exc, Exception):
+                raise
+            _log.info("a group commit of %d writes failed; each writes alone", len(fns))
+            return [self._alone(fn) for fn in fns]
+        self._committed(conn)
+        return outcomes
+
+    def _alone(self, fn: Callable[[Connection], Any]) -> tuple[bool, Any]:
+        writer = self._writer
+        if writer is None:  # dropped after a failure: held again on the loop, not here
+            return (False, sqlite3.OperationalError("the writer connection was dropped"))
+        try:
+            return (True, self.write(writer, fn))
+        except Exception as exc:
+            return (False, exc)
+
+    def _committed(self, conn: Connection) -> None:
+        """After a commit: end SQLAlchemy's bookkeeping transaction, checkpoint now and then."""
         if conn.in_transaction():
             # fn used SQLAlchemy, which began its own bookkeeping transaction: end it too (the
             # commit reaches sqlite3 with nothing left to commit, and does nothing).
@@ -132,7 +221,6 @@ class SqliteLanes:
         ):
             self._commits = 0
             self._checkpoint = self._checkpoint_thread.submit(self._checkpoint_wal)
-        return result
 
     def _roll_back_or_drop(self, writer: _Held) -> None:
         """Roll back the writer's failed transaction; if the rollback fails too (or leaves it

@@ -1,0 +1,181 @@
+"""Group commit on SQLite (group_commit.py): the inline writes of many callers share one
+transaction and one COMMIT, and yet each caller sees what a transaction of its own would give
+it: its own result, its own exception, nothing of its own written when it failed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loopticks import LoopTicks
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from flowloom.storage.database import Database
+from flowloom.storage.sqlite_lanes import SqliteLanes
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[tuple[Database, Path]]:
+    path = tmp_path / "flowloom.db"
+    db = Database(f"sqlite:///{path}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+        await session.execute(
+            text(
+                "CREATE TABLE child (value INTEGER NOT NULL, parent_id INTEGER REFERENCES"
+                " parent (id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+    yield db, path
+    await db.dispose()
+
+
+@pytest.fixture
+def commits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per COMMIT of the held writer."""
+    counted: list[int] = []
+    committed = SqliteLanes._committed
+
+    def counting(self: SqliteLanes, conn: Connection) -> None:
+        counted.append(1)
+        committed(self, conn)
+
+    monkeypatch.setattr(SqliteLanes, "_committed", counting)
+    return counted
+
+
+def _insert(value: int, parent_id: int | None = None) -> Callable[[Connection], int]:
+    def write(conn: Connection) -> int:
+        conn.exec_driver_sql(
+            "INSERT INTO child (value, parent_id) VALUES (?, ?)", (value, parent_id)
+        )
+        return value * 10
+
+    return write
+
+
+def _committed_values(path: Path) -> list[int]:
+    other = sqlite3.connect(path)
+    try:
+        return sorted(value for (value,) in other.execute("SELECT value FROM child"))
+    finally:
+        other.close()
+
+
+async def _together(db: Database, *fns: Callable[[Connection], Any]) -> list[Any]:
+    """The writes started in one pass of the event loop: they join one group."""
+    return await asyncio.gather(
+        *(db.run_write(fn, inline=True) for fn in fns), return_exceptions=True
+    )
+
+
+async def test_writes_that_arrive_together_commit_once_each_with_its_result(
+    sqlite_db: tuple[Database, Path], commits: list[int]
+) -> None:
+    db, path = sqlite_db
+    results = await _together(db, *(_insert(value) for value in range(1, 6)))
+    assert results == [10, 20, 30, 40, 50]
+    assert len(commits) == 1
+    assert _committed_values(path) == [1, 2, 3, 4, 5]
+
+
+async def test_writes_apart_in_time_commit_apart(
+    sqlite_db: tuple[Database, Path], commits: list[int]
+) -> None:
+    db, path = sqlite_db
+    assert await db.run_write(_insert(1), inline=True) == 10
+    assert await db.run_write(_insert(2), inline=True) == 20
+    assert len(commits) == 2
+    assert _committed_values(path) == [1, 2]
+
+
+async def test_a_write_refused_before_it_wrote_fails_alone_in_the_same_commit(
+    sqlite_db: tuple[Database, Path], commits: list[int]
+) -> None:
+    db, path = sqlite_db
+
+    def refused(conn: Connection) -> None:
+        conn.exec_driver_sql("SELECT count(*) FROM child").scalar()
+        raise PermissionError("over the limit")
+
+    results = await _together(db, _insert(1), refused, _insert(3))
+    assert results[0] == 10 and results[2] == 30
+    assert isinstance(results[1], PermissionError)
+    assert len(commits) == 1
+    assert _committed_values(path) == [1, 3]
+
+
+async def test_a_write_that_fails_after_writing_leaves_nothing_and_the_others_commit(
+    sqlite_db: tuple[Database, Path], commits: list[int]
+) -> None:
+    db, path = sqlite_db
+    runs: list[str] = []
+
+    def halfway(conn: Connection) -> None:
+        runs.append("halfway")
+        _insert(2)(conn)
+        raise LookupError("changed my mind")
+
+    results = await _together(db, _insert(1), halfway, _insert(3))
+    assert results[0] == 10 and results[2] == 30
+    assert isinstance(results[1], LookupError)
+    # Rolled back as a whole, then written again apart: the failed write ran twice.
+    assert runs == ["halfway", "halfway"]
+    assert len(commits) == 1
+    assert _committed_values(path) == [1, 3]
+    # The writer is clean afterwards.
+    assert await db.run_write(_insert(4), inline=True) == 40
+    assert _committed_values(path) == [1, 3, 4]
+
+
+async def test_a_commit_that_fails_for_one_write_fails_that_write_only(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_db
+    # A deferred foreign key fails at COMMIT: the whole group's commit, then that write alone.
+    results = await _together(db, _insert(1), _insert(2, parent_id=99), _insert(3))
+    assert results[0] == 10 and results[2] == 30
+    assert isinstance(results[1], Exception) and "FOREIGN KEY" in str(results[1])
+    assert _committed_values(path) == [1, 3]
+    assert await db.run_write(_insert(4), inline=True) == 40
+
+
+async def test_a_caller_cancelled_before_its_group_writes_nothing(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_db
+    kept = asyncio.create_task(db.run_write(_insert(1), inline=True))
+    cancelled = asyncio.create_task(db.run_write(_insert(2), inline=True))
+    await asyncio.sleep(0)  # both have joined the group; it has not begun
+    cancelled.cancel()
+    assert await kept == 10
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert _committed_values(path) == [1]
+
+
+async def test_a_group_waits_off_the_loop_while_another_process_holds_the_lock(
+    sqlite_db: tuple[Database, Path], commits: list[int]
+) -> None:
+    db, path = sqlite_db
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock, as another process would
+    async with LoopTicks() as ticks:
+        writing = asyncio.ensure_future(_together(db, _insert(1), _insert(2)))
+        await asyncio.sleep(0.3)
+        # More writes join while the group waits: they are written after it.
+        later = asyncio.ensure_future(_together(db, _insert(3), _insert(4)))
+        await asyncio.sleep(0.05)
+        assert not writing.done() and not later.done()
+        other.execute("COMMIT")
+        assert await writing == [10, 20]
+        assert await later == [30, 40]
+    other.close()
+    assert ticks.count >= 10  # the event loop ran on while the writes waited for the lock
+    assert len(commits) == 2
+    assert _committed_values(path) == [1, 2, 3, 4]
