@@ -427,6 +427,8 @@ class Database:
             raise _storage_error(exc) from None
 
     async def dispose(self) -> None:
+        if self._group is not None:
+            await self._group.settled()
         if self._lanes is not None:
             lanes, self._lanes = self._lanes, None
             await lanes.close()

@@ -69,6 +69,11 @@ class GroupCommit:
             task.add_done_callback(self._committing.discard)
         return future
 
+    async def settled(self) -> None:
+        """Once every group that has begun is committed or failed (before the lanes close)."""
+        while self._committing:
+            await asyncio.wait(set(self._committing))
+
     async def _commit(self) -> None:
         lock = self._lock
         try:

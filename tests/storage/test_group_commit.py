@@ -104,7 +104,8 @@ async def test_a_write_refused_before_it_wrote_fails_alone_in_the_same_commit(
         raise PermissionError("over the limit")
 
     results = await _together(db, _insert(1), refused, _insert(3))
-    assert results[0] == 10 and results[2] == 30
+    assert results[0] == 10
+    assert results[2] == 30
     assert isinstance(results[1], PermissionError)
     assert len(commits) == 1
     assert _committed_values(path) == [1, 3]
@@ -122,7 +123,8 @@ async def test_a_write_that_fails_after_writing_leaves_nothing_and_the_others_co
         raise LookupError("changed my mind")
 
     results = await _together(db, _insert(1), halfway, _insert(3))
-    assert results[0] == 10 and results[2] == 30
+    assert results[0] == 10
+    assert results[2] == 30
     assert isinstance(results[1], LookupError)
     # Rolled back as a whole, then written again apart: the failed write ran twice.
     assert runs == ["halfway", "halfway"]
@@ -139,8 +141,10 @@ async def test_a_commit_that_fails_for_one_write_fails_that_write_only(
     db, path = sqlite_db
     # A deferred foreign key fails at COMMIT: the whole group's commit, then that write alone.
     results = await _together(db, _insert(1), _insert(2, parent_id=99), _insert(3))
-    assert results[0] == 10 and results[2] == 30
-    assert isinstance(results[1], Exception) and "FOREIGN KEY" in str(results[1])
+    assert results[0] == 10
+    assert results[2] == 30
+    assert isinstance(results[1], Exception)
+    assert "FOREIGN KEY" in str(results[1])
     assert _committed_values(path) == [1, 3]
     assert await db.run_write(_insert(4), inline=True) == 40
 
@@ -171,7 +175,8 @@ async def test_a_group_waits_off_the_loop_while_another_process_holds_the_lock(
         # More writes join while the group waits: they are written after it.
         later = asyncio.ensure_future(_together(db, _insert(3), _insert(4)))
         await asyncio.sleep(0.05)
-        assert not writing.done() and not later.done()
+        assert not writing.done()
+        assert not later.done()
         other.execute("COMMIT")
         assert await writing == [10, 20]
         assert await later == [30, 40]
@@ -179,3 +184,15 @@ async def test_a_group_waits_off_the_loop_while_another_process_holds_the_lock(
     assert ticks.count >= 10  # the event loop ran on while the writes waited for the lock
     assert len(commits) == 2
     assert _committed_values(path) == [1, 2, 3, 4]
+
+
+async def test_dispose_waits_for_the_group_that_has_begun(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_db
+    writing = asyncio.ensure_future(_together(db, _insert(1), _insert(2)))
+    for _ in range(2):  # a pass for the gather to start its tasks, one for them to join
+        await asyncio.sleep(0)
+    await db.dispose()  # the writes have joined; their group has not run yet
+    assert _committed_values(path) == [1, 2]  # committed before the connections closed
+    assert await writing == [10, 20]
