@@ -48,15 +48,24 @@ async def prepare(settings: Settings) -> FirstStart:
     try:
         await db.ping()
         await prepare_database(db, settings)
-        password = None
         async with db.write() as session:
             owner = await local_owner(session)
-            if owner.password_hash is None:
-                password = secrets.token_urlsafe(18)
+            password = secrets.token_urlsafe(18) if owner.password_hash is None else None
+            # argon2 hashes on a thread, without the GIL (a sixth of a second of CPU): the
+            # examples are checked and saved meanwhile, in the same transaction.
+            hashing = (
+                None
+                if password is None
+                else asyncio.ensure_future(asyncio.to_thread(hash_password, password))
+            )
+            try:
+                added = await install_examples(session, owner_id=owner.id)
+            finally:
+                password_hash = None if hashing is None else await hashing
+            if password_hash is not None:
                 await UserRepo(session).set_password_hash(
-                    user_id=owner.id, password_hash=await asyncio.to_thread(hash_password, password)
+                    user_id=owner.id, password_hash=password_hash
                 )
-            added = await install_examples(session, owner_id=owner.id)
             return FirstStart(email=owner.email, password=password, examples_added=len(added))
     finally:
         await db.dispose()
