@@ -48,7 +48,7 @@ async def prepare(settings: Settings) -> FirstStart:
     hashing: asyncio.Future[str] | None = None
     try:
         await db.ping()
-        password: str | None = secrets.token_urlsafe(18)
+        password = secrets.token_urlsafe(18)
         if db.is_sqlite and await current_revision(db) is None:
             # A new embedded database has no local owner yet: its password is hashed while the
             # schema is made and the examples are checked and saved (see _hashed).
@@ -57,14 +57,12 @@ async def prepare(settings: Settings) -> FirstStart:
         async with db.write() as session:
             owner = await local_owner(session)
             if owner.password_hash is not None:
-                password = None
-            elif hashing is None:
+                added = await install_examples(session, owner_id=owner.id)
+                return FirstStart(email=owner.email, password=None, examples_added=len(added))
+            if hashing is None:
                 hashing = _hashed(password)
             added = await install_examples(session, owner_id=owner.id)
-            if password is not None and hashing is not None:
-                await UserRepo(session).set_password_hash(
-                    user_id=owner.id, password_hash=await hashing
-                )
+            await UserRepo(session).set_password_hash(user_id=owner.id, password_hash=await hashing)
             return FirstStart(email=owner.email, password=password, examples_added=len(added))
     finally:
         if hashing is not None:
