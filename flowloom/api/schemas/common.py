@@ -23,10 +23,10 @@ In a path, a number out of range is a version that cannot exist: 404 (``version_
 
 
 class ApiModel(BaseModel):
-    """The base of every model the API reads or answers with. Each is built (its validator,
-    its serializer) when first used, not when its module is imported: a server starts without
-    building the hundred-odd models of routes it may never be asked for, and FastAPI's
-    per-route adapters of a model wait for it as well (``defer_build``)."""
+    """The base of the API's models but its request bodies (``RequestBody``). Each is built
+    (its validator, its serializer) when first used, not when its module is imported: a server
+    starts without building the hundred-odd models of routes it may never be asked for, and
+    FastAPI's per-route adapters of a model wait for it as well (``defer_build``)."""
 
     model_config = ConfigDict(defer_build=True)
 
