@@ -20,10 +20,11 @@ tests hold the stream to these models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, Union, get_args
+from typing import Annotated, Any, Final, Generic, Literal, TypeVar, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
+from flowloom.api.schemas.common import ApiModel
 from flowloom.api.schemas.runs import RunDetail
 
 __all__ = [
@@ -51,7 +52,10 @@ __all__ = [
 ]
 
 
-class _Data(BaseModel):
+T = TypeVar("T")
+
+
+class _Data(ApiModel):
     # A reader must not trip over a field added later.
     model_config = ConfigDict(extra="allow")
 
@@ -132,13 +136,13 @@ class NodeStepData(AttemptData):
     is_error: bool
 
 
-class _RunLevel(BaseModel):
+class _RunLevel(ApiModel):
     run_id: str
     node_id: None = None
     at: datetime
 
 
-class _NodeLevel(BaseModel):
+class _NodeLevel(ApiModel):
     run_id: str
     node_id: str
     at: datetime
@@ -284,7 +288,7 @@ def event_type(model: type[BaseModel]) -> str:
     return str(value)
 
 
-class SnapshotMessage(BaseModel):
+class SnapshotMessage(ApiModel):
     """The first message, and the message after a reader fell behind: the run as it is now."""
 
     id: int
@@ -301,6 +305,7 @@ def _message(model: type[BaseModel]) -> type[BaseModel]:
         id=(int, ...),
         event=(literal, ...),
         data=(model, ...),
+        __base__=ApiModel,
     )
 
 
@@ -310,6 +315,11 @@ _MESSAGE: Any = Annotated[
 ]
 
 
-class RunStreamMessage(RootModel[_MESSAGE]):
+class _DeferredRoot(RootModel[T], Generic[T]):
+    # RootModel's own config builds each parametrization at once; ApiModel's waits for a use.
+    model_config = ConfigDict(defer_build=True)
+
+
+class RunStreamMessage(_DeferredRoot[_MESSAGE]):
     """One Server-Sent Event of ``GET /runs/{id}/events``: ``id``, ``event`` and JSON ``data``,
     discriminated by ``event``."""

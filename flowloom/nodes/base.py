@@ -91,7 +91,9 @@ class NodeConfig(BaseModel):
     """
 
     # Attribute docstrings become field descriptions in the JSON Schema the config form shows.
-    model_config = ConfigDict(extra="allow", json_schema_extra=describe_fields)
+    # Built at first use (a workflow checked or run, the form's schema asked for), so a server
+    # does not build every node type's config model while it starts.
+    model_config = ConfigDict(extra="allow", json_schema_extra=describe_fields, defer_build=True)
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)

@@ -11,10 +11,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from flowloom.api.schemas.billing import PackageOffer
-from flowloom.api.schemas.common import INT32_MAX, StrictBody
+from flowloom.api.schemas.common import INT32_MAX, ApiModel, StrictBody
 from flowloom.storage.repos.system_settings import InstanceSettings
 from flowloom.storage.tables import Package, User
 
@@ -29,7 +29,7 @@ Currency = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")]
 RetentionDays = Annotated[int, Field(ge=1, le=36_500)]
 
 
-class InstanceSettingsPublic(BaseModel):
+class InstanceSettingsPublic(ApiModel):
     registration_open: bool
     """Whether people may sign up with an email and a password."""
     default_package: str | None
@@ -61,7 +61,7 @@ class InstanceSettingsUpdate(StrictBody):
     retain_validation_days: RetentionDays | None = None
 
 
-class AiModelPublic(BaseModel):
+class AiModelPublic(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -151,12 +151,12 @@ class PackageUpdate(StrictBody):
     public: bool | None = None
 
 
-class PackageRef(BaseModel):
+class PackageRef(ApiModel):
     id: str
     name: str
 
 
-class AdminUserPublic(BaseModel):
+class AdminUserPublic(ApiModel):
     id: str
     email: str
     username: str | None
@@ -186,7 +186,7 @@ class SubscriptionSet(StrictBody):
     """When the subscription ends; null: it runs until changed."""
 
 
-class SubscriptionPublic(BaseModel):
+class SubscriptionPublic(ApiModel):
     id: str
     user_id: str
     package: PackageRef
@@ -202,7 +202,7 @@ class CreditGrant(StrictBody):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class CreditsPublic(BaseModel):
+class CreditsPublic(ApiModel):
     user_id: str
     credits: int
 
@@ -217,7 +217,7 @@ class ApiKeyRateLimitSet(StrictBody):
     """``<count>/<s|m|h>``: this key's own rate limit; null: the instance default applies."""
 
 
-class AdminApiKeyPublic(BaseModel):
+class AdminApiKeyPublic(ApiModel):
     id: str
     user_id: str
     name: str
@@ -225,7 +225,7 @@ class AdminApiKeyPublic(BaseModel):
     rate_limit: str | None
 
 
-class ModelUsage(BaseModel):
+class ModelUsage(ApiModel):
     provider: str
     model: str
     calls: int

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from pydantic import BaseModel
+from flowloom.api.schemas.common import ApiModel
 
 
-class UserDeleted(BaseModel):
+class UserDeleted(ApiModel):
     user_id: str
     email: str
     runs_cancelled: int
@@ -17,7 +17,7 @@ class UserDeleted(BaseModel):
     """Rows deleted per table (the account's own row, with its small tables, as ``users``)."""
 
 
-class UserUsage(BaseModel):
+class UserUsage(ApiModel):
     user_id: str
     email: str | None
     """Null for an account since deleted."""
@@ -28,7 +28,7 @@ class UserUsage(BaseModel):
     cost: Decimal
 
 
-class DayUsage(BaseModel):
+class DayUsage(ApiModel):
     day: date
     """A UTC day."""
     calls: int

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from flowloom.api.schemas.common import ApiModel
 
 
-class RunCounts(BaseModel):
+class RunCounts(ApiModel):
     queued: int
     """PENDING: waiting for a slot (in process) or a worker (distributed)."""
     running: int
@@ -16,18 +16,18 @@ class RunCounts(BaseModel):
     """Parked on an approval, a delay or an external event."""
 
 
-class WorkerLoad(BaseModel):
+class WorkerLoad(ApiModel):
     name: str
     running_nodes: int
 
 
-class HourErrors(BaseModel):
+class HourErrors(ApiModel):
     hour: datetime
     """The start of the hour (UTC)."""
     failed_runs: int
 
 
-class MaintenanceSummary(BaseModel):
+class MaintenanceSummary(ApiModel):
     started_at: datetime
     finished_at: datetime | None
     runs_deleted: int
@@ -39,7 +39,7 @@ class MaintenanceSummary(BaseModel):
     error: str | None
 
 
-class InstanceHealth(BaseModel):
+class InstanceHealth(ApiModel):
     executor: Literal["local", "celery"]
     runs: RunCounts
     workers: list[WorkerLoad] | None
@@ -55,7 +55,7 @@ class InstanceHealth(BaseModel):
     """The last pass this server ran since it started."""
 
 
-class Durations(BaseModel):
+class Durations(ApiModel):
     key: str
     """The workflow id, or the node type."""
     name: str
@@ -67,7 +67,7 @@ class Durations(BaseModel):
     p95_ms: float | None
 
 
-class DurationReport(BaseModel):
+class DurationReport(ApiModel):
     since: datetime
     workflows: list[Durations]
     """Most failures first, then the slowest p95."""

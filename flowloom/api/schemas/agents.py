@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from flowloom.agents.threads import Reply
+from flowloom.api.schemas.common import ApiModel, RequestBody
 from flowloom.nodes.agent import AgentTool
 from flowloom.providers.model_names import ModelName
 from flowloom.services.agent_secrets import public_tools
@@ -24,7 +25,7 @@ Provider = Literal["openai", "gemini", "anthropic"]
 _TEXT_MAX: Final = 100_000
 
 
-class AgentCreate(BaseModel):
+class AgentCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     instructions: str = Field(default="", max_length=_TEXT_MAX)
     """What the agent is for and how it behaves (the system prompt)."""
@@ -37,7 +38,7 @@ class AgentCreate(BaseModel):
     ``{"kind": "workflow", "workflow_id": ...}``."""
 
 
-class AgentUpdate(BaseModel):
+class AgentUpdate(RequestBody):
     """Only the fields sent change; ``context: null`` clears it."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -48,7 +49,7 @@ class AgentUpdate(BaseModel):
     tools: list[AgentTool] | None = None
 
 
-class AgentPublic(BaseModel):
+class AgentPublic(ApiModel):
     id: str
     name: str
     instructions: str
@@ -61,7 +62,7 @@ class AgentPublic(BaseModel):
     updated_at: datetime
 
 
-class ThreadCreate(BaseModel):
+class ThreadCreate(RequestBody):
     name: str = Field(default="New thread", min_length=1, max_length=200)
     agent_id: str | None = Field(default=None, max_length=100)
     """Talk to this agent (its model, instructions and tools)."""
@@ -81,7 +82,7 @@ class ThreadCreate(BaseModel):
         return self
 
 
-class ThreadUpdate(BaseModel):
+class ThreadUpdate(RequestBody):
     """Only the fields sent change; ``instructions: null`` clears them."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -90,7 +91,7 @@ class ThreadUpdate(BaseModel):
     model: ModelName | None = Field(default=None, max_length=150)
 
 
-class ThreadPublic(BaseModel):
+class ThreadPublic(ApiModel):
     id: str
     name: str
     agent_id: str | None
@@ -102,11 +103,11 @@ class ThreadPublic(BaseModel):
     updated_at: datetime
 
 
-class MessageCreate(BaseModel):
+class MessageCreate(RequestBody):
     content: str = Field(min_length=1, max_length=_TEXT_MAX)
 
 
-class MessagePublic(BaseModel):
+class MessagePublic(ApiModel):
     id: str
     thread_id: str
     role: MessageRole
@@ -119,7 +120,7 @@ class MessagePublic(BaseModel):
     created_at: datetime
 
 
-class TurnUsage(BaseModel):
+class TurnUsage(ApiModel):
     tokens_in: int
     tokens_out: int
     tokens_total: int
@@ -128,7 +129,7 @@ class TurnUsage(BaseModel):
     calls: int
 
 
-class ReplyPublic(BaseModel):
+class ReplyPublic(ApiModel):
     user_message: MessagePublic
     message: MessagePublic
     """The agent's reply."""

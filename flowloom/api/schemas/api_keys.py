@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from flowloom.api.schemas.common import FromRow
+from flowloom.api.schemas.common import FromRow, RequestBody
 from flowloom.storage.enums import ApiScope
 from flowloom.storage.tables import ApiKey
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[ApiScope] = Field(min_length=1)
     expires_at: datetime | None = None

@@ -5,25 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from flowloom.api.schemas.common import FromRow
+from flowloom.api.schemas.common import ApiModel, FromRow, RequestBody
 from flowloom.storage.enums import UserRole
 from flowloom.storage.tables import User
 
 
-class UserRegister(BaseModel):
+class UserRegister(RequestBody):
     email: str = Field(min_length=3, max_length=320)
     password: str = Field(min_length=8, max_length=256)
     username: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestBody):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=256)
 
 
-class ExternalLogin(BaseModel):
+class ExternalLogin(RequestBody):
     token: str = Field(min_length=1, max_length=16_384)
     """A JWT signed by the configured identity provider."""
     password: str | None = Field(default=None, min_length=1, max_length=256)
@@ -40,7 +40,7 @@ class UserPublic(FromRow):
     last_login_at: datetime | None
 
 
-class TokenPublic(BaseModel):
+class TokenPublic(ApiModel):
     access_token: str
     """The session token: send it as ``Authorization: Bearer``, or rely on the cookie."""
     token_type: Literal["bearer"] = "bearer"
@@ -54,7 +54,7 @@ def user_public(user: User) -> UserPublic:
     return UserPublic.model_validate(user)
 
 
-class SignInProvider(BaseModel):
+class SignInProvider(ApiModel):
     provider: str
     """The identity provider's name, for the button (``Sign in with clerk``)."""
     sign_in_url: str
@@ -62,7 +62,7 @@ class SignInProvider(BaseModel):
     ``/signin#token=<JWT>``; the UI then signs in with ``POST /auth/external``."""
 
 
-class SignInOptions(BaseModel):
+class SignInOptions(ApiModel):
     password: bool
     """Whether email and password sign-in is offered (always, for existing accounts)."""
     registration_open: bool
@@ -70,12 +70,12 @@ class SignInOptions(BaseModel):
     """The configured identity provider; null when there is none."""
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestBody):
     current_password: str = Field(min_length=1, max_length=256)
     new_password: str = Field(min_length=8, max_length=256)
 
 
-class SessionPublic(BaseModel):
+class SessionPublic(ApiModel):
     id: str
     created_at: datetime
     last_seen_at: datetime

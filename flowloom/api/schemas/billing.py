@@ -6,12 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from flowloom.api.schemas.common import ApiModel, RequestBody
 from flowloom.storage.enums import SubscriptionStatus
 
 
-class PackageOffer(BaseModel):
+class PackageOffer(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
@@ -28,14 +29,14 @@ class PackageOffer(BaseModel):
     """Null: unlimited."""
 
 
-class SubscriptionView(BaseModel):
+class SubscriptionView(ApiModel):
     id: str
     status: SubscriptionStatus
     start_date: datetime
     end_date: datetime | None
 
 
-class MonthUsage(BaseModel):
+class MonthUsage(ApiModel):
     month_start: datetime
     resets_at: datetime
     """When the month's counts start again (the first instant of the next month, UTC)."""
@@ -48,7 +49,7 @@ class MonthUsage(BaseModel):
     """The plan's monthly token limit; null: unlimited."""
 
 
-class PlanView(BaseModel):
+class PlanView(ApiModel):
     package: PackageOffer | None
     """The package whose limits apply; null: no plan, so no limits."""
     source: Literal["subscription", "default"] | None
@@ -61,7 +62,7 @@ class PlanView(BaseModel):
     """This month against the plan's limits."""
 
 
-class SelfSubscribe(BaseModel):
+class SelfSubscribe(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     package_id: str = Field(min_length=1, max_length=40)

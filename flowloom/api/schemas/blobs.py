@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from flowloom.api.schemas.common import ApiModel
 
 
-class BlobPublic(BaseModel):
+class BlobPublic(ApiModel):
     """An uploaded image: refer to it by ``sha256`` (``image.load``'s config, a run input)."""
 
     sha256: str

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr
 
+from flowloom.api.schemas.common import ApiModel, RequestBody
 from flowloom.storage.repos.credentials import CredentialKind
 
 
-class CredentialCreate(BaseModel):
+class CredentialCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     value: SecretStr = Field(min_length=1, max_length=64 * 1024)
     kind: CredentialKind = CredentialKind.API_KEY
@@ -17,11 +18,11 @@ class CredentialCreate(BaseModel):
     """For provider keys: ``openai``, ``gemini``, ``anthropic`` (the node checks it)."""
 
 
-class CredentialValue(BaseModel):
+class CredentialValue(RequestBody):
     value: SecretStr = Field(min_length=1, max_length=64 * 1024)
 
 
-class CredentialPublic(BaseModel):
+class CredentialPublic(ApiModel):
     id: str
     name: str
     kind: CredentialKind

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from flowloom.api.schemas.common import VersionNumber
+from flowloom.api.schemas.common import ApiModel, RequestBody, VersionNumber
 from flowloom.api.schemas.runs import RunDetail
 from flowloom.storage.enums import RunScope
 
 
-class DebugStart(BaseModel):
+class DebugStart(RequestBody):
     breakpoints: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=1000
     )
@@ -23,7 +23,7 @@ class DebugStart(BaseModel):
     version: VersionNumber | None = None
 
 
-class DebugSessionPublic(BaseModel):
+class DebugSessionPublic(ApiModel):
     id: str
     run_id: str
     breakpoints: list[str]

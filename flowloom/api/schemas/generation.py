@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from flowloom.api.schemas.common import ApiModel, RequestBody
 from flowloom.providers.model_names import ModelName
 
 
-class GenerateCreate(BaseModel):
+class GenerateCreate(RequestBody):
     prompt: str = Field(min_length=1, max_length=8000)
     """What the workflow should do, in plain language."""
     provider: Literal["openai", "gemini", "anthropic"]
@@ -22,7 +23,7 @@ class GenerateCreate(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
 
 
-class AttemptPublic(BaseModel):
+class AttemptPublic(ApiModel):
     id: str
     attempt: int
     outcome: Literal["valid", "invalid", "error"]
@@ -31,7 +32,7 @@ class AttemptPublic(BaseModel):
     tokens_out: int
 
 
-class GenerationPublic(BaseModel):
+class GenerationPublic(ApiModel):
     workflow_id: str
     name: str
     definition: dict[str, Any]

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from flowloom.api.schemas.common import ApiModel, RequestBody
 from flowloom.storage.enums import IntegrationKind
 
 Transport = Literal["stdio", "http"]
 
 
-class IntegrationCreate(BaseModel):
+class IntegrationCreate(RequestBody):
     """An MCP server: ``command`` (+ ``args``, ``env``) for stdio, ``url`` (+ ``headers``) for
     http. ``env`` and ``headers`` values are stored encrypted and never shown again."""
 
@@ -30,7 +31,7 @@ class IntegrationCreate(BaseModel):
     enabled: bool = True
 
 
-class IntegrationUpdate(BaseModel):
+class IntegrationUpdate(RequestBody):
     """What to change. ``env`` or ``headers``, when sent, replace the stored values whole."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,7 +47,7 @@ class IntegrationUpdate(BaseModel):
     enabled: bool | None = None
 
 
-class IntegrationPublic(BaseModel):
+class IntegrationPublic(ApiModel):
     id: str
     name: str
     kind: IntegrationKind
@@ -65,17 +66,17 @@ class IntegrationPublic(BaseModel):
     updated_at: datetime
 
 
-class ToolPublic(BaseModel):
+class ToolPublic(ApiModel):
     name: str
     description: str
     input_schema: dict[str, Any]
 
 
-class ToolList(BaseModel):
+class ToolList(ApiModel):
     items: list[ToolPublic]
 
 
-class ConnectionTest(BaseModel):
+class ConnectionTest(ApiModel):
     ok: bool
     message: str
     tools: int | None = None

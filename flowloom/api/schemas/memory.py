@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from flowloom.api.schemas.common import ApiModel
 
 
-class WorkflowMemorySummary(BaseModel):
+class WorkflowMemorySummary(ApiModel):
     workflow_id: str
     workflow_name: str
     entries: int
@@ -17,7 +17,7 @@ class WorkflowMemorySummary(BaseModel):
     last_updated_at: datetime
 
 
-class MemoryEntryPublic(BaseModel):
+class MemoryEntryPublic(ApiModel):
     id: str
     key: str
     scope: str
@@ -30,5 +30,5 @@ class MemoryEntryPublic(BaseModel):
     updated_at: datetime
 
 
-class MemoryCleared(BaseModel):
+class MemoryCleared(ApiModel):
     deleted: int

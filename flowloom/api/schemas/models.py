@@ -5,19 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel
-
+from flowloom.api.schemas.common import ApiModel
 from flowloom.providers.catalog import ModelKind
 
 
-class ProviderAvailability(BaseModel):
+class ProviderAvailability(ApiModel):
     name: str
     configured: bool
     """Whether a call can go through: the instance has a key, or the caller a credential."""
     via: Literal["instance", "credential"] | None
 
 
-class ModelPublic(BaseModel):
+class ModelPublic(ApiModel):
     provider: str
     model: str
     display_name: str
@@ -32,7 +31,7 @@ class ModelPublic(BaseModel):
     supports_images: bool
 
 
-class ModelList(BaseModel):
+class ModelList(ApiModel):
     providers: list[ProviderAvailability]
     items: list[ModelPublic]
     """The enabled models of the table, by provider then name."""

@@ -5,25 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from flowloom.api.schemas.common import ApiModel, RequestBody
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class NodeTemplateCreate(BaseModel):
+class NodeTemplateCreate(RequestBody):
     name: Name
     node_type: str = Field(min_length=1, max_length=100)
     config: dict[str, Any] = Field(default_factory=dict)
     description: str | None = Field(default=None, max_length=2000)
 
 
-class NodeTemplateUpdate(BaseModel):
+class NodeTemplateUpdate(RequestBody):
     name: Name | None = None
     config: dict[str, Any] | None = None
     description: str | None = Field(default=None, max_length=2000)
 
 
-class NodeTemplatePublic(BaseModel):
+class NodeTemplatePublic(ApiModel):
     id: str
     name: str
     node_type: str

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from flowloom.api.schemas.common import ApiModel
 from flowloom.field_docs import describe_fields
 from flowloom.graph.ports import PortType
 from flowloom.nodes.base import Category
 
 
-class PortPublic(BaseModel):
+class PortPublic(ApiModel):
     """One input or output port of a node type."""
 
     model_config = ConfigDict(json_schema_extra=describe_fields)
@@ -26,7 +27,7 @@ class PortPublic(BaseModel):
     """The value an unwired, unset input takes (absent when it has none)."""
 
 
-class NodeTypePublic(BaseModel):
+class NodeTypePublic(ApiModel):
     """One node type, as the palette, the canvas and the config form show it."""
 
     model_config = ConfigDict(json_schema_extra=describe_fields)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
+
+from flowloom.api.schemas.common import ApiModel, RequestBody
 
 
-class OAuthConnectionCreate(BaseModel):
+class OAuthConnectionCreate(RequestBody):
     """An OAuth 2 client as registered with the provider. ``client_secret`` is sealed and never
     shown again; leave it out for a public client (PKCE alone)."""
 
@@ -36,7 +38,7 @@ class OAuthConnectionCreate(BaseModel):
     ``/api/v1/oauth/callback``. By default, this server's own callback URL."""
 
 
-class OAuthTokenPublic(BaseModel):
+class OAuthTokenPublic(ApiModel):
     """The tokens' metadata (never the tokens)."""
 
     token_type: str
@@ -45,7 +47,7 @@ class OAuthTokenPublic(BaseModel):
     connected_at: datetime
 
 
-class OAuthConnectionPublic(BaseModel):
+class OAuthConnectionPublic(ApiModel):
     id: str
     name: str
     provider: str
@@ -65,14 +67,14 @@ class OAuthConnectionPublic(BaseModel):
     updated_at: datetime
 
 
-class AuthorizationStart(BaseModel):
+class AuthorizationStart(ApiModel):
     authorization_url: str
     """Send the user's browser here; the provider sends it back to the callback."""
     expires_at: datetime
     """The authorization must be completed by then."""
 
 
-class OAuthDisconnected(BaseModel):
+class OAuthDisconnected(ApiModel):
     id: str
     revoked: bool
     """Whether the provider confirmed the revocation of the tokens (RFC 7009)."""

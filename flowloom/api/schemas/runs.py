@@ -7,10 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field
 from sqlalchemy import Row
 
-from flowloom.api.schemas.common import FromRow, Page, VersionNumber
+from flowloom.api.schemas.common import FromRow, Page, RequestBody, VersionNumber
 from flowloom.api.schemas.usage import NO_USAGE, UsageSums
 from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
 from flowloom.storage.pages import Page as RowPage
@@ -19,7 +19,7 @@ from flowloom.storage.repos.usage import UsageTotals
 from flowloom.storage.tables import NodeExecution, WorkflowRun
 
 
-class RunCreate(BaseModel):
+class RunCreate(RequestBody):
     inputs: dict[str, Any] = Field(default_factory=dict)
     scope: RunScope = RunScope.FULL
     target_node_id: str | None = Field(
@@ -41,7 +41,7 @@ class RunCreate(BaseModel):
     UPSTREAM run stops at pinned ancestors; a NODE run reads pinned parents' outputs."""
 
 
-class AnswerCreate(BaseModel):
+class AnswerCreate(RequestBody):
     """The answer to a WAITING node: an approval takes ``{"approved": true}`` and any notes."""
 
     model_config = ConfigDict(extra="allow")

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from flowloom.api.schemas.common import ApiModel, RequestBody
 from flowloom.storage.enums import TriggerType
 from flowloom.triggers.webhooks import MAX_OUTPUT_TIMEOUT_S
 
 Respond = Literal["run", "output"]
 
 
-class TriggerCreate(BaseModel):
+class TriggerCreate(RequestBody):
     """A webhook (``kind: "webhook"``, optionally ``respond``, ``timeout_s``) or a schedule
     (``kind: "schedule"``, ``cron``, optionally ``timezone`` and ``inputs``)."""
 
@@ -34,7 +35,7 @@ class TriggerCreate(BaseModel):
     """Webhooks with ``respond: output``: the longest wait for the run (default 30 s)."""
 
 
-class TriggerUpdate(BaseModel):
+class TriggerUpdate(RequestBody):
     """Only the fields sent change."""
 
     model_config = ConfigDict(extra="forbid")
@@ -47,7 +48,7 @@ class TriggerUpdate(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0, le=MAX_OUTPUT_TIMEOUT_S)
 
 
-class TriggerPublic(BaseModel):
+class TriggerPublic(ApiModel):
     id: str
     workflow_id: str
     kind: TriggerType
@@ -76,7 +77,7 @@ class TriggerCreated(TriggerPublic):
     """Webhooks: the secret token, shown this once (send it as ``X-Flowloom-Token``)."""
 
 
-class SchedulePreview(BaseModel):
+class SchedulePreview(ApiModel):
     """When a cron expression read in a time zone fires: in words, and its next five times."""
 
     cron: str
@@ -86,12 +87,12 @@ class SchedulePreview(BaseModel):
     """The next five fire times from now, in UTC."""
 
 
-class TimezoneList(BaseModel):
+class TimezoneList(ApiModel):
     items: list[str]
     """Every IANA time zone name the server knows, sorted."""
 
 
-class TriggerEvent(BaseModel):
+class TriggerEvent(ApiModel):
     """Something that happened to a trigger without starting a run."""
 
     id: str
@@ -110,12 +111,12 @@ class TriggerEvent(BaseModel):
     """Refused: where the call came from."""
 
 
-class WebhookTestCall(BaseModel):
+class WebhookTestCall(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any] = {}
     """The run's inputs, as a caller of the webhook would post them."""
 
 
-class WebhookTestStarted(BaseModel):
+class WebhookTestStarted(ApiModel):
     run_id: str

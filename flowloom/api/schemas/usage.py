@@ -6,10 +6,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from flowloom.api.schemas.common import ApiModel
 
 
-class UsageSums(BaseModel):
+class UsageSums(ApiModel):
     calls: int
     tokens_in: int
     tokens_out: int
@@ -34,7 +36,7 @@ class UsageGroup(UsageSums):
     """With ``group_by=api_key``: the key, or null for calls made without one (browser, CLI)."""
 
 
-class UsageReport(BaseModel):
+class UsageReport(ApiModel):
     model_config = ConfigDict(populate_by_name=True)
 
     from_: date = Field(alias="from")
@@ -47,21 +49,21 @@ class UsageReport(BaseModel):
     totals: UsageSums
 
 
-class LimitUse(BaseModel):
+class LimitUse(ApiModel):
     used: int
     allowed: int | None
     """None: unlimited."""
     remaining: int | None
 
 
-class PlanRef(BaseModel):
+class PlanRef(ApiModel):
     id: str
     name: str
     source: Literal["subscription", "default"]
     """``subscription``: the caller's own; ``default``: the instance's default package."""
 
 
-class UsageSummary(BaseModel):
+class UsageSummary(ApiModel):
     month_start: datetime
     resets_at: datetime
     """When this month's counts start again (the first of next month, 00:00 UTC)."""

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError
 
-from flowloom.api.schemas.common import INT32_MAX, FromRow, VersionNumber
+from flowloom.api.schemas.common import INT32_MAX, ApiModel, FromRow, RequestBody, VersionNumber
 from flowloom.example_workflows import Example
 from flowloom.exceptions import InputError, Problem
 from flowloom.storage.tables import ValidationLog, Workflow, WorkflowVersion
@@ -21,7 +21,7 @@ def version_in_range(version: int) -> bool:
     return 1 <= version <= INT32_MAX
 
 
-class ProblemPublic(BaseModel):
+class ProblemPublic(ApiModel):
     message: str
     node_id: str | None = None
     port: str | None = None
@@ -35,7 +35,7 @@ def problems_public(problems: list[Problem]) -> list[ProblemPublic]:
     ]
 
 
-class WorkflowCreate(BaseModel):
+class WorkflowCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     definition: dict[str, Any]
     """React Flow's document: ``{"schema_version": 1, "nodes": [...], "edges": [...]}``."""
@@ -43,7 +43,7 @@ class WorkflowCreate(BaseModel):
     nl_description: str | None = Field(default=None, max_length=10_000)
 
 
-class WorkflowUpdate(BaseModel):
+class WorkflowUpdate(RequestBody):
     """Only the fields sent change; ``description: null`` clears it."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -57,11 +57,11 @@ class WorkflowUpdate(BaseModel):
     """Saved with the new version, when the definition changes."""
 
 
-class WorkflowValidate(BaseModel):
+class WorkflowValidate(RequestBody):
     definition: dict[str, Any]
 
 
-class ValidationPublic(BaseModel):
+class ValidationPublic(ApiModel):
     valid: bool
     problems: list[ProblemPublic]
     version: int | None = None
@@ -91,7 +91,7 @@ def workflow_public(workflow: Workflow, problems: list[ProblemPublic]) -> Workfl
     return public
 
 
-class WorkflowExport(BaseModel):
+class WorkflowExport(RequestBody):
     """A workflow as a portable file: what ``export`` writes and ``import`` reads."""
 
     format: Literal["flowloom.workflow"] = EXPORT_FORMAT
@@ -129,7 +129,7 @@ def validation_log_public(row: ValidationLog) -> ValidationLogPublic:
     return ValidationLogPublic.model_validate(row)
 
 
-class ImportCheck(BaseModel):
+class ImportCheck(RequestBody):
     """A file to import, as read: an export (``format: "flowloom.workflow"``) or a bare
     definition (``{"schema_version": 1, "nodes": [...], "edges": [...]}``)."""
 
@@ -138,7 +138,7 @@ class ImportCheck(BaseModel):
     """The new workflow's name, instead of the file's (a bare definition has none)."""
 
 
-class ImportPreview(BaseModel):
+class ImportPreview(ApiModel):
     """What importing the file would save, and every problem that stops it."""
 
     valid: bool
@@ -152,7 +152,7 @@ class ImportPreview(BaseModel):
     edges: int
 
 
-class TemplatePublic(BaseModel):
+class TemplatePublic(ApiModel):
     """An example workflow every account may start from."""
 
     id: str
@@ -166,23 +166,23 @@ class TemplatePublic(BaseModel):
     """The other workflows it runs by name (saved with it when missing)."""
 
 
-class TemplateUsed(BaseModel):
+class TemplateUsed(ApiModel):
     workflow: WorkflowPublic
     """The new workflow, a copy of the template."""
     also_saved: list[WorkflowSummary]
     """Workflows it calls that were saved with it, because the account lacked them."""
 
 
-class TemplateList(BaseModel):
+class TemplateList(ApiModel):
     items: list[TemplatePublic]
 
 
-class Position(BaseModel):
+class Position(ApiModel):
     x: float = Field(allow_inf_nan=False)
     y: float = Field(allow_inf_nan=False)
 
 
-class NodesMoved(BaseModel):
+class NodesMoved(RequestBody):
     positions: dict[Annotated[str, Field(min_length=1, max_length=100)], Position] = Field(
         min_length=1, max_length=5000
     )
