@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Final, NewType
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "id_floor",
     "id_timestamp_ms",
     "idempotency_key",
+    "idempotency_keys",
     "new_id",
     "new_ids",
     "parse_id",
@@ -201,3 +203,9 @@ def idempotency_key(run_id: str, node_id: str) -> str:
     in sub-runs, each with its own run id and so its own keys.
     """
     return f"{run_id}:{node_id}"
+
+
+def idempotency_keys(run_id: str, node_ids: Iterable[str]) -> list[str]:
+    """``idempotency_key`` of each of ``node_ids`` in ``run_id`` (a run's node rows)."""
+    head = f"{run_id}:"
+    return [head + node_id for node_id in node_ids]

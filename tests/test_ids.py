@@ -9,7 +9,16 @@ from collections import Counter
 import pytest
 
 from flowloom import ids as ids_module
-from flowloom.ids import PREFIXES, id_floor, id_timestamp_ms, new_id, new_ids, parse_id
+from flowloom.ids import (
+    PREFIXES,
+    id_floor,
+    id_timestamp_ms,
+    idempotency_key,
+    idempotency_keys,
+    new_id,
+    new_ids,
+    parse_id,
+)
 
 
 def test_an_id_is_a_prefix_and_26_base32_characters() -> None:
@@ -155,3 +164,11 @@ def test_ids_made_in_bulk_across_blocks_of_their_last_two_characters(
     lows = [parse_id(one).int & ((1 << 62) - 1) for one in made]
     expected = [start + n for n in range(1, 2_101)]
     assert [(high << 62) | low for high, low in zip(counters, lows, strict=True)] == expected
+
+
+def test_idempotency_keys_in_bulk_are_each_nodes_key() -> None:
+    nodes = ["n1", "fetch:2", "é", ""]
+
+    assert idempotency_keys("run_x", nodes) == [idempotency_key("run_x", n) for n in nodes]
+    assert idempotency_keys("run_x", nodes) == ["run_x:n1", "run_x:fetch:2", "run_x:é", "run_x:"]
+    assert idempotency_keys("run_x", []) == []

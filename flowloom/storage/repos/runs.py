@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from flowloom.exceptions import Conflict, InputError, NotFound
-from flowloom.ids import PREFIXES, id_floor, idempotency_key, new_id, new_ids
+from flowloom.ids import PREFIXES, id_floor, idempotency_keys, new_id, new_ids
 from flowloom.storage.bound import Processor, bind, processors
 from flowloom.storage.database import sqlite_connection
 from flowloom.storage.enums import (
@@ -373,7 +373,7 @@ def node_rows(run_id: str, planned: PlannedNodes) -> NewNodes:
             planned.node_types,
             planned.statuses,
             planned.pending,
-            [idempotency_key(run_id, node_id) for node_id in node_ids],
+            idempotency_keys(run_id, node_ids),
         ),
         shared=(run_id, 1, [], now, now),
     )
