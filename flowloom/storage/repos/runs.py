@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
-from itertools import chain
 from typing import Any, Final, NamedTuple, Required, TypeAlias, TypedDict, TypeVar, Unpack, cast
 
 from sqlalchemy import (
@@ -266,8 +265,11 @@ def _insert_node_rows(conn: Connection, nodes: NewNodes) -> None:
     try:
         if dialect.name == "sqlite":
             raw = sqlite_connection(conn)
-            values = list(chain.from_iterable(zip(*columns, strict=True)))
+            # Row by row, column after column: each column laid in by one slice assignment.
             width = len(columns)
+            values: list[Any] = [None] * (width * len(nodes.ids))
+            for place, column in enumerate(columns):
+                values[place::width] = column
             for first, rows in _sqlite_chunks(len(nodes.ids)):
                 raw.execute(
                     _sqlite_nodes_sql(dialect, rows),
