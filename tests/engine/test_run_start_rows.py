@@ -141,9 +141,11 @@ async def test_the_engines_node_rows_in_chunks_are_the_orms_rows(db: Database, l
     # Each node fed by the two before it (unfinished parents 0, 1, then 2): on SQLite the rows
     # go in multi-row INSERTs of 64, 32, ... rows (71: 64 + 4 + 2 + 1; 200: three of 64 and
     # one of 8). The reference is the ORM's own write of the same rows, one object a row.
-    nodes = [node("n1", "test.add")] + [node(f"n{i}", "test.sum") for i in range(2, length + 1)]
+    # Ids whose text JSON and array literals would have to escape, astral characters too.
+    name = [f'n{i} é"\\{{,}} NULL\t😀' for i in range(length + 1)]
+    nodes = [node(name[1], "test.add")] + [node(name[i], "test.sum") for i in range(2, length + 1)]
     edges = [
-        edge(f"n{i}", f"n{i + step}", target_handle="values")
+        edge(name[i], name[i + step], target_handle="values")
         for step in (1, 2)
         for i in range(1, length + 1 - step)
     ]

@@ -8,6 +8,7 @@ session, named for what they are: they see every user's runs and belong behind a
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -276,7 +277,7 @@ def _insert_node_rows(conn: Connection, nodes: NewNodes) -> None:
                     shared + values[first * width : (first + rows) * width],
                 )
         else:
-            conn.exec_driver_sql(_pg_nodes_sql(dialect), (*shared, *columns))
+            conn.exec_driver_sql(_pg_nodes_sql(dialect), (*shared, _pg_node_values(columns)))
     except (IntegrityError, sqlite3.IntegrityError) as exc:
         raise translate_integrity_error(exc, what="node execution") from None
 
@@ -301,11 +302,11 @@ def insert_run(conn: Connection, run: tuple[Any, ...], nodes: NewNodes) -> None:
 
 def pg_insert_run(dialect: Dialect, run: tuple[Any, ...], nodes: NewNodes) -> tuple[str, list[Any]]:
     """``insert_run`` on PostgreSQL: its ONE statement (the run's INSERT in a CTE, the node
-    rows from arrays) and its arguments, bound as the columns' types bind: for
+    rows from one JSON array) and its arguments, bound as the columns' types bind: for
     ``exec_driver_sql`` or asyncpg's own connection alike."""
     run_values = bind(processors(dialect, _WORKFLOW_RUNS, _RUN_ROW), run)
     shared, columns = _bound_nodes(dialect, nodes)
-    return _pg_start_sql(dialect), [*run_values, *shared, *columns]
+    return _pg_start_sql(dialect), [*run_values, *shared, _pg_node_values(columns)]
 
 
 def _bound(process: Processor, value: Any) -> Any:
@@ -322,38 +323,50 @@ def _pg_cast(dialect: Dialect, table: Table, name: str) -> tuple[str, bool]:
 
 
 def _pg_nodes_select(dialect: Dialect, first: int) -> str:
-    """The SELECT of the node rows from ``$first``...: the shared values, then one array per
-    varying column."""
+    """The SELECT of the node rows from ``$first``...: the shared values, then the varying
+    ones as one JSON array of rows (``_pg_node_values``)."""
     picks: dict[str, str] = {}
     n = first - 1
     for name in _SHARED_NODE_COLUMNS:
         n += 1
         cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, name)
         picks[name] = f"${n}::{cast_to}" + ("::jsonb" if is_json else "")
-    arrays = []
-    for name in _VARYING_NODE_COLUMNS:
-        n += 1
+    for place, name in enumerate(_VARYING_NODE_COLUMNS):
         cast_to, is_json = _pg_cast(dialect, _NODE_EXECUTIONS, name)
-        arrays.append(f"${n}::{cast_to}[]")
-        picks[name] = f"v.{name}::jsonb" if is_json else f"v.{name}"
+        picks[name] = f"(v.node ->> {place})::{cast_to}" + ("::jsonb" if is_json else "")
     return (
         f"INSERT INTO {_NODE_EXECUTIONS.name} ({', '.join(_NODE_ROW)})"
         f" SELECT {', '.join(picks[name] for name in _NODE_ROW)}"
-        f" FROM unnest({', '.join(arrays)}) AS v({', '.join(_VARYING_NODE_COLUMNS)})"
+        f" FROM jsonb_array_elements(${n + 1}::jsonb) AS v(node)"
     )
+
+
+_ROWS_JSON: Final = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, separators=(",", ":")
+).encode
+
+
+def _pg_node_values(columns: Sequence[Sequence[Any]]) -> str:
+    """The varying values of a run's node rows (bound, one sequence a column) as the JSON
+    array of rows ``_pg_nodes_select`` reads: one text, where one array a column cost asyncpg
+    two ``isinstance`` checks against abstract classes at every value (most of a node's
+    share of the start on PostgreSQL). Strings and integers come back from JSON as they went
+    in. Read as ``jsonb``, parsed once: as ``json`` each value read parsed its row again
+    (server time of 100 rows: arrays 0.11 ms, json 0.59 ms, jsonb 0.09 ms)."""
+    return _ROWS_JSON(list(zip(*columns, strict=True)))
 
 
 @cache
 def _pg_nodes_sql(dialect: Dialect) -> str:
-    """``_insert_node_rows``' statement: ``$1``... the node rows' shared values, then one
-    array per varying column."""
+    """``_insert_node_rows``' statement: ``$1``... the node rows' shared values, then their
+    varying values (``_pg_node_values``)."""
     return _pg_nodes_select(dialect, 1)
 
 
 @cache
 def _pg_start_sql(dialect: Dialect) -> str:
     """``insert_run``'s statement: ``$1``... the run's ``_RUN_ROW`` values, the node rows'
-    shared values, then one array per varying node column."""
+    shared values, then their varying values (``_pg_node_values``)."""
     values = []
     for n, name in enumerate(_RUN_ROW, start=1):
         cast_to, is_json = _pg_cast(dialect, _WORKFLOW_RUNS, name)
