@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Final, NewType
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "id_floor",
     "id_timestamp_ms",
     "idempotency_key",
+    "idempotency_keys",
     "new_id",
     "new_ids",
     "parse_id",
@@ -112,6 +114,8 @@ _PAIRS: Final = tuple(high + low for high in _ALPHABET for low in _ALPHABET)
 """Every two-digit string, by its 10-bit value: an id is 13 lookups, not 26 (every row's id)."""
 _PAIR_SHIFTS: Final = tuple(range(_SUFFIX_LEN * 5 - 10, -1, -10))
 _LOW_62: Final = (1 << 62) - 1
+_HEAD_SHIFTS: Final = _PAIR_SHIFTS[:-1]
+"""The pairs of an id but its last (the low ten bits of its value)."""
 
 
 def _encode(value: int) -> str:
@@ -145,18 +149,19 @@ def new_ids(prefix: str, count: int) -> list[str]:
     if carries:
         # The counter would overflow into the next millisecond: as new_id does, one by one.
         return [new_id(prefix) for _ in range(count)]
-    made = []
-    high_key, high = -1, ""
-    for rand in range(first, last + 1):
+    made: list[str] = []
+    rand = first
+    while rand <= last:
         value = (
             (now_ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & _LOW_62)
         )
-        # Consecutive ids share their first 14 characters (bits 60 up) but every 2**60th.
-        if value >> 60 != high_key:
-            high_key = value >> 60
-            high = "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS[:7]])
-        low = "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS[7:]])
-        made.append(f"{prefix}_{high}{low}")
+        # Up to 1024 consecutive ids share all but their last two characters (the value's low
+        # ten bits, which are the counter's): those are encoded once, then one pair an id.
+        head = prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _HEAD_SHIFTS])
+        low = value & 1023
+        stop = low + min(1024 - low, last - rand + 1)
+        made += [head + pair for pair in _PAIRS[low:stop]]
+        rand += stop - low
     return made
 
 
@@ -198,3 +203,9 @@ def idempotency_key(run_id: str, node_id: str) -> str:
     in sub-runs, each with its own run id and so its own keys.
     """
     return f"{run_id}:{node_id}"
+
+
+def idempotency_keys(run_id: str, node_ids: Iterable[str]) -> list[str]:
+    """``idempotency_key`` of each of ``node_ids`` in ``run_id`` (a run's node rows)."""
+    head = f"{run_id}:"
+    return [head + node_id for node_id in node_ids]

@@ -9,7 +9,16 @@ from collections import Counter
 import pytest
 
 from flowloom import ids as ids_module
-from flowloom.ids import PREFIXES, id_floor, id_timestamp_ms, new_id, new_ids, parse_id
+from flowloom.ids import (
+    PREFIXES,
+    id_floor,
+    id_timestamp_ms,
+    idempotency_key,
+    idempotency_keys,
+    new_id,
+    new_ids,
+    parse_id,
+)
 
 
 def test_an_id_is_a_prefix_and_26_base32_characters() -> None:
@@ -139,3 +148,27 @@ def test_ids_made_in_bulk_that_would_overflow_the_counter_move_to_the_next_milli
     future_ms, made = _bulk_after(monkeypatch, (1 << 74) - 3, 5)
 
     assert [id_timestamp_ms(one) for one in made] == [future_ms] * 2 + [future_ms + 1] * 3
+
+
+def test_ids_made_in_bulk_across_blocks_of_their_last_two_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two changes of the low ten bits' block and a carry into the counter's bits above the
+    # variant (bit 62 of the counter): each id is the canonical text of the next value.
+    start = (1 << 62) - 1030
+    future_ms, made = _bulk_after(monkeypatch, start, 2_100)
+
+    assert all(_as_new_id_writes_it(one) == one for one in made)
+    assert {id_timestamp_ms(one) for one in made} == {future_ms}
+    counters = [parse_id(one).int >> 64 & 0xFFF for one in made]
+    lows = [parse_id(one).int & ((1 << 62) - 1) for one in made]
+    expected = [start + n for n in range(1, 2_101)]
+    assert [(high << 62) | low for high, low in zip(counters, lows, strict=True)] == expected
+
+
+def test_idempotency_keys_in_bulk_are_each_nodes_key() -> None:
+    nodes = ["n1", "fetch:2", "é", ""]
+
+    assert idempotency_keys("run_x", nodes) == [idempotency_key("run_x", n) for n in nodes]
+    assert idempotency_keys("run_x", nodes) == ["run_x:n1", "run_x:fetch:2", "run_x:é", "run_x:"]
+    assert idempotency_keys("run_x", []) == []

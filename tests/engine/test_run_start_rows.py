@@ -9,15 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from enginekit import chain, make_owner, registry, save_workflow
+from enginekit import chain, definition, edge, make_owner, node, registry, save_workflow
 
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import NewRun, StoredRun
 from flowloom.engine.sql import SqlRunStore
 from flowloom.exceptions import LimitExceeded, NotFound
 from flowloom.graph import Scope
+from flowloom.ids import new_id
 from flowloom.storage.database import Database
-from flowloom.storage.enums import RunScope, TriggerKind
+from flowloom.storage.enums import NodeStatus, RunScope, TriggerKind
 from flowloom.storage.repos.api_keys import ApiKeyRepo
 from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.tables import NodeExecution, WorkflowRun
@@ -133,6 +134,55 @@ async def test_the_engines_start_writes_what_the_orm_writes(db: Database, option
         started.use_cache,
         started.use_pinned,
     )
+
+
+@pytest.mark.parametrize("length", [1, 2, 71, 200])
+async def test_the_engines_node_rows_in_chunks_are_the_orms_rows(db: Database, length: int) -> None:
+    # Each node fed by the two before it (unfinished parents 0, 1, then 2): on SQLite the rows
+    # go in multi-row INSERTs of 64, 32, ... rows (71: 64 + 4 + 2 + 1; 200: three of 64 and
+    # one of 8). The reference is the ORM's own write of the same rows, one object a row.
+    # Ids whose text JSON and array literals would have to escape, astral characters too.
+    name = [f'n{i} é"\\{{,}} NULL\t😀' for i in range(length + 1)]
+    nodes = [node(name[1], "test.add")] + [node(name[i], "test.sum") for i in range(2, length + 1)]
+    edges = [
+        edge(name[i], name[i + step], target_handle="values")
+        for step in (1, 2)
+        for i in range(1, length + 1 - step)
+    ]
+    owner = await make_owner(db)
+    wf = await save_workflow(db, owner, definition(nodes, edges))
+    store, plans = SqlRunStore(db), PlanCache(registry())
+    started = [await store.create_run(_new_run(owner, wf), plans) for _ in range(2)]
+
+    specs = _node_specs(started[0])
+    async with db.write() as s:
+        orm = await RunRepo(s, owner_id=owner).create(
+            workflow_id=wf, workflow_version=None, idempotency_key="orm"
+        )
+        s.add_all(
+            NodeExecution(
+                id=new_id("nex"),
+                run_id=orm.id,
+                node_id=node_id,
+                node_type=node_type,
+                status=NodeStatus.PENDING if pending else NodeStatus.READY,
+                pending_parents=pending,
+                idempotency_key=f"{orm.id}:{node_id}",
+            )
+            for node_id, node_type, pending in specs
+        )
+    expected = await _written(db, owner, orm.id)
+    assert [row["pending_parents"] for row in expected[1]] == [0, 1, 2, 2, 2][:length] + [2] * (
+        length - 5
+    )
+    for run in started:  # the second start: the plan's rows as the first made them
+        assert await _written(db, owner, run.run_id) == expected
+        async with db.read() as s:
+            _, rows = await RunRepo(s, owner_id=owner).get_with_nodes(run_id=run.run_id)
+        assert [(row.id, row.node_id, row.idempotency_key) for row in rows] == [
+            (slot.row_id, node_id, f"{run.run_id}:{node_id}") for node_id, slot in run.slots.items()
+        ]
+        assert (await store.load_run(run.run_id, plans)).slots == run.slots
 
 
 async def test_the_engines_start_refuses_what_is_not_the_owners(db: Database) -> None:
