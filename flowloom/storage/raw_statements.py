@@ -19,15 +19,17 @@ the ones SQLAlchemy installed.
 
 from __future__ import annotations
 
+import collections
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, cast
 
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, Float, Numeric
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 __all__ = ["PgStatement", "RawStatement", "SqliteStatement"]
 
@@ -62,10 +64,12 @@ class RawStatement:
                 value = process(value)
             parameters.append((name, value, process))
         columns = getattr(self._statement, "selected_columns", ())
-        results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        )
+        results = tuple(self._result_processor(column.type, dialect) for column in columns)
         return str(compiled), tuple(parameters), results
+
+    def _result_processor(self, column_type: TypeEngine[Any], dialect: Dialect) -> _Processor:
+        """What SQLAlchemy would run on the driver's value of a column of ``column_type``."""
+        return column_type.dialect_impl(dialect).result_processor(dialect, None)
 
     @property
     def sql(self) -> str:
@@ -88,6 +92,15 @@ class RawStatement:
             value if process is None or value is None else process(value)
             for process, value in zip(self._compiled[2], row, strict=True)
         )
+
+    @cached_property
+    def _row_type(self) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+        """Makes a converted row whose columns are also reached by name (``row.status``), as
+        on a SQLAlchemy row."""
+        names = [column.key for column in getattr(self._statement, "selected_columns", ())]
+        row_type: Any = collections.namedtuple("Row", names)  # type: ignore[misc]
+        make: Callable[[Sequence[Any]], tuple[Any, ...]] = row_type._make
+        return make
 
 
 class SqliteStatement(RawStatement):
@@ -114,6 +127,11 @@ def _asyncpg_dialect() -> Dialect:
     return cast(Dialect, asyncpg.dialect())  # type: ignore[no-untyped-call]
 
 
+_PG_FLOAT8 = 701
+_PG_NUMERIC = 1700
+"""PostgreSQL's type ids of double precision and numeric (``pg_type.oid``)."""
+
+
 class PgStatement(RawStatement):
     """``statement`` for an asyncpg connection (``$n`` parameters, prepared by asyncpg once
     per connection)."""
@@ -121,7 +139,28 @@ class PgStatement(RawStatement):
     def __init__(self, statement: ClauseElement) -> None:
         super().__init__(statement, _asyncpg_dialect)
 
+    def _result_processor(self, column_type: TypeEngine[Any], dialect: Dialect) -> _Processor:
+        # SQLAlchemy picks a numeric column's processor by the type the driver reports
+        # (float8 comes back a float, numeric a Decimal); asyncpg reports the column's own.
+        affinity = column_type._type_affinity
+        coltype = None
+        if affinity is not None and issubclass(affinity, Float):
+            coltype = _PG_FLOAT8
+        elif affinity is not None and issubclass(affinity, Numeric):
+            coltype = _PG_NUMERIC
+        return column_type.dialect_impl(dialect).result_processor(dialect, coltype)
+
     async def fetchrow(self, pg: Any, **given: Any) -> tuple[Any, ...] | None:
         """The first row, each column converted as SQLAlchemy would, or None."""
         row = await pg.fetchrow(self.sql, *self.args(given))
         return None if row is None else self.converted(row)
+
+    async def fetchrow_named(self, pg: Any, **given: Any) -> Any:
+        """``fetchrow`` with the columns also reached by name (``row.status``), or None."""
+        row = await pg.fetchrow(self.sql, *self.args(given))
+        return None if row is None else self._row_type(self.converted(row))
+
+    async def fetch_named(self, pg: Any, **given: Any) -> list[Any]:
+        """Every row, converted, with its columns also reached by name (``row.status``)."""
+        make, convert = self._row_type, self.converted
+        return [make(convert(row)) for row in await pg.fetch(self.sql, *self.args(given))]

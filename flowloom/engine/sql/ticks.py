@@ -54,6 +54,7 @@ from flowloom.storage.bound import bind as _bind
 from flowloom.storage.bound import processors as _processors
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
+from flowloom.storage.raw_statements import PgStatement
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "latest_success_outputs",
     "load_slots",
     "node_row_values",
+    "pg_load_slots",
 ]
 
 # Typed as Table (``__table__`` is only known as a FromClause) so Core update() accepts them.
@@ -543,6 +545,15 @@ _LOAD_SLOTS = (
 def load_slots(conn: Connection, run_id: str) -> dict[str, NodeSlot]:
     """Every node row of the run, as slots keyed by node id (in checkpoint order)."""
     return {row.node_id: _slot(row) for row in conn.execute(_LOAD_SLOTS, {"run_id": run_id})}
+
+
+_LOAD_SLOTS_PG = PgStatement(_LOAD_SLOTS)
+
+
+async def pg_load_slots(pg: Any, run_id: str) -> dict[str, NodeSlot]:
+    """``load_slots`` on an asyncpg connection (``Database.pg_read_connection``)."""
+    rows = await _LOAD_SLOTS_PG.fetch_named(pg, run_id=run_id)
+    return {row.node_id: _slot(row) for row in rows}
 
 
 def _slot(row: Row[Any]) -> NodeSlot:
