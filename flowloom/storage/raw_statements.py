@@ -19,7 +19,6 @@ the ones SQLAlchemy installed.
 
 from __future__ import annotations
 
-import collections
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -93,15 +92,6 @@ class RawStatement:
             for process, value in zip(self._compiled[2], row, strict=True)
         )
 
-    @cached_property
-    def _row_type(self) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-        """Makes a converted row whose columns are also reached by name (``row.status``), as
-        on a SQLAlchemy row."""
-        names = [column.key for column in getattr(self._statement, "selected_columns", ())]
-        row_type: Any = collections.namedtuple("Row", names)  # type: ignore[misc]
-        make: Callable[[Sequence[Any]], tuple[Any, ...]] = row_type._make
-        return make
-
 
 class SqliteStatement(RawStatement):
     """``statement`` for a raw ``sqlite3`` connection."""
@@ -155,12 +145,7 @@ class PgStatement(RawStatement):
         row = await pg.fetchrow(self.sql, *self.args(given))
         return None if row is None else self.converted(row)
 
-    async def fetchrow_named(self, pg: Any, **given: Any) -> Any:
-        """``fetchrow`` with the columns also reached by name (``row.status``), or None."""
-        row = await pg.fetchrow(self.sql, *self.args(given))
-        return None if row is None else self._row_type(self.converted(row))
-
-    async def fetch_named(self, pg: Any, **given: Any) -> list[Any]:
-        """Every row, converted, with its columns also reached by name (``row.status``)."""
-        make, convert = self._row_type, self.converted
-        return [make(convert(row)) for row in await pg.fetch(self.sql, *self.args(given))]
+    async def fetch(self, pg: Any, **given: Any) -> list[tuple[Any, ...]]:
+        """Every row, each column converted as SQLAlchemy would."""
+        convert = self.converted
+        return [convert(row) for row in await pg.fetch(self.sql, *self.args(given))]

@@ -54,11 +54,11 @@ from flowloom.storage.bound import bind as _bind
 from flowloom.storage.bound import processors as _processors
 from flowloom.storage.database import Database, sqlite_connection
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus
-from flowloom.storage.raw_statements import PgStatement
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 
 __all__ = [
     "DEBUG_COLUMNS",
+    "LOAD_SLOTS",
     "TICK_DEBUG",
     "TICK_NODES",
     "TICK_RUNS",
@@ -67,7 +67,7 @@ __all__ = [
     "latest_success_outputs",
     "load_slots",
     "node_row_values",
-    "pg_load_slots",
+    "slot_of",
 ]
 
 # Typed as Table (``__table__`` is only known as a FromClause) so Core update() accepts them.
@@ -535,28 +535,21 @@ def _update_by_id(
     return f"UPDATE {table.name} SET {sets} WHERE {where}", _processors(dialect, table, names)
 
 
-_LOAD_SLOTS = (
+LOAD_SLOTS = (
     select(*(_NODES.c[name] for name in _SLOT_COLUMNS))
     .where(_NODES.c.run_id == bindparam("run_id"))
     .order_by(_NODES.c.id)
 )
+"""A run's node rows as ``slot_of`` reads them, in checkpoint order (parameter ``run_id``)."""
 
 
 def load_slots(conn: Connection, run_id: str) -> dict[str, NodeSlot]:
     """Every node row of the run, as slots keyed by node id (in checkpoint order)."""
-    return {row.node_id: _slot(row) for row in conn.execute(_LOAD_SLOTS, {"run_id": run_id})}
+    return {row.node_id: slot_of(row) for row in conn.execute(LOAD_SLOTS, {"run_id": run_id})}
 
 
-_LOAD_SLOTS_PG = PgStatement(_LOAD_SLOTS)
-
-
-async def pg_load_slots(pg: Any, run_id: str) -> dict[str, NodeSlot]:
-    """``load_slots`` on an asyncpg connection (``Database.pg_read_connection``)."""
-    rows = await _LOAD_SLOTS_PG.fetch_named(pg, run_id=run_id)
-    return {row.node_id: _slot(row) for row in rows}
-
-
-def _slot(row: Row[Any]) -> NodeSlot:
+def slot_of(row: Any) -> NodeSlot:
+    """The slot of a node row read with ``LOAD_SLOTS``'s columns (reached by name)."""
     return NodeSlot(
         row_id=row.id,
         node_id=row.node_id,
