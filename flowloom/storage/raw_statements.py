@@ -24,10 +24,11 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, cast
 
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, Float, Numeric
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 __all__ = ["PgStatement", "RawStatement", "SqliteStatement"]
 
@@ -62,10 +63,12 @@ class RawStatement:
                 value = process(value)
             parameters.append((name, value, process))
         columns = getattr(self._statement, "selected_columns", ())
-        results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        )
+        results = tuple(self._result_processor(column.type, dialect) for column in columns)
         return str(compiled), tuple(parameters), results
+
+    def _result_processor(self, column_type: TypeEngine[Any], dialect: Dialect) -> _Processor:
+        """What SQLAlchemy would run on the driver's value of a column of ``column_type``."""
+        return column_type.dialect_impl(dialect).result_processor(dialect, None)
 
     @property
     def sql(self) -> str:
@@ -114,6 +117,11 @@ def _asyncpg_dialect() -> Dialect:
     return cast(Dialect, asyncpg.dialect())  # type: ignore[no-untyped-call]
 
 
+_PG_FLOAT8 = 701
+_PG_NUMERIC = 1700
+"""PostgreSQL's type ids of double precision and numeric (``pg_type.oid``)."""
+
+
 class PgStatement(RawStatement):
     """``statement`` for an asyncpg connection (``$n`` parameters, prepared by asyncpg once
     per connection)."""
@@ -121,7 +129,23 @@ class PgStatement(RawStatement):
     def __init__(self, statement: ClauseElement) -> None:
         super().__init__(statement, _asyncpg_dialect)
 
+    def _result_processor(self, column_type: TypeEngine[Any], dialect: Dialect) -> _Processor:
+        # SQLAlchemy picks a numeric column's processor by the type the driver reports
+        # (float8 comes back a float, numeric a Decimal); asyncpg reports the column's own.
+        affinity = column_type._type_affinity
+        coltype = None
+        if affinity is not None and issubclass(affinity, Float):
+            coltype = _PG_FLOAT8
+        elif affinity is not None and issubclass(affinity, Numeric):
+            coltype = _PG_NUMERIC
+        return column_type.dialect_impl(dialect).result_processor(dialect, coltype)
+
     async def fetchrow(self, pg: Any, **given: Any) -> tuple[Any, ...] | None:
         """The first row, each column converted as SQLAlchemy would, or None."""
         row = await pg.fetchrow(self.sql, *self.args(given))
         return None if row is None else self.converted(row)
+
+    async def fetch(self, pg: Any, **given: Any) -> list[tuple[Any, ...]]:
+        """Every row, each column converted as SQLAlchemy would."""
+        convert = self.converted
+        return [convert(row) for row in await pg.fetch(self.sql, *self.args(given))]

@@ -100,9 +100,14 @@ class RunClaims:
         it was not (one round trip for them all)."""
         if not run_ids:
             return []
+        ttl_ms = round(for_s * 1000)
+        if len(run_ids) == 1:
+            # Most sends carry one run: a plain SET costs the API ~30 us of CPU less than a
+            # pipeline of one.
+            return [bool(await self.redis.set(self.key(run_ids[0]), QUEUED, nx=True, px=ttl_ms))]
         async with self.redis.pipeline(transaction=False) as pipe:
             for run_id in run_ids:
-                pipe.set(self.key(run_id), QUEUED, nx=True, px=round(for_s * 1000))
+                pipe.set(self.key(run_id), QUEUED, nx=True, px=ttl_ms)
             done = await pipe.execute()
         return [bool(value) for value in done]
 

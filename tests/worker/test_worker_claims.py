@@ -11,7 +11,7 @@ import pytest
 from workerkit import REDIS_URL, require_redis
 
 from flowloom.settings import Settings
-from flowloom.worker.claims import RunClaims
+from flowloom.worker.claims import QUEUED, RunClaims
 from flowloom.worker.host import sweep_lock_s
 
 
@@ -79,3 +79,13 @@ def test_a_dead_sweeper_is_replaced_before_its_runs_claims_lapse() -> None:
     assert held_s >= 2 * settings.worker_sweep_interval_s, "a sweeper renews before a lapse"
     slow = Settings(worker_claim_ttl_s=2.0, worker_sweep_interval_s=5.0)
     assert sweep_lock_s(slow) == 10.0
+
+
+async def test_a_lone_mark_is_set_only_where_nothing_is_and_lapses(claims: RunClaims) -> None:
+    assert await claims.take("run_driven", "worker-a")
+    assert await claims.mark_queued(["run_driven"], for_s=5) == [False]
+    assert await claims.holder("run_driven") == "worker-a", "a mark never replaces a claim"
+    assert await claims.mark_queued(["run_new"], for_s=5) == [True]
+    assert await claims.mark_queued(["run_new"], for_s=5) == [False]
+    assert await claims.holder("run_new") == QUEUED
+    assert 0 < await claims.redis.pttl(claims.key("run_new")) <= 5000

@@ -58,6 +58,7 @@ from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun
 
 __all__ = [
     "DEBUG_COLUMNS",
+    "LOAD_SLOTS",
     "TICK_DEBUG",
     "TICK_NODES",
     "TICK_RUNS",
@@ -66,6 +67,7 @@ __all__ = [
     "latest_success_outputs",
     "load_slots",
     "node_row_values",
+    "slot_of",
 ]
 
 # Typed as Table (``__table__`` is only known as a FromClause) so Core update() accepts them.
@@ -533,19 +535,21 @@ def _update_by_id(
     return f"UPDATE {table.name} SET {sets} WHERE {where}", _processors(dialect, table, names)
 
 
-_LOAD_SLOTS = (
+LOAD_SLOTS = (
     select(*(_NODES.c[name] for name in _SLOT_COLUMNS))
     .where(_NODES.c.run_id == bindparam("run_id"))
     .order_by(_NODES.c.id)
 )
+"""A run's node rows as ``slot_of`` reads them, in checkpoint order (parameter ``run_id``)."""
 
 
 def load_slots(conn: Connection, run_id: str) -> dict[str, NodeSlot]:
     """Every node row of the run, as slots keyed by node id (in checkpoint order)."""
-    return {row.node_id: _slot(row) for row in conn.execute(_LOAD_SLOTS, {"run_id": run_id})}
+    return {row.node_id: slot_of(row) for row in conn.execute(LOAD_SLOTS, {"run_id": run_id})}
 
 
-def _slot(row: Row[Any]) -> NodeSlot:
+def slot_of(row: Any) -> NodeSlot:
+    """The slot of a node row read with ``LOAD_SLOTS``'s columns (reached by name)."""
     return NodeSlot(
         row_id=row.id,
         node_id=row.node_id,
