@@ -189,10 +189,10 @@ async def _output(
     by the tick that finished it, and any other outcome is then one read by primary key.
 
     What sends no event here is waited for beside it: a run driven here whose driver ends
-    without settling it (the driver's end closes the subscription, then ``Engine.wait``
-    says how it stands), and a run driven elsewhere or finished already (an idempotent
-    repeat: ``Engine.wait`` runs beside the subscription, and is cancelled, before it reads
-    anything, when the event comes first).
+    without settling it (the driver's end closes the subscription; then its error, its
+    result, or ``Engine.wait``), and a run driven elsewhere or finished already (an
+    idempotent repeat: ``Engine.wait`` runs beside the subscription, and is cancelled,
+    before it reads anything, when the event comes first).
     """
     driver = engine.driver_of(run_id)
     subscription = engine.bus.subscribe(run_id)
@@ -209,8 +209,11 @@ async def _output(
                 if event.type in _SETTLED_EVENTS:
                     break
             else:
-                if waiter is None:
-                    result = await engine.wait(run_id)
+                if driver is not None:
+                    # Its driver ended without settling it here: as ``Engine.wait`` would
+                    # have told (the driver's error, or its result, or the run as it stands).
+                    await driver.finished
+                    result = driver.result or await engine.wait(run_id)
     except TimeoutError:
         return _answer(202, {"run_id": run_id, "status": RunStatus.RUNNING.value}, run_id)
     finally:
