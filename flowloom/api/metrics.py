@@ -121,26 +121,42 @@ class Metrics:
         self._tasks = []
 
     async def _follow(self, bus: EventBus) -> None:
+        # A labelled series is looked up once, then kept: ``labels()`` checks and locks at
+        # every call, several times per run on the hottest path. Series are never removed.
+        finished: dict[str, Counter] = {}
+        runs: dict[tuple[str, str], Histogram] = {}
+        nodes: dict[tuple[str, str], Histogram] = {}
         with bus.subscribe() as events:
             async for event in events:
-                if event.type == "run.started":
+                kind = event.type
+                if kind == "run.started":
                     self.runs_started.inc()
-                elif event.type in RUN_FINISHED_EVENTS:
-                    status = event.type.removeprefix("run.").upper()
-                    self.runs_finished.labels(status=status).inc()
+                elif kind in RUN_FINISHED_EVENTS:
+                    status = kind.removeprefix("run.").upper()
+                    counter = finished.get(status)
+                    if counter is None:
+                        counter = finished[status] = self.runs_finished.labels(status=status)
+                    counter.inc()
                     duration_ms = event.data.get("duration_ms")
                     workflow_id = event.data.get("workflow_id")
                     if isinstance(duration_ms, int | float) and isinstance(workflow_id, str):
-                        self.run_duration.labels(workflow_id=workflow_id, status=status).observe(
-                            duration_ms / 1000
-                        )
-                elif event.type in ("node.succeeded", "node.failed"):
+                        key = (workflow_id, status)
+                        histogram = runs.get(key)
+                        if histogram is None:
+                            histogram = runs[key] = self.run_duration.labels(
+                                workflow_id=workflow_id, status=status
+                            )
+                        histogram.observe(duration_ms / 1000)
+                elif kind in ("node.succeeded", "node.failed"):
                     duration_ms = event.data.get("duration_ms")
                     if isinstance(duration_ms, int | float):
-                        self.node_duration.labels(
-                            node_type=str(event.data.get("node_type") or "unknown"),
-                            outcome=event.type.removeprefix("node."),
-                        ).observe(duration_ms / 1000)
+                        key = (str(event.data.get("node_type") or "unknown"), kind)
+                        histogram = nodes.get(key)
+                        if histogram is None:
+                            histogram = nodes[key] = self.node_duration.labels(
+                                node_type=key[0], outcome=kind.removeprefix("node.")
+                            )
+                        histogram.observe(duration_ms / 1000)
 
     async def render(self, db: Database) -> bytes:
         async with db.read() as session:

@@ -61,6 +61,13 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
     },
     403: {"description": "The webhook is switched off, or its workflow is inactive"},
     404: {"description": "No webhook at this address, or the token is missing or wrong"},
+    # What FastAPI documents for a route with parameters it validates itself.
+    422: {
+        "description": "Validation Error",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+        },
+    },
 }
 
 
@@ -79,10 +86,17 @@ def _token_parameter(name: str, where: str, description: str) -> dict[str, Any]:
     }
 
 
-# The token's two places are read from the request itself (FastAPI's parameter solving was a
-# twentieth of a webhook call's server CPU) and documented here as FastAPI would.
+# The hook's path and the token's two places are read from the request itself (FastAPI's
+# parameter solving and validation was a twentieth of a webhook call's server CPU) and
+# documented here as FastAPI would.
 _BODY: dict[str, Any] = {
     "parameters": [
+        {
+            "name": "hook_path",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "title": "Hook Path"},
+        },
         _token_parameter(TOKEN_QUERY, "query", "The token, if no header can be sent."),
         _token_parameter(TOKEN_HEADER, "header", "The webhook's secret token."),
     ],
@@ -113,8 +127,9 @@ def _answer(code: int, body: dict[str, Any], run_id: str) -> Response:
 @router.post(
     "/{hook_path}", status_code=status.HTTP_202_ACCEPTED, responses=_ANSWERS, openapi_extra=_BODY
 )
-async def call_webhook(hook_path: str, request: Request) -> Response:
+async def call_webhook(request: Request) -> Response:
     """Start a run of the webhook's workflow with the JSON body as its inputs."""
+    hook_path: str = request.scope["path_params"]["hook_path"]
     state = app_state(request)
     db, engine = state.db, state.require_engine()
     offered = request.headers.get(TOKEN_HEADER)
@@ -172,31 +187,45 @@ async def _output(
     the subscription sees every event of the run. The run's own event says when it settled;
     a run driven in this process that finished has its outcome on its driver, as committed
     by the tick that finished it, and any other outcome is then one read by primary key.
-    ``Engine.wait`` runs beside it for what sends no event here (a run that had finished
-    already: an idempotent repeat), and is cancelled, before it reads anything, when the
-    event comes first.
+
+    What sends no event here is waited for beside it: a run driven here whose driver ends
+    without settling it (the driver's end closes the subscription; then its error, its
+    result, or ``Engine.wait``), and a run driven elsewhere or finished already (an
+    idempotent repeat: ``Engine.wait`` runs beside the subscription, and is cancelled,
+    before it reads anything, when the event comes first).
     """
     driver = engine.driver_of(run_id)
     subscription = engine.bus.subscribe(run_id)
-    waiter = asyncio.ensure_future(engine.wait(run_id))
-    waiter.add_done_callback(lambda _: subscription.close())
+    waiter: asyncio.Future[RunResult] | None = None
+    if driver is None:
+        waiter = asyncio.ensure_future(engine.wait(run_id))
+        waiter.add_done_callback(lambda _: subscription.close())
+    else:
+        driver.finished.add_done_callback(lambda _: subscription.close())
+    result: RunResult | None = None
     try:
         async with asyncio.timeout(timeout_s):
             async for event in subscription:
                 if event.type in _SETTLED_EVENTS:
                     break
+            else:
+                if driver is not None:
+                    # Its driver ended without settling it here: as ``Engine.wait`` would
+                    # have told (the driver's error, or its result, or the run as it stands).
+                    await driver.finished
+                    result = driver.result or await engine.wait(run_id)
     except TimeoutError:
         return _answer(202, {"run_id": run_id, "status": RunStatus.RUNNING.value}, run_id)
     finally:
         subscription.close()
-        if not waiter.done():
+        if waiter is not None and not waiter.done():
             waiter.cancel()
-    result: RunResult | None = None
-    if waiter.done() and not waiter.cancelled():
-        result = waiter.result()
-    elif driver is not None:
-        # Set once the finishing tick had committed, before its events were published.
-        result = driver.result
+    if result is None:
+        if waiter is not None and waiter.done() and not waiter.cancelled():
+            result = waiter.result()
+        elif driver is not None:
+            # Set once the finishing tick had committed, before its events were published.
+            result = driver.result
     if result is not None:
         outcome = RunOutcome(result.status.value, result.outputs, result.error, result.duration_ms)
     else:
