@@ -1,6 +1,6 @@
 """The engine's tick, tuned per database against portable Core: what the tuned SQL buys.
 
-python -m benchmarks.ticks [--db sqlite,postgresql] [--ticks 2000]
+python -m benchmarks.ticks [--db sqlite,postgresql] [--ticks 2000] [--writers 10]
 
 ``TickStore`` commits a tick with SQL tuned per database (SQLite: statements compiled once and
 run straight on ``sqlite3``, inline on the event loop; PostgreSQL: ONE hand-written statement on
@@ -9,6 +9,11 @@ through ``Database.run_write`` (``tests/engine/test_tick_paths.py`` checks that 
 same rows). Each tick is the common one of a chain: two node rows written, one of them fenced
 by this engine's lease (the finished node's), the run row unchanged. Timed: one commit, median
 of ``--ticks``, after 100 untimed; both ways in turns of 100 so that load drifts alike.
+
+Then the tuned tick under concurrency, as a server sees it: ``--writers`` runs each committing
+its own ticks one after the other, all at once (on SQLite the ticks that arrive together share
+one commit: ``storage/group_commit.py``), against one run alone. Reported: this process's CPU
+per tick and ticks per second, each way in turns of ``--ticks`` ticks.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -95,6 +101,37 @@ async def _measure(db: Database, label: str, ticks: int) -> list[Measurement]:
     return [tuned, Measurement(portable_.name, portable_.samples, "us", f"tuned saves {gain:.0%}")]
 
 
+async def _concurrent(db: Database, label: str, ticks: int, writers: int) -> list[Measurement]:
+    """CPU per tuned tick and ticks/s: ``writers`` runs ticking at once against one alone."""
+    store = TickStore(db)
+    makers = [await _ticks_of_a_run(db) for _ in range(writers)]
+
+    async def ticking(make: Callable[[int], Tick], count: int) -> None:
+        for n in range(count):
+            assert await store.commit(make(n))
+
+    per_tick: dict[int, list[float]] = {1: [], writers: []}
+    rates: dict[int, list[float]] = {1: [], writers: []}
+    for turn in range(4):
+        for at_once in (1, writers):
+            each = max(1, ticks // at_once)
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(ticking(make, each) for make in makers[:at_once]))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            if turn:  # the first turn warms up
+                per_tick[at_once].append(cpu / (each * at_once) * 1e6)
+                rates[at_once].append(each * at_once / wall)
+    return [
+        Measurement(
+            f"CPU a tick, {n} run{'s' if n > 1 else ''} ticking at once ({label})",
+            per_tick[n],
+            "us",
+            f"{statistics.median(rates[n]):.0f} ticks/s",
+        )
+        for n in (1, writers)
+    ]
+
+
 async def main_async(args: argparse.Namespace) -> int:
     rows: list[Measurement] = []
     for kind in args.db.split(","):
@@ -104,6 +141,8 @@ async def main_async(args: argparse.Namespace) -> int:
             return 2
         async with scratch_database(kind, args.postgres_url) as db:
             rows += await _measure(db, label, args.ticks)
+            if args.writers > 1:
+                rows += await _concurrent(db, label, args.ticks, args.writers)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print_table(
         "the engine's tick: tuned SQL against portable Core",
@@ -117,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--ticks", type=int, default=2000)
+    parser.add_argument("--writers", type=int, default=10, help="runs ticking at once")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     return asyncio.run(main_async(parser.parse_args(argv)))
 

@@ -211,7 +211,7 @@ class Database:
         # session of this very event loop, which could not end while the loop waited here.
         if inline and not self.in_memory:
             group = self._group or self._open_group()
-            return await group.join(fn)
+            return await group.write(fn)
         lanes = self._lanes or await self._open_lanes()
         lock = self._lock()
         await lock.acquire()
@@ -396,7 +396,7 @@ class Database:
             _log.debug("closing a broken connection failed", exc_info=True)
 
     def _open_group(self) -> GroupCommit:
-        self._group = GroupCommit(self._open_lanes, self._lock())
+        self._group = GroupCommit(lambda: self._lanes, self._open_lanes, self._lock())
         return self._group
 
     def _lock(self) -> asyncio.Lock:

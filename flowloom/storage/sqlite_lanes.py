@@ -97,6 +97,11 @@ class SqliteLanes:
             self._writer = writer
         return self._writer
 
+    def writer_now(self) -> _Held | None:
+        """The writer connection if it is held and nothing waits to be closed, else None (then
+        ``writer()`` must be awaited)."""
+        return None if self._dropped else self._writer
+
     @staticmethod
     def begin_now(writer: _Held) -> bool:
         """BEGIN IMMEDIATE if the write lock is free this instant; False if it is taken."""

@@ -153,6 +153,7 @@ async def test_a_caller_cancelled_before_its_group_writes_nothing(
     sqlite_db: tuple[Database, Path],
 ) -> None:
     db, path = sqlite_db
+    assert await db.run_write(_insert(0), inline=True) == 0  # the writer is held from now on
     kept = asyncio.create_task(db.run_write(_insert(1), inline=True))
     cancelled = asyncio.create_task(db.run_write(_insert(2), inline=True))
     await asyncio.sleep(0)  # both have joined the group; it has not begun
@@ -160,7 +161,22 @@ async def test_a_caller_cancelled_before_its_group_writes_nothing(
     assert await kept == 10
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert _committed_values(path) == [1]
+    assert _committed_values(path) == [0, 1]
+
+
+async def test_a_leader_cancelled_before_its_group_began_leaves_its_followers_a_commit(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_db
+    assert await db.run_write(_insert(0), inline=True) == 0
+    leader = asyncio.create_task(db.run_write(_insert(1), inline=True))
+    followers = [asyncio.create_task(db.run_write(_insert(n), inline=True)) for n in (2, 3)]
+    await asyncio.sleep(0)  # all have joined the group; it has not begun
+    leader.cancel()
+    assert await asyncio.gather(*followers) == [20, 30]
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert _committed_values(path) == [0, 2, 3]
 
 
 async def test_a_group_waits_off_the_loop_while_another_process_holds_the_lock(
@@ -196,3 +212,24 @@ async def test_dispose_waits_for_the_group_that_has_begun(
     await db.dispose()  # the writes have joined; their group has not run yet
     assert _committed_values(path) == [1, 2]  # committed before the connections closed
     assert await writing == [10, 20]
+
+
+async def test_after_writes_that_came_alone_a_burst_forms_groups_again(
+    sqlite_db: tuple[Database, Path], commits: list[int]
+) -> None:
+    db, path = sqlite_db
+    for value in range(20):  # each alone: soon committed without waiting for followers
+        assert await db.run_write(_insert(value), inline=True) == value * 10
+    assert len(commits) == 20
+    bursts = []
+    for burst in range(3):
+        values = range(100 + 10 * burst, 105 + 10 * burst)
+        before = len(commits)
+        assert await _together(db, *(_insert(value) for value in values)) == [
+            value * 10 for value in values
+        ]
+        bursts.append(len(commits) - before)
+    # The probe lets a burst group again within a few writes; then groups stay.
+    assert bursts[-1] == 1
+    assert sum(bursts) < 15
+    assert len(_committed_values(path)) == 35
