@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from childtable import committed_values, create_child_tables
 from loopticks import LoopTicks
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from flowloom.storage.database import Database
@@ -23,14 +23,7 @@ from flowloom.storage.sqlite_lanes import SqliteLanes
 async def sqlite_db(tmp_path: Path) -> AsyncIterator[tuple[Database, Path]]:
     path = tmp_path / "flowloom.db"
     db = Database(f"sqlite:///{path}")
-    async with db.write() as session:
-        await session.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
-        await session.execute(
-            text(
-                "CREATE TABLE child (value INTEGER NOT NULL, parent_id INTEGER REFERENCES"
-                " parent (id) DEFERRABLE INITIALLY DEFERRED)"
-            )
-        )
+    await create_child_tables(db)
     yield db, path
     await db.dispose()
 
@@ -59,14 +52,6 @@ def _insert(value: int, parent_id: int | None = None) -> Callable[[Connection], 
     return write
 
 
-def _committed_values(path: Path) -> list[int]:
-    other = sqlite3.connect(path)
-    try:
-        return sorted(value for (value,) in other.execute("SELECT value FROM child"))
-    finally:
-        other.close()
-
-
 async def _together(db: Database, *fns: Callable[[Connection], Any]) -> list[Any]:
     """The writes started in one pass of the event loop: they join one group."""
     return await asyncio.gather(
@@ -81,7 +66,7 @@ async def test_writes_that_arrive_together_commit_once_each_with_its_result(
     results = await _together(db, *(_insert(value) for value in range(1, 6)))
     assert results == [10, 20, 30, 40, 50]
     assert len(commits) == 1
-    assert _committed_values(path) == [1, 2, 3, 4, 5]
+    assert committed_values(path) == [1, 2, 3, 4, 5]
 
 
 async def test_writes_apart_in_time_commit_apart(
@@ -91,7 +76,7 @@ async def test_writes_apart_in_time_commit_apart(
     assert await db.run_write(_insert(1), inline=True) == 10
     assert await db.run_write(_insert(2), inline=True) == 20
     assert len(commits) == 2
-    assert _committed_values(path) == [1, 2]
+    assert committed_values(path) == [1, 2]
 
 
 async def test_a_write_refused_before_it_wrote_fails_alone_in_the_same_commit(
@@ -108,7 +93,7 @@ async def test_a_write_refused_before_it_wrote_fails_alone_in_the_same_commit(
     assert results[2] == 30
     assert isinstance(results[1], PermissionError)
     assert len(commits) == 1
-    assert _committed_values(path) == [1, 3]
+    assert committed_values(path) == [1, 3]
 
 
 async def test_a_write_that_fails_after_writing_leaves_nothing_and_the_others_commit(
@@ -129,10 +114,10 @@ async def test_a_write_that_fails_after_writing_leaves_nothing_and_the_others_co
     # Rolled back as a whole, then written again apart: the failed write ran twice.
     assert runs == ["halfway", "halfway"]
     assert len(commits) == 1
-    assert _committed_values(path) == [1, 3]
+    assert committed_values(path) == [1, 3]
     # The writer is clean afterwards.
     assert await db.run_write(_insert(4), inline=True) == 40
-    assert _committed_values(path) == [1, 3, 4]
+    assert committed_values(path) == [1, 3, 4]
 
 
 async def test_a_commit_that_fails_for_one_write_fails_that_write_only(
@@ -145,7 +130,7 @@ async def test_a_commit_that_fails_for_one_write_fails_that_write_only(
     assert results[2] == 30
     assert isinstance(results[1], Exception)
     assert "FOREIGN KEY" in str(results[1])
-    assert _committed_values(path) == [1, 3]
+    assert committed_values(path) == [1, 3]
     assert await db.run_write(_insert(4), inline=True) == 40
 
 
@@ -161,7 +146,7 @@ async def test_a_caller_cancelled_before_its_group_writes_nothing(
     assert await kept == 10
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert _committed_values(path) == [0, 1]
+    assert committed_values(path) == [0, 1]
 
 
 async def test_a_leader_cancelled_before_its_group_began_leaves_its_followers_a_commit(
@@ -176,7 +161,7 @@ async def test_a_leader_cancelled_before_its_group_began_leaves_its_followers_a_
     assert await asyncio.gather(*followers) == [20, 30]
     with pytest.raises(asyncio.CancelledError):
         await leader
-    assert _committed_values(path) == [0, 2, 3]
+    assert committed_values(path) == [0, 2, 3]
 
 
 async def test_a_group_waits_off_the_loop_while_another_process_holds_the_lock(
@@ -199,7 +184,7 @@ async def test_a_group_waits_off_the_loop_while_another_process_holds_the_lock(
     other.close()
     assert ticks.count >= 10  # the event loop ran on while the writes waited for the lock
     assert len(commits) == 2
-    assert _committed_values(path) == [1, 2, 3, 4]
+    assert committed_values(path) == [1, 2, 3, 4]
 
 
 async def test_dispose_waits_for_the_group_that_has_begun(
@@ -210,7 +195,7 @@ async def test_dispose_waits_for_the_group_that_has_begun(
     for _ in range(2):  # a pass for the gather to start its tasks, one for them to join
         await asyncio.sleep(0)
     await db.dispose()  # the writes have joined; their group has not run yet
-    assert _committed_values(path) == [1, 2]  # committed before the connections closed
+    assert committed_values(path) == [1, 2]  # committed before the connections closed
     assert await writing == [10, 20]
 
 
@@ -232,4 +217,4 @@ async def test_after_writes_that_came_alone_a_burst_forms_groups_again(
     # The probe lets a burst group again within a few writes; then groups stay.
     assert bursts[-1] == 1
     assert sum(bursts) < 15
-    assert len(_committed_values(path)) == 35
+    assert len(committed_values(path)) == 35

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from childtable import committed_values, create_child_tables
 from outagekit import outage_database
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -21,14 +22,7 @@ from flowloom.storage.database import Database
 @pytest.fixture
 async def sqlite_db(tmp_path: Path) -> AsyncIterator[tuple[Database, Path]]:
     async with outage_database("sqlite", tmp_path) as outage:
-        async with outage.db.write() as session:
-            await session.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
-            await session.execute(
-                text(
-                    "CREATE TABLE child (value INTEGER NOT NULL, parent_id INTEGER REFERENCES"
-                    " parent (id) DEFERRABLE INITIALLY DEFERRED)"
-                )
-            )
+        await create_child_tables(outage.db)
         yield outage.db, tmp_path / "flowloom.db"
 
 
@@ -42,14 +36,6 @@ def _write_lock_is_free(path: Path) -> bool:
         return True
     except sqlite3.OperationalError:
         return False
-    finally:
-        other.close()
-
-
-def _committed_values(path: Path) -> list[int]:
-    other = sqlite3.connect(path)
-    try:
-        return sorted(value for (value,) in other.execute("SELECT value FROM child"))
     finally:
         other.close()
 
@@ -77,7 +63,7 @@ async def test_a_write_cancelled_while_its_begin_waits_for_the_lock_leaves_nothi
     assert _write_lock_is_free(path), "a connection kept the cancelled write's transaction"
     async with db.write() as session:
         await session.execute(text("INSERT INTO child (value) VALUES (2)"))
-    assert _committed_values(path) == [2]
+    assert committed_values(path) == [2]
     assert _write_lock_is_free(path)
 
 
@@ -92,7 +78,7 @@ async def test_an_orm_write_whose_commit_fails_is_rolled_back(
     assert _write_lock_is_free(path), "the failed COMMIT's transaction is still open"
     async with db.write() as session:
         await session.execute(text("INSERT INTO child (value) VALUES (2)"))
-    assert _committed_values(path) == [2]
+    assert committed_values(path) == [2]
 
 
 @pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-thread"])
@@ -111,5 +97,5 @@ async def test_a_fast_path_write_whose_commit_fails_is_rolled_back(
         await db.run_write(orphan, inline=inline)
     assert _write_lock_is_free(path), "the failed COMMIT's transaction is still open"
     await db.run_write(fine, inline=inline)
-    assert _committed_values(path) == [2]
+    assert committed_values(path) == [2]
     assert _write_lock_is_free(path)
