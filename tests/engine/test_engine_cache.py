@@ -21,6 +21,7 @@ from enginekit import (
 from sqlalchemy import update
 
 from flowloom.engine import Engine
+from flowloom.engine.sql.ticks import TickStore
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
 from flowloom.storage.tables import NodeExecution
@@ -126,6 +127,19 @@ async def test_a_near_look_up_answers_each_signature_with_its_newest_success(
         signature["n3"]: (first_rows["n3"].id, {"value": 3}),
     }
     assert await engine.store.find_cached(["0" * 64], near=True) == {}
+
+    # On PostgreSQL, near look-ups that keep hitting are asked at once (one statement), and
+    # ones that keep missing point first again: the answers are the same either way.
+    store = TickStore(db)
+    modes = set()
+    for _ in range(12):
+        modes.add(store.near_at_once)
+        assert await store.find_cached([signature["n1"]], near=True) == near
+    for _ in range(12):
+        modes.add(store.near_at_once)
+        assert await store.find_cached(["0" * 64], near=True) == {}
+    assert not store.near_at_once
+    assert modes == ({False} if db.is_sqlite else {False, True})
 
 
 def hundred_node_graph(seed: int) -> tuple[dict[str, Any], dict[int, list[int]]]:
