@@ -217,19 +217,10 @@ class Database:
         await lock.acquire()
         try:
             writer = await lanes.writer()
-            work = lanes.writer_thread.submit(lanes.write, writer, fn)
         except BaseException:
             lock.release()
             raise
-        loop = asyncio.get_running_loop()
-
-        def done(finished: Any) -> None:
-            # The connection is free only once its thread is done, even when the caller was
-            # cancelled meanwhile: releasing earlier would hand it to two writers at once.
-            loop.call_soon_threadsafe(lock.release)
-
-        work.add_done_callback(done)
-        return await asyncio.shield(asyncio.wrap_future(work))
+        return await asyncio.shield(lanes.on_writer_thread(lock, lanes.write, writer, fn))
 
     async def run_read(self, fn: Callable[[Connection], T], *, inline: bool = False) -> T:
         """``fn(connection)`` for reading; its result. Nothing it does is committed.

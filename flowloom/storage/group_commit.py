@@ -137,11 +137,7 @@ class GroupCommit:
         if self._lock.locked() or lanes is None:
             return False
         writer = lanes.writer_now()
-        if writer is None or not lanes.begin_now(writer):
-            return False
-        outcomes = lanes.finish_group(writer, fns)
-        # None: rolled back, to be written apart (in the writer thread: a wait blocks nothing).
-        return True if outcomes is None else outcomes
+        return False if writer is None else lanes.group_here(writer, fns)
 
     def _in_a_task(self, group: list[_Waiting], *, apart: bool = False) -> None:
         task = asyncio.get_running_loop().create_task(self._commit(group, apart=apart))
@@ -166,26 +162,21 @@ class GroupCommit:
         try:
             lanes = await self._lanes()
             writer = await lanes.writer()
-            if not apart and lanes.begin_now(writer):
-                outcomes = lanes.finish_group(writer, fns)
-                if outcomes is not None:
-                    lock.release()
-                    _deliver(group, outcomes)
-                    return
-                apart = True  # rolled back: written apart
-            write = lanes.write_group_apart if apart else lanes.write_group
-            work = lanes.writer_thread.submit(write, writer, fns)
+            here = apart or lanes.group_here(writer, fns)
+            if isinstance(here, list):
+                lock.release()
+                _deliver(group, here)
+                return
+            write = lanes.write_group_apart if here else lanes.write_group
         except BaseException as exc:
             lock.release()
             _fail(group, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        loop = asyncio.get_running_loop()
-        # The connection is free only once its thread is done with it.
-        work.add_done_callback(lambda _: loop.call_soon_threadsafe(lock.release))
         try:
-            outcomes = await asyncio.wrap_future(work)
+            # The writer thread frees the lock once it is done (also if this fails).
+            outcomes = await lanes.on_writer_thread(lock, write, writer, fns)
         except BaseException as exc:
             _fail(group, exc)
             if not isinstance(exc, Exception):

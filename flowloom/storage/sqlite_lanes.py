@@ -102,6 +102,31 @@ class SqliteLanes:
         ``writer()`` must be awaited)."""
         return None if self._dropped else self._writer
 
+    def on_writer_thread(
+        self, lock: asyncio.Lock, call: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        """``call(*args)`` in the writer thread, by a caller holding ``lock`` (this process's
+        write lock): released once the thread is done with the connection, even if whoever
+        awaits the result is cancelled meanwhile, since releasing earlier would hand the
+        connection to two writers at once."""
+        loop = asyncio.get_running_loop()
+        try:
+            work = self.writer_thread.submit(call, *args)
+        except BaseException:
+            lock.release()
+            raise
+        work.add_done_callback(lambda _: loop.call_soon_threadsafe(lock.release))
+        return asyncio.wrap_future(work)
+
+    def group_here(self, writer: _Held, fns: Sequence[Callable[[Connection], Any]]) -> Group | bool:
+        """A group commit on this thread if SQLite's write lock is free this instant
+        (``finish_group``); else whether it must be written apart in the writer thread: False
+        if it could not begin (nothing done), True if it was rolled back."""
+        if not self.begin_now(writer):
+            return False
+        outcomes = self.finish_group(writer, fns)
+        return True if outcomes is None else outcomes
+
     @staticmethod
     def begin_now(writer: _Held) -> bool:
         """BEGIN IMMEDIATE if the write lock is free this instant; False if it is taken."""
