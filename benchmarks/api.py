@@ -409,15 +409,18 @@ async def _measure(
         for clients in counts:
             load = _hook_load(port, target, clients=clients, seconds=args.seconds, total=None)
             hooks.append((clients, await meter.measured(load)))
-        single = await meter.measured(
-            _hook_load(port, target, clients=1, seconds=None, total=args.single)
-        )
+        single = None
+        if args.single > 0:
+            single = await meter.measured(
+                _hook_load(port, target, clients=1, seconds=None, total=args.single)
+            )
         runs_api = await meter.measured(
             _runs_load(port, target, clients=middle, seconds=args.seconds, total=None)
         )
         history = [
             (name, await meter.measured(_history(port, target.key, path, args.history)))
             for name, path in (await _history_pages(port, target)).items()
+            if args.history > 0
         ]
     finally:
         process.send_signal(signal.SIGTERM)
@@ -427,8 +430,9 @@ async def _measure(
         _row(f"S3 webhook -> output, {clients} clients, {args.seconds:g} s", result)
         for clients, result in hooks
     ]
+    if single is not None:
+        rows.append(_row(f"S3 webhook -> output, 1 client, {args.single} requests", single))
     rows += [
-        _row(f"S3 webhook -> output, 1 client, {args.single} requests", single),
         _row(f"runs?wait=true (API key), {middle} clients, {args.seconds:g} s", runs_api),
         *(
             Measurement(
@@ -441,7 +445,8 @@ async def _measure(
         ),
         Measurement("start-up to first /healthz answer", [startup_s * 1000], note="fresh data dir"),
     ]
-    expected = sum(len(result.latencies) for _, result in hooks) + len(single.latencies)
+    expected = sum(len(result.latencies) for _, result in hooks)
+    expected += 0 if single is None else len(single.latencies)
     where = "SQLite in a temporary dir" if database_url is None else "a fresh PostgreSQL database"
     print_table(
         f"API: S3 (webhook-triggered runs) and S4 (history) on {_DATABASES[kind]}",
