@@ -164,6 +164,45 @@ async def test_a_leader_cancelled_before_its_group_began_leaves_its_followers_a_
     assert committed_values(path) == [0, 2, 3]
 
 
+async def test_a_group_commits_in_a_task_of_its_own_and_a_write_alone_where_it_closed(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_db
+    assert await db.run_write(_insert(0), inline=True) == 0
+
+    def task_of(value: int) -> Callable[[Connection], asyncio.Task[Any] | None]:
+        def write(conn: Connection) -> asyncio.Task[Any] | None:
+            _insert(value)(conn)
+            return asyncio.current_task()
+
+        return write
+
+    alone = asyncio.create_task(db.run_write(task_of(1), inline=True))
+    assert await alone is alone
+    leader = asyncio.create_task(db.run_write(task_of(2), inline=True))
+    follower = asyncio.create_task(db.run_write(task_of(3), inline=True))
+    committed_by = await asyncio.gather(leader, follower)
+    assert committed_by[0] is committed_by[1]
+    assert committed_by[0] not in (leader, follower)
+    assert committed_values(path) == [0, 1, 2, 3]
+
+
+async def test_a_leader_cancelled_once_its_group_closed_but_before_it_began_writes_nothing(
+    sqlite_db: tuple[Database, Path],
+) -> None:
+    db, path = sqlite_db
+    assert await db.run_write(_insert(0), inline=True) == 0
+    leader = asyncio.create_task(db.run_write(_insert(1), inline=True))
+    follower = asyncio.create_task(db.run_write(_insert(2), inline=True))
+    await asyncio.sleep(0)  # both have joined the group
+    await asyncio.sleep(0)  # it has closed: its commit is a task's, not begun yet
+    leader.cancel()
+    assert await follower == 20
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert committed_values(path) == [0, 2]
+
+
 async def test_a_group_waits_off_the_loop_while_another_process_holds_the_lock(
     sqlite_db: tuple[Database, Path], commits: list[int]
 ) -> None:
