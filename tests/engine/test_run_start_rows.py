@@ -136,11 +136,12 @@ async def test_the_engines_start_writes_what_the_orm_writes(db: Database, option
     )
 
 
-@pytest.mark.parametrize("length", [1, 2, 71, 200])
+@pytest.mark.parametrize("length", [1, 2, 3, 15, 16, 17, 71, 200])
 async def test_the_engines_node_rows_in_chunks_are_the_orms_rows(db: Database, length: int) -> None:
     # Each node fed by the two before it (unfinished parents 0, 1, then 2): on SQLite the rows
-    # go in multi-row INSERTs of 64, 32, ... rows (71: 64 + 4 + 2 + 1; 200: three of 64 and
-    # one of 8). The reference is the ORM's own write of the same rows, one object a row.
+    # go in multi-row INSERTs of 64, 32 and 16 rows and one of the rest (3: one of 3; 17: 16 + 1;
+    # 71: 64 + 7; 200: three of 64 and one of 8). The reference is the ORM's own write of the
+    # same rows, one object a row.
     # Ids whose text JSON and array literals would have to escape, astral characters too.
     name = [f'n{i} é"\\{{,}} NULL\t😀' for i in range(length + 1)]
     nodes = [node(name[1], "test.add")] + [node(name[i], "test.sum") for i in range(2, length + 1)]

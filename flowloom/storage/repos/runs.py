@@ -217,10 +217,11 @@ def _bound_nodes(dialect: Dialect, nodes: NewNodes) -> tuple[list[Any], list[Seq
     return shared, columns
 
 
-_CHUNK_ROWS: Final = tuple(1 << power for power in range(6, -1, -1))
+_CHUNK_ROWS: Final = (64, 32, 16)
 """The row counts of the node INSERTs on SQLite, largest first: a run's rows go in chunks of
-these sizes (100 rows: 64, 32 and 4), so their statements are few and stay in the
-connection's statement cache."""
+these sizes and one of the rest (100 rows: 64, 32 and 4; 3 rows: one of 3), so their
+statements are few, one for a run of fewer than 16 nodes, and stay in the connection's
+statement cache (18 shapes at most)."""
 
 
 def _sqlite_chunks(count: int) -> list[tuple[int, int]]:
@@ -231,6 +232,8 @@ def _sqlite_chunks(count: int) -> list[tuple[int, int]]:
         while count - first >= size:
             chunks.append((first, size))
             first += size
+    if first < count:
+        chunks.append((first, count - first))
     return chunks
 
 
