@@ -31,15 +31,17 @@ from flowloom.billing.plans import (
     plan_of,
 )
 from flowloom.engine import Engine
-from flowloom.exceptions import QuotaExceeded
+from flowloom.exceptions import NotFound, QuotaExceeded
 from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
 from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
+from flowloom.storage.repos.runs import PG_LOOKUPS_WIDTH, pg_run_lookups_sql
 from flowloom.storage.repos.system_settings import SystemSettingsRepo
 from flowloom.storage.repos.usage import UsageRepo
+from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import SystemSetting, User, WorkflowRun
 
 
@@ -420,3 +422,102 @@ async def test_the_plan_asked_at_a_run_start_is_the_one_the_api_reports(db: Data
     finally:
         async with db.write() as session:
             await SystemSettingsRepo(session).update(changes={"default_package": None})
+
+
+async def _carried(db: Database, quota: PlanQuota, owner: str) -> bool:
+    """``unlocked_read`` carried by the run start's look-up statement, as the run store asks
+    it (PostgreSQL), then its answer."""
+    read = quota.unlocked_read(owner_id=owner)
+    async with db.asyncpg_connection() as pg:
+        row = await pg.fetchrow(
+            pg_run_lookups_sql(read.pg_sql(PG_LOOKUPS_WIDTH + 1)),
+            "wf_none",
+            owner,
+            None,
+            None,
+            *read.args,
+        )
+    assert row[0] is None  # the look-ups before it are read as ever
+    return await read.allows(row[PG_LOOKUPS_WIDTH:])
+
+
+async def test_the_plan_read_carried_by_the_run_start_answers_as_allows_unlocked(
+    db: Database,
+) -> None:
+    """``unlocked_read`` (the plan read inside the start's look-up, PostgreSQL) answers what
+    ``allows_unlocked`` answers: no plan, tokens only, a run limit (the locked transaction),
+    used-up tokens (refused), and the default package whether its name is kept or not, active
+    or not."""
+    if db.is_sqlite:
+        pytest.skip("the run start carries the plan read on PostgreSQL only")
+    quota = PlanQuota(db)
+    free, tokens, runs, spent = [await make_user(db) for _ in range(4)]
+    await subscribe(db, tokens, await make_package(db, max_tokens_per_month=100))
+    await subscribe(db, runs, await make_package(db, max_runs_per_month=5))
+    await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=spent).record(
+            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+        )
+    for owner, allowed in ((free, True), (tokens, True), (runs, False)):
+        assert await _carried(db, quota, owner) is allowed
+        assert await quota.allows_unlocked(owner_id=owner) is allowed
+    for ask in (_carried(db, quota, spent), quota.allows_unlocked(owner_id=spent)):
+        with pytest.raises(QuotaExceeded) as refused:
+            await ask
+        assert refused.value.limit == "max_tokens_per_month"
+
+    limiting = await make_package(db, max_runs_per_month=1)
+    async with db.write() as session:
+        name = (await PackageRepo(session).get(package_id=limiting)).name
+        await SystemSettingsRepo(session).update(changes={"default_package": name})
+    try:
+        # A fresh quota keeps no name: the read finds it itself; then the name is kept.
+        fresh = PlanQuota(db)
+        assert await _carried(db, fresh, free) is False
+        assert await _carried(db, fresh, free) is False
+        # A subscription still comes first.
+        assert await _carried(db, fresh, tokens) is True
+        async with db.write() as session:
+            await PackageRepo(session).update(package_id=limiting, changes={"active": False})
+        assert await _carried(db, PlanQuota(db), free) is True
+    finally:
+        async with db.write() as session:
+            await SystemSettingsRepo(session).update(changes={"default_package": None})
+
+
+async def test_a_start_refused_by_the_plan_or_the_lookups_writes_nothing(
+    db: Database, engine: Engine
+) -> None:
+    """The run start's checks (one statement on PostgreSQL), in their order: used-up tokens
+    refuse even a start naming another user's workflow (the plan is asked first, as in the
+    write transaction); without a plan, another user's workflow, a deleted one and an
+    unknown one are not found; a run limit still goes through the locked count."""
+    owner, other, spent = [await make_user(db) for _ in range(3)]
+    mine, theirs = await save_workflow(db, owner), await save_workflow(db, other)
+    await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=spent).record(
+            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+        )
+    with pytest.raises(QuotaExceeded):
+        await engine.start_run(owner_id=spent, workflow_id=theirs)
+    for workflow in (theirs, "wf_unknown"):
+        with pytest.raises(NotFound):
+            await engine.start_run(owner_id=owner, workflow_id=workflow)
+    async with db.write() as session:
+        await WorkflowRepo(session, owner_id=owner).soft_delete(workflow_id=mine)
+    with pytest.raises(NotFound):
+        await engine.start_run(owner_id=owner, workflow_id=mine)
+    assert [await count_runs(db, user) for user in (owner, other, spent)] == [0, 0, 0]
+
+    limited = await make_user(db)
+    workflow = await save_workflow(db, limited)
+    await subscribe(db, limited, await make_package(db, max_runs_per_month=1))
+    assert (await engine.run_to_end(owner_id=limited, workflow_id=workflow)).status is (
+        RunStatus.COMPLETED
+    )
+    with pytest.raises(QuotaExceeded) as refused:
+        await engine.start_run(owner_id=limited, workflow_id=workflow)
+    assert refused.value.limit == "max_runs_per_month"
+    assert await count_runs(db, limited) == 1

@@ -11,7 +11,7 @@ import contextlib
 import json
 import weakref
 from collections import namedtuple
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -67,6 +67,7 @@ from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunScope, Ru
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.raw_statements import PgStatement
 from flowloom.storage.repos.runs import (
+    PG_LOOKUPS_WIDTH,
     PlannedNodes,
     RunLookups,
     RunRepo,
@@ -82,7 +83,7 @@ from flowloom.storage.repos.runs import (
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
 
-__all__ = ["RunQuota", "SqlRunStore"]
+__all__ = ["QuotaRead", "RunQuota", "SqlRunStore"]
 
 
 _NODES = cast(Table, NodeExecution.__table__)
@@ -149,6 +150,25 @@ _LOAD_RUN_PG = PgStatement(
 one round trip and one autocommit transaction for a worker's load of every run it is handed."""
 
 
+class QuotaRead(Protocol):
+    """``RunQuota.unlocked_read``: the quota's reads carried by a run start's own look-up
+    statement on PostgreSQL (one round trip for both), then what they found."""
+
+    @property
+    def args(self) -> Sequence[Any]:
+        """The values of ``pg_sql``'s parameters."""
+        ...
+
+    def pg_sql(self, first: int) -> str:
+        """A SELECT of exactly one row, its parameters numbered from ``$first``."""
+        ...
+
+    async def allows(self, values: Sequence[Any]) -> bool:
+        """Whether the run goes on without the lock (``RunQuota.unlocked_read`` says how it
+        answers), given the values that row read."""
+        ...
+
+
 class RunQuota(Protocol):
     """Plan limits (``flowloom.billing.PlanQuota``), asked on the run's write transaction (its
     connection) before anything is written."""
@@ -164,10 +184,11 @@ class RunQuota(Protocol):
         """Raise LimitExceeded to refuse the run; may return entries for its trigger data."""
         ...
 
-    async def allows_unlocked(self, *, owner_id: str, **future_kwargs: Any) -> bool:
-        """For a run without an idempotency key, outside any transaction: raise
-        LimitExceeded to refuse it; True to allow it with nothing written and nothing more to
-        ask; False to have ``before_run`` asked in its write transaction."""
+    def unlocked_read(self, *, owner_id: str, **future_kwargs: Any) -> QuotaRead:
+        """For a run without an idempotency key on PostgreSQL: the checks of ``before_run``
+        that need no lock, as a read carried by the run start's look-up. Its ``allows``
+        raises LimitExceeded to refuse the run; True allows it with nothing written and
+        nothing more to ask; False has ``before_run`` asked in the run's write transaction."""
         ...
 
 
@@ -285,32 +306,37 @@ class SqlRunStore:
     async def _start_postgres(self, new: NewRun, plans: PlanSource) -> StoredRun | None:
         """``_start`` on PostgreSQL for a run with no debug session: two statements in
         autocommit on asyncpg's own connection (prepared once per connection), no BEGIN and
-        no COMMIT. The first reads what the checks need (``pg_run_lookups_sql``); the second
-        writes the run and its node rows at once, so nothing is ever half-written. Under READ
-        COMMITTED this is what one transaction saw: each of its statements read what was
-        committed when it began, and no row was locked between them. The plan limits are
-        asked outside any transaction (``allows_unlocked``) between the two; None when they
+        no COMMIT. The first reads what the checks need (``pg_run_lookups_sql``) and what the
+        plan limits need (``unlocked_read``: the plan in force); the second writes the run and
+        its node rows at once, so nothing is ever half-written. Under READ COMMITTED this is
+        what one transaction saw: each of its statements read what was committed when it
+        began, and no row was locked between them. The plan limits are answered between the
+        two, as ``allows_unlocked`` would outside any transaction; None when they
         must be asked in the run's write transaction (a plan that limits runs: the month's
         count is exact only under a lock), and nothing was written."""
+        quota = self.quota
+        read = None
+        if quota is not None:
+            read = quota.unlocked_read(
+                owner_id=new.owner_id,
+                workflow_id=new.workflow_id,
+                parent_run_id=new.parent_run_id,
+                trigger_kind=new.trigger_kind,
+            )
         async with self.db.asyncpg_connection() as pg:
             found = await pg.fetchrow(
-                pg_run_lookups_sql(),
+                pg_run_lookups_sql(None if read is None else read.pg_sql(PG_LOOKUPS_WIDTH + 1)),
                 new.workflow_id,
                 new.owner_id,
                 new.parent_run_id,
                 new.api_key_id,
+                *(() if read is None else read.args),
             )
-        current, parent_depth, parent_owned, key_owner = found
+        current, parent_depth, parent_owned, key_owner = found[:PG_LOOKUPS_WIDTH]
         depth = 0
         if new.parent_run_id is not None:
             depth = _checked_depth(new, parent_depth)
-        quota = self.quota
-        if quota is not None and not await quota.allows_unlocked(
-            owner_id=new.owner_id,
-            workflow_id=new.workflow_id,
-            parent_run_id=new.parent_run_id,
-            trigger_kind=new.trigger_kind,
-        ):
+        if read is not None and not await read.allows(found[PG_LOOKUPS_WIDTH:]):
             return None
         values = checked_run_values(
             RunLookups(current, parent_owned, key_owner),

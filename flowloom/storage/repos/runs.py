@@ -558,21 +558,27 @@ def run_lookups(
     return RunLookups(current, owned, key_owner)
 
 
+PG_LOOKUPS_WIDTH: Final = 4
+"""The columns of ``pg_run_lookups_sql``'s own look-ups (before a carried SELECT's)."""
+
+
 @cache
-def pg_run_lookups_sql() -> str:
+def pg_run_lookups_sql(carried: str | None = None) -> str:
     """``run_lookups`` in ONE PostgreSQL statement, with the parent run's depth (read whoever
     owns it, as a sub-run's depth is): ``$1`` workflow id, ``$2`` owner id, ``$3`` parent run
     id, ``$4`` API key id (either may be NULL); one row of current version, parent depth,
-    parent owned, key owner."""
+    parent owned, key owner. ``carried``: a SELECT of exactly one row (its parameters from
+    ``$5``) read in the same statement, its columns after those four."""
     workflows, runs = cast(Table, Workflow.__table__).name, _WORKFLOW_RUNS.name
     keys = cast(Table, ApiKey.__table__).name
-    return (
+    lookups = (
         f"SELECT (SELECT version FROM {workflows}"
         " WHERE id = $1::varchar AND user_id = $2::varchar AND deleted_at IS NULL),"
         f" (SELECT depth FROM {runs} WHERE id = $3::varchar),"
         f" EXISTS (SELECT 1 FROM {runs} WHERE id = $3::varchar AND user_id = $2::varchar),"
         f" (SELECT user_id FROM {keys} WHERE id = $4::varchar)"
     )
+    return lookups if carried is None else f"{lookups}, carried.* FROM ({carried}) AS carried"
 
 
 def new_run_values(
