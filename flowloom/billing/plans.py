@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Connection, bindparam, literal_column, select, true
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    false,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.storage.database import Database, sqlite_connection
@@ -110,12 +120,26 @@ _ACTIVE_PACKAGE_PG = PgStatement(_ACTIVE_PACKAGE)
 
 def _plan_read() -> Any:
     """Both reads of ``plan_in_force`` as ONE row (the default package's by a name bound from
-    ``DefaultPackageName.kept``): the subscription's columns, then the default package's, each
-    all NULL when there is none. For a run start that reads them in its own look-up."""
+    ``DefaultPackageName.kept``, ``known`` whether one is kept): first whether the plan in force
+    limits nothing (no plan, or an unlimited one: a run is allowed with nothing more to read;
+    false when no name is kept and there is no subscription), then the subscription's columns,
+    then the default package's, each all NULL when there is none. For a run start that reads
+    them in its own statement."""
     subscribed = _SUBSCRIBED.subquery("subscribed")
     default = _ACTIVE_PACKAGE.limit(1).subquery("default_package")
     one = select(literal_column("1").label("one")).subquery("one")
-    return select(*subscribed.c, *default.c).select_from(
+
+    def unlimited(package: Any) -> Any:
+        return and_(
+            package.c.max_runs_per_month.is_(None), package.c.max_tokens_per_month.is_(None)
+        )
+
+    limits_nothing = case(
+        (subscribed.c.id.is_not(None), unlimited(subscribed)),
+        (bindparam("known", type_=Boolean), default.c.id.is_(None) | unlimited(default)),
+        else_=false(),
+    )
+    return select(limits_nothing.label("limits_nothing"), *subscribed.c, *default.c).select_from(
         one.outerjoin(subscribed, true()).outerjoin(default, true())
     )
 
@@ -192,10 +216,10 @@ async def _default_plan_outside(db: Database, default_package: DefaultPackageNam
 class PlanRead:
     """``plan_in_force_outside`` on PostgreSQL as part of another statement (a run start's
     look-up), made by ``plan_read``: ``sql(first)`` is a SELECT of exactly one row whose
-    parameters are numbered from ``$first``, ``args`` their values, and ``plan`` what the
-    row's values come to. The default package is read by the name kept
-    (``DefaultPackageName.kept``); when none is kept fresh, ``plan`` reads the name, and the
-    package, itself (for a user without a subscription)."""
+    parameters are numbered from ``$first`` (its first column: whether the plan limits
+    nothing), ``args`` their values, and ``plan`` what the row's values come to. The default
+    package is read by the name kept (``DefaultPackageName.kept``); when none is kept fresh,
+    ``plan`` reads the name, and the package, itself (for a user without a subscription)."""
 
     db: Database
     default_package: DefaultPackageName
@@ -207,7 +231,7 @@ class PlanRead:
 
     async def plan(self, values: Any) -> Plan | None:
         """The plan in force, from the values the row read (in its column order)."""
-        row = _PLAN_READ_PG.converted(values)
+        row = _PLAN_READ_PG.converted(values)[1:]
         subscribed, default = row[:_SUBSCRIBED_WIDTH], row[_SUBSCRIBED_WIDTH:]
         if subscribed[0] is not None:
             return _subscribed_plan(subscribed)
@@ -221,7 +245,9 @@ def plan_read(
 ) -> PlanRead:
     """``PlanRead`` of the plan in force for the user at ``now`` (PostgreSQL)."""
     known, name = default_package.kept()
-    args = _PLAN_READ_PG.args({"user_id": user_id, "at": now, "name": name if known else None})
+    args = _PLAN_READ_PG.args(
+        {"user_id": user_id, "at": now, "name": name if known else None, "known": known}
+    )
     return PlanRead(db, default_package, known, args)
 
 

@@ -191,7 +191,8 @@ class UnlockedPlanRead:
         return self._read.args
 
     def pg_sql(self, first: int) -> str:
-        """A SELECT of exactly one row, its parameters numbered from ``$first``."""
+        """A SELECT of exactly one row, its parameters numbered from ``$first``; its first
+        column: whether the plan in force limits nothing."""
         return self._read.sql(first)
 
     async def allows(self, values: Sequence[Any]) -> bool:

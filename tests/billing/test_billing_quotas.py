@@ -511,12 +511,26 @@ async def test_a_start_refused_by_the_plan_or_the_lookups_writes_nothing(
         await engine.start_run(owner_id=owner, workflow_id=mine)
     assert [await count_runs(db, user) for user in (owner, other, spent)] == [0, 0, 0]
 
+    # Plans that come after the workflow's version was seen (a start then tries its write in
+    # the look-up's statement, PostgreSQL): used-up tokens refuse, a run limit counts.
     limited = await make_user(db)
     workflow = await save_workflow(db, limited)
-    await subscribe(db, limited, await make_package(db, max_runs_per_month=1))
     assert (await engine.run_to_end(owner_id=limited, workflow_id=workflow)).status is (
         RunStatus.COMPLETED
     )
+    package = await make_package(db, max_runs_per_month=1, max_tokens_per_month=10)
+    await subscribe(db, limited, package)
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=limited).record(
+            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+        )
+    with pytest.raises(QuotaExceeded) as refused:
+        await engine.start_run(owner_id=limited, workflow_id=workflow)
+    assert refused.value.limit == "max_tokens_per_month"
+    async with db.write() as session:
+        await PackageRepo(session).update(
+            package_id=package, changes={"max_tokens_per_month": None}
+        )
     with pytest.raises(QuotaExceeded) as refused:
         await engine.start_run(owner_id=limited, workflow_id=workflow)
     assert refused.value.limit == "max_runs_per_month"
