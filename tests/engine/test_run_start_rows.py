@@ -1,5 +1,6 @@
 """A run's start as the engine writes it (``SqlRunStore.create_run`` without an idempotency key:
-Core statements on SQLite, two autocommit statements on asyncpg on PostgreSQL) stores exactly
+Core statements on SQLite, autocommit statements on asyncpg on PostgreSQL: two, or one once the
+workflow's current version was seen) stores exactly
 the rows the ORM writes for the same run (``RunRepo.create`` with a key, then
 ``add_node_executions``): every column, with defaults and with every optional field set.
 """
