@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from billingkit import (
@@ -31,11 +32,16 @@ from flowloom.billing.plans import (
     plan_of,
 )
 from flowloom.engine import Engine
-from flowloom.exceptions import NotFound, QuotaExceeded
+from flowloom.engine.plans import PlanCache
+from flowloom.engine.ports import NewRun
+from flowloom.engine.sql import SqlRunStore
+from flowloom.exceptions import InputError, NotFound, QuotaExceeded
+from flowloom.graph import Scope
+from flowloom.nodes.registry import default_registry
 from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import RunStatus
+from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
 from flowloom.storage.repos.runs import PG_LOOKUPS_WIDTH, pg_run_lookups_sql
@@ -535,3 +541,52 @@ async def test_a_start_refused_by_the_plan_or_the_lookups_writes_nothing(
         await engine.start_run(owner_id=limited, workflow_id=workflow)
     assert refused.value.limit == "max_runs_per_month"
     assert await count_runs(db, limited) == 1
+
+
+async def test_the_plan_refuses_before_the_settings_once_a_version_was_seen(
+    db: Database,
+) -> None:
+    """A start whose settings the checks refuse (a timeout that is not positive), or whose
+    inputs cannot be stored, is refused by used-up tokens first, as ever, also after the
+    workflow's version was seen (when a start on PostgreSQL is tried in one statement); with
+    tokens left, the settings refuse."""
+    store, plans = SqlRunStore(db, quota=PlanQuota(db)), PlanCache(default_registry())
+    spent, fine = await make_user(db), await make_user(db)
+    for user in (spent, fine):
+        workflow = await save_workflow(db, user)
+        await store.create_run(_new_run(user, workflow), plans)  # the version seen
+        if user == spent:
+            await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
+            async with db.write() as session:
+                await UsageRepo(session, owner_id=spent).record(
+                    provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+                )
+            for refused in ({"timeout_s": 0.0}, {"inputs": {"not JSON": {1, 2}}}):
+                with pytest.raises(QuotaExceeded):
+                    await store.create_run(_new_run(user, workflow, **refused), plans)
+        else:
+            with pytest.raises(InputError):
+                await store.create_run(_new_run(user, workflow, timeout_s=-1.0), plans)
+        assert await count_runs(db, user) == 1
+
+
+def _new_run(owner: str, workflow_id: str, **fields: Any) -> NewRun:
+    given: dict[str, Any] = {
+        "owner_id": owner,
+        "workflow_id": workflow_id,
+        "version": None,
+        "scope": Scope.FULL,
+        "target_node_id": None,
+        "inputs": {},
+        "trigger_kind": TriggerKind.WEBHOOK,
+        "trigger_data": {},
+        "idempotency_key": None,
+        "timeout_s": None,
+        "breakpoints": None,
+        "use_cache": True,
+        "parent_run_id": None,
+        "parent_node_id": None,
+        "api_key_id": None,
+        "max_depth": 5,
+    }
+    return NewRun(**{**given, **fields})

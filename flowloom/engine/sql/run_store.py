@@ -409,19 +409,21 @@ class SqlRunStore:
         )
         if prepared is None:
             return None
+        dialect = self.db.engine.dialect
         try:
             values = checked_run_values(
                 RunLookups(version, False, new.owner_id),
                 owner_id=new.owner_id,
                 **_run_fields(new, 0, dict(new.trigger_data)),
             )
-        except FlowloomError:
-            return None  # the checks, in their order, say why
-        dialect = self.db.engine.dialect
-        big = len(prepared.plan.order) >= BIG_PLAN
-        with collector_paused() if big else contextlib.nullcontext():
-            nodes = node_rows(values["id"], _planned_nodes(prepared))
-            _, args = pg_insert_run(dialect, run_row(values), nodes)
+            big = len(prepared.plan.order) >= BIG_PLAN
+            with collector_paused() if big else contextlib.nullcontext():
+                nodes = node_rows(values["id"], _planned_nodes(prepared))
+                _, args = pg_insert_run(dialect, run_row(values), nodes)
+        except (FlowloomError, TypeError, ValueError):
+            # Settings the checks refuse, values that cannot be bound: the checks, in their
+            # order, say why (a refusal of the look-ups or the plan comes first).
+            return None
         sql = pg_checked_start_sql(dialect, carried, len(lookup_args) - PG_LOOKUPS_WIDTH)
         async with self.db.asyncpg_connection() as pg:
             found = await _pg_write_run(pg, sql, [*lookup_args, *args], fetch=True)
