@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    false,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowloom.storage.database import Database, sqlite_connection
@@ -26,11 +36,13 @@ __all__ = [
     "DefaultPackageName",
     "MonthStatus",
     "Plan",
+    "PlanRead",
     "month_status",
     "month_window",
     "plan_in_force",
     "plan_in_force_outside",
     "plan_of",
+    "plan_read",
 ]
 
 
@@ -106,6 +118,36 @@ _SUBSCRIBED_PG = PgStatement(_SUBSCRIBED)
 _ACTIVE_PACKAGE_PG = PgStatement(_ACTIVE_PACKAGE)
 
 
+def _plan_read() -> Any:
+    """Both reads of ``plan_in_force`` as ONE row (the default package's by a name bound from
+    ``DefaultPackageName.kept``, ``known`` whether one is kept): first whether the plan in force
+    limits nothing (no plan, or an unlimited one: a run is allowed with nothing more to read;
+    false when no name is kept and there is no subscription), then the subscription's columns,
+    then the default package's, each all NULL when there is none. For a run start that reads
+    them in its own statement."""
+    subscribed = _SUBSCRIBED.subquery("subscribed")
+    default = _ACTIVE_PACKAGE.limit(1).subquery("default_package")
+    one = select(literal_column("1").label("one")).subquery("one")
+
+    def unlimited(package: Any) -> Any:
+        return and_(
+            package.c.max_runs_per_month.is_(None), package.c.max_tokens_per_month.is_(None)
+        )
+
+    limits_nothing = case(
+        (subscribed.c.id.is_not(None), unlimited(subscribed)),
+        (bindparam("known", type_=Boolean), default.c.id.is_(None) | unlimited(default)),
+        else_=false(),
+    )
+    return select(limits_nothing.label("limits_nothing"), *subscribed.c, *default.c).select_from(
+        one.outerjoin(subscribed, true()).outerjoin(default, true())
+    )
+
+
+_PLAN_READ_PG = PgStatement(_plan_read())
+_SUBSCRIBED_WIDTH = len(_SUBSCRIBED.selected_columns)
+
+
 class DefaultPackageName:
     """The ``default_package`` setting, read at most once every ``ttl_s`` seconds.
 
@@ -155,6 +197,11 @@ async def plan_in_force_outside(
         subscribed = await _SUBSCRIBED_PG.fetchrow(pg, user_id=user_id, at=now)
     if subscribed is not None:
         return _subscribed_plan(subscribed)
+    return await _default_plan_outside(db, default_package)
+
+
+async def _default_plan_outside(db: Database, default_package: DefaultPackageName) -> Plan | None:
+    """The default package's plan, for a user without a subscription (PostgreSQL)."""
     fresh, default_name = default_package.kept()
     if not fresh:
         default_name = await db.run_read(default_package.get)
@@ -163,6 +210,45 @@ async def plan_in_force_outside(
     async with db.asyncpg_connection() as pg:
         default = await _ACTIVE_PACKAGE_PG.fetchrow(pg, name=default_name)
     return None if default is None else _default_plan(default)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRead:
+    """``plan_in_force_outside`` on PostgreSQL as part of another statement (a run start's
+    look-up), made by ``plan_read``: ``sql(first)`` is a SELECT of exactly one row whose
+    parameters are numbered from ``$first`` (its first column: whether the plan limits
+    nothing), ``args`` their values, and ``plan`` what the row's values come to. The default
+    package is read by the name kept (``DefaultPackageName.kept``); when none is kept fresh,
+    ``plan`` reads the name, and the package, itself (for a user without a subscription)."""
+
+    db: Database
+    default_package: DefaultPackageName
+    default_known: bool
+    args: tuple[Any, ...]
+
+    def sql(self, first: int) -> str:
+        return _PLAN_READ_PG.sql_from(first)
+
+    async def plan(self, values: Any) -> Plan | None:
+        """The plan in force, from the values the row read (in its column order)."""
+        row = _PLAN_READ_PG.converted(values)[1:]
+        subscribed, default = row[:_SUBSCRIBED_WIDTH], row[_SUBSCRIBED_WIDTH:]
+        if subscribed[0] is not None:
+            return _subscribed_plan(subscribed)
+        if not self.default_known:
+            return await _default_plan_outside(self.db, self.default_package)
+        return None if default[0] is None else _default_plan(default)
+
+
+def plan_read(
+    db: Database, *, user_id: str, now: datetime, default_package: DefaultPackageName
+) -> PlanRead:
+    """``PlanRead`` of the plan in force for the user at ``now`` (PostgreSQL)."""
+    known, name = default_package.kept()
+    args = _PLAN_READ_PG.args(
+        {"user_id": user_id, "at": now, "name": name if known else None, "known": known}
+    )
+    return PlanRead(db, default_package, known, args)
 
 
 def _subscribed_plan(row: Any) -> Plan:

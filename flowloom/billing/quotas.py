@@ -29,7 +29,7 @@ The rules, per calendar month in UTC:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,10 +39,12 @@ from flowloom.billing.guard import QuotaGuardedResolver
 from flowloom.billing.plans import (
     DefaultPackageName,
     Plan,
+    PlanRead,
     month_window,
     plan_in_force,
     plan_in_force_outside,
     plan_of,
+    plan_read,
 )
 from flowloom.exceptions import PermissionDenied, QuotaExceeded
 from flowloom.providers.base import ProviderResolver
@@ -56,7 +58,7 @@ from flowloom.storage.repos.billing import (
 from flowloom.storage.tables import AiModel, User, WorkflowRun
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["CREDIT_SPENT", "PlanQuota"]
+__all__ = ["CREDIT_SPENT", "PlanQuota", "UnlockedPlanRead"]
 
 CREDIT_SPENT = "credit_spent"
 """The trigger-data key that marks a run paid for with a credit."""
@@ -115,6 +117,17 @@ class PlanQuota:
         plan = await plan_in_force_outside(
             self._db, user_id=owner_id, now=now, default_package=self._default_package
         )
+        return await self._allows_on(plan, owner_id, now)
+
+    def unlocked_read(self, *, owner_id: str, **future_kwargs: Any) -> UnlockedPlanRead:
+        """``allows_unlocked`` as a read that the run start's own look-up carries on
+        PostgreSQL (one round trip for both), then what it found (``UnlockedPlanRead``)."""
+        now = self._clock()
+        read = plan_read(self._db, user_id=owner_id, now=now, default_package=self._default_package)
+        return UnlockedPlanRead(self, owner_id, now, read)
+
+    async def _allows_on(self, plan: Plan | None, owner_id: str, now: datetime) -> bool:
+        """``allows_unlocked`` once the plan in force is known."""
         if plan is None or not plan.limited:
             return True
         limited = await self._db.run_read(lambda conn: self._run_limit(conn, owner_id, None, now))
@@ -161,6 +174,30 @@ class PlanQuota:
     def guard_providers(self, providers: ProviderResolver) -> ProviderResolver:
         """``providers`` with :meth:`check_call` asked before every call made for an owner."""
         return QuotaGuardedResolver(providers, self.check_call)
+
+
+class UnlockedPlanRead:
+    """``PlanQuota.allows_unlocked`` in two steps, for a run start on PostgreSQL: its plan read
+    inside the start's look-up statement (``pg_sql``, ``args``), then ``allows`` on the
+    values that read, answering as ``allows_unlocked`` would (QuotaExceeded, True or False)."""
+
+    __slots__ = ("_now", "_owner_id", "_quota", "_read")
+
+    def __init__(self, quota: PlanQuota, owner_id: str, now: datetime, read: PlanRead) -> None:
+        self._quota, self._owner_id, self._now, self._read = quota, owner_id, now, read
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return self._read.args
+
+    def pg_sql(self, first: int) -> str:
+        """A SELECT of exactly one row, its parameters numbered from ``$first``; its first
+        column: whether the plan in force limits nothing."""
+        return self._read.sql(first)
+
+    async def allows(self, values: Sequence[Any]) -> bool:
+        plan = await self._read.plan(values)
+        return await self._quota._allows_on(plan, self._owner_id, self._now)
 
 
 def _is_replay(conn: Connection, owner_id: str, idempotency_key: str) -> bool:

@@ -19,6 +19,7 @@ the ones SQLAlchemy installed.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -122,6 +123,11 @@ _PG_NUMERIC = 1700
 """PostgreSQL's type ids of double precision and numeric (``pg_type.oid``)."""
 
 
+_PG_PARAMETER = re.compile(r"\$(\d+)")
+"""A positional parameter in SQL compiled for asyncpg (SQLAlchemy's statements put no ``$``
+in a literal of their own: values are bound)."""
+
+
 class PgStatement(RawStatement):
     """``statement`` for an asyncpg connection (``$n`` parameters, prepared by asyncpg once
     per connection)."""
@@ -139,6 +145,20 @@ class PgStatement(RawStatement):
         elif affinity is not None and issubclass(affinity, Numeric):
             coltype = _PG_NUMERIC
         return column_type.dialect_impl(dialect).result_processor(dialect, coltype)
+
+    def sql_from(self, first: int) -> str:
+        """The SQL with its parameters numbered from ``$first`` (``$1`` when 1): for a
+        statement carried inside another one, whose own parameters come before it."""
+        numbered = self._numbered.get(first)
+        if numbered is None:
+            shift = first - 1
+            numbered = _PG_PARAMETER.sub(lambda found: f"${int(found[1]) + shift}", self.sql)
+            self._numbered[first] = numbered
+        return numbered
+
+    @cached_property
+    def _numbered(self) -> dict[int, str]:
+        return {}
 
     async def fetchrow(self, pg: Any, **given: Any) -> tuple[Any, ...] | None:
         """The first row, each column converted as SQLAlchemy would, or None."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from billingkit import (
@@ -31,15 +32,22 @@ from flowloom.billing.plans import (
     plan_of,
 )
 from flowloom.engine import Engine
-from flowloom.exceptions import QuotaExceeded
+from flowloom.engine.plans import PlanCache
+from flowloom.engine.ports import NewRun
+from flowloom.engine.sql import SqlRunStore
+from flowloom.exceptions import InputError, NotFound, QuotaExceeded
+from flowloom.graph import Scope
+from flowloom.nodes.registry import default_registry
 from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.enums import RunStatus
+from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.repos.ai_models import AiModelRepo
 from flowloom.storage.repos.billing import PackageRepo, SubscriptionRepo
+from flowloom.storage.repos.runs import PG_LOOKUPS_WIDTH, pg_run_lookups_sql
 from flowloom.storage.repos.system_settings import SystemSettingsRepo
 from flowloom.storage.repos.usage import UsageRepo
+from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import SystemSetting, User, WorkflowRun
 
 
@@ -420,3 +428,165 @@ async def test_the_plan_asked_at_a_run_start_is_the_one_the_api_reports(db: Data
     finally:
         async with db.write() as session:
             await SystemSettingsRepo(session).update(changes={"default_package": None})
+
+
+async def _carried(db: Database, quota: PlanQuota, owner: str) -> bool:
+    """``unlocked_read`` carried by the run start's look-up statement, as the run store asks
+    it (PostgreSQL), then its answer."""
+    read = quota.unlocked_read(owner_id=owner)
+    async with db.asyncpg_connection() as pg:
+        row = await pg.fetchrow(
+            pg_run_lookups_sql(read.pg_sql(PG_LOOKUPS_WIDTH + 1)),
+            "wf_none",
+            owner,
+            None,
+            None,
+            *read.args,
+        )
+    assert row[0] is None  # the look-ups before it are read as ever
+    return await read.allows(row[PG_LOOKUPS_WIDTH:])
+
+
+async def test_the_plan_read_carried_by_the_run_start_answers_as_allows_unlocked(
+    db: Database,
+) -> None:
+    """``unlocked_read`` (the plan read inside the start's look-up, PostgreSQL) answers what
+    ``allows_unlocked`` answers: no plan, tokens only, a run limit (the locked transaction),
+    used-up tokens (refused), and the default package whether its name is kept or not, active
+    or not."""
+    if db.is_sqlite:
+        pytest.skip("the run start carries the plan read on PostgreSQL only")
+    quota = PlanQuota(db)
+    free, tokens, runs, spent = [await make_user(db) for _ in range(4)]
+    await subscribe(db, tokens, await make_package(db, max_tokens_per_month=100))
+    await subscribe(db, runs, await make_package(db, max_runs_per_month=5))
+    await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=spent).record(
+            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+        )
+    for owner, allowed in ((free, True), (tokens, True), (runs, False)):
+        assert await _carried(db, quota, owner) is allowed
+        assert await quota.allows_unlocked(owner_id=owner) is allowed
+    for ask in (_carried(db, quota, spent), quota.allows_unlocked(owner_id=spent)):
+        with pytest.raises(QuotaExceeded) as refused:
+            await ask
+        assert refused.value.limit == "max_tokens_per_month"
+
+    limiting = await make_package(db, max_runs_per_month=1)
+    async with db.write() as session:
+        name = (await PackageRepo(session).get(package_id=limiting)).name
+        await SystemSettingsRepo(session).update(changes={"default_package": name})
+    try:
+        # A fresh quota keeps no name: the read finds it itself; then the name is kept.
+        fresh = PlanQuota(db)
+        assert await _carried(db, fresh, free) is False
+        assert await _carried(db, fresh, free) is False
+        # A subscription still comes first.
+        assert await _carried(db, fresh, tokens) is True
+        async with db.write() as session:
+            await PackageRepo(session).update(package_id=limiting, changes={"active": False})
+        assert await _carried(db, PlanQuota(db), free) is True
+    finally:
+        async with db.write() as session:
+            await SystemSettingsRepo(session).update(changes={"default_package": None})
+
+
+async def test_a_start_refused_by_the_plan_or_the_lookups_writes_nothing(
+    db: Database, engine: Engine
+) -> None:
+    """The run start's checks (one statement on PostgreSQL), in their order: used-up tokens
+    refuse even a start naming another user's workflow (the plan is asked first, as in the
+    write transaction); without a plan, another user's workflow, a deleted one and an
+    unknown one are not found; a run limit still goes through the locked count."""
+    owner, other, spent = [await make_user(db) for _ in range(3)]
+    mine, theirs = await save_workflow(db, owner), await save_workflow(db, other)
+    await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=spent).record(
+            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+        )
+    with pytest.raises(QuotaExceeded):
+        await engine.start_run(owner_id=spent, workflow_id=theirs)
+    for workflow in (theirs, "wf_unknown"):
+        with pytest.raises(NotFound):
+            await engine.start_run(owner_id=owner, workflow_id=workflow)
+    async with db.write() as session:
+        await WorkflowRepo(session, owner_id=owner).soft_delete(workflow_id=mine)
+    with pytest.raises(NotFound):
+        await engine.start_run(owner_id=owner, workflow_id=mine)
+    assert [await count_runs(db, user) for user in (owner, other, spent)] == [0, 0, 0]
+
+    # Plans that come after the workflow's version was seen (a start then tries its write in
+    # the look-up's statement, PostgreSQL): used-up tokens refuse, a run limit counts.
+    limited = await make_user(db)
+    workflow = await save_workflow(db, limited)
+    assert (await engine.run_to_end(owner_id=limited, workflow_id=workflow)).status is (
+        RunStatus.COMPLETED
+    )
+    package = await make_package(db, max_runs_per_month=1, max_tokens_per_month=10)
+    await subscribe(db, limited, package)
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=limited).record(
+            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+        )
+    with pytest.raises(QuotaExceeded) as refused:
+        await engine.start_run(owner_id=limited, workflow_id=workflow)
+    assert refused.value.limit == "max_tokens_per_month"
+    async with db.write() as session:
+        await PackageRepo(session).update(
+            package_id=package, changes={"max_tokens_per_month": None}
+        )
+    with pytest.raises(QuotaExceeded) as refused:
+        await engine.start_run(owner_id=limited, workflow_id=workflow)
+    assert refused.value.limit == "max_runs_per_month"
+    assert await count_runs(db, limited) == 1
+
+
+async def test_the_plan_refuses_before_the_settings_once_a_version_was_seen(
+    db: Database,
+) -> None:
+    """A start whose settings the checks refuse (a timeout that is not positive), or whose
+    inputs cannot be stored, is refused by used-up tokens first, as ever, also after the
+    workflow's version was seen (when a start on PostgreSQL is tried in one statement); with
+    tokens left, the settings refuse."""
+    store, plans = SqlRunStore(db, quota=PlanQuota(db)), PlanCache(default_registry())
+    spent, fine = await make_user(db), await make_user(db)
+    for user in (spent, fine):
+        workflow = await save_workflow(db, user)
+        await store.create_run(_new_run(user, workflow), plans)  # the version seen
+        if user == spent:
+            await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
+            async with db.write() as session:
+                await UsageRepo(session, owner_id=spent).record(
+                    provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+                )
+            for refused in ({"timeout_s": 0.0}, {"inputs": {"not JSON": {1, 2}}}):
+                with pytest.raises(QuotaExceeded):
+                    await store.create_run(_new_run(user, workflow, **refused), plans)
+        else:
+            with pytest.raises(InputError):
+                await store.create_run(_new_run(user, workflow, timeout_s=-1.0), plans)
+        assert await count_runs(db, user) == 1
+
+
+def _new_run(owner: str, workflow_id: str, **fields: Any) -> NewRun:
+    given: dict[str, Any] = {
+        "owner_id": owner,
+        "workflow_id": workflow_id,
+        "version": None,
+        "scope": Scope.FULL,
+        "target_node_id": None,
+        "inputs": {},
+        "trigger_kind": TriggerKind.WEBHOOK,
+        "trigger_data": {},
+        "idempotency_key": None,
+        "timeout_s": None,
+        "breakpoints": None,
+        "use_cache": True,
+        "parent_run_id": None,
+        "parent_node_id": None,
+        "api_key_id": None,
+        "max_depth": 5,
+    }
+    return NewRun(**{**given, **fields})

@@ -1,5 +1,6 @@
 """A run's start as the engine writes it (``SqlRunStore.create_run`` without an idempotency key:
-Core statements on SQLite, two autocommit statements on asyncpg on PostgreSQL) stores exactly
+Core statements on SQLite, autocommit statements on asyncpg on PostgreSQL: two, or one once the
+workflow's current version was seen) stores exactly
 the rows the ORM writes for the same run (``RunRepo.create`` with a key, then
 ``add_node_executions``): every column, with defaults and with every optional field set.
 """
@@ -9,7 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from enginekit import chain, definition, edge, make_owner, node, registry, save_workflow
+from enginekit import (
+    chain,
+    definition,
+    edge,
+    make_owner,
+    node,
+    registry,
+    save_workflow,
+    update_workflow,
+)
 
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import NewRun, StoredRun
@@ -21,6 +31,7 @@ from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunScope, TriggerKind
 from flowloom.storage.repos.api_keys import ApiKeyRepo
 from flowloom.storage.repos.runs import RunRepo
+from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import NodeExecution, WorkflowRun
 
 VARYING = {"id", "run_id", "created_at", "updated_at", "idempotency_key"}
@@ -216,3 +227,63 @@ async def test_the_engines_start_refuses_what_is_not_the_owners(db: Database) ->
     async with db.read() as s:
         page = await RunRepo(s, owner_id=owner).history(limit=100)
     assert {run.id for run in page.items} == {parent.run_id, child.run_id}
+
+
+async def test_a_start_of_a_version_seen_before_checks_as_ever(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a workflow's current version was seen (with its plan made), a start on PostgreSQL
+    is tried in one statement that writes only if the look-ups allow it as they are: it
+    writes what the two statements write, and anything else (another user, another user's
+    key, a version moved on, a deleted workflow) goes through the checks, as ever."""
+    from flowloom.engine.sql import run_store
+
+    owner = await make_owner(db)
+    other = await make_owner(db)
+    wf = await save_workflow(db, owner, chain(2))
+    store, plans = SqlRunStore(db), PlanCache(registry())
+    first = await store.create_run(_new_run(owner, wf), plans)
+    lookups = 0
+    separate = run_store.pg_run_lookups_sql
+
+    def counted(carried: str | None = None) -> str:
+        nonlocal lookups
+        lookups += 1
+        return separate(carried)
+
+    monkeypatch.setattr(run_store, "pg_run_lookups_sql", counted)
+    second = await store.create_run(_new_run(owner, wf, inputs={"x": 1}), plans)
+    assert lookups == 0  # one statement on PostgreSQL; SQLite writes in its transaction
+    assert (await _written(db, owner, second.run_id))[0] == {
+        **(await _written(db, owner, first.run_id))[0],
+        "inputs": {"x": 1},
+    }
+    async with db.write() as s:
+        their_key, _ = await ApiKeyRepo(s, owner_id=other).create(name="ci", scopes=["admin"])
+    refused = [
+        (_new_run(other, wf), "workflow"),
+        (_new_run(owner, wf, api_key_id=their_key.id), "API key"),
+        (_new_run(owner, wf, api_key_id="key_missing"), "API key"),
+    ]
+    for new, what in refused:
+        with pytest.raises(NotFound) as caught:
+            await store.create_run(new, plans)
+        assert caught.value.kind == what, (new, caught.value)
+
+    assert await update_workflow(db, owner, wf, chain(3)) == 2
+    moved = await store.create_run(_new_run(owner, wf), plans)
+    assert len(moved.slots) == 3
+    async with db.write() as s:
+        await WorkflowRepo(s, owner_id=owner).soft_delete(workflow_id=wf)
+    with pytest.raises(NotFound) as caught:
+        await store.create_run(_new_run(owner, wf), plans)
+    assert caught.value.kind == "workflow"
+    async with db.read() as s:
+        page = await RunRepo(s, owner_id=owner).history(limit=100)
+        assert {run.id: run.workflow_version for run in page.items} == {
+            first.run_id: 1,
+            second.run_id: 1,
+            moved.run_id: 2,
+        }
+    async with db.read() as s:
+        assert (await RunRepo(s, owner_id=other).history(limit=100)).items == []

@@ -11,7 +11,7 @@ import contextlib
 import json
 import weakref
 from collections import namedtuple
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -55,7 +55,7 @@ from flowloom.engine.sql.ticks import (
     load_slots,
     slot_of,
 )
-from flowloom.exceptions import LimitExceeded, NotFound
+from flowloom.exceptions import FlowloomError, LimitExceeded, NotFound
 from flowloom.graph import Scope
 from flowloom.graph.plan import Plan
 from flowloom.ids import PREFIXES, new_id
@@ -67,6 +67,7 @@ from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunScope, Ru
 from flowloom.storage.errors import translate_integrity_error
 from flowloom.storage.raw_statements import PgStatement
 from flowloom.storage.repos.runs import (
+    PG_LOOKUPS_WIDTH,
     PlannedNodes,
     RunLookups,
     RunRepo,
@@ -74,6 +75,7 @@ from flowloom.storage.repos.runs import (
     insert_run,
     new_run_values,
     node_rows,
+    pg_checked_start_sql,
     pg_insert_run,
     pg_run_lookups_sql,
     planned_nodes,
@@ -82,7 +84,7 @@ from flowloom.storage.repos.runs import (
 from flowloom.storage.repos.workflows import WorkflowRepo
 from flowloom.storage.tables import DebugSession, NodeExecution, WorkflowRun, WorkflowVersion
 
-__all__ = ["RunQuota", "SqlRunStore"]
+__all__ = ["QuotaRead", "RunQuota", "SqlRunStore"]
 
 
 _NODES = cast(Table, NodeExecution.__table__)
@@ -149,6 +151,27 @@ _LOAD_RUN_PG = PgStatement(
 one round trip and one autocommit transaction for a worker's load of every run it is handed."""
 
 
+class QuotaRead(Protocol):
+    """``RunQuota.unlocked_read``: the quota's reads carried by a run start's own look-up
+    statement on PostgreSQL (one round trip for both), then what they found."""
+
+    @property
+    def args(self) -> Sequence[Any]:
+        """The values of ``pg_sql``'s parameters."""
+        ...
+
+    def pg_sql(self, first: int) -> str:
+        """A SELECT of exactly one row, its parameters numbered from ``$first``; its first
+        column is true when the run is allowed with nothing more to read or write (``allows``
+        would answer True at once), so that the start may write in the same statement."""
+        ...
+
+    async def allows(self, values: Sequence[Any]) -> bool:
+        """Whether the run goes on without the lock (``RunQuota.unlocked_read`` says how it
+        answers), given the values that row read."""
+        ...
+
+
 class RunQuota(Protocol):
     """Plan limits (``flowloom.billing.PlanQuota``), asked on the run's write transaction (its
     connection) before anything is written."""
@@ -164,11 +187,30 @@ class RunQuota(Protocol):
         """Raise LimitExceeded to refuse the run; may return entries for its trigger data."""
         ...
 
-    async def allows_unlocked(self, *, owner_id: str, **future_kwargs: Any) -> bool:
-        """For a run without an idempotency key, outside any transaction: raise
-        LimitExceeded to refuse it; True to allow it with nothing written and nothing more to
-        ask; False to have ``before_run`` asked in its write transaction."""
+    def unlocked_read(self, *, owner_id: str, **future_kwargs: Any) -> QuotaRead:
+        """For a run without an idempotency key on PostgreSQL: the checks of ``before_run``
+        that need no lock, as a read carried by the run start's look-up. Its ``allows``
+        raises LimitExceeded to refuse the run; True allows it with nothing written and
+        nothing more to ask; False has ``before_run`` asked in the run's write transaction."""
         ...
+
+
+_SEEN_VERSIONS = 4096
+"""At most this many workflows' versions are kept (``SqlRunStore._seen_version``)."""
+
+
+async def _pg_write_run(pg: Any, sql: str, args: Sequence[Any], *, fetch: bool = False) -> Any:
+    """Run a statement that writes a run on asyncpg (its row, when ``fetch``); integrity
+    errors as ``translate_integrity_error`` makes them."""
+    try:
+        if fetch:
+            return await pg.fetchrow(sql, *args)
+        return await pg.execute(sql, *args)
+    except Exception as exc:
+        # asyncpg's integrity errors: SQLSTATE class 23.
+        if str(getattr(exc, "sqlstate", "")).startswith("23"):
+            raise translate_integrity_error(exc, what="run") from None
+        raise
 
 
 class _PlanNeeded(Exception):
@@ -187,6 +229,8 @@ class SqlRunStore:
         self.db = db
         self.quota = quota
         self._ticks = TickStore(db)
+        self._versions: dict[str, int] = {}
+        """The current version of workflows whose runs started here, as last read."""
 
     # ---- starting and reading runs
 
@@ -283,34 +327,52 @@ class SqlRunStore:
             return _stored_on(conn, new, prepared, values, nodes.ids)
 
     async def _start_postgres(self, new: NewRun, plans: PlanSource) -> StoredRun | None:
-        """``_start`` on PostgreSQL for a run with no debug session: two statements in
-        autocommit on asyncpg's own connection (prepared once per connection), no BEGIN and
-        no COMMIT. The first reads what the checks need (``pg_run_lookups_sql``); the second
-        writes the run and its node rows at once, so nothing is ever half-written. Under READ
-        COMMITTED this is what one transaction saw: each of its statements read what was
-        committed when it began, and no row was locked between them. The plan limits are
-        asked outside any transaction (``allows_unlocked``) between the two; None when they
-        must be asked in the run's write transaction (a plan that limits runs: the month's
-        count is exact only under a lock), and nothing was written."""
-        async with self.db.asyncpg_connection() as pg:
-            found = await pg.fetchrow(
-                pg_run_lookups_sql(),
-                new.workflow_id,
-                new.owner_id,
-                new.parent_run_id,
-                new.api_key_id,
+        """``_start`` on PostgreSQL for a run with no debug session: in autocommit on asyncpg's
+        own connection (prepared once per connection), no BEGIN and no COMMIT. One statement
+        reads what the checks need (``pg_run_lookups_sql``) and what the plan limits need
+        (``unlocked_read``: the plan in force); another writes the run and its node rows at
+        once, so nothing is ever half-written. Under READ COMMITTED this is what one
+        transaction saw: each of its statements read what was committed when it began, and no
+        row was locked between them. The plan limits are answered between the two, as
+        ``allows_unlocked`` would outside any transaction; None when they must be asked in the
+        run's write transaction (a plan that limits runs: the month's count is exact only
+        under a lock), and nothing was written.
+
+        A run with no parent and no version asked, of a workflow whose current version was
+        seen before with its plan made, is tried first in ONE statement: the look-ups, and the
+        write only if they allow it as they are (``pg_checked_start_sql``: that version still
+        current, the key the owner's, a plan that limits nothing). If they do not, nothing was
+        written, and the checks go on from what that statement read, as above."""
+        quota = self.quota
+        read = None
+        if quota is not None:
+            read = quota.unlocked_read(
+                owner_id=new.owner_id,
+                workflow_id=new.workflow_id,
+                parent_run_id=new.parent_run_id,
+                trigger_kind=new.trigger_kind,
             )
-        current, parent_depth, parent_owned, key_owner = found
+        carried = None if read is None else read.pg_sql(PG_LOOKUPS_WIDTH + 1)
+        lookup_args = (
+            new.workflow_id,
+            new.owner_id,
+            new.parent_run_id,
+            new.api_key_id,
+            *(() if read is None else read.args),
+        )
+        tried = await self._start_as_seen(new, plans, carried, lookup_args)
+        if isinstance(tried, StoredRun):
+            return tried
+        if tried is None:
+            async with self.db.asyncpg_connection() as pg:
+                tried = await pg.fetchrow(pg_run_lookups_sql(carried), *lookup_args)
+        found = tried
+        current, parent_depth, parent_owned, key_owner = found[:PG_LOOKUPS_WIDTH]
+        self._seen_version(new.workflow_id, current)
         depth = 0
         if new.parent_run_id is not None:
             depth = _checked_depth(new, parent_depth)
-        quota = self.quota
-        if quota is not None and not await quota.allows_unlocked(
-            owner_id=new.owner_id,
-            workflow_id=new.workflow_id,
-            parent_run_id=new.parent_run_id,
-            trigger_kind=new.trigger_kind,
-        ):
+        if read is not None and not await read.allows(found[PG_LOOKUPS_WIDTH:]):
             return None
         values = checked_run_values(
             RunLookups(current, parent_owned, key_owner),
@@ -326,19 +388,69 @@ class SqlRunStore:
             nodes = node_rows(values["id"], _planned_nodes(prepared))
             sql, args = pg_insert_run(self.db.engine.dialect, run_row(values), nodes)
         async with self.db.asyncpg_connection() as pg:
-            try:
-                await pg.execute(sql, *args)
-            except Exception as exc:
-                # asyncpg's integrity errors: SQLSTATE class 23.
-                if str(getattr(exc, "sqlstate", "")).startswith("23"):
-                    raise translate_integrity_error(exc, what="run") from None
-                raise
+            await _pg_write_run(pg, sql, args)
+        return await self._stored_pg(new, prepared, values, nodes.ids)
+
+    async def _start_as_seen(
+        self,
+        new: NewRun,
+        plans: PlanSource,
+        carried: str | None,
+        lookup_args: tuple[Any, ...],
+    ) -> StoredRun | Sequence[Any] | None:
+        """``_start_postgres``' one-statement try: the run started, or the look-ups' row when
+        they did not allow it as they were (nothing written); None when not tried (a sub-run,
+        a version asked, a workflow not seen, a plan not made, settings the checks refuse)."""
+        version = self._versions.get(new.workflow_id)
+        if version is None or new.parent_run_id is not None or new.version is not None:
+            return None
+        prepared = plans.cached(
+            new.workflow_id, version, new.scope, new.target_node_id, use_pinned=new.use_pinned
+        )
+        if prepared is None:
+            return None
+        dialect = self.db.engine.dialect
+        try:
+            values = checked_run_values(
+                RunLookups(version, False, new.owner_id),
+                owner_id=new.owner_id,
+                **_run_fields(new, 0, dict(new.trigger_data)),
+            )
+            big = len(prepared.plan.order) >= BIG_PLAN
+            with collector_paused() if big else contextlib.nullcontext():
+                nodes = node_rows(values["id"], _planned_nodes(prepared))
+                _, args = pg_insert_run(dialect, run_row(values), nodes)
+        except (FlowloomError, TypeError, ValueError):
+            # Settings the checks refuse, values that cannot be bound: the checks, in their
+            # order, say why (a refusal of the look-ups or the plan comes first).
+            return None
+        sql = pg_checked_start_sql(dialect, carried, len(lookup_args) - PG_LOOKUPS_WIDTH)
+        async with self.db.asyncpg_connection() as pg:
+            found = await _pg_write_run(pg, sql, [*lookup_args, *args], fetch=True)
+        if not found[-1]:
+            return tuple(found)[:-1]
+        return await self._stored_pg(new, prepared, values, nodes.ids)
+
+    def _seen_version(self, workflow_id: str, version: int | None) -> None:
+        """Keep ``version`` as the workflow's current one (for ``_start_as_seen``)."""
+        versions = self._versions
+        if version is None:
+            versions.pop(workflow_id, None)
+            return
+        if len(versions) >= _SEEN_VERSIONS and workflow_id not in versions:
+            versions.clear()
+        versions[workflow_id] = version
+
+    async def _stored_pg(
+        self, new: NewRun, prepared: Prepared, values: dict[str, Any], row_ids: list[str]
+    ) -> StoredRun:
+        """The run just written on PostgreSQL, with the outputs its plan reads from outside."""
         outside: dict[str, dict[str, Any] | None] = {}
         if prepared.plan.outside_parents:
             outside = await self.db.run_read(
                 lambda conn: _outside_outputs(conn, new.workflow_id, prepared)
             )
-        return _stored(new, prepared, values, nodes.ids, None, outside)
+        return _stored(new, prepared, values, row_ids, None, outside)
 
     async def _prepared(
         self,

@@ -380,6 +380,35 @@ def _pg_start_sql(dialect: Dialect) -> str:
     )
 
 
+@cache
+def pg_checked_start_sql(dialect: Dialect, carried: str | None, carried_args: int) -> str:
+    """``pg_run_lookups_sql`` and ``pg_insert_run``'s write in ONE statement, for a run with no
+    parent: its arguments are the look-ups' (``$1``... and ``carried_args`` of the carried
+    SELECT), then ``pg_insert_run``'s. The run and its node rows are written only if the look-ups
+    allow them as they are: the owner's workflow, not deleted, is at the run's version, the
+    API key (if any) is the owner's, no parent run is named, and the carried SELECT's first
+    column is true. Answers one row: the look-ups' (as ``pg_run_lookups_sql`` reads them), then
+    whether the run was written."""
+    first = PG_LOOKUPS_WIDTH + carried_args + 1
+    values = []
+    for n, name in enumerate(_RUN_ROW, start=first):
+        cast_to, is_json = _pg_cast(dialect, _WORKFLOW_RUNS, name)
+        values.append(f"${n}::{cast_to}" + ("::jsonb" if is_json else ""))
+    version = values[_RUN_ROW.index("workflow_version")]
+    allowed = "" if carried is None else " AND look.limits_nothing"
+    lookups = pg_run_lookups_sql(carried)
+    return (
+        f"WITH look AS ({lookups}),"
+        f" run AS (INSERT INTO {_WORKFLOW_RUNS.name} ({', '.join(_RUN_ROW)})"
+        f" SELECT {', '.join(values)} FROM look"
+        f" WHERE look.current_version = {version} AND $3::varchar IS NULL"
+        f" AND ($4::varchar IS NULL OR look.key_owner = $2::varchar){allowed} RETURNING 1),"
+        f" nodes AS ({_pg_nodes_select(dialect, first + len(_RUN_ROW))}"
+        " WHERE EXISTS (SELECT FROM run))"
+        " SELECT look.*, EXISTS (SELECT FROM run) FROM look"
+    )
+
+
 def node_rows(run_id: str, planned: PlannedNodes) -> NewNodes:
     """The new node rows of ``run_id`` that ``planned`` plans, at attempt 1."""
     now = utcnow()
@@ -561,21 +590,32 @@ def run_lookups(
     return RunLookups(current, owned, key_owner)
 
 
+PG_LOOKUPS_WIDTH: Final = 4
+"""The columns of ``pg_run_lookups_sql``'s own look-ups (before a carried SELECT's)."""
+
+
 @cache
-def pg_run_lookups_sql() -> str:
+def pg_run_lookups_sql(carried: str | None = None) -> str:
     """``run_lookups`` in ONE PostgreSQL statement, with the parent run's depth (read whoever
     owns it, as a sub-run's depth is): ``$1`` workflow id, ``$2`` owner id, ``$3`` parent run
     id, ``$4`` API key id (either may be NULL); one row of current version, parent depth,
-    parent owned, key owner."""
+    parent owned, key owner. ``carried``: a SELECT of exactly one row (its parameters from
+    ``$5``) read in the same statement, its columns after those four; its first column,
+    whether the run is allowed with nothing more to read, is named ``limits_nothing``."""
     workflows, runs = cast(Table, Workflow.__table__).name, _WORKFLOW_RUNS.name
     keys = cast(Table, ApiKey.__table__).name
-    return (
+    lookups = (
         f"SELECT (SELECT version FROM {workflows}"
-        " WHERE id = $1::varchar AND user_id = $2::varchar AND deleted_at IS NULL),"
-        f" (SELECT depth FROM {runs} WHERE id = $3::varchar),"
-        f" EXISTS (SELECT 1 FROM {runs} WHERE id = $3::varchar AND user_id = $2::varchar),"
-        f" (SELECT user_id FROM {keys} WHERE id = $4::varchar)"
+        " WHERE id = $1::varchar AND user_id = $2::varchar AND deleted_at IS NULL)"
+        " AS current_version,"
+        f" (SELECT depth FROM {runs} WHERE id = $3::varchar) AS parent_depth,"
+        f" EXISTS (SELECT 1 FROM {runs} WHERE id = $3::varchar AND user_id = $2::varchar)"
+        " AS parent_owned,"
+        f" (SELECT user_id FROM {keys} WHERE id = $4::varchar) AS key_owner"
     )
+    if carried is None:
+        return lookups
+    return f"{lookups}, carried.* FROM ({carried}) AS carried(limits_nothing)"
 
 
 def new_run_values(
