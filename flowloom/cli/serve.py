@@ -1,12 +1,13 @@
 """``flowloom serve [--host 127.0.0.1] [--port 8000]``: the API and the engine in one process.
 
-Before serving: the embedded SQLite database is migrated (a PostgreSQL one must already be at
-the newest revision), and the local account (``owner@flowloom.localhost``, an admin) gets a
-random password the first time, printed once to the console and stored only as an argon2id
-hash; never a default password. The example workflows are loaded into it (those it has not got
-yet). Then uvicorn serves the app; SIGTERM or Ctrl-C shuts down cleanly: requests in flight
-finish, the engine closes (running nodes are cancelled and left resumable: the next start runs
-them again), the database is disposed of.
+Before serving (in a child process, while this one imports the API: ``prepared_app``), the
+embedded SQLite database is migrated (a PostgreSQL one must already be at the newest revision),
+and the local account (``owner@flowloom.localhost``, an admin) gets a random password the first
+time, printed once to the console and stored only as an argon2id hash; never a default
+password. The example workflows are loaded into it (those it has not got yet). Then uvicorn
+serves the app; SIGTERM or Ctrl-C shuts down cleanly: requests in flight finish, the engine
+closes (running nodes are cancelled and left resumable: the next start runs them again), the
+database is disposed of.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import asyncio
 import secrets
 import sys
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from flowloom.cli.forked import Forked
 from flowloom.settings import Settings
 
-__all__ = ["FirstStart", "prepare", "serve"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["FirstStart", "prepare", "prepared_app", "serve"]
 
 _GRACEFUL_SHUTDOWN_S = 10
 
@@ -90,6 +95,20 @@ def announce(first: FirstStart, *, url: str, out: TextIO) -> None:
     out.flush()
 
 
+def prepared_app(settings: Settings) -> tuple[FirstStart, FastAPI]:
+    """``prepare`` the database and build the app: the first in a forked child process
+    (``flowloom.cli.forked``) while this one imports the API, some half a second of one core
+    that a first start's database work (a fifth of a second, and as much again for the
+    password's hash) no longer waits behind. The child is waited for before the app is made,
+    so nothing serves before the database is ready; what it raised is raised here.
+    """
+    with Forked.start(lambda: asyncio.run(prepare(settings))) as preparing:
+        from flowloom.api import create_app
+
+        first = preparing.result()
+    return first, create_app(settings, freeze_gc=True)
+
+
 def serve(
     settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO | None = None
 ) -> None:
@@ -97,19 +116,18 @@ def serve(
 
     Raises ConfigurationError (or StorageError) before serving if the database cannot be used.
     """
-    import uvicorn
-
-    from flowloom.api import create_app
     from flowloom.native_heap import limit_arenas
 
-    limit_arenas()  # before the first thread (flowloom.native_heap)
+    limit_arenas()  # before the first thread (flowloom.native_heap), and the fork
+
+    first, app = prepared_app(settings)
+    import uvicorn
 
     stream = out or sys.stdout
-    first = asyncio.run(prepare(settings))
     shown_host = f"[{host}]" if ":" in host else host
     announce(first, url=f"http://{shown_host}:{port}/", out=stream)
     config = uvicorn.Config(
-        create_app(settings, freeze_gc=True),
+        app,
         host=host,
         port=port,
         lifespan="on",

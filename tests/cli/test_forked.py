@@ -1,0 +1,142 @@
+"""``Forked``: work run in a forked child process, its answer or its error brought back here;
+and the same answers, worked out here, where no child can be forked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowloom.cli.forked import Forked, ForkedFailed, can_fork
+from flowloom.exceptions import ConfigurationError
+
+
+@pytest.fixture(autouse=True)
+def _single_thread() -> None:
+    """Forking needs a process of one thread: a test that left one running would make these
+    tests run their work in process without a word."""
+    assert can_fork(), [thread.name for thread in threading.enumerate()]
+
+
+def _no_child_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_the_work_runs_in_another_process_and_its_result_comes_back() -> None:
+    with Forked.start(lambda: (os.getpid(), {"rows": [1, 2, 3]})) as forked:
+        pid, value = forked.result()
+
+    assert forked.forked
+    assert pid != os.getpid()
+    assert value == {"rows": [1, 2, 3]}
+    assert _no_child_left()
+
+
+def test_an_error_in_the_child_is_raised_here_with_the_childs_traceback() -> None:
+    def failing() -> None:
+        raise ConfigurationError("the data dir is unusable")
+
+    forked = Forked.start(failing)
+    with pytest.raises(ConfigurationError, match="the data dir is unusable") as raised:
+        forked.result()
+
+    notes = "\n".join(raised.value.__notes__)
+    assert "raised in the child process" in notes
+    assert "in failing" in notes
+    assert _no_child_left()
+
+
+def test_a_child_killed_before_it_answers_fails_with_the_signal() -> None:
+    forked = Forked.start(lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+    with pytest.raises(ForkedFailed, match=f"killed by signal {int(signal.SIGKILL)}"):
+        forked.result()
+
+
+def test_a_child_that_exits_without_answering_fails_with_its_exit_code() -> None:
+    forked = Forked.start(lambda: os._exit(3))
+
+    with pytest.raises(ForkedFailed, match="exited with code 3 before it answered"):
+        forked.result()
+
+
+class _Unpicklable(Exception):
+    """An error whose constructor wants more than it keeps: pickle cannot make it again."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(f"{message} ({code})")
+
+
+def test_an_error_that_cannot_be_sent_back_fails_naming_it() -> None:
+    def failing() -> None:
+        raise _Unpicklable("migration broke", 7)
+
+    forked = Forked.start(failing)
+
+    with pytest.raises(ForkedFailed, match=r"_Unpicklable: migration broke \(7\)"):
+        forked.result()
+
+
+def test_a_result_that_cannot_be_sent_back_fails() -> None:
+    forked = Forked.start(lambda: threading.Lock())
+
+    with pytest.raises(ForkedFailed, match="could not send back the result"):
+        forked.result()
+
+
+def test_leaving_the_block_waits_for_the_child_even_unasked(tmp_path: Path) -> None:
+    marker = tmp_path / "done"
+
+    with Forked.start(lambda: marker.write_text("written")):
+        pass
+
+    assert marker.read_text() == "written"
+    assert _no_child_left()
+
+
+def test_leaving_the_block_on_an_error_waits_for_the_child_and_keeps_the_error(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "done"
+
+    with pytest.raises(KeyError), Forked.start(lambda: marker.write_text("written")):
+        raise KeyError("import failed")
+
+    assert marker.read_text() == "written"
+    assert _no_child_left()
+
+
+@pytest.fixture
+def another_thread() -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_with_another_thread_running_the_work_runs_here_with_the_same_answers(
+    another_thread: None,
+) -> None:
+    def failing() -> None:
+        raise ConfigurationError("bad url")
+
+    here = Forked.start(os.getpid)
+    failed = Forked.start(failing)
+
+    assert not can_fork()
+    assert not here.forked
+    assert here.result() == os.getpid()
+    with pytest.raises(ConfigurationError, match="bad url"):
+        failed.result()
