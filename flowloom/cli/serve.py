@@ -102,7 +102,10 @@ def prepared_app(settings: Settings) -> tuple[FirstStart, FastAPI]:
     password's hash) no longer waits behind. The child is waited for before the app is made,
     so nothing serves before the database is ready; what it raised is raised here.
     """
+    from flowloom.cli.entry import import_fastapi
+
     with Forked.start(lambda: asyncio.run(prepare(settings))) as preparing:
+        import_fastapi()
         from flowloom.api import create_app
 
         first = preparing.result()
