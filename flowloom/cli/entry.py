@@ -8,9 +8,7 @@ has started (``create_app(freeze_gc=True)``, which freezes what the start made).
 Importing ``flowloom.cli.main`` any other way (tests) leaves the collector alone.
 
 The command's process also never loads the library parts in ``UNUSED_MODULES``
-(:func:`skip_unused_modules`), and ``serve`` imports FastAPI with its own models left to be
-built at first use (:func:`import_fastapi`); ``import flowloom`` in a program of its own
-changes nothing there.
+(:func:`skip_unused_modules`); ``import flowloom`` in a program of its own changes nothing there.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ import gc
 import sys
 from typing import Final
 
-__all__ = ["UNUSED_MODULES", "import_fastapi", "main", "skip_unused_modules"]
+__all__ = ["UNUSED_MODULES", "main", "skip_unused_modules"]
 
 UNUSED_MODULES: Final = ("httpx._main", "pydantic.v1", "watchfiles")
 """Modules a library imports when it can, that no flowloom command uses. ``httpx._main`` is
@@ -40,30 +38,6 @@ def skip_unused_modules() -> None:
         if name not in sys.modules:
             # None is how the import system spells "missing"; typeshed allows modules only.
             sys.modules[name] = None  # type: ignore[assignment]
-
-
-def import_fastapi() -> None:
-    """Import FastAPI with the pydantic models it defines as it loads (its OpenAPI document's,
-    some forty: 35-55 ms of a server's start) deferred, as ``defer_build`` defers flowloom's
-    own: each is built when first used, by the first ``/openapi.json``, which takes far longer
-    to make in any case. The document is the same. Nothing happens once FastAPI is loaded; with
-    a pydantic that keeps its configuration defaults elsewhere, FastAPI is imported as it is.
-    """
-    if "fastapi" in sys.modules:
-        return
-    from pydantic._internal import _config
-
-    defaults = getattr(_config, "config_defaults", None)
-    if not isinstance(defaults, dict) or "defer_build" not in defaults:
-        import fastapi
-
-        return
-    before = defaults["defer_build"]
-    defaults["defer_build"] = True
-    try:
-        import fastapi  # noqa: F401
-    finally:
-        defaults["defer_build"] = before
 
 
 def main() -> None:

@@ -18,13 +18,22 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
+# What prepare uses is imported with this module, before prepared_app forks: the server imports
+# all of it too (the API does), and its child then finds it loaded instead of importing it again.
+from flowloom import example_workflows
 from flowloom.cli.forked import Forked
+from flowloom.local_account import local_owner
+from flowloom.passwords import hash_password
 from flowloom.settings import Settings
+from flowloom.storage.database import Database
+from flowloom.storage.migrate import current_revision
+from flowloom.storage.repos.users import UserRepo
+from flowloom.storage.startup import prepare_database
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["FirstStart", "prepare", "prepared_app", "serve"]
+__all__ = ["FirstStart", "import_fastapi", "prepare", "prepared_app", "serve"]
 
 _GRACEFUL_SHUTDOWN_S = 10
 
@@ -42,13 +51,6 @@ class FirstStart:
 async def prepare(settings: Settings) -> FirstStart:
     """Migrate (SQLite, copied aside first) or check (PostgreSQL) the database
     (``prepare_database``); set up the local account."""
-    from flowloom.example_workflows import install_examples
-    from flowloom.local_account import local_owner
-    from flowloom.storage.database import Database
-    from flowloom.storage.migrate import current_revision
-    from flowloom.storage.repos.users import UserRepo
-    from flowloom.storage.startup import prepare_database
-
     db = Database.from_settings(settings)
     hashing: asyncio.Future[str] | None = None
     try:
@@ -62,11 +64,11 @@ async def prepare(settings: Settings) -> FirstStart:
         async with db.write() as session:
             owner = await local_owner(session)
             if owner.password_hash is not None:
-                added = await install_examples(session, owner_id=owner.id)
+                added = await example_workflows.install_examples(session, owner_id=owner.id)
                 return FirstStart(email=owner.email, password=None, examples_added=len(added))
             if hashing is None:
                 hashing = _hashed(password)
-            added = await install_examples(session, owner_id=owner.id)
+            added = await example_workflows.install_examples(session, owner_id=owner.id)
             await UserRepo(session).set_password_hash(user_id=owner.id, password_hash=await hashing)
             return FirstStart(email=owner.email, password=password, examples_added=len(added))
     finally:
@@ -79,8 +81,6 @@ async def prepare(settings: Settings) -> FirstStart:
 def _hashed(password: str) -> asyncio.Future[str]:
     """The argon2id hash of ``password``, made on a thread: some 0.17 s of CPU outside the GIL,
     which the start's own work runs beside instead of waiting for."""
-    from flowloom.passwords import hash_password
-
     return asyncio.ensure_future(asyncio.to_thread(hash_password, password))
 
 
@@ -102,14 +102,36 @@ def prepared_app(settings: Settings) -> tuple[FirstStart, FastAPI]:
     password's hash) no longer waits behind. The child is waited for before the app is made,
     so nothing serves before the database is ready; what it raised is raised here.
     """
-    from flowloom.cli.entry import import_fastapi
-
     with Forked.start(lambda: asyncio.run(prepare(settings))) as preparing:
         import_fastapi()
         from flowloom.api import create_app
 
         first = preparing.result()
     return first, create_app(settings, freeze_gc=True)
+
+
+def import_fastapi() -> None:
+    """Import FastAPI with the pydantic models it defines as it loads (its OpenAPI document's,
+    some forty: 35-55 ms of a server's start) deferred, as ``defer_build`` defers flowloom's
+    own: each is built when first used, by the first ``/openapi.json``, which takes far longer
+    to make in any case. The document is the same. Nothing happens once FastAPI is loaded; with
+    a pydantic that keeps its configuration defaults elsewhere, FastAPI is imported as it is.
+    """
+    if "fastapi" in sys.modules:
+        return
+    from pydantic._internal import _config
+
+    defaults = getattr(_config, "config_defaults", None)
+    if not isinstance(defaults, dict) or "defer_build" not in defaults:
+        import fastapi
+
+        return
+    before = defaults["defer_build"]
+    defaults["defer_build"] = True
+    try:
+        import fastapi  # noqa: F401
+    finally:
+        defaults["defer_build"] = before
 
 
 def serve(

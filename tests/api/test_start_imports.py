@@ -269,7 +269,7 @@ def test_serve_imports_fastapi_with_its_models_left_to_the_openapi_document(
     document is the same as with FastAPI imported as it is."""
     plain = _openapi_document(tmp_path, first="import fastapi")
     deferred = _openapi_document(
-        tmp_path, first="from flowloom.cli.entry import import_fastapi\nimport_fastapi()"
+        tmp_path, first="from flowloom.cli.serve import import_fastapi\nimport_fastapi()"
     )
 
     assert plain["built_at_import"] is True
