@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,37 @@ print(json.dumps([first.password, first.examples_added, os.getpid(),
     stored = asyncio.run(_stored_hash(Settings(data_dir=data_dir)))
     assert stored is not None
     assert verify_password(stored, password)
+
+
+def _tables_and_revision(database_file: Path) -> tuple[list[str], list[str]]:
+    connection = sqlite3.connect(database_file)
+    try:
+        tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        revisions = connection.execute("SELECT version_num FROM alembic_version")
+        return sorted(row[0] for row in tables), [row[0] for row in revisions]
+    finally:
+        connection.close()
+
+
+def test_a_migration_that_fails_in_the_prepare_process_stops_serve_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A database at a revision this flowloom does not know: the migration fails in the child,
+    serve exits 1 with Alembic's error, and the database holds what it held."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    database_file = Settings(data_dir=data_dir).sqlite_path
+    assert database_file is not None
+    connection = sqlite3.connect(database_file)
+    with connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        connection.execute("INSERT INTO alembic_version VALUES ('9999')")
+    connection.close()
+
+    served = _served(data_dir)
+
+    assert served.returncode == 1, served.stderr
+    assert "Can't locate revision identified by '9999'" in served.stderr
+    assert "raised in the child process" in served.stderr
+    assert "password" not in served.stdout
+    assert _tables_and_revision(database_file) == (["alembic_version"], ["9999"])
