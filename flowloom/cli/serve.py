@@ -97,10 +97,11 @@ def announce(first: FirstStart, *, url: str, out: TextIO) -> None:
 
 def prepared_app(settings: Settings) -> tuple[FirstStart, FastAPI]:
     """``prepare`` the database and build the app: the first in a forked child process
-    (``flowloom.cli.forked``) while this one imports the API, some half a second of one core
-    that a first start's database work (a fifth of a second, and as much again for the
-    password's hash) no longer waits behind. The child is waited for before the app is made,
-    so nothing serves before the database is ready; what it raised is raised here.
+    (``flowloom.cli.forked``) while this one imports FastAPI and the API, so a first start's
+    database work (the schema, the examples checked with Jinja2, the password's argon2 hash)
+    runs on another core instead of before those imports. The child is waited for before the
+    app is made: nothing serves before the database is ready, and what the child raised is
+    raised here.
     """
     with Forked.start(lambda: asyncio.run(prepare(settings))) as preparing:
         import_fastapi()
