@@ -10,7 +10,8 @@ flushed before the fork and again before the child ends, so nothing is written t
 :meth:`Forked.result` waits for the child and returns or raises its answer here: an exception
 with the child's traceback as a note, or :class:`ForkedFailed` if the child ended without an
 answer (killed by a signal, say) or its exception could not be sent back. Leaving the ``with``
-block waits for the child too, so none outlives the command.
+block waits for the child too, so none outlives the command; and a child dies with its parent
+(``PR_SET_PDEATHSIG``), so a command killed while its child works stops that work too.
 
 A child is forked only on Linux and while this process has a single thread: a thread holding a
 lock at the fork would leave that lock held for good in the child. Otherwise ``work`` runs
@@ -20,8 +21,10 @@ here, at once, and :meth:`Forked.result` gives the same answers.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
+import signal
 import sys
 import threading
 import traceback
@@ -32,6 +35,9 @@ from typing import Generic, NoReturn, TypeVar
 __all__ = ["Forked", "ForkedFailed", "can_fork"]
 
 T = TypeVar("T")
+
+_PR_SET_PDEATHSIG = 1
+"""prctl's option number for the signal a child gets when its parent dies (``<linux/prctl.h>``)."""
 
 _Outcome = tuple[bool, object, str]
 """(returned, the value or the exception, the exception's traceback text)."""
@@ -60,9 +66,11 @@ class Forked(Generic[T]):
             return cls(None, None, _outcome_of(work))
         _flush_output()
         reader, writer = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(reader)
+            _die_with(parent)
             _answer_and_exit(work, writer)
         os.close(writer)
         return cls(pid, reader, None)
@@ -130,6 +138,16 @@ def _answer_and_exit(work: Callable[[], object], writer: int) -> NoReturn:
     finally:
         _flush_output()
         os._exit(code)
+
+
+def _die_with(parent: int) -> None:
+    """In the child: have the kernel kill it when ``parent`` dies (``PR_SET_PDEATHSIG``), as
+    the work would have died with the parent had it run there; a parent killed mid-start and
+    started again must not find its last child still writing. Ends at once if the parent is
+    gone already."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+        os._exit(1)
 
 
 def _flush_output() -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +153,45 @@ def test_with_another_thread_running_can_fork_says_no_and_the_work_runs_here(
     assert here.result() == os.getpid()
     with pytest.raises(ConfigurationError, match="bad url"):
         failed.result()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its reaper does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """A parent killed while its child works (``flowloom serve`` killed mid-start) takes the
+    child with it, as the work would have died had it run in the parent: the next start never
+    finds the last one's child still writing."""
+    marker = tmp_path / "written"
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from flowloom.cli.forked import Forked\n"
+        "def work():\n"
+        "    time.sleep(5)\n"
+        f"    Path({str(marker)!r}).write_text('the child outlived its parent')\n"
+        "forked = Forked.start(work)\n"
+        "print(forked._pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert _alive(child)
+
+    parent.kill()
+    parent.wait()
+    for _ in range(300):
+        if not _alive(child):
+            break
+        time.sleep(0.1)
+
+    assert not _alive(child)
+    time.sleep(6)  # past the child's 5 s of work: it would have written by now
+    assert not marker.exists()
