@@ -1,12 +1,13 @@
 """``flowloom serve [--host 127.0.0.1] [--port 8000]``: the API and the engine in one process.
 
-Before serving: the embedded SQLite database is migrated (a PostgreSQL one must already be at
-the newest revision), and the local account (``owner@flowloom.localhost``, an admin) gets a
-random password the first time, printed once to the console and stored only as an argon2id
-hash; never a default password. The example workflows are loaded into it (those it has not got
-yet). Then uvicorn serves the app; SIGTERM or Ctrl-C shuts down cleanly: requests in flight
-finish, the engine closes (running nodes are cancelled and left resumable: the next start runs
-them again), the database is disposed of.
+Before serving (in a child process, while this one imports the API: ``prepared_app``), the
+embedded SQLite database is migrated (a PostgreSQL one must already be at the newest revision),
+and the local account (``owner@flowloom.localhost``, an admin) gets a random password the first
+time, printed once to the console and stored only as an argon2id hash; never a default
+password. The example workflows are loaded into it (those it has not got yet). Then uvicorn
+serves the app; SIGTERM or Ctrl-C shuts down cleanly: requests in flight finish, the engine
+closes (running nodes are cancelled and left resumable: the next start runs them again), the
+database is disposed of.
 """
 
 from __future__ import annotations
@@ -15,11 +16,24 @@ import asyncio
 import secrets
 import sys
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+# What prepare uses is imported with this module, before prepared_app forks: the server imports
+# all of it too (the API does), and its child then finds it loaded instead of importing it again.
+from flowloom import example_workflows
+from flowloom.cli.forked import Forked
+from flowloom.local_account import local_owner
+from flowloom.passwords import hash_password
 from flowloom.settings import Settings
+from flowloom.storage.database import Database
+from flowloom.storage.migrate import current_revision
+from flowloom.storage.repos.users import UserRepo
+from flowloom.storage.startup import prepare_database
 
-__all__ = ["FirstStart", "prepare", "serve"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["FirstStart", "import_fastapi", "prepare", "prepared_app", "serve"]
 
 _GRACEFUL_SHUTDOWN_S = 10
 
@@ -37,13 +51,6 @@ class FirstStart:
 async def prepare(settings: Settings) -> FirstStart:
     """Migrate (SQLite, copied aside first) or check (PostgreSQL) the database
     (``prepare_database``); set up the local account."""
-    from flowloom.example_workflows import install_examples
-    from flowloom.local_account import local_owner
-    from flowloom.storage.database import Database
-    from flowloom.storage.migrate import current_revision
-    from flowloom.storage.repos.users import UserRepo
-    from flowloom.storage.startup import prepare_database
-
     db = Database.from_settings(settings)
     hashing: asyncio.Future[str] | None = None
     try:
@@ -57,11 +64,11 @@ async def prepare(settings: Settings) -> FirstStart:
         async with db.write() as session:
             owner = await local_owner(session)
             if owner.password_hash is not None:
-                added = await install_examples(session, owner_id=owner.id)
+                added = await example_workflows.install_examples(session, owner_id=owner.id)
                 return FirstStart(email=owner.email, password=None, examples_added=len(added))
             if hashing is None:
                 hashing = _hashed(password)
-            added = await install_examples(session, owner_id=owner.id)
+            added = await example_workflows.install_examples(session, owner_id=owner.id)
             await UserRepo(session).set_password_hash(user_id=owner.id, password_hash=await hashing)
             return FirstStart(email=owner.email, password=password, examples_added=len(added))
     finally:
@@ -74,8 +81,6 @@ async def prepare(settings: Settings) -> FirstStart:
 def _hashed(password: str) -> asyncio.Future[str]:
     """The argon2id hash of ``password``, made on a thread: some 0.17 s of CPU outside the GIL,
     which the start's own work runs beside instead of waiting for."""
-    from flowloom.passwords import hash_password
-
     return asyncio.ensure_future(asyncio.to_thread(hash_password, password))
 
 
@@ -90,6 +95,46 @@ def announce(first: FirstStart, *, url: str, out: TextIO) -> None:
     out.flush()
 
 
+def prepared_app(settings: Settings) -> tuple[FirstStart, FastAPI]:
+    """``prepare`` the database and build the app: the first in a forked child process
+    (``flowloom.cli.forked``) while this one imports FastAPI and the API, so a first start's
+    database work (the schema, the examples checked with Jinja2, the password's argon2 hash)
+    runs on another core instead of before those imports. The child is waited for before the
+    app is made: nothing serves before the database is ready, and what the child raised is
+    raised here.
+    """
+    with Forked.start(lambda: asyncio.run(prepare(settings))) as preparing:
+        import_fastapi()
+        from flowloom.api import create_app
+
+        first = preparing.result()
+    return first, create_app(settings, freeze_gc=True)
+
+
+def import_fastapi() -> None:
+    """Import FastAPI with the pydantic models it defines as it loads (its OpenAPI document's,
+    some forty: 35-55 ms of a server's start) deferred, as ``defer_build`` defers flowloom's
+    own: each is built when first used, by the first ``/openapi.json``, which takes far longer
+    to make in any case. The document is the same. Nothing happens once FastAPI is loaded; with
+    a pydantic that keeps its configuration defaults elsewhere, FastAPI is imported as it is.
+    """
+    if "fastapi" in sys.modules:
+        return
+    from pydantic._internal import _config
+
+    defaults = getattr(_config, "config_defaults", None)
+    if not isinstance(defaults, dict) or "defer_build" not in defaults:
+        import fastapi
+
+        return
+    before = defaults["defer_build"]
+    defaults["defer_build"] = True
+    try:
+        import fastapi  # noqa: F401
+    finally:
+        defaults["defer_build"] = before
+
+
 def serve(
     settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO | None = None
 ) -> None:
@@ -97,19 +142,18 @@ def serve(
 
     Raises ConfigurationError (or StorageError) before serving if the database cannot be used.
     """
-    import uvicorn
-
-    from flowloom.api import create_app
     from flowloom.native_heap import limit_arenas
 
-    limit_arenas()  # before the first thread (flowloom.native_heap)
+    limit_arenas()  # before the first thread (flowloom.native_heap), and the fork
+
+    first, app = prepared_app(settings)
+    import uvicorn
 
     stream = out or sys.stdout
-    first = asyncio.run(prepare(settings))
     shown_host = f"[{host}]" if ":" in host else host
     announce(first, url=f"http://{shown_host}:{port}/", out=stream)
     config = uvicorn.Config(
-        create_app(settings, freeze_gc=True),
+        app,
         host=host,
         port=port,
         lifespan="on",

@@ -237,3 +237,42 @@ def test_the_routes_and_their_dependencies_need_no_annotation_evaluating() -> No
     assert len(modules) > 20
     assert len(functions) > 150
     assert strings == []
+
+
+def _openapi_document(tmp_path: Path, *, first: str) -> dict[str, object]:
+    code = (
+        "import json, sys\n"
+        f"{first}\n"
+        "from pydantic._internal._config import config_defaults\n"
+        "from fastapi.openapi.models import OpenAPI\n"
+        "built_at_import = OpenAPI.__pydantic_complete__\n"
+        "from flowloom.api import create_app\n"
+        "from flowloom.settings import Settings\n"
+        "document = create_app(Settings()).openapi()\n"
+        "print(json.dumps({'built_at_import': built_at_import, 'document': document,\n"
+        "                  'defer_build_default': config_defaults['defer_build']}))\n"
+    )
+    env = {**os.environ, "FLOWLOOM_DATA_DIR": str(tmp_path / "data")}
+    env.pop("FLOWLOOM_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    answer: dict[str, object] = json.loads(done.stdout)
+    return answer
+
+
+def test_serve_imports_fastapi_with_its_models_left_to_the_openapi_document(
+    tmp_path: Path,
+) -> None:
+    """``import_fastapi`` (what ``serve`` imports FastAPI with) leaves the models of FastAPI's
+    OpenAPI document to be built by the first document, puts pydantic's default back, and the
+    document is the same as with FastAPI imported as it is."""
+    plain = _openapi_document(tmp_path, first="import fastapi")
+    deferred = _openapi_document(
+        tmp_path, first="from flowloom.cli.serve import import_fastapi\nimport_fastapi()"
+    )
+
+    assert plain["built_at_import"] is True
+    assert deferred["built_at_import"] is False
+    assert deferred["defer_build_default"] is False
+    assert deferred["document"] == plain["document"]
