@@ -42,6 +42,7 @@ from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.worker.claims import RunClaims
+from flowloom.worker.redis_push import TaskPush, task_push
 from flowloom.worker.relay import EventFeed
 from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
@@ -80,6 +81,7 @@ class RemoteEngine(Engine):
         self._settings = remote_settings
         self._redis: Redis | None = None
         self._feed: EventFeed | None = None
+        self._push: TaskPush | None = None
         self._queue: RunQueue | None = None
         self._connecting = asyncio.Lock()
         self._outbox: dict[str, None] = {}
@@ -100,19 +102,14 @@ class RemoteEngine(Engine):
         return super().from_settings(db, settings, registry, **given)
 
     async def _connect(self) -> RunQueue:
-        """Redis, the event feed (subscribed before anything is queued), the Celery app and
-        the queue; connected once, again only after a failure."""
+        """Redis, the event feed (subscribed before anything is queued), the sender of tasks
+        and the queue; connected once, again only after a failure."""
         async with self._connecting:
             if self._queue is not None:
                 return self._queue
             from redis.asyncio import Redis
 
-            from flowloom.worker.celery_app import make_celery, task_sender
-
             settings = self._settings
-            # Built here, once, under the lock: importing Celery from several threads at once
-            # fails ("cannot import name 'Celery'") while the first import is half done.
-            app = await asyncio.to_thread(make_celery, settings)
             redis = Redis.from_url(settings.resolved_events_url)
             feed = EventFeed(redis, settings.worker_queue, self.bus)
             try:
@@ -124,10 +121,18 @@ class RemoteEngine(Engine):
             claims = RunClaims(
                 redis, namespace=settings.worker_queue, ttl_s=settings.worker_claim_ttl_s
             )
+            # A Redis broker gets its tasks from this loop (``redis_push``); any other through
+            # Celery, whose app is built here, once, under the lock: importing Celery from
+            # several threads at once fails ("cannot import name 'Celery'") while the first
+            # import is half done.
+            self._push = task_push(settings, redis)
+            send = None
+            if self._push is None:
+                from flowloom.worker.celery_app import make_celery, task_sender
+
+                send = task_sender(await asyncio.to_thread(make_celery, settings), settings)
             self._queue = RunQueue(
-                claims,
-                task_sender(app, settings),
-                queued_for_s=queued_for_s(settings),
+                claims, send, queued_for_s=queued_for_s(settings), push=self._push
             )
             return self._queue
 
@@ -278,6 +283,8 @@ class RemoteEngine(Engine):
             _log.warning("%d run(s) were never queued; a worker's sweep will", len(self._outbox))
         if self._feed is not None:
             await self._feed.stop()
+        if self._push is not None:
+            await self._push.aclose()
         if self._redis is not None:
             await self._redis.aclose()
         await super().close()
