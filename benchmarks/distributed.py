@@ -161,6 +161,9 @@ class Phase:
     """Transactions PostgreSQL committed in the measured window (autocommit reads included)."""
     idle_ms_per_s: dict[str, float]
     """CPU each part spent per second of an idle window after the load (``--idle``)."""
+    tasks: int | None = None
+    """Tasks pushed onto the Redis broker in the measured window (every LPUSH the Redis server
+    answered, whoever sent it: other load on that server counts too)."""
 
     def per_run(self, part: str) -> float:
         return self.cpu_ms[part] / self.runs
@@ -204,10 +207,12 @@ def measure(
     parts: dict[str, Callable[[], list[int]]],
     args: argparse.Namespace,
     database_url: str,
+    pushes: Callable[[], int] | None = None,
 ) -> Phase:
     load(server, target, max(20, args.runs // 10), args.clients)  # warm up
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url)
+    pushed = pushes() if pushes is not None else 0
     before = {part: cpu_s(pids()) for part, pids in parts.items()}
     samplers = _start_profiles(args.profile, name, parts) if args.profile else []
     began = time.monotonic()
@@ -216,11 +221,12 @@ def measure(
     after = {part: cpu_s(pids()) for part, pids in parts.items()}
     _stop_profiles(samplers)
     cpu_ms = {part: (after[part] - before[part]) * 1000 for part in parts}
+    tasks = pushes() - pushed if pushes is not None else None
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url) - committed
     nodes = args.runs * (args.width + 1)
     idle = idle_cpu(parts, args.idle) if args.idle > 0 else {}
-    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed, idle)
+    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed, idle, tasks)
 
 
 def idle_cpu(parts: dict[str, Callable[[], list[int]]], seconds: float) -> dict[str, float]:
@@ -247,7 +253,8 @@ def _start_profiles(
     for part in _PROFILED:
         for pid in parts[part]() if part in parts else []:
             out = folder / f"{tag}.{part}.{pid}.txt"
-            command = [_py_spy(), "record", "--gil", "--format", "raw", "-o", str(out)]
+            command = [_py_spy(), "record", "--gil", "--nonblocking", "--format", "raw"]
+            command += ["-o", str(out)]
             command += ["-p", str(pid)]
             process = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -359,7 +366,20 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
                 parts,
                 args,
                 url,
+                pushes=lambda: lpush_calls(env["FLOWLOOM_BROKER_URL"]),
             )
+
+
+def lpush_calls(url: str) -> int:
+    """How many LPUSHes the Redis server of ``url`` has answered since it started."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return int(stats.get("cmdstat_lpush", {}).get("calls", 0))
 
 
 def _all_named(name: str) -> list[int]:
@@ -415,6 +435,8 @@ def main() -> None:
         rows.append(count(f"{phase.name}: CPU ms/run, flowloom", own))
         rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
         rows.append(count(f"{phase.name}: PostgreSQL transactions/run", phase.commits / phase.runs))
+        if phase.tasks is not None:
+            rows.append(count(f"{phase.name}: broker tasks/run", phase.tasks / phase.runs))
         rows.append(count(f"{phase.name}: failed runs", phase.failures))
         for part, ms_per_s in phase.idle_ms_per_s.items():
             rows.append(count(f"{phase.name}: idle CPU ms/s, {part}", ms_per_s))

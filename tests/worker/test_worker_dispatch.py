@@ -120,3 +120,38 @@ async def test_a_run_the_broker_refused_starts_once_the_broker_answers(
     assert result.outputs == {"a": {"value": 2}}
     assert time.monotonic() - began < 10, "the outbox re-sent it; it did not wait for a mark"
     assert await queue.claims.holder(run_id) != "queued", "no mark is left behind"
+
+
+class _Recorder:
+    """Stands for the API's RunQueue: what each task would carry."""
+
+    def __init__(self) -> None:
+        self.tasks: list[list[str]] = []
+
+    async def put_many(self, run_ids: list[str], *, always: bool = False) -> list[str]:
+        self.tasks.append(list(run_ids))
+        return run_ids
+
+
+async def test_runs_made_soon_after_a_send_wait_for_the_spacing_and_go_together(
+    api: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowloom.worker import remote
+
+    assert isinstance(api, RemoteEngine)
+    recorder = _Recorder()
+    api._queue = recorder  # type: ignore[assignment]
+    monkeypatch.setattr(remote, "_SEND_SPACING_S", 1.0)
+
+    await api._dispatch("first")
+    assert recorder.tasks == [["first"]], "a run after a quiet spell goes at once, alone"
+    second = asyncio.create_task(api._dispatch("second"))
+    for _ in range(5):
+        await asyncio.sleep(0)  # time enough to send it, were it not for the spacing
+    assert recorder.tasks == [["first"]]
+    await asyncio.gather(second, *(api._dispatch(f"r{n}") for n in range(8)))
+    assert recorder.tasks == [
+        ["first"],
+        ["second", *(f"r{n}" for n in range(7))],
+        ["r7"],
+    ], "runs made within the spacing go together, eight to a task at most"
