@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -161,9 +162,10 @@ class Phase:
     """Transactions PostgreSQL committed in the measured window (autocommit reads included)."""
     idle_ms_per_s: dict[str, float]
     """CPU each part spent per second of an idle window after the load (``--idle``)."""
-    tasks: int | None = None
-    """Tasks pushed onto the Redis broker in the measured window (every LPUSH the Redis server
-    answered, whoever sent it: other load on that server counts too)."""
+    redis_calls: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Commands the Redis server answered in the measured window, by name (whoever sent them:
+    other load on that server counts too): ``lpush`` is a task put on the broker, ``publish``
+    a message of run events."""
 
     def per_run(self, part: str) -> float:
         return self.cpu_ms[part] / self.runs
@@ -207,12 +209,12 @@ def measure(
     parts: dict[str, Callable[[], list[int]]],
     args: argparse.Namespace,
     database_url: str,
-    pushes: Callable[[], int] | None = None,
+    redis_url: str | None = None,
 ) -> Phase:
     load(server, target, max(20, args.runs // 10), args.clients)  # warm up
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url)
-    pushed = pushes() if pushes is not None else 0
+    called = redis_calls(redis_url) if redis_url is not None else {}
     before = {part: cpu_s(pids()) for part, pids in parts.items()}
     samplers = _start_profiles(args.profile, name, parts) if args.profile else []
     began = time.monotonic()
@@ -221,12 +223,13 @@ def measure(
     after = {part: cpu_s(pids()) for part, pids in parts.items()}
     _stop_profiles(samplers)
     cpu_ms = {part: (after[part] - before[part]) * 1000 for part in parts}
-    tasks = pushes() - pushed if pushes is not None else None
+    if redis_url is not None:
+        called = {k: v - called.get(k, 0) for k, v in redis_calls(redis_url).items()}
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url) - committed
     nodes = args.runs * (args.width + 1)
     idle = idle_cpu(parts, args.idle) if args.idle > 0 else {}
-    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed, idle, tasks)
+    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed, idle, called)
 
 
 def idle_cpu(parts: dict[str, Callable[[], list[int]]], seconds: float) -> dict[str, float]:
@@ -366,12 +369,15 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
                 parts,
                 args,
                 url,
-                pushes=lambda: lpush_calls(env["FLOWLOOM_BROKER_URL"]),
+                redis_url=env["FLOWLOOM_BROKER_URL"],
             )
 
 
-def lpush_calls(url: str) -> int:
-    """How many LPUSHes the Redis server of ``url`` has answered since it started."""
+_COUNTED = ("lpush", "publish")
+
+
+def redis_calls(url: str) -> dict[str, int]:
+    """How many LPUSH and PUBLISH commands the Redis server of ``url`` answered so far."""
     import redis
 
     client = redis.Redis.from_url(url)
@@ -379,7 +385,7 @@ def lpush_calls(url: str) -> int:
         stats = client.info("commandstats")
     finally:
         client.close()
-    return int(stats.get("cmdstat_lpush", {}).get("calls", 0))
+    return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in _COUNTED}
 
 
 def _all_named(name: str) -> list[int]:
@@ -435,8 +441,12 @@ def main() -> None:
         rows.append(count(f"{phase.name}: CPU ms/run, flowloom", own))
         rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
         rows.append(count(f"{phase.name}: PostgreSQL transactions/run", phase.commits / phase.runs))
-        if phase.tasks is not None:
-            rows.append(count(f"{phase.name}: broker tasks/run", phase.tasks / phase.runs))
+        if "lpush" in phase.redis_calls:
+            per_run = phase.redis_calls["lpush"] / phase.runs
+            rows.append(count(f"{phase.name}: broker tasks/run", per_run))
+        if "publish" in phase.redis_calls:
+            per_run = phase.redis_calls["publish"] / phase.runs
+            rows.append(count(f"{phase.name}: event messages/run", per_run))
         rows.append(count(f"{phase.name}: failed runs", phase.failures))
         for part, ms_per_s in phase.idle_ms_per_s.items():
             rows.append(count(f"{phase.name}: idle CPU ms/s, {part}", ms_per_s))
