@@ -66,13 +66,15 @@ _FRESH_MAX = 10_000
 _BATCH_MAX = 8
 """The most runs one task carries: more would pile a busy API's runs onto one worker slot
 while other slots wait for work."""
-_SEND_SPACING_S = 0.010
+_SEND_SPACING_S = 0.020
 """A task is sent no sooner than this after the one before it: runs made meanwhile wait and go
 together. A worker pays Celery and a task's own round trips per task, whatever it carries, so
 while runs come in faster than one per spacing (a busy API), fewer and fuller tasks cost the
-workers less; a run made after a quiet spell is sent at once. Celery's send, slow beside a
-busy loop, used to batch as much by itself (about 0.5 tasks a run in benchmarks.distributed);
-pushing from the loop with no spacing sent 0.65, with 3 ms 0.63-0.72, with 10 ms 0.48-0.55."""
+workers less (fuller tasks also commit less: PostgreSQL transactions per run fall too); a run
+made after a quiet spell is sent at once, and a busy one waits at most this long. Celery's
+send, slow beside a busy loop, used to batch about 0.4-0.5 tasks a run by itself in
+benchmarks.distributed; pushing from the loop sent 0.65 with no spacing, 0.63-0.72 with 3 ms,
+0.48-0.55 with 10 ms, 0.31-0.34 with 20 ms."""
 
 
 class RemoteEngine(Engine):
