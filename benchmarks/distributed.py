@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -161,6 +162,10 @@ class Phase:
     """Transactions PostgreSQL committed in the measured window (autocommit reads included)."""
     idle_ms_per_s: dict[str, float]
     """CPU each part spent per second of an idle window after the load (``--idle``)."""
+    redis_calls: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Commands the Redis server answered in the measured window, by name (whoever sent them:
+    other load on that server counts too): ``lpush`` is a task put on the broker, ``publish``
+    a message of run events."""
 
     def per_run(self, part: str) -> float:
         return self.cpu_ms[part] / self.runs
@@ -204,10 +209,12 @@ def measure(
     parts: dict[str, Callable[[], list[int]]],
     args: argparse.Namespace,
     database_url: str,
+    redis_url: str | None = None,
 ) -> Phase:
     load(server, target, max(20, args.runs // 10), args.clients)  # warm up
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url)
+    called = redis_calls(redis_url) if redis_url is not None else {}
     before = {part: cpu_s(pids()) for part, pids in parts.items()}
     samplers = _start_profiles(args.profile, name, parts) if args.profile else []
     began = time.monotonic()
@@ -216,11 +223,13 @@ def measure(
     after = {part: cpu_s(pids()) for part, pids in parts.items()}
     _stop_profiles(samplers)
     cpu_ms = {part: (after[part] - before[part]) * 1000 for part in parts}
+    if redis_url is not None:
+        called = {k: v - called.get(k, 0) for k, v in redis_calls(redis_url).items()}
     time.sleep(_PG_FLUSH_S)
     committed = commits(database_url) - committed
     nodes = args.runs * (args.width + 1)
     idle = idle_cpu(parts, args.idle) if args.idle > 0 else {}
-    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed, idle)
+    return Phase(name, args.runs, nodes, wall_s, cpu_ms, failures, committed, idle, called)
 
 
 def idle_cpu(parts: dict[str, Callable[[], list[int]]], seconds: float) -> dict[str, float]:
@@ -247,7 +256,8 @@ def _start_profiles(
     for part in _PROFILED:
         for pid in parts[part]() if part in parts else []:
             out = folder / f"{tag}.{part}.{pid}.txt"
-            command = [_py_spy(), "record", "--gil", "--format", "raw", "-o", str(out)]
+            command = [_py_spy(), "record", "--gil", "--nonblocking", "--format", "raw"]
+            command += ["-o", str(out)]
             command += ["-p", str(pid)]
             process = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -359,7 +369,23 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
                 parts,
                 args,
                 url,
+                redis_url=env["FLOWLOOM_BROKER_URL"],
             )
+
+
+_COUNTED = ("lpush", "publish")
+
+
+def redis_calls(url: str) -> dict[str, int]:
+    """How many LPUSH and PUBLISH commands the Redis server of ``url`` answered so far."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in _COUNTED}
 
 
 def _all_named(name: str) -> list[int]:
@@ -415,6 +441,12 @@ def main() -> None:
         rows.append(count(f"{phase.name}: CPU ms/run, flowloom", own))
         rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
         rows.append(count(f"{phase.name}: PostgreSQL transactions/run", phase.commits / phase.runs))
+        if "lpush" in phase.redis_calls:
+            per_run = phase.redis_calls["lpush"] / phase.runs
+            rows.append(count(f"{phase.name}: broker tasks/run", per_run))
+        if "publish" in phase.redis_calls:
+            per_run = phase.redis_calls["publish"] / phase.runs
+            rows.append(count(f"{phase.name}: event messages/run", per_run))
         rows.append(count(f"{phase.name}: failed runs", phase.failures))
         for part, ms_per_s in phase.idle_ms_per_s.items():
             rows.append(count(f"{phase.name}: idle CPU ms/s, {part}", ms_per_s))

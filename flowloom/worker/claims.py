@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
 
 __all__ = ["QUEUED", "RENEW_MANY_SCRIPT", "RENEW_SCRIPT", "RunClaims"]
 
@@ -100,16 +101,21 @@ class RunClaims:
         it was not (one round trip for them all)."""
         if not run_ids:
             return []
-        ttl_ms = round(for_s * 1000)
         if len(run_ids) == 1:
             # Most sends carry one run: a plain SET costs the API ~30 us of CPU less than a
             # pipeline of one.
-            return [bool(await self.redis.set(self.key(run_ids[0]), QUEUED, nx=True, px=ttl_ms))]
+            key = self.key(run_ids[0])
+            return [bool(await self.redis.set(key, QUEUED, nx=True, px=round(for_s * 1000)))]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for run_id in run_ids:
-                pipe.set(self.key(run_id), QUEUED, nx=True, px=ttl_ms)
+            self.mark_in(pipe, run_ids, for_s=for_s)
             done = await pipe.execute()
         return [bool(value) for value in done]
+
+    def mark_in(self, pipe: Pipeline, run_ids: list[str], *, for_s: float) -> None:
+        """Add :meth:`mark_queued`'s commands to ``pipe`` (one reply each, truthy if marked)."""
+        ttl_ms = round(for_s * 1000)
+        for run_id in run_ids:
+            pipe.set(self.key(run_id), QUEUED, nx=True, px=ttl_ms)
 
     async def unmark_queued(self, run_ids: list[str]) -> None:
         """Undo :meth:`mark_queued` (only ``queued`` marks: never a worker's claim)."""

@@ -45,6 +45,7 @@ from flowloom.worker.claims import RunClaims
 from flowloom.worker.heartbeat import ClaimHeartbeat
 from flowloom.worker.node_jobs import NodeJob, RoutedNodes, run_job
 from flowloom.worker.node_queues import NodeRoutes
+from flowloom.worker.redis_push import task_push
 from flowloom.worker.relay import RedisEventBus
 from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
@@ -234,10 +235,12 @@ class WorkerHost:
         engine.claims = RunClaims(
             redis, namespace=settings.worker_queue, ttl_s=settings.worker_claim_ttl_s
         )
+        self._push = task_push(settings, redis)
         engine.queue = RunQueue(
             engine.claims,
             self._send,
             queued_for_s=queued_for_s(settings),
+            push=self._push,
         )
         engine.routes = NodeRoutes(settings.worker_node_queues, namespace=settings.worker_queue)
         engine.local_queues = self._consumed
@@ -284,6 +287,8 @@ class WorkerHost:
                 with contextlib.suppress(Exception):
                     await engine.claims.release(run_id, engine.owner_token)
         await self._bus.stop()
+        if self._push is not None:
+            await self._push.aclose()
         await self._redis.aclose()
         await self._db.dispose()
 

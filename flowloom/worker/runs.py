@@ -16,6 +16,7 @@ from flowloom.engine.ports import RunStore, SharedRunStore
 from flowloom.exceptions import ConfigurationError
 from flowloom.settings import Settings
 from flowloom.worker.claims import RunClaims
+from flowloom.worker.redis_push import TaskPush
 
 __all__ = ["RunQueue", "queued_for_s", "shared_store"]
 
@@ -50,14 +51,23 @@ def queued_for_s(settings: Settings) -> float:
 
 
 class RunQueue:
-    """Puts ``drive_runs`` tasks on the Celery queue; ``send`` is the (blocking) sender of one
-    task for a list of runs."""
+    """Puts ``drive_runs`` tasks on the Celery queue: ``push`` (a Redis broker's, from the
+    loop) when given, else ``send``, Celery's blocking sender of one task for a list of runs.
+    """
 
     def __init__(
-        self, claims: RunClaims, send: Callable[[list[str]], None], *, queued_for_s: float
+        self,
+        claims: RunClaims,
+        send: Callable[[list[str]], None] | None,
+        *,
+        queued_for_s: float,
+        push: TaskPush | None = None,
     ) -> None:
+        if send is None and push is None:
+            raise ConfigurationError("a RunQueue needs a Celery sender or a Redis push")
         self.claims = claims
         self._send = send
+        self._push = push
         self.queued_for_s = queued_for_s
         """How long a queued run is left to its task before a sweep may queue it again."""
 
@@ -69,17 +79,36 @@ class RunQueue:
     async def put_many(self, run_ids: list[str], *, always: bool = False) -> list[str]:
         """``put`` for several runs, all in ONE task (one message for the broker to deliver
         and the worker to acknowledge, one mark round trip); the runs queued."""
-        marked = await self.claims.mark_queued(run_ids, for_s=self.queued_for_s)
-        chosen = [run_id for run_id, fresh in zip(run_ids, marked, strict=True) if fresh or always]
-        if not chosen:
-            return []
-        # Sending is blocking network I/O (kombu), so it runs beside the event loop.
+        push = self._push
+        if always and run_ids and push is not None and push.shared:
+            # Marks and task in one round trip: nothing waits on what the marks find.
+            chosen = run_ids
+            send = self._marked_push(push, run_ids)
+        else:
+            marked = await self.claims.mark_queued(run_ids, for_s=self.queued_for_s)
+            chosen = [
+                run_id for run_id, fresh in zip(run_ids, marked, strict=True) if fresh or always
+            ]
+            if not chosen:
+                return []
+            # Celery's send is blocking network I/O (kombu): it runs beside the event loop.
+            if push is not None:
+                send = push.send(chosen)
+            else:
+                assert self._send is not None  # __init__ saw to it
+                send = asyncio.to_thread(self._send, chosen)
         try:
-            await asyncio.to_thread(self._send, chosen)
+            await send
         except BaseException:
-            # No task is queued after all: a mark left behind would hide the runs from the
-            # sweep for ``queued_for_s``.
+            # No task is queued after all (as far as anyone can tell): a mark left behind
+            # would hide the runs from the sweep for ``queued_for_s``.
             with contextlib.suppress(Exception):
                 await self.claims.unmark_queued(chosen)
             raise
         return chosen
+
+    async def _marked_push(self, push: TaskPush, run_ids: list[str]) -> None:
+        async with push.redis.pipeline(transaction=False) as pipe:
+            self.claims.mark_in(pipe, run_ids, for_s=self.queued_for_s)
+            push.add(pipe, run_ids)
+            await pipe.execute()

@@ -1,6 +1,7 @@
 """The API side of distributed mode in a fresh process (Celery not imported yet): start the
 engine as ``flowloom serve`` does, then start N runs at once, the way the first requests after
-a start arrive. Prints one line: the number of runs started, then exits 0; any error exits 1.
+a start arrive. Prints one line: the number of runs started and whether Celery was imported
+meanwhile, then exits 0; any error exits 1.
 
 Usage: python dispatch_child.py SCHEMA OWNER_ID WORKFLOW_ID N  (settings from FLOWLOOM_*)
 """
@@ -34,7 +35,7 @@ async def main(schema: str, owner_id: str, workflow_id: str, count: int) -> int:
                 for _ in range(count)
             )
         )
-        print(len(set(started)))
+        print(len(set(started)), "celery" in sys.modules)
     finally:
         await engine.close()
         await db.dispose()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from enginekit import definition, make_owner, node, save_workflow
-from workerkit import Cluster
+from workerkit import BROKERS, Cluster
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
@@ -49,7 +49,8 @@ async def test_the_first_runs_after_a_start_are_all_queued_at_once(
     )
 
     assert child.returncode == 0, child.stderr[-3000:]
-    assert child.stdout.split() == ["32"]
+    # A Redis broker's tasks are pushed from the loop: the API never imports Celery.
+    assert child.stdout.split() == ["32", "False"]
     import redis
 
     broker = redis.Redis.from_url(cluster.broker_url)
@@ -70,8 +71,9 @@ def _run_ids(message: dict[str, Any]) -> list[str]:
     return list(args[0])
 
 
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
 async def test_a_run_the_broker_refused_starts_once_the_broker_answers(
-    pg: tuple[Database, str], cluster: Cluster, api: Engine
+    pg: tuple[Database, str], cluster: Cluster, api: Engine, broker: str
 ) -> None:
     db = pg[0]
     owner = await make_owner(db)
@@ -79,16 +81,34 @@ async def test_a_run_the_broker_refused_starts_once_the_broker_answers(
     assert isinstance(api, RemoteEngine)
     queue = api._queue
     assert queue is not None
-    send = queue._send
     refusals = [0]
+    push = queue._push
+    if broker == "redis":
+        # Redis is the broker: the API pushes the task itself, beside the run's mark.
+        assert push is not None
+        assert push.shared
+        assert queue._send is None
+        add = push.add
 
-    def flaky_broker(run_ids: list[str]) -> None:
-        if refusals[0] < 2:
-            refusals[0] += 1
-            raise ConnectionError("the broker is restarting")
-        send(run_ids)
+        def flaky_push(pipe: Any, run_ids: list[str]) -> None:
+            if refusals[0] < 2:
+                refusals[0] += 1
+                raise ConnectionError("the broker is restarting")
+            add(pipe, run_ids)
 
-    queue._send = flaky_broker
+        push.add = flaky_push  # type: ignore[method-assign]
+    else:
+        assert push is None
+        send = queue._send
+        assert send is not None
+
+        def flaky_broker(run_ids: list[str]) -> None:
+            if refusals[0] < 2:
+                refusals[0] += 1
+                raise ConnectionError("the broker is restarting")
+            send(run_ids)
+
+        queue._send = flaky_broker
     cluster.start_worker()
 
     began = time.monotonic()
@@ -100,3 +120,38 @@ async def test_a_run_the_broker_refused_starts_once_the_broker_answers(
     assert result.outputs == {"a": {"value": 2}}
     assert time.monotonic() - began < 10, "the outbox re-sent it; it did not wait for a mark"
     assert await queue.claims.holder(run_id) != "queued", "no mark is left behind"
+
+
+class _Recorder:
+    """Stands for the API's RunQueue: what each task would carry."""
+
+    def __init__(self) -> None:
+        self.tasks: list[list[str]] = []
+
+    async def put_many(self, run_ids: list[str], *, always: bool = False) -> list[str]:
+        self.tasks.append(list(run_ids))
+        return run_ids
+
+
+async def test_runs_made_soon_after_a_send_wait_for_the_spacing_and_go_together(
+    api: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowloom.worker import remote
+
+    assert isinstance(api, RemoteEngine)
+    recorder = _Recorder()
+    api._queue = recorder  # type: ignore[assignment]
+    monkeypatch.setattr(remote, "_SEND_SPACING_S", 1.0)
+
+    await api._dispatch("first")
+    assert recorder.tasks == [["first"]], "a run after a quiet spell goes at once, alone"
+    second = asyncio.create_task(api._dispatch("second"))
+    for _ in range(5):
+        await asyncio.sleep(0)  # time enough to send it, were it not for the spacing
+    assert recorder.tasks == [["first"]]
+    await asyncio.gather(second, *(api._dispatch(f"r{n}") for n in range(8)))
+    assert recorder.tasks == [
+        ["first"],
+        ["second", *(f"r{n}" for n in range(7))],
+        ["r7"],
+    ], "runs made within the spacing go together, eight to a task at most"
