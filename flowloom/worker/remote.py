@@ -74,7 +74,8 @@ workers less (fuller tasks also commit less: PostgreSQL transactions per run fal
 made after a quiet spell is sent at once, and a busy one waits at most this long. Celery's
 send, slow beside a busy loop, used to batch about 0.4-0.5 tasks a run by itself in
 benchmarks.distributed; pushing from the loop sent 0.65 with no spacing, 0.63-0.72 with 3 ms,
-0.48-0.55 with 10 ms, 0.31-0.34 with 20 ms."""
+0.48-0.55 with 10 ms, 0.31-0.34 with 20 ms. A full task (``_BATCH_MAX`` runs) goes at once:
+the spacing never caps how many runs a second an API can send."""
 
 
 class RemoteEngine(Engine):
@@ -101,6 +102,8 @@ class RemoteEngine(Engine):
         self._sender: asyncio.Task[None] | None = None
         self._sent_at = float("-inf")
         """When (loop time) the last task was sent (``_SEND_SPACING_S``)."""
+        self._spacing: asyncio.Future[None] | None = None
+        """Done when the sender's wait for the spacing is over (a full task ends it early)."""
         self._fresh: dict[str, int] = {}
         """Runs this process made, each with the feed's generation when it sent it: ``wait``
         knows such a run has not settled while the feed saw no event saying so."""
@@ -159,6 +162,8 @@ class RemoteEngine(Engine):
             return
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((run_id, sent))
+        if len(self._pending) >= _BATCH_MAX and self._spacing is not None:
+            _settle(self._spacing)  # a full task waits for nothing
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_pending(), name="flowloom dispatch")
         await asyncio.shield(sent)
@@ -166,8 +171,16 @@ class RemoteEngine(Engine):
     async def _send_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
-            if (wait_s := self._sent_at + _SEND_SPACING_S - loop.time()) > 0:
-                await asyncio.sleep(wait_s)
+            wait_s = self._sent_at + _SEND_SPACING_S - loop.time()
+            if wait_s > 0 and len(self._pending) < _BATCH_MAX:
+                # Until the spacing is over or the task is full, whichever comes first.
+                spacing = self._spacing = loop.create_future()
+                timer = loop.call_later(wait_s, _settle, spacing)
+                try:
+                    await spacing
+                finally:
+                    timer.cancel()
+                    self._spacing = None
             self._sent_at = loop.time()
             batch, self._pending = self._pending[:_BATCH_MAX], self._pending[_BATCH_MAX:]
             run_ids = [run_id for run_id, _ in batch]
@@ -310,3 +323,8 @@ _FINISHED_WAKERS = frozenset({*RUN_FINISHED_EVENTS, DROPPED})
 """The events after which a waiter for the end reads the run again (``events.dropped``: some
 were lost, here or on the way from Redis)."""
 _SETTLED_WAKERS = frozenset({*_FINISHED_WAKERS, "run.waiting"})
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -155,3 +155,22 @@ async def test_runs_made_soon_after_a_send_wait_for_the_spacing_and_go_together(
         ["second", *(f"r{n}" for n in range(7))],
         ["r7"],
     ], "runs made within the spacing go together, eight to a task at most"
+
+
+async def test_a_full_task_goes_at_once_whatever_the_spacing(
+    api: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowloom.worker import remote
+
+    assert isinstance(api, RemoteEngine)
+    recorder = _Recorder()
+    api._queue = recorder  # type: ignore[assignment]
+    monkeypatch.setattr(remote, "_SEND_SPACING_S", 60.0)
+
+    await api._dispatch("first")
+    await asyncio.wait_for(
+        asyncio.gather(*(api._dispatch(f"r{n}") for n in range(remote._BATCH_MAX))), 10
+    )
+    assert recorder.tasks == [["first"], [f"r{n}" for n in range(remote._BATCH_MAX)]], (
+        "the spacing holds back a task that is not full, never a full one"
+    )
