@@ -20,6 +20,7 @@ from billingkit import (
     subscribe,
     two_llm_calls_graph,
 )
+from newrun import new_run
 from providers.fake_servers import API_KEY, FakeServer, running_server
 from sqlalchemy import select
 
@@ -36,7 +37,6 @@ from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import NewRun
 from flowloom.engine.sql import SqlRunStore
 from flowloom.exceptions import InputError, NotFound, QuotaExceeded
-from flowloom.graph import Scope
 from flowloom.nodes.registry import default_registry
 from flowloom.providers import ProviderConfig, RetryPolicy, SettingsProviderResolver
 from flowloom.settings import Settings
@@ -364,14 +364,7 @@ async def test_only_a_run_limit_needs_the_runs_transaction(db: Database) -> None
     async def unlocked(owner: str) -> bool:
         return await quota.allows_unlocked(owner_id=owner)
 
-    free, tokens, runs, spent = [await make_user(db) for _ in range(4)]
-    await subscribe(db, tokens, await make_package(db, max_tokens_per_month=100))
-    await subscribe(db, runs, await make_package(db, max_runs_per_month=5))
-    await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
-    async with db.write() as session:
-        await UsageRepo(session, owner_id=spent).record(
-            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
-        )
+    free, tokens, runs, spent = await _four_plans(db)
     assert [await unlocked(owner) for owner in (free, tokens, runs)] == [True, True, False]
     with pytest.raises(QuotaExceeded) as refused:
         await unlocked(spent)
@@ -457,14 +450,7 @@ async def test_the_plan_read_carried_by_the_run_start_answers_as_allows_unlocked
     if db.is_sqlite:
         pytest.skip("the run start carries the plan read on PostgreSQL only")
     quota = PlanQuota(db)
-    free, tokens, runs, spent = [await make_user(db) for _ in range(4)]
-    await subscribe(db, tokens, await make_package(db, max_tokens_per_month=100))
-    await subscribe(db, runs, await make_package(db, max_runs_per_month=5))
-    await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
-    async with db.write() as session:
-        await UsageRepo(session, owner_id=spent).record(
-            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
-        )
+    free, tokens, runs, spent = await _four_plans(db)
     for owner, allowed in ((free, True), (tokens, True), (runs, False)):
         assert await _carried(db, quota, owner) is allowed
         assert await quota.allows_unlocked(owner_id=owner) is allowed
@@ -571,22 +557,18 @@ async def test_the_plan_refuses_before_the_settings_once_a_version_was_seen(
 
 
 def _new_run(owner: str, workflow_id: str, **fields: Any) -> NewRun:
-    given: dict[str, Any] = {
-        "owner_id": owner,
-        "workflow_id": workflow_id,
-        "version": None,
-        "scope": Scope.FULL,
-        "target_node_id": None,
-        "inputs": {},
-        "trigger_kind": TriggerKind.WEBHOOK,
-        "trigger_data": {},
-        "idempotency_key": None,
-        "timeout_s": None,
-        "breakpoints": None,
-        "use_cache": True,
-        "parent_run_id": None,
-        "parent_node_id": None,
-        "api_key_id": None,
-        "max_depth": 5,
-    }
-    return NewRun(**{**given, **fields})
+    return new_run(owner, workflow_id, **{"trigger_kind": TriggerKind.WEBHOOK, **fields})
+
+
+async def _four_plans(db: Database) -> tuple[str, str, str, str]:
+    """Four users: one with no plan, one with tokens left, one whose plan limits runs, one
+    whose tokens are used up."""
+    free, tokens, runs, spent = [await make_user(db) for _ in range(4)]
+    await subscribe(db, tokens, await make_package(db, max_tokens_per_month=100))
+    await subscribe(db, runs, await make_package(db, max_runs_per_month=5))
+    await subscribe(db, spent, await make_package(db, max_tokens_per_month=10))
+    async with db.write() as session:
+        await UsageRepo(session, owner_id=spent).record(
+            provider="openai", model="gpt-test", tokens_in=6, tokens_out=4
+        )
+    return free, tokens, runs, spent

@@ -20,6 +20,7 @@ from enginekit import (
     save_workflow,
     update_workflow,
 )
+from newrun import new_run
 
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import NewRun, StoredRun
@@ -50,28 +51,6 @@ async def _written(db: Database, owner: str, run_id: str) -> tuple[dict[str, Any
     )
 
 
-def _new_run(owner: str, workflow_id: str, **fields: Any) -> NewRun:
-    given: dict[str, Any] = {
-        "owner_id": owner,
-        "workflow_id": workflow_id,
-        "version": None,
-        "scope": Scope.FULL,
-        "target_node_id": None,
-        "inputs": {},
-        "trigger_kind": TriggerKind.MANUAL,
-        "trigger_data": {},
-        "idempotency_key": None,
-        "timeout_s": None,
-        "breakpoints": None,
-        "use_cache": True,
-        "parent_run_id": None,
-        "parent_node_id": None,
-        "api_key_id": None,
-        "max_depth": 5,
-    }
-    return NewRun(**{**given, **fields})
-
-
 def _node_specs(stored: StoredRun) -> list[tuple[str, str, int]]:
     specs = stored.prepared.specs
     return [
@@ -87,7 +66,7 @@ async def test_the_engines_start_writes_what_the_orm_writes(db: Database, option
     fields: dict[str, Any] = {}
     repo_fields: dict[str, Any] = {}
     if optional:
-        parent = await store.create_run(_new_run(owner, wf), plans)
+        parent = await store.create_run(new_run(owner, wf), plans)
         async with db.write() as s:
             key, _ = await ApiKeyRepo(s, owner_id=owner).create(name="ci", scopes=["admin"])
         fields = {
@@ -110,7 +89,7 @@ async def test_the_engines_start_writes_what_the_orm_writes(db: Database, option
             "scope": RunScope.NODE,
             "depth": 1,
         }
-    started = await store.create_run(_new_run(owner, wf, **fields), plans)
+    started = await store.create_run(new_run(owner, wf, **fields), plans)
     assert started.run_id.startswith("run")
 
     async with db.write() as s:
@@ -164,7 +143,7 @@ async def test_the_engines_node_rows_in_chunks_are_the_orms_rows(db: Database, l
     owner = await make_owner(db)
     wf = await save_workflow(db, owner, definition(nodes, edges))
     store, plans = SqlRunStore(db), PlanCache(registry())
-    started = [await store.create_run(_new_run(owner, wf), plans) for _ in range(2)]
+    started = [await store.create_run(new_run(owner, wf), plans) for _ in range(2)]
 
     specs = _node_specs(started[0])
     async with db.write() as s:
@@ -203,27 +182,24 @@ async def test_the_engines_start_refuses_what_is_not_the_owners(db: Database) ->
     wf = await save_workflow(db, owner, chain(2))
     theirs = await save_workflow(db, other, chain(2))
     store, plans = SqlRunStore(db), PlanCache(registry())
-    their_run = await store.create_run(_new_run(other, theirs), plans)
+    their_run = await store.create_run(new_run(other, theirs), plans)
     async with db.write() as s:
         their_key, _ = await ApiKeyRepo(s, owner_id=other).create(name="ci", scopes=["admin"])
     refused = [
-        (_new_run(owner, "wf_missing"), "workflow"),
-        (_new_run(owner, theirs), "workflow"),
-        (_new_run(owner, wf, version=2), "workflow version"),
-        (_new_run(owner, wf, version=0), "workflow version"),
-        (_new_run(owner, wf, parent_run_id=their_run.run_id), "run"),
-        (_new_run(owner, wf, parent_run_id="run_missing"), "run"),
-        (_new_run(owner, wf, api_key_id=their_key.id), "API key"),
-        (_new_run(owner, wf, api_key_id="key_missing"), "API key"),
+        (new_run(owner, "wf_missing"), "workflow"),
+        (new_run(owner, theirs), "workflow"),
+        (new_run(owner, wf, version=2), "workflow version"),
+        (new_run(owner, wf, version=0), "workflow version"),
+        (new_run(owner, wf, parent_run_id=their_run.run_id), "run"),
+        (new_run(owner, wf, parent_run_id="run_missing"), "run"),
+        (new_run(owner, wf, api_key_id=their_key.id), "API key"),
+        (new_run(owner, wf, api_key_id="key_missing"), "API key"),
     ]
-    for new, what in refused:
-        with pytest.raises(NotFound) as caught:
-            await store.create_run(new, plans)
-        assert caught.value.kind == what, (new, caught.value)
-    parent = await store.create_run(_new_run(owner, wf), plans)
-    child = await store.create_run(_new_run(owner, wf, parent_run_id=parent.run_id), plans)
+    await _not_found(store, plans, refused)
+    parent = await store.create_run(new_run(owner, wf), plans)
+    child = await store.create_run(new_run(owner, wf, parent_run_id=parent.run_id), plans)
     with pytest.raises(LimitExceeded, match="2 deep, over the limit of 1"):
-        await store.create_run(_new_run(owner, wf, parent_run_id=child.run_id, max_depth=1), plans)
+        await store.create_run(new_run(owner, wf, parent_run_id=child.run_id, max_depth=1), plans)
     async with db.read() as s:
         page = await RunRepo(s, owner_id=owner).history(limit=100)
     assert {run.id for run in page.items} == {parent.run_id, child.run_id}
@@ -242,7 +218,7 @@ async def test_a_start_of_a_version_seen_before_checks_as_ever(
     other = await make_owner(db)
     wf = await save_workflow(db, owner, chain(2))
     store, plans = SqlRunStore(db), PlanCache(registry())
-    first = await store.create_run(_new_run(owner, wf), plans)
+    first = await store.create_run(new_run(owner, wf), plans)
     lookups = 0
     separate = run_store.pg_run_lookups_sql
 
@@ -252,7 +228,7 @@ async def test_a_start_of_a_version_seen_before_checks_as_ever(
         return separate(carried)
 
     monkeypatch.setattr(run_store, "pg_run_lookups_sql", counted)
-    second = await store.create_run(_new_run(owner, wf, inputs={"x": 1}), plans)
+    second = await store.create_run(new_run(owner, wf, inputs={"x": 1}), plans)
     assert lookups == 0  # one statement on PostgreSQL; SQLite writes in its transaction
     assert (await _written(db, owner, second.run_id))[0] == {
         **(await _written(db, owner, first.run_id))[0],
@@ -261,22 +237,19 @@ async def test_a_start_of_a_version_seen_before_checks_as_ever(
     async with db.write() as s:
         their_key, _ = await ApiKeyRepo(s, owner_id=other).create(name="ci", scopes=["admin"])
     refused = [
-        (_new_run(other, wf), "workflow"),
-        (_new_run(owner, wf, api_key_id=their_key.id), "API key"),
-        (_new_run(owner, wf, api_key_id="key_missing"), "API key"),
+        (new_run(other, wf), "workflow"),
+        (new_run(owner, wf, api_key_id=their_key.id), "API key"),
+        (new_run(owner, wf, api_key_id="key_missing"), "API key"),
     ]
-    for new, what in refused:
-        with pytest.raises(NotFound) as caught:
-            await store.create_run(new, plans)
-        assert caught.value.kind == what, (new, caught.value)
+    await _not_found(store, plans, refused)
 
     assert await update_workflow(db, owner, wf, chain(3)) == 2
-    moved = await store.create_run(_new_run(owner, wf), plans)
+    moved = await store.create_run(new_run(owner, wf), plans)
     assert len(moved.slots) == 3
     async with db.write() as s:
         await WorkflowRepo(s, owner_id=owner).soft_delete(workflow_id=wf)
     with pytest.raises(NotFound) as caught:
-        await store.create_run(_new_run(owner, wf), plans)
+        await store.create_run(new_run(owner, wf), plans)
     assert caught.value.kind == "workflow"
     async with db.read() as s:
         page = await RunRepo(s, owner_id=owner).history(limit=100)
@@ -287,3 +260,13 @@ async def test_a_start_of_a_version_seen_before_checks_as_ever(
         }
     async with db.read() as s:
         assert (await RunRepo(s, owner_id=other).history(limit=100)).items == []
+
+
+async def _not_found(
+    store: SqlRunStore, plans: PlanCache, refused: list[tuple[NewRun, str]]
+) -> None:
+    """Each start of ``refused`` fails NotFound for the kind of thing beside it."""
+    for new, what in refused:
+        with pytest.raises(NotFound) as caught:
+            await store.create_run(new, plans)
+        assert caught.value.kind == what, (new, caught.value)

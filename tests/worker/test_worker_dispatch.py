@@ -133,15 +133,22 @@ class _Recorder:
         return run_ids
 
 
-async def test_runs_made_soon_after_a_send_wait_for_the_spacing_and_go_together(
-    api: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _recorded(api: Engine, monkeypatch: pytest.MonkeyPatch, spacing_s: float) -> _Recorder:
+    """``api`` sending its tasks to a recorder, spaced ``spacing_s`` apart."""
     from flowloom.worker import remote
 
     assert isinstance(api, RemoteEngine)
     recorder = _Recorder()
     api._queue = recorder  # type: ignore[assignment]
-    monkeypatch.setattr(remote, "_SEND_SPACING_S", 1.0)
+    monkeypatch.setattr(remote, "_SEND_SPACING_S", spacing_s)
+    return recorder
+
+
+async def test_runs_made_soon_after_a_send_wait_for_the_spacing_and_go_together(
+    api: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(api, RemoteEngine)
+    recorder = _recorded(api, monkeypatch, 1.0)
 
     await api._dispatch("first")
     assert recorder.tasks == [["first"]], "a run after a quiet spell goes at once, alone"
@@ -163,9 +170,7 @@ async def test_a_full_task_goes_at_once_whatever_the_spacing(
     from flowloom.worker import remote
 
     assert isinstance(api, RemoteEngine)
-    recorder = _Recorder()
-    api._queue = recorder  # type: ignore[assignment]
-    monkeypatch.setattr(remote, "_SEND_SPACING_S", 60.0)
+    recorder = _recorded(api, monkeypatch, 60.0)
 
     await api._dispatch("first")
     await asyncio.wait_for(
