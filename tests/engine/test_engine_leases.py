@@ -25,18 +25,21 @@ async def wait_until_running(db: Database, run_id: str, node_id: str) -> NodeExe
     raise AssertionError(f"{node_id} never started")
 
 
-async def test_a_node_running_three_leases_long_keeps_its_lease(db: Database) -> None:
+async def test_a_node_running_six_leases_long_keeps_its_lease(db: Database) -> None:
     engine = Engine(db, registry(), lease_s=LEASE_S)
     other = Engine(db, registry(), lease_s=LEASE_S)
     try:
         owner = await make_owner(db)
-        graph = definition([node("slow", "test.sleep", {"seconds": 3 * LEASE_S})], [])
+        # Six leases long: the check comes after two, past the first lease's end, with four
+        # to spare before the node ends (a loaded machine may stall the test's own sleep).
+        graph = definition([node("slow", "test.sleep", {"seconds": 6 * LEASE_S})], [])
         workflow_id = await save_workflow(db, owner, graph)
         run_id = await engine.start_run(owner_id=owner, workflow_id=workflow_id)
         first = await wait_until_running(db, run_id, "slow")
 
         await asyncio.sleep(2 * LEASE_S)
         row = (await node_rows(db, run_id))["slow"]
+        assert row.status == NodeStatus.RUNNING, "still running: the check came in time"
         assert row.lease_expires_at > first.lease_expires_at, "the lease was renewed"
         assert await other.resume_unfinished() == [], "a renewed lease is not taken over"
 
