@@ -117,7 +117,7 @@ class PlanQuota:
         plan = await plan_in_force_outside(
             self._db, user_id=owner_id, now=now, default_package=self._default_package
         )
-        return await self._allows_on(plan, owner_id, now)
+        return await self.allows_with_plan(plan, owner_id, now)
 
     def unlocked_read(self, *, owner_id: str, **future_kwargs: Any) -> UnlockedPlanRead:
         """``allows_unlocked`` as a read that the run start's own look-up carries on
@@ -126,8 +126,8 @@ class PlanQuota:
         read = plan_read(self._db, user_id=owner_id, now=now, default_package=self._default_package)
         return UnlockedPlanRead(self, owner_id, now, read)
 
-    async def _allows_on(self, plan: Plan | None, owner_id: str, now: datetime) -> bool:
-        """``allows_unlocked`` once the plan in force is known."""
+    async def allows_with_plan(self, plan: Plan | None, owner_id: str, now: datetime) -> bool:
+        """``allows_unlocked`` once the plan in force is known (``UnlockedPlanRead`` too)."""
         if plan is None or not plan.limited:
             return True
         limited = await self._db.run_read(lambda conn: self._run_limit(conn, owner_id, None, now))
@@ -197,7 +197,7 @@ class UnlockedPlanRead:
 
     async def allows(self, values: Sequence[Any]) -> bool:
         plan = await self._read.plan(values)
-        return await self._quota._allows_on(plan, self._owner_id, self._now)
+        return await self._quota.allows_with_plan(plan, self._owner_id, self._now)
 
 
 def _is_replay(conn: Connection, owner_id: str, idempotency_key: str) -> bool:

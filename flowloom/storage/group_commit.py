@@ -12,8 +12,8 @@ then commits at once, a loop pass later than it would have; a group of several c
 task of its own, one pass later still. That second pass is what makes groups worth it under
 load: the loop answers what the last group's commit freed before the next group closes, so
 groups hold about five writes where they held three, and a webhook run at ten clients costs a
-fifth less CPU (``benchmarks.api``, S3 on SQLite: 1.57-1.69 against 1.95-2.12 ms a run, on a
-loaded machine; see the README).
+fifth less CPU (``benchmarks.api``, S3 on SQLite, quiet machine: 1.47-1.53 against 1.82-1.89 ms
+of server CPU a run, 658-686 against 534-555 runs/s; see the README).
 
 What each caller sees is what a transaction of its own would give it:
 
@@ -113,12 +113,12 @@ class GroupCommit:
             self._alone = 0
         # A follower cancelled before its group began writes nothing.
         followers = [(f, future) for f, future in _followers(forming) if not future.done()]
-        outcomes = False if followers else self._commit_now(fn)
-        if not isinstance(outcomes, list):
+        outcome = None if followers else self._commit_now(fn)
+        if outcome is None:
             own: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-            self._in_a_task([(fn, own), *followers], apart=outcomes)
+            self._in_a_task([(fn, own), *followers])
             return await own
-        ok, value = outcomes[0]
+        ok, value = outcome
         if ok:
             return cast(T, value)
         raise value
@@ -131,16 +131,21 @@ class GroupCommit:
             else:
                 await asyncio.sleep(0)
 
-    def _commit_now(self, fn: Callable[[Connection], Any]) -> Group | bool:
-        """A write alone committed here and now, if the write lock is free and the writer
-        held: its outcome. Else False (nothing done). No await comes between the check that
-        the lock is free and the end of the transaction, so nobody can take the lock
-        meanwhile."""
+    def _commit_now(self, fn: Callable[[Connection], Any]) -> tuple[bool, Any] | None:
+        """A write alone committed here and now, if the write lock is free, the writer held and
+        SQLite's lock free this instant: its outcome (``Group``'s). Else None, nothing done. No
+        await comes between the check that the lock is free and the end of the transaction, so
+        nobody can take the lock meanwhile."""
         lanes = self._lanes_now()
         if self._lock.locked() or lanes is None:
-            return False
+            return None
         writer = lanes.writer_now()
-        return False if writer is None else lanes.group_here(writer, [fn])
+        if writer is None or not lanes.begin_now(writer):
+            return None
+        try:
+            return (True, lanes.finish(writer, fn))
+        except Exception as exc:
+            return (False, exc)
 
     def _in_a_task(self, group: list[_Waiting], *, apart: bool = False) -> None:
         task = asyncio.get_running_loop().create_task(self._commit(group, apart=apart))

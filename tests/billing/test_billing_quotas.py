@@ -440,6 +440,7 @@ async def _carried(db: Database, quota: PlanQuota, owner: str) -> bool:
     return await read.allows(row[PG_LOOKUPS_WIDTH:])
 
 
+@pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)  # the read is PostgreSQL's
 async def test_the_plan_read_carried_by_the_run_start_answers_as_allows_unlocked(
     db: Database,
 ) -> None:
@@ -447,8 +448,6 @@ async def test_the_plan_read_carried_by_the_run_start_answers_as_allows_unlocked
     ``allows_unlocked`` answers: no plan, tokens only, a run limit (the locked transaction),
     used-up tokens (refused), and the default package whether its name is kept or not, active
     or not."""
-    if db.is_sqlite:
-        pytest.skip("the run start carries the plan read on PostgreSQL only")
     quota = PlanQuota(db)
     free, tokens, runs, spent = await _four_plans(db)
     for owner, allowed in ((free, True), (tokens, True), (runs, False)):
