@@ -10,7 +10,8 @@ loses what it cannot hold, and gets something better in its place:
 
 - streamed text (``node.delta``) that did not fit is dropped, and once the reader catches up it
   gets that node's whole text so far in one delta at offset 0 (the feed keeps the text of each
-  node streaming now, so a reader that joins late gets it too);
+  node streaming now, seeded from the bus's as it starts following the run, so a reader that
+  joins in the middle of an answer gets its beginning too);
 - a state change that did not fit makes everything queued stale: the queue is emptied and the
   reader is owed a fresh ``snapshot`` of the run (read from the database, the truth), followed
   by the text of every node streaming now.
@@ -25,7 +26,6 @@ out in one write.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from collections import deque
 from collections.abc import Callable
@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from flowloom.engine import DROPPED, RUN_FINISHED_EVENTS, Event, EventBus, Subscription
 from flowloom.engine.events import DELTA
+from flowloom.engine.streamed_text import StreamedTexts
 
 __all__ = ["FeedReader", "RunFeed", "RunFeeds", "sse_message"]
 
@@ -44,14 +45,6 @@ MAX_QUEUED: Final = 1_000
 """Messages one reader may have waiting before it counts as fallen behind."""
 MAX_QUEUED_BYTES: Final = 4 * 1024 * 1024
 """Bytes one reader may have waiting before it counts as fallen behind."""
-MAX_TEXT_CHARS: Final = 1_000_000
-"""Streamed text the feed keeps per node, to hand to late or lagging readers; past this a
-reader that lost pieces sees a gap (the node's output, once stored, has the whole)."""
-
-_NODE_ENDS: Final = frozenset(
-    {"node.succeeded", "node.failed", "node.cancelled", "node.retrying", "node.skipped"}
-)
-"""After these a node's streamed text of that attempt is over."""
 
 
 def sse_message(seq: int, kind: str, data: Any) -> bytes:
@@ -65,17 +58,6 @@ class _Message:
     kind: str
     node_id: str | None
     data: bytes
-
-
-@dataclass(slots=True)
-class _Text:
-    """A node's streamed text so far, of its latest attempt."""
-
-    attempt: int
-    buffer: io.StringIO
-    chars: int
-    whole: bool = True
-    """False once the text outgrew MAX_TEXT_CHARS (or a piece went missing): not handed on."""
 
 
 class FeedReader:
@@ -182,11 +164,12 @@ class RunFeed:
         self._gather_s = gather_s
         self.readers: list[FeedReader] = []
         self._seq = 0
-        self._texts: dict[str, _Text] = {}
         self._on_idle = on_idle
         self._max_queued = max_queued
         self._max_queued_bytes = max_queued_bytes
         self._subscription: Subscription = bus.subscribe(run_id)
+        # In the same turn of the loop: the texts so far, then every delta after them.
+        self._texts: StreamedTexts = bus.texts.of_run(run_id)
         self._pump = asyncio.get_running_loop().create_task(
             self._run(), name=f"flowloom feed {run_id}"
         )
@@ -226,19 +209,17 @@ class RunFeed:
 
     def streaming(self) -> list[str]:
         """The nodes whose text of this attempt the feed holds whole."""
-        return [node_id for node_id, text in self._texts.items() if text.whole]
+        return self._texts.streaming(self.run_id)
 
     def text_message(self, node_id: str) -> bytes:
         """``node_id``'s whole text so far as one delta at offset 0; nothing when the feed does
         not hold it (the node finished, or its text outgrew the limit)."""
-        text = self._texts.get(node_id)
-        if text is None or not text.whole:
+        found = self._texts.text(self.run_id, node_id)
+        if found is None:
             return b""
+        text, attempt = found
         event = Event(
-            DELTA,
-            self.run_id,
-            node_id,
-            data={"text": text.buffer.getvalue(), "offset": 0, "attempt": text.attempt},
+            DELTA, self.run_id, node_id, data={"text": text, "offset": 0, "attempt": attempt}
         )
         return sse_message(self.next_seq(), DELTA, event.to_json())
 
@@ -266,40 +247,12 @@ class RunFeed:
             for reader in self.readers:
                 reader._lost()
             return
-        self._remember(event)
+        self._texts.note(event.type, event.run_id, event.node_id, event.data)
         message = _Message(
             event.type, event.node_id, sse_message(self.next_seq(), event.type, event.to_json())
         )
         for reader in self.readers:
             reader._offer(message)
-
-    def _remember(self, event: Event) -> None:
-        node_id = event.node_id
-        if node_id is None:
-            return
-        if event.type in _NODE_ENDS:
-            self._texts.pop(node_id, None)
-            return
-        if event.type != DELTA:
-            return
-        data = event.data
-        attempt = int(data.get("attempt", 1))
-        piece = str(data.get("text", ""))
-        text = self._texts.get(node_id)
-        if text is None or attempt > text.attempt:
-            text = self._texts[node_id] = _Text(
-                attempt, io.StringIO(), 0, whole=data.get("offset") == 0
-            )
-        elif attempt < text.attempt:
-            return
-        if text.whole and (
-            data.get("offset") != text.chars or text.chars + len(piece) > MAX_TEXT_CHARS
-        ):
-            text.whole = False
-            text.buffer = io.StringIO()  # no longer handed on: not kept either
-        if text.whole:
-            text.buffer.write(piece)
-        text.chars = int(data.get("offset", text.chars)) + len(piece)
 
 
 class RunFeeds:

@@ -8,7 +8,9 @@ reads the run back from the database, which is the truth; events are a live view
 Progress events (``node.delta``: a piece of a node's streamed text, never stored) come many
 per second. A subscriber that is behind does not get them one by one: a delta that continues a
 delta of the same node still waiting in its queue is appended to it, so a slow reader receives
-fewer, longer pieces, loses no text, and its queue does not fill with them.
+fewer, longer pieces, loses no text, and its queue does not fill with them. The bus also
+keeps the text so far of each node streaming now (``texts``), whether or not anyone follows the
+run, so that a reader who comes in the middle of a node's answer can be handed its beginning.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from flowloom.engine.event_kinds import DELTA, DROPPED, RUN_FINISHED_EVENTS
+from flowloom.engine.streamed_text import StreamedTexts
+
 __all__ = [
     "DELTA",
     "DROPPED",
@@ -30,17 +35,8 @@ __all__ = [
     "progress_publisher",
 ]
 
-DROPPED: Final = "events.dropped"
-"""The type of the event that tells a slow subscriber how many events it lost (``data.count``)."""
-
-DELTA: Final = "node.delta"
-"""A piece of a node's streamed text: ``data.text``, at ``data.offset`` in the whole text,
-of ``data.attempt``."""
 _MERGE_LOOKBACK: Final = 16
 """How far back in a queue a delta looks for the earlier delta it continues."""
-
-RUN_FINISHED_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.cancelled"})
-"""Event types after which a run publishes nothing more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +150,8 @@ class EventBus:
         self._max_queued = max_queued
         self._by_run: dict[str, list[Subscription]] = {}
         self._everything: list[Subscription] = []
+        self.texts = StreamedTexts()
+        """The text so far of each node streaming now, of every run published here."""
 
     def subscribe(self, run_id: str | None = None) -> Subscription:
         """Events of ``run_id`` (or of every run when None) from now on."""
@@ -166,6 +164,9 @@ class EventBus:
 
     def publish(self, events: list[Event]) -> None:
         """Hand ``events`` to every interested subscriber, in order, without blocking."""
+        texts = self.texts
+        for event in events:
+            texts.note(event.type, event.run_id, event.node_id, event.data)
         if not self._everything and not self._by_run:
             return
         for event in events:

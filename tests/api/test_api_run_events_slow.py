@@ -224,3 +224,33 @@ async def test_a_reader_that_keeps_up_sees_the_text_grow_in_steps(
     assert len(deltas) >= 2
     assert streamed_text(messages, "ask") == REPLY
     assert [kind for kind, _ in messages][-1] == "run.completed"
+
+
+async def test_a_reader_who_comes_in_the_middle_of_an_answer_gets_its_beginning(
+    app: FastAPI, client: httpx.AsyncClient, streaming: FakeServer
+) -> None:
+    streaming.stream_delay_s = 0.01  # 2.4 s of answer: time to come in the middle
+    account = await sign_up(client)
+    run_id = await _start_run(client, account)
+    texts = _state(app).require_engine().bus.texts
+    for _ in range(500):
+        so_far = texts.text(run_id, "ask")
+        if so_far is not None and len(so_far[0]) >= 30:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the node never streamed 30 characters")
+    assert _state(app).run_feeds().feed(run_id) is None, "nobody followed the run before"
+
+    async with client.stream(
+        "GET", f"/api/v1/runs/{run_id}/events", headers=account.bearer
+    ) as stream:
+        body = b"".join([chunk async for chunk in stream.aiter_bytes()])
+    messages = sse_messages(body)
+
+    first = next(data for kind, data in messages if kind == DELTA)
+    assert first["data"]["offset"] == 0
+    assert len(first["data"]["text"]) >= 30, "the text so far, in one piece"
+    assert streamed_text(messages, "ask") == REPLY
+    assert [kind for kind, _ in messages][-1] == "run.completed"
+    assert texts.text(run_id, "ask") is None, "the bus let the text go with the node"

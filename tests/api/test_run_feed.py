@@ -14,6 +14,7 @@ from ssekit import sse_messages, streamed_text
 from flowloom.api import run_feed
 from flowloom.api.run_feed import FeedReader, RunFeeds
 from flowloom.engine.events import DELTA, Event, EventBus, progress_publisher
+from flowloom.engine.streamed_text import StreamedTexts
 
 
 async def _settle() -> None:
@@ -184,11 +185,9 @@ async def test_wait_returns_when_something_comes() -> None:
     reader.close()
 
 
-async def test_text_past_the_limit_is_neither_kept_nor_handed_on(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(run_feed, "MAX_TEXT_CHARS", 40)
+async def test_text_past_the_limit_is_neither_kept_nor_handed_on() -> None:
     bus = EventBus()
+    bus.texts = StreamedTexts(max_text_chars=40)
     reader = RunFeeds(bus, gather_s=0).reader("r")
     short = await _stream(bus, "a", 3)
     await _settle()
@@ -198,4 +197,21 @@ async def test_text_past_the_limit_is_neither_kept_nor_handed_on(
     await _settle()
 
     assert reader.texts() == b""
+    reader.close()
+
+
+async def test_a_reader_whose_feed_starts_while_a_node_streams_gets_its_text_from_the_start() -> (
+    None
+):
+    bus = EventBus()
+    before = await _stream(bus, "a", 20)  # nobody follows the run yet
+    feeds = RunFeeds(bus, gather_s=0)
+    reader = feeds.reader("r")
+    so_far = reader.texts()  # as the route sends it, after the run's snapshot
+    after = await _stream(bus, "a", 5, offset=len(before))
+    await _settle()
+
+    got = sse_messages(so_far + reader.take())
+    assert got[0][1]["data"] == {"text": before, "offset": 0, "attempt": 1}
+    assert streamed_text(got, "a") == before + after
     reader.close()
