@@ -69,6 +69,8 @@ _RUN, _RUN_EVENT, _NODE_END = 0, 1, 2
 ``[1, run_id, type, workflow_id, duration_ms]`` (a run-level event in ``_DIGESTED``),
 ``[2, node_type, type, duration_ms]`` (a node ended, in ``_NODE_ENDS``)."""
 _DIGESTED = frozenset({"run.started", *_SETTLING})
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+"""``json.dumps`` with these options, its encoder built once (not at every call)."""
 _NODE_ENDS = frozenset({"node.succeeded", "node.failed"})
 
 
@@ -136,9 +138,7 @@ def _runs_and_settling(entries: list[list[Any]]) -> tuple[list[str], list[tuple[
 def encode(events: list[Event]) -> str:
     """One message for ``events``: their digest (a JSON list), a newline, the events (a JSON
     list; JSON text never holds a raw newline)."""
-    head = json.dumps(digest(events), separators=(",", ":"), default=str)
-    body = json.dumps([event.to_json() for event in events], separators=(",", ":"), default=str)
-    return f"{head}\n{body}"
+    return f"{_dumps(digest(events))}\n{_dumps([event.to_json() for event in events])}"
 
 
 def merge(messages: list[str]) -> str:
@@ -314,14 +314,20 @@ class EventFeed:
         self.generation = 0
         """Grows each time the feed may have missed events (a new subscription, a message it
         could not read): events seen under one generation are all that were published."""
-        self._settled: dict[str, None] = {}
-        """Runs whose end or wait came by lately, oldest first (``quiet_since``)."""
+        self._settled: dict[str, str] = {}
+        """Runs whose end or wait came by lately, oldest first, each with the type of the last
+        such event (``quiet_since``, ``saw_finish``)."""
         self._waiters: dict[str, list[Settling]] = {}
 
     def quiet_since(self, run_id: str, generation: int) -> bool:
         """Whether the feed, live since it was at ``generation``, has seen no event that the
         run ended or waits: then it has not (yet), and a waiter need not read it to know."""
         return self.live and generation == self.generation and run_id not in self._settled
+
+    def saw_finish(self, run_id: str) -> bool:
+        """Whether the feed read lately that the run finished: then it has for good (a
+        finished run never changes), and a waiter for its end need not read it."""
+        return self._settled.get(run_id) in RUN_FINISHED_EVENTS
 
     @contextlib.contextmanager
     def settling(self, run_id: str) -> Iterator[Settling]:
@@ -406,7 +412,8 @@ class EventFeed:
 
     def _settle(self, settling: list[tuple[str, str]]) -> None:
         for run_id, kind in settling:
-            self._settled[run_id] = None
+            self._settled.pop(run_id, None)  # the newest last, as the eviction expects
+            self._settled[run_id] = kind
             if len(self._settled) > _REMEMBERED:
                 del self._settled[next(iter(self._settled))]
             for waiter in self._waiters.get(run_id, ()):

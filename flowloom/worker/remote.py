@@ -279,12 +279,17 @@ class RemoteEngine(Engine):
         lost), or every ``_POLL_S``; the other events, most of a run's, need no read (nor
         decoding: the feed wakes a waiter from the digests). A run this process just made is
         not read first while the feed says it has not settled. Without ``outcome``, an event
-        that the run finished ends the wait with no read (None)."""
+        that the run finished ends the wait with no read (None), whether it comes during the
+        wait or came before it."""
         loop = asyncio.get_running_loop()
         wakers = _FINISHED_WAKERS if finished_only else _SETTLED_WAKERS
         generation = self._fresh.pop(run_id, None)
+        feed = self._feed
+        if not outcome and feed is not None and feed.saw_finish(run_id):
+            # It finished before this wait began (a short run, sent in a batch): the event
+            # that says so is as good as one that comes later.
+            return None
         with contextlib.ExitStack() as stack:
-            feed = self._feed
             settling: Settling | None = None
             if feed is not None:
                 settling = stack.enter_context(feed.settling(run_id))
