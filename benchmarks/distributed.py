@@ -12,9 +12,10 @@ phase runs on a fresh PostgreSQL database: ``serve`` driving runs itself (in-pro
 from /proc (user + system time of each process tree, and of every PostgreSQL backend) around
 the measured window, so the figures are CPU-ms per run and per node, whatever the wall clock.
 
-``--profile DIR`` samples the API process and every worker process with py-spy during the
-measured window (collapsed stacks, one file per process, ``py-spy`` must be installed) and
-prints the hottest frames of each, so the next change follows the profile.
+``--profile DIR`` samples the API process and every worker process with py-spy (``--rate``
+samples a second, 100 by default) during the measured window (collapsed stacks, one file per
+process, ``py-spy`` must be installed) and prints the hottest frames of each, so the next
+change follows the profile.
 
 ``--idle SECONDS`` also reads each part's CPU over that long a window after the load, with no
 run in flight: what its loops, polls and heartbeats cost per second, runs or none.
@@ -164,8 +165,8 @@ class Phase:
     """CPU each part spent per second of an idle window after the load (``--idle``)."""
     redis_calls: dict[str, int] = dataclasses.field(default_factory=dict)
     """Commands the Redis server answered in the measured window, by name (whoever sent them:
-    other load on that server counts too): ``lpush`` is a task put on the broker, ``publish``
-    a message of run events."""
+    other load on that server counts too; the commands of Lua scripts count too): ``lpush`` is
+    a task put on the broker, ``publish`` a message of run events."""
 
     def per_run(self, part: str) -> float:
         return self.cpu_ms[part] / self.runs
@@ -216,7 +217,7 @@ def measure(
     committed = commits(database_url)
     called = redis_calls(redis_url) if redis_url is not None else {}
     before = {part: cpu_s(pids()) for part, pids in parts.items()}
-    samplers = _start_profiles(args.profile, name, parts) if args.profile else []
+    samplers = _start_profiles(args.profile, name, parts, args.rate) if args.profile else []
     began = time.monotonic()
     failures = load(server, target, args.runs, args.clients)
     wall_s = time.monotonic() - began
@@ -246,7 +247,7 @@ _PROFILED = ("api", "workers")
 
 
 def _start_profiles(
-    folder: Path, phase: str, parts: dict[str, Callable[[], list[int]]]
+    folder: Path, phase: str, parts: dict[str, Callable[[], list[int]]], rate: int
 ) -> list[tuple[subprocess.Popen[bytes], Path]]:
     """py-spy on every process of the API and the workers: collapsed stacks of the thread
     holding the GIL (what Python spends CPU on)."""
@@ -257,6 +258,7 @@ def _start_profiles(
         for pid in parts[part]() if part in parts else []:
             out = folder / f"{tag}.{part}.{pid}.txt"
             command = [_py_spy(), "record", "--gil", "--nonblocking", "--format", "raw"]
+            command += ["--rate", str(rate)]
             command += ["-o", str(out)]
             command += ["-p", str(pid)]
             process = subprocess.Popen(
@@ -373,11 +375,8 @@ def distributed(args: argparse.Namespace, folder: Path) -> Phase:
             )
 
 
-_COUNTED = ("lpush", "publish")
-
-
 def redis_calls(url: str) -> dict[str, int]:
-    """How many LPUSH and PUBLISH commands the Redis server of ``url`` answered so far."""
+    """How many commands of each name the Redis server of ``url`` answered so far."""
     import redis
 
     client = redis.Redis.from_url(url)
@@ -385,7 +384,11 @@ def redis_calls(url: str) -> dict[str, int]:
         stats = client.info("commandstats")
     finally:
         client.close()
-    return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in _COUNTED}
+    return {
+        name.removeprefix("cmdstat_"): int(found.get("calls", 0))
+        for name, found in stats.items()
+        if name.startswith("cmdstat_")
+    }
 
 
 def _all_named(name: str) -> list[int]:
@@ -426,6 +429,7 @@ def main() -> None:
         "--idle", type=float, default=0.0, help="seconds of idle CPU to measure after the load"
     )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy output folder")
+    parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flowloom-distributed-") as tmp:
         folder = Path(tmp)
@@ -447,6 +451,14 @@ def main() -> None:
         if "publish" in phase.redis_calls:
             per_run = phase.redis_calls["publish"] / phase.runs
             rows.append(count(f"{phase.name}: event messages/run", per_run))
+        if phase.redis_calls:
+            per_run = sum(phase.redis_calls.values()) / phase.runs
+            rows.append(count(f"{phase.name}: Redis commands/run", per_run))
+            busiest = sorted(phase.redis_calls.items(), key=lambda item: -item[1])[:8]
+            print(
+                f"{phase.name}: Redis commands/run by name: "
+                + ", ".join(f"{name} {calls / phase.runs:.2f}" for name, calls in busiest if calls)
+            )
         rows.append(count(f"{phase.name}: failed runs", phase.failures))
         for part, ms_per_s in phase.idle_ms_per_s.items():
             rows.append(count(f"{phase.name}: idle CPU ms/s, {part}", ms_per_s))

@@ -2,9 +2,11 @@
 queue depth, event-loop lag.
 
 Counters and the duration histograms are fed from the engine's event bus (this process's
-runs); the gauges of unfinished runs and of the node queue are read from the database when
-scraped, so they are right for the whole instance, workers included. The loop-lag histogram
-is fed by the watchdog (``flowloom.engine.looplag``) that ``start`` runs beside.
+runs; in distributed mode, from the digests of every run's events that the API's ``FeedBus``
+reads, so that no event of a run nobody follows here is decoded for them); the gauges of
+unfinished runs and of the node queue are read from the database when scraped, so they are
+right for the whole instance, workers included. The loop-lag histogram is fed by the watchdog
+(``flowloom.engine.looplag``) that ``start`` runs beside.
 
 Mean, p95 and failure rate per workflow and per node type come from the histograms (``_sum`` /
 ``_count``, ``histogram_quantile(0.95, ...)``, the ``status`` / ``outcome`` labels); the API's
@@ -30,6 +32,7 @@ from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
 from flowloom.storage.repos.runs import active_runs_by_status
 from flowloom.storage.tables import NodeExecution
+from flowloom.worker.relay import FeedBus
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -102,17 +105,32 @@ class Metrics:
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
         self._tasks: list[asyncio.Task[None]] = []
+        self._digests: FeedBus | None = None
+        # A labelled series is looked up once, then kept: ``labels()`` checks and locks at
+        # every call, several times per run on the hottest path. Series are never removed.
+        self._finished: dict[str, Counter] = {}
+        self._runs: dict[tuple[str, str], Histogram] = {}
+        self._nodes: dict[tuple[str, str], Histogram] = {}
 
     def start(self, bus: EventBus) -> None:
-        """Follow ``bus`` and watch the event loop's lag, until ``stop``."""
+        """Follow ``bus`` (its digests when it has them) and watch the event loop's lag,
+        until ``stop``."""
         self._tasks = [
-            asyncio.create_task(self._follow(bus), name="flowloom metrics"),
             asyncio.create_task(
                 watch_loop_lag(on_lag=self.loop_lag.observe), name="flowloom loop lag"
-            ),
+            )
         ]
+        if isinstance(bus, FeedBus):
+            self._digests = bus
+            bus.read_digests(self)
+        else:
+            self._digests = None
+            self._tasks.append(asyncio.create_task(self._follow(bus), name="flowloom metrics"))
 
     async def stop(self) -> None:
+        if self._digests is not None:
+            self._digests.stop_reading(self)
+            self._digests = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -121,42 +139,50 @@ class Metrics:
         self._tasks = []
 
     async def _follow(self, bus: EventBus) -> None:
-        # A labelled series is looked up once, then kept: ``labels()`` checks and locks at
-        # every call, several times per run on the hottest path. Series are never removed.
-        finished: dict[str, Counter] = {}
-        runs: dict[tuple[str, str], Histogram] = {}
-        nodes: dict[tuple[str, str], Histogram] = {}
         with bus.subscribe() as events:
             async for event in events:
                 kind = event.type
                 if kind == "run.started":
-                    self.runs_started.inc()
+                    self.run_started()
                 elif kind in RUN_FINISHED_EVENTS:
-                    status = kind.removeprefix("run.").upper()
-                    counter = finished.get(status)
-                    if counter is None:
-                        counter = finished[status] = self.runs_finished.labels(status=status)
-                    counter.inc()
-                    duration_ms = event.data.get("duration_ms")
-                    workflow_id = event.data.get("workflow_id")
-                    if isinstance(duration_ms, int | float) and isinstance(workflow_id, str):
-                        key = (workflow_id, status)
-                        histogram = runs.get(key)
-                        if histogram is None:
-                            histogram = runs[key] = self.run_duration.labels(
-                                workflow_id=workflow_id, status=status
-                            )
-                        histogram.observe(duration_ms / 1000)
+                    data = event.data
+                    self.run_finished(kind, data.get("workflow_id"), data.get("duration_ms"))
                 elif kind in ("node.succeeded", "node.failed"):
-                    duration_ms = event.data.get("duration_ms")
-                    if isinstance(duration_ms, int | float):
-                        key = (str(event.data.get("node_type") or "unknown"), kind)
-                        histogram = nodes.get(key)
-                        if histogram is None:
-                            histogram = nodes[key] = self.node_duration.labels(
-                                node_type=key[0], outcome=kind.removeprefix("node.")
-                            )
-                        histogram.observe(duration_ms / 1000)
+                    data = event.data
+                    node_type = str(data.get("node_type") or "unknown")
+                    self.node_ended(node_type, kind, data.get("duration_ms"))
+
+    def run_started(self) -> None:
+        self.runs_started.inc()
+
+    def run_finished(self, kind: str, workflow_id: object, duration_ms: object) -> None:
+        """A run ended with ``kind`` (``run.completed``, ...): counted, and its duration
+        observed when the event carried it."""
+        status = kind.removeprefix("run.").upper()
+        counter = self._finished.get(status)
+        if counter is None:
+            counter = self._finished[status] = self.runs_finished.labels(status=status)
+        counter.inc()
+        if isinstance(duration_ms, int | float) and isinstance(workflow_id, str):
+            key = (workflow_id, status)
+            histogram = self._runs.get(key)
+            if histogram is None:
+                histogram = self._runs[key] = self.run_duration.labels(
+                    workflow_id=workflow_id, status=status
+                )
+            histogram.observe(duration_ms / 1000)
+
+    def node_ended(self, node_type: str, kind: str, duration_ms: object) -> None:
+        """A node attempt ended with ``kind`` (``node.succeeded`` or ``node.failed``)."""
+        if not isinstance(duration_ms, int | float):
+            return
+        key = (node_type, kind)
+        histogram = self._nodes.get(key)
+        if histogram is None:
+            histogram = self._nodes[key] = self.node_duration.labels(
+                node_type=node_type, outcome=kind.removeprefix("node.")
+            )
+        histogram.observe(duration_ms / 1000)
 
     async def render(self, db: Database) -> bytes:
         async with db.read() as session:

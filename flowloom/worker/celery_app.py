@@ -24,9 +24,17 @@ from flowloom.worker.node_queues import NodeRoutes, queue_name
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["make_celery", "node_sender", "run_worker", "task_sender", "worker_queues"]
+__all__ = [
+    "BROKER_REDIS_TRANSPORT",
+    "make_celery",
+    "node_sender",
+    "run_worker",
+    "task_sender",
+    "worker_queues",
+]
 
 _log = logging.getLogger("flowloom.worker")
+BROKER_REDIS_TRANSPORT = "flowloom.worker.broker_redis:Transport"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -52,6 +60,10 @@ def make_celery(settings: Settings) -> Celery:
         # sweep has resumed the run long before, so the late copy only finds it driven.
         broker_transport_options={"visibility_timeout": settings.worker_visibility_timeout_s},
     )
+    if settings.broker_url.partition("://")[0] in ("redis", "rediss"):
+        # kombu's Redis transport with its bookkeeping client built once (``broker_redis``;
+        # Celery imports it when it connects).
+        app.conf.broker_transport = BROKER_REDIS_TRANSPORT
     return app
 
 

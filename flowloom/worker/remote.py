@@ -13,8 +13,10 @@ public face works across processes:
   Returns once the run ended, or after ``_CANCEL_WAIT_S`` (the run then cancels as soon as a
   worker takes it).
 - ``wait`` and the event bus: events come from the workers over Redis (``relay.py``) onto
-  this engine's ordinary bus; ``wait`` wakes on them and reads the run from the database.
-  ``settle`` (the runs API's wait, which reads the run itself next) ends on the event that
+  this engine's bus (a ``FeedBus``: the events of a run are decoded only when somebody here
+  follows it; the metrics read every run's digest); ``wait`` wakes on the digests that say
+  a run may have settled (``EventFeed.settling``) and reads the run from the database.
+  ``settle`` (the runs API's wait, which reads the run itself next) ends on the digest that
   the run finished, with no read.
 - ``resume_unfinished`` only connects (Redis, and the Celery app, built once here at start-up,
   never lazily from several threads at once): the workers' sweep resumes runs.
@@ -43,7 +45,7 @@ from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.redis_push import TaskPush, task_push
-from flowloom.worker.relay import EventFeed
+from flowloom.worker.relay import EventFeed, FeedBus, Settling
 from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
 if TYPE_CHECKING:
@@ -113,6 +115,9 @@ class RemoteEngine(Engine):
         cls, db: Database, settings: Settings, registry: NodeRegistry | None = None, **given: Any
     ) -> Engine:
         given.setdefault("remote_settings", settings)
+        # The metrics read the digests of the runs' events; events are decoded only for the
+        # runs somebody here follows (``relay.py``).
+        given.setdefault("bus", FeedBus())
         return super().from_settings(db, settings, registry, **given)
 
     async def _connect(self) -> RunQueue:
@@ -270,17 +275,24 @@ class RemoteEngine(Engine):
     async def _settle(
         self, run_id: str, *, finished_only: bool, outcome: bool = True
     ) -> RunResult | None:
-        """Read the run again when an event says it may have settled (or that events were
-        lost), or every ``_POLL_S``; the other events, most of a run's, need no read. A run
-        this process just made is not read first while the feed says it has not settled.
-        Without ``outcome``, an event that the run finished ends the wait with no read
-        (None)."""
+        """Read the run again when the feed says it may have settled (or that events were
+        lost), or every ``_POLL_S``; the other events, most of a run's, need no read (nor
+        decoding: the feed wakes a waiter from the digests). A run this process just made is
+        not read first while the feed says it has not settled. Without ``outcome``, an event
+        that the run finished ends the wait with no read (None), whether it comes during the
+        wait or came before it."""
         loop = asyncio.get_running_loop()
         wakers = _FINISHED_WAKERS if finished_only else _SETTLED_WAKERS
         generation = self._fresh.pop(run_id, None)
-        with self.bus.subscribe(run_id) as events:
-            stream = aiter(events)
-            feed = self._feed
+        feed = self._feed
+        if not outcome and feed is not None and feed.saw_finish(run_id):
+            # It finished before this wait began (a short run, sent in a batch): the event
+            # that says so is as good as one that comes later.
+            return None
+        with contextlib.ExitStack() as stack:
+            settling: Settling | None = None
+            if feed is not None:
+                settling = stack.enter_context(feed.settling(run_id))
             read = not (
                 generation is not None and feed is not None and feed.quiet_since(run_id, generation)
             )
@@ -290,13 +302,20 @@ class RemoteEngine(Engine):
                     if settled:
                         return result
                 read = True
+                if settling is None and self._feed is not None:
+                    # Connected since: from here on the feed wakes this wait.
+                    settling = stack.enter_context(self._feed.settling(run_id))
+                    continue
                 live = self._feed is not None and self._feed.live
                 deadline = loop.time() + (_POLL_S if live else _POLL_BLIND_S)
                 woken = None
-                with contextlib.suppress(TimeoutError, StopAsyncIteration):
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(deadline):
-                        while (woken := (await anext(stream)).type) not in wakers:
-                            pass
+                        if settling is None:
+                            await asyncio.sleep(_POLL_BLIND_S)
+                        else:
+                            while (woken := await settling.next()) not in wakers:
+                                pass
                 if not outcome and woken in RUN_FINISHED_EVENTS:
                     return None
 

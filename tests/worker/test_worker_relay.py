@@ -93,7 +93,7 @@ async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bu
         await raw.aclose()
 
     assert [event.node_id for event in got] == [*(f"n{i}" for i in range(10)), None]
-    assert [len(json.loads(m["data"])) for m in messages] == [11], (
+    assert [len(decode(m["data"])) for m in messages] == [11], (
         "the ticks published while no message was on its way go in one"
     )
 
