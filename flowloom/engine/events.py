@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -174,6 +174,13 @@ class EventBus:
                 subscription._offer(event)
             for subscription in self._by_run.get(event.run_id, ()):
                 subscription._offer(event)
+
+    def follows(self, run_ids: Iterable[str]) -> bool:
+        """Whether somebody follows any of ``run_ids`` (or every run)."""
+        if self._everything:
+            return True
+        followed = self._by_run
+        return any(run_id in followed for run_id in run_ids)
 
     def watched_runs(self) -> list[str]:
         """The runs somebody follows now (a relay that lost events tells them so)."""

@@ -119,6 +119,11 @@ class StreamedTexts:
     def runs(self) -> Iterable[str]:
         return self._runs.keys()
 
+    def holds_any(self, run_ids: Iterable[str]) -> bool:
+        """Whether a text of any of ``run_ids`` is kept (whole or not)."""
+        runs = self._runs
+        return any(run_id in runs for run_id in run_ids)
+
     def _add(self, run_id: str, node_id: str, data: dict[str, object]) -> None:
         attempt = _int(data.get("attempt"), 1)
         offset = _int(data.get("offset"), -1)

@@ -32,11 +32,11 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from flowloom.engine.events import DROPPED, RUN_FINISHED_EVENTS, Event, EventBus
+from flowloom.engine.events import DELTA, DROPPED, RUN_FINISHED_EVENTS, Event, EventBus
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -64,10 +64,12 @@ _REMEMBERED = 10_000
 _RETRY_S = 1.0
 _MERGED_MAX = 500
 """The most ``publish`` calls one message carries."""
-_RUN, _RUN_EVENT, _NODE_END = 0, 1, 2
+_RUN, _RUN_EVENT, _NODE_END, _STREAMS = 0, 1, 2, 3
 """The kinds of digest entries: ``[0, run_id]`` (the message has events of the run),
 ``[1, run_id, type, workflow_id, duration_ms]`` (a run-level event in ``_DIGESTED``),
-``[2, node_type, type, duration_ms]`` (a node ended, in ``_NODE_ENDS``)."""
+``[2, node_type, type, duration_ms]`` (a node ended, in ``_NODE_ENDS``), ``[3, run_id]``
+(the message has a piece of streamed text of the run: the bus keeps the text so far of every
+node streaming, so a reader who comes in the middle of an answer gets its beginning)."""
 _DIGESTED = frozenset({"run.started", *_SETTLING})
 _dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 """``json.dumps`` with these options, its encoder built once (not at every call)."""
@@ -82,12 +84,17 @@ def digest(events: list[Event]) -> list[list[Any]]:
     """What every API process needs of ``events`` whoever follows their runs (the module)."""
     entries: list[list[Any]] = []
     runs: set[str] = set()
+    streaming: set[str] = set()
     for event in events:
         kind, run_id = event.type, event.run_id
         if run_id not in runs:
             runs.add(run_id)
             entries.append([_RUN, run_id])
-        if kind in _NODE_ENDS:
+        if kind == DELTA:
+            if run_id not in streaming:
+                streaming.add(run_id)
+                entries.append([_STREAMS, run_id])
+        elif kind in _NODE_ENDS:
             data = event.data
             node_type = str(data.get("node_type") or "unknown")
             entries.append([_NODE_END, node_type, kind, data.get("duration_ms")])
@@ -122,17 +129,29 @@ def read_digest(entries: list[list[Any]], reader: DigestReader) -> None:
                 reader.run_finished(kind, entry[3], entry[4])
 
 
-def _runs_and_settling(entries: list[list[Any]]) -> tuple[list[str], list[tuple[str, str]]]:
-    """The runs a digest has events of, and its (run, event type) that settle a run."""
+class _Digested(NamedTuple):
+    runs: list[str]
+    """The runs the message has events of."""
+    settling: list[tuple[str, str]]
+    """Its (run, event type) that settle a run."""
+    streams: bool
+    """Whether it has a piece of streamed text."""
+
+
+def _digested(entries: list[list[Any]]) -> _Digested:
+    """What the feed acts on in a digest."""
     runs: list[str] = []
     settling: list[tuple[str, str]] = []
+    streams = False
     for entry in entries:
         tag = entry[0]
         if tag == _RUN:
             runs.append(str(entry[1]))
         elif tag == _RUN_EVENT and entry[2] in _SETTLING:
             settling.append((str(entry[1]), str(entry[2])))
-    return runs, settling
+        elif tag == _STREAMS:
+            streams = True
+    return _Digested(runs, settling, streams)
 
 
 def encode(events: list[Event]) -> str:
@@ -267,14 +286,6 @@ class FeedBus(EventBus):
         for reader in self._readers:
             read_digest(entries, reader)
 
-    def follows(self, run_ids: Iterable[str]) -> bool:
-        """Whether somebody here follows any of ``run_ids`` (or every run)."""
-        # The base class's own tables: what ``publish`` offers events by.
-        if self._everything:
-            return True
-        followed = self._by_run
-        return any(run_id in followed for run_id in run_ids)
-
     def relay(self, events: list[Event]) -> None:
         """Events published elsewhere, whose digest was counted already: to the subscribers."""
         super().publish(events)
@@ -401,11 +412,14 @@ class EventFeed:
             bus.publish(events)
             return
         entries = json.loads(head)
-        runs, settling = _runs_and_settling(entries)
-        self._settle(settling)
+        digested = _digested(entries)
+        self._settle(digested.settling)
         if isinstance(bus, FeedBus):
             bus.count(entries)
-            if bus.follows(runs):
+            runs = digested.runs
+            # Streamed text, and the end of a node or run whose text the bus keeps, go to
+            # the bus whoever follows: a reader may come in the middle of an answer.
+            if digested.streams or bus.follows(runs) or bus.texts.holds_any(runs):
                 bus.relay(decode(body))
         else:
             bus.publish(decode(body))

@@ -17,7 +17,7 @@ import pytest
 from workerkit import REDIS_URL, require_redis
 
 from flowloom.api.metrics import Metrics
-from flowloom.engine.events import DROPPED, Event
+from flowloom.engine.events import DELTA, DROPPED, Event
 from flowloom.worker import relay
 from flowloom.worker.relay import EventFeed, FeedBus, RedisEventBus, channel, digest, encode
 
@@ -217,3 +217,20 @@ async def test_events_from_an_earlier_version_still_count_and_wake() -> None:
 
     assert _value(on.metrics, "flowloom_runs_started_total") == 1
     assert _value(on.metrics, "flowloom_runs_finished_total", {"status": "FAILED"}) == 1
+
+
+async def test_streamed_text_reaches_the_bus_whoever_follows_and_goes_with_its_node() -> None:
+    pieces = [
+        Event(DELTA, "run_1", "a", AT, {"text": "Hel", "offset": 0, "attempt": 1}),
+        Event(DELTA, "run_1", "a", AT, {"text": "lo", "offset": 3, "attempt": 1}),
+    ]
+    assert digest(pieces) == [[0, "run_1"], [3, "run_1"]], "once a message"
+    async with feed_on_redis() as on:
+        on.worker_bus.publish([Event("node.started", "run_1", "a", AT, {"attempt": 1})])
+        for piece in pieces:
+            on.worker_bus.publish([piece])
+        await _until(lambda: on.bus.texts.text("run_1", "a") == ("Hello", 1))
+        assert not on.bus.follows(["run_1"]), "kept for a reader who may come"
+
+        on.worker_bus.publish(_run("run_1")[2:3])  # the node's end, with no text in it
+        await _until(lambda: not on.bus.texts.holds_any(["run_1"]))
