@@ -108,7 +108,7 @@ def prepared_app(settings: Settings) -> tuple[FirstStart, FastAPI]:
         from flowloom.api import create_app
 
         first = preparing.result()
-    return first, create_app(settings, freeze_gc=True)
+    return first, create_app(settings, freeze_gc=True, routes_after_start=True)
 
 
 def import_fastapi() -> None:
