@@ -127,10 +127,20 @@ def create_app(
         metrics=Metrics(),
     )
 
-    def collect_after_start() -> None:
+    def freeze_at_start() -> None:
         if freeze_gc:
             # Without a collection first: what the start left unreachable is some 1,600
             # objects, not worth a full pass over 190,000 (0.2 s of the start).
+            gc.freeze()
+            if later is None:
+                gc.enable()
+
+    def collect_after_later_routes() -> None:
+        if freeze_gc:
+            # What loading the routes left unreachable is collected first (frozen, it kept
+            # some 0.3 MiB resident for good): a pass over the 40,000 objects made since the
+            # start's freeze alone, some 15 ms, once the first answers are out.
+            gc.collect()
             gc.freeze()
             gc.enable()
 
@@ -166,10 +176,9 @@ def create_app(
             schedules.start()
             if state.maintenance is not None:
                 state.maintenance.start()
+            freeze_at_start()
             if later is not None:
                 loading = later.start()
-            else:
-                collect_after_start()
             yield
         finally:
             warming.cancel()
@@ -202,7 +211,7 @@ def create_app(
             LATER_ROUTE_MODULES,
             prefix=API_PREFIX,
             then=mount_web_ui,
-            finally_=collect_after_start,
+            finally_=collect_after_later_routes,
         )
     install_error_handlers(app)
     # The last added runs first: the size limit, then what the body, query, path and headers
