@@ -2,8 +2,9 @@
 
 Importing the route modules (their schemas, services and FastAPI's analysis of every route's
 signature) is some 0.2 s of CPU, a fifth of a server's start. ``flowloom serve`` includes at
-once only what a probe or a webhook needs (``/healthz``, ``/metrics``, the webhook routes) and
-imports the others on a thread as soon as the app has started, while the loop already answers.
+once only what a probe or a webhook needs (``/healthz``, ``/metrics``, the webhook routes),
+imports the others while it would wait for its database anyway (``flowloom.cli.serve``), and
+those still left on a thread as soon as the app has started, while the loop already answers.
 A request for anything else that arrives before they are in waits for them: it is never
 answered 404 for a route that is still loading, and then goes through the routes as any
 request does (a wrong slash is redirected, an unknown path gets the usual fallback). If the

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
@@ -25,6 +25,7 @@ from sqlalchemy.orm import configure_mappers
 # all of it too (the API does), and its child then finds it loaded instead of importing it again.
 from flowloom import example_workflows
 from flowloom.cli.forked import Forked
+from flowloom.heavy_imports import ensure_imported
 from flowloom.local_account import local_owner
 from flowloom.passwords import hash_password
 from flowloom.settings import Settings
@@ -37,7 +38,15 @@ if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
 
-__all__ = ["FirstStart", "import_fastapi", "prepare", "prepared", "prepared_app", "serve"]
+__all__ = [
+    "FirstStart",
+    "import_fastapi",
+    "import_while",
+    "prepare",
+    "prepared",
+    "prepared_app",
+    "serve",
+]
 
 T = TypeVar("T")
 
@@ -109,26 +118,45 @@ def prepared_app(settings: Settings) -> tuple[FirstStart, FastAPI]:
 def prepared(settings: Settings, then: Callable[[FastAPI], T]) -> tuple[FirstStart, T]:
     """``prepare`` the database and build the app, and ``then(app)``: the first in a forked
     child process (``flowloom.cli.forked``) while this one imports FastAPI and the API, makes
-    the app, configures the ORM's mappers (which its start-up uses) and runs ``then`` (the
-    server's own setting up), so a first start's database work (the schema, the examples
-    checked with Jinja2, the password's argon2 hash) runs on another core instead of before
-    all that. The child is waited for before this returns: nothing serves before the database
-    is ready, and what the child raised is raised here, before any error of this side (the
-    child's says more: a data dir that is a file fails both, say).
+    the app, configures the ORM's mappers (which its start-up uses), runs ``then`` (the
+    server's own setting up) and, until the child answers, imports the route modules the app
+    loads after its start (``import_while``), so a first start's database work (the schema,
+    the examples checked with Jinja2, the password's argon2 hash) runs on another core
+    instead of before all that. The child is waited for before this returns: nothing serves
+    before the database is ready, and what the child raised is raised here, before any error
+    of this side (the child's says more: a data dir that is a file fails both, say).
     """
     with Forked.start(lambda: asyncio.run(prepare(settings))) as preparing:
         try:
             import_fastapi()
             from flowloom.api import create_app
+            from flowloom.api.app import LATER_ROUTE_MODULES
 
             app = create_app(settings, freeze_gc=True, routes_after_start=True)
             configure_mappers()
             made = then(app)
+            import_while(LATER_ROUTE_MODULES, done=preparing.answered)
         except Exception:
             preparing.result()
             raise
         first = preparing.result()
     return first, made
+
+
+def import_while(modules: Sequence[str], *, done: Callable[[], bool]) -> list[str]:
+    """Import ``modules`` one after another until ``done()``; the names imported here.
+
+    ``prepared`` imports the routes the app would otherwise load once started, in time this
+    process would spend waiting for its child: those left are loaded after the start
+    (``flowloom.api.later_routes``), and the first answer waits for one module's import at
+    most."""
+    imported = []
+    for name in modules:
+        if done():
+            break
+        ensure_imported(name)
+        imported.append(name)
+    return imported
 
 
 def import_fastapi() -> None:
