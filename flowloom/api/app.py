@@ -107,10 +107,11 @@ def create_app(
     ``flowloom.cli.entry``). Not for processes that make many apps (tests).
 
     ``routes_after_start`` (``flowloom serve`` too): include the health and webhook routes at
-    once and the rest of the API (``LATER_ROUTE_MODULES``) once started, imported on a thread
-    while the app already answers; a request for them waits until they are in
-    (``flowloom.api.later_routes``). With ``freeze_gc``, the collector is turned on once they
-    are in, what they made frozen with the rest."""
+    once and the rest of the API (``LATER_ROUTE_MODULES``) once started, those not imported
+    yet imported on a thread while the app already answers; a request for them waits until
+    they are in (``flowloom.api.later_routes``). With ``freeze_gc``, the collector is turned
+    on only once they are in, what loading them left unreachable collected and the rest
+    frozen."""
     owns_db = db is None
     database = db if db is not None else Database.from_settings(settings)
     state = AppState(
