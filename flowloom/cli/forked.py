@@ -7,6 +7,7 @@ imported twice. It runs ``work`` and sends back what it returned or what it rais
 through a pipe, then ends with ``os._exit`` (no atexit handlers; standard output and error are
 flushed before the fork and again before the child ends, so nothing is written twice).
 
+:meth:`Forked.answered` says whether the child has finished, without waiting for it;
 :meth:`Forked.result` waits for the child and returns or raises its answer here: an exception
 with the child's traceback as a note, or :class:`ForkedFailed` if the child ended without an
 answer (killed by a signal, say) or its exception could not be sent back. Leaving the ``with``
@@ -24,6 +25,7 @@ import contextlib
 import ctypes
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -79,6 +81,14 @@ class Forked(Generic[T]):
     def forked(self) -> bool:
         """Whether ``work`` runs in a child process."""
         return self._pid is not None
+
+    def answered(self) -> bool:
+        """Whether the child has finished (answered or ended), without waiting: ``result``
+        would not block. Always True when ``work`` ran here."""
+        if self._outcome is not None or self._reader is None:
+            return True
+        readable, _, _ = select.select([self._reader], [], [], 0)
+        return bool(readable)
 
     def result(self) -> T:
         """What ``work`` returned; what it raised is raised here. Waits for the child."""

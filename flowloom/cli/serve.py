@@ -15,13 +15,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
+
+from sqlalchemy.orm import configure_mappers
 
 # What prepare uses is imported with this module, before prepared_app forks: the server imports
 # all of it too (the API does), and its child then finds it loaded instead of importing it again.
 from flowloom import example_workflows
 from flowloom.cli.forked import Forked
+from flowloom.heavy_imports import ensure_imported
 from flowloom.local_account import local_owner
 from flowloom.passwords import hash_password
 from flowloom.settings import Settings
@@ -31,9 +35,20 @@ from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.startup import prepare_database
 
 if TYPE_CHECKING:
+    import uvicorn
     from fastapi import FastAPI
 
-__all__ = ["FirstStart", "import_fastapi", "prepare", "prepared_app", "serve"]
+__all__ = [
+    "FirstStart",
+    "import_fastapi",
+    "import_while",
+    "prepare",
+    "prepared",
+    "prepared_app",
+    "serve",
+]
+
+T = TypeVar("T")
 
 _GRACEFUL_SHUTDOWN_S = 10
 
@@ -96,19 +111,52 @@ def announce(first: FirstStart, *, url: str, out: TextIO) -> None:
 
 
 def prepared_app(settings: Settings) -> tuple[FirstStart, FastAPI]:
-    """``prepare`` the database and build the app: the first in a forked child process
-    (``flowloom.cli.forked``) while this one imports FastAPI and the API, so a first start's
-    database work (the schema, the examples checked with Jinja2, the password's argon2 hash)
-    runs on another core instead of before those imports. The child is waited for before the
-    app is made: nothing serves before the database is ready, and what the child raised is
-    raised here.
+    """``prepared``, for the app alone."""
+    return prepared(settings, lambda app: app)
+
+
+def prepared(settings: Settings, then: Callable[[FastAPI], T]) -> tuple[FirstStart, T]:
+    """``prepare`` the database and build the app, and ``then(app)``: the first in a forked
+    child process (``flowloom.cli.forked``) while this one imports FastAPI and the API, makes
+    the app, configures the ORM's mappers (which its start-up uses), runs ``then`` (the
+    server's own setting up) and, until the child answers, imports the route modules the app
+    loads after its start (``import_while``), so a first start's database work (the schema,
+    the examples checked with Jinja2, the password's argon2 hash) runs on another core
+    instead of before all that. The child is waited for before this returns: nothing serves
+    before the database is ready, and what the child raised is raised here, before any error
+    of this side (the child's says more: a data dir that is a file fails both, say).
     """
     with Forked.start(lambda: asyncio.run(prepare(settings))) as preparing:
-        import_fastapi()
-        from flowloom.api import create_app
+        try:
+            import_fastapi()
+            from flowloom.api import create_app
+            from flowloom.api.app import LATER_ROUTE_MODULES
 
+            app = create_app(settings, freeze_gc=True, routes_after_start=True)
+            configure_mappers()
+            made = then(app)
+            import_while(LATER_ROUTE_MODULES, done=preparing.answered)
+        except Exception:
+            preparing.result()
+            raise
         first = preparing.result()
-    return first, create_app(settings, freeze_gc=True)
+    return first, made
+
+
+def import_while(modules: Sequence[str], *, done: Callable[[], bool]) -> list[str]:
+    """Import ``modules`` one after another until ``done()``; the names imported here.
+
+    ``prepared`` imports the routes the app would otherwise load once started, in time this
+    process would spend waiting for its child: those left are loaded after the start
+    (``flowloom.api.later_routes``), and the first answer waits for one module's import at
+    most."""
+    imported = []
+    for name in modules:
+        if done():
+            break
+        ensure_imported(name)
+        imported.append(name)
+    return imported
 
 
 def import_fastapi() -> None:
@@ -146,12 +194,18 @@ def serve(
 
     limit_arenas()  # before the first thread (flowloom.native_heap), and the fork
 
-    first, app = prepared_app(settings)
-    import uvicorn
-
+    first, server = prepared(settings, lambda app: _uvicorn_server(app, host=host, port=port))
     stream = out or sys.stdout
     shown_host = f"[{host}]" if ":" in host else host
     announce(first, url=f"http://{shown_host}:{port}/", out=stream)
+    server.run()
+
+
+def _uvicorn_server(app: FastAPI, *, host: str, port: int) -> uvicorn.Server:
+    """uvicorn's server for ``app``, its configuration loaded (protocols imported, the app
+    wrapped): what ``Server.run`` would do first, done while the database is prepared."""
+    import uvicorn
+
     config = uvicorn.Config(
         app,
         host=host,
@@ -164,4 +218,5 @@ def serve(
         # (30 modules, 13 ms, 0.9 MiB resident). An upgrade request is answered as plain HTTP.
         ws="none",
     )
-    uvicorn.Server(config).run()
+    config.load()
+    return uvicorn.Server(config)
