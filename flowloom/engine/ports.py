@@ -36,6 +36,8 @@ __all__ = [
     "RunStore",
     "SharedRunStore",
     "Signals",
+    "StartGuard",
+    "StartRefused",
     "StoredRun",
     "Tick",
     "UnfinishedNode",
@@ -89,6 +91,33 @@ class PlanSource(Protocol):
         ...
 
 
+class StartGuard(Protocol):
+    """A condition the caller of ``Engine.start_run`` read before it, checked again when the
+    run is written (the webhook route: the hook as it saw it, still the same). On PostgreSQL
+    the statement that writes the run reads it too and writes only if it holds: the caller's
+    look-up and the start are one round trip. A store that writes the run otherwise checks it
+    alone first. Either way ``StartRefused`` (nothing written) when it does not hold."""
+
+    @property
+    def args(self) -> Sequence[Any]:
+        """The values of ``pg_sql``'s parameters."""
+        ...
+
+    def pg_sql(self, first: int) -> str:
+        """A SELECT of exactly one row, its parameters numbered from ``$first``; its first
+        column, named ``ok``, is true when the run may be written."""
+        ...
+
+
+class StartRefused(Exception):
+    """A ``StartGuard`` did not hold: nothing was written. ``row`` is what its SELECT read
+    (its first column false), for the caller to answer from without reading again."""
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        super().__init__("the run's start guard did not hold")
+        self.row = tuple(row)
+
+
 @dataclass(slots=True)
 class NewRun:
     """Everything a run is created with (see ``Engine.start_run``)."""
@@ -115,6 +144,8 @@ class NewRun:
     """For a sub-run: the attempt of its parent node that starts it."""
     use_pinned: bool = False
     """Pinned outputs stand in for running their nodes (see ``build_plan``)."""
+    guard: StartGuard | None = None
+    """Checked when the run is written (``StartGuard``); PostgreSQL stores only."""
 
 
 @dataclass(slots=True)
