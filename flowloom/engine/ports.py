@@ -32,6 +32,7 @@ __all__ = [
     "NewRun",
     "PlanSource",
     "Prepared",
+    "ProbingStore",
     "RunResult",
     "RunStore",
     "SharedRunStore",
@@ -253,6 +254,24 @@ class Tick:
     later commit flushed it, the run resumes from the ticks before it (nodes run at least
     once, as after any crash). PostgreSQL only (``synchronous_commit``); SQLite's
     ``synchronous=NORMAL`` treats every commit so already."""
+
+
+class ProbingStore(Protocol):
+    """A ``RunStore`` whose tick commit can carry the cache probes of the nodes the tick
+    claims (PostgreSQL: one round trip for both; ``engine/sql/ticks.py``)."""
+
+    def folds_probes(self) -> bool:
+        """Whether ``commit_probing`` is worth using now (look-ups mostly miss lately)."""
+        ...
+
+    async def commit_probing(
+        self, tick: Tick, signatures: Iterable[str]
+    ) -> dict[str, tuple[str, dict[str, Any]]] | None:
+        """``commit``, and ``find_cached(signatures)`` (without ``near``) read on the same
+        snapshot: its hits, or None (nothing written) where ``commit`` answers False. A node
+        the tick claimed whose signature hit was written RUNNING under the tick's lease: the
+        caller serves it from the cache in its next tick (``Driver``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

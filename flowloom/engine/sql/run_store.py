@@ -646,6 +646,14 @@ class SqlRunStore:
     ) -> dict[str, tuple[str, dict[str, Any]]]:
         return await self._ticks.find_cached(signatures, near=near)
 
+    def folds_probes(self) -> bool:
+        return self._ticks.folds_probes()
+
+    async def commit_probing(
+        self, tick: Tick, signatures: Iterable[str]
+    ) -> dict[str, tuple[str, dict[str, Any]]] | None:
+        return await self._ticks.commit_probing(tick, signatures)
+
     async def fail_run(
         self,
         *,
