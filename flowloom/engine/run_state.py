@@ -333,8 +333,10 @@ class RunState:
     ) -> None:
         """Serve a node from the cache that a committed claim left RUNNING without starting it
         (its commit carried its cache probe, which hit): finished CACHED as if served at its
-        claim, no attempt recorded, its children released."""
+        claim, no attempt recorded, its children released; its times are this moment's,
+        as for a node served before its claim (no time spent)."""
         self._move(slot, NodeStatus.READY)
+        slot.started_at = now
         self.finish(slot, NodeStatus.CACHED, now, outputs=outputs, cached_from_id=cached_from_id)
 
     def finish(

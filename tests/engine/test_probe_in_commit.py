@@ -77,6 +77,7 @@ async def test_probes_ride_in_the_commit_and_a_hit_is_served_not_started(
         assert row.cached_from_id == first_rows[node_id].id
         assert (row.attempts, row.lease_owner, row.error) == ([], None, None)
         assert row.outputs == first_rows[node_id].outputs
+        assert (row.started_at, row.duration_ms) == (row.finished_at, 0)
     # n1's probe hit in the first tick's commit; its run's results were then fetched once.
     assert asked == [([rows["n1"].cache_signature], True)]
     mine = [e for e in events if e.run_id == second.run_id]

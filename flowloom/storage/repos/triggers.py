@@ -324,15 +324,11 @@ class WebhookGuard:
         return _webhook_target(row[1:], dict(config or {}))
 
 
-_FIND_WEBHOOK_WIDTH: Final = len(_FIND_WEBHOOK_PG.args({"path": ""}))
-"""How many parameters ``_FIND_WEBHOOK`` has on PostgreSQL (the path, and its kind)."""
-
-
 @cache
 def _pg_webhook_guard_sql(first: int) -> str:
     # One row whether or not a hook is at the path; ``_FIND_WEBHOOK``'s columns after ``ok``,
     # its parameters first.
-    n = first + _FIND_WEBHOOK_WIDTH - 1
+    n = first + len(_FIND_WEBHOOK_PG.args({"path": ""})) - 1  # the path, and its kind
     return (
         f"SELECT coalesce(f.id = ${n + 1}::varchar AND f.user_id = ${n + 2}::varchar"
         f" AND f.workflow_id = ${n + 3}::varchar AND f.webhook_secret_sha256 = ${n + 4}::varchar"
