@@ -14,9 +14,13 @@ is written to its owner's audit log (``webhook.refused``). A hook switched off, 
 workflow is inactive, answers 403 to a caller holding the right token.
 
 This is the hottest route of the API (benchmark S3): the hook is found with one indexed read
-on the database's fast path, nothing about it is cached (a token replaced or a hook switched
-off takes effect at the next request), the run's own event says when it has finished, and its
-outcome is what the engine committed (a run driven elsewhere: one read by primary key).
+on the database's fast path, and read again at every request (a token replaced or a hook
+switched off takes effect at the next request). On PostgreSQL, a hook that started a run
+before is read by the next run's own start statement instead (``WebhookGuard``): the run is
+written only if the hook is still exactly as it was then, else nothing is written and the
+request is answered from the hook as that statement read it, as at a first call. The run's own
+event says when it has finished, and its outcome is what the engine committed (a run driven
+elsewhere: one read by primary key).
 """
 
 import asyncio
