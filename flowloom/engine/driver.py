@@ -34,7 +34,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flowloom.engine.artifacts import distinct_references
 from flowloom.engine.backoff import Backoff, patiently
@@ -42,7 +42,7 @@ from flowloom.engine.batching import MAX_ROWS, Uncommitted
 from flowloom.engine.events import Event, progress_publisher
 from flowloom.engine.execution import Outcome
 from flowloom.engine.plans import BIG_PLAN, full_collections_paused
-from flowloom.engine.ports import RunResult, StoredRun, Tick
+from flowloom.engine.ports import ProbingStore, RunResult, StoredRun, Tick
 from flowloom.engine.run_state import NodeSlot, NodeSpec, RunState, resume_time
 from flowloom.engine.signature import signature
 from flowloom.engine.subruns import EngineSubRuns
@@ -118,6 +118,16 @@ class Driver:
         follow a cached one, in this tick or a later one, are mostly answered from here without
         a look-up of their own, and an earlier run's results are fetched once, not once a tick.
         Any success with a signature is a right answer for it, however new."""
+        store = engine.store
+        self._probing: ProbingStore | None = (
+            cast(ProbingStore, store) if hasattr(store, "commit_probing") else None
+        )
+        """The store, when its tick commit can carry the cache probes of the nodes claimed."""
+        self._probes: list[str] = []
+        """Nodes the tick being made claimed with their cache probe left to its commit."""
+        self._served: dict[str, tuple[str, dict[str, Any]]] = {}
+        """Nodes whose committed claim carried a probe that hit, to serve from the cache at
+        the next tick: node id -> (the row it is served from, its outputs)."""
         self.result: RunResult | None = None
         """How the run ended, as this driver's last commit stored it (None until then): what
         waiting for the run returns without reading it back."""
@@ -280,6 +290,7 @@ class Driver:
         )
         await self._backoff.wait()
         self._phase = "load"
+        self._served = {}
         state = await self._load()
         in_flight = self._in_flight(self._done)
         owner = self.engine.owner_token
@@ -411,6 +422,9 @@ class Driver:
                 self._apply(outcome, slot, now)
                 succeeded = outcome.wait is None and outcome.error is None
                 quiet = quiet and succeeded and state.specs[slot.node_id].pure
+        if self._served:
+            fenced.update(await self._serve(now))
+            quiet = False
 
         abort: str | None = None
         for message in messages:
@@ -428,10 +442,15 @@ class Driver:
             abort = "timeout"
 
         claimed: list[str] = []
+        self._probes = []
         if abort is not None or state.failure is not None:
             fenced.update(await self._stop_running(now))
         if abort is None and state.failure is None:
-            claimed = await self._claim(now)
+            # A tick that commits whatever it claims may leave its probes to its commit.
+            probing = self._probing
+            claimed = await self._claim(
+                now, fold=not quiet and probing is not None and probing.folds_probes()
+            )
             if state.failure is not None:
                 fenced.update(await self._stop_running(now))
                 claimed = []
@@ -475,8 +494,15 @@ class Driver:
         )
         state.dirty.clear()
         self._phase = "commit"
+        probes = [n for n in self._probes if state.slots[n].status is NodeStatus.RUNNING]
+        hits: dict[str, tuple[str, dict[str, Any]]] | None = {}
         try:
-            committed = await self._store.commit(tick)
+            if probes and self._probing is not None:
+                signatures = [state.slots[n].cache_signature or "" for n in probes]
+                hits = await self._probing.commit_probing(tick, signatures)
+                committed = hits is not None
+            else:
+                committed = await self._store.commit(tick)
         except Exception:
             # Claimed but never dispatched: their places under the limits are free again.
             if engine.limits.active:
@@ -487,11 +513,58 @@ class Driver:
         if not committed:
             raise LeaseLost(f"run {self.run_id}: a node was claimed by another worker")
         uncommitted.committed()
+        if hits:
+            claimed = self._to_serve(probes, hits, claimed)
         if write_debug and debug is not None:
             debug.dirty = False
         if finished_run:
             self.result = _stored_result(self.run_id, state.status, run_values)
         return claimed, True
+
+    def _to_serve(
+        self, probes: list[str], hits: dict[str, tuple[str, dict[str, Any]]], claimed: list[str]
+    ) -> list[str]:
+        """After a commit that carried the probes of ``probes`` (claimed, RUNNING): those
+        that hit are not started but served from the cache by the next tick (which follows
+        at once), their start events withdrawn; the rest of ``claimed``, to dispatch."""
+        state = self.state
+        assert state is not None
+        served: dict[str, tuple[str, dict[str, Any]]] = {}
+        for node_id in probes:
+            hit = hits.get(state.slots[node_id].cache_signature or "")
+            if hit is not None:
+                served[node_id] = hit
+        if not served:
+            return claimed
+        self._known.update(hits)
+        state.withdraw_starts(served)
+        if self.engine.limits.active:
+            for node_id in served:
+                self.engine.give_back_place(self.run_id, node_id)
+        self._served = served
+        self._reclaim = True
+        return [node_id for node_id in claimed if node_id not in served]
+
+    async def _serve(self, now: datetime) -> list[str]:
+        """Serve from the cache the nodes a committed claim left to it (``_to_serve``) that
+        are still as it left them; the row ids served (written only while still held). The
+        runs their hits come from are looked up for the nodes that follow (``near``)."""
+        state = self.state
+        assert state is not None
+        served, self._served = self._served, {}
+        rows = []
+        signatures = []
+        for node_id, (cached_from_id, outputs) in served.items():
+            slot = state.slots[node_id]
+            if slot.status is not NodeStatus.RUNNING or node_id in self._tasks:
+                continue
+            rows.append(slot.row_id)
+            if slot.cache_signature is not None:
+                signatures.append(slot.cache_signature)
+            state.serve_claimed(slot, now, outputs=outputs, cached_from_id=cached_from_id)
+        if signatures:
+            self._known.update(await self._store.find_cached(signatures, near=True))
+        return rows
 
     def _apply(self, outcome: Outcome, slot: NodeSlot, now: datetime) -> None:
         state = self.state
@@ -546,9 +619,12 @@ class Driver:
             debug.dirty = True
         state.answer(slot, dict(message.answer), now)
 
-    async def _claim(self, now: datetime) -> list[str]:
+    async def _claim(self, now: datetime, *, fold: bool = False) -> list[str]:
         """Claim every ready node: park it at a breakpoint, fail it for a missing input,
-        serve it from the cache, or mark it RUNNING under this engine's lease."""
+        serve it from the cache, or mark it RUNNING under this engine's lease. With ``fold``
+        (the tick commits, on a ``ProbingStore``), a node whose signature is not known yet is
+        claimed without a look-up: its probe rides in the commit (``_probes``), and a hit is
+        served from the cache by the next tick instead of started."""
         state = self.state
         assert state is not None
         engine = self.engine
@@ -614,7 +690,7 @@ class Driver:
                         signatures.append(slot.cache_signature)
                 candidates.append(slot)
             unknown = [s for s in signatures if s not in known]
-            if unknown:
+            if unknown and not fold:
                 known.update(await self._store.find_cached(unknown, near=True))
             for slot in candidates:
                 hit = known.get(slot.cache_signature) if slot.cache_signature else None
@@ -628,6 +704,8 @@ class Driver:
                 else:
                     state.claim(slot, owner=engine.owner_token, lease_until=lease_until, now=now)
                     claimed.append(slot.node_id)
+                    if fold and slot.cache_signature is not None:
+                        self._probes.append(slot.node_id)
 
     def _take_place(self, slot: NodeSlot) -> bool:
         """Whether the per-owner and per-key limits let ``slot`` run now (counting it if so)."""

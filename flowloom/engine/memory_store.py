@@ -120,6 +120,8 @@ class MemoryRunStore:
         return await self.load_run(await self._create_run(new, plans), plans)
 
     async def _create_run(self, new: NewRun, plans: PlanSource) -> str:
+        if new.guard is not None:
+            raise ValueError("a start guard is read by PostgreSQL: not kept in memory")
         if new.idempotency_key is not None:
             existing = self._keys.get((new.owner_id, new.idempotency_key))
             if existing is not None:

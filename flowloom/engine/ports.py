@@ -32,10 +32,13 @@ __all__ = [
     "NewRun",
     "PlanSource",
     "Prepared",
+    "ProbingStore",
     "RunResult",
     "RunStore",
     "SharedRunStore",
     "Signals",
+    "StartGuard",
+    "StartRefused",
     "StoredRun",
     "Tick",
     "UnfinishedNode",
@@ -89,6 +92,33 @@ class PlanSource(Protocol):
         ...
 
 
+class StartGuard(Protocol):
+    """A condition the caller of ``Engine.start_run`` read before it, checked again when the
+    run is written (the webhook route: the hook as it saw it, still the same). On PostgreSQL
+    the statement that writes the run reads it too and writes only if it holds: the caller's
+    look-up and the start are one round trip. A store that writes the run otherwise checks it
+    alone first. Either way ``StartRefused`` (nothing written) when it does not hold."""
+
+    @property
+    def args(self) -> Sequence[Any]:
+        """The values of ``pg_sql``'s parameters."""
+        ...
+
+    def pg_sql(self, first: int) -> str:
+        """A SELECT of exactly one row, its parameters numbered from ``$first``; its first
+        column, named ``ok``, is true when the run may be written."""
+        ...
+
+
+class StartRefused(Exception):
+    """A ``StartGuard`` did not hold: nothing was written. ``row`` is what its SELECT read
+    (its first column false), for the caller to answer from without reading again."""
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        super().__init__("the run's start guard did not hold")
+        self.row = tuple(row)
+
+
 @dataclass(slots=True)
 class NewRun:
     """Everything a run is created with (see ``Engine.start_run``)."""
@@ -115,6 +145,8 @@ class NewRun:
     """For a sub-run: the attempt of its parent node that starts it."""
     use_pinned: bool = False
     """Pinned outputs stand in for running their nodes (see ``build_plan``)."""
+    guard: StartGuard | None = None
+    """Checked when the run is written (``StartGuard``); PostgreSQL stores only."""
 
 
 @dataclass(slots=True)
@@ -222,6 +254,24 @@ class Tick:
     later commit flushed it, the run resumes from the ticks before it (nodes run at least
     once, as after any crash). PostgreSQL only (``synchronous_commit``); SQLite's
     ``synchronous=NORMAL`` treats every commit so already."""
+
+
+class ProbingStore(Protocol):
+    """A ``RunStore`` whose tick commit can carry the cache probes of the nodes the tick
+    claims (PostgreSQL: one round trip for both; ``engine/sql/ticks.py``)."""
+
+    def folds_probes(self) -> bool:
+        """Whether ``commit_probing`` is worth using now (look-ups mostly miss lately)."""
+        ...
+
+    async def commit_probing(
+        self, tick: Tick, signatures: Iterable[str]
+    ) -> dict[str, tuple[str, dict[str, Any]]] | None:
+        """``commit``, and ``find_cached(signatures)`` (without ``near``) read on the same
+        snapshot: its hits, or None (nothing written) where ``commit`` answers False. A node
+        the tick claimed whose signature hit was written RUNNING under the tick's lease: the
+        caller serves it from the cache in its next tick (``Driver``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

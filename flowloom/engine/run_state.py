@@ -14,7 +14,7 @@ status never walks every node.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -315,6 +315,29 @@ class RunState:
         slot.retry_at = None
         self.touch(slot)
         self.emit("node.started", slot.node_id, now, attempt=slot.attempt)
+
+    def withdraw_starts(self, node_ids: Collection[str]) -> None:
+        """Drop the ``node.started`` events of ``node_ids`` not yet published (claims whose
+        commit found them in the cache: they never start; ``serve_claimed``)."""
+        self.events = [
+            e for e in self.events if not (e.type == "node.started" and e.node_id in node_ids)
+        ]
+
+    def serve_claimed(
+        self,
+        slot: NodeSlot,
+        now: datetime,
+        *,
+        outputs: dict[str, Any] | None,
+        cached_from_id: str,
+    ) -> None:
+        """Serve a node from the cache that a committed claim left RUNNING without starting it
+        (its commit carried its cache probe, which hit): finished CACHED as if served at its
+        claim, no attempt recorded, its children released; its times are this moment's,
+        as for a node served before its claim (no time spent)."""
+        self._move(slot, NodeStatus.READY)
+        slot.started_at = now
+        self.finish(slot, NodeStatus.CACHED, now, outputs=outputs, cached_from_id=cached_from_id)
 
     def finish(
         self,

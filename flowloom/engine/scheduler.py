@@ -45,7 +45,15 @@ from flowloom.engine.failpoints import Failpoints
 from flowloom.engine.leases import LeaseKeeper
 from flowloom.engine.limits import ClaimLimits, Holding
 from flowloom.engine.plans import PlanCache
-from flowloom.engine.ports import Clock, NewRun, RunResult, RunStore, StoredRun, UnfinishedRun
+from flowloom.engine.ports import (
+    Clock,
+    NewRun,
+    RunResult,
+    RunStore,
+    StartGuard,
+    StoredRun,
+    UnfinishedRun,
+)
 from flowloom.engine.run_state import NodeSpec, RunState, resume_time
 from flowloom.engine.seams import RunDriver
 from flowloom.engine.sql import RunQuota as StoreQuota
@@ -222,6 +230,7 @@ class Engine:
         api_key_id: str | None = None,
         parent_attempt: int | None = None,
         use_pinned: bool = False,
+        guard: StartGuard | None = None,
     ) -> str:
         """Create a run and every planned node execution in one transaction, then drive it.
 
@@ -238,6 +247,10 @@ class Engine:
 
         With ``use_pinned``, nodes' pinned outputs (``data.pinned``) stand in for running them:
         a FULL run covers what follows the pinned nodes (see ``flowloom.graph.build_plan``).
+
+        ``guard`` (PostgreSQL stores only): a condition the caller read before, checked again
+        by the statement that writes the run; ``StartRefused`` (nothing written) if it no
+        longer holds (see ``ports.StartGuard``).
         """
         scope = Scope(scope)
         self._check_open()
@@ -262,6 +275,7 @@ class Engine:
             max_depth=self.max_subrun_depth,
             parent_attempt=parent_attempt,
             use_pinned=use_pinned,
+            guard=guard,
         )
         stored = await self.store.create_run(new, self.plans)
         await self.dispatch_new_run(stored.run_id, stored)

@@ -14,14 +14,19 @@ is written to its owner's audit log (``webhook.refused``). A hook switched off, 
 workflow is inactive, answers 403 to a caller holding the right token.
 
 This is the hottest route of the API (benchmark S3): the hook is found with one indexed read
-on the database's fast path, nothing about it is cached (a token replaced or a hook switched
-off takes effect at the next request), the run's own event says when it has finished, and its
-outcome is what the engine committed (a run driven elsewhere: one read by primary key).
+on the database's fast path, and read again at every request (a token replaced or a hook
+switched off takes effect at the next request). On PostgreSQL, a hook that started a run
+before is read by the next run's own start statement instead (``WebhookGuard``): the run is
+written only if the hook is still exactly as it was then, else nothing is written and the
+request is answered from the hook as that statement read it, as at a first call. The run's own
+event says when it has finished, and its outcome is what the engine committed (a run driven
+elsewhere: one read by primary key).
 """
 
 import asyncio
 import json
 import logging
+import weakref
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
@@ -30,11 +35,18 @@ from starlette.background import BackgroundTask
 from flowloom.api.deps import app_state, client_ip
 from flowloom.api.errors import problem_response
 from flowloom.engine import RUN_FINISHED_EVENTS, Engine, RunResult
-from flowloom.exceptions import FlowloomError, NotFound, PermissionDenied
+from flowloom.engine.ports import StartRefused
+from flowloom.exceptions import FlowloomError, InputError, NotFound, PermissionDenied
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.repos.audit import AuditRepo
-from flowloom.storage.repos.triggers import RunOutcome, WebhookTarget, lookup_webhook, run_outcome
+from flowloom.storage.repos.triggers import (
+    RunOutcome,
+    WebhookGuard,
+    WebhookTarget,
+    lookup_webhook,
+    run_outcome,
+)
 from flowloom.triggers.tokens import token_matches
 from flowloom.triggers.webhooks import TOKEN_HEADER, TOKEN_QUERY, WebhookOptions, inputs_from_body
 
@@ -135,7 +147,16 @@ async def call_webhook(request: Request) -> Response:
     offered = request.headers.get(TOKEN_HEADER)
     if offered is None and request.scope["query_string"]:
         offered = request.query_params.get(TOKEN_QUERY)
-    target = await _find(db, hook_path)
+    idempotency = request.headers.get("idempotency-key")
+    target: WebhookTarget | None
+    seen = None if idempotency is not None else _seen_target(db, hook_path, offered)
+    if seen is not None:
+        started = await _start_as_seen(request, db, engine, hook_path, seen)
+        if isinstance(started, Response):
+            return started
+        target = started
+    else:
+        target = await _find(db, hook_path)
     if target is None or not token_matches(target.secret_sha256, offered):
         refused = problem_response(
             404, str(NotFound("webhook", hook_path)), instance=request.url.path, kind="webhook"
@@ -152,8 +173,66 @@ async def call_webhook(request: Request) -> Response:
         what = "this webhook is switched off" if not target.enabled else "the workflow is inactive"
         raise PermissionDenied(what)
     inputs = inputs_from_body(await request.body(), max_bytes=state.settings.max_run_inputs_bytes)
-    idempotency = request.headers.get("idempotency-key")
-    run_id = await engine.start_run(
+    if not db.is_sqlite:
+        _remember(db, hook_path, target)
+    run_id = await _start(engine, target, inputs, idempotency)
+    return await _respond(engine, db, target, run_id)
+
+
+_SEEN_MAX = 4096
+"""At most this many webhooks are remembered per database (``_seen_target``)."""
+
+_SEEN: weakref.WeakKeyDictionary[Database, dict[str, WebhookTarget]] = weakref.WeakKeyDictionary()
+"""The webhooks that last started runs, by path, as read then (PostgreSQL only)."""
+
+
+def _seen_target(db: Database, path: str, offered: str | None) -> WebhookTarget | None:
+    """The webhook at ``path`` as it was when it last started a run, if ``offered`` is its
+    token then: a guess, never trusted alone. The run's start reads the hook again in its
+    own statement and writes only if it is still exactly this (``WebhookGuard``)."""
+    seen = _SEEN.get(db, {}).get(path)
+    if seen is None or not token_matches(seen.secret_sha256, offered):
+        return None
+    return seen
+
+
+def _remember(db: Database, path: str, target: WebhookTarget) -> None:
+    seen = _SEEN.setdefault(db, {})
+    if len(seen) >= _SEEN_MAX and path not in seen:
+        seen.clear()
+    seen[path] = target
+
+
+async def _start_as_seen(
+    request: Request, db: Database, engine: Engine, path: str, seen: WebhookTarget
+) -> Response | WebhookTarget | None:
+    """On PostgreSQL, the hook's look-up and the run's start in one statement: the run is
+    written only if the hook is still ``seen`` (``WebhookGuard``). The answer when it was;
+    else the hook as it is now (None: no hook at ``path``), for the route's checks, as if it
+    had been read alone: nothing was written. A body that is not inputs is answered after
+    those checks, as ever (the hook is read alone then)."""
+    settings = app_state(request).settings
+    try:
+        inputs = inputs_from_body(await request.body(), max_bytes=settings.max_run_inputs_bytes)
+    except InputError:
+        return await _find(db, path)
+    try:
+        run_id = await _start(engine, seen, inputs, None, guard=WebhookGuard(path, seen))
+    except StartRefused as refused:
+        _SEEN.get(db, {}).pop(path, None)
+        return WebhookGuard.target_of(refused.row)
+    return await _respond(engine, db, seen, run_id)
+
+
+async def _start(
+    engine: Engine,
+    target: WebhookTarget,
+    inputs: dict[str, Any],
+    idempotency: str | None,
+    *,
+    guard: WebhookGuard | None = None,
+) -> str:
+    return await engine.start_run(
         owner_id=target.user_id,
         workflow_id=target.workflow_id,
         inputs=inputs,
@@ -162,7 +241,11 @@ async def call_webhook(request: Request) -> Response:
         idempotency_key=(
             f"webhook:{target.trigger_id}:{idempotency[:100]}" if idempotency else None
         ),
+        guard=guard,
     )
+
+
+async def _respond(engine: Engine, db: Database, target: WebhookTarget, run_id: str) -> Response:
     options = WebhookOptions.from_config(target.config)
     if options.respond == "output":
         return await _output(engine, db, run_id, target.user_id, options.timeout_s)

@@ -38,6 +38,7 @@ from flowloom.engine.ports import (
     Prepared,
     RunResult,
     Signals,
+    StartRefused,
     StoredRun,
     Tick,
     UnfinishedNode,
@@ -235,6 +236,11 @@ class SqlRunStore:
     # ---- starting and reading runs
 
     async def create_run(self, new: NewRun, plans: PlanSource) -> StoredRun:
+        if new.guard is not None and (
+            self.db.is_sqlite or new.idempotency_key is not None or new.breakpoints is not None
+        ):
+            # Only the start in autocommit on PostgreSQL carries it: checked alone before.
+            await self._check_guard(new)
         if new.idempotency_key is None:
             return await self._start(new, plans)
         found: str | None = None
@@ -364,6 +370,7 @@ class SqlRunStore:
         if isinstance(tried, StoredRun):
             return tried
         if tried is None:
+            await self._check_guard(new)
             async with self.db.asyncpg_connection() as pg:
                 tried = await pg.fetchrow(pg_run_lookups_sql(carried), *lookup_args)
         found = tried
@@ -424,12 +431,34 @@ class SqlRunStore:
             # Settings the checks refuse, values that cannot be bound: the checks, in their
             # order, say why (a refusal of the look-ups or the plan comes first).
             return None
-        sql = pg_checked_start_sql(dialect, carried, len(lookup_args) - PG_LOOKUPS_WIDTH)
+        carried_args = len(lookup_args) - PG_LOOKUPS_WIDTH
+        guard, guard_sql, guard_args = new.guard, None, ()
+        if guard is not None:
+            guard_args = tuple(guard.args)
+            guard_sql = guard.pg_sql(len(lookup_args) + 1)
+        sql = pg_checked_start_sql(dialect, carried, carried_args, guard_sql, len(guard_args))
         async with self.db.asyncpg_connection() as pg:
-            found = await _pg_write_run(pg, sql, [*lookup_args, *args], fetch=True)
-        if not found[-1]:
-            return tuple(found)[:-1]
+            found = await _pg_write_run(pg, sql, [*lookup_args, *guard_args, *args], fetch=True)
+        if not found["written"]:
+            row = tuple(found)
+            at = list(found.keys()).index("written")
+            if guard is not None and not row[at + 1]:
+                raise StartRefused(row[at + 1 :])
+            return row[:at]
         return await self._stored_pg(new, prepared, values, nodes.ids)
+
+    async def _check_guard(self, new: NewRun) -> None:
+        """``new.guard`` read alone (a start that does not carry it in its own statement);
+        StartRefused if it does not hold."""
+        guard = new.guard
+        if guard is None:
+            return
+        if self.db.is_sqlite:
+            raise ValueError("a start guard is a PostgreSQL statement: not on SQLite")
+        async with self.db.asyncpg_connection() as pg:
+            row = await pg.fetchrow(guard.pg_sql(1), *guard.args)
+        if row is None or not row[0]:
+            raise StartRefused(() if row is None else tuple(row))
 
     def _seen_version(self, workflow_id: str, version: int | None) -> None:
         """Keep ``version`` as the workflow's current one (for ``_start_as_seen``)."""
@@ -616,6 +645,14 @@ class SqlRunStore:
         self, signatures: Iterable[str], *, near: bool = False
     ) -> dict[str, tuple[str, dict[str, Any]]]:
         return await self._ticks.find_cached(signatures, near=near)
+
+    def folds_probes(self) -> bool:
+        return self._ticks.folds_probes()
+
+    async def commit_probing(
+        self, tick: Tick, signatures: Iterable[str]
+    ) -> dict[str, tuple[str, dict[str, Any]]] | None:
+        return await self._ticks.commit_probing(tick, signatures)
 
     async def fail_run(
         self,

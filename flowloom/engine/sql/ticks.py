@@ -22,12 +22,18 @@ Cache lookups run outside the tick's transaction (inline on SQLite, where an ind
 lookup costs less than a hop to a thread): a success, once committed, stays a success. A
 lookup that also brings the results of the runs it hits (``near``, what a driver asks) may
 return a whole run's outputs: on SQLite it follows a point lookup that hit, on a reader thread.
+On PostgreSQL, while lookups mostly miss, a tick that commits whatever it claims leaves the
+point lookups of the nodes it claims to its own statement (``commit_probing``): a miss cost no
+round trip of its own; a node that hit was written RUNNING under the tick's lease but never
+started, and the driver's next tick writes it CACHED from the row hit, as a lookup before the
+claim would have (no attempt recorded, no start event published).
 
 Part of ``SqlRunStore`` (``run_store.py``); creating runs goes through ``RunRepo``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
@@ -194,7 +200,8 @@ class TickStore:
             return True
         if self.db.is_sqlite:
             return await self._commit_sqlite(tick)
-        return await self._commit_postgres(tick)
+        written, _ = await self._commit_postgres(tick)
+        return written
 
     # ---- SQLite
 
@@ -234,7 +241,33 @@ class TickStore:
 
     # ---- PostgreSQL
 
-    async def _commit_postgres(self, tick: Tick) -> bool:
+    def folds_probes(self) -> bool:
+        """Whether ``commit_probing`` may carry a tick's cache probes: on PostgreSQL while
+        look-ups mostly miss (``near_at_once`` false); else a probe is asked alone, before
+        the tick, with the hits' runs (one statement either way when it hits)."""
+        return not self.db.is_sqlite and not self.near_at_once
+
+    async def commit_probing(
+        self, tick: Tick, signatures: Iterable[str]
+    ) -> dict[str, tuple[str, dict[str, Any]]] | None:
+        """``commit`` on PostgreSQL, with the point look-up of ``find_cached`` for
+        ``signatures`` (of the nodes the tick claims) in the same statement, read on the
+        snapshot the tick writes on. The look-up's hits, or None (nothing written) when a
+        fenced row is no longer held."""
+        wanted = sorted(set(signatures))
+        if self.db.is_sqlite or not wanted:
+            raise ValueError("a probing commit is PostgreSQL's, with signatures to look up")
+        written, found = await self._commit_postgres(tick, wanted)
+        if not written:
+            return None
+        self._near_hits += _NEAR_WEIGHT * (bool(found) - self._near_hits)
+        return {signature: (row_id, outputs or {}) for signature, row_id, outputs in found}
+
+    async def _commit_postgres(
+        self, tick: Tick, probes: list[str] | None = None
+    ) -> tuple[bool, list[Any]]:
+        """The tick's statement (``probes``: with their look-up); whether it was written, and
+        the look-up's rows (signature, row id, outputs)."""
         processors = _processors(self._dialect, _NODES, _MUTABLE)
         ids = [slot.row_id for slot in tick.slots]
         if not tick.fenced.issubset(ids):
@@ -248,9 +281,16 @@ class TickStore:
         extra = self._run_and_debug(tick, _dollar, first=len(args) + 1)
         for _statement, values in extra:
             args.extend(values)
-        sql = _pg_tick_statement(tuple(statement for statement, _ in extra))
+        updates = tuple(statement for statement, _ in extra)
+        if probes is None:
+            sql = _pg_tick_statement(updates)
+            async with self.db.asyncpg_connection(flush=tick.durable) as pg:
+                return cast(int, await pg.fetchval(sql, *args)) == len(ids), []
+        args.append(probes)
+        sql = _pg_tick_statement(updates, len(args))
         async with self.db.asyncpg_connection(flush=tick.durable) as pg:
-            return cast(int, await pg.fetchval(sql, *args)) == len(ids)
+            row = await pg.fetchrow(sql, *args)
+        return row[0] == len(ids), json.loads(row[1])
 
     # ---- both
 
@@ -525,15 +565,24 @@ _PG_WRITE_SLOTS = _pg_write_slots()
 
 
 @cache
-def _pg_tick_statement(updates: tuple[str, ...]) -> str:
+def _pg_tick_statement(updates: tuple[str, ...], probes: int | None = None) -> str:
     """The tick's ONE statement: the node rows, then each of ``updates`` (``UPDATE ... WHERE
     ...``, parameters numbered after the node rows') only if every node row was written; it
     returns how many node rows were written. PostgreSQL runs every data-modifying CTE once,
-    whether or not the query reads it, all on one snapshot."""
+    whether or not the query reads it, all on one snapshot. With ``probes`` (the number of
+    the parameter that comes last, an array of signatures), also ``_PG_FIND_CACHED``'s rows
+    for them, as one JSON text of [signature, id, outputs] rows, read on that snapshot."""
     every_row = "(SELECT count(*) FROM written) = cardinality($3::varchar[])"
     parts = [_PG_WRITE_SLOTS]
     parts += [f", extra{n} AS ({update} AND {every_row})" for n, update in enumerate(updates)]
-    return "".join(parts) + "\nSELECT count(*) FROM written"
+    if probes is None:
+        return "".join(parts) + "\nSELECT count(*) FROM written"
+    lookup = _PG_FIND_CACHED.replace("$1::varchar[]", f"${probes}::varchar[]")
+    parts.append(f", probe AS ({lookup})")
+    return "".join(parts) + (
+        "\nSELECT (SELECT count(*) FROM written), (SELECT coalesce(json_agg(json_build_array("
+        "cache_signature, id, outputs)), '[]') FROM probe)::text"
+    )
 
 
 _UPDATES: dict[str, tuple[Table, str]] = {

@@ -381,31 +381,46 @@ def _pg_start_sql(dialect: Dialect) -> str:
 
 
 @cache
-def pg_checked_start_sql(dialect: Dialect, carried: str | None, carried_args: int) -> str:
+def pg_checked_start_sql(
+    dialect: Dialect,
+    carried: str | None,
+    carried_args: int,
+    guard: str | None = None,
+    guard_args: int = 0,
+) -> str:
     """``pg_run_lookups_sql`` and ``pg_insert_run``'s write in ONE statement, for a run with no
     parent: its arguments are the look-ups' (``$1``... and ``carried_args`` of the carried
-    SELECT), then ``pg_insert_run``'s. The run and its node rows are written only if the look-ups
-    allow them as they are: the owner's workflow, not deleted, is at the run's version, the
-    API key (if any) is the owner's, no parent run is named, and the carried SELECT's first
-    column is true. Answers one row: the look-ups' (as ``pg_run_lookups_sql`` reads them), then
-    whether the run was written."""
-    first = PG_LOOKUPS_WIDTH + carried_args + 1
+    SELECT), then ``guard_args`` of the ``guard`` SELECT (built to number its parameters from
+    the one after the look-ups'), then ``pg_insert_run``'s. The run and its node rows are
+    written only if the look-ups allow them as they are: the owner's workflow, not deleted, is
+    at the run's version, the API key (if any) is the owner's, no parent run is named, the
+    carried SELECT's first column is true, and so is the guard's (``ok``). Answers one row:
+    the look-ups' (as ``pg_run_lookups_sql`` reads them), then whether the run was written
+    (``written``), then the guard's columns."""
+    first = PG_LOOKUPS_WIDTH + carried_args + guard_args + 1
     values = []
     for n, name in enumerate(_RUN_ROW, start=first):
         cast_to, is_json = _pg_cast(dialect, _WORKFLOW_RUNS, name)
         values.append(f"${n}::{cast_to}" + ("::jsonb" if is_json else ""))
     version = values[_RUN_ROW.index("workflow_version")]
     allowed = "" if carried is None else " AND look.limits_nothing"
+    sources, guarded = "look", ""
+    if guard is not None:
+        sources, guarded = "look, guard", " AND guard.ok"
     lookups = pg_run_lookups_sql(carried)
     return (
         f"WITH look AS ({lookups}),"
-        f" run AS (INSERT INTO {_WORKFLOW_RUNS.name} ({', '.join(_RUN_ROW)})"
-        f" SELECT {', '.join(values)} FROM look"
+        + ("" if guard is None else f" guard AS ({guard}),")
+        + f" run AS (INSERT INTO {_WORKFLOW_RUNS.name} ({', '.join(_RUN_ROW)})"
+        f" SELECT {', '.join(values)} FROM {sources}"
         f" WHERE look.current_version = {version} AND $3::varchar IS NULL"
-        f" AND ($4::varchar IS NULL OR look.key_owner = $2::varchar){allowed} RETURNING 1),"
+        f" AND ($4::varchar IS NULL OR look.key_owner = $2::varchar){allowed}{guarded}"
+        " RETURNING 1),"
         f" nodes AS ({_pg_nodes_select(dialect, first + len(_RUN_ROW))}"
         " WHERE EXISTS (SELECT FROM run))"
-        " SELECT look.*, EXISTS (SELECT FROM run) FROM look"
+        " SELECT look.*, EXISTS (SELECT FROM run) AS written"
+        + ("" if guard is None else ", guard.*")
+        + f" FROM {sources}"
     )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Final, cast
 
 from sqlalchemy import Connection, CursorResult, Update, bindparam, select, update
@@ -40,6 +41,7 @@ __all__ = [
     "DueSchedule",
     "RunOutcome",
     "TriggerRepo",
+    "WebhookGuard",
     "WebhookTarget",
     "claim_schedule",
     "claim_schedule_in",
@@ -287,6 +289,53 @@ async def lookup_webhook(db: Database, *, path: str) -> WebhookTarget | None:
     async with db.asyncpg_connection() as pg:
         row = await _FIND_WEBHOOK_PG.fetchrow(pg, path=path)
     return None if row is None else _webhook_target(row, dict(row[6] or {}))
+
+
+class WebhookGuard:
+    """The webhook at ``path`` is still ``seen`` (a ``StartGuard`` of the engine): the same
+    hook, owner, workflow, token digest and config, switched on, its workflow active (and not
+    deleted, its owner's account active: ``find_webhook``'s read). Read by the statement that
+    writes the webhook's run on PostgreSQL, so that the hook's look-up and the run's start are
+    one round trip; when it does not hold, its row is the hook as it is now (``target_of``)."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, path: str, seen: WebhookTarget) -> None:
+        self.args: tuple[Any, ...] = (
+            *_FIND_WEBHOOK_PG.args({"path": path}),
+            seen.trigger_id,
+            seen.user_id,
+            seen.workflow_id,
+            seen.secret_sha256,
+            json.dumps(seen.config),
+        )
+
+    def pg_sql(self, first: int) -> str:
+        return _pg_webhook_guard_sql(first)
+
+    @staticmethod
+    def target_of(row: tuple[Any, ...]) -> WebhookTarget | None:
+        """The webhook as the guard's row read it (None: no hook at its path)."""
+        if not row or row[1] is None:
+            return None
+        config = row[7]
+        if isinstance(config, str):
+            config = json.loads(config)
+        return _webhook_target(row[1:], dict(config or {}))
+
+
+@cache
+def _pg_webhook_guard_sql(first: int) -> str:
+    # One row whether or not a hook is at the path; ``_FIND_WEBHOOK``'s columns after ``ok``,
+    # its parameters first.
+    n = first + len(_FIND_WEBHOOK_PG.args({"path": ""})) - 1  # the path, and its kind
+    return (
+        f"SELECT coalesce(f.id = ${n + 1}::varchar AND f.user_id = ${n + 2}::varchar"
+        f" AND f.workflow_id = ${n + 3}::varchar AND f.webhook_secret_sha256 = ${n + 4}::varchar"
+        f" AND f.enabled AND f.active AND f.config = ${n + 5}::jsonb, false) AS ok,"
+        " f.id, f.user_id, f.workflow_id, f.webhook_secret_sha256, f.enabled, f.active, f.config"
+        f" FROM (SELECT 1) AS one LEFT JOIN ({_FIND_WEBHOOK_PG.sql_from(first)}) AS f ON true"
+    )
 
 
 def _webhook_target(row: Any, config: Any) -> WebhookTarget:
