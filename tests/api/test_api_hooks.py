@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from apikit import Account, create_workflow, sign_up
-from greeting import GREETING
+from apikit import Account
+from hookkit import make_hook
 
 APPROVAL: dict[str, Any] = {
     "schema_version": 1,
@@ -17,20 +17,6 @@ APPROVAL: dict[str, Any] = {
     ],
     "edges": [],
 }
-
-
-async def make_hook(
-    client: httpx.AsyncClient, definition: dict[str, Any] = GREETING, **options: Any
-) -> tuple[Account, str, dict[str, Any]]:
-    account = await sign_up(client)
-    workflow = await create_workflow(client, account, definition, name="hooked")
-    made = await client.post(
-        f"/api/v1/workflows/{workflow['id']}/triggers",
-        json={"kind": "webhook", **options},
-        headers=account.bearer,
-    )
-    assert made.status_code == 201, made.text
-    return account, str(workflow["id"]), made.json()
 
 
 async def runs_of(client: httpx.AsyncClient, account: Account, workflow_id: str) -> list[Any]:

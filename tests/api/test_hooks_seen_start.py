@@ -8,23 +8,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from apikit import Account, create_workflow, sign_up
-from greeting import GREETING
+from apikit import Account
+from hookkit import make_hook
 
 from flowloom.api.routes import hooks
 from flowloom.storage.database import Database
-
-
-async def _hook(client: httpx.AsyncClient, **options: object) -> tuple[Account, str, dict]:  # type: ignore[type-arg]
-    account = await sign_up(client)
-    workflow = await create_workflow(client, account, GREETING, name="hooked")
-    made = await client.post(
-        f"/api/v1/workflows/{workflow['id']}/triggers",
-        json={"kind": "webhook", **options},
-        headers=account.bearer,
-    )
-    assert made.status_code == 201, made.text
-    return account, str(workflow["id"]), made.json()
 
 
 @pytest.fixture
@@ -57,7 +45,7 @@ async def _reasons(client: httpx.AsyncClient, account: Account) -> list[str]:
 async def test_a_hook_seen_before_starts_its_run_without_a_lookup_of_its_own(
     client: httpx.AsyncClient, db: Database, lookups: list[str]
 ) -> None:
-    account, workflow_id, hook = await _hook(client, respond="output")
+    account, workflow_id, hook = await make_hook(client, respond="output")
     token = {"X-Flowloom-Token": hook["token"]}
     path = hook["url"].rsplit("/", 1)[1]
     for name in ("Ada", "Bo", "Cy"):
@@ -74,7 +62,7 @@ async def test_a_hook_seen_before_starts_its_run_without_a_lookup_of_its_own(
 async def test_changes_to_a_hook_seen_before_answer_as_at_a_first_call(
     client: httpx.AsyncClient,
 ) -> None:
-    account, workflow_id, hook = await _hook(client)
+    account, workflow_id, hook = await make_hook(client)
     token = {"X-Flowloom-Token": hook["token"]}
     trigger = f"/api/v1/triggers/{hook['id']}"
     assert (await client.post(hook["url"], json={}, headers=token)).status_code == 202
@@ -121,7 +109,7 @@ async def test_changes_to_a_hook_seen_before_answer_as_at_a_first_call(
 async def test_a_bad_body_to_a_hook_seen_before_is_checked_after_the_hook(
     client: httpx.AsyncClient,
 ) -> None:
-    account, workflow_id, hook = await _hook(client)
+    account, workflow_id, hook = await make_hook(client)
     token = {"X-Flowloom-Token": hook["token"]}
     assert (await client.post(hook["url"], json={}, headers=token)).status_code == 202
     listed = await client.post(hook["url"], json=[1], headers=token)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from flowloom.engine import Engine
 from flowloom.exceptions import RetryNode
@@ -246,3 +249,20 @@ async def run_graph(engine: Engine, db: Database, graph: dict[str, Any], **start
     owner = await make_owner(db)
     workflow_id = await save_workflow(db, owner, graph)
     return await engine.run_to_end(owner_id=owner, workflow_id=workflow_id, **start)
+
+
+def cache_lookups(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], bool]]:
+    """The cache look-ups ``engine`` asks alone (``find_cached``) from now on: (signatures,
+    near) each."""
+    asked: list[tuple[list[str], bool]] = []
+    find_cached = engine.store.find_cached
+
+    async def counted(
+        signatures: Iterable[str], *, near: bool = False
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        wanted = list(signatures)
+        asked.append((wanted, near))
+        return await find_cached(wanted, near=near)
+
+    monkeypatch.setattr(engine.store, "find_cached", counted)
+    return asked

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Iterable
 from typing import Any
 
+import pytest
 from enginekit import (
+    cache_lookups,
     chain,
     definition,
     edge,
@@ -70,21 +71,13 @@ async def test_a_second_identical_run_is_all_cached_and_an_edit_reruns_exactly_i
     }
 
 
-async def test_a_run_served_from_the_cache_looks_it_up_once(engine: Engine, db: Database) -> None:
+async def test_a_run_served_from_the_cache_looks_it_up_once(
+    engine: Engine, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(db)
     workflow_id = await save_workflow(db, owner, chain(20))
     first = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
-    asked: list[tuple[list[str], bool]] = []
-    find_cached = engine.store.find_cached
-
-    async def counted(
-        signatures: Iterable[str], *, near: bool = False
-    ) -> dict[str, tuple[str, dict[str, Any]]]:
-        wanted = list(signatures)
-        asked.append((wanted, near))
-        return await find_cached(wanted, near=near)
-
-    engine.store.find_cached = counted  # type: ignore[method-assign]
+    asked = cache_lookups(engine, monkeypatch)
     second = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
 
     assert second.outputs == first.outputs == {"n20": {"value": 20}}

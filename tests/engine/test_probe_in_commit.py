@@ -7,31 +7,24 @@ SQLite looks up before it claims, as ever."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from enginekit import chain, definition, edge, make_owner, node, node_rows, registry, save_workflow
+from enginekit import (
+    cache_lookups,
+    chain,
+    definition,
+    edge,
+    make_owner,
+    node,
+    node_rows,
+    registry,
+    save_workflow,
+)
 
 from flowloom.engine import Engine, Event
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus
-
-
-def _asked(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], bool]]:
-    """The look-ups the engine asks alone (``find_cached``)."""
-    asked: list[tuple[list[str], bool]] = []
-    find_cached = engine.store.find_cached
-
-    async def counted(
-        signatures: Iterable[str], *, near: bool = False
-    ) -> dict[str, tuple[str, dict[str, Any]]]:
-        wanted = list(signatures)
-        asked.append((wanted, near))
-        return await find_cached(wanted, near=near)
-
-    monkeypatch.setattr(engine.store, "find_cached", counted)
-    return asked
 
 
 def _published(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[Event]:
@@ -58,7 +51,7 @@ async def test_probes_ride_in_the_commit_and_a_hit_is_served_not_started(
     workflow_id = await save_workflow(db, owner, graph)
     engine = Engine(db, registry(), max_running_per_owner=1)
     try:
-        asked = _asked(engine, monkeypatch)
+        asked = cache_lookups(engine, monkeypatch)
         first = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
         assert first.outputs == {"n4": {"value": 4}, "side": {"value": 52}}
         first_rows = await node_rows(db, first.run_id)
@@ -110,7 +103,7 @@ async def test_sqlite_looks_up_before_it_claims(
         await store.commit_probing(None, ["a"])
     owner = await make_owner(db)
     workflow_id = await save_workflow(db, owner, chain(2))
-    asked = _asked(engine, monkeypatch)
+    asked = cache_lookups(engine, monkeypatch)
     first = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)
     assert len(asked) == 2  # one look-up per node, before its claim
     second = await engine.run_to_end(owner_id=owner, workflow_id=workflow_id)

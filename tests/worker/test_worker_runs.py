@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 from enginekit import definition, edge, make_owner, node, node_rows, save_workflow
 from sqlalchemy import update
-from workerkit import BROKERS, Cluster, worker_registry
+from workerkit import BROKERS, Cluster, settled_reads, worker_registry
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
 from flowloom.storage.tables import NodeExecution, WorkflowRun
-from flowloom.worker import remote
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -174,18 +173,7 @@ async def test_settling_reads_a_run_that_waits_but_not_one_whose_end_came_as_an_
     db = pg[0]
     cluster.start_worker()
     owner = await make_owner(db)
-    reads: list[str] = []
-    store: Any = api.store
-    read = store.settled
-
-    async def counted(run_id: str, *, finished_only: bool) -> Any:
-        reads.append(run_id)
-        return await read(run_id, finished_only=finished_only)
-
-    monkeypatch.setattr(store, "settled", counted)
-    # The safety-net read every _POLL_S (for lost events) is not what this test is about: on a
-    # loaded machine a worker's first run may take longer than that, so it is put out of reach.
-    monkeypatch.setattr(remote, "_POLL_S", 300.0)
+    reads = settled_reads(api, monkeypatch)
     finishing = await api.start_run(
         owner_id=owner, workflow_id=await save_workflow(db, owner, fan_out())
     )

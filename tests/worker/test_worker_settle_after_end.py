@@ -4,11 +4,10 @@ before the wait began: the feed read its end already, so the wait reads nothing.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from enginekit import definition, make_owner, node, save_workflow
-from workerkit import Cluster
+from workerkit import Cluster, settled_reads
 
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
@@ -23,16 +22,7 @@ async def test_a_run_whose_end_the_feed_read_before_the_wait_is_not_read(
     cluster.start_worker()
     owner = await make_owner(db)
     assert isinstance(api, remote.RemoteEngine)
-    reads: list[str] = []
-    store: Any = api.store
-    read = store.settled
-
-    async def counted(run_id: str, *, finished_only: bool) -> Any:
-        reads.append(run_id)
-        return await read(run_id, finished_only=finished_only)
-
-    monkeypatch.setattr(store, "settled", counted)
-    monkeypatch.setattr(remote, "_POLL_S", 300.0)  # no safety-net read in reach
+    reads = settled_reads(api, monkeypatch)
     graph = definition([node("one", "test.add")], [])
     run_id = await api.start_run(owner_id=owner, workflow_id=await save_workflow(db, owner, graph))
     feed = api._feed

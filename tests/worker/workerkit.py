@@ -228,3 +228,22 @@ class Cluster:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.tmp.glob("worker*.log"))
         )
+
+
+def settled_reads(api: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The runs the API engine reads back to see whether they settled (``store.settled``)
+    from now on, with its safety-net read every ``_POLL_S`` put out of reach: on a loaded
+    machine a worker's first run may take longer than that."""
+    from flowloom.worker import remote
+
+    reads: list[str] = []
+    store: Any = api.store
+    read = store.settled
+
+    async def counted(run_id: str, *, finished_only: bool) -> Any:
+        reads.append(run_id)
+        return await read(run_id, finished_only=finished_only)
+
+    monkeypatch.setattr(store, "settled", counted)
+    monkeypatch.setattr(remote, "_POLL_S", 300.0)
+    return reads
