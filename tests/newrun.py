@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from flowloom.engine.ports import NewRun
 from flowloom.graph import Scope
 from flowloom.storage.enums import TriggerKind
@@ -30,3 +32,19 @@ def new_run(owner: str, workflow_id: str, **fields: Any) -> NewRun:
         "max_depth": 5,
     }
     return NewRun(**{**given, **fields})
+
+
+def separate_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Each look-up statement the run store builds apart from its start (on PostgreSQL,
+    ``pg_run_lookups_sql``) from now on: empty while a start is one statement."""
+    from flowloom.engine.sql import run_store
+
+    built: list[str | None] = []
+    separate = run_store.pg_run_lookups_sql
+
+    def counted(carried: str | None = None) -> str:
+        built.append(carried)
+        return separate(carried)
+
+    monkeypatch.setattr(run_store, "pg_run_lookups_sql", counted)
+    return built

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from enginekit import chain, make_owner, registry, save_workflow
-from newrun import new_run
+from newrun import new_run, separate_lookups
 
 from flowloom.engine.memory_store import MemoryRunStore
 from flowloom.engine.plans import PlanCache
@@ -66,25 +66,16 @@ async def test_a_guard_that_does_not_hold_writes_nothing(db: Database, key: str 
 async def test_a_guard_rides_in_the_start_of_a_workflow_seen_before(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flowloom.engine.sql import run_store
 
     owner = await make_owner(db)
     other = await make_owner(db)
     wf = await save_workflow(db, owner, chain(2))
     store, plans = SqlRunStore(db), PlanCache(registry())
     await store.create_run(new_run(owner, wf), plans)
-    alone = 0
-    separate = run_store.pg_run_lookups_sql
-
-    def counted(carried: str | None = None) -> str:
-        nonlocal alone
-        alone += 1
-        return separate(carried)
-
-    monkeypatch.setattr(run_store, "pg_run_lookups_sql", counted)
+    alone = separate_lookups(monkeypatch)
     guard = _Guard(True)
     started = await store.create_run(new_run(owner, wf, guard=guard), plans)
-    assert (alone, guard.reads) == (0, 1)  # one statement: the look-ups, the guard, the write
+    assert (len(alone), guard.reads) == (0, 1)  # one statement: the look-ups, the guard, the write
     assert started.run_id in await _run_ids(db, owner)
     # The guard holds but the look-ups refuse: the checks go on as without a guard.
     with pytest.raises(NotFound) as caught:

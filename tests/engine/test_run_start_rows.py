@@ -20,7 +20,7 @@ from enginekit import (
     save_workflow,
     update_workflow,
 )
-from newrun import new_run
+from newrun import new_run, separate_lookups
 
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import NewRun, StoredRun
@@ -212,24 +212,15 @@ async def test_a_start_of_a_version_seen_before_checks_as_ever(
     is tried in one statement that writes only if the look-ups allow it as they are: it
     writes what the two statements write, and anything else (another user, another user's
     key, a version moved on, a deleted workflow) goes through the checks, as ever."""
-    from flowloom.engine.sql import run_store
 
     owner = await make_owner(db)
     other = await make_owner(db)
     wf = await save_workflow(db, owner, chain(2))
     store, plans = SqlRunStore(db), PlanCache(registry())
     first = await store.create_run(new_run(owner, wf), plans)
-    lookups = 0
-    separate = run_store.pg_run_lookups_sql
-
-    def counted(carried: str | None = None) -> str:
-        nonlocal lookups
-        lookups += 1
-        return separate(carried)
-
-    monkeypatch.setattr(run_store, "pg_run_lookups_sql", counted)
+    lookups = separate_lookups(monkeypatch)
     second = await store.create_run(new_run(owner, wf, inputs={"x": 1}), plans)
-    assert lookups == 0  # one statement on PostgreSQL; SQLite writes in its transaction
+    assert lookups == []  # one statement on PostgreSQL; SQLite writes in its transaction
     assert (await _written(db, owner, second.run_id))[0] == {
         **(await _written(db, owner, first.run_id))[0],
         "inputs": {"x": 1},

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from workerkit import REDIS_URL, require_redis
+from relaykit import Relay, relay_on_redis
 
 from flowloom.api.metrics import Metrics
 from flowloom.engine.events import DELTA, DROPPED, Event
 from flowloom.worker import relay
-from flowloom.worker.relay import EventFeed, FeedBus, RedisEventBus, channel, digest, encode
+from flowloom.worker.relay import FeedBus, channel, digest, encode
 
 AT = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
 
@@ -123,37 +121,17 @@ def test_digest_entries_that_are_not_numbers_are_not_observed() -> None:
     assert _value(metrics, "flowloom_node_duration_seconds_count", node) is None
 
 
-@dataclass
-class Feed:
-    redis: Any
-    namespace: str
-    bus: FeedBus
-    feed: EventFeed
-    worker_bus: RedisEventBus
-    metrics: Metrics
-
-
 @asynccontextmanager
-async def feed_on_redis() -> AsyncIterator[Feed]:
-    require_redis()
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(f"{REDIS_URL}/15")
-    namespace = f"t_{secrets.token_hex(4)}"
+async def feed_on_redis() -> AsyncIterator[tuple[Relay[FeedBus], Metrics]]:
+    """A relay into an API's ``FeedBus``, with the API's metrics reading its digests."""
     bus = FeedBus()
     metrics = Metrics()
     metrics.start(bus)
-    feed = EventFeed(redis, namespace, bus)
-    worker_bus = RedisEventBus(redis, namespace)
-    await feed.start()
-    worker_bus.start()
     try:
-        yield Feed(redis, namespace, bus, feed, worker_bus, metrics)
+        async with relay_on_redis(bus) as on:
+            yield on, metrics
     finally:
-        await worker_bus.stop()
-        await feed.stop()
         await metrics.stop()
-        await redis.aclose()
 
 
 async def _until(check: Any) -> None:
@@ -176,11 +154,11 @@ async def test_the_feed_decodes_only_the_events_of_followed_runs(
         return events
 
     monkeypatch.setattr(relay, "decode", counting)
-    async with feed_on_redis() as on:
-        with on.bus.subscribe("run_2") as followed:
+    async with feed_on_redis() as (on, metrics):
+        with on.api_bus.subscribe("run_2") as followed:
             on.worker_bus.publish(_run("run_1"))
             await on.worker_bus.flush()
-            await _until(lambda: _value(on.metrics, "flowloom_runs_started_total") == 1)
+            await _until(lambda: _value(metrics, "flowloom_runs_started_total") == 1)
             assert decoded == [], "nobody here follows run_1"
             on.worker_bus.publish(_run("run_2"))
             got = [await asyncio.wait_for(anext(followed), 5) for _ in range(5)]
@@ -188,18 +166,18 @@ async def test_the_feed_decodes_only_the_events_of_followed_runs(
     assert [event.type for event in got] == [event.type for event in _run("run_2")]
     assert got[2].data["outputs"] == {"x": 1}
     assert set(decoded) == {"run_2"}
-    assert _value(on.metrics, "flowloom_runs_started_total") == 2
+    assert _value(metrics, "flowloom_runs_started_total") == 2
 
 
 async def test_a_waiter_wakes_on_the_digest_of_its_run_and_on_lost_events() -> None:
-    async with feed_on_redis() as on:
+    async with feed_on_redis() as (on, _):
         with on.feed.settling("run_1") as settling, on.feed.settling("run_9") as other:
             on.worker_bus.publish([Event("node.succeeded", "run_1", "a", AT)])
             on.worker_bus.publish([Event("run.waiting", "run_1", None, AT)])
             assert await asyncio.wait_for(settling.next(), 5) == "run.waiting"
             on.worker_bus.publish(_run("run_1"))
             assert await asyncio.wait_for(settling.next(), 5) == "run.failed"
-            assert on.bus.watched_runs() == [], "a waiter is no follower of the bus"
+            assert on.api_bus.watched_runs() == [], "a waiter is no follower of the bus"
             await on.redis.publish(channel(on.namespace), "not events")
             assert await asyncio.wait_for(settling.next(), 5) == DROPPED
             assert await asyncio.wait_for(other.next(), 5) == DROPPED
@@ -207,7 +185,7 @@ async def test_a_waiter_wakes_on_the_digest_of_its_run_and_on_lost_events() -> N
 
 
 async def test_events_from_an_earlier_version_still_count_and_wake() -> None:
-    async with feed_on_redis() as on:
+    async with feed_on_redis() as (on, metrics):
         with on.feed.settling("run_1") as settling:
             old = json.dumps([event.to_json() for event in _run("run_1")])
             await on.redis.publish(channel(on.namespace), old)
@@ -215,8 +193,8 @@ async def test_events_from_an_earlier_version_still_count_and_wake() -> None:
         generation = on.feed.generation
         assert not on.feed.quiet_since("run_1", generation)
 
-    assert _value(on.metrics, "flowloom_runs_started_total") == 1
-    assert _value(on.metrics, "flowloom_runs_finished_total", {"status": "FAILED"}) == 1
+    assert _value(metrics, "flowloom_runs_started_total") == 1
+    assert _value(metrics, "flowloom_runs_finished_total", {"status": "FAILED"}) == 1
 
 
 async def test_streamed_text_reaches_the_bus_whoever_follows_and_goes_with_its_node() -> None:
@@ -225,12 +203,12 @@ async def test_streamed_text_reaches_the_bus_whoever_follows_and_goes_with_its_n
         Event(DELTA, "run_1", "a", AT, {"text": "lo", "offset": 3, "attempt": 1}),
     ]
     assert digest(pieces) == [[0, "run_1"], [3, "run_1"]], "once a message"
-    async with feed_on_redis() as on:
+    async with feed_on_redis() as (on, _):
         on.worker_bus.publish([Event("node.started", "run_1", "a", AT, {"attempt": 1})])
         for piece in pieces:
             on.worker_bus.publish([piece])
-        await _until(lambda: on.bus.texts.text("run_1", "a") == ("Hello", 1))
-        assert not on.bus.follows(["run_1"]), "kept for a reader who may come"
+        await _until(lambda: on.api_bus.texts.text("run_1", "a") == ("Hello", 1))
+        assert not on.api_bus.follows(["run_1"]), "kept for a reader who may come"
 
         on.worker_bus.publish(_run("run_1")[2:3])  # the node's end, with no text in it
-        await _until(lambda: not on.bus.texts.holds_any(["run_1"]))
+        await _until(lambda: not on.api_bus.texts.holds_any(["run_1"]))

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from workerkit import REDIS_URL, require_redis
+from relaykit import relay_on_redis
 
 from flowloom.engine.events import Event, EventBus
-from flowloom.worker.relay import EventFeed, RedisEventBus, channel, decode, encode, merge
+from flowloom.worker.relay import channel, decode, encode, merge
 
 AT = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
 
@@ -42,39 +37,8 @@ def test_what_is_not_events_is_refused(raw: str) -> None:
         decode(raw)
 
 
-@dataclass
-class Relay:
-    """A worker's event bus and an API's feed over one Redis namespace, started."""
-
-    redis: Any
-    namespace: str
-    api_bus: EventBus
-    feed: EventFeed
-    worker_bus: RedisEventBus
-
-
-@asynccontextmanager
-async def relay() -> AsyncIterator[Relay]:
-    require_redis()
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(f"{REDIS_URL}/15")
-    namespace = f"t_{secrets.token_hex(4)}"
-    api_bus = EventBus()
-    feed = EventFeed(redis, namespace, api_bus)
-    worker_bus = RedisEventBus(redis, namespace)
-    await feed.start()
-    worker_bus.start()
-    try:
-        yield Relay(redis, namespace, api_bus, feed, worker_bus)
-    finally:
-        await worker_bus.stop()
-        await feed.stop()
-        await redis.aclose()
-
-
 async def test_a_tick_s_events_cross_redis_as_one_message_and_reach_the_api_s_bus() -> None:
-    async with relay() as on:
+    async with relay_on_redis(EventBus()) as on:
         worker_bus = on.worker_bus
         raw = on.redis.pubsub()
         await raw.subscribe(channel(on.namespace))
@@ -108,7 +72,7 @@ def test_merged_messages_read_back_as_their_events_in_order() -> None:
 
 
 async def test_the_feed_says_a_run_has_not_settled_only_while_it_can_know() -> None:
-    async with relay() as on:
+    async with relay_on_redis(EventBus()) as on:
         feed, worker_bus = on.feed, on.worker_bus
         generation = feed.generation
         assert feed.quiet_since("run_1", generation)
