@@ -178,11 +178,15 @@ def create_app(
             if state.maintenance is not None:
                 state.maintenance.start()
             freeze_at_start()
+            if state.first_password is not None:
+                state.first_password.start(database)
             if later is not None:
                 loading = later.start()
             yield
         finally:
             warming.cancel()
+            if state.first_password is not None:
+                await state.first_password.finish()
             if loading is not None:
                 # A thread cannot be stopped; the routes it loads are not left half in.
                 await asyncio.gather(loading, return_exceptions=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowloom.api.external_auth import ExternalVerifier
+from flowloom.api.first_password import FirstPassword
 from flowloom.api.metrics import Metrics
 from flowloom.api.run_feed import RunFeeds
 from flowloom.api.security import LoginLimiter
@@ -33,6 +34,10 @@ class AppState:
     """The daily maintenance pass, when the settings run one."""
     engine: Engine | None = None
     """Set once the lifespan has started it; requests never see None."""
+
+    first_password: FirstPassword | None = None
+    """The local account's first password, stored once started (``flowloom serve``'s first
+    start); sign-ins wait for it."""
 
     feeds: RunFeeds | None = None
     """The live feeds of the runs followed now (on the engine's bus, made at first use)."""

@@ -3,11 +3,11 @@
 Before serving (in a child process, while this one imports the API: ``prepared_app``), the
 embedded SQLite database is migrated (a PostgreSQL one must already be at the newest revision),
 and the local account (``owner@flowloom.localhost``, an admin) gets a random password the first
-time, printed once to the console and stored only as an argon2id hash; never a default
-password. The example workflows are loaded into it (those it has not got yet). Then uvicorn
-serves the app; SIGTERM or Ctrl-C shuts down cleanly: requests in flight finish, the engine
-closes (running nodes are cancelled and left resumable: the next start runs them again), the
-database is disposed of.
+time, printed once to the console and stored only as an argon2id hash (made and stored once
+the server has started; a sign-in waits for it); never a default password. The example
+workflows are loaded into it (those it has not got yet). Then uvicorn serves the app; SIGTERM
+or Ctrl-C shuts down cleanly: requests in flight finish, the engine closes (running nodes are
+cancelled and left resumable: the next start runs them again), the database is disposed of.
 """
 
 from __future__ import annotations
@@ -27,11 +27,8 @@ from flowloom import example_workflows
 from flowloom.cli.forked import Forked
 from flowloom.heavy_imports import ensure_imported
 from flowloom.local_account import local_owner
-from flowloom.passwords import hash_password
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
-from flowloom.storage.migrate import current_revision
-from flowloom.storage.repos.users import UserRepo
 from flowloom.storage.startup import prepare_database
 
 if TYPE_CHECKING:
@@ -55,48 +52,33 @@ _GRACEFUL_SHUTDOWN_S = 10
 
 @dataclass(frozen=True, slots=True)
 class FirstStart:
-    """What ``prepare`` did: the local account, its new password (None if it had one), and how
-    many example workflows were loaded."""
+    """What ``prepare`` did: the local account, its new password (None if it had one; stored
+    by the server once started), and how many example workflows were loaded."""
 
     email: str
+    user_id: str
     password: str | None
     examples_added: int
 
 
 async def prepare(settings: Settings) -> FirstStart:
     """Migrate (SQLite, copied aside first) or check (PostgreSQL) the database
-    (``prepare_database``); set up the local account."""
+    (``prepare_database``); set up the local account and its examples. A new password, when
+    the account has none, is only made here: the server hashes and stores it once started
+    (``flowloom.api.first_password``)."""
     db = Database.from_settings(settings)
-    hashing: asyncio.Future[str] | None = None
     try:
         await db.ping()
-        password = secrets.token_urlsafe(18)
-        if db.is_sqlite and await current_revision(db) is None:
-            # A new embedded database has no local owner yet: its password is hashed while the
-            # schema is made and the examples are checked and saved (see _hashed).
-            hashing = _hashed(password)
         await prepare_database(db, settings)
         async with db.write() as session:
             owner = await local_owner(session)
-            if owner.password_hash is not None:
-                added = await example_workflows.install_examples(session, owner_id=owner.id)
-                return FirstStart(email=owner.email, password=None, examples_added=len(added))
-            if hashing is None:
-                hashing = _hashed(password)
             added = await example_workflows.install_examples(session, owner_id=owner.id)
-            await UserRepo(session).set_password_hash(user_id=owner.id, password_hash=await hashing)
-            return FirstStart(email=owner.email, password=password, examples_added=len(added))
+            password = None if owner.password_hash is not None else secrets.token_urlsafe(18)
+            return FirstStart(
+                email=owner.email, user_id=owner.id, password=password, examples_added=len(added)
+            )
     finally:
-        if hashing is not None:
-            # Never left running past the start; its own error counts only on success above.
-            await asyncio.gather(hashing, return_exceptions=True)
         await db.dispose()
-
-
-def _hashed(password: str) -> asyncio.Future[str]:
-    """The argon2id hash of ``password``, made on a thread: some 0.17 s of CPU outside the GIL,
-    which the start's own work runs beside instead of waiting for."""
-    return asyncio.ensure_future(asyncio.to_thread(hash_password, password))
 
 
 def announce(first: FirstStart, *, url: str, out: TextIO) -> None:
@@ -121,16 +103,19 @@ def prepared(settings: Settings, then: Callable[[FastAPI], T]) -> tuple[FirstSta
     the app, configures the ORM's mappers (which its start-up uses), runs ``then`` (the
     server's own setting up) and, until the child answers, imports the route modules the app
     loads after its start (``import_while``), so a first start's database work (the schema,
-    the examples checked with Jinja2, the password's argon2 hash) runs on another core
-    instead of before all that. The child is waited for before this returns: nothing serves
-    before the database is ready, and what the child raised is raised here, before any error
-    of this side (the child's says more: a data dir that is a file fails both, say).
+    the examples checked with Jinja2) runs on another core instead of before all that. The
+    local account's new password, if the child made one, is handed to the app, which stores
+    its hash once started (``flowloom.api.first_password``). The child is waited for before
+    this returns: nothing serves before the database is ready, and what the child raised is
+    raised here, before any error of this side (the child's says more: a data dir that is a
+    file fails both, say).
     """
     with Forked.start(lambda: asyncio.run(prepare(settings))) as preparing:
         try:
             import_fastapi()
             from flowloom.api import create_app
             from flowloom.api.app import LATER_ROUTE_MODULES
+            from flowloom.api.first_password import FirstPassword
 
             app = create_app(settings, freeze_gc=True, routes_after_start=True)
             configure_mappers()
@@ -140,6 +125,10 @@ def prepared(settings: Settings, then: Callable[[FastAPI], T]) -> tuple[FirstSta
             preparing.result()
             raise
         first = preparing.result()
+    if first.password is not None:
+        app.state.flowloom.first_password = FirstPassword(
+            user_id=first.user_id, password=first.password
+        )
     return first, made
 
 

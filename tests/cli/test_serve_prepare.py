@@ -1,5 +1,6 @@
-"""``flowloom serve``'s first start (``prepare``): the local owner's one-time password is
-hashed while the examples are saved, in one transaction; a restart makes neither again. It runs
+"""``flowloom serve``'s first start (``prepare``): the local owner gets a one-time password
+(stored by the server once started, ``flowloom.api.first_password``) and the examples are saved,
+in one transaction; a restart makes neither again. It runs
 in a child process while the server imports the API (``prepared_app``): a prepare that fails
 there still stops ``serve`` with a clear error and a non-zero exit, nothing half-written."""
 
@@ -20,7 +21,8 @@ from pgkit import POSTGRES_URL, require_postgres
 from servekit import cli, free_port, postgres_admin
 
 from flowloom import example_workflows
-from flowloom.cli.serve import prepare
+from flowloom.api.first_password import FirstPassword
+from flowloom.cli.serve import FirstStart, prepare
 from flowloom.exceptions import NotFound
 from flowloom.local_account import LOCAL_OWNER_EMAIL
 from flowloom.passwords import verify_password
@@ -39,21 +41,38 @@ async def _stored_hash(settings: Settings) -> str | None:
         await db.dispose()
 
 
-async def test_the_first_start_stores_the_printed_passwords_hash_and_a_restart_keeps_it(
+async def test_the_first_start_makes_a_password_for_the_server_to_store_until_one_is_stored(
     tmp_path: Path,
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data")
 
     first = await prepare(settings)
+    unstored = await prepare(settings)  # the server stopped before storing it: a new one
+    await _store_first_password(settings, unstored)
     again = await prepare(settings)
 
     assert first.password is not None
+    assert unstored.password is not None
+    assert first.password != unstored.password
     assert first.examples_added == len(example_workflows.read_examples())
+    assert unstored.examples_added == 0
     stored = await _stored_hash(settings)
     assert stored is not None
-    assert verify_password(stored, first.password)
+    assert verify_password(stored, unstored.password)
+    assert not verify_password(stored, first.password)
     assert (again.password, again.examples_added) == (None, 0)
     assert await _stored_hash(settings) == stored
+
+
+async def _store_first_password(settings: Settings, first: FirstStart) -> None:
+    assert first.password is not None
+    db = Database.from_settings(settings)
+    try:
+        waiting = FirstPassword(user_id=first.user_id, password=first.password)
+        waiting.start(db)
+        await waiting.stored()
+    finally:
+        await db.dispose()
 
 
 async def test_a_failed_example_load_stores_nothing_and_the_next_start_begins_again(
@@ -69,6 +88,7 @@ async def test_a_failed_example_load_stores_nothing_and_the_next_start_begins_ag
         with pytest.raises(OSError, match="examples unreadable"):
             await prepare(settings)
     first = await prepare(settings)
+    await _store_first_password(settings, first)
 
     assert first.password is not None
     assert first.examples_added > 0
@@ -170,8 +190,9 @@ def test_an_error_in_the_prepare_process_stops_serve_and_leaves_no_half_start(
 
 
 def test_the_app_is_made_once_the_prepare_process_has_answered(tmp_path: Path) -> None:
-    """``prepared_app``: prepare runs in another process; its FirstStart comes back whole, and
-    the database is ready before the app exists."""
+    """``prepared_app``: prepare runs in another process; its FirstStart comes back whole, the
+    database is ready before the app exists, and the app holds the new password to store once
+    started (a real server's sign-in with it: ``tests/api/test_api_serve.py``)."""
     code = """
 import json, os
 import flowloom.cli.serve as serve
@@ -184,8 +205,10 @@ async def noted(settings):
 serve.prepare = noted
 settings = Settings()
 first, app = serve.prepared_app(settings)
+held = app.state.flowloom.first_password
 print(json.dumps([first.password, first.examples_added, os.getpid(),
-                  int((settings.data_dir / "prepared-in").read_text())]))
+                  int((settings.data_dir / "prepared-in").read_text()),
+                  held is not None and held.user_id == first.user_id]))
 """
     data_dir = tmp_path / "data"
     env = {**os.environ, "FLOWLOOM_DATA_DIR": str(data_dir)}
@@ -194,13 +217,13 @@ print(json.dumps([first.password, first.examples_added, os.getpid(),
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
-    password, added, server_pid, prepare_pid = json.loads(done.stdout)
+    password, added, server_pid, prepare_pid, held = json.loads(done.stdout)
 
     assert prepare_pid != server_pid
     assert added == len(example_workflows.read_examples())
-    stored = asyncio.run(_stored_hash(Settings(data_dir=data_dir)))
-    assert stored is not None
-    assert verify_password(stored, password)
+    assert password is not None
+    assert held
+    assert asyncio.run(_stored_hash(Settings(data_dir=data_dir))) is None  # not started
 
 
 def _tables_and_revision(database_file: Path) -> tuple[list[str], list[str]]:

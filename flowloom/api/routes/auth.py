@@ -117,6 +117,8 @@ async def log_in(
         async with state.db.read() as session:
             trusted = await UserRepo(session).has_signed_in_from(email=account, ip=address)
     state.limiter.check(account=account, address=address, trusted=trusted)
+    if state.first_password is not None:
+        await state.first_password.stored()
     async with state.db.read() as session:
         try:
             user: User | None = await UserRepo(session).get_by_email(email=account)
@@ -177,6 +179,8 @@ async def log_in_with_external_identity(
     request also carries that account's ``password``, which links the two (401 if it is wrong).
     """
     identity = await state.verifier.verify(body.token)
+    if state.first_password is not None and body.password is not None:
+        await state.first_password.stored()
     async with state.db.write() as session:
         users = UserRepo(session)
         known = await users.find_by_identity(provider=identity.provider, subject=identity.subject)

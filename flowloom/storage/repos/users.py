@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -192,6 +192,17 @@ class UserRepo:
         user.password_hash = password_hash
         await self._flush(what="user")
         return user
+
+    async def set_first_password_hash(self, *, user_id: str, password_hash: str) -> bool:
+        """Store ``password_hash`` for an account that has no password (the local account's
+        first start); False, changing nothing, if it has one already or no longer exists."""
+        result = await self._session.execute(
+            update(User)
+            .where(User.id == user_id, User.password_hash.is_(None))
+            .values(password_hash=password_hash)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def disable(self, *, user_id: str, by: str) -> tuple[User, int, int]:
         """Switch the account off, by the admin ``by``: it cannot sign in, and its sessions and
