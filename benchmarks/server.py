@@ -43,15 +43,21 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(data_dir: Path, log: Path, database_url: str | None = None) -> Server:
+def start_server(
+    data_dir: Path, log: Path, database_url: str | None = None, *, tree: Path | None = None
+) -> Server:
     """Start the server with its data in ``data_dir`` on a free port, on SQLite there or on the
     (migrated) PostgreSQL database at ``database_url``; exit if it does not come up within a
-    minute. The caller stops it (``process.terminate()``)."""
+    minute. The caller stops it (``process.terminate()``). ``tree``: the flowloom checkout to
+    run (its folder first on ``PYTHONPATH``, and the working directory), for comparing two
+    versions side by side (``benchmarks.paired``); by default whichever this Python imports."""
     port = _free_port()
     env = {**os.environ, "FLOWLOOM_DATA_DIR": str(data_dir)}
     env.pop("FLOWLOOM_DATABASE_URL", None)
     if database_url is not None:
         env["FLOWLOOM_DATABASE_URL"] = database_url
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     began = time.perf_counter()
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -59,6 +65,7 @@ def start_server(data_dir: Path, log: Path, database_url: str | None = None) -> 
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=tree,
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

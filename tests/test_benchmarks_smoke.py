@@ -119,3 +119,30 @@ def test_run_start_benchmark_prints_a_row_per_chain_with_plan_limits_on() -> Non
         "CPU of start_run, cached chain 3 (SQLite)",
     ]
     assert "plan limits on (PlanQuota)" in out
+
+
+def test_the_paired_benchmark_loads_two_checkouts_at_once_and_compares_them() -> None:
+    out = _bench(
+        "benchmarks.paired",
+        *("--before", str(ROOT), "--db", "sqlite", "--rounds", "1", "--seconds", "1"),
+        *("--clients", "2"),
+    )
+
+    sides = [x.split()[0] for x in out.splitlines() if re.match(r"  (before|after) ", x)]
+    assert sides == ["before", "after"], out
+    assert "FAILED" not in out
+    assert re.search(r"server ms/run +before +[\d.]+ +after +[\d.]+", out), out
+
+
+def test_the_paired_benchmark_names_a_folder_that_is_no_checkout(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.paired", "--before", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert f"{tmp_path} is not a flowloom checkout" in done.stderr
