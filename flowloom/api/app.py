@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from fastapi import FastAPI
@@ -87,6 +87,16 @@ def _engine_class(settings: Settings) -> type[Engine]:
 
         return RemoteEngine
     return Engine
+
+
+def _after(
+    loading: asyncio.Task[None] | None, then: Callable[[Database], None], database: Database
+) -> None:
+    """``then(database)`` once ``loading`` has ended (at once without it)."""
+    if loading is None:
+        then(database)
+    else:
+        loading.add_done_callback(lambda _: then(database))
 
 
 def create_app(
@@ -178,18 +188,19 @@ def create_app(
             if state.maintenance is not None:
                 state.maintenance.start()
             freeze_at_start()
-            if state.first_password is not None:
-                state.first_password.start(database)
             if later is not None:
                 loading = later.start()
+            if state.first_password is not None:
+                # Not beside the first answers: a sign-in waits for the routes first anyway.
+                _after(loading, state.first_password.start, database)
             yield
         finally:
             warming.cancel()
-            if state.first_password is not None:
-                await state.first_password.finish()
             if loading is not None:
                 # A thread cannot be stopped; the routes it loads are not left half in.
                 await asyncio.gather(loading, return_exceptions=True)
+            if state.first_password is not None:
+                await state.first_password.finish()  # begun once the routes are in
             if state.maintenance is not None:
                 await state.maintenance.stop()
             await schedules.stop()

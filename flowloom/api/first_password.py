@@ -4,8 +4,9 @@
 (``flowloom.cli.serve``). Its argon2id hash is some 0.19 s of CPU: made before serving, on a
 two-core machine it ran beside the schema, the examples and the server's imports, and held
 the first answer back by about that much. So the server makes it on a thread once it has
-started, and stores it only while the account still has no password (a password set meanwhile
-by other means is kept).
+started and its routes are in (``flowloom.api.later_routes``: a sign-in waits for them
+anyway), not beside its first answers, and stores it only while the account still has no
+password (a password set meanwhile by other means is kept).
 
 A sign-in that arrives before the hash is stored waits for it (:meth:`FirstPassword.stored`):
 the printed password works from the moment anybody can type it. If storing it fails, the
@@ -43,8 +44,8 @@ class FirstPassword:
             self._task = asyncio.create_task(self._store(db), name="flowloom-first-password")
 
     async def stored(self) -> None:
-        """Wait until the hash is stored or storing it has failed (at once if not started: no
-        request is served before the lifespan starts it). A cancelled waiter leaves it going."""
+        """Wait until the hash is stored or storing it has failed (at once if not begun: it
+        begins before the routes that sign in are served). A cancelled waiter leaves it going."""
         if self._task is not None and not self._task.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._task)

@@ -137,3 +137,16 @@ async def test_a_server_stopped_before_the_password_is_stored_stores_it_first(
     stored = await _stored_hash(db, user_id)
     assert stored is not None
     assert verify_password(stored, PRINTED)
+
+
+async def test_with_the_routes_loaded_later_a_sign_in_at_once_waits_for_both(
+    db: Database, data_dir: Path
+) -> None:
+    user_id, email = await _account(db)
+    app = create_app(make_settings(data_dir), db=db, routes_after_start=True)
+    app.state.flowloom.first_password = FirstPassword(user_id=user_id, password=PRINTED)
+
+    async with app.router.lifespan_context(app):
+        response = await asyncio.wait_for(_sign_in(app, email, PRINTED), 60)
+
+    assert response.status_code == 200, response.text
