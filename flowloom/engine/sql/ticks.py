@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, cast
 
@@ -268,16 +268,10 @@ class TickStore:
     ) -> tuple[bool, list[Any]]:
         """The tick's statement (``probes``: with their look-up); whether it was written, and
         the look-up's rows (signature, row id, outputs)."""
-        processors = _processors(self._dialect, _NODES, _MUTABLE)
-        ids = [slot.row_id for slot in tick.slots]
+        ids = {slot.row_id for slot in tick.slots}
         if not tick.fenced.issubset(ids):
             raise ValueError("every fenced row must be among the tick's rows")
-        columns: list[list[Any]] = [[] for _ in _MUTABLE]
-        for slot in tick.slots:
-            values = _bind(processors, _slot_values(slot, tick.run_id, tick.now))
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-        args = [sorted(tick.fenced), tick.owner, ids, *columns]
+        args: list[Any] = [sorted(tick.fenced), tick.owner, _pg_rows(tick)]
         extra = self._run_and_debug(tick, _dollar, first=len(args) + 1)
         for _statement, values in extra:
             args.extend(values)
@@ -285,12 +279,12 @@ class TickStore:
         if probes is None:
             sql = _pg_tick_statement(updates)
             async with self.db.asyncpg_connection(flush=tick.durable) as pg:
-                return cast(int, await pg.fetchval(sql, *args)) == len(ids), []
+                return cast(int, await pg.fetchval(sql, *args)) == len(tick.slots), []
         args.append(probes)
         sql = _pg_tick_statement(updates, len(args))
         async with self.db.asyncpg_connection(flush=tick.durable) as pg:
             row = await pg.fetchrow(sql, *args)
-        return row[0] == len(ids), json.loads(row[1])
+        return row[0] == len(tick.slots), json.loads(row[1])
 
     # ---- both
 
@@ -530,14 +524,14 @@ _PG_TYPES = {
 
 
 def _pg_write_slots() -> str:
-    # JSON travels as text (what SQLAlchemy's own JSONB binding produces) and is cast here.
-    arrays = ", ".join(
-        f"${n}::{'text' if _PG_TYPES[name] == 'jsonb' else _PG_TYPES[name]}[]"
-        for n, name in enumerate(_MUTABLE, start=4)
-    )
+    # Each row is a JSON array: the row's id, then the values of ``_MUTABLE`` in order
+    # (``_pg_rows``). A JSON value is read as it is (``->``, JSON null stays JSON null, as
+    # SQLAlchemy binds None); any other column from its text (``->>``, JSON null is NULL).
     sets = ", ".join(
-        f"{name} = v.{name}::jsonb" if _PG_TYPES[name] == "jsonb" else f"{name} = v.{name}"
-        for name in _MUTABLE
+        f"{name} = v.slot -> {place}"
+        if _PG_TYPES[name] == "jsonb"
+        else f"{name} = (v.slot ->> {place})::{_PG_TYPES[name]}"
+        for place, name in enumerate(_MUTABLE, start=1)
     )
     # The fence locks the fenced rows by primary key alone and counts those still held:
     # with the status in the WHERE, the generic plan walks the status index over every
@@ -554,14 +548,53 @@ WITH fence AS (
     ) AS locked
 ), written AS (
     UPDATE node_executions AS n SET {sets}
-    FROM unnest($3::varchar[], {arrays}) AS v(id, {", ".join(_MUTABLE)}), fence
-    WHERE n.id = v.id AND fence.held = cardinality($1::varchar[])
+    FROM jsonb_array_elements($3::jsonb) AS v(slot), fence
+    WHERE n.id = ANY(ARRAY(SELECT jsonb_array_elements($3::jsonb) ->> 0))
+    AND n.id = (v.slot ->> 0)::varchar AND fence.held = cardinality($1::varchar[])
     RETURNING n.id
 )"""
 
 
 _PG_WRITE_SLOTS = _pg_write_slots()
 """Every changed node row of a tick: all of them, or none if the fence fails (the CTEs)."""
+
+_ROWS_JSON = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, separators=(",", ":")
+).encode
+"""The tick's rows as one JSON text: one parameter for asyncpg to send, where one array a
+column cost it two ``isinstance`` checks against abstract classes at every value (most of a
+tick's client CPU). Text the engine stores was checked storable before (``unstorable``)."""
+
+
+def _pg_time(value: datetime) -> str:
+    """A time as the text ``timestamptz`` reads back exactly (asyncpg's own conversion: an
+    aware time in UTC; a naive one read as local time, as ``astimezone`` reads it)."""
+    return value.astimezone(UTC).isoformat()
+
+
+_PG_TIMES = tuple(
+    place for place, name in enumerate(_MUTABLE, start=1) if _PG_TYPES[name] == "timestamptz"
+)
+"""The places of the times in a row of ``_pg_rows`` (after the row's id)."""
+
+
+def _pg_rows(tick: Tick) -> str:
+    """``_PG_WRITE_SLOTS``' parameter: each row of the tick as [id, the values of
+    ``_MUTABLE``], its JSON values nested as they are and its times as text (each distinct
+    time converted once: most are the tick's ``now``)."""
+    texts: dict[datetime, str] = {}
+    rows = []
+    for slot in tick.slots:
+        row = [slot.row_id, *_slot_values(slot, tick.run_id, tick.now)]
+        for place in _PG_TIMES:
+            value = row[place]
+            if value is not None:
+                text = texts.get(value)
+                if text is None:
+                    text = texts[value] = _pg_time(value)
+                row[place] = text
+        rows.append(row)
+    return _ROWS_JSON(rows)
 
 
 @cache
@@ -572,7 +605,7 @@ def _pg_tick_statement(updates: tuple[str, ...], probes: int | None = None) -> s
     whether or not the query reads it, all on one snapshot. With ``probes`` (the number of
     the parameter that comes last, an array of signatures), also ``_PG_FIND_CACHED``'s rows
     for them, as one JSON text of [signature, id, outputs] rows, read on that snapshot."""
-    every_row = "(SELECT count(*) FROM written) = cardinality($3::varchar[])"
+    every_row = "(SELECT count(*) FROM written) = jsonb_array_length($3::jsonb)"
     parts = [_PG_WRITE_SLOTS]
     parts += [f", extra{n} AS ({update} AND {every_row})" for n, update in enumerate(updates)]
     if probes is None:
