@@ -12,7 +12,8 @@ commit), so it has a path of its own, ``TickStore``:
   rows read back exactly as if SQLAlchemy wrote them.
 - PostgreSQL: ONE statement per tick, in autocommit, on asyncpg (prepared once per
   connection): a CTE locks the fenced rows (``FOR UPDATE``) and counts them, and the
-  ``UPDATE ... FROM unnest(...)`` writes every changed row only if all of them are still held.
+  ``UPDATE ... FROM unnest(ids)`` writes every changed row only if all of them are still held,
+  their values sent as one JSON text.
   One round trip instead of four (BEGIN, the fence, the writes, COMMIT). A tick that also
   changes the run row or a debug session (the first tick of a run, the last) writes them in
   the same statement, as further CTEs that write only if every node row was written: still
@@ -268,10 +269,10 @@ class TickStore:
     ) -> tuple[bool, list[Any]]:
         """The tick's statement (``probes``: with their look-up); whether it was written, and
         the look-up's rows (signature, row id, outputs)."""
-        ids = {slot.row_id for slot in tick.slots}
+        ids = [slot.row_id for slot in tick.slots]
         if not tick.fenced.issubset(ids):
             raise ValueError("every fenced row must be among the tick's rows")
-        args: list[Any] = [sorted(tick.fenced), tick.owner, _pg_rows(tick)]
+        args: list[Any] = [sorted(tick.fenced), tick.owner, ids, _pg_rows(tick)]
         extra = self._run_and_debug(tick, _dollar, first=len(args) + 1)
         for _statement, values in extra:
             args.extend(values)
@@ -279,12 +280,12 @@ class TickStore:
         if probes is None:
             sql = _pg_tick_statement(updates)
             async with self.db.asyncpg_connection(flush=tick.durable) as pg:
-                return cast(int, await pg.fetchval(sql, *args)) == len(tick.slots), []
+                return cast(int, await pg.fetchval(sql, *args)) == len(ids), []
         args.append(probes)
         sql = _pg_tick_statement(updates, len(args))
         async with self.db.asyncpg_connection(flush=tick.durable) as pg:
             row = await pg.fetchrow(sql, *args)
-        return row[0] == len(tick.slots), json.loads(row[1])
+        return row[0] == len(ids), json.loads(row[1])
 
     # ---- both
 
@@ -524,18 +525,22 @@ _PG_TYPES = {
 
 
 def _pg_write_slots() -> str:
-    # Each row is a JSON array: the row's id, then the values of ``_MUTABLE`` in order
-    # (``_pg_rows``). A JSON value is read as it is (``->``, JSON null stays JSON null, as
-    # SQLAlchemy binds None); any other column from its text (``->>``, JSON null is NULL).
+    # ``$3`` holds the rows' ids, ``$4`` the rows as one JSON array (``_pg_rows``): row ``i``
+    # of it is the values of ``_MUTABLE`` for id ``i``, in order. A JSON value is read as it
+    # is (``->``: JSON null stays JSON null, as SQLAlchemy binds None), any other column from
+    # its text (``->>``: JSON null is NULL).
     sets = ", ".join(
         f"{name} = v.slot -> {place}"
         if _PG_TYPES[name] == "jsonb"
         else f"{name} = (v.slot ->> {place})::{_PG_TYPES[name]}"
-        for place, name in enumerate(_MUTABLE, start=1)
+        for place, name in enumerate(_MUTABLE)
     )
     # The fence locks the fenced rows by primary key alone and counts those still held:
     # with the status in the WHERE, the generic plan walks the status index over every
     # RUNNING row of every run. Under FOR UPDATE the count sees each row's newest version.
+    # The rows are found by their ids' array (a few rows, one index look-up each); joined on
+    # a set read from the JSON, of unknown size to the planner, the plan hashed the table's
+    # rows. ``OFFSET 0`` takes each row out of the JSON once, not once a column.
     return f"""
 WITH fence AS (
     SELECT count(*) FILTER (
@@ -548,9 +553,9 @@ WITH fence AS (
     ) AS locked
 ), written AS (
     UPDATE node_executions AS n SET {sets}
-    FROM jsonb_array_elements($3::jsonb) AS v(slot), fence
-    WHERE n.id = ANY(ARRAY(SELECT jsonb_array_elements($3::jsonb) ->> 0))
-    AND n.id = (v.slot ->> 0)::varchar AND fence.held = cardinality($1::varchar[])
+    FROM unnest($3::varchar[]) WITH ORDINALITY AS i(id, place),
+    LATERAL (SELECT $4::jsonb -> (i.place::int - 1) AS slot OFFSET 0) AS v, fence
+    WHERE n.id = i.id AND fence.held = cardinality($1::varchar[])
     RETURNING n.id
 )"""
 
@@ -572,20 +577,18 @@ def _pg_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-_PG_TIMES = tuple(
-    place for place, name in enumerate(_MUTABLE, start=1) if _PG_TYPES[name] == "timestamptz"
-)
-"""The places of the times in a row of ``_pg_rows`` (after the row's id)."""
+_PG_TIMES = tuple(place for place, name in enumerate(_MUTABLE) if _PG_TYPES[name] == "timestamptz")
+"""The places of the times in a row of ``_pg_rows``."""
 
 
 def _pg_rows(tick: Tick) -> str:
-    """``_PG_WRITE_SLOTS``' parameter: each row of the tick as [id, the values of
-    ``_MUTABLE``], its JSON values nested as they are and its times as text (each distinct
-    time converted once: most are the tick's ``now``)."""
+    """``_PG_WRITE_SLOTS``' rows: each row of the tick as the values of ``_MUTABLE``, its
+    JSON values nested as they are and its times as text (each distinct time converted
+    once: most are the tick's ``now``)."""
     texts: dict[datetime, str] = {}
     rows = []
     for slot in tick.slots:
-        row = [slot.row_id, *_slot_values(slot, tick.run_id, tick.now)]
+        row = _slot_values(slot, tick.run_id, tick.now)
         for place in _PG_TIMES:
             value = row[place]
             if value is not None:
@@ -605,7 +608,7 @@ def _pg_tick_statement(updates: tuple[str, ...], probes: int | None = None) -> s
     whether or not the query reads it, all on one snapshot. With ``probes`` (the number of
     the parameter that comes last, an array of signatures), also ``_PG_FIND_CACHED``'s rows
     for them, as one JSON text of [signature, id, outputs] rows, read on that snapshot."""
-    every_row = "(SELECT count(*) FROM written) = jsonb_array_length($3::jsonb)"
+    every_row = "(SELECT count(*) FROM written) = cardinality($3::varchar[])"
     parts = [_PG_WRITE_SLOTS]
     parts += [f", extra{n} AS ({update} AND {every_row})" for n, update in enumerate(updates)]
     if probes is None:
