@@ -567,8 +567,9 @@ _ROWS_JSON = json.JSONEncoder(
     ensure_ascii=False, check_circular=False, separators=(",", ":")
 ).encode
 """The tick's rows as one JSON text: one parameter for asyncpg to send, where one array a
-column cost it two ``isinstance`` checks against abstract classes at every value (most of a
-tick's client CPU). Text the engine stores was checked storable before (``unstorable``)."""
+column cost it two ``isinstance`` checks against abstract classes at every value (a tick's
+client CPU: 230-250 us with the arrays, 195-210 us so, in turns). Text the engine stores was
+checked storable before (``unstorable``)."""
 
 
 def _pg_time(value: datetime) -> str:
