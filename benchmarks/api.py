@@ -105,12 +105,12 @@ class Target:
     hook_token: str
 
 
-def _percentile(samples: list[float], fraction: float) -> float:
+def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def _setup(base: str) -> Target:
+async def setup_target(base: str) -> Target:
     """An account, a key, the workflow and its webhook (answering with the run's output)."""
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         email = f"bench-{time.time_ns()}@example.com"
@@ -239,7 +239,7 @@ async def _load(
     return latencies, failures, time.perf_counter() - began
 
 
-def _hook_load(
+def hook_load(
     port: int, target: Target, *, clients: int, seconds: float | None, total: int | None
 ) -> Awaitable[tuple[list[float], int, float]]:
     def answered(status: int, body: dict[str, Any], number: int) -> bool:
@@ -343,7 +343,7 @@ class Load:
     database_cpu_s: float | None
 
 
-class _Meter:
+class Meter:
     """CPU of the server process, and of the PostgreSQL backends serving ``database``."""
 
     def __init__(self, pid: int, database: str | None) -> None:
@@ -367,8 +367,8 @@ def _row(name: str, load: Load) -> Measurement:
     rate = len(latencies) / load.elapsed_s
     runs = max(1, len(latencies))
     note = (
-        f"{rate:.0f} runs/s, p50 {_percentile(latencies, 0.5):.1f} ms, "
-        f"p99 {_percentile(latencies, 0.99):.1f} ms, {len(latencies)} runs, "
+        f"{rate:.0f} runs/s, p50 {percentile(latencies, 0.5):.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):.1f} ms, {len(latencies)} runs, "
         f"{load.failures} failed, server CPU {load.server_cpu_s * 1000 / runs:.2f} ms/run"
     )
     if load.database_cpu_s is not None:
@@ -380,7 +380,7 @@ _DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 @contextlib.contextmanager
-def _database(kind: str, data_dir: Path) -> Iterator[str | None]:
+def database_for(kind: str, data_dir: Path) -> Iterator[str | None]:
     """None for SQLite in ``data_dir``; the URL of a fresh, migrated PostgreSQL database."""
     if kind == "sqlite":
         yield None
@@ -400,19 +400,19 @@ async def _measure(
     data_dir = Path(folder) / "data"
     server = start_server(data_dir, Path(folder) / "serve.log", database_url)
     process, startup_s, base, port = server.process, server.startup_s, server.base, server.port
-    meter = _Meter(process.pid, None if database_url is None else database_url.rsplit("/")[-1])
+    meter = Meter(process.pid, None if database_url is None else database_url.rsplit("/")[-1])
     try:
-        target = await _setup(base)
+        target = await setup_target(base)
         # Warm-up: imports, prepared plans, the page cache.
-        await _hook_load(port, target, clients=2, seconds=None, total=100)
+        await hook_load(port, target, clients=2, seconds=None, total=100)
         await _runs_load(port, target, clients=2, seconds=None, total=20)
         for clients in counts:
-            load = _hook_load(port, target, clients=clients, seconds=args.seconds, total=None)
+            load = hook_load(port, target, clients=clients, seconds=args.seconds, total=None)
             hooks.append((clients, await meter.measured(load)))
         single = None
         if args.single > 0:
             single = await meter.measured(
-                _hook_load(port, target, clients=1, seconds=None, total=args.single)
+                hook_load(port, target, clients=1, seconds=None, total=args.single)
             )
         runs_api = await meter.measured(
             _runs_load(port, target, clients=middle, seconds=args.seconds, total=None)
@@ -460,7 +460,7 @@ async def _measure(
             *(
                 f"S3 {clients} clients: {len(r.latencies) / r.elapsed_s:.1f} runs/s, "
                 f"p50 {statistics.median(r.latencies):.1f} ms, "
-                f"p99 {_percentile(r.latencies, 0.99):.1f} ms"
+                f"p99 {percentile(r.latencies, 0.99):.1f} ms"
                 for clients, r in hooks
                 if r.latencies
             ),
@@ -476,7 +476,7 @@ def _run(args: argparse.Namespace) -> None:
     for kind in kinds:
         with (
             tempfile.TemporaryDirectory(prefix="flowloom-bench-api-") as folder,
-            _database(kind, Path(folder) / "data") as database_url,
+            database_for(kind, Path(folder) / "data") as database_url,
         ):
             asyncio.run(_measure(kind, folder, database_url, args))
 

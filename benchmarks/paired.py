@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.api import Load, Target, _database, _hook_load, _Meter, _percentile, _setup
+from benchmarks.api import Load, Meter, Target, database_for, hook_load, percentile, setup_target
 from benchmarks.report import machine
 from benchmarks.server import Server, start_server
 
@@ -45,7 +45,7 @@ class Side:
     name: str
     server: Server
     target: Target
-    meter: _Meter
+    meter: Meter
 
 
 def _per_run_ms(seconds: float | None, load: Load) -> float | None:
@@ -54,7 +54,7 @@ def _per_run_ms(seconds: float | None, load: Load) -> float | None:
 
 def _line(side: str, load: Load) -> str:
     rate = len(load.latencies) / load.elapsed_s
-    p99 = _percentile(load.latencies, 0.99) if load.latencies else float("nan")
+    p99 = percentile(load.latencies, 0.99) if load.latencies else float("nan")
     text = (
         f"  {side:6} {rate:6.0f} runs/s  p99 {p99:6.1f} ms  "
         f"server {_per_run_ms(load.server_cpu_s, load):.2f} ms/run"
@@ -70,7 +70,7 @@ def _line(side: str, load: Load) -> str:
 @contextlib.contextmanager
 def _served(tree: Path, kind: str, folder: Path) -> Iterator[tuple[Server, str | None]]:
     folder.mkdir()
-    with _database(kind, folder / "data") as url:
+    with database_for(kind, folder / "data") as url:
         server = start_server(folder / "data", folder / "serve.log", url, tree=tree)
         try:
             yield server, url
@@ -81,13 +81,13 @@ def _served(tree: Path, kind: str, folder: Path) -> Iterator[tuple[Server, str |
 
 async def _rounds(sides: list[Side], args: argparse.Namespace) -> dict[str, list[Load]]:
     for side in sides:  # warm-up: imports, prepared plans, the page cache
-        await _hook_load(side.server.port, side.target, clients=2, seconds=None, total=100)
+        await hook_load(side.server.port, side.target, clients=2, seconds=None, total=100)
     results: dict[str, list[Load]] = {side.name: [] for side in sides}
     for number in range(1, args.rounds + 1):
         loads = await asyncio.gather(
             *(
                 side.meter.measured(
-                    _hook_load(
+                    hook_load(
                         side.server.port,
                         side.target,
                         clients=args.clients,
@@ -136,8 +136,8 @@ def _summary(results: dict[str, list[Load]]) -> None:
 async def _measure(args: argparse.Namespace, servers: list[tuple[str, Server, str | None]]) -> None:
     sides = []
     for name, server, url in servers:
-        meter = _Meter(server.process.pid, None if url is None else url.rsplit("/")[-1])
-        sides.append(Side(name, server, await _setup(server.base), meter))
+        meter = Meter(server.process.pid, None if url is None else url.rsplit("/")[-1])
+        sides.append(Side(name, server, await setup_target(server.base), meter))
     print(
         f"S3 webhook -> output on {args.db}, {args.clients} clients each, "
         f"{args.rounds} x {args.seconds:g} s; {machine()}\n"
