@@ -49,7 +49,7 @@ from flowloom.worker.redis_push import task_push
 from flowloom.worker.relay import RedisEventBus
 from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
-__all__ = ["WorkerEngine", "WorkerHost", "sweep_lock_s"]
+__all__ = ["LOAD_AT_ONCE", "WorkerEngine", "WorkerHost", "sweep_lock_s"]
 
 _log = logging.getLogger("flowloom.worker")
 _WATCH_S = 0.25
@@ -62,6 +62,9 @@ has no run and no routed job in hand, neither it nor its sampler wakes at all.""
 _CREATION_GRACE_S = 2.0
 """The sweep leaves runs younger than this alone: their creator is about to queue or claim."""
 _T = TypeVar("_T")
+LOAD_AT_ONCE = 50
+"""The most runs a worker loads in one statement: a task the sweep queued after a worker died
+may carry hundreds, and one read of all their rows would hold them all in one result."""
 
 
 @runtime_checkable
@@ -140,17 +143,21 @@ class WorkerEngine(Engine):
 
     async def load_runs(self, run_ids: list[str]) -> dict[str, StoredRun]:
         """The runs of ``run_ids`` as stored, read at once when the store can (one statement
-        for the runs of a task, not one each); those absent are left to their drivers' own
-        loads: runs that do not exist, or all of them when the store cannot load several or
-        the read failed (each driver then waits out an outage, or fails, on its own)."""
+        for the runs of a task, not one each; ``LOAD_AT_ONCE`` at most per statement); those
+        absent are left to their drivers' own loads: runs that do not exist, or all of those
+        of a read that failed, or of a store that cannot load several (each driver then waits
+        out an outage, or fails, on its own)."""
         store = self.store
         if len(run_ids) < 2 or not isinstance(store, RunsLoader):
             return {}
-        try:
-            return await store.load_runs(run_ids, self.plans)
-        except Exception as exc:
-            _log.warning("loading %d runs at once failed (%s): each loads alone", len(run_ids), exc)
-            return {}
+        loaded: dict[str, StoredRun] = {}
+        for first in range(0, len(run_ids), LOAD_AT_ONCE):
+            some = run_ids[first : first + LOAD_AT_ONCE]
+            try:
+                loaded.update(await store.load_runs(some, self.plans))
+            except Exception as exc:
+                _log.warning("loading %d runs at once failed (%s): each alone", len(some), exc)
+        return loaded
 
     def timer_due(self, run_id: str) -> None:
         if not self.closed:

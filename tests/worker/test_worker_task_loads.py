@@ -22,6 +22,7 @@ from flowloom.ids import PREFIXES, new_id
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
+from flowloom.worker import host as host_module
 from flowloom.worker.host import WorkerHost
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -133,3 +134,18 @@ async def test_a_failed_load_of_a_task_leaves_each_run_to_its_driver(
     assert loads["many"] == [ids]
     assert sorted(loads["one"]) == sorted([run_id] for run_id in ids)
     assert "loading 3 runs at once failed" in caplog.text
+
+
+async def test_a_big_task_is_loaded_a_part_at_a_time(
+    pg: tuple[Database, str],
+    host: WorkerHost,
+    loads: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task the sweep queued (it may carry hundreds of runs) is read ``LOAD_AT_ONCE`` runs
+    a statement, not all in one result."""
+    monkeypatch.setattr(host_module, "LOAD_AT_ONCE", 2)
+    ids = await _runs(pg[0], 5)
+
+    assert await asyncio.to_thread(host.drive_many, ids) == ["driven to the end"] * 5
+    assert loads == {"one": [], "many": [ids[0:2], ids[2:4], ids[4:5]]}
