@@ -25,14 +25,14 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from pydantic import BaseModel
 
 from flowloom.engine.driver import Driver, Message
 from flowloom.engine.execution import Outcome
 from flowloom.engine.looplag import watch_loop_lag
-from flowloom.engine.ports import PlanSource, SharedRunStore, StoredRun
+from flowloom.engine.ports import PlanSource, RunStore, SharedRunStore, StoredRun
 from flowloom.engine.run_state import NodeSpec, RunState
 from flowloom.engine.scheduler import Engine
 from flowloom.nodes.base import RunContext
@@ -43,6 +43,7 @@ from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.heartbeat import ClaimHeartbeat
+from flowloom.worker.lookups import BatchedLookups
 from flowloom.worker.node_jobs import NodeJob, RoutedNodes, run_job
 from flowloom.worker.node_queues import NodeRoutes
 from flowloom.worker.redis_push import task_push
@@ -90,6 +91,10 @@ class WorkerEngine(Engine):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.lookups = BatchedLookups(self.store, lambda: len(self.driven()))
+        """The store's cache look-ups, those its drivers ask close together (the runs of a
+        task) made as one (``lookups.py``)."""
+        self.store = cast(RunStore, self.lookups)
         self.busy = asyncio.Event()
         """Set whenever a driver or a routed node job starts here (the watch and the loop-lag
         watchdog sleep on it while this process has neither)."""

@@ -10,7 +10,7 @@ from collections.abc import Collection, Iterator
 from typing import Any
 
 import pytest
-from enginekit import chain, make_owner, save_workflow
+from enginekit import chain, make_owner, node_rows, save_workflow
 from newrun import new_run
 from pgkit import POSTGRES_URL
 from workerkit import Cluster, worker_registry
@@ -149,3 +149,31 @@ async def test_a_big_task_is_loaded_a_part_at_a_time(
 
     assert await asyncio.to_thread(host.drive_many, ids) == ["driven to the end"] * 5
     assert loads == {"one": [], "many": [ids[0:2], ids[2:4], ids[4:5]]}
+
+
+async def test_the_first_cache_look_ups_of_a_task_s_runs_are_one_statement(
+    pg: tuple[Database, str], host: WorkerHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their drivers start together and each asks the cache when its first commit (which
+    probed its first node) comes back: asked close together, the look-ups reach the store as
+    one (``BatchedLookups``), and every run is served what a look-up of its own would serve."""
+    made: list[list[str]] = []
+    find_cached = SqlRunStore.find_cached
+
+    async def counted(self: SqlRunStore, signatures: Any, *, near: bool = False) -> Any:
+        made.append(list(signatures))
+        return await find_cached(self, made[-1], near=near)
+
+    monkeypatch.setattr(SqlRunStore, "find_cached", counted)
+    first, *ids = await _runs(pg[0], 4)
+    assert host.engine is not None
+    host.engine.lookups.window_s = 5.0  # every driver asks: none waits that long
+    await asyncio.to_thread(host.drive_many, [first])  # its results are the cache of the rest
+    made.clear()
+
+    assert await asyncio.to_thread(host.drive_many, ids) == ["driven to the end"] * 3
+
+    assert await _statuses(pg[0], ids) == [RunStatus.COMPLETED] * 3
+    assert len(made) == 1
+    nodes = [await node_rows(pg[0], run_id) for run_id in ids]
+    assert [[row.status for row in rows.values()] for rows in nodes] == [["CACHED"] * 3] * 3
