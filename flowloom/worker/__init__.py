@@ -23,10 +23,16 @@ twice, whatever Redis says.
 Node types may be routed to queues of their own (``node_queues``, ``node_jobs``): the driver
 sends such a node as a task of its own and applies its outcome when it comes back.
 
+A task carries several runs (the API sends the runs made while its previous send was on its
+way in one task): the worker takes their claims in one Redis round trip, loads them in one
+statement (``SqlRunStore.load_runs``), and their drivers' cache look-ups, asked close
+together, go to the database as one (``lookups``).
+
 Modules: ``claims`` (the Redis keys), ``relay`` (run events over Redis pub/sub), ``runs`` (the
 database questions: does this run need a driver), ``remote`` (the API's engine),
-``host`` (the worker's engine on its own event loop), ``celery_app`` (the Celery app, the
-task, and ``run_worker``). Celery is imported only by ``celery_app``, and only when used.
+``host`` (the worker's engine on its own event loop), ``lookups`` (its drivers' cache
+look-ups made together), ``celery_app`` (the Celery app, the task, and ``run_worker``).
+Celery is imported only by ``celery_app``, and only when used.
 """
 
 from __future__ import annotations

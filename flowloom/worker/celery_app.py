@@ -182,6 +182,9 @@ def run_worker(
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",
+        # No worker-heartbeat events (a broadcast every 2 s from each worker to a monitor that
+        # flowloom does not run): whether a worker lives is its run claims' business.
+        "--without-heartbeat",
         # A node name of its own, so several `flowloom worker`s on one host stay apart.
         f"--hostname=flowloom-{os.getpid()}@%h",
         *(extra_args or []),

@@ -25,14 +25,14 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from pydantic import BaseModel
 
 from flowloom.engine.driver import Driver, Message
 from flowloom.engine.execution import Outcome
 from flowloom.engine.looplag import watch_loop_lag
-from flowloom.engine.ports import SharedRunStore, StoredRun
+from flowloom.engine.ports import PlanSource, RunStore, SharedRunStore, StoredRun
 from flowloom.engine.run_state import NodeSpec, RunState
 from flowloom.engine.scheduler import Engine
 from flowloom.nodes.base import RunContext
@@ -43,13 +43,14 @@ from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.heartbeat import ClaimHeartbeat
+from flowloom.worker.lookups import BatchedLookups
 from flowloom.worker.node_jobs import NodeJob, RoutedNodes, run_job
 from flowloom.worker.node_queues import NodeRoutes
 from flowloom.worker.redis_push import task_push
 from flowloom.worker.relay import RedisEventBus
 from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
 
-__all__ = ["WorkerEngine", "WorkerHost", "sweep_lock_s"]
+__all__ = ["LOAD_AT_ONCE", "WorkerEngine", "WorkerHost", "sweep_lock_s"]
 
 _log = logging.getLogger("flowloom.worker")
 _WATCH_S = 0.25
@@ -62,6 +63,18 @@ has no run and no routed job in hand, neither it nor its sampler wakes at all.""
 _CREATION_GRACE_S = 2.0
 """The sweep leaves runs younger than this alone: their creator is about to queue or claim."""
 _T = TypeVar("_T")
+LOAD_AT_ONCE = 50
+"""The most runs a worker loads in one statement: a task the sweep queued after a worker died
+may carry hundreds, and one read of all their rows would hold them all in one result."""
+
+
+@runtime_checkable
+class RunsLoader(Protocol):
+    """A run store that loads several runs at once (``SqlRunStore``)."""
+
+    async def load_runs(self, run_ids: list[str], plans: PlanSource) -> dict[str, StoredRun]:
+        """The runs of ``run_ids`` as stored, by id; a run that does not exist is absent."""
+        ...
 
 
 class WorkerEngine(Engine):
@@ -78,6 +91,10 @@ class WorkerEngine(Engine):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.lookups = BatchedLookups(self.store, lambda: len(self.driven()))
+        """The store's cache look-ups, those its drivers ask close together (the runs of a
+        task) made as one (``lookups.py``)."""
+        self.store = cast(RunStore, self.lookups)
         self.busy = asyncio.Event()
         """Set whenever a driver or a routed node job starts here (the watch and the loop-lag
         watchdog sleep on it while this process has neither)."""
@@ -128,6 +145,24 @@ class WorkerEngine(Engine):
             return False
         queue = self.routes.queue_for(spec.definition.type)
         return queue is None or queue in self.local_queues
+
+    async def load_runs(self, run_ids: list[str]) -> dict[str, StoredRun]:
+        """The runs of ``run_ids`` as stored, read at once when the store can (one statement
+        for the runs of a task, not one each; ``LOAD_AT_ONCE`` at most per statement); those
+        absent are left to their drivers' own loads: runs that do not exist, or all of those
+        of a read that failed, or of a store that cannot load several (each driver then waits
+        out an outage, or fails, on its own)."""
+        store = self.store
+        if len(run_ids) < 2 or not isinstance(store, RunsLoader):
+            return {}
+        loaded: dict[str, StoredRun] = {}
+        for first in range(0, len(run_ids), LOAD_AT_ONCE):
+            some = run_ids[first : first + LOAD_AT_ONCE]
+            try:
+                loaded.update(await store.load_runs(some, self.plans))
+            except Exception as exc:
+                _log.warning("loading %d runs at once failed (%s): each alone", len(some), exc)
+        return loaded
 
     def timer_due(self, run_id: str) -> None:
         if not self.closed:
@@ -301,8 +336,20 @@ class WorkerHost:
         # taken in one round trip; each driver then goes its own way.
         unique = list(dict.fromkeys(run_ids))
         taken = await engine.claims.take_many(unique, engine.owner_token)
+        # The runs claimed here are loaded in one statement, after their claims were taken
+        # (a load before could read what the previous holder wrote meanwhile).
+        loaded = await engine.load_runs(
+            [
+                run_id
+                for run_id, held in zip(unique, taken, strict=True)
+                if held and engine.driver_of(run_id) is None
+            ]
+        )
         found = await asyncio.gather(
-            *(self._drive(run_id, taken=held) for run_id, held in zip(unique, taken, strict=True)),
+            *(
+                self._drive(run_id, taken=held, stored=loaded.get(run_id))
+                for run_id, held in zip(unique, taken, strict=True)
+            ),
             return_exceptions=True,
         )
         done: dict[str, str] = {}
@@ -315,9 +362,12 @@ class WorkerHost:
             done[run_id] = outcome
         return [done[run_id] for run_id in run_ids]
 
-    async def _drive(self, run_id: str, *, taken: bool | None = None) -> str:
+    async def _drive(
+        self, run_id: str, *, taken: bool | None = None, stored: StoredRun | None = None
+    ) -> str:
         """Drive the run; ``taken``: whether its claim was taken for this already (None:
-        take it here)."""
+        take it here); ``stored``: the run as loaded since its claim was taken (None: its
+        driver loads it)."""
         engine = self.engine
         assert engine is not None
         owner = engine.owner_token
@@ -337,7 +387,7 @@ class WorkerHost:
                 # No look at the run first: the driver's load is that look (a finished run
                 # ends it at once, a waiting one with nothing to do writes nothing), and a
                 # cancellation asked for in the store comes with the load.
-                driver = engine.drive(run_id)
+                driver = engine.drive(run_id, stored if round_number == 0 else None)
                 self._since[run_id] = time.monotonic()
                 while (current := engine.driver_of(run_id)) is not None:
                     driver = current

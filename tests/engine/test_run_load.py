@@ -130,3 +130,46 @@ async def test_a_driver_loads_what_the_rows_hold(db: Database) -> None:
         mode="step",
         paused_node_id="n2",
     )
+
+
+async def test_the_runs_of_a_task_load_at_once_as_each_alone(db: Database) -> None:
+    """``load_runs`` (a worker's load of the runs of one task, one statement) gives each run
+    exactly what ``load_run`` gives it: its own node rows, settings and debug session, whatever
+    order the ids come in; an id of no run is left out."""
+    owner = await make_owner(db)
+    long, short = await save_workflow(db, owner, chain(3)), await save_workflow(db, owner, chain(1))
+    store, plans = SqlRunStore(db), PlanCache(registry())
+    ids = [(await store.create_run(_new_run(owner, w), plans)).run_id for w in (long, short, long)]
+    nodes = NodeExecution.__table__
+    async with db.write() as s:
+        await s.execute(
+            update(nodes)
+            .where(nodes.c.run_id == ids[2], nodes.c.node_id == "n2")
+            .values(status=NodeStatus.SUCCEEDED, outputs={"n": 2}, attempt=3)
+        )
+        await s.execute(
+            update(WorkflowRun).where(WorkflowRun.id == ids[1]).values(status=RunStatus.COMPLETED)
+        )
+        s.add(
+            DebugSession(
+                id=new_id(PREFIXES["debug_sessions"]),
+                run_id=ids[0],
+                user_id=owner,
+                breakpoints=["n2"],
+                mode="step",
+            )
+        )
+    missing = new_id(PREFIXES["workflow_runs"])
+
+    loaded = await store.load_runs([ids[2], missing, ids[0], ids[1]], plans)
+
+    assert sorted(loaded) == sorted(ids)
+    for run_id in ids:
+        assert loaded[run_id] == await store.load_run(run_id, plans)
+    assert [len(loaded[run_id].slots) for run_id in ids] == [3, 1, 3]
+    assert loaded[ids[2]].slots["n2"].outputs == {"n": 2}
+    assert loaded[ids[1]].status is RunStatus.COMPLETED
+    assert loaded[ids[0]].debug is not None
+    assert loaded[ids[2]].debug is None
+    assert await store.load_runs([], plans) == {}
+    assert await store.load_runs([missing], plans) == {}

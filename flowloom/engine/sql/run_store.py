@@ -10,24 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import weakref
-from collections import namedtuple
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import (
-    Integer,
     Table,
-    bindparam,
     func,
     insert,
-    literal_column,
-    null,
     select,
-    union_all,
     update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,14 +40,11 @@ from flowloom.engine.ports import (
 from flowloom.engine.run_state import DebugState, NodeSlot, NodeSpec
 from flowloom.engine.sql import artifacts, failure, signals
 from flowloom.engine.sql.memory import MemoryAdapter
+from flowloom.engine.sql.run_loads import read_run, read_runs
 from flowloom.engine.sql.ticks import (
-    DEBUG_COLUMNS,
-    LOAD_SLOTS,
     TickStore,
     debug_state,
     latest_success_outputs,
-    load_slots,
-    slot_of,
 )
 from flowloom.exceptions import FlowloomError, LimitExceeded, NotFound
 from flowloom.graph import Scope
@@ -66,7 +56,6 @@ from flowloom.providers.usage import UsageSink
 from flowloom.storage.database import Database
 from flowloom.storage.enums import ACTIVE_RUN_STATUSES, NodeStatus, RunScope, RunStatus
 from flowloom.storage.errors import translate_integrity_error
-from flowloom.storage.raw_statements import PgStatement
 from flowloom.storage.repos.runs import (
     PG_LOOKUPS_WIDTH,
     PlannedNodes,
@@ -89,67 +78,7 @@ __all__ = ["QuotaRead", "RunQuota", "SqlRunStore"]
 
 
 _NODES = cast(Table, NodeExecution.__table__)
-_RUNS = cast(Table, WorkflowRun.__table__)
 _DEBUG_SESSIONS = cast(Table, DebugSession.__table__)
-_LOAD_RUN = (
-    select(
-        *(
-            _RUNS.c[name]
-            for name in (
-                "id",
-                "workflow_id",
-                "workflow_version",
-                "user_id",
-                "api_key_id",
-                "status",
-                "scope",
-                "target_node_id",
-                "inputs",
-                "timeout_s",
-                "cancel_requested",
-                "use_cache",
-                "use_pinned",
-                "started_at",
-            )
-        ),
-        *DEBUG_COLUMNS,
-    )
-    .select_from(
-        _RUNS.outerjoin(
-            cast(Table, DebugSession.__table__),
-            cast(Table, DebugSession.__table__).c.run_id == _RUNS.c.id,
-        )
-    )
-    .where(_RUNS.c.id == bindparam("run_id"))
-)
-"""A run row as a driver loads it, with its debug session (``load_run``)."""
-
-_RunRow = namedtuple("_RunRow", [column.key for column in _LOAD_RUN.selected_columns])  # type: ignore[misc]
-_SlotRow = namedtuple("_SlotRow", [column.key for column in LOAD_SLOTS.selected_columns])  # type: ignore[misc]
-_PART = len(_LOAD_RUN.selected_columns)
-"""Where a row of ``_LOAD_RUN_PG`` has its ``part``: the run's columns before, a node's after."""
-
-
-def _typed_nulls(columns: Iterable[Any], prefix: str = "") -> list[Any]:
-    return [sql_cast(null(), column.type).label(prefix + column.key) for column in columns]
-
-
-_LOAD_RUN_PG = PgStatement(
-    union_all(
-        _LOAD_RUN.add_columns(
-            literal_column("0", Integer).label("part"),
-            *_typed_nulls(LOAD_SLOTS.selected_columns, prefix="slot_"),
-        ),
-        select(
-            *_typed_nulls(_LOAD_RUN.selected_columns),
-            literal_column("1", Integer),
-            *LOAD_SLOTS.selected_columns,
-        ).where(_NODES.c.run_id == bindparam("run_id")),
-    ).order_by(literal_column("part"), literal_column("slot_id"))
-)
-"""``_LOAD_RUN`` and ``LOAD_SLOTS`` in one statement for PostgreSQL: the run's row (``part``
-0, node columns null), then its node rows in checkpoint order (``part`` 1, run columns null):
-one round trip and one autocommit transaction for a worker's load of every run it is handed."""
 
 
 class QuotaRead(Protocol):
@@ -522,17 +451,27 @@ class SqlRunStore:
         return prepared
 
     async def load_run(self, run_id: str, plans: PlanSource) -> StoredRun:
-        found = await self._read_run(run_id)
+        found = await read_run(self.db, run_id)
         if found is None:
             raise NotFound("run", run_id)
-        run, slots = found
-        pinned = run.use_pinned
+        return await self._loaded(*found, plans)
+
+    async def load_runs(self, run_ids: Collection[str], plans: PlanSource) -> dict[str, StoredRun]:
+        """``load_run`` for several runs, their rows read in one statement (a worker's load
+        of the runs of one task); a run that does not exist is absent."""
+        found = await read_runs(self.db, run_ids)
+        return {
+            run_id: await self._loaded(run, slots, plans) for run_id, (run, slots) in found.items()
+        }
+
+    async def _loaded(self, run: Any, slots: dict[str, NodeSlot], plans: PlanSource) -> StoredRun:
+        """The run read back (``run_loads``) with its plan and what parents outside it feed it."""
         prepared = plans.cached(
             run.workflow_id,
             run.workflow_version,
             Scope(run.scope),
             run.target_node_id,
-            use_pinned=pinned,
+            use_pinned=run.use_pinned,
         )
         outside: dict[str, dict[str, Any] | None] = {}
         if prepared is None or prepared.plan.outside_parents:  # else nothing more to read
@@ -546,25 +485,6 @@ class SqlRunStore:
             outside_outputs=outside,
             debug=debug_state(run),
         )
-
-    async def _read_run(self, run_id: str) -> tuple[Any, dict[str, NodeSlot]] | None:
-        """The run row with its debug session, then its node rows, on the fast read path (a
-        worker loads every run it is handed: these are most of its reads). On PostgreSQL both
-        are one prepared statement (``_LOAD_RUN_PG``) on a reader's asyncpg connection:
-        through SQLAlchemy's ``run_sync`` the load cost a worker ~0.4 ms of CPU per run."""
-        if not self.db.is_sqlite:
-            async with self.db.pg_read_connection() as pg:
-                rows = await _LOAD_RUN_PG.fetch(pg, run_id=run_id)
-            if not rows or rows[0][_PART] != 0:
-                return None
-            slots = [slot_of(_SlotRow._make(row[_PART + 1 :])) for row in rows[1:]]
-            return _RunRow._make(rows[0][:_PART]), {slot.node_id: slot for slot in slots}
-
-        def read(conn: Connection) -> tuple[Row[*tuple[Any, ...]], dict[str, NodeSlot]] | None:
-            run = conn.execute(_LOAD_RUN, {"run_id": run_id}).first()
-            return None if run is None else (run, load_slots(conn, run_id))
-
-        return await self.db.run_read(read)
 
     async def _plan_and_outside(
         self, run: Row[*tuple[Any, ...]], prepared: Prepared | None, plans: PlanSource
