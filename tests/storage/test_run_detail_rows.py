@@ -8,10 +8,16 @@ from decimal import Decimal
 import pytest
 from test_runs_repo import create_run, make_owner
 
+from flowloom.api.schemas.runs import NodeExecutionPublic, RunDetail
 from flowloom.exceptions import NotFound
 from flowloom.storage.database import Database
 from flowloom.storage.enums import NodeStatus, RunStatus
-from flowloom.storage.repos.run_detail import RunDetailRows, read_run_detail
+from flowloom.storage.repos.run_detail import (
+    NODE_COLUMNS,
+    RUN_COLUMNS,
+    RunDetailRows,
+    read_run_detail,
+)
 from flowloom.storage.repos.runs import RunRepo
 from flowloom.storage.repos.usage import UsageRepo, UsageTotals
 
@@ -81,3 +87,30 @@ async def test_another_users_run_is_not_found(db: Database) -> None:
         await read(db, other, run_id)
     with pytest.raises(NotFound):
         await read(db, user, "run_missing")
+
+
+async def test_the_rows_hold_what_the_detail_shows_and_nothing_else(db: Database) -> None:
+    user, (wf,) = await make_owner(db)
+    run_id = await create_run(db, user, wf, inputs={"n": 1})
+    await add_nodes(db, user, run_id)
+
+    found = await read(db, user, run_id)
+
+    assert found.run._fields == (*RUN_COLUMNS, "made_calls")
+    assert all(node._fields == NODE_COLUMNS for node in found.nodes)
+    # The owner, the trigger's data, the leases and the keys are not read.
+    for name in ("user_id", "trigger_data", "idempotency_key", "api_key_id"):
+        assert not hasattr(found.run, name)
+    for name in ("lease_owner", "idempotency_key", "cache_signature", "run_id"):
+        assert not hasattr(found.nodes[0], name)
+
+
+def test_the_columns_cover_every_field_of_the_detail() -> None:
+    # A field added to the detail without its column would fail validation on every read.
+    shown_run = set(RunDetail.model_fields) - {"nodes", "usage", "used_pinned"}
+    assert shown_run <= set(RUN_COLUMNS)
+    assert "use_pinned" in RUN_COLUMNS
+    shown_node = {
+        "node_type" if name == "type" else name for name in NodeExecutionPublic.model_fields
+    } - {"usage"}
+    assert shown_node <= set(NODE_COLUMNS)
