@@ -19,11 +19,9 @@ __all__ = ["RunRequest", "read_detail", "start_as"]
 
 
 async def read_detail(db: Database, owner_id: str, run_id: str) -> RunDetail:
-    """The owner's run with every node execution and the usage of its model calls (read on
-    one plain connection, no session: the runs API answers every waited-for run with it)."""
-    rows = await db.run_read(
-        lambda conn: read_run_detail(conn, owner_id=owner_id, run_id=run_id), inline=True
-    )
+    """The owner's run with every node execution and the usage of its model calls (no
+    session: the runs API answers every waited-for run with it)."""
+    rows = await read_run_detail(db, owner_id=owner_id, run_id=run_id)
     return run_detail(rows.run, rows.nodes, rows.usage)
 
 

@@ -123,12 +123,12 @@ def run_page(rows: RowPage[HistoryRow]) -> Page[RunPublic]:
 
 
 def run_detail(
-    run: Row[Any],
-    nodes: Sequence[Row[Any]],
+    run: Mapping[str, Any],
+    nodes: Sequence[Mapping[str, Any]],
     usage: Mapping[str | None, UsageTotals] | None = None,
 ) -> RunDetail:
-    """The run and its nodes (rows of their tables' columns); ``usage`` is the run's usage by
-    node execution id (None for calls not tied to a node).
+    """The run and its nodes (their tables' columns by name: ``read_run_detail``'s rows);
+    ``usage`` is the run's usage by node execution id (None for calls not tied to a node).
 
     Validated in one call from plain dicts, every field given: attribute look-ups on rows
     cost twice as much, and a field left to its default costs a deep copy of the default
@@ -136,10 +136,8 @@ def run_detail(
     by_node = usage or {}
     items: list[dict[str, Any]] = []
     for node in nodes:
-        item = node._asdict()
-        totals = by_node.get(node.id)
-        item["usage"] = NO_USAGE if totals is None else _sums(totals)
-        items.append(item)
+        totals = by_node.get(node["id"])
+        items.append({**node, "usage": NO_USAGE if totals is None else _sums(totals)})
     total = NO_USAGE
     if by_node:
         total = UsageSums(
@@ -149,9 +147,9 @@ def run_detail(
             tokens_total=sum(t.tokens_total for t in by_node.values()),
             cost=sum((t.cost for t in by_node.values()), Decimal(0)),
         )
-    fields = run._asdict()
-    fields.update(used_pinned=_used_pinned(run), nodes=items, usage=total)
-    return RunDetail.model_validate(fields)
+    return RunDetail.model_validate(
+        {**run, "used_pinned": run["use_pinned"], "nodes": items, "usage": total}
+    )
 
 
 def _sums(totals: UsageTotals) -> UsageSums:
