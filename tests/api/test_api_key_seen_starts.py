@@ -21,6 +21,12 @@ from flowloom.storage.tables import ApiKey, User
 from flowloom.storage.tables.base import utcnow
 
 
+@pytest.fixture(autouse=True)
+def seen_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key read stays seen through each test, however slow the machine."""
+    monkeypatch.setattr(api_keys, "SEEN_FOR_S", 300.0)
+
+
 async def keyed(client: httpx.AsyncClient, scopes: list[str] | None = None) -> dict[str, Any]:
     """A new account, a key of it (``scopes``), and a workflow to start; the client then
     sends the key only."""
