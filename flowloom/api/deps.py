@@ -9,6 +9,11 @@ its scopes allow, so routes ask for the scope they need with one of the scoped a
 
 ``admin`` scope includes every other scope.
 
+``RunStarter`` (the start of a run, and nothing else) may take an API key read valid in the
+last few seconds unread (``api_keys.SeenKeys``): its caller carries a ``key_guard`` that the
+run's start must pass to the engine, whose statement checks the key again; a start that is
+refused, or fails, reads the key again before answering (``recheck_key``).
+
 This module's annotations are evaluated as it is defined (no ``from __future__ import
 annotations``): FastAPI reads each dependency's signature again for every route that uses it,
 evaluating string annotations each time (``_state`` some 365 times as the app is built, 40-50 ms
@@ -34,7 +39,13 @@ from flowloom.services.actor import Actor
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import ApiScope, UserRole
-from flowloom.storage.repos.api_keys import KEY_MARKER, authenticate_api_key
+from flowloom.storage.repos.api_keys import (
+    KEY_MARKER,
+    KeyGuard,
+    KeyMatch,
+    authenticate_api_key,
+    seen_keys,
+)
 from flowloom.storage.repos.sessions import TOUCH_INTERVAL, SessionRepo, authenticate_session
 from flowloom.storage.tables import User
 from flowloom.storage.tables.base import utcnow
@@ -49,12 +60,14 @@ __all__ = [
     "InstanceAdmin",
     "RegistryDep",
     "RunExecutor",
+    "RunStarter",
     "SettingsDep",
     "WorkflowReader",
     "WorkflowWriter",
     "actor",
     "app_state",
     "client_ip",
+    "recheck_key",
 ]
 
 
@@ -68,6 +81,9 @@ class Caller:
     api_key_id: str | None = None
     scopes: frozenset[str] | None = None
     """An API key's scopes; None for sessions, which may do whatever the account may."""
+    key_guard: KeyGuard | None = None
+    """Set when the API key was not read by this request (``RunStarter`` only): the run's
+    start must carry it (``Engine.start_run(guard=...)``)."""
 
     def allows(self, scope: ApiScope) -> bool:
         return self.scopes is None or scope.value in self.scopes or ApiScope.ADMIN in self.scopes
@@ -128,19 +144,53 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-async def _by_api_key(state: AppState, plaintext: str) -> Caller:
-    key = await authenticate_api_key(state.db, plaintext=plaintext)
+_KEY_REFUSED = "the API key is not valid (unknown, revoked or expired)"
+
+
+async def _by_api_key(state: AppState, plaintext: str, *, seen: bool = False) -> Caller:
+    """The caller of an API key (``seen``: or a key read valid lately, guarded)."""
+    guard = None
+    if seen:
+        found = await seen_keys(state.db).authenticate(state.db, plaintext=plaintext)
+        if isinstance(found, KeyGuard):
+            guard, found = found, found.match
+        key: KeyMatch | None = found
+    else:
+        key = await authenticate_api_key(state.db, plaintext=plaintext)
     if key is None:
-        raise Unauthenticated("the API key is not valid (unknown, revoked or expired)")
+        raise Unauthenticated(_KEY_REFUSED)
     await check_api_key_rate(
         meter_for(state.db, state.settings),
         key_id=key.id,
         key_rate=key.rate_limit,
         default_rate=state.settings.api_key_rate_limit,
     )
+    return _key_caller(key, guard)
+
+
+def _key_caller(key: KeyMatch, guard: KeyGuard | None = None) -> Caller:
     return Caller(
-        user_id=key.user_id, via="api_key", api_key_id=key.id, scopes=frozenset(key.scopes)
+        user_id=key.user_id,
+        via="api_key",
+        api_key_id=key.id,
+        scopes=frozenset(key.scopes),
+        key_guard=guard,
     )
+
+
+async def recheck_key(caller: Caller, scope: ApiScope) -> Caller:
+    """The caller with its API key read now (a start its ``key_guard`` was refused, or that
+    failed): Unauthenticated when the key is no longer valid, PermissionDenied when it lacks
+    ``scope`` now. The key is read again by the next request that uses it, too."""
+    guard = caller.key_guard
+    if guard is None:
+        return caller
+    key = await guard.recheck()
+    if key is None:
+        raise Unauthenticated(_KEY_REFUSED)
+    checked = _key_caller(key)
+    _require(checked, scope)
+    return checked
 
 
 async def _by_session(db: Database, token: str, via: Literal["cookie", "session"]) -> Caller:
@@ -162,11 +212,11 @@ async def current_caller(request: Request, state: AppStateDep) -> Caller:
     return caller
 
 
-async def _identify(request: Request, state: AppState) -> Caller:
+async def _identify(request: Request, state: AppState, *, seen: bool = False) -> Caller:
     token = _bearer(request)
     if token is not None:
         if token.startswith(f"{KEY_MARKER}_"):
-            return await _by_api_key(state, token)
+            return await _by_api_key(state, token, seen=seen)
         return await _by_session(state.db, token, "session")
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -184,12 +234,16 @@ async def _identify(request: Request, state: AppState) -> Caller:
 CurrentUser = Annotated[Caller, Depends(current_caller)]
 
 
+def _require(caller: Caller, scope: ApiScope) -> None:
+    if not caller.allows(scope):
+        raise PermissionDenied(f"this API key lacks the {scope.value!r} scope")
+
+
 def require_scope(scope: ApiScope) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that lets the caller through only if it holds ``scope``."""
 
     async def dependency(caller: CurrentUser) -> Caller:
-        if not caller.allows(scope):
-            raise PermissionDenied(f"this API key lacks the {scope.value!r} scope")
+        _require(caller, scope)
         return caller
 
     dependency.__name__ = f"require_{scope.name.lower()}"
@@ -204,6 +258,19 @@ RunExecutor = Annotated[Caller, Depends(require_scope(ApiScope.RUNS_EXECUTE))]
 """May start, cancel and answer runs."""
 AccountOwner = Annotated[Caller, Depends(require_scope(ApiScope.ADMIN))]
 """May manage the account itself: API keys, settings, the audit log (sessions always may)."""
+
+
+async def run_starter(request: Request, state: AppStateDep) -> Caller:
+    """``RunExecutor`` for the start of a run: an API key read valid lately comes unread, with
+    the ``key_guard`` the start must carry (see the module)."""
+    caller = await _identify(request, state, seen=True)
+    setattr(request.state, CALLER_STATE_KEY, caller)
+    _require(caller, ApiScope.RUNS_EXECUTE)
+    return caller
+
+
+RunStarter = Annotated[Caller, Depends(run_starter)]
+"""May start runs; its ``key_guard``, when set, goes to ``Engine.start_run`` (``start_as``)."""
 
 
 async def require_instance_admin(caller: AccountOwner, db: DatabaseDep) -> Caller:

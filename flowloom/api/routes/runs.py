@@ -15,6 +15,7 @@ from flowloom.api.deps import (
     DatabaseDep,
     EngineDep,
     RunExecutor,
+    RunStarter,
     SettingsDep,
     WorkflowReader,
 )
@@ -68,7 +69,7 @@ async def _wait(engine: Engine, run_id: str, timeout_s: float) -> bool:
 async def start_run(
     workflow_id: str,
     body: RunCreate,
-    caller: RunExecutor,
+    caller: RunStarter,
     db: DatabaseDep,
     engine: EngineDep,
     settings: SettingsDep,

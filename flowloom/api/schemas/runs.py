@@ -16,7 +16,7 @@ from flowloom.storage.enums import NodeStatus, RunScope, RunStatus, TriggerKind
 from flowloom.storage.pages import Page as RowPage
 from flowloom.storage.repos.run_history import HistoryRow
 from flowloom.storage.repos.usage import UsageTotals
-from flowloom.storage.tables import NodeExecution, WorkflowRun
+from flowloom.storage.tables import WorkflowRun
 
 
 class RunCreate(RequestBody):
@@ -123,21 +123,21 @@ def run_page(rows: RowPage[HistoryRow]) -> Page[RunPublic]:
 
 
 def run_detail(
-    run: WorkflowRun | Row[Any],
-    nodes: Sequence[NodeExecution | Row[Any]],
+    run: Mapping[str, Any],
+    nodes: Sequence[Mapping[str, Any]],
     usage: Mapping[str | None, UsageTotals] | None = None,
 ) -> RunDetail:
-    """The run and its nodes (ORM objects, or rows of their tables' columns); ``usage`` is the
-    run's usage by node execution id (None for calls not tied to a node)."""
-    public = RunPublic.model_validate(run)
-    public.used_pinned = _used_pinned(run)
+    """The run and its nodes (their tables' columns by name: ``read_run_detail``'s rows);
+    ``usage`` is the run's usage by node execution id (None for calls not tied to a node).
+
+    Validated in one call from plain dicts, every field given: attribute look-ups on rows
+    cost twice as much, and a field left to its default costs a deep copy of the default
+    (pydantic copies a model default at every validation)."""
     by_node = usage or {}
-    items = []
+    items: list[dict[str, Any]] = []
     for node in nodes:
-        item = NodeExecutionPublic.model_validate(node)
-        if (totals := by_node.get(node.id)) is not None:
-            item.usage = _sums(totals)
-        items.append(item)
+        totals = by_node.get(node["id"])
+        items.append({**node, "usage": NO_USAGE if totals is None else _sums(totals)})
     total = NO_USAGE
     if by_node:
         total = UsageSums(
@@ -147,7 +147,9 @@ def run_detail(
             tokens_total=sum(t.tokens_total for t in by_node.values()),
             cost=sum((t.cost for t in by_node.values()), Decimal(0)),
         )
-    return RunDetail(**public.model_dump(), nodes=items, usage=total)
+    return RunDetail.model_validate(
+        {**run, "used_pinned": run["use_pinned"], "nodes": items, "usage": total}
+    )
 
 
 def _sums(totals: UsageTotals) -> UsageSums:

@@ -7,13 +7,22 @@ so there is nothing to guess.
 
 Rotating gives the key a new secret under the same prefix; the digest of the one it replaced is
 kept beside it until ``previous_valid_until`` (the grace period), then no longer accepted.
+
+A run's start need not read its key first (``SeenKeys``, PostgreSQL only): a key read valid in
+the last ``SEEN_FOR_S`` seconds is taken as read then, and the statement that writes the run
+checks it again (``KeyGuard``, a start guard of the engine): revoked, switched off, expired,
+its secret replaced (past the grace), its scopes or rate changed, its owner's account disabled,
+and nothing is written. Anything else any request does reads the key first, as always.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +44,17 @@ from flowloom.storage.raw_statements import RawStatement
 from flowloom.storage.tables import ApiKey, User
 from flowloom.storage.tables.base import utcnow
 
-__all__ = ["KEY_MARKER", "ApiKeyRepo", "KeyMatch", "api_key_owner", "authenticate_api_key"]
+__all__ = [
+    "KEY_MARKER",
+    "SEEN_FOR_S",
+    "ApiKeyRepo",
+    "KeyGuard",
+    "KeyMatch",
+    "SeenKeys",
+    "api_key_owner",
+    "authenticate_api_key",
+    "seen_keys",
+]
 
 KEY_MARKER = "flk"
 """How every flowloom API key begins (``flk_``), so scanners and people can recognise one."""
@@ -331,11 +350,18 @@ async def authenticate_api_key(
     prefix = _split(plaintext)
     if prefix is None:
         return None
-    now = now or utcnow()
+    found = await _authenticate(db, prefix, _digest(plaintext), now or utcnow())
+    return None if found is None else found[0]
+
+
+async def _authenticate(
+    db: Database, prefix: str, digest: str, now: datetime
+) -> tuple[KeyMatch, _KeyRow] | None:
+    """``authenticate_api_key`` of the key with ``prefix`` whose digest is ``digest``, with the
+    row it read."""
     row = await _key_row(db, prefix)
     if row is None:
         return None
-    digest = _digest(plaintext)
     current = hmac.compare_digest(row.secret_sha256, digest)
     previous = (
         row.previous_secret_sha256 is not None
@@ -362,4 +388,132 @@ async def authenticate_api_key(
         )
         await db.run_write(lambda conn: conn.execute(touch))
     scopes = tuple(str(scope) for scope in row.scopes or ())
-    return KeyMatch(row.id, row.user_id, scopes, row.rate_limit)
+    return KeyMatch(row.id, row.user_id, scopes, row.rate_limit), row
+
+
+SEEN_FOR_S = 10.0
+"""How long a key read valid may start runs unread (re-checked by each start's statement): also
+how late, at most, its ``last_used_at`` is touched beyond ``_TOUCH_INTERVAL``."""
+_SEEN_MAX = 1_000
+
+
+class KeyGuard:
+    """The key is still as a request of the last ``SEEN_FOR_S`` seconds read it valid: the same
+    owner (whose account is active), switched on, not revoked, not expired, the caller's secret
+    its current one or the one it replaced within the grace, the same scopes and rate. A start
+    guard of the engine (``ports.StartGuard``): read by the statement that writes the run."""
+
+    __slots__ = ("args", "db", "digest", "match", "prefix", "seen")
+
+    def __init__(
+        self,
+        seen: SeenKeys,
+        db: Database,
+        match: KeyMatch,
+        prefix: str,
+        digest: str,
+        scopes: list[Any] | None,
+        now: datetime,
+    ) -> None:
+        self.seen = seen
+        self.db = db
+        """Where the key lives (``recheck``)."""
+        self.match = match
+        self.prefix = prefix
+        self.digest = digest
+        """The SHA-256 of the key as the caller sent it (never the key)."""
+        self.args: tuple[Any, ...] = (
+            match.id,
+            match.user_id,
+            digest,
+            now,
+            json.dumps(scopes if scopes is not None else None),
+            match.rate_limit,
+        )
+
+    def pg_sql(self, first: int) -> str:
+        return _pg_key_guard_sql(first)
+
+    async def recheck(self) -> KeyMatch | None:
+        """The key read now (its start was refused, or failed): None when it is no longer
+        valid. Either way the next request that uses it reads it too, unless it is valid."""
+        return await self.seen.recheck(self.db, self)
+
+
+@cache
+def _pg_key_guard_sql(first: int) -> str:
+    key, owner, digest, now, scopes, rate = (f"${first + n}" for n in range(6))
+    return (
+        "SELECT EXISTS (SELECT 1 FROM api_keys AS k JOIN users AS u ON u.id = k.user_id"
+        f" WHERE k.id = {key}::varchar AND k.user_id = {owner}::varchar AND u.is_active"
+        " AND k.active AND k.revoked_at IS NULL"
+        f" AND (k.expires_at IS NULL OR k.expires_at > {now}::timestamptz)"
+        f" AND (k.secret_sha256 = {digest}::varchar OR (k.previous_secret_sha256 = {digest}"
+        f"::varchar AND k.previous_valid_until > {now}::timestamptz))"
+        f" AND k.scopes::jsonb IS NOT DISTINCT FROM {scopes}::jsonb"
+        f" AND k.rate_limit IS NOT DISTINCT FROM {rate}::varchar) AS ok"
+    )
+
+
+class SeenKeys:
+    """The keys of one database read valid lately, by the digest of the key as sent (never the
+    key), each with when it was read: what a run's start takes instead of reading its key."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, KeyMatch, list[Any] | None]] = {}
+
+    async def authenticate(
+        self, db: Database, *, plaintext: str, now: datetime | None = None
+    ) -> KeyGuard | KeyMatch | None:
+        """A ``KeyGuard`` for a key read valid in the last ``SEEN_FOR_S`` seconds (not read
+        now: the run's start must carry the guard); else ``authenticate_api_key``'s answer,
+        remembered when valid (on PostgreSQL: only its statements carry a guard)."""
+        prefix = _split(plaintext)
+        if prefix is None:
+            return None
+        now = now or utcnow()
+        digest = _digest(plaintext)
+        seen = self._seen.get(digest)
+        if seen is not None:
+            read_at, match, scopes = seen
+            if time.monotonic() - read_at < SEEN_FOR_S:
+                return KeyGuard(self, db, match, prefix, digest, scopes, now)
+            del self._seen[digest]
+        found = await _authenticate(db, prefix, digest, now)
+        if found is None:
+            return None
+        self._remember(db, digest, *found)
+        return found[0]
+
+    async def recheck(self, db: Database, guard: KeyGuard) -> KeyMatch | None:
+        """The key of ``guard`` read now, by the digest it was sent with: None when it is no
+        longer valid (remembered again when it is)."""
+        self.forget(guard)
+        found = await _authenticate(db, guard.prefix, guard.digest, utcnow())
+        if found is None:
+            return None
+        self._remember(db, guard.digest, *found)
+        return found[0]
+
+    def _remember(self, db: Database, digest: str, match: KeyMatch, row: _KeyRow) -> None:
+        if db.is_sqlite:
+            return  # a start guard is a PostgreSQL statement
+        self._seen.pop(digest, None)
+        if len(self._seen) >= _SEEN_MAX:
+            del self._seen[next(iter(self._seen))]  # the oldest
+        self._seen[digest] = (time.monotonic(), match, row.scopes)
+
+    def forget(self, guard: KeyGuard) -> None:
+        """The key of ``guard`` is read again by the next request that uses it."""
+        self._seen.pop(guard.digest, None)
+
+
+_SEEN_KEYS: weakref.WeakKeyDictionary[Database, SeenKeys] = weakref.WeakKeyDictionary()
+
+
+def seen_keys(db: Database) -> SeenKeys:
+    """The keys ``db`` was seen to hold lately (one ``SeenKeys`` per database)."""
+    found = _SEEN_KEYS.get(db)
+    if found is None:
+        found = _SEEN_KEYS[db] = SeenKeys()
+    return found
