@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     Integer,
     String,
     Table,
@@ -26,7 +27,6 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -115,6 +115,8 @@ def _pg_load(runs: ColumnElement[bool], nodes: ColumnElement[bool]) -> PgStateme
 
 
 _LOAD_RUN_PG = _pg_load(_RUNS.c.id == bindparam("run_id"), _NODES.c.run_id == bindparam("run_id"))
+# SQLAlchemy's own ARRAY, not its PostgreSQL dialect's: a server on SQLite never loads that
+# dialect (some 2 MiB resident); PostgreSQL compiles this one as its own.
 _RUN_IDS = bindparam("run_ids", type_=ARRAY(String))
 _LOAD_RUNS_PG = _pg_load(_RUNS.c.id == any_(_RUN_IDS), _NODES.c.run_id == any_(_RUN_IDS))
 
