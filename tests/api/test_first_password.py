@@ -38,6 +38,12 @@ async def _stored_hash(db: Database, user_id: str) -> str | None:
         return (await UserRepo(session).get(user_id=user_id)).password_hash
 
 
+async def _stored_is(db: Database, user_id: str, password: str) -> bool:
+    """Whether the account's stored hash is ``password``'s."""
+    stored = await _stored_hash(db, user_id)
+    return stored is not None and verify_password(stored, password)
+
+
 @asynccontextmanager
 async def _serving(
     db: Database, data_dir: Path, user_id: str, password: str = PRINTED
@@ -80,9 +86,7 @@ async def test_a_sign_in_before_the_password_is_stored_waits_for_it_and_gets_in(
 
     assert waited
     assert response.status_code == 200, response.text
-    stored = await _stored_hash(db, user_id)
-    assert stored is not None
-    assert verify_password(stored, PRINTED)
+    assert await _stored_is(db, user_id, PRINTED)
 
 
 async def test_a_password_set_meanwhile_is_kept_and_the_printed_one_refused(
@@ -96,9 +100,7 @@ async def test_a_password_set_meanwhile_is_kept_and_the_printed_one_refused(
 
     assert printed.status_code == 401
     assert own.status_code == 200, own.text
-    stored = await _stored_hash(db, user_id)
-    assert stored is not None
-    assert verify_password(stored, PASSWORD)
+    assert await _stored_is(db, user_id, PASSWORD)
 
 
 async def test_a_password_that_cannot_be_stored_leaves_none_and_is_never_logged(
@@ -134,9 +136,7 @@ async def test_a_server_stopped_before_the_password_is_stored_stores_it_first(
     async with _serving(db, data_dir, user_id):
         pass
 
-    stored = await _stored_hash(db, user_id)
-    assert stored is not None
-    assert verify_password(stored, PRINTED)
+    assert await _stored_is(db, user_id, PRINTED)
 
 
 async def test_with_the_routes_loaded_later_a_sign_in_at_once_waits_for_both(
