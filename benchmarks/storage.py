@@ -33,7 +33,7 @@ from sqlalchemy import Connection, func, select, text
 from benchmarks.report import Measurement, print_table, time_async
 from benchmarks.storage_fill import CHUNK_RUNS, NODES_PER_RUN, FillPlan, FillResult, fill
 from flowloom.storage.database import Database
-from flowloom.storage.enums import RunStatus
+from flowloom.storage.enums import RunStatus, TriggerKind
 from flowloom.storage.migrate import upgrade_database
 from flowloom.storage.pages import page_of
 from flowloom.storage.repos.runs import (
@@ -222,6 +222,19 @@ async def _measure(
             repeat=repeat,
         )
     )
+    # The worst cases of a filter: a status or a trigger none of the owner's runs has, which
+    # a walk of the owner's runs would read to the end before answering with nothing.
+    for label, filters in (
+        ("history page 1, heavy user, status CANCELLED (none)", {"status": RunStatus.CANCELLED}),
+        ("history page 1, heavy user, trigger webhook (none)", {"trigger": TriggerKind.WEBHOOK}),
+        (
+            "history page 1, one workflow, status CANCELLED (none)",
+            {"workflow_id": heavy_workflow, "status": RunStatus.CANCELLED},
+        ),
+    ):
+        rows.append(
+            await time_async(label, functools.partial(page, heavy, **filters), repeat=repeat)
+        )
     # Walk the cursor to the 1,000th page (or the last one a small fill has), timing each step.
     walk: list[float] = []
     cursor, number = None, 1
@@ -345,6 +358,10 @@ async def _print_plans(db: Database, filled: FillResult) -> None:
             history_statement(owner_id=heavy, workflow_id=filled.workflow_ids[0]),
         ),
         ("history filtered by status", history_statement(owner_id=heavy, status=RunStatus.FAILED)),
+        (
+            "history filtered by a status none of the runs has",
+            history_statement(owner_id=heavy, status=RunStatus.CANCELLED),
+        ),
     ):
         sql = str(
             statement.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})

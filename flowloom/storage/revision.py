@@ -17,7 +17,7 @@ from flowloom.exceptions import StorageError
 
 __all__ = ["HEAD_REVISION", "VERSION_TABLE", "read_revision", "stamp_head"]
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 """The newest revision in ``flowloom/storage/migrations/versions``; a new migration moves it
 (``tests/storage/test_migrations.py`` fails until it does)."""
 

@@ -6,10 +6,11 @@ the driver's own connection: no session, no transaction, no ORM objects. Each va
 converted as its column type converts it, so a row holds what SQLAlchemy would have read.
 
 On PostgreSQL it is one statement on a reader's asyncpg connection (prepared once per
-connection). On SQLite a walk that stops within ``limit + 1`` rows of the index it follows (no
-status or trigger filter) runs on the event loop's thread (``run_read(inline=True)``); a filter
-on status or trigger may step over many runs before it has a page, so that walk goes to a
-reader thread.
+connection). Every filter of status or of trigger has an index of its own beside the owner or
+the workflow (``workflow_runs``' indexes), so a walk stops within ``limit + 1`` rows of it. On
+SQLite such a walk runs on the event loop's thread (``run_read(inline=True)``); a filter of both
+status and trigger follows one of the two indexes and may step over many runs before it has a
+page, so that walk goes to a reader thread.
 """
 
 from __future__ import annotations
@@ -143,5 +144,5 @@ async def read_history(
         found = sqlite_connection(conn).execute(statement.sql, statement.args(values))
         return [HistoryRow._make(statement.converted(row)) for row in found]
 
-    bounded = not (shape.status or shape.trigger)
+    bounded = not (shape.status and shape.trigger)
     return page_of(await db.run_read(fetch, inline=bounded), limit=checked.limit)

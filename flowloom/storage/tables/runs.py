@@ -21,7 +21,8 @@ class WorkflowRun(TimestampMixin, Base):
     """One execution of one version of a workflow.
 
     History is listed newest first by walking ``(user_id, id)`` or ``(workflow_id, id)``
-    backwards: ids are time-ordered, so the keyset cursor is simply the last id seen.
+    backwards, or the same with the status or the trigger between them when the history is
+    filtered by one: ids are time-ordered, so the keyset cursor is simply the last id seen.
     """
 
     __tablename__ = "workflow_runs"
@@ -36,6 +37,13 @@ class WorkflowRun(TimestampMixin, Base):
         UniqueConstraint("user_id", "idempotency_key"),
         Index(None, "user_id", "id"),
         Index(None, "workflow_id", "id"),
+        # A history filtered by status or by trigger walks only the runs that match, however
+        # rare they are among the owner's (or the workflow's): without these, a status nobody's
+        # runs have steps over every run of the owner (52 ms at 20,000 runs on PostgreSQL).
+        Index(None, "user_id", "status", "id"),
+        Index(None, "workflow_id", "status", "id"),
+        Index(None, "user_id", "trigger_kind", "id"),
+        Index(None, "workflow_id", "trigger_kind", "id"),
         # Covers "active runs by status" and "average duration of successful runs" (seed 003)
         # without touching the table rows.
         Index(None, "status", "workflow_id", "duration_ms"),
