@@ -110,9 +110,9 @@ export const CanvasSearch = forwardRef<HTMLInputElement>(function CanvasSearch(_
 });
 
 export interface QuickAddRequest {
-  /** Where the wire was dropped, in pixels from the canvas's top-left corner. */
+  /** Where the palette opens: where the wire was dropped, in pixels from the canvas's top-left corner, moved to fit on the canvas. */
   at: { x: number; y: number };
-  /** The same point on the graph. */
+  /** Where the node added goes on the graph (its top-left corner): beside the end of the wire, in sight. */
   position: { x: number; y: number };
   from: { nodeId: string; handle: string; side: PortSide };
   portType: PortType;
@@ -140,9 +140,7 @@ export function QuickAdd({ request, onClose }: { request: QuickAddRequest; onClo
 
   const add = (type: string) => {
     const { position, from } = request;
-    // The new node sits beside the end of the wire, on the side the wire goes.
-    const at = from.side === "source" ? { x: position.x, y: position.y - 40 } : { x: position.x - 240, y: position.y - 40 };
-    const id = editorStore.getState().addConnectedNode(type, { x: Math.round(at.x), y: Math.round(at.y) }, from);
+    const id = editorStore.getState().addConnectedNode(type, { x: Math.round(position.x), y: Math.round(position.y) }, from);
     if (!id) editorStore.getState().notify("error", "That node type has no port this wire fits.", "connect");
     onClose();
   };
