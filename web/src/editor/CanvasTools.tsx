@@ -124,6 +124,11 @@ export function QuickAdd({ request, onClose }: { request: QuickAddRequest; onClo
   const [query, setQuery] = useState("");
   const [active, setActive] = useState(0);
   const box = useRef<HTMLDivElement>(null);
+  // Where the pointer last moved over the list. The choice follows the pointer only when it
+  // moves: a list filtered by typing slides other types under a pointer at rest (Chromium then
+  // sends mouseover, no mousemove; some browsers a mousemove to the same spot), and Enter must add
+  // the match the keyboard chose, not whichever type came to lie under the mouse.
+  const pointer = useRef<{ x: number; y: number } | null>(null);
   const listId = useId();
   const types = useMemo(
     () => connectableTypes(nodeTypes, request.portType, request.from.side, query),
@@ -194,7 +199,11 @@ export function QuickAdd({ request, onClose }: { request: QuickAddRequest; onClo
               role="option"
               aria-selected={i === active}
               data-node-type={spec.type}
-              onMouseEnter={() => setActive(i)}
+              onMouseMove={(e) => {
+                const last = pointer.current;
+                pointer.current = { x: e.clientX, y: e.clientY };
+                if (last?.x !== e.clientX || last?.y !== e.clientY) setActive(i);
+              }}
               onClick={() => add(spec.type)}
             >
               <NodeIcon icon={spec.icon} category={spec.category} color={spec.color} size={14} />
