@@ -5,6 +5,7 @@ undoably."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -103,17 +104,44 @@ def test_find_a_node_on_the_canvas(page: Any, shot: Shot) -> None:
     expect(page.locator(".flow-node.selected")).to_have_attribute("data-testid", "node-t10")
 
 
-def test_drop_a_wire_on_empty_space_to_add_a_wired_node(page: Any, shot: Shot) -> None:
+Point = tuple[float, float]
+
+
+def open_quick_add(
+    page: Any, drop: Callable[[Point, dict[str, float]], Point]
+) -> tuple[Any, Point]:
+    """A graph of one text node, its text output's wire dropped at ``drop(handle, canvas)``:
+    the palette that opened, and where the wire was dropped."""
     sign_up(page)
     definition = {"schema_version": 1, "nodes": [text_node("words", "Words", 0, 0)], "edges": []}
     made = create_workflow(page, "Grow", definition)
     open_editor(page, made["id"])
     handle = page.locator('[data-testid="node-words"] .react-flow__handle[data-port="text"]')
-    x, y = center(handle)
-    drag(page, (x, y), (x + 260, y + 60))
-
+    start = center(handle)
+    end = drop(start, page.get_by_test_id("canvas").bounding_box())
+    drag(page, start, end)
     palette = page.get_by_role("dialog", name="Add a node taking string")
     palette.wait_for()
+    return palette, end
+
+
+def added(page: Any, node_id: str, node_type: str) -> Any:
+    """The node ``node_id`` added from the palette, of ``node_type``, wired to words.text and
+    whole on the canvas."""
+    node = page.get_by_test_id(f"node-{node_id}")
+    node.wait_for()
+    expect(node).to_have_attribute("data-node-type", node_type)
+    page.locator(f'[data-testid^="rf__edge-e_words.text_{node_id}."]').wait_for()
+    assert in_canvas(page, node), (
+        node.bounding_box(),
+        page.get_by_test_id("canvas").bounding_box(),
+    )
+    return node
+
+
+def test_drop_a_wire_on_empty_space_to_add_a_wired_node(page: Any, shot: Shot) -> None:
+    # Below the node, in the open: the node added goes where the wire ends.
+    palette, (x, y) = open_quick_add(page, lambda start, _canvas: (start[0] - 100, start[1] + 150))
     options = palette.get_by_role("option")
     offered = [options.nth(i).get_attribute("data-node-type") for i in range(options.count())]
     assert "text.split" in offered
@@ -124,15 +152,59 @@ def test_drop_a_wire_on_empty_space_to_add_a_wired_node(page: Any, shot: Shot) -
     palette.get_by_role("combobox", name="Search node types").fill("split")
     palette.get_by_role("combobox", name="Search node types").press("Enter")
     palette.wait_for(state="detached")
-    page.get_by_test_id("node-split_1").wait_for()
-    page.get_by_test_id("rf__edge-e_words.text_split_1.text").wait_for()
-    new = page.get_by_test_id("node-split_1").bounding_box()
-    assert abs(new["x"] - (x + 260)) < 40, new
+    new = added(page, "split_1", "text.split").bounding_box()
+    assert abs(new["x"] - x) < 40, (new, x)
+    assert abs(new["y"] - (y - 40)) < 40, (new, y)
     shot("the node added and wired")
 
     page.get_by_role("button", name="Undo", exact=True).click()
     page.get_by_test_id("node-split_1").wait_for(state="detached")
     assert page.get_by_test_id("rf__edge-e_words.text_split_1.text").count() == 0
+
+
+def test_a_wire_dropped_past_the_canvas_edge_adds_the_node_in_sight(page: Any) -> None:
+    # Let go over the side panel: the canvas would not even draw a node out there.
+    palette, _ = open_quick_add(
+        page, lambda start, canvas: (canvas["x"] + canvas["width"] + 30, start[1] + 60)
+    )
+    palette.get_by_role("combobox", name="Search node types").fill("split")
+    palette.get_by_role("combobox", name="Search node types").press("Enter")
+    palette.wait_for(state="detached")
+    added(page, "split_1", "text.split")
+
+
+def test_typing_in_the_quick_add_palette_keeps_its_choice_from_a_resting_pointer(
+    page: Any,
+) -> None:
+    palette, _ = open_quick_add(page, lambda start, _canvas: (start[0] - 100, start[1] + 150))
+    search = palette.get_by_role("combobox", name="Search node types")
+    options = palette.get_by_role("option")
+    # Moving the pointer onto a type chooses it.
+    third = options.nth(2).bounding_box()
+    page.mouse.move(third["x"] + 30, third["y"] + third["height"] / 2, steps=4)
+    expect(options.nth(2)).to_have_attribute("aria-selected", "true")
+
+    # Typing narrows the list, sliding other types under the pointer, which stays put: the
+    # first match stays chosen (two frames for the browser to update what is under the pointer).
+    search.fill("flow")
+    page.evaluate(
+        "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
+    first, under = (
+        options.nth(0).get_attribute("data-node-type"),
+        options.nth(2).get_attribute("data-node-type"),
+    )
+    assert first != under, (first, under)
+    expect(options.nth(0)).to_have_attribute("aria-selected", "true")
+    expect(options.nth(2)).to_have_attribute("aria-selected", "false")
+    search.press("Enter")
+    palette.wait_for(state="detached")
+    assert first is not None
+    added(page, f"{first.split('.')[-1]}_1", first)
+    types = page.locator(".flow-node").evaluate_all(
+        "(nodes) => nodes.map((n) => n.dataset.nodeType)"
+    )
+    assert sorted(types) == sorted(["text.value", first]), types
 
 
 def test_a_new_wire_replaces_the_one_in_a_single_input_and_undo_restores_it(

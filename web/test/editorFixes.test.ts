@@ -4,7 +4,7 @@ import type { StoreApi } from "zustand/vanilla";
 import { formatCost } from "../src/components/format";
 import { iconPath, ICONS } from "../src/components/NodeIcon";
 import { richPieces } from "../src/components/RichText";
-import { around, besideSelection, freeSpot, piledUp } from "../src/editor/placement";
+import { around, besideSelection, freeSpot, piledUp, wiredNodeSpot } from "../src/editor/placement";
 import { fieldLabel, plainMessage, problemText } from "../src/editor/problems";
 import { fieldsFor, fromInput, spacesOnly, toInput } from "../src/editor/schemaForm";
 import { createEditorStore, type EditorState } from "../src/editor/store";
@@ -148,6 +148,22 @@ describe("placement", () => {
     expect(besideSelection([at(0, 0)], middle)).toEqual(middle);
     expect(besideSelection([chosen, { ...chosen, position: { x: 0, y: 400 } }], middle)).toEqual(middle);
     expect(besideSelection([{ ...chosen, type: "note" }], middle)).toEqual(middle);
+  });
+
+  it("puts a node added at the end of a dropped wire beside it, whole on the canvas", () => {
+    const canvas = { width: 760, height: 715 };
+    // Right of the end of a wire from an output, left of the end of one into an input.
+    expect(wiredNodeSpot({ x: 300, y: 300 }, "source", canvas, 1)).toEqual({ x: 300, y: 260 });
+    expect(wiredNodeSpot({ x: 300, y: 300 }, "target", canvas, 1)).toEqual({ x: 60, y: 260 });
+    expect(wiredNodeSpot({ x: 300, y: 300 }, "source", canvas, 0.5)).toEqual({ x: 300, y: 280 });
+    // Dropped at the right edge (or past it, clamped to it): moved left until the node fits.
+    expect(wiredNodeSpot({ x: 760, y: 300 }, "source", canvas, 1)).toEqual({ x: 504, y: 260 });
+    expect(wiredNodeSpot({ x: 759, y: 300 }, "source", canvas, 0.5)).toEqual({ x: 624, y: 280 });
+    // At the left edge, the top and the bottom.
+    expect(wiredNodeSpot({ x: 100, y: 10 }, "target", canvas, 1)).toEqual({ x: 16, y: 16 });
+    expect(wiredNodeSpot({ x: 100, y: 715 }, "source", canvas, 1)).toEqual({ x: 100, y: 599 });
+    // A canvas too small for the node: its top-left corner stays in sight.
+    expect(wiredNodeSpot({ x: 100, y: 100 }, "source", { width: 200, height: 80 }, 1)).toEqual({ x: 16, y: 16 });
   });
 
   it("spans a box and a node, measured or not", () => {

@@ -22,6 +22,7 @@ import { CanvasSearch, QuickAdd, type QuickAddRequest } from "./CanvasTools";
 import FlowNodeView, { zoomedFar } from "./FlowNodeView";
 import { FIND_BOX_CLEARANCE, READABLE_ZOOM, viewportToFit } from "./layout";
 import { DRAG_MIME, PRESET_MIME, type Preset } from "./Palette";
+import { wiredNodeSpot } from "./placement";
 import { portsFor } from "./ports";
 import { editorStore, useEditor, type FlowNode } from "./store";
 
@@ -70,7 +71,7 @@ export function Canvas() {
   const connect = useEditor((s) => s.connect);
   const checkpoint = useEditor((s) => s.checkpoint);
   const addNode = useEditor((s) => s.addNode);
-  const { screenToFlowPosition } = useReactFlow();
+  const { screenToFlowPosition, getZoom } = useReactFlow();
   // Culling pays when zoomed in; zoomed far out most nodes are on screen anyway, drawn as plain
   // boxes, and computing visibility on every frame of a pan would cost more than it saves.
   const far = useFlowStore(zoomedFar);
@@ -130,9 +131,16 @@ export function Canvas() {
       const ports = node ? portsFor(store.nodeTypes[node.type!], node.data.config) : null;
       const port = (side === "source" ? ports?.outputs : ports?.inputs)?.find((p) => p.name === state.fromHandle!.id);
       if (!point || !box || !port) return;
+      // React Flow ends a wire wherever the button is let go, on the canvas or past its edge:
+      // the palette and the node it adds stay on the canvas, in sight.
+      const drop = {
+        x: Math.max(0, Math.min(point.clientX - box.left, box.width)),
+        y: Math.max(0, Math.min(point.clientY - box.top, box.height)),
+      };
+      const spot = wiredNodeSpot(drop, side, box, getZoom());
       setQuickAdd({
-        at: { x: Math.min(point.clientX - box.left, box.width - 300), y: Math.min(point.clientY - box.top, box.height - 320) },
-        position: screenToFlowPosition({ x: point.clientX, y: point.clientY }),
+        at: { x: Math.max(0, Math.min(drop.x, box.width - 300)), y: Math.max(0, Math.min(drop.y, box.height - 320)) },
+        position: screenToFlowPosition({ x: box.left + spot.x, y: box.top + spot.y }),
         from: { nodeId: state.fromNode.id, handle: state.fromHandle.id, side },
         portType: port.type,
       });
@@ -148,7 +156,7 @@ export function Canvas() {
       targetHandle: to.id ?? null,
     });
     if (reason) editorStore.getState().notify("error", `Connection refused: ${reason}.`, "connect");
-  }, [screenToFlowPosition]);
+  }, [screenToFlowPosition, getZoom]);
 
   const onDrop = useCallback(
     (event: DragEvent) => {

@@ -110,9 +110,9 @@ export const CanvasSearch = forwardRef<HTMLInputElement>(function CanvasSearch(_
 });
 
 export interface QuickAddRequest {
-  /** Where the wire was dropped, in pixels from the canvas's top-left corner. */
+  /** Where the palette opens: where the wire was dropped, in pixels from the canvas's top-left corner, moved to fit on the canvas. */
   at: { x: number; y: number };
-  /** The same point on the graph. */
+  /** Where the node added goes on the graph (its top-left corner): beside the end of the wire, in sight. */
   position: { x: number; y: number };
   from: { nodeId: string; handle: string; side: PortSide };
   portType: PortType;
@@ -124,6 +124,11 @@ export function QuickAdd({ request, onClose }: { request: QuickAddRequest; onClo
   const [query, setQuery] = useState("");
   const [active, setActive] = useState(0);
   const box = useRef<HTMLDivElement>(null);
+  // Where the pointer last moved over the list. The choice follows the pointer only when it
+  // moves: a list filtered by typing slides other types under a pointer at rest (Chromium then
+  // sends mouseover, no mousemove; some browsers a mousemove to the same spot), and Enter must add
+  // the match the keyboard chose, not whichever type came to lie under the mouse.
+  const pointer = useRef<{ x: number; y: number } | null>(null);
   const listId = useId();
   const types = useMemo(
     () => connectableTypes(nodeTypes, request.portType, request.from.side, query),
@@ -140,9 +145,7 @@ export function QuickAdd({ request, onClose }: { request: QuickAddRequest; onClo
 
   const add = (type: string) => {
     const { position, from } = request;
-    // The new node sits beside the end of the wire, on the side the wire goes.
-    const at = from.side === "source" ? { x: position.x, y: position.y - 40 } : { x: position.x - 240, y: position.y - 40 };
-    const id = editorStore.getState().addConnectedNode(type, { x: Math.round(at.x), y: Math.round(at.y) }, from);
+    const id = editorStore.getState().addConnectedNode(type, { x: Math.round(position.x), y: Math.round(position.y) }, from);
     if (!id) editorStore.getState().notify("error", "That node type has no port this wire fits.", "connect");
     onClose();
   };
@@ -196,7 +199,11 @@ export function QuickAdd({ request, onClose }: { request: QuickAddRequest; onClo
               role="option"
               aria-selected={i === active}
               data-node-type={spec.type}
-              onMouseEnter={() => setActive(i)}
+              onMouseMove={(e) => {
+                const last = pointer.current;
+                pointer.current = { x: e.clientX, y: e.clientY };
+                if (last?.x !== e.clientX || last?.y !== e.clientY) setActive(i);
+              }}
               onClick={() => add(spec.type)}
             >
               <NodeIcon icon={spec.icon} category={spec.category} color={spec.color} size={14} />

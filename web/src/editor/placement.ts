@@ -95,3 +95,37 @@ export function around(
   const y = Math.min(rect.y, b.y);
   return { x, y, width: Math.max(rect.x + rect.width, b.x + b.w) - x, height: Math.max(rect.y + rect.height, b.y + b.h) - y };
 }
+
+/** The room a node added at the end of a wire takes on screen at zoom 1: nodes are drawn 240 px wide. */
+export const WIRED_NODE_SIZE = { width: 240, height: 100 };
+/** Space kept between such a node and the edges of the canvas. */
+const CANVAS_MARGIN = 16;
+
+/** `value` kept between `low` and `high`; `low` when `high` is below it. */
+function within(value: number, low: number, high: number): number {
+  return Math.max(low, Math.min(value, high));
+}
+
+/**
+ * Where a node added at the end of a wire dropped at `drop` goes (its top-left corner; both in
+ * pixels from the canvas's top-left corner): beside the end of the wire, on the side the wire goes
+ * (right of it from an output, left of it into an input), moved no more than needed to lie whole
+ * on the canvas. A wire may be dropped at the canvas's very edge or past it (React Flow ends it
+ * wherever the button is let go), and a node out of sight there would not even be drawn.
+ */
+export function wiredNodeSpot(
+  drop: { x: number; y: number },
+  side: "source" | "target",
+  canvas: { width: number; height: number },
+  zoom: number,
+): { x: number; y: number } {
+  const width = WIRED_NODE_SIZE.width * zoom;
+  const height = WIRED_NODE_SIZE.height * zoom;
+  const x = side === "source" ? drop.x : drop.x - width;
+  const y = drop.y - 40 * zoom;
+  // On a canvas too small for the node, its top-left corner stays in sight.
+  return {
+    x: within(x, CANVAS_MARGIN, canvas.width - width - CANVAS_MARGIN),
+    y: within(y, CANVAS_MARGIN, canvas.height - height - CANVAS_MARGIN),
+  };
+}
