@@ -162,7 +162,7 @@ def test_drop_a_wire_on_empty_space_to_add_a_wired_node(page: Any, shot: Shot) -
     assert page.get_by_test_id("rf__edge-e_words.text_split_1.text").count() == 0
 
 
-def test_a_wire_dropped_past_the_canvas_edge_adds_the_node_in_sight(page: Any) -> None:
+def test_a_wire_dropped_past_the_canvas_edge_adds_the_node_in_sight(page: Any, shot: Shot) -> None:
     # Let go over the side panel: the canvas would not even draw a node out there.
     palette, _ = open_quick_add(
         page, lambda start, canvas: (canvas["x"] + canvas["width"] + 30, start[1] + 60)
@@ -171,6 +171,7 @@ def test_a_wire_dropped_past_the_canvas_edge_adds_the_node_in_sight(page: Any) -
     palette.get_by_role("combobox", name="Search node types").press("Enter")
     palette.wait_for(state="detached")
     added(page, "split_1", "text.split")
+    shot("the node added whole on the canvas")
 
 
 def test_typing_in_the_quick_add_palette_keeps_its_choice_from_a_resting_pointer(
