@@ -274,5 +274,7 @@ async def test_refused_calls_and_missed_fires_are_the_triggers_events(
     assert event["reason"] == "wrong token"
     (fires,) = missed
     assert fires["kind"] == "missed"
-    assert 59 <= fires["missed"] <= 61
+    # The stored fire time an hour ago, the 60 minutes since, and one more when a minute turns
+    # between the update above and the schedule loop's look (it may come seconds later).
+    assert 60 <= fires["missed"] <= 62
     assert fires["first_missed_at"] < fires["last_missed_at"]
