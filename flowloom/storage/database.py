@@ -406,16 +406,26 @@ class Database:
         return self._lanes
 
     async def ping(self) -> None:
-        """Connect once; StorageError naming the database if it cannot be reached."""
-        try:
-            async with self.engine.connect() as conn:
-                await conn.exec_driver_sql("SELECT 1")
-        except DatabaseUnavailable:
-            raise
-        except (OSError, OperationalError, DBAPIError) as exc:
-            if is_unavailable(exc):
-                raise DatabaseUnavailable.from_error(exc) from None
-            raise _storage_error(exc) from None
+        """Ask the database for ``SELECT 1``; StorageError naming the database if it cannot be
+        reached.
+
+        A pooled connection that an outage broke says so only when it is used, and SQLAlchemy
+        then drops it and every connection pooled before it: one more try, on a new
+        connection, tells whether the database answers now (a health probe right after the
+        database came back must not report the outage that is over)."""
+        for last in (False, True):
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+                return
+            except DatabaseUnavailable:
+                raise
+            except (OSError, OperationalError, DBAPIError) as exc:
+                if isinstance(exc, DBAPIError) and exc.connection_invalidated and not last:
+                    continue
+                if is_unavailable(exc):
+                    raise DatabaseUnavailable.from_error(exc) from None
+                raise _storage_error(exc) from None
 
     async def dispose(self) -> None:
         if self._group is not None:
