@@ -22,7 +22,7 @@ import { CanvasSearch, QuickAdd, type QuickAddRequest } from "./CanvasTools";
 import FlowNodeView, { zoomedFar } from "./FlowNodeView";
 import { FIND_BOX_CLEARANCE, READABLE_ZOOM, viewportToFit } from "./layout";
 import { DRAG_MIME, PRESET_MIME, type Preset } from "./Palette";
-import { wiredNodeSpot } from "./placement";
+import { wiredNodeSpot, within } from "./placement";
 import { portsFor } from "./ports";
 import { editorStore, useEditor, type FlowNode } from "./store";
 
@@ -134,12 +134,12 @@ export function Canvas() {
       // React Flow ends a wire wherever the button is let go, on the canvas or past its edge:
       // the palette and the node it adds stay on the canvas, in sight.
       const drop = {
-        x: Math.max(0, Math.min(point.clientX - box.left, box.width)),
-        y: Math.max(0, Math.min(point.clientY - box.top, box.height)),
+        x: within(point.clientX - box.left, 0, box.width),
+        y: within(point.clientY - box.top, 0, box.height),
       };
       const spot = wiredNodeSpot(drop, side, box, getZoom());
       setQuickAdd({
-        at: { x: Math.max(0, Math.min(drop.x, box.width - 300)), y: Math.max(0, Math.min(drop.y, box.height - 320)) },
+        at: { x: within(drop.x, 0, box.width - 300), y: within(drop.y, 0, box.height - 320) },
         position: screenToFlowPosition({ x: box.left + spot.x, y: box.top + spot.y }),
         from: { nodeId: state.fromNode.id, handle: state.fromHandle.id, side },
         portType: port.type,

@@ -102,7 +102,7 @@ export const WIRED_NODE_SIZE = { width: 240, height: 100 };
 const CANVAS_MARGIN = 16;
 
 /** `value` kept between `low` and `high`; `low` when `high` is below it. */
-function within(value: number, low: number, high: number): number {
+export function within(value: number, low: number, high: number): number {
   return Math.max(low, Math.min(value, high));
 }
 
