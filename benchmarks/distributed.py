@@ -4,6 +4,7 @@ ten workers on machines of their own with PostgreSQL as the shared bottleneck.
     python -m benchmarks.distributed [--runs 400] [--clients 16] [--workers 2]
                                      [--concurrency 2] [--pool prefork|threads|solo]
                                      [--width 10] [--profile DIR] [--idle SECONDS]
+                                     [--rounds 1]
 
 The workload: a trivial fan-out of ``width + 1`` nodes (``text.value`` -> width x
 ``text.template``), sent through the runs API with ``wait=true`` by ``clients`` threads. Each
@@ -430,50 +431,81 @@ def main() -> None:
     )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy output folder")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="phases in turns this many times (each row then gives median, min and max)",
+    )
     args = parser.parse_args()
+    rounds: list[list[Phase]] = []
     with tempfile.TemporaryDirectory(prefix="flowloom-distributed-") as tmp:
-        folder = Path(tmp)
-        phases = [] if args.skip_local else [in_process(args, folder)]
-        phases.append(distributed(args, folder))
+        for number in range(args.rounds):
+            folder = Path(tmp) / f"round{number}"
+            folder.mkdir()
+            phases = [] if args.skip_local else [in_process(args, folder)]
+            phases.append(distributed(args, folder))
+            rounds.append(phases)
     rows: list[Measurement] = []
-    for phase in phases:
-        rows.append(count(f"{phase.name}: nodes/s", phase.nodes / phase.wall_s))
-        rows.append(count(f"{phase.name}: runs/s", phase.runs / phase.wall_s))
-        for part in phase.cpu_ms:
-            rows.append(count(f"{phase.name}: CPU ms/run, {part}", phase.per_run(part)))
-        own = sum(v for k, v in phase.cpu_ms.items() if k in ("api", "workers")) / phase.runs
-        rows.append(count(f"{phase.name}: CPU ms/run, flowloom", own))
-        rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
-        rows.append(count(f"{phase.name}: PostgreSQL transactions/run", phase.commits / phase.runs))
-        if "lpush" in phase.redis_calls:
-            per_run = phase.redis_calls["lpush"] / phase.runs
-            rows.append(count(f"{phase.name}: broker tasks/run", per_run))
-        if "publish" in phase.redis_calls:
-            per_run = phase.redis_calls["publish"] / phase.runs
-            rows.append(count(f"{phase.name}: event messages/run", per_run))
-        if phase.redis_calls:
-            per_run = sum(phase.redis_calls.values()) / phase.runs
-            rows.append(count(f"{phase.name}: Redis commands/run", per_run))
-            busiest = sorted(phase.redis_calls.items(), key=lambda item: -item[1])[:8]
-            print(
-                f"{phase.name}: Redis commands/run by name: "
-                + ", ".join(f"{name} {calls / phase.runs:.2f}" for name, calls in busiest if calls)
-            )
-        rows.append(count(f"{phase.name}: failed runs", phase.failures))
-        for part, ms_per_s in phase.idle_ms_per_s.items():
-            rows.append(count(f"{phase.name}: idle CPU ms/s, {part}", ms_per_s))
+    ratios: list[float] = []
+    for phases in rounds:
+        for phase in phases:
+            rows.extend(phase_rows(phase))
+        if len(phases) == 2:
+            local, remote = phases
+            ratio = (remote.per_run("api") + remote.per_run("workers")) / local.per_run("api")
+            ratios.append(ratio)
+            rows.append(count("distributed / in-process flowloom CPU per run", ratio))
     context = [
-        f"{args.runs} runs of {args.width + 1} nodes, {args.clients} clients, wait=true; "
-        "CPU from /proc: process trees, the PostgreSQL backends of the phase's database, Redis"
+        f"{args.runs} runs of {args.width + 1} nodes, {args.clients} clients, wait=true, "
+        f"{args.rounds} round(s) of the phases in turns; CPU from /proc: process trees, the "
+        "PostgreSQL backends of the phase's database, Redis"
     ]
-    if len(phases) == 2:
-        local, remote = phases
-        local_ms = local.per_run("api")
-        remote_ms = remote.per_run("api") + remote.per_run("workers")
-        ratio = remote_ms / local_ms
-        context.append(f"distributed / in-process flowloom CPU per run: {ratio:.2f}x")
-    context.extend(scaleout.report(costs(phases[-1]), machines=10, pg_cores=8))
-    print_table("distributed mode: throughput and CPU", rows, context=context)
+    if ratios:
+        found = ", ".join(f"{ratio:.2f}x" for ratio in ratios)
+        context.append(f"distributed / in-process flowloom CPU per run, by round: {found}")
+    context.extend(scaleout.report(costs(rounds[-1][-1]), machines=10, pg_cores=8))
+    print_table("distributed mode: throughput and CPU", merged(rows), context=context)
+
+
+def phase_rows(phase: Phase) -> list[Measurement]:
+    """The rows of one phase (and its Redis commands by name, printed)."""
+    rows = [
+        count(f"{phase.name}: nodes/s", phase.nodes / phase.wall_s),
+        count(f"{phase.name}: runs/s", phase.runs / phase.wall_s),
+    ]
+    for part in phase.cpu_ms:
+        rows.append(count(f"{phase.name}: CPU ms/run, {part}", phase.per_run(part)))
+    own = sum(v for k, v in phase.cpu_ms.items() if k in ("api", "workers")) / phase.runs
+    rows.append(count(f"{phase.name}: CPU ms/run, flowloom", own))
+    rows.append(count(f"{phase.name}: CPU ms/node, flowloom", own * phase.runs / phase.nodes))
+    rows.append(count(f"{phase.name}: PostgreSQL transactions/run", phase.commits / phase.runs))
+    calls = phase.redis_calls
+    # Runs reach the workers as pushes onto the inbox (``rpush``), or as tasks on a broker
+    # list (``lpush``); either counts what a worker takes apart.
+    if pushes := calls.get("rpush", 0) + calls.get("lpush", 0):
+        rows.append(count(f"{phase.name}: pushes of runs/run", pushes / phase.runs))
+    if "publish" in calls:
+        rows.append(count(f"{phase.name}: event messages/run", calls["publish"] / phase.runs))
+    if calls:
+        rows.append(count(f"{phase.name}: Redis commands/run", sum(calls.values()) / phase.runs))
+        busiest = sorted(calls.items(), key=lambda item: -item[1])[:8]
+        print(
+            f"{phase.name}: Redis commands/run by name: "
+            + ", ".join(f"{name} {n / phase.runs:.2f}" for name, n in busiest if n)
+        )
+    rows.append(count(f"{phase.name}: failed runs", phase.failures))
+    for part, ms_per_s in phase.idle_ms_per_s.items():
+        rows.append(count(f"{phase.name}: idle CPU ms/s, {part}", ms_per_s))
+    return rows
+
+
+def merged(rows: list[Measurement]) -> list[Measurement]:
+    """One row per name, with the samples of every round, in the order first seen."""
+    samples: dict[str, list[float]] = {}
+    for row in rows:
+        samples.setdefault(row.name, []).extend(row.samples)
+    return [Measurement(name, found, unit="count") for name, found in samples.items()]
 
 
 if __name__ == "__main__":

@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     worker_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 0.25
     """How often workers look for unfinished runs that nobody drives, to queue them again
     (one worker at a time, one indexed query)."""
+    worker_runs_at_once: Annotated[int, Field(ge=1, le=1000)] = 8
+    """The most runs one worker process drives at once when it takes runs from the inbox (the
+    broker is the claims' Redis): its runs share one event loop, so a run that waits on a slow
+    service leaves the others going. ``flowloom worker --concurrency N`` runs N such processes."""
     worker_node_queues: dict[str, str] = Field(default_factory=lambda: {"image.*": "heavy"})
     """Node types that run on a Celery queue of their own (distributed mode): a node type, or
     a pattern such as ``image.*``, -> a queue name. The run's driver sends such a node to the

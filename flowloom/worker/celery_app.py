@@ -128,7 +128,7 @@ def run_worker(
     children, or the one process of the solo pool) hosts one ``WorkerHost``, started in that
     process and never shared across a fork.
     """
-    from celery.signals import worker_process_init, worker_process_shutdown
+    from celery.signals import celeryd_after_setup, worker_process_init, worker_process_shutdown
 
     consumed = worker_queues(settings, queues)
     app = make_celery(settings)
@@ -173,7 +173,9 @@ def run_worker(
         worker_process_init.connect(start_host, weak=False)
         worker_process_shutdown.connect(stop_host, weak=False)
     else:
-        start_host()
+        # Once Celery has set up logging (before it consumes): a host taking runs from the
+        # inbox drives them at once, and what it logs must not be lost.
+        celeryd_after_setup.connect(start_host, weak=False)
     argv = [
         "worker",
         f"--concurrency={concurrency}",

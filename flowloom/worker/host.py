@@ -43,6 +43,7 @@ from flowloom.storage.database import Database
 from flowloom.storage.enums import FINISHED_RUN_STATUSES, NodeStatus, RunStatus
 from flowloom.worker.claims import RunClaims
 from flowloom.worker.heartbeat import ClaimHeartbeat
+from flowloom.worker.inbox import RunInbox, inbox_used
 from flowloom.worker.lookups import BatchedLookups
 from flowloom.worker.node_jobs import NodeJob, RoutedNodes, run_job
 from flowloom.worker.node_queues import NodeRoutes
@@ -62,6 +63,11 @@ past 0.3 s is always caught, a shorter one when it holds up a wake by 0.1 s. Whi
 has no run and no routed job in hand, neither it nor its sampler wakes at all."""
 _CREATION_GRACE_S = 2.0
 """The sweep leaves runs younger than this alone: their creator is about to queue or claim."""
+_INBOX_WAIT_S = 2.0
+"""How long one wait for the inbox blocks (a process with no run in hand waits in Redis)."""
+_STOP_GRACE_S = 20.0
+"""How long a stopping worker lets the runs it took from the inbox go on before it stops
+them (their claims released, another worker resumes them at once)."""
 _T = TypeVar("_T")
 LOAD_AT_ONCE = 50
 """The most runs a worker loads in one statement: a task the sweep queued after a worker died
@@ -225,6 +231,14 @@ class WorkerHost:
         """When this process began driving each run (``_watch`` skips the youngest)."""
         self._jobs: set[str] = set()
         """Claim ids of the routed node attempts this process runs (its heartbeat renews them)."""
+        self._in_hand = 0
+        """Runs taken from the inbox that this process drives now."""
+        self._room = asyncio.Event()
+        """Set whenever a run taken from the inbox stops being driven here."""
+        self._taking: set[asyncio.Task[None]] = set()
+        """The tasks driving runs taken from the inbox."""
+        self._inbox: RunInbox | None = None
+        """The runs' inbox, when this process takes runs from it (``inbox.py``)."""
         self.engine: WorkerEngine | None = None
 
     def start(self) -> None:
@@ -248,7 +262,7 @@ class WorkerHost:
         if not self._thread.is_alive():
             return
         with contextlib.suppress(Exception):
-            self._call(self._close(), timeout_s=30)
+            self._call(self._close(), timeout_s=_STOP_GRACE_S + 30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
@@ -270,12 +284,14 @@ class WorkerHost:
         engine.claims = RunClaims(
             redis, namespace=settings.worker_queue, ttl_s=settings.worker_claim_ttl_s
         )
-        self._push = task_push(settings, redis)
+        inbox = RunInbox(engine.claims) if inbox_used(settings) else None
+        self._push = None if inbox is not None else task_push(settings)
         engine.queue = RunQueue(
             engine.claims,
             self._send,
             queued_for_s=queued_for_s(settings),
             push=self._push,
+            inbox=inbox,
         )
         engine.routes = NodeRoutes(settings.worker_node_queues, namespace=settings.worker_queue)
         engine.local_queues = self._consumed
@@ -295,10 +311,14 @@ class WorkerHost:
             loop=asyncio.get_running_loop(),
         )
         self._heartbeat.start()
-        for name, loop in (
+        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, float]]]] = [
             ("watch", self._watch),
             ("sweep", self._sweep),
-        ):
+        ]
+        if inbox is not None and settings.worker_queue in self._consumed:
+            self._inbox = inbox
+            loops.append(("inbox", self._take_runs))
+        for name, loop in loops:
             self._tasks.append(asyncio.create_task(self._forever(name, loop)))
         self._tasks.append(
             asyncio.create_task(
@@ -308,12 +328,16 @@ class WorkerHost:
         self._warming = start_warm_up()
 
     async def _close(self) -> None:
-        await asyncio.to_thread(self._heartbeat.stop)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._taking:
+            # No more runs are taken; those in hand get a while to finish or wait (as a
+            # Celery task in hand finishes before its worker stops), then stop below.
+            await asyncio.wait(self._taking, timeout=_STOP_GRACE_S)
+        await asyncio.to_thread(self._heartbeat.stop)
         engine = self.engine
         if engine is not None:
             driven = engine.driven()
@@ -336,14 +360,8 @@ class WorkerHost:
         # taken in one round trip; each driver then goes its own way.
         unique = list(dict.fromkeys(run_ids))
         taken = await engine.claims.take_many(unique, engine.owner_token)
-        # The runs claimed here are loaded in one statement, after their claims were taken
-        # (a load before could read what the previous holder wrote meanwhile).
-        loaded = await engine.load_runs(
-            [
-                run_id
-                for run_id, held in zip(unique, taken, strict=True)
-                if held and engine.driver_of(run_id) is None
-            ]
+        loaded = await self._load_claimed(
+            [run_id for run_id, held in zip(unique, taken, strict=True) if held]
         )
         found = await asyncio.gather(
             *(
@@ -361,6 +379,66 @@ class WorkerHost:
                 outcome = "failed"
             done[run_id] = outcome
         return [done[run_id] for run_id in run_ids]
+
+    async def _load_claimed(self, run_ids: list[str]) -> dict[str, StoredRun]:
+        """The runs claimed here and not driven here yet, loaded in one statement, after their
+        claims were taken (a load before could read what the previous holder wrote)."""
+        engine = self.engine
+        assert engine is not None
+        return await engine.load_runs([r for r in run_ids if engine.driver_of(r) is None])
+
+    async def _take_runs(self) -> float:
+        """One step of the inbox loop: wait for room, take runs (pop and claim at once, or
+        wait in Redis while the inbox is empty), and start driving them."""
+        engine = self.engine
+        assert engine is not None
+        room = self.settings.worker_runs_at_once - self._in_hand
+        if room <= 0:
+            self._room.clear()
+            await self._room.wait()
+            return 0.0
+        inbox = self._inbox
+        assert inbox is not None  # the loop runs only with an inbox
+        owner = engine.owner_token
+        taken = await inbox.take(owner, room)
+        if not taken:
+            popped = await inbox.wait(_INBOX_WAIT_S)
+            if popped is None:
+                return 0.0
+            taken = await inbox.take(owner, room, popped)
+        run_ids = list(dict.fromkeys(taken))
+        if run_ids:
+            self._in_hand += len(run_ids)
+            task = asyncio.create_task(self._drive_taken(run_ids), name="flowloom inbox runs")
+            self._taking.add(task)
+            task.add_done_callback(self._taking.discard)
+        return 0.0
+
+    async def _drive_taken(self, run_ids: list[str]) -> None:
+        """Drive runs claimed from the inbox, each freeing its room as soon as it is done."""
+        left = set(run_ids)
+        try:
+            loaded = await self._load_claimed(run_ids)
+            await asyncio.gather(
+                *(self._drive_one(run_id, loaded.get(run_id), left) for run_id in run_ids)
+            )
+        finally:
+            # Runs never driven (this process stopped first) free their room too.
+            self._in_hand -= len(left)
+            self._room.set()
+
+    async def _drive_one(self, run_id: str, stored: StoredRun | None, left: set[str]) -> None:
+        try:
+            outcome = await self._drive(run_id, taken=True, stored=stored)
+        except Exception:
+            # Redis unreachable for a second round's claim: the sweep's again.
+            _log.exception("driving run %s failed", run_id)
+            outcome = "failed"
+        finally:
+            left.discard(run_id)
+            self._in_hand -= 1
+            self._room.set()
+        _log.info("run %s: %s", run_id, outcome)
 
     async def _drive(
         self, run_id: str, *, taken: bool | None = None, stored: StoredRun | None = None

@@ -5,8 +5,10 @@ loop (kombu is blocking), acquires a producer and a connection from their pools,
 ids and a ``repr`` of the arguments, and pushes the message in a round trip of its own. With
 Redis as the broker, what lands in Redis is one JSON envelope ``LPUSH``ed onto the list named
 after the queue (kombu's Redis transport, task protocol 2). ``TaskPush`` builds that envelope
-itself and pushes it with the engine's asyncio Redis client, in the same pipeline (the same
-round trip) as the runs' ``queued`` marks when the broker is the Redis of the claims.
+itself and pushes it with an asyncio Redis client of its own.
+
+It serves a Redis broker apart from the claims' Redis only: when the broker IS the claims'
+Redis, runs skip Celery altogether (``inbox.py``).
 
 Only a plain ``redis://`` or ``rediss://`` URL with no query string is pushed to here (a
 Sentinel, a socket or options only kombu reads go through Celery as before), and only at
@@ -25,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from flowloom.settings import Settings
 from flowloom.worker import DRIVE_MANY_TASK
+from flowloom.worker.inbox import inbox_used
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.client import Pipeline
 
 __all__ = ["TaskPush", "pushable", "task_message", "task_push"]
 
@@ -89,44 +91,33 @@ def task_message(queue: str, run_ids: list[str], *, origin: str, reply_to: str) 
     )
 
 
-def task_push(settings: Settings, events: Redis) -> TaskPush | None:
-    """A ``TaskPush`` for the settings' broker when it is a plain Redis URL (``events``, the
-    client of the claims' Redis, when the broker is that Redis), else None (Celery sends)."""
+def task_push(settings: Settings) -> TaskPush | None:
+    """A ``TaskPush`` for the settings' broker when it is a plain Redis URL apart from the
+    claims' Redis, else None (runs go through the inbox, or Celery sends them)."""
     url = settings.broker_url
-    if not pushable(url):
+    if not pushable(url) or inbox_used(settings):
         return None
-    if url == settings.resolved_events_url:
-        return TaskPush(events, settings.worker_queue, shared=True)
     from redis.asyncio import Redis
 
-    return TaskPush(Redis.from_url(url), settings.worker_queue, shared=False)
+    return TaskPush(Redis.from_url(url), settings.worker_queue)
 
 
 class TaskPush:
-    """Pushes ``drive_runs`` tasks for ``queue`` onto the Redis broker that ``redis`` reaches.
+    """Pushes ``drive_runs`` tasks for ``queue`` onto the Redis broker that ``redis`` reaches
+    (a client of its own, closed by ``aclose``)."""
 
-    ``shared``: whether that is also the Redis of the run claims (then marks and push go in
-    one pipeline)."""
-
-    def __init__(self, redis: Redis, queue: str, *, shared: bool) -> None:
+    def __init__(self, redis: Redis, queue: str) -> None:
         self.redis = redis
         self.queue = queue
-        self.shared = shared
         self._origin = f"gen{os.getpid()}@{socket.gethostname()}"
         self._reply_to = str(uuid.uuid4())
 
     def message(self, run_ids: list[str]) -> str:
         return task_message(self.queue, run_ids, origin=self._origin, reply_to=self._reply_to)
 
-    def add(self, pipe: Pipeline, run_ids: list[str]) -> None:
-        """Add the push of one task for ``run_ids`` to ``pipe``."""
-        pipe.lpush(self.queue, self.message(run_ids))
-
     async def send(self, run_ids: list[str]) -> None:
         """Push one task for ``run_ids`` (one round trip)."""
         await self.redis.lpush(self.queue, self.message(run_ids))
 
     async def aclose(self) -> None:
-        """Close the broker's client unless it is the claims' (its owner closes that)."""
-        if not self.shared:
-            await self.redis.aclose()
+        await self.redis.aclose()

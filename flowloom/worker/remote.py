@@ -44,6 +44,7 @@ from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.worker.claims import RunClaims
+from flowloom.worker.inbox import RunInbox, inbox_used
 from flowloom.worker.redis_push import TaskPush, task_push
 from flowloom.worker.relay import EventFeed, FeedBus, Settling
 from flowloom.worker.runs import RunQueue, queued_for_s, shared_store
@@ -140,18 +141,20 @@ class RemoteEngine(Engine):
             claims = RunClaims(
                 redis, namespace=settings.worker_queue, ttl_s=settings.worker_claim_ttl_s
             )
-            # A Redis broker gets its tasks from this loop (``redis_push``); any other through
-            # Celery, whose app is built here, once, under the lock: importing Celery from
+            # Runs go onto the inbox when the broker is this Redis (``inbox``); else as tasks,
+            # pushed from this loop onto a Redis broker of its own (``redis_push``) or sent
+            # by Celery, whose app is built here, once, under the lock: importing Celery from
             # several threads at once fails ("cannot import name 'Celery'") while the first
             # import is half done.
-            self._push = task_push(settings, redis)
+            inbox = RunInbox(claims) if inbox_used(settings) else None
+            self._push = None if inbox is not None else task_push(settings)
             send = None
-            if self._push is None:
+            if inbox is None and self._push is None:
                 from flowloom.worker.celery_app import make_celery, task_sender
 
                 send = task_sender(await asyncio.to_thread(make_celery, settings), settings)
             self._queue = RunQueue(
-                claims, send, queued_for_s=queued_for_s(settings), push=self._push
+                claims, send, queued_for_s=queued_for_s(settings), push=self._push, inbox=inbox
             )
             return self._queue
 

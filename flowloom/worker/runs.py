@@ -1,8 +1,8 @@
 """Queueing runs for the workers, and the shared store both sides of distributed mode use.
 
 Which runs need a driver is the shared run store's question (``SharedRunStore``); whether
-somebody already drives one is the claims' (``claims.py``); this module puts tasks on the
-Celery queue.
+somebody already drives one is the claims' (``claims.py``); this module queues runs, onto the
+runs' inbox (``inbox.py``) or as Celery tasks.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from flowloom.engine.ports import RunStore, SharedRunStore
 from flowloom.exceptions import ConfigurationError
 from flowloom.settings import Settings
 from flowloom.worker.claims import RunClaims
+from flowloom.worker.inbox import RunInbox
 from flowloom.worker.redis_push import TaskPush
 
 __all__ = ["RunQueue", "queued_for_s", "shared_store"]
@@ -51,9 +52,9 @@ def queued_for_s(settings: Settings) -> float:
 
 
 class RunQueue:
-    """Puts ``drive_runs`` tasks on the Celery queue: ``push`` (a Redis broker's, from the
-    loop) when given, else ``send``, Celery's blocking sender of one task for a list of runs.
-    """
+    """Queues runs for the workers: onto the runs' inbox (``inbox.py``) when given, else as
+    ``drive_runs`` tasks, pushed onto a Redis broker from the loop (``push``) or sent by
+    Celery (``send``, blocking: one task for a list of runs)."""
 
     def __init__(
         self,
@@ -62,41 +63,42 @@ class RunQueue:
         *,
         queued_for_s: float,
         push: TaskPush | None = None,
+        inbox: RunInbox | None = None,
     ) -> None:
-        if send is None and push is None:
-            raise ConfigurationError("a RunQueue needs a Celery sender or a Redis push")
+        if send is None and push is None and inbox is None:
+            raise ConfigurationError("a RunQueue needs an inbox, a Celery sender or a Redis push")
         self.claims = claims
         self._send = send
         self._push = push
+        self.inbox = inbox
         self.queued_for_s = queued_for_s
         """How long a queued run is left to its task before a sweep may queue it again."""
 
     async def put(self, run_id: str, *, always: bool = False) -> bool:
-        """Queue a task for the run unless one is queued or a worker drives it (``always``:
-        queue anyway, e.g. for an answer or a cancellation); whether a task was sent."""
+        """Queue the run unless it is queued already or a worker drives it (``always``:
+        queue anyway, e.g. for an answer or a cancellation); whether it was queued."""
         return bool(await self.put_many([run_id], always=always))
 
     async def put_many(self, run_ids: list[str], *, always: bool = False) -> list[str]:
-        """``put`` for several runs, all in ONE task (one message for the broker to deliver
-        and the worker to acknowledge, one mark round trip); the runs queued."""
-        push = self._push
-        if always and run_ids and push is not None and push.shared:
-            # Marks and task in one round trip: nothing waits on what the marks find.
-            chosen = run_ids
-            send = self._marked_push(push, run_ids)
+        """``put`` for several runs at once: one round trip onto the inbox, or ONE task (one
+        message for the broker to deliver and the worker to acknowledge); the runs queued."""
+        if not run_ids:
+            return []
+        inbox = self.inbox
+        if inbox is not None:
+            # Marks and pushes in one script: nothing is marked that is not pushed.
+            pushed = await inbox.put(run_ids, for_s=self.queued_for_s, always=always)
+            return [run_id for run_id, done in zip(run_ids, pushed, strict=True) if done]
+        marked = await self.claims.mark_queued(run_ids, for_s=self.queued_for_s)
+        chosen = [run_id for run_id, fresh in zip(run_ids, marked, strict=True) if fresh or always]
+        if not chosen:
+            return []
+        # Celery's send is blocking network I/O (kombu): it runs beside the event loop.
+        if self._push is not None:
+            send = self._push.send(chosen)
         else:
-            marked = await self.claims.mark_queued(run_ids, for_s=self.queued_for_s)
-            chosen = [
-                run_id for run_id, fresh in zip(run_ids, marked, strict=True) if fresh or always
-            ]
-            if not chosen:
-                return []
-            # Celery's send is blocking network I/O (kombu): it runs beside the event loop.
-            if push is not None:
-                send = push.send(chosen)
-            else:
-                assert self._send is not None  # __init__ saw to it
-                send = asyncio.to_thread(self._send, chosen)
+            assert self._send is not None  # __init__ saw to it
+            send = asyncio.to_thread(self._send, chosen)
         try:
             await send
         except BaseException:
@@ -106,9 +108,3 @@ class RunQueue:
                 await self.claims.unmark_queued(chosen)
             raise
         return chosen
-
-    async def _marked_push(self, push: TaskPush, run_ids: list[str]) -> None:
-        async with push.redis.pipeline(transaction=False) as pipe:
-            self.claims.mark_in(pipe, run_ids, for_s=self.queued_for_s)
-            push.add(pipe, run_ids)
-            await pipe.execute()

@@ -5,13 +5,10 @@ for a run that exists."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from enginekit import definition, make_owner, node, save_workflow
@@ -20,7 +17,6 @@ from workerkit import BROKERS, Cluster
 from flowloom.engine import Engine
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
-from flowloom.worker import DRIVE_MANY_TASK
 from flowloom.worker.remote import RemoteEngine
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -49,26 +45,21 @@ async def test_the_first_runs_after_a_start_are_all_queued_at_once(
     )
 
     assert child.returncode == 0, child.stderr[-3000:]
-    # A Redis broker's tasks are pushed from the loop: the API never imports Celery.
+    # With the broker the claims' Redis, runs go onto the inbox: the API never imports Celery.
     assert child.stdout.split() == ["32", "False"]
     import redis
 
     broker = redis.Redis.from_url(cluster.broker_url)
     try:
-        messages = [json.loads(raw) for raw in broker.lrange(cluster.queue, 0, -1)]
+        entries = [raw.decode() for raw in broker.lrange(f"flowloom:{cluster.queue}:inbox", 0, -1)]
+        tasks = broker.llen(cluster.queue)
     finally:
         broker.close()
-    queued = [run_id for message in messages for run_id in _run_ids(message)]
+    queued = [run_id for entry in entries for run_id in entry.split()]
     assert len(queued) == 32 == len(set(queued)), "every run sent once, at once"
-    assert len(messages) < 32, "runs made while a send was on its way shared a task"
-    assert all(len(_run_ids(message)) <= 8 for message in messages)
-
-
-def _run_ids(message: dict[str, Any]) -> list[str]:
-    """The run ids a ``drive_runs`` task message carries (Celery's protocol 2 body)."""
-    assert message["headers"]["task"] == DRIVE_MANY_TASK
-    args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-    return list(args[0])
+    assert len(entries) < 32, "runs made while a send was on its way shared a push"
+    assert all(len(entry.split()) <= 8 for entry in entries)
+    assert tasks == 0, "no Celery task carries a run"
 
 
 @pytest.mark.parametrize("broker", BROKERS, indirect=True)
@@ -82,23 +73,24 @@ async def test_a_run_the_broker_refused_starts_once_the_broker_answers(
     queue = api._queue
     assert queue is not None
     refusals = [0]
-    push = queue._push
     if broker == "redis":
-        # Redis is the broker: the API pushes the task itself, beside the run's mark.
-        assert push is not None
-        assert push.shared
+        # Redis is the broker: runs go onto the inbox, marks and push in one script.
+        inbox = queue.inbox
+        assert inbox is not None
+        assert queue._push is None
         assert queue._send is None
-        add = push.add
+        put = inbox.put
 
-        def flaky_push(pipe: Any, run_ids: list[str]) -> None:
+        async def flaky_put(run_ids: list[str], *, for_s: float, always: bool) -> list[bool]:
             if refusals[0] < 2:
                 refusals[0] += 1
-                raise ConnectionError("the broker is restarting")
-            add(pipe, run_ids)
+                raise ConnectionError("Redis is restarting")
+            return await put(run_ids, for_s=for_s, always=always)
 
-        push.add = flaky_push  # type: ignore[method-assign]
+        inbox.put = flaky_put  # type: ignore[method-assign]
     else:
-        assert push is None
+        assert queue._push is None
+        assert queue.inbox is None
         send = queue._send
         assert send is not None
 

@@ -1,6 +1,7 @@
 """Tasks pushed onto a Redis broker from the event loop (``redis_push``): the message is the
-one Celery would send, kombu reads it back as the task, the runs' marks go with it, and only a
-plain Redis URL is pushed to."""
+one Celery would send, kombu reads it back as the task, a failed push leaves no mark, and only
+a plain Redis URL apart from the claims' Redis is pushed to (the claims' own Redis as the
+broker takes runs through the inbox: ``test_worker_inbox.py``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from flowloom.exceptions import ConfigurationError
 from flowloom.settings import Settings
 from flowloom.worker import DRIVE_MANY_TASK
 from flowloom.worker.claims import QUEUED, RunClaims
+from flowloom.worker.inbox import inbox_used
 from flowloom.worker.redis_push import TaskPush, pushable, task_push
 from flowloom.worker.runs import RunQueue
 
@@ -54,6 +56,18 @@ async def redis(redis_url: str) -> AsyncIterator[Any]:
     await client.aclose()
 
 
+def _other(redis_url: str) -> str:
+    """Another database of the Redis of ``redis_url`` (a Redis apart from it, as far as the
+    keys go)."""
+    number = int(redis_url.rsplit("/", 1)[1])
+    return f"{REDIS_URL}/{number % 15 + 1}"
+
+
+def _apart(broker_url: str) -> Settings:
+    """Settings whose broker is ``broker_url`` and whose claims live in another Redis."""
+    return _settings(broker_url, events_url=_other(broker_url))
+
+
 def _settings(broker_url: str, events_url: str | None = None) -> Settings:
     return Settings(
         executor="celery",
@@ -82,16 +96,16 @@ async def test_the_pushed_message_is_celery_s_own(redis: Any, redis_url: str) ->
 
     from flowloom.worker.celery_app import make_celery, task_sender
 
-    settings = _settings(redis_url)
+    settings = _apart(redis_url)
     queue = settings.worker_queue
+    push = task_push(settings)
+    assert push is not None
     try:
         await asyncio.to_thread(task_sender(make_celery(settings), settings), ["r1", "r2"])
-        push = task_push(settings, redis)
-        assert push is not None
-        assert push.shared
         await push.send(["r1", "r2"])
         ours_raw, celerys_raw = await redis.lrange(queue, 0, -1)  # LPUSH: newest first
     finally:
+        await push.aclose()
         await redis.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     ours, celerys = json.loads(ours_raw), json.loads(celerys_raw)
 
@@ -105,11 +119,12 @@ async def test_the_pushed_message_is_celery_s_own(redis: Any, redis_url: str) ->
 async def test_kombu_reads_a_pushed_task_back(redis: Any, redis_url: str) -> None:
     from kombu import Connection
 
-    settings = _settings(redis_url)
-    push = task_push(settings, redis)
+    settings = _apart(redis_url)
+    push = task_push(settings)
     assert push is not None
     await push.send(["r1"])
     await push.send(["r2", "r3"])
+    await push.aclose()
     with Connection(redis_url) as connection:
         simple = connection.SimpleQueue(settings.worker_queue)
         try:
@@ -127,45 +142,28 @@ async def test_kombu_reads_a_pushed_task_back(redis: Any, redis_url: str) -> Non
     assert found == [["r1"], ["r2", "r3"]], "first in, first out"
 
 
-async def test_marks_and_task_go_together_and_a_marked_run_is_not_queued_twice(
-    redis: Any, redis_url: str
-) -> None:
-    settings = _settings(redis_url)
-    claims = RunClaims(redis, namespace=settings.worker_queue, ttl_s=2.0)
-    push = task_push(settings, redis)
-    queue = RunQueue(claims, None, queued_for_s=5.0, push=push)
-    name = settings.worker_queue
-    try:
-        assert await queue.put_many(["a", "b"], always=True) == ["a", "b"]
-        assert [await claims.holder(run_id) for run_id in ("a", "b")] == [QUEUED, QUEUED]
-        assert await redis.llen(name) == 1
-        # Not ``always`` (the sweep, a due timer): a run marked already is left to its task.
-        assert await queue.put_many(["a", "c"]) == ["c"]
-        assert await redis.llen(name) == 2
-        assert await queue.put_many(["a"]) == []
-        assert await redis.llen(name) == 2
-        assert 0 < await redis.pttl(claims.key("c")) <= 5000
-    finally:
-        await redis.delete(name, *(claims.key(run_id) for run_id in "abc"))
-
-
 async def test_a_failed_push_leaves_no_mark(redis: Any, redis_url: str) -> None:
-    settings = _settings(redis_url)
-    claims = RunClaims(redis, namespace=settings.worker_queue, ttl_s=2.0)
-    push = task_push(settings, redis)
+    from redis.asyncio import Redis
+
+    settings = _apart(redis_url)
+    events = Redis.from_url(settings.resolved_events_url)
+    claims = RunClaims(events, namespace=settings.worker_queue, ttl_s=2.0)
+    push = task_push(settings)
     assert push is not None
 
-    def refused(pipe: Any, run_ids: list[str]) -> None:
-        pipe.execute_command("NO-SUCH-COMMAND")
+    async def refused(run_ids: list[str]) -> None:
+        raise ConnectionError("the broker is restarting")
 
-    push.add = refused  # type: ignore[method-assign]
+    push.send = refused  # type: ignore[method-assign]
     queue = RunQueue(claims, None, queued_for_s=5.0, push=push)
-    from redis.exceptions import ResponseError
-
-    with pytest.raises(ResponseError):
-        await queue.put_many(["a"], always=True)
-    assert await claims.holder("a") is None, "the sweep may queue it at once"
-    assert await redis.llen(settings.worker_queue) == 0
+    try:
+        with pytest.raises(ConnectionError):
+            await queue.put_many(["a"], always=True)
+        assert await claims.holder("a") is None, "the sweep may queue it at once"
+        assert await redis.llen(settings.worker_queue) == 0
+    finally:
+        await push.aclose()
+        await events.aclose()
 
 
 async def test_a_broker_apart_from_the_claims_redis_gets_a_client_of_its_own(
@@ -173,12 +171,10 @@ async def test_a_broker_apart_from_the_claims_redis_gets_a_client_of_its_own(
 ) -> None:
     from redis.asyncio import Redis
 
-    number = int(redis_url.rsplit("/", 1)[1])
-    broker_url = f"{REDIS_URL}/{number % 15 + 1}"
+    broker_url = _other(redis_url)
     settings = _settings(broker_url, events_url=redis_url)
-    push = task_push(settings, redis)
+    push = task_push(settings)
     assert isinstance(push, TaskPush)
-    assert not push.shared
     assert push.redis is not redis
     claims = RunClaims(redis, namespace=settings.worker_queue, ttl_s=2.0)
     queue = RunQueue(claims, None, queued_for_s=5.0, push=push)
@@ -203,4 +199,13 @@ def test_a_queue_with_no_way_to_send_is_refused() -> None:
 
 def test_an_amqp_broker_is_sent_through_celery() -> None:
     settings = _settings("amqp://guest:guest@127.0.0.1:5672//", events_url="redis://h/1")
-    assert task_push(settings, object()) is None  # type: ignore[arg-type]
+    assert task_push(settings) is None
+    assert not inbox_used(settings)
+
+
+def test_the_claims_redis_as_the_broker_takes_runs_through_the_inbox() -> None:
+    settings = _settings("redis://127.0.0.1:6379/3")
+    assert task_push(settings) is None
+    assert inbox_used(settings)
+    assert inbox_used(_settings("redis://h/3", events_url="redis://h/3"))
+    assert not inbox_used(_settings("redis://h/3", events_url="redis://h/4"))
