@@ -18,7 +18,7 @@ from flowloom.nodes.registry import NodeRegistry
 from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.worker import DRIVE_MANY_TASK, DRIVE_TASK, NODE_TASK, RUNS_QUEUE
-from flowloom.worker.host import WorkerHost
+from flowloom.worker.host import WorkerHost, log_outcome
 from flowloom.worker.node_queues import NodeRoutes, queue_name
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def run_worker(
         if not hosts:
             start_host()
         for run_id, outcome in zip(run_ids, hosts[0].drive_many(run_ids), strict=True):
-            _log.info("run %s: %s", run_id, outcome)
+            log_outcome(run_id, outcome)
 
     @app.task(name=DRIVE_TASK)  # type: ignore[untyped-decorator]
     def drive_run(run_id: str) -> None:

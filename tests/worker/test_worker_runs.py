@@ -92,12 +92,11 @@ async def test_fan_out_and_join_gives_the_embedded_results(
     assert seen[0] == "run.started"
     assert seen.index("node.succeeded:a") < seen.index("node.started:b")
     assert seen.count("node.succeeded:total") == 1
-    # One round per delivery: a run driven to its end is not claimed and looked up again.
-    deadline = time.monotonic() + 10
-    while f"run {remote.run_id}: driven to the end" not in cluster.logs():
-        assert time.monotonic() < deadline, cluster.logs()
-        await asyncio.sleep(0.05)
+    # One round per delivery: a run driven to its end is not claimed and looked up again
+    # (which would log "nothing to do" right after its end; its end itself is not logged).
+    await asyncio.sleep(1.0)
     assert f"run {remote.run_id}: nothing to do" not in cluster.logs()
+    assert f"run {remote.run_id}: driven to the end" not in cluster.logs(), "only at DEBUG"
 
 
 async def test_two_workers_share_many_runs(
