@@ -241,6 +241,7 @@ class WorkerHost:
         """The tasks driving runs taken from the inbox."""
         self._inbox: RunInbox | None = None
         """The runs' inbox, when this process takes runs from it (``inbox.py``)."""
+        self._warming: asyncio.Task[None] | None = None
         self.engine: WorkerEngine | None = None
 
     def start(self) -> None:
@@ -330,9 +331,11 @@ class WorkerHost:
         self._warming = start_warm_up()
 
     async def _close(self) -> None:
-        for task in self._tasks:
+        # The warm-up too: a host stopped within a second of its start has not begun it.
+        tasks = [*self._tasks, *([self._warming] if self._warming is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._taking:
