@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from enginekit import definition, make_owner, node, save_workflow
 from newrun import new_run
-from pgkit import POSTGRES_URL
-from workerkit import REDIS_URL, Cluster, require_redis, worker_registry
+from workerkit import REDIS_URL, Cluster, require_redis, schema_database, worker_registry
 
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.sql import SqlRunStore
@@ -118,16 +117,11 @@ def settings(cluster: Cluster) -> Settings:
 @pytest.fixture
 def host(pg: tuple[Database, str], settings: Settings) -> Iterator[WorkerHost]:
     """A worker process's host in this process, taking runs from the inbox."""
-    schema = pg[1]
-
-    def open_database(settings: Settings) -> Database:
-        return Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-
     found = WorkerHost(
         settings,
         lambda run_ids: None,
         worker_registry(),
-        open_database=open_database,
+        open_database=schema_database(pg[1]),
         consumed=[settings.worker_queue],
     )
     yield found

@@ -12,14 +12,12 @@ from typing import Any
 import pytest
 from enginekit import chain, make_owner, node_rows, save_workflow
 from newrun import new_run
-from pgkit import POSTGRES_URL
-from workerkit import Cluster, worker_registry
+from workerkit import Cluster, schema_database, worker_registry
 
 from flowloom.engine.plans import PlanCache
 from flowloom.engine.ports import PlanSource, StoredRun
 from flowloom.engine.sql import SqlRunStore
 from flowloom.ids import PREFIXES, new_id
-from flowloom.settings import Settings
 from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
 from flowloom.worker import host as host_module
@@ -51,13 +49,11 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[list[str]]]:
 
 @pytest.fixture
 def host(pg: tuple[Database, str], cluster: Cluster) -> Iterator[WorkerHost]:
-    schema = pg[1]
-
-    def open_database(settings: Settings) -> Database:
-        return Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-
     found = WorkerHost(
-        cluster.settings(), lambda run_ids: None, worker_registry(), open_database=open_database
+        cluster.settings(),
+        lambda run_ids: None,
+        worker_registry(),
+        open_database=schema_database(pg[1]),
     )
     found.start()
     yield found

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,19 @@ class Hog(Node[HogConfig]):
     async def run(self, ctx: RunContext, config: HogConfig, inputs: dict[str, Any]) -> NodeResult:
         time.sleep(config.seconds)  # noqa: ASYNC251 - on purpose: the loop is held
         return NodeResult({"pid": os.getpid()})
+
+
+def schema_database(schema: str) -> Callable[[Any], Any]:
+    """A WorkerHost's ``open_database`` for a test: the test's PostgreSQL schema."""
+
+    def open_database(settings: Any) -> Any:
+        from pgkit import POSTGRES_URL
+
+        from flowloom.storage.database import Database
+
+        return Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
+
+    return open_database
 
 
 def worker_registry() -> NodeRegistry:
