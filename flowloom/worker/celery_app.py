@@ -3,7 +3,9 @@
 Tasks are acknowledged late (after the run was driven) with a prefetch of 1, so a worker
 never sits on runs it has not started; a task whose worker process died is handed out again
 (``task_reject_on_worker_lost``), and the sweep covers a whole worker that was killed. There is
-no result backend: the database holds every outcome.
+no result backend: the database holds every outcome. When the broker is the claims' Redis, runs
+do not come as tasks at all (each process's engine takes them from the runs' inbox:
+``inbox.py``); the tasks then carry routed node jobs, and any run a peer still sends as a task.
 """
 
 from __future__ import annotations

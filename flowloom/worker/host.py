@@ -1,9 +1,12 @@
 """The engine of one worker process, on an event loop of its own in a background thread.
 
 Celery runs tasks on ordinary threads (prefork: one per child process; solo: the main
-thread), so each worker process hosts ONE ``WorkerEngine`` on one asyncio loop, started once,
-and the ``drive_run`` task submits a coroutine to it and blocks until the run finishes or
-waits. Beside the drivers, the loop runs three small loops:
+thread), so each worker process hosts ONE ``WorkerEngine`` on one asyncio loop, started once.
+Runs come to it one of two ways: the inbox loop (``_take_runs``) pops and claims them from the
+runs' inbox (``inbox.py``) whenever fewer than ``worker_runs_at_once`` are in hand, or a
+``drive_runs`` task submits a coroutine to the loop and blocks until its runs finish or wait
+(RabbitMQ, or a Redis broker apart from the claims'). Beside the drivers, the loop runs three
+small loops:
 
 - the heartbeat (a thread of its own: ``heartbeat.py``) renews this process's run claims
   every third of their TTL, and makes a driver whose claim went to another worker stop
