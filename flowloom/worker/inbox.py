@@ -35,20 +35,26 @@ from flowloom.worker.claims import RunClaims
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RunInbox", "inbox_used"]
+__all__ = ["ENTRY_MAX", "RunInbox", "inbox_used"]
 
 # KEYS[1]: the inbox; KEYS[2..]: the runs' claim keys. ARGV[1]: the mark's TTL (ms); ARGV[2]:
-# "1" to push a run whatever its key holds; ARGV[3..]: the run ids, in the keys' order. Marks
-# each run "queued" unless its key is set, and pushes those it marked (all of them with
-# ARGV[2] = "1") as ONE entry, their ids apart by spaces: 1 or 0 per run.
+# "1" to push a run whatever its key holds; ARGV[3]: the most runs an entry holds; ARGV[4..]:
+# the run ids, in the keys' order. Marks each run "queued" unless its key is set, and pushes
+# those it marked (all of them with ARGV[2] = "1"), their ids apart by spaces, as few entries
+# as that most allows: 1 or 0 per run.
 _PUT = """
 local flags = {}
 local pushed = {}
+local most = tonumber(ARGV[3])
 for i = 2, #KEYS do
   local marked = redis.call('SET', KEYS[i], 'queued', 'NX', 'PX', ARGV[1])
   if marked or ARGV[2] == '1' then
-    pushed[#pushed + 1] = ARGV[i + 1]
+    pushed[#pushed + 1] = ARGV[i + 2]
     flags[i - 1] = 1
+    if #pushed == most then
+      redis.call('RPUSH', KEYS[1], table.concat(pushed, ' '))
+      pushed = {}
+    end
   else
     flags[i - 1] = 0
   end
@@ -93,6 +99,11 @@ def inbox_used(settings: Settings) -> bool:
     return url.partition("://")[0] in ("redis", "rediss") and url == settings.resolved_events_url
 
 
+ENTRY_MAX = 8
+"""The most runs one entry holds: a sweep that queues the hundreds of runs of a dead worker
+spreads them over the workers, as the API's sends of at most eight runs do."""
+
+
 class RunInbox:
     """The inbox of one flowloom instance (``claims.namespace``), in the claims' Redis."""
 
@@ -104,14 +115,21 @@ class RunInbox:
 
     async def put(self, run_ids: list[str], *, for_s: float, always: bool) -> list[bool]:
         """Mark each run queued (for ``for_s``) unless its key is set, and push those marked
-        (all of them with ``always``), in one round trip; for each run, whether it was pushed.
-        """
+        (all of them with ``always``), ``ENTRY_MAX`` to an entry, in one round trip; for each
+        run, whether it was pushed."""
         if not run_ids:
             return []
         keys = [self.claims.key(run_id) for run_id in run_ids]
         ttl_ms = max(1, round(for_s * 1000))
         found = await self.redis.eval(
-            _PUT, len(keys) + 1, self.key, *keys, ttl_ms, "1" if always else "0", *run_ids
+            _PUT,
+            len(keys) + 1,
+            self.key,
+            *keys,
+            ttl_ms,
+            "1" if always else "0",
+            ENTRY_MAX,
+            *run_ids,
         )
         return [int(value) == 1 for value in found]
 

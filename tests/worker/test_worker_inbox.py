@@ -22,7 +22,7 @@ from flowloom.storage.database import Database
 from flowloom.storage.enums import RunStatus
 from flowloom.worker.claims import QUEUED, RunClaims
 from flowloom.worker.host import WorkerHost
-from flowloom.worker.inbox import RunInbox
+from flowloom.worker.inbox import ENTRY_MAX, RunInbox
 from flowloom.worker.runs import RunQueue
 
 
@@ -63,6 +63,16 @@ async def test_runs_are_marked_and_pushed_as_one_entry_and_a_marked_run_is_not_p
     assert await queue.put_many(["c"], always=True) == ["c"]
     assert await claims.holder("c") == "worker-1", "the holder's claim stays"
     assert await _entries(inbox) == ["a b", "c", "c"]
+
+
+async def test_a_big_put_goes_in_entries_of_a_few_runs(claims: RunClaims) -> None:
+    inbox = RunInbox(claims)
+    run_ids = [f"r{n}" for n in range(2 * ENTRY_MAX + 3)]
+
+    assert await inbox.put(run_ids, for_s=5.0, always=False) == [True] * len(run_ids)
+    entries = await _entries(inbox)
+    assert [len(entry.split()) for entry in entries] == [ENTRY_MAX, ENTRY_MAX, 3]
+    assert " ".join(entries).split() == run_ids, "in order, each once"
 
 
 async def test_take_pops_and_claims_at_once_and_leaves_a_run_another_worker_holds(
