@@ -291,7 +291,7 @@ class WorkerHost:
             redis, namespace=settings.worker_queue, ttl_s=settings.worker_claim_ttl_s
         )
         inbox = RunInbox(engine.claims) if inbox_used(settings) else None
-        self._push = None if inbox is not None else task_push(settings)
+        self._push = task_push(settings)  # None with the inbox
         engine.queue = RunQueue(
             engine.claims,
             self._send,

@@ -147,7 +147,7 @@ class RemoteEngine(Engine):
             # several threads at once fails ("cannot import name 'Celery'") while the first
             # import is half done.
             inbox = RunInbox(claims) if inbox_used(settings) else None
-            self._push = None if inbox is not None else task_push(settings)
+            self._push = task_push(settings)  # None with the inbox
             send = None
             if inbox is None and self._push is None:
                 from flowloom.worker.celery_app import make_celery, task_sender
